@@ -1,0 +1,29 @@
+# make demo  -- create .venv if missing, install detforge, run the end-to-end demo
+# make test  -- create .venv if missing, install detforge with test tools, run the whole suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.detforge-installed
+DEMO_OUT ?= demo-run
+
+.PHONY: demo test lint bench-help clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# The exact torch/torchvision builds first, so no other build is ever pulled in.
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/detforge demo --out $(DEMO_OUT)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The ``detforge`` command line: one module per subcommand, listed in :mod:`detforge.cli.main`."""

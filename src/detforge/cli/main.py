@@ -1,0 +1,78 @@
+"""Entry point of the ``detforge`` command.
+
+Every subcommand is one module of this package exposing::
+
+    HELP: str                                   # one line for ``detforge --help``
+    DESCRIPTION: str                            # longer text for ``detforge CMD --help``
+    def add_arguments(parser: argparse.ArgumentParser) -> None
+    def run(args: argparse.Namespace) -> int    # the exit status
+
+Modules import their heavy dependencies (torch, matplotlib) inside ``run`` so that
+``detforge --help`` and ``detforge lists`` start fast. The table below is the whole registry:
+adding a command is adding a line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from detforge import __version__
+from detforge.errors import DetforgeError
+
+COMMANDS: dict[str, str] = {}
+"""Subcommand name -> module implementing it, in the order ``--help`` lists them."""
+
+
+def _load(name: str) -> ModuleType:
+    return importlib.import_module(COMMANDS[name])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="detforge",
+        description=(
+            "From a folder of labelled images to a trained, evaluated object detector. "
+            "Run 'detforge CMD --help' for the options of one command."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"detforge {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        mod = _load(name)
+        p = sub.add_parser(
+            name,
+            help=mod.HELP,
+            description=getattr(mod, "DESCRIPTION", mod.HELP),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 1 findings/failure, 2 usage or input error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args))
+    except DetforgeError as exc:
+        print(f"detforge {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"detforge {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+def main_exit() -> None:
+    """Console-script entry point: ``sys.exit(main())``."""
+    sys.exit(main())

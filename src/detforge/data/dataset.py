@@ -1,0 +1,295 @@
+"""The one in-memory dataset type every detforge component shares.
+
+A :class:`Dataset` is two column tables and a tuple of class names:
+
+* :class:`Images` -- one row per image: ``path`` (str), ``width``/``height`` (pixels, ``0`` when
+  unknown), ``split`` (``"train"``, ``"valid"``, ``"test"``, any other name, or ``""``),
+  ``group`` (sequence id for group-aware splits, ``""`` when none) and ``id`` (the source's image
+  id, e.g. a COCO ``image_id``; ``0..N-1`` when the source has none).
+* :class:`Boxes` -- one row per box: ``image`` (row index into :class:`Images`), ``cls``
+  (0-based class id into ``class_names``), ``coords`` ``(M, 4)`` float64 in ``format``
+  (a :class:`~detforge.data.boxes.BoxFormat`), and per-box flags ``crowd``, ``difficult``,
+  ``truncated``, ``area`` (the source's own area field, NaN when it has none) and ``score``
+  (NaN for ground truth, a confidence for predictions).
+
+Readers build one with :func:`make_dataset`; everything downstream treats it as immutable and
+returns new datasets (``select``, ``with_format`` ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from detforge.data.boxes import BoxFormat, convert_boxes
+
+SPLITS: tuple[str, ...] = ("train", "valid", "test")
+"""Canonical split names; readers map aliases (``val`` -> ``valid``), see ``canonical_split``."""
+
+_SPLIT_ALIASES = {"val": "valid", "validation": "valid", "eval": "valid", "trainval": "trainval"}
+
+
+def canonical_split(name: str) -> str:
+    """Map a split name from any framework to detforge's (``val`` -> ``valid``)."""
+    low = name.strip().lower()
+    return _SPLIT_ALIASES.get(low, low)
+
+
+def _obj(values: Iterable[Any]) -> NDArray[np.object_]:
+    """A 1-D object array of ``values`` (numpy would otherwise make fixed-width strings)."""
+    vals = list(values)
+    arr = np.empty(len(vals), dtype=object)
+    arr[:] = vals
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class Images:
+    """Column table of images; every array has shape ``(N,)``."""
+
+    path: NDArray[np.object_]
+    width: NDArray[np.int64]
+    height: NDArray[np.int64]
+    split: NDArray[np.object_]
+    group: NDArray[np.object_]
+    id: NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.path)
+
+    def take(self, idx: NDArray[np.int64]) -> Images:
+        return Images(**{k: getattr(self, k)[idx] for k in _IMAGE_COLUMNS})
+
+
+_IMAGE_COLUMNS = ("path", "width", "height", "split", "group", "id")
+
+
+@dataclass(frozen=True, eq=False)
+class Boxes:
+    """Column table of boxes; ``coords`` is ``(M, 4)``, every other array ``(M,)``."""
+
+    image: NDArray[np.int64]
+    cls: NDArray[np.int64]
+    coords: NDArray[np.float64]
+    format: BoxFormat
+    crowd: NDArray[np.bool_]
+    difficult: NDArray[np.bool_]
+    truncated: NDArray[np.bool_]
+    area: NDArray[np.float64]
+    score: NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return len(self.image)
+
+    def take(self, idx: NDArray[np.int64]) -> Boxes:
+        cols = {k: getattr(self, k)[idx] for k in _BOX_COLUMNS}
+        return Boxes(format=self.format, **cols)
+
+
+_BOX_COLUMNS = ("image", "cls", "coords", "crowd", "difficult", "truncated", "area", "score")
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Images, boxes and class names. See the module docstring for the columns."""
+
+    class_names: tuple[str, ...]
+    images: Images
+    boxes: Boxes
+    meta: dict[str, Any] = field(default_factory=dict)
+    """Free-form provenance (source path, reader notes); never needed to interpret the data."""
+
+    # ----------------------------------------------------------------- basic facts
+    @property
+    def num_images(self) -> int:
+        return len(self.images)
+
+    @property
+    def num_boxes(self) -> int:
+        return len(self.boxes)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def splits(self) -> list[str]:
+        """Split names present, canonical ones first in ``train, valid, test`` order."""
+        present = set(self.images.split.tolist())
+        ordered = [s for s in SPLITS if s in present]
+        return ordered + sorted(present - set(SPLITS))
+
+    def boxes_per_image(self) -> NDArray[np.int64]:
+        """``(N,)`` number of boxes on each image."""
+        return np.bincount(self.boxes.image, minlength=self.num_images).astype(np.int64)
+
+    # ----------------------------------------------------------------- conversions
+    def coords_as(self, fmt: BoxFormat) -> NDArray[np.float64]:
+        """Box coordinates ``(M, 4)`` in ``fmt``, using each box's image size when needed."""
+        img = self.boxes.image
+        return convert_boxes(
+            self.boxes.coords,
+            self.boxes.format,
+            BoxFormat(fmt),
+            widths=self.images.width[img],
+            heights=self.images.height[img],
+        )
+
+    def with_format(self, fmt: BoxFormat) -> Dataset:
+        """The same dataset with coordinates stored in ``fmt``."""
+        fmt = BoxFormat(fmt)
+        if fmt is self.boxes.format:
+            return self
+        if fmt.normalized != self.boxes.format.normalized and len(self.boxes):
+            used = np.unique(self.boxes.image)
+            if np.any(self.images.width[used] <= 0) or np.any(self.images.height[used] <= 0):
+                raise ValueError(
+                    "image sizes are unknown for some boxed images; read sizes first "
+                    "(detforge.data.imagesize.read_sizes) to change between normalized "
+                    "and pixel boxes"
+                )
+        boxes = replace(self.boxes, coords=self.coords_as(fmt), format=fmt)
+        return replace(self, boxes=boxes)
+
+    def select(self, image_idx: ArrayLike) -> Dataset:
+        """A dataset of the given images (indices or a boolean mask), boxes re-indexed."""
+        idx = np.asarray(image_idx)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        idx = idx.astype(np.int64)
+        remap = np.full(self.num_images, -1, dtype=np.int64)
+        remap[idx] = np.arange(len(idx), dtype=np.int64)
+        keep = np.flatnonzero(remap[self.boxes.image] >= 0)
+        boxes = self.boxes.take(keep)
+        # Keep boxes grouped in the new image order (stable within an image).
+        new_img = remap[boxes.image]
+        order = np.argsort(new_img, kind="stable")
+        boxes = boxes.take(order)
+        boxes = replace(boxes, image=new_img[order])
+        return replace(self, images=self.images.take(idx), boxes=boxes)
+
+    def split(self, name: str) -> Dataset:
+        """Only the images of split ``name`` (canonicalised, so ``val`` finds ``valid``)."""
+        return self.select(self.images.split == canonical_split(name))
+
+    def with_splits(self, split: ArrayLike) -> Dataset:
+        """The same dataset with a new ``(N,)`` split column."""
+        return replace(self, images=replace(self.images, split=_obj(np.asarray(split).tolist())))
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` if the column tables are inconsistent (a programming error)."""
+        n, m = self.num_images, self.num_boxes
+        for k in _IMAGE_COLUMNS:
+            if len(getattr(self.images, k)) != n:
+                raise ValueError(f"images.{k} has length {len(getattr(self.images, k))}, not {n}")
+        for k in _BOX_COLUMNS:
+            if len(getattr(self.boxes, k)) != m:
+                raise ValueError(f"boxes.{k} has length {len(getattr(self.boxes, k))}, not {m}")
+        if self.boxes.coords.shape != (m, 4):
+            raise ValueError(f"boxes.coords has shape {self.boxes.coords.shape}, not ({m}, 4)")
+        if m and (self.boxes.image.min() < 0 or self.boxes.image.max() >= n):
+            raise ValueError("boxes.image holds an index outside the image table")
+
+
+def make_dataset(
+    class_names: Sequence[str],
+    *,
+    paths: Sequence[str],
+    widths: ArrayLike | None = None,
+    heights: ArrayLike | None = None,
+    splits: Sequence[str] | str | None = None,
+    groups: Sequence[str] | None = None,
+    image_ids: ArrayLike | None = None,
+    box_image: ArrayLike = (),
+    box_cls: ArrayLike = (),
+    box_coords: ArrayLike | None = None,
+    box_format: BoxFormat = BoxFormat.CXCYWH_NORM,
+    crowd: ArrayLike | None = None,
+    difficult: ArrayLike | None = None,
+    truncated: ArrayLike | None = None,
+    area: ArrayLike | None = None,
+    score: ArrayLike | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Dataset:
+    """Build a :class:`Dataset` from plain sequences, filling defaults for missing columns.
+
+    ``splits`` may be one name for every image. Unknown sizes are ``0``. Boxes are stored
+    sorted by image (stable), which every reader and writer relies on.
+    """
+    n = len(paths)
+    m = len(np.asarray(box_image))
+
+    def col(v: ArrayLike | None, size: int, dtype: Any, fill: Any) -> NDArray[Any]:
+        if v is None:
+            return np.full(size, fill, dtype=dtype)
+        return np.asarray(v, dtype=dtype).reshape(size)
+
+    if isinstance(splits, str) or splits is None:
+        split_col = _obj([splits or ""] * n)
+    else:
+        split_col = _obj([canonical_split(s) for s in splits])
+    images = Images(
+        path=_obj([str(p) for p in paths]),
+        width=col(widths, n, np.int64, 0),
+        height=col(heights, n, np.int64, 0),
+        split=split_col,
+        group=_obj(groups) if groups is not None else _obj([""] * n),
+        id=col(image_ids, n, np.int64, 0)
+        if image_ids is not None
+        else np.arange(n, dtype=np.int64),
+    )
+    coords = (
+        np.zeros((0, 4), dtype=np.float64)
+        if box_coords is None
+        else np.asarray(box_coords, dtype=np.float64).reshape(m, 4)
+    )
+    boxes = Boxes(
+        image=col(box_image, m, np.int64, 0),
+        cls=col(box_cls, m, np.int64, 0),
+        coords=coords,
+        format=BoxFormat(box_format),
+        crowd=col(crowd, m, np.bool_, False),
+        difficult=col(difficult, m, np.bool_, False),
+        truncated=col(truncated, m, np.bool_, False),
+        area=col(area, m, np.float64, np.nan),
+        score=col(score, m, np.float64, np.nan),
+    )
+    if m and np.any(np.diff(boxes.image) < 0):
+        boxes = boxes.take(np.argsort(boxes.image, kind="stable"))
+    ds = Dataset(tuple(class_names), images, boxes, dict(meta or {}))
+    ds.validate()
+    return ds
+
+
+def concat_datasets(parts: Sequence[Dataset]) -> Dataset:
+    """Stack datasets that share class names and box format (e.g. one per split)."""
+    if not parts:
+        raise ValueError("nothing to concatenate")
+    first = parts[0]
+    if any(p.class_names != first.class_names for p in parts):
+        raise ValueError("cannot concatenate datasets with different class names")
+    offsets = np.cumsum([0] + [p.num_images for p in parts[:-1]])
+    img_cols = {k: np.concatenate([getattr(p.images, k) for p in parts]) for k in _IMAGE_COLUMNS}
+    parts_f = [
+        p if p.boxes.format is first.boxes.format else p.with_format(first.boxes.format)
+        for p in parts
+    ]
+    box_cols: dict[str, Any] = {
+        k: np.concatenate([getattr(p.boxes, k) for p in parts_f]) for k in _BOX_COLUMNS
+    }
+    box_cols["image"] = np.concatenate(
+        [p.boxes.image + o for p, o in zip(parts_f, offsets, strict=False)]
+    )
+    box_cols["coords"] = box_cols["coords"].reshape(-1, 4)
+    meta: dict[str, Any] = {}
+    for p in parts:
+        meta.update(p.meta)
+    return Dataset(
+        first.class_names,
+        Images(**img_cols),
+        Boxes(format=first.boxes.format, **box_cols),
+        meta,
+    )

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detforge.data.boxes import BoxFormat
+from detforge.data.dataset import canonical_split, concat_datasets, make_dataset
+
+
+def _tiny():
+    return make_dataset(
+        ["cat", "dog"],
+        paths=["a.jpg", "b.jpg", "c.jpg"],
+        widths=[100, 200, 50],
+        heights=[50, 100, 50],
+        splits=["train", "val", "train"],
+        box_image=[2, 0, 0],
+        box_cls=[1, 0, 1],
+        box_coords=[[0.5, 0.5, 1.0, 1.0], [0.5, 0.5, 0.2, 0.2], [0.1, 0.1, 0.1, 0.1]],
+    )
+
+
+def test_boxes_sorted_by_image_and_split_canonical() -> None:
+    ds = _tiny()
+    assert ds.boxes.image.tolist() == [0, 0, 2]
+    assert ds.boxes.cls.tolist() == [0, 1, 1]
+    assert ds.images.split.tolist() == ["train", "valid", "train"]
+    assert ds.splits() == ["train", "valid"]
+    assert canonical_split("VAL") == "valid"
+
+
+def test_select_reindexes_boxes() -> None:
+    ds = _tiny()
+    sub = ds.select([2, 0])
+    assert sub.images.path.tolist() == ["c.jpg", "a.jpg"]
+    assert sub.boxes.image.tolist() == [0, 1, 1]
+    assert sub.boxes.cls.tolist() == [1, 0, 1]
+    assert ds.split("val").num_images == 1
+    assert ds.split("val").num_boxes == 0
+
+
+def test_with_format_uses_each_image_size() -> None:
+    ds = _tiny().with_format(BoxFormat.XYXY_PIXEL)
+    np.testing.assert_allclose(ds.boxes.coords[2], [0, 0, 50, 50])
+    np.testing.assert_allclose(ds.boxes.coords[0], [40, 20, 60, 30])
+    back = ds.with_format(BoxFormat.CXCYWH_NORM)
+    np.testing.assert_allclose(back.boxes.coords, _tiny().boxes.coords)
+
+
+def test_with_format_needs_sizes() -> None:
+    ds = make_dataset(
+        ["x"], paths=["a.jpg"], box_image=[0], box_cls=[0], box_coords=[[0.5, 0.5, 0.1, 0.1]]
+    )
+    with pytest.raises(ValueError, match="image sizes are unknown"):
+        ds.with_format(BoxFormat.XYXY_PIXEL)
+
+
+def test_concat_offsets_images() -> None:
+    ds = _tiny()
+    both = concat_datasets([ds.split("train"), ds.split("valid")])
+    assert both.num_images == 3 and both.num_boxes == 3
+    assert both.images.path[both.boxes.image].tolist() == ["a.jpg", "a.jpg", "c.jpg"]
