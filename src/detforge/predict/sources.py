@@ -1,0 +1,277 @@
+"""Where images to predict on come from: one image, a folder, an image list, a ``.data`` split,
+or a video file.
+
+:func:`open_source` inspects the argument and returns a :class:`Source`; iterating it yields
+:class:`Frame` objects holding ``(H, W, 3)`` uint8 RGB arrays, one at a time, so a long video
+never sits in memory. Images are decoded with Pillow as stored (no EXIF rotation: Darknet and
+most labelling tools annotate the stored pixels). Videos are decoded with PyAV (the ``video``
+extra) and can be thinned with ``every=N`` (frames ``0, N, 2N, ...``).
+
+Source syntax:
+
+* ``img.jpg`` -- one image;
+* ``folder/`` -- every image below it (recursively, sorted by path);
+* ``list.txt`` -- an image list, one path per line (``#`` comments and blank lines skipped,
+  relative paths resolved against the list's folder);
+* ``obj.data`` with ``split="valid"``, or ``obj.data:valid`` -- the image list a ``.data``
+  file names for that split (``train``, ``valid`` or ``test``);
+* ``clip.mp4`` (any video container FFmpeg reads) -- its frames.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from detforge.errors import DetforgeError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
+)
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """One image to predict on.
+
+    ``image`` is ``(H, W, 3)`` uint8 RGB. ``name`` is a file-name stem unique within the source
+    (the image stem, or ``<video stem>_<frame index, 6 digits>``) used for output files.
+    ``path`` is the image file (``None`` for video frames and in-memory images); ``index`` is
+    the position in the source (the frame number for videos, counting every decoded frame).
+    """
+
+    image: NDArray[np.uint8]
+    name: str
+    path: str | None
+    index: int
+
+
+def load_image(path: str | os.PathLike[str]) -> NDArray[np.uint8]:
+    """Decode an image file to ``(H, W, 3)`` uint8 RGB (DetforgeError if missing/corrupt)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except FileNotFoundError:
+        raise DetforgeError("image not found", path=path) from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DetforgeError(
+            f"cannot decode image ({exc}); it may be truncated or not an image. "
+            "'detforge check --deep' lists every such file",
+            path=path,
+        ) from None
+
+
+def _import_av() -> Any:
+    try:
+        import av
+    except ImportError:
+        raise DetforgeError(
+            "reading or writing video needs PyAV; install it with: pip install 'detforge[video]'"
+        ) from None
+    return av
+
+
+def _unique_names(paths: Sequence[str]) -> list[str]:
+    """Output stems for ``paths``: file stems, made unique by the parent folder name or a count."""
+    stems = [Path(p).stem for p in paths]
+    seen: dict[str, int] = {}
+    for s in stems:
+        seen[s] = seen.get(s, 0) + 1
+    names: list[str] = []
+    used: set[str] = set()
+    for p, s in zip(paths, stems, strict=True):
+        name = s if seen[s] == 1 else f"{Path(p).parent.name}_{s}"
+        base, k = name, 1
+        while name in used:
+            k += 1
+            name = f"{base}_{k}"
+        used.add(name)
+        names.append(name)
+    return names
+
+
+@dataclass(frozen=True, eq=False)
+class Source:
+    """A sequence of frames: image files (``kind="images"``) or one video (``kind="video"``).
+
+    ``len(source)`` is the number of frames iteration yields (for videos it is computed from
+    the container's frame count and may be an estimate when the container does not store one).
+    """
+
+    kind: Literal["images", "video"]
+    paths: tuple[str, ...] = ()
+    video: str | None = None
+    every: int = 1
+    description: str = ""
+
+    def __len__(self) -> int:
+        if self.kind == "images":
+            return len(self.paths)
+        n = video_frame_count(self.video or "")
+        return 0 if n is None else (n + self.every - 1) // self.every
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self.kind == "images":
+            for path, name, i in zip(
+                self.paths, _unique_names(self.paths), range(len(self.paths)), strict=True
+            ):
+                yield Frame(load_image(path), name, path, i)
+        else:
+            yield from iter_video(self.video or "", every=self.every)
+
+    @property
+    def fps(self) -> float:
+        """Frames per second of the video (``0.0`` for images)."""
+        if self.kind != "video" or self.video is None:
+            return 0.0
+        av = _import_av()
+        with av.open(self.video) as container:
+            rate = container.streams.video[0].average_rate
+            return float(rate) if rate else 25.0
+
+
+def video_frame_count(path: str) -> int | None:
+    """Frames in the first video stream per the container, else by decoding; ``None`` if empty."""
+    av = _import_av()
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                raise DetforgeError("file has no video stream", path=path)
+            stream = container.streams.video[0]
+            if stream.frames:
+                return int(stream.frames)
+            return sum(1 for pkt in container.demux(stream) if pkt.size) or None
+    except av.error.FFmpegError as exc:
+        raise DetforgeError(f"cannot read video: {exc}", path=path) from None
+
+
+def iter_video(path: str, *, every: int = 1) -> Iterator[Frame]:
+    """Decode frames ``0, every, 2*every, ...`` of the first video stream as RGB frames."""
+    if every < 1:
+        raise DetforgeError(f"--every must be 1 or more, got {every}")
+    av = _import_av()
+    stem = Path(path).stem
+    try:
+        container = av.open(path)
+    except av.error.FFmpegError as exc:
+        raise DetforgeError(f"cannot open video: {exc}", path=path) from None
+    with container:
+        if not container.streams.video:
+            raise DetforgeError("file has no video stream", path=path)
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for i, frame in enumerate(container.decode(stream)):
+                if i % every:
+                    continue
+                rgb = frame.to_ndarray(format="rgb24")
+                yield Frame(np.ascontiguousarray(rgb, dtype=np.uint8), f"{stem}_{i:06d}", None, i)
+        except av.error.FFmpegError as exc:
+            raise DetforgeError(f"video decoding failed: {exc}", path=path) from None
+
+
+def _images_in_folder(folder: Path) -> list[str]:
+    found = [
+        str(p)
+        for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")
+    ]
+    return sorted(found)
+
+
+def _split_data_arg(source: str, split: str | None) -> tuple[str, str | None]:
+    """``"obj.data:valid"`` -> ``("obj.data", "valid")``; leaves Windows drives alone."""
+    head, sep, tail = source.rpartition(":")
+    if sep and head.lower().endswith(".data") and tail and "/" not in tail and "\\" not in tail:
+        if split is not None and split != tail:
+            raise DetforgeError(f"split given twice: {tail!r} in the source and --split {split}")
+        return head, tail
+    return source, split
+
+
+def data_split_paths(
+    data_path: str, split: str, *, path_map: Sequence[tuple[str, str]] = ()
+) -> list[str]:
+    """Image paths of ``split`` (``train``/``valid``/``test``) of a Darknet ``.data`` file."""
+    from detforge.data.dataset import canonical_split
+    from detforge.formats.darknet import read_data_file, read_image_list
+
+    key = canonical_split(split)
+    if key not in ("train", "valid", "test"):
+        raise DetforgeError(f"unknown split {split!r}; use train, valid or test")
+    datafile = read_data_file(data_path, path_map=path_map)
+    listed: str | None = getattr(datafile, key)
+    if not listed:
+        raise DetforgeError(f"the .data file has no {key}= entry", path=data_path)
+    if not Path(listed).is_file():
+        raise DetforgeError(
+            f"the {key} image list {listed} does not exist; fix the {key}= line or use "
+            "--path-map OLD=NEW if the dataset moved",
+            path=data_path,
+            line=datafile.lines.get(key),
+        )
+    return list(read_image_list(listed, path_map=path_map))
+
+
+def open_source(
+    source: str | os.PathLike[str],
+    *,
+    split: str | None = None,
+    every: int = 1,
+    path_map: Sequence[tuple[str, str]] = (),
+) -> Source:
+    """Work out what ``source`` is (see the module docstring) and return it as a :class:`Source`.
+
+    ``every`` thins videos (and is an error for image sources unless 1). Raises DetforgeError
+    for a missing path, an unknown file type, an empty folder or list, or a ``.data`` file
+    without the split.
+    """
+    if every < 1:
+        raise DetforgeError(f"--every must be 1 or more, got {every}")
+    src, split = _split_data_arg(os.fspath(source), split)
+    p = Path(src)
+    if not p.exists():
+        raise DetforgeError(
+            "source not found: give an image, folder, image list, .data or video", path=src
+        )
+    suffix = p.suffix.lower()
+    if p.is_dir():
+        paths = _images_in_folder(p)
+        what = f"folder {src}"
+    elif suffix == ".data":
+        paths = data_split_paths(src, split or "valid", path_map=path_map)
+        what = f"{src} split {split or 'valid'}"
+    elif suffix in (".txt", ".list", ".lst"):
+        from detforge.formats.darknet import read_image_list
+
+        paths = read_image_list(src, path_map=path_map)
+        what = f"image list {src}"
+    elif suffix in IMAGE_SUFFIXES:
+        paths = [src]
+        what = f"image {src}"
+    elif suffix in VIDEO_SUFFIXES:
+        _import_av()
+        return Source("video", video=src, every=every, description=f"video {src}")
+    else:
+        raise DetforgeError(
+            f"don't know how to read {suffix or 'a file without suffix'} as a source; give an "
+            f"image ({', '.join(sorted(IMAGE_SUFFIXES))}), a folder, an image list (.txt), "
+            f"a .data file or a video ({', '.join(sorted(VIDEO_SUFFIXES))})",
+            path=src,
+        )
+    if split is not None and suffix != ".data":
+        raise DetforgeError("--split only applies to a .data source", path=src)
+    if every != 1:
+        raise DetforgeError("--every only applies to a video source", path=src)
+    if not paths:
+        raise DetforgeError(f"no images found in {what}", path=src)
+    return Source("images", paths=tuple(paths), description=what)

@@ -1,0 +1,206 @@
+"""Writing predictions: Darknet-style txt files, COCO results JSON, annotated images and video.
+
+Every file is written atomically (a temporary name renamed into place), so an interrupted run
+never leaves a half-written label file or a truncated picture behind.
+
+* :func:`darknet_lines` -- ``class cx cy w h conf`` lines, coordinates normalised to the image
+  (the format ``darknet detector test -save_labels`` and Ultralytics ``--save-txt --save-conf``
+  write), one file per image;
+* :func:`coco_results` -- the COCO *results* format (a JSON list of
+  ``{"image_id", "category_id", "bbox": [x, y, w, h] pixels, "score"}``) that
+  ``detforge eval`` and pycocotools' ``COCO.loadRes`` read;
+* :func:`save_image` and :class:`VideoWriter` -- annotated pictures and video (PyAV).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from detforge.errors import DetforgeError
+from detforge.utils.io import atomic_open, atomic_write_text
+
+
+def darknet_lines(
+    boxes: ArrayLike, classes: ArrayLike, scores: ArrayLike, width: int, height: int
+) -> str:
+    """``(K, 4)`` xyxy pixel boxes on a ``width x height`` image -> text, one
+    ``class cx cy w h conf`` line per box (normalised coordinates, 6 decimals)."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    c = np.asarray(classes, dtype=np.int64).reshape(-1)
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if not len(b):
+        return ""
+    if width <= 0 or height <= 0:
+        raise ValueError("image size is needed to normalise boxes")
+    cx = (b[:, 0] + b[:, 2]) / 2 / width
+    cy = (b[:, 1] + b[:, 3]) / 2 / height
+    w = (b[:, 2] - b[:, 0]) / width
+    h = (b[:, 3] - b[:, 1]) / height
+    return "".join(
+        f"{int(c[i])} {cx[i]:.6f} {cy[i]:.6f} {w[i]:.6f} {h[i]:.6f} {s[i]:.6f}\n"
+        for i in range(len(b))
+    )
+
+
+def write_darknet_txt(
+    path: str | os.PathLike[str],
+    boxes: ArrayLike,
+    classes: ArrayLike,
+    scores: ArrayLike,
+    width: int,
+    height: int,
+) -> None:
+    """Write :func:`darknet_lines` to ``path`` (an empty file for an image without detections)."""
+    atomic_write_text(path, darknet_lines(boxes, classes, scores, width, height))
+
+
+def coco_results(
+    image_id: int | str,
+    boxes: ArrayLike,
+    classes: ArrayLike,
+    scores: ArrayLike,
+    *,
+    category_ids: Sequence[int] | None = None,
+) -> list[dict[str, Any]]:
+    """COCO result records for one image. ``boxes`` are ``(K, 4)`` xyxy pixels; ``bbox`` is
+    written as ``[x, y, w, h]`` pixels rounded to 3 decimals, ``score`` to 5.
+
+    ``category_ids[c]`` is the id written for class ``c`` (default: the 0-based class index,
+    which is what ``detforge eval`` expects for datasets without their own category ids).
+    """
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    c = np.asarray(classes, dtype=np.int64).reshape(-1)
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    out = []
+    for i in range(len(b)):
+        x1, y1, x2, y2 = (float(v) for v in b[i])
+        cls = int(c[i])
+        out.append(
+            {
+                "image_id": image_id,
+                "category_id": int(category_ids[cls]) if category_ids is not None else cls,
+                "bbox": [round(x1, 3), round(y1, 3), round(x2 - x1, 3), round(y2 - y1, 3)],
+                "score": round(float(s[i]), 5),
+            }
+        )
+    return out
+
+
+def write_coco_results(path: str | os.PathLike[str], records: Sequence[dict[str, Any]]) -> None:
+    """Write COCO result records as a JSON list (one record per line, so diffs stay readable)."""
+    body = ",\n".join(json.dumps(r, separators=(",", ":")) for r in records)
+    atomic_write_text(path, "[\n" + body + "\n]\n" if records else "[]\n")
+
+
+def save_image(path: str | os.PathLike[str], image: Any, *, quality: int = 90) -> None:
+    """Save a Pillow image atomically; the format follows the suffix (JPEG at ``quality``)."""
+    p = Path(path)
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP"}.get(
+        p.suffix.lower()
+    )
+    if fmt is None:
+        raise DetforgeError("unsupported picture suffix; use .jpg, .png, .webp or .bmp", path=p)
+    kwargs: dict[str, Any] = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    with atomic_open(p, "wb") as f:
+        image.save(f, format=fmt, **kwargs)
+
+
+class VideoWriter:
+    """Write ``(H, W, 3)`` uint8 RGB frames to a video file with PyAV (H.264 when available,
+    else MPEG-4 Part 2), atomically: frames go to a temporary file renamed on :meth:`close`.
+
+    Frame sizes are padded to even numbers (a requirement of the yuv420p pixel format) with
+    black; every frame must have the size of the first. Use as a context manager; an exception
+    inside the ``with`` block discards the partial file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, fps: float = 25.0) -> None:
+        from detforge.predict.sources import _import_av
+
+        self._av = _import_av()
+        self.path = Path(path)
+        self.fps = fps if fps > 0 else 25.0
+        self.frames = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.stem}.", suffix=self.path.suffix or ".mp4", dir=self.path.parent
+        )
+        os.close(fd)
+        self._tmp = Path(tmp)
+        self._container: Any = None
+        self._stream: Any = None
+        self._size: tuple[int, int] | None = None
+
+    def _open(self, width: int, height: int) -> None:
+        from fractions import Fraction
+
+        av = self._av
+        self._container = av.open(str(self._tmp), mode="w")
+        codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+        rate = Fraction(self.fps).limit_denominator(1001)
+        self._stream = self._container.add_stream(codec, rate=rate)
+        self._stream.width, self._stream.height = width + width % 2, height + height % 2
+        self._stream.pix_fmt = "yuv420p"
+        if codec == "libx264":
+            self._stream.options = {"crf": "23", "preset": "veryfast"}
+        self._size = (width, height)
+
+    def write(self, frame: ArrayLike) -> None:
+        """Append one ``(H, W, 3)`` uint8 RGB frame."""
+        arr = np.asarray(frame, dtype=np.uint8)
+        h, w = arr.shape[:2]
+        if self._size is None:
+            self._open(w, h)
+        elif self._size != (w, h):
+            raise ValueError(f"frame size {w}x{h} differs from the first frame's {self._size}")
+        if w % 2 or h % 2:
+            arr = np.pad(arr, ((0, h % 2), (0, w % 2), (0, 0)))
+        vf = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
+        for packet in self._stream.encode(vf):
+            self._container.mux(packet)
+        self.frames += 1
+
+    def close(self) -> None:
+        """Flush the encoder and move the finished file to ``path``."""
+        if self._container is None:
+            with contextlib.suppress(OSError):
+                self._tmp.unlink()
+            raise DetforgeError("no frames to write", path=self.path)
+        for packet in self._stream.encode():
+            self._container.mux(packet)
+        self._container.close()
+        self._container = None
+        os.replace(self._tmp, self.path)
+
+    def discard(self) -> None:
+        """Stop and remove the partial file."""
+        if self._container is not None:
+            with contextlib.suppress(Exception):
+                self._container.close()
+            self._container = None
+        with contextlib.suppress(OSError):
+            self._tmp.unlink()
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
