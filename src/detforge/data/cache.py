@@ -1,0 +1,226 @@
+"""The dataset index cache: per-file records that stay valid while a file's size and mtime do.
+
+Every record is keyed by the file's path and is used only while ``(size, mtime_ns)`` from
+``os.stat`` still match what was stored, so the cache is never stale (unlike a hash of summed
+sizes). Tables live in the cache folder -- ``$DETFORGE_CACHE``, else
+``$XDG_CACHE_HOME/detforge``, else ``~/.cache/detforge`` -- never in the user's dataset folder;
+when the cache folder cannot be written the cache is silently skipped.
+
+One cache file holds one table for one ``(source, kind)``: ``kind`` names the producer
+(``"darknet"`` for :func:`detforge.formats.darknet.read_darknet`, ``"check"`` for the checker's
+per-file results...). A table has fixed columns (one value, or a fixed-shape row, per file) and
+ragged columns (a variable number of rows per file, e.g. the boxes of a label file)::
+
+    cache = FileIndexCache.for_source(source, kind="check")
+    size, mtime = stat_files(paths)
+    rows, fresh = cache.lookup(paths, size, mtime)   # rows into the stored table, (N,) bool
+    old = cache.column("width")[rows[fresh]]         # reuse fresh records ...
+    cache.store(paths, size, mtime, columns={...}, ragged={...})   # ... save the new table
+
+Files are ``.npz`` (``allow_pickle=False``), written atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from detforge.utils.io import atomic_open
+
+CACHE_VERSION = 1
+_SEP = "\0"  # cannot occur in a path
+
+
+def default_cache_dir() -> Path:
+    """``$DETFORGE_CACHE``, else ``$XDG_CACHE_HOME/detforge``, else ``~/.cache/detforge``."""
+    env = os.environ.get("DETFORGE_CACHE")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "detforge"
+
+
+def stat_files(paths: Sequence[str]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """``size (N,)`` bytes and ``mtime_ns (N,)`` of each path; ``-1`` for both where the path
+    is missing or not a regular file."""
+    n = len(paths)
+    size = np.full(n, -1, dtype=np.int64)
+    mtime = np.full(n, -1, dtype=np.int64)
+    st = os.stat
+    for i, p in enumerate(paths):
+        try:
+            s = st(p)
+        except (OSError, ValueError):
+            continue
+        if s.st_mode & 0o170000 == 0o100000:  # S_ISREG
+            size[i] = s.st_size
+            mtime[i] = s.st_mtime_ns
+    return size, mtime
+
+
+def encode_strings(values: Sequence[str]) -> NDArray[np.uint8]:
+    """Pack strings into one byte array (for ``.npz`` without pickle)."""
+    return np.frombuffer(_SEP.join(values).encode("utf-8", "surrogateescape"), dtype=np.uint8)
+
+
+def decode_strings(blob: NDArray[np.uint8], n: int) -> list[str]:
+    """Inverse of :func:`encode_strings` for ``n`` strings."""
+    if n == 0:
+        return []
+    return blob.tobytes().decode("utf-8", "surrogateescape").split(_SEP)
+
+
+def gather_ragged(
+    values: NDArray[Any], counts: NDArray[np.int64], rows: NDArray[np.int64]
+) -> tuple[NDArray[Any], NDArray[np.int64]]:
+    """Rows ``rows`` of a ragged column (``values`` stacked, ``counts (N,)`` per file).
+
+    Returns the selected ``values`` (concatenated in ``rows`` order) and their ``counts``.
+    """
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    c = counts[rows]
+    total = int(c.sum())
+    if total == 0:
+        return values[:0], c
+    # index = start of each selected row repeated, plus 0..count-1 within the row
+    first = np.repeat(starts[rows], c)
+    within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(c) - c, c)
+    return values[first + within], c
+
+
+class FileIndexCache:
+    """One cached table of per-file records (see the module docstring for the workflow)."""
+
+    def __init__(self, file: Path) -> None:
+        self.file = file
+        self.paths: list[str] = []
+        self.size = np.zeros(0, dtype=np.int64)
+        self.mtime_ns = np.zeros(0, dtype=np.int64)
+        self._columns: dict[str, NDArray[Any]] = {}
+        self._ragged: dict[str, tuple[NDArray[Any], NDArray[np.int64]]] = {}
+        self._strings: dict[str, list[str]] = {}
+        self._load()
+
+    @classmethod
+    def for_source(
+        cls, source: str | os.PathLike[str], *, kind: str, cache_dir: Path | None = None
+    ) -> FileIndexCache:
+        """The cache table of ``kind`` for the dataset at ``source`` (any path naming it)."""
+        key = os.path.abspath(os.fspath(source))
+        digest = hashlib.sha1(key.encode("utf-8", "surrogateescape")).hexdigest()[:20]
+        base = default_cache_dir() if cache_dir is None else Path(cache_dir)
+        return cls(base / f"{kind}-v{CACHE_VERSION}-{digest}.npz")
+
+    # ------------------------------------------------------------------ reading
+    def _load(self) -> None:
+        try:
+            with np.load(self.file, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError):
+            return  # no cache yet, or unreadable: behave as empty
+        try:
+            n = int(data.pop("__n__"))
+            self.paths = decode_strings(data.pop("__paths__"), n)
+            self.size = data.pop("__size__")
+            self.mtime_ns = data.pop("__mtime__")
+            for k, v in data.items():
+                kind, _, name = k.partition(":")
+                if kind == "c":
+                    self._columns[name] = v
+                elif kind == "s":
+                    self._strings[name] = decode_strings(v, n)
+                elif kind == "rv":
+                    self._ragged[name] = (v, data["rc:" + name])
+        except (KeyError, ValueError):
+            self.paths, self._columns, self._ragged, self._strings = [], {}, {}, {}
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def lookup(
+        self, paths: Sequence[str], size: NDArray[np.int64], mtime_ns: NDArray[np.int64]
+    ) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+        """Match ``paths`` against the stored table.
+
+        Returns ``rows (N,)`` (index into the stored table, ``-1`` when absent) and
+        ``fresh (N,)``: stored, and stored size and mtime equal ``size``/``mtime_ns``
+        (missing files, ``-1``, are never fresh).
+        """
+        index = {p: i for i, p in enumerate(self.paths)}
+        rows = np.fromiter((index.get(p, -1) for p in paths), dtype=np.int64, count=len(paths))
+        fresh = rows >= 0
+        if len(self.paths):
+            r = np.where(fresh, rows, 0)
+            fresh &= (self.size[r] == size) & (self.mtime_ns[r] == mtime_ns) & (size >= 0)
+        return rows, fresh
+
+    def column(self, name: str) -> NDArray[Any]:
+        """A stored fixed column, ``(len(self), ...)``; ``KeyError`` when absent."""
+        return self._columns[name]
+
+    def strings(self, name: str) -> list[str]:
+        """A stored string column."""
+        return self._strings[name]
+
+    def ragged(self, name: str, rows: NDArray[np.int64]) -> tuple[NDArray[Any], NDArray[np.int64]]:
+        """Values and per-row counts of a stored ragged column for ``rows``."""
+        values, counts = self._ragged[name]
+        return gather_ragged(values, counts, rows)
+
+    def has(self, name: str) -> bool:
+        return name in self._columns or name in self._ragged or name in self._strings
+
+    # ------------------------------------------------------------------ writing
+    def store(
+        self,
+        paths: Sequence[str],
+        size: NDArray[np.int64],
+        mtime_ns: NDArray[np.int64],
+        *,
+        columns: Mapping[str, NDArray[Any]] | None = None,
+        strings: Mapping[str, Sequence[str]] | None = None,
+        ragged: Mapping[str, tuple[NDArray[Any], NDArray[np.int64]]] | None = None,
+    ) -> bool:
+        """Replace the table with these records and write it (atomically).
+
+        ``columns``: name -> ``(N, ...)`` numeric array; ``strings``: name -> ``N`` strings;
+        ``ragged``: name -> ``(values (T, ...), counts (N,))``. Returns False (and keeps the
+        in-memory table) when the cache folder cannot be written.
+        """
+        n = len(paths)
+        arrays: dict[str, NDArray[Any]] = {
+            "__n__": np.asarray(n, dtype=np.int64),
+            "__paths__": encode_strings(paths),
+            "__size__": np.asarray(size, dtype=np.int64),
+            "__mtime__": np.asarray(mtime_ns, dtype=np.int64),
+        }
+        for k, v in (columns or {}).items():
+            arrays["c:" + k] = np.asarray(v)
+        for k, s in (strings or {}).items():
+            arrays["s:" + k] = encode_strings(s)
+        for k, (vals, counts) in (ragged or {}).items():
+            arrays["rv:" + k] = np.asarray(vals)
+            arrays["rc:" + k] = np.asarray(counts, dtype=np.int64)
+        self.paths = list(paths)
+        self.size, self.mtime_ns = arrays["__size__"], arrays["__mtime__"]
+        self._columns = {k[2:]: v for k, v in arrays.items() if k.startswith("c:")}
+        self._strings = {k: list(s) for k, s in (strings or {}).items()}
+        self._ragged = {k: (arrays["rv:" + k], arrays["rc:" + k]) for k in (ragged or {})}
+        try:
+            with atomic_open(self.file, "wb") as f:
+                np.savez(f, **arrays)  # type: ignore[arg-type]
+        except OSError:
+            return False
+        return True
+
+    def clear(self) -> None:
+        """Delete the cache file."""
+        with contextlib.suppress(OSError):
+            self.file.unlink()

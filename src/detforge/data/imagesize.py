@@ -1,0 +1,257 @@
+"""Image width and height from the file header, without decoding pixels.
+
+Supported: JPEG (baseline, progressive, lossless SOF markers), PNG, GIF, BMP, WEBP (lossy,
+lossless, extended) and TIFF. JPEG and TIFF EXIF orientation is read and *applied*:
+orientations 5-8 (rotated by 90 degrees) swap width and height, so the reported size is the
+size the image is displayed at (what ``PIL.ImageOps.exif_transpose`` gives). Code that decodes
+pixels for labels or training must apply the same transpose to agree with these sizes.
+
+:func:`read_image_header` reads one file and raises :class:`DetforgeError`;
+:func:`read_sizes` reads many in parallel threads and returns per-file errors instead.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+from numpy.typing import NDArray
+
+from detforge.errors import DetforgeError
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".dib", ".webp", ".tif", ".tiff"}
+)
+"""Lower-case suffixes detforge treats as images when scanning folders."""
+
+_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """Size of an image as displayed (EXIF orientation applied), in pixels.
+
+    ``format`` is ``"jpeg"``, ``"png"``, ``"gif"``, ``"bmp"``, ``"webp"`` or ``"tiff"``;
+    ``orientation`` the EXIF value 1-8 (1 when absent); ``raw_width``/``raw_height`` the stored
+    size before orientation.
+    """
+
+    width: int
+    height: int
+    format: str
+    orientation: int = 1
+
+    @property
+    def raw_width(self) -> int:
+        return self.height if self.orientation >= 5 else self.width
+
+    @property
+    def raw_height(self) -> int:
+        return self.width if self.orientation >= 5 else self.height
+
+
+class _Bad(Exception):
+    """Internal: header is not what it claims (turned into a DetforgeError)."""
+
+
+def _read(f: BinaryIO, n: int) -> bytes:
+    b = f.read(n)
+    if len(b) != n:
+        raise _Bad("file ends inside the header (truncated?)")
+    return b
+
+
+def _tiff_orientation_and_size(buf: bytes) -> tuple[int, int, int]:
+    """``(orientation, width, height)`` from a TIFF structure (EXIF block or TIFF file);
+    width/height are 0 when absent. Reads IFD0 only."""
+    if len(buf) < 8 or buf[:2] not in (b"II", b"MM"):
+        raise _Bad("bad TIFF/EXIF byte order")
+    end = "<" if buf[:2] == b"II" else ">"
+    (ifd,) = struct.unpack_from(end + "I", buf, 4)
+    if ifd + 2 > len(buf):
+        raise _Bad("EXIF directory outside the block")
+    (count,) = struct.unpack_from(end + "H", buf, ifd)
+    orient, width, height = 1, 0, 0
+    for i in range(count):
+        off = ifd + 2 + 12 * i
+        if off + 12 > len(buf):
+            break
+        tag, typ = struct.unpack_from(end + "HH", buf, off)
+        if typ == 3:  # SHORT
+            (val,) = struct.unpack_from(end + "H", buf, off + 8)
+        elif typ == 4:  # LONG
+            (val,) = struct.unpack_from(end + "I", buf, off + 8)
+        else:
+            continue
+        if tag == 274:
+            orient = val if 1 <= val <= 8 else 1
+        elif tag == 256:
+            width = val
+        elif tag == 257:
+            height = val
+    return orient, width, height
+
+
+def _jpeg(f: BinaryIO) -> tuple[int, int, int]:
+    orient = 1
+    size: tuple[int, int] | None = None
+    while True:
+        b = f.read(1)
+        if not b:
+            break
+        if b != b"\xff":
+            continue  # tolerate garbage between segments, like decoders do
+        m = _read(f, 1)[0]
+        while m == 0xFF:
+            m = _read(f, 1)[0]
+        if m in (0xD8, 0x01) or 0xD0 <= m <= 0xD7:
+            continue
+        if m == 0xD9:
+            break
+        (length,) = struct.unpack(">H", _read(f, 2))
+        if length < 2:
+            raise _Bad("corrupt JPEG segment length")
+        if m in _SOF:
+            seg = _read(f, length - 2)
+            h, w = struct.unpack_from(">HH", seg, 1)
+            size = (w, h)
+            break
+        if m == 0xE1 and orient == 1:
+            seg = _read(f, length - 2)
+            if seg.startswith(b"Exif\x00\x00"):
+                try:
+                    orient = _tiff_orientation_and_size(seg[6:])[0]
+                except (_Bad, struct.error):
+                    orient = 1  # a broken EXIF block does not make the image unreadable
+        else:
+            f.seek(length - 2, os.SEEK_CUR)
+        if m == 0xDA:
+            break
+    if size is None:
+        raise _Bad("no JPEG frame header (SOF) found")
+    return size[0], size[1], orient
+
+
+def _webp(head: bytes) -> tuple[int, int]:
+    chunk = head[12:16]
+    if chunk == b"VP8 ":
+        if head[23:26] != b"\x9d\x01\x2a":
+            raise _Bad("bad VP8 start code")
+        w, h = struct.unpack_from("<HH", head, 26)
+        return w & 0x3FFF, h & 0x3FFF
+    if chunk == b"VP8L":
+        if head[20] != 0x2F:
+            raise _Bad("bad VP8L signature")
+        (bits,) = struct.unpack_from("<I", head, 21)
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X":
+        w = int.from_bytes(head[24:27], "little") + 1
+        h = int.from_bytes(head[27:30], "little") + 1
+        return w, h
+    raise _Bad(f"unknown WEBP chunk {chunk!r}")
+
+
+def _header(f: BinaryIO) -> ImageHeader:
+    head = f.read(32)
+    if head[:3] == b"\xff\xd8\xff":
+        f.seek(2)
+        w, h, o = _jpeg(f)
+        fmt = "jpeg"
+    elif head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24:
+        w, h = struct.unpack_from(">II", head, 16)
+        o, fmt = 1, "png"
+    elif head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
+        w, h = struct.unpack_from("<HH", head, 6)
+        o, fmt = 1, "gif"
+    elif head[:2] == b"BM" and len(head) >= 26:
+        (dib,) = struct.unpack_from("<I", head, 14)
+        if dib == 12:
+            w, h = struct.unpack_from("<HH", head, 18)
+        else:
+            w, h = struct.unpack_from("<ii", head, 18)
+        w, h, o, fmt = abs(w), abs(h), 1, "bmp"
+    elif head[:4] == b"RIFF" and head[8:12] == b"WEBP" and len(head) >= 30:
+        w, h = _webp(head)
+        o, fmt = 1, "webp"
+    elif head[:4] in (b"II*\x00", b"MM\x00*"):
+        f.seek(0)
+        buf = f.read(1 << 16)
+        o, w, h = _tiff_orientation_and_size(buf)
+        fmt = "tiff"
+    elif not head:
+        raise _Bad("file is empty")
+    else:
+        raise _Bad("not a JPEG, PNG, GIF, BMP, WEBP or TIFF image")
+    if w <= 0 or h <= 0:
+        raise _Bad(f"header gives an impossible size {w}x{h}")
+    if o >= 5:
+        w, h = h, w
+    return ImageHeader(int(w), int(h), fmt, int(o))
+
+
+def read_image_header(path: str | os.PathLike[str]) -> ImageHeader:
+    """Read the size of one image from its header (EXIF orientation applied).
+
+    Raises :class:`DetforgeError` (with ``path``) for a missing, empty, truncated or unknown
+    file.
+    """
+    try:
+        with open(path, "rb") as f:
+            return _header(f)
+    except FileNotFoundError:
+        raise DetforgeError("image not found", path=path) from None
+    except (_Bad, struct.error, IndexError) as exc:
+        raise DetforgeError(f"unreadable image header: {exc}", path=path) from None
+    except OSError as exc:
+        raise DetforgeError(f"cannot read image: {exc.strerror}", path=path) from None
+
+
+def _chunk(paths: Sequence[str]) -> tuple[list[int], list[int], list[str | None]]:
+    ws: list[int] = []
+    hs: list[int] = []
+    errs: list[str | None] = []
+    for p in paths:
+        try:
+            hdr = read_image_header(p)
+            ws.append(hdr.width)
+            hs.append(hdr.height)
+            errs.append(None)
+        except DetforgeError as exc:
+            ws.append(0)
+            hs.append(0)
+            errs.append(exc.message)
+    return ws, hs, errs
+
+
+def default_workers() -> int:
+    """Threads for header reads: I/O bound, so a few per core (capped at 32)."""
+    return min(32, 4 * (os.cpu_count() or 1))
+
+
+def read_sizes(
+    paths: Sequence[str], *, workers: int | None = None
+) -> tuple[NDArray[np.int64], NDArray[np.int64], dict[int, str]]:
+    """Sizes of many images, read in parallel threads.
+
+    Returns ``widths (N,)``, ``heights (N,)`` (int64 pixels, oriented; ``0`` where unreadable)
+    and ``errors``: index -> message for every file that could not be read. Never raises for a
+    bad file.
+    """
+    n = len(paths)
+    workers = default_workers() if workers is None else max(1, workers)
+    step = max(64, -(-n // (workers * 4))) if n else 1
+    chunks = [paths[i : i + step] for i in range(0, n, step)]
+    if workers == 1 or len(chunks) <= 1:
+        results = [_chunk(c) for c in chunks]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(_chunk, chunks))
+    ws = np.fromiter((w for r in results for w in r[0]), dtype=np.int64, count=n)
+    hs = np.fromiter((h for r in results for h in r[1]), dtype=np.int64, count=n)
+    errors = {i: e for i, e in enumerate(e for r in results for e in r[2]) if e is not None}
+    return ws, hs, errors

@@ -1,0 +1,448 @@
+"""Darknet datasets: read one into a :class:`~detforge.data.dataset.Dataset`, write one out.
+
+A Darknet dataset is images with same-named ``.txt`` labels (``class cx cy w h`` per line,
+normalized by the image size), image lists (one path per line), a ``.names`` file and a
+``.data`` file tying them together. The small files are handled in
+:mod:`detforge.formats.darknet_files` (re-exported here); see its docstring for the path rules:
+relative paths resolve against the folder of the file naming them, ``path_map`` rewrites
+prefixes (``G:/data`` -> ``/mnt/data``).
+
+Label files are found by :func:`label_path_candidates`: same folder and stem, then Darknet's
+``/JPEGImages/`` -> ``/labels/``, then Ultralytics' last ``/images/`` -> ``/labels/``. An image
+without a label file is a *negative* (no objects), counted in ``ds.meta["no_label_file"]``,
+never an error.
+
+Image sizes are read from file headers (:mod:`detforge.data.imagesize`) and, with
+``cache=True``, remembered in the index cache (:mod:`detforge.data.cache`) together with the
+parsed labels, so a second load only stats files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from detforge.data.boxes import BoxFormat
+from detforge.data.cache import FileIndexCache, stat_files
+from detforge.data.dataset import SPLITS, Dataset, canonical_split, make_dataset
+from detforge.data.imagesize import read_sizes as read_image_sizes
+from detforge.data.lists import list_images
+from detforge.errors import DetforgeError
+from detforge.formats.darknet_files import (
+    DATA_KEYS,
+    DataFile,
+    PathMap,
+    apply_path_map,
+    find_label_path,
+    format_label_lines,
+    is_windows_absolute,
+    label_path_candidates,
+    missing_hint,
+    parse_label_text,
+    read_data_file,
+    read_image_list,
+    read_image_list_lines,
+    read_names,
+    resolve_path,
+    write_data_file,
+    write_image_list,
+    write_names,
+)
+from detforge.utils.io import ImageMode, atomic_write_text, place_file
+
+__all__ = [
+    "DATA_KEYS",
+    "DataFile",
+    "PathMap",
+    "apply_path_map",
+    "find_label_path",
+    "format_label_lines",
+    "is_windows_absolute",
+    "label_path_candidates",
+    "parse_label_text",
+    "read_darknet",
+    "read_data_file",
+    "read_image_list",
+    "read_image_list_lines",
+    "read_names",
+    "resolve_path",
+    "split_from_list_name",
+    "write_darknet",
+    "write_data_file",
+    "write_image_list",
+    "write_names",
+]
+
+Missing = Literal["error", "skip", "keep"]
+
+
+def split_from_list_name(path: str | os.PathLike[str]) -> str:
+    """Guess a split from a list file name: ``train.txt`` -> ``train``, ``val_10.txt`` ->
+    ``valid``, anything else -> ``""``."""
+    stem = Path(path).stem.lower()
+    for token in [stem, *re.split(r"[_\-. ]", stem)]:
+        s = canonical_split(token)
+        if s in SPLITS:
+            return s
+    return ""
+
+
+def _find_names(folder: Path) -> Path | None:
+    """A ``*.names`` file (or ``classes.txt``) in ``folder``."""
+    found = sorted(folder.glob("*.names"))
+    if found:
+        return found[0]
+    classes = folder / "classes.txt"
+    return classes if classes.is_file() else None
+
+
+def _find_label(image: str) -> tuple[str, int, int]:
+    """``(label path, size, mtime_ns)`` of the first existing candidate, or ``("", -1, -1)``."""
+    for cand in label_path_candidates(image):
+        try:
+            st = os.stat(cand)
+        except OSError:
+            continue
+        if st.st_mode & 0o170000 == 0o100000:
+            return cand, st.st_size, st.st_mtime_ns
+    return "", -1, -1
+
+
+def _read_label(path: str) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise DetforgeError(f"cannot read label file: {exc.strerror}", path=path) from None
+    return parse_label_text(data.decode("utf-8", "replace"), path=path)
+
+
+def _gather_sources(
+    source: Path, path_map: PathMap
+) -> tuple[list[str], list[str], list[tuple[str, int | None]], list[str] | None, dict[str, Any]]:
+    """Image paths, their splits, where each was named ``(file, line)``, class names (or None
+    to derive) and reader notes, for a ``.data`` file, a list or a folder."""
+    meta: dict[str, Any] = {"source": str(source), "notes": []}
+    paths: list[str] = []
+    splits: list[str] = []
+    origins: list[tuple[str, int | None]] = []
+    names: list[str] | None = None
+    if source.is_dir():
+        found = list_images([source])
+        paths = found
+        for p in found:
+            first = os.path.relpath(p, source).replace("\\", "/").split("/")[0]
+            s = canonical_split(first)
+            splits.append(s if s in SPLITS else "")
+        origins = [(str(source), None)] * len(found)
+        names_file = _find_names(source)
+        if names_file is not None:
+            names = read_names(names_file)
+    elif source.suffix.lower() == ".data":
+        df = read_data_file(source, path_map=path_map)
+        meta["data_file"] = df
+        meta["notes"].extend(df.notes)
+        if df.extra:
+            meta["notes"].append(
+                f"{source}: keys Darknet does not use, kept: {', '.join(df.extra)}"
+            )
+        for key in ("train", "valid", "test"):
+            list_path = getattr(df, key)
+            if list_path is None:
+                continue
+            if not os.path.isfile(list_path):
+                f, line = df.where(key)
+                raise DetforgeError(
+                    f"{key} list not found: {list_path} (relative paths are resolved against "
+                    "the .data file's folder)" + missing_hint(list_path),
+                    path=f,
+                    line=line,
+                )
+            got, lines = read_image_list_lines(list_path, path_map=path_map)
+            paths += got
+            splits += [key] * len(got)
+            origins += [(list_path, n) for n in lines]
+        if df.names is not None:
+            if not os.path.isfile(df.names):
+                f, line = df.where("names")
+                raise DetforgeError(
+                    f"names file not found: {df.names}" + missing_hint(df.names),
+                    path=f,
+                    line=line,
+                )
+            names = read_names(df.names)
+        elif df.classes is not None:
+            names = [str(i) for i in range(df.classes)]
+            meta["notes"].append(
+                f"{source}: no 'names' key; classes are called 0..{df.classes - 1}"
+            )
+        if df.classes is not None and names is not None and df.classes != len(names):
+            meta["notes"].append(
+                f"{source}: classes = {df.classes} but the names file has {len(names)} names"
+            )
+    elif source.is_file():
+        got, lines = read_image_list_lines(source, path_map=path_map)
+        paths, origins = got, [(str(source), n) for n in lines]
+        splits = [split_from_list_name(source)] * len(got)
+        names_file = _find_names(source.parent)
+        if names_file is not None:
+            names = read_names(names_file)
+    else:
+        raise DetforgeError(
+            "dataset not found: give a .data file, an image list or a folder of images"
+            + missing_hint(str(source)),
+            path=source,
+        )
+    return paths, splits, origins, names, meta
+
+
+def read_darknet(
+    source: str | os.PathLike[str],
+    *,
+    path_map: PathMap = (),
+    read_sizes: bool = True,
+    cache: bool = True,
+    missing: Missing = "error",
+    cache_dir: Path | None = None,
+    workers: int | None = None,
+) -> Dataset:
+    """Read a Darknet dataset from a ``.data`` file, an image list or a folder of images.
+
+    Splits come from the ``.data`` keys (``train``/``valid``/``test``), from a list's file name
+    (``val.txt`` -> ``valid``) or from a folder's top-level sub-folders named like splits.
+    Class names come from the ``names`` file, a ``*.names``/``classes.txt`` beside the list or
+    folder, else ``"0".."K-1"`` for the largest class id seen.
+
+    ``missing``: what to do with a listed image that does not exist -- ``"error"`` (a
+    :class:`DetforgeError` naming the list file and line), ``"skip"`` it (counted in
+    ``meta["missing_images"]``), or ``"keep"`` it with size 0. Unreadable image headers leave
+    size 0 and are reported in ``meta["size_errors"]`` (path -> message). Malformed label lines
+    and class ids beyond the names raise :class:`DetforgeError` with file and line.
+
+    Boxes are ``CXCYWH_NORM`` as stored. ``meta`` also holds ``label_paths`` (per image, ``""``
+    for none), ``no_label_file`` (count of images without one) and ``notes`` (strings).
+    """
+    src = Path(source)
+    paths, splits, origins, names, meta = _gather_sources(src, path_map)
+    size, mtime = stat_files(paths)
+    absent = np.flatnonzero(size < 0)
+    if len(absent):
+        if missing == "error":
+            i = int(absent[0])
+            f, line = origins[i]
+            raise DetforgeError(
+                f"image not found: {paths[i]}"
+                + (f" ({len(absent)} listed images are missing)" if len(absent) > 1 else "")
+                + missing_hint(paths[i]),
+                path=f,
+                line=line,
+            )
+        meta["missing_images"] = [paths[i] for i in absent.tolist()]
+        if missing == "skip":
+            keep = size >= 0
+            idx = np.flatnonzero(keep).tolist()
+            paths = [paths[i] for i in idx]
+            splits = [splits[i] for i in idx]
+            origins = [origins[i] for i in idx]
+            size, mtime = size[keep], mtime[keep]
+    n = len(paths)
+    found = [_find_label(p) for p in paths]
+    label_paths = [f[0] for f in found]
+    lsize = np.fromiter((f[1] for f in found), dtype=np.int64, count=n)
+    lmtime = np.fromiter((f[2] for f in found), dtype=np.int64, count=n)
+
+    store = FileIndexCache.for_source(src, kind="darknet", cache_dir=cache_dir) if cache else None
+    widths = np.zeros(n, dtype=np.int64)
+    heights = np.zeros(n, dtype=np.int64)
+    counts = np.zeros(n, dtype=np.int64)
+    fresh = np.zeros(n, dtype=bool)
+    rows = np.full(n, -1, dtype=np.int64)
+    if store is not None and len(store) and store.has("label_path"):
+        rows, fresh = store.lookup(paths, size, mtime)
+        r = np.where(fresh, rows, 0)
+        old_lp = store.strings("label_path")
+        fresh &= (store.column("label_size")[r] == lsize) & (
+            store.column("label_mtime")[r] == lmtime
+        )
+        fi = np.flatnonzero(fresh)
+        fresh[fi] = [
+            old_lp[j] == label_paths[i] for i, j in zip(fi.tolist(), r[fi].tolist(), strict=True)
+        ]
+        widths[fresh] = store.column("width")[rows[fresh]]
+        heights[fresh] = store.column("height")[rows[fresh]]
+
+    fresh_idx = np.flatnonzero(fresh)
+    stale_idx = np.flatnonzero(~fresh)
+    parts_img: list[NDArray[np.int64]] = []
+    parts_cls: list[NDArray[np.int64]] = []
+    parts_xy: list[NDArray[np.float64]] = []
+    if len(fresh_idx) and store is not None:
+        cvals, fc = store.ragged("cls", rows[fresh_idx])
+        xvals, _ = store.ragged("coords", rows[fresh_idx])
+        counts[fresh_idx] = fc
+        parts_img.append(np.repeat(fresh_idx, fc))
+        parts_cls.append(cvals)
+        parts_xy.append(xvals)
+    for i in stale_idx.tolist():
+        if label_paths[i]:
+            c, xy = _read_label(label_paths[i])
+            counts[i] = len(c)
+            parts_img.append(np.full(len(c), i, dtype=np.int64))
+            parts_cls.append(c)
+            parts_xy.append(xy)
+
+    size_errors: dict[str, str] = {}
+    if read_sizes:
+        need = np.flatnonzero((widths <= 0) & (size >= 0))
+        if len(need):
+            ws, hs, errs = read_image_sizes([paths[i] for i in need.tolist()], workers=workers)
+            widths[need], heights[need] = ws, hs
+            size_errors = {paths[int(need[k])]: m for k, m in errs.items()}
+
+    box_image = np.concatenate(parts_img) if parts_img else np.zeros(0, dtype=np.int64)
+    box_cls = np.concatenate(parts_cls) if parts_cls else np.zeros(0, dtype=np.int64)
+    box_xy = np.concatenate(parts_xy) if parts_xy else np.zeros((0, 4), dtype=np.float64)
+    if names is None:
+        k = int(box_cls.max()) + 1 if len(box_cls) else 0
+        names = [str(i) for i in range(k)]
+        if k:
+            meta["notes"].append(f"{src}: no names file found; classes are called 0..{k - 1}")
+    bad = np.flatnonzero((box_cls < 0) | (box_cls >= len(names)))
+    if len(bad):
+        _raise_bad_class(int(box_image[bad[0]]), int(box_cls[bad[0]]), label_paths, len(names))
+
+    meta.update(
+        label_paths=label_paths,
+        no_label_file=sum(1 for lp in label_paths if not lp),
+        size_errors=size_errors,
+    )
+    ds = make_dataset(
+        names,
+        paths=paths,
+        widths=widths,
+        heights=heights,
+        splits=splits,
+        box_image=box_image,
+        box_cls=box_cls,
+        box_coords=box_xy,
+        box_format=BoxFormat.CXCYWH_NORM,
+        meta=meta,
+    )
+    if store is not None and (len(stale_idx) or len(store) != n):
+        store.store(
+            paths,
+            size,
+            mtime,
+            columns={
+                "width": widths,
+                "height": heights,
+                "label_size": lsize,
+                "label_mtime": lmtime,
+            },
+            strings={"label_path": label_paths},
+            ragged={
+                "cls": (ds.boxes.cls, ds.boxes_per_image()),
+                "coords": (ds.boxes.coords, ds.boxes_per_image()),
+            },
+        )
+    return ds
+
+
+def _raise_bad_class(image: int, cls: int, label_paths: list[str], k: int) -> None:
+    path = label_paths[image]
+    line = None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for n, raw in enumerate(f, start=1):
+                parts = raw.split()
+                if parts and parts[0].lstrip("\ufeff") == str(cls):
+                    line = n
+                    break
+    except OSError:
+        pass
+    raise DetforgeError(
+        f"class id {cls} is outside the {k} class names (valid ids: 0..{k - 1}); fix the label "
+        "or the names file ('detforge check' lists every such line)",
+        path=path,
+        line=line,
+    )
+
+
+def _unique_names(paths: Sequence[str]) -> list[str]:
+    """Output file names for ``paths``: the base name, prefixed with the parent folder(s) and
+    finally a counter where base names collide."""
+    base = [os.path.basename(p) for p in paths]
+    seen: dict[str, int] = {}
+    out = []
+    for p, b in zip(paths, base, strict=True):
+        name = b
+        if name in seen:
+            parent = os.path.basename(os.path.dirname(p))
+            name = f"{parent}_{b}" if parent else b
+            k = 1
+            while name in seen:
+                stem, ext = os.path.splitext(b)
+                name = f"{stem}_{k}{ext}"
+                k += 1
+        seen[name] = 1
+        out.append(name)
+    return out
+
+
+def write_darknet(
+    ds: Dataset, out_dir: str | os.PathLike[str], *, images: ImageMode = "link"
+) -> Path:
+    """Write ``ds`` as a Darknet dataset in ``out_dir`` and return the ``obj.data`` path.
+
+    Layout: ``out_dir/<split>/<image>`` with its ``.txt`` label beside it (an empty file for an
+    image without boxes), ``<split>.txt`` lists, ``obj.names``, ``obj.data`` and the
+    ``backup/`` and ``results/`` folders Darknet writes to. Images without a split go to
+    ``train``. All paths written are absolute (Darknet resolves relative ones against its
+    working directory). ``images``: ``link`` (hard link, else symlink, else copy), ``copy``,
+    or ``none`` (labels and lists only; the lists name where the images would be).
+    Boxes are written normalized, 6 decimals; pixel boxes need known image sizes.
+    """
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    if ds.boxes.format is not BoxFormat.CXCYWH_NORM:
+        try:
+            ds = ds.with_format(BoxFormat.CXCYWH_NORM)
+        except ValueError as exc:
+            raise DetforgeError(str(exc)) from None
+    split_of = [s or "train" for s in ds.images.split.tolist()]
+    src_paths = ds.images.path.tolist()
+    lists: dict[str, list[str]] = {}
+    starts = np.concatenate([[0], np.cumsum(ds.boxes_per_image())]).tolist()
+    by_split: dict[str, list[int]] = {}
+    for i, s in enumerate(split_of):
+        by_split.setdefault(s, []).append(i)
+    for s, idx in by_split.items():
+        names = _unique_names([src_paths[i] for i in idx])
+        for i, name in zip(idx, names, strict=True):
+            dst = out / s / name
+            place_file(src_paths[i], dst, images)
+            a, b = starts[i], starts[i + 1]
+            text = format_label_lines(ds.boxes.cls[a:b], ds.boxes.coords[a:b])
+            atomic_write_text(dst.with_suffix(".txt"), text)
+            lists.setdefault(s, []).append(str(dst))
+    df = DataFile(path=out / "obj.data", classes=ds.num_classes)
+    for s, entries in lists.items():
+        list_path = out / f"{s}.txt"
+        write_image_list(list_path, entries)
+        if s in SPLITS:
+            setattr(df, s, str(list_path))
+        else:
+            df.extra[s] = str(list_path)
+    write_names(out / "obj.names", ds.class_names)
+    df.names = str(out / "obj.names")
+    for folder in ("backup", "results"):
+        (out / folder).mkdir(exist_ok=True)
+        setattr(df, folder, str(out / folder))
+    write_data_file(df.path, df)
+    return df.path

@@ -1,0 +1,249 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from detforge.data.boxes import BoxFormat
+from detforge.data.dataset import make_dataset
+from detforge.errors import DetforgeError
+from detforge.formats import darknet
+from detforge.formats.darknet import (
+    apply_path_map,
+    label_path_candidates,
+    parse_label_text,
+    read_darknet,
+    read_data_file,
+    read_image_list,
+    read_names,
+    write_darknet,
+)
+
+
+def _img(path: Path, size: tuple[int, int] = (40, 30)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (10, 20, 30)).save(path)
+    return path
+
+
+def test_data_file_all_keys_crlf_bom_and_unknown(tmp_path: Path) -> None:
+    d = tmp_path / "set"
+    d.mkdir()
+    (d / "obj.data").write_bytes(
+        "\ufeffclasses= 4\r\n# a comment\r\ntrain  = lists/train.txt\r\nvalid = /abs/val.txt\r\n"
+        "test=t.txt\r\nnames = obj.names\r\nbackup = backup/\r\nresults=res\r\neval=coco\r\n"
+        "map = map.txt\r\n\r\ntop = 5\r\n".encode()
+    )
+    df = read_data_file(d / "obj.data")
+    assert df.classes == 4
+    assert df.train == str(d / "lists" / "train.txt")  # relative to the .data folder
+    assert df.valid == "/abs/val.txt"
+    assert df.test == str(d / "t.txt") and df.names == str(d / "obj.names")
+    assert df.backup == str(d / "backup") and df.results == str(d / "res")
+    assert df.eval == "coco" and df.map == str(d / "map.txt")
+    assert df.extra == {"top": "5"}
+    assert df.lines["train"] == 3 and df.lines["top"] == 12
+    out = tmp_path / "copy.data"
+    darknet.write_data_file(out, df)
+    again = read_data_file(out)
+    assert again.train == df.train and again.extra == {"top": "5"} and again.eval == "coco"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "needle"),
+    [
+        ("classes=2\ntrain train.txt\n", 2, "key = value"),
+        ("classes = two\n", 1, "whole number"),
+        ("train = a\ntrain = b\n", 2, "twice"),
+    ],
+)
+def test_data_file_errors_name_the_line(tmp_path: Path, text: str, line: int, needle: str) -> None:
+    p = tmp_path / "x.data"
+    p.write_text(text)
+    with pytest.raises(DetforgeError) as e:
+        read_data_file(p)
+    assert e.value.line == line and e.value.path == str(p) and needle in e.value.message
+
+
+def test_relative_paths_ignore_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "ds"
+    _img(root / "imgs" / "a.jpg")
+    (root / "imgs" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (root / "lists").mkdir()
+    (root / "lists" / "train.txt").write_text("../imgs/a.jpg\n")
+    (root / "obj.data").write_text("classes=1\ntrain=lists/train.txt\nnames=obj.names\n")
+    (root / "obj.names").write_text("cat\n")
+    monkeypatch.chdir(tmp_path)  # somewhere else entirely
+    ds = read_darknet(root / "obj.data", cache=False)
+    assert ds.images.path.tolist() == [str(root / "imgs" / "a.jpg")]
+    assert ds.images.width.tolist() == [40] and ds.images.height.tolist() == [30]
+    assert ds.class_names == ("cat",) and ds.num_boxes == 1
+
+
+def test_path_map_windows_paths(tmp_path: Path) -> None:
+    pm = [("G:/data", str(tmp_path / "mnt"))]
+    assert apply_path_map(r"G:\data\x\a.jpg", pm) == f"{tmp_path}/mnt/x/a.jpg"
+    assert apply_path_map("g:/data/x/a.jpg", pm) == f"{tmp_path}/mnt/x/a.jpg"
+    assert apply_path_map("G:/database/a.jpg", pm) == "G:/database/a.jpg"  # folder boundary
+    assert apply_path_map("/other/a.jpg", pm) == "/other/a.jpg"
+    _img(tmp_path / "mnt" / "x" / "a.jpg")
+    _img(tmp_path / "mnt" / "x" / "b.jpg")
+    (tmp_path / "mnt" / "x" / "b.txt").write_text("0 0.5 0.5 1 1\r\n")
+    lst = tmp_path / "train.txt"
+    lst.write_bytes(b"G:\\data\\x\\a.jpg\r\n\r\n# comment\r\nG:/data/x/b.jpg\r\n")
+    (tmp_path / "obj.data").write_bytes(
+        b"classes = 1\r\ntrain = G:/data/../train.txt\r\nnames = G:\\data\\obj.names\r\n"
+    )
+    (tmp_path / "mnt" / "obj.names").write_text("thing\n")
+    assert read_image_list(lst, path_map=pm) == [
+        str(tmp_path / "mnt" / "x" / "a.jpg"),
+        str(tmp_path / "mnt" / "x" / "b.jpg"),
+    ]
+    ds = read_darknet(tmp_path / "obj.data", path_map=pm, cache=False)
+    assert ds.num_images == 2 and ds.num_boxes == 1 and ds.class_names == ("thing",)
+    assert ds.meta["no_label_file"] == 1
+    with pytest.raises(DetforgeError) as e:  # without the map: one clear error with a hint
+        read_darknet(lst, cache=False)
+    assert e.value.line == 1 and "--path-map" in e.value.message
+
+
+def test_label_path_rules_in_order(tmp_path: Path) -> None:
+    assert label_path_candidates("/d/JPEGImages/x/images/a.jpg") == [
+        "/d/JPEGImages/x/images/a.txt",
+        "/d/labels/x/images/a.txt",
+        "/d/JPEGImages/x/labels/a.txt",
+    ]
+    # Darknet's rule
+    _img(tmp_path / "voc" / "JPEGImages" / "a.jpg")
+    (tmp_path / "voc" / "labels").mkdir()
+    (tmp_path / "voc" / "labels" / "a.txt").write_text("1 0.5 0.5 0.5 0.5\n")
+    # Ultralytics' rule: the last /images/ only
+    _img(tmp_path / "images" / "y" / "images" / "b.png")
+    (tmp_path / "images" / "y" / "labels").mkdir()
+    (tmp_path / "images" / "y" / "labels" / "b.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    # same-folder label wins over the others
+    _img(tmp_path / "images" / "y" / "images" / "c.png")
+    (tmp_path / "images" / "y" / "images" / "c.txt").write_text("1 0.1 0.1 0.1 0.1\n")
+    (tmp_path / "images" / "y" / "labels" / "c.txt").write_text("0 0.9 0.9 0.1 0.1\n")
+    lst = tmp_path / "all.txt"
+    lst.write_text("voc/JPEGImages/a.jpg\nimages/y/images/b.png\nimages/y/images/c.png\n")
+    (tmp_path / "obj.names").write_text("a\nb\n")
+    ds = read_darknet(lst, cache=False)
+    assert ds.boxes.cls.tolist() == [1, 0, 1]
+    assert ds.boxes.coords[2].tolist() == [0.1, 0.1, 0.1, 0.1]
+    assert ds.meta["label_paths"][0].endswith("voc/labels/a.txt")
+
+
+def test_missing_image_names_list_and_line(tmp_path: Path) -> None:
+    _img(tmp_path / "a.jpg")
+    lst = tmp_path / "valid.txt"
+    lst.write_text("a.jpg\n\nnope.jpg\n")
+    with pytest.raises(DetforgeError) as e:
+        read_darknet(lst, cache=False)
+    assert e.value.path == str(lst) and e.value.line == 3 and "nope.jpg" in e.value.message
+    ds = read_darknet(lst, cache=False, missing="skip")
+    assert ds.num_images == 1 and ds.images.split.tolist() == ["valid"]
+    assert ds.meta["missing_images"] == [str(tmp_path / "nope.jpg")]
+
+
+def test_missing_list_and_names_name_the_data_line(tmp_path: Path) -> None:
+    (tmp_path / "obj.data").write_text("classes=1\n\ntrain = gone.txt\n")
+    with pytest.raises(DetforgeError) as e:
+        read_darknet(tmp_path / "obj.data")
+    assert e.value.line == 3 and "gone.txt" in e.value.message
+
+
+def test_parse_label_text_strict() -> None:
+    cls, xy = parse_label_text("\ufeff0 0.5 0.5 0.1 0.2\r\n\r\n2 0.1 0.2 0.3 0.4\n")
+    assert cls.tolist() == [0, 2] and xy.shape == (2, 4) and xy[1, 3] == 0.4
+    for text, line in [
+        ("0 0.5 0.5 0.1\n", 1),
+        ("0 .5 .5 .1 .1\nx 1 1 1 1\n", 2),
+        ("0 a b c d\n", 1),
+        ("0 nan 1 1 1\n", 1),
+    ]:
+        with pytest.raises(DetforgeError) as e:
+            parse_label_text(text, path="l.txt")
+        assert e.value.line == line and e.value.path == "l.txt"
+
+
+def test_bad_class_id_and_names(tmp_path: Path) -> None:
+    _img(tmp_path / "a.jpg")
+    (tmp_path / "a.txt").write_text("0 0.5 0.5 0.1 0.1\n3 0.5 0.5 0.1 0.1\n")
+    (tmp_path / "x.names").write_text("a\nb\n\n")
+    assert read_names(tmp_path / "x.names") == ["a", "b"]
+    with pytest.raises(DetforgeError) as e:
+        read_darknet(tmp_path, cache=False)
+    assert e.value.path == str(tmp_path / "a.txt") and e.value.line == 2
+    (tmp_path / "x.names").write_text("a\n\nb\n")
+    with pytest.raises(DetforgeError) as e:
+        read_names(tmp_path / "x.names")
+    assert e.value.line == 2
+
+
+def test_folder_source_splits_from_subfolders(tmp_path: Path) -> None:
+    _img(tmp_path / "train" / "a.jpg")
+    _img(tmp_path / "val" / "b.jpg")
+    (tmp_path / "val" / "b.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    ds = read_darknet(tmp_path, cache=False)
+    assert ds.images.split.tolist() == ["train", "valid"]
+    assert ds.class_names == ("0",) and ds.meta["no_label_file"] == 1
+
+
+def test_write_then_read_round_trip(tmp_path: Path) -> None:
+    a = _img(tmp_path / "src" / "x" / "im.jpg", (100, 50))
+    b = _img(tmp_path / "src" / "y" / "im.jpg", (60, 60))  # same base name
+    ds = make_dataset(
+        ["p", "q"],
+        paths=[str(a), str(b)],
+        widths=[100, 60],
+        heights=[50, 60],
+        splits=["train", "valid"],
+        box_image=[0, 0],
+        box_cls=[1, 0],
+        box_coords=[[10, 5, 30, 25], [0, 0, 100, 50]],
+        box_format=BoxFormat.XYXY_PIXEL,
+    )
+    data = write_darknet(ds, tmp_path / "out", images="copy")
+    df = read_data_file(data)
+    assert df.classes == 2 and df.valid is not None and os.path.isdir(str(df.backup))
+    back = read_darknet(data, cache=False)
+    assert back.images.split.tolist() == ["train", "valid"]
+    assert np.allclose(back.coords_as(BoxFormat.XYXY_PIXEL), [[10, 5, 30, 25], [0, 0, 100, 50]])
+    assert back.boxes_per_image().tolist() == [2, 0]
+    assert (tmp_path / "out" / "valid" / "im.txt").read_text() == ""  # explicit negative
+    assert a.read_bytes() == (tmp_path / "out" / "train" / "im.jpg").read_bytes()
+
+
+def test_cache_reuses_and_notices_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(5):
+        _img(tmp_path / "d" / f"{i}.png", (20 + i, 10))
+        (tmp_path / "d" / f"{i}.txt").write_text(f"0 0.5 0.5 0.{i + 1} 0.1\n")
+    cache_dir = tmp_path / "cache"
+    first = read_darknet(tmp_path / "d", cache_dir=cache_dir)
+    assert list(cache_dir.iterdir())
+    assert not list((tmp_path / "d").glob("*.npz"))  # nothing written into the dataset
+    calls: list[str] = []
+    real = darknet._read_label
+
+    def spy(p: str):  # type: ignore[no-untyped-def]
+        calls.append(p)
+        return real(p)
+
+    monkeypatch.setattr(darknet, "_read_label", spy)
+    second = read_darknet(tmp_path / "d", cache_dir=cache_dir)
+    assert calls == []
+    assert np.array_equal(first.boxes.coords, second.boxes.coords)
+    assert second.images.width.tolist() == [20, 21, 22, 23, 24]
+    lab = tmp_path / "d" / "3.txt"
+    lab.write_text("0 0.5 0.5 0.9 0.9\n0 0.1 0.1 0.1 0.1\n")
+    os.utime(lab, ns=(1, 1))
+    third = read_darknet(tmp_path / "d", cache_dir=cache_dir)
+    assert calls == [str(lab)]
+    assert third.boxes_per_image().tolist() == [1, 1, 1, 2, 1]
+    assert third.boxes.coords[3].tolist() == [0.5, 0.5, 0.9, 0.9]
