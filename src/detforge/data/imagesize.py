@@ -103,7 +103,7 @@ def _jpeg(f: BinaryIO) -> tuple[int, int, int]:
     while True:
         b = f.read(1)
         if not b:
-            break
+            raise _Bad("file ends before the JPEG frame header (truncated?)")
         if b != b"\xff":
             continue  # tolerate garbage between segments, like decoders do
         m = _read(f, 1)[0]

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps, features
+
+from detforge.data.imagesize import read_image_header, read_sizes
+from detforge.errors import DetforgeError
+
+CASES = [
+    ("a.jpg", "RGB", {}),
+    ("prog.jpg", "RGB", {"progressive": True, "quality": 80}),
+    ("gray.jpg", "L", {}),
+    ("a.png", "RGBA", {}),
+    ("a.gif", "P", {}),
+    ("a.bmp", "RGB", {}),
+    ("a.tif", "RGB", {}),
+    ("lossy.webp", "RGB", {"quality": 80}),
+    ("lossless.webp", "RGB", {"lossless": True}),
+    ("alpha.webp", "RGBA", {"quality": 80}),
+]
+
+
+@pytest.mark.parametrize(("name", "mode", "kw"), CASES)
+def test_sizes_match_pillow(tmp_path: Path, name: str, mode: str, kw: dict[str, object]) -> None:
+    if name.endswith(".webp") and not features.check("webp"):
+        pytest.fail("Pillow without WEBP support")
+    p = tmp_path / name
+    Image.new(mode, (123, 45)).save(p, **kw)
+    hdr = read_image_header(p)
+    with Image.open(p) as im:
+        assert (hdr.width, hdr.height) == im.size == (123, 45)
+    assert hdr.orientation == 1
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("ext", [".jpg", ".tif"])
+def test_exif_orientation_applied(tmp_path: Path, orientation: int, ext: str) -> None:
+    p = tmp_path / f"o{orientation}{ext}"
+    exif = Image.Exif()
+    exif[274] = orientation
+    exif[271] = "camera maker, to push the orientation tag past the first entry"
+    Image.new("RGB", (64, 20), (200, 10, 10)).save(p, exif=exif.tobytes())
+    hdr = read_image_header(p)
+    with Image.open(p) as im:
+        shown = ImageOps.exif_transpose(im)
+        assert (hdr.width, hdr.height) == shown.size
+    assert hdr.orientation == orientation
+    assert (hdr.raw_width, hdr.raw_height) == (64, 20)
+    if orientation >= 5:
+        assert (hdr.width, hdr.height) == (20, 64)
+
+
+def test_jpeg_with_big_exif_block_before_frame(tmp_path: Path) -> None:
+    p = tmp_path / "big.jpg"
+    exif = Image.Exif()
+    exif[270] = "x" * 30000  # ImageDescription: a large APP1 segment to seek over
+    exif[274] = 6
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)).save(
+        p, exif=exif.tobytes(), quality=95
+    )
+    hdr = read_image_header(p)
+    assert (hdr.width, hdr.height, hdr.orientation) == (300, 400, 6)
+
+
+def test_errors_and_bulk_read(tmp_path: Path) -> None:
+    good = tmp_path / "g.png"
+    Image.new("RGB", (7, 9)).save(good)
+    empty = tmp_path / "e.jpg"
+    empty.write_bytes(b"")
+    trunc = tmp_path / "t.jpg"
+    Image.new("RGB", (50, 50)).save(tmp_path / "full.jpg")
+    trunc.write_bytes((tmp_path / "full.jpg").read_bytes()[:10])
+    text = tmp_path / "x.jpg"
+    text.write_text("hello, not an image at all")
+    for bad, needle in [(empty, "empty"), (trunc, "truncated"), (text, "not a JPEG"),
+                        (tmp_path / "none.jpg", "not found")]:
+        with pytest.raises(DetforgeError) as e:
+            read_image_header(bad)
+        assert needle in e.value.message and e.value.path == str(bad)
+    paths = [str(good), str(empty), str(trunc)] * 100 + [str(tmp_path / "none.jpg")]
+    ws, hs, errs = read_sizes(paths, workers=4)
+    assert ws.shape == (301,) and ws[0] == 7 and hs[0] == 9 and ws[3] == 7
+    assert sorted(errs) == [i for i in range(300) if i % 3 != 0] + [300]
+    assert ws[1] == 0 and "empty" in errs[1] and "not found" in errs[300]
+    ws1, _, errs1 = read_sizes(paths, workers=1)
+    assert np.array_equal(ws, ws1) and errs == errs1
