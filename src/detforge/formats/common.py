@@ -1,0 +1,111 @@
+"""Small helpers the format writers share: image sizes, unique file names, crowd boxes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path, PurePath
+
+import numpy as np
+
+from detforge.data.dataset import Dataset
+from detforge.errors import DetforgeError
+
+
+def ensure_sizes(ds: Dataset) -> Dataset:
+    """``ds`` with every unknown (``0``) image size read from the image header.
+
+    Pixel formats (VOC, COCO, TFRecord) need sizes; a boxed image whose size cannot be read
+    is a :class:`DetforgeError` naming it. Unboxed unreadable images keep size ``0``.
+    """
+    missing = np.flatnonzero((ds.images.width <= 0) | (ds.images.height <= 0))
+    if not len(missing):
+        return ds
+    from detforge.data.imagesize import read_sizes
+
+    ws, hs, errors = read_sizes([str(p) for p in ds.images.path[missing]])
+    boxed = set(np.unique(ds.boxes.image).tolist())
+    for i, msg in errors.items():
+        if int(missing[i]) in boxed:
+            raise DetforgeError(
+                f"image size unknown and the image is unreadable ({msg}); pixel formats need "
+                "the size of every labelled image",
+                path=str(ds.images.path[missing[i]]),
+            )
+    width, height = ds.images.width.copy(), ds.images.height.copy()
+    width[missing], height[missing] = ws, hs
+    return replace(ds, images=replace(ds.images, width=width, height=height))
+
+
+def unique_file_names(paths: Sequence[str]) -> list[str]:
+    """A file name per path whose *stem* is unique (case-insensitively) within the list.
+
+    Label files are named by stem, so ``a.jpg`` and ``a.png`` clash too. The base name is kept
+    when its stem is unique; a clash gets the parent folder's name prefixed, then a counter, so
+    ``a/img.jpg`` and ``b/img.jpg`` become ``a_img.jpg`` and ``b_img.jpg``.
+    """
+    names = [PurePath(p.replace("\\", "/")).name or f"image{i}" for i, p in enumerate(paths)]
+    stems = [os.path.splitext(n)[0].lower() for n in names]
+    counts: dict[str, int] = {}
+    for s in stems:
+        counts[s] = counts.get(s, 0) + 1
+    taken: set[str] = set()
+    out = []
+    for p, n, s in zip(paths, names, stems, strict=True):
+        cand = n
+        if counts[s] > 1:
+            parent = PurePath(p.replace("\\", "/")).parent.name
+            cand = f"{parent}_{n}" if parent else n
+        stem, suffix = os.path.splitext(cand)
+        k = 1
+        while os.path.splitext(cand)[0].lower() in taken:
+            cand = f"{stem}_{k}{suffix}"
+            k += 1
+        taken.add(os.path.splitext(cand)[0].lower())
+        out.append(cand)
+    return out
+
+
+def drop_crowd(ds: Dataset) -> tuple[Dataset, int]:
+    """Remove crowd boxes (for formats that cannot hold them); returns ``(ds, how_many)``."""
+    n = int(ds.boxes.crowd.sum())
+    if not n:
+        return ds, 0
+    keep = np.flatnonzero(~ds.boxes.crowd)
+    return replace(ds, boxes=ds.boxes.take(keep)), n
+
+
+def split_file_name(split: str) -> str:
+    """The name a split gets in frameworks that say ``val``: ``valid`` -> ``val``."""
+    return "val" if split == "valid" else (split or "all")
+
+
+@contextlib.contextmanager
+def staged_dir(final: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a fresh temporary folder beside ``final``; on success it replaces ``final``.
+
+    Writers fill many small files (labels, XML) into the stage without a rename per file,
+    then the whole folder appears at once; an interruption leaves ``final`` as it was and
+    removes the stage.
+    """
+    target = Path(final)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield stage
+        if target.exists():
+            trash = Path(
+                tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent)
+            )
+            os.replace(target, trash / target.name)
+            os.replace(stage, target)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(stage, target)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise

@@ -1,0 +1,229 @@
+"""Which format a path holds, and one entry point to read or write any of them.
+
+:func:`detect_format` looks at a path (never at file contents beyond names and folders):
+
+============================================  ===============
+``x.data`` / a ``.txt`` image list              ``darknet``
+``x.yaml`` / ``x.yml``                          ``ultralytics``
+``x.json``; a folder of ``instances_*.json``    ``coco``
+a folder with ``Annotations/``                  ``voc``
+``x.record`` / ``x.tfrecord`` (shards too),     ``tfrecord``
+a folder of them
+another folder (images with labels beside)      ``darknet``
+============================================  ===============
+
+:func:`read_any` reads it into a :class:`Dataset`; :func:`write_any` writes one in a target
+format, dropping (and counting) crowd boxes for formats that cannot hold them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from detforge.data.dataset import SPLITS, Dataset, canonical_split, concat_datasets
+from detforge.errors import DetforgeError
+from detforge.formats.common import drop_crowd
+from detforge.utils.io import ImageMode
+
+FormatName = Literal["darknet", "ultralytics", "coco", "voc", "tfrecord"]
+FORMATS: tuple[str, ...] = ("darknet", "ultralytics", "coco", "voc", "tfrecord")
+_CROWDLESS = frozenset({"darknet", "ultralytics", "voc", "tfrecord"})
+
+
+def _is_record_name(name: str) -> bool:
+    return ".record" in name or ".tfrecord" in name
+
+
+def _coco_jsons(folder: Path) -> list[Path]:
+    for d in (folder / "annotations", folder):
+        found = sorted(d.glob("instances_*.json")) if d.is_dir() else []
+        if found:
+            return found
+    return []
+
+
+def detect_format(path: str | os.PathLike[str]) -> str:
+    """The format name of ``path`` (see the module table); :class:`DetforgeError` if unknown."""
+    p = Path(path)
+    if not p.exists():
+        raise DetforgeError("dataset source not found", path=p)
+    if p.is_file():
+        suffix = p.suffix.lower()
+        if suffix == ".data" or suffix == ".txt":
+            return "darknet"
+        if suffix in (".yaml", ".yml"):
+            return "ultralytics"
+        if suffix == ".json":
+            return "coco"
+        if _is_record_name(p.name):
+            return "tfrecord"
+        raise DetforgeError(
+            "cannot tell the format of this file: expected .data, .txt (image list), .yaml, "
+            ".json, .record or .tfrecord",
+            path=p,
+        )
+    if (p / "Annotations").is_dir():
+        return "voc"
+    if any(
+        q.is_file() and _is_record_name(q.name) and not q.name.startswith(".") for q in p.iterdir()
+    ):
+        return "tfrecord"
+    if _coco_jsons(p):
+        return "coco"
+    yamls = sorted(p.glob("*.yaml")) + sorted(p.glob("*.yml"))
+    if (p / "images").is_dir() and (p / "labels").is_dir() and yamls:
+        return "ultralytics"
+    return "darknet"
+
+
+def load_class_list(path: str | os.PathLike[str]) -> list[str]:
+    """Class names from a ``.pbtxt`` label map (id order) or a one-name-a-line file."""
+    from detforge.formats.labelmap import label_map_names, read_label_map
+
+    p = Path(path)
+    if p.suffix.lower() in (".pbtxt", ".pbtx", ".prototxt"):
+        return label_map_names(read_label_map(p), path=str(p))
+    if not p.is_file():
+        raise DetforgeError("class list / label map not found", path=p)
+    return [ln.strip() for ln in p.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
+
+
+def _find_label_map(source: Path) -> Path | None:
+    folder = source if source.is_dir() else source.parent
+    for name in ("label_map.pbtxt", "labels.pbtxt", "label_map.pbtx"):
+        if (folder / name).is_file():
+            return folder / name
+    found = sorted(folder.glob("*.pbtxt"))
+    return found[0] if len(found) == 1 else None
+
+
+def read_any(
+    source: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    label_map: str | os.PathLike[str] | None = None,
+    images_dir: str | os.PathLike[str] | None = None,
+    extract_images_to: str | os.PathLike[str] | None = None,
+    path_map: Sequence[tuple[str, str]] = (),
+) -> Dataset:
+    """Read a dataset in any supported format (detected unless ``format`` is given).
+
+    ``label_map``: for TFRecords the ``.pbtxt`` (else one found beside the records); for VOC a
+    class list fixing the class order. ``images_dir``: where COCO file names are relative to.
+    ``extract_images_to``: where images embedded in TFRecords are written (else not extracted).
+    ``path_map``: Darknet ``OLD=NEW`` path prefix rewrites.
+    """
+    src = Path(source)
+    fmt = format or detect_format(src)
+    if fmt == "darknet":
+        from detforge.formats.darknet import read_darknet
+
+        return read_darknet(src, path_map=path_map)
+    if fmt == "ultralytics":
+        from detforge.formats.ultralytics import read_ultralytics
+
+        if src.is_dir():
+            yamls = sorted(src.glob("*.yaml")) + sorted(src.glob("*.yml"))
+            if len(yamls) != 1:
+                raise DetforgeError("give the dataset YAML file itself", path=src)
+            src = yamls[0]
+        return read_ultralytics(src)
+    if fmt == "voc":
+        from detforge.formats.voc import read_voc
+
+        names = load_class_list(label_map) if label_map is not None else None
+        return read_voc(src, class_names=names)
+    if fmt == "tfrecord":
+        from detforge.formats.labelmap import read_label_map
+        from detforge.formats.tfrecord.tfod import read_tfod
+
+        lm = Path(label_map) if label_map is not None else _find_label_map(src)
+        mapping = read_label_map(lm) if lm is not None else None
+        return read_tfod(src, label_map=mapping, extract_images_to=extract_images_to)
+    if fmt == "coco":
+        return _read_coco_any(src, images_dir)
+    raise DetforgeError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def _read_coco_any(src: Path, images_dir: str | os.PathLike[str] | None) -> Dataset:
+    from detforge.formats.coco import read_coco
+
+    if src.is_file():
+        return read_coco(src, images_dir=images_dir)
+    parts = []
+    for js in _coco_jsons(src):
+        sub = js.stem.removeprefix("instances_")
+        split = "" if sub == "all" else canonical_split(sub)
+        parts.append(
+            read_coco(js, images_dir=images_dir, split=split if split in ("", *SPLITS) else None)
+        )
+    if len(parts) == 1:
+        return parts[0]
+    names = parts[0].class_names
+    if any(p.class_names != names for p in parts):
+        raise DetforgeError("the per-split COCO files have different categories", path=src)
+    return concat_datasets(parts)
+
+
+@dataclass
+class WriteResult:
+    """What :func:`write_any` wrote: the main file/folder, and what it had to leave out."""
+
+    path: Path
+    dropped_crowd: int = 0
+    files: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def write_any(
+    ds: Dataset,
+    out: str | os.PathLike[str],
+    *,
+    to: str,
+    images: ImageMode = "link",
+    label_map: str | os.PathLike[str] | None = None,
+    shards: int = 1,
+) -> WriteResult:
+    """Write ``ds`` into folder ``out`` as format ``to``.
+
+    ``images``: ``link`` (default), ``copy`` or ``none`` (TFRecords always embed the image
+    bytes). ``label_map`` / ``shards``: TFRecord only (a given label map must match the
+    names). Crowd boxes are dropped for formats without a crowd flag and counted in the result.
+    """
+    if to not in FORMATS:
+        raise DetforgeError(f"unknown target format {to!r}; choose one of {', '.join(FORMATS)}")
+    notes: list[str] = []
+    dropped = 0
+    if to in _CROWDLESS:
+        ds, dropped = drop_crowd(ds)
+        if dropped:
+            notes.append(f"dropped {dropped} crowd boxes: {to} cannot mark boxes as crowd")
+    out_dir = Path(out)
+    if to == "darknet":
+        from detforge.formats.darknet import write_darknet
+
+        return WriteResult(write_darknet(ds, out_dir, images=images), dropped, notes=notes)
+    if to == "ultralytics":
+        from detforge.formats.ultralytics import write_ultralytics
+
+        return WriteResult(write_ultralytics(ds, out_dir, images=images), dropped, notes=notes)
+    if to == "voc":
+        from detforge.formats.voc import write_voc
+
+        return WriteResult(write_voc(ds, out_dir, images=images), dropped, notes=notes)
+    if to == "tfrecord":
+        from detforge.formats.tfrecord.tfod import write_tfod
+
+        if images != "link":
+            notes.append("TFRecords embed the image bytes; --images is ignored")
+        written, lm = write_tfod(ds, out_dir, shards=shards, label_map=label_map)
+        files = [p for ps in written.values() for p in ps]
+        return WriteResult(lm, dropped, files=[*files, lm], notes=notes)
+    from detforge.formats.coco import write_coco
+
+    jsons = write_coco(ds, out_dir, images=images)
+    return WriteResult(out_dir, files=list(jsons.values()), notes=notes)

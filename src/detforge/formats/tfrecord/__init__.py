@@ -1,0 +1,1 @@
+"""TFRecord files: framing, the ``tf.train.Example`` codec and the TF OD API schema."""

@@ -1,0 +1,231 @@
+"""Ultralytics-style datasets: a YAML file plus ``images/<split>/`` and ``labels/<split>/``.
+
+The YAML (written as ``data.yaml``)::
+
+    path: /abs/dataset/root      # other paths are relative to it
+    train: images/train          # a folder of images, a .txt list of images, or a list of either
+    val: images/val
+    test: images/test            # optional
+    names: {0: cat, 1: dog}      # a dict (a plain list is read too)
+
+Labels are Darknet lines (``class cx cy w h``, normalized) in a ``.txt`` found by replacing the
+last ``/images/`` of the image path with ``/labels/`` and the suffix with ``.txt``; a missing
+label file is a negative image. Split keys ``val`` <-> detforge's ``valid``; other top-level keys
+whose value names an existing folder or list are read as extra splits. Images without a split
+are written into ``train`` (the format has no "no split").
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detforge.data.boxes import BoxFormat
+from detforge.data.dataset import Dataset, canonical_split, make_dataset
+from detforge.errors import DetforgeError
+from detforge.formats.common import split_file_name, staged_dir, unique_file_names
+from detforge.utils.io import ImageMode, atomic_write_text, place_file
+from detforge.utils.progress import progress
+
+_NOT_SPLITS = frozenset(
+    {"path", "names", "nc", "download", "kpt_shape", "flip_idx", "channels", "yaml_file"}
+)
+
+
+def ultralytics_label_path(image_path: str) -> str:
+    """``.../images/x/a.jpg`` -> ``.../labels/x/a.txt`` (last ``images`` folder replaced)."""
+    p = image_path.replace("\\", "/")
+    head, sep, tail = p.rpartition("/images/")
+    if sep:
+        p = f"{head}/labels/{tail}"
+    return os.path.splitext(p)[0] + ".txt"
+
+
+def _images_in(folder: Path) -> list[str]:
+    from detforge.data.imagesize import IMAGE_EXTENSIONS
+
+    return sorted(
+        str(p) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+    )
+
+
+def _entry_images(entry: str, root: Path, yaml_path: Path) -> list[str] | None:
+    """Images named by one split entry (folder or list); ``None`` when it does not exist."""
+    p = Path(entry)
+    if not p.is_absolute():
+        p = root / p
+    if p.is_dir():
+        return _images_in(p)
+    if p.is_file() and p.suffix.lower() == ".txt":
+        out = []
+        for line in p.read_text(encoding="utf-8-sig").splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            q = Path(line)
+            out.append(str(q if q.is_absolute() else (p.parent / q)))
+        return out
+    if p.is_file():
+        return [str(p)]
+    return None
+
+
+def _names(data: dict[str, Any], path: Path) -> list[str]:
+    names = data.get("names")
+    if isinstance(names, dict):
+        try:
+            keys = sorted(int(k) for k in names)
+        except (TypeError, ValueError):
+            raise DetforgeError("'names' keys must be class ids 0, 1, ...", path=path) from None
+        if keys != list(range(len(keys))):
+            raise DetforgeError(f"'names' ids must be 0..{len(keys) - 1} without gaps", path=path)
+        by_int = {int(k): str(v) for k, v in names.items()}
+        out = [by_int[k] for k in keys]
+    elif isinstance(names, list):
+        out = [str(n) for n in names]
+    else:
+        raise DetforgeError("the YAML needs 'names' (a dict {0: name, ...} or a list)", path=path)
+    nc = data.get("nc")
+    if nc is not None and int(nc) != len(out):
+        raise DetforgeError(f"'nc: {nc}' disagrees with {len(out)} names", path=path)
+    return out
+
+
+def read_ultralytics(yaml_path: str | os.PathLike[str]) -> Dataset:
+    """Read an Ultralytics dataset YAML and its label files into a :class:`Dataset`.
+
+    Boxes are ``CXCYWH_NORM``; image sizes are left unknown (``0``) until a writer needs them.
+    A bad label line raises :class:`DetforgeError` with the label file and line.
+    """
+    import yaml
+
+    from detforge.formats.darknet_files import parse_label_text
+
+    yp = Path(yaml_path)
+    try:
+        data = yaml.safe_load(yp.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DetforgeError("dataset YAML not found", path=yp) from None
+    except yaml.YAMLError as exc:
+        raise DetforgeError(f"not valid YAML: {exc}", path=yp) from None
+    if not isinstance(data, dict):
+        raise DetforgeError("dataset YAML must be a mapping with train/val/names", path=yp)
+    names = _names(data, yp)
+    root = Path(str(data.get("path") or "."))
+    if not root.is_absolute():
+        root = yp.parent / root
+    paths: list[str] = []
+    splits: list[str] = []
+    seen: set[str] = set()
+    keys = [k for k in ("train", "val", "test") if k in data]
+    keys += [k for k in data if k not in keys and k not in _NOT_SPLITS]
+    for key in keys:
+        value = data[key]
+        entries = value if isinstance(value, list) else [value]
+        if not entries or not all(isinstance(e, str) for e in entries):
+            continue
+        found = [_entry_images(e, root, yp) for e in entries]
+        if key not in ("train", "val", "test") and any(f is None for f in found):
+            continue  # not a split, just another setting
+        for entry, images in zip(entries, found, strict=True):
+            if images is None:
+                raise DetforgeError(f"{key}: {entry!r} is neither a folder nor a list", path=yp)
+            for img in images:
+                if img not in seen:
+                    seen.add(img)
+                    paths.append(img)
+                    splits.append(canonical_split(str(key)))
+    if not paths:
+        raise DetforgeError("the YAML names no images (train/val/test are empty)", path=yp)
+    box_image: list[np.ndarray[Any, Any]] = []
+    box_cls: list[np.ndarray[Any, Any]] = []
+    coords: list[np.ndarray[Any, Any]] = []
+    for i, img in enumerate(progress(paths, desc="reading labels", unit="img")):
+        lp = ultralytics_label_path(img)
+        try:
+            with open(lp, encoding="utf-8") as f:
+                text = f.read()
+        except FileNotFoundError:
+            continue
+        cls, xywh = parse_label_text(text, path=lp)
+        box_image.append(np.full(len(cls), i, dtype=np.int64))
+        box_cls.append(cls)
+        coords.append(xywh)
+    all_cls = np.concatenate(box_cls) if box_cls else np.zeros(0, dtype=np.int64)
+    if len(all_cls) and (all_cls.min() < 0 or all_cls.max() >= len(names)):
+        raise DetforgeError(
+            f"labels use class id {int(all_cls.max())} but the YAML has {len(names)} names",
+            path=yp,
+        )
+    return make_dataset(
+        names,
+        paths=paths,
+        splits=splits,
+        box_image=np.concatenate(box_image) if box_image else [],
+        box_cls=all_cls,
+        box_coords=np.concatenate(coords) if coords else None,
+        box_format=BoxFormat.CXCYWH_NORM,
+        meta={"source": str(yp), "format": "ultralytics"},
+    )
+
+
+def _label_texts(ds: Dataset) -> Iterator[str]:
+    from detforge.formats.darknet_files import format_label_lines
+
+    starts = np.searchsorted(ds.boxes.image, np.arange(ds.num_images + 1))
+    for i in range(ds.num_images):
+        sl = slice(int(starts[i]), int(starts[i + 1]))
+        yield format_label_lines(ds.boxes.cls[sl], ds.boxes.coords[sl])
+
+
+def _yaml_scalar(value: str) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)  # JSON strings are valid YAML scalars
+
+
+def write_ultralytics(
+    ds: Dataset, out_dir: str | os.PathLike[str], *, images: ImageMode = "link"
+) -> Path:
+    """Write ``images/<split>/``, ``labels/<split>/`` and ``data.yaml``; returns the YAML path.
+
+    Every image gets a label file (empty for negatives). Needs no image sizes: boxes must be
+    ``CXCYWH_NORM`` or convertible to it. Crowd boxes are written as ordinary boxes: callers
+    drop them first.
+    """
+    out = Path(out_dir).resolve()
+    if ds.boxes.format is not BoxFormat.CXCYWH_NORM:
+        from detforge.formats.common import ensure_sizes
+
+        ds = ensure_sizes(ds).with_format(BoxFormat.CXCYWH_NORM)
+    folders = [split_file_name(str(s) or "train") for s in ds.images.split]
+    names: list[str] = [""] * ds.num_images
+    for folder in sorted(set(folders)):
+        idx = [i for i, f in enumerate(folders) if f == folder]
+        for i, n in zip(idx, unique_file_names([str(ds.images.path[i]) for i in idx]), strict=True):
+            names[i] = n
+    with staged_dir(out / "labels") as stage:
+        for folder in set(folders):
+            (stage / folder).mkdir(parents=True, exist_ok=True)
+        texts = progress(_label_texts(ds), total=ds.num_images, desc="writing labels", unit="img")
+        for i, text in enumerate(texts):
+            stem = os.path.splitext(names[i])[0]
+            with open(stage / folders[i] / f"{stem}.txt", "w", encoding="utf-8", newline="\n") as f:
+                f.write(text)
+    if images != "none":
+        for i in progress(range(ds.num_images), desc="placing images", unit="img"):
+            place_file(str(ds.images.path[i]), out / "images" / folders[i] / names[i], images)
+    lines = [f"path: {_yaml_scalar(str(out))}"]
+    order: list[str] = [f for f in ("train", "val", "test") if f in folders]
+    order += sorted(set(folders) - set(order))
+    lines += [f"{f}: images/{f}" for f in order]
+    lines.append(f"nc: {ds.num_classes}")
+    lines.append("names:")
+    lines += [f"  {k}: {_yaml_scalar(n)}" for k, n in enumerate(ds.class_names)]
+    yaml_path = out / "data.yaml"
+    atomic_write_text(yaml_path, "\n".join(lines) + "\n")
+    return yaml_path

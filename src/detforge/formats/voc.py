@@ -1,0 +1,313 @@
+"""Pascal VOC: ``Annotations/*.xml``, ``JPEGImages/``, ``ImageSets/Main/<split>.txt``.
+
+Pixel convention
+----------------
+VOC XML counts pixels from 1 and its boxes are *inclusive*: ``xmin=1, xmax=W`` covers the whole
+image width ``W``. detforge pixel coordinates are continuous (``[0, W]``), so pixel ``i`` (1-based)
+is the interval ``[i - 1, i]`` and
+
+    reading:  x1 = xmin - 1,  y1 = ymin - 1,  x2 = xmax,  y2 = ymax
+    writing:  xmin = x1 + 1,  ymin = y1 + 1,  xmax = x2,  ymax = y2
+
+which are exact inverses (integer boxes stay integers; non-integer values are written with 10
+significant digits). This is the VOC devkit's convention (box width ``xmax - xmin + 1``). It
+differs from Darknet's ``voc_label.py``, which shifts the centre by one pixel as well.
+
+Kept per box: ``difficult`` and ``truncated`` (and ``occluded``/``pose`` are ignored). XML is
+parsed with ``defusedxml``, so entity-expansion and external-entity files are refused.
+
+Splits: ``ImageSets/Main/{train,val,test}.txt`` (``val`` -> ``valid``); ``trainval.txt`` is used
+only for images in no other list (as ``train`` when there is no ``train.txt``). Class order:
+``labels.txt`` in the dataset root (one name a line, written by :func:`write_voc`) when present,
+else the given ``class_names``, else the names sorted alphabetically.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from xml.etree.ElementTree import Element
+
+import numpy as np
+
+from detforge.data.boxes import BoxFormat
+from detforge.data.dataset import Dataset, make_dataset
+from detforge.errors import DetforgeError
+from detforge.formats.common import (
+    ensure_sizes,
+    split_file_name,
+    staged_dir,
+    unique_file_names,
+)
+from detforge.utils.io import ImageMode, atomic_write_text, place_file
+from detforge.utils.progress import progress
+
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG", ".bmp", ".tif", ".tiff")
+
+
+def _text(el: Element | None, tag: str, default: str = "") -> str:
+    if el is None:
+        return default
+    child = el.find(tag)
+    return (child.text or "").strip() if child is not None and child.text else default
+
+
+def _flag(el: Element, tag: str, path: Path) -> bool:
+    raw = _text(el, tag, "0")
+    try:
+        return float(raw) != 0
+    except ValueError:
+        raise DetforgeError(f"<{tag}> must be 0 or 1, got {raw!r}", path=path) from None
+
+
+def parse_voc_xml(
+    path: str | os.PathLike[str],
+) -> tuple[str, int, int, list[tuple[str, list[float], bool, bool]]]:
+    """Parse one annotation XML.
+
+    Returns ``(filename, width, height, objects)`` with objects
+    ``(name, [x1, y1, x2, y2], difficult, truncated)``.
+
+    Coordinates are already shifted to detforge's continuous pixels (see module docstring);
+    sizes are ``0`` when the XML lacks them.
+    """
+    import defusedxml.ElementTree as SafeET
+    from defusedxml import DefusedXmlException
+
+    p = Path(path)
+    try:
+        root = SafeET.parse(p).getroot()
+    except DefusedXmlException as exc:
+        raise DetforgeError(f"unsafe XML refused ({type(exc).__name__})", path=p) from None
+    except SafeET.ParseError as exc:
+        raise DetforgeError(f"malformed XML: {exc}", path=p) from None
+    size = root.find("size")
+    try:
+        width = int(float(_text(size, "width", "0") or 0))
+        height = int(float(_text(size, "height", "0") or 0))
+    except ValueError:
+        raise DetforgeError("<size> width/height are not numbers", path=p) from None
+    objects = []
+    for obj in root.iter("object"):
+        name = _text(obj, "name")
+        bb = obj.find("bndbox")
+        if not name or bb is None:
+            raise DetforgeError("<object> without <name> or <bndbox>", path=p)
+        try:
+            xmin, ymin, xmax, ymax = (float(_text(bb, k)) for k in ("xmin", "ymin", "xmax", "ymax"))
+        except ValueError:
+            raise DetforgeError(
+                f"<bndbox> of {name!r} has a missing or non-number value", path=p
+            ) from None
+        box = [xmin - 1.0, ymin - 1.0, xmax, ymax]
+        objects.append((name, box, _flag(obj, "difficult", p), _flag(obj, "truncated", p)))
+    return _text(root, "filename"), width, height, objects
+
+
+def _read_list(path: Path) -> list[str]:
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    return [ln.split()[0] for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def _voc_splits(root: Path) -> tuple[list[str], dict[str, str]]:
+    """Image ids in order and ``{id: split}`` from ``ImageSets/Main``."""
+    main = root / "ImageSets" / "Main"
+    lists = {p.stem: p for p in main.glob("*.txt")} if main.is_dir() else {}
+    # Only plain split lists, not VOC's per-class lists (aeroplane_train.txt).
+    lists = {k: v for k, v in lists.items() if "_" not in k}
+    order: list[str] = []
+    split_of: dict[str, str] = {}
+    for name in (
+        "train",
+        "val",
+        "test",
+        *sorted(set(lists) - {"train", "val", "test", "trainval"}),
+    ):
+        if name in lists:
+            for image_id in _read_list(lists[name]):
+                if image_id not in split_of:
+                    split_of[image_id] = {"val": "valid", "all": ""}.get(name, name)
+                    order.append(image_id)
+    if "trainval" in lists:
+        fallback = "valid" if "train" in lists else "train"
+        for image_id in _read_list(lists["trainval"]):
+            if image_id not in split_of:
+                split_of[image_id] = fallback
+                order.append(image_id)
+    return order, split_of
+
+
+def _find_image(root: Path, image_id: str, filename: str) -> str:
+    folder = root / "JPEGImages"
+    if filename:
+        cand = folder / filename
+        if cand.is_file() or not any((folder / (image_id + s)).is_file() for s in _IMAGE_SUFFIXES):
+            return str(cand)
+    for s in _IMAGE_SUFFIXES:
+        cand = folder / (image_id + s)
+        if cand.is_file():
+            return str(cand)
+    return str(folder / (filename or image_id + ".jpg"))
+
+
+def read_voc(root: str | os.PathLike[str], *, class_names: Sequence[str] | None = None) -> Dataset:
+    """Read a VOC folder (``Annotations/``, ``JPEGImages/``, optional ``ImageSets/Main``).
+
+    Without split lists every annotation is read with split ``""``. Boxes come out in
+    ``XYXY_PIXEL`` (continuous; see the module docstring). An object whose class is not in
+    ``class_names`` (when given) is a :class:`DetforgeError`.
+    """
+    r = Path(root)
+    ann = r / "Annotations"
+    if not ann.is_dir():
+        raise DetforgeError("not a Pascal VOC folder: no Annotations/ inside", path=r)
+    order, split_of = _voc_splits(r)
+    listed = set(order)
+    unlisted = sorted(p.stem for p in ann.glob("*.xml") if p.stem not in listed)
+    warnings = []
+    if order and unlisted:
+        warnings.append(
+            f"{len(unlisted)} annotations are in no ImageSets/Main list; read with no split"
+        )
+    order += unlisted
+    if not order:
+        raise DetforgeError("Annotations/ holds no .xml files", path=ann)
+    if class_names is None and (r / "labels.txt").is_file():
+        class_names = [
+            ln.strip() for ln in (r / "labels.txt").read_text("utf-8").splitlines() if ln.strip()
+        ]
+    paths: list[str] = []
+    widths: list[int] = []
+    heights: list[int] = []
+    box_image: list[int] = []
+    box_names: list[str] = []
+    coords: list[list[float]] = []
+    diff: list[bool] = []
+    trunc: list[bool] = []
+    for i, image_id in enumerate(progress(order, total=len(order), desc="reading VOC", unit="xml")):
+        xml = ann / f"{image_id}.xml"
+        if not xml.is_file():
+            raise DetforgeError(
+                f"image id {image_id!r} is listed in ImageSets/Main but has no annotation",
+                path=xml,
+            )
+        filename, w, h, objects = parse_voc_xml(xml)
+        paths.append(_find_image(r, image_id, filename))
+        widths.append(w)
+        heights.append(h)
+        for name, box, d, t in objects:
+            box_image.append(i)
+            box_names.append(name)
+            coords.append(box)
+            diff.append(d)
+            trunc.append(t)
+    if class_names is None:
+        class_names = sorted(set(box_names))
+    index = {n: k for k, n in enumerate(class_names)}
+    unknown = sorted(set(box_names) - set(index))
+    if unknown:
+        raise DetforgeError(
+            f"objects use class names not in the class list: {unknown[:10]}; add them to "
+            "labels.txt / the label map",
+            path=r,
+        )
+    return make_dataset(
+        list(class_names),
+        paths=paths,
+        widths=widths,
+        heights=heights,
+        splits=[split_of.get(i, "") for i in order],
+        box_image=box_image,
+        box_cls=[index[n] for n in box_names],
+        box_coords=np.asarray(coords, dtype=np.float64).reshape(-1, 4),
+        box_format=BoxFormat.XYXY_PIXEL,
+        difficult=diff,
+        truncated=trunc,
+        meta={"source": str(r), "format": "voc", "warnings": warnings},
+    )
+
+
+def _num(v: float) -> str:
+    return f"{v:.10g}"
+
+
+def _xml_escape(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def format_voc_xml(
+    *,
+    filename: str,
+    width: int,
+    height: int,
+    objects: Sequence[tuple[str, Sequence[float], bool, bool]],
+    folder: str = "JPEGImages",
+) -> str:
+    """VOC XML text for one image; ``objects`` hold continuous-pixel ``x1, y1, x2, y2`` boxes."""
+    out = [
+        "<annotation>",
+        f"\t<folder>{_xml_escape(folder)}</folder>",
+        f"\t<filename>{_xml_escape(filename)}</filename>",
+        "\t<source>\n\t\t<database>Unknown</database>\n\t</source>",
+        f"\t<size>\n\t\t<width>{width}</width>\n\t\t<height>{height}</height>\n"
+        "\t\t<depth>3</depth>\n\t</size>",
+        "\t<segmented>0</segmented>",
+    ]
+    for name, (x1, y1, x2, y2), d, t in objects:
+        out.append(
+            f"\t<object>\n\t\t<name>{_xml_escape(name)}</name>\n\t\t<pose>Unspecified</pose>\n"
+            f"\t\t<truncated>{int(t)}</truncated>\n\t\t<difficult>{int(d)}</difficult>\n"
+            f"\t\t<bndbox>\n\t\t\t<xmin>{_num(x1 + 1)}</xmin>\n\t\t\t<ymin>{_num(y1 + 1)}</ymin>\n"
+            f"\t\t\t<xmax>{_num(x2)}</xmax>\n\t\t\t<ymax>{_num(y2)}</ymax>\n\t\t</bndbox>\n"
+            "\t</object>"
+        )
+    out.append("</annotation>\n")
+    return "\n".join(out)
+
+
+def write_voc(ds: Dataset, out_dir: str | os.PathLike[str], *, images: ImageMode = "link") -> Path:
+    """Write ``ds`` as a VOC folder; returns its root.
+
+    Image file names are made unique (clashing names get their folder prefixed); the XML
+    ``<filename>`` and ``ImageSets/Main/<split>.txt`` (``val`` for ``valid``; ``all.txt`` for
+    images without a split) follow. ``labels.txt`` keeps the class order, including classes
+    without boxes. Crowd boxes are written as ordinary boxes: callers drop them first.
+    """
+    out = Path(out_dir)
+    ds = ensure_sizes(ds) if ds.num_boxes else ds
+    xyxy = ds.coords_as(BoxFormat.XYXY_PIXEL) if ds.num_boxes else np.zeros((0, 4))
+    names = unique_file_names([str(p) for p in ds.images.path])
+    starts = np.searchsorted(ds.boxes.image, np.arange(ds.num_images + 1))
+    lists: dict[str, list[str]] = {}
+    with staged_dir(out / "Annotations") as stage:
+        for i in progress(
+            range(ds.num_images), total=ds.num_images, desc="writing VOC", unit="img"
+        ):
+            sl = slice(int(starts[i]), int(starts[i + 1]))
+            objects = [
+                (ds.class_names[c], list(b), bool(d), bool(t))
+                for c, b, d, t in zip(
+                    ds.boxes.cls[sl].tolist(),
+                    xyxy[sl].tolist(),
+                    ds.boxes.difficult[sl].tolist(),
+                    ds.boxes.truncated[sl].tolist(),
+                    strict=True,
+                )
+            ]
+            stem = os.path.splitext(names[i])[0]
+            text = format_voc_xml(
+                filename=names[i],
+                width=int(ds.images.width[i]),
+                height=int(ds.images.height[i]),
+                objects=objects,
+            )
+            (stage / f"{stem}.xml").write_text(text, encoding="utf-8")
+            place_file(str(ds.images.path[i]), out / "JPEGImages" / names[i], images)
+            lists.setdefault(split_file_name(str(ds.images.split[i])), []).append(stem)
+    for split, stems in lists.items():
+        atomic_write_text(
+            out / "ImageSets" / "Main" / f"{split}.txt", "".join(s + "\n" for s in stems)
+        )
+    atomic_write_text(out / "labels.txt", "".join(n + "\n" for n in ds.class_names))
+    return out
