@@ -1,0 +1,385 @@
+"""Training and validation data loading: :class:`DetectionDataset`, :func:`collate` and
+:func:`create_dataloader`.
+
+A :class:`DetectionDataset` wraps one split of a detforge :class:`~detforge.data.Dataset`.
+Training samples are ``(S, S)`` (``S = imgsz``): a 4-image mosaic (probability
+``AugmentConfig.mosaic``, switched off with :meth:`DetectionDataset.set_mosaic` for the last
+epochs) or one image, warped by a random affine, optionally mixed up, HSV-jittered and flipped
+(:mod:`detforge.train.augment`). Validation samples are letterboxed without augmentation; with
+``rect=True`` images are sorted by aspect ratio and each batch gets the smallest shape, a
+multiple of ``stride``, that holds its images with the long side ``S``.
+
+Randomness is a pure function of ``(seed, epoch, image)``: every sample draws from its own
+``numpy.random.Generator``, so results do not depend on the number of workers or processes,
+and ``N`` DDP ranks see exactly the batches one process sees with the same global batch.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from detforge.data.boxes import BoxFormat, cxcywh_to_xyxy
+from detforge.data.dataset import Dataset
+from detforge.train import augment as A
+from detforge.train.images import (
+    ImageCache,
+    cache_bytes,
+    choose_cache,
+    load_image,
+)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training augmentation hyper-parameters (YOLO-style defaults). Fractions unless noted."""
+
+    hsv_h: float = 0.015
+    """Hue shift range, in turns of the colour circle."""
+    hsv_s: float = 0.7
+    """Saturation gain range (+/-)."""
+    hsv_v: float = 0.4
+    """Value (brightness) gain range (+/-)."""
+    degrees: float = 0.0
+    """Rotation range in degrees (+/-)."""
+    translate: float = 0.1
+    """Translation range as a fraction of the output size (+/-)."""
+    scale: float = 0.5
+    """Scale gain range (+/-): 0.5 draws scales in [0.5, 1.5]."""
+    shear: float = 0.0
+    """Shear range in degrees (+/-), per axis."""
+    flipud: float = 0.0
+    """Probability of an up-down flip."""
+    fliplr: float = 0.5
+    """Probability of a left-right flip."""
+    mosaic: float = 1.0
+    """Probability of a 4-image mosaic (while mosaic is on)."""
+    mixup: float = 0.0
+    """Probability of blending with a second sample (Beta(32, 32) ratio)."""
+
+
+class DetectionDataset(torch.utils.data.Dataset[dict[str, Any]]):
+    """Samples of one split, as dicts for :func:`collate`.
+
+    Each sample: ``img`` ``(h, w, 3)`` uint8 RGB numpy, ``bboxes`` ``(K, 4)`` float32 xyxy in
+    pixels of ``img``, ``cls`` ``(K,)`` int64, ``path`` (str), ``orig_shape`` ``(h0, w0)`` and
+    ``ratio_pad`` ``((rw, rh), (padw, padh))`` mapping source pixels to ``img`` (for augmented
+    samples: the mapping of the plain letterbox, without the random warp).
+
+    Boxes marked ``crowd`` and boxes of zero area after clipping to the image are not training
+    targets; ``num_dropped`` counts them. ``cache`` is ``auto`` (RAM when all ``copies``
+    processes' caches take at most half the available memory), ``ram``, ``disk`` (``.npy``
+    files under ``cache_dir``) or ``none``.
+    """
+
+    def __init__(
+        self,
+        ds: Dataset,
+        *,
+        imgsz: int = 640,
+        augment: bool = False,
+        hyp: AugmentConfig | None = None,
+        rect: bool = False,
+        batch_size: int = 16,
+        stride: int = 32,
+        cache: Literal["auto", "ram", "disk", "none"] | str = "none",
+        cache_dir: str | os.PathLike[str] | None = None,
+        copies: int = 1,
+        seed: int = 0,
+        exif_transpose: bool = True,
+        show_progress: bool | None = None,
+    ) -> None:
+        if rect and augment:
+            raise ValueError("rectangular batches are for validation; use augment=False")
+        self.paths: list[str] = [str(p) for p in ds.images.path]
+        self.class_names = ds.class_names
+        self.imgsz, self.augment, self.rect, self.stride = imgsz, augment, rect, stride
+        self.batch_size, self.seed, self.exif_transpose = batch_size, seed, exif_transpose
+        self.hyp = hyp or AugmentConfig()
+        n = len(self.paths)
+        self.orig_hw = self._sizes(ds)
+        self.labels, self.label_cls, self.label_off, self.num_dropped = _labels(ds, self.orig_hw)
+        self._state = torch.zeros(2, dtype=torch.int64)  # [epoch, mosaic on]; shared with workers
+        self._state[1] = 1
+        self._state.share_memory_()  # type: ignore[no-untyped-call]
+        self.order = np.arange(n, dtype=np.int64)
+        self.batch_shapes = np.zeros((0, 2), dtype=np.int64)
+        if rect:
+            self.order, self.batch_shapes = rect_shapes(self.orig_hw, imgsz, batch_size, stride)
+        hw = self.orig_hw
+        mode = choose_cache(cache, cache_bytes(hw[:, 0], hw[:, 1], imgsz), copies=copies)
+        self.cache: ImageCache | None = None
+        if mode != "none" and n:
+            self.cache = ImageCache(
+                self.paths,
+                imgsz=imgsz,
+                mode=mode,
+                exif_transpose=exif_transpose,
+                cache_dir=cache_dir,
+            )
+            self.cache.fill(show_progress=show_progress)
+
+    def _sizes(self, ds: Dataset) -> NDArray[np.int64]:
+        """``(N, 2)`` full-resolution ``(h, w)``: the dataset's, else read from headers."""
+        from detforge.data.imagesize import read_image_header
+
+        hw = np.stack([ds.images.height, ds.images.width], axis=1).astype(np.int64)
+        for i in np.flatnonzero((hw <= 0).any(axis=1)):
+            head = read_image_header(self.paths[i])
+            if self.exif_transpose:
+                hw[i] = (head.height, head.width)
+            else:
+                hw[i] = (head.raw_height, head.raw_width)
+        return hw
+
+    # ------------------------------------------------------------------ state shared with workers
+    def set_mosaic(self, on: bool) -> None:
+        """Switch mosaic on/off; seen by persistent workers from the next ``iter(loader)``."""
+        self._state[1] = int(on)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch that, with ``seed`` and the image, seeds each sample's augmentation."""
+        self._state[0] = int(epoch)
+
+    @property
+    def mosaic(self) -> bool:
+        return bool(self._state[1])
+
+    # ------------------------------------------------------------------ loading
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def load(self, j: int) -> tuple[A.ImageArray, tuple[int, int]]:
+        """Image ``j`` (source order) resized to long side ``imgsz``, and its ``(h0, w0)``."""
+        if self.cache is not None:
+            return self.cache.get(j)
+        return load_image(self.paths[j], imgsz=self.imgsz, exif_transpose=self.exif_transpose)
+
+    def load_sample(self, j: int) -> A.Sample:
+        """``(image, boxes (K, 4) float64 xyxy pixels of image, cls (K,))`` of image ``j``."""
+        img, _ = self.load(j)
+        h, w = img.shape[:2]
+        lo, hi = self.label_off[j], self.label_off[j + 1]
+        boxes = self.labels[lo:hi] * np.array([w, h, w, h], dtype=np.float64)
+        return img, boxes, self.label_cls[lo:hi]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        j = int(self.order[index])
+        img, boxes, cls = self.load_sample(j)
+        h0, w0 = (int(v) for v in self.orig_hw[j])
+        h, w = img.shape[:2]
+        if self.augment:
+            epoch, mosaic_on = (int(v) for v in self._state.tolist())
+            rng = np.random.default_rng((self.seed, epoch, j))
+            img, boxes, cls = self._augmented(j, (img, boxes, cls), bool(mosaic_on), rng)
+            s = self.imgsz
+            ratio_pad = ((w / w0, h / h0), (float((s - w) // 2), float((s - h) // 2)))
+        else:
+            shape = (self.imgsz, self.imgsz)
+            if self.rect:
+                bs = self.batch_shapes[index // self.batch_size]
+                shape = (int(bs[0]), int(bs[1]))
+            lb = A.letterbox(img, boxes, shape=shape, scaleup=False)
+            img, boxes = lb.image, A.clip_boxes(lb.boxes, shape)
+            ratio_pad = ((lb.ratio[0] * w / w0, lb.ratio[1] * h / h0), lb.pad)
+        return {
+            "img": img,
+            "bboxes": boxes.astype(np.float32),
+            "cls": np.asarray(cls, dtype=np.int64),
+            "path": self.paths[j],
+            "orig_shape": (h0, w0),
+            "ratio_pad": ratio_pad,
+        }
+
+    # ------------------------------------------------------------------ augmentation
+    def _geometric(
+        self, j: int, first: A.Sample | None, mosaic_on: bool, rng: np.random.Generator
+    ) -> A.Sample:
+        hyp, s = self.hyp, self.imgsz
+        warp = A.RandomAffine(
+            degrees=hyp.degrees, translate=hyp.translate, scale=hyp.scale, shear=hyp.shear
+        )
+        sample = first if first is not None else self.load_sample(j)
+        if mosaic_on and hyp.mosaic > 0 and rng.random() < hyp.mosaic:
+            others = rng.integers(0, len(self.paths), 3)
+            tiles = [sample] + [self.load_sample(int(k)) for k in others]
+            xc, yc = (int(v) for v in rng.uniform(s / 2, 3 * s / 2, 2))
+            sample = A.mosaic4(tiles, size=s, center=(xc, yc))
+        return warp(sample, (s, s), rng)
+
+    def _augmented(
+        self, j: int, sample: A.Sample, mosaic_on: bool, rng: np.random.Generator
+    ) -> A.Sample:
+        hyp = self.hyp
+        out = self._geometric(j, sample, mosaic_on, rng)
+        if hyp.mixup > 0 and rng.random() < hyp.mixup:
+            k = int(rng.integers(0, len(self.paths)))
+            other = self._geometric(k, None, mosaic_on, rng)
+            out = A.mixup(out, other, ratio=float(rng.beta(32.0, 32.0)))
+        img = A.RandomHSV(hyp.hsv_h, hyp.hsv_s, hyp.hsv_v)(out[0], rng)
+        return A.RandomFlip(lr=hyp.fliplr, ud=hyp.flipud)((img, out[1], out[2]), rng)
+
+
+def _labels(
+    ds: Dataset, hw: NDArray[np.int64]
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], int]:
+    """Per-image training targets: ``(M, 4)`` xyxy normalised to ``[0, 1]``, ``(M,)`` classes,
+    ``(N+1,)`` offsets into them, and how many boxes were dropped (crowd or zero area)."""
+    b = ds.boxes
+    if b.format.normalized:
+        xyxy = cxcywh_to_xyxy(b.coords)
+    else:
+        px = ds.coords_as(BoxFormat.XYXY_PIXEL) if len(b) else np.zeros((0, 4))
+        ih, iw = hw[b.image, 0].astype(np.float64), hw[b.image, 1].astype(np.float64)
+        xyxy = px / np.stack([iw, ih, iw, ih], axis=1)
+    xyxy = np.clip(xyxy, 0.0, 1.0)
+    ok = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1]) & ~b.crowd
+    img = b.image[ok]
+    order = np.argsort(img, kind="stable")
+    off = np.searchsorted(img[order], np.arange(ds.num_images + 1)).astype(np.int64)
+    return xyxy[ok][order], b.cls[ok][order].astype(np.int64), off, int((~ok).sum())
+
+
+def rect_shapes(
+    hw: NDArray[np.int64], imgsz: int, batch_size: int, stride: int = 32
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Order images by aspect ratio (h / w) and give each batch its input shape.
+
+    Returns ``(order (N,), shapes (ceil(N / batch_size), 2))``; ``shapes`` are ``(h, w)``,
+    multiples of ``stride``, the smallest that hold every image of the batch resized to long
+    side ``imgsz``.
+    """
+    ar = hw[:, 0] / np.maximum(hw[:, 1], 1)
+    order = np.argsort(ar, kind="stable").astype(np.int64)
+    ar = ar[order]
+    nb = (len(ar) + batch_size - 1) // batch_size
+    shapes = np.zeros((nb, 2), dtype=np.int64)
+    for b in range(nb):
+        part = ar[b * batch_size : (b + 1) * batch_size]
+        rel = (1.0, 1.0)
+        if part.max() < 1:
+            rel = (float(part.max()), 1.0)
+        elif part.min() > 1:
+            rel = (1.0, 1.0 / float(part.min()))
+        shapes[b] = [int(np.ceil(r * imgsz / stride - 1e-9)) * stride for r in rel]
+    return order, shapes
+
+
+def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack samples into the training batch of docs/architecture.md.
+
+    ``img`` ``(B, 3, H, W)`` uint8, ``batch_idx`` ``(T,)`` int64, ``cls`` ``(T,)`` int64,
+    ``bboxes`` ``(T, 4)`` float32 xyxy pixels, ``paths``, ``orig_shape``, ``ratio_pad`` lists.
+    """
+    h, w = samples[0]["img"].shape[:2]
+    img = torch.empty((len(samples), 3, h, w), dtype=torch.uint8)
+    view = img.numpy()  # one copy per image, HWC -> CHW; sources may be read-only cache views
+    for k, s in enumerate(samples):
+        view[k] = np.asarray(s["img"]).transpose(2, 0, 1)
+    counts = [len(s["cls"]) for s in samples]
+    return {
+        "img": img,
+        "batch_idx": torch.repeat_interleave(
+            torch.arange(len(samples), dtype=torch.int64), torch.tensor(counts, dtype=torch.int64)
+        ),
+        "cls": torch.from_numpy(np.concatenate([s["cls"] for s in samples]).astype(np.int64)),
+        "bboxes": torch.from_numpy(
+            np.concatenate([s["bboxes"] for s in samples]).astype(np.float32).reshape(-1, 4)
+        ),
+        "paths": [s["path"] for s in samples],
+        "orig_shape": [s["orig_shape"] for s in samples],
+        "ratio_pad": [s["ratio_pad"] for s in samples],
+    }
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: distinct seeds for ``random``/``numpy`` globals, 1 thread."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+    torch.set_num_threads(1)
+
+
+def create_dataloader(
+    ds: Dataset,
+    *,
+    imgsz: int = 640,
+    batch_size: int = 16,
+    augment: bool = False,
+    hyp: AugmentConfig | None = None,
+    workers: int = 0,
+    shuffle: bool | None = None,
+    rect: bool = False,
+    seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    cache: str = "auto",
+    cache_dir: str | os.PathLike[str] | None = None,
+    drop_last: bool = False,
+    pin_memory: bool | None = None,
+    exif_transpose: bool = True,
+    show_progress: bool | None = None,
+) -> torch.utils.data.DataLoader[dict[str, Any]]:
+    """A DataLoader of :func:`collate` batches over ``ds`` (one split, any box format).
+
+    ``shuffle`` (default: ``augment``) uses a ``DistributedSampler`` seeded by ``seed`` --
+    also for one process, so ``N`` ranks with batch ``B`` see the same global batches as one
+    process with ``N * B``; call :func:`set_epoch` before each epoch. Unshuffled and ``rect``
+    loaders shard whole images/batches across ranks without padding (for evaluation).
+    ``workers > 0`` starts persistent worker processes; each caches nothing itself (the RAM
+    cache is filled once here, before the workers fork).
+    """
+    shuffle = augment if shuffle is None else shuffle
+    if rect and shuffle:
+        raise ValueError("rect batches keep their aspect-ratio order; use shuffle=False")
+    data = DetectionDataset(
+        ds,
+        imgsz=imgsz,
+        augment=augment,
+        hyp=hyp,
+        rect=rect,
+        batch_size=batch_size,
+        cache=cache,
+        cache_dir=cache_dir,
+        copies=world_size,
+        seed=seed,
+        exif_transpose=exif_transpose,
+        show_progress=show_progress,
+    )
+    n = len(data)
+    workers = max(0, min(workers, os.cpu_count() or 1))
+    common: dict[str, Any] = {
+        "num_workers": workers,
+        "collate_fn": collate,
+        "pin_memory": torch.cuda.is_available() if pin_memory is None else pin_memory,
+        "worker_init_fn": seed_worker,
+        "persistent_workers": workers > 0,
+        "generator": torch.Generator().manual_seed(seed + rank),
+    }
+    if rect:
+        batches = [list(range(s, min(s + batch_size, n))) for s in range(0, n, batch_size)]
+        return torch.utils.data.DataLoader(data, batch_sampler=batches[rank::world_size], **common)
+    sampler: Any
+    if shuffle:
+        sampler = torch.utils.data.DistributedSampler(
+            data, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=drop_last
+        )
+    else:
+        sampler = list(range(rank, n, world_size))
+    return torch.utils.data.DataLoader(
+        data, batch_size=batch_size, sampler=sampler, drop_last=drop_last, **common
+    )
+
+
+def set_epoch(loader: torch.utils.data.DataLoader[Any], epoch: int) -> None:
+    """Tell the loader's sampler and dataset which epoch starts (call before iterating)."""
+    if isinstance(loader.sampler, torch.utils.data.DistributedSampler):
+        loader.sampler.set_epoch(epoch)
+    if isinstance(loader.dataset, DetectionDataset):
+        loader.dataset.set_epoch(epoch)

@@ -1,0 +1,242 @@
+"""DetectionDataset, collate and create_dataloader on tiny datasets written in tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from detforge.data.boxes import BoxFormat
+from detforge.data.dataset import Dataset, make_dataset
+from detforge.errors import DetforgeError
+from detforge.train import images as I
+from detforge.train.data import (
+    AugmentConfig,
+    DetectionDataset,
+    collate,
+    create_dataloader,
+    rect_shapes,
+    set_epoch,
+)
+
+# (h, w) of each image and one white rectangle (integer xyxy pixels) on it
+SIZES = [(60, 120), (40, 120), (120, 60), (90, 90), (100, 50), (50, 100)]
+
+
+def rect_of(h: int, w: int, k: int) -> list[int]:
+    x1, y1 = w // 4 + k, h // 4
+    return [x1, y1, x1 + w // 3, y1 + h // 3]
+
+
+def write_rect_dataset(root: Path, fmt: BoxFormat = BoxFormat.CXCYWH_NORM) -> Dataset:
+    """PNG images (black, one white rectangle each) and a Dataset of them in ``fmt``."""
+    paths, coords = [], []
+    for k, (h, w) in enumerate(SIZES):
+        img = np.zeros((h, w, 3), dtype=np.uint8)
+        x1, y1, x2, y2 = rect_of(h, w, k)
+        img[y1:y2, x1:x2] = 255
+        p = root / f"im{k}.png"
+        Image.fromarray(img).save(p)
+        paths.append(str(p))
+        if fmt is BoxFormat.CXCYWH_NORM:
+            coords.append([(x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w, (y2 - y1) / h])
+        else:
+            coords.append([x1, y1, x2, y2])
+    known = fmt is not BoxFormat.CXCYWH_NORM
+    return make_dataset(
+        ("rect",),
+        paths=paths,
+        widths=[w for _, w in SIZES] if known else None,
+        heights=[h for h, _ in SIZES] if known else None,
+        splits="train",
+        box_image=range(len(SIZES)),
+        box_cls=[0] * len(SIZES),
+        box_coords=coords,
+        box_format=fmt,
+    )
+
+
+def assert_tight(img: np.ndarray, boxes: np.ndarray, tol: float) -> None:
+    """Each xyxy box tightly bounds the white pixels around it."""
+    mask = img[..., 0] > 127
+    for b in boxes:
+        x1, y1 = max(int(b[0]) - 3, 0), max(int(b[1]) - 3, 0)
+        sub = mask[y1 : int(np.ceil(b[3])) + 3, x1 : int(np.ceil(b[2])) + 3]
+        ys, xs = np.nonzero(sub)
+        assert len(xs), f"no pixels under {b}"
+        got = [xs.min() + x1, ys.min() + y1, xs.max() + 1 + x1, ys.max() + 1 + y1]
+        np.testing.assert_allclose(got, b, atol=tol)
+
+
+@pytest.fixture()
+def rect_ds(tmp_path: Path) -> Dataset:
+    return write_rect_dataset(tmp_path)
+
+
+def test_validation_batch_follows_contract(rect_ds: Dataset) -> None:
+    data = DetectionDataset(rect_ds, imgsz=64)
+    batch = collate([data[i] for i in range(len(data))])
+    assert set(batch) == {"img", "batch_idx", "cls", "bboxes", "paths", "orig_shape", "ratio_pad"}
+    assert batch["img"].shape == (6, 3, 64, 64) and batch["img"].dtype == torch.uint8
+    assert batch["batch_idx"].tolist() == list(range(6)) and batch["cls"].dtype == torch.int64
+    assert batch["bboxes"].shape == (6, 4) and batch["bboxes"].dtype == torch.float32
+    assert batch["orig_shape"] == SIZES and batch["paths"] == list(rect_ds.images.path)
+    for k, (h, w) in enumerate(SIZES):
+        img = batch["img"][k].permute(1, 2, 0).numpy()
+        box = batch["bboxes"][k].numpy().astype(np.float64)
+        assert_tight(img, box[None], tol=1.0)
+        # ratio_pad maps the source rectangle onto the letterboxed one (hand-computed)
+        (rw, rh), (pw, ph) = batch["ratio_pad"][k]
+        r = 64 / max(h, w)
+        assert rw == pytest.approx(r, rel=0.03) and rh == pytest.approx(r, rel=0.03)
+        src = np.array(rect_of(h, w, k), dtype=np.float64)
+        np.testing.assert_allclose(src * [rw, rh, rw, rh] + [pw, ph, pw, ph], box, atol=1e-3)
+
+
+def test_pixel_boxes_and_unknown_sizes_agree(tmp_path: Path) -> None:
+    norm = DetectionDataset(write_rect_dataset(tmp_path), imgsz=64)  # sizes read from headers
+    pix = DetectionDataset(write_rect_dataset(tmp_path, BoxFormat.XYXY_PIXEL), imgsz=64)
+    np.testing.assert_array_equal(norm.orig_hw, SIZES)
+    for i in range(len(SIZES)):
+        np.testing.assert_allclose(norm[i]["bboxes"], pix[i]["bboxes"], atol=1e-4)
+
+
+def test_training_samples_boxes_follow_pixels(rect_ds: Dataset) -> None:
+    hyp = AugmentConfig(degrees=0.0, translate=0.2, scale=0.5, fliplr=0.5, flipud=0.5)
+    data = DetectionDataset(rect_ds, imgsz=96, augment=True, hyp=hyp, seed=7)
+    counts = []
+    for epoch in range(3):
+        data.set_epoch(epoch)
+        for i in range(len(data)):
+            s = data[i]
+            assert s["img"].shape == (96, 96, 3) and s["img"].dtype == np.uint8
+            assert_tight(s["img"], s["bboxes"].astype(np.float64), tol=2.0)
+            counts.append(len(s["cls"]))
+    assert max(counts) >= 3  # mosaics bring several images' boxes together
+    data.set_mosaic(False)
+    plain = [len(data[i]["cls"]) for i in range(len(data))]
+    assert max(plain) <= 1 and not data.mosaic
+
+
+def test_same_seed_epoch_image_gives_same_sample(rect_ds: Dataset) -> None:
+    a = DetectionDataset(rect_ds, imgsz=64, augment=True, seed=1)
+    b = DetectionDataset(rect_ds, imgsz=64, augment=True, seed=1)
+    np.testing.assert_array_equal(a[2]["img"], b[2]["img"])
+    b.set_epoch(1)
+    assert not np.array_equal(a[2]["img"], b[2]["img"])
+
+
+def test_rect_shapes_hand_computed(rect_ds: Dataset) -> None:
+    order, shapes = rect_shapes(np.array(SIZES), 64, 2)
+    # aspect h/w: .5 .333 2 1 2 .5 -> stable sort: 1(.333) 0(.5) 5(.5) 3(1) 2(2) 4(2)
+    assert order.tolist() == [1, 0, 5, 3, 2, 4]
+    # (.333, .5) -> h = ceil(.5 * 64 / 32) * 32 = 32; (.5, 1) -> square; (2, 2) -> w 32
+    assert shapes.tolist() == [[32, 64], [64, 64], [64, 32]]
+    loader = create_dataloader(rect_ds, imgsz=64, batch_size=2, rect=True, cache="none")
+    got = [tuple(b["img"].shape[2:]) for b in loader]
+    assert got == [(32, 64), (64, 64), (64, 32)]
+    for b in loader:
+        for k in range(len(b["paths"])):
+            img = b["img"][k].permute(1, 2, 0).numpy()
+            assert_tight(img, b["bboxes"][b["batch_idx"] == k].numpy().astype(float), tol=1.0)
+
+
+def test_ram_cache_decodes_each_image_once(
+    rect_ds: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    real = I.load_image
+
+    def counting(path: str, **kw: object) -> tuple[np.ndarray, tuple[int, int]]:
+        calls.append(path)
+        return real(path, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(I, "load_image", counting)
+    data = DetectionDataset(rect_ds, imgsz=64, augment=True, cache="ram")
+    assert sorted(calls) == sorted(rect_ds.images.path) and data.cache is not None
+    for epoch in range(2):
+        data.set_epoch(epoch)
+        for i in range(len(data)):
+            data[i]
+    assert len(calls) == len(SIZES)
+    assert not data.cache.buffer.flags.writeable
+
+
+def test_disk_cache_reuses_files(
+    rect_ds: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = DetectionDataset(rect_ds, imgsz=64, cache="disk", cache_dir=tmp_path / "c")
+    assert first.cache is not None and first.cache.decoded == len(SIZES)
+    second = DetectionDataset(rect_ds, imgsz=64, cache="disk", cache_dir=tmp_path / "c")
+    assert second.cache is not None and second.cache.decoded == 0
+    np.testing.assert_array_equal(first[3]["img"], second[3]["img"])
+    monkeypatch.setattr(I, "available_memory", lambda: 1000)
+    with pytest.raises(DetforgeError, match="needs"):
+        DetectionDataset(rect_ds, imgsz=64, cache="ram")
+    assert DetectionDataset(rect_ds, imgsz=64, cache="auto").cache is None
+
+
+def test_loader_with_workers_matches_main_process(rect_ds: Dataset) -> None:
+    kw = {"imgsz": 64, "batch_size": 4, "augment": True, "seed": 3, "cache": "ram"}
+    main = create_dataloader(rect_ds, workers=0, **kw)  # type: ignore[arg-type]
+    multi = create_dataloader(rect_ds, workers=2, **kw)  # type: ignore[arg-type]
+    for epoch, mosaic in [(0, True), (1, False)]:
+        for loader in (main, multi):
+            set_epoch(loader, epoch)
+            loader.dataset.set_mosaic(mosaic)  # type: ignore[attr-defined]
+        for a, b in zip(main, multi, strict=True):
+            assert torch.equal(a["img"], b["img"]) and a["paths"] == b["paths"]
+            assert torch.equal(a["bboxes"], b["bboxes"])
+            if not mosaic:
+                assert len(a["cls"]) <= len(a["paths"])
+
+
+def test_ranks_split_the_global_batch(rect_ds: Dataset) -> None:
+    kw = {"imgsz": 64, "augment": True, "seed": 5, "cache": "none"}
+    one = list(create_dataloader(rect_ds, batch_size=4, **kw))  # type: ignore[arg-type]
+    ranks = [
+        list(create_dataloader(rect_ds, batch_size=2, rank=r, world_size=2, **kw))  # type: ignore[arg-type]
+        for r in range(2)
+    ]
+    for k, batch in enumerate(one):
+        parts = [ranks[r][k] for r in range(2)]
+        assert sorted(batch["paths"]) == sorted(parts[0]["paths"] + parts[1]["paths"])
+        for r in range(2):
+            for i, p in enumerate(parts[r]["paths"]):
+                j = batch["paths"].index(p)
+                assert torch.equal(parts[r]["img"][i], batch["img"][j])
+
+
+def test_exif_rotation_and_broken_image(tmp_path: Path) -> None:
+    img = np.zeros((20, 40, 3), dtype=np.uint8)
+    img[:, :10] = 255  # white band on the left of the stored pixels
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise for display
+    Image.fromarray(img).save(tmp_path / "rot.jpg", exif=exif.tobytes(), quality=95)
+    arr, hw0 = I.load_image(str(tmp_path / "rot.jpg"), imgsz=40)
+    assert arr.shape == (40, 20, 3) and hw0 == (40, 20)
+    assert arr[:10, :, 0].mean() > 200 and arr[-10:, :, 0].mean() < 50  # band now on top
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with pytest.raises(DetforgeError) as err:
+        I.load_image(str(tmp_path / "bad.jpg"), imgsz=32)
+    assert err.value.path == str(tmp_path / "bad.jpg")
+
+
+def test_crowd_and_empty_boxes_are_not_targets(tmp_path: Path) -> None:
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "a.png")
+    ds = make_dataset(
+        ("a", "b"),
+        paths=[str(tmp_path / "a.png"), str(tmp_path / "a.png")],
+        box_image=[0, 0, 0],
+        box_cls=[0, 1, 1],
+        box_coords=[[0.5, 0.5, 0.2, 0.2], [0.5, 0.5, 0.4, 0.4], [0.5, 0.5, 0.0, 0.3]],
+        crowd=[False, True, False],
+    )
+    data = DetectionDataset(ds, imgsz=32)
+    assert data.num_dropped == 2
+    batch = collate([data[0], data[1]])
+    assert batch["cls"].tolist() == [0] and batch["batch_idx"].tolist() == [0]
+    np.testing.assert_allclose(batch["bboxes"].numpy(), [[12.8, 12.8, 19.2, 19.2]], atol=1e-5)
