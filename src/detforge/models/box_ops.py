@@ -1,0 +1,107 @@
+"""Box geometry for the detector: anchors, distance <-> box codecs and (C)IoU.
+
+Conventions used throughout ``detforge.models`` and ``detforge.train``:
+
+* boxes are ``xyxy`` (x1, y1, x2, y2), continuous coordinates, x to the right, y down;
+* an *anchor point* is the centre of one feature-map cell, in **grid units** of its level
+  (``(col + 0.5, row + 0.5)``); multiply by the level's stride to get input pixels;
+* a *distance* is ``ltrb``: the distances from an anchor point to the box's left, top, right
+  and bottom sides (all >= 0 for a box containing the point), in the same units as the point.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+def make_anchors(
+    shapes: Sequence[tuple[int, int]],
+    strides: Sequence[int],
+    *,
+    offset: float = 0.5,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[Tensor, Tensor]:
+    """Anchor points and strides of all levels, flattened in row-major order per level.
+
+    Args:
+        shapes: ``(H_i, W_i)`` of each level's feature map.
+        strides: the stride (input pixels per cell) of each level.
+
+    Returns:
+        ``points`` (A, 2) ``(x, y)`` cell centres in grid units of their level and
+        ``stride`` (A, 1), with ``A = sum(H_i * W_i)``.
+    """
+    points, stride_list = [], []
+    for (h, w), s in zip(shapes, strides, strict=True):
+        sx = torch.arange(w, device=device, dtype=dtype) + offset
+        sy = torch.arange(h, device=device, dtype=dtype) + offset
+        yy, xx = torch.meshgrid(sy, sx, indexing="ij")
+        points.append(torch.stack((xx, yy), -1).reshape(-1, 2))
+        stride_list.append(torch.full((h * w, 1), float(s), device=device, dtype=dtype))
+    return torch.cat(points), torch.cat(stride_list)
+
+
+def dist2bbox(distance: Tensor, points: Tensor) -> Tensor:
+    """``ltrb`` distances (..., 4) from ``points`` (..., 2) -> ``xyxy`` boxes (..., 4)."""
+    lt, rb = distance.chunk(2, -1)
+    return torch.cat((points - lt, points + rb), -1)
+
+
+def bbox2dist(points: Tensor, boxes: Tensor, max_dist: float) -> Tensor:
+    """``xyxy`` boxes (..., 4) -> ``ltrb`` distances (..., 4) from ``points`` (..., 2).
+
+    Distances are clamped to ``[0, max_dist - 0.01]`` so that a DFL target always has two
+    valid neighbouring bins (``max_dist`` is ``reg_max - 1``).
+    """
+    x1y1, x2y2 = boxes.chunk(2, -1)
+    return torch.cat((points - x1y1, x2y2 - points), -1).clamp_(0, max_dist - 0.01)
+
+
+def box_iou_pairwise(a: Tensor, b: Tensor, *, ciou: bool = False, eps: float = 1e-7) -> Tensor:
+    """IoU (or Complete-IoU) of matching rows of ``a`` and ``b`` (both (..., 4) xyxy) -> (...).
+
+    CIoU = IoU - rho^2 / c^2 - alpha * v (Zheng et al., 2020), where ``rho`` is the distance
+    between the box centres, ``c`` the diagonal of the smallest enclosing box,
+    ``v = 4 / pi^2 * (atan(w_b / h_b) - atan(w_a / h_a))^2`` and ``alpha = v / (1 - IoU + v)``
+    (``alpha`` carries no gradient, as in the paper's implementation).
+    """
+    ax1, ay1, ax2, ay2 = a.unbind(-1)
+    bx1, by1, bx2, by2 = b.unbind(-1)
+    wa, ha = ax2 - ax1, (ay2 - ay1).clamp(min=eps)
+    wb, hb = bx2 - bx1, (by2 - by1).clamp(min=eps)
+    iw = (torch.minimum(ax2, bx2) - torch.maximum(ax1, bx1)).clamp(min=0)
+    ih = (torch.minimum(ay2, by2) - torch.maximum(ay1, by1)).clamp(min=0)
+    inter = iw * ih
+    union = wa * ha + wb * hb - inter + eps
+    iou = inter / union
+    if not ciou:
+        return iou
+    cw = torch.maximum(ax2, bx2) - torch.minimum(ax1, bx1)
+    ch = torch.maximum(ay2, by2) - torch.minimum(ay1, by1)
+    c2 = cw.pow(2) + ch.pow(2) + eps
+    rho2 = ((bx1 + bx2 - ax1 - ax2).pow(2) + (by1 + by2 - ay1 - ay2).pow(2)) / 4
+    v = (4 / math.pi**2) * (torch.atan(wb / hb) - torch.atan(wa / ha)).pow(2)
+    with torch.no_grad():
+        alpha = v / (v - iou + (1 + eps))
+    return iou - (rho2 / c2 + v * alpha)
+
+
+def points_in_boxes(points: Tensor, boxes: Tensor, *, eps: float = 1e-9) -> Tensor:
+    """Which points lie strictly inside which boxes.
+
+    Args:
+        points: (A, 2) ``(x, y)``.
+        boxes: (B, M, 4) ``xyxy`` in the same units.
+
+    Returns:
+        (B, M, A) bool.
+    """
+    b, m, _ = boxes.shape
+    lt, rb = boxes.view(-1, 1, 4).chunk(2, -1)  # (B*M, 1, 2)
+    deltas = torch.cat((points[None] - lt, rb - points[None]), -1)  # (B*M, A, 4)
+    return deltas.amin(-1).gt(eps).view(b, m, -1)
