@@ -1,0 +1,191 @@
+"""``detforge convert``: one dataset, every framework's files."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from detforge.cli.common import add_path_map_option, parse_path_map
+from detforge.errors import DetforgeError
+
+HELP = "convert a dataset between Darknet, Ultralytics, COCO, Pascal VOC and TFRecord"
+
+DESCRIPTION = """\
+Convert a dataset to another framework's files. The source format is detected:
+
+  obj.data / a .txt image list / a folder of images+labels   Darknet
+  data.yaml                                                  Ultralytics
+  instances.json, or a folder with annotations/instances_*.json   COCO
+  a folder with Annotations/ (+ JPEGImages/, ImageSets/Main/)     Pascal VOC
+  x.record / x.tfrecord / a folder of them                   TF Object Detection API
+
+Splits survive every conversion (train/valid/test; 'val' in formats that say val). Images
+are hard-linked into OUT by default (symlinked or copied where linking is impossible), never
+duplicated needlessly; --images copy copies them, --images none writes labels only. The
+source is never modified. Crowd boxes (COCO iscrowd) are dropped, with a count, for formats
+that cannot mark them.
+
+TFRecord output embeds the images, writes label_map.pbtxt from the class names (or checks a
+given --label-map against them: a mismatch is what gives TF a NaN loss) and, with
+--pipeline, a copy of your pipeline.config with num_classes, input paths, label map path and
+a sane batch_size filled in. Pascal VOC boxes follow the VOC devkit's 1-based inclusive pixels
+(x1 = xmin - 1, x2 = xmax), exactly inverted on writing.
+
+examples:
+  detforge convert data/obj.data out/yolo --to ultralytics
+  detforge convert ../bccd out/bccd-darknet --to darknet
+  detforge convert out/yolo/data.yaml out/tf --to tfrecord --shards 4 \\
+      --pipeline ssd_mobilenet/pipeline.config
+  detforge convert train.record out/darknet --to darknet --label-map label_map.pbtxt
+  detforge convert instances_train.json out/voc --to voc --images-dir coco/train2017
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", metavar="SRC", help="the dataset to convert (format detected)")
+    parser.add_argument("out", metavar="OUT", help="output folder (created; must not be SRC)")
+    parser.add_argument(
+        "--to",
+        required=True,
+        choices=("darknet", "ultralytics", "coco", "voc", "tfrecord"),
+        help="target format",
+    )
+    parser.add_argument(
+        "--from",
+        dest="source_format",
+        choices=("darknet", "ultralytics", "coco", "voc", "tfrecord"),
+        help="source format, when detection guesses wrong",
+    )
+    parser.add_argument(
+        "--images",
+        default="link",
+        metavar="link|copy|none",
+        help="how images reach OUT: link (default), copy, or none (labels only)",
+    )
+    parser.add_argument(
+        "--images-dir",
+        metavar="DIR",
+        help="COCO source: the folder its file_name entries are relative to",
+    )
+    parser.add_argument(
+        "--label-map",
+        metavar="FILE",
+        help=(
+            "TFRecord source: its label_map.pbtxt (default: one found beside the records); "
+            "TFRecord target: a label map the class names must match; VOC source: a class "
+            "list (.pbtxt or one name a line) fixing the class order"
+        ),
+    )
+    parser.add_argument(
+        "--shards", type=int, default=1, metavar="N", help="TFRecord target: files per split"
+    )
+    parser.add_argument(
+        "--pipeline",
+        metavar="CONFIG",
+        help="TFRecord target: a TF OD API pipeline.config to fill in (written to OUT)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        metavar="N",
+        help="with --pipeline: train batch_size (default: the config's, capped at 8)",
+    )
+    parser.add_argument(
+        "--checkpoint-step",
+        type=int,
+        metavar="N",
+        help="with --pipeline: the fine-tune checkpoint's global step, if its name lacks it",
+    )
+    add_path_map_option(parser)
+
+
+def _image_options(args: argparse.Namespace) -> tuple[str, str | None]:
+    """``(mode, images_dir)``; ``--images DIR`` is accepted as ``--images-dir DIR``."""
+    mode, images_dir = str(args.images), args.images_dir
+    if mode not in ("link", "copy", "none"):
+        if Path(mode).is_dir() and images_dir is None:
+            return "link", mode
+        raise DetforgeError(f"--images must be link, copy or none (got {mode!r})")
+    return mode, images_dir
+
+
+def _pipeline(args: argparse.Namespace, ds_names: tuple[str, ...], files: list[Path]) -> None:
+    from detforge.formats.tfod_pipeline import write_pipeline
+    from detforge.formats.tfrecord.tfod import split_from_record_name
+
+    out = Path(args.out).resolve()
+    by_split: dict[str, list[Path]] = {}
+    for f in files:
+        if f.suffix != ".pbtxt":
+            by_split.setdefault(split_from_record_name(f.name), []).append(f)
+
+    def pattern(paths: list[Path]) -> list[str]:
+        if len(paths) == 1:
+            return [str(paths[0].resolve())]
+        first = paths[0].resolve()
+        head, _, total = first.name.rpartition("-of-")
+        return [str(first.with_name(f"{head.rsplit('-', 1)[0]}-?????-of-{total}"))]
+
+    train = by_split.get("train") or by_split.get("") or []
+    evals = by_split.get("valid") or by_split.get("test") or []
+    result = write_pipeline(
+        args.pipeline,
+        out / "pipeline.config",
+        num_classes=len(ds_names),
+        label_map_path=str(out / "label_map.pbtxt"),
+        train_inputs=pattern(train) if train else [],
+        eval_inputs=pattern(evals) if evals else [],
+        batch_size=args.batch_size,
+        checkpoint_step_hint=args.checkpoint_step,
+    )
+    print(f"pipeline: {out / 'pipeline.config'} ({len(result.changes)} settings changed)")
+    for w in result.warnings:
+        print(f"warning: {w}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from detforge.formats.detect import detect_format, read_any, write_any
+
+    mode, images_dir = _image_options(args)
+    src, out = Path(args.source), Path(args.out)
+    src_root = src if src.is_dir() else src.parent
+    if out.exists() and out.resolve() in (src.resolve(), src_root.resolve()):
+        raise DetforgeError(
+            "OUT is the source folder; detforge never writes into its input. Choose a new folder",
+            path=out,
+        )
+    if args.pipeline and args.to != "tfrecord":
+        raise DetforgeError("--pipeline goes with --to tfrecord")
+    fmt = args.source_format or detect_format(src)
+    extract = None
+    if fmt == "tfrecord" and mode != "none":
+        extract = out / "source_images"
+    label_map = args.label_map if fmt in ("tfrecord", "voc") else None
+    ds = read_any(
+        src,
+        format=fmt,
+        label_map=label_map,
+        images_dir=images_dir,
+        extract_images_to=extract,
+        path_map=parse_path_map(args.path_map),
+    )
+    result = write_any(
+        ds,
+        out,
+        to=args.to,
+        images=mode,  # type: ignore[arg-type]
+        label_map=args.label_map if args.to == "tfrecord" else None,
+        shards=args.shards,
+    )
+    counts = ", ".join(
+        f"{s or 'no split'} {int((ds.images.split == s).sum())}" for s in ds.splits()
+    )
+    print(
+        f"converted {ds.num_images} images, {ds.num_boxes} boxes, {ds.num_classes} classes "
+        f"({counts}) from {fmt} to {args.to}: {result.path}"
+    )
+    for note in [*ds.meta.get("warnings", []), *ds.meta.get("notes", []), *result.notes]:
+        print(f"note: {note}")
+    if args.pipeline:
+        _pipeline(args, ds.class_names, result.files)
+    return 0

@@ -1,0 +1,88 @@
+"""``detforge darknet-cfg``: rewrite a Darknet .cfg for your number of classes."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from detforge.errors import DetforgeError
+
+HELP = "rewrite a Darknet .cfg for N classes (classes=, filters=, max_batches, steps)"
+
+DESCRIPTION = """\
+Rewrite a Darknet .cfg (yolov3/v4/v7, tiny, ...) for your dataset, the edits the Darknet README
+asks for by hand:
+
+  classes=N                  in every [yolo] / [Gaussian_yolo] / [region] section
+  filters=(N+5)*masks        in the last [convolutional] before each [yolo]
+                             ((N+9)*masks before [Gaussian_yolo], (N+5)*num before [region])
+  max_batches=max(2000*N, 6000, training images)   steps=80%,90% of max_batches
+
+Everything else (comments, spacing, other settings) is kept byte for byte. The input is
+never modified. The class count comes from --classes, or from --names / --data.
+
+examples:
+  detforge darknet-cfg yolov4-tiny.cfg --classes 3 -o yolov4-tiny-obj.cfg
+  detforge darknet-cfg yolov4.cfg --data obj.data -o yolov4-obj.cfg
+  detforge darknet-cfg yolov4.cfg --classes 12 --max-batches 30000 -o yolov4-obj.cfg
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("cfg", metavar="IN.cfg", help="the cfg to start from (not modified)")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT.cfg", help="cfg to write")
+    parser.add_argument("--classes", type=int, metavar="N", help="number of classes")
+    parser.add_argument("--names", metavar="FILE", help="take N from a .names file")
+    parser.add_argument(
+        "--data",
+        metavar="FILE",
+        help="take N from a .data file (its classes= or names=), and the training image count",
+    )
+    parser.add_argument(
+        "--max-batches", type=int, metavar="N", help="override the max_batches rule"
+    )
+    parser.add_argument(
+        "--train-images",
+        type=int,
+        default=0,
+        metavar="N",
+        help="training images (max_batches is at least this)",
+    )
+
+
+def _classes_and_images(args: argparse.Namespace) -> tuple[int, int]:
+    from detforge.formats.darknet_files import read_data_file, read_image_list, read_names
+
+    train_images = int(args.train_images)
+    if args.classes is not None:
+        return int(args.classes), train_images
+    if args.names:
+        return len(read_names(args.names)), train_images
+    if args.data:
+        df = read_data_file(args.data)
+        if df.train and Path(df.train).is_file() and not train_images:
+            train_images = len(read_image_list(df.train))
+        if df.names and Path(df.names).is_file():
+            return len(read_names(df.names)), train_images
+        if df.classes:
+            return int(df.classes), train_images
+        raise DetforgeError("the .data file has neither classes= nor a names file", path=args.data)
+    raise DetforgeError("give the class count: --classes N, --names FILE or --data FILE")
+
+
+def run(args: argparse.Namespace) -> int:
+    from detforge.formats.darknet_cfg import default_max_batches, rewrite_cfg
+
+    classes, train_images = _classes_and_images(args)
+    changes = rewrite_cfg(
+        args.cfg,
+        args.output,
+        classes=classes,
+        max_batches=args.max_batches,
+        train_images=train_images,
+    )
+    for c in changes:
+        print(c)
+    mb = args.max_batches or default_max_batches(classes, train_images)
+    print(f"wrote {args.output}: {classes} classes, max_batches {mb}, {len(changes)} lines changed")
+    return 0

@@ -1,0 +1,72 @@
+"""``detforge stats``: what is in a dataset, as a table and as plots."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HELP = "per-split class histogram, boxes per image, box sizes and aspect ratios (+ PNG plots)"
+
+DESCRIPTION = """\
+Print statistics of a dataset in any format detforge reads (Darknet .data / list / folder,
+Ultralytics YAML, COCO JSON, Pascal VOC folder, TFRecords): per split, the number of images,
+negatives and boxes, boxes per class (and how many images hold each class), boxes per image,
+box sizes (pixels; COCO's small < 32 <= medium < 96 <= large) and aspect ratios.
+
+With --out DIR, also writes stats.json and PNG plots there: class_histogram.png,
+boxes_per_image.png, box_sizes.png, aspect_ratios.png.
+
+examples:
+  detforge stats data/obj.data
+  detforge stats ../bccd --out bccd-stats
+  detforge stats train.record --label-map label_map.pbtxt
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from detforge.cli.common import add_path_map_option
+
+    parser.add_argument("dataset", metavar="DATASET", help="the dataset (format detected)")
+    parser.add_argument("--out", metavar="DIR", help="write stats.json and PNG plots here")
+    parser.add_argument(
+        "--from",
+        dest="source_format",
+        choices=("darknet", "ultralytics", "coco", "voc", "tfrecord"),
+        help="source format, when detection guesses wrong",
+    )
+    parser.add_argument("--label-map", metavar="FILE", help="TFRecord label map / VOC class list")
+    parser.add_argument("--images-dir", metavar="DIR", help="COCO: folder of the images")
+    add_path_map_option(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from detforge.cli.common import parse_path_map
+    from detforge.data.stats import compute_stats, format_stats
+    from detforge.errors import DetforgeError
+    from detforge.formats.common import ensure_sizes
+    from detforge.formats.detect import read_any
+    from detforge.utils.io import atomic_write_text
+
+    ds = read_any(
+        args.dataset,
+        format=args.source_format,
+        label_map=args.label_map,
+        images_dir=args.images_dir,
+        path_map=parse_path_map(args.path_map),
+    )
+    try:
+        ds = ensure_sizes(ds)
+    except DetforgeError as exc:  # unreadable images: box sizes stay normalized
+        print(f"note: {exc}; box sizes are given as fractions of the image")
+    stats = compute_stats(ds)
+    print(format_stats(stats, ds.class_names), end="")
+    if args.out:
+        from detforge.data.stats_plots import plot_stats
+
+        out = Path(args.out)
+        doc = {"class_names": list(ds.class_names), "splits": [s.summary() for s in stats]}
+        atomic_write_text(out / "stats.json", json.dumps(doc, indent=2) + "\n")
+        paths = plot_stats(stats, ds.class_names, out)
+        print(f"wrote {out / 'stats.json'} and {len(paths)} plots in {out}")
+    return 0
