@@ -23,7 +23,11 @@ from types import ModuleType
 from detforge import __version__
 from detforge.errors import DetforgeError
 
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "convert": "detforge.cli.convert",
+    "stats": "detforge.cli.stats",
+    "darknet-cfg": "detforge.cli.darknet_cfg",
+}
 """Subcommand name -> module implementing it, in the order ``--help`` lists them."""
 
 
