@@ -1,0 +1,251 @@
+"""Reading detector output as a prediction :class:`Dataset` aligned to the ground truth.
+
+Three layouts are recognised by :func:`read_predictions`:
+
+* a COCO results JSON: ``[{"image_id", "category_id", "bbox": [x, y, w, h], "score"}, ...]``
+  (pixels); images are matched by id, and by file stem when the id is a string;
+* a folder of per-image ``.txt`` files ``class cx cy w h conf`` (normalized, the format
+  Ultralytics writes with ``save_conf``), matched to images by file stem;
+* a folder of Darknet ``detector valid`` files ``comp4_det_test_<class>.txt`` with lines
+  ``<image stem> <prob> <x1> <y1> <x2> <y2>`` (1-based pixels, as Darknet prints them).
+
+The returned dataset shares the ground truth's image table (box ``image`` indexes ``gt``
+rows) and class names; predictions that match no image or class are not dropped silently:
+they are counted in ``ds.meta["unmatched"]`` (``{"images": [...], "boxes": n,
+"classes": [...]}``) for the report.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path, PurePath
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from detforge.data.boxes import BoxFormat
+from detforge.data.dataset import Boxes, Dataset
+from detforge.errors import DetforgeError
+from detforge.formats.coco import coco_category_ids, load_json
+
+COMP4_PREFIX = "comp4_det_test_"
+
+
+def _stem(path: str) -> str:
+    return PurePath(str(path).replace("\\", "/")).stem
+
+
+def stem_index(gt: Dataset) -> dict[str, int]:
+    """File stem -> first gt image row with that stem."""
+    out: dict[str, int] = {}
+    for i, p in enumerate(gt.images.path.tolist()):
+        out.setdefault(_stem(p), i)
+    return out
+
+
+def _build(
+    gt: Dataset,
+    image: NDArray[np.int64],
+    cls: NDArray[np.int64],
+    coords: NDArray[np.float64],
+    fmt: BoxFormat,
+    score: NDArray[np.float64],
+    unmatched: dict[str, Any],
+    source: str,
+) -> Dataset:
+    """A prediction dataset on ``gt``'s image table; rows with image or class ``-1`` are
+    counted in ``unmatched`` and left out."""
+    ok = (image >= 0) & (cls >= 0)
+    unmatched["boxes"] = int(unmatched.get("boxes", 0)) + int((~ok).sum())
+    idx = np.flatnonzero(ok)
+    order = idx[np.argsort(image[idx], kind="stable")]
+    m = len(order)
+    boxes = Boxes(
+        image=image[order],
+        cls=cls[order],
+        coords=coords[order].reshape(m, 4),
+        format=fmt,
+        crowd=np.zeros(m, dtype=bool),
+        difficult=np.zeros(m, dtype=bool),
+        truncated=np.zeros(m, dtype=bool),
+        area=np.full(m, np.nan),
+        score=score[order].astype(np.float64),
+    )
+    meta = {"source": source, "unmatched": unmatched, "predictions": True}
+    return Dataset(gt.class_names, gt.images, boxes, meta)
+
+
+def read_coco_results(path: str | os.PathLike[str], gt: Dataset) -> Dataset:
+    """A COCO results JSON as predictions on ``gt`` (see the module docstring)."""
+    data = load_json(path)
+    if isinstance(data, dict) and isinstance(data.get("annotations"), list):
+        data = data["annotations"]
+    if not isinstance(data, list):
+        raise DetforgeError(
+            "expected a COCO results list [{image_id, category_id, bbox, score}, ...]", path=path
+        )
+    n = len(data)
+    try:
+        img_raw = [d["image_id"] for d in data]
+        cat = np.fromiter((d["category_id"] for d in data), dtype=np.int64, count=n)
+        score = np.fromiter((d["score"] for d in data), dtype=np.float64, count=n)
+        bbox = np.fromiter(
+            (v for d in data for v in d["bbox"][:4]), dtype=np.float64, count=4 * n
+        ).reshape(n, 4)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DetforgeError(
+            f"a result lacks a numeric image_id, category_id, bbox [x,y,w,h] or score ({exc!r})",
+            path=path,
+        ) from None
+    unmatched: dict[str, Any] = {"images": [], "boxes": 0, "classes": []}
+    image = _map_image_ids(img_raw, gt, unmatched)
+    cls = _map_category_ids(cat, gt, unmatched)
+    return _build(gt, image, cls, bbox, BoxFormat.XYWH_PIXEL, score, unmatched, str(path))
+
+
+def _map_image_ids(raw: Sequence[Any], gt: Dataset, unmatched: dict[str, Any]) -> NDArray[np.int64]:
+    """Result ``image_id`` -> gt row: by integer id, else by file stem."""
+    try:
+        ids = np.asarray(raw, dtype=np.int64)
+        numeric = True
+    except (TypeError, ValueError):
+        numeric = False
+    if numeric:
+        order = np.argsort(gt.images.id, kind="stable")
+        sid = gt.images.id[order]
+        pos = np.minimum(np.searchsorted(sid, ids), max(len(sid) - 1, 0))
+        ok = sid[pos] == ids if len(sid) else np.zeros(len(ids), dtype=bool)
+        out = np.where(ok, order[pos], -1)
+        if not ok.all():
+            stems = stem_index(gt)
+            for j in np.flatnonzero(~ok):
+                out[j] = stems.get(str(raw[int(j)]), -1)
+    else:
+        stems = stem_index(gt)
+        out = np.array([stems.get(_stem(str(r)), -1) for r in raw], dtype=np.int64)
+    missing = sorted({str(raw[int(j)]) for j in np.flatnonzero(out < 0)})
+    unmatched["images"] = list(unmatched.get("images", [])) + missing
+    return out.astype(np.int64)
+
+
+def _map_category_ids(
+    cat: NDArray[np.int64], gt: Dataset, unmatched: dict[str, Any]
+) -> NDArray[np.int64]:
+    """COCO ``category_id`` -> gt class: the gt's category ids, or 0-based class ids when the
+    file holds ids that only make sense that way (some exporters write ``class`` as is)."""
+    ids = np.asarray(coco_category_ids(gt), dtype=np.int64)
+    lut = {int(c): k for k, c in enumerate(ids)}
+    present = set(np.unique(cat).tolist())
+    if not present <= set(lut) and present <= set(range(gt.num_classes)):
+        lut = {k: k for k in range(gt.num_classes)}
+    uniq, inv = np.unique(cat, return_inverse=True)
+    out = np.array([lut.get(int(c), -1) for c in uniq], dtype=np.int64)[inv.reshape(-1)]
+    unmatched["classes"] = sorted(int(c) for c in present if c not in lut)
+    return out
+
+
+def read_txt_predictions(folder: str | os.PathLike[str], gt: Dataset) -> Dataset:
+    """Per-image ``class cx cy w h conf`` files (normalized) as predictions on ``gt``."""
+    root = Path(folder)
+    stems = stem_index(gt)
+    unmatched: dict[str, Any] = {"images": [], "boxes": 0, "classes": []}
+    imgs, rows = [], []
+    for f in sorted(root.rglob("*.txt")):
+        txt = f.read_text(encoding="utf-8", errors="replace")
+        try:
+            arr = np.loadtxt(txt.splitlines(), dtype=np.float64, ndmin=2, comments="#")
+        except ValueError as exc:
+            raise DetforgeError(f"not a 'class cx cy w h conf' file ({exc})", path=f) from None
+        if arr.size == 0:
+            continue
+        if arr.shape[1] != 6:
+            raise DetforgeError(
+                f"expected 6 columns 'class cx cy w h conf', found {arr.shape[1]}; predictions "
+                "need the confidence column (Ultralytics: save_conf=True)",
+                path=f,
+            )
+        row = stems.get(f.stem, -1)
+        if row < 0:
+            unmatched["images"].append(f.stem)
+        imgs.append(np.full(len(arr), row, dtype=np.int64))
+        rows.append(arr)
+    data = np.concatenate(rows) if rows else np.zeros((0, 6))
+    image = np.concatenate(imgs) if imgs else np.zeros(0, dtype=np.int64)
+    cls = data[:, 0].astype(np.int64)
+    bad = (cls < 0) | (cls >= gt.num_classes) | (cls != data[:, 0])
+    unmatched["classes"] = sorted(set(data[bad, 0].tolist()))
+    cls = np.where(bad, -1, cls)
+    return _build(
+        gt, image, cls, data[:, 1:5], BoxFormat.CXCYWH_NORM, data[:, 5], unmatched, str(root)
+    )
+
+
+def read_comp4_predictions(folder: str | os.PathLike[str], gt: Dataset) -> Dataset:
+    """Darknet ``comp4_det_test_<class>.txt`` files as predictions on ``gt`` (pixels, the
+    1-based coordinates Darknet prints are shifted back by one)."""
+    root = Path(folder)
+    stems = stem_index(gt)
+    names = {n: k for k, n in enumerate(gt.class_names)}
+    unmatched: dict[str, Any] = {"images": [], "boxes": 0, "classes": []}
+    imgs, clss, rows = [], [], []
+    for f in sorted(root.glob(f"*{COMP4_PREFIX}*.txt")):
+        cname = f.stem.split(COMP4_PREFIX, 1)[1]
+        k = names.get(cname, -1)
+        if k < 0:
+            unmatched["classes"].append(cname)
+        for ln, line in enumerate(f.read_text(encoding="utf-8", errors="replace").splitlines()):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 6:
+                raise DetforgeError(
+                    "expected '<image> <prob> <x1> <y1> <x2> <y2>'", path=f, line=ln + 1
+                )
+            try:
+                vals = [float(v) for v in parts[1:]]
+            except ValueError:
+                raise DetforgeError("a number is not numeric", path=f, line=ln + 1) from None
+            row = stems.get(parts[0], -1)
+            if row < 0:
+                unmatched["images"].append(parts[0])
+            imgs.append(row)
+            clss.append(k)
+            rows.append(vals)
+    data = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
+    coords = data[:, 1:5] - 1.0
+    unmatched["images"] = sorted(set(unmatched["images"]))
+    return _build(
+        gt,
+        np.asarray(imgs, dtype=np.int64),
+        np.asarray(clss, dtype=np.int64),
+        coords,
+        BoxFormat.XYXY_PIXEL,
+        data[:, 0],
+        unmatched,
+        str(root),
+    )
+
+
+def read_predictions(path: str | os.PathLike[str], gt: Dataset) -> Dataset:
+    """Predictions at ``path`` (a results JSON, a ``.txt`` folder or Darknet ``comp4``
+    files), aligned to ``gt``; see the module docstring."""
+    p = Path(path)
+    if p.is_file():
+        if p.suffix.lower() == ".json":
+            return read_coco_results(p, gt)
+        raise DetforgeError(
+            "predictions must be a COCO results .json file or a folder of .txt files", path=p
+        )
+    if not p.is_dir():
+        raise DetforgeError("predictions not found", path=p)
+    if any(p.glob(f"*{COMP4_PREFIX}*.txt")):
+        return read_comp4_predictions(p, gt)
+    if not any(p.rglob("*.txt")):
+        raise DetforgeError(
+            "no .txt prediction files in this folder (expected per-image 'class cx cy w h conf' "
+            "files or Darknet comp4_det_test_<class>.txt files)",
+            path=p,
+        )
+    return read_txt_predictions(p, gt)

@@ -1,0 +1,289 @@
+"""COCO instances JSON: ``read_coco`` / ``write_coco`` around :class:`Dataset`.
+
+Boxes are kept exactly as the file holds them: ``XYWH_PIXEL`` (left, top, width, height in
+continuous pixels), the annotation ``area`` field (used by the COCO protocol's area ranges),
+``iscrowd`` as ``boxes.crowd`` and the image ``id`` as ``images.id``. Category ids are mapped to
+0-based class ids in increasing id order (the order pycocotools evaluates them in); the
+original ids are kept in ``ds.meta["coco_category_ids"]`` so that results files and writers
+can translate back.
+
+Layout written by :func:`write_coco` (and recognised by :func:`read_coco`)::
+
+    out_dir/annotations/instances_<split>.json    # val for detforge's "valid"
+    out_dir/<split>/<image files>
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detforge.data.boxes import BoxFormat
+from detforge.data.dataset import Dataset, canonical_split, make_dataset
+from detforge.errors import DetforgeError
+from detforge.utils.io import ImageMode, atomic_write_bytes, place_file
+
+PathLike = str | os.PathLike[str]
+
+
+def load_json(path: PathLike) -> Any:
+    """Parse a JSON file with ``orjson`` when installed (several times faster), else ``json``.
+
+    A missing or malformed file is a :class:`DetforgeError` naming it.
+    """
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise DetforgeError("file not found", path=p) from None
+    except OSError as exc:
+        raise DetforgeError(f"cannot read file: {exc.strerror}", path=p) from None
+    try:
+        import orjson
+
+        loads: Any = orjson.loads
+    except ImportError:  # pragma: no cover - orjson is optional
+        loads = json.loads
+    try:
+        return loads(data)
+    except ValueError as exc:
+        raise DetforgeError(f"not valid JSON ({exc}); is the file complete?", path=p) from None
+
+
+def dump_json(obj: Any) -> bytes:
+    """Serialise ``obj`` (plain Python values) to compact UTF-8 JSON bytes."""
+    try:
+        import orjson
+
+        return bytes(orjson.dumps(obj))
+    except ImportError:  # pragma: no cover - orjson is optional
+        return json.dumps(obj, separators=(",", ":")).encode("utf-8")
+
+
+def _split_from_name(stem: str) -> str:
+    """``instances_val2017`` -> ``valid``; ``instances_train`` -> ``train``; else ``""``."""
+    low = stem.lower()
+    for key, split in (("train", "train"), ("val", "valid"), ("test", "test")):
+        if key in low:
+            return split
+    return ""
+
+
+def _default_images_dir(json_path: Path) -> Path:
+    """``annotations/instances_X.json`` -> ``../X`` when it exists, else the JSON's folder."""
+    stem = json_path.stem
+    sub = stem.split("_", 1)[1] if stem.startswith("instances_") else stem
+    parent = json_path.parent
+    for cand in (parent.parent / sub, parent / sub):
+        if parent.name == "annotations" and cand.is_dir():
+            return cand
+    return parent
+
+
+def read_coco(
+    json_path: PathLike, *, images_dir: PathLike | None = None, split: str | None = None
+) -> Dataset:
+    """Read a COCO instances JSON into a :class:`Dataset` (boxes in ``XYWH_PIXEL``).
+
+    ``images_dir`` is where ``file_name`` is resolved (default: ``../<X>`` for
+    ``annotations/instances_<X>.json`` when that folder exists, else the JSON's folder).
+    ``split`` names the split of every image (default: guessed from the file name,
+    ``instances_val2017.json`` -> ``valid``). Annotations without a ``bbox`` (captions,
+    keypoints without boxes) are an error; a missing ``area`` is NaN (evaluators then use the
+    box area); ``iscrowd`` becomes ``boxes.crowd``.
+    """
+    path = Path(json_path)
+    data = load_json(path)
+    if not isinstance(data, dict) or "images" not in data:
+        raise DetforgeError(
+            "not a COCO instances file: expected an object with 'images', 'annotations' and "
+            "'categories' (a results list goes to detforge eval as predictions)",
+            path=path,
+        )
+    imgs = data.get("images") or []
+    anns = data.get("annotations") or []
+    cats = data.get("categories") or []
+    root = Path(images_dir) if images_dir is not None else _default_images_dir(path)
+    split_name = canonical_split(split) if split is not None else _split_from_name(path.stem)
+
+    try:
+        cat_ids = sorted(int(c["id"]) for c in cats)
+        names_by_id = {int(c["id"]): str(c.get("name", c["id"])) for c in cats}
+        img_ids = np.array([int(im["id"]) for im in imgs], dtype=np.int64)
+        files = [str(im.get("file_name", im["id"])) for im in imgs]
+        widths = [int(im.get("width") or 0) for im in imgs]
+        heights = [int(im.get("height") or 0) for im in imgs]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DetforgeError(f"malformed image or category entry ({exc!r})", path=path) from None
+    if len(set(cat_ids)) != len(cat_ids):
+        raise DetforgeError("duplicate category ids in 'categories'", path=path)
+    if len(np.unique(img_ids)) != len(img_ids):
+        raise DetforgeError("duplicate image ids in 'images'", path=path)
+
+    order = np.argsort(img_ids, kind="stable")
+    id_sorted = img_ids[order]
+    cls_of_cat = {cid: k for k, cid in enumerate(cat_ids)}
+    m = len(anns)
+    box_image = np.empty(m, dtype=np.int64)
+    box_cls = np.empty(m, dtype=np.int64)
+    coords = np.empty((m, 4), dtype=np.float64)
+    crowd = np.zeros(m, dtype=bool)
+    area = np.full(m, np.nan)
+    ann_img = np.empty(m, dtype=np.int64)
+    for j, a in enumerate(anns):
+        try:
+            ann_img[j] = int(a["image_id"])
+            cid = int(a["category_id"])
+            bb = a["bbox"]
+            coords[j] = (float(bb[0]), float(bb[1]), float(bb[2]), float(bb[3]))
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise DetforgeError(
+                f"annotation #{j} (id {a.get('id') if isinstance(a, dict) else '?'}) lacks a "
+                f"valid image_id, category_id or bbox ({exc!r})",
+                path=path,
+            ) from None
+        if cid not in cls_of_cat:
+            raise DetforgeError(
+                f"annotation #{j} has category_id {cid}, which 'categories' does not list",
+                path=path,
+            )
+        box_cls[j] = cls_of_cat[cid]
+        crowd[j] = bool(a.get("iscrowd", 0))
+        ar = a.get("area")
+        if ar is not None:
+            area[j] = float(ar)
+    pos = np.searchsorted(id_sorted, ann_img)
+    pos = np.minimum(pos, max(len(id_sorted) - 1, 0))
+    bad = np.flatnonzero(id_sorted[pos] != ann_img) if len(id_sorted) else np.arange(m, dtype=int)
+    if len(bad):
+        raise DetforgeError(
+            f"{len(bad)} annotation(s) refer to image ids that 'images' does not list "
+            f"(first: image_id {int(ann_img[bad[0]])})",
+            path=path,
+        )
+    box_image[:] = order[pos] if m else box_image
+
+    meta: dict[str, Any] = {
+        "source": str(path),
+        "format": "coco",
+        "coco_category_ids": cat_ids,
+    }
+    for key in ("info", "licenses"):
+        if key in data:
+            meta[f"coco_{key}"] = data[key]
+    return make_dataset(
+        [names_by_id[c] for c in cat_ids],
+        paths=[str(root / f) for f in files],
+        widths=widths,
+        heights=heights,
+        splits=split_name,
+        image_ids=img_ids,
+        box_image=box_image,
+        box_cls=box_cls,
+        box_coords=coords,
+        box_format=BoxFormat.XYWH_PIXEL,
+        crowd=crowd,
+        area=area,
+        meta=meta,
+    )
+
+
+def coco_category_ids(ds: Dataset) -> list[int]:
+    """The COCO category id of each class: the source's when it had them, else ``1..K``."""
+    ids = ds.meta.get("coco_category_ids")
+    if isinstance(ids, list | tuple) and len(ids) == ds.num_classes:
+        return [int(i) for i in ids]
+    return list(range(1, ds.num_classes + 1))
+
+
+def _num(x: float) -> float | int:
+    """A JSON-friendly number: integral floats stay floats (COCO writes 12.0 as 12.0)."""
+    return float(x) if math.isfinite(x) else 0.0
+
+
+def coco_dict(ds: Dataset, *, file_names: list[str] | None = None) -> dict[str, Any]:
+    """The COCO instances dict of ``ds`` (all its images), boxes as ``[x, y, w, h]`` pixels.
+
+    ``area`` is the source's field when it has one, else ``w * h``; ``iscrowd`` is the crowd
+    flag; annotation ids are ``1..M``. Image sizes must be known for normalized boxes.
+    """
+    from detforge.formats.common import ensure_sizes
+
+    if ds.boxes.format is BoxFormat.CXCYWH_NORM:
+        ds = ensure_sizes(ds)
+    xywh = ds.coords_as(BoxFormat.XYWH_PIXEL)
+    area = ds.boxes.area.copy()
+    missing = ~np.isfinite(area)
+    area[missing] = xywh[missing, 2] * xywh[missing, 3]
+    cat_ids = coco_category_ids(ds)
+    names = file_names if file_names is not None else [str(p) for p in ds.images.path]
+    images = [
+        {"id": int(i), "file_name": n, "width": int(w), "height": int(h)}
+        for i, n, w, h in zip(
+            ds.images.id.tolist(), names, ds.images.width, ds.images.height, strict=True
+        )
+    ]
+    img_ids = ds.images.id.tolist()
+    annotations = [
+        {
+            "id": j + 1,
+            "image_id": img_ids[im],
+            "category_id": cat_ids[c],
+            "bbox": [_num(v) for v in b],
+            "area": _num(a),
+            "iscrowd": int(cr),
+        }
+        for j, (im, c, b, a, cr) in enumerate(
+            zip(
+                ds.boxes.image.tolist(),
+                ds.boxes.cls.tolist(),
+                xywh.tolist(),
+                area.tolist(),
+                ds.boxes.crowd.tolist(),
+                strict=True,
+            )
+        )
+    ]
+    categories = [
+        {"id": cid, "name": name, "supercategory": "none"}
+        for cid, name in zip(cat_ids, ds.class_names, strict=True)
+    ]
+    info = ds.meta.get("coco_info") or {"description": "written by detforge"}
+    licenses = ds.meta.get("coco_licenses") or []
+    return {
+        "info": info,
+        "licenses": licenses,
+        "images": images,
+        "annotations": annotations,
+        "categories": categories,
+    }
+
+
+def write_coco(ds: Dataset, out_dir: PathLike, *, images: ImageMode = "link") -> dict[str, Path]:
+    """Write ``ds`` as COCO: ``annotations/instances_<split>.json`` per split, images beside.
+
+    Images go to ``out_dir/<split>/`` (``link``, ``copy`` or ``none``) under unique base
+    names; ``valid`` is written as ``val``, an unnamed split as ``all``. Categories keep the
+    source's ids when it had them (``meta["coco_category_ids"]``), else ``1..K``, in class
+    order. Returns ``{split: json_path}``. Every file is written atomically.
+    """
+    from detforge.formats.common import split_file_name, unique_file_names
+
+    out = Path(out_dir)
+    written: dict[str, Path] = {}
+    splits = ds.splits() or [""]
+    for split in splits:
+        part = ds.select(ds.images.split == split) if len(splits) > 1 or split else ds
+        sname = split_file_name(split)
+        names = unique_file_names([str(p) for p in part.images.path])
+        for src, name in zip(part.images.path.tolist(), names, strict=True):
+            place_file(src, out / sname / name, images)
+        json_path = out / "annotations" / f"instances_{sname}.json"
+        atomic_write_bytes(json_path, dump_json(coco_dict(part, file_names=names)))
+        written[split] = json_path
+    return written
