@@ -76,8 +76,12 @@ def test_errors_and_bulk_read(tmp_path: Path) -> None:
     trunc.write_bytes((tmp_path / "full.jpg").read_bytes()[:10])
     text = tmp_path / "x.jpg"
     text.write_text("hello, not an image at all")
-    for bad, needle in [(empty, "empty"), (trunc, "truncated"), (text, "not a JPEG"),
-                        (tmp_path / "none.jpg", "not found")]:
+    for bad, needle in [
+        (empty, "empty"),
+        (trunc, "truncated"),
+        (text, "not a JPEG"),
+        (tmp_path / "none.jpg", "not found"),
+    ]:
         with pytest.raises(DetforgeError) as e:
             read_image_header(bad)
         assert needle in e.value.message and e.value.path == str(bad)

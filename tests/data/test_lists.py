@@ -16,15 +16,28 @@ def _touch(p: Path) -> None:
 
 
 def test_scan_matches_find_sort(tmp_path: Path) -> None:
-    for rel in ["b/2.jpg", "b/2.txt", "a/10.PNG", "a/9.jpeg", "c.bmp", "z/y/x/deep.webp",
-                ".hidden/h.jpg", "a/.h.jpg", "notes.md", "ü/é.jpg"]:
+    for rel in [
+        "b/2.jpg",
+        "b/2.txt",
+        "a/10.PNG",
+        "a/9.jpeg",
+        "c.bmp",
+        "z/y/x/deep.webp",
+        ".hidden/h.jpg",
+        "a/.h.jpg",
+        "notes.md",
+        "ü/é.jpg",
+    ]:
         _touch(tmp_path / rel)
     os.symlink(tmp_path / "a", tmp_path / "link_to_a")  # not followed (no loops)
     got = list_images([tmp_path])
     find = subprocess.run(
         f"cd {tmp_path} && find . -type f -not -name '*.txt' -not -name '*.md' "
         "-not -path '*/.*' | LC_ALL=C sort",
-        shell=True, capture_output=True, text=True, check=True,
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     assert got == [os.path.normpath(tmp_path / f) for f in find]
     assert list_images([tmp_path], max_depth=0) == [str(tmp_path / "c.bmp")]
@@ -37,8 +50,13 @@ def test_scan_matches_find_sort(tmp_path: Path) -> None:
 def test_every_matches_sed() -> None:
     lines = [f"{i}.jpg" for i in range(1, 24)]
     for n in (1, 2, 3, 10, 23, 30):
-        sed = subprocess.run(["sed", f"0~{n}!d"], input="\n".join(lines) + "\n",
-                             capture_output=True, text=True, check=True).stdout.split()
+        sed = subprocess.run(
+            ["sed", f"0~{n}!d"],
+            input="\n".join(lines) + "\n",
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
         assert take_every(lines, n) == sed
     with pytest.raises(DetforgeError):
         take_every(lines, 0)
@@ -46,5 +64,9 @@ def test_every_matches_sed() -> None:
 
 def test_shuffle_reproducible() -> None:
     lines = [str(i) for i in range(100)]
-    a, b, c = shuffle_paths(lines, seed=1), shuffle_paths(lines, seed=1), shuffle_paths(lines, seed=2)
+    a, b, c = (
+        shuffle_paths(lines, seed=1),
+        shuffle_paths(lines, seed=1),
+        shuffle_paths(lines, seed=2),
+    )
     assert a == b and a != c and sorted(a) == sorted(lines) and a != lines

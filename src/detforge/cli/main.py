@@ -24,6 +24,10 @@ from detforge import __version__
 from detforge.errors import DetforgeError
 
 COMMANDS: dict[str, str] = {
+    "demo": "detforge.cli.demo",
+    "info": "detforge.cli.info",
+    "lists": "detforge.cli.lists",
+    "split": "detforge.cli.split",
     "convert": "detforge.cli.convert",
     "stats": "detforge.cli.stats",
     "darknet-cfg": "detforge.cli.darknet_cfg",

@@ -1,0 +1,71 @@
+"""``detforge info``: what is in a dataset, per split and per class."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from detforge.cli.common import add_path_map_option, parse_path_map
+
+HELP = "count images, negatives, boxes and classes per split"
+DESCRIPTION = """\
+Summarize a Darknet dataset (a .data file, an image list or a folder of images with
+labels): images, labelled and negative images (no boxes; 'no .txt' counts those without a
+label file at all), boxes, boxes and images per class, per split, and the range of image
+sizes (read from file headers, cached). Files named in two splits are reported as leaks.
+
+Relative paths in a .data file or list are resolved against that file's folder.
+
+examples:
+  detforge info data/obj.data
+  detforge info data/obj.data --path-map G:/data=/mnt/data
+  detforge info data/train.txt --json > info.json
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", metavar="DATA", help=".data file, image list or folder")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument(
+        "--leaks",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="look for the same file in two splits (default: on)",
+    )
+    parser.add_argument(
+        "--missing",
+        choices=["error", "skip"],
+        default="error",
+        help="a listed image that does not exist: stop (default) or skip it",
+    )
+    add_path_map_option(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from detforge.data.info import format_summary, summarize
+    from detforge.data.split import find_leaks
+    from detforge.formats.darknet import read_darknet
+
+    ds = read_darknet(args.data, path_map=parse_path_map(args.path_map), missing=args.missing)
+    summary = summarize(ds)
+    missing = ds.meta.get("missing_images", [])
+    summary["missing_images"] = len(missing)
+    summary["unreadable_images"] = dict(ds.meta.get("size_errors", {}))
+    leaks = []
+    if args.leaks and len(ds.splits()) > 1:
+        leaks = find_leaks(ds.images.path.tolist(), ds.images.split.tolist())
+    summary["leaks"] = [vars(lk) for lk in leaks]
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"dataset: {args.data}")
+    print(format_summary(summary))
+    if missing:
+        print(f"missing images skipped: {len(missing)} (first: {missing[0]})")
+    for path, msg in list(summary["unreadable_images"].items())[:10]:
+        print(f"unreadable: {path}: {msg}")
+    if leaks:
+        print(f"WARNING: {len(leaks)} file(s) in two splits:")
+        for lk in leaks[:20]:
+            print(f"  {lk.kind}: {lk.split_a} {lk.path_a} == {lk.split_b} {lk.path_b}")
+    return 0

@@ -1,0 +1,90 @@
+"""``detforge lists``: image lists from folders (``find | sort``, ``sed '0~N!d'``, ``shuf``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+HELP = "write a sorted list of the images under folders (1 in N, shuffled)"
+DESCRIPTION = """\
+Write an image list: every image under the given folders, one path per line, sorted by
+code point (like LC_ALL=C sort). Label files (.txt) and hidden names are never listed.
+Folders are scanned as a stream (os.scandir), so folders of a million files are fine.
+
+Paths are written absolute, so the list works from any working directory; with
+--relative they are written relative to the list's own folder (detforge resolves relative
+list entries against the list's folder; Darknet against its working directory).
+
+--every N keeps entries N, 2N, 3N, ... of the sorted list, exactly like sed '0~N!d'
+(1 in N frames of a video); --shuffle then shuffles reproducibly (--seed).
+
+examples:
+  detforge lists data/train -o data/train.txt
+  detforge lists data/cam1 data/cam2 -o all.txt --every 10
+  detforge lists frames/ -o - --shuffle --seed 3 | head
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folders", nargs="+", metavar="DIR", help="folders to scan (recursively)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="LIST",
+        help="list file to write ('-' for standard output)",
+    )
+    parser.add_argument(
+        "--every",
+        type=int,
+        default=1,
+        metavar="N",
+        help="keep entries N, 2N, 3N, ... (sed '0~N!d'); default 1 = all",
+    )
+    parser.add_argument("--shuffle", action="store_true", help="shuffle the list (after --every)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed for --shuffle (0)")
+    parser.add_argument(
+        "--ext",
+        default=None,
+        metavar="EXTS",
+        help="comma-separated suffixes to list, e.g. '.jpg,.png' "
+        "(default: jpg jpeg png gif bmp webp tif tiff)",
+    )
+    parser.add_argument(
+        "--max-depth",
+        type=int,
+        default=None,
+        metavar="D",
+        help="descend at most D folder levels (0 = the folder itself only)",
+    )
+    parser.add_argument(
+        "--relative", action="store_true", help="write paths relative to the list file's folder"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from detforge.data.lists import list_images, shuffle_paths, take_every
+    from detforge.formats.darknet import write_image_list
+
+    exts = None if args.ext is None else [e.strip() for e in args.ext.split(",") if e.strip()]
+    roots = [os.path.abspath(f) for f in args.folders]
+    paths = list_images(roots, extensions=exts, max_depth=args.max_depth)
+    found = len(paths)
+    paths = take_every(paths, args.every)
+    if args.shuffle:
+        paths = shuffle_paths(paths, seed=args.seed)
+    if args.output == "-":
+        sys.stdout.write("".join(f"{p}\n" for p in paths))
+        sys.stdout.flush()
+    else:
+        out = Path(args.output)
+        if args.relative:
+            base = os.path.abspath(out.parent)
+            paths = [os.path.relpath(p, base) for p in paths]
+        write_image_list(out, paths)
+    kept = f", kept {len(paths)} (every {args.every})" if args.every > 1 else ""
+    where = "" if args.output == "-" else f" -> {args.output}"
+    print(f"{found} images{kept}{where}", file=sys.stderr if args.output == "-" else sys.stdout)
+    return 0

@@ -1,0 +1,181 @@
+"""``detforge split``: train/valid/test lists that keep video sequences together."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from detforge.cli.common import add_path_map_option, parse_path_map
+from detforge.errors import DetforgeError
+
+if TYPE_CHECKING:
+    from detforge.data.dataset import Dataset
+
+HELP = "split images into train/valid/test lists (group-aware, stratified, leak report)"
+DESCRIPTION = """\
+Split the images of one or more SOURCEs (folders of images with Darknet labels, image
+lists, or .data files) into train.txt, valid.txt and test.txt in --out, with an obj.names
+and an obj.data whose backup/ and results/ folders are created there. Nothing is copied:
+the lists name the original images (absolute paths), whose labels stay beside them.
+
+--group-by keeps every sequence inside one split, so near-identical video frames never
+sit on both sides of the train/validation line:
+  parent   the folder holding the image is the sequence
+  REGEX    searched in the image path; the first capture group (or the whole match) is
+           the sequence, e.g. '([^/]+)_frame\\d+' for clip01_frame0007.jpg
+--stratify balances the share of images containing each class across the splits.
+Afterwards the same file path or byte-identical content found in two splits is reported
+(only files whose sizes collide are read).
+
+examples:
+  detforge split data/frames --out data/split --ratios 0.8,0.1,0.1 --group-by parent
+  detforge split old/obj.data --out new --ratios 0.9,0.1 --stratify --seed 1
+  detforge split 'G:/data/train.txt' --out split --path-map G:/data=/mnt/data
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "sources", nargs="+", metavar="SOURCE", help="folders, image lists or .data files"
+    )
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.add_argument(
+        "--ratios",
+        default="0.8,0.1,0.1",
+        metavar="R",
+        help="train,valid,test shares (default 0.8,0.1,0.1; '8,1,1' also works)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    parser.add_argument(
+        "--group-by",
+        default=None,
+        metavar="REGEX|parent",
+        help="keep each sequence in one split (see above)",
+    )
+    parser.add_argument(
+        "--stratify", action="store_true", help="balance class presence across splits"
+    )
+    parser.add_argument(
+        "--names",
+        default=None,
+        metavar="FILE",
+        help="class names file to use (default: the sources' own)",
+    )
+    add_path_map_option(parser)
+
+
+def _merge(parts: Sequence[Dataset], names: list[str] | None) -> Dataset:
+    """One dataset from several sources with agreeing class names."""
+    from detforge.data.dataset import concat_datasets
+
+    if names is None:
+        tuples = {p.class_names for p in parts if p.num_classes}
+        if len(tuples) > 1 and all(all(n.isdigit() for n in t) for t in tuples):
+            tuples = {max(tuples, key=len)}  # numbered classes only: take the widest
+        if len(tuples) > 1:
+            a, b = sorted(tuples)[:2]
+            raise DetforgeError(
+                f"sources have different class names ({', '.join(a)} vs {', '.join(b)}); "
+                "give --names FILE to choose"
+            )
+        names = list(tuples.pop()) if tuples else []
+    return concat_datasets([replace(p, class_names=tuple(names)) for p in parts])
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from detforge.data.dataset import SPLITS
+    from detforge.data.split import assign_splits, find_leaks, group_keys, parse_ratios
+    from detforge.formats.darknet import (
+        DataFile,
+        read_darknet,
+        read_names,
+        write_data_file,
+        write_image_list,
+        write_names,
+    )
+
+    ratios = parse_ratios(args.ratios)
+    pm = parse_path_map(args.path_map)
+    parts = [read_darknet(s, path_map=pm, read_sizes=False) for s in args.sources]
+    names = read_names(args.names) if args.names else None
+    ds = _merge(parts, names)
+    if ds.num_boxes and int(ds.boxes.cls.max()) >= ds.num_classes:
+        raise DetforgeError(
+            f"labels use class {int(ds.boxes.cls.max())} but there are only "
+            f"{ds.num_classes} class names"
+        )
+    # the same image listed twice is one image
+    seen: set[str] = set()
+    keep = []
+    for i, p in enumerate(ds.images.path.tolist()):
+        key = os.path.normcase(os.path.abspath(p))
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    dropped = ds.num_images - len(keep)
+    ds = ds.select(keep)
+    if ds.num_images == 0:
+        raise DetforgeError("no images found in " + ", ".join(args.sources))
+    paths = [os.path.abspath(p) for p in ds.images.path.tolist()]
+    keys, unmatched = group_keys(paths, args.group_by)
+    presence = None
+    if args.stratify:
+        presence = np.zeros((ds.num_images, ds.num_classes), dtype=bool)
+        presence[ds.boxes.image, ds.boxes.cls] = True
+    splits = assign_splits(keys, ratios, seed=args.seed, presence=presence)
+    ds = ds.with_splits(splits)
+
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    df = DataFile(path=out / "obj.data", classes=ds.num_classes)
+    split_arr = np.asarray(splits, dtype=object)
+    for s in SPLITS:
+        idx = np.flatnonzero(split_arr == s)
+        if len(idx) == 0 and s != "train":
+            continue
+        write_image_list(out / f"{s}.txt", [paths[i] for i in idx.tolist()])
+        setattr(df, s, str(out / f"{s}.txt"))
+    write_names(out / "obj.names", ds.class_names)
+    df.names = str(out / "obj.names")
+    for folder in ("backup", "results"):
+        (out / folder).mkdir(exist_ok=True)
+        setattr(df, folder, str(out / folder))
+    write_data_file(df.path, df)
+
+    key_arr = np.asarray(keys, dtype=object)
+    per_img = ds.boxes_per_image()
+    print(f"{ds.num_images} images, {len(set(keys))} groups -> {out}")
+    if dropped:
+        print(f"  {dropped} duplicate list entries (same path) counted once")
+    if unmatched:
+        print(f"  note: --group-by matched no group in {unmatched} paths; each is its own group")
+    print(f"  {'split':<6} {'images':>8} {'groups':>7} {'negatives':>9} {'boxes':>8}  share")
+    for s in SPLITS:
+        m = split_arr == s
+        if not m.any():
+            continue
+        print(
+            f"  {s:<6} {int(m.sum()):>8} {len(set(key_arr[m].tolist())):>7} "
+            f"{int((per_img[m] == 0).sum()):>9} {int(per_img[m].sum()):>8}  "
+            f"{m.mean():.3f}"
+        )
+    if presence is not None and ds.num_classes:
+        print("  images containing each class (train/valid/test):")
+        for k, name in enumerate(ds.class_names):
+            cnt = [int(presence[split_arr == s, k].sum()) for s in SPLITS]
+            print(f"    {name:<20} {'/'.join(map(str, cnt))}")
+    leaks = find_leaks(paths, splits)
+    if leaks:
+        print(f"  WARNING: {len(leaks)} file(s) in two splits (the same image leaks):")
+        for lk in leaks[:20]:
+            print(f"    {lk.kind}: {lk.split_a} {lk.path_a} == {lk.split_b} {lk.path_b}")
+    else:
+        print("  no leaks: no path or byte-identical file is in two splits")
+    print(f"  wrote {df.path}")
+    return 0

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from detforge.cli.main import main
+from detforge.data.synthetic import generate_shapes_dataset, render_shapes
+
+
+def test_info_counts_match_the_generator(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DETFORGE_CACHE", str(tmp_path / "cache"))
+    data = generate_shapes_dataset(tmp_path / "ds", num_images=30, seed=5, negatives=0.2)
+    _, ref = render_shapes(30, seed=5, negatives=0.2)
+    assert main(["info", str(data), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    per_img = ref.boxes_per_image()
+    for split in ("train", "valid", "test", "all"):
+        m = (ref.images.split == split) if split != "all" else per_img >= 0
+        d = info["splits"][split]
+        assert d["images"] == int(m.sum())
+        assert d["negatives"] == int((per_img[m] == 0).sum())
+        assert d["labelled"] == int((per_img[m] > 0).sum())
+        assert d["boxes"] == int(per_img[m].sum())
+    assert info["splits"]["all"]["no_label_file"] == 3  # 6 negatives, every other has no .txt
+    for k, name in enumerate(ref.class_names):
+        assert info["splits"]["all"]["per_class"][name] == int((ref.boxes.cls == k).sum())
+    assert info["sizes"]["min"] == [160, 128] and info["leaks"] == []
+    assert main(["info", str(data)]) == 0
+    text = capsys.readouterr().out
+    assert "circle" in text and "negative" in text and "160x128" in text
+
+
+def test_info_bad_data_file_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "obj.data"
+    bad.write_text("classes = 2\r\ntrain: train.txt\r\n")
+    assert main(["info", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{bad}:2:" in err[0] and "key = value" in err[0]
+    assert main(["info", str(tmp_path / "missing.data")]) == 2
+    assert "not found" in capsys.readouterr().err

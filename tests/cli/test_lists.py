@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from detforge.cli.main import main
+from detforge.formats.darknet import read_image_list
+
+
+def _folder(tmp_path: Path) -> Path:
+    root = tmp_path / "frames"
+    for cam in ("cam1", "cam2"):
+        (root / cam).mkdir(parents=True)
+        for i in range(12):
+            (root / cam / f"f{i:03d}.jpg").write_bytes(b"")
+            (root / cam / f"f{i:03d}.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    return root
+
+
+def test_lists_equals_find_sort_and_sed(tmp_path: Path) -> None:
+    root = _folder(tmp_path)
+    out = tmp_path / "out" / "all.txt"
+    assert main(["lists", str(root), "-o", str(out)]) == 0
+    find = subprocess.run(
+        f"find {root} -type f -not -name '*.txt' | LC_ALL=C sort",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.read_text() == find
+    every = tmp_path / "every.txt"
+    assert main(["lists", str(root), "-o", str(every), "--every", "5"]) == 0
+    sed = subprocess.run(["sed", "0~5!d"], input=find, capture_output=True, text=True).stdout
+    assert every.read_text() == sed and len(sed.split()) == 4
+
+
+def test_lists_shuffle_relative_and_stdout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _folder(tmp_path)
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    assert main(["lists", str(root), "-o", str(a), "--shuffle", "--seed", "3"]) == 0
+    assert main(["lists", str(root), "-o", str(b), "--shuffle", "--seed", "3"]) == 0
+    assert a.read_text() == b.read_text()
+    lines = a.read_text().split()
+    plain = tmp_path / "plain.txt"
+    assert main(["lists", str(root), "-o", str(plain)]) == 0
+    assert sorted(lines) == plain.read_text().split() and lines != sorted(lines)
+    rel = tmp_path / "lists" / "rel.txt"
+    assert main(["lists", str(root / "cam2"), "-o", str(rel), "--relative"]) == 0
+    assert rel.read_text().startswith("../frames/cam2/f000.jpg\n")
+    assert read_image_list(rel) == [str(root / "cam2" / f"f{i:03d}.jpg") for i in range(12)]
+    capsys.readouterr()
+    assert main(["lists", str(root / "cam1"), "-o", "-", "--every", "6"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.split() == [
+        str(root / "cam1" / "f005.jpg"),
+        str(root / "cam1" / "f011.jpg"),
+    ]
+    assert "12 images" in captured.err
+
+
+def test_lists_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["lists", str(tmp_path / "nope"), "-o", str(tmp_path / "x.txt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "folder not found" in err[0] and "nope" in err[0]
+    assert main(["lists", str(tmp_path), "-o", str(tmp_path / "x.txt"), "--every", "0"]) == 2

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detforge.data.split import assign_splits, find_leaks, group_keys, parse_ratios
+from detforge.data.synthetic import render_shapes
+from detforge.errors import DetforgeError
+
+
+def test_parse_ratios() -> None:
+    assert parse_ratios("0.8,0.1,0.1") == pytest.approx((0.8, 0.1, 0.1))
+    assert parse_ratios("8,1,1") == pytest.approx((0.8, 0.1, 0.1))
+    assert parse_ratios("9,1") == pytest.approx((0.9, 0.1))
+    for bad in ("a,b", "1,-1", "0,0", "1,1,1,1", ""):
+        with pytest.raises(DetforgeError):
+            parse_ratios(bad)
+
+
+def test_group_keys() -> None:
+    paths = ["/d/clip1/f1.jpg", "/d/clip1/f2.jpg", "/d/clip2/f1.jpg", r"C:\d\clip3_0001.jpg"]
+    assert group_keys(paths, "parent")[0][:3] == ["/d/clip1", "/d/clip1", "/d/clip2"]
+    keys, unmatched = group_keys(paths, r"(clip\d)_\d+")
+    assert keys[3] == "clip3" and unmatched == 3 and len(set(keys)) == 4
+    assert group_keys(paths, r"clip\d")[0] == ["clip1", "clip1", "clip2", "clip3"]
+    with pytest.raises(DetforgeError):
+        group_keys(paths, "(")
+
+
+def test_unit_groups_hit_exact_counts_and_seed_reproducible() -> None:
+    keys = [str(i) for i in range(101)]
+    a = assign_splits(keys, (0.8, 0.1, 0.1), seed=4)
+    assert (a.count("train"), a.count("valid"), a.count("test")) in [
+        (81, 10, 10),
+        (80, 11, 10),
+        (80, 10, 11),
+    ]
+    assert a == assign_splits(keys, (0.8, 0.1, 0.1), seed=4)
+    assert a != assign_splits(keys, (0.8, 0.1, 0.1), seed=5)
+    assert set(assign_splits(keys, (0.5, 0.5), seed=0)) == {"train", "valid"}
+
+
+def test_groups_never_span_splits() -> None:
+    rng = np.random.default_rng(0)
+    keys = [f"seq{int(k)}" for k in rng.integers(0, 40, size=1000)]
+    splits = assign_splits(keys, (0.7, 0.2, 0.1), seed=1)
+    where: dict[str, set[str]] = {}
+    for k, s in zip(keys, splits, strict=True):
+        where.setdefault(k, set()).add(s)
+    assert all(len(v) == 1 for v in where.values())
+    share = np.array([splits.count(s) for s in ("train", "valid", "test")]) / 1000
+    assert np.abs(share - [0.7, 0.2, 0.1]).max() < 0.06
+
+
+def test_stratify_balances_class_presence() -> None:
+    dev_strat, dev_plain = [], []
+    for seed in range(4):
+        _, ds = render_shapes(200, seed=seed)
+        pres = np.zeros((ds.num_images, 3), dtype=bool)
+        pres[ds.boxes.image, ds.boxes.cls] = True
+        want = np.array([0.7, 0.2, 0.1])[None] * pres.sum(0)[:, None]
+        for presence, acc in ((pres, dev_strat), (None, dev_plain)):
+            sp = np.array(
+                assign_splits(
+                    ds.images.path.tolist(), (0.7, 0.2, 0.1), seed=seed, presence=presence
+                )
+            )
+            got = np.array(
+                [[pres[sp == s, k].sum() for s in ("train", "valid", "test")] for k in range(3)]
+            )
+            acc.append(np.abs(got - want).max())
+    assert max(dev_strat) <= 1.0 < max(dev_plain)
+
+
+def test_find_leaks(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "1.jpg").write_bytes(b"same bytes")
+    shutil.copy(tmp_path / "a" / "1.jpg", tmp_path / "b" / "copy.jpg")
+    (tmp_path / "a" / "2.jpg").write_bytes(b"same sizes")  # size collides, content differs
+    (tmp_path / "a" / "3.jpg").write_bytes(b"x")
+    p = [str(tmp_path / r) for r in ("a/1.jpg", "b/copy.jpg", "a/2.jpg", "a/3.jpg", "a/../a/3.jpg")]
+    leaks = find_leaks(p, ["train", "valid", "test", "train", "test"])
+    kinds = sorted((lk.kind, lk.split_a, lk.split_b) for lk in leaks)
+    assert kinds == [("same content", "train", "valid"), ("same path", "train", "test")]
+    assert find_leaks(p[:2], ["train", "train"]) == []  # a duplicate within a split is no leak
