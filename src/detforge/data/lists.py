@@ -49,7 +49,6 @@ def scan_images(
             "folder not found" if not os.path.exists(top) else "not a folder", path=top
         )
     stack: list[tuple[str, int]] = [(top, 0)]
-    splitext = os.path.splitext
     while stack:
         folder, depth = stack.pop()
         try:
@@ -57,18 +56,16 @@ def scan_images(
         except OSError as exc:
             raise DetforgeError(f"cannot list folder: {exc.strerror}", path=folder) from None
         subdirs = []
+        descend = max_depth is None or depth < max_depth
         with it:
             for entry in it:
                 name = entry.name
-                if not include_hidden and name.startswith("."):
+                if name[0] == "." and not include_hidden:
                     continue
-                ext = splitext(name)[1].lower()
-                if ext in exts:
-                    if entry.is_file():
-                        yield entry.path
-                elif entry.is_dir(follow_symlinks=False) and (
-                    max_depth is None or depth < max_depth
-                ):
+                dot = name.rfind(".")
+                if dot > 0 and name[dot:].lower() in exts and entry.is_file():
+                    yield entry.path
+                elif descend and entry.is_dir(follow_symlinks=False):
                     subdirs.append(entry.path)
         stack.extend((d, depth + 1) for d in reversed(sorted(subdirs)))
 
