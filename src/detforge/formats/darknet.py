@@ -104,7 +104,14 @@ def _find_names(folder: Path) -> Path | None:
 
 def _find_label(image: str) -> tuple[str, int, int]:
     """``(label path, size, mtime_ns)`` of the first existing candidate, or ``("", -1, -1)``."""
-    for cand in label_path_candidates(image):
+    first = os.path.splitext(image)[0] + ".txt"
+    try:
+        st = os.stat(first)
+        if st.st_mode & 0o170000 == 0o100000:
+            return first, st.st_size, st.st_mtime_ns
+    except OSError:
+        pass
+    for cand in label_path_candidates(image)[1:]:
         try:
             st = os.stat(cand)
         except OSError:

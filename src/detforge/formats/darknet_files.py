@@ -249,13 +249,20 @@ def read_image_list_lines(
     """Like :func:`read_image_list`, also returning each entry's 1-based line number."""
     p = Path(path)
     base = p.parent
+    prefix = os.path.abspath(base) + "/"
+    fast = os.sep == "/" and not path_map
     paths: list[str] = []
     numbers: list[int] = []
     for n, raw in enumerate(_text_lines(p, "image list"), start=1):
         s = raw.strip()
-        if not s or s.startswith("#"):
+        if not s or s[0] == "#":
             continue
-        paths.append(resolve_path(s, base, path_map))
+        if fast and "\\" not in s and s[1:2] != ":":
+            # the common case, without the general resolver's per-entry overhead
+            q = s if s[0] == "/" else prefix + s
+            paths.append(os.path.normpath(q) if "/." in q or "//" in q else q)
+        else:
+            paths.append(resolve_path(s, base, path_map))
         numbers.append(n)
     return paths, numbers
 
