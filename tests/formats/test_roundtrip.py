@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.formats.fmt_helpers import assert_same_dataset, make_image_dataset
 
 from detforge.data.dataset import Dataset
 from detforge.formats.darknet import read_darknet, write_darknet
 from detforge.formats.detect import detect_format, read_any, write_any
+from tests.formats.fmt_helpers import assert_same_dataset, make_image_dataset
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def darknet_source(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Data
 def test_darknet_to_x_to_darknet_is_identical(
     fmt: str, darknet_source: tuple[Path, Dataset], tmp_path: Path
 ) -> None:
-    root, d0 = darknet_source
+    _, d0 = darknet_source
     assert d0.num_boxes > 20 and int((d0.boxes_per_image() == 0).sum()) == 3
     result = write_any(d0, tmp_path / fmt, to=fmt, shards=2 if fmt == "tfrecord" else 1)
     src = result.path.parent if fmt == "tfrecord" else result.path

@@ -1,0 +1,96 @@
+"""``detforge convert`` in-process: every target, pipeline, errors as one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from detforge.cli.main import main
+from detforge.formats.detect import read_any
+from detforge.formats.labelmap import read_label_map
+from tests.formats.fmt_helpers import assert_same_dataset, make_image_dataset
+
+PIPELINE = """model { faster_rcnn { num_classes: 90 } }
+train_config { batch_size: 64 fine_tune_checkpoint: "zoo/model.ckpt-5000" num_steps: 4000 }
+train_input_reader { tf_record_input_reader { input_path: "x" } label_map_path: "y" }
+eval_input_reader { tf_record_input_reader { input_path: "x" } label_map_path: "y" }
+"""
+
+
+def test_convert_chain_voc_darknet_ultralytics_tfrecord_coco(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = shared_data / "bccd"
+    assert main(["convert", str(src), str(tmp_path / "dk"), "--to", "darknet"]) == 0
+    out = capsys.readouterr().out
+    assert "converted 364 images, 4888 boxes, 3 classes (train 205, valid 87, test 72)" in out
+    assert main(["convert", str(tmp_path / "dk" / "obj.data"), str(tmp_path / "ul"), "--to",
+                 "ultralytics"]) == 0  # fmt: skip
+    voc = read_any(src)
+    assert_same_dataset(voc, read_any(tmp_path / "ul" / "data.yaml"), atol=1e-6)
+
+
+def test_convert_to_tfrecord_with_pipeline_and_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ds = make_image_dataset(tmp_path, num_images=6, num_classes=3, negatives=1, fmt="jpg")
+    from detforge.formats.detect import write_any
+
+    voc = write_any(ds, tmp_path / "voc", to="voc").path
+    (tmp_path / "pipeline.config").write_text(PIPELINE)
+    args = ["convert", str(voc), str(tmp_path / "tf"), "--to", "tfrecord", "--shards", "2",
+            "--pipeline", str(tmp_path / "pipeline.config")]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "warning: num_steps 4000 is not above the fine-tune checkpoint's step 5000" in out
+    assert "batch_size 64" in out
+    cfg = (tmp_path / "tf" / "pipeline.config").read_text()
+    tf = (tmp_path / "tf").resolve()
+    assert "num_classes: 3" in cfg and "batch_size: 8" in cfg
+    assert f'input_path: "{tf}/train.record-?????-of-00002"' in cfg
+    assert f'input_path: "{tf}/val.record-?????-of-00002"' in cfg
+    assert f'label_map_path: "{tf}/label_map.pbtxt"' in cfg
+    assert read_label_map(tf / "label_map.pbtxt") == {1: "cls_0", 2: "cls_1", 3: "cls_2"}
+    # And back to COCO, images extracted from the records and linked.
+    assert main(["convert", str(tf), str(tmp_path / "coco"), "--to", "coco"]) == 0
+    back = read_any(tmp_path / "coco")
+    assert_same_dataset(ds, back)
+    assert all(Path(p).is_file() for p in back.images.path)
+
+
+def test_label_map_mismatch_and_bad_input_are_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ds = make_image_dataset(tmp_path, num_images=3, num_classes=2, negatives=0)
+    from detforge.formats.darknet import write_darknet
+    from detforge.formats.detect import write_any
+
+    data = write_darknet(ds, tmp_path / "dk")  # Darknet class ids are fixed by obj.names
+    (tmp_path / "lm.pbtxt").write_text(
+        "item { id: 1 name: 'cls_1' }\nitem { id: 2 name: 'cls_0' }\n"
+    )
+    args = ["convert", str(data), str(tmp_path / "tf"), "--to", "tfrecord", "--label-map",
+            str(tmp_path / "lm.pbtxt")]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "NaN loss" in err and "Traceback" not in err
+    assert not (tmp_path / "tf" / "train.record").exists()
+    # VOC names its classes, so there the label map just fixes the order.
+    voc = write_any(ds, tmp_path / "voc", to="voc").path
+    args[1] = str(voc)
+    assert main(args) == 0
+    assert read_label_map(tmp_path / "tf" / "label_map.pbtxt") == {1: "cls_1", 2: "cls_0"}
+    assert main(["convert", str(voc), str(voc), "--to", "darknet"]) == 2
+    assert "never writes into its input" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "nope"), str(tmp_path / "o"), "--to", "voc"]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["convert", str(voc), str(tmp_path / "o"), "--to", "voc", "--images", "x"]) == 2
+    assert "--images must be link, copy or none" in capsys.readouterr().err
+
+
+def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["convert", "--help"])
+    out = capsys.readouterr().out
+    assert "examples:" in out and "--pipeline" in out and "--images" in out

@@ -1,0 +1,29 @@
+"""``detforge stats`` in-process: table and plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from detforge.cli.main import main
+
+
+def test_stats_table_json_and_plots(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["stats", str(shared_data / "raccoon-tfrecord"), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "images" in out and "raccoon" in out and "Aspect ratio" in out
+    doc = json.loads((tmp_path / "stats.json").read_text())
+    assert doc["class_names"] == ["raccoon"]
+    assert doc["splits"][0]["images"] == 40 and doc["splits"][0]["boxes"] == 44
+    for name in ("class_histogram", "boxes_per_image", "box_sizes", "aspect_ratios"):
+        png = (tmp_path / f"{name}.png").read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 5000
+
+
+def test_stats_bad_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["stats", str(tmp_path / "missing.yaml")]) == 2
+    assert capsys.readouterr().err.startswith("detforge stats: error:")

@@ -1,0 +1,82 @@
+"""Format detection, read_any / write_any, crowd boxes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from detforge.data.boxes import BoxFormat
+from detforge.data.dataset import make_dataset
+from detforge.errors import DetforgeError
+from detforge.formats.detect import detect_format, load_class_list, read_any, write_any
+from tests.formats.fmt_helpers import make_image_dataset
+
+
+def test_detects_each_layout(tmp_path: Path, shared_data: Path) -> None:
+    assert detect_format(shared_data / "bccd") == "voc"
+    assert detect_format(shared_data / "raccoon-tfrecord") == "tfrecord"
+    assert detect_format(shared_data / "raccoon-tfrecord" / "test.record") == "tfrecord"
+    for name, fmt in [
+        ("a.data", "darknet"),
+        ("train.txt", "darknet"),
+        ("d.yaml", "ultralytics"),
+        ("instances_val.json", "coco"),
+        ("x.tfrecord-00000-of-00002", "tfrecord"),
+    ]:
+        (tmp_path / name).write_text("")
+        assert detect_format(tmp_path / name) == fmt
+    (tmp_path / "odd.bin").write_text("")
+    with pytest.raises(DetforgeError, match="cannot tell the format"):
+        detect_format(tmp_path / "odd.bin")
+    with pytest.raises(DetforgeError, match="not found"):
+        detect_format(tmp_path / "missing")
+    (tmp_path / "c" / "annotations").mkdir(parents=True)
+    (tmp_path / "c" / "annotations" / "instances_train.json").write_text("{}")
+    assert detect_format(tmp_path / "c") == "coco"
+    (tmp_path / "plain").mkdir()
+    assert detect_format(tmp_path / "plain") == "darknet"
+
+
+def test_crowd_boxes_dropped_and_counted_where_format_cannot_hold_them(tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (20, 10)).save(tmp_path / "a.png")
+    ds = make_dataset(
+        ["person"],
+        paths=[str(tmp_path / "a.png")],
+        widths=[20],
+        heights=[10],
+        splits=["valid"],
+        box_image=[0, 0, 0],
+        box_cls=[0, 0, 0],
+        box_coords=[[1, 1, 4, 4], [2, 2, 8, 6], [0, 0, 20, 10]],
+        box_format=BoxFormat.XYWH_PIXEL,
+        crowd=[False, True, False],
+    )
+    res = write_any(ds, tmp_path / "voc", to="voc", images="none")
+    assert res.dropped_crowd == 1 and "crowd" in res.notes[0]
+    assert read_any(res.path).num_boxes == 2
+    res = write_any(ds, tmp_path / "coco", to="coco", images="none")
+    assert res.dropped_crowd == 0
+    back = read_any(tmp_path / "coco")
+    assert back.boxes.crowd.tolist() == [False, True, False]
+
+
+def test_label_map_fixes_voc_class_order(tmp_path: Path) -> None:
+    ds = make_image_dataset(tmp_path, num_images=4, num_classes=3, negatives=0)
+    out = write_any(ds, tmp_path / "voc", to="voc", images="none").path
+    (out / "labels.txt").unlink()
+    (tmp_path / "order.names").write_text("cls_2\ncls_1\ncls_0\n")
+    assert load_class_list(tmp_path / "order.names") == ["cls_2", "cls_1", "cls_0"]
+    back = read_any(out, label_map=tmp_path / "order.names")
+    assert back.class_names == ("cls_2", "cls_1", "cls_0")
+    assert sorted(back.class_names[c] for c in back.boxes.cls) == sorted(
+        ds.class_names[c] for c in ds.boxes.cls
+    )
+
+
+def test_unknown_target_is_an_error(tmp_path: Path) -> None:
+    ds = make_dataset(["a"], paths=["x.jpg"])
+    with pytest.raises(DetforgeError, match="unknown target format"):
+        write_any(ds, tmp_path, to="yolo")

@@ -1,0 +1,112 @@
+"""TF OD API records: TensorFlow's own raccoon file, our writer, label maps."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from detforge.data.boxes import BoxFormat
+from detforge.errors import DetforgeError
+from detforge.formats.labelmap import read_label_map, write_label_map
+from detforge.formats.tfrecord.example import bytes_values, decode_example
+from detforge.formats.tfrecord.framing import read_records
+from detforge.formats.tfrecord.tfod import TFOD_KEYS, read_tfod, split_from_record_name, write_tfod
+from tests.formats.fmt_helpers import assert_same_dataset, make_image_dataset
+
+
+@pytest.fixture(scope="module")
+def raccoon(shared_data: Path) -> Path:
+    return shared_data / "raccoon-tfrecord"
+
+
+def test_tensorflow_record_matches_csv_within_1e3_px(raccoon: Path) -> None:
+    ds = read_tfod(raccoon / "test.record", label_map=read_label_map(raccoon / "label_map.pbtxt"))
+    assert ds.class_names == ("raccoon",) and ds.splits() == ["test"]
+    with open(raccoon / "test_labels.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert ds.num_boxes == len(rows) == 44 and ds.num_images == 40
+    xyxy = ds.coords_as(BoxFormat.XYXY_PIXEL)
+    by_file: dict[str, list[tuple[float, ...]]] = {}
+    for i, b in zip(ds.boxes.image.tolist(), xyxy.tolist(), strict=True):
+        by_file.setdefault(str(ds.images.path[i]), []).append(tuple(b))
+    for r in rows:
+        i = ds.images.path.tolist().index(r["filename"])
+        assert (ds.images.width[i], ds.images.height[i]) == (int(r["width"]), int(r["height"]))
+        want = tuple(float(r[k]) for k in ("xmin", "ymin", "xmax", "ymax"))
+        got = min(
+            by_file[r["filename"]],
+            key=lambda b: max(abs(x - y) for x, y in zip(b, want, strict=True)),
+        )
+        assert max(abs(x - y) for x, y in zip(got, want, strict=True)) < 1e-3, r["filename"]
+        assert r["class"] == "raccoon"
+
+
+def test_extracted_images_are_the_embedded_bytes(raccoon: Path, tmp_path: Path) -> None:
+    ds = read_tfod(raccoon / "test.record", extract_images_to=tmp_path / "img")
+    first = decode_example(next(read_records(raccoon / "test.record")))
+    p = Path(ds.images.path[0])
+    assert p.parent == tmp_path / "img" / "test"
+    assert p.read_bytes() == bytes_values(first, "image/encoded")[0]
+    # Without a label map the names come from the records' class/text.
+    assert ds.class_names == ("raccoon",)
+
+
+def test_written_records_use_exact_keys_and_round_trip(tmp_path: Path) -> None:
+    ds = make_image_dataset(tmp_path, num_images=7, num_classes=5, negatives=2, fmt="jpg")
+    written, lm = write_tfod(ds, tmp_path / "tf")
+    assert set(written) == {"train", "valid", "test"}
+    assert [p.name for p in written["valid"]] == ["val.record"]
+    assert read_label_map(lm) == {k + 1: n for k, n in enumerate(ds.class_names)}
+    ex = decode_example(next(read_records(written["train"][0])))
+    assert set(ex) == set(TFOD_KEYS)
+    enc = bytes_values(ex, "image/encoded")[0]
+    assert bytes_values(ex, "image/key/sha256")[0].decode() == hashlib.sha256(enc).hexdigest()
+    assert bytes_values(ex, "image/format") == [b"jpeg"]
+    back = read_tfod(tmp_path / "tf", label_map=read_label_map(lm))
+    assert_same_dataset(ds, back, flags=True)
+    labels = [int(v) for p in written.values() for d in read_records(p[0])
+              for v in decode_example(d)["image/object/class/label"].values]  # fmt: skip
+    assert min(labels) >= 1  # 1-based on disk
+
+
+def test_label_map_must_match_names(tmp_path: Path) -> None:
+    ds = make_image_dataset(tmp_path, num_images=4, num_classes=3, negatives=0)
+    wrong = write_label_map(tmp_path / "wrong.pbtxt", ["cls_0", "cls_2", "cls_1"])
+    with pytest.raises(DetforgeError, match="NaN loss") as info:
+        write_tfod(ds, tmp_path / "tf", label_map=wrong)
+    assert "id 2 is 'cls_2' in the label map but 'cls_1'" in str(info.value)
+    assert not (tmp_path / "tf").exists()
+    good = write_label_map(tmp_path / "good.pbtxt", ds.class_names)
+    write_tfod(ds, tmp_path / "tf", label_map=good)
+
+
+def test_text_wins_over_label_when_they_disagree_like_tf_decoder(tmp_path: Path) -> None:
+    ds = make_image_dataset(tmp_path, num_images=4, num_classes=3, negatives=0)
+    written, _ = write_tfod(ds, tmp_path / "tf")
+    swapped = {1: "cls_1", 2: "cls_0", 3: "cls_2"}
+    back = read_tfod(written["train"][0], label_map=swapped)
+    assert back.class_names == ("cls_1", "cls_0", "cls_2")
+    assert back.meta["warnings"] and "class/text" in back.meta["warnings"][0]
+    orig = ds.split("train")
+    assert [back.class_names[c] for c in back.boxes.cls] == [
+        orig.class_names[c] for c in orig.boxes.cls
+    ]
+
+
+def test_truncated_record_file_is_reported(raccoon: Path, tmp_path: Path) -> None:
+    cut = tmp_path / "test.record"
+    data = (raccoon / "test.record").read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DetforgeError, match="interrupted") as info:
+        read_tfod(cut)
+    assert info.value.path == str(cut)
+
+
+def test_split_from_record_names() -> None:
+    assert split_from_record_name("train.record") == "train"
+    assert split_from_record_name("val.record-00001-of-00004") == "valid"
+    assert split_from_record_name("test.tfrecord") == "test"
+    assert split_from_record_name("all.record") == ""

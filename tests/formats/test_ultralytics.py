@@ -1,0 +1,102 @@
+"""Ultralytics YAML datasets: hand-written layouts in, our YAML out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from detforge.errors import DetforgeError
+from detforge.formats.ultralytics import (
+    read_ultralytics,
+    ultralytics_label_path,
+    write_ultralytics,
+)
+from tests.formats.fmt_helpers import make_image_dataset
+
+
+def _touch_image(p: Path) -> None:
+    from PIL import Image
+
+    p.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 6)).save(p)
+
+
+def _layout(root: Path) -> None:
+    for split, stems in (("train", ["a", "b"]), ("val", ["c"])):
+        for s in stems:
+            _touch_image(root / "images" / split / f"{s}.jpg")
+    (root / "labels" / "train").mkdir(parents=True)
+    (root / "labels" / "val").mkdir(parents=True)
+    (root / "labels" / "train" / "a.txt").write_text("1 0.5 0.5 0.25 0.125\n0 0.1 0.2 0.1 0.2\n")
+    (root / "labels" / "val" / "c.txt").write_text("2 0.5 0.5 1 1\n")  # b has no file: negative
+
+
+def test_reads_documented_layout_with_relative_path(tmp_path: Path) -> None:
+    root = tmp_path / "datasets" / "toy"
+    _layout(root)
+    y = tmp_path / "cfg" / "toy.yaml"
+    y.parent.mkdir()
+    y.write_text(
+        "path: ../datasets/toy\ntrain: images/train\nval: images/val\ntest:\n"
+        "names:\n  0: person\n  1: bicycle\n  2: car\n"
+    )
+    ds = read_ultralytics(y)
+    assert ds.class_names == ("person", "bicycle", "car")
+    assert [Path(p).name for p in ds.images.path] == ["a.jpg", "b.jpg", "c.jpg"]
+    assert ds.images.split.tolist() == ["train", "train", "valid"]
+    assert ds.boxes_per_image().tolist() == [2, 0, 1]
+    np.testing.assert_array_equal(ds.boxes.coords[0], [0.5, 0.5, 0.25, 0.125])
+
+
+def test_list_files_and_name_lists(tmp_path: Path) -> None:
+    _layout(tmp_path)
+    (tmp_path / "train.txt").write_text("./images/train/a.jpg\nimages/train/b.jpg\n")
+    (tmp_path / "d.yaml").write_text(
+        "train: train.txt\nval: [images/val]\nnames: [p, q, r]\nnc: 3\n"
+    )
+    ds = read_ultralytics(tmp_path / "d.yaml")
+    assert ds.num_images == 3 and ds.num_boxes == 3 and ds.class_names == ("p", "q", "r")
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "label", "msg"),
+    [
+        ("train: images/train\nnames: {0: a}\n", "0 0.5 0.5 0.1 0.1\n", "class id 1"),
+        ("train: images/train\nnames: [a, b]\nnc: 3\n", "", "disagrees"),
+        ("train: images/nope\nnames: [a, b]\n", "", "neither a folder"),
+        ("train: images/train\n", "", "needs 'names'"),
+        ("train: images/train\nnames: [a, b]\n", "0 0.5 0.5 0.1\n", "expected 5 values"),
+        ("train: [unclosed\n", "", "not valid YAML"),
+    ],
+)
+def test_errors_name_the_problem(tmp_path: Path, yaml_text: str, label: str, msg: str) -> None:
+    _layout(tmp_path)
+    if label:
+        (tmp_path / "labels" / "train" / "b.txt").write_text(label)
+    (tmp_path / "d.yaml").write_text(yaml_text)
+    with pytest.raises(DetforgeError, match=msg):
+        read_ultralytics(tmp_path / "d.yaml")
+
+
+def test_writer_layout_and_yaml(tmp_path: Path) -> None:
+    ds = make_image_dataset(tmp_path, num_images=6, num_classes=3, negatives=2)
+    y = write_ultralytics(ds, tmp_path / "out")
+    data = yaml.safe_load(y.read_text())
+    assert data["path"] == str((tmp_path / "out").resolve())
+    assert (data["train"], data["val"], data["test"]) == (
+        "images/train",
+        "images/val",
+        "images/test",
+    )
+    assert data["names"] == {0: "cls_0", 1: "cls_1", 2: "cls_2"} and data["nc"] == 3
+    labels = sorted((tmp_path / "out" / "labels").rglob("*.txt"))
+    assert len(labels) == 6 and sum(1 for p in labels if p.read_text() == "") == 2
+    # Stems stay unique within a split even when source names clash (two "same.png").
+    one = make_image_dataset(tmp_path / "one", num_images=4, num_classes=2, splits=("train",))
+    write_ultralytics(one, tmp_path / "out1")
+    stems = sorted(p.stem for p in (tmp_path / "out1" / "images" / "train").iterdir())
+    assert stems == ["d0_same", "d1_same", "img_000", "img_003"]
+    assert ultralytics_label_path("/d/images/x/images/a.b.jpg") == "/d/images/x/labels/a.b.txt"
