@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -211,7 +211,10 @@ def read_image_header(path: str | os.PathLike[str]) -> ImageHeader:
         raise DetforgeError(f"cannot read image: {exc.strerror}", path=path) from None
 
 
-def _chunk(paths: Sequence[str]) -> tuple[list[int], list[int], list[str | None]]:
+_Result = tuple[list[int], list[int], list[str | None]]
+
+
+def _chunk(paths: Sequence[str]) -> _Result:
     ws: list[int] = []
     hs: list[int] = []
     errs: list[str | None] = []
@@ -234,23 +237,40 @@ def default_workers() -> int:
 
 
 def read_sizes(
-    paths: Sequence[str], *, workers: int | None = None
+    paths: Sequence[str], *, workers: int | None = None, desc: str | None = None
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], dict[int, str]]:
     """Sizes of many images, read in parallel threads.
 
     Returns ``widths (N,)``, ``heights (N,)`` (int64 pixels, oriented; ``0`` where unreadable)
     and ``errors``: index -> message for every file that could not be read. Never raises for a
-    bad file.
+    bad file. ``desc``: show a progress bar (on a terminal) with this label.
     """
+    from detforge.utils.progress import progress
+
     n = len(paths)
     workers = default_workers() if workers is None else max(1, workers)
     step = max(64, -(-n // (workers * 4))) if n else 1
     chunks = [paths[i : i + step] for i in range(0, n, step)]
+    bar = desc is not None and n > 0
+
+    def tracked(results: Iterable[_Result]) -> list[_Result]:
+        if not bar:
+            return list(results)
+        out = []
+        done = progress(range(n), total=n, desc=desc or "", unit="img")
+        for r in results:
+            out.append(r)
+            for _ in range(len(r[0])):
+                next(done, None)
+        for _ in done:  # close the bar
+            pass
+        return out
+
     if workers == 1 or len(chunks) <= 1:
-        results = [_chunk(c) for c in chunks]
+        results = tracked(_chunk(c) for c in chunks)
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(_chunk, chunks))
+            results = tracked(pool.map(_chunk, chunks))
     ws = np.fromiter((w for r in results for w in r[0]), dtype=np.int64, count=n)
     hs = np.fromiter((h for r in results for h in r[1]), dtype=np.int64, count=n)
     errors = {i: e for i, e in enumerate(e for r in results for e in r[2]) if e is not None}
