@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "info": "detforge.cli.info",
     "lists": "detforge.cli.lists",
     "split": "detforge.cli.split",
+    "predict": "detforge.cli.predict",
     "convert": "detforge.cli.convert",
     "stats": "detforge.cli.stats",
     "darknet-cfg": "detforge.cli.darknet_cfg",

@@ -1,0 +1,163 @@
+"""``detforge predict``: run a trained detector on images, folders, lists, splits or video."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detforge.cli.common import add_path_map_option, parse_path_map
+from detforge.errors import DetforgeError
+
+HELP = "detect objects in images, a folder, an image list, a .data split or a video"
+DESCRIPTION = """\
+Run a trained detector (a detforge .pt checkpoint, or an .onnx file from 'detforge export')
+on new images and keep what it finds.
+
+SOURCE is one image, a folder (searched recursively), an image list (.txt, one path per
+line), a Darknet .data file (its valid split, or --split / 'obj.data:test'), or a video
+(.mp4, .avi, .mov, ... read with PyAV: pip install 'detforge[video]').
+
+Outputs (into --out, default runs/predict, runs/predict-2, ...):
+  --save-images  annotated pictures <name>.jpg (boxes, class names, scores); for a video an
+                 annotated video <video>.mp4. The default when no --save-* option is given.
+  --save-txt     labels/<name>.txt with one 'class cx cy w h conf' line per box
+                 (normalised to the image, like 'darknet detector test -save_labels')
+  --save-json F  a COCO results JSON ([{image_id, category_id, bbox, score}, ...]) that
+                 'detforge eval' and pycocotools read directly
+
+Examples:
+  detforge predict runs/train/exp/weights/best.pt photos/ --save-images
+  detforge predict best.pt data/obj.data --split test --save-json test-dets.json --conf 0.001
+  detforge predict best.onnx trailcam.mp4 --every 5 --save-images --save-txt
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("weights", help="detforge checkpoint (.pt) or exported model (.onnx)")
+    parser.add_argument("source", help="image, folder, image list, .data file or video")
+    parser.add_argument("--split", help="split of a .data source: train, valid (default), test")
+    parser.add_argument(
+        "--every", type=int, default=1, metavar="N", help="video: use every N-th frame (1)"
+    )
+    parser.add_argument("--conf", type=float, default=0.25, help="minimum score (0.25)")
+    parser.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (0.7)")
+    parser.add_argument("--max-det", type=int, default=300, help="most boxes per image (300)")
+    parser.add_argument(
+        "--imgsz", type=int, default=None, help="input long side, pixels (the training size)"
+    )
+    parser.add_argument("--batch", type=int, default=16, help="images per forward pass (16)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder")
+    parser.add_argument("--save-txt", action="store_true", help="write labels/<name>.txt")
+    parser.add_argument("--save-json", type=Path, metavar="FILE", help="write COCO results")
+    parser.add_argument("--save-images", action="store_true", help="write annotated images")
+    parser.add_argument("--line-width", type=int, default=None, help="box outline, pixels")
+    add_path_map_option(parser)
+
+
+def _image_ids(data_path: str | None, path_map: Any) -> dict[str, int | str]:
+    """Image path -> COCO ``image_id``: the dataset's id for a ``.data`` source (so
+    ``detforge eval`` can match them), else the file stem."""
+    ids: dict[str, int | str] = {}
+    if data_path is not None:
+        from detforge.formats.darknet import read_darknet
+
+        ds = read_darknet(data_path, path_map=path_map, read_sizes=False)
+        ids = {str(p): int(i) for p, i in zip(ds.images.path, ds.images.id, strict=True)}
+    return ids
+
+
+def run(args: argparse.Namespace) -> int:
+    from detforge.predict.api import load
+    from detforge.predict.draw import draw_boxes
+    from detforge.predict.sources import _split_data_arg, open_source
+    from detforge.predict.writers import (
+        VideoWriter,
+        coco_results,
+        save_image,
+        write_coco_results,
+        write_darknet_txt,
+    )
+    from detforge.utils.progress import progress
+
+    path_map = parse_path_map(args.path_map)
+    if not Path(args.weights).is_file():
+        raise DetforgeError("weights file not found", path=args.weights)
+    source = open_source(args.source, split=args.split, every=args.every, path_map=path_map)
+    save_images = args.save_images or not (args.save_txt or args.save_json)
+    out: Path | None = None
+    if save_images or args.save_txt:
+        from detforge.train.runs import next_run_dir
+
+        out = args.out if args.out is not None else next_run_dir("runs/predict")
+    if args.save_json is not None and args.save_json.suffix.lower() != ".json":
+        raise DetforgeError("--save-json expects a file name ending in .json", path=args.save_json)
+    model = load(args.weights, device=args.device, imgsz=args.imgsz)
+    data_path, _ = _split_data_arg(str(args.source), args.split)
+    is_data = data_path.lower().endswith(".data")
+    ids = _image_ids(data_path if is_data and args.save_json else None, path_map)
+
+    records: list[dict[str, Any]] = []
+    counts: Counter[int] = Counter()
+    n_frames = 0
+    video: VideoWriter | None = None
+    if source.kind == "video" and save_images and out is not None:
+        fps = source.fps / max(1, source.every)
+        video = VideoWriter(out / f"{Path(source.video or 'video').stem}.mp4", fps=fps)
+    start = time.perf_counter()
+    stream = model.predict_frames(
+        source, conf=args.conf, iou=args.iou, max_det=args.max_det, batch=args.batch
+    )
+    try:
+        for frame, pred in progress(stream, total=len(source), desc="predict", unit="frame"):
+            n_frames += 1
+            counts.update(pred.classes.tolist())
+            h, w = pred.shape
+            if args.save_txt and out is not None:
+                write_darknet_txt(
+                    out / "labels" / f"{frame.name}.txt", pred.boxes, pred.classes, pred.scores,
+                    w, h,
+                )  # fmt: skip
+            if args.save_json is not None:
+                image_id = ids.get(frame.path or "", frame.name)
+                records += coco_results(image_id, pred.boxes, pred.classes, pred.scores)
+            if save_images and out is not None:
+                drawn = draw_boxes(
+                    frame.image, pred.boxes, pred.classes, scores=pred.scores,
+                    class_names=model.class_names, line_width=args.line_width,
+                )  # fmt: skip
+                if video is not None:
+                    video.write(np.asarray(drawn))
+                else:
+                    save_image(out / f"{frame.name}.jpg", drawn)
+    except BaseException:
+        if video is not None:
+            video.discard()
+        raise
+    if video is not None:
+        video.close()
+    elapsed = time.perf_counter() - start
+    if args.save_json is not None:
+        write_coco_results(args.save_json, records)
+
+    names = model.class_names
+    found = ", ".join(f"{counts[c]} {names[c]}" for c in sorted(counts)) or "nothing"
+    rate = n_frames / elapsed if elapsed > 0 else 0.0
+    print(f"{n_frames} {'frames' if source.kind == 'video' else 'images'} from "
+          f"{source.description}: {found} ({rate:.1f} images/s, {model.backend})")  # fmt: skip
+    for what, where in (
+        ("annotated video", video.path if video is not None else None),
+        ("annotated images", out if save_images and video is None else None),
+        ("labels", out / "labels" if args.save_txt and out is not None else None),
+        ("COCO results", args.save_json),
+    ):
+        if where is not None:
+            print(f"{what}: {where}")
+    sys.stdout.flush()
+    return 0

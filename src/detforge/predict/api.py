@@ -1,0 +1,367 @@
+"""The Python API for notebooks and the engine behind ``detforge predict``/``map``.
+
+>>> import detforge
+>>> model = detforge.load("runs/train/exp/weights/best.pt")      # or "model.onnx"
+>>> preds = model.predict(["a.jpg", pil_image, rgb_array], conf=0.25)
+>>> preds[0].boxes, preds[0].scores, preds[0].classes            # (K, 4) xyxy px, (K,), (K,)
+
+Inference is batched: each image is letterboxed (aspect kept, Pillow bilinear resize, grey
+padding) to ``imgsz`` on its long side and padded to a multiple of 32 (``auto`` rectangles, so
+a 16:9 frame costs about half a square one), a batch is padded to its largest member, the
+detector runs once per batch, NMS keeps at most ``max_det`` boxes per image and the boxes are
+mapped back to original-image pixels. An ONNX model with a fixed input size is fed that size.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from detforge.errors import DetforgeError
+from detforge.predict.sources import Frame, load_image, open_source
+
+if TYPE_CHECKING:
+    import torch
+
+    from detforge.data.dataset import Dataset
+
+STRIDE = 32
+
+
+@dataclass(frozen=True, eq=False)
+class Prediction:
+    """Detections on one image, sorted by decreasing score.
+
+    ``boxes`` ``(K, 4)`` float32 xyxy in continuous pixels of the original image, ``scores``
+    ``(K,)`` float32 in ``[0, 1]``, ``classes`` ``(K,)`` int64 0-based indices into
+    ``class_names``; ``shape`` is the image's ``(height, width)`` and ``path`` its file (if any).
+    """
+
+    boxes: NDArray[np.float32]
+    scores: NDArray[np.float32]
+    classes: NDArray[np.int64]
+    class_names: tuple[str, ...]
+    shape: tuple[int, int]
+    path: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    @property
+    def names(self) -> list[str]:
+        """Class name of each box, ``(K,)``."""
+        return [self.class_names[int(c)] for c in self.classes]
+
+
+def _as_frame(item: Any, index: int) -> Frame:
+    """A :class:`Frame` from a path, a Pillow image or an ``(H, W, 3)`` uint8 RGB array."""
+    if isinstance(item, Frame):
+        return item
+    if isinstance(item, (str, os.PathLike)):
+        path = os.fspath(item)
+        return Frame(load_image(path), Path(path).stem, path, index)
+    if hasattr(item, "convert") and hasattr(item, "size"):  # a Pillow image
+        arr = np.asarray(item.convert("RGB"), dtype=np.uint8)
+        return Frame(arr, f"image{index}", getattr(item, "filename", None) or None, index)
+    arr = np.asarray(item)
+    if arr.ndim == 2 and arr.dtype == np.uint8:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.dtype != np.uint8:
+        raise DetforgeError(
+            f"cannot predict on {type(item).__name__} of shape {getattr(arr, 'shape', '?')} "
+            f"and dtype {getattr(arr, 'dtype', '?')}: give a path, a PIL image or an "
+            "(H, W, 3) uint8 RGB array"
+        )
+    return Frame(np.ascontiguousarray(arr[:, :, :3]), f"image{index}", None, index)
+
+
+def _batched(items: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
+    batch: list[Frame] = []
+    for f in items:
+        batch.append(f)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def letterbox_batch(
+    images: Sequence[NDArray[np.uint8]], imgsz: int, *, fixed: tuple[int, int] | None = None
+) -> tuple[NDArray[np.uint8], list[tuple[tuple[float, float], tuple[float, float]]]]:
+    """Letterbox ``(H_i, W_i, 3)`` uint8 images into one ``(B, h, w, 3)`` uint8 batch.
+
+    Each image is scaled to ``imgsz`` on its long side and centred in the next multiple of 32
+    (``fixed = (h, w)``: scaled to fit and centred in exactly that size); smaller members are
+    padded further at the bottom/right. Returns the batch and each image's
+    ``(ratio (rx, ry), pad (left, top))``: input pixel = original pixel * ratio + pad.
+    """
+    from detforge.train.augment import FILL, letterbox
+
+    boxed = [
+        letterbox(im, shape=fixed or imgsz, auto=fixed is None, stride=STRIDE) for im in images
+    ]
+    h = max(b.image.shape[0] for b in boxed)
+    w = max(b.image.shape[1] for b in boxed)
+    out = np.full((len(boxed), h, w, 3), FILL, dtype=np.uint8)
+    for i, b in enumerate(boxed):
+        out[i, : b.image.shape[0], : b.image.shape[1]] = b.image
+    return out, [(b.ratio, b.pad) for b in boxed]
+
+
+class Predictor:
+    """A loaded detector ready to predict; build one with :func:`load`.
+
+    ``forward`` maps a ``(B, h, w, 3)`` uint8 RGB batch to the detector's eval output
+    ``(B, A, 4 + C)`` (xyxy input pixels + class probabilities) as a torch tensor.
+    ``fixed_shape`` is ``(h, w)`` for models that only accept one input size (static ONNX).
+    """
+
+    def __init__(
+        self,
+        forward: Callable[[NDArray[np.uint8]], torch.Tensor],
+        class_names: Sequence[str],
+        *,
+        backend: str,
+        imgsz: int = 640,
+        fixed_shape: tuple[int, int] | None = None,
+        source: str | None = None,
+    ) -> None:
+        self.forward = forward
+        self.class_names = tuple(class_names)
+        self.backend = backend
+        self.imgsz = imgsz
+        self.fixed_shape = fixed_shape
+        self.source = source
+
+    def __repr__(self) -> str:
+        return (
+            f"Predictor({self.source or ''!r}, backend={self.backend!r}, "
+            f"classes={len(self.class_names)}, imgsz={self.imgsz})"
+        )
+
+    def predict_frames(
+        self,
+        frames: Iterable[Any],
+        *,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        max_det: int = 300,
+        imgsz: int | None = None,
+        batch: int = 16,
+    ) -> Iterator[tuple[Frame, Prediction]]:
+        """Lazily predict on ``frames`` (Frames, paths, PIL images or arrays), ``batch`` at a
+        time, yielding ``(frame, prediction)`` in input order."""
+        from detforge.models.postprocess import postprocess
+
+        _check_thresholds(conf, iou, max_det, batch)
+        size = _check_imgsz(imgsz or self.imgsz)
+        counter = iter(range(1 << 62))
+        gen = (_as_frame(f, next(counter)) for f in frames)
+        for group in _batched(gen, batch):
+            arr, maps = letterbox_batch([f.image for f in group], size, fixed=self.fixed_shape)
+            dets = postprocess(self.forward(arr), conf=conf, iou=iou, max_det=max_det)
+            for f, (ratio, pad), (b, s, c) in zip(group, maps, dets, strict=True):
+                yield f, self._to_prediction(f, b, s, c, ratio, pad)
+
+    def _to_prediction(
+        self,
+        frame: Frame,
+        boxes: Any,
+        scores: Any,
+        classes: Any,
+        ratio: tuple[float, float],
+        pad: tuple[float, float],
+    ) -> Prediction:
+        h, w = frame.image.shape[:2]
+        b = boxes.float().cpu().numpy().astype(np.float64)
+        b = (b - np.array([pad[0], pad[1]] * 2)) / np.array([ratio[0], ratio[1]] * 2)
+        b[:, 0::2] = b[:, 0::2].clip(0, w)
+        b[:, 1::2] = b[:, 1::2].clip(0, h)
+        return Prediction(
+            boxes=b.astype(np.float32),
+            scores=scores.float().cpu().numpy().astype(np.float32),
+            classes=classes.cpu().numpy().astype(np.int64),
+            class_names=self.class_names,
+            shape=(h, w),
+            path=frame.path,
+        )
+
+    def predict(
+        self,
+        images: Any,
+        *,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        max_det: int = 300,
+        imgsz: int | None = None,
+        batch: int = 16,
+    ) -> list[Prediction]:
+        """Predict on ``images``: one or a list of paths, PIL images or ``(H, W, 3)`` uint8 RGB
+        arrays (mixed is fine). A single path to a folder, image list, ``.data`` file or video
+        is expanded as ``detforge predict`` does. Returns one :class:`Prediction` per image.
+
+        ``conf``: minimum class probability; ``iou``: NMS overlap threshold; ``max_det``: most
+        boxes kept per image; ``imgsz``: long side of the network input in pixels (default:
+        the size the model was trained at); ``batch``: images per forward pass.
+        """
+        if isinstance(images, (str, os.PathLike)):
+            p = Path(images)
+            items: Iterable[Any] = open_source(p) if not _is_image_path(p) else [p]
+        elif (isinstance(images, np.ndarray) and images.ndim == 3) or hasattr(images, "convert"):
+            items = [images]
+        else:
+            items = list(images)
+        return [
+            p
+            for _, p in self.predict_frames(
+                items, conf=conf, iou=iou, max_det=max_det, imgsz=imgsz, batch=batch
+            )
+        ]
+
+    def predict_dataset(
+        self,
+        ds: Dataset,
+        *,
+        conf: float = 0.001,
+        iou: float = 0.7,
+        max_det: int = 300,
+        imgsz: int | None = None,
+        batch: int = 16,
+        progress: bool | None = None,
+    ) -> Dataset:
+        """Predict on every image of ``ds``; returns a Dataset with the same image table
+        (paths, ids, splits; sizes read from the images) and score-carrying ``XYXY_PIXEL``
+        boxes, ready for :func:`detforge.eval.evaluate` against ``ds``.
+
+        The default ``conf=0.001`` keeps the low-confidence tail mAP needs.
+        """
+        from detforge.data.boxes import BoxFormat
+        from detforge.data.dataset import make_dataset
+        from detforge.utils.progress import progress as bar
+
+        if ds.num_classes != len(self.class_names):
+            raise DetforgeError(
+                f"the model knows {len(self.class_names)} classes "
+                f"({', '.join(self.class_names[:5])}...) but the dataset has {ds.num_classes} "
+                f"({', '.join(ds.class_names[:5])}...); use the model trained on this dataset"
+            )
+        paths = [str(p) for p in ds.images.path]
+        widths = np.zeros(len(paths), dtype=np.int64)
+        heights = np.zeros(len(paths), dtype=np.int64)
+        parts: list[tuple[int, Prediction]] = []
+        frames = (Frame(load_image(p), Path(p).stem, p, i) for i, p in enumerate(paths))
+        stream = self.predict_frames(
+            frames, conf=conf, iou=iou, max_det=max_det, imgsz=imgsz, batch=batch
+        )
+        for f, pred in bar(stream, total=len(paths), desc="predict", unit="img", enabled=progress):
+            heights[f.index], widths[f.index] = pred.shape
+            parts.append((f.index, pred))
+        n = [len(p) for _, p in parts]
+        return make_dataset(
+            ds.class_names,
+            paths=paths,
+            widths=widths,
+            heights=heights,
+            splits=list(ds.images.split),
+            groups=list(ds.images.group),
+            image_ids=ds.images.id,
+            box_image=np.repeat([i for i, _ in parts], n).astype(np.int64),
+            box_cls=np.concatenate([p.classes for _, p in parts] + [np.zeros(0, np.int64)]),
+            box_coords=np.concatenate([p.boxes for _, p in parts] + [np.zeros((0, 4))]),
+            box_format=BoxFormat.XYXY_PIXEL,
+            score=np.concatenate([p.scores for _, p in parts] + [np.zeros(0)]),
+            meta={"source": "predictions", "model": self.source},
+        )
+
+
+def _is_image_path(p: Path) -> bool:
+    from detforge.predict.sources import IMAGE_SUFFIXES
+
+    return p.suffix.lower() in IMAGE_SUFFIXES
+
+
+def _check_thresholds(conf: float, iou: float, max_det: int, batch: int) -> None:
+    if not 0.0 <= conf <= 1.0:
+        raise DetforgeError(f"conf must be between 0 and 1, got {conf}")
+    if not 0.0 < iou <= 1.0:
+        raise DetforgeError(f"iou must be above 0 and at most 1, got {iou}")
+    if max_det < 1:
+        raise DetforgeError(f"max_det must be at least 1, got {max_det}")
+    if batch < 1:
+        raise DetforgeError(f"batch must be at least 1, got {batch}")
+
+
+def _check_imgsz(imgsz: int) -> int:
+    if imgsz < STRIDE or imgsz % STRIDE:
+        raise DetforgeError(f"imgsz must be a multiple of {STRIDE} (e.g. 416, 640), got {imgsz}")
+    return int(imgsz)
+
+
+def resolve_device(device: str | None) -> str:
+    """``None``/``"auto"`` -> ``"cuda"`` when available, else ``"cpu"``; others unchanged."""
+    if device in (None, "", "auto"):
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(device)
+
+
+def _torch_forward(model: Any, device: str) -> Callable[[NDArray[np.uint8]], torch.Tensor]:
+    import torch
+
+    def forward(batch: NDArray[np.uint8]) -> torch.Tensor:
+        x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+        with torch.inference_mode():
+            out: torch.Tensor = model(x)
+        return out
+
+    return forward
+
+
+def load(
+    weights: str | os.PathLike[str],
+    *,
+    device: str | None = None,
+    imgsz: int | None = None,
+    fuse: bool = True,
+) -> Predictor:
+    """Load a detforge checkpoint (``.pt``) or an exported ONNX model (``.onnx``) to predict.
+
+    ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ... (default: CUDA when available; ONNX
+    models run with onnxruntime on its CPU or CUDA provider). ``imgsz``: default input size
+    for :meth:`Predictor.predict` (default: the training size stored in the checkpoint, else
+    640). ``fuse`` folds batch-norm into convolutions (faster, same outputs).
+    """
+    path = Path(weights)
+    if not path.is_file():
+        raise DetforgeError("weights file not found", path=path)
+    if path.suffix.lower() == ".onnx":
+        return _load_onnx(path, device=device, imgsz=imgsz)
+    from detforge.models.checkpoint import load_model
+
+    dev = resolve_device(device)
+    model, names, meta = load_model(path, dev)
+    if fuse:
+        model.fuse()
+    model.eval()
+    cfg = meta.get("config")
+    trained = cfg.get("imgsz") if isinstance(cfg, dict) else None
+    size = imgsz or int(trained or 640)
+    return Predictor(
+        _torch_forward(model, dev),
+        names,
+        backend="torch",
+        imgsz=_check_imgsz(size),
+        source=str(path),
+    )
+
+
+def _load_onnx(path: Path, *, device: str | None, imgsz: int | None) -> Predictor:
+    raise DetforgeError("ONNX models are not supported yet", path=path)

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import detforge
+from detforge.cli.main import main
+from tests.predict.helpers import random_checkpoint, scenes
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return random_checkpoint(tmp_path_factory.mktemp("model") / "m.pt")
+
+
+def test_predict_folder_writes_txt_json_images(tmp_path: Path, ckpt: Path) -> None:
+    src = tmp_path / "photos"
+    src.mkdir()
+    for i, im in enumerate(scenes(3, seed=3)):
+        Image.fromarray(im).save(src / f"p{i}.png")
+    out, js = tmp_path / "out", tmp_path / "dets.json"
+    argv = ["predict", str(ckpt), str(src), "--out", str(out), "--conf", "0.3", "--save-txt",
+            "--save-json", str(js), "--save-images"]  # fmt: skip
+    assert main(argv) == 0
+    assert sorted(p.name for p in out.glob("*.jpg")) == ["p0.jpg", "p1.jpg", "p2.jpg"]
+    assert Image.open(out / "p0.jpg").size == (160, 120)
+    ref = detforge.load(ckpt, device="cpu").predict(src, conf=0.3)
+    records = json.loads(js.read_text())
+    assert sum(len(p) for p in ref) == len(records) > 0
+    for i, pred in enumerate(ref):
+        text = (out / "labels" / f"p{i}.txt").read_text()
+        rows = np.array([line.split() for line in text.splitlines()], dtype=float).reshape(-1, 6)
+        assert rows.shape == (len(pred), 6)
+        b = pred.boxes.astype(np.float64)
+        expect = np.column_stack([
+            pred.classes, (b[:, 0] + b[:, 2]) / 320, (b[:, 1] + b[:, 3]) / 240,
+            (b[:, 2] - b[:, 0]) / 160, (b[:, 3] - b[:, 1]) / 120, pred.scores,
+        ])  # fmt: skip
+        np.testing.assert_allclose(rows, expect, atol=2e-6)
+        mine = [r for r in records if r["image_id"] == f"p{i}"]
+        assert len(mine) == len(pred)
+        np.testing.assert_allclose([r["bbox"] for r in mine], np.column_stack(
+            [b[:, :2], b[:, 2:] - b[:, :2]]), atol=2e-3)  # fmt: skip
+
+
+def test_predict_video_counts_frames(tmp_path: Path, ckpt: Path) -> None:
+    import av
+
+    video = tmp_path / "clip.mp4"
+    with av.open(str(video), mode="w") as c:
+        s = c.add_stream("mpeg4", rate=10)
+        s.width, s.height, s.pix_fmt = 160, 120, "yuv420p"
+        for im in scenes(10):
+            for pkt in s.encode(av.VideoFrame.from_ndarray(im, format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    out = tmp_path / "out"
+    argv = ["predict", str(ckpt), str(video), "--every", "3", "--out", str(out), "--save-txt",
+            "--save-images", "--conf", "0.3"]  # fmt: skip
+    assert main(argv) == 0
+    labels = sorted(p.name for p in (out / "labels").iterdir())
+    assert labels == [f"clip_{i:06d}.txt" for i in (0, 3, 6, 9)]
+    with av.open(str(out / "clip.mp4")) as c:
+        frames = list(c.decode(c.streams.video[0]))
+        assert len(frames) == 4 and (frames[0].width, frames[0].height) == (160, 120)
+
+
+def test_predict_bad_input_exits_2(
+    tmp_path: Path, ckpt: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["predict", str(tmp_path / "none.pt"), str(tmp_path)]) == 2
+    assert "weights file not found" in capsys.readouterr().err
+    assert main(["predict", str(ckpt), str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert "source not found" in err and len(err.strip().splitlines()) == 1

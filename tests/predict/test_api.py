@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import detforge
+from detforge.errors import DetforgeError
+from detforge.predict.api import Predictor
+from tests.predict.helpers import assert_same_detections, random_checkpoint, scenes
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest on one thread; the test machine is shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return random_checkpoint(tmp_path_factory.mktemp("model") / "m.pt")
+
+
+def test_boxes_map_back_to_original_pixels() -> None:
+    seen = []
+
+    def fake(batch: np.ndarray) -> torch.Tensor:
+        seen.append(batch.copy())
+        out = torch.zeros(len(batch), 2, 4 + 2)
+        out[:, 0, :4] = torch.tensor([10.0, 5.0, 30.0, 20.0])
+        out[:, 0, 5] = 0.9  # class 1
+        out[:, 1, :4] = torch.tensor([0.0, 0.0, 8.0, 8.0])
+        out[:, 1, 4] = 0.1  # below conf
+        return out
+
+    pred = Predictor(fake, ["a", "b"], backend="fake", imgsz=64)
+    wide = np.zeros((40, 100, 3), dtype=np.uint8)  # r = 0.64 -> 64 x 26, padded to 64 x 32
+    tall = np.zeros((100, 50, 3), dtype=np.uint8)  # r = 0.64 -> 32 x 64
+    r = pred.predict([wide, tall], conf=0.25)
+    assert seen[0].shape == (2, 64, 64, 3)
+    assert (seen[0][0, :3] == 114).all() and (seen[0][0, 3:29] == 0).all()  # pad top 3
+    assert (seen[0][1, :, 32:] == 114).all()
+    # Hand-computed: x / (64/100), (y - 3) / (26/40); the tall one has no padding.
+    np.testing.assert_allclose(r[0].boxes, [[15.625, 2 / 0.65, 46.875, 17 / 0.65]], rtol=1e-6)
+    np.testing.assert_allclose(r[1].boxes, [[10 / 0.64, 5 / 0.64, 30 / 0.64, 20 / 0.64]])
+    assert r[0].classes.tolist() == [1] and r[0].names == ["b"]
+    assert r[0].scores == pytest.approx([0.9]) and r[0].shape == (40, 100)
+
+
+def test_load_and_predict_on_every_input_kind(tmp_path: Path, ckpt: Path) -> None:
+    model = detforge.load(ckpt, device="cpu")
+    assert model.imgsz == 160 and model.class_names == ("ant", "bee", "cow")
+    imgs = scenes(3)
+    paths = []
+    for i, im in enumerate(imgs):
+        paths.append(tmp_path / f"img{i}.png")
+        Image.fromarray(im).save(paths[-1])
+    ref = model.predict(imgs, conf=0.3, batch=2)
+    assert all(len(p) > 0 for p in ref)
+    mixed = model.predict([str(paths[0]), Image.fromarray(imgs[1]), imgs[2]], conf=0.3)
+    one = model.predict(paths[1], conf=0.3)
+    folder = model.predict(tmp_path, conf=0.3)
+    for a, b in zip(ref, mixed, strict=True):
+        assert_same_detections(a, b)
+    assert_same_detections(one[0], ref[1])
+    assert [len(p) for p in folder] == [len(p) for p in ref]
+    assert mixed[0].path == str(paths[0])
+    for p in ref:
+        assert p.boxes.dtype == np.float32 and p.boxes.shape == (len(p), 4)
+        assert (p.boxes[:, 2] <= 160).all() and (p.boxes[:, 3] <= 120).all()
+        assert (np.diff(p.scores) <= 0).all() and (p.scores >= 0.3).all()
+    assert len(model.predict(imgs[0], conf=0.3, max_det=2)[0]) == 2
+
+
+def test_predict_dataset_keeps_images_and_ids(tmp_path: Path, ckpt: Path) -> None:
+    from detforge.data.boxes import BoxFormat
+    from detforge.data.dataset import make_dataset
+
+    model = detforge.load(ckpt, device="cpu")
+    paths = []
+    for i, im in enumerate(scenes(3, seed=1)):
+        paths.append(str(tmp_path / f"s{i}.jpg"))
+        Image.fromarray(im).save(paths[-1])
+    gt = make_dataset(["x", "y", "z"], paths=paths, splits="valid", image_ids=[10, 20, 30])
+    pred = model.predict_dataset(gt, conf=0.3)
+    direct = model.predict(paths, conf=0.3)
+    assert pred.images.id.tolist() == [10, 20, 30] and pred.class_names == ("x", "y", "z")
+    assert pred.images.width.tolist() == [160] * 3 and pred.boxes.format is BoxFormat.XYXY_PIXEL
+    assert pred.num_boxes == sum(len(p) for p in direct)
+    first = pred.boxes.image == 0
+    np.testing.assert_allclose(pred.boxes.coords[first], direct[0].boxes, rtol=1e-6)
+    np.testing.assert_allclose(pred.boxes.score[first], direct[0].scores, rtol=1e-6)
+    with pytest.raises(DetforgeError, match="classes"):
+        model.predict_dataset(make_dataset(["x"], paths=paths))
+
+
+def test_user_mistakes(tmp_path: Path, ckpt: Path) -> None:
+    with pytest.raises(DetforgeError, match="not found"):
+        detforge.load(tmp_path / "missing.pt")
+    model = detforge.load(ckpt, device="cpu")
+    img = scenes(1)[0]
+    with pytest.raises(DetforgeError, match="conf"):
+        model.predict(img, conf=1.5)
+    with pytest.raises(DetforgeError, match="multiple of 32"):
+        model.predict(img, imgsz=100)
+    with pytest.raises(DetforgeError, match="uint8 RGB"):
+        model.predict([np.zeros((4, 4), dtype=np.float32)])
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(DetforgeError):
+        detforge.load(tmp_path / "junk.pt")
