@@ -110,3 +110,24 @@ def test_split_from_record_names() -> None:
     assert split_from_record_name("val.record-00001-of-00004") == "valid"
     assert split_from_record_name("test.tfrecord") == "test"
     assert split_from_record_name("all.record") == ""
+
+
+def test_exif_rotated_jpeg_is_embedded_upright(tmp_path: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    from detforge.data.dataset import make_dataset
+    from detforge.formats.tfrecord.example import int64_values
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees when displayed
+    p = tmp_path / "rot.jpg"
+    Image.new("RGB", (30, 20), (200, 10, 10)).save(p, exif=exif.tobytes())
+    ds = make_dataset(["a"], paths=[str(p)], splits=["train"], box_image=[0], box_cls=[0],
+                      box_coords=[[0.5, 0.5, 0.2, 0.2]])  # fmt: skip
+    written, _ = write_tfod(ds, tmp_path / "tf")
+    ex = decode_example(next(read_records(written["train"][0])))
+    assert (int64_values(ex, "image/width"), int64_values(ex, "image/height")) == ([20], [30])
+    with Image.open(io.BytesIO(bytes_values(ex, "image/encoded")[0])) as im:
+        assert im.size == (20, 30)  # what TF decodes (it ignores EXIF) matches width/height

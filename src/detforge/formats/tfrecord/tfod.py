@@ -271,6 +271,23 @@ def _extract(
     return str(folder / name)
 
 
+def _upright(encoded: bytes, fmt: str) -> tuple[bytes, str]:
+    """Re-encode an EXIF-rotated image upright: TF decodes pixels without EXIF, while detforge
+    sizes and boxes refer to the displayed (rotated) image."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    with Image.open(io.BytesIO(encoded)) as im:
+        upright = ImageOps.exif_transpose(im).convert("RGB")
+    buf = io.BytesIO()
+    if fmt == "png":
+        upright.save(buf, format="PNG")
+        return buf.getvalue(), "png"
+    upright.save(buf, format="JPEG", quality=95)
+    return buf.getvalue(), "jpeg"
+
+
 def _examples(ds: Dataset, order: np.ndarray[Any, Any]) -> Iterator[bytes]:
     """Serialized examples for images ``order`` of ``ds`` (boxes in ``CXCYWH_NORM``)."""
     from detforge.data.imagesize import read_image_header
@@ -285,7 +302,10 @@ def _examples(ds: Dataset, order: np.ndarray[Any, Any]) -> Iterator[bytes]:
             raise DetforgeError(
                 "image not found: TFRecords embed the image bytes", path=path
             ) from None
-        fmt = read_image_header(path).format
+        header = read_image_header(path)
+        fmt = header.format
+        if header.orientation != 1:
+            encoded, fmt = _upright(encoded, fmt)
         sl = slice(int(starts[i]), int(starts[i + 1]))
         xyxy = cxcywh_to_xyxy(ds.boxes.coords[sl])
         cls = ds.boxes.cls[sl]
