@@ -6,6 +6,7 @@ import colorsys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from detforge.train import augment as A
 
@@ -168,16 +169,29 @@ def test_mosaic_boxes_follow_pixels() -> None:
 
 
 def test_hsv_keeps_shape_and_matches_colorsys() -> None:
-    img = np.tile(np.array([200, 30, 40], np.uint8), (8, 9, 1))
-    out = A.hsv_jitter(img, hue=0.0, sat=1.0, val=1.0)
-    assert out is img
-    out = A.hsv_jitter(img, hue=1 / 3, sat=0.5, val=0.75)
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (8, 9, 3)).astype(np.uint8)
+    assert A.hsv_jitter(img, hue=0.0, sat=1.0, val=1.0) is img
+    # a third of a turn of hue and a value gain are exact HSV operations: compare to colorsys
+    out = A.hsv_jitter(img, hue=1 / 3, sat=1.0, val=0.75)
     assert out.shape == img.shape and out.dtype == np.uint8
-    h, s, v = colorsys.rgb_to_hsv(*(img[0, 0] / 255.0))
-    ref = np.array(colorsys.hsv_to_rgb((h + 1 / 3) % 1, s * 0.5, v * 0.75)) * 255
-    np.testing.assert_allclose(out[0, 0], ref, atol=4)
+    for px, got in zip(img.reshape(-1, 3), out.reshape(-1, 3), strict=True):
+        h, s, v = colorsys.rgb_to_hsv(*(px / 255.0))
+        ref = np.array(colorsys.hsv_to_rgb((h + 1 / 3) % 1, s, v * 0.75)) * 255
+        np.testing.assert_allclose(got, ref, atol=1.0)
+    # a small hue shift moves the HSV hue by about that much, keeping saturation and value
+    red = np.tile(np.array([200, 60, 40], np.uint8), (2, 2, 1))
+    h0, s0, v0 = colorsys.rgb_to_hsv(*(red[0, 0] / 255.0))
+    h1, s1, v1 = colorsys.rgb_to_hsv(*(A.hsv_jitter(red, hue=0.02, sat=1, val=1)[0, 0] / 255.0))
+    assert h1 - h0 == pytest.approx(0.02, abs=0.008)
+    assert s1 == pytest.approx(s0, abs=0.06) and v1 == pytest.approx(v0, abs=0.06)
+    # saturation 0 gives grey at the pixel's luma (PIL's own "L" conversion as reference)
+    grey = A.hsv_jitter(img, hue=0.0, sat=0.0, val=1.0)
+    luma = np.asarray(Image.fromarray(img).convert("L"))
+    for c in range(3):
+        np.testing.assert_allclose(grey[..., c], luma, atol=1.0)
     rnd = A.RandomHSV()(img, np.random.default_rng(0))
-    assert rnd.shape == img.shape and rnd.dtype == np.uint8
+    assert rnd.shape == img.shape and rnd.dtype == np.uint8 and not np.array_equal(rnd, img)
 
 
 def test_mixup_blends_and_keeps_all_boxes() -> None:

@@ -40,12 +40,36 @@ def _boxes(boxes: FloatArray | None) -> FloatArray:
 
 
 def resize(image: ImageArray, size: tuple[int, int]) -> ImageArray:
-    """Resize ``image`` to ``size = (w, h)`` pixels with Pillow's antialiased bilinear filter."""
+    """Resize ``(H, W, 3)`` uint8 ``image`` to ``size = (w, h)`` pixels, bilinear, antialiased
+    when shrinking (PyTorch's uint8 kernel: the same filter as Pillow's, several times faster).
+    """
     h, w = image.shape[:2]
     if (w, h) == tuple(size):
         return image
-    im = Image.fromarray(image).resize(size, Image.Resampling.BILINEAR)
-    return np.asarray(im)
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():  # read-only cache views: the kernel only reads them
+        warnings.simplefilter("ignore", UserWarning)
+        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0)
+    y = torch.nn.functional.interpolate(
+        x, size=(size[1], size[0]), mode="bilinear", antialias=True, align_corners=False
+    )
+    return np.ascontiguousarray(y[0].permute(1, 2, 0).numpy())
+
+
+def crop_pad(image: ImageArray, box: tuple[int, int, int, int], *, fill: int = FILL) -> ImageArray:
+    """The integer pixel box ``(x1, y1, x2, y2)`` of ``image``; parts outside it are ``fill``."""
+    x1, y1, x2, y2 = box
+    h, w = image.shape[:2]
+    if x1 >= 0 and y1 >= 0 and x2 <= w and y2 <= h:
+        return image[y1:y2, x1:x2]
+    out = np.full((y2 - y1, x2 - x1, 3), fill, dtype=np.uint8)
+    ix1, iy1, ix2, iy2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
+    if ix2 > ix1 and iy2 > iy1:
+        out[iy1 - y1 : iy2 - y1, ix1 - x1 : ix2 - x1] = image[iy1:iy2, ix1:ix2]
+    return out
 
 
 # ----------------------------------------------------------------------------- letterbox
@@ -174,23 +198,37 @@ def vflip(image: ImageArray, boxes: FloatArray, cls: IntArray) -> Sample:
     return np.ascontiguousarray(image[::-1]), b, cls
 
 
+_LUMA = np.array([0.299, 0.587, 0.114])  # Rec. 601 weights, as PIL's "L" conversion
+
+
+def color_matrix(*, hue: float, sat: float, val: float) -> FloatArray:
+    """``(3, 3)`` RGB matrix of :func:`hsv_jitter`: ``val * rotate(hue) @ saturate(sat)``.
+
+    ``rotate`` turns colours about the grey axis ``(1, 1, 1)`` by ``hue`` turns (red towards
+    green for ``hue > 0``, like HSV hue); ``saturate`` blends each pixel with its luma.
+    """
+    m_sat = sat * np.eye(3) + (1.0 - sat) * np.tile(_LUMA, (3, 1))
+    t = 2.0 * math.pi * hue
+    k = np.full(3, 1.0 / math.sqrt(3.0))
+    cross = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    rot = np.eye(3) + math.sin(t) * cross + (1.0 - math.cos(t)) * cross @ cross
+    return np.asarray(val * rot @ m_sat, dtype=np.float64)
+
+
 def hsv_jitter(image: ImageArray, *, hue: float, sat: float, val: float) -> ImageArray:
     """Shift hue by ``hue`` turns (e.g. ``0.01``) and scale saturation and value by ``sat``/``val``.
 
-    ``(H, W, 3)`` uint8 RGB in and out. Works through Pillow's 8-bit HSV (hue 0-255 per turn)
-    with one lookup table per channel; ``hue=0, sat=1, val=1`` returns the input unchanged.
+    ``(H, W, 3)`` uint8 RGB in and out, through one 3x3 colour matrix (:func:`color_matrix`,
+    applied by Pillow in C, ~6x faster than a round trip through HSV). The value gain is exact
+    HSV; the hue rotation equals the HSV hue shift for multiples of 1/3 turn and is close for
+    the small shifts used in training; saturation is scaled about luma rather than the
+    channel maximum. ``hue=0, sat=1, val=1`` returns the input unchanged.
     """
     if hue == 0 and sat == 1 and val == 1:
         return image
-    x = np.arange(256, dtype=np.float64)
-    lut_h = np.mod(np.round(x + hue * 256.0), 256).astype(np.uint8)
-    lut_s = np.clip(np.round(x * sat), 0, 255).astype(np.uint8)
-    lut_v = np.clip(np.round(x * val), 0, 255).astype(np.uint8)
-    hsv = Image.fromarray(image).convert("HSV")
-    bands = [
-        b.point(lut.tolist()) for b, lut in zip(hsv.split(), (lut_h, lut_s, lut_v), strict=True)
-    ]
-    return np.asarray(Image.merge("HSV", bands).convert("RGB"))
+    m = color_matrix(hue=hue, sat=sat, val=val)
+    m12 = tuple(float(v) for row in np.concatenate([m, np.zeros((3, 1))], axis=1) for v in row)
+    return np.asarray(Image.fromarray(image).convert("RGB", m12))
 
 
 # ----------------------------------------------------------------------------- affine
@@ -231,16 +269,42 @@ def transform_boxes(boxes: FloatArray, matrix: FloatArray) -> FloatArray:
     return np.concatenate([pts.min(1), pts.max(1)], axis=1)
 
 
+def crop_box(matrix: FloatArray, out_shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """The integer input box ``(x1, y1, x2, y2)`` that ``matrix`` stretches onto the output, or
+    ``None`` when the warp is not such a crop-and-resize (rotation, shear, flip, fractional box).
+    """
+    m = np.asarray(matrix, dtype=np.float64)
+    if m[0, 1] != 0 or m[1, 0] != 0 or m[0, 0] <= 0 or m[1, 1] <= 0:
+        return None
+    h, w = out_shape
+    box = np.array([-m[0, 2], -m[1, 2], w - m[0, 2], h - m[1, 2]]) / m[[0, 1, 0, 1], [0, 1, 0, 1]]
+    r = np.round(box)
+    if np.abs(box - r).max() > 1e-6 or r[2] <= r[0] or r[3] <= r[1]:
+        return None
+    return int(r[0]), int(r[1]), int(r[2]), int(r[3])
+
+
+def crop_matrix(box: tuple[int, int, int, int], out_shape: tuple[int, int]) -> FloatArray:
+    """``(3, 3)`` matrix stretching the input box ``(x1, y1, x2, y2)`` onto ``out_shape`` (h, w)."""
+    x1, y1, x2, y2 = box
+    sx, sy = out_shape[1] / (x2 - x1), out_shape[0] / (y2 - y1)
+    return np.array([[sx, 0.0, -x1 * sx], [0.0, sy, -y1 * sy], [0.0, 0.0, 1.0]])
+
+
 def warp_affine(
     image: ImageArray, matrix: FloatArray, out_shape: tuple[int, int], *, fill: int = FILL
 ) -> ImageArray:
     """Warp ``image`` by ``matrix`` (input -> output pixels) into ``out_shape = (h, w)``.
 
     Bilinear sampling at pixel centres in continuous coordinates; uncovered area is ``fill``.
+    A warp that only stretches an integer box (:func:`crop_box`, what :class:`RandomAffine`
+    draws without rotation or shear) is a crop and an antialiased :func:`resize`; any other
+    goes through one Pillow affine transform (slower, not antialiased).
     """
     h, w = out_shape
-    if np.allclose(matrix, np.eye(3)) and image.shape[:2] == (h, w):
-        return image
+    box = crop_box(matrix, out_shape)
+    if box is not None:
+        return resize(crop_pad(image, box, fill=fill), (w, h))
     inv = np.linalg.inv(matrix)[:2].reshape(-1)
     out = Image.fromarray(image).transform(
         (w, h),
@@ -285,6 +349,7 @@ def mosaic4(
     *,
     size: int,
     center: tuple[int, int],
+    region: tuple[int, int, int, int] | None = None,
     fill: int = FILL,
 ) -> Sample:
     """Place four samples around ``center = (xc, yc)`` on a ``(2*size, 2*size)`` canvas.
@@ -294,10 +359,14 @@ def mosaic4(
     never overlap. Boxes are shifted with their pixels, clipped to their tile's visible part
     and dropped when less than 10% (or under 2 px) remains. Tiles are usually resized so their
     long side is ``size``; follow with :func:`random_affine` to crop/warp to ``size``.
+
+    ``region = (x1, y1, x2, y2)`` (integer canvas pixels, may reach outside it) returns only
+    that window of the canvas, boxes in its coordinates: the part a later crop will keep.
     """
     s2 = 2 * size
     xc, yc = center
-    canvas = np.full((s2, s2, 3), fill, dtype=np.uint8)
+    rx1, ry1, rx2, ry2 = region if region is not None else (0, 0, s2, s2)
+    canvas = np.full((ry2 - ry1, rx2 - rx1, 3), fill, dtype=np.uint8)
     out_b, out_c = [], []
     for i, (img, boxes, cls) in enumerate(tiles[:4]):
         h, w = img.shape[:2]
@@ -307,13 +376,17 @@ def mosaic4(
         ax2, ay2 = min(x0 + w, s2), min(y0 + h, s2)
         if ax2 <= ax1 or ay2 <= ay1:
             continue
-        canvas[ay1:ay2, ax1:ax2] = img[ay1 - y0 : ay2 - y0, ax1 - x0 : ax2 - x0]
+        px1, py1, px2, py2 = max(ax1, rx1), max(ay1, ry1), min(ax2, rx2), min(ay2, ry2)
+        if px2 > px1 and py2 > py1:
+            canvas[py1 - ry1 : py2 - ry1, px1 - rx1 : px2 - rx1] = img[
+                py1 - y0 : py2 - y0, px1 - x0 : px2 - x0
+            ]
         moved = _boxes(boxes) + np.array([x0, y0, x0, y0], dtype=np.float64)
         clipped = moved.copy()
         np.clip(clipped[:, 0::2], ax1, ax2, out=clipped[:, 0::2])
         np.clip(clipped[:, 1::2], ay1, ay2, out=clipped[:, 1::2])
         keep = keep_boxes(moved, clipped, max_aspect=np.inf)
-        out_b.append(clipped[keep])
+        out_b.append(clipped[keep] - np.array([rx1, ry1, rx1, ry1], dtype=np.float64))
         out_c.append(np.asarray(cls, dtype=np.int64)[keep])
     boxes_all = np.concatenate(out_b) if out_b else np.zeros((0, 4))
     cls_all = np.concatenate(out_c) if out_c else np.zeros(0, dtype=np.int64)
@@ -379,13 +452,23 @@ class RandomAffine:
         """Draw a ``(3, 3)`` input->output matrix; shapes are ``(h, w)``."""
         deg, sc, shx, shy, tx, ty = rng.uniform(-1.0, 1.0, 6)
         oh, ow = out_shape
-        return affine_matrix(
+        m = affine_matrix(
             in_center=(in_shape[1] / 2.0, in_shape[0] / 2.0),
             out_center=(ow * (0.5 + self.translate * tx), oh * (0.5 + self.translate * ty)),
             degrees=float(deg) * self.degrees,
             scale=1.0 + float(sc) * self.scale,
             shear=(float(shx) * self.shear, float(shy) * self.shear),
         )
+        if self.degrees or self.shear:
+            return m
+        # No rotation or shear: snap to the nearest integer input box (scale changes by at
+        # most half a pixel over the box) so the warp is a fast antialiased crop-and-resize.
+        inv = np.linalg.inv(m)
+        x1, y1 = inv[:2, 2]
+        x2, y2 = inv[:2, :2] @ [ow, oh] + inv[:2, 2]
+        r = [round(x1), round(y1), round(x2), round(y2)]
+        box = (r[0], r[1], max(r[2], r[0] + 1), max(r[3], r[1] + 1))
+        return crop_matrix(box, out_shape)
 
     def __call__(
         self, sample: Sample, out_shape: tuple[int, int], rng: np.random.Generator

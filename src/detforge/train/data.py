@@ -210,7 +210,14 @@ class DetectionDataset(torch.utils.data.Dataset[dict[str, Any]]):
             others = rng.integers(0, len(self.paths), 3)
             tiles = [sample] + [self.load_sample(int(k)) for k in others]
             xc, yc = (int(v) for v in rng.uniform(s / 2, 3 * s / 2, 2))
-            sample = A.mosaic4(tiles, size=s, center=(xc, yc))
+            m = warp.matrix((2 * s, 2 * s), (s, s), rng)
+            box = A.crop_box(m, (s, s))
+            if box is not None:  # build only the window of the canvas the crop keeps
+                img, b, c = A.mosaic4(tiles, size=s, center=(xc, yc), region=box)
+                m = A.crop_matrix((0, 0, box[2] - box[0], box[3] - box[1]), (s, s))
+            else:
+                img, b, c = A.mosaic4(tiles, size=s, center=(xc, yc))
+            return A.random_affine(img, b, c, matrix=m, out_shape=(s, s))
         return warp(sample, (s, s), rng)
 
     def _augmented(

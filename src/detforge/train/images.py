@@ -3,8 +3,9 @@
 Images are decoded with Pillow: JPEG decoding is shrunk in the DCT (``Image.draft``) when the
 training size is at most half the stored size, the EXIF orientation is applied
 (``exif_transpose=True``, as OpenCV's ``imread`` does), any mode (grey, palette, RGBA, 16-bit)
-becomes RGB, and the image is resized with an antialiased bilinear filter so its long side is
-``imgsz``. The result is ``(h, w, 3)`` uint8 RGB.
+becomes RGB, and the image is resized with an antialiased bilinear filter
+(:func:`detforge.train.augment.resize`) so its long side is ``imgsz``. The result is
+``(h, w, 3)`` uint8 RGB.
 
 :class:`ImageCache` holds all decoded images of a dataset in one flat uint8 buffer (one object,
 so worker processes forked after filling it share its pages instead of copying them).
@@ -25,6 +26,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageOps
 
 from detforge.errors import DetforgeError
+from detforge.train.augment import resize
 from detforge.utils.progress import progress
 
 ImageArray = NDArray[np.uint8]
@@ -63,15 +65,13 @@ def load_image(
                 out = ImageOps.exif_transpose(out)
             if out.mode != "RGB":
                 out = out.convert("RGBA").convert("RGB") if "A" in out.mode else out.convert("RGB")
-            if out.size != (tw, th):
-                out = out.resize((tw, th), Image.Resampling.BILINEAR)
             arr = np.asarray(out, dtype=np.uint8)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DetforgeError(
             f"cannot decode the image ({exc}); run 'detforge check --deep' to find broken images",
             path=path,
         ) from exc
-    return arr, (h0, w0)
+    return resize(arr, (tw, th)), (h0, w0)
 
 
 def available_memory() -> int:
