@@ -131,3 +131,29 @@ def test_exif_rotated_jpeg_is_embedded_upright(tmp_path: Path) -> None:
     assert (int64_values(ex, "image/width"), int64_values(ex, "image/height")) == ([20], [30])
     with Image.open(io.BytesIO(bytes_values(ex, "image/encoded")[0])) as im:
         assert im.size == (20, 30)  # what TF decodes (it ignores EXIF) matches width/height
+
+
+def test_boxes_tensorflow_hates_are_refused_or_clipped(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from detforge.data.dataset import make_dataset
+    from detforge.formats.tfrecord.example import float_values
+
+    Image.new("RGB", (100, 50)).save(tmp_path / "a.png")
+    ds = make_dataset(
+        ["a"],
+        paths=[str(tmp_path / "a.png")],
+        splits=["train"],
+        box_image=[0, 0, 0],
+        box_cls=[0, 0, 0],
+        box_coords=[[-10, 5, 30, 20], [10, 10, 10, 30], [20, 10, 40, 20]],  # out, empty, ok
+        box_format=BoxFormat.XYXY_PIXEL,
+        widths=[100],
+        heights=[50],
+    )
+    with pytest.raises(DetforgeError, match=r"1 boxes extend outside .* 1 have zero area"):
+        write_tfod(ds, tmp_path / "tf")
+    written, _ = write_tfod(ds, tmp_path / "tf", clip=True)
+    ex = decode_example(next(read_records(written["train"][0])))
+    assert float_values(ex, "image/object/bbox/xmin") == pytest.approx([0.0, 0.2])
+    assert float_values(ex, "image/object/bbox/xmax") == pytest.approx([0.3, 0.4])

@@ -80,6 +80,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--shards", type=int, default=1, metavar="N", help="TFRecord target: files per split"
     )
     parser.add_argument(
+        "--clip-boxes",
+        action="store_true",
+        help=(
+            "TFRecord target: clip boxes that reach outside the image and drop zero-area ones "
+            "(TensorFlow trains to NaN on them); without it they are an error"
+        ),
+    )
+    parser.add_argument(
         "--pipeline",
         metavar="CONFIG",
         help="TFRecord target: a TF OD API pipeline.config to fill in (written to OUT)",
@@ -176,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
         images=mode,  # type: ignore[arg-type]
         label_map=args.label_map if args.to == "tfrecord" else None,
         shards=args.shards,
+        clip_boxes=args.clip_boxes,
     )
     counts = ", ".join(
         f"{s or 'no split'} {int((ds.images.split == s).sum())}" for s in ds.splits()

@@ -187,12 +187,14 @@ def write_any(
     images: ImageMode = "link",
     label_map: str | os.PathLike[str] | None = None,
     shards: int = 1,
+    clip_boxes: bool = False,
 ) -> WriteResult:
     """Write ``ds`` into folder ``out`` as format ``to``.
 
     ``images``: ``link`` (default), ``copy`` or ``none`` (TFRecords always embed the image
-    bytes). ``label_map`` / ``shards``: TFRecord only (a given label map must match the
-    names). Crowd boxes are dropped for formats without a crowd flag and counted in the result.
+    bytes). ``label_map`` / ``shards`` / ``clip_boxes``: TFRecord only (a given label map must
+    match the names; boxes outside the image or without area are an error unless clipped).
+    Crowd boxes are dropped for formats without a crowd flag and counted in the result.
     """
     if to not in FORMATS:
         raise DetforgeError(f"unknown target format {to!r}; choose one of {', '.join(FORMATS)}")
@@ -216,11 +218,21 @@ def write_any(
 
         return WriteResult(write_voc(ds, out_dir, images=images), dropped, notes=notes)
     if to == "tfrecord":
-        from detforge.formats.tfrecord.tfod import write_tfod
+        from detforge.formats.tfrecord.tfod import tfod_box_problems, write_tfod
 
         if images != "link":
             notes.append("TFRecords embed the image bytes; --images is ignored")
-        written, lm = write_tfod(ds, out_dir, shards=shards, label_map=label_map)
+        if clip_boxes:
+            outside, empty = tfod_box_problems(ds)
+            if outside.any() or empty.any():
+                notes.append(
+                    f"clipped {int(outside.sum())} boxes to the image and dropped "
+                    f"{int(empty.sum())} with zero area"
+                )
+        spaced = [n for n in ds.class_names if " " in n]
+        if spaced:
+            notes.append(f"class names with spaces can upset TF tools: {spaced[:5]}")
+        written, lm = write_tfod(ds, out_dir, shards=shards, label_map=label_map, clip=clip_boxes)
         files = [p for ps in written.values() for p in ps]
         return WriteResult(lm, dropped, files=[*files, lm], notes=notes)
     from detforge.formats.coco import write_coco

@@ -326,12 +326,33 @@ def _examples(ds: Dataset, order: np.ndarray[Any, Any]) -> Iterator[bytes]:
         )
 
 
+def tfod_box_problems(ds: Dataset) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Boolean ``(M,)`` masks: boxes reaching outside ``[0, 1]`` (beyond 1e-6), zero-area boxes."""
+    xyxy = cxcywh_to_xyxy(ds.with_format(BoxFormat.CXCYWH_NORM).boxes.coords)
+    outside = np.any((xyxy < -1e-6) | (xyxy > 1 + 1e-6), axis=1)
+    clipped = np.clip(xyxy, 0.0, 1.0)
+    empty = np.any(clipped[:, 2:] - clipped[:, :2] <= 0, axis=1)
+    return outside & ~empty, empty
+
+
+def clip_boxes(ds: Dataset) -> Dataset:
+    """``ds`` (``CXCYWH_NORM``) with boxes clipped to the image and zero-area boxes removed."""
+    from dataclasses import replace
+
+    ds = ds.with_format(BoxFormat.CXCYWH_NORM)
+    xyxy = np.clip(cxcywh_to_xyxy(ds.boxes.coords), 0.0, 1.0)
+    keep = np.flatnonzero(np.all(xyxy[:, 2:] - xyxy[:, :2] > 0, axis=1))
+    boxes = replace(ds.boxes, coords=xyxy_to_cxcywh(xyxy)).take(keep)
+    return replace(ds, boxes=boxes)
+
+
 def write_tfod(
     ds: Dataset,
     out_dir: str | os.PathLike[str],
     *,
     shards: int = 1,
     label_map: str | os.PathLike[str] | None = None,
+    clip: bool = False,
 ) -> tuple[dict[str, list[Path]], Path]:
     """Write one ``<split>.record`` per split (``val`` for ``valid``) and ``label_map.pbtxt``.
 
@@ -339,6 +360,11 @@ def write_tfod(
     match the class names exactly (else :class:`DetforgeError`); the written label map is
     always generated from the names. Crowd boxes are written as ordinary boxes: callers drop
     them first (``convert`` does, and says how many). Returns ``({split: paths}, label_map)``.
+
+    Boxes TensorFlow trains to NaN on -- corners outside ``[0, 1]`` or zero area -- are a
+    :class:`DetforgeError` naming the first image; with ``clip=True`` they are clipped to the
+    image and boxes left with zero area are dropped (counted in ``ds.meta["tfod_clipped"]``
+    of nothing: see :func:`tfod_box_problems` to count them beforehand).
     """
     out = Path(out_dir)
     if label_map is not None:
@@ -348,6 +374,17 @@ def write_tfod(
             f"class id {int(ds.boxes.cls.max())} has no name ({ds.num_classes} classes)"
         )
     ds = ensure_sizes(ds).with_format(BoxFormat.CXCYWH_NORM)
+    outside, empty = tfod_box_problems(ds)
+    if (outside.any() or empty.any()) and not clip:
+        first = int(ds.boxes.image[np.flatnonzero(outside | empty)[0]])
+        raise DetforgeError(
+            f"{int(outside.sum())} boxes extend outside the image and {int(empty.sum())} have "
+            f"zero area (first in {ds.images.path[first]}); TensorFlow trains to NaN on them. "
+            "Fix the labels (detforge check), or pass --clip-boxes to clip them to the image "
+            "and drop empty ones"
+        )
+    if clip:
+        ds = clip_boxes(ds)
     written: dict[str, list[Path]] = {}
     for split in ds.splits():
         order = np.flatnonzero(ds.images.split == split)
