@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "split": "detforge.cli.split",
     "predict": "detforge.cli.predict",
     "convert": "detforge.cli.convert",
+    "check": "detforge.cli.check",
     "stats": "detforge.cli.stats",
     "darknet-cfg": "detforge.cli.darknet_cfg",
 }

@@ -1,0 +1,290 @@
+"""Check a Darknet dataset (``.data`` file, image list or folder) from its raw files.
+
+Unlike :func:`detforge.formats.darknet.read_darknet`, which stops at the first bad line, the
+scan reads every list, names file, label file and image header and turns each problem into a
+:class:`~detforge.check.findings.Finding`. The result, :class:`DarknetScan`, keeps what
+``--fix`` needs to write a repaired copy (which lines and images to drop).
+
+Per-file work is cached in the dataset index cache (:mod:`detforge.data.cache`): image header
+results and label file contents are reused while a file's size and mtime are unchanged, so an
+unchanged dataset is re-checked from ``stat`` calls alone.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from detforge.check.dataset import (
+    check_class_counts,
+    check_classes_key,
+    check_group_leaks,
+    check_identical,
+    check_label_map_names,
+    check_names,
+    check_split_overlap,
+    file_digest,
+    identical_candidates,
+)
+from detforge.check.files import cached_images, label_texts, store_images
+from detforge.check.findings import Finding, finding, severity_counts, sort_findings
+from detforge.check.images import ImageInfo, image_findings, oriented_size
+from detforge.check.labels import BoxVerdict, LabelRows, check_boxes, parse_label_texts
+from detforge.check.sources import gather_sources
+from detforge.data.split import group_keys
+from detforge.errors import DetforgeError
+from detforge.formats.darknet import (
+    DataFile,
+    PathMap,
+    label_path_candidates,
+)
+
+
+@dataclass(eq=False)
+class DarknetScan:
+    """Everything the checker learned about a Darknet dataset.
+
+    Images are unique paths (first-listed order); ``entry_*`` are per list line. Label file
+    ``i`` belongs to image ``i`` (``label_paths[i] == ""`` when it has none), so
+    ``rows.file`` indexes images.
+    """
+
+    source: str
+    data_file: DataFile | None = None
+    names: list[str] | None = None
+    names_path: str | None = None
+    lists: dict[str, str] = field(default_factory=dict)
+    images: list[str] = field(default_factory=list)
+    entry_image: list[int] = field(default_factory=list)
+    entry_split: list[str] = field(default_factory=list)
+    entry_origin: list[tuple[str, int | None]] = field(default_factory=list)
+    infos: list[ImageInfo] = field(default_factory=list)
+    label_paths: list[str] = field(default_factory=list)
+    label_texts: list[str | None] = field(default_factory=list)
+    rows: LabelRows | None = None
+    verdict: BoxVerdict | None = None
+    findings: list[Finding] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int | None:
+        if self.names is not None:
+            return len(self.names)
+        return None if self.data_file is None else self.data_file.classes
+
+
+def _locate_labels(images: list[str], exists: NDArray[np.bool_]) -> list[str]:
+    out = []
+    isfile = os.path.isfile
+    for p, ok in zip(images, exists.tolist(), strict=True):
+        found = ""
+        if ok:
+            for cand in label_path_candidates(p):
+                if isfile(cand):
+                    found = cand
+                    break
+        out.append(found)
+    return out
+
+
+def _orphans(scan: DarknetScan) -> list[Finding]:
+    """``label-orphan``: ``.txt`` files beside the used labels that belong to no image."""
+    claimed = {os.path.normpath(p) for p in scan.label_paths if p}
+    skip = {os.path.normpath(p) for p in scan.lists.values()}
+    if scan.names_path:
+        skip.add(os.path.normpath(scan.names_path))
+    folders = {os.path.dirname(p) for p in claimed}
+    out = []
+    exts = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".JPG", ".PNG")
+    for folder in sorted(folders):
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        present = {os.path.splitext(n)[0] for n in names if not n.endswith(".txt")}
+        for n in sorted(names):
+            if not n.endswith(".txt") or n == "classes.txt":
+                continue
+            p = os.path.normpath(os.path.join(folder, n))
+            if p in claimed or p in skip:
+                continue
+            stem = os.path.splitext(p)[0]
+            if os.path.splitext(n)[0] in present:
+                continue  # an image of another split or not listed: not an orphan
+            alt = [
+                stem.replace(f"{os.sep}labels{os.sep}", f"{os.sep}{d}{os.sep}")
+                for d in ("images", "JPEGImages")
+            ]
+            if any(os.path.exists(a + e) for a in alt if a != stem for e in exts):
+                continue
+            out.append(
+                finding(
+                    "label-orphan",
+                    "no image with this name exists; the labels are unused (a renamed or "
+                    "deleted image?) -- restore the image or delete the label file",
+                    path=p,
+                )
+            )
+    return out
+
+
+def scan_darknet(
+    source: str | os.PathLike[str],
+    *,
+    deep: bool = False,
+    path_map: PathMap = (),
+    label_map: str | os.PathLike[str] | None = None,
+    group_by: str | None = None,
+    cache: bool = True,
+) -> DarknetScan:
+    """Check every file of a Darknet dataset; see the module docstring.
+
+    Raises :class:`DetforgeError` only when ``source`` does not exist or its ``.data`` file
+    cannot be parsed at all; every other problem becomes a finding.
+    """
+    t0 = time.perf_counter()
+    src = Path(source)
+    scan = DarknetScan(source=str(src))
+    found = gather_sources(src, path_map=path_map)
+    entries = found.entries
+    scan.data_file, scan.lists, scan.names = found.data_file, found.lists, found.names
+    scan.names_path = found.names_path
+    scan.findings += found.findings
+    if scan.names is not None:
+        names_at = scan.names_path if found.names_have_lines else None
+        scan.findings += check_names(scan.names, path=scan.names_path, lines=names_at is not None)
+        if found.declared_classes is not None and found.declared_at is not None:
+            scan.findings += check_classes_key(
+                found.declared_classes,
+                len(scan.names),
+                path=found.declared_at[0],
+                line=found.declared_at[1],
+            )
+    # --- images, unique in first-listed order
+    index: dict[str, int] = {}
+    seen_in_list: dict[tuple[str, int], int | None] = {}
+    for img, split, lp, line in entries:
+        i = index.setdefault(img, len(index))
+        key = (lp, i)
+        if key in seen_in_list and lp != str(src):
+            first = seen_in_list[key]
+            scan.findings.append(
+                finding(
+                    "list-duplicate",
+                    f"{img} is already listed on line {first}; it is trained on twice as "
+                    "often (--fix keeps one)",
+                    path=lp,
+                    line=line,
+                )
+            )
+            continue
+        seen_in_list[key] = line
+        scan.entry_image.append(i)
+        scan.entry_split.append(split)
+        scan.entry_origin.append((lp, line))
+    scan.images = list(index)
+    first_origin: dict[int, tuple[str, int | None]] = {}
+    for i, o in zip(scan.entry_image, scan.entry_origin, strict=True):
+        first_origin.setdefault(i, o)
+    infos, digests, size, img_cache, reused_img = cached_images(str(src), scan.images, deep, cache)
+    scan.infos = infos
+    origins = [first_origin[i] for i in range(len(scan.images))]
+    scan.findings += image_findings(scan.images, infos, origins=origins)
+    # --- labels
+    exists = np.asarray([inf.problem != "image-missing" for inf in infos], dtype=bool)
+    scan.label_paths = _locate_labels(scan.images, exists)
+    texts, label_errors, reused_lab = label_texts(str(src), scan.label_paths, cache)
+    scan.label_texts = texts
+    scan.findings += label_errors
+    for p, info, lp in zip(scan.images, infos, scan.label_paths, strict=True):
+        if not lp and not info.problem:
+            scan.findings.append(
+                finding(
+                    "label-missing",
+                    "no label file: trained as a negative image (no objects); create an "
+                    "empty .txt to make that explicit, or label it",
+                    path=p,
+                )
+            )
+    label_where = [lp or img for lp, img in zip(scan.label_paths, scan.images, strict=True)]
+    rows, line_findings = parse_label_texts(texts, label_where)
+    sizes = [oriented_size(inf) for inf in infos]
+    widths = np.asarray([s[0] for s in sizes], dtype=np.int64)
+    heights = np.asarray([s[1] for s in sizes], dtype=np.int64)
+    verdict, box_findings = check_boxes(
+        rows, label_where, num_classes=scan.num_classes, widths=widths, heights=heights
+    )
+    scan.rows, scan.verdict = rows, verdict
+    scan.findings += line_findings + box_findings
+    if not src.is_dir():
+        scan.findings += _orphans(scan)
+    # --- dataset level
+    kept = ~verdict.bad & ~verdict.duplicate
+    if scan.names is not None:
+        cls = rows.cls[kept].astype(np.int64)
+        scan.findings += check_class_counts(cls, scan.names, path=scan.names_path)
+    if label_map is not None:
+        scan.findings += _label_map_findings(label_map, scan.names)
+    ent_paths = [scan.images[i] for i in scan.entry_image]
+    scan.findings += check_split_overlap(ent_paths, scan.entry_split)
+    img_split = [""] * len(scan.images)
+    for i, s in zip(scan.entry_image, scan.entry_split, strict=True):
+        img_split[i] = img_split[i] or s
+    if len(set(scan.entry_split)) > 1:
+        cand = identical_candidates(np.asarray(size, dtype=np.int64), img_split)
+        for i in cand.tolist():
+            if not digests[i]:
+                digests[i] = file_digest(scan.images[i])
+        scan.findings += check_identical(scan.images, img_split, digests)
+        if group_by:
+            keys, _ = group_keys(scan.images, group_by)
+            scan.findings += check_group_leaks(scan.images, img_split, keys)
+    store_images(img_cache, scan.images, infos, digests, deep)
+    scan.findings = sort_findings(scan.findings)
+    n_files = len(scan.images) + sum(1 for p in scan.label_paths if p)
+    counts = severity_counts(scan.findings)
+    scan.summary = {
+        "source": str(src),
+        "format": "darknet",
+        "images": len(scan.images),
+        "list_entries": len(scan.entry_image),
+        "splits": {s: scan.entry_split.count(s) for s in dict.fromkeys(scan.entry_split)},
+        "label_files": sum(1 for p in scan.label_paths if p),
+        "boxes": int(kept.sum()),
+        "label_lines": len(rows) + sum(1 for f in line_findings),
+        "classes": scan.num_classes,
+        "errors": counts["error"],
+        "warnings": counts["warning"],
+        "infos": counts["info"],
+        "codes": dict(sorted(_code_counts(scan.findings).items())),
+        "deep": deep,
+        "cached_files": reused_img + reused_lab,
+        "files": n_files,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    return scan
+
+
+def _code_counts(findings: list[Finding]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for f in findings:
+        out[f.code] = out.get(f.code, 0) + 1
+    return out
+
+
+def _label_map_findings(path: str | os.PathLike[str], names: list[str] | None) -> list[Finding]:
+    from detforge.formats.labelmap import read_label_map
+
+    try:
+        mapping = read_label_map(path)
+    except DetforgeError as exc:
+        return [finding("read-error", exc.message, path=exc.path or os.fspath(path), line=exc.line)]
+    if names is None:
+        return []
+    return check_label_map_names(mapping, [n.strip() for n in names], path=os.fspath(path))

@@ -1,0 +1,262 @@
+"""``--fix OUT``: write a repaired copy of a Darknet dataset, never touching the source.
+
+What the repair does (each change is recorded in ``OUT/fixes.json`` with its finding code):
+
+* label lines that cannot be parsed, boxes with a bad class id or geometry (zero size,
+  negative or > 1 coordinates, smaller than a pixel) and exact duplicate boxes are dropped;
+  class ids written as ``1.0`` are written as ``1``;
+* boxes reaching past the border are clipped to the image (dropped if nothing is left);
+* images that are missing, empty, truncated, undecodable, not images or in an unsupported
+  format, and images whose label file is unreadable, are left out of the lists;
+* an image listed twice in one list is listed once; an image in two splits stays only in the
+  earliest (train, then valid, then test);
+* class names: empty -> ``class_k``, whitespace -> ``_``, duplicates get ``_k``; ``classes=``
+  is set to the number of names.
+
+The copy is written by :func:`detforge.formats.darknet.write_darknet`: ``OUT/<split>/`` holds
+the images (hard-linked, else symlinked, else copied) with their rewritten labels, plus the
+lists, ``obj.names`` and ``obj.data``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detforge.check.darknet import DarknetScan, scan_darknet
+from detforge.check.dataset import fixed_names, split_rank
+from detforge.check.images import oriented_size
+from detforge.check.labels import LabelRows
+from detforge.check.loaded import LoadedScan, scan_loaded
+from detforge.data.dataset import make_dataset
+from detforge.errors import DetforgeError
+from detforge.formats.darknet import PathMap, write_darknet
+from detforge.utils.io import atomic_write_text
+
+
+@dataclass
+class FixReport:
+    """What :func:`fix_dataset` wrote: the new ``.data`` file and every change made."""
+
+    data_file: Path
+    changes: list[dict[str, Any]]
+
+    def counts(self) -> dict[str, int]:
+        """Number of changes per action."""
+        out: dict[str, int] = {}
+        for c in self.changes:
+            out[c["action"]] = out.get(c["action"], 0) + 1
+        return out
+
+
+def check_out_dir(out_dir: str | os.PathLike[str], source: str | os.PathLike[str]) -> None:
+    """Refuse an output folder that is the dataset's, contains it, or is not empty."""
+    out = Path(out_dir)
+    src = Path(source).resolve()
+    src_dir = src if src.is_dir() else src.parent
+    o = out.resolve()
+    if o == src_dir or o in src_dir.parents:
+        raise DetforgeError(
+            "the --fix folder must be a new folder outside the dataset's folder", path=out
+        )
+    if o.exists() and (not o.is_dir() or any(o.iterdir())):
+        raise DetforgeError("the --fix folder exists and is not empty; give a new one", path=out)
+
+
+def repair_scan(scan: DarknetScan, out_dir: str | os.PathLike[str]) -> FixReport:
+    """Write the repaired copy of an already scanned dataset to ``out_dir``."""
+    assert scan.rows is not None and scan.verdict is not None
+    changes: list[dict[str, Any]] = []
+
+    def note(action: str, reason: str, path: str | None, line: int | None, detail: str) -> None:
+        changes.append(
+            {"action": action, "reason": reason, "path": path, "line": line, "detail": detail}
+        )
+
+    n_img = len(scan.images)
+    drop_img = np.zeros(n_img, dtype=bool)
+    for i, info in enumerate(scan.infos):
+        if info.problem:
+            drop_img[i] = True
+            note("drop-image", info.problem, scan.images[i], None, info.detail)
+    for i, (lp, text) in enumerate(zip(scan.label_paths, scan.label_texts, strict=True)):
+        if lp and text is None and not drop_img[i]:
+            drop_img[i] = True
+            note("drop-image", "label-unreadable", scan.images[i], None, f"label file {lp}")
+    # --- one split per image, earliest first; list duplicates were already collapsed
+    split_of: dict[int, str] = {}
+    for i, s in sorted(
+        zip(scan.entry_image, scan.entry_split, strict=True), key=lambda t: split_rank(t[1])
+    ):
+        if drop_img[i]:
+            continue
+        if i in split_of:
+            if split_of[i] != s:
+                note(
+                    "drop-list-entry",
+                    "split-overlap",
+                    scan.images[i],
+                    None,
+                    f"kept in {split_of[i]}, removed from {s}",
+                )
+            continue
+        split_of[i] = s
+    # --- names
+    raw_names = scan.names
+    if raw_names is None:
+        k = scan.num_classes
+        if k is None:
+            k = int(scan.rows.cls.max()) + 1 if len(scan.rows) else 1
+        raw_names = [f"class_{j}" for j in range(k)]
+    names = fixed_names(raw_names)
+    for j, (a, b) in enumerate(zip(raw_names, names, strict=True)):
+        if a != b:
+            stripped = a.strip()
+            reason = "name-empty" if not stripped else "name-duplicate"
+            if stripped and (stripped != a or any(ch.isspace() for ch in stripped)):
+                reason = "name-whitespace"
+            note("rename-class", reason, scan.names_path, j + 1, f"{a!r} -> {b!r}")
+    df = scan.data_file
+    if df is not None and df.classes is not None and df.classes != len(names):
+        note(
+            "set-classes",
+            "classes-mismatch",
+            str(df.path),
+            df.lines.get("classes"),
+            f"classes={df.classes} -> {len(names)}",
+        )
+    # --- boxes
+    rows, v = scan.rows, scan.verdict
+    keep = ~v.bad & ~v.duplicate
+    coords = rows.coords.copy()
+    if v.clip.any():
+        c = coords[v.clip]
+        x1 = np.clip(c[:, 0] - c[:, 2] / 2, 0, 1)
+        x2 = np.clip(c[:, 0] + c[:, 2] / 2, 0, 1)
+        y1 = np.clip(c[:, 1] - c[:, 3] / 2, 0, 1)
+        y2 = np.clip(c[:, 1] + c[:, 3] / 2, 0, 1)
+        coords[v.clip] = np.column_stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1])
+    wh = np.asarray(
+        [oriented_size(scan.infos[i]) for i in rows.file.tolist()], dtype=np.float64
+    ).reshape(-1, 2)
+    w_img, h_img = wh[:, 0], wh[:, 1]
+    vanished = keep & v.clip & ((coords[:, 2] * w_img < 1) | (coords[:, 3] * h_img < 1))
+    keep &= ~vanished
+    where = [lp or img for lp, img in zip(scan.label_paths, scan.images, strict=True)]
+    for j in range(len(rows)):
+        f, ln = int(rows.file[j]), int(rows.line[j])
+        if drop_img[f]:
+            continue
+        if vanished[j]:
+            note(
+                "drop-box",
+                "box-outside-image",
+                where[f],
+                ln,
+                "less than a pixel left after clipping",
+            )
+        elif not keep[j]:
+            why = str(v.reason[j]) if v.reason is not None and v.reason[j] else "bad-box"
+            note("drop-box", why, where[f], ln, "see the finding for this box")
+        elif v.clip[j]:
+            note("clip-box", "box-outside-image", where[f], ln, "clipped to the image")
+        elif rows.cls_text and not rows.int_text[j]:
+            note(
+                "rewrite-class",
+                "class-not-integer",
+                where[f],
+                ln,
+                f"{rows.cls_text[j]} -> {int(rows.cls[j])}",
+            )
+    parsed = {
+        (int(f), int(ln)) for f, ln in zip(rows.file.tolist(), rows.line.tolist(), strict=True)
+    }
+    for f, text in enumerate(scan.label_texts):
+        if text is None or drop_img[f]:
+            continue
+        for ln, raw in enumerate(text.splitlines(), 1):
+            if raw.strip() and (f, ln) not in parsed:
+                note("drop-line", "unparseable", where[f], ln, raw.strip()[:80])
+    # --- write
+    kept_images = sorted(split_of)
+    remap = np.full(n_img, -1, dtype=np.int64)
+    remap[kept_images] = np.arange(len(kept_images))
+    sel = keep & (remap[rows.file] >= 0)
+    ds = make_dataset(
+        names,
+        paths=[scan.images[i] for i in kept_images],
+        splits=[split_of[i] for i in kept_images],
+        box_image=remap[rows.file[sel]],
+        box_cls=rows.cls[sel].astype(np.int64),
+        box_coords=coords[sel],
+        meta={"source": scan.source},
+    )
+    out = Path(out_dir)
+    check_out_dir(out, Path(scan.source))
+    data_path = write_darknet(ds, out, images="link")
+    record = {
+        "source": scan.source,
+        "out": str(data_path),
+        "images": {"kept": len(kept_images), "dropped": int(drop_img.sum())},
+        "boxes": {"kept": int(sel.sum()), "input": len(rows)},
+        "changes": changes,
+    }
+    atomic_write_text(out / "fixes.json", json.dumps(record, indent=1) + "\n")
+    return FixReport(data_file=data_path, changes=changes)
+
+
+def _as_scan(loaded: LoadedScan) -> DarknetScan:
+    """View a reader-checked dataset as a :class:`DarknetScan` so one repair serves both."""
+    paths = [str(p) for p in loaded.ds.images.path]
+    index: dict[str, int] = {}
+    for p in paths:
+        index.setdefault(p, len(index))
+    remap = np.asarray([index[p] for p in paths], dtype=np.int64)
+    first = {index[p]: i for i, p in reversed(list(enumerate(paths)))}
+    r = loaded.rows
+    rows = LabelRows(remap[r.file] if len(r) else r.file, r.line, r.cls, r.coords, r.int_text)
+    n = len(index)
+    return DarknetScan(
+        source=str(loaded.summary.get("source", "")),
+        names=list(loaded.ds.class_names),
+        images=list(index),
+        entry_image=remap.tolist(),
+        entry_split=[str(s) for s in loaded.ds.images.split],
+        infos=[loaded.infos[first[i]] for i in range(n)],
+        label_paths=[""] * n,
+        label_texts=[None] * n,
+        rows=rows,
+        verdict=loaded.verdict,
+    )
+
+
+def fix_dataset(
+    source: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    path_map: PathMap = (),
+    cache: bool = True,
+) -> FixReport:
+    """Check ``source`` and write a repaired Darknet copy to the new folder ``out_dir``.
+
+    ``source`` is anything :func:`detforge.check.check_dataset` reads except TFRecords; see
+    the module docstring for every repair.
+    """
+    from detforge.formats.detect import detect_format
+
+    check_out_dir(out_dir, source)
+    fmt = detect_format(source)
+    if fmt in ("darknet", "ultralytics"):
+        return repair_scan(scan_darknet(source, path_map=path_map, cache=cache), out_dir)
+    if fmt == "tfrecord":
+        raise DetforgeError(
+            "--fix does not rewrite TFRecords; convert them (detforge convert) and fix the "
+            "Darknet copy",
+            path=source,
+        )
+    return repair_scan(_as_scan(scan_loaded(source, fmt=fmt, cache=cache)), out_dir)

@@ -1,0 +1,420 @@
+"""Bulk checks of Darknet label lines and of box values from any format.
+
+Darknet stops reading a label file at its first malformed line and says nothing; the checker
+reads *every* line of every file and reports each bad one with its 1-based line number. The
+parsing is done in bulk: all lines of all files are split once, the fields of the well-formed
+lines are converted to one ``float64`` array by numpy, and a per-token Python fallback runs only
+when that conversion fails, to locate the bad tokens.
+
+Box value checks (:func:`check_boxes`) work on arrays, so every reader's output (COCO, VOC,
+TFRecord via :class:`~detforge.data.dataset.Dataset`) is checked by the same code as Darknet
+lines. Coordinates are ``CXCYWH_NORM``: centre x, centre y, width, height divided by the image
+width/height.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from detforge.check.findings import Finding, finding
+
+_INT_CHARS = frozenset("0123456789")
+
+
+@dataclass(frozen=True, eq=False)
+class LabelRows:
+    """Label lines that parsed as five finite numbers; every array has ``K`` rows.
+
+    ``file`` indexes the label files given to :func:`parse_label_texts`, ``line`` is 1-based,
+    ``cls`` is the class id as float (checked later), ``coords`` ``(K, 4)`` is CXCYWH_NORM.
+    """
+
+    file: NDArray[np.int64]
+    line: NDArray[np.int64]
+    cls: NDArray[np.float64]
+    coords: NDArray[np.float64]
+    int_text: NDArray[np.bool_]
+    """``(K,)`` whether the class field is written as a plain integer (``"3"``, not ``"3.0"``)."""
+    cls_text: list[str] | None = None
+    """The class fields as written (Darknet text sources only)."""
+    describe: list[str] | None = None
+    """How to name each box in messages when it has no line (e.g. VOC pixel corners)."""
+
+    def __len__(self) -> int:
+        return len(self.file)
+
+
+def _split_lines(text: str) -> list[str]:
+    # Darknet reads with fgets: only "\n" ends a line; a trailing "\r" is whitespace.
+    return text.split("\n")
+
+
+def _bad_number(tok: str) -> bool:
+    """True if ``tok`` is not a plain decimal number as C's ``strtod`` would read it."""
+    if not tok.isascii() or "_" in tok:
+        return True
+    try:
+        float(tok)
+    except ValueError:
+        return True
+    return False
+
+
+def parse_label_texts(
+    texts: Sequence[str | None], paths: Sequence[str]
+) -> tuple[LabelRows, list[Finding]]:
+    """Parse label file contents (``None`` = no file) into rows plus findings for bad lines.
+
+    Reports ``label-fields``, ``label-not-number`` and ``label-not-finite``; blank lines are
+    ignored. Everything else about the values is left to :func:`check_boxes`.
+    """
+    findings: list[Finding] = []
+    good_lines: list[str] = []
+    good_file: list[int] = []
+    good_no: list[int] = []
+    for fi, text in enumerate(texts):
+        if not text:
+            continue
+        for no, raw in enumerate(_split_lines(text), 1):
+            parts = raw.split()
+            n = len(parts)
+            if n == 5:
+                good_lines.append(raw)
+                good_file.append(fi)
+                good_no.append(no)
+            elif n:
+                findings.append(
+                    finding(
+                        "label-fields",
+                        f"{n} fields, expected 5 ('class cx cy w h'); Darknet stops reading "
+                        "this file here and silently ignores the lines below; fix or delete "
+                        "the line (--fix drops it)",
+                        path=paths[fi],
+                        line=no,
+                    )
+                )
+    file_a = np.asarray(good_file, dtype=np.int64)
+    line_a = np.asarray(good_no, dtype=np.int64)
+    joined = " ".join(good_lines)
+    tokens = joined.split()
+    vals: NDArray[np.float64] | None = None
+    if joined.isascii() and "_" not in joined:
+        try:
+            vals = np.asarray(tokens, dtype=np.float64).reshape(-1, 5)
+        except ValueError:
+            vals = None
+    if vals is None:  # locate the bad tokens line by line
+        keep = np.ones(len(good_lines), dtype=bool)
+        rows: list[list[float]] = []
+        for i, raw in enumerate(good_lines):
+            parts = raw.split()
+            bad = [t for t in parts if _bad_number(t)]
+            if bad:
+                keep[i] = False
+                findings.append(
+                    finding(
+                        "label-not-number",
+                        f"field {bad[0]!r} is not a number; write plain decimal numbers "
+                        "('0 0.5 0.5 0.2 0.1') (--fix drops the line)",
+                        path=paths[good_file[i]],
+                        line=good_no[i],
+                    )
+                )
+            else:
+                rows.append([float(t) for t in parts])
+        vals = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
+        file_a, line_a = file_a[keep], line_a[keep]
+        tokens = " ".join(good_lines[i] for i in np.flatnonzero(keep)).split()
+    cls_tok = tokens[0::5]
+    int_text = np.fromiter(
+        (t.isdigit() or (t[:1] in "+-" and t[1:].isdigit()) for t in cls_tok),
+        dtype=bool,
+        count=len(cls_tok),
+    )
+    finite = np.isfinite(vals).all(axis=1)
+    for i in np.flatnonzero(~finite).tolist():
+        findings.append(
+            finding(
+                "label-not-finite",
+                "a value is NaN or infinite; this line turns the loss into NaN "
+                "(--fix drops the line)",
+                path=paths[int(file_a[i])],
+                line=int(line_a[i]),
+            )
+        )
+    rows_ok = LabelRows(
+        file=file_a[finite],
+        line=line_a[finite],
+        cls=vals[finite, 0],
+        coords=vals[finite, 1:],
+        int_text=int_text[finite],
+        cls_text=[t for t, ok in zip(cls_tok, np.asarray(finite).tolist(), strict=True) if ok],
+    )
+    return rows_ok, findings
+
+
+@dataclass(frozen=True, eq=False)
+class BoxVerdict:
+    """Per-row outcome of :func:`check_boxes`; every array has ``K`` rows."""
+
+    bad: NDArray[np.bool_]
+    """Rows with an error that makes them unusable (class or geometry); --fix drops them."""
+    clip: NDArray[np.bool_]
+    """Usable rows that extend past the border; --fix clips them to the image."""
+    duplicate: NDArray[np.bool_]
+    """Exact repeats of an earlier row of the same file; --fix drops them."""
+    reason: NDArray[np.object_] | None = None
+    """``(K,)`` the first finding code of each row (``""`` when none), for ``fixes.json``."""
+
+
+def _where(paths: Sequence[str], file: NDArray[np.int64], line: NDArray[np.int64], i: int) -> dict:  # type: ignore[type-arg]
+    ln = int(line[i])
+    return {"path": paths[int(file[i])], "line": ln if ln > 0 else None}
+
+
+def check_boxes(
+    rows: LabelRows,
+    paths: Sequence[str],
+    *,
+    num_classes: int | None,
+    widths: NDArray[np.int64] | None = None,
+    heights: NDArray[np.int64] | None = None,
+    near_iou: float = 0.9,
+    lines_are_boxes: bool = True,
+) -> tuple[BoxVerdict, list[Finding]]:
+    """Check class ids and CXCYWH_NORM coordinates of ``rows``.
+
+    ``widths``/``heights`` are per *file* (``(F,)`` pixels, ``0`` = unknown) and enable the
+    pixel checks (``box-subpixel`` and pixel amounts in messages). ``num_classes=None`` skips
+    the range check (names unknown). ``line <= 0`` in ``rows`` means "no line" (non-text sources);
+    ``lines_are_boxes=False`` says a line holds several boxes (a TFRecord record), so
+    duplicates are described by their coordinates.
+    """
+    out: list[Finding] = []
+    k = len(rows)
+    cls, c = rows.cls, rows.coords
+    f_, l_ = rows.file, rows.line
+    bad = np.zeros(k, dtype=bool)
+    reason = np.full(k, "", dtype=object)
+
+    def emit(code: str, mask: NDArray[np.bool_], msg: str) -> None:
+        reason[mask & (reason == "")] = code
+        for i in np.flatnonzero(mask).tolist():
+            out.append(finding(code, msg.format(**_fmt(rows, i)), **_where(paths, f_, l_, i)))
+
+    neg = cls < 0
+    emit("class-negative", neg, "class id {cls} is negative; ids start at 0 (--fix drops the box)")
+    frac = ~neg & (cls != np.floor(cls))
+    emit(
+        "class-not-integer",
+        frac,
+        "class id {cls_text} is not a whole number; fix the class id (--fix drops the box)",
+    )
+    text_only = ~neg & ~frac & ~rows.int_text
+    emit(
+        "class-not-integer",
+        text_only,
+        "class id {cls_text} is not written as an integer; Darknet reads the digits before "
+        "the '.' as the class and shifts every other field (--fix writes it as {cls})",
+    )
+    nonint = frac
+    bad |= neg | frac
+    if num_classes is not None:
+        oor = ~neg & ~nonint & (cls >= num_classes)
+        emit(
+            "class-out-of-range",
+            oor,
+            f"class id {{cls}} but there are only {num_classes} class names (ids 0.."
+            f"{num_classes - 1}); add the missing names or fix the id (--fix drops the box)",
+        )
+        bad |= oor
+    zero = (c[:, 2] <= 0) | (c[:, 3] <= 0)
+    emit(
+        "box-zero-size",
+        zero,
+        "box width/height is {w}/{h}; a box needs a positive size (--fix drops the box)",
+    )
+    negc = ~zero & (c[:, :2] < 0).any(axis=1)
+    emit(
+        "coord-negative",
+        negc,
+        "negative centre ({cx}, {cy}); coordinates are fractions of the image in [0, 1] "
+        "(--fix drops the box)",
+    )
+    above = ~zero & ~negc & (c > 1).any(axis=1)
+    emit(
+        "coord-above-one",
+        above,
+        "value above 1 in cx={cx} cy={cy} w={w} h={h}; Darknet coordinates are fractions of "
+        "the image, not pixels (--fix drops the box)",
+    )
+    bad |= zero | negc | above
+    x1, x2 = c[:, 0] - c[:, 2] / 2, c[:, 0] + c[:, 2] / 2
+    y1, y2 = c[:, 1] - c[:, 3] / 2, c[:, 1] + c[:, 3] / 2
+    over = np.maximum.reduce([-x1, x2 - 1, -y1, y2 - 1])
+    clip = ~bad & (over > 1e-6)
+    # Clipped boxes must keep a size; a box entirely outside the image is unusable.
+    cw = np.clip(x2, 0, 1) - np.clip(x1, 0, 1)
+    ch = np.clip(y2, 0, 1) - np.clip(y1, 0, 1)
+    gone = clip & ((cw <= 0) | (ch <= 0))
+    emit(
+        "box-outside-image",
+        clip,
+        "box reaches {over} of the image size past the border; detectors and TF clip or "
+        "reject it (--fix clips it to the image)",
+    )
+    bad |= gone
+    clip &= ~gone
+    if widths is not None and heights is not None and k:
+        w_px = c[:, 2] * widths[f_]
+        h_px = c[:, 3] * heights[f_]
+        known = (widths[f_] > 0) & (heights[f_] > 0)
+        tiny = known & ~bad & ((w_px < 1) | (h_px < 1))
+        reason[tiny & (reason == "")] = "box-subpixel"
+        for i in np.flatnonzero(tiny).tolist():
+            out.append(
+                finding(
+                    "box-subpixel",
+                    f"box is {w_px[i]:.2f} x {h_px[i]:.2f} px, smaller than a pixel; it "
+                    "cannot be learned and is likely a stray click (--fix drops it)",
+                    **_where(paths, f_, l_, i),
+                )
+            )
+        bad |= tiny
+    dup = _exact_duplicates(rows, ~bad)
+    first = dup[1]
+    for i in np.flatnonzero(dup[0]).tolist():
+        ln = int(l_[first[i]])
+        if ln > 0 and lines_are_boxes:
+            msg = f"same box as line {ln}"
+        else:
+            msg = f"{_box_text(rows, i)} appears twice"
+        out.append(
+            finding(
+                "box-duplicate",
+                msg + "; duplicates double the weight of one object (--fix drops it)",
+                **_where(paths, f_, l_, i),
+            )
+        )
+    dup_mask = dup[0]
+    out.extend(_near_duplicates(rows, paths, ~bad & ~dup_mask, near_iou, lines_are_boxes))
+    reason[dup_mask & (reason == "")] = "box-duplicate"
+    return BoxVerdict(bad=bad, clip=clip, duplicate=dup_mask, reason=reason), out
+
+
+def _fmt(rows: LabelRows, i: int) -> dict[str, str]:
+    c = rows.coords[i]
+    x1, x2 = c[0] - c[2] / 2, c[0] + c[2] / 2
+    y1, y2 = c[1] - c[3] / 2, c[1] + c[3] / 2
+    over = max(-x1, x2 - 1, -y1, y2 - 1)
+    cls = rows.cls[i]
+    cls_s = str(int(cls)) if math.isfinite(cls) and cls == int(cls) else f"{cls:g}"
+    return {
+        "cls": cls_s,
+        "cls_text": repr(rows.cls_text[i]) if rows.cls_text else f"{cls:g}",
+        "cx": f"{c[0]:g}",
+        "cy": f"{c[1]:g}",
+        "w": f"{c[2]:g}",
+        "h": f"{c[3]:g}",
+        "over": f"{over:.3g}",
+    }
+
+
+def _box_text(rows: LabelRows, i: int) -> str:
+    """``class 1 box (cx 0.5, cy 0.5, w 0.1, h 0.2)`` to locate a box that has no line."""
+    if rows.describe is not None:
+        return rows.describe[i]
+    c = rows.coords[i]
+    return f"class {rows.cls[i]:g} box (cx {c[0]:.4f}, cy {c[1]:.4f}, w {c[2]:.4f}, h {c[3]:.4f})"
+
+
+def _exact_duplicates(
+    rows: LabelRows, valid: NDArray[np.bool_]
+) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
+    """``(is_repeat (K,), index of the first equal row (K,))`` among ``valid`` rows."""
+    k = len(rows)
+    is_dup = np.zeros(k, dtype=bool)
+    first = np.arange(k, dtype=np.int64)
+    idx = np.flatnonzero(valid)
+    if len(idx) < 2:
+        return is_dup, first
+    keys = np.column_stack([rows.file[idx].astype(np.float64), rows.cls[idx], rows.coords[idx]])
+    order = np.lexsort(keys.T[::-1])  # sort by file, cls, coords; stable keeps line order
+    sk = keys[order]
+    same = np.all(sk[1:] == sk[:-1], axis=1)
+    if not same.any():
+        return is_dup, first
+    # group starts: position of the first row of each run of equal keys
+    start = np.concatenate([[True], ~same])
+    run_first = np.maximum.accumulate(np.where(start, np.arange(len(sk)), 0))
+    sorted_idx = idx[order]
+    is_dup[sorted_idx[1:][same]] = True
+    first[sorted_idx] = sorted_idx[run_first]
+    return is_dup, first
+
+
+def _pairs_within_groups(group: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """All index pairs ``i < j`` with ``group[i] == group[j]``, for ``group`` sorted ascending."""
+    n = len(group)
+    if n < 2:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    _, starts, counts = np.unique(group, return_index=True, return_counts=True)
+    ends = np.repeat(starts + counts, counts)
+    partners = ends - 1 - np.arange(n)
+    total = int(partners.sum())
+    i = np.repeat(np.arange(n, dtype=np.int64), partners)
+    offs = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(partners) - partners, partners)
+    return i, i + offs + 1
+
+
+def _near_duplicates(
+    rows: LabelRows,
+    paths: Sequence[str],
+    valid: NDArray[np.bool_],
+    thr: float,
+    by_line: bool,
+) -> list[Finding]:
+    """``box-near-duplicate`` for same-file, same-class pairs with IoU >= ``thr``."""
+    idx = np.flatnonzero(valid)
+    if len(idx) < 2:
+        return []
+    key = rows.file[idx] * 100003 + rows.cls[idx].astype(np.int64)
+    order = np.argsort(key, kind="stable")
+    idx, key = idx[order], key[order]
+    out: list[Finding] = []
+    # chunk by groups so one image with thousands of boxes stays bounded in memory
+    a, b = _pairs_within_groups(key)
+    c = rows.coords
+    xyxy = np.column_stack([c[:, :2] - c[:, 2:] / 2, c[:, :2] + c[:, 2:] / 2])
+    for s in range(0, len(a), 1 << 22):
+        ia, ib = idx[a[s : s + (1 << 22)]], idx[b[s : s + (1 << 22)]]
+        p, q = xyxy[ia], xyxy[ib]
+        iw = np.clip(np.minimum(p[:, 2], q[:, 2]) - np.maximum(p[:, 0], q[:, 0]), 0, None)
+        ih = np.clip(np.minimum(p[:, 3], q[:, 3]) - np.maximum(p[:, 1], q[:, 1]), 0, None)
+        inter = iw * ih
+        union = c[ia, 2] * c[ia, 3] + c[ib, 2] * c[ib, 3] - inter
+        iou = inter / np.where(union > 0, union, 1)
+        for j in np.flatnonzero(iou >= thr):
+            first, second = (
+                (ia[j], ib[j]) if rows.line[ia[j]] <= rows.line[ib[j]] else (ib[j], ia[j])
+            )
+            ln = int(rows.line[first])
+            if ln > 0 and by_line:
+                this, other = "box", f"line {ln}"
+            else:
+                this, other = _box_text(rows, int(second)), _box_text(rows, int(first))
+            out.append(
+                finding(
+                    "box-near-duplicate",
+                    f"{this} overlaps {other} of the same class with IoU {iou[j]:.2f}; "
+                    "probably one object labelled twice: delete one of them",
+                    **_where(paths, rows.file, rows.line, int(second)),
+                )
+            )
+    return out

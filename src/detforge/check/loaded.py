@@ -1,0 +1,238 @@
+"""Check datasets whose labels are not text lines (COCO JSON, Pascal VOC) through their readers.
+
+The reader gives a :class:`~detforge.data.dataset.Dataset`; its boxes are normalized by the
+image sizes the annotations state and run through the same checks as Darknet lines
+(:func:`~detforge.check.labels.check_boxes`), its images through the same integrity checks,
+and the stated sizes are compared with the real ones (``image-size-mismatch``). Findings
+about a VOC box name its XML file; COCO box findings name the image.
+
+VOC's integer boxes are inclusive (``xmin == xmax`` is one pixel column in the devkit's
+convention), but a box with ``xmin == xmax`` or ``ymin == ymax`` is a click without a drag:
+it has zero area as written and is reported as ``box-zero-size``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from detforge.check.dataset import (
+    check_class_counts,
+    check_group_leaks,
+    check_identical,
+    check_label_map_names,
+    check_names,
+    check_split_overlap,
+    file_digest,
+    identical_candidates,
+)
+from detforge.check.files import cached_images, store_images
+from detforge.check.findings import CheckReport, Finding, finding, severity_counts, sort_findings
+from detforge.check.images import ImageInfo, image_findings, oriented_size
+from detforge.check.labels import BoxVerdict, LabelRows, check_boxes
+from detforge.data.boxes import BoxFormat, convert_boxes
+from detforge.data.dataset import Dataset
+from detforge.errors import DetforgeError
+
+
+@dataclass(eq=False)
+class LoadedScan:
+    """A checked dataset that came from a reader; ``rows.file`` indexes ``ds.images``."""
+
+    ds: Dataset
+    infos: list[ImageInfo]
+    rows: LabelRows
+    verdict: BoxVerdict
+    findings: list[Finding] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _where(ds: Dataset, fmt: str, source: Path) -> list[str]:
+    paths = [str(p) for p in ds.images.path]
+    if fmt != "voc":
+        return paths
+    ann = source / "Annotations"
+    out = []
+    for p in paths:
+        xml = ann / (Path(p).stem + ".xml")
+        out.append(str(xml) if xml.is_file() else p)
+    return out
+
+
+def scan_loaded(
+    source: str | os.PathLike[str],
+    *,
+    fmt: str,
+    deep: bool = False,
+    label_map: str | os.PathLike[str] | None = None,
+    group_by: str | None = None,
+    cache: bool = True,
+) -> LoadedScan:
+    """Read ``source`` with its format's reader and check everything (module docstring)."""
+    from detforge.formats.detect import read_any
+
+    t0 = time.perf_counter()
+    ds = read_any(source, format=fmt)
+    src = Path(source)
+    paths = [str(p) for p in ds.images.path]
+    where = _where(ds, fmt, src)
+    infos, digests, size, img_cache, reused = cached_images(str(src), paths, deep, cache)
+    findings = image_findings(paths, infos)
+    sizes = np.asarray([oriented_size(i) for i in infos], dtype=np.int64).reshape(-1, 2)
+    stated_w, stated_h = ds.images.width.copy(), ds.images.height.copy()
+    for i, info in enumerate(infos):
+        sw, sh = int(stated_w[i]), int(stated_h[i])
+        if info.problem or sw <= 0 or sh <= 0:
+            continue
+        if (sw, sh) != tuple(sizes[i]) and (sw, sh) != (info.width, info.height):
+            findings.append(
+                finding(
+                    "image-size-mismatch",
+                    f"the annotation says {sw} x {sh} px but the image is {sizes[i][0]} x "
+                    f"{sizes[i][1]}; boxes were drawn on another version of the image -- "
+                    "re-annotate or fix the stated size",
+                    path=where[i],
+                )
+            )
+    w = np.where(stated_w > 0, stated_w, sizes[:, 0])
+    h = np.where(stated_h > 0, stated_h, sizes[:, 1])
+    img = ds.boxes.image
+    xyxy = None
+    if ds.boxes.format is not BoxFormat.CXCYWH_NORM:
+        xyxy = convert_boxes(ds.boxes.coords, ds.boxes.format, BoxFormat.XYXY_PIXEL)
+    known = (w[img] > 0) & (h[img] > 0)
+    if xyxy is None:
+        norm = ds.boxes.coords.copy()
+    else:
+        wb, hb = np.maximum(w[img], 1), np.maximum(h[img], 1)
+        norm = np.column_stack(
+            [
+                (xyxy[:, 0] + xyxy[:, 2]) / 2 / wb,
+                (xyxy[:, 1] + xyxy[:, 3]) / 2 / hb,
+                (xyxy[:, 2] - xyxy[:, 0]) / wb,
+                (xyxy[:, 3] - xyxy[:, 1]) / hb,
+            ]
+        )
+    voc_zero = np.zeros(len(img), dtype=bool)
+    if fmt == "voc" and xyxy is not None:
+        voc_zero = ((xyxy[:, 2] - xyxy[:, 0]) <= 1) | ((xyxy[:, 3] - xyxy[:, 1]) <= 1)
+        for j in np.flatnonzero(voc_zero & known).tolist():
+            x1, y1, x2, y2 = xyxy[j]
+            findings.append(
+                finding(
+                    "box-zero-size",
+                    f"{ds.class_names[ds.boxes.cls[j]]!r} box xmin={x1 + 1:g} xmax={x2:g} "
+                    f"ymin={y1 + 1:g} ymax={y2:g}: zero width or height as written (a click "
+                    "without a drag) -- redraw it or delete it (--fix drops it)",
+                    path=where[int(img[j])],
+                )
+            )
+    rows = LabelRows(
+        file=img.astype(np.int64),
+        line=np.zeros(len(img), dtype=np.int64),
+        cls=ds.boxes.cls.astype(np.float64),
+        coords=norm,
+        int_text=np.ones(len(img), dtype=bool),
+    )
+    skip = voc_zero | ~known  # already reported, or no size to normalize by
+    sel = np.flatnonzero(~skip)
+    desc = _describe(ds, fmt, xyxy)
+    sub = LabelRows(
+        rows.file[sel],
+        rows.line[sel],
+        rows.cls[sel],
+        norm[sel],
+        rows.int_text[sel],
+        describe=None if desc is None else [desc[j] for j in sel.tolist()],
+    )
+    v, box_findings = check_boxes(sub, where, num_classes=ds.num_classes, widths=w, heights=h)
+    findings += box_findings
+    bad, clip, dup = skip.copy(), np.zeros_like(skip), np.zeros_like(skip)
+    bad[sel] |= v.bad
+    clip[sel], dup[sel] = v.clip, v.duplicate
+    reason = np.where(voc_zero, "box-zero-size", "").astype(object)
+    if v.reason is not None:
+        reason[sel] = v.reason
+    verdict = BoxVerdict(bad=bad, clip=clip, duplicate=dup, reason=reason)
+    findings += check_names(list(ds.class_names), path=str(src), lines=False)
+    kept = ~verdict.bad & ~verdict.duplicate
+    findings += check_class_counts(ds.boxes.cls[kept], list(ds.class_names), path=str(src))
+    if label_map is not None:
+        findings += _label_map(label_map, list(ds.class_names))
+    splits = [str(s) for s in ds.images.split]
+    findings += check_split_overlap(paths, splits)
+    if len(set(splits)) > 1:
+        for i in identical_candidates(np.asarray(size), splits).tolist():
+            digests[i] = digests[i] or file_digest(paths[i])
+        findings += check_identical(paths, splits, digests)
+        if group_by:
+            from detforge.data.split import group_keys
+
+            findings += check_group_leaks(paths, splits, group_keys(paths, group_by)[0])
+    store_images(img_cache, paths, infos, digests, deep)
+    findings = sort_findings(findings)
+    counts = severity_counts(findings)
+    summary: dict[str, Any] = {
+        "source": str(src),
+        "format": fmt,
+        "images": ds.num_images,
+        "splits": {s: splits.count(s) for s in dict.fromkeys(splits)},
+        "boxes": int(kept.sum()),
+        "classes": ds.num_classes,
+        "errors": counts["error"],
+        "warnings": counts["warning"],
+        "infos": counts["info"],
+        "deep": deep,
+        "cached_files": reused,
+        "files": len(paths),
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    return LoadedScan(ds, infos, rows, verdict, findings, summary)
+
+
+def _describe(ds: Dataset, fmt: str, xyxy: NDArray[np.float64] | None) -> list[str] | None:
+    """Each box as its source writes it: VOC 1-based corners, COCO ``[x, y, w, h]``."""
+    if xyxy is None:
+        return None
+    names = [ds.class_names[c] for c in ds.boxes.cls.tolist()]
+    if fmt == "voc":
+        return [
+            f"{n!r} box xmin={b[0] + 1:g} ymin={b[1] + 1:g} xmax={b[2]:g} ymax={b[3]:g}"
+            for n, b in zip(names, xyxy.tolist(), strict=True)
+        ]
+    return [
+        f"{n!r} box bbox=[{b[0]:g}, {b[1]:g}, {b[2] - b[0]:g}, {b[3] - b[1]:g}]"
+        for n, b in zip(names, xyxy.tolist(), strict=True)
+    ]
+
+
+def _label_map(path: str | os.PathLike[str], names: list[str]) -> list[Finding]:
+    from detforge.formats.labelmap import read_label_map
+
+    try:
+        mapping = read_label_map(path)
+    except DetforgeError as exc:
+        return [finding("read-error", exc.message, path=os.fspath(path), line=exc.line)]
+    return check_label_map_names(mapping, names, path=os.fspath(path))
+
+
+def check_loaded(
+    source: str | os.PathLike[str],
+    *,
+    fmt: str,
+    deep: bool = False,
+    label_map: str | os.PathLike[str] | None = None,
+    group_by: str | None = None,
+    cache: bool = True,
+) -> CheckReport:
+    """:func:`scan_loaded` as a :class:`CheckReport`."""
+    scan = scan_loaded(
+        source, fmt=fmt, deep=deep, label_map=label_map, group_by=group_by, cache=cache
+    )
+    return CheckReport(scan.findings, scan.summary)

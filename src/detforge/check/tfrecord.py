@@ -1,0 +1,257 @@
+"""Check TF Object Detection API TFRecords record by record.
+
+Each record's framing is verified (length CRC, data CRC); a file that ends inside a record is
+reported as an interrupted write (``tfrecord-truncated``), a bad data CRC as ``tfrecord-crc``
+(scanning goes on: the length was trustworthy), a bad length CRC ends the file's scan (the
+framing cannot be resynchronised). Every payload is parsed as a ``tf.train.Example``; its
+embedded image is checked like an image file (truncated JPEG, size vs ``image/width`` and
+``image/height``), its boxes (normalized ``xmin, ymin, xmax, ymax``) with the same checks as
+Darknet lines, and its ``class/label`` (1-based) and ``class/text`` against the label map.
+
+Findings name the record file; ``line`` is the 1-based record number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from detforge.check.dataset import (
+    check_class_counts,
+    check_identical,
+    check_names,
+)
+from detforge.check.findings import CheckReport, Finding, finding, severity_counts, sort_findings
+from detforge.check.images import inspect_bytes
+from detforge.check.labels import LabelRows, check_boxes
+from detforge.errors import DetforgeError
+from detforge.formats.tfrecord.example import (
+    bytes_values,
+    decode_example,
+    float_values,
+    int64_values,
+)
+from detforge.formats.tfrecord.framing import expand_record_paths, masked_crc32c
+
+
+def scan_frames(path: str | os.PathLike[str]) -> Iterator[tuple[int, bytes | None, Finding | None]]:
+    """Yield ``(record number (1-based), payload or None, finding or None)`` for a file."""
+    p = os.fspath(path)
+    with open(p, "rb") as f:
+        no = 0
+        while True:
+            no += 1
+            header = f.read(12)
+            if not header:
+                return
+            if len(header) < 12:
+                yield no, None, _trunc(p, no, "its 12-byte header is cut off")
+                return
+            length, length_crc = struct.unpack("<QI", header)
+            if masked_crc32c(header[:8]) != length_crc:
+                msg = (
+                    "length checksum does not match: not a TFRecord, or corrupted here; the "
+                    "rest of the file cannot be read -- regenerate it"
+                )
+                yield no, None, finding("tfrecord-crc", msg, path=p, line=no)
+                return
+            data = f.read(length)
+            footer = f.read(4)
+            if len(data) < length or len(footer) < 4:
+                got = len(data) + len(footer)
+                yield no, None, _trunc(p, no, f"{got} of {length + 4} payload bytes are there")
+                return
+            if masked_crc32c(data) != struct.unpack("<I", footer)[0]:
+                msg = "data checksum does not match: the record is corrupted (--fix drops it)"
+                yield no, None, finding("tfrecord-crc", msg, path=p, line=no)
+                continue
+            yield no, data, None
+
+
+def _trunc(path: str, no: int, detail: str) -> Finding:
+    return finding(
+        "tfrecord-truncated",
+        f"the file ends inside record {no} ({detail}): the write was interrupted; the earlier "
+        "records are intact -- regenerate the file",
+        path=path,
+        line=no,
+    )
+
+
+def _find_label_map(folder: Path) -> Path | None:
+    for name in ("label_map.pbtxt", "labels.pbtxt", "label_map.pbtx"):
+        if (folder / name).is_file():
+            return folder / name
+    found = sorted(folder.glob("*.pbtxt"))
+    return found[0] if len(found) == 1 else None
+
+
+class _Acc:
+    """Per-record outputs gathered for the bulk box checks."""
+
+    def __init__(self) -> None:
+        self.where: list[str] = []
+        self.line: list[int] = []
+        self.cls: list[float] = []
+        self.coords: list[list[float]] = []
+        self.widths: list[int] = []
+        self.heights: list[int] = []
+
+
+def _check_example(
+    data: bytes, path: str, no: int, mapping: dict[int, str] | None, deep: bool, acc: _Acc
+) -> tuple[list[Finding], str]:
+    """Findings of one record and a digest of its image bytes."""
+    out: list[Finding] = []
+
+    def bad(code: str, msg: str) -> None:
+        out.append(finding(code, msg, path=path, line=no))
+
+    try:
+        ex = decode_example(data)
+        enc = bytes_values(ex, "image/encoded")
+        width = (int64_values(ex, "image/width") or [0])[0]
+        height = (int64_values(ex, "image/height") or [0])[0]
+        name = (bytes_values(ex, "image/filename") or [b""])[0].decode("utf-8", "replace")
+        box = [float_values(ex, f"image/object/bbox/{k}") for k in ("xmin", "ymin", "xmax", "ymax")]
+        labels = int64_values(ex, "image/object/class/label")
+        texts = [t.decode("utf-8", "replace") for t in bytes_values(ex, "image/object/class/text")]
+    except DetforgeError as exc:
+        bad("tfrecord-example", f"not a valid tf.train.Example: {exc.message}")
+        return out, ""
+    tag = f"record {no}" + (f" ({name})" if name else "")
+    if len(enc) != 1 or width <= 0 or height <= 0:
+        bad(
+            "tfrecord-example",
+            f"{tag}: needs one image/encoded and positive image/width and image/height "
+            f"(found {len(enc)} images, {width} x {height})",
+        )
+        return out, ""
+    info = inspect_bytes(enc[0], deep=deep)
+    if info.problem:
+        bad(info.problem, f"{tag}: embedded image: {info.detail}")
+    elif (info.width, info.height) != (width, height):
+        bad(
+            "image-size-mismatch",
+            f"{tag}: image/width x height say {width} x {height} but the image is "
+            f"{info.width} x {info.height}; normalized boxes are then wrong -- regenerate it",
+        )
+    k = len(box[0])
+    if any(len(b) != k for b in box) or len(labels) != k or (texts and len(texts) != k):
+        bad(
+            "tfrecord-example",
+            f"{tag}: {k} xmin values but ymin/xmax/ymax/class/label/class/text have "
+            f"{[len(b) for b in box[1:]] + [len(labels), len(texts)]}; the lists must agree",
+        )
+        return out, ""
+    for j, lab in enumerate(labels):
+        text = texts[j] if texts else None
+        if lab < 1:
+            bad("tfrecord-class", f"{tag}: class/label {lab}: ids start at 1 (0 is background)")
+        elif mapping is not None and lab not in mapping:
+            bad("tfrecord-class", f"{tag}: class/label {lab} is not in the label map")
+        elif mapping is not None and text is not None and mapping[lab] != text:
+            bad(
+                "tfrecord-class",
+                f"{tag}: class/label {lab} is {mapping[lab]!r} in the label map but "
+                f"class/text says {text!r} -- the guide's NaN-loss mismatch",
+            )
+    x1, y1, x2, y2 = (np.asarray(b, dtype=np.float64) for b in box)
+    for j in range(k):
+        acc.where.append(path)
+        acc.line.append(no)
+        acc.cls.append(float(max(labels[j] - 1, 0)))
+        acc.coords.append([(x1[j] + x2[j]) / 2, (y1[j] + y2[j]) / 2, x2[j] - x1[j], y2[j] - y1[j]])
+        acc.widths.append(width)
+        acc.heights.append(height)
+    return out, hashlib.blake2b(enc[0], digest_size=16).hexdigest()
+
+
+def check_tfrecords(
+    source: str | os.PathLike[str],
+    *,
+    label_map: str | os.PathLike[str] | None = None,
+    deep: bool = False,
+) -> CheckReport:
+    """Check a TFRecord file, a shard set or a folder of records (see the module docstring)."""
+    from detforge.formats.labelmap import read_label_map
+    from detforge.formats.tfrecord.tfod import split_from_record_name
+
+    t0 = time.perf_counter()
+    files = [str(p) for p in expand_record_paths(source)]
+    findings: list[Finding] = []
+    lm = Path(label_map) if label_map is not None else _find_label_map(Path(files[0]).parent)
+    mapping: dict[int, str] | None = None
+    if lm is not None:
+        try:
+            mapping = read_label_map(lm)
+        except DetforgeError as exc:
+            findings.append(finding("read-error", exc.message, path=str(lm), line=exc.line))
+    acc = _Acc()
+    rec_paths: list[str] = []
+    rec_splits: list[str] = []
+    digests: list[str] = []
+    n_records = 0
+    for file in files:
+        split = split_from_record_name(Path(file).name)
+        for no, data, problem in scan_frames(file):
+            n_records += 1
+            if problem is not None:
+                findings.append(problem)
+                continue
+            assert data is not None
+            got, digest = _check_example(data, file, no, mapping, deep, acc)
+            findings += got
+            rec_paths.append(f"{file}:{no}")
+            rec_splits.append(split)
+            digests.append(digest)
+    # the boxes of one record form one "file" of the bulk check; line = record number
+    n = len(acc.line)
+    key = {k: i for i, k in enumerate(dict.fromkeys(zip(acc.where, acc.line, strict=True)))}
+    file_idx = np.asarray([key[k] for k in zip(acc.where, acc.line, strict=True)], dtype=np.int64)
+    rows = LabelRows(
+        file=file_idx,
+        line=np.asarray(acc.line, dtype=np.int64),
+        cls=np.asarray(acc.cls, dtype=np.float64),
+        coords=np.asarray(acc.coords, dtype=np.float64).reshape(n, 4),
+        int_text=np.ones(n, dtype=bool),
+    )
+    where = [w for w, _ in key]
+    ws = np.zeros(len(key), dtype=np.int64)
+    hs = np.zeros(len(key), dtype=np.int64)
+    ws[file_idx], hs[file_idx] = acc.widths, acc.heights
+    _, box_findings = check_boxes(
+        rows, where, num_classes=None, widths=ws, heights=hs, lines_are_boxes=False
+    )
+    findings += box_findings
+    names: list[str] | None = None
+    if mapping:
+        names = [mapping.get(i, "") for i in range(1, max(mapping) + 1)]
+        findings += check_names(names, path=str(lm), lines=False)
+        findings += check_class_counts(rows.cls.astype(np.int64), names, path=str(lm))
+    if len(set(rec_splits)) > 1:
+        findings += check_identical(rec_paths, rec_splits, digests)
+    findings = sort_findings(findings)
+    counts = severity_counts(findings)
+    summary = {
+        "source": os.fspath(source),
+        "format": "tfrecord",
+        "files": len(files),
+        "records": n_records,
+        "images": len(rec_paths),
+        "boxes": n,
+        "classes": None if names is None else len(names),
+        "label_map": None if lm is None else str(lm),
+        "errors": counts["error"],
+        "warnings": counts["warning"],
+        "infos": counts["info"],
+        "deep": deep,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    return CheckReport(findings, summary)

@@ -1,0 +1,97 @@
+"""``--fix``: a repaired copy that re-checks clean, every change recorded, the source untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detforge.check import check_dataset, fix_dataset
+from detforge.errors import DetforgeError
+from detforge.formats.darknet import read_darknet
+
+FAULTY = (
+    "0 0.5 0.5 0.2 0.2\n"  # 1 kept
+    "0 0.5 0.5 0.2 0.2\n"  # 2 duplicate: dropped
+    "1 0.5 0.5\n"  # 3 unparseable: dropped
+    "7 0.5 0.5 0.2 0.2\n"  # 4 class out of range: dropped
+    "0 0.5 0.5 0 0.2\n"  # 5 zero width: dropped
+    "0 0.9 0.5 0.4 0.2\n"  # 6 past the right border: clipped to x 0.7..1.0
+    "1.0 0.3 0.3 0.1 0.1\n"  # 7 class written as 1.0: kept as 1
+)
+
+
+def _tree_digest(root: Path) -> dict[str, tuple[str, int]]:
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            out[str(p)] = (hashlib.sha1(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+    return out
+
+
+def test_fix_repairs_records_and_never_touches_the_source(make_darknet, tmp_path: Path) -> None:
+    data = make_darknet(
+        {"a": FAULTY, "b": "1 0.5 0.5 0.2 0.2\n", "c": "0 0.2 0.2 0.1 0.1\n", "d": None},
+        names="cat\ndog house\n",
+        splits={"train": ["a", "b", "c", "d"], "valid": ["b"]},
+        classes=3,
+    )
+    img = data.parent / "img"
+    (img / "c.jpg").write_bytes((img / "c.jpg").read_bytes()[:150])  # truncated
+    before = _tree_digest(data.parent)
+    assert check_dataset(data).errors
+    out = tmp_path / "fixed"
+    fixed = fix_dataset(data, out)
+    assert _tree_digest(data.parent) == before
+    again = check_dataset(fixed.data_file)
+    assert again.errors == []
+    assert {f.code for f in again.findings} <= {"box-near-duplicate", "label-missing"}
+    # the repaired labels, read back by the strict reader
+    ds = read_darknet(fixed.data_file)
+    assert ds.class_names == ("cat", "dog_house")
+    assert sorted(Path(p).name for p in ds.images.path) == ["a.jpg", "b.jpg", "d.jpg"]
+    assert ds.split("valid").num_images == 0  # b stays in train only
+    a = next(i for i, p in enumerate(ds.images.path) if p.endswith("a.jpg"))
+    sel = ds.boxes.image == a
+    np.testing.assert_allclose(
+        ds.boxes.coords[sel],
+        [[0.5, 0.5, 0.2, 0.2], [0.85, 0.5, 0.3, 0.2], [0.3, 0.3, 0.1, 0.1]],
+        atol=1e-6,
+    )
+    assert ds.boxes.cls[sel].tolist() == [0, 0, 1]
+    # unchanged images are linked, not copied
+    out_a = next(p for p in ds.images.path if p.endswith("a.jpg"))
+    assert os.path.samefile(out_a, img / "a.jpg")
+    log = json.loads((out / "fixes.json").read_text())
+    changes = {(c["action"], c["reason"], c["line"]) for c in log["changes"]}
+    assert {
+        ("drop-box", "box-duplicate", 2),
+        ("drop-line", "unparseable", 3),
+        ("drop-box", "class-out-of-range", 4),
+        ("drop-box", "box-zero-size", 5),
+        ("clip-box", "box-outside-image", 6),
+        ("rewrite-class", "class-not-integer", 7),
+        ("drop-image", "image-truncated", None),
+        ("drop-list-entry", "split-overlap", None),
+        ("rename-class", "name-whitespace", 2),
+        ("set-classes", "classes-mismatch", 1),
+    } <= changes
+    assert fixed.counts()["drop-box"] == 3
+
+
+def test_fix_refuses_unsafe_output_folders(make_darknet, tmp_path: Path) -> None:
+    data = make_darknet({"a": "0 0.5 0.5 0.2 0.2\n"})
+    with pytest.raises(DetforgeError, match="new folder"):
+        fix_dataset(data, data.parent)
+    with pytest.raises(DetforgeError, match="new folder"):
+        fix_dataset(data, tmp_path)  # contains the dataset
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "x").write_text("keep me")
+    with pytest.raises(DetforgeError, match="not empty"):
+        fix_dataset(data, busy)
+    assert (busy / "x").read_text() == "keep me"

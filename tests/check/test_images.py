@@ -1,0 +1,134 @@
+"""Image integrity from file bytes, compared with what Pillow (the reference decoder) says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from detforge.check.images import (
+    image_findings,
+    inspect_bytes,
+    inspect_image,
+    inspect_images,
+    oriented_size,
+)
+
+
+def _noise(size: tuple[int, int], seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("fmt", "ext", "opts"),
+    [
+        ("JPEG", ".jpg", {}),
+        ("JPEG", ".jpg", {"progressive": True}),
+        ("PNG", ".png", {}),
+        ("GIF", ".gif", {}),
+        ("BMP", ".bmp", {}),
+        ("WEBP", ".webp", {"lossless": True}),
+        ("WEBP", ".webp", {"quality": 80}),
+        ("TIFF", ".tif", {}),
+    ],
+)
+def test_sizes_agree_with_pillow(tmp_path: Path, fmt: str, ext: str, opts: dict) -> None:
+    p = tmp_path / f"x{ext}"
+    _noise((123, 45)).save(p, fmt, **opts)
+    info = inspect_image(str(p))
+    with Image.open(p) as im:
+        assert (info.width, info.height) == im.size
+    assert info.problem == "" and info.orientation == 1
+
+
+def test_clean_files_give_no_findings(tmp_path: Path) -> None:
+    paths = []
+    for i, fmt in enumerate(["JPEG", "PNG", "GIF"]):
+        p = tmp_path / f"{i}.{fmt.lower().replace('jpeg', 'jpg')}"
+        _noise((64, 64), i).save(p, fmt)
+        paths.append(str(p))
+    infos = inspect_images(paths, deep=True, workers=3)
+    assert image_findings(paths, infos) == []
+
+
+def test_broken_files(tmp_path: Path) -> None:
+    big = tmp_path / "big.jpg"
+    _noise((400, 300)).save(big, "JPEG", quality=95)
+    data = big.read_bytes()
+    cases = {
+        "empty.jpg": b"",
+        "page.jpg": b"<!DOCTYPE html><html><body>404 Not Found</body></html>",
+        "photo.jpg": b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64,
+        "half.jpg": data[: len(data) // 2],
+        "head.jpg": data[:300],
+        "notes.png": b"plain text, no image\n",
+    }
+    for name, blob in cases.items():
+        (tmp_path / name).write_bytes(blob)
+    png = tmp_path / "cut.png"
+    _noise((200, 100)).save(png, "PNG")
+    (tmp_path / "cut2.png").write_bytes(png.read_bytes()[:-12])  # IEND chunk gone
+    (tmp_path / "cut3.png").write_bytes(png.read_bytes()[:20000])  # cut inside IDAT
+    names = [*cases, "cut2.png", "cut3.png", "nothere.jpg"]
+    got = {n: inspect_image(str(tmp_path / n)) for n in names}
+    assert got["empty.jpg"].problem == "image-empty"
+    assert got["page.jpg"].problem == "image-not-image"
+    assert "HTML" in got["page.jpg"].detail
+    assert got["photo.jpg"].problem == "image-unsupported"
+    assert got["half.jpg"].problem == "image-truncated"
+    assert (got["half.jpg"].width, got["half.jpg"].height) == (400, 300)
+    assert got["head.jpg"].problem == "image-truncated"
+    assert got["notes.png"].problem == "image-not-image"
+    assert got["cut2.png"].problem == "image-truncated"
+    assert got["cut3.png"].problem == "image-truncated"
+    assert got["nothere.jpg"].problem == "image-missing"
+    # Pillow agrees that the truncated files cannot be decoded
+    for name in ("half.jpg", "cut3.png"):
+        with pytest.raises(OSError), Image.open(tmp_path / name) as im:
+            im.load()
+    assert inspect_bytes(data[:-2]).problem == "image-truncated"
+    assert inspect_bytes(data).problem == ""
+
+
+def test_deep_decode_finds_corrupt_pixel_data(tmp_path: Path) -> None:
+    p = tmp_path / "x.png"
+    _noise((120, 80)).save(p, "PNG")
+    raw = bytearray(p.read_bytes())
+    start = raw.index(b"IDAT") + 200
+    raw[start : start + 64] = bytes(64)  # zero a run of compressed data, keep IEND
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(bytes(raw))
+    assert inspect_image(str(bad)).problem == ""  # headers and end marker are intact
+    deep = inspect_image(str(bad), deep=True)
+    assert deep.problem == "image-decode-failed"
+    with pytest.raises(Exception), Image.open(bad) as im:  # noqa: B017 - Pillow agrees
+        im.load()
+
+
+def test_tiny_exif_rotated_and_misnamed(tmp_path: Path) -> None:
+    tiny = tmp_path / "tiny.jpg"
+    Image.new("RGB", (16, 24)).save(tiny)
+    rot = tmp_path / "rot.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    _noise((80, 40)).save(rot, "JPEG", exif=exif.tobytes())
+    png_as_jpg = tmp_path / "fake.jpg"
+    Image.new("RGB", (40, 40)).save(png_as_jpg, "PNG")
+    paths = [str(tiny), str(rot), str(png_as_jpg)]
+    infos = inspect_images(paths, workers=1)
+    assert infos[1].orientation == 6 and oriented_size(infos[1]) == (40, 80)
+    found = {(f.code, Path(f.path or "").name, f.severity) for f in image_findings(paths, infos)}
+    assert found == {
+        ("image-tiny", "tiny.jpg", "warning"),
+        ("image-exif-rotated", "rot.jpg", "warning"),
+        ("image-extension", "fake.jpg", "info"),
+    }
+
+
+def test_missing_image_is_reported_at_the_list_line(tmp_path: Path) -> None:
+    infos = inspect_images([str(tmp_path / "gone.jpg")])
+    (f,) = image_findings([str(tmp_path / "gone.jpg")], infos, origins=[("train.txt", 7)])
+    assert (f.code, f.path, f.line, f.severity) == ("image-missing", "train.txt", 7, "error")
