@@ -142,3 +142,17 @@ def test_unlisted_annotations_are_kept_and_classes_checked(tmp_path: Path) -> No
     assert ds.meta["warnings"] and ds.boxes.difficult.tolist() == [True, True]
     with pytest.raises(DetforgeError, match="not in the class list"):
         read_voc(tmp_path, class_names=["dog"])
+
+
+def test_split_lists_with_underscores_but_not_class_lists(tmp_path: Path) -> None:
+    ann = tmp_path / "Annotations"
+    ann.mkdir()
+    for stem in ("a", "b"):
+        (ann / f"{stem}.xml").write_text(format_voc_xml(filename=f"{stem}.jpg", width=4,
+                                                        height=4, objects=[]))  # fmt: skip
+    main = tmp_path / "ImageSets" / "Main"
+    main.mkdir(parents=True)
+    (main / "train_clean_10.txt").write_text("a\n")
+    (main / "cat_train.txt").write_text("a  1\nb -1\n")  # VOC per-class list: ignored
+    ds = read_voc(tmp_path)
+    assert ds.images.split.tolist() == ["train_clean_10", ""]

@@ -25,6 +25,7 @@ else the given ``class_names``, else the names sorted alphabetically.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from xml.etree.ElementTree import Element
@@ -110,12 +111,20 @@ def _read_list(path: Path) -> list[str]:
     return [ln.split()[0] for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
 
 
+def _is_class_list(stem: str, path: Path) -> bool:
+    if not re.search(r"_(train|val|trainval|test)$", stem):
+        return False
+    with open(path, encoding="utf-8-sig") as f:
+        first = next((ln.split() for ln in f if ln.strip()), [])
+    return len(first) == 2 and first[1] in ("1", "-1", "0")
+
+
 def _voc_splits(root: Path) -> tuple[list[str], dict[str, str]]:
     """Image ids in order and ``{id: split}`` from ``ImageSets/Main``."""
     main = root / "ImageSets" / "Main"
     lists = {p.stem: p for p in main.glob("*.txt")} if main.is_dir() else {}
-    # Only plain split lists, not VOC's per-class lists (aeroplane_train.txt).
-    lists = {k: v for k, v in lists.items() if "_" not in k}
+    # Only split lists, not VOC's per-class lists ("aeroplane_train.txt": "id  1" lines).
+    lists = {k: v for k, v in lists.items() if not _is_class_list(k, v)}
     order: list[str] = []
     split_of: dict[str, str] = {}
     for name in (
@@ -275,7 +284,7 @@ def write_voc(ds: Dataset, out_dir: str | os.PathLike[str], *, images: ImageMode
     without boxes. Crowd boxes are written as ordinary boxes: callers drop them first.
     """
     out = Path(out_dir)
-    ds = ensure_sizes(ds) if ds.num_boxes else ds
+    ds = ensure_sizes(ds)
     xyxy = ds.coords_as(BoxFormat.XYXY_PIXEL) if ds.num_boxes else np.zeros((0, 4))
     names = unique_file_names([str(p) for p in ds.images.path])
     starts = np.searchsorted(ds.boxes.image, np.arange(ds.num_images + 1))
