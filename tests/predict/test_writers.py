@@ -40,16 +40,16 @@ def test_coco_results_load_in_pycocotools(tmp_path: Path) -> None:
                 "iscrowd": 0,
             }
         ],
-        "categories": [{"id": 0, "name": "a"}, {"id": 1, "name": "b"}],
+        "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
     }
     (tmp_path / "gt.json").write_text(json.dumps(gt))
-    recs = coco_results(7, [[10, 20, 50, 60], [0, 0, 5.5, 2.25]], [1, 0], [0.9, 0.123456789])
+    recs = coco_results(7, [[10, 20, 50, 60], [0, 0, 5.5, 2.25]], [0, 1], [0.9, 0.123456789])
     write_coco_results(tmp_path / "res.json", recs)
     coco = COCO(str(tmp_path / "gt.json"))
     res = coco.loadRes(str(tmp_path / "res.json"))
     anns = res.loadAnns(res.getAnnIds(imgIds=[7]))
     assert [a["bbox"] for a in anns] == [[10, 20, 40, 40], [0, 0, 5.5, 2.25]]
-    assert [a["category_id"] for a in anns] == [1, 0]
+    assert [a["category_id"] for a in anns] == [1, 2]  # 1-based by default
     assert anns[0]["area"] == pytest.approx(1600) and anns[1]["score"] == 0.12346
     mapped = coco_results(7, [[0, 0, 1, 1]], [1], [0.5], category_ids=[3, 9])
     assert mapped[0]["category_id"] == 9

@@ -61,16 +61,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_path_map_option(parser)
 
 
-def _image_ids(data_path: str | None, path_map: Any) -> dict[str, int | str]:
-    """Image path -> COCO ``image_id``: the dataset's id for a ``.data`` source (so
-    ``detforge eval`` can match them), else the file stem."""
-    ids: dict[str, int | str] = {}
-    if data_path is not None:
-        from detforge.formats.darknet import read_darknet
+def _coco_ids(data_path: str | None, path_map: Any) -> tuple[dict[str, int | str], Any]:
+    """For a ``.data`` source: image path -> the dataset's image id, and the dataset's COCO
+    category ids, so ``detforge eval`` matches them exactly. Else no ids (``image_id`` is then
+    the file stem) and categories ``1..K``."""
+    if data_path is None:
+        return {}, None
+    from detforge.formats.coco import coco_category_ids
+    from detforge.formats.darknet import read_darknet
 
-        ds = read_darknet(data_path, path_map=path_map, read_sizes=False)
-        ids = {str(p): int(i) for p, i in zip(ds.images.path, ds.images.id, strict=True)}
-    return ids
+    ds = read_darknet(data_path, path_map=path_map)
+    ids: dict[str, int | str] = {
+        str(p): int(i) for p, i in zip(ds.images.path, ds.images.id, strict=True)
+    }
+    return ids, coco_category_ids(ds)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     model = load(args.weights, device=args.device, imgsz=args.imgsz)
     data_path, _ = _split_data_arg(str(args.source), args.split)
     is_data = data_path.lower().endswith(".data")
-    ids = _image_ids(data_path if is_data and args.save_json else None, path_map)
+    ids, cats = _coco_ids(data_path if is_data and args.save_json else None, path_map)
 
     records: list[dict[str, Any]] = []
     counts: Counter[int] = Counter()
@@ -126,7 +130,9 @@ def run(args: argparse.Namespace) -> int:
                 )  # fmt: skip
             if args.save_json is not None:
                 image_id = ids.get(frame.path or "", frame.name)
-                records += coco_results(image_id, pred.boxes, pred.classes, pred.scores)
+                records += coco_results(
+                    image_id, pred.boxes, pred.classes, pred.scores, category_ids=cats
+                )
             if save_images and out is not None:
                 drawn = draw_boxes(
                     frame.image, pred.boxes, pred.classes, scores=pred.scores,

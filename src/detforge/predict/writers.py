@@ -75,8 +75,9 @@ def coco_results(
     """COCO result records for one image. ``boxes`` are ``(K, 4)`` xyxy pixels; ``bbox`` is
     written as ``[x, y, w, h]`` pixels rounded to 3 decimals, ``score`` to 5.
 
-    ``category_ids[c]`` is the id written for class ``c`` (default: the 0-based class index,
-    which is what ``detforge eval`` expects for datasets without their own category ids).
+    ``category_ids[c]`` is the id written for class ``c`` (default ``c + 1``: COCO ids start at
+    1, and ``detforge eval`` / ``detforge convert --to coco`` number classes ``1..K`` for datasets
+    without ids of their own; pass ``coco_category_ids(ds)`` for a COCO-sourced dataset).
     """
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     c = np.asarray(classes, dtype=np.int64).reshape(-1)
@@ -88,7 +89,7 @@ def coco_results(
         out.append(
             {
                 "image_id": image_id,
-                "category_id": int(category_ids[cls]) if category_ids is not None else cls,
+                "category_id": int(category_ids[cls]) if category_ids is not None else cls + 1,
                 "bbox": [round(x1, 3), round(y1, 3), round(x2 - x1, 3), round(y2 - y1, 3)],
                 "score": round(float(s[i]), 5),
             }

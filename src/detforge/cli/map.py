@@ -1,0 +1,129 @@
+"""``detforge map``: Darknet's ``detector map`` habit in one command -- predict on a split and
+evaluate it with both protocols, results into the ``.data`` file's ``results=`` folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from detforge.cli.common import add_path_map_option, parse_path_map
+from detforge.errors import DetforgeError
+
+HELP = "predict on a split and score it (COCO + Darknet mAP), like 'darknet detector map'"
+DESCRIPTION = """\
+The Darknet habit in one command: run WEIGHTS (a detforge .pt checkpoint or an exported .onnx)
+on one split of DATA (a Darknet .data file, or any dataset detforge reads), then score the
+predictions exactly as 'detforge eval' does:
+
+  * COCO protocol: pycocotools' 12 numbers (AP@[.50:.95], AP50, ...) and per-class AP;
+  * Darknet protocol: 'detector map' per-class AP, mAP@IoU, precision/recall/F1 at --conf.
+
+Everything goes to the results folder: the .data file's results= entry (relative to the .data
+file, created when missing), else 'results' beside the .data file, or --out DIR:
+  metrics.json      every number printed
+  predictions.json  the detections as COCO results (for 'detforge eval' or pycocotools)
+  *.png             PR curves, F1-confidence curve, confusion matrix (skip with --no-plots)
+
+Unlike Darknet you do not need a 'results' folder in the current directory, nor the .cfg.
+
+examples:
+  detforge map data/obj.data runs/train/exp/weights/best.pt
+  detforge map data/obj.data best.pt --split test --points 11 --iou 0.5
+  detforge map data/obj.data best.onnx --out eval-onnx
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", help="ground truth: a .data file or any dataset detforge reads")
+    parser.add_argument("weights", help="detforge checkpoint (.pt) or exported model (.onnx)")
+    parser.add_argument("--split", default=None, help="split to score [valid when there is one]")
+    parser.add_argument(
+        "--iou", type=float, default=0.5,
+        help="Darknet IoU threshold (-iou_thresh); a match needs IoU strictly greater [0.5]",
+    )  # fmt: skip
+    parser.add_argument(
+        "--points", type=int, default=0,
+        help="Darknet AP: 0 = area under the PR curve, 11 (VOC2007) or 101 points [0]",
+    )  # fmt: skip
+    parser.add_argument(
+        "--conf", type=float, default=0.25,
+        help="Darknet -thresh: confidence for precision/recall/F1/TP/FP/FN [0.25]",
+    )  # fmt: skip
+    parser.add_argument(
+        "--min-score", type=float, default=0.001,
+        help="keep detections scoring at least this (mAP needs the low tail) [0.001]",
+    )  # fmt: skip
+    parser.add_argument("--nms-iou", type=float, default=0.7, help="NMS IoU threshold [0.7]")
+    parser.add_argument("--max-det", type=int, default=300, help="detections per image [300]")
+    parser.add_argument("--imgsz", type=int, default=None, help="input size [checkpoint's]")
+    parser.add_argument("--batch", type=int, default=16, help="images per forward pass [16]")
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N [auto]")
+    parser.add_argument("--out", type=Path, default=None, help="results folder (see above)")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    add_path_map_option(parser)
+
+
+def results_folder(data: Path, path_map: list[tuple[str, str]]) -> Path:
+    """The ``results=`` folder of a ``.data`` file, else ``results`` beside it (or beside a
+    dataset folder's contents for other formats)."""
+    if data.suffix.lower() == ".data":
+        from detforge.formats.darknet_files import read_data_file
+
+        res = read_data_file(data, path_map=path_map).results
+        if res:
+            return Path(res)
+        return data.parent / "results"
+    return (data if data.is_dir() else data.parent) / "results"
+
+
+def run(args: argparse.Namespace) -> int:
+    from detforge.data.dataset import canonical_split
+    from detforge.eval.api import evaluate, jsonable
+    from detforge.eval.report import coco_results, format_report
+    from detforge.formats.coco import dump_json
+    from detforge.formats.detect import read_any
+    from detforge.predict.api import load
+    from detforge.utils.io import atomic_write_bytes
+
+    if args.points not in (0, 11, 101) and args.points < 2:
+        raise DetforgeError(f"--points must be 0, 11 or 101 (or another N >= 2), not {args.points}")
+    path_map = parse_path_map(args.path_map)
+    data = Path(args.data)
+    if not Path(args.weights).is_file():
+        raise DetforgeError("weights file not found", path=args.weights)
+    ds = read_any(data, path_map=path_map)
+    splits = ds.splits()
+    want = canonical_split(args.split) if args.split else None
+    if want is None and len(splits) > 1:
+        want = "valid" if "valid" in splits else splits[0]
+    if want is not None:
+        if want not in splits:
+            have = ", ".join(s or "(none)" for s in splits)
+            raise DetforgeError(f"the dataset has no {want!r} split (it has: {have})", path=data)
+        ds = ds.split(want)
+    if ds.num_images == 0:
+        raise DetforgeError("no images to evaluate", path=data)
+    model = load(args.weights, device=args.device, imgsz=args.imgsz)
+    if tuple(model.class_names) != tuple(ds.class_names):
+        print(
+            f"warning: the model's classes {list(model.class_names)[:6]} differ from the "
+            f"dataset's {list(ds.class_names)[:6]}; scoring by class index",
+            file=sys.stderr,
+        )
+    pred = model.predict_dataset(
+        ds, conf=args.min_score, iou=args.nms_iou, max_det=args.max_det, batch=args.batch
+    )
+    result = evaluate(ds, pred, protocol="all", iou=args.iou, points=args.points, conf=args.conf)
+    out = args.out if args.out is not None else results_folder(data, path_map)
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.no_plots:
+        from detforge.eval.plots import write_plots
+
+        write_plots(result, ds, pred, out, iou=args.iou, conf=args.conf)
+    print(format_report(result))
+    atomic_write_bytes(out / "metrics.json", dump_json(jsonable(result)))
+    atomic_write_bytes(out / "predictions.json", dump_json(coco_results(pred, ds)))
+    split_txt = f" {want}" if want else ""
+    print(f"\n{data}{split_txt}: {ds.num_images} images; results in {out}/", file=sys.stderr)
+    return 0

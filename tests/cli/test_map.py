@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from detforge.cli.main import main
+from tests.predict.helpers import random_checkpoint, self_labelled_darknet
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("map")
+    ckpt = random_checkpoint(root / "m.pt")
+    return ckpt, self_labelled_darknet(root / "data", ckpt)
+
+
+def test_map_predict_json_eval_and_val_agree(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    ckpt, data = setup
+    assert main(["map", str(data), str(ckpt)]) == 0
+    results = data.parent / "results"
+    got = json.loads((results / "metrics.json").read_text())
+    for name in ("metrics.json", "predictions.json"):
+        assert (results / name).is_file()
+    assert list(results.glob("*.png"))
+    ap = got["coco"]["stats"]
+    assert 0.2 < ap["AP50"] <= 1.0  # the labels are the model's own jittered detections
+
+    # predict --save-json on the same split, then 'detforge eval' reads it directly ...
+    js = tmp_path / "dets.json"
+    argv = ["predict", str(ckpt), f"{data}:valid", "--conf", "0.001", "--save-json", str(js)]
+    assert main(argv) == 0
+    assert main(["eval", str(data), str(js), "--json", str(tmp_path / "e.json")]) == 0
+    ev = json.loads((tmp_path / "e.json").read_text())
+    # ... and 'detforge val' computes the same numbers.
+    argv = ["val", str(ckpt), str(data), "--json", str(tmp_path / "v.json"), "--workers", "0"]
+    assert main(argv) == 0
+    va = json.loads((tmp_path / "v.json").read_text())
+    for key, value in va["coco"]["stats"].items():
+        assert ev["coco"]["stats"][key] == pytest.approx(value, abs=1e-4), key
+        assert ap[key] == pytest.approx(value, abs=1e-4), key
+    assert ev["darknet"]["mAP"] == pytest.approx(got["darknet"]["mAP"], abs=1e-4)
+
+
+def test_map_errors(
+    setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt, data = setup
+    assert main(["map", str(data), str(ckpt), "--split", "test", "--out", str(tmp_path)]) == 2
+    assert "no 'test' split" in capsys.readouterr().err
+    assert main(["map", str(data), str(tmp_path / "x.pt")]) == 2
