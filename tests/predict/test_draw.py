@@ -89,8 +89,10 @@ def test_comparison_colours_tp_fn_fp() -> None:
 def test_contact_sheet_grid() -> None:
     tiles = [np.full((50, 100, 3), v, dtype=np.uint8) for v in (50, 100, 150, 200, 250)]
     sheet = contact_sheet(tiles, cell=64, captions=[f"img{i}" for i in range(5)])
-    cap = sheet.height // 2 - 64
-    assert sheet.width == 3 * 64 and cap > 0  # 5 tiles -> 3 columns, 2 rows
-    assert _px(sheet, 32, 32) == (50, 50, 50)
-    assert _px(sheet, 64 + 32, 32) == (100, 100, 100)
-    assert _px(sheet, 64 + 32, 64 + cap + 32) == (250, 250, 250)
+    # 5 tiles -> 3 columns, 2 rows; 100x50 tiles shrink to 60x30 thumbnails in 34 px rows.
+    row = sheet.height // 2
+    assert sheet.width == 3 * 64 and row > 34
+    assert _px(sheet, 32, 17) == (50, 50, 50)
+    assert _px(sheet, 64 + 32, 17) == (100, 100, 100)
+    assert _px(sheet, 64 + 32, row + 17) == (250, 250, 250)
+    assert _px(sheet, 32, 1) == (32, 32, 32)  # margin

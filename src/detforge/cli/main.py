@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "lists": "detforge.cli.lists",
     "split": "detforge.cli.split",
     "predict": "detforge.cli.predict",
+    "show": "detforge.cli.show",
     "map": "detforge.cli.map",
     "convert": "detforge.cli.convert",
     "check": "detforge.cli.check",

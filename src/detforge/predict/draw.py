@@ -267,8 +267,9 @@ def contact_sheet(
     cols: int | None = None,
     cell: int = 320,
 ) -> PILImage.Image:
-    """A grid of thumbnails, each fitted into a ``cell x cell`` square (aspect kept) with an
-    optional caption under it. ``cols`` defaults to ``ceil(sqrt(n))``."""
+    """A grid of thumbnails, each fitted into a ``cell x cell`` square (aspect kept, 2 px
+    margin) with an optional caption under it. Rows are as tall as the tallest thumbnail, so
+    landscape pictures leave no empty bands. ``cols`` defaults to ``ceil(sqrt(n))``."""
     from PIL import Image, ImageDraw
 
     n = len(images)
@@ -276,20 +277,24 @@ def contact_sheet(
         raise ValueError("contact_sheet needs at least one image")
     cols = cols or int(np.ceil(np.sqrt(n)))
     rows = (n + cols - 1) // cols
-    size = max(10, cell // 22)
-    cap_h = size + 6 if captions is not None else 0
-    sheet = Image.new("RGB", (cols * cell, rows * (cell + cap_h)), (32, 32, 32))
-    draw = ImageDraw.Draw(sheet)
-    font = _font(size)
-    for k, img in enumerate(images):
+    thumbs = []
+    for img in images:
         im = _as_pil(img)
         im.thumbnail((cell - 4, cell - 4))
+        thumbs.append(im)
+    row_h = max(t.height for t in thumbs) + 4
+    size = max(10, cell // 22)
+    cap_h = size + 6 if captions is not None else 0
+    sheet = Image.new("RGB", (cols * cell, rows * (row_h + cap_h)), (32, 32, 32))
+    draw = ImageDraw.Draw(sheet)
+    font = _font(size)
+    for k, im in enumerate(thumbs):
         r, c = divmod(k, cols)
-        x0, y0 = c * cell, r * (cell + cap_h)
-        sheet.paste(im, (x0 + (cell - im.width) // 2, y0 + (cell - im.height) // 2))
+        x0, y0 = c * cell, r * (row_h + cap_h)
+        sheet.paste(im, (x0 + (cell - im.width) // 2, y0 + (row_h - im.height) // 2))
         if captions is not None:
             text = captions[k]
             while len(text) > 4 and draw.textlength(text, font=font) > cell - 6:
                 text = "…" + text[2:]
-            draw.text((x0 + 3, y0 + cell + 2), text, fill=(235, 235, 235), font=font)
+            draw.text((x0 + 3, y0 + row_h), text, fill=(235, 235, 235), font=font)
     return sheet

@@ -1,0 +1,121 @@
+"""``detforge show``: look at a dataset's ground truth, or ground truth beside predictions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from detforge.cli.common import add_path_map_option, parse_path_map
+from detforge.errors import DetforgeError
+
+HELP = "draw ground-truth boxes (and predictions: matches, misses, false positives)"
+DESCRIPTION = """\
+Draw a dataset's ground-truth boxes with class names on its images, so you can see that the
+labels sit where they should ("you should see ground truth boxes"). With --pred, ground truth
+and predictions are drawn side by side: found ground truth and matching predictions (TP) in
+green, missed ground truth (FN) in orange, false positives (FP) in crimson, with a legend.
+
+DATASET is any dataset detforge reads (a .data file, image list, folder, Ultralytics YAML, VOC,
+COCO JSON, TFRecords). PRED is what 'detforge eval' reads: a COCO results JSON, a folder of
+'class cx cy w h conf' files (detforge predict --save-txt), or Darknet comp4 files.
+
+Pictures go to --out (default runs/show, runs/show-2, ...) as <image name>.jpg; --grid also
+writes contact sheets grid_000.jpg, ... of --grid-size pictures each.
+
+examples:
+  detforge show data/obj.data --split train --limit 50 --grid
+  detforge show data/obj.data --pred runs/predict/labels --out look
+  detforge show instances_val.json --pred detections.json --conf 0.4 --grid --random
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", help="a dataset in any format detforge reads")
+    parser.add_argument("--pred", help="predictions to compare: results JSON or .txt folder")
+    parser.add_argument("--split", help="only this split (train, valid, test)")
+    parser.add_argument("--format", default=None, help="dataset format, if detection guesses wrong")
+    parser.add_argument("--out", type=Path, default=None, help="output folder [runs/show]")
+    parser.add_argument(
+        "--limit", type=int, default=200, help="draw at most N images, 0 = all [200]"
+    )
+    parser.add_argument("--random", action="store_true", help="pick --limit images at random")
+    parser.add_argument("--seed", type=int, default=0, help="seed for --random [0]")
+    parser.add_argument("--grid", action="store_true", help="also write contact sheets")
+    parser.add_argument("--grid-size", type=int, default=16, help="pictures per sheet [16]")
+    parser.add_argument("--conf", type=float, default=0.25, help="predictions shown from [0.25]")
+    parser.add_argument("--iou", type=float, default=0.5, help="IoU for a match [0.5]")
+    parser.add_argument("--line-width", type=int, default=None, help="box outline, pixels")
+    add_path_map_option(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from detforge.data.dataset import canonical_split
+    from detforge.formats.detect import read_any
+    from detforge.predict.draw import contact_sheet
+    from detforge.predict.gallery import render_dataset
+    from detforge.predict.writers import save_image
+    from detforge.utils.progress import progress
+
+    if args.limit < 0 or args.grid_size < 1:
+        raise DetforgeError("--limit must be >= 0 and --grid-size >= 1")
+    ds = read_any(args.dataset, format=args.format, path_map=parse_path_map(args.path_map))
+    if args.split:
+        want = canonical_split(args.split)
+        if want not in ds.splits():
+            have = ", ".join(s or "(none)" for s in ds.splits())
+            raise DetforgeError(f"no split {want!r} (the dataset has: {have})", path=args.dataset)
+        ds = ds.split(want)
+    if ds.num_images == 0:
+        raise DetforgeError("the dataset has no images", path=args.dataset)
+    pred = None
+    if args.pred:
+        from detforge.eval.predictions import read_predictions
+
+        pred = read_predictions(args.pred, ds)
+    rows = np.arange(ds.num_images)
+    if args.limit and args.limit < len(rows):
+        if args.random:
+            rows = np.sort(np.random.default_rng(args.seed).choice(rows, args.limit, False))
+        else:
+            rows = rows[: args.limit]
+    if args.out is not None:
+        out = args.out
+    else:
+        from detforge.train.runs import next_run_dir
+
+        out = next_run_dir("runs/show")
+    sheet: list[tuple[object, str]] = []
+    sheets = written = 0
+    failed: list[str] = []
+
+    def flush() -> None:
+        nonlocal sheets
+        pics, caps = [p for p, _ in sheet], [c for _, c in sheet]
+        save_image(out / f"grid_{sheets:03d}.jpg", contact_sheet(pics, captions=caps))
+        sheets += 1
+        sheet.clear()
+
+    rendered = render_dataset(
+        ds, pred, rows=rows.tolist(), conf=args.conf, iou=args.iou, line_width=args.line_width
+    )
+    for r in progress(rendered, total=len(rows), desc="show", unit="img"):
+        if r.error is not None:
+            failed.append(r.error)
+            continue
+        save_image(out / f"{r.name}.jpg", r.image)
+        written += 1
+        if args.grid:
+            sheet.append((r.image, r.caption))
+            if len(sheet) == args.grid_size:
+                flush()
+    if args.grid and sheet:
+        flush()
+    shown = f"{written} of {ds.num_images} images"
+    print(f"drew {shown} into {out}/" + (f" and {sheets} contact sheets" if sheets else ""))
+    if failed:
+        print(f"warning: {len(failed)} images could not be read, e.g. {failed[0]}", file=sys.stderr)
+        return 1
+    return 0
