@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detforge.data.boxes import BoxFormat
-from detforge.data.cache import FileIndexCache, stat_files
+from detforge.data.cache import FileIndexCache
 from detforge.data.dataset import SPLITS, Dataset, canonical_split, make_dataset
 from detforge.data.imagesize import read_sizes as read_image_sizes
 from detforge.data.lists import list_images
@@ -104,7 +106,8 @@ def _find_names(folder: Path) -> Path | None:
 
 def _find_label(image: str) -> tuple[str, int, int]:
     """``(label path, size, mtime_ns)`` of the first existing candidate, or ``("", -1, -1)``."""
-    first = os.path.splitext(image)[0] + ".txt"
+    dot = image.rfind(".")
+    first = (image[:dot] if dot > image.rfind("/") else image) + ".txt"
     try:
         st = os.stat(first)
         if st.st_mode & 0o170000 == 0o100000:
@@ -119,6 +122,51 @@ def _find_label(image: str) -> tuple[str, int, int]:
         if st.st_mode & 0o170000 == 0o100000:
             return cand, st.st_size, st.st_mtime_ns
     return "", -1, -1
+
+
+_Stats = tuple[list[int], list[int], list[str], list[int], list[int]]
+
+
+def _stat_chunk(paths: Sequence[str]) -> _Stats:
+    """Size and mtime of each image and its label file (``-1`` where missing)."""
+    size, mtime, lpath, lsize, lmtime = [], [], [], [], []
+    st = os.stat
+    for p in paths:
+        try:
+            s = st(p)
+            ok = s.st_mode & 0o170000 == 0o100000
+            size.append(s.st_size if ok else -1)
+            mtime.append(s.st_mtime_ns if ok else -1)
+        except (OSError, ValueError):
+            size.append(-1)
+            mtime.append(-1)
+        lp, ls, lm = _find_label(p)
+        lpath.append(lp)
+        lsize.append(ls)
+        lmtime.append(lm)
+    return size, mtime, lpath, lsize, lmtime
+
+
+def _stat_all(
+    paths: Sequence[str], workers: int | None
+) -> tuple[NDArray[np.int64], NDArray[np.int64], list[str], NDArray[np.int64], NDArray[np.int64]]:
+    """:func:`_stat_chunk` over all ``paths`` in parallel threads (``os.stat`` releases the
+    GIL). Returns image size, mtime, label paths, label size, label mtime."""
+    n = len(paths)
+    w = min(8, 2 * (os.cpu_count() or 1)) if workers is None else max(1, workers)
+    step = max(4096, -(-n // w))
+    chunks = [paths[i : i + step] for i in range(0, n, step)]
+    if len(chunks) <= 1:
+        parts = [_stat_chunk(c) for c in chunks]
+    else:
+        with ThreadPoolExecutor(max_workers=w) as pool:
+            parts = list(pool.map(_stat_chunk, chunks))
+
+    def col(k: int) -> NDArray[np.int64]:
+        return np.fromiter((v for part in parts for v in part[k]), dtype=np.int64, count=n)
+
+    labels = [v for part in parts for v in part[2]]
+    return col(0), col(1), labels, col(3), col(4)
 
 
 def _read_label(path: str) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
@@ -237,7 +285,7 @@ def read_darknet(
     """
     src = Path(source)
     paths, splits, origins, names, meta = _gather_sources(src, path_map)
-    size, mtime = stat_files(paths)
+    size, mtime, label_paths, lsize, lmtime = _stat_all(paths, workers)
     absent = np.flatnonzero(size < 0)
     if len(absent):
         if missing == "error":
@@ -258,11 +306,9 @@ def read_darknet(
             splits = [splits[i] for i in idx]
             origins = [origins[i] for i in idx]
             size, mtime = size[keep], mtime[keep]
+            label_paths = [label_paths[i] for i in idx]
+            lsize, lmtime = lsize[keep], lmtime[keep]
     n = len(paths)
-    found = [_find_label(p) for p in paths]
-    label_paths = [f[0] for f in found]
-    lsize = np.fromiter((f[1] for f in found), dtype=np.int64, count=n)
-    lmtime = np.fromiter((f[2] for f in found), dtype=np.int64, count=n)
 
     store = FileIndexCache.for_source(src, kind="darknet", cache_dir=cache_dir) if cache else None
     widths = np.zeros(n, dtype=np.int64)
