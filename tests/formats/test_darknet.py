@@ -247,3 +247,20 @@ def test_cache_reuses_and_notices_changes(tmp_path: Path, monkeypatch: pytest.Mo
     assert calls == [str(lab)]
     assert third.boxes_per_image().tolist() == [1, 1, 1, 2, 1]
     assert third.boxes.coords[3].tolist() == [0.5, 0.5, 0.9, 0.9]
+
+
+def test_threaded_stat_pass_matches_serial(tmp_path: Path) -> None:
+    real = []
+    for i in range(3):
+        p = _img(tmp_path / f"r{i}.png")
+        if i:
+            p.with_suffix(".txt").write_text("0 0.5 0.5 0.1 0.1\n" * i)
+        real.append(str(p))
+    paths = [str(tmp_path / f"ghost{i}.jpg") for i in range(9000)]
+    paths[10], paths[5000], paths[8999] = real
+    par = darknet._stat_all(paths, workers=4)
+    ser = darknet._stat_all(paths, workers=1)
+    assert all(np.array_equal(a, b) for a, b in zip(par, ser, strict=True))
+    size, _, labels, lsize, _ = par
+    assert (size >= 0).sum() == 3 and size[5000] > 0
+    assert labels[10] == "" and labels[8999] == str(tmp_path / "r2.txt") and lsize[8999] == 36
