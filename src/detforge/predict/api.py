@@ -364,4 +364,17 @@ def load(
 
 
 def _load_onnx(path: Path, *, device: str | None, imgsz: int | None) -> Predictor:
-    raise DetforgeError("ONNX models are not supported yet", path=path)
+    """A Predictor running an exported model (see :mod:`detforge.predict.export` for the
+    graph's contract) with onnxruntime; a fixed batch size or input shape is respected."""
+    from detforge.predict.onnx_runtime import create_onnx_forward
+
+    forward, names, trained, fixed = create_onnx_forward(path, device=device)
+    size = imgsz or (max(fixed) if fixed else trained)
+    return Predictor(
+        forward,
+        names,
+        backend="onnxruntime",
+        imgsz=_check_imgsz(size),
+        fixed_shape=fixed,
+        source=str(path),
+    )
