@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "predict": "detforge.cli.predict",
     "show": "detforge.cli.show",
     "map": "detforge.cli.map",
+    "eval": "detforge.cli.eval",
     "convert": "detforge.cli.convert",
     "check": "detforge.cli.check",
     "stats": "detforge.cli.stats",

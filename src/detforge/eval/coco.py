@@ -131,6 +131,114 @@ def _recall_counts(npig: I64, rec_thrs: F64) -> I64:
     return np.asarray(np.take_along_axis(cands, ok.argmax(-1)[..., None], -1)[..., 0])
 
 
+def _accumulate(
+    p: CocoParams,
+    *,
+    num_classes: int,
+    d_cls: I64,
+    d_img: I64,
+    d_score: F64,
+    rank: I64,
+    d_out: NDArray[np.bool_],
+    cand: I64,
+    match: NDArray[np.int32],
+    g_ign: NDArray[np.bool_],
+    a_of_c: I64,
+    npig: I64,
+) -> tuple[F64, F64, F64]:
+    """pycocotools' ``accumulate`` from the matching, touching only matched detections.
+
+    Between two true positives precision can only fall, so the monotone precision at any
+    sampled recall is the maximum of the precision *at true positives* from there on; and the
+    detection pycocotools samples for recall threshold ``r > 0`` is the ``need[r]``-th true
+    positive. So only the true positives' ``(tp, fp)`` counts are needed: ``tp`` is their rank
+    and ``fp`` = (detections not out of the area range so far) - (matched ones among them),
+    from one dense cumulative count per area range and sparse counts over matched detections.
+
+    Args (D kept detections, ``C = T*A`` combinations): ``d_cls, d_img, d_score, rank (D,)``;
+    ``d_out (A, D)`` detection area outside the range; ``cand (Dc,)`` detections that have
+    candidate pairs and ``match (C, Dc)`` their matched ground truth or -1; ``g_ign (A, G)``;
+    ``a_of_c (C,)``; ``npig (K, A)`` non-ignored ground truth counts.
+
+    Returns ``precision (T,R,K,A,M)``, ``recall (T,K,A,M)``, ``scores (T,R,K,A,M)``.
+    """
+    K, A, T = num_classes, len(p.area_rng), len(p.iou_thrs)
+    R, M, C = len(p.rec_thrs), len(p.max_dets), len(a_of_c)
+    precision = -np.ones((T, R, K, A, M))
+    recall = -np.ones((T, K, A, M))
+    scores = -np.ones((T, R, K, A, M))
+    need = _recall_counts(npig, p.rec_thrs)[:, a_of_c, :].transpose(1, 0, 2)  # (C, K, R)
+    idx = need - 1
+    idx[..., 0] = 0  # recall 0 samples the first detection: the max over all TPs
+    npig_c = npig[:, a_of_c].T  # (C, K)
+    t_of_c = np.arange(C) // A
+
+    acc = np.lexsort((rank, d_img, -d_score, d_cls))  # class, score desc, image, rank
+    acc_pos = np.empty(len(acc), dtype=np.int64)
+    acc_pos[acc] = np.arange(len(acc))
+    perm = np.argsort(acc_pos[cand], kind="stable")
+    ci_all, cj_all = np.nonzero(match[:, perm] >= 0)  # sorted by (combination, acc order)
+    d_all = cand[perm][cj_all]
+    g_all = match[ci_all, perm[cj_all]].astype(np.int64)
+    a_all = a_of_c[ci_all]
+    tp_all = ~g_ign[a_all, g_all]
+    in_all = ~d_out[a_all, d_all]
+    seg_all = ci_all * K + d_cls[d_all]
+    pos_all = acc_pos[d_all]
+    rank_all = rank[d_all]
+    for mi, max_det in enumerate(p.max_dets):
+        in_m = rank[acc] < max_det
+        sel = acc[in_m]
+        n = len(sel)
+        pos_of_acc = np.cumsum(in_m) - 1
+        cls_sel = d_cls[sel]
+        seg_start = np.searchsorted(cls_sel, np.arange(K))
+        nseg = np.searchsorted(cls_sel, np.arange(K), side="right") - seg_start
+        sel_score = d_score[sel]
+        F = np.zeros((A, n + 1), dtype=np.int64)
+        np.cumsum(~d_out[:, sel], axis=1, out=F[:, 1:])
+
+        e = np.flatnonzero(rank_all < max_det)
+        seg, tp, inr = seg_all[e], tp_all[e], in_all[e]
+        pos, a = pos_of_acc[pos_all[e]], a_all[e]
+        heads = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]]) if len(seg) else e[:0]
+        lens = np.diff(np.r_[heads, len(seg)])
+        tcum = np.cumsum(tp, dtype=np.int64)
+        mcum = np.cumsum(inr, dtype=np.int64)
+        m_incl = mcum - np.repeat((mcum - inr)[heads], lens)
+        t_incl = tcum - np.repeat((tcum - tp)[heads], lens)
+        w = np.flatnonzero(tp)
+        j = t_incl[w].astype(np.float64)
+        k_w = seg[w] % K
+        fp = F[a[w], pos[w] + 1] - F[a[w], seg_start[k_w]] - m_incl[w]
+        pr = j / (fp.astype(np.float64) + j + np.spacing(1))
+        tp_pos = pos[w]
+
+        n_tp = np.bincount(seg[w], minlength=C * K).reshape(C, K)
+        t_start = (np.cumsum(n_tp.ravel()) - n_tp.ravel()).reshape(C, K)
+        valid = idx < n_tp[..., None]
+        at = t_start[..., None] + np.minimum(idx, n_tp[..., None])
+        bnd = np.concatenate([at, (t_start + n_tp)[..., None]], axis=2)
+        pr_ext = np.concatenate([pr, [-np.inf]])
+        blocks = np.maximum.reduceat(pr_ext, bnd.ravel()).reshape(C, K, R + 1)[..., :R]
+        blocks[~valid] = -np.inf
+        mono = np.maximum.accumulate(blocks[..., ::-1], axis=-1)[..., ::-1]
+        q = np.where(valid, mono, 0.0)
+        ss = np.zeros((C, K, R))
+        if len(tp_pos):
+            ss = np.where(valid, sel_score[tp_pos[np.minimum(at, len(tp_pos) - 1)]], 0.0)
+        first = sel_score[np.minimum(seg_start, max(n - 1, 0))] if n else np.zeros(K)
+        ss[..., 0] = np.where(nseg > 0, first, 0.0)[None, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rc = np.where(nseg[None, :] > 0, n_tp / npig_c, 0.0)
+        ci, ki = np.nonzero(npig_c > 0)
+        t_c, a_c = t_of_c[ci], a_of_c[ci]
+        precision[t_c, :, ki, a_c, mi] = q[ci, ki]
+        scores[t_c, :, ki, a_c, mi] = ss[ci, ki]
+        recall[t_c, ki, a_c, mi] = rc[ci, ki]
+    return precision, recall, scores
+
+
 def coco_evaluate(
     *,
     gt_image: I64,
@@ -154,7 +262,7 @@ def coco_evaluate(
     """
     p = params or CocoParams()
     n_img, n_cls = int(num_images), int(num_classes)
-    T, R, K, A, M = len(p.iou_thrs), len(p.rec_thrs), n_cls, len(p.area_rng), len(p.max_dets)
+    T, K, A = len(p.iou_thrs), n_cls, len(p.area_rng)
     rng = np.asarray(p.area_rng, dtype=np.float64)
 
     # Ground truth grouped by (class, image); annotation order kept inside a group.
@@ -197,86 +305,21 @@ def coco_evaluate(
         gt_crowd=g_crowd,
         num_dets=len(cand),
     )  # (C, len(cand))
-    matched = match >= 0
-    m_ign = g_ign[a_of_c[:, None], np.where(matched, match, 0)]
-    cand_tp = matched & ~m_ign
-    cand_ign = np.where(matched, m_ign, d_out[a_of_c][:, cand])
-
     npig = np.stack([np.bincount(g_cls[~g_ign[a]], minlength=K) for a in range(A)], axis=1)
-    need = _recall_counts(npig, p.rec_thrs)  # (K, A, R)
-
-    precision = -np.ones((T, R, K, A, M))
-    recall = -np.ones((T, K, A, M))
-    scores = -np.ones((T, R, K, A, M))
-    acc = np.lexsort((rank, d_img, -d_score, d_cls))
-    pos_in_cand = np.full(len(d_key), -1, dtype=np.int64)
-    pos_in_cand[cand] = np.arange(len(cand))
-    for mi, max_det in enumerate(p.max_dets):
-        sel = acc[rank[acc] < max_det]
-        n = len(sel)
-        seg_start = np.searchsorted(d_cls[sel], np.arange(K))
-        seg_end = np.searchsorted(d_cls[sel], np.arange(K), side="right")
-        nseg = seg_end - seg_start
-        seg_of = np.repeat(np.arange(K), nseg)
-        sel_score = d_score[sel]
-        pc = pos_in_cand[sel]
-        has = pc >= 0
-        for cs in np.array_split(np.arange(T * A), max(1, (T * A * n) // (1 << 23) + 1)):
-            nc = len(cs)
-            a_c = a_of_c[cs]
-            tp = np.zeros((nc, n), dtype=bool)
-            tp[:, has] = cand_tp[cs][:, pc[has]]
-            ign = d_out[a_c][:, sel]
-            ign[:, has] = cand_ign[cs][:, pc[has]]
-            fp = ~tp & ~ign
-            tp_cum = np.cumsum(tp, axis=1, dtype=np.int64)
-            fp_cum = np.cumsum(fp, axis=1, dtype=np.int64)
-            zero = np.zeros((nc, 1), dtype=np.int64)
-            tp_base = np.concatenate([zero, tp_cum], axis=1)[:, seg_start]
-            fp_base = np.concatenate([zero, fp_cum], axis=1)[:, seg_start]
-            tp_sum = tp_cum - tp_base[:, seg_of]
-            fp_sum = fp_cum - fp_base[:, seg_of]
-            tpf = tp_sum.astype(np.float64)
-            pr = tpf / (fp_sum.astype(np.float64) + tpf + np.spacing(1))
-            # Recall: last cumulative tp of each class / npig (0 when the class has no dets).
-            last = np.concatenate([zero, tp_sum], axis=1)[:, np.maximum(seg_end, 0)]
-            np_c = npig[:, a_c].T  # (nc, K)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                rc_last = np.where(nseg > 0, last / np_c, 0.0)
-            # Index of the first detection whose cumulative tp reaches need[k, a, r].
-            big = n + 2
-            rowseg = np.arange(nc)[:, None] * K + seg_of[None, :]
-            keys = (rowseg * big + tp_sum).ravel()
-            q_rowseg = np.arange(nc)[:, None] * K + np.arange(K)[None, :]  # (nc, K)
-            queries = q_rowseg[..., None] * big + need[:, a_c, :].transpose(1, 0, 2)
-            flat = np.searchsorted(keys, queries.ravel()).reshape(nc, K, R)
-            inds = flat - (np.arange(nc)[:, None, None] * n + seg_start[None, :, None])
-            valid = inds < nseg[None, :, None]
-            inds = np.minimum(inds, nseg[None, :, None])
-            # Monotone precision at those indices: block maxima between sampled positions.
-            pr_ext = np.concatenate([pr, np.full((nc, 1), -np.inf)], axis=1).ravel()
-            bnd = (
-                np.concatenate(
-                    [
-                        seg_start[None, :, None] + inds,
-                        np.broadcast_to(seg_end[None, :, None], (nc, K, 1)),
-                    ],
-                    axis=2,
-                )
-                + (np.arange(nc) * (n + 1))[:, None, None]
-            )
-            blocks = np.maximum.reduceat(pr_ext, bnd.ravel()).reshape(nc, K, R + 1)[..., :R]
-            blocks = np.where(valid, blocks, -np.inf)
-            mono = np.maximum.accumulate(blocks[..., ::-1], axis=-1)[..., ::-1]
-            q = np.where(valid, mono, 0.0)
-            gather = np.minimum(seg_start[None, :, None] + inds, max(n - 1, 0))
-            ss = np.where(valid, sel_score[gather] if n else 0.0, 0.0)
-            t_c = cs // A
-            ok = np_c > 0  # (nc, K)
-            ci, ki = np.nonzero(ok)
-            precision[t_c[ci], :, ki, a_c[ci], mi] = q[ci, ki]
-            scores[t_c[ci], :, ki, a_c[ci], mi] = ss[ci, ki]
-            recall[t_c[ci], ki, a_c[ci], mi] = rc_last[ci, ki]
+    precision, recall, scores = _accumulate(
+        p,
+        num_classes=K,
+        d_cls=d_cls,
+        d_img=d_img,
+        d_score=d_score,
+        rank=rank,
+        d_out=d_out,
+        cand=cand,
+        match=match,
+        g_ign=g_ign,
+        a_of_c=a_of_c,
+        npig=npig,
+    )
     res = CocoResult(precision, recall, scores, np.zeros(12), p)
     res.stats = summarize(res)
     return res

@@ -77,14 +77,88 @@ def _build(
     return Dataset(gt.class_names, gt.images, boxes, meta)
 
 
+_NUMERIC = b"0123456789.-+"
+_TO_SPACE = bytes(c if c in _NUMERIC else 32 for c in range(256))
+_RESULT_KEYS = frozenset({"image_id", "category_id", "bbox", "score"})
+
+
+def _fast_results(data: bytes) -> tuple[NDArray[np.float64], list[str]] | None:
+    """Parse a plain COCO results list without building Python objects, or ``None``.
+
+    Applies when every object has exactly the keys ``image_id, category_id, bbox, score`` in
+    the same order with plain numeric values (no strings, exponents, ``NaN`` or extra keys) --
+    what detectors write. Verified by comparing the file's non-numeric skeleton with the
+    first object's, repeated; anything else returns ``None`` and the caller uses a JSON parser.
+    Returns ``(values (n, 7), key order)``.
+    """
+    import json
+    import warnings
+
+    start = data.find(b"{")
+    end = data.find(b"}", start)
+    if start < 0 or end < 0 or data[:start].strip() != b"[":
+        return None
+    try:
+        first = json.loads(data[start : end + 1])
+    except ValueError:
+        return None
+    if not isinstance(first, dict) or set(first) != _RESULT_KEYS:
+        return None
+    bb = first.get("bbox")
+    if not (isinstance(bb, list) and len(bb) == 4):
+        return None
+    keys = list(first)
+    obj = "{" + ",".join(f'"{k}":' + ("[,,,]" if k == "bbox" else "") for k in keys) + "}"
+    skel = data.translate(None, _NUMERIC + b" \t\r\n")
+    n = skel.count(b"{")
+    if skel != b"[" + b",".join([obj.encode()] * n) + b"]":
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        vals = np.fromstring(data.translate(_TO_SPACE), dtype=np.float64, sep=" ")
+    if vals.size != 7 * n:
+        return None
+    return vals.reshape(n, 7), keys
+
+
 def read_coco_results(path: str | os.PathLike[str], gt: Dataset) -> Dataset:
     """A COCO results JSON as predictions on ``gt`` (see the module docstring)."""
-    data = load_json(path)
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise DetforgeError(f"cannot read predictions: {exc.strerror}", path=p) from None
+    fast = _fast_results(raw)
+    unmatched: dict[str, Any] = {"images": [], "boxes": 0, "classes": []}
+    if fast is not None:
+        vals, keys = fast
+        col: dict[str, int] = {}
+        i = 0
+        for k in keys:
+            col[k] = i
+            i += 4 if k == "bbox" else 1
+        ids = vals[:, col["image_id"]]
+        cat_f = vals[:, col["category_id"]]
+        if np.all(ids == np.round(ids)) and np.all(cat_f == np.round(cat_f)):
+            image = _map_image_ids(ids.astype(np.int64), gt, unmatched)
+            cls = _map_category_ids(cat_f.astype(np.int64), gt, unmatched)
+            b = col["bbox"]
+            return _build(
+                gt,
+                image,
+                cls,
+                np.ascontiguousarray(vals[:, b : b + 4]),
+                BoxFormat.XYWH_PIXEL,
+                np.ascontiguousarray(vals[:, col["score"]]),
+                unmatched,
+                str(p),
+            )
+    data = load_json(p)
     if isinstance(data, dict) and isinstance(data.get("annotations"), list):
         data = data["annotations"]
     if not isinstance(data, list):
         raise DetforgeError(
-            "expected a COCO results list [{image_id, category_id, bbox, score}, ...]", path=path
+            "expected a COCO results list [{image_id, category_id, bbox, score}, ...]", path=p
         )
     n = len(data)
     try:
@@ -97,15 +171,16 @@ def read_coco_results(path: str | os.PathLike[str], gt: Dataset) -> Dataset:
     except (KeyError, TypeError, ValueError) as exc:
         raise DetforgeError(
             f"a result lacks a numeric image_id, category_id, bbox [x,y,w,h] or score ({exc!r})",
-            path=path,
+            path=p,
         ) from None
-    unmatched: dict[str, Any] = {"images": [], "boxes": 0, "classes": []}
     image = _map_image_ids(img_raw, gt, unmatched)
     cls = _map_category_ids(cat, gt, unmatched)
-    return _build(gt, image, cls, bbox, BoxFormat.XYWH_PIXEL, score, unmatched, str(path))
+    return _build(gt, image, cls, bbox, BoxFormat.XYWH_PIXEL, score, unmatched, str(p))
 
 
-def _map_image_ids(raw: Sequence[Any], gt: Dataset, unmatched: dict[str, Any]) -> NDArray[np.int64]:
+def _map_image_ids(
+    raw: Sequence[Any] | NDArray[np.int64], gt: Dataset, unmatched: dict[str, Any]
+) -> NDArray[np.int64]:
     """Result ``image_id`` -> gt row: by integer id, else by file stem."""
     try:
         ids = np.asarray(raw, dtype=np.int64)

@@ -1,0 +1,147 @@
+"""``detforge eval``: score any detector's predictions with pycocotools' and Darknet's rules."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from detforge.errors import DetforgeError
+
+HELP = "score predictions against ground truth: COCO mAP (= pycocotools) and Darknet mAP"
+DESCRIPTION = """\
+Evaluate the predictions PRED of any detector against the ground truth GT and print the
+numbers two reference tools would print, exactly:
+
+  * COCO protocol: the 12 numbers of pycocotools' COCOeval (AP@[.50:.95], AP50, AP75, APs/m/l,
+    AR1/10/100, ARs/m/l) with its crowd, area and maxDets rules, plus per-class AP/AP50/AR;
+  * Darknet protocol: AlexeyAB darknet's 'detector map' -- per-class AP (--points 0 = area
+    under the curve, the default; 11 or 101 points), mAP over all classes of the names file,
+    and precision, recall, F1, TP, FP, FN and average IoU at --conf.
+
+GT is any dataset detforge reads: a Darknet .data file (its 'valid' list; --split picks
+another), an image list, a folder, an Ultralytics YAML, VOC, TFRecords, or a COCO instances
+JSON. PRED is one of
+  * a COCO results JSON: [{"image_id", "category_id", "bbox": [x,y,w,h], "score"}, ...]
+  * a folder of per-image .txt files 'class cx cy w h conf' (normalized; Ultralytics save_conf)
+  * a folder of Darknet 'detector valid' files comp4_det_test_<class>.txt
+Images are matched by id, else by file stem; predictions matching no image or class are
+reported, never silently dropped.
+
+Output: a console table; --json FILE writes the numbers; --out DIR (default: the .data file's
+results= folder, created when missing) receives metrics.json, predictions.json (COCO results)
+and, with --plots, PR curves, the F1-confidence curve and a confusion matrix (PNG).
+
+examples:
+  detforge eval annotations/instances_val2017.json detections.json
+  detforge eval data/obj.data runs/predict/labels --protocol darknet --points 11
+  detforge eval data/obj.data results/ --conf 0.3 --json metrics.json --plots
+  detforge eval data/obj.data preds.json --every 10          # 1 image in 10, fast
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from detforge.cli.common import add_path_map_option
+
+    parser.add_argument("gt", metavar="GT", help="ground truth: a dataset or COCO instances JSON")
+    parser.add_argument("pred", metavar="PRED", help="predictions: results JSON or .txt folder")
+    parser.add_argument(
+        "--protocol", choices=["coco", "darknet", "all"], default="all",
+        help="which numbers to compute [all]",
+    )  # fmt: skip
+    parser.add_argument(
+        "--iou", type=float, default=0.5,
+        help="Darknet IoU threshold; a match needs IoU strictly greater [0.5]",
+    )  # fmt: skip
+    parser.add_argument(
+        "--points", type=int, default=0,
+        help="Darknet AP: 0 = area under the PR curve, 11 (VOC2007) or 101 (COCO) points [0]",
+    )  # fmt: skip
+    parser.add_argument(
+        "--conf", type=float, default=0.25,
+        help="Darknet confidence threshold for P/R/F1/TP/FP/FN and average IoU [0.25]",
+    )  # fmt: skip
+    parser.add_argument("--every", type=int, default=1, metavar="N", help="use 1 image in N [1]")
+    parser.add_argument("--split", help="split of GT to evaluate [valid when GT has one]")
+    parser.add_argument("--out", metavar="DIR", help="folder for metrics, predictions and plots")
+    parser.add_argument("--json", metavar="FILE", help="write the metrics as JSON to FILE")
+    parser.add_argument("--plots", action="store_true", help="write PR/F1 curves, confusion matrix")
+    parser.add_argument("--images-dir", help="COCO GT: folder the file_name entries are in")
+    add_path_map_option(parser)
+
+
+def read_ground_truth(
+    source: str, *, split: str | None, images_dir: str | None, path_map: list[tuple[str, str]]
+) -> tuple[Any, Path | None]:
+    """The GT dataset (one split of it) and, for a ``.data`` file, its ``results`` folder."""
+    from detforge.data.dataset import canonical_split
+
+    src = Path(source)
+    results: Path | None = None
+    if src.suffix.lower() == ".json" and src.is_file():
+        from detforge.formats.coco import read_coco
+
+        ds = read_coco(src, images_dir=images_dir)
+    else:
+        from detforge.formats.detect import read_any
+
+        ds = read_any(src, images_dir=images_dir, path_map=path_map)
+        if src.suffix.lower() == ".data":
+            from detforge.formats.darknet_files import read_data_file
+
+            res = read_data_file(src, path_map=path_map).results
+            results = Path(res) if res else None
+    splits = ds.splits()
+    if split is not None:
+        want = canonical_split(split)
+        if want not in splits:
+            raise DetforgeError(
+                f"GT has no split {split!r} (it has: {', '.join(s or '(none)' for s in splits)})",
+                path=src,
+            )
+        ds = ds.split(want)
+    elif len(splits) > 1:
+        ds = ds.split("valid" if "valid" in splits else splits[0])
+    return ds, results
+
+
+def run(args: argparse.Namespace) -> int:
+    from detforge.cli.common import parse_path_map
+    from detforge.eval.api import evaluate, jsonable
+    from detforge.eval.predictions import read_predictions
+    from detforge.eval.report import coco_results, format_report
+    from detforge.formats.coco import dump_json
+    from detforge.utils.io import atomic_write_bytes
+
+    if args.every < 1:
+        raise DetforgeError(f"--every must be a positive integer, not {args.every}")
+    if args.points not in (0, 11, 101) and args.points < 2:
+        raise DetforgeError(f"--points must be 0, 11 or 101 (or another N >= 2), not {args.points}")
+    gt, results_dir = read_ground_truth(
+        args.gt, split=args.split, images_dir=args.images_dir,
+        path_map=parse_path_map(args.path_map),
+    )  # fmt: skip
+    pred = read_predictions(args.pred, gt)
+    result = evaluate(
+        gt, pred, protocol=args.protocol, iou=args.iou, points=args.points,
+        conf=args.conf, every=args.every,
+    )  # fmt: skip
+    print(format_report(result))
+    out = Path(args.out) if args.out else results_dir
+    if out is None and args.plots:
+        out = Path("results")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        if args.plots:
+            from detforge.eval.plots import write_plots
+
+            write_plots(result, gt, pred, out, iou=args.iou, conf=args.conf)
+    clean = jsonable(result)
+    if args.json:
+        atomic_write_bytes(args.json, dump_json(clean))
+    if out is not None:
+        atomic_write_bytes(out / "metrics.json", dump_json(clean))
+        atomic_write_bytes(out / "predictions.json", dump_json(coco_results(pred, gt)))
+        print(f"\nwrote {out}/", file=sys.stderr)
+    return 0

@@ -1,0 +1,130 @@
+"""Console tables for an :func:`~detforge.eval.evaluate` result, and predictions as COCO
+results JSON."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from detforge.data.boxes import BoxFormat
+from detforge.data.dataset import Dataset
+
+_COCO_LINES = (
+    ("AP", "Average Precision", "0.50:0.95", "all", 100),
+    ("AP50", "Average Precision", "0.50", "all", 100),
+    ("AP75", "Average Precision", "0.75", "all", 100),
+    ("APs", "Average Precision", "0.50:0.95", "small", 100),
+    ("APm", "Average Precision", "0.50:0.95", "medium", 100),
+    ("APl", "Average Precision", "0.50:0.95", "large", 100),
+    ("AR1", "Average Recall", "0.50:0.95", "all", 1),
+    ("AR10", "Average Recall", "0.50:0.95", "all", 10),
+    ("AR100", "Average Recall", "0.50:0.95", "all", 100),
+    ("ARs", "Average Recall", "0.50:0.95", "small", 100),
+    ("ARm", "Average Recall", "0.50:0.95", "medium", 100),
+    ("ARl", "Average Recall", "0.50:0.95", "large", 100),
+)
+
+
+def _pct(x: Any) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "   -  "
+    return f"{100 * float(x):6.2f}"
+
+
+def format_coco(res: dict[str, Any]) -> str:
+    """pycocotools' 12 summary lines, then per-class AP / AP50 / AR100 (percent)."""
+    lines = ["COCO protocol (identical to pycocotools COCOeval, bbox)"]
+    stats = res["stats"]
+    for key, title, iou, area, md in _COCO_LINES:
+        kind = "(AP)" if title.startswith("Average Precision") else "(AR)"
+        lines.append(
+            f" {title:<18} {kind} @[ IoU={iou:<9} | area={area:>6s} | maxDets={md:>3d} ] "
+            f"= {stats[key]:0.3f}"
+        )
+    rows = res.get("per_class") or []
+    if rows:
+        width = max(5, *(len(str(r["name"])) for r in rows))
+        lines.append("")
+        lines.append(f" {'class':<{width}}  {'AP':>6}  {'AP50':>6}  {'AP75':>6}  {'AR100':>6}")
+        for r in rows:
+            lines.append(
+                f" {r['name']:<{width}}  {_pct(r['AP'])}  {_pct(r['AP50'])}  "
+                f"{_pct(r['AP75'])}  {_pct(r['AR100'])}"
+            )
+    return "\n".join(lines)
+
+
+def format_darknet(res: dict[str, Any]) -> str:
+    """The numbers Darknet's ``detector map`` prints, in its layout."""
+    lines = ["Darknet protocol (identical to AlexeyAB darknet 'detector map')"]
+    for r in res["per_class"]:
+        lines.append(
+            f" class_id = {r['class']}, name = {r['name']}, ap = {100 * r['AP']:.2f}%   "
+            f"\t (TP = {r['tp']}, FP = {r['fp']}) "
+        )
+    c = res["conf_thresh"]
+    lines.append(
+        f" for conf_thresh = {c:1.2f}, precision = {res['precision']:1.2f}, "
+        f"recall = {res['recall']:1.2f}, F1-score = {res['f1']:1.2f} "
+    )
+    lines.append(
+        f" for conf_thresh = {c:0.2f}, TP = {res['tp']}, FP = {res['fp']}, FN = {res['fn']}, "
+        f"average IoU = {100 * res['avg_iou']:2.2f} % "
+    )
+    pts = res["points"]
+    how = f"used {pts} Recall-points" if pts else "used Area-Under-Curve for each unique Recall"
+    lines.append(f" IoU threshold = {100 * res['iou_thresh']:2.0f} %, {how} ")
+    m = res["mAP"]
+    lines.append(
+        f" mean average precision (mAP@{res['iou_thresh']:0.2f}) = {m:f}, or {100 * m:2.2f} % "
+    )
+    return "\n".join(lines)
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """Everything for the console: counts, unmatched predictions, both protocols."""
+    um = result.get("unmatched") or {}
+    head = (
+        f"{result['images']} images (1 in {result['every']}), {result['gt_boxes']} ground-truth "
+        f"boxes, {result['pred_boxes']} predictions"
+    )
+    parts = [head]
+    if um.get("boxes"):
+        imgs = um.get("images") or []
+        cls = um.get("classes") or []
+        msg = f"warning: {um['boxes']} predictions match no ground-truth image or class"
+        if imgs:
+            msg += f"; images: {', '.join(map(str, imgs[:5]))}{' ...' if len(imgs) > 5 else ''}"
+        if cls:
+            msg += f"; classes: {', '.join(map(str, cls[:5]))}{' ...' if len(cls) > 5 else ''}"
+        parts.append(msg)
+    if "coco" in result:
+        parts.append(format_coco(result["coco"]))
+    if "darknet" in result:
+        parts.append(format_darknet(result["darknet"]))
+    return "\n\n".join(parts)
+
+
+def coco_results(pred: Dataset, gt: Dataset) -> list[dict[str, Any]]:
+    """Predictions on ``gt``'s images as a COCO results list (``bbox`` xywh pixels)."""
+    from detforge.formats.coco import coco_category_ids
+
+    if pred.boxes.format.normalized and pred.num_boxes:
+        from detforge.formats.common import ensure_sizes
+
+        pred = ensure_sizes(pred)
+    xywh = pred.coords_as(BoxFormat.XYWH_PIXEL)
+    cats = np.asarray(coco_category_ids(gt), dtype=np.int64)
+    ids = pred.images.id[pred.boxes.image].tolist()
+    return [
+        {"image_id": i, "category_id": c, "bbox": b, "score": s}
+        for i, c, b, s in zip(
+            ids,
+            cats[pred.boxes.cls].tolist(),
+            xywh.tolist(),
+            pred.boxes.score.tolist(),
+            strict=True,
+        )
+    ]

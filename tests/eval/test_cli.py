@@ -1,0 +1,126 @@
+"""``detforge eval`` in-process: every prediction layout, outputs, and user mistakes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from detforge.cli.main import main
+
+
+def darknet_set(root: Path) -> Path:
+    """3 images 100x50 with labels, names, a valid list and a .data with results=."""
+    (root / "img").mkdir(parents=True)
+    labels = {
+        "a": "0 0.25 0.5 0.2 0.4\n1 0.75 0.5 0.2 0.4\n",
+        "b": "0 0.5 0.5 0.4 0.4\n",
+        "c": "",
+    }
+    for stem, text in labels.items():
+        Image.new("RGB", (100, 50)).save(root / "img" / f"{stem}.jpg")
+        (root / "img" / f"{stem}.txt").write_text(text)
+    (root / "obj.names").write_text("cat\ndog\n")
+    (root / "valid.txt").write_text("".join(f"img/{s}.jpg\n" for s in labels))
+    data = root / "obj.data"
+    data.write_text("classes = 2\nvalid = valid.txt\nnames = obj.names\nresults = res\n")
+    return data
+
+
+def test_fixture_json_and_console(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = shared_data / "coco-fixture"
+    out = tmp_path / "m.json"
+    assert main(["eval", str(d / "gt.json"), str(d / "dets.json"), "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["coco"]["stats"] == json.loads((d / "expected.json").read_text())["stats"]
+    assert set(res) >= {"coco", "darknet", "unmatched", "images"}
+    assert len(res["coco"]["per_class"]) == 80 and "precision" not in res["coco"]
+    text = capsys.readouterr().out
+    assert "maxDets=100 ] = 0.504" in text and "mean average precision (mAP@0.50)" in text
+
+
+def test_txt_predictions_on_data_file_default_results_folder(tmp_path: Path) -> None:
+    data = darknet_set(tmp_path)
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    # a: both objects found (+ one FP), b: wrong class, c: nothing; plus an unknown image.
+    (pred / "a.txt").write_text(
+        "0 0.25 0.5 0.2 0.4 0.9\n1 0.75 0.5 0.2 0.4 0.8\n0 0.9 0.1 0.1 0.1 0.3\n"
+    )
+    (pred / "b.txt").write_text("1 0.5 0.5 0.4 0.4 0.7\n")
+    (pred / "zzz.txt").write_text("0 0.5 0.5 0.1 0.1 0.5\n")
+    assert main(["eval", str(data), str(pred), "--plots"]) == 0
+    res_dir = tmp_path / "res"  # the .data file's results= folder, created
+    m = json.loads((res_dir / "metrics.json").read_text())
+    assert m["unmatched"]["boxes"] == 1 and m["unmatched"]["images"] == ["zzz"]
+    dk = m["darknet"]
+    assert [c["AP"] for c in dk["per_class"]] == [0.5, 1.0]  # cat: TP, FP(0.3) of 2 truths
+    assert (dk["tp"], dk["fp"], dk["fn"]) == (2, 2, 1)
+    for png in ("pr_curves.png", "pr_curves_per_class.png", "f1_curve.png", "confusion_matrix.png"):
+        assert (res_dir / png).stat().st_size > 1000
+    cm = m["plots"]["confusion_matrix"]
+    assert cm[0][0] == 1 and cm[1][1] == 1 and cm[0][1] == 1  # b's cat predicted as dog
+    preds = json.loads((res_dir / "predictions.json").read_text())
+    assert len(preds) == 4 and preds[0]["bbox"] == pytest.approx([15.0, 15.0, 20.0, 20.0])
+
+
+def test_comp4_predictions_and_every(tmp_path: Path) -> None:
+    data = darknet_set(tmp_path)
+    pred = tmp_path / "valid_out"
+    pred.mkdir()
+    # Darknet prints 1-based pixel corners: image a's cat is x 15..35, y 15..35.
+    (pred / "comp4_det_test_cat.txt").write_text("a 0.9 16 16 36 36\nb 0.8 31 16 71 36\n")
+    (pred / "comp4_det_test_dog.txt").write_text("a 0.7 66 16 86 36\n")
+    out = tmp_path / "m.json"
+    assert main(["eval", str(data), str(pred), "--json", str(out), "--protocol", "darknet"]) == 0
+    dk = json.loads(out.read_text())["darknet"]
+    assert dk["mAP"] == 1.0 and (dk["tp"], dk["fp"], dk["fn"]) == (3, 0, 0)
+    assert main(["eval", str(data), str(pred), "--json", str(out), "--every", "2"]) == 0
+    m = json.loads(out.read_text())
+    assert m["images"] == 2 and m["gt_boxes"] == 2  # images a and c
+    assert m["coco"]["stats"]["AP50"] == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p / "missing.json", "not found"),
+        (lambda p: (p / "bad").mkdir() or p / "bad", "no .txt prediction files"),
+        (lambda p: ((p / "five").mkdir(), (p / "five" / "a.txt").write_text("0 .5 .5 .1 .1\n"))
+         and p / "five", "confidence column"),
+        (lambda p: (p / "x.json").write_text('{"a": 1}') and p / "x.json", "results list"),
+    ],
+)  # fmt: skip
+def test_bad_predictions_exit_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], make: object, message: str
+) -> None:
+    data = darknet_set(tmp_path / "ds")
+    pred = make(tmp_path)  # type: ignore[operator]
+    assert main(["eval", str(data), str(pred)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_bad_options_exit_2(tmp_path: Path, shared_data: Path) -> None:
+    d = shared_data / "coco-fixture"
+    assert main(["eval", str(d / "gt.json"), str(d / "dets.json"), "--every", "0"]) == 2
+    assert main(["eval", str(d / "gt.json"), str(d / "dets.json"), "--points", "1"]) == 2
+    assert main(["eval", str(d / "gt.json"), str(d / "dets.json"), "--split", "train"]) == 2
+
+
+def test_eval_does_not_import_torch(shared_data: Path, tmp_path: Path) -> None:
+    d = shared_data / "coco-fixture"
+    code = (
+        "import sys; from detforge.cli.main import main; "
+        f"rc = main(['eval', {str(d / 'gt.json')!r}, {str(d / 'dets.json')!r}, '--json', "
+        f"{str(tmp_path / 'o.json')!r}]); assert rc == 0; "
+        "assert 'torch' not in sys.modules, 'torch'"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
