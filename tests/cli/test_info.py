@@ -44,3 +44,20 @@ def test_info_bad_data_file_one_line_exit_2(
     assert len(err) == 1 and f"{bad}:2:" in err[0] and "key = value" in err[0]
     assert main(["info", str(tmp_path / "missing.data")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_info_reads_other_formats_voc(
+    shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import xml.etree.ElementTree as ET
+    from collections import Counter
+
+    bccd = shared_data / "bccd"
+    assert main(["info", str(bccd), "--json", "--no-leaks"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    ref: Counter[str] = Counter()
+    for xml in (bccd / "Annotations").glob("*.xml"):
+        for obj in ET.parse(xml).getroot().iter("object"):
+            ref[obj.findtext("name", "").strip()] += 1
+    assert info["splits"]["all"]["images"] == 364
+    assert info["splits"]["all"]["per_class"] == dict(ref)

@@ -9,8 +9,9 @@ from detforge.cli.common import add_path_map_option, parse_path_map
 
 HELP = "count images, negatives, boxes and classes per split"
 DESCRIPTION = """\
-Summarize a Darknet dataset (a .data file, an image list or a folder of images with
-labels): images, labelled and negative images (no boxes; 'no .txt' counts those without a
+Summarize a dataset -- Darknet (a .data file, an image list or a folder of images with
+labels), or any format detforge reads (Ultralytics YAML, COCO JSON, Pascal VOC folder,
+TFRecords): images, labelled and negative images (no boxes; 'no .txt' counts those without a
 label file at all), boxes, boxes and images per class, per split, and the range of image
 sizes (read from file headers, cached). Files named in two splits are reported as leaks.
 
@@ -20,6 +21,7 @@ examples:
   detforge info data/obj.data
   detforge info data/obj.data --path-map G:/data=/mnt/data
   detforge info data/train.txt --json > info.json
+  detforge info VOCdevkit/VOC2012
 """
 
 
@@ -38,6 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="error",
         help="a listed image that does not exist: stop (default) or skip it",
     )
+    parser.add_argument(
+        "--label-map",
+        default=None,
+        metavar="FILE",
+        help="TFRecords: the .pbtxt label map; VOC: a class list fixing the order",
+    )
     add_path_map_option(parser)
 
 
@@ -45,8 +53,13 @@ def run(args: argparse.Namespace) -> int:
     from detforge.data.info import format_summary, summarize
     from detforge.data.split import find_leaks
     from detforge.formats.darknet import read_darknet
+    from detforge.formats.detect import detect_format, read_any
 
-    ds = read_darknet(args.data, path_map=parse_path_map(args.path_map), missing=args.missing)
+    pm = parse_path_map(args.path_map)
+    if detect_format(args.data) == "darknet":
+        ds = read_darknet(args.data, path_map=pm, missing=args.missing)
+    else:
+        ds = read_any(args.data, path_map=pm, label_map=args.label_map)
     summary = summarize(ds)
     missing = ds.meta.get("missing_images", [])
     summary["missing_images"] = len(missing)
