@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ def test_demo_runs_foundation_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     steps = "generate,info,lists,split"
     assert main(["demo", "--out", str(out), "--images", "20", "--steps", steps]) == 0
     assert (out / "dataset" / "obj.data").is_file()
+    assert json.loads((out / "info.json").read_text())["splits"]["all"]["images"] == 20
     assert len((out / "lists" / "all.txt").read_text().split()) == 20
     assert len((out / "lists" / "every_5th.txt").read_text().split()) == 4
     assert (out / "split" / "obj.data").is_file() and (out / "split" / "backup").is_dir()

@@ -42,14 +42,22 @@ class DemoRun:
     files: dict[str, Path] = field(default_factory=dict)
 
 
-def cli(argv: Sequence[str]) -> None:
-    """Run one ``detforge`` command in-process; a non-zero status stops the demo."""
+def cli(argv: Sequence[str], *, stdout: Path | None = None) -> None:
+    """Run one ``detforge`` command in-process (its output saved to ``stdout`` if given);
+    a non-zero status stops the demo."""
+    import contextlib
+
     from detforge.cli.main import main
 
-    print(f"$ detforge {' '.join(argv)}", flush=True)
-    status = main(list(argv))
+    shown = " ".join(argv) + (f" > {stdout}" if stdout is not None else "")
+    print(f"$ detforge {shown}", flush=True)
+    if stdout is None:
+        status = main(list(argv))
+    else:
+        with open(stdout, "w", encoding="utf-8") as f, contextlib.redirect_stdout(f):
+            status = main(list(argv))
     if status != 0:
-        raise DetforgeError(f"demo step 'detforge {' '.join(argv)}' exited with status {status}")
+        raise DetforgeError(f"demo step 'detforge {shown}' exited with status {status}")
 
 
 def step_generate(run: DemoRun) -> None:
@@ -65,6 +73,8 @@ def step_generate(run: DemoRun) -> None:
 
 def step_info(run: DemoRun) -> None:
     cli(["info", str(run.files["data"])])
+    cli(["info", str(run.files["data"]), "--json"], stdout=run.out / "info.json")
+    run.files["info"] = run.out / "info.json"
 
 
 def step_lists(run: DemoRun) -> None:
