@@ -171,3 +171,28 @@ def test_label_map_vs_names(make_darknet, tmp_path: Path) -> None:
     assert "id 3" in found[1].message
     lm.write_text("item { id: 1 name: 'cat' }\nitem { id: 2 name: 'dog' }\n")
     assert check_dataset(data, label_map=lm).findings == []
+
+
+def test_unchanged_dataset_reuses_the_last_result_until_anything_changes(
+    make_darknet, jpeg
+) -> None:
+    data = make_darknet({"a": BOX, "b": None}, names="cat\n")
+    first = check_dataset(data)
+    assert _codes(first) == {("label-missing", "b.jpg", None)}
+    again = check_dataset(data)
+    assert again.findings == first.findings and again.summary["cached_files"] == 3
+    # a new label file for the negative image (the folder's mtime changes)
+    (data.parent / "img" / "b.txt").write_text("0 0.5 0.5 0.2\n")
+    assert _codes(check_dataset(data)) == {("label-fields", "b.txt", 1)}
+    # an edited names file
+    (data.parent / "obj.names").write_text("cat\ndog\n")
+    found = _codes(check_dataset(data))
+    assert ("classes-mismatch", "obj.data", 1) in found
+    # a replaced image (new size and mtime)
+    img = data.parent / "img" / "a.jpg"
+    jpeg(img, size=(20, 20))
+    st = img.stat()
+    os.utime(img, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert ("image-tiny", "a.jpg", None) in _codes(check_dataset(data))
+    # other options are another check
+    assert check_dataset(data, deep=True).summary["cached_files"] < 4

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
+from detforge.check import resultcache
 from detforge.check.dataset import (
     check_class_counts,
     check_classes_key,
@@ -29,20 +29,24 @@ from detforge.check.dataset import (
     check_label_map_names,
     check_names,
     check_split_overlap,
-    file_digest,
-    identical_candidates,
 )
-from detforge.check.files import cached_images, label_texts, store_images
+from detforge.check.files import (
+    cached_images,
+    full_digests,
+    label_texts,
+    locate_labels,
+    store_images,
+)
 from detforge.check.findings import Finding, finding, severity_counts, sort_findings
 from detforge.check.images import ImageInfo, image_findings, oriented_size
 from detforge.check.labels import BoxVerdict, LabelRows, check_boxes, parse_label_texts
 from detforge.check.sources import gather_sources
+from detforge.data.cache import stat_files
 from detforge.data.split import group_keys
 from detforge.errors import DetforgeError
 from detforge.formats.darknet import (
     DataFile,
     PathMap,
-    label_path_candidates,
 )
 
 
@@ -79,27 +83,13 @@ class DarknetScan:
         return None if self.data_file is None else self.data_file.classes
 
 
-def _locate_labels(images: list[str], exists: NDArray[np.bool_]) -> list[str]:
-    out = []
-    isfile = os.path.isfile
-    for p, ok in zip(images, exists.tolist(), strict=True):
-        found = ""
-        if ok:
-            for cand in label_path_candidates(p):
-                if isfile(cand):
-                    found = cand
-                    break
-        out.append(found)
-    return out
-
-
 def _orphans(scan: DarknetScan) -> list[Finding]:
     """``label-orphan``: ``.txt`` files beside the used labels that belong to no image."""
-    claimed = {os.path.normpath(p) for p in scan.label_paths if p}
+    claimed = {p for p in scan.label_paths if p}
     skip = {os.path.normpath(p) for p in scan.lists.values()}
     if scan.names_path:
         skip.add(os.path.normpath(scan.names_path))
-    folders = {os.path.dirname(p) for p in claimed}
+    folders = {p.rpartition(os.sep)[0] for p in claimed}
     out = []
     exts = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".JPG", ".PNG")
     for folder in sorted(folders):
@@ -107,16 +97,19 @@ def _orphans(scan: DarknetScan) -> list[Finding]:
             names = os.listdir(folder)
         except OSError:
             continue
+        unclaimed = [
+            n
+            for n in names
+            if n.endswith(".txt") and n != "classes.txt" and f"{folder}{os.sep}{n}" not in claimed
+        ]
+        if not unclaimed:
+            continue
         present = {os.path.splitext(n)[0] for n in names if not n.endswith(".txt")}
-        for n in sorted(names):
-            if not n.endswith(".txt") or n == "classes.txt":
-                continue
-            p = os.path.normpath(os.path.join(folder, n))
-            if p in claimed or p in skip:
-                continue
+        for n in sorted(unclaimed):
+            p = os.path.join(folder, n)
             stem = os.path.splitext(p)[0]
-            if os.path.splitext(n)[0] in present:
-                continue  # an image of another split or not listed: not an orphan
+            if os.path.normpath(p) in skip or os.path.splitext(n)[0] in present:
+                continue  # a list, or the label of an image that is not listed
             alt = [
                 stem.replace(f"{os.sep}labels{os.sep}", f"{os.sep}{d}{os.sep}")
                 for d in ("images", "JPEGImages")
@@ -142,11 +135,15 @@ def scan_darknet(
     label_map: str | os.PathLike[str] | None = None,
     group_by: str | None = None,
     cache: bool = True,
+    reuse: bool = True,
 ) -> DarknetScan:
     """Check every file of a Darknet dataset; see the module docstring.
 
-    Raises :class:`DetforgeError` only when ``source`` does not exist or its ``.data`` file
-    cannot be parsed at all; every other problem becomes a finding.
+    ``cache`` uses the per-file caches; ``reuse`` (with ``cache``) returns the previous
+    findings when nothing changed (:mod:`detforge.check.resultcache`) -- such a scan has
+    findings and summary only, so ``--fix`` passes ``reuse=False``. Raises
+    :class:`DetforgeError` only when ``source`` does not exist or its ``.data`` file cannot be
+    parsed at all; every other problem becomes a finding.
     """
     t0 = time.perf_counter()
     src = Path(source)
@@ -192,13 +189,33 @@ def scan_darknet(
     first_origin: dict[int, tuple[str, int | None]] = {}
     for i, o in zip(scan.entry_image, scan.entry_origin, strict=True):
         first_origin.setdefault(i, o)
-    infos, digests, size, img_cache, reused_img = cached_images(str(src), scan.images, deep, cache)
+    stats = stat_files(scan.images)
+    fp = ""
+    if cache and reuse:
+        small = [str(src), *scan.lists.values()]
+        small += [os.fspath(p) for p in (scan.names_path, label_map) if p is not None]
+        opts = {"deep": deep, "path_map": list(path_map), "group_by": group_by}
+        fp = resultcache.fingerprint(
+            options=opts,
+            files=[os.fspath(p) for p in small],
+            images=scan.images,
+            size=stats[0],
+            mtime=stats[1],
+        )
+        hit = resultcache.load(str(src), fp)
+        if hit is not None:
+            scan.findings, scan.summary = hit
+            scan.summary["cached_files"] = scan.summary.get("files", 0)
+            scan.summary["seconds"] = round(time.perf_counter() - t0, 3)
+            return scan
+    table = cached_images(str(src), scan.images, deep, cache, stats=stats)
+    infos = table.infos
     scan.infos = infos
     origins = [first_origin[i] for i in range(len(scan.images))]
     scan.findings += image_findings(scan.images, infos, origins=origins)
     # --- labels
-    exists = np.asarray([inf.problem != "image-missing" for inf in infos], dtype=bool)
-    scan.label_paths = _locate_labels(scan.images, exists)
+    exists = [inf.problem != "image-missing" for inf in infos]
+    scan.label_paths = locate_labels(scan.images, exists)
     texts, label_errors, reused_lab = label_texts(str(src), scan.label_paths, cache)
     scan.label_texts = texts
     scan.findings += label_errors
@@ -237,15 +254,12 @@ def scan_darknet(
     for i, s in zip(scan.entry_image, scan.entry_split, strict=True):
         img_split[i] = img_split[i] or s
     if len(set(scan.entry_split)) > 1:
-        cand = identical_candidates(np.asarray(size, dtype=np.int64), img_split)
-        for i in cand.tolist():
-            if not digests[i]:
-                digests[i] = file_digest(scan.images[i])
+        digests = full_digests(scan.images, img_split, table)
         scan.findings += check_identical(scan.images, img_split, digests)
         if group_by:
             keys, _ = group_keys(scan.images, group_by)
             scan.findings += check_group_leaks(scan.images, img_split, keys)
-    store_images(img_cache, scan.images, infos, digests, deep)
+    store_images(table, scan.images, deep)
     scan.findings = sort_findings(scan.findings)
     n_files = len(scan.images) + sum(1 for p in scan.label_paths if p)
     counts = severity_counts(scan.findings)
@@ -264,10 +278,14 @@ def scan_darknet(
         "infos": counts["info"],
         "codes": dict(sorted(_code_counts(scan.findings).items())),
         "deep": deep,
-        "cached_files": reused_img + reused_lab,
+        "cached_files": table.reused + reused_lab,
         "files": n_files,
         "seconds": round(time.perf_counter() - t0, 3),
     }
+    if fp:
+        resultcache.store(
+            str(src), fp, [p for p in scan.label_paths if p], scan.findings, scan.summary
+        )
     return scan
 
 

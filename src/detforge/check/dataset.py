@@ -7,7 +7,6 @@ same checks serve Darknet folders, Ultralytics YAML, COCO, VOC and TFRecords.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections import defaultdict
 from collections.abc import Sequence
@@ -185,13 +184,14 @@ def check_class_counts(
 
 
 def check_split_overlap(paths: Sequence[str], splits: Sequence[str]) -> list[Finding]:
-    """``split-overlap``: one image path (after normalisation) in two or more splits.
+    """``split-overlap``: one image path in two or more splits (paths as the readers resolved
+    and normalised them).
 
     ``paths``/``splits`` are parallel, one entry per list line.
     """
     where: dict[str, set[str]] = defaultdict(set)
     for p, s in zip(paths, splits, strict=True):
-        where[os.path.normcase(os.path.normpath(p))].add(s)
+        where[p].add(s)
     out = []
     for p, ss in where.items():
         if len(ss) > 1:
@@ -222,17 +222,6 @@ def file_digest(path: str) -> str:
     except OSError:
         return ""
     return h.hexdigest()
-
-
-def identical_candidates(sizes: NDArray[np.int64], splits: Sequence[str]) -> NDArray[np.int64]:
-    """Indices of images whose byte size also occurs in *another* split (worth hashing)."""
-    by_size: dict[int, set[str]] = defaultdict(set)
-    sz = sizes.tolist()
-    for s, sp in zip(sz, splits, strict=True):
-        if s > 0:
-            by_size[s].add(sp)
-    multi = {s for s, ss in by_size.items() if len(ss) > 1}
-    return np.asarray([i for i, s in enumerate(sz) if s in multi], dtype=np.int64)
 
 
 def check_identical(

@@ -1,17 +1,24 @@
 """Per-file reads for the checker, backed by the dataset index cache.
 
-Image header results (:class:`~detforge.check.images.ImageInfo` plus a content digest when
-one was needed) and label file contents are stored per path in two tables of
+Image header results (:class:`~detforge.check.images.ImageInfo`, with a content digest) and
+label file contents are stored per path in two tables of
 :class:`detforge.data.cache.FileIndexCache` (kinds ``check-images`` and ``check-labels``) and
 reused while the file's size and mtime are unchanged: a re-check of an unchanged dataset costs
-one ``stat`` per file.
+one ``stat`` per file, and the tables are rewritten only when something changed.
+
+Label files are located from folder listings (one ``listdir`` per folder instead of a ``stat``
+per candidate path) with the rules of :func:`detforge.formats.darknet.label_path_candidates`.
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.typing import NDArray
 
+from detforge.check.dataset import file_digest
 from detforge.check.findings import Finding, finding
 from detforge.check.images import ImageInfo, inspect_images
 from detforge.data.cache import FileIndexCache, stat_files
@@ -20,10 +27,18 @@ from detforge.data.cache import FileIndexCache, stat_files
 def read_text(path: str) -> tuple[str | None, str]:
     """``(text, "")`` or ``(None, why)`` for a small text file (UTF-8, BOM ok)."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        fd = os.open(path, os.O_RDONLY)
     except OSError as exc:
         return None, exc.strerror or str(exc)
+    try:
+        chunks = [os.read(fd, 1 << 16)]
+        while len(chunks[-1]) == 1 << 16:
+            chunks.append(os.read(fd, 1 << 20))
+    except OSError as exc:
+        return None, exc.strerror or str(exc)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks) if len(chunks) > 1 else chunks[0]
     if b"\0" in data:
         return None, "it contains NUL bytes (a binary file, not text)"
     try:
@@ -32,30 +47,94 @@ def read_text(path: str) -> tuple[str | None, str]:
         return None, f"it is not UTF-8 text ({exc.reason} at byte {exc.start})"
 
 
+def locate_labels(images: list[str], exists: list[bool]) -> list[str]:
+    """The label file of each image (``""`` when none): same stem ``.txt``, then the first
+    ``/JPEGImages/`` -> ``/labels/``, then the last ``/images/`` -> ``/labels/``."""
+    listing: dict[str, frozenset[str]] = {}
+    sep = os.sep
+
+    def has(path: str) -> bool:
+        folder, _, name = path.rpartition(sep)
+        names = listing.get(folder)
+        if names is None:
+            try:
+                names = frozenset(os.listdir(folder or sep))
+            except OSError:
+                names = frozenset()
+            listing[folder] = names
+        return name in names
+
+    out = []
+    for p, ok in zip(images, exists, strict=True):
+        if not ok:
+            out.append("")
+            continue
+        dot, slash = p.rfind("."), p.rfind(sep)
+        stem = p[:dot] if dot > slash + 1 else p
+        folder = p[:slash]
+        names = listing.get(folder)
+        if names is None:
+            has(stem + ".txt")
+            names = listing[folder]
+        if stem[slash + 1 :] + ".txt" in names:
+            out.append(stem + ".txt")
+            continue
+        found = ""
+        norm = stem.replace("\\", "/") if sep != "/" else stem
+        if "/JPEGImages/" in norm:
+            cand = norm.replace("/JPEGImages/", "/labels/", 1) + ".txt"
+            found = cand if has(cand) else ""
+        if not found and "/images/" in norm:
+            head, _, rest = norm.rpartition("/images/")
+            cand = f"{head}/labels/{rest}.txt"
+            found = cand if has(cand) else ""
+        out.append(found)
+    return out
+
+
+@dataclass(eq=False)
+class ImageTable:
+    """Image infos of a dataset plus what is needed to store them back into the cache."""
+
+    infos: list[ImageInfo]
+    size: NDArray[np.int64]
+    mtime: NDArray[np.int64]
+    cache: FileIndexCache | None
+    reused: int
+    changed: bool
+
+
 def cached_images(
-    src: str, images: list[str], deep: bool, use_cache: bool
-) -> tuple[list[ImageInfo], list[str], NDArray[np.int64], FileIndexCache | None, int]:
-    """Image infos and digests, reusing fresh cache records; returns the cache and reuse count."""
-    size, mtime = stat_files(images)
+    src: str,
+    images: list[str],
+    deep: bool,
+    use_cache: bool,
+    *,
+    stats: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None,
+) -> ImageTable:
+    """Image infos, reusing fresh cache records (``deep`` needs records made with ``deep``).
+
+    ``stats`` is ``stat_files(images)`` when the caller already has it."""
+    size, mtime = stats if stats is not None else stat_files(images)
     n = len(images)
     infos: list[ImageInfo | None] = [None] * n
-    digests = [""] * n
     cache = FileIndexCache.for_source(src, kind="check-images") if use_cache else None
     reused = 0
     if cache is not None and len(cache) and cache.has("problem"):
         rows, fresh = cache.lookup(images, size, mtime)
         if deep:
             fresh &= cache.column("deep")[np.where(rows >= 0, rows, 0)].astype(bool)
-        w, h, o = cache.column("width"), cache.column("height"), cache.column("orientation")
+        w = cache.column("width").tolist()
+        h = cache.column("height").tolist()
+        o = cache.column("orientation").tolist()
         fmt, prob, det = cache.strings("format"), cache.strings("problem"), cache.strings("detail")
         dig = cache.strings("digest")
         for i in np.flatnonzero(fresh).tolist():
             r = int(rows[i])
-            infos[i] = ImageInfo(int(w[r]), int(h[r]), fmt[r], int(o[r]), prob[r], det[r])
-            digests[i] = dig[r]
+            infos[i] = ImageInfo(w[r], h[r], fmt[r], o[r], prob[r], det[r], dig[r])
         reused = int(fresh.sum())
-    todo = [i for i in range(n) if infos[i] is None]
     missing = ImageInfo(0, 0, "", 1, "image-missing", "no such file")
+    todo = [i for i in range(n) if infos[i] is None]
     present = [i for i in todo if size[i] >= 0]
     for i in todo:
         if size[i] < 0:
@@ -64,23 +143,37 @@ def cached_images(
         present, inspect_images([images[i] for i in present], deep=deep), strict=True
     ):
         infos[i] = info
-    return [x if x is not None else missing for x in infos], digests, size, cache, reused
+    done = [x if x is not None else missing for x in infos]
+    return ImageTable(done, size, mtime, cache, reused, changed=bool(todo) or n != len(cache or ()))
 
 
-def store_images(
-    cache: FileIndexCache | None,
-    images: list[str],
-    infos: list[ImageInfo],
-    digests: list[str],
-    deep: bool,
-) -> None:
-    if cache is None:
+def full_digests(paths: list[str], splits: list[str], table: ImageTable) -> list[str]:
+    """Content digests good for ``split-identical-image``: every file whose ``(size, head
+    digest)`` also occurs in another split is hashed in full (and the table updated)."""
+    digests = [i.digest for i in table.infos]
+    seen: dict[tuple[int, str], set[str]] = {}
+    sizes = table.size.tolist()
+    for d, s, sp in zip(digests, sizes, splits, strict=True):
+        if d:
+            seen.setdefault((s, d), set()).add(sp)
+    for i, (d, s) in enumerate(zip(digests, sizes, strict=True)):
+        if d.startswith("head:") and len(seen.get((s, d), ())) > 1:
+            full = file_digest(paths[i])
+            digests[i] = full
+            table.infos[i] = table.infos[i]._replace(digest=full)
+            table.changed = True
+    return digests
+
+
+def store_images(table: ImageTable, images: list[str], deep: bool) -> None:
+    """Write the image table to its cache when anything changed."""
+    if table.cache is None or not table.changed:
         return
-    size, mtime = stat_files(images)
-    cache.store(
+    infos = table.infos
+    table.cache.store(
         images,
-        size,
-        mtime,
+        table.size,
+        table.mtime,
         columns={
             "width": np.asarray([i.width for i in infos], dtype=np.int64),
             "height": np.asarray([i.height for i in infos], dtype=np.int64),
@@ -91,7 +184,7 @@ def store_images(
             "format": [i.format for i in infos],
             "problem": [i.problem for i in infos],
             "detail": [i.detail for i in infos],
-            "digest": digests,
+            "digest": [i.digest for i in infos],
         },
     )
 
@@ -102,7 +195,7 @@ def label_texts(
     """Contents of the label files (``None`` for none/unreadable), findings and reuse count."""
     present = [p for p in label_paths if p]
     size, mtime = stat_files(present)
-    texts: dict[str, str | None] = {}
+    texts: dict[str, str] = {}
     errors: dict[str, str] = {}
     cache = FileIndexCache.for_source(src, kind="check-labels") if use_cache else None
     reused = 0
@@ -116,20 +209,20 @@ def label_texts(
             else:
                 texts[present[i]] = stored[r]
         reused = int(fresh.sum())
-    for p in present:
-        if p not in texts and p not in errors:
-            text, why = read_text(p)
-            if text is None:
-                errors[p] = why
-            else:
-                texts[p] = text
-    if cache is not None:
+    todo = [p for p in present if p not in texts and p not in errors]
+    for p in todo:
+        text, why = read_text(p)
+        if text is None:
+            errors[p] = why
+        else:
+            texts[p] = text
+    if cache is not None and (todo or len(cache) != len(present)):
         cache.store(
             present,
             size,
             mtime,
             strings={
-                "text": [texts.get(p) or "" for p in present],
+                "text": [texts.get(p, "") for p in present],
                 "error": [errors.get(p, "") for p in present],
             },
         )

@@ -252,7 +252,9 @@ def fix_dataset(
     check_out_dir(out_dir, source)
     fmt = detect_format(source)
     if fmt in ("darknet", "ultralytics"):
-        return repair_scan(scan_darknet(source, path_map=path_map, cache=cache), out_dir)
+        return repair_scan(
+            scan_darknet(source, path_map=path_map, cache=cache, reuse=False), out_dir
+        )
     if fmt == "tfrecord":
         raise DetforgeError(
             "--fix does not rewrite TFRecords; convert them (detforge convert) and fix the "

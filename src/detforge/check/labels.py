@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 from numpy.typing import NDArray
@@ -50,8 +51,8 @@ class LabelRows:
 
 
 def _split_lines(text: str) -> list[str]:
-    # Darknet reads with fgets: only "\n" ends a line; a trailing "\r" is whitespace.
-    return text.split("\n")
+    # The same line numbering as detforge.formats.darknet (LF, CRLF or CR end a line).
+    return text.splitlines()
 
 
 def _bad_number(tok: str) -> bool:
@@ -74,32 +75,29 @@ def parse_label_texts(
     ignored. Everything else about the values is left to :func:`check_boxes`.
     """
     findings: list[Finding] = []
-    good_lines: list[str] = []
-    good_file: list[int] = []
-    good_no: list[int] = []
-    for fi, text in enumerate(texts):
-        if not text:
-            continue
-        for no, raw in enumerate(_split_lines(text), 1):
-            parts = raw.split()
-            n = len(parts)
-            if n == 5:
-                good_lines.append(raw)
-                good_file.append(fi)
-                good_no.append(no)
-            elif n:
-                findings.append(
-                    finding(
-                        "label-fields",
-                        f"{n} fields, expected 5 ('class cx cy w h'); Darknet stops reading "
-                        "this file here and silently ignores the lines below; fix or delete "
-                        "the line (--fix drops it)",
-                        path=paths[fi],
-                        line=no,
-                    )
-                )
-    file_a = np.asarray(good_file, dtype=np.int64)
-    line_a = np.asarray(good_no, dtype=np.int64)
+    per_file = [_split_lines(t) if t else [] for t in texts]
+    counts = np.fromiter(map(len, per_file), dtype=np.int64, count=len(per_file))
+    lines = list(chain.from_iterable(per_file))
+    nfields = np.fromiter(map(len, map(str.split, lines)), dtype=np.int64, count=len(lines))
+    file_of = np.repeat(np.arange(len(per_file), dtype=np.int64), counts)
+    line_no = np.arange(len(lines), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    line_no += 1
+    for i in np.flatnonzero((nfields != 5) & (nfields != 0)).tolist():
+        findings.append(
+            finding(
+                "label-fields",
+                f"{nfields[i]} fields, expected 5 ('class cx cy w h'); Darknet stops reading "
+                "this file here and silently ignores the lines below; fix or delete "
+                "the line (--fix drops it)",
+                path=paths[int(file_of[i])],
+                line=int(line_no[i]),
+            )
+        )
+    ok = np.flatnonzero(nfields == 5)
+    good_lines = [lines[i] for i in ok.tolist()]
+    good_file = file_of[ok]
+    good_no = line_no[ok]
+    file_a, line_a = good_file, good_no
     joined = " ".join(good_lines)
     tokens = joined.split()
     vals: NDArray[np.float64] | None = None
@@ -121,8 +119,8 @@ def parse_label_texts(
                         "label-not-number",
                         f"field {bad[0]!r} is not a number; write plain decimal numbers "
                         "('0 0.5 0.5 0.2 0.1') (--fix drops the line)",
-                        path=paths[good_file[i]],
-                        line=good_no[i],
+                        path=paths[int(good_file[i])],
+                        line=int(good_no[i]),
                     )
                 )
             else:
@@ -131,11 +129,14 @@ def parse_label_texts(
         file_a, line_a = file_a[keep], line_a[keep]
         tokens = " ".join(good_lines[i] for i in np.flatnonzero(keep)).split()
     cls_tok = tokens[0::5]
-    int_text = np.fromiter(
-        (t.isdigit() or (t[:1] in "+-" and t[1:].isdigit()) for t in cls_tok),
-        dtype=bool,
-        count=len(cls_tok),
-    )
+    if all(map(str.isdigit, cls_tok)):
+        int_text = np.ones(len(cls_tok), dtype=bool)
+    else:
+        int_text = np.fromiter(
+            (t.isdigit() or (t[:1] in "+-" and t[1:].isdigit()) for t in cls_tok),
+            dtype=bool,
+            count=len(cls_tok),
+        )
     finite = np.isfinite(vals).all(axis=1)
     for i in np.flatnonzero(~finite).tolist():
         findings.append(

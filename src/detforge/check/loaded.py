@@ -29,10 +29,8 @@ from detforge.check.dataset import (
     check_label_map_names,
     check_names,
     check_split_overlap,
-    file_digest,
-    identical_candidates,
 )
-from detforge.check.files import cached_images, store_images
+from detforge.check.files import cached_images, full_digests, store_images
 from detforge.check.findings import CheckReport, Finding, finding, severity_counts, sort_findings
 from detforge.check.images import ImageInfo, image_findings, oriented_size
 from detforge.check.labels import BoxVerdict, LabelRows, check_boxes
@@ -82,7 +80,8 @@ def scan_loaded(
     src = Path(source)
     paths = [str(p) for p in ds.images.path]
     where = _where(ds, fmt, src)
-    infos, digests, size, img_cache, reused = cached_images(str(src), paths, deep, cache)
+    table = cached_images(str(src), paths, deep, cache)
+    infos = table.infos
     findings = image_findings(paths, infos)
     sizes = np.asarray([oriented_size(i) for i in infos], dtype=np.int64).reshape(-1, 2)
     stated_w, stated_h = ds.images.width.copy(), ds.images.height.copy()
@@ -168,14 +167,12 @@ def scan_loaded(
     splits = [str(s) for s in ds.images.split]
     findings += check_split_overlap(paths, splits)
     if len(set(splits)) > 1:
-        for i in identical_candidates(np.asarray(size), splits).tolist():
-            digests[i] = digests[i] or file_digest(paths[i])
-        findings += check_identical(paths, splits, digests)
+        findings += check_identical(paths, splits, full_digests(paths, splits, table))
         if group_by:
             from detforge.data.split import group_keys
 
             findings += check_group_leaks(paths, splits, group_keys(paths, group_by)[0])
-    store_images(img_cache, paths, infos, digests, deep)
+    store_images(table, paths, deep)
     findings = sort_findings(findings)
     counts = severity_counts(findings)
     summary: dict[str, Any] = {
@@ -189,7 +186,7 @@ def scan_loaded(
         "warnings": counts["warning"],
         "infos": counts["info"],
         "deep": deep,
-        "cached_files": reused,
+        "cached_files": table.reused,
         "files": len(paths),
         "seconds": round(time.perf_counter() - t0, 3),
     }

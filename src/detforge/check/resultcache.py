@@ -1,0 +1,122 @@
+"""Reuse a whole previous check when nothing the check depends on has changed.
+
+The per-file caches (:mod:`detforge.check.files`) already spare re-reading unchanged files;
+this goes one step further for the common case "check again before training": the findings
+and summary of the last check are stored with a fingerprint of everything they depend on, and
+returned as they are when the fingerprint matches. The fingerprint covers
+
+* the check options, the source file and every list / names / label-map file (size, mtime);
+* every image path with its size and mtime, in order;
+* the mtime of every folder that holds images or could hold their labels (a folder's mtime
+  changes when a file in it is created, deleted or renamed, so a new or removed label file
+  is noticed), and the size and mtime of every label file used last time.
+
+Any difference means a full check (itself fast thanks to the per-file caches). The record is a
+JSON file in the detforge cache folder, written atomically; an unreadable one is ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from detforge.check.findings import Finding
+from detforge.data.cache import default_cache_dir, stat_files
+from detforge.utils.io import atomic_write_text
+
+VERSION = 1
+
+
+def _record_path(source: str) -> Path:
+    key = os.path.abspath(source).encode("utf-8", "surrogateescape")
+    return (
+        default_cache_dir() / f"check-result-v{VERSION}-{hashlib.sha1(key).hexdigest()[:20]}.json"
+    )
+
+
+def _label_folders(folder: str) -> list[str]:
+    """Folders where labels of images in ``folder`` may be (the rules of ``locate_labels``)."""
+    out = [folder]
+    norm = folder.replace("\\", "/") + "/"
+    if "/JPEGImages/" in norm:
+        out.append(norm.replace("/JPEGImages/", "/labels/", 1).rstrip("/"))
+    if "/images/" in norm:
+        head, _, rest = norm.rpartition("/images/")
+        out.append(f"{head}/labels/{rest}".rstrip("/"))
+    return out
+
+
+def fingerprint(
+    *,
+    options: dict[str, Any],
+    files: list[str],
+    images: list[str],
+    size: NDArray[np.int64],
+    mtime: NDArray[np.int64],
+) -> str:
+    """A digest of the options, the small files, the images and their folders (module doc)."""
+    h = hashlib.blake2b(digest_size=20)
+    h.update(json.dumps(options, sort_keys=True, default=str).encode())
+    fsize, fmtime = stat_files(files)
+    h.update("\0".join(files).encode("utf-8", "surrogateescape"))
+    h.update(fsize.tobytes() + fmtime.tobytes())
+    h.update("\0".join(images).encode("utf-8", "surrogateescape"))
+    h.update(np.ascontiguousarray(size).tobytes() + np.ascontiguousarray(mtime).tobytes())
+    sep = os.sep
+    parents = {p.rpartition(sep)[0] for p in images}
+    folders = sorted({d for p in parents for d in _label_folders(p)})
+    for d in folders:
+        try:
+            st = os.stat(d)
+            h.update(f"{d}\0{st.st_mtime_ns}\0".encode("utf-8", "surrogateescape"))
+        except OSError:
+            h.update(f"{d}\0-\0".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+def load(source: str, key: str) -> tuple[list[Finding], dict[str, Any]] | None:
+    """The stored findings and summary when ``key`` matches and no label file changed."""
+    try:
+        rec = json.loads(_record_path(source).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(rec, dict) or rec.get("key") != key:
+        return None
+    labels = rec.get("labels", [])
+    size, mtime = stat_files(labels)
+    if size.tolist() != rec.get("label_size") or mtime.tolist() != rec.get("label_mtime"):
+        return None
+    try:
+        findings = [Finding(**f) for f in rec["findings"]]
+        summary = dict(rec["summary"])
+    except (KeyError, TypeError):
+        return None
+    return findings, summary
+
+
+def store(
+    source: str,
+    key: str,
+    labels: list[str],
+    findings: list[Finding],
+    summary: dict[str, Any],
+) -> None:
+    """Remember this check's result under ``key`` (silently skipped when not writable)."""
+    size, mtime = stat_files(labels)
+    rec = {
+        "key": key,
+        "labels": labels,
+        "label_size": size.tolist(),
+        "label_mtime": mtime.tolist(),
+        "findings": [f.to_dict() for f in findings],
+        "summary": summary,
+    }
+    with contextlib.suppress(OSError):
+        atomic_write_text(_record_path(source), json.dumps(rec, default=str))
