@@ -38,11 +38,13 @@ def make_anchors(
     """
     points, stride_list = [], []
     for (h, w), s in zip(shapes, strides, strict=True):
-        sx = torch.arange(w, device=device, dtype=dtype) + offset
-        sy = torch.arange(h, device=device, dtype=dtype) + offset
+        # integer ranges, then cast: keeps ONNX Range ops valid for float16 exports
+        sx = torch.arange(w, device=device).to(dtype) + offset
+        sy = torch.arange(h, device=device).to(dtype) + offset
         yy, xx = torch.meshgrid(sy, sx, indexing="ij")
-        points.append(torch.stack((xx, yy), -1).reshape(-1, 2))
-        stride_list.append(torch.full((h * w, 1), float(s), device=device, dtype=dtype))
+        pts = torch.stack((xx, yy), -1).reshape(-1, 2)
+        points.append(pts)
+        stride_list.append(torch.ones_like(pts[:, :1]) * float(s))  # trace-friendly (ONNX)
     return torch.cat(points), torch.cat(stride_list)
 
 

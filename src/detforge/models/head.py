@@ -89,10 +89,9 @@ class DetectHead(nn.Module):
 def dfl_expectation(logits: Tensor, reg_max: int) -> Tensor:
     """Expected distance of each side from its distribution logits.
 
-    ``logits`` (B, 4*reg_max, N) (or (B, N, 4*reg_max) with ``channels_last=True`` semantics
-    handled by the caller) -> (B, 4, N) distances in cells, each in ``[0, reg_max - 1]``.
+    ``logits`` (B, 4*reg_max, N) -> (B, 4, N) distances in cells, each in ``[0, reg_max - 1]``.
     """
     b, _, n = logits.shape
-    proj = torch.arange(reg_max, device=logits.device, dtype=logits.dtype)
+    proj = torch.arange(reg_max, device=logits.device, dtype=logits.dtype).view(1, 1, reg_max, 1)
     prob = logits.view(b, 4, reg_max, n).softmax(2)
-    return torch.einsum("bsrn,r->bsn", prob, proj)
+    return (prob * proj).sum(2)

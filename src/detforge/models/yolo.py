@@ -168,8 +168,8 @@ class Detector(nn.Module):
 
     def decode(self, pairs: list[tuple[Tensor, Tensor]]) -> Tensor:
         """Per-level ``(box logits, class logits)`` -> ``(B, A, 4 + C)`` (see module doc)."""
-        b = pairs[0][0].shape[0]
-        shapes = [(int(bx.shape[2]), int(bx.shape[3])) for bx, _ in pairs]
+        # plain shape entries (not int()) so that tracing for ONNX keeps them symbolic
+        shapes = [(bx.shape[2], bx.shape[3]) for bx, _ in pairs]
         box = torch.cat([bx.flatten(2) for bx, _ in pairs], 2)  # (B, 4R, A)
         cls = torch.cat([c.flatten(2) for _, c in pairs], 2)  # (B, C, A)
         points, stride = self.anchors(shapes, box)
@@ -178,7 +178,6 @@ class Detector(nn.Module):
         lt, rb = dist[:, :2], dist[:, 2:]
         xyxy = torch.cat((pts - lt, pts + rb), 1) * st
         out = torch.cat((xyxy, cls.sigmoid()), 1)  # (B, 4 + C, A)
-        del b
         return out.transpose(1, 2)
 
     def fuse(self, *, channels_last: bool = True) -> Detector:

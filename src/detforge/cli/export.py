@@ -1,0 +1,85 @@
+"""``detforge export``: write a trained checkpoint as an NMS-free ONNX model."""
+
+from __future__ import annotations
+
+import argparse
+
+from detforge.errors import DetforgeError
+
+HELP = "export a trained checkpoint to ONNX (checked against PyTorch with onnxruntime)"
+DESCRIPTION = """\
+Export WEIGHTS (a detforge checkpoint, e.g. runs/train/best.pt) to ONNX. Batch-norm is folded
+into the convolutions; the graph has no NMS, so any runtime can run it:
+
+  input  'images'  (B, 3, H, W) float32 RGB in [0, 1] (float16 with --half), H and W
+                   multiples of 32 (letterbox your images; fixed to --imgsz unless --dynamic)
+  output 'output'  (B, A, 4 + C): A anchors (stride 8 first, then 16, 32; row-major), each
+                   x1, y1, x2, y2 in input pixels, then C class probabilities (sigmoid)
+
+The class names, input size and layout are stored in the model's metadata ('detforge' key),
+and 'detforge predict model.onnx ...' runs the file like a checkpoint. After writing, the file
+is run with onnxruntime and compared with PyTorch; a mismatch is an error.
+
+examples:
+  detforge export runs/train/best.pt                       # -> runs/train/best.onnx, 640x640
+  detforge export best.pt --imgsz 416 -o models/cells.onnx
+  detforge export best.pt --dynamic                        # any batch and size (multiples of 32)
+  detforge export best.pt --half --imgsz 640               # float16, for GPU runtimes
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("weights", help="detforge checkpoint (.pt)")
+    parser.add_argument("--format", default="onnx", choices=["onnx"], help="output format [onnx]")
+    parser.add_argument(
+        "--imgsz",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="S",
+        help="input size: S, or H W (multiples of 32) [the checkpoint's training size, else 640]",
+    )
+    parser.add_argument("--batch", type=int, default=1, help="fixed batch size [1]")
+    parser.add_argument(
+        "--dynamic", action="store_true", help="dynamic batch, height and width axes"
+    )
+    parser.add_argument("--half", action="store_true", help="float16 weights and input")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset version [17]")
+    parser.add_argument(
+        "-o", "--out", metavar="FILE", help="output file [WEIGHTS with the .onnx suffix]"
+    )
+    parser.add_argument("--no-verify", action="store_true", help="skip the onnxruntime comparison")
+
+
+def run(args: argparse.Namespace) -> int:
+    from detforge.models.checkpoint import load_checkpoint
+    from detforge.predict.export import export_onnx
+
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise DetforgeError(
+            "ONNX export needs the onnx package: pip install 'detforge[onnx]'"
+        ) from None
+    if args.imgsz is None:
+        cfg = load_checkpoint(args.weights).get("config") or {}
+        size = cfg.get("imgsz") if isinstance(cfg, dict) else None
+        imgsz: int | tuple[int, int] = int(size) if isinstance(size, int | float) else 640
+    elif len(args.imgsz) == 1:
+        imgsz = args.imgsz[0]
+    elif len(args.imgsz) == 2:
+        imgsz = (args.imgsz[0], args.imgsz[1])
+    else:
+        raise DetforgeError("--imgsz takes one size S or two sizes H W")
+    path = export_onnx(
+        args.weights,
+        args.out,
+        imgsz=imgsz,
+        dynamic=args.dynamic,
+        half=args.half,
+        opset=args.opset,
+        batch=args.batch,
+        verify=not args.no_verify,
+    )
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0

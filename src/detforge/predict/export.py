@@ -1,0 +1,192 @@
+"""Export a detector to ONNX: NMS-free, verified against PyTorch with onnxruntime.
+
+The exported graph has one input and one output:
+
+* ``images``: ``(B, 3, H, W)`` float32 (float16 with ``half=True``) RGB in [0, 1], ``H`` and
+  ``W`` multiples of 32 (fixed to ``imgsz`` unless ``dynamic=True``);
+* ``output``: ``(B, A, 4 + C)``, ``A = (H/8)(W/8) + (H/16)(W/16) + (H/32)(W/32)`` anchors,
+  stride 8 first, row-major within a level: ``[..., 0:4]`` boxes ``x1, y1, x2, y2`` in input
+  pixels, ``[..., 4:]`` per-class probabilities (sigmoid). Apply score threshold and NMS
+  yourself (or use ``detforge.predict.onnx_model.OnnxDetector`` + ``postprocess``).
+
+The model's metadata (``metadata_props``) holds ``detforge`` = a JSON object with
+``class_names``, ``imgsz``, ``dynamic``, ``half``, ``strides``, ``layout`` and ``model_args``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from detforge.errors import DetforgeError
+
+if TYPE_CHECKING:
+    from detforge.models.yolo import Detector
+
+LAYOUT = "(B, A, 4 + C): xyxy input pixels, then class probabilities; no NMS"
+DEFAULT_OPSET = 17
+
+
+def _resolve(
+    weights_or_model: str | os.PathLike[str] | Detector, class_names: list[str] | None
+) -> tuple[Detector, list[str]]:
+    from detforge.models.checkpoint import load_model
+    from detforge.models.yolo import Detector
+
+    if isinstance(weights_or_model, Detector):
+        names = class_names or [str(i) for i in range(weights_or_model.num_classes)]
+        return weights_or_model, list(names)
+    model, names, _ = load_model(weights_or_model, "cpu")
+    return model, class_names or names
+
+
+def _check_imgsz(imgsz: int | tuple[int, int]) -> tuple[int, int]:
+    h, w = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
+    if h <= 0 or w <= 0 or h % 32 or w % 32:
+        raise DetforgeError(f"--imgsz must be a positive multiple of 32, got {imgsz}")
+    return int(h), int(w)
+
+
+def export_onnx(
+    weights_or_model: str | os.PathLike[str] | Detector,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    imgsz: int | tuple[int, int] = 640,
+    dynamic: bool = False,
+    half: bool = False,
+    opset: int = DEFAULT_OPSET,
+    batch: int = 1,
+    class_names: list[str] | None = None,
+    verify: bool = True,
+) -> Path:
+    """Export to ONNX and return the written path.
+
+    Args:
+        weights_or_model: a detforge checkpoint path or a :class:`Detector` (not modified:
+            a fused copy is exported).
+        out: output file (default: the checkpoint's path with ``.onnx``).
+        imgsz: input size, ``S`` or ``(H, W)``; the traced size, and the fixed size unless
+            ``dynamic``.
+        dynamic: batch, height and width become dynamic axes.
+        half: float16 weights and input (for GPU runtimes; onnxruntime's CPU provider lacks
+            some float16 kernels, so verification then runs only where it can).
+        opset: ONNX opset version.
+        batch: the fixed batch size when not ``dynamic``.
+        verify: run the exported file with onnxruntime on a random batch and compare with
+            PyTorch (boxes within 1e-3 relative to the image size, probabilities within 1e-3).
+    """
+    import copy
+
+    import torch
+
+    h, w = _check_imgsz(imgsz)
+    if batch < 1:
+        raise DetforgeError(f"--batch must be at least 1, got {batch}")
+    model, names = _resolve(weights_or_model, class_names)
+    if out is None:
+        if isinstance(weights_or_model, str | os.PathLike):
+            out = Path(weights_or_model).with_suffix(".onnx")
+        else:
+            raise DetforgeError("give an output path for the ONNX file")
+    out_path = Path(out)
+    if out_path.suffix.lower() != ".onnx":
+        raise DetforgeError("the output file should end in .onnx", path=out_path)
+
+    net = copy.deepcopy(model).cpu().eval().fuse(channels_last=False)
+    for p in net.parameters():
+        p.requires_grad_(False)
+    if half:
+        net = net.half()
+    dtype = torch.float16 if half else torch.float32
+    x = torch.rand(batch, 3, h, w, generator=torch.Generator().manual_seed(0)).to(dtype)
+    dynamic_axes = (
+        {"images": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 1: "anchors"}}
+        if dynamic
+        else None
+    )
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.tmp")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                net,
+                (x,),
+                str(tmp),
+                input_names=["images"],
+                output_names=["output"],
+                opset_version=opset,
+                dynamic_axes=dynamic_axes,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+        _add_metadata(tmp, names, (h, w), dynamic, half, net)
+        if verify:
+            verify_onnx(tmp, net, x, dynamic=dynamic)
+        os.replace(tmp, out_path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return out_path
+
+
+def _add_metadata(
+    path: Path, names: list[str], hw: tuple[int, int], dynamic: bool, half: bool, net: Detector
+) -> None:
+    import onnx
+
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto)
+    meta: dict[str, Any] = {
+        "class_names": names,
+        "imgsz": list(hw),
+        "dynamic": dynamic,
+        "half": half,
+        "strides": list(net.strides),
+        "layout": LAYOUT,
+        "model_args": net.build_args,
+    }
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "detforge", json.dumps(meta)
+    proto.producer_name = "detforge"
+    onnx.save(proto, str(path))
+
+
+def verify_onnx(path: str | os.PathLike[str], net: Detector, x: Any, *, dynamic: bool) -> None:
+    """Compare onnxruntime's output on ``x`` (and, if ``dynamic``, on a second batch size and
+    shape) with PyTorch's; ``RuntimeError`` on a mismatch."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    inputs = [x]
+    if dynamic:
+        b, _, h, w = x.shape
+        inputs.append(torch.rand(b + 1, 3, h + 32, w + 64).to(x.dtype))
+    for inp in inputs:
+        try:
+            got = sess.run(None, {"images": inp.numpy()})[0]
+        except Exception as exc:  # e.g. float16 kernels missing on the CPU provider
+            if x.dtype == torch.float16:
+                warnings.warn(f"float16 model not verified on CPU ({exc})", stacklevel=3)
+                return
+            raise
+        with torch.no_grad():
+            ref = net(inp).float().numpy()
+        got = got.astype(np.float32)
+        if got.shape != ref.shape:
+            raise RuntimeError(f"ONNX output shape {got.shape} != PyTorch {ref.shape}")
+        size = float(max(inp.shape[2], inp.shape[3]))
+        tol_box = (2e-2 if x.dtype == torch.float16 else 1e-3) * size
+        tol_p = 2e-2 if x.dtype == torch.float16 else 1e-3
+        box_err = float(np.abs(got[..., :4] - ref[..., :4]).max())
+        p_err = float(np.abs(got[..., 4:] - ref[..., 4:]).max())
+        if box_err > tol_box or p_err > tol_p:
+            raise RuntimeError(
+                f"ONNX export does not match PyTorch: box error {box_err:.3g} px, "
+                f"probability error {p_err:.3g}"
+            )

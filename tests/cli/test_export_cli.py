@@ -1,0 +1,56 @@
+"""``detforge export`` in-process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from detforge.cli.main import main
+from detforge.models.checkpoint import save_checkpoint
+from detforge.models.yolo import create_model
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> object:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_export_cli_writes_verified_onnx(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    torch.manual_seed(0)
+    ckpt = tmp_path / "run" / "best.pt"
+    save_checkpoint(
+        ckpt, model=create_model("n", 2), epoch=3, class_names=["cat", "dog"], config={"imgsz": 64}
+    )
+    assert main(["export", str(ckpt), "--dynamic"]) == 0  # size from the checkpoint's config
+    out = tmp_path / "run" / "best.onnx"
+    assert out.is_file() and "best.onnx" in capsys.readouterr().out
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert sess.get_inputs()[0].shape == ["batch", 3, "height", "width"]
+    meta = json.loads(sess.get_modelmeta().custom_metadata_map["detforge"])
+    assert meta["imgsz"] == [64, 64] and meta["class_names"] == ["cat", "dog"]
+    (res,) = sess.run(None, {"images": np.zeros((2, 3, 64, 96), np.float32)})
+    assert res.shape == (2, 8 * 12 + 4 * 6 + 2 * 3, 6)
+
+
+def test_export_cli_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", str(tmp_path / "nope.pt")]) == 2
+    assert "not found" in capsys.readouterr().err
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    assert main(["export", str(bad), "--imgsz", "64"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error" in err
+    ckpt = tmp_path / "ok.pt"
+    save_checkpoint(ckpt, model=create_model("n", 1), epoch=0, class_names=["a"])
+    assert main(["export", str(ckpt), "--imgsz", "65"]) == 2
+    assert "multiple of 32" in capsys.readouterr().err
