@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from pathlib import Path, PurePath
+from pathlib import Path
 
 import numpy as np
 
@@ -48,18 +48,21 @@ def unique_file_names(paths: Sequence[str]) -> list[str]:
     when its stem is unique; a clash gets the parent folder's name prefixed, then a counter, so
     ``a/img.jpg`` and ``b/img.jpg`` become ``a_img.jpg`` and ``b_img.jpg``.
     """
-    names = [PurePath(p.replace("\\", "/")).name or f"image{i}" for i, p in enumerate(paths)]
+    slashed = [p.replace("\\", "/").rstrip("/") for p in paths]
+    names = [p.rpartition("/")[2] or f"image{i}" for i, p in enumerate(slashed)]
     stems = [os.path.splitext(n)[0].lower() for n in names]
     counts: dict[str, int] = {}
     for s in stems:
         counts[s] = counts.get(s, 0) + 1
     taken: set[str] = set()
     out = []
-    for p, n, s in zip(paths, names, stems, strict=True):
-        cand = n
-        if counts[s] > 1:
-            parent = PurePath(p.replace("\\", "/")).parent.name
-            cand = f"{parent}_{n}" if parent else n
+    for p, n, s in zip(slashed, names, stems, strict=True):
+        if counts[s] == 1 and s not in taken:  # the common case: nothing to rename
+            taken.add(s)
+            out.append(n)
+            continue
+        parent = p.rpartition("/")[0].rpartition("/")[2]
+        cand = f"{parent}_{n}" if parent else n
         stem, suffix = os.path.splitext(cand)
         k = 1
         while os.path.splitext(cand)[0].lower() in taken:

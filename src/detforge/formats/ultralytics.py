@@ -174,12 +174,17 @@ def read_ultralytics(yaml_path: str | os.PathLike[str]) -> Dataset:
 
 
 def _label_texts(ds: Dataset) -> Iterator[str]:
-    from detforge.formats.darknet_files import format_label_lines
+    """Darknet label text per image (``class cx cy w h``, 6 decimals, as ``format_label_lines``).
 
-    starts = np.searchsorted(ds.boxes.image, np.arange(ds.num_images + 1))
+    Formats every box once over plain lists, then joins per image: no per-image numpy work.
+    """
+    lines = [
+        f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n"
+        for c, (x, y, w, h) in zip(ds.boxes.cls.tolist(), ds.boxes.coords.tolist(), strict=True)
+    ]
+    starts = np.searchsorted(ds.boxes.image, np.arange(ds.num_images + 1)).tolist()
     for i in range(ds.num_images):
-        sl = slice(int(starts[i]), int(starts[i + 1]))
-        yield format_label_lines(ds.boxes.cls[sl], ds.boxes.coords[sl])
+        yield "".join(lines[starts[i] : starts[i + 1]])
 
 
 def _yaml_scalar(value: str) -> str:
@@ -212,9 +217,10 @@ def write_ultralytics(
         for folder in set(folders):
             (stage / folder).mkdir(parents=True, exist_ok=True)
         texts = progress(_label_texts(ds), total=ds.num_images, desc="writing labels", unit="img")
+        base = str(stage)
         for i, text in enumerate(texts):
-            stem = os.path.splitext(names[i])[0]
-            with open(stage / folders[i] / f"{stem}.txt", "w", encoding="utf-8", newline="\n") as f:
+            label = f"{base}/{folders[i]}/{os.path.splitext(names[i])[0]}.txt"
+            with open(label, "w", encoding="utf-8", newline="\n") as f:
                 f.write(text)
     if images != "none":
         for i in progress(range(ds.num_images), desc="placing images", unit="img"):

@@ -245,6 +245,27 @@ def _xml_escape(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _object_xml(name: str, x1: float, y1: float, x2: float, y2: float, d: bool, t: bool) -> str:
+    """One ``<object>`` element (continuous-pixel box in, VOC 1-based pixels out)."""
+    return (
+        f"\t<object>\n\t\t<name>{_xml_escape(name)}</name>\n\t\t<pose>Unspecified</pose>\n"
+        f"\t\t<truncated>{int(t)}</truncated>\n\t\t<difficult>{int(d)}</difficult>\n"
+        f"\t\t<bndbox>\n\t\t\t<xmin>{_num(x1 + 1)}</xmin>\n\t\t\t<ymin>{_num(y1 + 1)}</ymin>\n"
+        f"\t\t\t<xmax>{_num(x2)}</xmax>\n\t\t\t<ymax>{_num(y2)}</ymax>\n\t\t</bndbox>\n"
+        "\t</object>\n"
+    )
+
+
+def _header_xml(filename: str, width: int, height: int, folder: str = "JPEGImages") -> str:
+    return (
+        f"<annotation>\n\t<folder>{_xml_escape(folder)}</folder>\n"
+        f"\t<filename>{_xml_escape(filename)}</filename>\n"
+        "\t<source>\n\t\t<database>Unknown</database>\n\t</source>\n"
+        f"\t<size>\n\t\t<width>{width}</width>\n\t\t<height>{height}</height>\n"
+        "\t\t<depth>3</depth>\n\t</size>\n\t<segmented>0</segmented>\n"
+    )
+
+
 def format_voc_xml(
     *,
     filename: str,
@@ -254,25 +275,8 @@ def format_voc_xml(
     folder: str = "JPEGImages",
 ) -> str:
     """VOC XML text for one image; ``objects`` hold continuous-pixel ``x1, y1, x2, y2`` boxes."""
-    out = [
-        "<annotation>",
-        f"\t<folder>{_xml_escape(folder)}</folder>",
-        f"\t<filename>{_xml_escape(filename)}</filename>",
-        "\t<source>\n\t\t<database>Unknown</database>\n\t</source>",
-        f"\t<size>\n\t\t<width>{width}</width>\n\t\t<height>{height}</height>\n"
-        "\t\t<depth>3</depth>\n\t</size>",
-        "\t<segmented>0</segmented>",
-    ]
-    for name, (x1, y1, x2, y2), d, t in objects:
-        out.append(
-            f"\t<object>\n\t\t<name>{_xml_escape(name)}</name>\n\t\t<pose>Unspecified</pose>\n"
-            f"\t\t<truncated>{int(t)}</truncated>\n\t\t<difficult>{int(d)}</difficult>\n"
-            f"\t\t<bndbox>\n\t\t\t<xmin>{_num(x1 + 1)}</xmin>\n\t\t\t<ymin>{_num(y1 + 1)}</ymin>\n"
-            f"\t\t\t<xmax>{_num(x2)}</xmax>\n\t\t\t<ymax>{_num(y2)}</ymax>\n\t\t</bndbox>\n"
-            "\t</object>"
-        )
-    out.append("</annotation>\n")
-    return "\n".join(out)
+    body = "".join(_object_xml(n, b[0], b[1], b[2], b[3], d, t) for n, b, d, t in objects)
+    return _header_xml(filename, width, height, folder) + body + "</annotation>\n"
 
 
 def write_voc(ds: Dataset, out_dir: str | os.PathLike[str], *, images: ImageMode = "link") -> Path:
@@ -288,32 +292,37 @@ def write_voc(ds: Dataset, out_dir: str | os.PathLike[str], *, images: ImageMode
     xyxy = ds.coords_as(BoxFormat.XYXY_PIXEL) if ds.num_boxes else np.zeros((0, 4))
     names = unique_file_names([str(p) for p in ds.images.path])
     starts = np.searchsorted(ds.boxes.image, np.arange(ds.num_images + 1))
+    names_of = ds.class_names
+    objects = [
+        _object_xml(names_of[c], x1, y1, x2, y2, d, t)
+        for c, (x1, y1, x2, y2), d, t in zip(
+            ds.boxes.cls.tolist(),
+            xyxy.tolist(),
+            ds.boxes.difficult.tolist(),
+            ds.boxes.truncated.tolist(),
+            strict=True,
+        )
+    ]
+    starts_l = starts.tolist()
+    widths, heights = ds.images.width.tolist(), ds.images.height.tolist()
+    splits, sources = ds.images.split.tolist(), ds.images.path.tolist()
     lists: dict[str, list[str]] = {}
     with staged_dir(out / "Annotations") as stage:
+        base = str(stage)
         for i in progress(
             range(ds.num_images), total=ds.num_images, desc="writing VOC", unit="img"
         ):
-            sl = slice(int(starts[i]), int(starts[i + 1]))
-            objects = [
-                (ds.class_names[c], list(b), bool(d), bool(t))
-                for c, b, d, t in zip(
-                    ds.boxes.cls[sl].tolist(),
-                    xyxy[sl].tolist(),
-                    ds.boxes.difficult[sl].tolist(),
-                    ds.boxes.truncated[sl].tolist(),
-                    strict=True,
-                )
-            ]
             stem = os.path.splitext(names[i])[0]
-            text = format_voc_xml(
-                filename=names[i],
-                width=int(ds.images.width[i]),
-                height=int(ds.images.height[i]),
-                objects=objects,
+            text = (
+                _header_xml(names[i], widths[i], heights[i])
+                + "".join(objects[starts_l[i] : starts_l[i + 1]])
+                + "</annotation>\n"
             )
-            (stage / f"{stem}.xml").write_text(text, encoding="utf-8")
-            place_file(str(ds.images.path[i]), out / "JPEGImages" / names[i], images)
-            lists.setdefault(split_file_name(str(ds.images.split[i])), []).append(stem)
+            with open(f"{base}/{stem}.xml", "w", encoding="utf-8", newline="\n") as f:
+                f.write(text)
+            if images != "none":
+                place_file(sources[i], out / "JPEGImages" / names[i], images)
+            lists.setdefault(split_file_name(str(splits[i])), []).append(stem)
     for split, stems in lists.items():
         atomic_write_text(
             out / "ImageSets" / "Main" / f"{split}.txt", "".join(s + "\n" for s in stems)
