@@ -87,3 +87,14 @@ def test_find_leaks(tmp_path: Path) -> None:
     kinds = sorted((lk.kind, lk.split_a, lk.split_b) for lk in leaks)
     assert kinds == [("same content", "train", "valid"), ("same path", "train", "test")]
     assert find_leaks(p[:2], ["train", "train"]) == []  # a duplicate within a split is no leak
+
+
+def test_find_leaks_compares_whole_files_after_equal_heads(tmp_path: Path) -> None:
+    head = bytes(range(256)) * 300  # 76,800 bytes, more than the 64 KiB head
+    (tmp_path / "a.jpg").write_bytes(head + b"A")
+    (tmp_path / "b.jpg").write_bytes(head + b"B")  # same size and head, different tail
+    (tmp_path / "c.jpg").write_bytes(head + b"A")
+    p = [str(tmp_path / n) for n in ("a.jpg", "b.jpg", "c.jpg")]
+    assert find_leaks(p[:2], ["train", "valid"]) == []
+    leaks = find_leaks(p, ["train", "valid", "test"])
+    assert [(lk.path_a, lk.path_b) for lk in leaks] == [(p[0], p[2])]

@@ -264,3 +264,19 @@ def test_threaded_stat_pass_matches_serial(tmp_path: Path) -> None:
     size, _, labels, lsize, _ = par
     assert (size >= 0).sum() == 3 and size[5000] > 0
     assert labels[10] == "" and labels[8999] == str(tmp_path / "r2.txt") and lsize[8999] == 36
+
+
+def test_sizes_read_later_are_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(3):
+        _img(tmp_path / "d" / f"{i}.png", (10 + i, 5))
+    cache_dir = tmp_path / "cache"
+    assert read_darknet(
+        tmp_path / "d", read_sizes=False, cache_dir=cache_dir
+    ).images.width.tolist() == [0, 0, 0]
+    assert read_darknet(tmp_path / "d", cache_dir=cache_dir).images.width.tolist() == [10, 11, 12]
+
+    def boom(*a: object, **k: object) -> None:
+        raise AssertionError("sizes should come from the cache")
+
+    monkeypatch.setattr(darknet, "read_image_sizes", boom)
+    assert read_darknet(tmp_path / "d", cache_dir=cache_dir).images.width.tolist() == [10, 11, 12]

@@ -139,19 +139,48 @@ class Leak:
     path_b: str
 
 
-def _digest(path: str) -> str:
+def _digest(path: str, limit: int | None = None) -> str:
+    """BLAKE2b of the file (of its first ``limit`` bytes when given)."""
     h = hashlib.blake2b(digest_size=20)
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
+        if limit is not None:
+            h.update(f.read(limit))
+        else:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
     return h.hexdigest()
+
+
+def _same_content(items: list[tuple[str, str]]) -> list[Leak]:
+    """Leaks among files of one size: their first 64 KiB first, then whole files."""
+    leaks: list[Leak] = []
+    by_head: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for s, p in items:
+        try:
+            by_head[_digest(p, 1 << 16)].append((s, p))
+        except OSError:
+            continue
+    for group in by_head.values():
+        if len({s for s, _ in group}) < 2:
+            continue
+        seen: dict[str, tuple[str, str]] = {}
+        for s, p in group:
+            try:
+                d = _digest(p)
+            except OSError:
+                continue
+            if d in seen and seen[d][0] != s:
+                leaks.append(Leak("same content", seen[d][0], seen[d][1], s, p))
+            seen.setdefault(d, (s, p))
+    return leaks
 
 
 def find_leaks(
     paths: Sequence[str], splits: Sequence[str], *, max_report: int = 1000
 ) -> list[Leak]:
     """Files that sit in more than one split: the same (normalized) path, or byte-identical
-    content under different paths. Only files whose sizes collide across splits are read.
+    content under different paths. Only files whose sizes collide across splits are read (their
+    first 64 KiB, and whole files only where those match too).
     Unreadable files are ignored here (the checker reports them). At most ``max_report``."""
     leaks: list[Leak] = []
     first: dict[str, tuple[str, str]] = {}
@@ -170,15 +199,7 @@ def find_leaks(
     for items in by_size.values():
         if len(items) < 2 or len({s for s, _ in items}) < 2:
             continue
-        seen: dict[str, tuple[str, str]] = {}
-        for s, p in items:
-            try:
-                d = _digest(p)
-            except OSError:
-                continue
-            if d in seen and seen[d][0] != s:
-                leaks.append(Leak("same content", seen[d][0], seen[d][1], s, p))
-            seen.setdefault(d, (s, p))
+        leaks += _same_content(items)
         if len(leaks) >= max_report:
             break
     return leaks[:max_report]

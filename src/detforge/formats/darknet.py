@@ -355,6 +355,7 @@ def read_darknet(
             parts_xy.append(xy)
 
     size_errors: dict[str, str] = {}
+    sizes_read = 0
     if read_sizes:
         need = np.flatnonzero((widths <= 0) & (size >= 0))
         if len(need):
@@ -364,6 +365,7 @@ def read_darknet(
                 desc="image sizes" if len(need) >= 2000 else None,
             )
             widths[need], heights[need] = ws, hs
+            sizes_read = len(need) - len(errs)
             size_errors = {paths[int(need[k])]: m for k, m in errs.items()}
 
     box_image = np.concatenate(parts_img) if parts_img else np.zeros(0, dtype=np.int64)
@@ -395,7 +397,7 @@ def read_darknet(
         box_format=BoxFormat.CXCYWH_NORM,
         meta=meta,
     )
-    if store is not None and (len(stale_idx) or len(store) != n):
+    if store is not None and (len(stale_idx) or sizes_read or len(store) != n):
         store.store(
             paths,
             size,
