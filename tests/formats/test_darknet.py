@@ -280,3 +280,11 @@ def test_sizes_read_later_are_cached(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(darknet, "read_image_sizes", boom)
     assert read_darknet(tmp_path / "d", cache_dir=cache_dir).images.width.tolist() == [10, 11, 12]
+
+
+def test_data_key_may_name_a_folder(tmp_path: Path) -> None:
+    _img(tmp_path / "val" / "a.jpg")
+    _img(tmp_path / "val" / "sub" / "b.jpg")
+    (tmp_path / "obj.data").write_text("classes = 1\nvalid = val\n")
+    ds = read_darknet(tmp_path / "obj.data", cache=False)
+    assert ds.images.split.tolist() == ["valid", "valid"] and ds.num_images == 2

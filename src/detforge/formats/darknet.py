@@ -211,6 +211,12 @@ def _gather_sources(
             list_path = getattr(df, key)
             if list_path is None:
                 continue
+            if os.path.isdir(list_path):  # a folder instead of a list: its images
+                found = list_images([list_path])
+                paths += found
+                splits += [key] * len(found)
+                origins += [(list_path, None)] * len(found)
+                continue
             if not os.path.isfile(list_path):
                 f, line = df.where(key)
                 raise DetforgeError(
