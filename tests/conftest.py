@@ -18,3 +18,12 @@ def shared_data() -> Path:
             f"reference data not found at {SHARED_DATA}: the checkout needs ../shared beside it"
         )
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _isolated_detforge_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keep the dataset index cache (``$DETFORGE_CACHE``) inside pytest's temporary folder,
+    never in the developer's ``~/.cache``."""
+    monkeypatch.setenv("DETFORGE_CACHE", str(tmp_path_factory.getbasetemp() / "detforge-cache"))
