@@ -288,3 +288,17 @@ def test_data_key_may_name_a_folder(tmp_path: Path) -> None:
     (tmp_path / "obj.data").write_text("classes = 1\nvalid = val\n")
     ds = read_darknet(tmp_path / "obj.data", cache=False)
     assert ds.images.split.tolist() == ["valid", "valid"] and ds.num_images == 2
+
+
+def test_wrong_kind_of_file_as_list(tmp_path: Path) -> None:
+    png = _img(tmp_path / "a.png")
+    with pytest.raises(DetforgeError, match="binary file"):
+        read_image_list(png)
+    lab = tmp_path / "a.txt"
+    lab.write_text("0 0.5 0.5 0.25 0.25\n")
+    with pytest.raises(DetforgeError, match="looks like a label") as e:
+        read_darknet(lab, cache=False)
+    assert e.value.line == 1
+    odd = tmp_path / "odd.txt"
+    odd.write_bytes("a\x85b.png\r\n".encode("latin-1"))  # \x85 is not a line break here
+    assert read_image_list(odd) == [str(tmp_path / "a\x85b.png")]

@@ -297,10 +297,17 @@ def read_darknet(
         if missing == "error":
             i = int(absent[0])
             f, line = origins[i]
+            looks_like_label = re.fullmatch(r"\d+( +[-+.\deE]+){4}", os.path.basename(paths[i]))
             raise DetforgeError(
                 f"image not found: {paths[i]}"
                 + (f" ({len(absent)} listed images are missing)" if len(absent) > 1 else "")
-                + missing_hint(paths[i]),
+                + missing_hint(paths[i])
+                + (
+                    "; this line looks like a label ('class cx cy w h'): is this a label file "
+                    "rather than an image list?"
+                    if looks_like_label
+                    else ""
+                ),
                 path=f,
                 line=line,
             )

@@ -146,11 +146,17 @@ def _text_lines(path: Path, what: str) -> list[str]:
         raise DetforgeError(f"{what} expected, found a folder", path=path) from None
     except OSError as exc:
         raise DetforgeError(f"cannot read {what}: {exc.strerror}", path=path) from None
+    if b"\0" in data[:8192]:
+        raise DetforgeError(f"{what} expected, but this is a binary file", path=path)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = data.decode("latin-1")
-    return text.splitlines()
+    # only LF, CRLF and CR end lines (str.splitlines would also split on \x85, \u2028 ...)
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    return lines
 
 
 def read_data_file(path: str | os.PathLike[str], *, path_map: PathMap = ()) -> DataFile:
