@@ -101,6 +101,7 @@ def test_fuse_keeps_outputs() -> None:
             m.weight.data.uniform_(0.5, 1.5)
             m.bias.data.uniform_(-0.2, 0.2)
     model.eval()
+    assert model.backbone_is_channels_last()  # create_model stores NHWC weights
     x = torch.rand(2, 3, 96, 64)
     with torch.no_grad():
         before = model(x)
@@ -109,6 +110,11 @@ def test_fuse_keeps_outputs() -> None:
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     assert model.backbone_is_channels_last()
     assert torch.allclose(before, after, atol=1e-4, rtol=1e-4)
+    with torch.no_grad():
+        model.fuse(channels_last=False)
+        plain = model(x)
+    assert not model.backbone_is_channels_last()
+    assert torch.allclose(plain, after, atol=1e-5)
 
 
 def test_anchor_cache_follows_input_size() -> None:

@@ -187,8 +187,8 @@ class Detector(nn.Module):
         float rounding. Call it on an eval-mode model you will not train again.
         """
         fuse_conv_bn(self)
-        if channels_last:
-            self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        self.to(memory_format=fmt)  # type: ignore[call-overload]
         return self
 
     def train(self, mode: bool = True) -> Detector:
@@ -248,6 +248,9 @@ def create_model(
         "backbone": backbone,
         "reg_max": reg_max,
     }
+    # channels-last (NHWC) weights: oneDNN (CPU) and cuDNN run these convolutions ~1.2-1.4x
+    # faster; inputs are converted in forward(). `.to(device)` keeps the format.
+    model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return model
 
 
