@@ -1,0 +1,247 @@
+"""Every training option in one dataclass, with its default and a one-line doc.
+
+The CLI builds a :class:`TrainConfig` from its flags (``detforge train --help`` shows the same
+docs), the Python API takes one directly, and the trainer writes the resolved copy (with
+``batch``, ``lr``, ``device`` and ``out`` filled in) to ``<run>/config.yaml``. Nothing deeper
+than the trainer receives the whole config: builders get the few values they need.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from detforge.errors import DetforgeError
+
+AUTO = "auto"
+"""The value of ``batch`` / ``lr`` that asks the trainer to measure a good one."""
+
+
+@dataclass
+class TrainConfig:
+    """Options of one training run. Units: images, pixels, epochs, seconds."""
+
+    data: str = ""
+    """Dataset: a Darknet ``.data`` file, or anything ``detforge convert`` reads."""
+    model: str = "n"
+    """Model scale: ``n``, ``s`` or ``m``."""
+    backbone: str | None = None
+    """Optional torchvision backbone (``resnet18``, ``mobilenet_v3_large`` ...) instead of CSP."""
+    backbone_weights: str | None = None
+    """Local file of ImageNet weights for ``backbone`` (none: random init)."""
+    weights: str | None = None
+    """Checkpoint to fine-tune from; training starts at epoch 0 with warmup."""
+    resume: str | None = None
+    """Run folder (or its ``last.pt``) to continue; ``epochs`` may be raised to extend it."""
+    epochs: int = 100
+    """Number of passes over the training split."""
+    imgsz: int = 640
+    """Training/validation input size in pixels (multiple of 32)."""
+    batch: int | str = 16
+    """Images per step per process, or ``auto`` (CUDA: measured from free memory)."""
+    nominal_batch: int = 64
+    """Batch size the default LR and weight decay are tuned for; other sizes are scaled."""
+    accumulate: int = 1
+    """Batches whose gradients are summed before one optimizer step."""
+    device: str = ""
+    """``cpu``, ``cuda`` or ``cuda:N``; empty picks CUDA when available."""
+    workers: int = 4
+    """Data-loading worker processes (0 loads in the main process)."""
+    seed: int = 0
+    """Seed of the model init, shuffling and augmentations."""
+    optimizer: str = "sgd"
+    """``sgd`` (Nesterov momentum) or ``adamw``."""
+    lr: float | str = 0.01
+    """Peak learning rate at ``nominal_batch``, or ``auto`` (runs the LR range test first)."""
+    lr_final: float = 0.01
+    """Final LR as a fraction of the peak LR."""
+    schedule: str = "cosine"
+    """LR decay after warmup: ``cosine`` or ``linear``."""
+    momentum: float = 0.937
+    """SGD momentum / Adam beta1."""
+    weight_decay: float = 5e-4
+    """L2 weight decay at ``nominal_batch`` (never on norm layers or biases)."""
+    warmup_epochs: float = 3.0
+    """Linear warmup length in epochs (always at least ``warmup_min_iters`` steps)."""
+    warmup_min_iters: int = 100
+    """Minimum warmup length in optimizer steps."""
+    warmup_bias_lr: float = 0.1
+    """Starting LR of biases during warmup (falls to the scheduled LR)."""
+    warmup_momentum: float = 0.8
+    """Starting momentum during warmup (rises to ``momentum``)."""
+    ema: bool = True
+    """Keep an exponential moving average of the weights and validate/save it."""
+    ema_decay: float = 0.9999
+    """EMA decay once warmed up."""
+    ema_tau: float = 2000.0
+    """EMA decay ramp, in updates: ``decay * (1 - exp(-updates / tau))``."""
+    clip_grad: float = 10.0
+    """Gradient-norm clip (0 disables)."""
+    amp: bool = True
+    """Mixed precision on CUDA (never on CPU)."""
+    box: float = 7.5
+    """Gain of the box (CIoU) loss."""
+    cls: float = 0.5
+    """Gain of the classification (BCE) loss; lower it if classification loss climbs."""
+    dfl: float = 1.5
+    """Gain of the distribution-focal box loss."""
+    mosaic: float = 1.0
+    """Probability of a 4-image mosaic."""
+    close_mosaic: int = 10
+    """Switch mosaic off for the last this-many epochs."""
+    hsv_h: float = 0.015
+    """Hue jitter (fraction)."""
+    hsv_s: float = 0.7
+    """Saturation jitter (fraction)."""
+    hsv_v: float = 0.4
+    """Value jitter (fraction)."""
+    fliplr: float = 0.5
+    """Probability of a left-right flip."""
+    flipud: float = 0.0
+    """Probability of an up-down flip (microscopy, aerial)."""
+    degrees: float = 0.0
+    """Random rotation range in degrees."""
+    translate: float = 0.1
+    """Random translation as a fraction of the image size."""
+    scale: float = 0.5
+    """Random scale gain range (+/-)."""
+    cache: str = "auto"
+    """Decoded-image cache: ``auto`` (RAM when it fits), ``ram`` or ``none``."""
+    val_every: int = 1
+    """Validate every N epochs (and always after the last)."""
+    val_fraction: float = 1.0
+    """Share of the validation split used for per-epoch validation (fixed subset)."""
+    patience: int = 50
+    """Stop after this many validations without improvement (0 disables)."""
+    conf: float = 0.001
+    """Score threshold of validation predictions."""
+    iou: float = 0.7
+    """NMS IoU threshold of validation predictions."""
+    max_det: int = 300
+    """Predictions kept per validation image."""
+    time_budget: float = 0.0
+    """Stop after this many seconds of training (0: no limit); the schedule fits the budget."""
+    check: bool = True
+    """Check the dataset before the first step; errors stop training."""
+    skip_bad: bool = False
+    """Train on the clean part of a dataset with errors, listing what was left out."""
+    nan_skip_limit: int = 5
+    """Consecutive non-finite steps before rolling back to the last good checkpoint."""
+    nan_rollbacks: int = 3
+    """Rollbacks (each halving the LR) before training stops with a diagnosis."""
+    nan_lr_factor: float = 0.5
+    """LR multiplier applied at each NaN rollback."""
+    out: str = ""
+    """Run folder; empty: ``runs/train``, ``runs/train-2`` ... (first free)."""
+    plots: bool = True
+    """Write ``results.png`` and a predictions-vs-truth picture each epoch."""
+    tensorboard: bool = True
+    """Write TensorBoard scalar events when the ``tensorboard`` package is installed."""
+    preview_images: int = 4
+    """Fixed validation images drawn each epoch (predictions next to ground truth)."""
+    progress: bool | None = None
+    """Show progress bars (default: when stderr is a terminal)."""
+    path_map: list[tuple[str, str]] = field(default_factory=list)
+    """Path prefix rewrites ``(old, new)`` applied to lists and ``.data`` files."""
+
+    def validate(self) -> None:
+        """Raise :class:`DetforgeError` for options no run could use."""
+        if self.model not in ("n", "s", "m"):
+            raise DetforgeError(f"--model must be n, s or m, not {self.model!r}")
+        if self.epochs < 1:
+            raise DetforgeError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.imgsz < 32 or self.imgsz % 32:
+            raise DetforgeError(f"--imgsz must be a multiple of 32 (>= 32), got {self.imgsz}")
+        if isinstance(self.batch, str) and self.batch != AUTO:
+            raise DetforgeError(f"--batch must be a number or 'auto', not {self.batch!r}")
+        if isinstance(self.batch, int) and self.batch < 1:
+            raise DetforgeError(f"--batch must be at least 1, got {self.batch}")
+        if isinstance(self.lr, str) and self.lr != AUTO:
+            raise DetforgeError(f"--lr must be a number or 'auto', not {self.lr!r}")
+        if isinstance(self.lr, float) and not 0 < self.lr < 10:
+            raise DetforgeError(f"--lr must be in (0, 10), got {self.lr}")
+        if self.optimizer not in ("sgd", "adamw"):
+            raise DetforgeError(f"--optimizer must be sgd or adamw, not {self.optimizer!r}")
+        if self.schedule not in ("cosine", "linear"):
+            raise DetforgeError(f"--schedule must be cosine or linear, not {self.schedule!r}")
+        if not 0 < self.val_fraction <= 1:
+            raise DetforgeError(f"--val-fraction must be in (0, 1], got {self.val_fraction}")
+        if self.val_every < 1:
+            raise DetforgeError(f"--val-every must be at least 1, got {self.val_every}")
+        if self.accumulate < 1:
+            raise DetforgeError(f"--accumulate must be at least 1, got {self.accumulate}")
+        if self.cache not in ("auto", "ram", "none"):
+            raise DetforgeError(f"--cache must be auto, ram or none, not {self.cache!r}")
+        if self.weights and self.resume:
+            raise DetforgeError(
+                "--weights and --resume exclude each other: --weights starts a new run "
+                "from a checkpoint, --resume continues an interrupted run"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/YAML-safe dict (tuples become lists)."""
+        d = dataclasses.asdict(self)
+        d["path_map"] = [list(p) for p in self.path_map]
+        return d
+
+
+def config_from_dict(values: dict[str, Any]) -> TrainConfig:
+    """A :class:`TrainConfig` from a dict (e.g. a resumed run's ``config.yaml``).
+
+    Unknown keys are ignored so that runs written by newer versions still resume.
+    """
+    known = {f.name for f in fields(TrainConfig)}
+    kwargs = {k: v for k, v in values.items() if k in known}
+    if "path_map" in kwargs:
+        kwargs["path_map"] = [tuple(p) for p in kwargs["path_map"] or []]
+    return TrainConfig(**kwargs)
+
+
+def write_config(path: Path, cfg: TrainConfig, extra: dict[str, Any] | None = None) -> None:
+    """Write the resolved config (plus ``extra`` facts such as the world size) as YAML."""
+    import yaml
+
+    from detforge.utils.io import atomic_write_text
+
+    doc = cfg.to_dict()
+    if extra:
+        doc["resolved"] = extra
+    atomic_write_text(path, yaml.safe_dump(doc, sort_keys=False))
+
+
+def read_config(path: Path) -> TrainConfig:
+    """Read a ``config.yaml`` written by :func:`write_config`."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise DetforgeError(f"cannot read the run's config: {exc}", path=path) from exc
+    if not isinstance(doc, dict):
+        raise DetforgeError("the run's config is not a mapping", path=path)
+    doc.pop("resolved", None)
+    return config_from_dict(doc)
+
+
+def field_docs() -> dict[str, str]:
+    """``{option: one-line doc}`` read from the attribute docstrings above (for ``--help``)."""
+    import ast
+    import inspect
+
+    src = inspect.getsource(TrainConfig)
+    tree = ast.parse(src)
+    docs: dict[str, str] = {}
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    for prev, node in itertools.pairwise(body):
+        if (
+            isinstance(prev, ast.AnnAssign)
+            and isinstance(prev.target, ast.Name)
+            and isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
+            docs[prev.target.id] = node.value.value.strip()
+    return docs
