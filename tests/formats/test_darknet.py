@@ -91,6 +91,9 @@ def test_path_map_windows_paths(tmp_path: Path) -> None:
     assert apply_path_map("g:/data/x/a.jpg", pm) == f"{tmp_path}/mnt/x/a.jpg"
     assert apply_path_map("G:/database/a.jpg", pm) == "G:/database/a.jpg"  # folder boundary
     assert apply_path_map("/other/a.jpg", pm) == "/other/a.jpg"
+    assert apply_path_map("G:/data/x/a.jpg", [("G:\\data\\", "/mnt/d/")]) == "/mnt/d/x/a.jpg"
+    assert apply_path_map("/home/u/ds/a.jpg", [("/home/u", "/srv")]) == "/srv/ds/a.jpg"
+    assert apply_path_map("/home/U/ds/a.jpg", [("/home/u", "/srv")]) == "/home/U/ds/a.jpg"
     _img(tmp_path / "mnt" / "x" / "a.jpg")
     _img(tmp_path / "mnt" / "x" / "b.jpg")
     (tmp_path / "mnt" / "x" / "b.txt").write_text("0 0.5 0.5 1 1\r\n")
