@@ -83,3 +83,27 @@ def test_generated_dataset_reads_back(tmp_path: Path) -> None:
     assert int((ds.boxes_per_image() == 0).sum()) == 4
     with Image.open(ds.images.path[0]) as im:
         assert im.format == "JPEG" and im.size == (160, 128)
+
+
+def test_regenerating_replaces_only_our_own_output(tmp_path: Path) -> None:
+    from detforge.errors import DetforgeError
+
+    generate_shapes_dataset(tmp_path / "d", num_images=20, seed=1)
+    data = generate_shapes_dataset(tmp_path / "d", num_images=10, seed=1)
+    assert len(list((tmp_path / "d" / "images").rglob("*.jpg"))) == 10
+    assert read_darknet(data, cache=False).num_images == 10
+    (tmp_path / "user").mkdir()
+    (tmp_path / "user" / "precious.jpg").write_bytes(b"x")
+    try:
+        generate_shapes_dataset(tmp_path / "user", num_images=10)
+    except DetforgeError as exc:
+        assert "not empty" in exc.message
+    else:
+        raise AssertionError("wrote into a user's folder")
+    assert (tmp_path / "user" / "precious.jpg").read_bytes() == b"x"
+
+
+def test_empty_split_gets_no_list(tmp_path: Path) -> None:
+    data = generate_shapes_dataset(tmp_path / "d", num_images=10, splits=(0.8, 0.2, 0.0))
+    assert "test" not in data.read_text() and not (tmp_path / "d" / "test.txt").exists()
+    assert read_darknet(data, cache=False).splits() == ["train", "valid"]

@@ -14,6 +14,7 @@ Everything is determined by ``seed``.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,6 +31,9 @@ SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "cross")
 
 GAP = 3
 """Minimum empty pixels between two shapes' boxes."""
+
+MARKER = ".detforge-synthetic"
+"""File marking a folder as :func:`generate_shapes_dataset` output (it may be regenerated)."""
 
 _SPLIT_NAMES = ("train", "valid", "test")
 
@@ -214,6 +218,17 @@ def generate_shapes_dataset(
     from PIL import Image
 
     out = Path(out_dir)
+    marker = out / MARKER
+    if out.exists() and any(out.iterdir()):
+        if not marker.exists():
+            raise DetforgeError(
+                "output folder is not empty and was not made by generate_shapes_dataset; "
+                "choose a new folder",
+                path=out,
+            )
+        shutil.rmtree(out / "images", ignore_errors=True)  # our own earlier output
+    out.mkdir(parents=True, exist_ok=True)
+    marker.write_text("written by detforge.data.synthetic.generate_shapes_dataset\n")
     arrays, ds = render_shapes(
         num_images,
         imgsz=imgsz,
@@ -251,6 +266,9 @@ def generate_shapes_dataset(
         lists[split].append(rel)
     data_lines = [f"classes = {len(classes)}"]
     for split, entries in lists.items():
+        if not entries and split != "train":
+            (out / f"{split}.txt").unlink(missing_ok=True)  # from an earlier generation
+            continue  # an empty split gets no list and no key
         atomic_write_text(out / f"{split}.txt", "".join(f"{e}\n" for e in entries))
         data_lines.append(f"{split} = {split}.txt")
     atomic_write_text(out / "obj.names", "".join(f"{c}\n" for c in classes))
