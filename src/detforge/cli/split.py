@@ -25,8 +25,9 @@ the lists name the original images (absolute paths), whose labels stay beside th
 --group-by keeps every sequence inside one split, so near-identical video frames never
 sit on both sides of the train/validation line:
   parent   the folder holding the image is the sequence
-  REGEX    searched in the image path; the first capture group (or the whole match) is
-           the sequence, e.g. '([^/]+)_frame\\d+' for clip01_frame0007.jpg
+  REGEX    searched in the image's absolute path (forward slashes); the first capture
+           group (or the whole match) is the sequence, e.g. '([^/]+)_frame\\d+' for
+           clip01_frame0007.jpg
 --stratify balances the share of images containing each class across the splits.
 Afterwards the same file path or byte-identical content found in two splits is reported
 (only files whose sizes collide are read).
@@ -34,7 +35,7 @@ Afterwards the same file path or byte-identical content found in two splits is r
 examples:
   detforge split data/frames --out data/split --ratios 0.8,0.1,0.1 --group-by parent
   detforge split old/obj.data --out new --ratios 0.9,0.1 --stratify --seed 1
-  detforge split 'G:/data/train.txt' --out split --path-map G:/data=/mnt/data
+  detforge split /mnt/data/train.txt --out split --path-map G:/data=/mnt/data  # made on Windows
 """
 
 
