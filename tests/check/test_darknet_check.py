@@ -196,3 +196,17 @@ def test_unchanged_dataset_reuses_the_last_result_until_anything_changes(
     assert ("image-tiny", "a.jpg", None) in _codes(check_dataset(data))
     # other options are another check
     assert check_dataset(data, deep=True).summary["cached_files"] < 4
+
+
+def test_valid_list_equal_to_train_and_windows_paths(make_darknet, tmp_path: Path) -> None:
+    data = make_darknet({"a": BOX, "b": BOX}, names="cat\n")
+    data.write_text("classes = 1\ntrain = train.txt\nvalid = ./train.txt\nnames = obj.names\n")
+    report = check_dataset(data)
+    (f,) = report.findings
+    assert (f.code, f.line, f.severity) == ("split-overlap", 3, "error")
+    assert "same list as train" in f.message
+    (data.parent / "train.txt").write_text("G:\\data\\img\\a.jpg\n")
+    (miss,) = check_dataset(data).by_code("image-missing")
+    assert "--path-map" in miss.message and miss.line == 1
+    mapped = check_dataset(data, path_map=[("G:/data", str(data.parent))])
+    assert mapped.by_code("image-missing") == []

@@ -27,10 +27,10 @@ def check_dataset(
     """Check ``source`` and return every finding (see ``docs/checks.md`` for the codes).
 
     ``deep`` decodes every image; ``label_map`` (a ``.pbtxt``) is compared with the class
-    names; ``group_by`` (``"folder"`` or a regex, as ``detforge split --group-by``) enables the
+    names; ``group_by`` (``"parent"`` or a regex, as ``detforge split --group-by``) enables the
     sequence-leak check; ``cache=False`` ignores and does not update the index cache.
     Raises :class:`DetforgeError` only when ``source`` does not exist or has no known format;
-    a file that cannot be parsed is an ``read-error`` finding.
+    a file that cannot be parsed is a ``read-error`` finding.
     """
     from detforge.formats.detect import detect_format
 
@@ -48,16 +48,17 @@ def check_dataset(
                 cache=cache,
             )
             scan.summary["format"] = fmt
-            return CheckReport(scan.findings, scan.summary)
-        if fmt == "tfrecord":
+            report = CheckReport(scan.findings, scan.summary)
+        elif fmt == "tfrecord":
             from detforge.check.tfrecord import check_tfrecords
 
-            return check_tfrecords(source, label_map=label_map, deep=deep)
-        from detforge.check.loaded import check_loaded
+            report = check_tfrecords(source, label_map=label_map, deep=deep)
+        else:
+            from detforge.check.loaded import check_loaded
 
-        return check_loaded(
-            source, fmt=fmt, deep=deep, label_map=label_map, group_by=group_by, cache=cache
-        )
+            report = check_loaded(
+                source, fmt=fmt, deep=deep, label_map=label_map, group_by=group_by, cache=cache
+            )
     except DetforgeError as exc:
         if not os.path.exists(source):
             raise
@@ -68,11 +69,15 @@ def check_dataset(
             line=exc.line,
         )
         counts = severity_counts([f])
-        summary = {
-            "source": os.fspath(source),
-            "format": fmt,
-            "errors": counts["error"],
-            "warnings": counts["warning"],
-            "infos": counts["info"],
-        }
-        return CheckReport([f], summary)
+        report = CheckReport(
+            [f],
+            {
+                "source": os.fspath(source),
+                "format": fmt,
+                "errors": counts["error"],
+                "warnings": counts["warning"],
+                "infos": counts["info"],
+            },
+        )
+    report.summary.setdefault("codes", dict(sorted(report.codes().items())))
+    return report

@@ -216,7 +216,7 @@ def scan_darknet(
     # --- labels
     exists = [inf.problem != "image-missing" for inf in infos]
     scan.label_paths = locate_labels(scan.images, exists)
-    texts, label_errors, reused_lab = label_texts(str(src), scan.label_paths, cache)
+    texts, label_errors, reused_lab, label_stats = label_texts(str(src), scan.label_paths, cache)
     scan.label_texts = texts
     scan.findings += label_errors
     for p, info, lp in zip(scan.images, infos, scan.label_paths, strict=True):
@@ -283,9 +283,7 @@ def scan_darknet(
         "seconds": round(time.perf_counter() - t0, 3),
     }
     if fp:
-        resultcache.store(
-            str(src), fp, [p for p in scan.label_paths if p], scan.findings, scan.summary
-        )
+        resultcache.store(str(src), fp, label_stats, scan.findings, scan.summary)
     return scan
 
 

@@ -189,10 +189,15 @@ def store_images(table: ImageTable, images: list[str], deep: bool) -> None:
     )
 
 
+LabelStats = tuple[list[str], NDArray[np.int64], NDArray[np.int64]]
+"""``(label paths, size, mtime_ns)`` of the label files that exist."""
+
+
 def label_texts(
     src: str, label_paths: list[str], use_cache: bool
-) -> tuple[list[str | None], list[Finding], int]:
-    """Contents of the label files (``None`` for none/unreadable), findings and reuse count."""
+) -> tuple[list[str | None], list[Finding], int, LabelStats]:
+    """Contents of the label files (``None`` for none/unreadable), findings, how many came
+    from the cache, and the ``stat`` results of the existing ones."""
     present = [p for p in label_paths if p]
     size, mtime = stat_files(present)
     texts: dict[str, str] = {}
@@ -235,4 +240,5 @@ def label_texts(
         )
         for p, why in errors.items()
     ]
-    return [texts.get(p) if p else None for p in label_paths], findings, reused
+    out = [texts.get(p) if p else None for p in label_paths]
+    return out, findings, reused, (present, size, mtime)

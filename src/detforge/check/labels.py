@@ -22,6 +22,7 @@ from itertools import chain
 import numpy as np
 from numpy.typing import NDArray
 
+from detforge.check.duplicates import box_text, exact_duplicates, near_duplicates, where
 from detforge.check.findings import Finding, finding
 
 _INT_CHARS = frozenset("0123456789")
@@ -173,11 +174,6 @@ class BoxVerdict:
     """``(K,)`` the first finding code of each row (``""`` when none), for ``fixes.json``."""
 
 
-def _where(paths: Sequence[str], file: NDArray[np.int64], line: NDArray[np.int64], i: int) -> dict:  # type: ignore[type-arg]
-    ln = int(line[i])
-    return {"path": paths[int(file[i])], "line": ln if ln > 0 else None}
-
-
 def check_boxes(
     rows: LabelRows,
     paths: Sequence[str],
@@ -206,7 +202,7 @@ def check_boxes(
     def emit(code: str, mask: NDArray[np.bool_], msg: str) -> None:
         reason[mask & (reason == "")] = code
         for i in np.flatnonzero(mask).tolist():
-            out.append(finding(code, msg.format(**_fmt(rows, i)), **_where(paths, f_, l_, i)))
+            out.append(finding(code, msg.format(**_fmt(rows, i)), **where(paths, f_, l_, i)))
 
     neg = cls < 0
     emit("class-negative", neg, "class id {cls} is negative; ids start at 0 (--fix drops the box)")
@@ -283,27 +279,27 @@ def check_boxes(
                     "box-subpixel",
                     f"box is {w_px[i]:.2f} x {h_px[i]:.2f} px, smaller than a pixel; it "
                     "cannot be learned and is likely a stray click (--fix drops it)",
-                    **_where(paths, f_, l_, i),
+                    **where(paths, f_, l_, i),
                 )
             )
         bad |= tiny
-    dup = _exact_duplicates(rows, ~bad)
+    dup = exact_duplicates(rows, ~bad)
     first = dup[1]
     for i in np.flatnonzero(dup[0]).tolist():
         ln = int(l_[first[i]])
         if ln > 0 and lines_are_boxes:
             msg = f"same box as line {ln}"
         else:
-            msg = f"{_box_text(rows, i)} appears twice"
+            msg = f"{box_text(rows, i)} appears twice"
         out.append(
             finding(
                 "box-duplicate",
                 msg + "; duplicates double the weight of one object (--fix drops it)",
-                **_where(paths, f_, l_, i),
+                **where(paths, f_, l_, i),
             )
         )
     dup_mask = dup[0]
-    out.extend(_near_duplicates(rows, paths, ~bad & ~dup_mask, near_iou, lines_are_boxes))
+    out.extend(near_duplicates(rows, paths, ~bad & ~dup_mask, near_iou, lines_are_boxes))
     reason[dup_mask & (reason == "")] = "box-duplicate"
     return BoxVerdict(bad=bad, clip=clip, duplicate=dup_mask, reason=reason), out
 
@@ -324,98 +320,3 @@ def _fmt(rows: LabelRows, i: int) -> dict[str, str]:
         "h": f"{c[3]:g}",
         "over": f"{over:.3g}",
     }
-
-
-def _box_text(rows: LabelRows, i: int) -> str:
-    """``class 1 box (cx 0.5, cy 0.5, w 0.1, h 0.2)`` to locate a box that has no line."""
-    if rows.describe is not None:
-        return rows.describe[i]
-    c = rows.coords[i]
-    return f"class {rows.cls[i]:g} box (cx {c[0]:.4f}, cy {c[1]:.4f}, w {c[2]:.4f}, h {c[3]:.4f})"
-
-
-def _exact_duplicates(
-    rows: LabelRows, valid: NDArray[np.bool_]
-) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
-    """``(is_repeat (K,), index of the first equal row (K,))`` among ``valid`` rows."""
-    k = len(rows)
-    is_dup = np.zeros(k, dtype=bool)
-    first = np.arange(k, dtype=np.int64)
-    idx = np.flatnonzero(valid)
-    if len(idx) < 2:
-        return is_dup, first
-    keys = np.column_stack([rows.file[idx].astype(np.float64), rows.cls[idx], rows.coords[idx]])
-    order = np.lexsort(keys.T[::-1])  # sort by file, cls, coords; stable keeps line order
-    sk = keys[order]
-    same = np.all(sk[1:] == sk[:-1], axis=1)
-    if not same.any():
-        return is_dup, first
-    # group starts: position of the first row of each run of equal keys
-    start = np.concatenate([[True], ~same])
-    run_first = np.maximum.accumulate(np.where(start, np.arange(len(sk)), 0))
-    sorted_idx = idx[order]
-    is_dup[sorted_idx[1:][same]] = True
-    first[sorted_idx] = sorted_idx[run_first]
-    return is_dup, first
-
-
-def _pairs_within_groups(group: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """All index pairs ``i < j`` with ``group[i] == group[j]``, for ``group`` sorted ascending."""
-    n = len(group)
-    if n < 2:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty
-    _, starts, counts = np.unique(group, return_index=True, return_counts=True)
-    ends = np.repeat(starts + counts, counts)
-    partners = ends - 1 - np.arange(n)
-    total = int(partners.sum())
-    i = np.repeat(np.arange(n, dtype=np.int64), partners)
-    offs = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(partners) - partners, partners)
-    return i, i + offs + 1
-
-
-def _near_duplicates(
-    rows: LabelRows,
-    paths: Sequence[str],
-    valid: NDArray[np.bool_],
-    thr: float,
-    by_line: bool,
-) -> list[Finding]:
-    """``box-near-duplicate`` for same-file, same-class pairs with IoU >= ``thr``."""
-    idx = np.flatnonzero(valid)
-    if len(idx) < 2:
-        return []
-    key = rows.file[idx] * 100003 + rows.cls[idx].astype(np.int64)
-    order = np.argsort(key, kind="stable")
-    idx, key = idx[order], key[order]
-    out: list[Finding] = []
-    # chunk by groups so one image with thousands of boxes stays bounded in memory
-    a, b = _pairs_within_groups(key)
-    c = rows.coords
-    xyxy = np.column_stack([c[:, :2] - c[:, 2:] / 2, c[:, :2] + c[:, 2:] / 2])
-    for s in range(0, len(a), 1 << 22):
-        ia, ib = idx[a[s : s + (1 << 22)]], idx[b[s : s + (1 << 22)]]
-        p, q = xyxy[ia], xyxy[ib]
-        iw = np.clip(np.minimum(p[:, 2], q[:, 2]) - np.maximum(p[:, 0], q[:, 0]), 0, None)
-        ih = np.clip(np.minimum(p[:, 3], q[:, 3]) - np.maximum(p[:, 1], q[:, 1]), 0, None)
-        inter = iw * ih
-        union = c[ia, 2] * c[ia, 3] + c[ib, 2] * c[ib, 3] - inter
-        iou = inter / np.where(union > 0, union, 1)
-        for j in np.flatnonzero(iou >= thr):
-            first, second = (
-                (ia[j], ib[j]) if rows.line[ia[j]] <= rows.line[ib[j]] else (ib[j], ia[j])
-            )
-            ln = int(rows.line[first])
-            if ln > 0 and by_line:
-                this, other = "box", f"line {ln}"
-            else:
-                this, other = _box_text(rows, int(second)), _box_text(rows, int(first))
-            out.append(
-                finding(
-                    "box-near-duplicate",
-                    f"{this} overlaps {other} of the same class with IoU {iou[j]:.2f}; "
-                    "probably one object labelled twice: delete one of them",
-                    **_where(paths, rows.file, rows.line, int(second)),
-                )
-            )
-    return out

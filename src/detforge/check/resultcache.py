@@ -104,15 +104,17 @@ def load(source: str, key: str) -> tuple[list[Finding], dict[str, Any]] | None:
 def store(
     source: str,
     key: str,
-    labels: list[str],
+    labels: tuple[list[str], NDArray[np.int64], NDArray[np.int64]],
     findings: list[Finding],
     summary: dict[str, Any],
 ) -> None:
-    """Remember this check's result under ``key`` (silently skipped when not writable)."""
-    size, mtime = stat_files(labels)
+    """Remember this check's result under ``key`` (silently skipped when not writable).
+
+    ``labels`` is ``(paths, size, mtime_ns)`` of the label files the check read."""
+    paths, size, mtime = labels
     rec = {
         "key": key,
-        "labels": labels,
+        "labels": paths,
         "label_size": size.tolist(),
         "label_mtime": mtime.tolist(),
         "findings": [f.to_dict() for f in findings],

@@ -88,6 +88,19 @@ def _from_data_file(out: Sources, src: Path, path_map: PathMap) -> None:
                 )
             )
             continue
+        same = [k for k, v in out.lists.items() if os.path.samefile(v, lp)]
+        if same:
+            out.findings.append(
+                finding(
+                    "split-overlap",
+                    f"{key} uses the same list as {same[0]} ({lp}): every {key} image is a "
+                    f"{same[0]} image, so evaluation measures memorisation -- make a separate "
+                    f"{key} list (detforge split; --fix drops the {key} split)",
+                    path=str(src),
+                    line=df.lines.get(key),
+                )
+            )
+            continue
         out.lists[key] = lp
     if df.names is not None:
         if os.path.isfile(df.names):
