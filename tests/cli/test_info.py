@@ -61,3 +61,16 @@ def test_info_reads_other_formats_voc(
             ref[obj.findtext("name", "").strip()] += 1
     assert info["splits"]["all"]["images"] == 364
     assert info["splits"]["all"]["per_class"] == dict(ref)
+
+
+def test_info_reports_unknown_keys_and_bom_lists(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = generate_shapes_dataset(tmp_path / "ds", num_images=10, seed=1)
+    root = data.parent
+    (root / "valid.txt").write_bytes(b"\xef\xbb\xbf" + (root / "valid.txt").read_bytes())
+    data.write_text(data.read_text() + "top = 5\neval = coco\n")
+    assert main(["info", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "keys Darknet does not use, kept: top" in out
+    assert f"{'valid':<8}{2:>9}" in out  # the BOM did not hide the first entry
