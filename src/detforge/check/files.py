@@ -22,6 +22,7 @@ from detforge.check.dataset import file_digest
 from detforge.check.findings import Finding, finding
 from detforge.check.images import ImageInfo, inspect_images
 from detforge.data.cache import FileIndexCache, stat_files
+from detforge.utils.progress import progress
 
 
 def read_text(path: str) -> tuple[str | None, str]:
@@ -215,7 +216,7 @@ def label_texts(
                 texts[present[i]] = stored[r]
         reused = int(fresh.sum())
     todo = [p for p in present if p not in texts and p not in errors]
-    for p in todo:
+    for p in progress(todo, total=len(todo), desc="reading labels", unit="file"):
         text, why = read_text(p)
         if text is None:
             errors[p] = why

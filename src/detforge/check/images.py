@@ -16,7 +16,7 @@ import hashlib
 import os
 import stat
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from detforge.check.findings import Finding, finding
@@ -123,15 +123,17 @@ def inspect_images(
     def run(group: Sequence[str]) -> list[ImageInfo]:
         return [inspect_image(p, deep=deep) for p in group]
 
-    out: list[ImageInfo] = []
-    if workers == 1 or len(groups) == 1:
-        for g in progress(groups, total=len(groups), desc="images", unit="chunk"):
-            out.extend(run(g))
-        return out
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for res in progress(pool.map(run, groups), total=len(groups), desc="images", unit="chunk"):
-            out.extend(res)
-    return out
+    def results() -> Iterator[ImageInfo]:
+        if workers == 1 or len(groups) == 1:
+            for g in groups:
+                yield from run(g)
+            return
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for res in pool.map(run, groups):
+                yield from res
+
+    desc = "decoding images" if deep else "checking images"
+    return list(progress(results(), total=n, desc=desc, unit="img"))
 
 
 TINY = 32
