@@ -103,18 +103,20 @@ def make_set(n_images: int, seed: int = 0) -> tuple[dict[str, object], list[dict
     return {"images": images, "annotations": anns, "categories": cats}, dets
 
 
-def timed(cmd: list[str]) -> tuple[float, float, str]:
-    """Run ``cmd`` under /usr/bin/time -v for its own peak RSS."""
+def timed(cmd: list[str]) -> tuple[float, float, float, str]:
+    """Run ``cmd`` under /usr/bin/time -v: (wall s, peak RSS GiB, CPU user+sys s, stdout)."""
     t0 = time.perf_counter()
     proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode:
         raise SystemExit(f"{cmd[:3]} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    rss_kb = 0
+    rss_kb, cpu = 0, 0.0
     for line in proc.stderr.splitlines():
         if "Maximum resident set size" in line:
             rss_kb = int(line.split(":")[1])
-    return wall, rss_kb / 2**20, proc.stdout
+        if "User time (seconds)" in line or "System time (seconds)" in line:
+            cpu += float(line.split(":")[1])
+    return wall, rss_kb / 2**20, cpu, proc.stdout
 
 
 def main() -> None:
@@ -123,10 +125,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", default=None, help="keep the generated files here")
     ap.add_argument("--skip", nargs="*", default=[], help="pycocotools and/or faster-coco-eval")
+    ap.add_argument("--repeat", type=int, default=3, help="detforge runs (it is the fast one)")
     args = ap.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="detforge-evalbench-"))
     work.mkdir(parents=True, exist_ok=True)
     gt_path, dt_path = work / "gt.json", work / "dets.json"
+    print(f"load average before the run: {os.getloadavg()}", flush=True)
     if not (gt_path.exists() and dt_path.exists()) or args.workdir is None:
         gt, dets = make_set(args.images, args.seed)
         gt_path.write_text(json.dumps(gt))
@@ -142,23 +146,25 @@ def main() -> None:
     rows = []
     all_stats = {}
     if "pycocotools" not in args.skip:
-        wall, rss, out = timed([py, "-c", PYCOCO, str(gt_path), str(dt_path)])
+        wall, rss, cpu, out = timed([py, "-c", PYCOCO, str(gt_path), str(dt_path)])
         r = json.loads(out)
         all_stats["pycocotools"] = r["stats"]
-        rows.append(("pycocotools", wall, rss, r["phases"]))
+        rows.append(("pycocotools", wall, rss, cpu, r["phases"]))
     if "faster-coco-eval" not in args.skip:
-        wall, rss, out = timed([py, "-c", FASTER, str(gt_path), str(dt_path)])
+        wall, rss, cpu, out = timed([py, "-c", FASTER, str(gt_path), str(dt_path)])
         r = json.loads(out)
         all_stats["faster-coco-eval"] = r["stats"]
-        rows.append(("faster-coco-eval", wall, rss, r["phases"]))
-    wall, rss, _ = timed(detforge)
+        rows.append(("faster-coco-eval", wall, rss, cpu, r["phases"]))
+    for i in range(args.repeat):
+        wall, rss, cpu, _ = timed(detforge)
+        rows.append((f"detforge eval #{i + 1}", wall, rss, cpu, {}))
     st = json.loads((work / "detforge.json").read_text())["coco"]["stats"]
     all_stats["detforge"] = [st[k] for k in NAMES]
-    rows.append(("detforge eval", wall, rss, {}))
-    print(f"{'tool':<18} {'wall s':>8} {'peak GiB':>9}  phases")
-    for name, wall, rss, phases in rows:
+    print(f"{'tool':<20} {'wall s':>8} {'CPU s':>8} {'peak GiB':>9}  phases (wall)")
+    for name, wall, rss, cpu, phases in rows:
         ph = ", ".join(f"{k} {v:.1f}s" for k, v in phases.items())
-        print(f"{name:<18} {wall:8.2f} {rss:9.2f}  {ph}")
+        print(f"{name:<20} {wall:8.2f} {cpu:8.2f} {rss:9.2f}  {ph}")
+    print(f"load average after the run: {os.getloadavg()}")
     ref = all_stats["detforge"]
     for name, stats in all_stats.items():
         diff = max(abs(a - b) for a, b in zip(stats, ref, strict=False))

@@ -83,15 +83,13 @@ def read_ground_truth(
         from detforge.formats.coco import read_coco
 
         ds = read_coco(src, images_dir=images_dir)
+    elif src.suffix.lower() == ".data" and src.is_file():
+        ds, results = _read_data_split(src, split or "valid", path_map)
+        split = None  # already one split
     else:
         from detforge.formats.detect import read_any
 
         ds = read_any(src, images_dir=images_dir, path_map=path_map)
-        if src.suffix.lower() == ".data":
-            from detforge.formats.darknet_files import read_data_file
-
-            res = read_data_file(src, path_map=path_map).results
-            results = Path(res) if res else None
     splits = ds.splits()
     if split is not None:
         want = canonical_split(split)
@@ -104,6 +102,31 @@ def read_ground_truth(
     elif len(splits) > 1:
         ds = ds.split("valid" if "valid" in splits else splits[0])
     return ds, results
+
+
+def _read_data_split(
+    src: Path, split: str, path_map: list[tuple[str, str]]
+) -> tuple[Any, Path | None]:
+    """Only the list of ``split`` of a ``.data`` file (not its training set), with its names."""
+    from dataclasses import replace
+
+    from detforge.data.dataset import canonical_split
+    from detforge.formats.darknet import read_darknet
+    from detforge.formats.darknet_files import read_data_file, read_names
+
+    df = read_data_file(src, path_map=path_map)
+    key = canonical_split(split)
+    lst = {"train": df.train, "valid": df.valid, "test": df.test}.get(key)
+    if not lst:
+        path, line = df.where(key)
+        raise DetforgeError(f"the .data file has no '{key}' list to evaluate", path=path, line=line)
+    ds = read_darknet(lst, path_map=path_map)
+    if df.names:
+        names = read_names(df.names)
+        if len(names) >= ds.num_classes:
+            ds = replace(ds, class_names=tuple(names))
+    ds = ds.with_splits([key] * ds.num_images)
+    return ds, Path(df.results) if df.results else None
 
 
 def run(args: argparse.Namespace) -> int:
