@@ -87,3 +87,24 @@ def test_missing_av_is_explained(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     monkeypatch.setitem(sys.modules, "av", None)
     with pytest.raises(DetforgeError, match=r"pip install 'detforge\[video\]'"):
         open_source(video)
+
+
+def test_image_list_and_data_split(tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        _img(tmp_path / "imgs" / f"{name}.png")
+    (tmp_path / "train.txt").write_text("# training images\nimgs/a.png\r\n\nimgs/b.png\n")
+    (tmp_path / "valid.txt").write_text(f"{tmp_path / 'imgs' / 'c.png'}\n")
+    (tmp_path / "obj.names").write_text("x\n")
+    data = tmp_path / "obj.data"
+    data.write_text("classes = 1\ntrain = train.txt\nvalid = valid.txt\nnames = obj.names\n")
+    lst = open_source(tmp_path / "train.txt")
+    assert [Path(p).name for p in lst.paths] == ["a.png", "b.png"]  # relative to the list
+    assert [Path(p).name for p in open_source(data).paths] == ["c.png"]  # valid by default
+    assert [Path(p).name for p in open_source(f"{data}:train").paths] == ["a.png", "b.png"]
+    assert [Path(p).name for p in open_source(data, split="train").paths] == ["a.png", "b.png"]
+    with pytest.raises(DetforgeError, match="no test= entry"):
+        open_source(data, split="test")
+    with pytest.raises(DetforgeError, match="split given twice"):
+        open_source(f"{data}:train", split="valid")
+    with pytest.raises(DetforgeError, match="--split only applies"):
+        open_source(tmp_path / "train.txt", split="train")
