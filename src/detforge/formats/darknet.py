@@ -221,7 +221,6 @@ def read_darknet(
     store = FileIndexCache.for_source(src, kind="darknet", cache_dir=cache_dir) if cache else None
     widths = np.zeros(n, dtype=np.int64)
     heights = np.zeros(n, dtype=np.int64)
-    counts = np.zeros(n, dtype=np.int64)
     fresh = np.zeros(n, dtype=bool)
     rows = np.full(n, -1, dtype=np.int64)
     if store is not None and len(store) and store.has("label_path"):
@@ -246,7 +245,6 @@ def read_darknet(
     if len(fresh_idx) and store is not None:
         cvals, fc = store.ragged("cls", rows[fresh_idx])
         xvals, _ = store.ragged("coords", rows[fresh_idx])
-        counts[fresh_idx] = fc
         parts_img.append(np.repeat(fresh_idx, fc))
         parts_cls.append(cvals)
         parts_xy.append(xvals)
@@ -257,7 +255,6 @@ def read_darknet(
     ):
         if label_paths[i]:
             c, xy = _read_label(label_paths[i])
-            counts[i] = len(c)
             parts_img.append(np.full(len(c), i, dtype=np.int64))
             parts_cls.append(c)
             parts_xy.append(xy)
