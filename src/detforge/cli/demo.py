@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from detforge.cli import demo_predict
 from detforge.errors import DetforgeError
 
 HELP = "generate a small dataset and run every command on it (the whole job end to end)"
@@ -100,6 +101,8 @@ STEPS: list[tuple[str, str, Callable[[DemoRun], None]]] = [
     ("split", "a fresh stratified train/valid/test split", step_split),
     # later capabilities add their step here, in the order a user would run them:
     # check, convert, train, eval, predict
+    ("predict", "detections on the valid split, and 'map' scores", demo_predict.step_predict),
+    ("show", "pictures: ground truth beside predictions, contact sheet", demo_predict.step_show),
 ]
 """The demo, in order: ``(name, what it shows, function)``."""
 
