@@ -225,6 +225,21 @@ def test_exif_rotation_and_broken_image(tmp_path: Path) -> None:
     assert err.value.path == str(tmp_path / "bad.jpg")
 
 
+def test_any_image_mode_becomes_rgb_uint8(tmp_path: Path) -> None:
+    ramp16 = (np.arange(64, dtype=np.uint16)[None, :] * 1024).repeat(8, 0)  # 0..64512
+    Image.fromarray(ramp16).save(tmp_path / "deep.png")
+    Image.fromarray(np.full((8, 64), 77, np.uint8)).save(tmp_path / "grey.png")
+    Image.fromarray(np.full((8, 64, 4), 200, np.uint8)).save(tmp_path / "rgba.png")
+    Image.fromarray(np.full((8, 64, 3), 9, np.uint8)).convert("P").save(tmp_path / "pal.png")
+    deep, _ = I.load_image(str(tmp_path / "deep.png"), imgsz=64)
+    assert deep.shape == (8, 64, 3) and deep.dtype == np.uint8
+    np.testing.assert_array_equal(deep[0, :, 1], np.arange(64) * 4)  # top 8 of 16 bits
+    for name, value in [("grey", 77), ("rgba", 200), ("pal", 9)]:
+        arr, hw0 = I.load_image(str(tmp_path / f"{name}.png"), imgsz=32)
+        assert arr.shape == (4, 32, 3) and hw0 == (8, 64) and arr.dtype == np.uint8
+        assert abs(int(arr[2, 5, 0]) - value) <= 1
+
+
 def test_crowd_and_empty_boxes_are_not_targets(tmp_path: Path) -> None:
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "a.png")
     ds = make_dataset(

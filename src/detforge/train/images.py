@@ -41,6 +41,22 @@ def scaled_size(h: int, w: int, imgsz: int) -> tuple[int, int]:
     return max(1, round(h * r)), max(1, round(w * r))
 
 
+def _rgb_array(im: Image.Image) -> ImageArray:
+    """``(h, w, 3)`` uint8 RGB of any Pillow mode; 16/32-bit integer images keep their top 8
+    bits (microscopy TIFFs), float images are taken as ``0..1`` when their maximum is <= 1."""
+    if im.mode == "RGB":
+        return np.asarray(im, dtype=np.uint8)
+    if im.mode.startswith("I") or im.mode == "F":
+        a = np.asarray(im).astype(np.float64)
+        unit = im.mode == "F" and a.size > 0 and a.max() <= 1.0
+        a = a * 255.0 if unit else a if im.mode == "F" else a / 256.0
+        grey = np.clip(a, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
+    if "A" in im.mode or im.mode == "P":
+        im = im.convert("RGBA")
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
 def load_image(
     path: str, *, imgsz: int, exif_transpose: bool = True
 ) -> tuple[ImageArray, tuple[int, int]]:
@@ -63,9 +79,7 @@ def load_image(
             out: Image.Image = im
             if orient != 1:
                 out = ImageOps.exif_transpose(out)
-            if out.mode != "RGB":
-                out = out.convert("RGBA").convert("RGB") if "A" in out.mode else out.convert("RGB")
-            arr = np.asarray(out, dtype=np.uint8)
+            arr = _rgb_array(out)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DetforgeError(
             f"cannot decode the image ({exc}); run 'detforge check --deep' to find broken images",
