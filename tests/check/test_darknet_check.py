@@ -171,6 +171,10 @@ def test_label_map_vs_names(make_darknet, tmp_path: Path) -> None:
     assert "id 3" in found[1].message
     lm.write_text("item { id: 1 name: 'cat' }\nitem { id: 2 name: 'dog' }\n")
     assert check_dataset(data, label_map=lm).findings == []
+    # a label map beside the .data file is compared without being asked
+    (data.parent / "label_map.pbtxt").write_text("item { id: 1 name: 'cat' }\n")
+    (auto,) = check_dataset(data).by_code("labelmap-mismatch")
+    assert "class 1 'dog' needs id 2" in auto.message and auto.path.endswith("label_map.pbtxt")
 
 
 def test_unchanged_dataset_reuses_the_last_result_until_anything_changes(

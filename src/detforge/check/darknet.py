@@ -153,6 +153,8 @@ def scan_darknet(
     scan.data_file, scan.lists, scan.names = found.data_file, found.lists, found.names
     scan.names_path = found.names_path
     scan.findings += found.findings
+    if label_map is None:
+        label_map = found.label_map
     if scan.names is not None:
         names_at = scan.names_path if found.names_have_lines else None
         scan.findings += check_names(scan.names, path=scan.names_path, lines=names_at is not None)

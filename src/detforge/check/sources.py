@@ -48,7 +48,19 @@ class Sources:
     declared_classes: int | None = None
     """``classes=`` of a ``.data`` file or ``nc:`` of a YAML."""
     declared_at: tuple[str, int | None] | None = None
+    label_map: str | None = None
+    """A TF label map found beside the dataset (``label_map.pbtxt``, ``labels.pbtxt`` or the
+    only ``*.pbtxt``), compared with the names unless ``--label-map`` names another."""
     findings: list[Finding] = field(default_factory=list)
+
+
+def find_label_map(folder: Path) -> str | None:
+    """``label_map.pbtxt`` / ``labels.pbtxt`` / the only ``*.pbtxt`` in ``folder``."""
+    for name in ("label_map.pbtxt", "labels.pbtxt", "label_map.pbtx"):
+        if (folder / name).is_file():
+            return str(folder / name)
+    found = sorted(folder.glob("*.pbtxt"))
+    return str(found[0]) if len(found) == 1 else None
 
 
 def _find_names(folder: Path) -> str | None:
@@ -207,6 +219,11 @@ def gather_sources(source: str | os.PathLike[str], *, path_map: PathMap = ()) ->
             out.findings.append(finding("read-error", exc.message, path=lp))
             continue
         out.entries += [(p, split, lp, n) for p, n in zip(got, lines, strict=True)]
+    folders = [src if src.is_dir() else src.parent]
+    if out.names_path is not None:
+        folders.append(Path(out.names_path).parent)
+    for folder in dict.fromkeys(folders):
+        out.label_map = out.label_map or find_label_map(folder)
     if out.names is None and out.names_path is not None and out.names_have_lines:
         text, why = read_text(out.names_path)
         if text is None:

@@ -30,6 +30,7 @@ from detforge.check.dataset import (
 from detforge.check.findings import CheckReport, Finding, finding, severity_counts, sort_findings
 from detforge.check.images import inspect_bytes
 from detforge.check.labels import LabelRows, check_boxes
+from detforge.check.sources import find_label_map
 from detforge.errors import DetforgeError
 from detforge.formats.tfrecord.example import (
     bytes_values,
@@ -82,14 +83,6 @@ def _trunc(path: str, no: int, detail: str) -> Finding:
         path=path,
         line=no,
     )
-
-
-def _find_label_map(folder: Path) -> Path | None:
-    for name in ("label_map.pbtxt", "labels.pbtxt", "label_map.pbtx"):
-        if (folder / name).is_file():
-            return folder / name
-    found = sorted(folder.glob("*.pbtxt"))
-    return found[0] if len(found) == 1 else None
 
 
 class _Acc:
@@ -186,7 +179,8 @@ def check_tfrecords(
     t0 = time.perf_counter()
     files = [str(p) for p in expand_record_paths(source)]
     findings: list[Finding] = []
-    lm = Path(label_map) if label_map is not None else _find_label_map(Path(files[0]).parent)
+    found = find_label_map(Path(files[0]).parent)
+    lm = Path(label_map) if label_map is not None else Path(found) if found else None
     mapping: dict[int, str] | None = None
     if lm is not None:
         try:
