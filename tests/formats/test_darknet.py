@@ -305,3 +305,30 @@ def test_wrong_kind_of_file_as_list(tmp_path: Path) -> None:
     odd = tmp_path / "odd.txt"
     odd.write_bytes("a\x85b.png\r\n".encode("latin-1"))  # \x85 is not a line break here
     assert read_image_list(odd) == [str(tmp_path / "a\x85b.png")]
+
+
+def test_darknet_repo_layout_found_from_anywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The classic layout: paths in obj.data and train.txt are relative to the darknet folder."""
+    dk = tmp_path / "darknet"
+    _img(dk / "data" / "obj" / "img1.jpg")
+    (dk / "data" / "obj" / "img1.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    _img(dk / "data" / "obj" / "img2.jpg")
+    (dk / "data" / "train.txt").write_text("data/obj/img1.jpg\ndata/obj/img2.jpg\n")
+    (dk / "data" / "obj.names").write_text("bird\n")
+    (dk / "data" / "obj.data").write_text(
+        "classes = 1\ntrain = data/train.txt\nnames = data/obj.names\nbackup = backup/\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    ds = read_darknet(dk / "data" / "obj.data", cache=False)
+    assert ds.images.path.tolist() == [str(dk / "data" / "obj" / f"img{i}.jpg") for i in (1, 2)]
+    assert ds.num_boxes == 1 and ds.class_names == ("bird",)
+    assert any("Darknet resolves" in n for n in ds.meta["notes"])
+    assert read_darknet(dk / "data" / "train.txt", cache=False).num_images == 2
+    (dk / "data" / "train.txt").write_text("data/obj/img1.jpg\ndata/obj/gone.jpg\n")
+    with pytest.raises(DetforgeError) as e:
+        read_darknet(dk / "data" / "obj.data", cache=False)
+    assert e.value.line == 2 and "relative entries" in e.value.message

@@ -54,7 +54,7 @@ from detforge.formats.darknet_files import (
     write_image_list,
     write_names,
 )
-from detforge.formats.darknet_sources import gather_sources, split_from_list_name
+from detforge.formats.darknet_sources import find_elsewhere, gather_sources, split_from_list_name
 from detforge.formats.darknet_write import write_darknet
 from detforge.utils.progress import progress
 
@@ -185,9 +185,29 @@ def read_darknet(
     for none), ``no_label_file`` (count of images without one) and ``notes`` (strings).
     """
     src = Path(source)
-    paths, splits, origins, names, meta = gather_sources(src, path_map)
+    found = gather_sources(src, path_map)
+    paths, splits, origins, names, meta = (
+        found.paths,
+        found.splits,
+        found.origins,
+        found.names,
+        found.meta,
+    )
     size, mtime, label_paths, lsize, lmtime = _stat_all(paths, workers)
     absent = np.flatnonzero(size < 0)
+    if len(absent):
+        moved = find_elsewhere(found, absent.tolist())
+        if moved:
+            again = _stat_all([paths[i] for i in moved], workers)
+            size[moved], mtime[moved], lsize[moved], lmtime[moved] = (
+                again[0],
+                again[1],
+                again[3],
+                again[4],
+            )
+            for k, i in enumerate(moved):
+                label_paths[i] = again[2][k]
+            absent = np.flatnonzero(size < 0)
     if len(absent):
         if missing == "error":
             i = int(absent[0])
@@ -197,6 +217,12 @@ def read_darknet(
                 f"image not found: {paths[i]}"
                 + (f" ({len(absent)} listed images are missing)" if len(absent) > 1 else "")
                 + missing_hint(paths[i])
+                + (
+                    f"; relative entries are resolved against the list's folder "
+                    f"({found.list_dirs[i]}), then against the folder Darknet would run from"
+                    if found.list_dirs[i]
+                    else ""
+                )
                 + (
                     "; this line looks like a label ('class cx cy w h'): is this a label file "
                     "rather than an image list?"

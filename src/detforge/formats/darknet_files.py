@@ -70,6 +70,9 @@ class DataFile:
     """Key -> 1-based line number in the file, for error messages."""
     notes: list[str] = field(default_factory=list)
     """Things worth telling the user (paths found only relative to the working directory)."""
+    fallback_base: str | None = None
+    """The folder relative paths were found against when not the ``.data`` file's own (the
+    working directory, or a parent folder: Darknet resolves against the folder it runs from)."""
 
     def where(self, key: str) -> tuple[Path, int | None]:
         """``(path, line)`` of ``key`` for a :class:`DetforgeError`."""
@@ -197,20 +200,40 @@ def read_data_file(path: str | os.PathLike[str], *, path_map: PathMap = ()) -> D
             df.eval = value
         else:
             resolved = resolve_path(value, base, path_map)
-            cwd_alt = resolve_path(value, Path.cwd(), path_map)
+            mapped = apply_path_map(value, path_map).replace("\\", "/")
             if (
-                not os.path.isabs(apply_path_map(value, path_map))
+                not os.path.isabs(mapped)
+                and not is_windows_absolute(mapped)
                 and not os.path.exists(resolved)
-                and os.path.exists(cwd_alt)
                 and low not in ("backup", "results")
             ):
-                df.notes.append(
-                    f"{p}:{n}: {low} = {value} found relative to the working directory "
-                    f"({cwd_alt}), not to the .data file's folder"
-                )
-                resolved = cwd_alt
+                for alt_base in darknet_roots(p.parent, df.fallback_base):
+                    alt = resolve_path(value, alt_base, path_map)
+                    if os.path.exists(alt):
+                        df.notes.append(
+                            f"{p}:{n}: {low} = {value} found relative to {alt_base} (Darknet "
+                            "resolves paths against the folder it runs from), not to the .data "
+                            "file's folder"
+                        )
+                        df.fallback_base = str(alt_base)
+                        resolved = alt
+                        break
             setattr(df, low, resolved)
     return df
+
+
+def darknet_roots(data_dir: Path, known: str | None) -> list[Path]:
+    """Folders Darknet may have been run from: one already found, the working directory, and
+    the ``.data`` file's parent and grandparent (``darknet/data/obj.data`` -> ``darknet/``)."""
+    out = [Path(known)] if known else []
+    out.append(Path.cwd())
+    d = data_dir.resolve()
+    out += [d.parent, d.parent.parent]
+    seen: list[Path] = []
+    for b in out:
+        if b not in seen and b != d:
+            seen.append(b)
+    return seen
 
 
 def write_data_file(path: str | os.PathLike[str], datafile: DataFile) -> None:
@@ -253,24 +276,37 @@ def read_image_list_lines(
     path: str | os.PathLike[str], *, path_map: PathMap = ()
 ) -> tuple[list[str], list[int]]:
     """Like :func:`read_image_list`, also returning each entry's 1-based line number."""
+    paths, numbers, _ = read_image_list_entries(path, path_map=path_map)
+    return paths, numbers
+
+
+def read_image_list_entries(
+    path: str | os.PathLike[str], *, path_map: PathMap = ()
+) -> tuple[list[str], list[int], list[bool]]:
+    """Resolved paths, 1-based line numbers and whether each entry was written relative."""
     p = Path(path)
     base = p.parent
     prefix = os.path.abspath(base) + "/"
     fast = os.sep == "/" and not path_map
     paths: list[str] = []
     numbers: list[int] = []
+    relative: list[bool] = []
     for n, raw in enumerate(_text_lines(p, "image list"), start=1):
         s = raw.strip()
         if not s or s[0] == "#":
             continue
         if fast and "\\" not in s and s[1:2] != ":":
             # the common case, without the general resolver's per-entry overhead
-            q = s if s[0] == "/" else prefix + s
+            rel = s[0] != "/"
+            q = prefix + s if rel else s
             paths.append(os.path.normpath(q) if "/." in q or "//" in q else q)
         else:
+            mapped = apply_path_map(s, path_map)
+            rel = not (os.path.isabs(mapped.replace("\\", "/")) or is_windows_absolute(mapped))
             paths.append(resolve_path(s, base, path_map))
         numbers.append(n)
-    return paths, numbers
+        relative.append(rel)
+    return paths, numbers, relative
 
 
 def read_image_list(path: str | os.PathLike[str], *, path_map: PathMap = ()) -> list[str]:

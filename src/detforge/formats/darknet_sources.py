@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,10 @@ from detforge.data.lists import list_images
 from detforge.errors import DetforgeError
 from detforge.formats.darknet_files import (
     PathMap,
+    darknet_roots,
     missing_hint,
     read_data_file,
-    read_image_list_lines,
+    read_image_list_entries,
     read_names,
 )
 
@@ -40,31 +42,56 @@ def _find_names(folder: Path) -> Path | None:
     return classes if classes.is_file() else None
 
 
-def gather_sources(
-    source: Path, path_map: PathMap
-) -> tuple[list[str], list[str], list[tuple[str, int | None]], list[str] | None, dict[str, Any]]:
-    """Image paths, their splits, where each was named ``(file, line)``, class names (or None
-    to derive) and reader notes, for a ``.data`` file, a list or a folder."""
-    meta: dict[str, Any] = {"source": str(source), "notes": []}
-    paths: list[str] = []
-    splits: list[str] = []
-    origins: list[tuple[str, int | None]] = []
+@dataclass
+class Sources:
+    """The images a dataset names, before anything is read from them."""
+
+    paths: list[str] = field(default_factory=list)
+    splits: list[str] = field(default_factory=list)
+    origins: list[tuple[str, int | None]] = field(default_factory=list)
+    """``(file, line)`` naming each image (line ``None`` for images found in a folder)."""
+    list_dirs: list[str] = field(default_factory=list)
+    """Per image: the folder of the list that named it by a *relative* path, else ``""``."""
     names: list[str] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    roots: list[Path] = field(default_factory=list)
+    """Where Darknet may have been run from, to try for relative entries not found."""
+
+    def add(
+        self,
+        paths: list[str],
+        split: str,
+        file: str,
+        lines: list[int] | None,
+        relative: list[bool] | None,
+    ) -> None:
+        self.paths += paths
+        self.splits += [split] * len(paths)
+        self.origins += [(file, n) for n in lines] if lines else [(file, None)] * len(paths)
+        d = os.path.dirname(os.path.abspath(file))
+        self.list_dirs += [d if r else "" for r in relative] if relative else [""] * len(paths)
+
+
+def gather_sources(source: Path, path_map: PathMap) -> Sources:
+    """What a ``.data`` file, an image list or a folder names (paths, splits, origins, class
+    names or ``None`` to derive them, reader notes in ``meta``)."""
+    src = Sources(meta={"source": str(source), "notes": []})
+    meta = src.meta
     if source.is_dir():
         found = list_images([source])
-        paths = found
-        for p in found:
+        src.add(found, "", str(source), None, None)
+        for i, p in enumerate(found):
             first = os.path.relpath(p, source).replace("\\", "/").split("/")[0]
             s = canonical_split(first)
-            splits.append(s if s in SPLITS else "")
-        origins = [(str(source), None)] * len(found)
+            src.splits[i] = s if s in SPLITS else ""
         names_file = _find_names(source)
         if names_file is not None:
-            names = read_names(names_file)
+            src.names = read_names(names_file)
     elif source.suffix.lower() == ".data":
         df = read_data_file(source, path_map=path_map)
         meta["data_file"] = df
         meta["notes"].extend(df.notes)
+        src.roots = darknet_roots(source.parent, df.fallback_base)
         if df.extra:
             meta["notes"].append(
                 f"{source}: keys Darknet does not use, kept: {', '.join(df.extra)}"
@@ -74,10 +101,7 @@ def gather_sources(
             if list_path is None:
                 continue
             if os.path.isdir(list_path):  # a folder instead of a list: its images
-                found = list_images([list_path])
-                paths += found
-                splits += [key] * len(found)
-                origins += [(list_path, None)] * len(found)
+                src.add(list_images([list_path]), key, list_path, None, None)
                 continue
             if not os.path.isfile(list_path):
                 f, line = df.where(key)
@@ -87,10 +111,8 @@ def gather_sources(
                     path=f,
                     line=line,
                 )
-            got, lines = read_image_list_lines(list_path, path_map=path_map)
-            paths += got
-            splits += [key] * len(got)
-            origins += [(list_path, n) for n in lines]
+            got, lines, rel = read_image_list_entries(list_path, path_map=path_map)
+            src.add(got, key, list_path, lines, rel)
         if df.names is not None:
             if not os.path.isfile(df.names):
                 f, line = df.where("names")
@@ -99,27 +121,53 @@ def gather_sources(
                     path=f,
                     line=line,
                 )
-            names = read_names(df.names)
+            src.names = read_names(df.names)
         elif df.classes is not None:
-            names = [str(i) for i in range(df.classes)]
+            src.names = [str(i) for i in range(df.classes)]
             meta["notes"].append(
                 f"{source}: no 'names' key; classes are called 0..{df.classes - 1}"
             )
-        if df.classes is not None and names is not None and df.classes != len(names):
+        if df.classes is not None and src.names is not None and df.classes != len(src.names):
             meta["notes"].append(
-                f"{source}: classes = {df.classes} but the names file has {len(names)} names"
+                f"{source}: classes = {df.classes} but the names file has {len(src.names)} names"
             )
     elif source.is_file():
-        got, lines = read_image_list_lines(source, path_map=path_map)
-        paths, origins = got, [(str(source), n) for n in lines]
-        splits = [split_from_list_name(source)] * len(got)
+        got, lines, rel = read_image_list_entries(source, path_map=path_map)
+        src.add(got, split_from_list_name(source), str(source), lines, rel)
+        src.roots = darknet_roots(source.parent, None)
         names_file = _find_names(source.parent)
         if names_file is not None:
-            names = read_names(names_file)
+            src.names = read_names(names_file)
     else:
         raise DetforgeError(
             "dataset not found: give a .data file, an image list or a folder of images"
             + missing_hint(str(source)),
             path=source,
         )
-    return paths, splits, origins, names, meta
+    return src
+
+
+def find_elsewhere(src: Sources, missing: list[int]) -> list[int]:
+    """Darknet's convention for relative list entries: look for each missing image, named by a
+    relative path, under :attr:`Sources.roots` instead of its list's folder. The first root
+    that holds the first such image is used for all of them; the paths of those found are
+    replaced in ``src.paths`` (a note records it). Returns the indices replaced."""
+    rel = [i for i in missing if src.list_dirs[i]]
+    if not rel:
+        return []
+    i0 = rel[0]
+    tail0 = os.path.relpath(src.paths[i0], src.list_dirs[i0])
+    root = next((r for r in src.roots if os.path.isfile(os.path.join(r, tail0))), None)
+    if root is None:
+        return []
+    fixed = []
+    for i in rel:
+        alt = os.path.normpath(os.path.join(root, os.path.relpath(src.paths[i], src.list_dirs[i])))
+        if os.path.isfile(alt):
+            src.paths[i] = alt
+            fixed.append(i)
+    src.meta["notes"].append(
+        f"{len(fixed)} relative list entries found under {root} (Darknet resolves them against "
+        "the folder it runs from), not under their list's folder"
+    )
+    return fixed
