@@ -225,6 +225,17 @@ def test_exif_rotation_and_broken_image(tmp_path: Path) -> None:
     assert err.value.path == str(tmp_path / "bad.jpg")
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_broken_image_in_loader_is_one_clean_error(rect_ds: Dataset, workers: int) -> None:
+    bad = Path(rect_ds.images.path[4])
+    bad.write_bytes(bad.read_bytes()[:60])  # header intact, pixel data cut off
+    loader = create_dataloader(rect_ds, imgsz=64, batch_size=2, workers=workers, cache="none")
+    with pytest.raises(DetforgeError) as err:
+        list(loader)
+    assert err.value.path == rect_ds.images.path[4]
+    assert "Traceback" not in str(err.value) and "detforge check" in str(err.value)
+
+
 def test_any_image_mode_becomes_rgb_uint8(tmp_path: Path) -> None:
     ramp16 = (np.arange(64, dtype=np.uint16)[None, :] * 1024).repeat(8, 0)  # 0..64512
     Image.fromarray(ramp16).save(tmp_path / "deep.png")

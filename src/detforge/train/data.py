@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -27,6 +28,7 @@ from numpy.typing import NDArray
 
 from detforge.data.boxes import BoxFormat, cxcywh_to_xyxy
 from detforge.data.dataset import Dataset
+from detforge.errors import DetforgeError
 from detforge.train import augment as A
 from detforge.train.images import (
     ImageCache,
@@ -102,6 +104,10 @@ class DetectionDataset(torch.utils.data.Dataset[dict[str, Any]]):
         self.imgsz, self.augment, self.rect, self.stride = imgsz, augment, rect, stride
         self.batch_size, self.seed, self.exif_transpose = batch_size, seed, exif_transpose
         self.hyp = hyp or AugmentConfig()
+        self.errors_as_samples = False
+        """Return a :class:`DetforgeError` as an ``{"error": ...}`` sample instead of raising
+        it (set by :func:`create_dataloader`, whose loader re-raises it in the main process:
+        an error raised inside a worker would reach the user as a multi-line traceback)."""
         n = len(self.paths)
         self.orig_hw = self._sizes(ds)
         self.labels, self.label_cls, self.label_off, self.num_dropped = _labels(ds, self.orig_hw)
@@ -170,6 +176,14 @@ class DetectionDataset(torch.utils.data.Dataset[dict[str, Any]]):
         return img, boxes, self.label_cls[lo:hi]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        if not self.errors_as_samples:
+            return self._sample(index)
+        try:
+            return self._sample(index)
+        except DetforgeError as exc:  # re-raised cleanly in the main process by the loader
+            return {"error": exc.message, "error_path": exc.path, "error_line": exc.line}
+
+    def _sample(self, index: int) -> dict[str, Any]:
         j = int(self.order[index])
         img, boxes, cls = self.load_sample(j)
         h0, w0 = (int(v) for v in self.orig_hw[j])
@@ -284,6 +298,9 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
     ``img`` ``(B, 3, H, W)`` uint8, ``batch_idx`` ``(T,)`` int64, ``cls`` ``(T,)`` int64,
     ``bboxes`` ``(T, 4)`` float32 xyxy pixels, ``paths``, ``orig_shape``, ``ratio_pad`` lists.
     """
+    bad = [s for s in samples if "error" in s]
+    if bad:
+        return bad[0]
     h, w = samples[0]["img"].shape[:2]
     img = torch.empty((len(samples), 3, h, w), dtype=torch.uint8)
     view = img.numpy()  # one copy per image, HWC -> CHW; sources may be read-only cache views
@@ -332,7 +349,7 @@ def create_dataloader(
     pin_memory: bool | None = None,
     exif_transpose: bool = True,
     show_progress: bool | None = None,
-) -> torch.utils.data.DataLoader[dict[str, Any]]:
+) -> DetectionLoader:
     """A DataLoader of :func:`collate` batches over ``ds`` (one split, any box format).
 
     ``shuffle`` (default: ``augment``) uses a ``DistributedSampler`` seeded by ``seed`` --
@@ -359,6 +376,7 @@ def create_dataloader(
         exif_transpose=exif_transpose,
         show_progress=show_progress,
     )
+    data.errors_as_samples = True
     n = len(data)
     workers = max(0, min(workers, os.cpu_count() or 1))
     common: dict[str, Any] = {
@@ -371,7 +389,7 @@ def create_dataloader(
     }
     if rect:
         batches = [list(range(s, min(s + batch_size, n))) for s in range(0, n, batch_size)]
-        return torch.utils.data.DataLoader(data, batch_sampler=batches[rank::world_size], **common)
+        return DetectionLoader(data, batch_sampler=batches[rank::world_size], **common)
     sampler: Any
     if shuffle:
         sampler = torch.utils.data.DistributedSampler(
@@ -379,9 +397,22 @@ def create_dataloader(
         )
     else:
         sampler = list(range(rank, n, world_size))
-    return torch.utils.data.DataLoader(
+    return DetectionLoader(
         data, batch_size=batch_size, sampler=sampler, drop_last=drop_last, **common
     )
+
+
+class DetectionLoader(torch.utils.data.DataLoader[dict[str, Any]]):
+    """A DataLoader that re-raises a sample's :class:`DetforgeError` (an unreadable image) as
+    itself in the main process, with its path, instead of a worker traceback."""
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:  # type: ignore[override]
+        for batch in super().__iter__():
+            if "error" in batch:
+                raise DetforgeError(
+                    batch["error"], path=batch["error_path"], line=batch["error_line"]
+                )
+            yield batch
 
 
 def set_epoch(loader: torch.utils.data.DataLoader[Any], epoch: int) -> None:
