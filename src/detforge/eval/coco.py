@@ -136,7 +136,6 @@ def _accumulate(
     *,
     num_classes: int,
     d_cls: I64,
-    d_img: I64,
     d_score: F64,
     rank: I64,
     d_out: NDArray[np.bool_],
@@ -155,7 +154,8 @@ def _accumulate(
     and ``fp`` = (detections not out of the area range so far) - (matched ones among them),
     from one dense cumulative count per area range and sparse counts over matched detections.
 
-    Args (D kept detections, ``C = T*A`` combinations): ``d_cls, d_img, d_score, rank (D,)``;
+    Args (D kept detections grouped by class and image, score descending; ``C = T*A``
+    combinations): ``d_cls, d_score, rank (D,)``;
     ``d_out (A, D)`` detection area outside the range; ``cand (Dc,)`` detections that have
     candidate pairs and ``match (C, Dc)`` their matched ground truth or -1; ``g_ign (A, G)``;
     ``a_of_c (C,)``; ``npig (K, A)`` non-ignored ground truth counts.
@@ -173,7 +173,9 @@ def _accumulate(
     npig_c = npig[:, a_of_c].T  # (C, K)
     t_of_c = np.arange(C) // A
 
-    acc = np.lexsort((rank, d_img, -d_score, d_cls))  # class, score desc, image, rank
+    # Detections come grouped by (class, image) in score order, so a stable sort by (class,
+    # -score) yields pycocotools' order: class, score desc, then image, then rank.
+    acc = np.lexsort((-d_score, d_cls))
     acc_pos = np.empty(len(acc), dtype=np.int64)
     acc_pos[acc] = np.arange(len(acc))
     perm = np.argsort(acc_pos[cand], kind="stable")
@@ -195,8 +197,8 @@ def _accumulate(
         seg_start = np.searchsorted(cls_sel, np.arange(K))
         nseg = np.searchsorted(cls_sel, np.arange(K), side="right") - seg_start
         sel_score = d_score[sel]
-        F = np.zeros((A, n + 1), dtype=np.int64)
-        np.cumsum(~d_out[:, sel], axis=1, out=F[:, 1:])
+        # F(a, x): detections inside area range a among the first x of ``sel``.
+        inside = [np.flatnonzero(~d_out[ai, sel]) for ai in range(A)]
 
         e = np.flatnonzero(rank_all < max_det)
         seg, tp, inr = seg_all[e], tp_all[e], in_all[e]
@@ -210,7 +212,11 @@ def _accumulate(
         w = np.flatnonzero(tp)
         j = t_incl[w].astype(np.float64)
         k_w = seg[w] % K
-        fp = F[a[w], pos[w] + 1] - F[a[w], seg_start[k_w]] - m_incl[w]
+        fp = -m_incl[w]
+        for ai in range(A):
+            aw = np.flatnonzero(a[w] == ai)
+            fp[aw] += np.searchsorted(inside[ai], pos[w][aw], side="right")
+            fp[aw] -= np.searchsorted(inside[ai], seg_start[k_w[aw]], side="left")
         pr = j / (fp.astype(np.float64) + j + np.spacing(1))
         tp_pos = pos[w]
 
@@ -286,7 +292,7 @@ def coco_evaluate(
     keep = rank < p.max_dets[-1]
     do, d_key, rank = do[keep], d_key[keep], rank[keep]
     d_xywh, d_score = dt_xywh[do], dt_score[do].astype(np.float64)
-    d_img, d_cls = dt_image[do], dt_cls[do]
+    d_cls = dt_cls[do]
     d_area = d_xywh[:, 2] * d_xywh[:, 3]
     d_out = (d_area[None, :] < rng[:, :1]) | (d_area[None, :] > rng[:, 1:])  # (A, D)
 
@@ -310,7 +316,6 @@ def coco_evaluate(
         p,
         num_classes=K,
         d_cls=d_cls,
-        d_img=d_img,
         d_score=d_score,
         rank=rank,
         d_out=d_out,

@@ -85,6 +85,35 @@ def _default_images_dir(json_path: Path) -> Path:
     return parent
 
 
+def _read_annotations_slowly(
+    anns: list[Any], path: Path
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # type: ignore[type-arg]
+    """Annotation columns one by one, raising a :class:`DetforgeError` naming the bad one."""
+    m = len(anns)
+    ann_img = np.empty(m, dtype=np.int64)
+    ann_cat = np.empty(m, dtype=np.int64)
+    coords = np.empty((m, 4), dtype=np.float64)
+    crowd = np.zeros(m, dtype=bool)
+    area = np.full(m, np.nan)
+    for j, a in enumerate(anns):
+        try:
+            ann_img[j] = int(a["image_id"])
+            ann_cat[j] = int(a["category_id"])
+            bb = a["bbox"]
+            coords[j] = (float(bb[0]), float(bb[1]), float(bb[2]), float(bb[3]))
+            crowd[j] = bool(a.get("iscrowd", 0))
+            if a.get("area") is not None:
+                area[j] = float(a["area"])
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            ident = a.get("id") if isinstance(a, dict) else "?"
+            raise DetforgeError(
+                f"annotation #{j} (id {ident}) lacks a valid image_id, category_id or bbox "
+                f"({exc!r})",
+                path=path,
+            ) from None
+    return ann_img, ann_cat, coords, crowd, area
+
+
 def read_coco(
     json_path: PathLike, *, images_dir: PathLike | None = None, split: str | None = None
 ) -> Dataset:
@@ -129,34 +158,27 @@ def read_coco(
     id_sorted = img_ids[order]
     cls_of_cat = {cid: k for k, cid in enumerate(cat_ids)}
     m = len(anns)
+    try:  # fast path: well-formed annotations, read column by column
+        ann_img = np.fromiter((a["image_id"] for a in anns), dtype=np.int64, count=m)
+        ann_cat = np.fromiter((a["category_id"] for a in anns), dtype=np.int64, count=m)
+        coords = np.array([a["bbox"][:4] for a in anns], dtype=np.float64).reshape(m, 4)
+        crowd = np.fromiter((bool(a.get("iscrowd", 0)) for a in anns), dtype=bool, count=m)
+        area = np.fromiter(
+            (a.get("area") if a.get("area") is not None else np.nan for a in anns),
+            dtype=np.float64,
+            count=m,
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        ann_img, ann_cat, coords, crowd, area = _read_annotations_slowly(anns, path)
+    uc, inv = np.unique(ann_cat, return_inverse=True)
+    box_cls = np.array([cls_of_cat.get(int(c), -1) for c in uc], dtype=np.int64)[inv.reshape(-1)]
+    if m and (box_cls < 0).any():
+        j = int(np.flatnonzero(box_cls < 0)[0])
+        raise DetforgeError(
+            f"annotation #{j} has category_id {int(ann_cat[j])}, which 'categories' does not list",
+            path=path,
+        )
     box_image = np.empty(m, dtype=np.int64)
-    box_cls = np.empty(m, dtype=np.int64)
-    coords = np.empty((m, 4), dtype=np.float64)
-    crowd = np.zeros(m, dtype=bool)
-    area = np.full(m, np.nan)
-    ann_img = np.empty(m, dtype=np.int64)
-    for j, a in enumerate(anns):
-        try:
-            ann_img[j] = int(a["image_id"])
-            cid = int(a["category_id"])
-            bb = a["bbox"]
-            coords[j] = (float(bb[0]), float(bb[1]), float(bb[2]), float(bb[3]))
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise DetforgeError(
-                f"annotation #{j} (id {a.get('id') if isinstance(a, dict) else '?'}) lacks a "
-                f"valid image_id, category_id or bbox ({exc!r})",
-                path=path,
-            ) from None
-        if cid not in cls_of_cat:
-            raise DetforgeError(
-                f"annotation #{j} has category_id {cid}, which 'categories' does not list",
-                path=path,
-            )
-        box_cls[j] = cls_of_cat[cid]
-        crowd[j] = bool(a.get("iscrowd", 0))
-        ar = a.get("area")
-        if ar is not None:
-            area[j] = float(ar)
     pos = np.searchsorted(id_sorted, ann_img)
     pos = np.minimum(pos, max(len(id_sorted) - 1, 0))
     bad = np.flatnonzero(id_sorted[pos] != ann_img) if len(id_sorted) else np.arange(m, dtype=int)
@@ -178,7 +200,7 @@ def read_coco(
             meta[f"coco_{key}"] = data[key]
     return make_dataset(
         [names_by_id[c] for c in cat_ids],
-        paths=[str(root / f) for f in files],
+        paths=[os.path.join(root, f) for f in files],
         widths=widths,
         heights=heights,
         splits=split_name,
