@@ -9,8 +9,9 @@ Conventions shared by every function here:
 
 The pure functions take every random quantity as an argument, so they are deterministic and
 testable; the ``Random*`` classes hold hyper-parameters, draw those quantities from a
-``numpy.random.Generator`` and call the pure functions. Geometric warps use one Pillow affine
-transform (C code, bilinear) per image, which measured faster than ``torch.grid_sample`` on CPU.
+``numpy.random.Generator`` and call the pure functions. The geometry they share (resize,
+crops, affine warps, box transforms, clipping and filtering) lives in
+:mod:`detforge.train.geometry` and is re-exported here.
 """
 
 from __future__ import annotations
@@ -20,56 +21,57 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from numpy.typing import NDArray
 from PIL import Image
 
-ImageArray = NDArray[np.uint8]
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
+from detforge.train.geometry import (
+    FILL,
+    FloatArray,
+    ImageArray,
+    IntArray,
+    affine_matrix,
+    as_boxes,
+    clip_boxes,
+    crop_box,
+    crop_matrix,
+    crop_pad,
+    keep_boxes,
+    resize,
+    transform_boxes,
+    warp_affine,
+)
+
+__all__ = [
+    "FILL",
+    "FloatArray",
+    "ImageArray",
+    "IntArray",
+    "Letterboxed",
+    "RandomAffine",
+    "RandomFlip",
+    "RandomHSV",
+    "Sample",
+    "affine_matrix",
+    "clip_boxes",
+    "color_matrix",
+    "crop_box",
+    "crop_matrix",
+    "crop_pad",
+    "hflip",
+    "hsv_jitter",
+    "keep_boxes",
+    "letterbox",
+    "mixup",
+    "mosaic4",
+    "random_affine",
+    "resize",
+    "transform_boxes",
+    "unletterbox_boxes",
+    "vflip",
+    "warp_affine",
+]
+
 Sample = tuple[ImageArray, FloatArray, IntArray]
 """``(image (H, W, 3) uint8, boxes (K, 4) float64 xyxy pixels, cls (K,) int64)``."""
-
-FILL = 114
-"""Grey level of padding and of areas a warp uncovers (the usual YOLO letterbox colour)."""
-
-
-def _boxes(boxes: FloatArray | None) -> FloatArray:
-    if boxes is None:
-        return np.zeros((0, 4), dtype=np.float64)
-    return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-
-
-def resize(image: ImageArray, size: tuple[int, int]) -> ImageArray:
-    """Resize ``(H, W, 3)`` uint8 ``image`` to ``size = (w, h)`` pixels, bilinear, antialiased
-    when shrinking (PyTorch's uint8 kernel: the same filter as Pillow's, several times faster).
-    """
-    h, w = image.shape[:2]
-    if (w, h) == tuple(size):
-        return image
-    import warnings
-
-    import torch
-
-    with warnings.catch_warnings():  # read-only cache views: the kernel only reads them
-        warnings.simplefilter("ignore", UserWarning)
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0)
-    y = torch.nn.functional.interpolate(
-        x, size=(size[1], size[0]), mode="bilinear", antialias=True, align_corners=False
-    )
-    return np.ascontiguousarray(y[0].permute(1, 2, 0).numpy())
-
-
-def crop_pad(image: ImageArray, box: tuple[int, int, int, int], *, fill: int = FILL) -> ImageArray:
-    """The integer pixel box ``(x1, y1, x2, y2)`` of ``image``; parts outside it are ``fill``."""
-    x1, y1, x2, y2 = box
-    h, w = image.shape[:2]
-    if x1 >= 0 and y1 >= 0 and x2 <= w and y2 <= h:
-        return image[y1:y2, x1:x2]
-    out = np.full((y2 - y1, x2 - x1, 3), fill, dtype=np.uint8)
-    ix1, iy1, ix2, iy2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
-    if ix2 > ix1 and iy2 > iy1:
-        out[iy1 - y1 : iy2 - y1, ix1 - x1 : ix2 - x1] = image[iy1:iy2, ix1:ix2]
-    return out
 
 
 # ----------------------------------------------------------------------------- letterbox
@@ -124,7 +126,7 @@ def letterbox(
         canvas[top : top + new_h, left : left + new_w] = resized
     ratio = (new_w / w, new_h / h)
     pad = (float(left), float(top))
-    out = _boxes(boxes) * np.array([ratio[0], ratio[1]] * 2) + np.array([pad[0], pad[1]] * 2)
+    out = as_boxes(boxes) * np.array([ratio[0], ratio[1]] * 2) + np.array([pad[0], pad[1]] * 2)
     return Letterboxed(canvas, out, ratio, pad)
 
 
@@ -138,7 +140,7 @@ def unletterbox_boxes(
 
     ``orig_shape = (h, w)`` of the source clips the result to the image when given.
     """
-    b: FloatArray = (_boxes(boxes) - np.array([pad[0], pad[1]] * 2)) / np.array(
+    b: FloatArray = (as_boxes(boxes) - np.array([pad[0], pad[1]] * 2)) / np.array(
         [ratio[0], ratio[1]] * 2
     )
     if orig_shape is not None:
@@ -147,45 +149,11 @@ def unletterbox_boxes(
     return b
 
 
-# ----------------------------------------------------------------------------- boxes
-def clip_boxes(boxes: FloatArray, shape: tuple[int, int]) -> FloatArray:
-    """Clip ``(K, 4)`` xyxy boxes to an image of ``shape = (h, w)``."""
-    h, w = shape
-    b = _boxes(boxes).copy()
-    np.clip(b[:, 0::2], 0.0, w, out=b[:, 0::2])
-    np.clip(b[:, 1::2], 0.0, h, out=b[:, 1::2])
-    return b
-
-
-def keep_boxes(
-    unclipped: FloatArray,
-    clipped: FloatArray,
-    *,
-    min_size: float = 2.0,
-    min_visibility: float = 0.1,
-    max_aspect: float = 20.0,
-) -> NDArray[np.bool_]:
-    """``(K,)`` mask of boxes worth training on after a warp and a clip.
-
-    A box is kept when its clipped width and height exceed ``min_size`` pixels, at least
-    ``min_visibility`` of its unclipped area is still inside the image, and its clipped
-    aspect ratio (long side / short side) is below ``max_aspect``.
-    """
-    wh0 = np.clip(unclipped[:, 2:] - unclipped[:, :2], 0.0, None)
-    wh = np.clip(clipped[:, 2:] - clipped[:, :2], 0.0, None)
-    area0, area = wh0.prod(1), wh.prod(1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        vis = np.where(area0 > 0, area / area0, 0.0)
-        aspect = np.maximum(wh[:, 0] / wh[:, 1], wh[:, 1] / wh[:, 0])
-    ok = (wh[:, 0] > min_size) & (wh[:, 1] > min_size) & (vis > min_visibility)
-    return np.asarray(ok & (aspect < max_aspect), dtype=np.bool_)
-
-
 # ----------------------------------------------------------------------------- flips / colour
 def hflip(image: ImageArray, boxes: FloatArray, cls: IntArray) -> Sample:
     """Mirror left-right: ``x -> W - x``."""
     w = image.shape[1]
-    b = _boxes(boxes).copy()
+    b = as_boxes(boxes).copy()
     b[:, [0, 2]] = w - b[:, [2, 0]]
     return np.ascontiguousarray(image[:, ::-1]), b, cls
 
@@ -193,7 +161,7 @@ def hflip(image: ImageArray, boxes: FloatArray, cls: IntArray) -> Sample:
 def vflip(image: ImageArray, boxes: FloatArray, cls: IntArray) -> Sample:
     """Mirror up-down: ``y -> H - y``."""
     h = image.shape[0]
-    b = _boxes(boxes).copy()
+    b = as_boxes(boxes).copy()
     b[:, [1, 3]] = h - b[:, [3, 1]]
     return np.ascontiguousarray(image[::-1]), b, cls
 
@@ -232,90 +200,6 @@ def hsv_jitter(image: ImageArray, *, hue: float, sat: float, val: float) -> Imag
 
 
 # ----------------------------------------------------------------------------- affine
-def affine_matrix(
-    *,
-    in_center: tuple[float, float],
-    out_center: tuple[float, float],
-    degrees: float = 0.0,
-    scale: float = 1.0,
-    shear: tuple[float, float] = (0.0, 0.0),
-) -> FloatArray:
-    """``(3, 3)`` matrix mapping input pixels to output pixels.
-
-    The input point ``in_center = (x, y)`` goes to ``out_center``; around it the image is
-    sheared by ``shear = (sx, sy)`` degrees, rotated by ``degrees`` (counter-clockwise as
-    seen on screen) and scaled by ``scale``.
-    """
-    c = np.eye(3)
-    c[:2, 2] = -np.asarray(in_center, dtype=np.float64)
-    a = math.radians(degrees)
-    rot = np.array([[math.cos(a), math.sin(a), 0.0], [-math.sin(a), math.cos(a), 0.0], [0, 0, 1]])
-    rot[:2, :2] *= scale
-    sh = np.eye(3)
-    sh[0, 1] = math.tan(math.radians(shear[0]))
-    sh[1, 0] = math.tan(math.radians(shear[1]))
-    t = np.eye(3)
-    t[:2, 2] = np.asarray(out_center, dtype=np.float64)
-    return np.asarray(t @ sh @ rot @ c, dtype=np.float64)
-
-
-def transform_boxes(boxes: FloatArray, matrix: FloatArray) -> FloatArray:
-    """Boxes ``(K, 4)`` xyxy mapped by ``matrix`` ``(3, 3)``: the xyxy hull of the 4 corners."""
-    b = _boxes(boxes)
-    if not len(b):
-        return b.copy()
-    corners = b[:, [0, 1, 2, 1, 2, 3, 0, 3]].reshape(-1, 4, 2)  # (K, 4 corners, xy)
-    pts = corners @ matrix[:2, :2].T + matrix[:2, 2]
-    return np.concatenate([pts.min(1), pts.max(1)], axis=1)
-
-
-def crop_box(matrix: FloatArray, out_shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
-    """The integer input box ``(x1, y1, x2, y2)`` that ``matrix`` stretches onto the output, or
-    ``None`` when the warp is not such a crop-and-resize (rotation, shear, flip, fractional box).
-    """
-    m = np.asarray(matrix, dtype=np.float64)
-    if m[0, 1] != 0 or m[1, 0] != 0 or m[0, 0] <= 0 or m[1, 1] <= 0:
-        return None
-    h, w = out_shape
-    box = np.array([-m[0, 2], -m[1, 2], w - m[0, 2], h - m[1, 2]]) / m[[0, 1, 0, 1], [0, 1, 0, 1]]
-    r = np.round(box)
-    if np.abs(box - r).max() > 1e-6 or r[2] <= r[0] or r[3] <= r[1]:
-        return None
-    return int(r[0]), int(r[1]), int(r[2]), int(r[3])
-
-
-def crop_matrix(box: tuple[int, int, int, int], out_shape: tuple[int, int]) -> FloatArray:
-    """``(3, 3)`` matrix stretching the input box ``(x1, y1, x2, y2)`` onto ``out_shape`` (h, w)."""
-    x1, y1, x2, y2 = box
-    sx, sy = out_shape[1] / (x2 - x1), out_shape[0] / (y2 - y1)
-    return np.array([[sx, 0.0, -x1 * sx], [0.0, sy, -y1 * sy], [0.0, 0.0, 1.0]])
-
-
-def warp_affine(
-    image: ImageArray, matrix: FloatArray, out_shape: tuple[int, int], *, fill: int = FILL
-) -> ImageArray:
-    """Warp ``image`` by ``matrix`` (input -> output pixels) into ``out_shape = (h, w)``.
-
-    Bilinear sampling at pixel centres in continuous coordinates; uncovered area is ``fill``.
-    A warp that only stretches an integer box (:func:`crop_box`, what :class:`RandomAffine`
-    draws without rotation or shear) is a crop and an antialiased :func:`resize`; any other
-    goes through one Pillow affine transform (slower, not antialiased).
-    """
-    h, w = out_shape
-    box = crop_box(matrix, out_shape)
-    if box is not None:
-        return resize(crop_pad(image, box, fill=fill), (w, h))
-    inv = np.linalg.inv(matrix)[:2].reshape(-1)
-    out = Image.fromarray(image).transform(
-        (w, h),
-        Image.Transform.AFFINE,
-        tuple(float(v) for v in inv),
-        resample=Image.Resampling.BILINEAR,
-        fillcolor=(fill, fill, fill),
-    )
-    return np.asarray(out)
-
-
 def random_affine(
     image: ImageArray,
     boxes: FloatArray,
@@ -381,7 +265,7 @@ def mosaic4(
             canvas[py1 - ry1 : py2 - ry1, px1 - rx1 : px2 - rx1] = img[
                 py1 - y0 : py2 - y0, px1 - x0 : px2 - x0
             ]
-        moved = _boxes(boxes) + np.array([x0, y0, x0, y0], dtype=np.float64)
+        moved = as_boxes(boxes) + np.array([x0, y0, x0, y0], dtype=np.float64)
         clipped = moved.copy()
         np.clip(clipped[:, 0::2], ax1, ax2, out=clipped[:, 0::2])
         np.clip(clipped[:, 1::2], ay1, ay2, out=clipped[:, 1::2])
@@ -397,7 +281,7 @@ def mixup(a: Sample, b: Sample, *, ratio: float) -> Sample:
     """Blend two same-shape samples: ``ratio * a + (1 - ratio) * b``; boxes of both are kept."""
     img = a[0].astype(np.float32) * ratio + b[0].astype(np.float32) * (1.0 - ratio)
     out = np.clip(np.round(img), 0, 255).astype(np.uint8)
-    return out, np.concatenate([_boxes(a[1]), _boxes(b[1])]), np.concatenate([a[2], b[2]])
+    return out, np.concatenate([as_boxes(a[1]), as_boxes(b[1])]), np.concatenate([a[2], b[2]])
 
 
 # ----------------------------------------------------------------------------- random wrappers
