@@ -68,3 +68,22 @@ def test_lists_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "folder not found" in err[0] and "nope" in err[0]
     assert main(["lists", str(tmp_path), "-o", str(tmp_path / "x.txt"), "--every", "0"]) == 2
+
+
+def test_lists_thins_an_existing_list_like_sed(tmp_path: Path) -> None:
+    entries = [f"frames/f{i:03d}.jpg" for i in range(1, 26)]
+    src = tmp_path / "train.txt"
+    body = "\r\n".join(["# made on Windows", *entries[:3], "", *entries[3:]]) + "\r\n"
+    src.write_bytes(b"\xef\xbb\xbf" + body.encode())
+    out = tmp_path / "train_10.txt"
+    assert main(["lists", str(src), "-o", str(out), "--every", "10"]) == 0
+    sed = subprocess.run(
+        ["sed", "0~10!d"], input="\n".join(entries) + "\n", capture_output=True, text=True
+    ).stdout.split()
+    assert out.read_text().split() == [str(tmp_path / e) for e in sed]
+    win = tmp_path / "win.txt"
+    win.write_text("G:\\data\\a.jpg\nG:/data/b.jpg\n")
+    mapped = tmp_path / "mapped.txt"
+    assert main(["lists", str(win), "-o", str(mapped), "--path-map", "G:/data=/mnt/d"]) == 0
+    assert mapped.read_text() == "/mnt/d/a.jpg\n/mnt/d/b.jpg\n"
+    assert main(["lists", str(win), str(tmp_path), "-o", str(mapped)]) == 2

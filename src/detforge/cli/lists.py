@@ -7,11 +7,19 @@ import os
 import sys
 from pathlib import Path
 
-HELP = "write a sorted list of the images under folders (1 in N, shuffled)"
+from detforge.cli.common import add_path_map_option, parse_path_map
+from detforge.errors import DetforgeError
+
+HELP = "write a sorted list of the images under folders, or thin/shuffle a list (1 in N)"
 DESCRIPTION = """\
 Write an image list: every image under the given folders, one path per line, sorted by
 code point (like LC_ALL=C sort). Label files (.txt) and hidden names are never listed.
 Folders are scanned as a stream (os.scandir), so folders of a million files are fine.
+
+Give image lists instead of folders to thin or shuffle them: their entries are kept in
+their order (blank and # lines dropped, relative entries resolved against the list's
+folder, --path-map applied), so 'detforge lists train.txt -o train_10.txt --every 10' is
+the guide's "cat train.txt | sed '0~10!d'" done right.
 
 Paths are written absolute, so the list works from any working directory; with
 --relative they are written relative to the list's own folder (detforge resolves relative
@@ -24,11 +32,17 @@ examples:
   detforge lists data/train -o data/train.txt
   detforge lists data/cam1 data/cam2 -o all.txt --every 10
   detforge lists frames/ -o - --shuffle --seed 3 | head
+  detforge lists train.txt -o train_10.txt --every 10
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("folders", nargs="+", metavar="DIR", help="folders to scan (recursively)")
+    parser.add_argument(
+        "folders",
+        nargs="+",
+        metavar="DIR|LIST",
+        help="folders to scan (recursively), or image lists to thin/shuffle",
+    )
     parser.add_argument(
         "-o",
         "--output",
@@ -62,15 +76,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--relative", action="store_true", help="write paths relative to the list file's folder"
     )
+    add_path_map_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from detforge.data.lists import list_images, shuffle_paths, take_every
-    from detforge.formats.darknet import write_image_list
+    from detforge.formats.darknet import read_image_list, write_image_list
 
     exts = None if args.ext is None else [e.strip() for e in args.ext.split(",") if e.strip()]
     roots = [os.path.abspath(f) for f in args.folders]
-    paths = list_images(roots, extensions=exts, max_depth=args.max_depth)
+    is_list = [os.path.isfile(r) for r in roots]
+    if all(is_list):
+        pm = parse_path_map(args.path_map)
+        paths = [p for r in roots for p in read_image_list(r, path_map=pm)]
+    elif any(is_list):
+        raise DetforgeError("give either folders or image lists, not both")
+    else:
+        paths = list_images(roots, extensions=exts, max_depth=args.max_depth)
     found = len(paths)
     paths = take_every(paths, args.every)
     if args.shuffle:
@@ -86,5 +108,8 @@ def run(args: argparse.Namespace) -> int:
         write_image_list(out, paths)
     kept = f", kept {len(paths)} (every {args.every})" if args.every > 1 else ""
     where = "" if args.output == "-" else f" -> {args.output}"
-    print(f"{found} images{kept}{where}", file=sys.stderr if args.output == "-" else sys.stdout)
+    print(
+        f"{found} {'entries' if all(is_list) else 'images'}{kept}{where}",
+        file=sys.stderr if args.output == "-" else sys.stdout,
+    )
     return 0
