@@ -66,6 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="class names file to use (default: the sources' own)",
     )
+    parser.add_argument(
+        "--leaks",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="report files found in two splits (default: on; --no-leaks skips reading files)",
+    )
     add_path_map_option(parser)
 
 
@@ -171,8 +177,10 @@ def run(args: argparse.Namespace) -> int:
         for k, name in enumerate(ds.class_names):
             cnt = [int(presence[split_arr == s, k].sum()) for s in SPLITS]
             print(f"    {name:<20} {'/'.join(map(str, cnt))}")
-    leaks = find_leaks(paths, splits)
-    if leaks:
+    leaks = find_leaks(paths, splits) if args.leaks else []
+    if not args.leaks:
+        print("  leak check skipped (--no-leaks)")
+    elif leaks:
         print(f"  WARNING: {len(leaks)} file(s) in two splits (the same image leaks):")
         for lk in leaks[:20]:
             print(f"    {lk.kind}: {lk.split_a} {lk.path_a} == {lk.split_b} {lk.path_b}")

@@ -151,16 +151,22 @@ def _digest(path: str, limit: int | None = None) -> str:
     return h.hexdigest()
 
 
-def _same_content(items: list[tuple[str, str]]) -> list[Leak]:
-    """Leaks among files of one size: their first 64 KiB first, then whole files."""
-    leaks: list[Leak] = []
-    by_head: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for s, p in items:
+def _same_content(groups: list[list[tuple[str, str]]]) -> list[Leak]:
+    """Leaks among ``(split, path)`` files of equal size (one list per size): their first
+    64 KiB are compared first, whole files only where those match."""
+    from detforge.utils.progress import progress
+
+    total = sum(len(g) for g in groups)
+    heads: dict[tuple[int, str], list[tuple[str, str]]] = defaultdict(list)
+    flat = ((k, s, p) for k, g in enumerate(groups) for s, p in g)
+    desc = "leak check" if total >= 2000 else ""
+    for k, s, p in progress(flat, total=total, desc=desc, enabled=None if desc else False):
         try:
-            by_head[_digest(p, 1 << 16)].append((s, p))
+            heads[(k, _digest(p, 1 << 16))].append((s, p))
         except OSError:
             continue
-    for group in by_head.values():
+    leaks: list[Leak] = []
+    for group in heads.values():
         if len({s for s, _ in group}) < 2:
             continue
         seen: dict[str, tuple[str, str]] = {}
@@ -196,10 +202,6 @@ def find_leaks(
             by_size[os.stat(p).st_size].append((s, p))
         except OSError:
             continue
-    for items in by_size.values():
-        if len(items) < 2 or len({s for s, _ in items}) < 2:
-            continue
-        leaks += _same_content(items)
-        if len(leaks) >= max_report:
-            break
+    groups = [g for g in by_size.values() if len(g) > 1 and len({s for s, _ in g}) > 1]
+    leaks += _same_content(groups)
     return leaks[:max_report]
