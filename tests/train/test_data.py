@@ -234,6 +234,10 @@ def test_broken_image_in_loader_is_one_clean_error(rect_ds: Dataset, workers: in
         list(loader)
     assert err.value.path == rect_ds.images.path[4]
     assert "Traceback" not in str(err.value) and "detforge check" in str(err.value)
+    bad.write_bytes(b"not an image at all")  # sizes unknown: the header is read up front
+    with pytest.raises(DetforgeError) as err:
+        DetectionDataset(rect_ds, imgsz=64)
+    assert err.value.path == rect_ds.images.path[4]
 
 
 def test_any_image_mode_becomes_rgb_uint8(tmp_path: Path) -> None:

@@ -133,14 +133,20 @@ class DetectionDataset(torch.utils.data.Dataset[dict[str, Any]]):
 
     def _sizes(self, ds: Dataset) -> NDArray[np.int64]:
         """``(N, 2)`` full-resolution ``(h, w)``: the dataset's, else read from headers."""
-        from detforge.data.imagesize import read_image_header
+        from detforge.data.imagesize import read_image_header, read_sizes
 
         hw = np.stack([ds.images.height, ds.images.width], axis=1).astype(np.int64)
-        for i in np.flatnonzero((hw <= 0).any(axis=1)):
-            head = read_image_header(self.paths[i])
-            if self.exif_transpose:
-                hw[i] = (head.height, head.width)
-            else:
+        missing = np.flatnonzero((hw <= 0).any(axis=1))
+        if not len(missing):
+            return hw
+        if self.exif_transpose:  # parallel header reads, EXIF orientation applied
+            ws, hs, errors = read_sizes([self.paths[i] for i in missing])
+            for k, msg in errors.items():
+                raise DetforgeError(msg, path=self.paths[missing[k]])
+            hw[missing, 0], hw[missing, 1] = hs, ws
+        else:
+            for i in missing:
+                head = read_image_header(self.paths[i])
                 hw[i] = (head.raw_height, head.raw_width)
         return hw
 
