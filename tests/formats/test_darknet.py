@@ -196,6 +196,14 @@ def test_folder_source_splits_from_subfolders(tmp_path: Path) -> None:
     ds = read_darknet(tmp_path, cache=False)
     assert ds.images.split.tolist() == ["train", "valid"]
     assert ds.class_names == ("0",) and ds.meta["no_label_file"] == 1
+    # Ultralytics layout: images/<split>/ with labels/<split>/
+    y = tmp_path / "yolo"
+    _img(y / "images" / "val" / "c.jpg")
+    (y / "labels" / "val").mkdir(parents=True)
+    (y / "labels" / "val" / "c.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    _img(y / "images" / "misc" / "d.jpg")
+    ds = read_darknet(y, cache=False)
+    assert ds.images.split.tolist() == ["", "valid"] and ds.boxes_per_image().tolist() == [0, 1]
 
 
 def test_write_then_read_round_trip(tmp_path: Path) -> None:

@@ -171,7 +171,8 @@ def read_darknet(
     """Read a Darknet dataset from a ``.data`` file, an image list or a folder of images.
 
     Splits come from the ``.data`` keys (``train``/``valid``/``test``), from a list's file name
-    (``val.txt`` -> ``valid``) or from a folder's top-level sub-folders named like splits.
+    (``val.txt`` -> ``valid``) or from a folder's sub-folders named like splits (in the first
+    two levels: ``train/x.jpg``, Ultralytics' ``images/val/x.jpg``).
     Class names come from the ``names`` file, a ``*.names``/``classes.txt`` beside the list or
     folder, else ``"0".."K-1"`` for the largest class id seen.
 

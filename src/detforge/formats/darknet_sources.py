@@ -81,9 +81,10 @@ def gather_sources(source: Path, path_map: PathMap) -> Sources:
         found = list_images([source])
         src.add(found, "", str(source), None, None)
         for i, p in enumerate(found):
-            first = os.path.relpath(p, source).replace("\\", "/").split("/")[0]
-            s = canonical_split(first)
-            src.splits[i] = s if s in SPLITS else ""
+            # a split folder among the first two levels: train/x.jpg, images/train/x.jpg
+            parts = os.path.relpath(p, source).replace("\\", "/").split("/")[:-1][:2]
+            named = [canonical_split(d) for d in parts]
+            src.splits[i] = next((s for s in named if s in SPLITS), "")
         names_file = _find_names(source)
         if names_file is not None:
             src.names = read_names(names_file)
