@@ -187,21 +187,45 @@ def read_coco_results(path: str | os.PathLike[str], gt: Dataset) -> Dataset:
     return _build(gt, image, cls, bbox, BoxFormat.XYWH_PIXEL, score, unmatched, str(p))
 
 
+def _stem_number(stem: str) -> int | None:
+    """Darknet's image id for a file: the digits after the last ``_`` (``COCO_val_000042``)."""
+    tail = stem.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+def gt_id_table(gt: Dataset) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """``(sorted ids, gt row of each)`` used to match results' integer ``image_id``.
+
+    A COCO ground truth has real image ids. Other sources (Darknet lists, folders) only have
+    row numbers, so a results file for them can only refer to images through their names:
+    Darknet's ``coco_results.json`` uses the number at the end of the file name, which is used
+    when every image name has one and they are unique.
+    """
+    rows_only = np.array_equal(gt.images.id, np.arange(gt.num_images))
+    if gt.meta.get("format") != "coco" and rows_only:
+        nums = [_stem_number(_stem(p)) for p in gt.images.path.tolist()]
+        if nums and all(v is not None for v in nums) and len(set(nums)) == len(nums):
+            ids = np.asarray(nums, dtype=np.int64)
+            order = np.argsort(ids, kind="stable")
+            return ids[order], order.astype(np.int64)
+    order = np.argsort(gt.images.id, kind="stable")
+    return gt.images.id[order], order.astype(np.int64)
+
+
 def _map_image_ids(
     raw: Sequence[Any] | NDArray[np.int64], gt: Dataset, unmatched: dict[str, Any]
 ) -> NDArray[np.int64]:
-    """Result ``image_id`` -> gt row: by integer id, else by file stem."""
+    """Result ``image_id`` -> gt row: by integer id (see :func:`gt_id_table`), else by stem."""
     try:
         ids = np.asarray(raw, dtype=np.int64)
         numeric = True
     except (TypeError, ValueError):
         numeric = False
     if numeric:
-        order = np.argsort(gt.images.id, kind="stable")
-        sid = gt.images.id[order]
+        sid, row = gt_id_table(gt)
         pos = np.minimum(np.searchsorted(sid, ids), max(len(sid) - 1, 0))
         ok = sid[pos] == ids if len(sid) else np.zeros(len(ids), dtype=bool)
-        out = np.where(ok, order[pos], -1)
+        out = np.where(ok, row[pos] if len(sid) else -1, -1)
         if not ok.all():
             stems = stem_index(gt)
             for j in np.flatnonzero(~ok):
@@ -230,26 +254,46 @@ def _map_category_ids(
     return out
 
 
+def _parse_txt(f: Path) -> NDArray[np.float64]:
+    """One ``class cx cy w h conf`` file as a ``(K, 6)`` array (strict, errors name the line)."""
+    lines = [ln.split() for ln in f.read_text(encoding="utf-8", errors="replace").splitlines()]
+    rows = [ln for ln in lines if ln]
+    bad = next((i for i, ln in enumerate(lines) if ln and len(ln) != 6), None)
+    if bad is not None:
+        raise DetforgeError(
+            f"expected 6 columns 'class cx cy w h conf', found {len(lines[bad])}; predictions "
+            "need the confidence column (Ultralytics: save_conf=True)",
+            path=f,
+            line=bad + 1,
+        )
+    try:
+        return np.array(rows, dtype=np.float64).reshape(-1, 6)
+    except ValueError:
+        line = next(i for i, ln in enumerate(lines) if ln and not _numeric(ln)) + 1
+        raise DetforgeError("a value is not a number", path=f, line=line) from None
+
+
+def _numeric(parts: list[str]) -> bool:
+    try:
+        [float(p) for p in parts]
+    except ValueError:
+        return False
+    return True
+
+
 def read_txt_predictions(folder: str | os.PathLike[str], gt: Dataset) -> Dataset:
     """Per-image ``class cx cy w h conf`` files (normalized) as predictions on ``gt``."""
+    from detforge.utils.progress import progress
+
     root = Path(folder)
     stems = stem_index(gt)
     unmatched: dict[str, Any] = {"images": [], "boxes": 0, "classes": []}
     imgs, rows = [], []
-    for f in sorted(root.rglob("*.txt")):
-        txt = f.read_text(encoding="utf-8", errors="replace")
-        try:
-            arr = np.loadtxt(txt.splitlines(), dtype=np.float64, ndmin=2, comments="#")
-        except ValueError as exc:
-            raise DetforgeError(f"not a 'class cx cy w h conf' file ({exc})", path=f) from None
-        if arr.size == 0:
+    files = sorted(root.rglob("*.txt"))
+    for f in progress(files, total=len(files), desc="reading predictions", unit="file"):
+        arr = _parse_txt(f)
+        if not len(arr):
             continue
-        if arr.shape[1] != 6:
-            raise DetforgeError(
-                f"expected 6 columns 'class cx cy w h conf', found {arr.shape[1]}; predictions "
-                "need the confidence column (Ultralytics: save_conf=True)",
-                path=f,
-            )
         row = stems.get(f.stem, -1)
         if row < 0:
             unmatched["images"].append(f.stem)

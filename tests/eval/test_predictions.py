@@ -1,0 +1,97 @@
+"""Prediction readers: image matching by id / Darknet file-name number / stem, strict parsing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detforge.data.boxes import BoxFormat
+from detforge.data.dataset import Dataset, make_dataset
+from detforge.errors import DetforgeError
+from detforge.eval import evaluate, read_predictions
+
+
+def darknet_like(paths: list[str]) -> Dataset:
+    """A GT without real image ids (ids are row numbers), like a Darknet list."""
+    return make_dataset(
+        ["cat", "dog"],
+        paths=paths,
+        widths=[100] * len(paths),
+        heights=[50] * len(paths),
+        box_image=list(range(len(paths))),
+        box_cls=[0] * len(paths),
+        box_coords=[[0.5, 0.5, 0.2, 0.4]] * len(paths),
+        box_format=BoxFormat.CXCYWH_NORM,
+    )
+
+
+def test_results_json_on_darknet_gt_matches_number_in_file_name(tmp_path: Path) -> None:
+    # Darknet's coco_results.json uses the digits after the last '_' as image_id.
+    gt = darknet_like(["x/COCO_val_000000000042.jpg", "x/COCO_val_000000000007.jpg"])
+    res = [
+        {"image_id": 7, "category_id": 1, "bbox": [40, 15, 20, 20], "score": 0.9},
+        {"image_id": 42, "category_id": 1, "bbox": [40, 15, 20, 20], "score": 0.8},
+        {"image_id": 5, "category_id": 1, "bbox": [40, 15, 20, 20], "score": 0.8},
+    ]
+    p = tmp_path / "r.json"
+    p.write_text(json.dumps(res))
+    pred = read_predictions(p, gt)
+    assert pred.boxes.image.tolist() == [0, 1]  # ids 42 -> row 0, 7 -> row 1
+    assert pred.meta["unmatched"] == {"images": ["5"], "boxes": 1, "classes": []}
+    r = evaluate(gt, pred)
+    assert r["darknet"]["mAP"] == 0.5  # cat AP 1, dog AP 0 (no truths)
+    assert r["unmatched"]["boxes"] == 1
+
+
+def test_results_json_string_ids_match_by_stem_and_unknown_categories(tmp_path: Path) -> None:
+    gt = darknet_like(["a/one.jpg", "a/two.jpg"])
+    res = [
+        {"image_id": "two", "category_id": 1, "bbox": [40, 15, 20, 20], "score": 0.9},
+        {"image_id": "one.jpg", "category_id": 9, "bbox": [40, 15, 20, 20], "score": 0.9},
+    ]
+    p = tmp_path / "r.json"
+    p.write_text(json.dumps(res))
+    pred = read_predictions(p, gt)
+    assert pred.boxes.image.tolist() == [1]
+    assert pred.meta["unmatched"]["classes"] == [9] and pred.meta["unmatched"]["boxes"] == 1
+
+
+def test_zero_based_category_ids_are_accepted(tmp_path: Path) -> None:
+    gt = darknet_like(["a/one.jpg"])
+    p = tmp_path / "r.json"
+    p.write_text(json.dumps([{"image_id": 0, "category_id": 0, "bbox": [1, 2, 3, 4], "score": 1}]))
+    pred = read_predictions(p, gt)
+    assert pred.boxes.cls.tolist() == [0] and pred.meta["unmatched"]["boxes"] == 0
+
+
+def test_txt_reader_is_strict_with_line_numbers(tmp_path: Path) -> None:
+    gt = darknet_like(["a/one.jpg"])
+    d = tmp_path / "p"
+    d.mkdir()
+    (d / "one.txt").write_text("0 0.5 0.5 0.2 0.4 0.9\n\n1 0.5 0.5 0.2 0.4 x\n")
+    with pytest.raises(DetforgeError, match="not a number") as e:
+        read_predictions(d, gt)
+    assert e.value.line == 3
+    (d / "one.txt").write_text("0 0.5 0.5 0.2 0.4 0.9\n0 0.5 0.5 0.2 0.4\n")
+    with pytest.raises(DetforgeError, match="confidence column") as e:
+        read_predictions(d, gt)
+    assert e.value.line == 2
+    (d / "one.txt").write_text("0 0.5 0.5 0.2 0.4 0.9\n7 0.5 0.5 0.2 0.4 0.8\n")
+    pred = read_predictions(d, gt)
+    assert pred.num_boxes == 1 and pred.meta["unmatched"]["classes"] == [7.0]
+    assert np.allclose(pred.boxes.coords, [[0.5, 0.5, 0.2, 0.4]])
+
+
+def test_comp4_coordinates_are_one_based(tmp_path: Path) -> None:
+    gt = darknet_like(["a/one.jpg"])
+    d = tmp_path / "p"
+    d.mkdir()
+    (d / "comp4_det_test_cat.txt").write_text("one 0.9 41 16 61 36\n")
+    (d / "comp4_det_test_bird.txt").write_text("one 0.9 41 16 61 36\n")
+    pred = read_predictions(d, gt)
+    assert pred.boxes.coords.tolist() == [[40.0, 15.0, 60.0, 35.0]]
+    assert pred.meta["unmatched"]["classes"] == ["bird"]
+    assert evaluate(gt, pred, protocol="darknet")["darknet"]["per_class"][0]["AP"] == 1.0
