@@ -145,7 +145,7 @@ def scan_darknet(
     :class:`DetforgeError` only when ``source`` does not exist or its ``.data`` file cannot be
     parsed at all; every other problem becomes a finding.
     """
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     src = Path(source)
     scan = DarknetScan(source=str(src))
     found = gather_sources(src, path_map=path_map)
@@ -191,24 +191,21 @@ def scan_darknet(
     first_origin: dict[int, tuple[str, int | None]] = {}
     for i, o in zip(scan.entry_image, scan.entry_origin, strict=True):
         first_origin.setdefault(i, o)
-    stats = stat_files(scan.images)
-    fp = ""
-    if cache and reuse:
-        small = [str(src), *scan.lists.values()]
-        small += [os.fspath(p) for p in (scan.names_path, label_map) if p is not None]
-        opts = {"deep": deep, "path_map": list(path_map), "group_by": group_by}
+    small = [str(src), *scan.lists.values()]
+    small += [os.fspath(p) for p in (scan.names_path, label_map) if p is not None]
+    opts = {"deep": deep, "path_map": list(path_map), "group_by": group_by}
+    stats = None
+    if cache and reuse and resultcache.exists(str(src)):
+        stats = stat_files(scan.images)
         fp = resultcache.fingerprint(
-            options=opts,
-            files=[os.fspath(p) for p in small],
-            images=scan.images,
-            size=stats[0],
-            mtime=stats[1],
+            options=opts, files=small, images=scan.images, size=stats[0], mtime=stats[1]
         )
         hit = resultcache.load(str(src), fp)
         if hit is not None:
             scan.findings, scan.summary = hit
             scan.summary["cached_files"] = scan.summary.get("files", 0)
             scan.summary["seconds"] = round(time.perf_counter() - t0, 3)
+            scan.summary["cpu_seconds"] = round(time.process_time() - c0, 3)
             return scan
     table = cached_images(str(src), scan.images, deep, cache, stats=stats)
     infos = table.infos
@@ -283,8 +280,12 @@ def scan_darknet(
         "cached_files": table.reused + reused_lab,
         "files": n_files,
         "seconds": round(time.perf_counter() - t0, 3),
+        "cpu_seconds": round(time.process_time() - c0, 3),
     }
-    if fp:
+    if cache and reuse:
+        fp = resultcache.fingerprint(
+            options=opts, files=small, images=scan.images, size=table.size, mtime=table.mtime
+        )
         resultcache.store(str(src), fp, label_stats, scan.findings, scan.summary)
     return scan
 

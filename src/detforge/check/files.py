@@ -25,27 +25,36 @@ from detforge.data.cache import FileIndexCache, stat_files
 from detforge.utils.progress import progress
 
 
-def read_text(path: str) -> tuple[str | None, str]:
-    """``(text, "")`` or ``(None, why)`` for a small text file (UTF-8, BOM ok)."""
+def read_text_stat(path: str) -> tuple[str | None, str, int, int]:
+    """``(text, "", size, mtime_ns)`` or ``(None, why, size, mtime_ns)`` for a small text file
+    (UTF-8, BOM ok); size and mtime come from the ``fstat`` of the read (``-1`` if none)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as exc:
-        return None, exc.strerror or str(exc)
+        return None, exc.strerror or str(exc), -1, -1
     try:
+        st = os.fstat(fd)
         chunks = [os.read(fd, 1 << 16)]
         while len(chunks[-1]) == 1 << 16:
             chunks.append(os.read(fd, 1 << 20))
     except OSError as exc:
-        return None, exc.strerror or str(exc)
+        return None, exc.strerror or str(exc), -1, -1
     finally:
         os.close(fd)
+    size, mtime = st.st_size, st.st_mtime_ns
     data = b"".join(chunks) if len(chunks) > 1 else chunks[0]
     if b"\0" in data:
-        return None, "it contains NUL bytes (a binary file, not text)"
+        return None, "it contains NUL bytes (a binary file, not text)", size, mtime
     try:
-        return data.decode("utf-8-sig"), ""
+        return data.decode("utf-8-sig"), "", size, mtime
     except UnicodeDecodeError as exc:
-        return None, f"it is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        return None, f"it is not UTF-8 text ({exc.reason} at byte {exc.start})", size, mtime
+
+
+def read_text(path: str) -> tuple[str | None, str]:
+    """``(text, "")`` or ``(None, why)``: :func:`read_text_stat` without the stat."""
+    text, why, _, _ = read_text_stat(path)
+    return text, why
 
 
 def locate_labels(images: list[str], exists: list[bool]) -> list[str]:
@@ -115,13 +124,20 @@ def cached_images(
 ) -> ImageTable:
     """Image infos, reusing fresh cache records (``deep`` needs records made with ``deep``).
 
-    ``stats`` is ``stat_files(images)`` when the caller already has it."""
-    size, mtime = stats if stats is not None else stat_files(images)
+    ``stats`` is ``stat_files(images)`` when the caller already has it; without it and
+    without cached records (a first check) the sizes and mtimes come from the reads."""
     n = len(images)
     infos: list[ImageInfo | None] = [None] * n
     cache = FileIndexCache.for_source(src, kind="check-images") if use_cache else None
+    warm = cache is not None and len(cache) > 0 and cache.has("problem")
+    if stats is None and not warm:
+        done = inspect_images(images, deep=deep)
+        size = np.fromiter((i.size for i in done), dtype=np.int64, count=n)
+        mtime = np.fromiter((i.mtime_ns for i in done), dtype=np.int64, count=n)
+        return ImageTable(done, size, mtime, cache, 0, changed=True)
+    size, mtime = stats if stats is not None else stat_files(images)
     reused = 0
-    if cache is not None and len(cache) and cache.has("problem"):
+    if cache is not None and warm:
         rows, fresh = cache.lookup(images, size, mtime)
         if deep:
             fresh &= cache.column("deep")[np.where(rows >= 0, rows, 0)].astype(bool)
@@ -200,12 +216,17 @@ def label_texts(
     """Contents of the label files (``None`` for none/unreadable), findings, how many came
     from the cache, and the ``stat`` results of the existing ones."""
     present = [p for p in label_paths if p]
-    size, mtime = stat_files(present)
     texts: dict[str, str] = {}
     errors: dict[str, str] = {}
     cache = FileIndexCache.for_source(src, kind="check-labels") if use_cache else None
     reused = 0
-    if cache is not None and len(cache) and cache.has("text"):
+    warm = cache is not None and len(cache) > 0 and cache.has("text")
+    if warm:
+        size, mtime = stat_files(present)
+    else:  # a first check: the reads below give the sizes and mtimes
+        size = np.full(len(present), -1, dtype=np.int64)
+        mtime = np.full(len(present), -1, dtype=np.int64)
+    if cache is not None and warm:
         rows, fresh = cache.lookup(present, size, mtime)
         stored, err = cache.strings("text"), cache.strings("error")
         for i in np.flatnonzero(fresh).tolist():
@@ -216,8 +237,11 @@ def label_texts(
                 texts[present[i]] = stored[r]
         reused = int(fresh.sum())
     todo = [p for p in present if p not in texts and p not in errors]
+    where = {p: i for i, p in enumerate(present)} if not warm else {}
     for p in progress(todo, total=len(todo), desc="reading labels", unit="file"):
-        text, why = read_text(p)
+        text, why, fsize, fmtime = read_text_stat(p)
+        if not warm:
+            size[where[p]], mtime[where[p]] = fsize, fmtime
         if text is None:
             errors[p] = why
         else:

@@ -40,6 +40,10 @@ class ImageInfo(NamedTuple):
     digest: str = ""
     """BLAKE2b-128 of the whole file when it is at most ``HEAD`` bytes, else ``head:`` + the
     digest of its first ``HEAD`` bytes (enough to tell most different files apart)."""
+    size: int = -1
+    """File size in bytes from the ``fstat`` of the read (``-1`` when not read)."""
+    mtime_ns: int = -1
+    """File modification time from the same ``fstat``."""
 
 
 ReadMore = Callable[[int], bytes]

@@ -91,7 +91,8 @@ def inspect_image(path: str, *, deep: bool = False) -> ImageInfo:
             pos[0] += len(got)
             return got
 
-        info = ImageInfo(*inspect_header(head, tail, size, more)[:6], _digest(head, size))
+        hdr = inspect_header(head, tail, size, more)
+        info = ImageInfo(*hdr[:6], _digest(head, size), size, st.st_mtime_ns)
     except IsADirectoryError:
         return bad_info("image-not-image", "this path is a folder")
     except struct.error as exc:

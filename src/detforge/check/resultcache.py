@@ -81,6 +81,11 @@ def fingerprint(
     return h.hexdigest()
 
 
+def exists(source: str) -> bool:
+    """Whether a previous result of ``source`` is stored (else there is nothing to reuse)."""
+    return _record_path(source).is_file()
+
+
 def load(source: str, key: str) -> tuple[list[Finding], dict[str, Any]] | None:
     """The stored findings and summary when ``key`` matches and no label file changed."""
     try:
