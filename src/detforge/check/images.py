@@ -16,6 +16,7 @@ import hashlib
 import os
 import stat
 import struct
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -108,27 +109,43 @@ def inspect_image(path: str, *, deep: bool = False) -> ImageInfo:
     return info
 
 
+SLOW_READ_S = 300e-6
+"""Seconds per file above which reads are taken to wait on storage (not on the CPU)."""
+
+
 def inspect_images(
     paths: Sequence[str], *, deep: bool = False, workers: int | None = None
 ) -> list[ImageInfo]:
-    """:func:`inspect_image` over ``paths`` in threads, in order, with a progress bar."""
+    """:func:`inspect_image` over ``paths``, in order, with a progress bar.
+
+    Files in the page cache are checked fastest in this thread: the work is then Python
+    (GIL-bound) and threads only trade the interpreter lock back and forth, which is slow on
+    a busy machine. So the first files are checked here and timed; if they take longer than
+    :data:`SLOW_READ_S` each (a cold disk or a network share) -- or with ``deep``, where
+    Pillow decodes without the lock -- the rest goes to ``workers`` threads (default up to
+    8) that overlap the waiting. ``workers=1`` never uses threads.
+    """
     n = len(paths)
     if n == 0:
         return []
-    # The work is mostly Python (GIL-bound) once files are in the page cache; a few threads
-    # overlap the reads of a cold disk without fighting over the interpreter.
-    workers = workers or min(4, os.cpu_count() or 1)
-    chunk = max(1, min(256, n // (workers * 4) or 1))
-    groups = [paths[i : i + chunk] for i in range(0, n, chunk)]
+    probe = min(n, 64)
+    t0 = time.perf_counter()
+    head = [inspect_image(p, deep=deep) for p in paths[:probe]]
+    slow = (time.perf_counter() - t0) / probe > SLOW_READ_S
+    workers = workers or min(8, 2 * (os.cpu_count() or 1))
+    rest = paths[probe:]
+    use_threads = workers > 1 and len(rest) > 64 and (slow or deep)
 
     def run(group: Sequence[str]) -> list[ImageInfo]:
         return [inspect_image(p, deep=deep) for p in group]
 
     def results() -> Iterator[ImageInfo]:
-        if workers == 1 or len(groups) == 1:
-            for g in groups:
-                yield from run(g)
+        yield from head
+        if not use_threads:
+            yield from (inspect_image(p, deep=deep) for p in rest)
             return
+        chunk = max(1, min(256, len(rest) // (workers * 4)))
+        groups = [rest[i : i + chunk] for i in range(0, len(rest), chunk)]
         with ThreadPoolExecutor(max_workers=workers) as pool:
             for res in pool.map(run, groups):
                 yield from res
