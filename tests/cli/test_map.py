@@ -57,5 +57,5 @@ def test_map_errors(
 ) -> None:
     ckpt, data = setup
     assert main(["map", str(data), str(ckpt), "--split", "test", "--out", str(tmp_path)]) == 2
-    assert "no 'test' split" in capsys.readouterr().err
+    assert "no 'test' list" in capsys.readouterr().err
     assert main(["map", str(data), str(tmp_path / "x.pt")]) == 2

@@ -114,3 +114,24 @@ def test_user_mistakes(tmp_path: Path, ckpt: Path) -> None:
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(DetforgeError):
         detforge.load(tmp_path / "junk.pt")
+
+
+def test_exif_rotation_and_fast_decode_match_full_decode(tmp_path: Path, ckpt: Path) -> None:
+    from detforge.predict.sources import open_source
+
+    model = detforge.load(ckpt, device="cpu")
+    big = scenes(1, seed=9, w=320, h=240)[0]
+    Image.fromarray(big).save(tmp_path / "big.png")
+    # Fast path (decoded shrunk to 160, as training does) == full decode + letterbox resize.
+    src = open_source(tmp_path / "big.png")
+    fast = next(model.predict_frames(src.frames(imgsz=160), conf=0.3))[1]
+    full = next(model.predict_frames(src.frames(), conf=0.3))[1]
+    assert fast.shape == full.shape == (240, 320) and len(fast) > 0
+    assert_same_detections(fast, full, rtol=1e-4, atol=1e-2)
+    # An EXIF 'rotate 90' JPEG is predicted upright, like the training loader sees it.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(big).save(tmp_path / "rot.jpg", exif=exif.tobytes(), quality=95)
+    rot = model.predict(tmp_path / "rot.jpg", conf=0.3)[0]
+    assert rot.shape == (320, 240)
+    assert (rot.boxes[:, 2] <= 240).all() and (rot.boxes[:, 3] <= 320).all()

@@ -64,25 +64,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_path_map_option(parser)
 
 
-def results_folder(data: Path, path_map: list[tuple[str, str]]) -> Path:
-    """The ``results=`` folder of a ``.data`` file, else ``results`` beside it (or beside a
-    dataset folder's contents for other formats)."""
-    if data.suffix.lower() == ".data":
-        from detforge.formats.darknet_files import read_data_file
-
-        res = read_data_file(data, path_map=path_map).results
-        if res:
-            return Path(res)
-        return data.parent / "results"
+def results_folder(data: Path) -> Path:
+    """Where results go when ``--out`` is not given and a ``.data`` file has no ``results=``:
+    ``results`` beside the dataset file (inside a dataset folder)."""
     return (data if data.is_dir() else data.parent) / "results"
 
 
 def run(args: argparse.Namespace) -> int:
-    from detforge.data.dataset import canonical_split
+    from detforge.cli.eval import read_ground_truth
     from detforge.eval.api import evaluate, jsonable
     from detforge.eval.report import coco_results, format_report
     from detforge.formats.coco import dump_json
-    from detforge.formats.detect import read_any
     from detforge.predict.api import load
     from detforge.utils.io import atomic_write_bytes
 
@@ -92,18 +84,11 @@ def run(args: argparse.Namespace) -> int:
     data = Path(args.data)
     if not Path(args.weights).is_file():
         raise DetforgeError("weights file not found", path=args.weights)
-    ds = read_any(data, path_map=path_map)
-    splits = ds.splits()
-    want = canonical_split(args.split) if args.split else None
-    if want is None and len(splits) > 1:
-        want = "valid" if "valid" in splits else splits[0]
-    if want is not None:
-        if want not in splits:
-            have = ", ".join(s or "(none)" for s in splits)
-            raise DetforgeError(f"the dataset has no {want!r} split (it has: {have})", path=data)
-        ds = ds.split(want)
+    # The same ground truth 'detforge eval DATA' reads: for a .data file only the split's list.
+    ds, results = read_ground_truth(str(data), split=args.split, images_dir=None, path_map=path_map)
     if ds.num_images == 0:
         raise DetforgeError("no images to evaluate", path=data)
+    want = ds.splits()[0] if ds.splits() else None
     model = load(args.weights, device=args.device, imgsz=args.imgsz)
     if tuple(model.class_names) != tuple(ds.class_names):
         print(
@@ -115,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         ds, conf=args.min_score, iou=args.nms_iou, max_det=args.max_det, batch=args.batch
     )
     result = evaluate(ds, pred, protocol="all", iou=args.iou, points=args.points, conf=args.conf)
-    out = args.out if args.out is not None else results_folder(data, path_map)
+    out = args.out or results or results_folder(data)
     out.mkdir(parents=True, exist_ok=True)
     if not args.no_plots:
         from detforge.eval.plots import write_plots

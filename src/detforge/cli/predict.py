@@ -61,20 +61,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_path_map_option(parser)
 
 
-def _coco_ids(data_path: str | None, path_map: Any) -> tuple[dict[str, int | str], Any]:
-    """For a ``.data`` source: image path -> the dataset's image id, and the dataset's COCO
-    category ids, so ``detforge eval`` matches them exactly. Else no ids (``image_id`` is then
-    the file stem) and categories ``1..K``."""
+def _coco_ids(
+    data_path: str | None, split: str | None, path_map: Any
+) -> tuple[dict[str, int | str], Any]:
+    """For a ``.data`` source: image path -> image id and the COCO category ids exactly as
+    ``detforge eval DATA`` numbers that split's ground truth, so it matches them directly.
+    Else no ids (``image_id`` is then the file stem, which eval matches) and categories 1..K."""
     if data_path is None:
         return {}, None
+    from detforge.cli.eval import read_ground_truth
     from detforge.formats.coco import coco_category_ids
-    from detforge.formats.darknet import read_darknet
 
-    ds = read_darknet(data_path, path_map=path_map)
+    gt, _ = read_ground_truth(data_path, split=split, images_dir=None, path_map=path_map)
     ids: dict[str, int | str] = {
-        str(p): int(i) for p, i in zip(ds.images.path, ds.images.id, strict=True)
+        str(p): int(i) for p, i in zip(gt.images.path, gt.images.id, strict=True)
     }
-    return ids, coco_category_ids(ds)
+    return ids, coco_category_ids(gt)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,9 +105,11 @@ def run(args: argparse.Namespace) -> int:
     if args.save_json is not None and args.save_json.suffix.lower() != ".json":
         raise DetforgeError("--save-json expects a file name ending in .json", path=args.save_json)
     model = load(args.weights, device=args.device, imgsz=args.imgsz)
-    data_path, _ = _split_data_arg(str(args.source), args.split)
+    data_path, split = _split_data_arg(str(args.source), args.split)
     is_data = data_path.lower().endswith(".data")
-    ids, cats = _coco_ids(data_path if is_data and args.save_json else None, path_map)
+    ids, cats = _coco_ids(
+        data_path if is_data and args.save_json else None, split or "valid", path_map
+    )
 
     records: list[dict[str, Any]] = []
     counts: Counter[int] = Counter()
@@ -115,8 +119,10 @@ def run(args: argparse.Namespace) -> int:
         fps = source.fps / max(1, source.every)
         video = VideoWriter(out / f"{Path(source.video or 'video').stem}.mp4", fps=fps)
     start = time.perf_counter()
+    # Nothing drawn: decode images already shrunk to the input size (fast, as training does).
+    frames = source.frames(imgsz=None if save_images else model.decode_size())
     stream = model.predict_frames(
-        source, conf=args.conf, iou=args.iou, max_det=args.max_det, batch=args.batch
+        frames, conf=args.conf, iou=args.iou, max_det=args.max_det, batch=args.batch
     )
     try:
         for frame, pred in progress(stream, total=len(source), desc="predict", unit="frame"):

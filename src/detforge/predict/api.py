@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detforge.errors import DetforgeError
-from detforge.predict.sources import Frame, load_image, open_source
+from detforge.predict.sources import Frame, load_image, load_image_for, open_source
 
 if TYPE_CHECKING:
     import torch
@@ -59,13 +59,17 @@ class Prediction:
         return [self.class_names[int(c)] for c in self.classes]
 
 
-def _as_frame(item: Any, index: int) -> Frame:
-    """A :class:`Frame` from a path, a Pillow image or an ``(H, W, 3)`` uint8 RGB array."""
+def _as_frame(item: Any, index: int, decode: int | None = None) -> Frame:
+    """A :class:`Frame` from a path, a Pillow image or an ``(H, W, 3)`` uint8 RGB array.
+    Paths are decoded shrunk to a long side of ``decode`` when given (as training does)."""
     if isinstance(item, Frame):
         return item
     if isinstance(item, (str, os.PathLike)):
         path = os.fspath(item)
-        return Frame(load_image(path), Path(path).stem, path, index)
+        if decode is None:
+            return Frame(load_image(path), Path(path).stem, path, index)
+        small, orig = load_image_for(path, decode)
+        return Frame(small, Path(path).stem, path, index, orig)
     if hasattr(item, "convert") and hasattr(item, "size"):  # a Pillow image
         arr = np.asarray(item.convert("RGB"), dtype=np.uint8)
         return Frame(arr, f"image{index}", getattr(item, "filename", None) or None, index)
@@ -146,6 +150,11 @@ class Predictor:
             f"classes={len(self.class_names)}, imgsz={self.imgsz})"
         )
 
+    def decode_size(self, imgsz: int | None = None) -> int:
+        """Long side, in pixels, images are decoded at for an input size of ``imgsz``."""
+        size = _check_imgsz(imgsz or self.imgsz)
+        return size if self.fixed_shape is None else max(self.fixed_shape)
+
     def predict_frames(
         self,
         frames: Iterable[Any],
@@ -157,13 +166,15 @@ class Predictor:
         batch: int = 16,
     ) -> Iterator[tuple[Frame, Prediction]]:
         """Lazily predict on ``frames`` (Frames, paths, PIL images or arrays), ``batch`` at a
-        time, yielding ``(frame, prediction)`` in input order."""
+        time, yielding ``(frame, prediction)`` in input order. Paths are decoded already
+        shrunk to the input size, exactly as the training/validation loader decodes them."""
         from detforge.models.postprocess import postprocess
 
         _check_thresholds(conf, iou, max_det, batch)
         size = _check_imgsz(imgsz or self.imgsz)
+        decode = self.decode_size(size)
         counter = iter(range(1 << 62))
-        gen = (_as_frame(f, next(counter)) for f in frames)
+        gen = (_as_frame(f, next(counter), decode) for f in frames)
         for group in _batched(gen, batch):
             arr, maps = letterbox_batch([f.image for f in group], size, fixed=self.fixed_shape)
             dets = postprocess(self.forward(arr), conf=conf, iou=iou, max_det=max_det)
@@ -179,9 +190,11 @@ class Predictor:
         ratio: tuple[float, float],
         pad: tuple[float, float],
     ) -> Prediction:
-        h, w = frame.image.shape[:2]
+        h, w = frame.shape  # full resolution; frame.image may have been decoded shrunk
+        rx = ratio[0] * frame.image.shape[1] / w
+        ry = ratio[1] * frame.image.shape[0] / h
         b = boxes.float().cpu().numpy().astype(np.float64)
-        b = (b - np.array([pad[0], pad[1]] * 2)) / np.array([ratio[0], ratio[1]] * 2)
+        b = (b - np.array([pad[0], pad[1]] * 2)) / np.array([rx, ry] * 2)
         b[:, 0::2] = b[:, 0::2].clip(0, w)
         b[:, 1::2] = b[:, 1::2].clip(0, h)
         return Prediction(
@@ -256,9 +269,8 @@ class Predictor:
         widths = np.zeros(len(paths), dtype=np.int64)
         heights = np.zeros(len(paths), dtype=np.int64)
         parts: list[tuple[int, Prediction]] = []
-        frames = (Frame(load_image(p), Path(p).stem, p, i) for i, p in enumerate(paths))
         stream = self.predict_frames(
-            frames, conf=conf, iou=iou, max_det=max_det, imgsz=imgsz, batch=batch
+            paths, conf=conf, iou=iou, max_det=max_det, imgsz=imgsz, batch=batch
         )
         for f, pred in bar(stream, total=len(paths), desc="predict", unit="img", enabled=progress):
             heights[f.index], widths[f.index] = pred.shape
