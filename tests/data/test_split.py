@@ -98,3 +98,15 @@ def test_find_leaks_compares_whole_files_after_equal_heads(tmp_path: Path) -> No
     assert find_leaks(p[:2], ["train", "valid"]) == []
     leaks = find_leaks(p, ["train", "valid", "test"])
     assert [(lk.path_a, lk.path_b) for lk in leaks] == [(p[0], p[2])]
+
+
+def test_stratified_groups_still_never_span_splits() -> None:
+    rng = np.random.default_rng(3)
+    keys = [f"seq{int(k)}" for k in rng.integers(0, 60, size=600)]
+    presence = rng.random((600, 4)) < [0.5, 0.2, 0.05, 0.0]
+    splits = assign_splits(keys, (0.7, 0.2, 0.1), seed=2, presence=presence)
+    where: dict[str, set[str]] = {}
+    for k, s in zip(keys, splits, strict=True):
+        where.setdefault(k, set()).add(s)
+    assert all(len(v) == 1 for v in where.values())
+    assert {"train", "valid", "test"} == set(splits)
