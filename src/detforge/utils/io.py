@@ -21,6 +21,12 @@ ImageMode = Literal["link", "copy", "none"]
 """How a writer places images in its output: hard/sym-link (default), copy, or not at all."""
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: object) -> Iterator[IO]:  # type: ignore[type-arg]
     """Open a temporary file beside ``path``; on success rename it to ``path``.
@@ -32,6 +38,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: object)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
+    # mkstemp makes 0600 files; output should get the usual permissions (0666 less the umask).
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         if "b" in mode:
             f = open(tmp, mode)  # noqa: SIM115

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from detforge.errors import DetforgeError
+from detforge.utils.io import atomic_open, atomic_write_text, place_file
+
+
+def test_atomic_write_has_normal_permissions(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x\n")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
+    assert (tmp_path / "a.txt").read_text() == "x\n"
+
+
+def test_failed_write_leaves_old_file_and_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "keep.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_open(target) as f:
+        f.write("new, half written")
+        raise RuntimeError("interrupted")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+@pytest.mark.parametrize("mode", ["link", "copy"])
+def test_place_file_never_touches_source(tmp_path: Path, mode: str) -> None:
+    src = tmp_path / "src.jpg"
+    src.write_bytes(b"\xff\xd8data")
+    dst = tmp_path / "out" / "dst.jpg"
+    place_file(src, dst, mode)  # type: ignore[arg-type]
+    assert dst.read_bytes() == b"\xff\xd8data"
+    assert src.read_bytes() == b"\xff\xd8data"
+    place_file(src, tmp_path / "none.jpg", "none")
+    assert not (tmp_path / "none.jpg").exists()
+
+
+def test_place_file_missing_source_names_it(tmp_path: Path) -> None:
+    with pytest.raises(DetforgeError, match=r"missing\.jpg"):
+        place_file(tmp_path / "missing.jpg", tmp_path / "x.jpg", "link")
