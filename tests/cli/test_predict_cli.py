@@ -87,3 +87,15 @@ def test_predict_bad_input_exits_2(
     assert main(["predict", str(ckpt), str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
     assert "source not found" in err and len(err.strip().splitlines()) == 1
+
+
+def test_predict_corrupt_image_is_one_line(
+    tmp_path: Path, ckpt: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "imgs"
+    src.mkdir()
+    Image.fromarray(scenes(1)[0]).save(src / "a.png")
+    (src / "b.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    assert main(["predict", str(ckpt), str(src), "--save-txt", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "b.jpg" in err and "cannot decode" in err

@@ -135,3 +135,28 @@ def test_exif_rotation_and_fast_decode_match_full_decode(tmp_path: Path, ckpt: P
     rot = model.predict(tmp_path / "rot.jpg", conf=0.3)[0]
     assert rot.shape == (320, 240)
     assert (rot.boxes[:, 2] <= 240).all() and (rot.boxes[:, 3] <= 320).all()
+
+
+def test_prefetch_keeps_order_errors_and_stops() -> None:
+    import threading
+    import time
+
+    from detforge.predict.api import prefetch
+
+    def gen():
+        yield 1
+        yield 2
+        raise DetforgeError("bad image", path="x.jpg")
+
+    it = prefetch(gen())
+    assert next(it) == 1 and next(it) == 2
+    with pytest.raises(DetforgeError, match="bad image"):
+        next(it)
+    it = prefetch(iter(range(10**6)), depth=2)
+    assert [next(it) for _ in range(3)] == [0, 1, 2]
+    it.close()
+    for _ in range(50):
+        if not any(t.name == "detforge-prefetch" for t in threading.enumerate()):
+            break
+        time.sleep(0.05)
+    assert not any(t.name == "detforge-prefetch" for t in threading.enumerate())

@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from detforge.data.dataset import Dataset
 
 STRIDE = 32
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,6 +95,57 @@ def _batched(items: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
             batch = []
     if batch:
         yield batch
+
+
+class _Failed:
+    """An exception raised in the prefetch thread, to re-raise in the consumer."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def prefetch(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """Iterate ``items`` in a background thread, up to ``depth`` items ahead, so decoding the
+    next batch (Pillow and PyAV release the GIL) overlaps the current forward pass. Exceptions
+    reach the consumer in order; stopping early stops the thread."""
+    import queue
+    import threading
+
+    q: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(obj: object) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(obj, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+        except BaseException as exc:  # handed to the consumer
+            put(_Failed(exc))
+            return
+        put(done)
+
+    thread = threading.Thread(target=work, name="detforge-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            obj = q.get()
+            if obj is done:
+                return
+            if isinstance(obj, _Failed):
+                raise obj.exc
+            yield obj  # type: ignore[misc]
+    finally:
+        stop.set()
 
 
 def letterbox_batch(
@@ -175,8 +227,11 @@ class Predictor:
         decode = self.decode_size(size)
         counter = iter(range(1 << 62))
         gen = (_as_frame(f, next(counter), decode) for f in frames)
-        for group in _batched(gen, batch):
-            arr, maps = letterbox_batch([f.image for f in group], size, fixed=self.fixed_shape)
+        prepared = (
+            (group, *letterbox_batch([f.image for f in group], size, fixed=self.fixed_shape))
+            for group in _batched(gen, batch)
+        )
+        for group, arr, maps in prefetch(prepared):
             dets = postprocess(self.forward(arr), conf=conf, iou=iou, max_det=max_det)
             for f, (ratio, pad), (b, s, c) in zip(group, maps, dets, strict=True):
                 yield f, self._to_prediction(f, b, s, c, ratio, pad)
