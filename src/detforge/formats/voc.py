@@ -246,9 +246,10 @@ def _xml_escape(s: str) -> str:
 
 
 def _object_xml(name: str, x1: float, y1: float, x2: float, y2: float, d: bool, t: bool) -> str:
-    """One ``<object>`` element (continuous-pixel box in, VOC 1-based pixels out)."""
+    """One ``<object>`` element (``name`` already XML-escaped; continuous-pixel box in, VOC
+    1-based pixels out)."""
     return (
-        f"\t<object>\n\t\t<name>{_xml_escape(name)}</name>\n\t\t<pose>Unspecified</pose>\n"
+        f"\t<object>\n\t\t<name>{name}</name>\n\t\t<pose>Unspecified</pose>\n"
         f"\t\t<truncated>{int(t)}</truncated>\n\t\t<difficult>{int(d)}</difficult>\n"
         f"\t\t<bndbox>\n\t\t\t<xmin>{_num(x1 + 1)}</xmin>\n\t\t\t<ymin>{_num(y1 + 1)}</ymin>\n"
         f"\t\t\t<xmax>{_num(x2)}</xmax>\n\t\t\t<ymax>{_num(y2)}</ymax>\n\t\t</bndbox>\n"
@@ -275,7 +276,9 @@ def format_voc_xml(
     folder: str = "JPEGImages",
 ) -> str:
     """VOC XML text for one image; ``objects`` hold continuous-pixel ``x1, y1, x2, y2`` boxes."""
-    body = "".join(_object_xml(n, b[0], b[1], b[2], b[3], d, t) for n, b, d, t in objects)
+    body = "".join(
+        _object_xml(_xml_escape(n), b[0], b[1], b[2], b[3], d, t) for n, b, d, t in objects
+    )
     return _header_xml(filename, width, height, folder) + body + "</annotation>\n"
 
 
@@ -292,7 +295,7 @@ def write_voc(ds: Dataset, out_dir: str | os.PathLike[str], *, images: ImageMode
     xyxy = ds.coords_as(BoxFormat.XYXY_PIXEL) if ds.num_boxes else np.zeros((0, 4))
     names = unique_file_names([str(p) for p in ds.images.path])
     starts = np.searchsorted(ds.boxes.image, np.arange(ds.num_images + 1))
-    names_of = ds.class_names
+    names_of = [_xml_escape(n) for n in ds.class_names]
     objects = [
         _object_xml(names_of[c], x1, y1, x2, y2, d, t)
         for c, (x1, y1, x2, y2), d, t in zip(
