@@ -1,7 +1,7 @@
 """Training-loader throughput on BCCD at imgsz 416, batch 16 (run by hand, never from tests).
 
 Measures images/s of the *augmented training* loader (mosaic, affine, HSV, flip, collate)
-with 0 and 2 worker processes, with and without the RAM image cache, over whole epochs of
+with 0 and 2 worker processes, without cache and with the RAM and disk caches, over epochs of
 BCCD's train split (205 images), after one warm-up epoch that also starts the workers.
 
     .venv/bin/python bench/loader_speed.py                      # detforge only
@@ -57,12 +57,15 @@ def bccd_train() -> Any:
     return read_voc(BCCD).split("train")
 
 
+CACHE_DIR = Path(tempfile.mkdtemp(prefix="detforge-bench-cache-"))
+
+
 def detforge_loader(ds: Any, cache: str, workers: int, imgsz: int, batch: int) -> Any:
     from detforge.train.data import create_dataloader
 
     return create_dataloader(
         ds, imgsz=imgsz, batch_size=batch, augment=True, workers=workers, cache=cache, seed=0,
-        show_progress=False,
+        cache_dir=CACHE_DIR, show_progress=False,
     )  # fmt: skip
 
 
@@ -81,7 +84,8 @@ def ultralytics_factory(imgsz: int, batch: int) -> Callable[[str, int], Any]:
 
     LOGGER.setLevel("ERROR")
     tmp = Path(tempfile.mkdtemp(prefix="bccd-ul-"))
-    yaml_path = write_ultralytics(read_voc(BCCD), tmp, images="link")  # needs all splits
+    # copies (not links): Ultralytics' disk cache writes .npy files beside the images
+    yaml_path = write_ultralytics(read_voc(BCCD), tmp, images="copy")  # needs all splits
     data = check_det_dataset(str(yaml_path))
 
     def make(cache: str, workers: int) -> Any:
@@ -101,6 +105,7 @@ def main() -> None:
     ap.add_argument("--peer", choices=["ultralytics"], help="also time a peer tool, interleaved")
     ap.add_argument("--epochs", type=int, default=5, help="timed epochs after the warm-up epoch")
     ap.add_argument("--repeat", type=int, default=2, help="rounds; the best round is reported")
+    ap.add_argument("--caches", default="none,ram,disk", help="comma-separated cache modes")
     ap.add_argument("--imgsz", type=int, default=416)
     ap.add_argument("--batch", type=int, default=16)
     args = ap.parse_args()
@@ -112,7 +117,7 @@ def main() -> None:
         makers["ultralytics"] = ultralytics_factory(args.imgsz, args.batch)
     print("| loader | cache | workers | build s | warm-up epoch s | images/s (best) | all rounds |")
     print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
-    for cache in ("none", "ram"):
+    for cache in args.caches.split(","):
         for workers in (0, 2):
             results: dict[str, list[dict[str, float]]] = {k: [] for k in makers}
             for _ in range(args.repeat):  # interleaved, so both see the same machine load
