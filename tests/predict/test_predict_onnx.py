@@ -85,5 +85,5 @@ def test_onnx_without_metadata_is_explained(tmp_path: Path) -> None:
     )  # fmt: skip
     path = tmp_path / "other.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
-    with pytest.raises(detforge.errors.DetforgeError, match="not a detforge export"):
+    with pytest.raises(detforge.errors.DetforgeError, match="not a detforge ONNX export"):
         detforge.load(path)

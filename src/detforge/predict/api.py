@@ -18,21 +18,19 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from detforge.errors import DetforgeError
+from detforge.predict.batching import STRIDE, batched, letterbox_batch, prefetch
 from detforge.predict.sources import Frame, load_image, load_image_for, open_source
 
 if TYPE_CHECKING:
     import torch
 
     from detforge.data.dataset import Dataset
-
-STRIDE = 32
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,91 +82,6 @@ def _as_frame(item: Any, index: int, decode: int | None = None) -> Frame:
             "(H, W, 3) uint8 RGB array"
         )
     return Frame(np.ascontiguousarray(arr[:, :, :3]), f"image{index}", None, index)
-
-
-def _batched(items: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
-    batch: list[Frame] = []
-    for f in items:
-        batch.append(f)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-class _Failed:
-    """An exception raised in the prefetch thread, to re-raise in the consumer."""
-
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
-
-
-def prefetch(items: Iterator[T], depth: int = 1) -> Iterator[T]:
-    """Iterate ``items`` in a background thread, up to ``depth`` items ahead, so decoding the
-    next batch (Pillow and PyAV release the GIL) overlaps the current forward pass. Exceptions
-    reach the consumer in order; stopping early stops the thread."""
-    import queue
-    import threading
-
-    q: queue.Queue[object] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def put(obj: object) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(obj, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
-        try:
-            for item in items:
-                if not put(item):
-                    return
-        except BaseException as exc:  # handed to the consumer
-            put(_Failed(exc))
-            return
-        put(done)
-
-    thread = threading.Thread(target=work, name="detforge-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            obj = q.get()
-            if obj is done:
-                return
-            if isinstance(obj, _Failed):
-                raise obj.exc
-            yield obj  # type: ignore[misc]
-    finally:
-        stop.set()
-
-
-def letterbox_batch(
-    images: Sequence[NDArray[np.uint8]], imgsz: int, *, fixed: tuple[int, int] | None = None
-) -> tuple[NDArray[np.uint8], list[tuple[tuple[float, float], tuple[float, float]]]]:
-    """Letterbox ``(H_i, W_i, 3)`` uint8 images into one ``(B, h, w, 3)`` uint8 batch.
-
-    Each image is scaled to ``imgsz`` on its long side and centred in the next multiple of 32
-    (``fixed = (h, w)``: scaled to fit and centred in exactly that size); smaller members are
-    padded further at the bottom/right. Returns the batch and each image's
-    ``(ratio (rx, ry), pad (left, top))``: input pixel = original pixel * ratio + pad.
-    """
-    from detforge.train.augment import FILL, letterbox
-
-    boxed = [
-        letterbox(im, shape=fixed or imgsz, auto=fixed is None, stride=STRIDE) for im in images
-    ]
-    h = max(b.image.shape[0] for b in boxed)
-    w = max(b.image.shape[1] for b in boxed)
-    out = np.full((len(boxed), h, w, 3), FILL, dtype=np.uint8)
-    for i, b in enumerate(boxed):
-        out[i, : b.image.shape[0], : b.image.shape[1]] = b.image
-    return out, [(b.ratio, b.pad) for b in boxed]
 
 
 class Predictor:
@@ -229,7 +142,7 @@ class Predictor:
         gen = (_as_frame(f, next(counter), decode) for f in frames)
         prepared = (
             (group, *letterbox_batch([f.image for f in group], size, fixed=self.fixed_shape))
-            for group in _batched(gen, batch)
+            for group in batched(gen, batch)
         )
         for group, arr, maps in prefetch(prepared):
             dets = postprocess(self.forward(arr), conf=conf, iou=iou, max_det=max_det)
@@ -431,15 +344,24 @@ def load(
 
 
 def _load_onnx(path: Path, *, device: str | None, imgsz: int | None) -> Predictor:
-    """A Predictor running an exported model (see :mod:`detforge.predict.export` for the
-    graph's contract) with onnxruntime; a fixed batch size or input shape is respected."""
-    from detforge.predict.onnx_runtime import create_onnx_forward
+    """A Predictor over :class:`detforge.predict.onnx_model.OnnxDetector` (the graph contract
+    is :mod:`detforge.predict.export`'s); a fixed batch size or input shape is respected."""
+    import torch
 
-    forward, names, trained, fixed = create_onnx_forward(path, device=device)
-    size = imgsz or (max(fixed) if fixed else trained)
+    from detforge.predict.onnx_model import OnnxDetector
+
+    det = OnnxDetector(path, device=None if device in (None, "", "auto", "cpu") else device)
+
+    def forward(batch: NDArray[np.uint8]) -> torch.Tensor:
+        x = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
+        np.multiply(x, np.float32(1.0 / 255.0), out=x)
+        return torch.from_numpy(det(x))
+
+    fixed = det.fixed_shape
+    size = imgsz or max(det.imgsz)
     return Predictor(
         forward,
-        names,
+        det.class_names,
         backend="onnxruntime",
         imgsz=_check_imgsz(size),
         fixed_shape=fixed,
