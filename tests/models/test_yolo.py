@@ -124,3 +124,14 @@ def test_anchor_cache_follows_input_size() -> None:
         b = model(torch.rand(1, 3, 128, 64))
         c = model(torch.rand(1, 3, 64, 64))
     assert a.shape[1] == 84 and b.shape[1] == 168 and c.shape[1] == 84
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v3_large", "efficientnet_b0"])
+def test_other_backbone_families_give_strides_8_16_32(name: str) -> None:
+    from detforge.models.tv_backbone import TorchvisionBackbone
+
+    net = TorchvisionBackbone(name).eval()
+    with torch.no_grad():
+        feats = net(torch.rand(1, 3, 64, 96))
+    assert [tuple(f.shape[2:]) for f in feats] == [(8, 12), (4, 6), (2, 3)]
+    assert tuple(f.shape[1] for f in feats) == net.channels

@@ -84,9 +84,12 @@ class DetectionLoss:
         alpha: float = 0.5,
         beta: float = 6.0,
     ) -> None:
-        net = model
-        while not hasattr(net, "reg_max") and isinstance(getattr(net, "module", None), nn.Module):
-            net = net.module  # type: ignore[assignment]
+        net = model  # unwrap DistributedDataParallel (.module) and torch.compile (._orig_mod)
+        while not hasattr(net, "reg_max"):
+            inner = getattr(net, "module", None) or getattr(net, "_orig_mod", None)
+            if not isinstance(inner, nn.Module):
+                raise TypeError(f"DetectionLoss needs a Detector, got {type(model).__name__}")
+            net = inner
         self.num_classes = int(net.num_classes)  # type: ignore[arg-type]
         self.reg_max = int(net.reg_max)  # type: ignore[arg-type]
         self.strides: tuple[int, ...] = tuple(net.strides)  # type: ignore[arg-type]
