@@ -99,3 +99,17 @@ def test_predict_corrupt_image_is_one_line(
     assert main(["predict", str(ckpt), str(src), "--save-txt", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "b.jpg" in err and "cannot decode" in err
+
+
+def test_predict_never_overwrites_inputs(tmp_path: Path, ckpt: Path) -> None:
+    src = tmp_path / "ds"
+    (src / "images").mkdir(parents=True)
+    (src / "labels").mkdir()
+    Image.fromarray(scenes(1)[0]).save(src / "images" / "a.jpg", quality=95)
+    (src / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    before = (src / "images" / "a.jpg").read_bytes()
+    # Annotated pictures into the image folder, or predicted labels over the label folder.
+    assert main(["predict", str(ckpt), str(src / "images"), "--out", str(src / "images")]) == 2
+    assert main(["predict", str(ckpt), str(src / "images"), "--out", str(src), "--save-txt"]) == 2
+    assert (src / "images" / "a.jpg").read_bytes() == before
+    assert (src / "labels" / "a.txt").read_text() == "0 0.5 0.5 0.2 0.2\n"

@@ -76,3 +76,14 @@ def test_show_unreadable_image_and_bad_split(
     assert code == 1  # the other image is still drawn; the bad one is named
     assert "1 images could not be read" in captured.err and "img1.png" in captured.err
     assert (out / "img0.jpg").is_file() and not (out / "img1.jpg").exists()
+
+
+def test_show_never_overwrites_inputs(tmp_path: Path) -> None:
+    data = tmp_path / "ds"
+    data.mkdir()
+    Image.new("RGB", (40, 30), (9, 9, 9)).save(data / "a.jpg")
+    (data / "a.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (data / "classes.txt").write_text("x\n")
+    before = (data / "a.jpg").read_bytes()
+    assert main(["show", str(data), "--out", str(data)]) == 2
+    assert (data / "a.jpg").read_bytes() == before

@@ -82,8 +82,9 @@ def _coco_ids(
 def run(args: argparse.Namespace) -> int:
     from detforge.predict.api import load
     from detforge.predict.draw import draw_boxes
-    from detforge.predict.sources import _split_data_arg, open_source
+    from detforge.predict.sources import open_source, split_data_arg
     from detforge.predict.writers import (
+        InputGuard,
         VideoWriter,
         coco_results,
         save_image,
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     if args.save_json is not None and args.save_json.suffix.lower() != ".json":
         raise DetforgeError("--save-json expects a file name ending in .json", path=args.save_json)
     model = load(args.weights, device=args.device, imgsz=args.imgsz)
-    data_path, split = _split_data_arg(str(args.source), args.split)
+    data_path, split = split_data_arg(str(args.source), args.split)
     is_data = data_path.lower().endswith(".data")
     ids, cats = _coco_ids(
         data_path if is_data and args.save_json else None, split or "valid", path_map
@@ -115,9 +116,11 @@ def run(args: argparse.Namespace) -> int:
     counts: Counter[int] = Counter()
     n_frames = 0
     video: VideoWriter | None = None
+    guard = InputGuard([*source.paths, *([source.video] if source.video else [])])
     if source.kind == "video" and save_images and out is not None:
         fps = source.fps / max(1, source.every)
-        video = VideoWriter(out / f"{Path(source.video or 'video').stem}.mp4", fps=fps)
+        name = f"{Path(source.video or 'video').stem}.mp4"
+        video = VideoWriter(guard.check(out / name), fps=fps)
     start = time.perf_counter()
     # Nothing drawn: decode images already shrunk to the input size (fast, as training does).
     frames = source.frames(imgsz=None if save_images else model.decode_size())
@@ -130,10 +133,8 @@ def run(args: argparse.Namespace) -> int:
             counts.update(pred.classes.tolist())
             h, w = pred.shape
             if args.save_txt and out is not None:
-                write_darknet_txt(
-                    out / "labels" / f"{frame.name}.txt", pred.boxes, pred.classes, pred.scores,
-                    w, h,
-                )  # fmt: skip
+                txt = guard.check(out / "labels" / f"{frame.name}.txt")
+                write_darknet_txt(txt, pred.boxes, pred.classes, pred.scores, w, h)
             if args.save_json is not None:
                 image_id = ids.get(frame.path or "", frame.name)
                 records += coco_results(
@@ -147,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
                 if video is not None:
                     video.write(np.asarray(drawn))
                 else:
-                    save_image(out / f"{frame.name}.jpg", drawn)
+                    save_image(guard.check(out / f"{frame.name}.jpg"), drawn)
     except BaseException:
         if video is not None:
             video.discard()
@@ -156,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         video.close()
     elapsed = time.perf_counter() - start
     if args.save_json is not None:
-        write_coco_results(args.save_json, records)
+        write_coco_results(guard.check(args.save_json), records)
 
     names = model.class_names
     found = ", ".join(f"{counts[c]} {names[c]}" for c in sorted(counts)) or "nothing"

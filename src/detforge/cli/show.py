@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from detforge.formats.detect import read_any
     from detforge.predict.draw import contact_sheet
     from detforge.predict.gallery import render_dataset
-    from detforge.predict.writers import save_image
+    from detforge.predict.writers import InputGuard, save_image
     from detforge.utils.progress import progress
 
     if args.limit < 0 or args.grid_size < 1:
@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         from detforge.train.runs import next_run_dir
 
         out = next_run_dir("runs/show")
+    guard = InputGuard([str(p) for p in ds.images.path])
     sheet: list[tuple[object, str]] = []
     sheets = written = 0
     failed: list[str] = []
@@ -94,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     def flush() -> None:
         nonlocal sheets
         pics, caps = [p for p, _ in sheet], [c for _, c in sheet]
-        save_image(out / f"grid_{sheets:03d}.jpg", contact_sheet(pics, captions=caps))
+        sheet_path = guard.check(out / f"grid_{sheets:03d}.jpg")
+        save_image(sheet_path, contact_sheet(pics, captions=caps))
         sheets += 1
         sheet.clear()
 
@@ -105,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         if r.error is not None:
             failed.append(r.error)
             continue
-        save_image(out / f"{r.name}.jpg", r.image)
+        save_image(guard.check(out / f"{r.name}.jpg"), r.image)
         written += 1
         if args.grid:
             sheet.append((r.image, r.caption))

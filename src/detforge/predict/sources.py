@@ -237,7 +237,7 @@ def _images_in_folder(folder: Path) -> list[str]:
     return sorted(found)
 
 
-def _split_data_arg(source: str, split: str | None) -> tuple[str, str | None]:
+def split_data_arg(source: str, split: str | None) -> tuple[str, str | None]:
     """``"obj.data:valid"`` -> ``("obj.data", "valid")``; leaves Windows drives alone."""
     head, sep, tail = source.rpartition(":")
     if sep and head.lower().endswith(".data") and tail and "/" not in tail and "\\" not in tail:
@@ -286,7 +286,7 @@ def open_source(
     """
     if every < 1:
         raise DetforgeError(f"--every must be 1 or more, got {every}")
-    src, split = _split_data_arg(os.fspath(source), split)
+    src, split = split_data_arg(os.fspath(source), split)
     p = Path(src)
     if not p.exists():
         raise DetforgeError(

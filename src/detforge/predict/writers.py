@@ -30,6 +30,31 @@ from detforge.errors import DetforgeError
 from detforge.utils.io import atomic_open, atomic_write_text
 
 
+class InputGuard:
+    """Refuses to write over a user's inputs: the source images and the label files Darknet
+    and Ultralytics would read for them (an ``--out`` that points into the dataset must never
+    replace ``img.jpg`` with its annotated picture or ``labels/img.txt`` with predictions)."""
+
+    def __init__(self, image_paths: Sequence[str]) -> None:
+        from detforge.formats.darknet import label_path_candidates
+
+        protected: set[str] = set()
+        for p in image_paths:
+            protected.add(os.path.abspath(p))
+            protected.update(os.path.abspath(c) for c in label_path_candidates(p))
+        self._protected = protected
+
+    def check(self, path: str | os.PathLike[str]) -> Path:
+        """``path`` as a Path, or a DetforgeError if writing it would overwrite an input."""
+        if os.path.abspath(path) in self._protected:
+            raise DetforgeError(
+                "refusing to overwrite an input file; choose an --out folder outside the "
+                "dataset's image and label folders",
+                path=path,
+            )
+        return Path(path)
+
+
 def darknet_lines(
     boxes: ArrayLike, classes: ArrayLike, scores: ArrayLike, width: int, height: int
 ) -> str:
