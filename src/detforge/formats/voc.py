@@ -78,7 +78,8 @@ def parse_voc_xml(
 
     p = Path(path)
     try:
-        root = SafeET.parse(p).getroot()
+        with open(p, "rb") as f:
+            root = SafeET.fromstring(f.read())
     except DefusedXmlException as exc:
         raise DetforgeError(f"unsafe XML refused ({type(exc).__name__})", path=p) from None
     except SafeET.ParseError as exc:
@@ -147,17 +148,18 @@ def _voc_splits(root: Path) -> tuple[list[str], dict[str, str]]:
     return order, split_of
 
 
-def _find_image(root: Path, image_id: str, filename: str) -> str:
-    folder = root / "JPEGImages"
-    if filename:
-        cand = folder / filename
-        if cand.is_file() or not any((folder / (image_id + s)).is_file() for s in _IMAGE_SUFFIXES):
-            return str(cand)
-    for s in _IMAGE_SUFFIXES:
-        cand = folder / (image_id + s)
-        if cand.is_file():
-            return str(cand)
-    return str(folder / (filename or image_id + ".jpg"))
+def _find_image(folder: str, present: set[str], image_id: str, filename: str) -> str:
+    """The image of an annotation: ``<filename>`` when it exists in ``JPEGImages/``, else
+    ``<id>.<any image suffix>`` that exists, else ``<filename>`` (or ``<id>.jpg``) as named.
+
+    ``present`` is the set of file names in ``JPEGImages/`` (listed once, not stat'ed per image).
+    """
+    if filename and filename in present:
+        return f"{folder}/{filename}"
+    for suffix in _IMAGE_SUFFIXES:
+        if image_id + suffix in present:
+            return f"{folder}/{image_id}{suffix}"
+    return f"{folder}/{filename or image_id + '.jpg'}"
 
 
 def read_voc(root: str | os.PathLike[str], *, class_names: Sequence[str] | None = None) -> Dataset:
@@ -186,6 +188,11 @@ def read_voc(root: str | os.PathLike[str], *, class_names: Sequence[str] | None 
         class_names = [
             ln.strip() for ln in (r / "labels.txt").read_text("utf-8").splitlines() if ln.strip()
         ]
+    folder = str(r / "JPEGImages")
+    try:
+        present = {e.name for e in os.scandir(folder)}
+    except OSError:
+        present = set()
     paths: list[str] = []
     widths: list[int] = []
     heights: list[int] = []
@@ -202,7 +209,7 @@ def read_voc(root: str | os.PathLike[str], *, class_names: Sequence[str] | None 
                 path=xml,
             )
         filename, w, h, objects = parse_voc_xml(xml)
-        paths.append(_find_image(r, image_id, filename))
+        paths.append(_find_image(folder, present, image_id, filename))
         widths.append(w)
         heights.append(h)
         for name, box, d, t in objects:
