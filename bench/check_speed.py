@@ -185,7 +185,7 @@ def main() -> None:
     root = Path(args.data_dir) / f"check_{args.images}"
     yaml_path = build(root, args.images)
     n = args.images
-    rows: list[tuple[str, float]] = []
+    rows: list[tuple[str, list[float]]] = []
     d = detforge_runs(yaml_path, args.repeat)
     for name, key in [
         ("detforge check, cold (process wall time)", "cold"),
@@ -194,7 +194,7 @@ def main() -> None:
         ("detforge check, cached (process wall time)", "cached"),
         ("detforge check, cached (checker wall time)", "cached_own"),
     ]:
-        rows.append((name, statistics.median(d[key])))
+        rows.append((name, d[key]))
     if args.ultralytics:
         u = ultralytics_runs(root, args.ultralytics, args.repeat)
         assert int(u["images"][0]) == n, u
@@ -204,14 +204,16 @@ def main() -> None:
             ("Ultralytics label cache, cold (verification CPU time)", "verify_cpu"),
             ("Ultralytics label cache, its 'Scanning' bars only", "scan"),
         ]:
-            rows.append((name, statistics.median(u[key])))
+            rows.append((name, u[key]))
     print(f"dataset: {n} JPEGs 64x48, {d['boxes'][0]} boxes, {d['errors'][0]} errors found")
     print(f"median of {args.repeat} runs\n")
-    print("| run | seconds | images/s |")
-    print("| --- | ---: | ---: |")
-    for name, sec in rows:
+    print("| run | median s | images/s (median) | min s | runs (s) |")
+    print("| --- | ---: | ---: | ---: | --- |")
+    for name, runs in rows:
+        sec = statistics.median(runs)
         rate = f"{n / sec:,.0f}" if sec > 0 else "-"
-        print(f"| {name} | {sec:.2f} | {rate} |")
+        every = ", ".join(f"{r:.2f}" for r in runs)
+        print(f"| {name} | {sec:.2f} | {rate} | {min(runs):.2f} | {every} |")
 
 
 if __name__ == "__main__":

@@ -114,13 +114,16 @@ def repair_scan(scan: DarknetScan, out_dir: str | os.PathLike[str]) -> FixReport
             k = int(scan.rows.cls.max()) + 1 if len(scan.rows) else 1
         raw_names = [f"class_{j}" for j in range(k)]
     names = fixed_names(raw_names)
+    names_file = scan.names_path or ""
+    by_line = names_file.endswith((".names", ".txt"))  # a YAML or label map has no name lines
     for j, (a, b) in enumerate(zip(raw_names, names, strict=True)):
         if a != b:
             stripped = a.strip()
             reason = "name-empty" if not stripped else "name-duplicate"
             if stripped and (stripped != a or any(ch.isspace() for ch in stripped)):
                 reason = "name-whitespace"
-            note("rename-class", reason, scan.names_path, j + 1, f"{a!r} -> {b!r}")
+            line = j + 1 if by_line else None
+            note("rename-class", reason, scan.names_path, line, f"{a!r} -> {b!r}")
     df = scan.data_file
     if df is not None and df.classes is not None and df.classes != len(names):
         note(
@@ -218,16 +221,20 @@ def _as_scan(loaded: LoadedScan) -> DarknetScan:
         index.setdefault(p, len(index))
     remap = np.asarray([index[p] for p in paths], dtype=np.int64)
     first = {index[p]: i for i, p in reversed(list(enumerate(paths)))}
+    n = len(index)
+    infos = [loaded.infos[first[i]] for i in range(n)]
+    for i in loaded.size_mismatch:
+        j = int(remap[i])
+        infos[j] = infos[j]._replace(problem="image-size-mismatch", detail="stated size differs")
     r = loaded.rows
     rows = LabelRows(remap[r.file] if len(r) else r.file, r.line, r.cls, r.coords, r.int_text)
-    n = len(index)
     return DarknetScan(
         source=str(loaded.summary.get("source", "")),
         names=list(loaded.ds.class_names),
         images=list(index),
         entry_image=remap.tolist(),
         entry_split=[str(s) for s in loaded.ds.images.split],
-        infos=[loaded.infos[first[i]] for i in range(n)],
+        infos=infos,
         label_paths=[""] * n,
         label_texts=[None] * n,
         rows=rows,

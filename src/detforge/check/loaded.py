@@ -49,6 +49,8 @@ class LoadedScan:
     verdict: BoxVerdict
     findings: list[Finding] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    size_mismatch: list[int] = field(default_factory=list)
+    """Images whose stated size is not their real size (``--fix`` leaves them out)."""
 
 
 def _where(ds: Dataset, fmt: str, source: Path) -> list[str]:
@@ -85,11 +87,13 @@ def scan_loaded(
     findings = image_findings(paths, infos)
     sizes = np.asarray([oriented_size(i) for i in infos], dtype=np.int64).reshape(-1, 2)
     stated_w, stated_h = ds.images.width.copy(), ds.images.height.copy()
+    mismatched: list[int] = []
     for i, info in enumerate(infos):
         sw, sh = int(stated_w[i]), int(stated_h[i])
         if info.problem or sw <= 0 or sh <= 0:
             continue
         if (sw, sh) != tuple(sizes[i]) and (sw, sh) != (info.width, info.height):
+            mismatched.append(i)  # --fix cannot tell which size the boxes were drawn on
             findings.append(
                 finding(
                     "image-size-mismatch",
@@ -190,7 +194,7 @@ def scan_loaded(
         "files": len(paths),
         "seconds": round(time.perf_counter() - t0, 3),
     }
-    return LoadedScan(ds, infos, rows, verdict, findings, summary)
+    return LoadedScan(ds, infos, rows, verdict, findings, summary, mismatched)
 
 
 def _describe(ds: Dataset, fmt: str, xyxy: NDArray[np.float64] | None) -> list[str] | None:
