@@ -111,6 +111,8 @@ def test_user_mistakes(tmp_path: Path, ckpt: Path) -> None:
         model.predict(img, imgsz=100)
     with pytest.raises(DetforgeError, match="uint8 RGB"):
         model.predict([np.zeros((4, 4), dtype=np.float32)])
+    with pytest.raises(DetforgeError, match="CUDA"):
+        detforge.load(ckpt, device="cpu", half=True)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(DetforgeError):
         detforge.load(tmp_path / "junk.pt")

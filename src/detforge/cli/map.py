@@ -59,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--imgsz", type=int, default=None, help="input size [checkpoint's]")
     parser.add_argument("--batch", type=int, default=16, help="images per forward pass [16]")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N [auto]")
+    parser.add_argument("--half", action="store_true", help="float16 on a CUDA device")
     parser.add_argument("--out", type=Path, default=None, help="results folder (see above)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     add_path_map_option(parser)
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     if ds.num_images == 0:
         raise DetforgeError("no images to evaluate", path=data)
     want = ds.splits()[0] if ds.splits() else None
-    model = load(args.weights, device=args.device, imgsz=args.imgsz)
+    model = load(args.weights, device=args.device, imgsz=args.imgsz, half=args.half)
     if tuple(model.class_names) != tuple(ds.class_names):
         print(
             f"warning: the model's classes {list(model.class_names)[:6]} differ from the "

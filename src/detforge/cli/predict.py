@@ -53,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch", type=int, default=16, help="images per forward pass (16)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
+    parser.add_argument("--half", action="store_true", help="float16 on a CUDA device")
     parser.add_argument("--out", type=Path, default=None, help="output folder")
     parser.add_argument("--save-txt", action="store_true", help="write labels/<name>.txt")
     parser.add_argument("--save-json", type=Path, metavar="FILE", help="write COCO results")
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         out = args.out if args.out is not None else next_run_dir("runs/predict")
     if args.save_json is not None and args.save_json.suffix.lower() != ".json":
         raise DetforgeError("--save-json expects a file name ending in .json", path=args.save_json)
-    model = load(args.weights, device=args.device, imgsz=args.imgsz)
+    model = load(args.weights, device=args.device, imgsz=args.imgsz, half=args.half)
     data_path, split = split_data_arg(str(args.source), args.split)
     is_data = data_path.lower().endswith(".data")
     ids, cats = _coco_ids(

@@ -293,11 +293,16 @@ def resolve_device(device: str | None) -> str:
     return str(device)
 
 
-def _torch_forward(model: Any, device: str) -> Callable[[NDArray[np.uint8]], torch.Tensor]:
+def _torch_forward(
+    model: Any, device: str, *, half: bool = False
+) -> Callable[[NDArray[np.uint8]], torch.Tensor]:
     import torch
 
+    dtype = torch.float16 if half else torch.float32
+
     def forward(batch: NDArray[np.uint8]) -> torch.Tensor:
-        x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+        # NHWC uint8 -> NCHW float view: channels-last memory, which the fused model prefers.
+        x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).to(dtype).div_(255.0)
         with torch.inference_mode():
             out: torch.Tensor = model(x)
         return out
@@ -311,31 +316,37 @@ def load(
     device: str | None = None,
     imgsz: int | None = None,
     fuse: bool = True,
+    half: bool = False,
 ) -> Predictor:
     """Load a detforge checkpoint (``.pt``) or an exported ONNX model (``.onnx``) to predict.
 
     ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ... (default: CUDA when available; ONNX
     models run with onnxruntime on its CPU or CUDA provider). ``imgsz``: default input size
     for :meth:`Predictor.predict` (default: the training size stored in the checkpoint, else
-    640). ``fuse`` folds batch-norm into convolutions (faster, same outputs).
+    640). ``fuse`` folds batch-norm into convolutions (faster, same outputs). ``half`` runs a
+    checkpoint in float16 on a CUDA device (about twice as fast; boxes within ~0.5 px).
     """
     path = Path(weights)
     if not path.is_file():
         raise DetforgeError("weights file not found", path=path)
-    if path.suffix.lower() == ".onnx":
+    if path.suffix.lower() == ".onnx":  # an fp16 export carries its own precision
         return _load_onnx(path, device=device, imgsz=imgsz)
     from detforge.models.checkpoint import load_model
 
     dev = resolve_device(device)
+    if half and not dev.startswith("cuda"):
+        raise DetforgeError("half precision needs a CUDA device (--device cuda)")
     model, names, meta = load_model(path, dev)
     if fuse:
         model.fuse()
     model.eval()
+    if half:
+        model.half()
     cfg = meta.get("config")
     trained = cfg.get("imgsz") if isinstance(cfg, dict) else None
     size = imgsz or int(trained or 640)
     return Predictor(
-        _torch_forward(model, dev),
+        _torch_forward(model, dev, half=half),
         names,
         backend="torch",
         imgsz=_check_imgsz(size),
