@@ -214,3 +214,10 @@ def test_valid_list_equal_to_train_and_windows_paths(make_darknet, tmp_path: Pat
     assert "--path-map" in miss.message and miss.line == 1
     mapped = check_dataset(data, path_map=[("G:/data", str(data.parent))])
     assert mapped.by_code("image-missing") == []
+
+
+def test_a_pipe_named_like_a_label_is_reported_not_waited_on(make_darknet) -> None:
+    data = make_darknet({"a": BOX, "b": None}, names="cat\n")
+    os.mkfifo(data.parent / "img" / "b.txt")
+    found = _codes(check_dataset(data))
+    assert found == {("label-unreadable", "b.txt", None)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +133,13 @@ def test_missing_image_is_reported_at_the_list_line(tmp_path: Path) -> None:
     infos = inspect_images([str(tmp_path / "gone.jpg")])
     (f,) = image_findings([str(tmp_path / "gone.jpg")], infos, origins=[("train.txt", 7)])
     assert (f.code, f.path, f.line, f.severity) == ("image-missing", "train.txt", 7, "error")
+
+
+def test_pipes_and_folders_named_like_images_do_not_hang(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    folder = tmp_path / "dir.jpg"
+    folder.mkdir()
+    infos = inspect_images([str(fifo), str(folder)], workers=1)
+    assert [i.problem for i in infos] == ["image-not-image", "image-not-image"]
+    assert "regular file" in infos[0].detail and "folder" in infos[1].detail

@@ -13,6 +13,7 @@ per candidate path) with the rules of :func:`detforge.formats.darknet.label_path
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,12 +29,14 @@ from detforge.utils.progress import progress
 def read_text_stat(path: str) -> tuple[str | None, str, int, int]:
     """``(text, "", size, mtime_ns)`` or ``(None, why, size, mtime_ns)`` for a small text file
     (UTF-8, BOM ok); size and mtime come from the ``fstat`` of the read (``-1`` if none)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
+    try:  # O_NONBLOCK: a FIFO named like a label must not hang the check
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         return None, exc.strerror or str(exc), -1, -1
     try:
         st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None, "it is not a regular file", -1, -1
         chunks = [os.read(fd, 1 << 16)]
         while len(chunks[-1]) == 1 << 16:
             chunks.append(os.read(fd, 1 << 20))

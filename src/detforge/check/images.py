@@ -72,8 +72,8 @@ def inspect_image(path: str, *, deep: bool = False) -> ImageInfo:
 
     Reads the first ``HEAD`` bytes and the last ``TAIL`` bytes with two system calls.
     """
-    try:
-        fd = os.open(path, os.O_RDONLY)
+    try:  # O_NONBLOCK: a FIFO or device named like an image must not hang the check
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         return bad_info("image-missing", "no such file")
     except OSError as exc:
@@ -83,6 +83,8 @@ def inspect_image(path: str, *, deep: bool = False) -> ImageInfo:
         size = st.st_size
         if stat.S_ISDIR(st.st_mode):
             return bad_info("image-not-image", "this path is a folder")
+        if not stat.S_ISREG(st.st_mode):
+            return bad_info("image-not-image", "this path is not a regular file (a pipe or device)")
         head = os.read(fd, HEAD)
         tail = head[-TAIL:] if size <= len(head) else os.pread(fd, TAIL, max(size - TAIL, 0))
         pos = [len(head)]
