@@ -26,7 +26,7 @@ source is never modified; unchanged images are linked, not copied) with fixes.js
 every change, and re-checks it.
 
 exit status: 0 no errors (warnings allowed), 1 errors found (with --fix: errors left in
-OUT), 2 bad usage or unreadable input.
+OUT), 2 bad usage or a dataset that does not exist.
 
 examples:
   detforge check data/obj.data
