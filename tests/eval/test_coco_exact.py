@@ -172,9 +172,16 @@ def test_crowd_iou_uses_detection_area(tmp_path: Path) -> None:
     assert res["coco"]["per_class"][0]["AP"] == pytest.approx(1.0, abs=1e-12)
 
 
-def test_json_fast_path_equals_json_module(tmp_path: Path) -> None:
-    """The object-free results parser reads exactly what ``json`` reads (17-digit floats)."""
+@pytest.mark.parametrize("chunk", [64, 1000, 1 << 24])
+def test_json_fast_path_equals_json_module(
+    tmp_path: Path, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The object-free results parser reads exactly what ``json`` reads (17-digit floats),
+    whatever the chunking."""
+    import detforge.eval.predictions as preds
     from detforge.eval.predictions import _fast_results
+
+    monkeypatch.setattr(preds, "_CHUNK", chunk)
 
     rng = np.random.default_rng(3)
     rows = [
@@ -185,7 +192,7 @@ def test_json_fast_path_equals_json_module(tmp_path: Path) -> None:
             rng.uniform(-5, 1000, (500, 4)), rng.random(500), strict=True,
         )
     ]  # fmt: skip
-    for text in (json.dumps(rows), json.dumps(rows, indent=1)):
+    for text in (json.dumps(rows), json.dumps(rows, indent=1) + "\n", json.dumps(rows)[:-1] + " ]"):
         fast = _fast_results(text.encode())
         assert fast is not None
         vals, keys = fast
@@ -198,3 +205,6 @@ def test_json_fast_path_equals_json_module(tmp_path: Path) -> None:
     assert _fast_results(json.dumps([{**rows[0], "image_id": "a1"}]).encode()) is None
     swapped = [rows[0], {"score": 0.5, **{k: v for k, v in rows[1].items() if k != "score"}}]
     assert _fast_results(json.dumps(swapped).encode()) is None
+    late = [*rows[:-1], {**rows[-1], "extra": 1}]  # only the last object differs
+    assert _fast_results(json.dumps(late).encode()) is None
+    assert _fast_results(json.dumps(rows)[:-1].encode()) is None  # truncated file

@@ -83,6 +83,27 @@ _NOT_NUMBER = bytes(c for c in range(256) if c not in _NUMERIC + b",")
 _RESULT_KEYS = frozenset({"image_id", "category_id", "bbox", "score"})
 
 
+_CHUNK = 1 << 24
+"""Bytes of results JSON parsed at a time (bounds the temporary Python objects)."""
+
+
+def _numbers(chunk: bytes) -> NDArray[np.float64] | None:
+    """All numbers of a chunk of a results list, in order (``None`` if one is malformed)."""
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - orjson is optional
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return np.fromstring(chunk.translate(_TO_SPACE), dtype=np.float64, sep=" ")
+    flat = chunk.translate(None, _NOT_NUMBER).strip(b",")
+    try:
+        return np.array(orjson.loads(b"[" + flat + b"]"), dtype=np.float64)
+    except ValueError:
+        return None
+
+
 def _fast_results(data: bytes) -> tuple[NDArray[np.float64], list[str]] | None:
     """Parse a plain COCO results list without building Python objects, or ``None``.
 
@@ -93,7 +114,6 @@ def _fast_results(data: bytes) -> tuple[NDArray[np.float64], list[str]] | None:
     Returns ``(values (n, 7), key order)``.
     """
     import json
-    import warnings
 
     start = data.find(b"{")
     end = data.find(b"}", start)
@@ -109,24 +129,29 @@ def _fast_results(data: bytes) -> tuple[NDArray[np.float64], list[str]] | None:
     if not (isinstance(bb, list) and len(bb) == 4):
         return None
     keys = list(first)
-    obj = "{" + ",".join(f'"{k}":' + ("[,,,]" if k == "bbox" else "") for k in keys) + "}"
-    skel = data.translate(None, _NUMERIC + b" \t\r\n")
-    n = skel.count(b"{")
-    if skel != b"[" + b",".join([obj.encode()] * n) + b"]":
+    obj = (
+        "{" + ",".join(f'"{k}":' + ("[,,,]" if k == "bbox" else "") for k in keys) + "}"
+    ).encode()
+    stop = data.rfind(b"}") + 1
+    if data[stop:].strip() != b"]":
         return None
-    try:  # one pass deletes everything but numbers and commas -> a flat JSON list
-        import orjson
-
-        flat = b"[" + data.translate(None, _NOT_NUMBER) + b"]"
-        vals = np.array(orjson.loads(flat), dtype=np.float64)
-    except ImportError:  # pragma: no cover - orjson is optional
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            vals = np.fromstring(data.translate(_TO_SPACE), dtype=np.float64, sep=" ")
-    except ValueError:
-        return None
-    if vals.size != 7 * n:
-        return None
+    parts: list[NDArray[np.float64]] = []
+    n = 0
+    pos = 0
+    while pos < stop:  # chunks end after a '}' so that each holds whole objects
+        end = data.find(b"}", min(pos + _CHUNK, stop - 1)) + 1
+        chunk = data[pos:end]
+        skel = chunk.translate(None, _NUMERIC + b" \t\r\n")
+        k = skel.count(b"{")
+        if skel != (b"[" if pos == 0 else b",") + b",".join([obj] * k):
+            return None
+        vals = _numbers(chunk)
+        if vals is None or vals.size != 7 * k:
+            return None
+        parts.append(vals)
+        n += k
+        pos = end
+    vals = np.concatenate(parts) if parts else np.zeros(0)
     return vals.reshape(n, 7), keys
 
 
