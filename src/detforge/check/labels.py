@@ -87,9 +87,9 @@ def parse_label_texts(
         findings.append(
             finding(
                 "label-fields",
-                f"{nfields[i]} fields, expected 5 ('class cx cy w h'); Darknet stops reading "
-                "this file here and silently ignores the lines below; fix or delete "
-                "the line (--fix drops it)",
+                f"{nfields[i]} fields, expected 5 ('class cx cy w h'); Darknet reads a label "
+                "file as a stream of 5 numbers per box, so from here on it silently misreads "
+                "or drops the rest of this file -- fix or delete the line (--fix drops it)",
                 path=paths[int(file_of[i])],
                 line=int(line_no[i]),
             )
