@@ -25,7 +25,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return ckpt, self_labelled_darknet(root / "data", ckpt)
 
 
-def test_map_predict_json_eval_and_val_agree(setup: tuple[Path, Path], tmp_path: Path) -> None:
+def test_map_predict_json_eval_and_val_agree(
+    setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ckpt, data = setup
     assert main(["map", str(data), str(ckpt)]) == 0
     results = data.parent / "results"
@@ -41,6 +43,12 @@ def test_map_predict_json_eval_and_val_agree(setup: tuple[Path, Path], tmp_path:
     argv = ["predict", str(ckpt), f"{data}:valid", "--conf", "0.001", "--save-json", str(js)]
     assert main(argv) == 0
     assert main(["eval", str(data), str(js), "--json", str(tmp_path / "e.json")]) == 0
+    # ... and 'detforge show' matches the same ids.
+    look = tmp_path / "look"
+    argv = ["show", str(data), "--split", "valid", "--pred", str(js), "--out", str(look)]
+    assert main(argv) == 0
+    assert "match no image" not in capsys.readouterr().err
+    assert len(list(look.glob("img*.jpg"))) == 4
     ev = json.loads((tmp_path / "e.json").read_text())
     # ... and 'detforge val' computes the same numbers.
     argv = ["val", str(ckpt), str(data), "--json", str(tmp_path / "v.json"), "--workers", "0"]

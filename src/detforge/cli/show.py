@@ -61,13 +61,23 @@ def run(args: argparse.Namespace) -> int:
 
     if args.limit < 0 or args.grid_size < 1:
         raise DetforgeError("--limit must be >= 0 and --grid-size >= 1")
-    ds = read_any(args.dataset, format=args.format, path_map=parse_path_map(args.path_map))
-    if args.split:
-        want = canonical_split(args.split)
-        if want not in ds.splits():
-            have = ", ".join(s or "(none)" for s in ds.splits())
-            raise DetforgeError(f"no split {want!r} (the dataset has: {have})", path=args.dataset)
-        ds = ds.split(want)
+    path_map = parse_path_map(args.path_map)
+    if args.split and str(args.dataset).lower().endswith(".data") and args.format is None:
+        # The split's own list, numbered as 'detforge eval' and 'predict --save-json' do.
+        from detforge.cli.eval import read_ground_truth
+
+        ds, _ = read_ground_truth(args.dataset, split=args.split, images_dir=None,
+                                  path_map=path_map)  # fmt: skip
+    else:
+        ds = read_any(args.dataset, format=args.format, path_map=path_map)
+        if args.split:
+            want = canonical_split(args.split)
+            if want not in ds.splits():
+                have = ", ".join(s or "(none)" for s in ds.splits())
+                raise DetforgeError(
+                    f"no split {want!r} (the dataset has: {have})", path=args.dataset
+                )
+            ds = ds.split(want)
     if ds.num_images == 0:
         raise DetforgeError("the dataset has no images", path=args.dataset)
     pred = None
@@ -75,6 +85,13 @@ def run(args: argparse.Namespace) -> int:
         from detforge.eval.predictions import read_predictions
 
         pred = read_predictions(args.pred, ds)
+        lost = int((pred.meta.get("unmatched") or {}).get("boxes", 0))
+        if lost:
+            print(
+                f"warning: {lost} predictions match no image or class of the dataset "
+                "(image ids, file stems or class ids differ); they are not drawn",
+                file=sys.stderr,
+            )
     rows = np.arange(ds.num_images)
     if args.limit and args.limit < len(rows):
         if args.random:
