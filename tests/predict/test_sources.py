@@ -108,3 +108,6 @@ def test_image_list_and_data_split(tmp_path: Path) -> None:
         open_source(f"{data}:train", split="valid")
     with pytest.raises(DetforgeError, match="--split only applies"):
         open_source(tmp_path / "train.txt", split="train")
+    (tmp_path / "gone.txt").write_text("imgs/a.png\nimgs/zz.png\n")
+    with pytest.raises(DetforgeError, match="1 of 2 listed images do not exist"):
+        open_source(tmp_path / "gone.txt")

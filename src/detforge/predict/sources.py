@@ -323,4 +323,12 @@ def open_source(
         raise DetforgeError("--every only applies to a video source", path=src)
     if not paths:
         raise DetforgeError(f"no images found in {what}", path=src)
+    if not p.is_dir():  # lists name files that may be gone: say so before any work is done
+        missing = [q for q in paths if not os.path.isfile(q)]
+        if missing:
+            raise DetforgeError(
+                f"{len(missing)} of {len(paths)} listed images do not exist, e.g. {missing[0]}; "
+                "fix the list, or use --path-map OLD=NEW if the dataset moved",
+                path=src,
+            )
     return Source("images", paths=tuple(paths), description=what)
