@@ -143,3 +143,20 @@ def test_pipes_and_folders_named_like_images_do_not_hang(tmp_path: Path) -> None
     infos = inspect_images([str(fifo), str(folder)], workers=1)
     assert [i.problem for i in infos] == ["image-not-image", "image-not-image"]
     assert "regular file" in infos[0].detail and "folder" in infos[1].detail
+
+
+def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    p = tmp_path / "locked.jpg"
+    _noise((40, 40)).save(p, "JPEG")
+    real_open = os.open
+
+    def deny(path: str, flags: int, *args: int) -> int:
+        if str(path) == str(p):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", deny)  # tests run as root, where chmod 000 still reads
+    info = inspect_image(str(p))
+    assert (info.problem, info.detail) == ("image-unreadable", "Permission denied")
+    (f,) = image_findings([str(p)], [info])
+    assert (f.code, f.severity) == ("image-unreadable", "error")
