@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from detforge.check import resultcache
 from detforge.check.dataset import (
@@ -31,6 +32,7 @@ from detforge.check.dataset import (
     check_split_overlap,
 )
 from detforge.check.files import (
+    ImageTable,
     cached_images,
     full_digests,
     label_texts,
@@ -40,7 +42,7 @@ from detforge.check.files import (
 from detforge.check.findings import Finding, finding, severity_counts, sort_findings
 from detforge.check.images import ImageInfo, image_findings, oriented_size
 from detforge.check.labels import BoxVerdict, LabelRows, check_boxes, parse_label_texts
-from detforge.check.sources import gather_sources
+from detforge.check.sources import Entry, gather_sources
 from detforge.data.cache import stat_files
 from detforge.data.split import group_keys
 from detforge.errors import DetforgeError
@@ -127,6 +129,68 @@ def _orphans(scan: DarknetScan) -> list[Finding]:
     return out
 
 
+def _unique_images(
+    scan: DarknetScan, entries: list[Entry], source: str
+) -> dict[int, tuple[str, int | None]]:
+    """Fill ``scan.images`` (unique, first-listed order) and the ``entry_*`` columns; report
+    ``list-duplicate``. Returns where each image was first listed."""
+    index: dict[str, int] = {}
+    seen_in_list: dict[tuple[str, int], int | None] = {}
+    for img, split, lp, line in entries:
+        i = index.setdefault(img, len(index))
+        key = (lp, i)
+        if key in seen_in_list and lp != source:
+            first = seen_in_list[key]
+            scan.findings.append(
+                finding(
+                    "list-duplicate",
+                    f"{img} is already listed on line {first}; it is trained on twice as "
+                    "often (--fix keeps one)",
+                    path=lp,
+                    line=line,
+                )
+            )
+            continue
+        seen_in_list[key] = line
+        scan.entry_image.append(i)
+        scan.entry_split.append(split)
+        scan.entry_origin.append((lp, line))
+    scan.images = list(index)
+    first_origin: dict[int, tuple[str, int | None]] = {}
+    for i, o in zip(scan.entry_image, scan.entry_origin, strict=True):
+        first_origin.setdefault(i, o)
+    return first_origin
+
+
+def _dataset_findings(
+    scan: DarknetScan,
+    kept: NDArray[np.bool_],
+    table: ImageTable,
+    label_map: str | os.PathLike[str] | None,
+    group_by: str | None,
+) -> list[Finding]:
+    """Class counts, label map, split overlap, identical images and sequence leaks."""
+    assert scan.rows is not None
+    out: list[Finding] = []
+    if scan.names is not None:
+        cls = scan.rows.cls[kept].astype(np.int64)
+        out += check_class_counts(cls, scan.names, path=scan.names_path)
+    if label_map is not None:
+        out += _label_map_findings(label_map, scan.names)
+    ent_paths = [scan.images[i] for i in scan.entry_image]
+    out += check_split_overlap(ent_paths, scan.entry_split)
+    img_split = [""] * len(scan.images)
+    for i, s in zip(scan.entry_image, scan.entry_split, strict=True):
+        img_split[i] = img_split[i] or s
+    if len(set(scan.entry_split)) > 1:
+        digests = full_digests(scan.images, img_split, table)
+        out += check_identical(scan.images, img_split, digests)
+        if group_by:
+            keys, _ = group_keys(scan.images, group_by)
+            out += check_group_leaks(scan.images, img_split, keys)
+    return out
+
+
 def scan_darknet(
     source: str | os.PathLike[str],
     *,
@@ -149,7 +213,6 @@ def scan_darknet(
     src = Path(source)
     scan = DarknetScan(source=str(src))
     found = gather_sources(src, path_map=path_map)
-    entries = found.entries
     scan.data_file, scan.lists, scan.names = found.data_file, found.lists, found.names
     scan.names_path = found.names_path
     scan.findings += found.findings
@@ -165,32 +228,7 @@ def scan_darknet(
                 path=found.declared_at[0],
                 line=found.declared_at[1],
             )
-    # --- images, unique in first-listed order
-    index: dict[str, int] = {}
-    seen_in_list: dict[tuple[str, int], int | None] = {}
-    for img, split, lp, line in entries:
-        i = index.setdefault(img, len(index))
-        key = (lp, i)
-        if key in seen_in_list and lp != str(src):
-            first = seen_in_list[key]
-            scan.findings.append(
-                finding(
-                    "list-duplicate",
-                    f"{img} is already listed on line {first}; it is trained on twice as "
-                    "often (--fix keeps one)",
-                    path=lp,
-                    line=line,
-                )
-            )
-            continue
-        seen_in_list[key] = line
-        scan.entry_image.append(i)
-        scan.entry_split.append(split)
-        scan.entry_origin.append((lp, line))
-    scan.images = list(index)
-    first_origin: dict[int, tuple[str, int | None]] = {}
-    for i, o in zip(scan.entry_image, scan.entry_origin, strict=True):
-        first_origin.setdefault(i, o)
+    first_origin = _unique_images(scan, found.entries, str(src))
     small = [str(src), *scan.lists.values()]
     small += [os.fspath(p) for p in (scan.names_path, label_map) if p is not None]
     opts = {"deep": deep, "path_map": list(path_map), "group_by": group_by}
@@ -242,22 +280,7 @@ def scan_darknet(
         scan.findings += _orphans(scan)
     # --- dataset level
     kept = ~verdict.bad & ~verdict.duplicate
-    if scan.names is not None:
-        cls = rows.cls[kept].astype(np.int64)
-        scan.findings += check_class_counts(cls, scan.names, path=scan.names_path)
-    if label_map is not None:
-        scan.findings += _label_map_findings(label_map, scan.names)
-    ent_paths = [scan.images[i] for i in scan.entry_image]
-    scan.findings += check_split_overlap(ent_paths, scan.entry_split)
-    img_split = [""] * len(scan.images)
-    for i, s in zip(scan.entry_image, scan.entry_split, strict=True):
-        img_split[i] = img_split[i] or s
-    if len(set(scan.entry_split)) > 1:
-        digests = full_digests(scan.images, img_split, table)
-        scan.findings += check_identical(scan.images, img_split, digests)
-        if group_by:
-            keys, _ = group_keys(scan.images, group_by)
-            scan.findings += check_group_leaks(scan.images, img_split, keys)
+    scan.findings += _dataset_findings(scan, kept, table, label_map, group_by)
     store_images(table, scan.images, deep)
     scan.findings = sort_findings(scan.findings)
     n_files = len(scan.images) + sum(1 for p in scan.label_paths if p)
