@@ -58,6 +58,8 @@ def test_coco_boxes_sizes_and_missing_images(tmp_path: Path, jpeg) -> None:
     assert '"reason": "image-size-mismatch"' in log and '"reason": "image-missing"' in log
     again = check_dataset(fixed.data_file)
     assert again.errors == [] and again.summary["images"] == 1
+    (zero,) = report.by_code("box-zero-size")
+    assert zero.message.startswith("'dog' box bbox=[10, 10, 0, 20]: ")
     gt.write_text("{not json")
     broken = check_dataset(gt)
     assert [f.code for f in broken.findings] == ["read-error"]

@@ -199,10 +199,15 @@ def check_boxes(
     bad = np.zeros(k, dtype=bool)
     reason = np.full(k, "", dtype=object)
 
+    def said(i: int, msg: str) -> str:
+        # Boxes without a line (COCO, VOC) are named as their source writes them.
+        return f"{rows.describe[i]}: {msg}" if rows.describe is not None else msg
+
     def emit(code: str, mask: NDArray[np.bool_], msg: str) -> None:
         reason[mask & (reason == "")] = code
         for i in np.flatnonzero(mask).tolist():
-            out.append(finding(code, msg.format(**_fmt(rows, i)), **where(paths, f_, l_, i)))
+            text = said(i, msg.format(**_fmt(rows, i)))
+            out.append(finding(code, text, **where(paths, f_, l_, i)))
 
     neg = cls < 0
     emit("class-negative", neg, "class id {cls} is negative; ids start at 0 (--fix drops the box)")
@@ -277,8 +282,11 @@ def check_boxes(
             out.append(
                 finding(
                     "box-subpixel",
-                    f"box is {w_px[i]:.2f} x {h_px[i]:.2f} px, smaller than a pixel; it "
-                    "cannot be learned and is likely a stray click (--fix drops it)",
+                    said(
+                        i,
+                        f"box is {w_px[i]:.2f} x {h_px[i]:.2f} px, smaller than a pixel; it "
+                        "cannot be learned and is likely a stray click (--fix drops it)",
+                    ),
                     **where(paths, f_, l_, i),
                 )
             )
