@@ -71,6 +71,10 @@ def test_load_and_predict_on_every_input_kind(tmp_path: Path, ckpt: Path) -> Non
     assert_same_detections(one[0], ref[1])
     assert [len(p) for p in folder] == [len(p) for p in ref]
     assert mixed[0].path == str(paths[0])
+    drawn = np.asarray(mixed[0].draw())  # notebook helper: boxes on the image file
+    assert drawn.shape == (120, 160, 3) and (drawn != imgs[0]).any()
+    with pytest.raises(DetforgeError, match="pass the image"):
+        ref[0].draw()
     for p in ref:
         assert p.boxes.dtype == np.float32 and p.boxes.shape == (len(p), 4)
         assert (p.boxes[:, 2] <= 160).all() and (p.boxes[:, 3] <= 120).all()

@@ -57,6 +57,20 @@ class Prediction:
         """Class name of each box, ``(K,)``."""
         return [self.class_names[int(c)] for c in self.classes]
 
+    def draw(self, image: Any = None, *, line_width: int | None = None) -> Any:
+        """The boxes drawn on ``image`` (a path, PIL image or RGB array; default: this
+        prediction's own image file) as a new Pillow image, e.g. to show in a notebook."""
+        from detforge.predict.draw import draw_boxes
+
+        if image is None:
+            if self.path is None:
+                raise DetforgeError("this prediction has no image file; pass the image")
+            image = self.path
+        if isinstance(image, (str, os.PathLike)):
+            image = load_image(image)
+        return draw_boxes(image, self.boxes, self.classes, scores=self.scores,
+                          class_names=self.class_names, line_width=line_width)  # fmt: skip
+
 
 def _as_frame(item: Any, index: int, decode: int | None = None) -> Frame:
     """A :class:`Frame` from a path, a Pillow image or an ``(H, W, 3)`` uint8 RGB array.
