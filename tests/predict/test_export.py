@@ -65,7 +65,6 @@ def test_static_export_matches_pytorch(static_export: tuple[Detector, Path]) -> 
     assert model.head.box[0][0].bn is not None  # type: ignore[index,union-attr]  # not fused
 
 
-@pytest.mark.slow
 def test_dynamic_export_and_runner(tmp_path: Path) -> None:
     model = _model()
     out = export_onnx(model, tmp_path / "d.onnx", imgsz=64, dynamic=True)
