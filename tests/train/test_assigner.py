@@ -89,3 +89,23 @@ def test_padding_rows_and_empty_images_are_ignored() -> None:
         torch.zeros(1, 0, dtype=torch.bool),
     )
     assert not none.fg.any() and none.scores.shape == (1, a, 1)
+
+
+def test_per_image_mode_matches_batched() -> None:
+    g = torch.Generator().manual_seed(0)
+    pts = _grid(8, 8.0)
+    a = pts.shape[0]
+    xy = torch.rand(2, 5, 2, generator=g) * 40
+    gts = torch.cat((xy, xy + 8 + torch.rand(2, 5, 2, generator=g) * 24), -1)
+    mask = torch.tensor([[True] * 5, [True, False, True, True, False]])  # padding mid-row
+    labels = torch.randint(0, 3, (2, 5), generator=g)
+    scores = torch.rand(2, a, 3, generator=g)
+    boxes = pts.repeat(1, 2).view(1, a, 4) + torch.rand(2, a, 4, generator=g) * 20 - 10
+    boxes = torch.cat(
+        (boxes[..., :2].minimum(boxes[..., 2:]), boxes[..., 2:].maximum(boxes[..., :2])), -1
+    )
+    full = assign(scores, boxes, pts, labels, gts, mask)
+    split = assign(scores, boxes, pts, labels, gts, mask, max_elements=1)
+    assert full.fg.sum() > 5
+    for x, y in zip(full, split, strict=True):
+        assert torch.equal(x, y)

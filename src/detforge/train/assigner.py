@@ -10,7 +10,7 @@ scaled by ``t`` normalised per box so that its best anchor gets that box's best 
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -43,6 +43,7 @@ def assign(
     alpha: float = 0.5,
     beta: float = 6.0,
     eps: float = 1e-9,
+    max_elements: int = 1 << 25,
 ) -> Assignment:
     """Assign ground truth to anchors.
 
@@ -53,10 +54,18 @@ def assign(
         gt_labels: (B, M) int64 class ids (padding rows: any value).
         gt_boxes: (B, M, 4) ``xyxy`` in input pixels (padding rows: zeros).
         gt_mask: (B, M) bool, True for real boxes.
+        max_elements: above this many (box, anchor) pairs for the whole batch, images are
+            assigned one at a time with their own boxes only (bounds memory for crowded
+            images, e.g. microscopy, at the same result).
     """
     b, a, c = pred_scores.shape
     m = gt_boxes.shape[1]
     device = pred_scores.device
+    if b > 1 and b * m * a > max_elements:
+        return _assign_per_image(
+            pred_scores, pred_boxes, points, gt_labels, gt_boxes, gt_mask,
+            topk=topk, alpha=alpha, beta=beta, eps=eps,
+        )  # fmt: skip
     if m == 0:
         return Assignment(
             torch.zeros(b, a, dtype=torch.long, device=device),
@@ -105,3 +114,31 @@ def assign(
     t_scores.scatter_(2, t_labels[..., None], 1.0)
     t_scores *= (norm * fg)[..., None].to(t_scores.dtype)
     return Assignment(t_labels * fg, t_boxes, t_scores, fg, gt_index * fg)
+
+
+def _assign_per_image(
+    pred_scores: Tensor,
+    pred_boxes: Tensor,
+    points: Tensor,
+    gt_labels: Tensor,
+    gt_boxes: Tensor,
+    gt_mask: Tensor,
+    **kwargs: Any,
+) -> Assignment:
+    """:func:`assign` one image at a time on its real boxes; ``gt_index`` mapped back."""
+    parts = []
+    for i in range(pred_scores.shape[0]):
+        rows = gt_mask[i].nonzero().flatten()
+        out = assign(
+            pred_scores[i : i + 1],
+            pred_boxes[i : i + 1],
+            points,
+            gt_labels[i : i + 1, rows],
+            gt_boxes[i : i + 1, rows],
+            gt_mask[i : i + 1, rows],
+            max_elements=1 << 62,
+            **kwargs,
+        )
+        index = rows[out.gt_index] * out.fg if rows.numel() else out.gt_index
+        parts.append(out._replace(gt_index=index))
+    return Assignment(*(torch.cat(t) for t in zip(*parts, strict=True)))
