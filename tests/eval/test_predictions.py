@@ -95,3 +95,9 @@ def test_comp4_coordinates_are_one_based(tmp_path: Path) -> None:
     assert pred.boxes.coords.tolist() == [[40.0, 15.0, 60.0, 35.0]]
     assert pred.meta["unmatched"]["classes"] == ["bird"]
     assert evaluate(gt, pred, protocol="darknet")["darknet"]["per_class"][0]["AP"] == 1.0
+
+
+def test_predictions_without_scores_are_refused() -> None:
+    gt = darknet_like(["a/one.jpg"])
+    with pytest.raises(DetforgeError, match="no finite score"):
+        evaluate(gt, gt)

@@ -30,8 +30,9 @@ Images are matched by id, else by file stem; predictions matching no image or cl
 reported, never silently dropped.
 
 Output: a console table; --json FILE writes the numbers; --out DIR (default: the .data file's
-results= folder, created when missing) receives metrics.json, predictions.json (COCO results)
-and, with --plots, PR curves, the F1-confidence curve and a confusion matrix (PNG).
+results= folder, created when missing; with --plots and no such folder, ./results) receives
+metrics.json, predictions.json (COCO results) and, with --plots, PR curves, the
+F1-confidence curve with the best threshold, and a confusion matrix (PNG).
 
 examples:
   detforge eval annotations/instances_val2017.json detections.json

@@ -112,6 +112,12 @@ def evaluate(
     keep = np.flatnonzero((b_img >= 0) & (b_cls >= 0))
     p_boxes = pred.boxes.take(keep)
     p_img, p_cls, p_score = b_img[keep], b_cls[keep], p_boxes.score
+    if len(p_score) and not np.isfinite(p_score).all():
+        bad = int((~np.isfinite(p_score)).sum())
+        raise DetforgeError(
+            f"{bad} predictions have no finite score; predictions need a confidence per box "
+            "(ground truth given as predictions?)"
+        )
 
     result: dict[str, Any] = {
         "images": gt.num_images,

@@ -15,6 +15,8 @@ proportional to the number of overlapping (detection, ground truth) pairs.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -70,9 +72,10 @@ def greedy_match(
         elig = p_iou[s:e] >= thr
         elig &= free
         # tier 2: eligible and not ignored; tier 1: eligible but ignored; 0: not eligible.
-        tier = elig.astype(np.int64)
+        kt = np.dtype(np.int32 if n < (1 << 29) else np.int64)  # keys go up to 3n
+        tier: NDArray[np.signedinteger[Any]] = elig.astype(kt)
         tier += elig & keep_g[:, g]
-        key = tier * n + np.arange(n)
+        key = tier * n + np.arange(n, dtype=kt)
         best = np.maximum.reduceat(key, seg, axis=1)
         ci, si = np.nonzero(best >= n)
         if not len(ci):
