@@ -89,28 +89,39 @@ def test_finite_without_targets_and_gradients_flow() -> None:
     assert stem is not None and stem.abs().sum() > 0 and box_out.abs().sum() > 0
 
 
-def test_loss_decreases_when_overfitting_one_batch() -> None:
+@pytest.mark.slow
+def test_overfitting_one_batch_lowers_loss_and_detects_the_boxes() -> None:
+    from torchvision.ops import box_iou
+
+    from detforge.models.postprocess import postprocess
+
     torch.manual_seed(0)
     model = create_model("n", 3).train()
     x = torch.rand(2, 3, 64, 64)
-    batch = {
-        "batch_idx": torch.tensor([0, 0, 1]),
-        "cls": torch.tensor([0, 2, 1]),
-        "bboxes": torch.tensor(
-            [[4.0, 4.0, 30.0, 36.0], [34.0, 30.0, 62.0, 60.0], [10, 12, 50, 44]]
-        ),
-    }
+    gt = torch.tensor([[4.0, 4.0, 30.0, 36.0], [34.0, 30.0, 62.0, 60.0], [10, 12, 50, 44]])
+    batch = {"batch_idx": torch.tensor([0, 0, 1]), "cls": torch.tensor([0, 2, 1]), "bboxes": gt}
     loss_fn = DetectionLoss(model)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     history = []
-    for _ in range(30):
+    for _ in range(50):
         loss, _ = loss_fn(model(x), batch)
         opt.zero_grad()
         loss.backward()
         opt.step()
         history.append(loss.item())
-    assert history[-1] < 0.6 * history[0]
+    assert history[-1] < 0.4 * history[0]
     assert min(history[-5:]) < min(history[:5])
+    # the eval decode agrees with the loss's box convention: decoding the trained maps (batch
+    # statistics, as after 50 steps the running ones lag behind) finds every box and class
+    with torch.no_grad():
+        feats = model.neck(model.backbone(x))
+        dets = postprocess(model.decode(model.head.forward_split(feats)), conf=0.3, iou=0.5)
+    for img, idx in ((0, [0, 1]), (1, [2])):
+        boxes, _, classes = dets[img]
+        iou = box_iou(gt[idx], boxes)  # (truth, detections)
+        best = iou.argmax(1)
+        assert (iou.max(1).values > 0.5).all()
+        assert classes[best].tolist() == batch["cls"][idx].tolist()
 
 
 def test_pad_targets() -> None:
