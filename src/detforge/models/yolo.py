@@ -129,6 +129,9 @@ class Detector(nn.Module):
             )
 
     def forward(self, x: Tensor) -> Tensor | list[Tensor]:
+        """``(B, 3, H, W)`` float RGB in [0, 1] -> training: 3 raw maps
+        ``(B, 4*reg_max + C, H/s, W/s)``; eval: ``(B, A, 4 + C)`` (a transposed view: boxes
+        xyxy input pixels, class probabilities). See the module docstring."""
         self._check_input(x)
         if self.backbone_is_channels_last():
             x = x.contiguous(memory_format=torch.channels_last)
