@@ -60,10 +60,10 @@ def run_detforge(engine: str, paths: list[str], imgsz: int, batch: int, work: Pa
             export_onnx(ckpt, weights, imgsz=imgsz, dynamic=True, verify=False)
     model = detforge.load(weights, device="cpu")
     model.predict(paths, imgsz=imgsz, batch=batch)  # warm-up
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     preds = model.predict(paths, imgsz=imgsz, batch=batch)
-    wall = time.perf_counter() - t
-    return {"wall_s": wall, "boxes": sum(len(p) for p in preds)}
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    return {"wall_s": wall, "cpu_s": cpu, "boxes": sum(len(p) for p in preds)}
 
 
 def run_ultralytics(paths: list[str], imgsz: int, batch: int) -> dict:
@@ -72,17 +72,40 @@ def run_ultralytics(paths: list[str], imgsz: int, batch: int) -> dict:
     model = YOLO("yolov8n.yaml")
     kw = {"imgsz": imgsz, "batch": batch, "device": "cpu", "verbose": False, "save": False}
     list(model.predict(paths, stream=True, **kw))  # warm-up
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     res = list(model.predict(paths, stream=True, **kw))
-    wall = time.perf_counter() - t
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
     speed = {k: statistics.mean(r.speed[k] for r in res) for k in res[0].speed}
-    return {"wall_s": wall, "boxes": sum(len(r.boxes) for r in res), "speed_ms": speed}
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "boxes": sum(len(r.boxes) for r in res),
+        "speed_ms": speed,
+    }
+
+
+def _limit_onnxruntime_threads(n: int) -> None:
+    """Give every onnxruntime session ``n`` intra-op threads, like torch's (bench only)."""
+    import onnxruntime as ort
+
+    base = ort.InferenceSession
+
+    def session(*a: object, **kw: object) -> object:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = n
+        opts.inter_op_num_threads = 1
+        kw.setdefault("sess_options", opts)
+        return base(*a, **kw)
+
+    ort.InferenceSession = session
 
 
 def worker(args: argparse.Namespace) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.worker == "onnx":
+        _limit_onnxruntime_threads(args.threads)
     paths = images(args.images)
     imgsz = args.imgsz[0]
     if args.worker == "ultralytics":
@@ -136,25 +159,34 @@ def main() -> None:
                     res = measure(engine, args, imgsz, work)
                     results.setdefault((engine, imgsz), []).append(res)
                     ips = res["images"] / res["wall_s"]
-                    print(f"  round {r + 1} {engine:12s} {imgsz}: {ips:6.2f} images/s", flush=True)
+                    cpu = 1000 * res["cpu_s"] / res["images"]
+                    print(f"  round {r + 1} {engine:12s} {imgsz}: {ips:6.2f} images/s, "
+                          f"{cpu:6.1f} CPU ms/img", flush=True)  # fmt: skip
     print(f"\n{args.images} BCCD images (640x480 JPEG), batch {args.batch}, "
           f"{args.threads} threads, median of {args.repeats}:")  # fmt: skip
-    print("| engine | imgsz | images/s | ms/image | vs Ultralytics |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| engine | imgsz | images/s | wall ms/img | CPU ms/img | vs Ultralytics (wall, CPU) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+
+    def med(engine: str, imgsz: int, key: str) -> float:
+        return statistics.median(x[key] / x["images"] for x in results[engine, imgsz])
+
     for imgsz in args.imgsz:
-        ref = None
-        if ("ultralytics", imgsz) in results:
-            ref = statistics.median(
-                x["images"] / x["wall_s"] for x in results["ultralytics", imgsz]
-            )
+        have_ref = ("ultralytics", imgsz) in results
         for engine in args.engines:
-            ips = statistics.median(x["images"] / x["wall_s"] for x in results[engine, imgsz])
-            rel = f"{ips / ref:.2f}x" if ref else "-"
-            print(f"| {engine} | {imgsz} | {ips:.2f} | {1000 / ips:.1f} | {rel} |")
-        if ("ultralytics", imgsz) in results:
+            wall, cpu = med(engine, imgsz, "wall_s"), med(engine, imgsz, "cpu_s")
+            rel = "-"
+            if have_ref:
+                rw = med("ultralytics", imgsz, "wall_s") / wall
+                rc = med("ultralytics", imgsz, "cpu_s") / cpu
+                rel = f"{rw:.2f}x, {rc:.2f}x"
+            row = [engine, str(imgsz), f"{1 / wall:.2f}", f"{1000 * wall:.1f}", f"{1000 * cpu:.1f}"]
+            print("| " + " | ".join([*row, rel]) + " |")
+        if have_ref:
             sp = results["ultralytics", imgsz][-1]["speed_ms"]
             print(f"  (Ultralytics' own per-image split at {imgsz}: "
                   + ", ".join(f"{k} {v:.1f} ms" for k, v in sp.items()) + ")")  # fmt: skip
+    print("all runs:", json.dumps({f"{e}@{i}": [round(x["images"] / x["wall_s"], 2) for x in v]
+                                   for (e, i), v in results.items()}))  # fmt: skip
 
 
 if __name__ == "__main__":
