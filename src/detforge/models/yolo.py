@@ -117,7 +117,8 @@ class Detector(nn.Module):
         self._anchor_cache: dict[tuple[Any, ...], tuple[Tensor, Tensor]] = {}
 
     def _check_input(self, x: Tensor) -> None:
-        if _tracing() or torch.compiler.is_compiling():
+        compiling = getattr(torch.compiler, "is_compiling", None)  # torch >= 2.3
+        if _tracing() or (compiling is not None and compiling()):
             return
         if x.ndim != 4 or x.shape[1] != 3:
             raise DetforgeError(f"the detector takes (B, 3, H, W) images, got {tuple(x.shape)}")
