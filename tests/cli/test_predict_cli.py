@@ -56,6 +56,23 @@ def test_predict_folder_writes_txt_json_images(tmp_path: Path, ckpt: Path) -> No
             [b[:, :2], b[:, 2:] - b[:, :2]]), atol=2e-3)  # fmt: skip
 
 
+def test_predict_classes_filter(
+    tmp_path: Path, ckpt: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "a.png"
+    Image.fromarray(scenes(1, seed=3)[0]).save(src)
+    every = detforge.load(ckpt, device="cpu").predict(src, conf=0.2)[0]
+    assert len(set(every.classes.tolist())) > 1  # so the filter has something to remove
+    js = tmp_path / "d.json"
+    assert main(["predict", str(ckpt), str(src), "--conf", "0.2", "--save-json", str(js),
+                 "--classes", "bee", "0"]) == 0  # fmt: skip
+    got = json.loads(js.read_text())
+    assert 0 < len(got) == int(np.isin(every.classes, [0, 1]).sum()) < len(every)
+    assert {r["category_id"] for r in got} <= {1, 2}
+    assert main(["predict", str(ckpt), str(src), "--classes", "zebra"]) == 2
+    assert "neither a class name" in capsys.readouterr().err
+
+
 def test_predict_video_counts_frames(tmp_path: Path, ckpt: Path) -> None:
     import av
 

@@ -58,6 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-txt", action="store_true", help="write labels/<name>.txt")
     parser.add_argument("--save-json", type=Path, metavar="FILE", help="write COCO results")
     parser.add_argument("--save-images", action="store_true", help="write annotated images")
+    parser.add_argument(
+        "--classes", nargs="+", metavar="C",
+        help="keep only these classes (names or 0-based ids), e.g. --classes deer 3",
+    )  # fmt: skip
     parser.add_argument("--line-width", type=int, default=None, help="box outline, pixels")
     add_path_map_option(parser)
 
@@ -78,6 +82,24 @@ def _coco_ids(
         str(p): int(i) for p, i in zip(gt.images.path, gt.images.id, strict=True)
     }
     return ids, coco_category_ids(gt)
+
+
+def class_filter(wanted: list[str] | None, names: tuple[str, ...]) -> Any:
+    """``--classes`` (names or 0-based ids) -> a sorted id array, or ``None`` for all."""
+    if not wanted:
+        return None
+    ids = []
+    for w in wanted:
+        if w in names:
+            ids.append(names.index(w))
+        elif w.isdigit() and int(w) < len(names):
+            ids.append(int(w))
+        else:
+            raise DetforgeError(
+                f"--classes: {w!r} is neither a class name nor an id 0..{len(names) - 1} "
+                f"(classes: {', '.join(names[:20])}{' ...' if len(names) > 20 else ''})"
+            )
+    return np.unique(np.array(ids, dtype=np.int64))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     if args.save_json is not None and args.save_json.suffix.lower() != ".json":
         raise DetforgeError("--save-json expects a file name ending in .json", path=args.save_json)
     model = load(args.weights, device=args.device, imgsz=args.imgsz, half=args.half)
+    keep = class_filter(args.classes, model.class_names)
     data_path, split = split_data_arg(str(args.source), args.split)
     is_data = data_path.lower().endswith(".data")
     ids, cats = _coco_ids(
@@ -131,6 +154,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         for frame, pred in progress(stream, total=len(source), desc="predict", unit="frame"):
             n_frames += 1
+            if keep is not None:
+                pred = pred.only(np.isin(pred.classes, keep))
             counts.update(pred.classes.tolist())
             h, w = pred.shape
             if args.save_txt and out is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +56,11 @@ class Prediction:
     def names(self) -> list[str]:
         """Class name of each box, ``(K,)``."""
         return [self.class_names[int(c)] for c in self.classes]
+
+    def only(self, mask: NDArray[np.bool_]) -> Prediction:
+        """The detections selected by a ``(K,)`` boolean mask (or index array)."""
+        return replace(self, boxes=self.boxes[mask], scores=self.scores[mask],
+                       classes=self.classes[mask])  # fmt: skip
 
     def draw(self, image: Any = None, *, line_width: int | None = None) -> Any:
         """The boxes drawn on ``image`` (a path, PIL image or RGB array; default: this
