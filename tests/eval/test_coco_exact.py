@@ -124,7 +124,11 @@ def test_random_small_cases_match_pycocotools(tmp_path: Path, seed: int) -> None
             check_case(tmp_path, gt, dets)
 
 
-def test_many_classes_match_pycocotools(tmp_path: Path) -> None:
+def test_many_classes_match_pycocotools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also with tiny class batches (classes are evaluated in batches of detections)."""
+    import detforge.eval.coco as coco
+
+    monkeypatch.setattr(coco, "_BATCH", 30)
     rng = np.random.default_rng(100)
     for _ in range(4):
         gt, dets = random_case(

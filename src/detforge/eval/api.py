@@ -110,7 +110,7 @@ def evaluate(
         gt = gt.select(keep_rows)
     b_img = new_row[b_img]  # -1 stays -1 (index -1 is the extra slot)
     keep = np.flatnonzero((b_img >= 0) & (b_cls >= 0))
-    p_boxes = pred.boxes.take(keep)
+    p_boxes = pred.boxes if len(keep) == pred.num_boxes else pred.boxes.take(keep)
     p_img, p_cls, p_score = b_img[keep], b_cls[keep], p_boxes.score
     if len(p_score) and not np.isfinite(p_score).all():
         bad = int((~np.isfinite(p_score)).sum())

@@ -245,6 +245,11 @@ def _accumulate(
     return precision, recall, scores
 
 
+_BATCH = 1 << 19
+"""Detections evaluated together: classes are independent, so they go in batches of about this
+many detections, which keeps every temporary array small (and reused by the allocator)."""
+
+
 def coco_evaluate(
     *,
     gt_image: I64,
@@ -267,8 +272,63 @@ def coco_evaluate(
     pixels; ``gt_area`` is the annotation ``area`` (NaN -> ``w*h``); ``dt_score`` float64.
     """
     p = params or CocoParams()
-    n_img, n_cls = int(num_images), int(num_classes)
-    T, K, A = len(p.iou_thrs), n_cls, len(p.area_rng)
+    K = int(num_classes)
+    T, R, A, M = len(p.iou_thrs), len(p.rec_thrs), len(p.area_rng), len(p.max_dets)
+    precision = -np.ones((T, R, K, A, M))
+    recall = -np.ones((T, K, A, M))
+    scores = -np.ones((T, R, K, A, M))
+    # Stable sorts by class keep the given order inside a class (pycocotools' tie order).
+    d_order = np.argsort(dt_cls, kind="stable")
+    g_order = np.argsort(gt_cls, kind="stable")
+    d_at = np.searchsorted(dt_cls[d_order], np.arange(K + 1))
+    g_at = np.searchsorted(gt_cls[g_order], np.arange(K + 1))
+    k0 = 0
+    while k0 < K:
+        k1 = int(np.searchsorted(d_at, d_at[k0] + _BATCH, side="right")) - 1
+        k1 = min(max(k1, k0 + 1), K)
+        di = d_order[d_at[k0] : d_at[k1]]
+        gi = g_order[g_at[k0] : g_at[k1]]
+        pr, rc, sc = _evaluate_classes(
+            p,
+            gt_image=gt_image[gi],
+            gt_cls=gt_cls[gi] - k0,
+            gt_xywh=gt_xywh[gi],
+            gt_area=gt_area[gi],
+            gt_crowd=gt_crowd[gi],
+            dt_image=dt_image[di],
+            dt_cls=dt_cls[di] - k0,
+            dt_xywh=dt_xywh[di],
+            dt_score=dt_score[di],
+            num_images=int(num_images),
+            num_classes=k1 - k0,
+        )
+        precision[:, :, k0:k1] = pr
+        recall[:, k0:k1] = rc
+        scores[:, :, k0:k1] = sc
+        k0 = k1
+    res = CocoResult(precision, recall, scores, np.zeros(12), p)
+    res.stats = summarize(res)
+    return res
+
+
+def _evaluate_classes(
+    p: CocoParams,
+    *,
+    gt_image: I64,
+    gt_cls: I64,
+    gt_xywh: F64,
+    gt_area: F64,
+    gt_crowd: NDArray[np.bool_],
+    dt_image: I64,
+    dt_cls: I64,
+    dt_xywh: F64,
+    dt_score: F64,
+    num_images: int,
+    num_classes: int,
+) -> tuple[F64, F64, F64]:
+    """:func:`coco_evaluate` for a batch of classes: ``precision, recall, scores`` arrays."""
+    n_img, K = num_images, num_classes
+    T, A = len(p.iou_thrs), len(p.area_rng)
     rng = np.asarray(p.area_rng, dtype=np.float64)
 
     # Ground truth grouped by (class, image); annotation order kept inside a group.
@@ -312,7 +372,7 @@ def coco_evaluate(
         num_dets=len(cand),
     )  # (C, len(cand))
     npig = np.stack([np.bincount(g_cls[~g_ign[a]], minlength=K) for a in range(A)], axis=1)
-    precision, recall, scores = _accumulate(
+    return _accumulate(
         p,
         num_classes=K,
         d_cls=d_cls,
@@ -325,9 +385,6 @@ def coco_evaluate(
         a_of_c=a_of_c,
         npig=npig,
     )
-    res = CocoResult(precision, recall, scores, np.zeros(12), p)
-    res.stats = summarize(res)
-    return res
 
 
 def _summarize_one(

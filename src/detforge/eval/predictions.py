@@ -58,20 +58,23 @@ def _build(
     """A prediction dataset on ``gt``'s image table; rows with image or class ``-1`` are
     counted in ``unmatched`` and left out."""
     ok = (image >= 0) & (cls >= 0)
-    unmatched["boxes"] = int(unmatched.get("boxes", 0)) + int((~ok).sum())
-    idx = np.flatnonzero(ok)
-    order = idx[np.argsort(image[idx], kind="stable")]
-    m = len(order)
+    n_bad = len(ok) - int(np.count_nonzero(ok))
+    unmatched["boxes"] = int(unmatched.get("boxes", 0)) + n_bad
+    if n_bad or np.any(image[1:] < image[:-1]):  # drop unmatched; keep boxes grouped by image
+        idx = np.flatnonzero(ok)
+        idx = idx[np.argsort(image[idx], kind="stable")]
+        image, cls, coords, score = image[idx], cls[idx], coords[idx], score[idx]
+    m = len(image)
     boxes = Boxes(
-        image=image[order],
-        cls=cls[order],
-        coords=coords[order].reshape(m, 4),
+        image=image,
+        cls=cls,
+        coords=np.ascontiguousarray(coords, dtype=np.float64).reshape(m, 4),
         format=fmt,
         crowd=np.zeros(m, dtype=bool),
         difficult=np.zeros(m, dtype=bool),
         truncated=np.zeros(m, dtype=bool),
         area=np.full(m, np.nan),
-        score=score[order].astype(np.float64),
+        score=np.ascontiguousarray(score, dtype=np.float64),
     )
     meta = {"source": source, "unmatched": unmatched, "predictions": True}
     return Dataset(gt.class_names, gt.images, boxes, meta)
@@ -135,7 +138,8 @@ def _fast_results(data: bytes) -> tuple[NDArray[np.float64], list[str]] | None:
     stop = data.rfind(b"}") + 1
     if data[stop:].strip() != b"]":
         return None
-    parts: list[NDArray[np.float64]] = []
+    total = data.count(b"{")
+    out = np.empty((total, 7), dtype=np.float64)
     n = 0
     pos = 0
     while pos < stop:  # chunks end after a '}' so that each holds whole objects
@@ -143,16 +147,15 @@ def _fast_results(data: bytes) -> tuple[NDArray[np.float64], list[str]] | None:
         chunk = data[pos:end]
         skel = chunk.translate(None, _NUMERIC + b" \t\r\n")
         k = skel.count(b"{")
-        if skel != (b"[" if pos == 0 else b",") + b",".join([obj] * k):
+        if n + k > total or skel != (b"[" if pos == 0 else b",") + b",".join([obj] * k):
             return None
         vals = _numbers(chunk)
         if vals is None or vals.size != 7 * k:
             return None
-        parts.append(vals)
+        out[n : n + k] = vals.reshape(k, 7)
         n += k
         pos = end
-    vals = np.concatenate(parts) if parts else np.zeros(0)
-    return vals.reshape(n, 7), keys
+    return (out, keys) if n == total else None
 
 
 def read_coco_results(path: str | os.PathLike[str], gt: Dataset) -> Dataset:
@@ -171,19 +174,20 @@ def read_coco_results(path: str | os.PathLike[str], gt: Dataset) -> Dataset:
         for k in keys:
             col[k] = i
             i += 4 if k == "bbox" else 1
-        ids = vals[:, col["image_id"]]
-        cat_f = vals[:, col["category_id"]]
-        if np.all(ids == np.round(ids)) and np.all(cat_f == np.round(cat_f)):
-            image = _map_image_ids(ids.astype(np.int64), gt, unmatched)
-            cls = _map_category_ids(cat_f.astype(np.int64), gt, unmatched)
+        ids = vals[:, col["image_id"]].astype(np.int64)
+        cat = vals[:, col["category_id"]].astype(np.int64)
+        if np.array_equal(ids, vals[:, col["image_id"]]) and np.array_equal(
+            cat, vals[:, col["category_id"]]
+        ):
+            del raw
             b = col["bbox"]
             return _build(
                 gt,
-                image,
-                cls,
-                np.ascontiguousarray(vals[:, b : b + 4]),
+                _map_image_ids(ids, gt, unmatched),
+                _map_category_ids(cat, gt, unmatched),
+                vals[:, b : b + 4],
                 BoxFormat.XYWH_PIXEL,
-                np.ascontiguousarray(vals[:, col["score"]]),
+                vals[:, col["score"]],
                 unmatched,
                 str(p),
             )
@@ -270,11 +274,24 @@ def _map_category_ids(
     file holds ids that only make sense that way (some exporters write ``class`` as is)."""
     ids = np.asarray(coco_category_ids(gt), dtype=np.int64)
     lut = {int(c): k for k, c in enumerate(ids)}
-    present = set(np.unique(cat).tolist())
+    lo, hi = (int(cat.min()), int(cat.max())) if len(cat) else (0, 0)
+    small = lo >= 0 and hi < 1 << 20
+    present = set(
+        np.flatnonzero(np.bincount(cat, minlength=1)).tolist() if small else np.unique(cat).tolist()
+    )
+    if len(cat) == 0:
+        present = set()
     if not present <= set(lut) and present <= set(range(gt.num_classes)):
         lut = {k: k for k in range(gt.num_classes)}
-    uniq, inv = np.unique(cat, return_inverse=True)
-    out = np.array([lut.get(int(c), -1) for c in uniq], dtype=np.int64)[inv.reshape(-1)]
+    if small:  # a lookup table
+        table = np.full(hi + 1, -1, dtype=np.int64)
+        for c, k in lut.items():
+            if 0 <= c <= hi:
+                table[c] = k
+        out = table[cat]
+    else:
+        uniq, inv = np.unique(cat, return_inverse=True)
+        out = np.array([lut.get(int(c), -1) for c in uniq], dtype=np.int64)[inv.reshape(-1)]
     unmatched["classes"] = sorted(int(c) for c in present if c not in lut)
     return out
 
