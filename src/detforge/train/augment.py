@@ -167,15 +167,11 @@ def vflip(image: ImageArray, boxes: FloatArray, cls: IntArray) -> Sample:
 
 
 def _flip(image: ImageArray, axis: int) -> ImageArray:
-    """A flipped copy (PyTorch's flip: ~10x faster than numpy's reversed-stride copy of RGB)."""
-    import warnings
-
-    import torch
-
-    with warnings.catch_warnings():  # read-only cache views: only read here
-        warnings.simplefilter("ignore", UserWarning)
-        t = torch.from_numpy(np.ascontiguousarray(image))
-    return np.asarray(t.flip(axis).numpy())
+    """A flipped copy: rows reversed by numpy (block copies), columns by Pillow (~3x faster
+    than numpy's reversed-stride copy of 3-byte pixels, and free of torch's thread pool)."""
+    if axis == 0:
+        return np.ascontiguousarray(image[::-1])
+    return np.asarray(Image.fromarray(image).transpose(Image.Transpose.FLIP_LEFT_RIGHT))
 
 
 _LUMA = np.array([0.299, 0.587, 0.114])  # Rec. 601 weights, as PIL's "L" conversion
