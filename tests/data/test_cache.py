@@ -79,3 +79,23 @@ def test_unwritable_or_corrupt_cache_is_ignored(tmp_path: Path) -> None:
     bad.file.parent.mkdir()
     bad.file.write_bytes(b"garbage")
     assert len(FileIndexCache(bad.file)) == 0
+
+
+def test_same_paths_in_order_skip_the_index_and_reorders_still_match(tmp_path: Path) -> None:
+    paths = [str(tmp_path / f"{i}.bin") for i in range(5)]
+    size, mtime = np.arange(5, dtype=np.int64), np.arange(5, dtype=np.int64) + 100
+    cache = FileIndexCache.for_source(tmp_path, kind="t2", cache_dir=tmp_path / "c")
+    cache.store(paths, size, mtime, ragged={"v": (np.arange(7), np.array([1, 0, 3, 2, 1]))})
+    again = FileIndexCache.for_source(tmp_path, kind="t2", cache_dir=tmp_path / "c")
+    rows, fresh = again.lookup(paths, size, mtime)
+    assert rows.tolist() == [0, 1, 2, 3, 4] and fresh.all()
+    vals, counts = again.ragged("v", rows)
+    assert vals.tolist() == list(range(7)) and counts.tolist() == [1, 0, 3, 2, 1]
+    rev = paths[::-1]
+    rows, fresh = again.lookup(rev, size[::-1], mtime[::-1])
+    assert rows.tolist() == [4, 3, 2, 1, 0] and fresh.all()
+    vals, counts = again.ragged("v", rows)
+    assert vals.tolist() == [6, 4, 5, 1, 2, 3, 0] and counts.tolist() == [1, 2, 3, 0, 1]
+    rows, fresh = again.lookup([*paths[:4], "other"], size, mtime)
+    assert rows.tolist() == [0, 1, 2, 3, -1] and fresh.tolist() == [True] * 4 + [False]
+    assert again.paths == paths

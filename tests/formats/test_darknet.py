@@ -21,6 +21,7 @@ from detforge.formats.darknet import (
     read_names,
     write_darknet,
 )
+from detforge.formats.darknet_index import read_files, stat_images
 
 
 def _img(path: Path, size: tuple[int, int] = (40, 30)) -> Path:
@@ -240,13 +241,13 @@ def test_cache_reuses_and_notices_changes(tmp_path: Path, monkeypatch: pytest.Mo
     assert list(cache_dir.iterdir())
     assert not list((tmp_path / "d").glob("*.npz"))  # nothing written into the dataset
     calls: list[str] = []
-    real = darknet._read_label
+    real = read_files
 
-    def spy(p: str):  # type: ignore[no-untyped-def]
-        calls.append(p)
-        return real(p)
+    def spy(ps, *a, **k):  # type: ignore[no-untyped-def]
+        calls.extend(ps)
+        return real(ps, *a, **k)
 
-    monkeypatch.setattr(darknet, "_read_label", spy)
+    monkeypatch.setattr(darknet, "read_files", spy)
     second = read_darknet(tmp_path / "d", cache_dir=cache_dir)
     assert calls == []
     assert np.array_equal(first.boxes.coords, second.boxes.coords)
@@ -269,12 +270,14 @@ def test_threaded_stat_pass_matches_serial(tmp_path: Path) -> None:
         real.append(str(p))
     paths = [str(tmp_path / f"ghost{i}.jpg") for i in range(9000)]
     paths[10], paths[5000], paths[8999] = real
-    par = darknet._stat_all(paths, workers=4)
-    ser = darknet._stat_all(paths, workers=1)
-    assert all(np.array_equal(a, b) for a, b in zip(par, ser, strict=True))
-    size, _, labels, lsize, _ = par
-    assert (size >= 0).sum() == 3 and size[5000] > 0
-    assert labels[10] == "" and labels[8999] == str(tmp_path / "r2.txt") and lsize[8999] == 36
+    par = stat_images(paths, workers=4)
+    ser = stat_images(paths, workers=1)
+    for name in ("size", "mtime_ns", "label_rule", "label_size", "label_mtime_ns"):
+        assert np.array_equal(getattr(par, name), getattr(ser, name))
+    assert par.label_paths == ser.label_paths
+    assert (par.size >= 0).sum() == 3 and par.size[5000] > 0
+    assert par.label_paths[10] == "" and par.label_paths[8999] == str(tmp_path / "r2.txt")
+    assert par.label_size[8999] == 36
 
 
 def test_sizes_read_later_are_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -67,7 +67,15 @@ def stat_files(paths: Sequence[str]) -> tuple[NDArray[np.int64], NDArray[np.int6
 
 def encode_strings(values: Sequence[str]) -> NDArray[np.uint8]:
     """Pack strings into one byte array (for ``.npz`` without pickle)."""
-    return np.frombuffer(_SEP.join(values).encode("utf-8", "surrogateescape"), dtype=np.uint8)
+    return np.frombuffer(_encode(values), dtype=np.uint8)
+
+
+def _encode(values: Sequence[str]) -> bytes:
+    return _SEP.join(values).encode("utf-8", "surrogateescape")
+
+
+def _is_arange(rows: NDArray[np.int64]) -> bool:
+    return bool(rows[0] == 0) and bool((np.diff(rows) == 1).all())
 
 
 def decode_strings(blob: NDArray[np.uint8], n: int) -> list[str]:
@@ -100,7 +108,9 @@ class FileIndexCache:
 
     def __init__(self, file: Path) -> None:
         self.file = file
-        self.paths: list[str] = []
+        self._n = 0
+        self._paths: list[str] | None = []
+        self._paths_blob: bytes = b""  # the stored paths, encoded (decoded only when needed)
         self.size = np.zeros(0, dtype=np.int64)
         self.mtime_ns = np.zeros(0, dtype=np.int64)
         self._columns: dict[str, NDArray[Any]] = {}
@@ -127,7 +137,8 @@ class FileIndexCache:
             return  # no cache yet, or unreadable: behave as empty
         try:
             n = int(data.pop("__n__"))
-            self.paths = decode_strings(data.pop("__paths__"), n)
+            self._paths_blob = data.pop("__paths__").tobytes()
+            self._n, self._paths = n, None
             self.size = data.pop("__size__")
             self.mtime_ns = data.pop("__mtime__")
             for k, v in data.items():
@@ -139,10 +150,19 @@ class FileIndexCache:
                 elif kind == "rv":
                     self._ragged[name] = (v, data["rc:" + name])
         except (KeyError, ValueError):
-            self.paths, self._columns, self._ragged, self._strings = [], {}, {}, {}
+            self._n, self._paths, self._paths_blob = 0, [], b""
+            self._columns, self._ragged, self._strings = {}, {}, {}
+
+    @property
+    def paths(self) -> list[str]:
+        """The stored paths (row order)."""
+        if self._paths is None:
+            blob = np.frombuffer(self._paths_blob, dtype=np.uint8)
+            self._paths = decode_strings(blob, self._n)
+        return self._paths
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return self._n
 
     def lookup(
         self, paths: Sequence[str], size: NDArray[np.int64], mtime_ns: NDArray[np.int64]
@@ -153,10 +173,14 @@ class FileIndexCache:
         ``fresh (N,)``: stored, and stored size and mtime equal ``size``/``mtime_ns``
         (missing files, ``-1``, are never fresh).
         """
-        index = {p: i for i, p in enumerate(self.paths)}
-        rows = np.fromiter((index.get(p, -1) for p in paths), dtype=np.int64, count=len(paths))
+        n = len(paths)
+        if n == self._n and _encode(paths) == self._paths_blob:
+            rows = np.arange(n, dtype=np.int64)  # the same paths in the same order: no dict
+        else:
+            index = {p: i for i, p in enumerate(self.paths)}
+            rows = np.fromiter((index.get(p, -1) for p in paths), dtype=np.int64, count=n)
         fresh = rows >= 0
-        if len(self.paths):
+        if self._n:
             r = np.where(fresh, rows, 0)
             fresh &= (self.size[r] == size) & (self.mtime_ns[r] == mtime_ns) & (size >= 0)
         return rows, fresh
@@ -172,6 +196,8 @@ class FileIndexCache:
     def ragged(self, name: str, rows: NDArray[np.int64]) -> tuple[NDArray[Any], NDArray[np.int64]]:
         """Values and per-row counts of a stored ragged column for ``rows``."""
         values, counts = self._ragged[name]
+        if len(rows) == len(counts) and (len(rows) == 0 or _is_arange(rows)):
+            return values, counts  # every row, in order
         return gather_ragged(values, counts, rows)
 
     def has(self, name: str) -> bool:
@@ -195,9 +221,10 @@ class FileIndexCache:
         in-memory table) when the cache folder cannot be written.
         """
         n = len(paths)
+        blob = _encode(paths)
         arrays: dict[str, NDArray[Any]] = {
             "__n__": np.asarray(n, dtype=np.int64),
-            "__paths__": encode_strings(paths),
+            "__paths__": np.frombuffer(blob, dtype=np.uint8),
             "__size__": np.asarray(size, dtype=np.int64),
             "__mtime__": np.asarray(mtime_ns, dtype=np.int64),
         }
@@ -208,7 +235,7 @@ class FileIndexCache:
         for k, (vals, counts) in (ragged or {}).items():
             arrays["rv:" + k] = np.asarray(vals)
             arrays["rc:" + k] = np.asarray(counts, dtype=np.int64)
-        self.paths = list(paths)
+        self._n, self._paths, self._paths_blob = n, list(paths), blob
         self.size, self.mtime_ns = arrays["__size__"], arrays["__mtime__"]
         self._columns = {k[2:]: v for k, v in arrays.items() if k.startswith("c:")}
         self._strings = {k: list(s) for k, s in (strings or {}).items()}

@@ -230,7 +230,8 @@ def make_dataset(
     if isinstance(splits, str) or splits is None:
         split_col = _obj([splits or ""] * n)
     else:
-        split_col = _obj([canonical_split(s) for s in splits])
+        canon = {s: canonical_split(s) for s in set(splits)}  # few distinct names
+        split_col = _obj([canon[s] for s in splits])
     images = Images(
         path=_obj([str(p) for p in paths]),
         width=col(widths, n, np.int64, 0),

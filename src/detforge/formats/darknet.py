@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
@@ -54,9 +52,15 @@ from detforge.formats.darknet_files import (
     write_image_list,
     write_names,
 )
-from detforge.formats.darknet_sources import find_elsewhere, gather_sources, split_from_list_name
+from detforge.formats.darknet_index import FileStats, read_files, stat_images
+from detforge.formats.darknet_labels import parse_label_files
+from detforge.formats.darknet_sources import (
+    Sources,
+    find_elsewhere,
+    gather_sources,
+    split_from_list_name,
+)
 from detforge.formats.darknet_write import write_darknet
-from detforge.utils.progress import progress
 
 __all__ = [
     "DATA_KEYS",
@@ -82,80 +86,6 @@ __all__ = [
 ]
 
 Missing = Literal["error", "skip", "keep"]
-
-
-def _find_label(image: str) -> tuple[str, int, int]:
-    """``(label path, size, mtime_ns)`` of the first existing candidate, or ``("", -1, -1)``."""
-    dot = image.rfind(".")
-    first = (image[:dot] if dot > image.rfind("/") else image) + ".txt"
-    try:
-        st = os.stat(first)
-        if st.st_mode & 0o170000 == 0o100000:
-            return first, st.st_size, st.st_mtime_ns
-    except OSError:
-        pass
-    for cand in label_path_candidates(image)[1:]:
-        try:
-            st = os.stat(cand)
-        except OSError:
-            continue
-        if st.st_mode & 0o170000 == 0o100000:
-            return cand, st.st_size, st.st_mtime_ns
-    return "", -1, -1
-
-
-_Stats = tuple[list[int], list[int], list[str], list[int], list[int]]
-
-
-def _stat_chunk(paths: Sequence[str]) -> _Stats:
-    """Size and mtime of each image and its label file (``-1`` where missing)."""
-    size, mtime, lpath, lsize, lmtime = [], [], [], [], []
-    st = os.stat
-    for p in paths:
-        try:
-            s = st(p)
-            ok = s.st_mode & 0o170000 == 0o100000
-            size.append(s.st_size if ok else -1)
-            mtime.append(s.st_mtime_ns if ok else -1)
-        except (OSError, ValueError):
-            size.append(-1)
-            mtime.append(-1)
-        lp, ls, lm = _find_label(p)
-        lpath.append(lp)
-        lsize.append(ls)
-        lmtime.append(lm)
-    return size, mtime, lpath, lsize, lmtime
-
-
-def _stat_all(
-    paths: Sequence[str], workers: int | None
-) -> tuple[NDArray[np.int64], NDArray[np.int64], list[str], NDArray[np.int64], NDArray[np.int64]]:
-    """:func:`_stat_chunk` over all ``paths`` in parallel threads (``os.stat`` releases the
-    GIL). Returns image size, mtime, label paths, label size, label mtime."""
-    n = len(paths)
-    w = min(8, 2 * (os.cpu_count() or 1)) if workers is None else max(1, workers)
-    step = max(4096, -(-n // w))
-    chunks = [paths[i : i + step] for i in range(0, n, step)]
-    if len(chunks) <= 1:
-        parts = [_stat_chunk(c) for c in chunks]
-    else:
-        with ThreadPoolExecutor(max_workers=w) as pool:
-            parts = list(pool.map(_stat_chunk, chunks))
-
-    def col(k: int) -> NDArray[np.int64]:
-        return np.fromiter((v for part in parts for v in part[k]), dtype=np.int64, count=n)
-
-    labels = [v for part in parts for v in part[2]]
-    return col(0), col(1), labels, col(3), col(4)
-
-
-def _read_label(path: str) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise DetforgeError(f"cannot read label file: {exc.strerror}", path=path) from None
-    return parse_label_text(data.decode("utf-8", "replace"), path=path)
 
 
 def read_darknet(
@@ -187,85 +117,60 @@ def read_darknet(
     """
     src = Path(source)
     found = gather_sources(src, path_map)
-    paths, splits, origins, names, meta = (
+    paths, splits, names, meta = (
         found.paths,
         found.splits,
-        found.origins,
         found.names,
         found.meta,
     )
-    size, mtime, label_paths, lsize, lmtime = _stat_all(paths, workers)
-    absent = np.flatnonzero(size < 0)
+    st = stat_images(paths, workers)
+    absent = np.flatnonzero(st.size < 0)
     if len(absent):
         moved = find_elsewhere(found, absent.tolist())
         if moved:
-            again = _stat_all([paths[i] for i in moved], workers)
-            size[moved], mtime[moved], lsize[moved], lmtime[moved] = (
-                again[0],
-                again[1],
-                again[3],
-                again[4],
-            )
+            again = stat_images([paths[i] for i in moved], workers)
+            for name in ("size", "mtime_ns", "label_rule", "label_size", "label_mtime_ns"):
+                getattr(st, name)[moved] = getattr(again, name)
             for k, i in enumerate(moved):
-                label_paths[i] = again[2][k]
-            absent = np.flatnonzero(size < 0)
+                st.label_paths[i] = again.label_paths[k]
+            absent = np.flatnonzero(st.size < 0)
     if len(absent):
         if missing == "error":
-            i = int(absent[0])
-            f, line = origins[i]
-            looks_like_label = re.fullmatch(r"\d+( +[-+.\deE]+){4}", os.path.basename(paths[i]))
-            raise DetforgeError(
-                f"image not found: {paths[i]}"
-                + (f" ({len(absent)} listed images are missing)" if len(absent) > 1 else "")
-                + missing_hint(paths[i])
-                + (
-                    f"; relative entries are resolved against the list's folder "
-                    f"({found.list_dirs[i]}), then against the folder Darknet would run from"
-                    if found.list_dirs[i]
-                    else ""
-                )
-                + (
-                    "; this line looks like a label ('class cx cy w h'): is this a label file "
-                    "rather than an image list?"
-                    if looks_like_label
-                    else ""
-                ),
-                path=f,
-                line=line,
-            )
+            _raise_missing(found, int(absent[0]), len(absent))
         meta["missing_images"] = [paths[i] for i in absent.tolist()]
         if missing == "skip":
-            keep = size >= 0
+            keep = st.size >= 0
             idx = np.flatnonzero(keep).tolist()
             paths = [paths[i] for i in idx]
             splits = [splits[i] for i in idx]
-            origins = [origins[i] for i in idx]
-            size, mtime = size[keep], mtime[keep]
-            label_paths = [label_paths[i] for i in idx]
-            lsize, lmtime = lsize[keep], lmtime[keep]
+            st = FileStats(
+                size=st.size[keep],
+                mtime_ns=st.mtime_ns[keep],
+                label_paths=[st.label_paths[i] for i in idx],
+                label_rule=st.label_rule[keep],
+                label_size=st.label_size[keep],
+                label_mtime_ns=st.label_mtime_ns[keep],
+            )
     n = len(paths)
+    size, mtime, label_paths = st.size, st.mtime_ns, st.label_paths
 
     store = FileIndexCache.for_source(src, kind="darknet", cache_dir=cache_dir) if cache else None
     widths = np.zeros(n, dtype=np.int64)
     heights = np.zeros(n, dtype=np.int64)
     fresh = np.zeros(n, dtype=bool)
     rows = np.full(n, -1, dtype=np.int64)
-    if store is not None and len(store) and store.has("label_path"):
+    if store is not None and len(store) and store.has("label_rule"):
         rows, fresh = store.lookup(paths, size, mtime)
         r = np.where(fresh, rows, 0)
-        old_lp = store.strings("label_path")
-        fresh &= (store.column("label_size")[r] == lsize) & (
-            store.column("label_mtime")[r] == lmtime
+        fresh &= (
+            (store.column("label_size")[r] == st.label_size)
+            & (store.column("label_mtime")[r] == st.label_mtime_ns)
+            & (store.column("label_rule")[r] == st.label_rule)
         )
-        fi = np.flatnonzero(fresh)
-        fresh[fi] = [
-            old_lp[j] == label_paths[i] for i, j in zip(fi.tolist(), r[fi].tolist(), strict=True)
-        ]
         widths[fresh] = store.column("width")[rows[fresh]]
         heights[fresh] = store.column("height")[rows[fresh]]
 
     fresh_idx = np.flatnonzero(fresh)
-    stale_idx = np.flatnonzero(~fresh)
     parts_img: list[NDArray[np.int64]] = []
     parts_cls: list[NDArray[np.int64]] = []
     parts_xy: list[NDArray[np.float64]] = []
@@ -275,16 +180,20 @@ def read_darknet(
         parts_img.append(np.repeat(fresh_idx, fc))
         parts_cls.append(cvals)
         parts_xy.append(xvals)
-    stale_list = stale_idx.tolist()
-    desc = "labels" if len(stale_list) >= 2000 else ""
-    for i in progress(
-        stale_list, total=len(stale_list), desc=desc, enabled=None if desc else False
-    ):
-        if label_paths[i]:
-            c, xy = _read_label(label_paths[i])
-            parts_img.append(np.full(len(c), i, dtype=np.int64))
-            parts_cls.append(c)
-            parts_xy.append(xy)
+    to_read = np.flatnonzero(~fresh & (st.label_rule != 0)).tolist()
+    if to_read:
+        lps = [label_paths[i] for i in to_read]
+        blobs = read_files(
+            lps,
+            st.label_size[to_read].tolist(),
+            workers=workers,
+            desc="labels" if len(to_read) >= 2000 else "",
+        )
+        c, xy, counts = parse_label_files(blobs, lps)
+        parts_img.append(np.repeat(np.asarray(to_read, dtype=np.int64), counts))
+        parts_cls.append(c)
+        parts_xy.append(xy)
+    stale = n - len(fresh_idx)
 
     size_errors: dict[str, str] = {}
     sizes_read = 0
@@ -314,7 +223,7 @@ def read_darknet(
 
     meta.update(
         label_paths=label_paths,
-        no_label_file=sum(1 for lp in label_paths if not lp),
+        no_label_file=int(np.count_nonzero(st.label_rule == 0)),
         size_errors=size_errors,
     )
     ds = make_dataset(
@@ -329,7 +238,7 @@ def read_darknet(
         box_format=BoxFormat.CXCYWH_NORM,
         meta=meta,
     )
-    if store is not None and (len(stale_idx) or sizes_read or len(store) != n):
+    if store is not None and (stale or sizes_read or len(store) != n):
         store.store(
             paths,
             size,
@@ -337,16 +246,41 @@ def read_darknet(
             columns={
                 "width": widths,
                 "height": heights,
-                "label_size": lsize,
-                "label_mtime": lmtime,
+                "label_rule": st.label_rule,
+                "label_size": st.label_size,
+                "label_mtime": st.label_mtime_ns,
             },
-            strings={"label_path": label_paths},
             ragged={
                 "cls": (ds.boxes.cls, ds.boxes_per_image()),
                 "coords": (ds.boxes.coords, ds.boxes_per_image()),
             },
         )
     return ds
+
+
+def _raise_missing(found: Sources, i: int, count: int) -> None:
+    paths = found.paths
+    f, line = found.origins[i]
+    looks_like_label = re.fullmatch(r"\d+( +[-+.\deE]+){4}", os.path.basename(paths[i]))
+    raise DetforgeError(
+        f"image not found: {paths[i]}"
+        + (f" ({count} listed images are missing)" if count > 1 else "")
+        + missing_hint(paths[i])
+        + (
+            f"; relative entries are resolved against the list's folder "
+            f"({found.list_dirs[i]}), then against the folder Darknet would run from"
+            if found.list_dirs[i]
+            else ""
+        )
+        + (
+            "; this line looks like a label ('class cx cy w h'): is this a label file "
+            "rather than an image list?"
+            if looks_like_label
+            else ""
+        ),
+        path=f,
+        line=line,
+    )
 
 
 def _raise_bad_class(image: int, cls: int, label_paths: list[str], k: int) -> None:

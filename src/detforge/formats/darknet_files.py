@@ -292,10 +292,15 @@ def read_image_list_entries(
     base = p.parent
     prefix = os.path.abspath(base) + "/"
     fast = os.sep == "/" and not path_map
+    lines = _text_lines(p, "image list")
+    if fast:
+        got = _plain_entries(lines, prefix)
+        if got is not None:
+            return got
     paths: list[str] = []
     numbers: list[int] = []
     relative: list[bool] = []
-    for n, raw in enumerate(_text_lines(p, "image list"), start=1):
+    for n, raw in enumerate(lines, start=1):
         s = raw.strip()
         if not s or s[0] == "#":
             continue
@@ -311,6 +316,24 @@ def read_image_list_entries(
         numbers.append(n)
         relative.append(rel)
     return paths, numbers, relative
+
+
+def _plain_entries(lines: list[str], prefix: str) -> tuple[list[str], list[int], list[bool]] | None:
+    """:func:`read_image_list_entries` in bulk for the common list (no blank or ``#`` lines,
+    no ``\\``, ``:``, ``.``/``..`` segments or ``//``, no surrounding spaces); ``None`` for
+    any other list. ``prefix``: the list's folder with a trailing ``/``."""
+    entries = [s.strip() for s in lines]
+    if entries != lines or "" in entries or "." in entries or ".." in entries:
+        return None
+    blob = "\n" + "\n".join(entries)
+    if any(bad in blob for bad in ("\\", ":", "\n#", "/.", "./", "//")):
+        return None
+    n = len(entries)
+    if "\n/" not in blob:  # all relative
+        return [prefix + s for s in entries], list(range(1, n + 1)), [True] * n
+    relative = [s[0] != "/" for s in entries]
+    paths = [prefix + s if r else s for s, r in zip(entries, relative, strict=True)]
+    return paths, list(range(1, n + 1)), relative
 
 
 def read_image_list(path: str | os.PathLike[str], *, path_map: PathMap = ()) -> list[str]:

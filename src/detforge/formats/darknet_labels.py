@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -82,6 +84,90 @@ def parse_label_text(
         np.asarray(cls, dtype=np.int64),
         np.asarray(coords, dtype=np.float64).reshape(-1, 4),
     )
+
+
+# A label file in the plain form nearly every tool writes: ASCII, lines of an integer class
+# and four decimal numbers, or blank. Files that match are parsed in bulk; anything else (a
+# BOM, other whitespace, nan/inf, malformed lines) goes through parse_label_text, which gives
+# the same values and the same errors, one file at a time.
+_NUM = rb"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+_LINE = rb"[ \t]*+(?:[-+]?[0-9]{1,15}(?:[ \t]++" + _NUM + rb"){4}[ \t]*+)?"
+# atomic and possessive: a failed match never backtracks into earlier lines (linear time)
+_PLAIN = re.compile(rb"(?>" + _LINE + rb"(?:\r\n|\r|\n))*+" + _LINE)
+_WS = np.zeros(256, dtype=bool)
+_WS[[9, 10, 13, 32]] = True
+
+
+def parse_label_files(
+    blobs: Sequence[bytes], paths: Sequence[str]
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]]:
+    """Parse many label files' bytes at once (:func:`parse_label_text` rules and errors).
+
+    Returns ``cls (M,) int64``, ``coords (M, 4) float64`` (``CXCYWH_NORM``, file after file)
+    and ``counts (F,)``: boxes per file. ``paths`` name the files in error messages.
+    """
+    f = len(blobs)
+    if f == 0:
+        return np.zeros(0, np.int64), np.zeros((0, 4), np.float64), np.zeros(0, np.int64)
+    big = b"\n".join(blobs)
+    if _PLAIN.fullmatch(big) is not None:
+        got = _parse_plain(big, [len(b) for b in blobs])
+        if got is not None:
+            return got
+    cls_parts: list[NDArray[np.int64]] = []
+    xy_parts: list[NDArray[np.float64]] = []
+    counts = np.zeros(f, dtype=np.int64)
+    run: list[int] = []  # consecutive plain files, parsed together
+
+    def flush() -> None:
+        if not run:
+            return
+        got = _parse_plain(b"\n".join(blobs[i] for i in run), [len(blobs[i]) for i in run])
+        if got is None:  # an overflow to inf somewhere: let the strict parser name it
+            for i in run:
+                c, xy = parse_label_text(blobs[i].decode("ascii"), path=paths[i])
+                cls_parts.append(c)
+                xy_parts.append(xy)
+                counts[i] = len(c)
+        else:
+            cls_parts.append(got[0])
+            xy_parts.append(got[1])
+            counts[run] = got[2]
+        run.clear()
+
+    for i, b in enumerate(blobs):
+        if _PLAIN.fullmatch(b) is not None:
+            run.append(i)
+            continue
+        flush()
+        c, xy = parse_label_text(b.decode("utf-8", "replace"), path=paths[i])
+        cls_parts.append(c)
+        xy_parts.append(xy)
+        counts[i] = len(c)
+    flush()
+    return np.concatenate(cls_parts), np.concatenate(xy_parts).reshape(-1, 4), counts
+
+
+def _parse_plain(
+    big: bytes, lengths: list[int]
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]] | None:
+    """Plain label files joined by ``\\n`` (``lengths``: bytes of each before joining);
+    ``None`` when a number overflows to infinity."""
+    a = np.frombuffer(big, dtype=np.uint8)
+    ws = _WS[a]
+    starts = np.flatnonzero(~ws & np.concatenate(([True], ws[:-1])))  # first byte of tokens
+    ends = np.cumsum(np.asarray(lengths, dtype=np.int64) + 1)  # one past each file's separator
+    counts = np.bincount(np.searchsorted(ends, starts, side="right"), minlength=len(lengths))
+    if len(starts) == 0:
+        return np.zeros(0, np.int64), np.zeros((0, 4), np.float64), counts[: len(lengths)] // 5
+    vals = np.fromstring(big.decode("ascii"), dtype=np.float64, sep=" ")  # type: ignore[call-overload]
+    if len(vals) != len(starts):  # cannot happen for text the pattern accepted
+        raise AssertionError("label token count mismatch")
+    if not np.isfinite(vals).all():
+        return None
+    vals = vals.reshape(-1, 5)
+    # classes have at most 15 digits, so float64 holds them exactly
+    return vals[:, 0].astype(np.int64), np.ascontiguousarray(vals[:, 1:]), counts // 5
 
 
 def format_label_lines(cls: NDArray[np.int64], coords: NDArray[np.float64]) -> str:

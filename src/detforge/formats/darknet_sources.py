@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +68,13 @@ class Sources:
     ) -> None:
         self.paths += paths
         self.splits += [split] * len(paths)
-        self.origins += [(file, n) for n in lines] if lines else [(file, None)] * len(paths)
+        n = len(paths)
+        self.origins += zip(repeat(file, n), lines, strict=True) if lines else [(file, None)] * n
         d = os.path.dirname(os.path.abspath(file))
-        self.list_dirs += [d if r else "" for r in relative] if relative else [""] * len(paths)
+        if not relative or not any(relative):
+            self.list_dirs += [""] * n
+        else:
+            self.list_dirs += [d] * n if all(relative) else [d if r else "" for r in relative]
 
 
 def gather_sources(source: Path, path_map: PathMap) -> Sources:

@@ -1,0 +1,203 @@
+"""The fast paths of the Darknet reader agree with the plain per-file rules they replace."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detforge.errors import DetforgeError
+from detforge.formats import darknet_index
+from detforge.formats.darknet import read_darknet
+from detforge.formats.darknet_files import read_image_list_entries
+from detforge.formats.darknet_index import read_files, stat_images
+from detforge.formats.darknet_labels import (
+    find_label_path,
+    parse_label_files,
+    parse_label_text,
+)
+
+
+def _touch(p: Path, data: bytes = b"x") -> Path:
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(data)
+    return p
+
+
+def _layout(root: Path) -> list[str]:
+    """Images whose labels are found by each rule, negatives in every folder (more than the
+    misses that make a folder listed), a folder named like a label, a dotted name."""
+    images = []
+    for i in range(90):
+        a = _touch(root / "same" / f"a{i}.jpg")  # rule 1 for even i, negatives otherwise
+        if i % 2 == 0:
+            _touch(a.with_suffix(".txt"), b"0 0.5 0.5 0.1 0.1\n")
+        b = _touch(root / "voc" / "JPEGImages" / f"b{i}.jpg")  # rule 2 for i % 3 == 0
+        if i % 3 == 0:
+            _touch(root / "voc" / "labels" / f"b{i}.txt", b"1 0.5 0.5 0.1 0.1\n")
+        c = _touch(root / "u" / "images" / "train" / f"c.{i}.png")  # rule 3 for i % 4 == 0
+        if i % 4 == 0:
+            _touch(root / "u" / "labels" / "train" / f"c.{i}.txt", b"")
+        images += [str(a), str(b), str(c)]
+    (root / "same" / "dir.txt").mkdir()  # a folder is not a label file
+    images.append(str(_touch(root / "same" / "dir.jpg")))
+    images.append(str(_touch(root / "same" / ".hidden")))
+    _touch(root / "same" / ".hidden.txt")
+    images.append(str(root / "same" / "ghost.jpg"))  # missing image, no label
+    return images
+
+
+def test_stat_pass_finds_the_same_labels_as_the_candidate_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    images = _layout(tmp_path)
+    random.Random(0).shuffle(images)
+    listed: list[str] = []
+    real = darknet_index._exact_listing
+
+    def spy(folder: str) -> frozenset[str] | None:
+        listed.append(folder)
+        return real(folder)
+
+    monkeypatch.setattr(darknet_index, "_exact_listing", spy)
+    got = stat_images(images, workers=1)
+    assert len(listed) == 5  # every folder with many misses, images' and labels' alike
+    expect = [find_label_path(p) or "" for p in images]
+    assert got.label_paths == expect
+    assert sum(map(bool, expect)) == 45 + 30 + 23 + 1
+    assert got.label_rule.tolist() == [
+        0 if not lp else 1 if "/same/" in lp else 2 if "/voc/" in lp else 3 for lp in expect
+    ]
+    for i, p in enumerate(images):
+        st = os.stat(p) if os.path.exists(p) else None
+        assert got.size[i] == (st.st_size if st else -1)
+        assert got.mtime_ns[i] == (st.st_mtime_ns if st else -1)
+        if expect[i]:
+            assert got.label_size[i] == os.stat(expect[i]).st_size
+    threaded = stat_images(images, workers=3)
+    assert threaded.label_paths == got.label_paths
+    assert np.array_equal(threaded.label_mtime_ns, got.label_mtime_ns)
+
+
+def test_a_label_appearing_in_a_listed_folder_is_seen(tmp_path: Path) -> None:
+    images = [str(_touch(tmp_path / "d" / f"{i}.jpg")) for i in range(100)]
+    assert stat_images(images, workers=1).label_paths == [""] * 100
+    _touch(tmp_path / "d" / "99.txt")
+    assert stat_images(images, workers=1).label_paths[99] == str(tmp_path / "d" / "99.txt")
+
+
+def test_listings_are_not_trusted_on_case_insensitive_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _touch(tmp_path / "Abc")
+    assert darknet_index._exact_listing(str(tmp_path) + "/") == frozenset({"Abc"})
+    real = os.lstat
+
+    def insensitive(p: str) -> os.stat_result:
+        return real(p if not p.endswith("aBC") else p[:-3] + "Abc")
+
+    monkeypatch.setattr(os, "lstat", insensitive)
+    assert darknet_index._exact_listing(str(tmp_path) + "/") is None
+    assert darknet_index._exact_listing(str(tmp_path / "nope") + "/") == frozenset()
+
+
+def test_cache_notices_a_label_that_moved_to_another_rule(tmp_path: Path) -> None:
+    img = _touch(tmp_path / "images" / "a.jpg", b"\xff\xd8")
+    same = _touch(tmp_path / "images" / "a.txt", b"0 0.5 0.5 0.1 0.1\n")
+    os.utime(same, ns=(7, 7))
+    lst = tmp_path / "list.txt"
+    lst.write_text(f"{img}\n")
+    cache = tmp_path / "cache"
+    first = read_darknet(lst, cache_dir=cache, read_sizes=False)
+    assert first.boxes.cls.tolist() == [0]
+    other = _touch(tmp_path / "labels" / "a.txt", b"1 0.5 0.5 0.1 0.1\n")  # same size
+    os.utime(other, ns=(7, 7))
+    same.unlink()
+    again = read_darknet(lst, cache_dir=cache, read_sizes=False)
+    assert again.meta["label_paths"] == [str(other)]
+    assert again.boxes.cls.tolist() == [1]
+
+
+_PLAIN_FILES = [
+    b"0 0.5 0.5 0.1 0.1\n",
+    b"",
+    b"\n\n",
+    b"  +3\t.5 1. 1e-3 -0.25  \r\n\r\n2 1 2 3 4",
+    b"-0 0 0 0 0\r",
+    b"007 1E+2 +.5 0.1 0.2\n\n",
+    b"12 0.123456789012345678 0.5 0.5 0.5",
+]
+_OTHER_FILES = [
+    b"\xef\xbb\xbf1 0.1 0.2 0.3 0.4\n",  # BOM
+    b"1 0.1 0.2 0.3 0.4\x0c\n",  # form feed
+    b"1 1_0 0.2 0.3 0.4\n",  # Python's float() reads 1_0
+]
+
+
+def test_bulk_label_parse_matches_parse_label_text() -> None:
+    rng = random.Random(1)
+    blobs = [*_PLAIN_FILES, *_OTHER_FILES]
+    for _ in range(200):
+        k = rng.randint(0, 4)
+        lines = [
+            f"{rng.randint(0, 80)} "
+            + " ".join(rng.choice(["%.6f", "%r", "%.3e", "%g"]) % rng.random() for _ in range(4))
+            for _ in range(k)
+        ]
+        blobs.append(("\n".join(lines) + rng.choice(["", "\n", "\r\n"])).encode())
+    rng.shuffle(blobs)
+    for subset in (blobs, [b for b in blobs if b not in _OTHER_FILES]):
+        cls, xy, counts = parse_label_files(subset, [f"f{i}" for i in range(len(subset))])
+        ref = [parse_label_text(b.decode("utf-8", "replace")) for b in subset]
+        assert counts.tolist() == [len(c) for c, _ in ref]
+        assert np.array_equal(cls, np.concatenate([c for c, _ in ref]))
+        ref_xy = np.concatenate([x for _, x in ref])
+        assert np.array_equal(xy.view(np.int64), ref_xy.view(np.int64))  # bit for bit
+
+
+@pytest.mark.parametrize(
+    ("bad", "needle"),
+    [
+        (b"0 1e400 0 0 0\n", "finite"),
+        (b"0 0 0 0\n", "expected 5 values"),
+        (b"0.5 0 0 0 0\n", "whole number"),
+        (b"0 nan 0 0 0\n", "finite"),
+    ],
+)
+def test_bulk_label_parse_errors_name_the_file_and_line(bad: bytes, needle: str) -> None:
+    with pytest.raises(DetforgeError, match=needle) as err:
+        parse_label_files([_PLAIN_FILES[0], b"\n" + bad], ["good.txt", "bad.txt"])
+    assert err.value.path is not None and str(err.value.path) == "bad.txt"
+    assert err.value.line == 2
+
+
+def test_read_files_returns_whole_files_and_names_unreadable_ones(tmp_path: Path) -> None:
+    paths = [str(_touch(tmp_path / f"{i}.txt", b"ab" * i)) for i in range(300)]
+    sizes = [2 * i for i in range(300)]
+    sizes[5] = 0  # stale size hint: the file is read to its end anyway
+    for w in (1, 4):
+        assert read_files(paths, sizes, workers=w) == [b"ab" * i for i in range(300)]
+    with pytest.raises(DetforgeError, match="cannot read label file") as err:
+        read_files([paths[0], str(tmp_path / "gone.txt"), paths[1]], [0, 0, 2], workers=2)
+    assert str(err.value.path).endswith("gone.txt")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a.jpg\nsub/b.jpg\n/abs/c.jpg\n",
+        "a.jpg\n\n# comment\n  sub/b.jpg  \n",
+        "./a.jpg\n../b.jpg\nx//y.jpg\n.\n",
+        "C:/data/a.jpg\nd\\e.jpg\n",
+        "ü/ä.jpg\r\nb.jpg",
+    ],
+)
+def test_list_fast_path_matches_the_general_resolver(tmp_path: Path, text: str) -> None:
+    lst = tmp_path / "list.txt"
+    lst.write_text(text, encoding="utf-8", newline="")
+    fast = read_image_list_entries(lst)
+    general = read_image_list_entries(lst, path_map=[("/no/such/prefix", "/else")])
+    assert fast == general
