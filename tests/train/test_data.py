@@ -270,3 +270,30 @@ def test_crowd_and_empty_boxes_are_not_targets(tmp_path: Path) -> None:
     batch = collate([data[0], data[1]])
     assert batch["cls"].tolist() == [0] and batch["batch_idx"].tolist() == [0]
     np.testing.assert_allclose(batch["bboxes"].numpy(), [[12.8, 12.8, 19.2, 19.2]], atol=1e-5)
+
+
+def test_synthetic_shapes_dataset_through_both_loaders(tmp_path: Path) -> None:
+    from detforge.data.synthetic import generate_shapes_dataset
+    from detforge.formats.darknet import read_darknet
+
+    data_file = generate_shapes_dataset(tmp_path / "shapes", num_images=24, size_jitter=0.3)
+    full = read_darknet(data_file)
+    train = create_dataloader(full.split("train"), imgsz=96, batch_size=4, augment=True)
+    n_train = full.split("train").num_images
+    seen = 0
+    for batch in train:
+        b, _, h, w = batch["img"].shape
+        assert (h, w) == (96, 96) and batch["img"].dtype == torch.uint8
+        assert len(batch["paths"]) == b == len(batch["orig_shape"]) == len(batch["ratio_pad"])
+        assert batch["cls"].max() < 3 and len(batch["cls"]) == len(batch["bboxes"])
+        bx = batch["bboxes"]
+        assert (bx[:, 2] > bx[:, 0]).all() and (bx[:, 3] > bx[:, 1]).all()
+        assert bx.min() >= 0 and bx.max() <= 96
+        seen += b
+    assert seen == n_train
+    valid = full.split("valid")
+    val = create_dataloader(valid, imgsz=96, batch_size=2, rect=True)
+    total = sum(len(batch["cls"]) for batch in val)
+    assert total == valid.num_boxes  # validation keeps every box
+    for batch in val:
+        assert batch["img"].shape[2] % 32 == 0 and batch["img"].shape[3] % 32 == 0
