@@ -32,12 +32,10 @@ def summarize(ds: Dataset) -> dict[str, Any]:
         bm = m[ds.boxes.image]
         cls = ds.boxes.cls[bm]
         per_class = np.bincount(cls, minlength=len(names))[: len(names)]
-        pairs = np.unique(np.stack([ds.boxes.image[bm], cls]), axis=1) if bm.any() else None
-        img_per_class = (
-            np.bincount(pairs[1], minlength=len(names))[: len(names)]
-            if pairs is not None
-            else np.zeros(len(names), dtype=np.int64)
-        )
+        # distinct (image, class) pairs, as one int64 key each (a 1-D sort, not a 2-D unique)
+        k = max(len(names), int(cls.max()) + 1 if len(cls) else 0, 1)
+        pair_cls = np.unique(ds.boxes.image[bm] * k + cls) % k
+        img_per_class = np.bincount(pair_cls, minlength=len(names))[: len(names)]
         out["splits"][s or "(none)"] = {
             "images": int(m.sum()),
             "labelled": int((per_img[m] > 0).sum()),
