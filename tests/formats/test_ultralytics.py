@@ -68,7 +68,7 @@ def test_list_files_and_name_lists(tmp_path: Path) -> None:
         ("train: images/train\nnames: [a, b]\nnc: 3\n", "", "disagrees"),
         ("train: images/nope\nnames: [a, b]\n", "", "neither a folder"),
         ("train: images/train\n", "", "needs 'names'"),
-        ("train: images/train\nnames: [a, b]\n", "0 0.5 0.5 0.1\n", "expected 5 values"),
+        ("train: images/train\nnames: [a, b]\n", "0 0.5 0.5 0.1\n", "got 4 values"),
         ("train: [unclosed\n", "", "not valid YAML"),
     ],
 )
@@ -100,3 +100,20 @@ def test_writer_layout_and_yaml(tmp_path: Path) -> None:
     stems = sorted(p.stem for p in (tmp_path / "out1" / "images" / "train").iterdir())
     assert stems == ["d0_same", "d1_same", "img_000", "img_003"]
     assert ultralytics_label_path("/d/images/x/images/a.b.jpg") == "/d/images/x/labels/a.b.txt"
+
+
+def test_segmentation_polygons_read_as_their_boxes(tmp_path: Path) -> None:
+    _layout(tmp_path)
+    (tmp_path / "labels" / "train" / "b.txt").write_text(
+        "1 0.1 0.2 0.5 0.2 0.5 0.6 0.1 0.6\n0 0.5 0.5 0.2 0.2\n"
+    )
+    (tmp_path / "d.yaml").write_text("train: images/train\nval: images/val\nnames: [a, b, c]\n")
+    ds = read_ultralytics(tmp_path / "d.yaml")
+    b = ds.select([1])
+    assert b.boxes.cls.tolist() == [1, 0]
+    np.testing.assert_allclose(b.boxes.coords, [[0.3, 0.4, 0.4, 0.4], [0.5, 0.5, 0.2, 0.2]])
+    assert "polygons" in ds.meta["notes"][0]
+    (tmp_path / "labels" / "train" / "b.txt").write_text("1 0.1 0.2 0.5 0.2 0.5 0.6\n0 1 2 3\n")
+    with pytest.raises(DetforgeError, match="got 4 values") as info:
+        read_ultralytics(tmp_path / "d.yaml")
+    assert info.value.line == 2

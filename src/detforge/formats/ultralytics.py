@@ -12,7 +12,8 @@ Labels are Darknet lines (``class cx cy w h``, normalized) in a ``.txt`` found b
 last ``/images/`` of the image path with ``/labels/`` and the suffix with ``.txt``; a missing
 label file is a negative image. Split keys ``val`` <-> detforge's ``valid``; other top-level keys
 whose value names an existing folder or list are read as extra splits. Images without a split
-are written into ``train`` (the format has no "no split").
+are written into ``train`` (the format has no "no split"). Segmentation labels (polygons,
+``class x1 y1 x2 y2 ...``) are read as their bounding boxes.
 """
 
 from __future__ import annotations
@@ -72,6 +73,42 @@ def _entry_images(entry: str, root: Path, yaml_path: Path) -> list[str] | None:
     if p.is_file():
         return [str(p)]
     return None
+
+
+def parse_polygon_labels(
+    text: str, *, path: str | None = None
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Ultralytics label lines that may be segments: ``class x1 y1 x2 y2 ...`` (normalized).
+
+    A line of 5 values is a box (``class cx cy w h``); a line with an odd count of 7 or more is
+    a polygon, read as its bounding box. Returns ``cls (K,)`` and ``CXCYWH_NORM`` ``(K, 4)``;
+    anything else is a :class:`DetforgeError` with the 1-based line.
+    """
+    cls: list[int] = []
+    boxes: list[list[float]] = []
+    for n, raw in enumerate(text.splitlines(), start=1):
+        parts = raw.split()
+        if not parts:
+            continue
+        if len(parts) != 5 and (len(parts) < 7 or len(parts) % 2 == 0):
+            raise DetforgeError(
+                f"expected 'class cx cy w h' or 'class x1 y1 x2 y2 x3 y3 ...', got {len(parts)} "
+                "values",
+                path=path,
+                line=n,
+            )
+        try:
+            c, vals = int(parts[0]), [float(v) for v in parts[1:]]
+        except ValueError:
+            raise DetforgeError(f"not numbers: {raw.strip()!r}", path=path, line=n) from None
+        if len(vals) == 4:
+            boxes.append(vals)
+        else:
+            xs, ys = vals[0::2], vals[1::2]
+            x1, x2, y1, y2 = min(xs), max(xs), min(ys), max(ys)
+            boxes.append([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1])
+        cls.append(c)
+    return np.asarray(cls, dtype=np.int64), np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
 
 
 def _names(data: dict[str, Any], path: Path) -> list[str]:
@@ -144,6 +181,7 @@ def read_ultralytics(yaml_path: str | os.PathLike[str]) -> Dataset:
     box_image: list[np.ndarray[Any, Any]] = []
     box_cls: list[np.ndarray[Any, Any]] = []
     coords: list[np.ndarray[Any, Any]] = []
+    polygons = 0
     for i, img in enumerate(progress(paths, desc="reading labels", unit="img")):
         lp = ultralytics_label_path(img)
         try:
@@ -151,7 +189,11 @@ def read_ultralytics(yaml_path: str | os.PathLike[str]) -> Dataset:
                 text = f.read()
         except FileNotFoundError:
             continue
-        cls, xywh = parse_label_text(text, path=lp)
+        try:
+            cls, xywh = parse_label_text(text, path=lp)
+        except DetforgeError:
+            cls, xywh = parse_polygon_labels(text, path=lp)  # segmentation labels, or re-raise
+            polygons += 1
         box_image.append(np.full(len(cls), i, dtype=np.int64))
         box_cls.append(cls)
         coords.append(xywh)
@@ -169,7 +211,13 @@ def read_ultralytics(yaml_path: str | os.PathLike[str]) -> Dataset:
         box_cls=all_cls,
         box_coords=np.concatenate(coords) if coords else None,
         box_format=BoxFormat.CXCYWH_NORM,
-        meta={"source": str(yp), "format": "ultralytics"},
+        meta={
+            "source": str(yp),
+            "format": "ultralytics",
+            "notes": [f"{polygons} label files hold polygons; read as their bounding boxes"]
+            if polygons
+            else [],
+        },
     )
 
 
