@@ -157,9 +157,12 @@ def run(args: argparse.Namespace) -> int:
     mode, images_dir = _image_options(args)
     src, out = Path(args.source), Path(args.out)
     src_root = src if src.is_dir() else src.parent
-    if out.exists() and out.resolve() in (src.resolve(), src_root.resolve()):
+    if out.exists() and (
+        out.resolve() == src_root.resolve() or out.resolve() in src.resolve().parents
+    ):
         raise DetforgeError(
-            "OUT is the source folder; detforge never writes into its input. Choose a new folder",
+            "OUT holds the source dataset; detforge never writes over its input (it could "
+            "replace source files). Choose a new folder",
             path=out,
         )
     if args.pipeline and args.to != "tfrecord":
