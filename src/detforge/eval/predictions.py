@@ -86,7 +86,7 @@ _NOT_NUMBER = bytes(c for c in range(256) if c not in _NUMERIC + b",")
 _RESULT_KEYS = frozenset({"image_id", "category_id", "bbox", "score"})
 
 
-_CHUNK = 1 << 24
+_CHUNK = 1 << 20
 """Bytes of results JSON parsed at a time (bounds the temporary Python objects)."""
 
 
