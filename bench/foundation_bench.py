@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -77,10 +78,20 @@ def build_dataset(root: Path, images: int) -> Path:
     return data
 
 
-def timed(cmd: str, env: dict[str, str] | None = None) -> float:
-    t0 = time.perf_counter()
+CPU: dict[str, list[float]] = {}  # row name -> user+sys CPU seconds of each run
+
+
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def timed(cmd: str, env: dict[str, str] | None = None, row: str = "") -> float:
+    c0, t0 = children_cpu(), time.perf_counter()
     subprocess.run(cmd, shell=True, check=True, env=env, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    CPU.setdefault(row, []).append(children_cpu() - c0)
+    return wall
 
 
 def main() -> int:
@@ -89,6 +100,7 @@ def main() -> int:
     ap.add_argument("--entries", type=int, default=1_000_000)
     ap.add_argument("--images", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--skip-lists", action="store_true", help="only the dataset load rows")
     args = ap.parse_args()
     base = Path(args.data_dir).resolve()
     flat = base / f"flat_{args.entries}"
@@ -100,14 +112,18 @@ def main() -> int:
     rows = []
     print(f"load average before the runs (1, 5, 15 min): {os.getloadavg()}")
 
-    find_cmd = f"find {flat} -type f -not -name '*.txt' | LC_ALL=C sort > {out}/find.txt"
-    lists_cmd = f"{detforge} lists {flat} -o {out}/lists.txt"
-    timed(find_cmd)  # warm the page cache for both
-    t_find = [timed(find_cmd) for _ in range(args.repeat)]
-    t_lists = [timed(lists_cmd) for _ in range(args.repeat)]
-    same = (out / "find.txt").read_bytes() == (out / "lists.txt").read_bytes()
-    rows.append((f"`find | LC_ALL=C sort`, {args.entries:,} entries", t_find))
-    rows.append((f"`detforge lists`, {args.entries:,} entries", t_lists))
+    same = None
+    if not args.skip_lists:
+        find_cmd = f"find {flat} -type f -not -name '*.txt' | LC_ALL=C sort > {out}/find.txt"
+        lists_cmd = f"{detforge} lists {flat} -o {out}/lists.txt"
+        timed(find_cmd)  # warm the page cache for both
+        r_find = f"`find | LC_ALL=C sort`, {args.entries:,} entries"
+        r_lists = f"`detforge lists`, {args.entries:,} entries"
+        t_find = [timed(find_cmd, row=r_find) for _ in range(args.repeat)]
+        t_lists = [timed(lists_cmd, row=r_lists) for _ in range(args.repeat)]
+        same = (out / "find.txt").read_bytes() == (out / "lists.txt").read_bytes()
+        rows.append((r_find, t_find))
+        rows.append((r_lists, t_lists))
 
     env = dict(os.environ, DETFORGE_CACHE=str(base / "cache"))
     load = (
@@ -116,38 +132,54 @@ def main() -> int:
         f"print(f'{{time.perf_counter()-t:.3f}}', ds.num_images, ds.num_boxes)\""
     )
 
-    def load_time() -> float:
+    def load_time(row: str) -> float:
+        c0 = children_cpu()
         res = subprocess.run(load, shell=True, check=True, env=env, capture_output=True, text=True)
+        CPU.setdefault(row, []).append(children_cpu() - c0)  # the whole process
         return float(res.stdout.split()[0])
 
+    n_files = sum(1 for _ in (data.parent / "images").rglob("*"))
+    r_floor = f"`find -printf '%s %T@'` (stat floor), {n_files:,} files of the dataset"
+    r_cold = f"`read_darknet`, {args.images:,} images, no cache (cold)"
+    r_cached = f"`read_darknet`, {args.images:,} images, cached"
+    r_icold = f"`detforge info` (whole command), {args.images:,} images, cold"
+    r_icached = f"`detforge info` (whole command), {args.images:,} images, cached"
     # the floor for any per-file (size, mtime) check: find stat()s every file of the dataset
     floor_cmd = f"find {data.parent}/images -printf '%s %T@\\n' > /dev/null"
-    floor = [timed(floor_cmd) for _ in range(args.repeat)]
-    cold, cached, info_cold, info_cached = [], [], [], []
+    floor, cold, cached, info_cold, info_cached = [], [], [], [], []
+    for _ in range(args.repeat):  # interleaved, so that load changes hit every row alike
+        floor.append(timed(floor_cmd, row=r_floor))
+        shutil.rmtree(base / "cache", ignore_errors=True)
+        cold.append(load_time(r_cold))
+        cached.append(load_time(r_cached))
+        floor.append(timed(floor_cmd, row=r_floor))
+        cached.append(load_time(r_cached))
     for _ in range(args.repeat):
         shutil.rmtree(base / "cache", ignore_errors=True)
-        cold.append(load_time())
-        cached.append(load_time())
-    for _ in range(args.repeat):
-        shutil.rmtree(base / "cache", ignore_errors=True)
-        info_cold.append(timed(f"{detforge} info {data}", env))
-        info_cached.append(timed(f"{detforge} info {data}", env))
-    n_files = sum(1 for _ in (data.parent / "images").rglob("*"))
-    rows.append((f"`find -printf '%s %T@'` (stat floor), {n_files:,} files of the dataset", floor))
-    rows.append((f"`read_darknet`, {args.images:,} images, no cache (cold)", cold))
-    rows.append((f"`read_darknet`, {args.images:,} images, cached", cached))
-    rows.append((f"`detforge info` (whole command), {args.images:,} images, cold", info_cold))
-    rows.append((f"`detforge info` (whole command), {args.images:,} images, cached", info_cached))
+        info_cold.append(timed(f"{detforge} info {data}", env, row=r_icold))
+        info_cached.append(timed(f"{detforge} info {data}", env, row=r_icached))
+    rows.append((r_floor, floor))
+    rows.append((r_cold, cold))
+    rows.append((r_cached, cached))
+    rows.append((r_icold, info_cold))
+    rows.append((r_icached, info_cached))
 
-    print(f"\nlists output identical to find | sort: {same}")
+    if same is not None:
+        print(f"\nlists output identical to find | sort: {same}")
     print(f"load average after the runs (1, 5, 15 min): {os.getloadavg()}\n")
-    print("| what | median s | min s | runs |")
-    print("| --- | ---: | ---: | --- |")
+    print("| what | median s | min s | runs (wall s) | CPU user+sys s, median (runs) |")
+    print("| --- | ---: | ---: | --- | --- |")
     for name, ts in rows:
         runs = ", ".join(f"{t:.2f}" for t in ts)
-        print(f"| {name} | {statistics.median(ts):.2f} | {min(ts):.2f} | {runs} |")
-    ratio = statistics.median(t_lists) / statistics.median(t_find)
-    print(f"\ndetforge lists / find|sort (median): {ratio:.2f}x")
+        cpu = CPU.get(name, [])
+        cpus = ", ".join(f"{c:.2f}" for c in cpu)
+        print(
+            f"| {name} | {statistics.median(ts):.2f} | {min(ts):.2f} | {runs} "
+            f"| {statistics.median(cpu):.2f} ({cpus}) |"
+        )
+    if same is not None:
+        ratio = statistics.median(rows[1][1]) / statistics.median(rows[0][1])
+        print(f"\ndetforge lists / find|sort (median): {ratio:.2f}x")
     return 0
 
 

@@ -201,3 +201,15 @@ def test_list_fast_path_matches_the_general_resolver(tmp_path: Path, text: str) 
     fast = read_image_list_entries(lst)
     general = read_image_list_entries(lst, path_map=[("/no/such/prefix", "/else")])
     assert fast == general
+
+
+def test_bare_relative_names_use_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _touch(tmp_path / "x.jpg")
+    _touch(tmp_path / "x.txt", b"0 0.5 0.5 0.1 0.1\n")
+    _touch(tmp_path / "sub" / "x.jpg")
+    got = stat_images(["x.jpg", "sub/x.jpg", str(tmp_path / "x.jpg")], workers=1)
+    assert got.label_paths == ["x.txt", "", str(tmp_path / "x.txt")]
+    assert got.size.tolist() == [1, 1, 1]

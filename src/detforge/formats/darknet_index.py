@@ -59,7 +59,7 @@ class FileStats:
 
 
 _PROBE = 2048  # files stat-ed in this thread before deciding whether threads would help
-_SLOW_STAT_S = 25e-6  # per image and label: slower than this is remote or cold storage
+_SLOW_STAT_S = 50e-6  # per image and label: slower than this is remote or cold storage
 
 
 class _Folders:
@@ -117,41 +117,50 @@ def _exact_listing(folder: str) -> frozenset[str] | None:
 def _stat_chunk(
     paths: Sequence[str], folders: _Folders
 ) -> tuple[list[int], list[int], list[str], list[int], list[int], list[int]]:
+    # the hot loop of a cached load: one or two stats per image and as little else as possible
     size: list[int] = []
     mtime: list[int] = []
     lpath: list[str] = []
     lrule: list[int] = []
     lsize: list[int] = []
     lmtime: list[int] = []
+    add_size, add_mtime, add_lpath = size.append, mtime.append, lpath.append
+    add_lrule, add_lsize, add_lmtime = lrule.append, lsize.append, lmtime.append
     st = os.stat
     listings = folders.listings
+    by_dir: dict[str, list[tuple[str, int]]] = {}  # image folder -> its label folders
     general = os.sep != "/"
     for p in paths:
         try:
             s = st(p)
-            if s.st_mode & _FMT == _REG:
-                size.append(s.st_size)
-                mtime.append(s.st_mtime_ns)
-            else:
-                size.append(-1)
-                mtime.append(-1)
         except (OSError, ValueError):
-            size.append(-1)
-            mtime.append(-1)
+            add_size(-1)
+            add_mtime(-1)
+        else:
+            if s.st_mode & _FMT == _REG:
+                add_size(s.st_size)
+                add_mtime(s.st_mtime_ns)
+            else:
+                add_size(-1)
+                add_mtime(-1)
         if general or "\\" in p:
             lp, lr, ls, lm = _find_label_general(p)
-            lpath.append(lp)
-            lrule.append(lr)
-            lsize.append(ls)
-            lmtime.append(lm)
+            add_lpath(lp)
+            add_lrule(lr)
+            add_lsize(ls)
+            add_lmtime(lm)
             continue
         d, sep, name = p.rpartition("/")
+        key = d if sep else "\0"  # "x.jpg" and "/x.jpg" both have d == ""
+        cands = by_dir.get(key)
+        if cands is None:
+            cands = by_dir[key] = folders.label_dirs(d + sep)
         dot = name.rfind(".")
         if dot > 0 and name[0] != ".":
             lname = name[:dot] + ".txt"
         else:  # leading dots are not an extension (os.path.splitext)
             lname = os.path.splitext(name)[0] + ".txt"
-        for folder, rule in folders.label_dirs(d + sep):
+        for folder, rule in cands:
             known = listings.get(folder)
             if known is not None and lname not in known and lname.isascii():
                 continue
@@ -162,16 +171,16 @@ def _stat_chunk(
                 folders.missed(folder)
                 continue
             if s.st_mode & _FMT == _REG:
-                lpath.append(lp)
-                lrule.append(rule)
-                lsize.append(s.st_size)
-                lmtime.append(s.st_mtime_ns)
+                add_lpath(lp)
+                add_lrule(rule)
+                add_lsize(s.st_size)
+                add_lmtime(s.st_mtime_ns)
                 break
         else:
-            lpath.append("")
-            lrule.append(LABEL_NONE)
-            lsize.append(-1)
-            lmtime.append(-1)
+            add_lpath("")
+            add_lrule(LABEL_NONE)
+            add_lsize(-1)
+            add_lmtime(-1)
     return size, mtime, lpath, lrule, lsize, lmtime
 
 
