@@ -22,6 +22,7 @@ form of the recall-threshold search, and ``maximum.reduceat`` for the monotone p
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -30,6 +31,7 @@ from numpy.typing import NDArray
 
 from detforge.eval.iou import coco_pair_iou
 from detforge.eval.matching import greedy_match
+from detforge.utils.progress import progress
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -282,10 +284,16 @@ def coco_evaluate(
     g_order = np.argsort(gt_cls, kind="stable")
     d_at = np.searchsorted(dt_cls[d_order], np.arange(K + 1))
     g_at = np.searchsorted(gt_cls[g_order], np.arange(K + 1))
-    k0 = 0
-    while k0 < K:
+    bounds = [0]
+    while bounds[-1] < K:
+        k0 = bounds[-1]
         k1 = int(np.searchsorted(d_at, d_at[k0] + _BATCH, side="right")) - 1
-        k1 = min(max(k1, k0 + 1), K)
+        bounds.append(min(max(k1, k0 + 1), K))
+    batches = list(itertools.pairwise(bounds))
+    show = None if len(batches) > 2 else False  # a bar only for long evaluations on a TTY
+    for k0, k1 in progress(
+        batches, total=len(batches), desc="COCO eval", unit="batch", enabled=show
+    ):
         di = d_order[d_at[k0] : d_at[k1]]
         gi = g_order[g_at[k0] : g_at[k1]]
         pr, rc, sc = _evaluate_classes(
@@ -305,7 +313,6 @@ def coco_evaluate(
         precision[:, :, k0:k1] = pr
         recall[:, k0:k1] = rc
         scores[:, :, k0:k1] = sc
-        k0 = k1
     res = CocoResult(precision, recall, scores, np.zeros(12), p)
     res.stats = summarize(res)
     return res
