@@ -96,3 +96,34 @@ def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
         main(["convert", "--help"])
     out = capsys.readouterr().out
     assert "examples:" in out and "--pipeline" in out and "--images" in out
+
+
+def test_coco_json_with_images_elsewhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    from detforge.data.dataset import make_dataset
+    from detforge.formats.detect import write_any
+
+    (tmp_path / "imgs").mkdir()
+    for k in range(3):
+        Image.new("RGB", (30 + k, 20)).save(tmp_path / "imgs" / f"p{k}.png")
+    ds = make_dataset(
+        ["cat", "dog"],
+        paths=[str(tmp_path / "imgs" / f"p{k}.png") for k in range(3)],
+        widths=[30, 31, 32],
+        heights=[20, 20, 20],
+        splits="train",
+        box_image=[0, 2],
+        box_cls=[1, 0],
+        box_coords=[[0.5, 0.5, 0.5, 0.5], [0.4, 0.4, 0.2, 0.2]],
+    )
+    js = write_any(ds, tmp_path / "coco", to="coco", images="none").files[0]
+    args = ["convert", str(js), str(tmp_path / "out"), "--to", "ultralytics"]
+    assert main(args) == 2  # file names are relative to a folder the JSON does not know
+    assert "not found" in capsys.readouterr().err
+    assert main([*args, "--images", str(tmp_path / "imgs")]) == 0
+    linked = sorted(p.name for p in (tmp_path / "out" / "images" / "train").iterdir())
+    assert linked == ["p0.png", "p1.png", "p2.png"]
+    assert_same_dataset(ds, read_any(tmp_path / "out" / "data.yaml"))
