@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
+import torch
 
 from detforge.data.synthetic import generate_shapes_dataset
 from detforge.train.config import TrainConfig
@@ -27,3 +31,13 @@ def tiny_config(data: Path, out: Path, **kw: Any) -> TrainConfig:
     )  # fmt: skip
     base.update(kw)
     return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Run the module's training with one intra-op thread: on a shared 2-core machine two
+    spinning OpenMP threads per process are many times slower than one; restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -13,7 +13,7 @@ from detforge.formats.darknet import read_darknet
 from detforge.train.runs import read_metrics_csv
 from detforge.train.trainer import train
 
-from ._tiny import tiny_config, tiny_data
+from ._tiny import one_torch_thread, tiny_config, tiny_data  # noqa: F401 (autouse fixture)
 
 
 def _nan_on(calls: set[int]):  # type: ignore[no-untyped-def]

@@ -69,7 +69,7 @@ class TrainConfig:
     warmup_min_iters: int = 100
     """Minimum warmup length in optimizer steps."""
     warmup_bias_lr: float = 0.1
-    """Starting LR of biases during warmup (falls to the scheduled LR)."""
+    """Starting LR of biases during SGD warmup (falls to the scheduled LR; AdamW starts at 0)."""
     warmup_momentum: float = 0.8
     """Starting momentum during warmup (rises to ``momentum``)."""
     ema: bool = True

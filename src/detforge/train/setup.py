@@ -52,7 +52,7 @@ def read_dataset(source: str, *, path_map: Sequence[tuple[str, str]] = ()) -> Da
         from detforge.formats.darknet import read_darknet
 
         return read_darknet(source, path_map=tuple(path_map), read_sizes=True)
-    return read_any(source)  # type: ignore[no-any-return]
+    return read_any(source, path_map=tuple(path_map))
 
 
 def check_source(

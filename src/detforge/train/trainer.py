@@ -86,14 +86,14 @@ def _fit(
     from detforge.models.checkpoint import load_checkpoint
     from detforge.models.yolo import create_model
     from detforge.train import optim
-    from detforge.train.ddp import wrap_model
+    from detforge.train.ddp import all_reduce_sum, wrap_model
     from detforge.train.loaders import create_loaders
     from detforge.train.loss import DetectionLoss
     from detforge.train.runs import next_run_dir
     from detforge.train.setup import load_training_data, load_weights_into
     from detforge.train.state import RunState, resume_checkpoint_path
 
-    torch.manual_seed(cfg.seed + info.rank)
+    torch.manual_seed(cfg.seed)  # same init on every rank (DDP also broadcasts rank 0)
     # ------------------------------------------------------------------ run folder and resume
     ckpt: dict[str, Any] | None = None
     if cfg.resume:
@@ -180,6 +180,9 @@ def _fit(
         raise DetforgeError("the training loader yields no batches; add training images")
     t_start = time.perf_counter()
     stop, w_lr = "", 0.0
+    planned = cfg.epochs  # lowered to what fits --time-budget once an epoch has been timed
+    # SGD's biases start warmup at a high LR; Adam's steps are already ~lr each, so not there
+    bias_lr0 = cfg.warmup_bias_lr if cfg.optimizer == "sgd" else 0.0
     log(
         f"training {cfg.model} on {data.train.num_images} images ({nc} classes), "
         f"validating on {data.val.num_images}; batch {batch} x {cfg.accumulate} x "
@@ -187,9 +190,13 @@ def _fit(
         f"steps, lr {hp.lr:.3g}, weight decay {hp.weight_decay:.3g}, {device}; run {run_dir}"
     )
     # ------------------------------------------------------------------ the loop
-    for epoch in range(state.epoch + 1, cfg.epochs):
+    first_epoch = state.epoch + 1
+    for epoch in range(first_epoch, cfg.epochs):
+        if epoch >= planned:
+            break
+        total_steps = steps_per_epoch * planned
         net.train()
-        loaders.set_epoch(epoch, mosaic=epoch < cfg.epochs - cfg.close_mosaic)
+        loaders.set_epoch(epoch, mosaic=epoch < planned - cfg.close_mosaic)
         sums = torch.zeros(3, device=device)
         n_ok, n_img, t_wait, t0 = 0, 0, 0.0, time.perf_counter()
         bar = rep.bar(loaders.train, epoch, nb)
@@ -201,7 +208,7 @@ def _fit(
             base = optim.lr_factor(state.step, total_steps, schedule=cfg.schedule,
                                    final=cfg.lr_final) * hp.lr * guard.lr_scale  # fmt: skip
             w_lr, b_lr, mom = optim.warmup_values(
-                state.step, warmup, target_lr=base, bias_start_lr=cfg.warmup_bias_lr,
+                state.step, warmup, target_lr=base, bias_start_lr=bias_lr0,
                 start_momentum=cfg.warmup_momentum, momentum=cfg.momentum,
             )  # fmt: skip
             optim.apply_lr(opt, weight_lr=w_lr, bias_lr=b_lr, momentum=mom)
@@ -253,8 +260,9 @@ def _fit(
                 break
         # -------------------------------------------------------------- end of epoch
         state.epoch, state.rollbacks = epoch, guard.rollbacks
+        sums = all_reduce_sum(info, sums) / info.world_size  # mean over ranks, for the log
         elapsed = time.perf_counter() - t0
-        last = epoch + 1 == cfg.epochs or bool(stop)
+        last = epoch + 1 == planned or bool(stop)
         row = {
             "epoch": epoch + 1,
             "train/box": float(sums[0]) / max(n_ok, 1),
@@ -279,6 +287,15 @@ def _fit(
             rep.end_epoch(row, state, model, opt, ema, best=state.best_epoch == epoch + 1)
         stop = broadcast_object(info, stop)
         good = state.snapshot(model, opt, ema)
+        if cfg.time_budget and not stop:
+            spent = time.perf_counter() - t_start
+            fits = int((cfg.time_budget - spent) / (spent / (epoch + 1 - first_epoch)))
+            new_plan = broadcast_object(info, min(cfg.epochs, epoch + 1 + max(fits, 0)))
+            if new_plan != planned:
+                log(f"--time-budget: {new_plan} of {cfg.epochs} epochs fit; LR schedule adjusted")
+            planned = new_plan
+            if planned == epoch + 1:
+                stop = f"time budget of {cfg.time_budget:g} s used"
         if stop:
             log(f"stopping: {stop}")
             break

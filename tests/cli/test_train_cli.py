@@ -1,0 +1,114 @@
+"""``detforge train`` / ``lr-find`` from the command line, in-process: help, user errors as
+one line with exit 2, the dataset check before the first step, --skip-bad, the LR range test."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from detforge.cli.main import main
+from detforge.data.synthetic import generate_shapes_dataset
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _data(tmp_path: Path) -> Path:
+    return generate_shapes_dataset(
+        tmp_path / "ds", num_images=10, imgsz=(64, 64), seed=0, splits=(0.8, 0.2, 0.0),
+        negatives=0.0, max_objects=2,
+    )  # fmt: skip
+
+
+FAST = [
+    "--imgsz", "64", "--batch", "4", "--workers", "0", "--mosaic", "0", "--close-mosaic", "0",
+    "--warmup-min-iters", "2", "--no-plots", "--no-tensorboard", "--no-progress",
+]  # fmt: skip
+
+
+def test_help_lists_the_commands_without_importing_torch() -> None:
+    code = (
+        "import sys; from detforge.cli.main import build_parser; "
+        "h = build_parser().format_help(); "
+        "print(all(c in h for c in ('train', 'val', 'lr-find', 'doctor')), 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"]
+
+
+def test_train_help_has_examples_and_documented_defaults(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    assert "examples:" in text and "torchrun --nproc_per_node" in text and "--resume" in text
+    assert "--batch N|auto" in text and "[0.01]" in text and "``" not in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["train"], "give DATA"),
+        (["train", "nowhere/obj.data"], "dataset not found"),
+        (["train", "x.data", "--imgsz", "100"], "multiple of 32"),
+        (["train", "--resume", "nowhere"], "nothing to resume"),
+        (["train", "x.data", "--device", "cuda:7"] if not torch.cuda.is_available() else
+         ["train", "x.data", "--device", "tpu"], "--device"),
+    ],
+)  # fmt: skip
+def test_user_mistakes_are_one_line_and_exit_2(
+    argv: list[str], words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_dataset_check_stops_training_and_skip_bad_trains_on_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _data(tmp_path)
+    label = sorted((tmp_path / "ds" / "images" / "train").glob("*.txt"))[0]
+    label.write_text(label.read_text() + "7 0.5 0.5 0.2 0.2\n")  # class 7 of 3
+    before = label.read_text()
+    out = tmp_path / "run"
+    assert main(["train", str(data), "--out", str(out), "--epochs", "1", *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "dataset check found" in err and "--skip-bad" in err
+    assert not (out / "last.pt").exists()
+
+    assert not (out / "config.yaml").exists()
+    out = tmp_path / "run-skip"
+    assert main(["train", str(data), "--out", str(out), "--epochs", "1", "--skip-bad", *FAST]) == 0
+    text = capsys.readouterr().out
+    assert "--skip-bad" in text and label.name in text
+    resolved = yaml.safe_load((out / "config.yaml").read_text())["resolved"]
+    assert any(label.name in item for item in resolved["left_out"])
+    assert (out / "last.pt").is_file() and label.read_text() == before  # source untouched
+
+
+@pytest.mark.slow
+def test_lr_find_recommends_a_finite_lr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _data(tmp_path)
+    plot = tmp_path / "lr.png"
+    argv = ["lr-find", str(data), "--imgsz", "64", "--batch", "4", "--steps", "15",
+            "--workers", "0", "--plot", str(plot), "--device", "cpu"]  # fmt: skip
+    code = main(argv)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    lr = float(out.split("recommended: --lr ")[1].split()[0])
+    assert 1e-6 < lr < 1.0
+    assert plot.stat().st_size > 1000
