@@ -61,6 +61,7 @@ def test_truncated_copy_is_reported_as_interrupted(raccoon_record: Path, tmp_pat
     assert f"byte offset {offsets[39]}" in msg
     scans = list(scan_records(cut))
     assert [s.ok for s in scans] == [True] * 39 + [False]
+    assert count_records(cut) == 39
     assert "interrupted" in scans[-1].error
     # Cut inside a header too.
     cut.write_bytes(data[: offsets[5] + 7])

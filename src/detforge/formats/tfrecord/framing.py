@@ -152,15 +152,20 @@ def read_records(path: str | os.PathLike[str], *, verify: bool = True) -> Iterat
 
 
 def count_records(path: str | os.PathLike[str]) -> int:
-    """Number of records in a file, reading headers only (no checksum of payloads)."""
-    n = 0
+    """Number of complete records in a file, reading headers only (no checksums verified;
+    a truncated last record is not counted)."""
+    n, offset = 0, 0
+    size = os.path.getsize(path)
     with open(path, "rb") as f:
         while True:
             header = f.read(12)
             if len(header) < 12:
                 return n
             (length,) = struct.unpack("<Q", header[:8])
-            f.seek(length + 4, os.SEEK_CUR)
+            offset += 16 + length
+            if offset > size:
+                return n
+            f.seek(offset)
             n += 1
 
 
