@@ -18,7 +18,7 @@ eval_input_reader { tf_record_input_reader { input_path: "x" } label_map_path: "
 """
 
 
-def test_convert_chain_voc_darknet_ultralytics_tfrecord_coco(
+def test_convert_chain_voc_darknet_ultralytics(
     shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     src = shared_data / "bccd"
