@@ -15,6 +15,7 @@ PIPELINE = """model { faster_rcnn { num_classes: 90 } }
 train_config { batch_size: 64 fine_tune_checkpoint: "zoo/model.ckpt-5000" num_steps: 4000 }
 train_input_reader { tf_record_input_reader { input_path: "x" } label_map_path: "y" }
 eval_input_reader { tf_record_input_reader { input_path: "x" } label_map_path: "y" }
+eval_config { num_examples: 8000 }
 """
 
 
@@ -48,6 +49,7 @@ def test_convert_to_tfrecord_with_pipeline_and_back(
     cfg = (tmp_path / "tf" / "pipeline.config").read_text()
     tf = (tmp_path / "tf").resolve()
     assert "num_classes: 3" in cfg and "batch_size: 8" in cfg
+    assert "num_examples: 2" in cfg  # the 2 valid images of the 6
     assert f'input_path: "{tf}/train.record-?????-of-00002"' in cfg
     assert f'input_path: "{tf}/val.record-?????-of-00002"' in cfg
     assert f'label_map_path: "{tf}/label_map.pbtxt"' in cfg

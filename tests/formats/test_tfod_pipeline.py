@@ -62,8 +62,10 @@ def test_fills_in_paths_classes_and_batch_size() -> None:
         label_map_path="/out/label_map.pbtxt",
         train_inputs=["/out/train.record-?????-of-00004"],
         eval_inputs=["/out/val.record"],
+        eval_examples=87,
     )
     v = _values(result.text)
+    assert v["num_examples"] == ["87"]
     assert v["num_classes"] == ["3"]
     assert v["label_map_path"] == ["/out/label_map.pbtxt"] * 2
     assert v["input_path"] == ["/out/train.record-?????-of-00004", "/out/val.record"]

@@ -117,7 +117,9 @@ def _image_options(args: argparse.Namespace) -> tuple[str, str | None]:
     return mode, images_dir
 
 
-def _pipeline(args: argparse.Namespace, ds_names: tuple[str, ...], files: list[Path]) -> None:
+def _pipeline(
+    args: argparse.Namespace, ds_names: tuple[str, ...], files: list[Path], eval_examples: int
+) -> None:
     from detforge.formats.tfod_pipeline import write_pipeline
     from detforge.formats.tfrecord.tfod import split_from_record_name
 
@@ -145,6 +147,7 @@ def _pipeline(args: argparse.Namespace, ds_names: tuple[str, ...], files: list[P
         eval_inputs=pattern(evals) if evals else [],
         batch_size=args.batch_size,
         checkpoint_step_hint=args.checkpoint_step,
+        eval_examples=eval_examples,
     )
     print(f"pipeline: {out / 'pipeline.config'} ({len(result.changes)} settings changed)")
     for w in result.warnings:
@@ -199,5 +202,7 @@ def run(args: argparse.Namespace) -> int:
     for note in [*ds.meta.get("warnings", []), *ds.meta.get("notes", []), *result.notes]:
         print(f"note: {note}")
     if args.pipeline:
-        _pipeline(args, ds.class_names, result.files)
+        eval_split = "valid" if "valid" in ds.splits() else "test"
+        n_eval = int((ds.images.split == eval_split).sum())
+        _pipeline(args, ds.class_names, result.files, n_eval)
     return 0

@@ -8,7 +8,8 @@ comments, spacing and every other setting stay exactly as the user had them. Edi
 * ``train_input_reader`` / ``eval_input_reader``: ``label_map_path`` and
   ``tf_record_input_reader { input_path }`` (inserted when missing);
 * ``train_config { batch_size }``: set to the given value, or capped (default 8) because zoo
-  configs use batch sizes like 512 that exhaust a workstation's memory (the guide's stutter).
+  configs use batch sizes like 512 that exhaust a workstation's memory (the guide's stutter);
+* ``eval_config { num_examples }``: the eval split's size, when given.
 
 And checked: ``num_steps`` at or below the step of ``fine_tune_checkpoint`` (from its name,
 ``model.ckpt-200000``, or the ``checkpoint`` index file beside it) makes training end at once
@@ -72,13 +73,15 @@ def edit_pipeline_text(
     batch_size: int | None = None,
     max_batch_size: int = DEFAULT_MAX_BATCH,
     checkpoint_step_hint: int | None = None,
+    eval_examples: int | None = None,
     path: str | None = None,
 ) -> PipelineEdit:
     """Edit pipeline text (see module docstring); pure, returns a :class:`PipelineEdit`.
 
     ``train_inputs`` / ``eval_inputs`` are record paths or shard patterns; empty leaves the
     reader's ``input_path`` as it was. ``checkpoint_step_hint`` overrides the step read from
-    the checkpoint name.
+    the checkpoint name. ``eval_examples`` (the eval split's size) replaces an existing
+    ``eval_config { num_examples }`` (zoo configs say 8000, COCO's val size).
     """
     top = parse(text, path=path)
     edits: list[tuple[int, int, str]] = []
@@ -176,6 +179,10 @@ def edit_pipeline_text(
                     "cannot tell the fine-tune checkpoint's step; if training ends at once, "
                     "raise num_steps above it (zoo checkpoints are often at 200000+)"
                 )
+    eval_cfg = _first(top, "eval_config")
+    if eval_cfg is not None and eval_examples is not None:
+        for n in eval_cfg.find("num_examples"):
+            replace_value(n, str(eval_examples), "eval_config.num_examples")
     new = text
     for start, end, value in sorted(edits, key=lambda e: (e[0], e[1]), reverse=True):
         new = new[:start] + value + new[end:]
