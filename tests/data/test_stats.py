@@ -60,3 +60,16 @@ def test_normalized_units_when_sizes_unknown(tmp_path: Path) -> None:
         "class_histogram.png", "boxes_per_image.png", "box_sizes.png", "aspect_ratios.png"
     ]  # fmt: skip
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+
+
+def test_many_classes_plot_stays_readable(tmp_path: Path) -> None:
+    names = [f"c{k}" for k in range(300)]
+    rng = np.random.default_rng(0)
+    ds = make_dataset(names, paths=["1.jpg"], widths=[10], heights=[10], splits="train",
+                      box_image=np.zeros(500, int), box_cls=rng.integers(0, 300, 500),
+                      box_coords=np.tile([0.5, 0.5, 0.2, 0.2], (500, 1)))  # fmt: skip
+    paths = plot_stats(compute_stats(ds), names, tmp_path)
+    from PIL import Image
+
+    with Image.open(paths[0]) as im:
+        assert im.width < 3500  # 60 classes shown, not 300

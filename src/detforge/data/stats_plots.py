@@ -2,7 +2,8 @@
 
 :func:`plot_stats` writes four files into a folder and returns their paths:
 
-* ``class_histogram.png`` -- boxes per class, one bar group per split;
+* ``class_histogram.png`` -- boxes per class, one bar group per split (at most 60 classes,
+  the most frequent);
 * ``boxes_per_image.png`` -- how many images hold 0, 1, 2, ... boxes, per split;
 * ``box_sizes.png`` -- box width vs height (2-D histogram, log counts) and size histogram;
 * ``aspect_ratios.png`` -- histogram of ``w / h`` on a log axis.
@@ -18,6 +19,9 @@ from typing import Any
 import numpy as np
 
 from detforge.data.stats import SplitStats
+
+MAX_CLASSES_SHOWN = 60
+"""The class histogram shows at most this many classes (the most frequent)."""
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -39,18 +43,27 @@ def plot_stats(
     splits = [s for s in stats if s.name != "all"] or list(stats)
     written = []
 
-    c = len(class_names)
-    fig = Figure(figsize=(max(6.0, 0.5 * c + 2), 4.5))
+    total = np.sum([s.class_counts for s in splits], axis=0)
+    shown = np.arange(len(class_names))
+    title = "Boxes per class"
+    if len(shown) > MAX_CLASSES_SHOWN:  # keep the figure readable: the most frequent classes
+        shown = np.sort(np.argsort(-total, kind="stable")[:MAX_CLASSES_SHOWN])
+        title += f" ({MAX_CLASSES_SHOWN} most frequent of {len(class_names)})"
+    c = len(shown)
+    fig = Figure(figsize=(max(6.0, 0.35 * c + 2), 4.5))
     ax = fig.subplots()
     x = np.arange(c)
     width = 0.8 / max(len(splits), 1)
     for k, s in enumerate(splits):
-        ax.bar(x + k * width - 0.4 + width / 2, s.class_counts, width, label=s.name)
+        ax.bar(x + k * width - 0.4 + width / 2, s.class_counts[shown], width, label=s.name)
     ax.set_xticks(
-        x, list(class_names), rotation=45 if c > 8 else 0, ha="right" if c > 8 else "center"
+        x,
+        [class_names[i] for i in shown.tolist()],
+        rotation=45 if c > 8 else 0,
+        ha="right" if c > 8 else "center",
     )
     ax.set_ylabel("boxes")
-    ax.set_title("Boxes per class")
+    ax.set_title(title)
     ax.legend()
     written.append(_save(fig, out / "class_histogram.png"))
 
