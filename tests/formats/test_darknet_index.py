@@ -178,7 +178,7 @@ def test_read_files_returns_whole_files_and_names_unreadable_ones(tmp_path: Path
     paths = [str(_touch(tmp_path / f"{i}.txt", b"ab" * i)) for i in range(300)]
     sizes = [2 * i for i in range(300)]
     sizes[5] = 0  # stale size hint: the file is read to its end anyway
-    for w in (1, 4):
+    for w in (None, 1, 4):
         assert read_files(paths, sizes, workers=w) == [b"ab" * i for i in range(300)]
     with pytest.raises(DetforgeError, match="cannot read label file") as err:
         read_files([paths[0], str(tmp_path / "gone.txt"), paths[1]], [0, 0, 2], workers=2)
@@ -213,3 +213,11 @@ def test_bare_relative_names_use_the_working_directory(
     got = stat_images(["x.jpg", "sub/x.jpg", str(tmp_path / "x.jpg")], workers=1)
     assert got.label_paths == ["x.txt", "", str(tmp_path / "x.txt")]
     assert got.size.tolist() == [1, 1, 1]
+
+
+def test_threads_only_for_slow_storage(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert darknet_index.use_threads(0.001, 256, 100e-6) == 1  # 4 µs a file: warm, local
+    assert darknet_index.use_threads(0.5, 256, 100e-6) == 32  # 2 ms a file: remote
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert darknet_index.use_threads(0.5, 256, 100e-6) == 1

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -52,7 +53,7 @@ from detforge.formats.darknet_files import (
     write_image_list,
     write_names,
 )
-from detforge.formats.darknet_index import FileStats, read_files, stat_images
+from detforge.formats.darknet_index import FileStats, read_files, stat_images, use_threads
 from detforge.formats.darknet_labels import parse_label_files
 from detforge.formats.darknet_sources import (
     Sources,
@@ -200,11 +201,7 @@ def read_darknet(
     if read_sizes:
         need = np.flatnonzero((widths <= 0) & (size >= 0))
         if len(need):
-            ws, hs, errs = read_image_sizes(
-                [paths[i] for i in need.tolist()],
-                workers=workers,
-                desc="image sizes" if len(need) >= 2000 else None,
-            )
+            ws, hs, errs = _read_sizes([paths[i] for i in need.tolist()], workers)
             widths[need], heights[need] = ws, hs
             sizes_read = len(need) - len(errs)
             size_errors = {paths[int(need[k])]: m for k, m in errs.items()}
@@ -256,6 +253,26 @@ def read_darknet(
             },
         )
     return ds
+
+
+_PROBE_SIZES = 256  # image headers read in this thread before deciding on threads
+_SLOW_HEADER_S = 100e-6
+
+
+def _read_sizes(
+    paths: list[str], workers: int | None
+) -> tuple[NDArray[np.int64], NDArray[np.int64], dict[int, str]]:
+    """:func:`read_image_sizes`, with threads only where the first headers show slow storage
+    (:func:`~detforge.formats.darknet_index.use_threads`) unless ``workers`` is given."""
+    desc = "image sizes" if len(paths) >= 2000 else None
+    if workers is not None or len(paths) <= _PROBE_SIZES:
+        return read_image_sizes(paths, workers=workers or 1, desc=desc)
+    t0 = time.perf_counter()
+    w0, h0, e0 = read_image_sizes(paths[:_PROBE_SIZES], workers=1)
+    w = use_threads(time.perf_counter() - t0, _PROBE_SIZES, _SLOW_HEADER_S)
+    w1, h1, e1 = read_image_sizes(paths[_PROBE_SIZES:], workers=w, desc=desc)
+    e0.update({i + _PROBE_SIZES: m for i, m in e1.items()})
+    return np.concatenate([w0, w1]), np.concatenate([h0, h1]), e0
 
 
 def _raise_missing(found: Sources, i: int, count: int) -> None:

@@ -21,6 +21,7 @@ Paths with a backslash (and every path on Windows) take the general per-path rul
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Sequence
@@ -59,6 +60,8 @@ class FileStats:
 
 
 _PROBE = 2048  # files stat-ed in this thread before deciding whether threads would help
+_PROBE_READS = 256  # likewise for label reads
+_SLOW_READ_S = 100e-6  # per file read
 _SLOW_STAT_S = 50e-6  # per image and label: slower than this is remote or cold storage
 
 
@@ -207,13 +210,11 @@ def stat_images(paths: Sequence[str], workers: int | None = None) -> FileStats:
     """
     n = len(paths)
     folders = _Folders()
-    cores = os.cpu_count() or 1
     parts = []
     if workers is None:
         t0 = time.perf_counter()
         parts.append(_stat_chunk(paths[:_PROBE], folders))
-        slow = (time.perf_counter() - t0) > _SLOW_STAT_S * min(n, _PROBE)
-        w = min(32, 4 * cores) if slow and cores > 1 else 1
+        w = use_threads(time.perf_counter() - t0, min(n, _PROBE), _SLOW_STAT_S)
         rest = paths[_PROBE:]
     else:
         w, rest = max(1, workers), paths
@@ -268,31 +269,46 @@ def read_files(
     workers: int | None = None,
     desc: str = "",
 ) -> list[bytes]:
-    """The bytes of each file (``sizes`` from a stat: a hint for one read call), read in
-    threads. Raises :class:`DetforgeError` for the first (in order) that cannot be read.
-    ``desc``: progress bar label (shown on a terminal), empty for none."""
+    """The bytes of each file (``sizes`` from a stat: a hint for one read call).
+
+    ``workers``: threads; by default the first files are read in this thread and threads are
+    used for the rest only when those were slow (see :func:`use_threads`). Raises
+    :class:`DetforgeError` for the first file (in order) that cannot be read. ``desc``:
+    progress bar label (shown on a terminal), empty for none.
+    """
     n = len(paths)
-    w = min(16, 4 * (os.cpu_count() or 1)) if workers is None else max(1, workers)
-    step = max(256, -(-n // (4 * w)))
-    bounds = [(i, min(n, i + step)) for i in range(0, n, step)]
+    bar = progress(range(n), total=n, desc=desc, unit="file", enabled=None if desc else False)
+    out: list[bytes] = []
+    start = 0
+    if workers is None:
+        t0 = time.perf_counter()
+        start = min(n, _PROBE_READS)
+        out = [_read_one(paths[i], sizes[i]) for i in range(start)]
+        w = use_threads(time.perf_counter() - t0, start, _SLOW_READ_S)
+    else:
+        w = max(1, workers)
+    step = max(256, -(-(n - start) // (4 * w)))
+    bounds = [(i, min(n, i + step)) for i in range(start, n, step)]
 
     def chunk(b: tuple[int, int]) -> list[bytes]:
         return [_read_one(paths[i], sizes[i]) for i in range(b[0], b[1])]
 
-    bar = progress(range(n), total=n, desc=desc, unit="file", enabled=None if desc else False)
-    out: list[bytes] = []
-    if w == 1 or len(bounds) <= 1:
-        results = map(chunk, bounds)
-        for got in results:
+    for _ in range(start):
+        next(bar, None)
+    with ThreadPoolExecutor(max_workers=w) if w > 1 else contextlib.nullcontext() as pool:
+        for got in pool.map(chunk, bounds) if pool is not None else map(chunk, bounds):
             out += got
             for _ in got:
                 next(bar, None)
-    else:
-        with ThreadPoolExecutor(max_workers=w) as pool:
-            for got in pool.map(chunk, bounds):
-                out += got
-                for _ in got:
-                    next(bar, None)
     for _ in bar:  # close the bar
         pass
     return out
+
+
+def use_threads(elapsed: float, count: int, slow: float) -> int:
+    """Threads for the rest of a pass whose first ``count`` files took ``elapsed`` seconds:
+    a few per core when they took over ``slow`` seconds each (network or cold storage, where
+    threads overlap the waits), else 1 (on warm local storage threads only add GIL traffic:
+    measured here, a cold load used 20-80% more CPU time with them and was no faster)."""
+    cores = os.cpu_count() or 1
+    return min(32, 4 * cores) if cores > 1 and count and elapsed > slow * count else 1
