@@ -72,7 +72,8 @@ json.dump({"train_s": train_s, "epochs": max(len(rows) - 1, 0),
 
 
 def run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
-    print("$", " ".join(cmd), flush=True)
+    line = " ".join(cmd)
+    print("$", line if len(line) < 400 else line[:400] + " ...", flush=True)
     return subprocess.run(cmd, check=True, text=True, **kw)
 
 
