@@ -144,3 +144,19 @@ def test_write_from_normalized_boxes_uses_sizes_and_default_ids(tmp_path: Path) 
     back = read_coco(out["train"])
     assert back.images.path.tolist() == [str(tmp_path / "out" / "train" / "p.jpg")]
     assert back.images.split.tolist() == ["train"]
+
+
+def test_write_matches_categories_by_name_after_class_changes(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    src = tmp_path / "src.json"
+    src.write_text(json.dumps(coco_doc()))
+    ds = read_coco(src)
+    # Reorder and extend the classes: car keeps 3, dog keeps 18, a new class gets 19.
+    changed = replace(ds, class_names=("dog", "car", "bird"))
+    doc = json.loads(write_coco(changed, tmp_path / "o", images="none")[""].read_text())
+    assert [(c["name"], c["id"]) for c in doc["categories"]] == [
+        ("dog", 18),
+        ("car", 3),
+        ("bird", 19),
+    ]

@@ -194,6 +194,8 @@ def read_coco(
         "source": str(path),
         "format": "coco",
         "coco_category_ids": cat_ids,
+        "coco_class_names": [names_by_id[c] for c in cat_ids],
+        "coco_categories": {names_by_id[c]: c for c in reversed(cat_ids)},
     }
     for key in ("info", "licenses"):
         if key in data:
@@ -216,11 +218,28 @@ def read_coco(
 
 
 def coco_category_ids(ds: Dataset) -> list[int]:
-    """The COCO category id of each class: the source's when it had them, else ``1..K``."""
+    """The COCO category id of each class.
+
+    For a dataset read from COCO with its classes unchanged: the source's ids. If the classes
+    changed since (renamed, subset, reordered), categories are matched by name: the source's id
+    for a name it had, new ids above the source's for new names. Otherwise ``1..K``.
+    """
     ids = ds.meta.get("coco_category_ids")
-    if isinstance(ids, list | tuple) and len(ids) == ds.num_classes:
-        return [int(i) for i in ids]
-    return list(range(1, ds.num_classes + 1))
+    names_then = ds.meta.get("coco_class_names")
+    aligned = isinstance(ids, list | tuple) and len(ids) == ds.num_classes
+    if aligned and (names_then is None or tuple(names_then) == ds.class_names):
+        return [int(i) for i in ids]  # type: ignore[union-attr]
+    by_name = ds.meta.get("coco_categories")
+    if not isinstance(by_name, dict):
+        return list(range(1, ds.num_classes + 1))
+    out: list[int] = []
+    nxt = max((int(v) for v in by_name.values()), default=0) + 1
+    for name in ds.class_names:
+        cid = by_name.get(name)
+        if cid is None or int(cid) in out:
+            cid, nxt = nxt, nxt + 1
+        out.append(int(cid))
+    return out
 
 
 def _num(x: float) -> float | int:
