@@ -92,3 +92,16 @@ def test_errors_and_bulk_read(tmp_path: Path) -> None:
     assert ws[1] == 0 and "empty" in errs[1] and "not found" in errs[300]
     ws1, _, errs1 = read_sizes(paths, workers=1)
     assert np.array_equal(ws, ws1) and errs == errs1
+
+
+@pytest.mark.parametrize("ext", ["jpg", "png", "tif"])
+def test_files_longer_than_the_first_read_and_folders(tmp_path: Path, ext: str) -> None:
+    p = tmp_path / f"big.{ext}"
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 255, (220, 330, 3), dtype=np.uint8)).save(p)
+    assert p.stat().st_size > 16384  # the header comes from the first read, the rest is not read
+    hdr = read_image_header(p)
+    assert (hdr.width, hdr.height) == (330, 220)
+    (tmp_path / "dir.jpg").mkdir()
+    with pytest.raises(DetforgeError, match="cannot read image"):
+        read_image_header(tmp_path / "dir.jpg")

@@ -12,6 +12,7 @@ pixels for labels or training must apply the same transpose to agree with these 
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 from collections.abc import Iterable, Sequence
@@ -53,6 +54,9 @@ class ImageHeader:
     @property
     def raw_height(self) -> int:
         return self.width if self.orientation >= 5 else self.height
+
+
+_HEAD_BYTES = 16384  # first read of a header
 
 
 class _Bad(Exception):
@@ -201,8 +205,24 @@ def read_image_header(path: str | os.PathLike[str]) -> ImageHeader:
     file.
     """
     try:
-        with open(path, "rb") as f:
-            return _header(f)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            # One read covers most headers: parse it in memory (no buffered file object). A
+            # parse of a truncated buffer either fails or saw exactly the file's bytes (every
+            # read is exact-length), so the file is only reopened when the buffer fell short.
+            head = os.read(fd, _HEAD_BYTES)
+            tiff = head[:4] in (b"II*\x00", b"MM\x00*")  # reads 64 KiB at once: needs the file
+            if len(head) < _HEAD_BYTES or not tiff:
+                try:
+                    return _header(io.BytesIO(head))
+                except (_Bad, struct.error, IndexError):
+                    if len(head) < _HEAD_BYTES:  # that was the whole file
+                        raise
+            os.lseek(fd, 0, os.SEEK_SET)
+            with open(fd, "rb", closefd=False) as f:
+                return _header(f)
+        finally:
+            os.close(fd)
     except FileNotFoundError:
         raise DetforgeError("image not found", path=path) from None
     except (_Bad, struct.error, IndexError) as exc:
