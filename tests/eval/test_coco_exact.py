@@ -212,3 +212,28 @@ def test_json_fast_path_equals_json_module(
     late = [*rows[:-1], {**rows[-1], "extra": 1}]  # only the last object differs
     assert _fast_results(json.dumps(late).encode()) is None
     assert _fast_results(json.dumps(rows)[:-1].encode()) is None  # truncated file
+
+
+def test_area_boundaries_and_degenerate_boxes_match_pycocotools(tmp_path: Path) -> None:
+    """Areas exactly 32^2 / 96^2 (inside both neighbouring ranges), zero-size boxes, boxes
+    beyond the image, a GT without an area field."""
+    images = [{"id": i, "width": 200, "height": 200, "file_name": f"{i}.jpg"} for i in (1, 2)]
+    boxes = [
+        [0, 0, 32, 32], [50, 50, 96, 96], [10, 10, 0, 5], [150, 150, 80, 80], [5, 5, 31.9, 32],
+        [100, 0, 32.1, 32], [0, 100, 48, 48],
+    ]  # fmt: skip
+    anns = []
+    for i, b in enumerate(boxes):
+        a = {"id": i + 1, "image_id": 1 + i % 2, "category_id": 1, "bbox": b,
+             "area": float(b[2] * b[3]), "iscrowd": int(i == 6)}  # fmt: skip
+        anns.append(a)
+    anns[3]["area"] = 9216.0  # area field disagrees with the box: the field decides
+    gt = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "a"}]}
+    dets = []
+    for i, b in enumerate(boxes):
+        for j, s in enumerate((0.9, 0.5)):
+            d = [b[0] + j, b[1], b[2], b[3] + j]
+            dets.append({"image_id": 1 + i % 2, "category_id": 1, "bbox": d, "score": s})
+    dets.append({"image_id": 1, "category_id": 1, "bbox": [0, 0, 32, 32], "score": 0.7})
+    dets.append({"image_id": 2, "category_id": 1, "bbox": [0, 0, 0, 0], "score": 0.95})
+    check_case(tmp_path, gt, dets)
