@@ -56,6 +56,8 @@ class TrainConfig:
     """``sgd`` (Nesterov momentum) or ``adamw``."""
     lr: float | str = 0.01
     """Peak learning rate at ``nominal_batch``, or ``auto`` (runs the LR range test first)."""
+    lr_find_steps: int = 100
+    """Steps of the LR range test that ``lr: auto`` runs first."""
     lr_final: float = 0.01
     """Final LR as a fraction of the peak LR."""
     schedule: str = "cosine"
@@ -115,7 +117,7 @@ class TrainConfig:
     val_fraction: float = 1.0
     """Share of the validation split used for per-epoch validation (fixed subset)."""
     patience: int = 50
-    """Stop after this many validations without improvement (0 disables)."""
+    """Stop after this many epochs without a better validation fitness (0 disables)."""
     conf: float = 0.001
     """Score threshold of validation predictions."""
     iou: float = 0.7

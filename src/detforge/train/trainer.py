@@ -331,7 +331,7 @@ def _resolve_lr(cfg: TrainConfig, data: Any, batch: int, device: torch.device, l
         return float(cfg.lr)
     from detforge.train.lr_find import find_lr
 
-    res = find_lr(cfg, data, batch=batch, device=device, note=log)
+    res = find_lr(cfg, data, batch=batch, device=device, steps=cfg.lr_find_steps, note=log)
     if not math.isfinite(res.suggestion):
         default = float(TrainConfig.lr)  # type: ignore[arg-type]
         log(f"--lr auto: the range test found no stable LR; using the default {default:g}")
