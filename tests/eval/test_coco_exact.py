@@ -144,7 +144,6 @@ def test_crowded_images_match_pycocotools(tmp_path: Path) -> None:
     check_case(tmp_path, gt, dets)
 
 
-@pytest.mark.slow
 def test_one_thousand_boxes_match_pycocotools(tmp_path: Path) -> None:
     rng = np.random.default_rng(11)
     gt, dets = random_case(rng, n_img=1, n_cls=1, max_gt=60, max_dt=1000, crowd_p=0.1, ties=False)
