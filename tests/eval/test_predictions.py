@@ -40,7 +40,9 @@ def test_results_json_on_darknet_gt_matches_number_in_file_name(tmp_path: Path) 
     p.write_text(json.dumps(res))
     pred = read_predictions(p, gt)
     assert pred.boxes.image.tolist() == [0, 1]  # ids 42 -> row 0, 7 -> row 1
-    assert pred.meta["unmatched"] == {"images": ["5"], "boxes": 1, "classes": []}
+    um = pred.meta["unmatched"]
+    assert (um["images"], um["boxes"], um["classes"]) == (["5"], 1, [])
+    assert "Darknet" in um["image_ids"]
     r = evaluate(gt, pred)
     assert r["darknet"]["mAP"] == 0.5  # cat AP 1, dog AP 0 (no truths)
     assert r["unmatched"]["boxes"] == 1
@@ -101,3 +103,17 @@ def test_predictions_without_scores_are_refused() -> None:
     gt = darknet_like(["a/one.jpg"])
     with pytest.raises(DetforgeError, match="no finite score"):
         evaluate(gt, gt)
+
+
+def test_row_ids_written_by_detforge_win_over_file_name_numbers(tmp_path: Path) -> None:
+    # Names end in numbers, but the results use detforge's own ids (row numbers, as written
+    # by `detforge eval --out` and `detforge predict`): they must not be re-read as numbers.
+    gt = darknet_like(["x/img_5.jpg", "x/img_3.jpg", "x/img_9.jpg"])
+    res = [
+        {"image_id": i, "category_id": 1, "bbox": [40, 15, 20, 20], "score": 0.9} for i in (0, 1, 2)
+    ]
+    p = tmp_path / "r.json"
+    p.write_text(json.dumps(res))
+    pred = read_predictions(p, gt)
+    assert pred.boxes.image.tolist() == [0, 1, 2]
+    assert "image_ids" not in pred.meta["unmatched"]

@@ -222,42 +222,60 @@ def _stem_number(stem: str) -> int | None:
     return int(tail) if tail.isdigit() else None
 
 
-def gt_id_table(gt: Dataset) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """``(sorted ids, gt row of each)`` used to match results' integer ``image_id``.
+def _id_table(ids: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    order = np.argsort(ids, kind="stable")
+    return ids[order], order.astype(np.int64)
 
-    A COCO ground truth has real image ids. Other sources (Darknet lists, folders) only have
-    row numbers, so a results file for them can only refer to images through their names:
-    Darknet's ``coco_results.json`` uses the number at the end of the file name, which is used
-    when every image name has one and they are unique.
-    """
-    rows_only = np.array_equal(gt.images.id, np.arange(gt.num_images))
-    if gt.meta.get("format") != "coco" and rows_only:
-        nums = [_stem_number(_stem(p)) for p in gt.images.path.tolist()]
-        if nums and all(v is not None for v in nums) and len(set(nums)) == len(nums):
-            ids = np.asarray(nums, dtype=np.int64)
-            order = np.argsort(ids, kind="stable")
-            return ids[order], order.astype(np.int64)
-    order = np.argsort(gt.images.id, kind="stable")
-    return gt.images.id[order], order.astype(np.int64)
+
+def _lookup(
+    table: tuple[NDArray[np.int64], NDArray[np.int64]], ids: NDArray[np.int64]
+) -> NDArray[np.int64]:
+    """GT row of each id in ``table`` (sorted ids, rows), ``-1`` when absent."""
+    sid, row = table
+    if not len(sid):
+        return np.full(len(ids), -1, dtype=np.int64)
+    pos = np.minimum(np.searchsorted(sid, ids), len(sid) - 1)
+    return np.where(sid[pos] == ids, row[pos], -1).astype(np.int64)
+
+
+def stem_number_ids(gt: Dataset) -> NDArray[np.int64] | None:
+    """Darknet's ``image_id`` of each GT image (digits after the last ``_`` of the file name),
+    or ``None`` when some name has none or two names share one."""
+    nums = [_stem_number(_stem(p)) for p in gt.images.path.tolist()]
+    if not nums or any(v is None for v in nums) or len(set(nums)) != len(nums):
+        return None
+    return np.asarray(nums, dtype=np.int64)
 
 
 def _map_image_ids(
     raw: Sequence[Any] | NDArray[np.int64], gt: Dataset, unmatched: dict[str, Any]
 ) -> NDArray[np.int64]:
-    """Result ``image_id`` -> gt row: by integer id (see :func:`gt_id_table`), else by stem."""
+    """Result ``image_id`` -> gt row.
+
+    Integer ids are ``gt.images.id`` (what COCO files and detforge's own outputs use). For a
+    GT without real ids (Darknet lists, folders: ids are row numbers), Darknet's
+    ``coco_results.json`` numbers images by the digits at the end of their file names; that
+    reading is used instead when it matches more of the results. Ids matching neither, and
+    string ids, are tried as file stems.
+    """
     try:
         ids = np.asarray(raw, dtype=np.int64)
         numeric = True
     except (TypeError, ValueError):
         numeric = False
     if numeric:
-        sid, row = gt_id_table(gt)
-        pos = np.minimum(np.searchsorted(sid, ids), max(len(sid) - 1, 0))
-        ok = sid[pos] == ids if len(sid) else np.zeros(len(ids), dtype=bool)
-        out = np.where(ok, row[pos] if len(sid) else -1, -1)
-        if not ok.all():
+        out = _lookup(_id_table(gt.images.id), ids)
+        rows_only = np.array_equal(gt.images.id, np.arange(gt.num_images))
+        if (out < 0).any() and gt.meta.get("format") != "coco" and rows_only:
+            nums = stem_number_ids(gt)
+            if nums is not None:
+                alt = _lookup(_id_table(nums), ids)
+                if (alt >= 0).sum() > (out >= 0).sum():
+                    out = alt
+                    unmatched["image_ids"] = "numbers at the end of the file names (Darknet)"
+        if (out < 0).any():
             stems = stem_index(gt)
-            for j in np.flatnonzero(~ok):
+            for j in np.flatnonzero(out < 0):
                 out[j] = stems.get(str(raw[int(j)]), -1)
     else:
         stems = stem_index(gt)
