@@ -157,7 +157,7 @@ class Reporter:
             bar.set_postfix_str(
                 f"box {box:.3f} cls {cls_:.3f} dfl {dfl:.3f} | {ips:.1f} img/s | "
                 f"data wait {wait:.0%}",
-                refresh=False,
+                refresh=True,
             )
 
     # ------------------------------------------------------------------ validation

@@ -148,13 +148,15 @@ def _fit(
         model, name=cfg.optimizer, lr=hp.lr, momentum=cfg.momentum, weight_decay=hp.weight_decay
     )
     ema = optim.ModelEMA(model, decay=cfg.ema_decay, tau=cfg.ema_tau) if cfg.ema else None
+    use_amp = cfg.amp and device.type == "cuda"
     state = RunState()
     if ckpt is not None:
         state = RunState.from_checkpoint(ckpt, model, opt, ema)
         log(f"resuming {run_dir} at epoch {state.epoch + 1} of {cfg.epochs}")
     if info.is_main:
         write_config(run_dir / "config.yaml", cfg, {
-            "batch": batch, "lr": lr, "step_lr": hp.lr, "step_weight_decay": hp.weight_decay,
+            "amp": use_amp, "batch": batch, "lr": lr, "step_lr": hp.lr,
+            "step_weight_decay": hp.weight_decay,
             "global_batch": global_batch, "world_size": info.world_size, "device": str(device),
             "train_images": data.train.num_images, "val_images": data.val.num_images,
             "left_out": data.left_out,
@@ -162,7 +164,6 @@ def _fit(
     loaders = create_loaders(cfg, data, batch=batch, info=info)
     net = wrap_model(model, info, device)
     loss_fn = DetectionLoss(model, box=cfg.box, cls=cfg.cls, dfl=cfg.dfl)
-    use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
     nb = len(loaders.train)
