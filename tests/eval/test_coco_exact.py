@@ -181,8 +181,8 @@ def test_json_fast_path_equals_json_module(
 ) -> None:
     """The object-free results parser reads exactly what ``json`` reads (17-digit floats),
     whatever the chunking."""
-    import detforge.eval.predictions as preds
-    from detforge.eval.predictions import _fast_results
+    import detforge.eval.results_json as preds
+    from detforge.eval.results_json import parse_results as _fast_results
 
     monkeypatch.setattr(preds, "_CHUNK", chunk)
 
