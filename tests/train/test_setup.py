@@ -1,0 +1,53 @@
+"""Choosing training/validation images, --val-fraction, devices; early stopping on patience."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detforge.errors import DetforgeError
+from detforge.formats.darknet import read_darknet
+from detforge.train.setup import load_training_data, resolve_device
+from detforge.train.trainer import train
+
+from ._tiny import one_torch_thread, tiny_config, tiny_data  # noqa: F401 (autouse fixture)
+
+
+def test_val_fraction_is_a_fixed_subset_and_missing_valid_is_held_out(tmp_path: Path) -> None:
+    data = tiny_data(tmp_path / "ds", num_images=30)
+    ds = read_darknet(data)
+    n_valid = ds.split("valid").num_images
+    a = load_training_data(str(data), check=False, val_fraction=0.5, note=lambda _: None)
+    b = load_training_data(str(data), check=False, val_fraction=0.5, note=lambda _: None)
+    assert a.val.num_images == round(n_valid * 0.5)
+    assert list(a.val.images.path) == list(b.val.images.path)  # the same images every time
+    assert set(a.val.images.path) <= set(ds.split("valid").images.path)
+    assert any("--val-fraction 0.5" in n for n in a.notes)
+
+    only_train = ds.with_splits(["train"] * ds.num_images)
+    held = load_training_data("", dataset=only_train, check=False, note=lambda _: None)
+    assert held.val.num_images == 3 and held.train.num_images == 27
+    assert not set(held.val.images.path) & set(held.train.images.path)
+    assert np.all(held.val.images.width > 0)
+
+
+def test_devices() -> None:
+    assert str(resolve_device("cpu")) == "cpu"
+    with pytest.raises(DetforgeError, match="--device"):
+        resolve_device("gpu0")
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(DetforgeError, match="detforge doctor"):
+            resolve_device("cuda")
+
+
+def test_early_stopping_on_patience(tmp_path: Path) -> None:
+    # LR ~0: the weights do not move, the validation fitness never improves after epoch 1
+    data = tiny_data(tmp_path / "ds")
+    cfg = tiny_config(data, tmp_path / "run", epochs=6, lr=1e-9, val_every=1, patience=2, ema=False)
+    res = train(cfg)
+    assert res.best_epoch == 1 and res.epochs_done == 3
+    assert res.stop_reason == "no improvement for 2 epochs (best epoch 1)"
