@@ -51,3 +51,14 @@ def test_early_stopping_on_patience(tmp_path: Path) -> None:
     res = train(cfg)
     assert res.best_epoch == 1 and res.epochs_done == 3
     assert res.stop_reason == "no improvement for 2 epochs (best epoch 1)"
+
+
+def test_weights_of_another_architecture_are_refused(tmp_path: Path) -> None:
+    from detforge.models.checkpoint import save_checkpoint
+    from detforge.models.yolo import create_model
+
+    ckpt = tmp_path / "s.pt"
+    save_checkpoint(ckpt, model=create_model("s", 3), epoch=0, class_names=["a", "b", "c"])
+    cfg = tiny_config(tiny_data(tmp_path / "ds"), tmp_path / "run", weights=str(ckpt))
+    with pytest.raises(DetforgeError, match="--model n"):
+        train(cfg)

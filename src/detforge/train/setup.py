@@ -195,10 +195,16 @@ def resolve_device(requested: str, local_rank: int = 0, distributed: bool = Fals
 def load_weights_into(model: torch.nn.Module, state: dict[str, Any]) -> tuple[int, int]:
     """Copy the tensors of ``state`` whose names and shapes match ``model``'s.
 
-    Returns ``(copied, total in model)``. A different number of classes leaves the class
-    outputs of the head at their initial values, which is the usual way to fine-tune.
+    Returns ``(copied, total)`` counting weight tensors only (floating point, more than one
+    element; counters such as ``num_batches_tracked`` would match any architecture). A
+    different number of classes leaves the class outputs of the head at their initial values,
+    which is the usual way to fine-tune.
     """
     own = model.state_dict()
     matched = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
     model.load_state_dict(matched, strict=False)
-    return len(matched), len(own)
+
+    def weights(d: dict[str, Any]) -> int:
+        return sum(1 for v in d.values() if v.dtype.is_floating_point and v.numel() > 1)
+
+    return weights(matched), weights(own)

@@ -135,10 +135,18 @@ def _fit(
     if cfg.weights:
         src = load_checkpoint(cfg.weights)
         got, total = load_weights_into(model, src["ema"] or src["model"])
+        if got < total / 2:  # a new class count changes only the last class layers
+            raise DetforgeError(
+                f"only {got} of {total} weight tensors of the checkpoint fit a --model "
+                f"{cfg.model} detector (it was built as {src['model_args']}); pass the "
+                "--model/--backbone it was trained with",
+                path=cfg.weights,
+            )
         log(f"--weights {cfg.weights}: {got} of {total} tensors loaded; starting at epoch 0")
     model.to(device)
-    batch = _resolve_batch(cfg, model, device, log)
-    lr = _resolve_lr(cfg, data, batch, device, log)
+    # measured on rank 0 and shared, so every rank steps with the same batch and LR
+    batch = broadcast_object(info, _resolve_batch(cfg, model, device, log) if info.is_main else 0)
+    lr = broadcast_object(info, _resolve_lr(cfg, data, batch, device, log) if info.is_main else 0)
     global_batch = batch * cfg.accumulate * info.world_size
     hp = optim.scale_hparams(
         optimizer=cfg.optimizer, lr=lr, weight_decay=cfg.weight_decay,
