@@ -100,6 +100,8 @@ def format_report(result: dict[str, Any]) -> str:
         if cls:
             msg += f"; classes: {', '.join(map(str, cls[:5]))}{' ...' if len(cls) > 5 else ''}"
         parts.append(msg)
+    if um.get("image_ids"):
+        parts.append(f"note: results' image_id read as {um['image_ids']}")
     if "coco" in result:
         parts.append(format_coco(result["coco"]))
     if "darknet" in result:
