@@ -117,3 +117,15 @@ def test_row_ids_written_by_detforge_win_over_file_name_numbers(tmp_path: Path) 
     pred = read_predictions(p, gt)
     assert pred.boxes.image.tolist() == [0, 1, 2]
     assert "image_ids" not in pred.meta["unmatched"]
+
+
+def test_huge_integer_image_ids_are_not_rounded(tmp_path: Path) -> None:
+    big = 2**53 + 1  # not representable as float64: must not go through the float parser
+    gt = make_dataset(["cat"], paths=["a.jpg", "b.jpg"], widths=[10, 10], heights=[10, 10],
+                      image_ids=[big, big - 1], meta={"format": "coco"})  # fmt: skip
+    p = tmp_path / "r.json"
+    p.write_text(
+        json.dumps([{"image_id": big, "category_id": 1, "bbox": [1, 1, 2, 2], "score": 1}])
+    )
+    pred = read_predictions(p, gt)
+    assert pred.boxes.image.tolist() == [0]

@@ -99,9 +99,14 @@ def read_coco_results(path: str | os.PathLike[str], gt: Dataset) -> Dataset:
             i += 4 if k == "bbox" else 1
         ids = vals[:, col["image_id"]].astype(np.int64)
         cat = vals[:, col["category_id"]].astype(np.int64)
-        if np.array_equal(ids, vals[:, col["image_id"]]) and np.array_equal(
-            cat, vals[:, col["category_id"]]
-        ):
+        exact = (
+            len(vals) == 0 or np.abs(vals[:, [col["image_id"], col["category_id"]]]).max() < 2**53
+        )
+        if (
+            exact
+            and np.array_equal(ids, vals[:, col["image_id"]])
+            and np.array_equal(cat, vals[:, col["category_id"]])
+        ):  # integral ids that a float64 holds exactly; anything else goes through json
             del raw
             b = col["bbox"]
             return _build(
