@@ -79,7 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             continue
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
-        text = f"{docs.get(f.name, '')} [{'none' if default is None else default}]"
+        shown = "none" if default is None else ("auto" if default == "" else default)
+        text = f"{docs.get(f.name, '')} [{shown}]"
         kw: dict[str, Any] = {"default": argparse.SUPPRESS, "help": text, "dest": f.name}
         if isinstance(default, bool):
             kw["action"] = argparse.BooleanOptionalAction

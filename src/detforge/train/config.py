@@ -31,7 +31,7 @@ class TrainConfig:
     backbone: str | None = None
     """Optional torchvision backbone (``resnet18``, ``mobilenet_v3_large`` ...) instead of CSP."""
     backbone_weights: str | None = None
-    """Local file of ImageNet weights for ``backbone`` (none: random init)."""
+    """ImageNet weights for ``backbone``: a local file, or ``imagenet`` (torchvision download)."""
     weights: str | None = None
     """Checkpoint to fine-tune from; training starts at epoch 0 with warmup."""
     resume: str | None = None
