@@ -297,3 +297,18 @@ def test_synthetic_shapes_dataset_through_both_loaders(tmp_path: Path) -> None:
     assert total == valid.num_boxes  # validation keeps every box
     for batch in val:
         assert batch["img"].shape[2] % 32 == 0 and batch["img"].shape[3] % 32 == 0
+
+
+def test_mixup_and_rotation_paths(rect_ds: Dataset) -> None:
+    hyp = AugmentConfig(mixup=1.0, degrees=20.0, shear=5.0, hsv_h=0, hsv_s=0, hsv_v=0)
+    data = DetectionDataset(rect_ds, imgsz=64, augment=True, hyp=hyp, seed=2)
+    plain = DetectionDataset(rect_ds, imgsz=64, augment=True, hyp=AugmentConfig(mixup=0.0))
+    for i in range(len(data)):
+        s = data[i]
+        assert s["img"].shape == (64, 64, 3) and s["img"].dtype == np.uint8
+        b = s["bboxes"]
+        assert len(b) == len(s["cls"]) and (b >= 0).all() and (b <= 64).all()
+        assert (b[:, 2:] - b[:, :2] > 2).all()  # degenerate boxes were filtered out
+    mixed = sum(len(data[i]["cls"]) for i in range(len(data)))
+    single = sum(len(plain[i]["cls"]) for i in range(len(plain)))
+    assert mixed > single  # mixup brings the second sample's boxes along
