@@ -81,10 +81,13 @@ def test_comp4_predictions_and_every(tmp_path: Path) -> None:
     assert main(["eval", str(data), str(pred), "--json", str(out), "--protocol", "darknet"]) == 0
     dk = json.loads(out.read_text())["darknet"]
     assert dk["mAP"] == 1.0 and (dk["tp"], dk["fp"], dk["fn"]) == (3, 0, 0)
-    assert main(["eval", str(data), str(pred), "--json", str(out), "--every", "2"]) == 0
+    args = ["eval", str(data), str(pred), "--json", str(out), "--every", "2", "--plots"]
+    assert main([*args, "--out", str(tmp_path / "o")]) == 0
     m = json.loads(out.read_text())
     assert m["images"] == 2 and m["gt_boxes"] == 2  # images a and c
     assert m["coco"]["stats"]["AP50"] == pytest.approx(1.0, abs=1e-12)
+    cm = m["plots"]["confusion_matrix"]  # image b (2nd) left out of the plots too
+    assert cm == [[1, 0, 0], [0, 1, 0], [0, 0, 0]]
 
 
 @pytest.mark.parametrize(

@@ -79,12 +79,18 @@ def write_plots(
 ) -> dict[str, Any]:
     """Write ``pr_curves.png``, ``f1_curve.png`` and ``confusion_matrix.png`` into ``out``.
 
-    Returns ``{"best_conf", "best_f1", "confusion_matrix"}`` (also stored in ``result``).
+    ``pred`` shares ``gt``'s image table (as :func:`~detforge.eval.read_predictions` returns
+    it); ``result["every"]`` images are subsampled like the metrics. Returns ``{"best_conf",
+    "best_f1", "confusion_matrix"}`` (also stored in ``result``).
     """
     from matplotlib.figure import Figure
 
     from detforge.utils.io import atomic_open
 
+    every = int(result.get("every", 1))
+    if every > 1:
+        kept = np.arange(0, gt.num_images, every)
+        gt, pred = gt.select(kept), pred.select(kept)
     dk = result.get("darknet")
     if dk is None:
         from detforge.eval.api import evaluate
