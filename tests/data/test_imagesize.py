@@ -105,3 +105,47 @@ def test_files_longer_than_the_first_read_and_folders(tmp_path: Path, ext: str) 
     (tmp_path / "dir.jpg").mkdir()
     with pytest.raises(DetforgeError, match="cannot read image"):
         read_image_header(tmp_path / "dir.jpg")
+
+
+def test_in_memory_jpeg_walk_matches_the_file_walk_on_damaged_files() -> None:
+    import io
+    import random
+
+    from detforge.data import imagesize
+
+    def outcome(data: bytes, buf: bytes | None) -> object:
+        try:
+            return imagesize._header(io.BytesIO(data), buf)
+        except (imagesize._Bad, IndexError) as exc:
+            return type(exc), str(exc)
+        except Exception as exc:  # struct.error and friends: same type and message
+            return type(exc), str(exc)
+
+    rng = random.Random(0)
+    seeds = []
+    for k, (orient, text) in enumerate([(1, 0), (6, 3000), (8, 20)]):
+        exif = Image.Exif()
+        exif[274] = orient
+        if text:
+            exif[270] = "x" * text
+        out = io.BytesIO()
+        img = np.random.default_rng(k).integers(0, 255, (17 + k, 23, 3), dtype=np.uint8)
+        Image.fromarray(img).save(out, format="JPEG", exif=exif.tobytes(), progressive=k == 1)
+        seeds.append(out.getvalue())
+    checked = 0
+    for s in seeds:
+        cases = [s[: rng.randrange(3, len(s))] for _ in range(150)]
+        for _ in range(250):
+            b = bytearray(s)
+            for _ in range(rng.randint(1, 3)):
+                b[rng.randrange(2, len(b))] = rng.choice([0xFF, 0, 0xD9, 0xDA, 0xC0, 0xE1, 7])
+            cases.append(bytes(b))
+        for c in [s, *cases]:
+            whole, prefix = outcome(c, None), outcome(c, c)
+            assert prefix == whole, len(c)
+            # a buffer shorter than the file never changes the answer either
+            cut = c[: rng.randrange(3, len(c) + 1)]
+            if outcome(c, cut) != whole:
+                raise AssertionError(f"prefix of {len(cut)} bytes changed the result")
+            checked += 1
+    assert checked == 3 * 401

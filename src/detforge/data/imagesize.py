@@ -160,11 +160,69 @@ def _webp(head: bytes) -> tuple[int, int]:
     raise _Bad(f"unknown WEBP chunk {chunk!r}")
 
 
-def _header(f: BinaryIO) -> ImageHeader:
+def _jpeg_in_memory(buf: bytes) -> tuple[int, int, int] | None:
+    """:func:`_jpeg` over ``buf`` (the file's first bytes) with index arithmetic instead of
+    reads; ``None`` wherever the walk would need bytes past ``buf`` (the caller then runs
+    :func:`_jpeg`, which also gives the same error for a truncated file). Same result and the
+    same errors as :func:`_jpeg` wherever it returns."""
+    n = len(buf)
+    i = 2
+    orient = 1
+    size: tuple[int, int] | None = None
+    while True:
+        i = buf.find(b"\xff", i)
+        if i < 0:
+            return None
+        i += 1
+        while i < n and buf[i] == 0xFF:
+            i += 1
+        if i >= n:
+            return None
+        m = buf[i]
+        i += 1
+        if m in (0xD8, 0x01) or 0xD0 <= m <= 0xD7:
+            continue
+        if m == 0xD9:
+            break
+        if i + 2 > n:
+            return None
+        length = (buf[i] << 8) | buf[i + 1]
+        i += 2
+        if length < 2:
+            raise _Bad("corrupt JPEG segment length")
+        end = i + length - 2
+        if m in _SOF:
+            if end > n:
+                return None
+            h, w = struct.unpack_from(">HH", buf[i:end], 1)
+            size = (w, h)
+            break
+        if m == 0xE1 and orient == 1:
+            if end > n:
+                return None
+            if buf.startswith(b"Exif\x00\x00", i, end):
+                try:
+                    orient = _tiff_orientation_and_size(buf[i + 6 : end])[0]
+                except (_Bad, struct.error):
+                    orient = 1
+        i = end
+        if m == 0xDA:
+            break
+    if size is None:
+        raise _Bad("no JPEG frame header (SOF) found")
+    return size[0], size[1], orient
+
+
+def _header(f: BinaryIO, buf: bytes | None = None) -> ImageHeader:
+    """The header of the file ``f`` (at offset 0); ``buf``, when given, is all of ``f``'s
+    bytes (or its first bytes), for an in-memory JPEG walk."""
     head = f.read(32)
     if head[:3] == b"\xff\xd8\xff":
-        f.seek(2)
-        w, h, o = _jpeg(f)
+        got = _jpeg_in_memory(buf) if buf is not None else None
+        if got is None:
+            f.seek(2)
+            got = _jpeg(f)
+        w, h, o = got
         fmt = "jpeg"
     elif head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24:
         w, h = struct.unpack_from(">II", head, 16)
@@ -214,7 +272,7 @@ def read_image_header(path: str | os.PathLike[str]) -> ImageHeader:
             tiff = head[:4] in (b"II*\x00", b"MM\x00*")  # reads 64 KiB at once: needs the file
             if len(head) < _HEAD_BYTES or not tiff:
                 try:
-                    return _header(io.BytesIO(head))
+                    return _header(io.BytesIO(head), head)
                 except (_Bad, struct.error, IndexError):
                     if len(head) < _HEAD_BYTES:  # that was the whole file
                         raise
