@@ -115,6 +115,10 @@ def read_darknet(
 
     Boxes are ``CXCYWH_NORM`` as stored. ``meta`` also holds ``label_paths`` (per image, ``""``
     for none), ``no_label_file`` (count of images without one) and ``notes`` (strings).
+
+    ``workers``: threads for the stat pass, label reads and header reads. By default each pass
+    starts in this thread and switches to threads only when its first files show slow storage
+    (network or cold disks); on a warm local disk threads cost CPU time and save none.
     """
     src = Path(source)
     found = gather_sources(src, path_map)
