@@ -39,6 +39,11 @@ def test_show_ground_truth_boxes_at_label_pixels(tmp_path: Path) -> None:
     assert _close(arr[15, 6], class_color(2))  # the cow box's left edge
     assert arr[45, 50].max() < 40  # inside the box: untouched black
     assert np.asarray(Image.open(out / "img1.jpg")).max() < 40  # no boxes, nothing drawn
+    one = tmp_path / "one"
+    assert (
+        main(["show", str(data), "--out", str(one), "--limit", "1", "--random", "--seed", "3"]) == 0
+    )
+    assert len(list(one.glob("img*.jpg"))) == 1
 
 
 def test_show_predictions_coloured_by_match(tmp_path: Path) -> None:
