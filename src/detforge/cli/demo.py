@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from detforge.cli import demo_predict
+from detforge.cli import demo_data, demo_model, demo_predict
 from detforge.errors import DetforgeError
 
 HELP = "generate a small dataset and run every command on it (the whole job end to end)"
@@ -40,12 +40,13 @@ class DemoRun:
     out: Path
     images: int = 60
     seed: int = 0
+    train_seconds: float = 90.0
     files: dict[str, Path] = field(default_factory=dict)
 
 
-def cli(argv: Sequence[str], *, stdout: Path | None = None) -> None:
-    """Run one ``detforge`` command in-process (its output saved to ``stdout`` if given);
-    a non-zero status stops the demo."""
+def cli_status(argv: Sequence[str], *, stdout: Path | None = None) -> int:
+    """Run one ``detforge`` command in-process (its output saved to ``stdout`` if given) and
+    return its exit status."""
     import contextlib
 
     from detforge.cli.main import main
@@ -53,11 +54,16 @@ def cli(argv: Sequence[str], *, stdout: Path | None = None) -> None:
     shown = " ".join(argv) + (f" > {stdout}" if stdout is not None else "")
     print(f"$ detforge {shown}", flush=True)
     if stdout is None:
-        status = main(list(argv))
-    else:
-        with open(stdout, "w", encoding="utf-8") as f, contextlib.redirect_stdout(f):
-            status = main(list(argv))
+        return main(list(argv))
+    with open(stdout, "w", encoding="utf-8") as f, contextlib.redirect_stdout(f):
+        return main(list(argv))
+
+
+def cli(argv: Sequence[str], *, stdout: Path | None = None) -> None:
+    """Like :func:`cli_status`, but a non-zero status stops the demo."""
+    status = cli_status(argv, stdout=stdout)
     if status != 0:
+        shown = " ".join(argv)
         raise DetforgeError(f"demo step 'detforge {shown}' exited with status {status}")
 
 
@@ -99,10 +105,15 @@ STEPS: list[tuple[str, str, Callable[[DemoRun], None]]] = [
     ("info", "what is in it", step_info),
     ("lists", "image lists from folders", step_lists),
     ("split", "a fresh stratified train/valid/test split", step_split),
-    # later capabilities add their step here, in the order a user would run them:
-    # check, convert, train, eval, predict
+    ("check", "the dataset checked; planted faults found and repaired", demo_data.step_check),
+    ("convert", "Ultralytics, COCO, VOC and TFRecord copies", demo_data.step_convert),
+    ("stats", "class and box-size statistics with plots", demo_data.step_stats),
+    ("train", "a small detector trained on the shapes", demo_model.step_train),
+    ("val", "the trained detector scored on the test split", demo_model.step_val),
     ("predict", "detections on the valid split, and 'map' scores", demo_predict.step_predict),
+    ("eval", "the detections evaluated with both protocols, plots", demo_model.step_eval),
     ("show", "pictures: ground truth beside predictions, contact sheet", demo_predict.step_show),
+    ("export", "ONNX export, run through onnxruntime", demo_model.step_export),
 ]
 """The demo, in order: ``(name, what it shows, function)``."""
 
@@ -118,6 +129,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--images", type=int, default=60, metavar="N", help="number of images to generate (60)"
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    parser.add_argument(
+        "--train-seconds",
+        type=float,
+        default=90.0,
+        metavar="S",
+        help="wall-clock budget of the training step (90; the LR schedule fits what fits)",
+    )
     parser.add_argument(
         "--steps",
         default=None,
@@ -143,7 +161,9 @@ def run(args: argparse.Namespace) -> int:
         raise DetforgeError("--images must be at least 10")
     out = Path(args.out or time.strftime("detforge-demo-%Y%m%d-%H%M%S"))
     out.mkdir(parents=True, exist_ok=True)
-    state = DemoRun(out=out.resolve(), images=args.images, seed=args.seed)
+    state = DemoRun(
+        out=out.resolve(), images=args.images, seed=args.seed, train_seconds=args.train_seconds
+    )
     selected = [(n, w, f) for n, w, f in STEPS if n in chosen]
     t_all = time.perf_counter()
     for k, (name, what, fn) in enumerate(selected, start=1):
