@@ -89,7 +89,7 @@ def detforge_side(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         sys.executable, "-m", "detforge", "train", str(args.data), "--skip-bad", "--model", "n",
         "--imgsz", str(args.imgsz), "--batch", str(args.batch), "--epochs", str(args.epochs),
         "--time-budget", str(args.budget_s), "--workers", str(args.workers), "--device", "cpu",
-        "--out", str(run_dir), "--no-progress",
+        "--out", str(run_dir), "--no-progress", *args.train_arg,
     ]  # fmt: skip
     t0 = time.perf_counter()
     run(cmd)
@@ -200,19 +200,33 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None, help="work folder [a new temp folder]")
     ap.add_argument("--peer-python", default=None, help="python of a venv with ultralytics")
+    ap.add_argument(
+        "--side",
+        choices=["both", "detforge", "peer"],
+        default="both",
+        help="run one side only, e.g. both at once in two processes pinned to separate cores",
+    )
+    ap.add_argument(
+        "--train-arg",
+        action="append",
+        default=[],
+        help="extra option for 'detforge train' (repeatable), e.g. --train-arg=--optimizer=adamw",
+    )
     args = ap.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="train-bccd-"))
     out.mkdir(parents=True, exist_ok=True)
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}")
-    rows = [detforge_side(args, out)]
-    if args.peer_python:
+    rows = []
+    if args.side in ("both", "detforge"):
+        rows.append(detforge_side(args, out))
+    if args.side in ("both", "peer"):
+        if not args.peer_python:
+            ap.error("the Ultralytics side needs --peer-python")
         rows.append(peer_side(args, out))
-    else:
-        print("no --peer-python: skipping Ultralytics")
-    (out / "results.json").write_text(json.dumps(rows, indent=2))
+    (out / f"results-{args.side}.json").write_text(json.dumps(rows, indent=2))
     print()
     print(table(rows))
-    print(f"\nfull results: {out / 'results.json'}")
+    print(f"\nfull results: {out / f'results-{args.side}.json'}")
 
 
 if __name__ == "__main__":
