@@ -1,5 +1,7 @@
 """Time COCO bbox evaluation: pycocotools vs faster-coco-eval vs ``detforge eval``.
 
+The peers install with ``pip install -e '.[bench]'``.
+
 Builds a COCO-sized synthetic set with a fixed seed (default: 5000 images, 80 classes, about 7
 ground-truth boxes and 100 detections per image, 1% crowd), writes ``gt.json`` and
 ``dets.json``, then runs each tool as its own process and reports wall time, peak RSS and the
