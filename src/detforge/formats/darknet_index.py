@@ -53,7 +53,8 @@ class FileStats:
     label_paths: list[str]
     """Per image, its label file (``""``: none, a negative)."""
     label_rule: NDArray[np.int8]
-    """Per image, ``LABEL_*``: which rule found the label file. With the image path it
+    """Per image, ``LABEL_*``: which rule found the label file (for paths that take the
+    general rules: 1 + the index among :func:`label_path_candidates`). With the image path it
     determines the label path, so the cache stores this instead of the path."""
     label_size: NDArray[np.int64]
     label_mtime_ns: NDArray[np.int64]
