@@ -221,3 +221,24 @@ def test_threads_only_for_slow_storage(monkeypatch: pytest.MonkeyPatch) -> None:
     assert darknet_index.use_threads(0.5, 256, 100e-6) == 32  # 2 ms a file: remote
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
     assert darknet_index.use_threads(0.5, 256, 100e-6) == 1
+
+
+def test_probe_then_threads_keeps_the_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    images = _layout(tmp_path)
+    serial = stat_images(images, workers=1)
+    labels = [p for p in serial.label_paths if p]
+    sizes = [os.stat(p).st_size for p in labels]
+    expect = read_files(labels, sizes, workers=1)
+    # pretend the first files were slow: the rest then goes to threads
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(darknet_index, "_SLOW_STAT_S", -1.0)
+    monkeypatch.setattr(darknet_index, "_SLOW_READ_S", -1.0)
+    monkeypatch.setattr(darknet_index, "_PROBE", 7)
+    monkeypatch.setattr(darknet_index, "_PROBE_READS", 5)
+    probed = stat_images(images)
+    assert probed.label_paths == serial.label_paths
+    assert np.array_equal(probed.size, serial.size)
+    assert np.array_equal(probed.label_rule, serial.label_rule)
+    assert read_files(labels, sizes) == expect
