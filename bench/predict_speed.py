@@ -66,8 +66,13 @@ def run_detforge(engine: str, paths: list[str], imgsz: int, batch: int, work: Pa
     return {"wall_s": wall, "cpu_s": cpu, "boxes": sum(len(p) for p in preds)}
 
 
-def run_ultralytics(paths: list[str], imgsz: int, batch: int) -> dict:
+def run_ultralytics(paths: list[str], imgsz: int, batch: int, threads: int) -> dict:
+    import ultralytics.utils.torch_utils as tu
     from ultralytics import YOLO
+
+    # Ultralytics' select_device() sets torch's threads to min(8, cores - 1) for CPU work: 1 on
+    # a 2-core machine. Give it the same number as detforge gets instead.
+    tu.NUM_THREADS = threads
 
     model = YOLO("yolov8n.yaml")
     kw = {"imgsz": imgsz, "batch": batch, "device": "cpu", "verbose": False, "save": False}
@@ -109,7 +114,7 @@ def worker(args: argparse.Namespace) -> None:
     paths = images(args.images)
     imgsz = args.imgsz[0]
     if args.worker == "ultralytics":
-        out = run_ultralytics(paths, imgsz, args.batch)
+        out = run_ultralytics(paths, imgsz, args.batch, args.threads)
     else:
         out = run_detforge(args.worker, paths, imgsz, args.batch, Path(args.work))
     out["images"] = len(paths)
