@@ -29,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from detforge.data.pixels import to_rgb_array
 from detforge.errors import DetforgeError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
@@ -61,22 +62,6 @@ class Frame:
         return self.orig_shape or (int(self.image.shape[0]), int(self.image.shape[1]))
 
 
-def _rgb(im: Any) -> NDArray[np.uint8]:
-    """``(H, W, 3)`` uint8 RGB from any Pillow mode, as the training loader converts it:
-    16/32-bit integer images keep their top 8 bits, float images in ``0..1`` are scaled."""
-    if im.mode == "RGB":
-        return np.asarray(im, dtype=np.uint8)
-    if im.mode.startswith("I") or im.mode == "F":
-        a = np.asarray(im).astype(np.float64)
-        unit = im.mode == "F" and a.size > 0 and a.max() <= 1.0
-        a = a * 255.0 if unit else a if im.mode == "F" else a / 256.0
-        grey = np.clip(a, 0, 255).astype(np.uint8)
-        return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
-    if "A" in im.mode or im.mode == "P":
-        im = im.convert("RGBA")
-    return np.asarray(im.convert("RGB"), dtype=np.uint8)
-
-
 def load_image(path: str | os.PathLike[str]) -> NDArray[np.uint8]:
     """Decode an image file at full resolution to ``(H, W, 3)`` uint8 RGB, EXIF orientation
     applied (as training sees it). A missing or corrupt file is a DetforgeError."""
@@ -85,7 +70,7 @@ def load_image(path: str | os.PathLike[str]) -> NDArray[np.uint8]:
     try:
         with Image.open(path) as im:
             im.load()
-            return _rgb(ImageOps.exif_transpose(im))
+            return to_rgb_array(ImageOps.exif_transpose(im))
     except FileNotFoundError:
         raise DetforgeError("image not found", path=path) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:

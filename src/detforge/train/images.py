@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageOps
 
+from detforge.data.pixels import to_rgb_array
 from detforge.errors import DetforgeError
 from detforge.train.augment import resize
 from detforge.utils.progress import progress
@@ -39,22 +40,6 @@ def scaled_size(h: int, w: int, imgsz: int) -> tuple[int, int]:
     """``(h, w)`` after resizing so the long side is ``imgsz`` (at least 1 pixel each)."""
     r = imgsz / max(h, w)
     return max(1, round(h * r)), max(1, round(w * r))
-
-
-def _rgb_array(im: Image.Image) -> ImageArray:
-    """``(h, w, 3)`` uint8 RGB of any Pillow mode; 16/32-bit integer images keep their top 8
-    bits (microscopy TIFFs), float images are taken as ``0..1`` when their maximum is <= 1."""
-    if im.mode == "RGB":
-        return np.asarray(im, dtype=np.uint8)
-    if im.mode.startswith("I") or im.mode == "F":
-        a = np.asarray(im).astype(np.float64)
-        unit = im.mode == "F" and a.size > 0 and a.max() <= 1.0
-        a = a * 255.0 if unit else a if im.mode == "F" else a / 256.0
-        grey = np.clip(a, 0, 255).astype(np.uint8)
-        return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
-    if "A" in im.mode or im.mode == "P":
-        im = im.convert("RGBA")
-    return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
 def load_image(
@@ -79,7 +64,7 @@ def load_image(
             out: Image.Image = im
             if orient != 1:
                 out = ImageOps.exif_transpose(out)
-            arr = _rgb_array(out)
+            arr = to_rgb_array(out)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DetforgeError(
             f"cannot decode the image ({exc}); run 'detforge check --deep' to find broken images",
