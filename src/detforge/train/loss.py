@@ -71,6 +71,13 @@ class DetectionLoss:
     ``(loss, items)``: ``loss`` the scalar ``(box*l_box + cls*l_cls + dfl*l_dfl) * B`` to
     back-propagate, ``items`` the detached (3,) ``[l_box, l_cls, l_dfl]`` (gains applied,
     not multiplied by ``B``).
+
+    ``world_size > 1`` (one process of a ``torchrun`` job; every rank must call the loss at
+    every step) normalises by the target-score sum of the *global* batch, all-reduced over the
+    default process group, and scales the loss so that DDP's gradient averaging gives exactly
+    the gradient one process would get on the whole global batch: with ``N`` ranks of ``B``
+    images, ``items = S_rank * N / T_global`` and ``loss = items.sum() * B * N``. The mean of
+    ``items`` over ranks is then the one-process value.
     """
 
     def __init__(
@@ -83,6 +90,7 @@ class DetectionLoss:
         topk: int = 10,
         alpha: float = 0.5,
         beta: float = 6.0,
+        world_size: int = 1,
     ) -> None:
         net = model  # unwrap DistributedDataParallel (.module) and torch.compile (._orig_mod)
         while not hasattr(net, "reg_max"):
@@ -95,6 +103,7 @@ class DetectionLoss:
         self.strides: tuple[int, ...] = tuple(net.strides)  # type: ignore[arg-type]
         self.gains = (box, cls, dfl)
         self.topk, self.alpha, self.beta = topk, alpha, beta
+        self.world_size = world_size
         self._anchors: dict[tuple[Any, ...], tuple[Tensor, Tensor]] = {}
 
     def _anchor_points(self, feats: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
@@ -135,7 +144,7 @@ class DetectionLoss:
             alpha=self.alpha,
             beta=self.beta,
         )
-        score_sum = target.scores.sum().clamp(min=1.0)
+        score_sum = self._score_sum(target.scores)
         l_cls = (
             F.binary_cross_entropy_with_logits(pred_logits, target.scores, reduction="sum")
             / score_sum
@@ -152,4 +161,15 @@ class DetectionLoss:
             zero = pred_distri.sum() * 0.0
             l_box, l_dfl = zero, zero
         parts = torch.stack((l_box * self.gains[0], l_cls * self.gains[1], l_dfl * self.gains[2]))
-        return parts.sum() * b, parts.detach()
+        return parts.sum() * (b * self.world_size), parts.detach()
+
+    def _score_sum(self, scores: Tensor) -> Tensor:
+        """The normaliser: this batch's target-score sum, or in DDP the global sum / ranks."""
+        total = scores.detach().sum()
+        if self.world_size == 1:
+            return total.clamp(min=1.0)
+        import torch.distributed as dist
+
+        total = total.clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total.clamp(min=1.0) / self.world_size

@@ -171,7 +171,9 @@ def _fit(
         })  # fmt: skip
     loaders = create_loaders(cfg, data, batch=batch, info=info)
     net = wrap_model(model, info, device)
-    loss_fn = DetectionLoss(model, box=cfg.box, cls=cfg.cls, dfl=cfg.dfl)
+    loss_fn = DetectionLoss(
+        model, box=cfg.box, cls=cfg.cls, dfl=cfg.dfl, world_size=info.world_size
+    )
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
     nb = len(loaders.train)
