@@ -142,7 +142,9 @@ def write_plots(
 
     grid = np.linspace(0.0, 1.0, 101)
     mean_f1, per = f1_curve(curves, gts, grid)
-    best = int(np.argmax(mean_f1))
+    # The highest threshold that keeps the best F1 (below the detector's own cut-off the
+    # curve is flat, and the lowest point of that plateau would be a useless suggestion).
+    best = len(mean_f1) - 1 - int(np.argmax(mean_f1[::-1]))
     fig = Figure(figsize=(7, 5))
     ax = fig.add_subplot(1, 1, 1)
     for k in range(len(curves)):
