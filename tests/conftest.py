@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,16 @@ def _isolated_detforge_cache(
     """Keep the dataset index cache (``$DETFORGE_CACHE``) inside pytest's temporary folder,
     never in the developer's ``~/.cache``."""
     monkeypatch.setenv("DETFORGE_CACHE", str(tmp_path_factory.getbasetemp() / "detforge-cache"))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op torch thread for a test module: the CI box has 2 shared cores, and the tiny
+    convolutions of these tests only lose from more. Use with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

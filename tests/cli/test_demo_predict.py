@@ -3,19 +3,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from detforge.cli.demo import DemoRun
 from detforge.cli.demo_predict import step_predict, step_show
 from tests.predict.helpers import random_checkpoint, self_labelled_darknet
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.slow

@@ -14,13 +14,7 @@ from detforge.cli.main import main
 from detforge.models.checkpoint import save_checkpoint
 from detforge.models.yolo import create_model
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> object:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_export_cli_writes_verified_onnx(

@@ -4,18 +4,11 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from detforge.cli.main import main
 from tests.predict.helpers import random_checkpoint, self_labelled_darknet
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

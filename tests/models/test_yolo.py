@@ -8,14 +8,7 @@ import torch
 from detforge.errors import DetforgeError
 from detforge.models.yolo import create_model
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> object:
-    """One intra-op thread: the CI box has 2 shared cores and small convs only lose from more."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize(

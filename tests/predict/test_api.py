@@ -12,14 +12,7 @@ from detforge.errors import DetforgeError
 from detforge.predict.api import Predictor
 from tests.predict.helpers import assert_same_detections, random_checkpoint, scenes
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread; the test machine is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

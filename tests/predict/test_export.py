@@ -18,13 +18,7 @@ from detforge.models.yolo import Detector, create_model
 from detforge.predict.export import export_onnx
 from detforge.predict.onnx_model import OnnxDetector
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> object:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _model() -> Detector:

@@ -7,19 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import detforge
 from detforge.cli.main import main
 from tests.predict.helpers import assert_same_detections, random_checkpoint, scenes
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,7 @@ from detforge.models.box_ops import make_anchors
 from detforge.models.yolo import create_model
 from detforge.train.loss import DetectionLoss, pad_targets
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> object:
-    """One intra-op thread: the CI box has 2 shared cores and small convs only lose from more."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class _Spec:
