@@ -30,3 +30,20 @@ def parse_path_map(items: list[str]) -> list[tuple[str, str]]:
             raise DetforgeError(f"--path-map expects OLD=NEW, got {item!r}")
         pairs.append((old, new))
     return pairs
+
+
+def add_darknet_protocol_options(parser: argparse.ArgumentParser) -> None:
+    """``--iou``, ``--points`` and ``--conf`` of the Darknet ``detector map`` protocol (the
+    options ``detforge eval`` and ``detforge map`` share)."""
+    parser.add_argument(
+        "--iou", type=float, default=0.5,
+        help="Darknet IoU threshold (-iou_thresh); a match needs IoU strictly greater [0.5]",
+    )  # fmt: skip
+    parser.add_argument(
+        "--points", type=int, default=0,
+        help="Darknet AP: 0 = area under the PR curve, 11 (VOC2007) or 101 (COCO) points [0]",
+    )  # fmt: skip
+    parser.add_argument(
+        "--conf", type=float, default=0.25,
+        help="Darknet confidence threshold (-thresh) for P/R/F1/TP/FP/FN and average IoU [0.25]",
+    )  # fmt: skip

@@ -43,7 +43,7 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from detforge.cli.common import add_path_map_option
+    from detforge.cli.common import add_darknet_protocol_options, add_path_map_option
 
     parser.add_argument("gt", metavar="GT", help="ground truth: a dataset or COCO instances JSON")
     parser.add_argument("pred", metavar="PRED", help="predictions: results JSON or .txt folder")
@@ -51,18 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--protocol", choices=["coco", "darknet", "all"], default="all",
         help="which numbers to compute [all]",
     )  # fmt: skip
-    parser.add_argument(
-        "--iou", type=float, default=0.5,
-        help="Darknet IoU threshold; a match needs IoU strictly greater [0.5]",
-    )  # fmt: skip
-    parser.add_argument(
-        "--points", type=int, default=0,
-        help="Darknet AP: 0 = area under the PR curve, 11 (VOC2007) or 101 (COCO) points [0]",
-    )  # fmt: skip
-    parser.add_argument(
-        "--conf", type=float, default=0.25,
-        help="Darknet confidence threshold for P/R/F1/TP/FP/FN and average IoU [0.25]",
-    )  # fmt: skip
+    add_darknet_protocol_options(parser)
     parser.add_argument("--every", type=int, default=1, metavar="N", help="use 1 image in N [1]")
     parser.add_argument("--split", help="split of GT to evaluate [valid when GT has one]")
     parser.add_argument("--out", metavar="DIR", help="folder for metrics, predictions and plots")

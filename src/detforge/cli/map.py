@@ -7,7 +7,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from detforge.cli.common import add_path_map_option, parse_path_map
+from detforge.cli.common import (
+    add_darknet_protocol_options,
+    add_path_map_option,
+    parse_path_map,
+)
 from detforge.errors import DetforgeError
 
 HELP = "predict on a split and score it (COCO + Darknet mAP), like 'darknet detector map'"
@@ -38,18 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", help="ground truth: a .data file or any dataset detforge reads")
     parser.add_argument("weights", help="detforge checkpoint (.pt) or exported model (.onnx)")
     parser.add_argument("--split", default=None, help="split to score [valid when there is one]")
-    parser.add_argument(
-        "--iou", type=float, default=0.5,
-        help="Darknet IoU threshold (-iou_thresh); a match needs IoU strictly greater [0.5]",
-    )  # fmt: skip
-    parser.add_argument(
-        "--points", type=int, default=0,
-        help="Darknet AP: 0 = area under the PR curve, 11 (VOC2007) or 101 points [0]",
-    )  # fmt: skip
-    parser.add_argument(
-        "--conf", type=float, default=0.25,
-        help="Darknet -thresh: confidence for precision/recall/F1/TP/FP/FN [0.25]",
-    )  # fmt: skip
+    add_darknet_protocol_options(parser)
     parser.add_argument(
         "--min-score", type=float, default=0.001,
         help="keep detections scoring at least this (mAP needs the low tail) [0.001]",
