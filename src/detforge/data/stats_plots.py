@@ -14,22 +14,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from detforge.data.stats import SplitStats
+from detforge.utils.plotting import save_figure
 
 MAX_CLASSES_SHOWN = 60
 """The class histogram shows at most this many classes (the most frequent)."""
-
-
-def _save(fig: Any, path: Path) -> Path:
-    from detforge.utils.io import atomic_open
-
-    with atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
-    return path
 
 
 def plot_stats(
@@ -65,7 +57,7 @@ def plot_stats(
     ax.set_ylabel("boxes")
     ax.set_title(title)
     ax.legend()
-    written.append(_save(fig, out / "class_histogram.png"))
+    written.append(save_figure(fig, out / "class_histogram.png", dpi=110, tight=True))
 
     fig = Figure(figsize=(6.5, 4.5))
     ax = fig.subplots()
@@ -77,7 +69,7 @@ def plot_stats(
     ax.set_ylabel("images")
     ax.set_title("Boxes per image")
     ax.legend()
-    written.append(_save(fig, out / "boxes_per_image.png"))
+    written.append(save_figure(fig, out / "boxes_per_image.png", dpi=110, tight=True))
 
     units = stats[-1].units
     every = stats[-1]
@@ -95,7 +87,7 @@ def plot_stats(
     ax2.set_xlabel(f"sqrt(w*h) ({units})")
     ax2.set_ylabel("boxes")
     ax2.set_title("Box size")
-    written.append(_save(fig, out / "box_sizes.png"))
+    written.append(save_figure(fig, out / "box_sizes.png", dpi=110, tight=True))
 
     fig = Figure(figsize=(6.5, 4.5))
     ax = fig.subplots()
@@ -111,5 +103,5 @@ def plot_stats(
     ax.set_xlabel("aspect ratio w/h (log scale)")
     ax.set_ylabel("boxes")
     ax.set_title("Box aspect ratios")
-    written.append(_save(fig, out / "aspect_ratios.png"))
+    written.append(save_figure(fig, out / "aspect_ratios.png", dpi=110, tight=True))
     return written

@@ -85,7 +85,7 @@ def write_plots(
     """
     from matplotlib.figure import Figure
 
-    from detforge.utils.io import atomic_open
+    from detforge.utils.plotting import save_figure
 
     every = int(result.get("every", 1))
     if every > 1:
@@ -101,8 +101,7 @@ def write_plots(
     gts = [r["gt"] for r in dk["per_class"]]
 
     def save(fig: Any, name: str) -> None:
-        with atomic_open(out / name, "wb") as f:
-            fig.savefig(f, format="png", dpi=110)
+        save_figure(fig, out / name, dpi=110)
 
     # PR curves (monotone envelope, as AP uses it): all classes on one axes with the mean in
     # bold, plus one small panel per class.

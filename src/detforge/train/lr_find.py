@@ -88,12 +88,12 @@ def suggest_lr(lrs: list[float], smoothed: list[float]) -> tuple[float, float, f
 
 def plot_lr_find(path: Path, res: LRFindResult) -> None:
     """Loss against LR (log axis) with the recommendation marked; written atomically."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from detforge.utils.plotting import save_figure
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot(1, 1, 1)
     ax.plot(res.lrs, res.losses, alpha=0.3, label="loss")
     ax.plot(res.lrs, res.smoothed, label="smoothed loss")
     if math.isfinite(res.suggestion):
@@ -104,11 +104,7 @@ def plot_lr_find(path: Path, res: LRFindResult) -> None:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path, dpi=90)
 
 
 def find_lr(

@@ -85,15 +85,15 @@ METRIC_KEYS = ("val/mAP50", "val/mAP50-95")
 
 def plot_results(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     """``results.png``: one panel per training loss, per metric and for the LR, vs epoch."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from detforge.utils.plotting import save_figure
 
     keys = [k for k in (*LOSS_KEYS, *METRIC_KEYS, "lr") if any(_num(r.get(k)) for r in rows)]
     if not keys:
         return
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.0), squeeze=False)
+    fig = Figure(figsize=(3.2 * len(keys), 3.0))
+    axes = fig.subplots(1, len(keys), squeeze=False)
     for ax, key in zip(axes[0], keys, strict=False):
         pts = [(r["epoch"], float(r[key])) for r in rows if _num(r.get(key))]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3)
@@ -101,11 +101,7 @@ def plot_results(path: Path, rows: Sequence[dict[str, Any]]) -> None:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path, dpi=90)
 
 
 def _num(v: Any) -> bool:
