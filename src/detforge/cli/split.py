@@ -98,14 +98,8 @@ def run(args: argparse.Namespace) -> int:
 
     from detforge.data.dataset import SPLITS
     from detforge.data.split import assign_splits, find_leaks, group_keys, parse_ratios
-    from detforge.formats.darknet import (
-        DataFile,
-        read_darknet,
-        read_names,
-        write_data_file,
-        write_image_list,
-        write_names,
-    )
+    from detforge.formats.darknet import read_darknet, read_names
+    from detforge.formats.darknet_write import write_data_files
 
     ratios = parse_ratios(args.ratios)
     pm = parse_path_map(args.path_map)
@@ -140,20 +134,13 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    df = DataFile(path=out / "obj.data", classes=ds.num_classes)
     split_arr = np.asarray(splits, dtype=object)
+    lists = {}
     for s in SPLITS:
         idx = np.flatnonzero(split_arr == s)
-        if len(idx) == 0 and s != "train":
-            continue
-        write_image_list(out / f"{s}.txt", [paths[i] for i in idx.tolist()])
-        setattr(df, s, str(out / f"{s}.txt"))
-    write_names(out / "obj.names", ds.class_names)
-    df.names = str(out / "obj.names")
-    for folder in ("backup", "results"):
-        (out / folder).mkdir(exist_ok=True)
-        setattr(df, folder, str(out / folder))
-    write_data_file(df.path, df)
+        if len(idx) or s == "train":  # an empty train list is still written
+            lists[s] = [paths[i] for i in idx.tolist()]
+    data_path = write_data_files(out, lists, ds.class_names)
 
     key_arr = np.asarray(keys, dtype=object)
     per_img = ds.boxes_per_image()
@@ -186,5 +173,5 @@ def run(args: argparse.Namespace) -> int:
             print(f"    {lk.kind}: {lk.split_a} {lk.path_a} == {lk.split_b} {lk.path_b}")
     else:
         print("  no leaks: no path or byte-identical file is in two splits")
-    print(f"  wrote {df.path}")
+    print(f"  wrote {data_path}")
     return 0

@@ -79,7 +79,15 @@ def write_darknet(
             text = format_label_lines(ds.boxes.cls[a:b], ds.boxes.coords[a:b])
             atomic_write_text(dst.with_suffix(".txt"), text)
             lists.setdefault(s, []).append(str(dst))
-    df = DataFile(path=out / "obj.data", classes=ds.num_classes)
+    return write_data_files(out, lists, ds.class_names)
+
+
+def write_data_files(out: Path, lists: dict[str, list[str]], class_names: Sequence[str]) -> Path:
+    """Write ``OUT/<split>.txt`` for each entry of ``lists`` (split -> image paths),
+    ``OUT/obj.names`` and ``OUT/obj.data`` (canonical splits as its ``train``/``valid``/``test``
+    keys, other split names kept as extra keys), and create the ``backup`` and ``results``
+    folders it points to (Darknet needs them to exist). Returns the ``obj.data`` path."""
+    df = DataFile(path=out / "obj.data", classes=len(class_names))
     for s, entries in lists.items():
         list_path = out / f"{s}.txt"
         write_image_list(list_path, entries)
@@ -87,7 +95,7 @@ def write_darknet(
             setattr(df, s, str(list_path))
         else:
             df.extra[s] = str(list_path)
-    write_names(out / "obj.names", ds.class_names)
+    write_names(out / "obj.names", class_names)
     df.names = str(out / "obj.names")
     for folder in ("backup", "results"):
         (out / folder).mkdir(exist_ok=True)
