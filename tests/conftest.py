@@ -41,3 +41,17 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(params=["os.stat", "C helper"])
+def stat_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test once with the ``os.stat`` loop and once with the optional C batch stat of
+    :mod:`detforge.utils.filestat` (skipped, and so reported, where it was not built)."""
+    from detforge.utils import filestat
+
+    if request.param == "C helper":
+        if not filestat.native_available():
+            pytest.skip("detforge.utils._cstat was not built (no C compiler at install time)")
+    else:
+        monkeypatch.setattr(filestat, "_NATIVE", None)
+    return str(request.param)

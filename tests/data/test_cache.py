@@ -12,8 +12,8 @@ from detforge.data.cache import (
     default_cache_dir,
     encode_strings,
     gather_ragged,
-    stat_files,
 )
+from detforge.utils.filestat import stat_many
 
 
 def test_default_dir_honours_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -40,7 +40,7 @@ def test_lookup_is_fresh_only_while_size_and_mtime_match(tmp_path: Path) -> None
     for i, f in enumerate(files):
         f.write_bytes(b"x" * i)
     paths = [str(f) for f in files]
-    size, mtime = stat_files([*paths, str(tmp_path), str(tmp_path / "nope")])
+    size, mtime = stat_many([*paths, str(tmp_path), str(tmp_path / "nope")])
     assert size.tolist() == [0, 1, 2, 3, -1, -1] and mtime[-1] == -1
     size, mtime = size[:4], mtime[:4]
     cache = FileIndexCache.for_source(tmp_path, kind="test", cache_dir=tmp_path / "cache")
@@ -58,7 +58,7 @@ def test_lookup_is_fresh_only_while_size_and_mtime_match(tmp_path: Path) -> None
     os.utime(files[2], ns=(5, 5))  # mtime change only
     again = FileIndexCache.for_source(tmp_path, kind="test", cache_dir=tmp_path / "cache")
     query = [paths[3], paths[1], paths[2], paths[0], str(tmp_path / "new")]
-    s2, m2 = stat_files(query)
+    s2, m2 = stat_many(query)
     rows, fresh = again.lookup(query, s2, m2)
     assert rows.tolist() == [3, 1, 2, 0, -1]
     assert fresh.tolist() == [True, False, False, True, False]

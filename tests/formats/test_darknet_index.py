@@ -19,6 +19,7 @@ from detforge.formats.darknet_labels import (
     parse_label_files,
     parse_label_text,
 )
+from detforge.utils import filestat
 
 
 def _touch(p: Path, data: bytes = b"x") -> Path:
@@ -51,7 +52,7 @@ def _layout(root: Path) -> list[str]:
 
 
 def test_stat_pass_finds_the_same_labels_as_the_candidate_rules(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stat_backend: str
 ) -> None:
     images = _layout(tmp_path)
     random.Random(0).shuffle(images)
@@ -64,7 +65,12 @@ def test_stat_pass_finds_the_same_labels_as_the_candidate_rules(
 
     monkeypatch.setattr(darknet_index, "_exact_listing", spy)
     got = stat_images(images, workers=1)
-    assert len(listed) == 5  # every folder with many misses, images' and labels' alike
+    # listed: the folders whose first candidates all missed (labels kept in another tree);
+    # folders with labels among their first candidates are stat-ed, negatives and all
+    assert sorted(listed) == [
+        str(tmp_path / "u" / "images" / "train") + "/",
+        str(tmp_path / "voc" / "JPEGImages") + "/",
+    ]
     expect = [find_label_path(p) or "" for p in images]
     assert got.label_paths == expect
     assert sum(map(bool, expect)) == 45 + 30 + 23 + 1
@@ -82,7 +88,7 @@ def test_stat_pass_finds_the_same_labels_as_the_candidate_rules(
     assert np.array_equal(threaded.label_mtime_ns, got.label_mtime_ns)
 
 
-def test_a_label_appearing_in_a_listed_folder_is_seen(tmp_path: Path) -> None:
+def test_a_label_appearing_in_a_listed_folder_is_seen(tmp_path: Path, stat_backend: str) -> None:
     images = [str(_touch(tmp_path / "d" / f"{i}.jpg")) for i in range(100)]
     assert stat_images(images, workers=1).label_paths == [""] * 100
     _touch(tmp_path / "d" / "99.txt")
@@ -224,7 +230,7 @@ def test_threads_only_for_slow_storage(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_probe_then_threads_keeps_the_order(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stat_backend: str
 ) -> None:
     images = _layout(tmp_path)
     serial = stat_images(images, workers=1)
@@ -233,9 +239,11 @@ def test_probe_then_threads_keeps_the_order(
     expect = read_files(labels, sizes, workers=1)
     # pretend the first files were slow: the rest then goes to threads
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
-    monkeypatch.setattr(darknet_index, "_SLOW_STAT_S", -1.0)
+    monkeypatch.setattr(filestat, "usable_cores", lambda: 4)
+    monkeypatch.setattr(filestat, "_SLOW_STAT_S", -1.0)
+    monkeypatch.setattr(filestat, "_PROBE", 7)
+    monkeypatch.setattr(filestat, "_MIN_CHUNK", 8)
     monkeypatch.setattr(darknet_index, "_SLOW_READ_S", -1.0)
-    monkeypatch.setattr(darknet_index, "_PROBE", 7)
     monkeypatch.setattr(darknet_index, "_PROBE_READS", 5)
     probed = stat_images(images)
     assert probed.label_paths == serial.label_paths

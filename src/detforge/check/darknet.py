@@ -43,13 +43,13 @@ from detforge.check.findings import Finding, finding, severity_counts, sort_find
 from detforge.check.images import ImageInfo, image_findings, oriented_size
 from detforge.check.labels import BoxVerdict, LabelRows, check_boxes, parse_label_texts
 from detforge.check.sources import Entry, gather_sources
-from detforge.data.cache import stat_files
 from detforge.data.split import group_keys
 from detforge.errors import DetforgeError
 from detforge.formats.darknet import (
     DataFile,
     PathMap,
 )
+from detforge.utils.filestat import stat_many
 
 
 @dataclass(eq=False)
@@ -234,7 +234,7 @@ def scan_darknet(
     opts = {"deep": deep, "path_map": list(path_map), "group_by": group_by}
     stats = None
     if cache and reuse and resultcache.exists(str(src)):
-        stats = stat_files(scan.images)
+        stats = stat_many(scan.images)
         fp = resultcache.fingerprint(
             options=opts, files=small, images=scan.images, size=stats[0], mtime=stats[1]
         )

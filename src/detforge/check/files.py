@@ -22,7 +22,8 @@ from numpy.typing import NDArray
 from detforge.check.dataset import file_digest
 from detforge.check.findings import Finding, finding
 from detforge.check.images import ImageInfo, inspect_images
-from detforge.data.cache import FileIndexCache, stat_files
+from detforge.data.cache import FileIndexCache
+from detforge.utils.filestat import stat_many
 from detforge.utils.progress import progress
 
 
@@ -127,7 +128,7 @@ def cached_images(
 ) -> ImageTable:
     """Image infos, reusing fresh cache records (``deep`` needs records made with ``deep``).
 
-    ``stats`` is ``stat_files(images)`` when the caller already has it; without it and
+    ``stats`` is ``stat_many(images)`` when the caller already has it; without it and
     without cached records (a first check) the sizes and mtimes come from the reads."""
     n = len(images)
     infos: list[ImageInfo | None] = [None] * n
@@ -138,7 +139,7 @@ def cached_images(
         size = np.fromiter((i.size for i in done), dtype=np.int64, count=n)
         mtime = np.fromiter((i.mtime_ns for i in done), dtype=np.int64, count=n)
         return ImageTable(done, size, mtime, cache, 0, changed=True)
-    size, mtime = stats if stats is not None else stat_files(images)
+    size, mtime = stats if stats is not None else stat_many(images)
     reused = 0
     if cache is not None and warm:
         rows, fresh = cache.lookup(images, size, mtime)
@@ -225,7 +226,7 @@ def label_texts(
     reused = 0
     warm = cache is not None and len(cache) > 0 and cache.has("text")
     if warm:
-        size, mtime = stat_files(present)
+        size, mtime = stat_many(present)
     else:  # a first check: the reads below give the sizes and mtimes
         size = np.full(len(present), -1, dtype=np.int64)
         mtime = np.full(len(present), -1, dtype=np.int64)

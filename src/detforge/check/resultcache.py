@@ -28,7 +28,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detforge.check.findings import Finding
-from detforge.data.cache import default_cache_dir, stat_files
+from detforge.data.cache import default_cache_dir
+from detforge.utils.filestat import stat_many
 from detforge.utils.io import atomic_write_text
 
 VERSION = 1
@@ -64,7 +65,7 @@ def fingerprint(
     """A digest of the options, the small files, the images and their folders (module doc)."""
     h = hashlib.blake2b(digest_size=20)
     h.update(json.dumps(options, sort_keys=True, default=str).encode())
-    fsize, fmtime = stat_files(files)
+    fsize, fmtime = stat_many(files)
     h.update("\0".join(files).encode("utf-8", "surrogateescape"))
     h.update(fsize.tobytes() + fmtime.tobytes())
     h.update("\0".join(images).encode("utf-8", "surrogateescape"))
@@ -95,7 +96,7 @@ def load(source: str, key: str) -> tuple[list[Finding], dict[str, Any]] | None:
     if not isinstance(rec, dict) or rec.get("key") != key:
         return None
     labels = rec.get("labels", [])
-    size, mtime = stat_files(labels)
+    size, mtime = stat_many(labels)
     if size.tolist() != rec.get("label_size") or mtime.tolist() != rec.get("label_mtime"):
         return None
     try:

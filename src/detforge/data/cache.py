@@ -12,7 +12,7 @@ per-file results...). A table has fixed columns (one value, or a fixed-shape row
 ragged columns (a variable number of rows per file, e.g. the boxes of a label file)::
 
     cache = FileIndexCache.for_source(source, kind="check")
-    size, mtime = stat_files(paths)
+    size, mtime = stat_many(paths)                   # detforge.utils.filestat
     rows, fresh = cache.lookup(paths, size, mtime)   # rows into the stored table, (N,) bool
     old = cache.column("width")[rows[fresh]]         # reuse fresh records ...
     cache.store(paths, size, mtime, columns={...}, ragged={...})   # ... save the new table
@@ -45,24 +45,6 @@ def default_cache_dir() -> Path:
         return Path(env)
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "detforge"
-
-
-def stat_files(paths: Sequence[str]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """``size (N,)`` bytes and ``mtime_ns (N,)`` of each path; ``-1`` for both where the path
-    is missing or not a regular file."""
-    n = len(paths)
-    size = np.full(n, -1, dtype=np.int64)
-    mtime = np.full(n, -1, dtype=np.int64)
-    st = os.stat
-    for i, p in enumerate(paths):
-        try:
-            s = st(p)
-        except (OSError, ValueError):
-            continue
-        if s.st_mode & 0o170000 == 0o100000:  # S_ISREG
-            size[i] = s.st_size
-            mtime[i] = s.st_mtime_ns
-    return size, mtime
 
 
 def encode_strings(values: Sequence[str]) -> NDArray[np.uint8]:

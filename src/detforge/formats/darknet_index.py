@@ -2,19 +2,20 @@
 and stat its label file, and read the label files that are not cached.
 
 A cached load must ``stat()`` every image and every label file (that is what keeps the index
-cache from ever being stale), so this pass is the floor of a cached load; it is written to do
-as little Python work per file as possible:
+cache from ever being stale), so this pass is the floor of a cached load. It is built to do
+as little per-file Python work as possible around batched stats
+(:func:`~detforge.utils.filestat.stat_many`, which runs them in C on every core when the
+optional helper is built):
 
 * label folders are worked out once per image folder, not per image: the three rules of
   :func:`~detforge.formats.darknet_labels.label_path_candidates` (same folder, ``/JPEGImages/``
-  -> ``/labels/``, last ``/images/`` -> ``/labels/``) only rewrite the folder part of a path;
-* a label folder whose candidates keep missing (negatives, or labels kept in a separate
-  ``labels/`` tree) is listed once, and later candidates that are not in the listing are
-  skipped without a failing ``stat``. A listing is used only where it is exact: a folder that
-  answers a case-swapped name (case-insensitive file systems) and non-ASCII names (which such
-  systems may normalise) are always ``stat``-ed;
-* threads (``os.stat`` releases the GIL) are used only where the first files show slow
-  storage, or when asked for with ``workers``.
+  -> ``/labels/``, last ``/images/`` -> ``/labels/``) only rewrite the folder part of a path,
+  so each rule is one batch of ``folder + name`` candidates for the images not found yet;
+* a folder tried for many images whose first candidates all miss (negatives, or labels kept
+  in a separate ``labels/`` tree) is listed once, and the candidates that are not in the
+  listing are skipped without a failing ``stat``. A listing is used only where it is exact:
+  a folder that answers a case-swapped name (case-insensitive file systems) and non-ASCII
+  names (which such systems may normalise) are always ``stat``-ed.
 
 Paths with a backslash (and every path on Windows) take the general per-path rules.
 """
@@ -27,21 +28,19 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from detforge.errors import DetforgeError
 from detforge.formats.darknet_labels import label_path_candidates
+from detforge.utils.filestat import stat_many
 from detforge.utils.progress import progress
 
 LABEL_NONE, LABEL_SAME, LABEL_JPEG, LABEL_IMAGES = 0, 1, 2, 3
 """Which rule found an image's label file (``label_rule`` column)."""
 
-_LIST_AFTER_MISSES = 32  # failed label stats in one folder before it is listed instead
-_REG = 0o100000
-_FMT = 0o170000
+_LIST_AFTER_MISSES = 32  # candidates probed in a folder before it may be listed instead
 
 
 @dataclass
@@ -60,41 +59,202 @@ class FileStats:
     label_mtime_ns: NDArray[np.int64]
 
 
-_PROBE = 2048  # files stat-ed in this thread before deciding whether threads would help
-_PROBE_READS = 256  # likewise for label reads
+_PROBE_READS = 256  # files read in this thread before deciding whether threads would help
 _SLOW_READ_S = 100e-6  # per file read
-_SLOW_STAT_S = 50e-6  # per image and label: slower than this is remote or cold storage
 
 
-class _Folders:
-    """Label folders per image folder, and listings of label folders that kept missing."""
+def stat_images(paths: Sequence[str], workers: int | None = None) -> FileStats:
+    """Size and mtime of every image and of its label file (see the module docstring).
 
-    def __init__(self) -> None:
-        self.candidates: dict[str, list[tuple[str, int]]] = {}
-        self.listings: dict[str, frozenset[str] | None] = {}
-        self.misses: dict[str, int] = {}
+    ``workers``: threads for the stat passes (see :func:`~detforge.utils.filestat.stat_many`:
+    by default the first files show the storage's speed). Results do not depend on it.
+    """
+    size, mtime = stat_many(paths, threads=workers)
+    found = _LabelSearch(len(paths))
+    plan = _Plan(paths)
+    for r in range(3):
+        todo, dirs = plan.round(r)
+        if len(todo):
+            _stat_round(found, plan, r, todo, dirs, workers)
+    if plan.general:
+        _find_labels_general(found, paths, plan.general, workers)
+    return FileStats(
+        size=size,
+        mtime_ns=mtime,
+        label_paths=found.paths,
+        label_rule=found.rule,
+        label_size=found.size,
+        label_mtime_ns=found.mtime,
+    )
 
-    def label_dirs(self, prefix: str) -> list[tuple[str, int]]:
-        """``(folder prefix ending in '/', rule)`` to try for images whose path starts with
-        ``prefix`` (the image's folder and its ``/``, or ``""``)."""
-        got = self.candidates.get(prefix)
-        if got is None:
-            got = [(prefix, LABEL_SAME)]
-            if "/JPEGImages/" in prefix:
-                got.append((prefix.replace("/JPEGImages/", "/labels/", 1), LABEL_JPEG))
-            if "/images/" in prefix:
-                head, _, tail = prefix.rpartition("/images/")
-                alt = f"{head}/labels/{tail}"
-                if all(alt != d for d, _ in got):
-                    got.append((alt, LABEL_IMAGES))
-            self.candidates[prefix] = got
-        return got
 
-    def missed(self, folder: str) -> None:
-        n = self.misses.get(folder, 0) + 1
-        self.misses[folder] = n
-        if n == _LIST_AFTER_MISSES:
-            self.listings[folder] = _exact_listing(folder)
+class _LabelSearch:
+    """Per image, the label file found so far (``""`` / ``LABEL_NONE`` / ``-1``: none yet)."""
+
+    def __init__(self, n: int) -> None:
+        self.paths = [""] * n
+        self.rule = np.zeros(n, dtype=np.int8)
+        self.size = np.full(n, -1, dtype=np.int64)
+        self.mtime = np.full(n, -1, dtype=np.int64)
+
+    def record(
+        self,
+        idx: NDArray[np.int64],
+        paths: list[str],
+        size: NDArray[np.int64],
+        mtime: NDArray[np.int64],
+        rule: NDArray[np.int8] | int,
+    ) -> None:
+        """Take the candidates ``paths`` (of images ``idx``, found by ``rule``) that are
+        files."""
+        ok = size >= 0
+        for k in np.flatnonzero(ok).tolist():
+            self.paths[int(idx[k])] = paths[k]
+        hit = idx[ok]
+        self.rule[hit] = rule if isinstance(rule, int) else rule[ok]
+        self.size[hit] = size[ok]
+        self.mtime[hit] = mtime[ok]
+
+
+class _Plan:
+    """Label-file candidates of the images as ``folder + name``: the three rules of
+    :func:`~detforge.formats.darknet_labels.label_path_candidates` (same folder,
+    ``/JPEGImages/`` -> ``/labels/``, last ``/images/`` -> ``/labels/``) only rewrite an
+    image's folder, so candidate folders are worked out once per image folder. Paths with a
+    backslash (every path on Windows) are left to the general rules (``general``)."""
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        self.names: list[str] = []
+        """Per image: its label file's name (``""`` for the general rules)."""
+        self.folders: list[list[tuple[str, int]]] = []
+        """Per image folder id: ``(label folder, LABEL_* rule)`` to try, in order."""
+        self.general: list[int] = []
+        """Images that take the general per-path rules."""
+        dir_of: list[int] = []
+        ids: dict[str, int] = {}
+        add_name, add_dir, splitext = self.names.append, dir_of.append, os.path.splitext
+        slash_only = os.sep == "/"
+        for i, p in enumerate(paths):
+            if not slash_only or "\\" in p:
+                self.general.append(i)
+                add_dir(-1)
+                add_name("")
+                continue
+            d, sep, name = p.rpartition("/")
+            prefix = d + sep  # "x.jpg" -> "", "/x.jpg" -> "/"
+            did = ids.get(prefix)
+            if did is None:
+                did = ids[prefix] = len(self.folders)
+                self.folders.append(_label_dirs(prefix))
+            add_dir(did)
+            dot = name.rfind(".")
+            if dot > 0 and name[0] != ".":
+                add_name(name[:dot] + ".txt")
+            else:  # leading dots are not an extension (os.path.splitext)
+                add_name(splitext(name)[0] + ".txt")
+        self.dir_of = np.asarray(dir_of, dtype=np.int64)
+        """Per image: its image folder's id (``-1``: general rules)."""
+
+    def round(self, r: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Images that have an ``r``-th (0-based) candidate folder, and their folder ids."""
+        has = np.array([len(c) > r for c in self.folders] + [False], dtype=bool)
+        todo = np.flatnonzero(has[self.dir_of])  # dir_of -1 (general) reads the last: False
+        return todo, self.dir_of[todo]
+
+
+def _label_dirs(prefix: str) -> list[tuple[str, int]]:
+    """``(label folder, LABEL_* rule)`` to try, in order, for the images in ``prefix`` (a
+    folder ending in ``/``, or ``""``)."""
+    got = [(prefix, LABEL_SAME)]
+    if "/JPEGImages/" in prefix:
+        got.append((prefix.replace("/JPEGImages/", "/labels/", 1), LABEL_JPEG))
+    if "/images/" in prefix:
+        head, _, tail = prefix.rpartition("/images/")
+        alt = f"{head}/labels/{tail}"
+        if all(alt != d for d, _ in got):
+            got.append((alt, LABEL_IMAGES))
+    return got
+
+
+def _stat_round(
+    found: _LabelSearch,
+    plan: _Plan,
+    r: int,
+    todo: NDArray[np.int64],
+    dirs: NDArray[np.int64],
+    workers: int | None,
+) -> None:
+    """Stat the ``r``-th candidates of the images ``todo`` (in image folders ``dirs``) that
+    are not found yet.
+
+    A label folder tried for many images whose first candidates all miss (negatives, or
+    labels kept in a ``labels/`` tree) is listed once, and its candidates that are not in the
+    listing are not stat-ed. A listing is used only where it is exact (see
+    :func:`_exact_listing`); non-ASCII names, which case-insensitive systems may normalise,
+    are always stat-ed.
+    """
+    still = found.size[todo] < 0
+    todo, dirs = todo[still], dirs[still]
+    if not len(todo):
+        return
+    # group by image folder (each has one r-th label folder); rank within, in image order
+    order = np.argsort(dirs, kind="stable")
+    counts = np.bincount(dirs, minlength=len(plan.folders))
+    starts = np.cumsum(counts) - counts
+    rank = np.empty(len(dirs), dtype=np.int64)
+    rank[order] = np.arange(len(dirs)) - np.repeat(starts, counts)
+    big = counts >= 2 * _LIST_AFTER_MISSES
+    probe = big[dirs] & (rank < _LIST_AFTER_MISSES)
+    rest = ~probe
+    if probe.any():
+        at = np.flatnonzero(probe)
+        got = _stat_candidates(found, plan, r, todo[at], dirs[at], workers)
+        hits = np.bincount(dirs[at], weights=got >= 0, minlength=len(plan.folders))
+        for u in np.flatnonzero(big & (hits == 0)).tolist():
+            listing = _exact_listing(plan.folders[u][r][0])
+            if listing is None:
+                continue
+            names = plan.names
+            for k in order[starts[u] : starts[u] + counts[u]].tolist():
+                name = names[int(todo[k])]
+                if rest[k] and name not in listing and name.isascii():
+                    rest[k] = False  # not in the folder: no stat needed
+    at = np.flatnonzero(rest)
+    if len(at):
+        _stat_candidates(found, plan, r, todo[at], dirs[at], workers)
+
+
+def _stat_candidates(
+    found: _LabelSearch,
+    plan: _Plan,
+    r: int,
+    idx: NDArray[np.int64],
+    dirs: NDArray[np.int64],
+    workers: int | None,
+) -> NDArray[np.int64]:
+    """Stat the ``r``-th candidates of images ``idx`` (in image folders ``dirs``) and record
+    the files found; returns the sizes (``-1``: not a file)."""
+    table = [c[r] if len(c) > r else ("", LABEL_NONE) for c in plan.folders]
+    names = plan.names
+    paths = [table[d][0] + names[i] for d, i in zip(dirs.tolist(), idx.tolist(), strict=True)]
+    rules = np.array([rule for _, rule in table], dtype=np.int8)[dirs]
+    size, mtime = stat_many(paths, threads=workers)
+    found.record(idx, paths, size, mtime, rules)
+    return size
+
+
+def _find_labels_general(
+    found: _LabelSearch, images: Sequence[str], general: list[int], workers: int | None
+) -> None:
+    """Paths with a backslash (every path on Windows) take the per-path candidate rules;
+    the rule recorded is 1 + the index among :func:`label_path_candidates`."""
+    cands = {i: label_path_candidates(images[i]) for i in general}
+    for r in range(3):
+        idx = [i for i in general if len(cands[i]) > r and found.size[i] < 0]
+        if idx:
+            paths = [cands[i][r] for i in idx]
+            size, mtime = stat_many(paths, threads=workers)
+            found.record(np.asarray(idx, dtype=np.int64), paths, size, mtime, r + 1)
 
 
 def _exact_listing(folder: str) -> frozenset[str] | None:
@@ -116,131 +276,6 @@ def _exact_listing(folder: str) -> frozenset[str] | None:
                 return names  # case-sensitive
             return None  # the swapped name answers: case-insensitive
     return names  # no name has case: membership cannot be fooled by it
-
-
-def _stat_chunk(
-    paths: Sequence[str], folders: _Folders
-) -> tuple[list[int], list[int], list[str], list[int], list[int], list[int]]:
-    # the hot loop of a cached load: one or two stats per image and as little else as possible
-    size: list[int] = []
-    mtime: list[int] = []
-    lpath: list[str] = []
-    lrule: list[int] = []
-    lsize: list[int] = []
-    lmtime: list[int] = []
-    add_size, add_mtime, add_lpath = size.append, mtime.append, lpath.append
-    add_lrule, add_lsize, add_lmtime = lrule.append, lsize.append, lmtime.append
-    st = os.stat
-    listings = folders.listings
-    by_dir: dict[str, list[tuple[str, int]]] = {}  # image folder -> its label folders
-    general = os.sep != "/"
-    for p in paths:
-        try:
-            s = st(p)
-        except (OSError, ValueError):
-            add_size(-1)
-            add_mtime(-1)
-        else:
-            if s.st_mode & _FMT == _REG:
-                add_size(s.st_size)
-                add_mtime(s.st_mtime_ns)
-            else:
-                add_size(-1)
-                add_mtime(-1)
-        if general or "\\" in p:
-            lp, lr, ls, lm = _find_label_general(p)
-            add_lpath(lp)
-            add_lrule(lr)
-            add_lsize(ls)
-            add_lmtime(lm)
-            continue
-        d, sep, name = p.rpartition("/")
-        key = d if sep else "\0"  # "x.jpg" and "/x.jpg" both have d == ""
-        cands = by_dir.get(key)
-        if cands is None:
-            cands = by_dir[key] = folders.label_dirs(d + sep)
-        dot = name.rfind(".")
-        if dot > 0 and name[0] != ".":
-            lname = name[:dot] + ".txt"
-        else:  # leading dots are not an extension (os.path.splitext)
-            lname = os.path.splitext(name)[0] + ".txt"
-        for folder, rule in cands:
-            known = listings.get(folder)
-            if known is not None and lname not in known and lname.isascii():
-                continue
-            lp = folder + lname
-            try:
-                s = st(lp)
-            except (OSError, ValueError):
-                folders.missed(folder)
-                continue
-            if s.st_mode & _FMT == _REG:
-                add_lpath(lp)
-                add_lrule(rule)
-                add_lsize(s.st_size)
-                add_lmtime(s.st_mtime_ns)
-                break
-        else:
-            add_lpath("")
-            add_lrule(LABEL_NONE)
-            add_lsize(-1)
-            add_lmtime(-1)
-    return size, mtime, lpath, lrule, lsize, lmtime
-
-
-def _find_label_general(image: str) -> tuple[str, int, int, int]:
-    """``(label path, rule, size, mtime_ns)`` of the first candidate that is a file (rule:
-    1 + its index among the candidates), else ``("", LABEL_NONE, -1, -1)``."""
-    for k, cand in enumerate(label_path_candidates(image)):
-        try:
-            s = os.stat(cand)
-        except (OSError, ValueError):
-            continue
-        if s.st_mode & _FMT == _REG:
-            return cand, k + 1, s.st_size, s.st_mtime_ns
-    return "", LABEL_NONE, -1, -1
-
-
-def stat_images(paths: Sequence[str], workers: int | None = None) -> FileStats:
-    """Size and mtime of every image and of its label file (see the module docstring).
-
-    ``workers``: threads. By default the first files are stat-ed in this thread and threads
-    (a few per core) are used for the rest only when those were slow (network or cold
-    storage): on a warm local disk a ``stat`` takes microseconds and handing the GIL between
-    threads costs more than it saves. Results do not depend on ``workers``.
-    """
-    n = len(paths)
-    folders = _Folders()
-    parts = []
-    if workers is None:
-        t0 = time.perf_counter()
-        parts.append(_stat_chunk(paths[:_PROBE], folders))
-        w = use_threads(time.perf_counter() - t0, min(n, _PROBE), _SLOW_STAT_S)
-        rest = paths[_PROBE:]
-    else:
-        w, rest = max(1, workers), paths
-    if w == 1:
-        if len(rest) or not parts:
-            parts.append(_stat_chunk(rest, folders))
-    else:
-        step = max(1024, -(-len(rest) // (4 * w)))
-        chunks = [rest[i : i + step] for i in range(0, len(rest), step)]
-        with ThreadPoolExecutor(max_workers=w) as pool:
-            parts += pool.map(lambda c: _stat_chunk(c, folders), chunks)
-
-    def col(k: int, dtype: type[np.generic]) -> NDArray[Any]:
-        vals = parts[0][k] if len(parts) == 1 else [v for part in parts for v in part[k]]
-        return np.array(vals, dtype=dtype).reshape(n)
-
-    label_paths = parts[0][2] if len(parts) == 1 else [v for part in parts for v in part[2]]
-    return FileStats(
-        size=col(0, np.int64),
-        mtime_ns=col(1, np.int64),
-        label_paths=label_paths,
-        label_rule=col(3, np.int8),
-        label_size=col(4, np.int64),
-        label_mtime_ns=col(5, np.int64),
-    )
 
 
 def _read_one(path: str, size: int) -> bytes:

@@ -1,0 +1,3 @@
+from typing import Any
+
+def stat_paths(blob: bytes, n: int, size_out: Any, mtime_out: Any, /) -> int: ...

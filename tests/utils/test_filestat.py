@@ -1,0 +1,122 @@
+"""stat_many agrees with os.stat on every kind of path, with and without the C helper."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detforge.utils import filestat
+from detforge.utils.filestat import stat_many
+
+
+def _expected(paths: list[str]) -> tuple[list[int], list[int]]:
+    size, mtime = [], []
+    for p in paths:
+        try:
+            s = os.stat(p)
+        except (OSError, ValueError):
+            size.append(-1)
+            mtime.append(-1)
+            continue
+        regular = s.st_mode & 0o170000 == 0o100000
+        size.append(s.st_size if regular else -1)
+        mtime.append(s.st_mtime_ns if regular else -1)
+    return size, mtime
+
+
+def _odd_paths(root: Path) -> list[str]:
+    """Files, a folder, symlinks (good and broken), a FIFO, a non-UTF-8 name, a missing
+    file, an empty path, a relative one and one with a NUL."""
+    (root / "d").mkdir()
+    files = []
+    for i in range(5):
+        f = root / f"f{i}.txt"
+        f.write_bytes(b"x" * (i * 7))
+        os.utime(f, ns=(1, 1_700_000_000_123_456_789 + i))
+        files.append(str(f))
+    (root / "link").symlink_to(root / "f3.txt")
+    (root / "broken").symlink_to(root / "nowhere")
+    os.mkfifo(root / "fifo")
+    odd = os.fsdecode(b"caf\xe9.jpg")  # Latin-1 byte: a surrogate-escaped str
+    (root / odd).write_bytes(b"abc")
+    (root / "ünïcode.txt").write_bytes(b"u")
+    return [
+        *files,
+        str(root / "d"),
+        str(root / "link"),
+        str(root / "broken"),
+        str(root / "fifo"),
+        str(root / odd),
+        str(root / "ünïcode.txt"),
+        str(root / "missing.txt"),
+        "",
+        "f1.txt",  # relative: the working directory
+        str(root / "f1.txt") + "\0tail",
+    ]
+
+
+def test_agrees_with_os_stat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stat_backend: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    paths = _odd_paths(tmp_path)
+    size, mtime = stat_many(paths, threads=1)
+    assert size.dtype == np.int64 and mtime.dtype == np.int64
+    assert (size.tolist(), mtime.tolist()) == _expected(paths)
+    assert mtime[3] == 1_700_000_000_123_456_789 + 3  # nanoseconds kept exactly
+    assert size[paths.index(str(tmp_path / "link"))] == 21  # symlinks are followed
+    assert size[-1] == -1 and size[-2] == 7  # NUL: rejected, as os.stat does; relative: found
+
+
+def test_threads_and_probe_keep_the_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stat_backend: str
+) -> None:
+    paths = _odd_paths(tmp_path) * 40
+    random.Random(1).shuffle(paths)
+    monkeypatch.chdir(tmp_path)
+    expect = _expected(paths)
+    monkeypatch.setattr(filestat, "_MIN_CHUNK", 16)
+    for threads in (1, 3, 8):
+        size, mtime = stat_many(paths, threads=threads)
+        assert (size.tolist(), mtime.tolist()) == expect
+    # by default: a probe in this thread, then the rest on threads (here: "slow storage")
+    monkeypatch.setattr(filestat, "_PROBE", 9)
+    monkeypatch.setattr(filestat, "_SLOW_STAT_S", -1.0)
+    size, mtime = stat_many(paths)
+    assert (size.tolist(), mtime.tolist()) == expect
+
+
+def test_empty_and_non_str_paths(tmp_path: Path, stat_backend: str) -> None:
+    size, mtime = stat_many([])
+    assert size.shape == (0,) and mtime.shape == (0,)
+    (tmp_path / "a").write_bytes(b"12")
+    assert stat_many([tmp_path / "a"])[0].tolist() == [2]  # type: ignore[list-item]
+
+
+def test_native_helper_checks_its_arguments() -> None:
+    if not filestat.native_available():
+        pytest.skip("detforge.utils._cstat was not built (no C compiler at install time)")
+    from detforge.utils import _cstat
+
+    out = np.zeros(2, dtype=np.int64)
+    with pytest.raises(ValueError, match="NUL"):
+        _cstat.stat_paths(b"a\0b", 2, out, out.copy())
+    with pytest.raises(ValueError, match="not 2"):
+        _cstat.stat_paths(b"a\0", 2, out, out.copy())
+    with pytest.raises(ValueError, match="int64"):
+        _cstat.stat_paths(b"a\0", 1, np.zeros(1, dtype=np.int32), out)
+    with pytest.raises(ValueError, match="int64"):
+        _cstat.stat_paths(b"a\0b\0", 2, np.zeros(1, dtype=np.int64), out)
+    with pytest.raises(TypeError):
+        _cstat.stat_paths(b"a\0", 1, b"readonly", out)
+
+
+def test_forcing_the_missing_helper_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(filestat, "_NATIVE", None)
+    with pytest.raises(RuntimeError, match="not built"):
+        stat_many(["x"], native=True)
+    assert stat_many(["/no/such/file"], native=False)[0].tolist() == [-1]
