@@ -32,9 +32,11 @@ def summarize(ds: Dataset) -> dict[str, Any]:
         bm = m[ds.boxes.image]
         cls = ds.boxes.cls[bm]
         per_class = np.bincount(cls, minlength=len(names))[: len(names)]
-        # distinct (image, class) pairs, as one int64 key each (a 1-D sort, not a 2-D unique)
+        # distinct (image, class) pairs, as one int64 key each, by a sort: np.unique on
+        # mostly distinct keys (hash-based in NumPy >= 2.3) is several times slower
         k = max(len(names), int(cls.max()) + 1 if len(cls) else 0, 1)
-        pair_cls = np.unique(ds.boxes.image[bm] * k + cls) % k
+        keys = np.sort(ds.boxes.image[bm] * k + cls)
+        pair_cls = keys[np.diff(keys, prepend=-1) != 0] % k
         img_per_class = np.bincount(pair_cls, minlength=len(names))[: len(names)]
         out["splits"][s or "(none)"] = {
             "images": int(m.sum()),
