@@ -158,7 +158,26 @@ def main() -> int:
         shutil.rmtree(base / "cache", ignore_errors=True)
         info_cold.append(timed(f"{detforge} info {data}", env, row=r_icold))
         info_cached.append(timed(f"{detforge} info {data}", env, row=r_icached))
+    # the stat pass alone, in-process: the C helper (one chunk per core) against os.stat
+    stat_rows = []
+    for native in (False, True):
+        code = (
+            "import os, time; from detforge.utils.filestat import native_available, stat_many; "
+            f"ps = sorted(os.path.join(d, f) for d, _, fs in os.walk('{data.parent}/images') "
+            "for f in fs); "
+            f"ok = {native} <= native_available(); t = time.perf_counter(); "
+            f"ok and stat_many(ps, native={native}); "
+            "print(f'{time.perf_counter() - t:.3f}' if ok else 'nan')"
+        )
+        name = f"`stat_many` alone, {n_files:,} files, " + ("C helper" if native else "os.stat")
+        ts = []
+        for _ in range(args.repeat):
+            out = subprocess.run([PY, "-c", code], check=True, capture_output=True, text=True)
+            ts.append(float(out.stdout))
+        if ts[0] == ts[0]:  # nan: the helper is not built
+            stat_rows.append((name, ts))
     rows.append((r_floor, floor))
+    rows += stat_rows
     rows.append((r_cold, cold))
     rows.append((r_cached, cached))
     rows.append((r_icold, info_cold))
@@ -173,6 +192,12 @@ def main() -> int:
         runs = ", ".join(f"{t:.2f}" for t in ts)
         cpu = CPU.get(name, [])
         cpus = ", ".join(f"{c:.2f}" for c in cpu)
+        if not cpu:  # timed inside the process: no CPU figure
+            print(
+                f"| {name} | {statistics.median(ts):.2f} | {min(ts):.2f} | "
+                f"{', '.join(f'{t:.2f}' for t in ts)} | - |"
+            )
+            continue
         print(
             f"| {name} | {statistics.median(ts):.2f} | {min(ts):.2f} | {runs} "
             f"| {statistics.median(cpu):.2f} ({cpus}) |"
