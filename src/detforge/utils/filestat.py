@@ -82,7 +82,7 @@ def stat_many(
         slow = start > 0 and time.perf_counter() - t0 > _SLOW_STAT_S * start
         cores = usable_cores()
         # without the C helper, threads only trade the GIL back and forth on fast storage
-        threads = min(32, 4 * cores) if slow else (cores if use_native else 1)
+        threads = min(32, 4 * cores) if slow else (min(16, cores) if use_native else 1)
     threads = max(1, min(threads, -(-(n - start) // _MIN_CHUNK)))
     if threads == 1:
         run(paths, start, n, size, mtime)
