@@ -61,7 +61,7 @@ CACHE_DIR = Path(tempfile.mkdtemp(prefix="detforge-bench-cache-"))
 
 
 def detforge_loader(ds: Any, cache: str, workers: int, imgsz: int, batch: int) -> Any:
-    from detforge.train.data import create_dataloader
+    from detforge.train.dataloader import create_dataloader
 
     return create_dataloader(
         ds, imgsz=imgsz, batch_size=batch, augment=True, workers=workers, cache=cache, seed=0,

@@ -222,10 +222,10 @@ def test_bare_relative_names_use_the_working_directory(
 
 
 def test_threads_only_for_slow_storage(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(darknet_index, "usable_cores", lambda: 8)
     assert darknet_index.use_threads(0.001, 256, 100e-6) == 1  # 4 µs a file: warm, local
     assert darknet_index.use_threads(0.5, 256, 100e-6) == 32  # 2 ms a file: remote
-    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(darknet_index, "usable_cores", lambda: 1)
     assert darknet_index.use_threads(0.5, 256, 100e-6) == 1
 
 
@@ -238,7 +238,7 @@ def test_probe_then_threads_keeps_the_order(
     sizes = [os.stat(p).st_size for p in labels]
     expect = read_files(labels, sizes, workers=1)
     # pretend the first files were slow: the rest then goes to threads
-    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(darknet_index, "usable_cores", lambda: 4)
     monkeypatch.setattr(filestat, "usable_cores", lambda: 4)
     monkeypatch.setattr(filestat, "_SLOW_STAT_S", -1.0)
     monkeypatch.setattr(filestat, "_PROBE", 7)

@@ -13,14 +13,8 @@ from detforge.data.boxes import BoxFormat
 from detforge.data.dataset import Dataset, make_dataset
 from detforge.errors import DetforgeError
 from detforge.train import images as I
-from detforge.train.data import (
-    AugmentConfig,
-    DetectionDataset,
-    collate,
-    create_dataloader,
-    rect_shapes,
-    set_epoch,
-)
+from detforge.train.data import AugmentConfig, DetectionDataset, rect_shapes
+from detforge.train.dataloader import collate, create_dataloader, set_epoch
 
 # (h, w) of each image and one white rectangle (integer xyxy pixels) on it
 SIZES = [(60, 120), (40, 120), (120, 60), (90, 90), (100, 50), (50, 100)]

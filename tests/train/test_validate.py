@@ -12,7 +12,7 @@ from torch import nn
 
 from detforge.data.synthetic import generate_shapes_dataset
 from detforge.formats.darknet import read_darknet
-from detforge.train.data import create_dataloader
+from detforge.train.dataloader import create_dataloader
 from detforge.train.validate import predictions_dataset, run_validation, unletterbox
 
 

@@ -32,6 +32,7 @@ from detforge.check.imageformats import (
     inspect_header,
 )
 from detforge.formats.darknet_files import missing_hint
+from detforge.utils.cpu import usable_cores
 from detforge.utils.progress import progress
 
 
@@ -134,7 +135,7 @@ def inspect_images(
     t0 = time.perf_counter()
     head = [inspect_image(p, deep=deep) for p in paths[:probe]]
     slow = (time.perf_counter() - t0) / probe > SLOW_READ_S
-    workers = workers or min(8, 2 * (os.cpu_count() or 1))
+    workers = workers or min(8, 2 * usable_cores())
     rest = paths[probe:]
     use_threads = workers > 1 and len(rest) > 64 and (slow or deep)
 

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from detforge.eval.report import format_report
     from detforge.formats.coco import dump_json
     from detforge.models.checkpoint import load_model
-    from detforge.train.data import create_dataloader
+    from detforge.train.dataloader import create_dataloader
     from detforge.train.setup import read_dataset, resolve_device
     from detforge.train.validate import coco_map, predict_batches, predictions_dataset
     from detforge.utils.io import atomic_write_bytes

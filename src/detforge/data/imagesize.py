@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detforge.errors import DetforgeError
+from detforge.utils.cpu import usable_cores
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".dib", ".webp", ".tif", ".tiff"}
@@ -311,7 +312,7 @@ def _chunk(paths: Sequence[str]) -> _Result:
 
 def default_workers() -> int:
     """Threads for header reads: I/O bound, so a few per core (capped at 32)."""
-    return min(32, 4 * (os.cpu_count() or 1))
+    return min(32, 4 * usable_cores())
 
 
 def read_sizes(

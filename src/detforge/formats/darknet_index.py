@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 
 from detforge.errors import DetforgeError
 from detforge.formats.darknet_labels import label_path_candidates
+from detforge.utils.cpu import usable_cores
 from detforge.utils.filestat import stat_many
 from detforge.utils.progress import progress
 
@@ -346,5 +347,5 @@ def use_threads(elapsed: float, count: int, slow: float) -> int:
     a few per core when they took over ``slow`` seconds each (network or cold storage, where
     threads overlap the waits), else 1 (on warm local storage threads only add GIL traffic:
     measured here, a cold load used 20-80% more CPU time with them and was no faster)."""
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     return min(32, 4 * cores) if cores > 1 and count and elapsed > slow * count else 1

@@ -28,6 +28,7 @@ from PIL import Image, ImageOps
 from detforge.data.pixels import to_rgb_array
 from detforge.errors import DetforgeError
 from detforge.train.augment import resize
+from detforge.utils.cpu import usable_cores
 from detforge.utils.progress import progress
 
 ImageArray = NDArray[np.uint8]
@@ -196,7 +197,7 @@ class ImageCache:
     def fill(self, *, threads: int | None = None, show_progress: bool | None = None) -> None:
         """Decode every image once (RAM) or make sure its ``.npy`` exists (disk)."""
         n = len(self.paths)
-        threads = threads or min(8, os.cpu_count() or 1)
+        threads = threads or min(8, usable_cores())
         desc = f"caching images ({self.mode})"
         with ThreadPoolExecutor(max_workers=threads) as pool:
             if self.mode == "disk":

@@ -1,7 +1,7 @@
 """The trainer's view of the data pipeline: a training loader, a validation loader, and one
 call per epoch that sets the sampler/augmentation epoch and switches mosaic off near the end.
 
-The loaders themselves are ``detforge.train.data.create_dataloader``; this module only maps
+The loaders themselves are ``detforge.train.dataloader.create_dataloader``; this module only maps
 :class:`~detforge.train.config.TrainConfig` onto it, so tests can hand the trainer any object
 with the same three members.
 """
@@ -32,7 +32,8 @@ class Loaders:
 
     def set_epoch(self, epoch: int, *, mosaic: bool) -> None:
         """Seed this epoch's shuffling/augmentation and switch mosaic on or off."""
-        from detforge.train.data import DetectionDataset, set_epoch
+        from detforge.train.data import DetectionDataset
+        from detforge.train.dataloader import set_epoch
 
         loader: Any = self.train
         if hasattr(loader, "sampler"):
@@ -44,7 +45,8 @@ class Loaders:
 
 def create_loaders(cfg: TrainConfig, data: TrainingData, *, batch: int, info: DistInfo) -> Loaders:
     """The training and validation loaders for ``cfg`` at per-process ``batch``."""
-    from detforge.train.data import AugmentConfig, create_dataloader
+    from detforge.train.data import AugmentConfig
+    from detforge.train.dataloader import create_dataloader
 
     hyp = AugmentConfig(
         hsv_h=cfg.hsv_h, hsv_s=cfg.hsv_s, hsv_v=cfg.hsv_v, degrees=cfg.degrees,

@@ -21,6 +21,8 @@ from types import ModuleType
 import numpy as np
 from numpy.typing import NDArray
 
+from detforge.utils.cpu import usable_cores
+
 _REG = 0o100000
 _FMT = 0o170000
 _PROBE = 2048  # files stat-ed before deciding how many threads the rest gets
@@ -44,14 +46,6 @@ _NATIVE = _load_native()
 def native_available() -> bool:
     """Whether the C helper was built (see the module docstring)."""
     return _NATIVE is not None
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the OS tells it)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
 
 
 def stat_many(
