@@ -80,3 +80,26 @@ def test_fix_writes_a_copy_that_rechecks_clean(
     assert "re-check of the copy: 0 errors" in text
     assert (out / "fixes.json").is_file() and (out / "obj.data").is_file()
     assert main(["check", str(out / "obj.data")]) == 0
+
+
+def test_warning_thresholds_move_and_switch_off(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a: two cats overlapping at IoU ~0.95; b: a cat and a dog. cat 3 boxes, dog 1; 64x48 px
+    near = "0 0.5 0.5 0.2 0.2\n0 0.505 0.5 0.2 0.2\n"
+    data = _dataset(tmp_path / "ds", {"a": near, "b": "0 0.2 0.2 0.1 0.1\n1 0.7 0.7 0.2 0.2\n"})
+    report = tmp_path / "r.json"
+
+    def codes(*opts: str) -> dict[str, int]:
+        assert main(["check", str(data), "--json", str(report), *opts]) == 0  # warnings only
+        return dict(json.loads(report.read_text())["summary"]["codes"])
+
+    assert codes() == {"box-near-duplicate": 1}
+    # same files, other limits: the cached result of the first check must not be reused
+    moved = codes("--near-dup-iou", "0", "--imbalance", "3", "--tiny-px", "64")
+    assert moved == {"class-imbalance": 1, "image-tiny": 2}
+    assert codes("--near-dup-iou", "0.97") == {}
+    out = capsys.readouterr().out
+    assert "smaller than 64 px" in out and "(3x)" in out
+    assert main(["check", str(data), "--near-dup-iou", "1.5"]) == 2
+    assert "near-duplicate IoU must be in [0, 1]" in capsys.readouterr().err

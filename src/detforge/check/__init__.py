@@ -9,5 +9,14 @@ from __future__ import annotations
 from detforge.check.api import check_dataset
 from detforge.check.findings import CODES, CheckReport, Finding
 from detforge.check.fix import FixReport, fix_dataset
+from detforge.check.limits import CheckLimits
 
-__all__ = ["CODES", "CheckReport", "Finding", "FixReport", "check_dataset", "fix_dataset"]
+__all__ = [
+    "CODES",
+    "CheckLimits",
+    "CheckReport",
+    "Finding",
+    "FixReport",
+    "check_dataset",
+    "fix_dataset",
+]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from detforge.check.findings import CheckReport, finding, severity_counts
+from detforge.check.limits import DEFAULT_LIMITS, CheckLimits
 from detforge.errors import DetforgeError
 from detforge.formats.darknet import PathMap
 
@@ -23,12 +24,14 @@ def check_dataset(
     label_map: str | os.PathLike[str] | None = None,
     group_by: str | None = None,
     cache: bool = True,
+    limits: CheckLimits = DEFAULT_LIMITS,
 ) -> CheckReport:
     """Check ``source`` and return every finding (see ``docs/checks.md`` for the codes).
 
     ``deep`` decodes every image; ``label_map`` (a ``.pbtxt``) is compared with the class
     names; ``group_by`` (``"parent"`` or a regex, as ``detforge split --group-by``) enables the
-    sequence-leak check; ``cache=False`` ignores and does not update the index cache.
+    sequence-leak check; ``cache=False`` ignores and does not update the index cache;
+    ``limits`` sets the thresholds of the heuristic warnings (:class:`CheckLimits`).
     Raises :class:`DetforgeError` only when ``source`` does not exist or has no known format;
     a file that cannot be parsed is a ``read-error`` finding.
     """
@@ -46,18 +49,25 @@ def check_dataset(
                 label_map=label_map,
                 group_by=group_by,
                 cache=cache,
+                limits=limits,
             )
             scan.summary["format"] = fmt
             report = CheckReport(scan.findings, scan.summary)
         elif fmt == "tfrecord":
             from detforge.check.tfrecord import check_tfrecords
 
-            report = check_tfrecords(source, label_map=label_map, deep=deep)
+            report = check_tfrecords(source, label_map=label_map, deep=deep, limits=limits)
         else:
             from detforge.check.loaded import check_loaded
 
             report = check_loaded(
-                source, fmt=fmt, deep=deep, label_map=label_map, group_by=group_by, cache=cache
+                source,
+                fmt=fmt,
+                deep=deep,
+                label_map=label_map,
+                group_by=group_by,
+                cache=cache,
+                limits=limits,
             )
     except DetforgeError as exc:
         if not os.path.exists(source):

@@ -42,6 +42,7 @@ from detforge.check.files import (
 from detforge.check.findings import Finding, finding, severity_counts, sort_findings
 from detforge.check.images import ImageInfo, image_findings, oriented_size
 from detforge.check.labels import BoxVerdict, LabelRows, check_boxes, parse_label_texts
+from detforge.check.limits import DEFAULT_LIMITS, CheckLimits
 from detforge.check.sources import Entry, gather_sources
 from detforge.data.split import group_keys
 from detforge.errors import DetforgeError
@@ -168,13 +169,14 @@ def _dataset_findings(
     table: ImageTable,
     label_map: str | os.PathLike[str] | None,
     group_by: str | None,
+    imbalance: float,
 ) -> list[Finding]:
     """Class counts, label map, split overlap, identical images and sequence leaks."""
     assert scan.rows is not None
     out: list[Finding] = []
     if scan.names is not None:
         cls = scan.rows.cls[kept].astype(np.int64)
-        out += check_class_counts(cls, scan.names, path=scan.names_path)
+        out += check_class_counts(cls, scan.names, path=scan.names_path, imbalance=imbalance)
     if label_map is not None:
         out += _label_map_findings(label_map, scan.names)
     ent_paths = [scan.images[i] for i in scan.entry_image]
@@ -200,6 +202,7 @@ def scan_darknet(
     group_by: str | None = None,
     cache: bool = True,
     reuse: bool = True,
+    limits: CheckLimits = DEFAULT_LIMITS,
 ) -> DarknetScan:
     """Check every file of a Darknet dataset; see the module docstring.
 
@@ -207,7 +210,8 @@ def scan_darknet(
     findings when nothing changed (:mod:`detforge.check.resultcache`) -- such a scan has
     findings and summary only, so ``--fix`` passes ``reuse=False``. Raises
     :class:`DetforgeError` only when ``source`` does not exist or its ``.data`` file cannot be
-    parsed at all; every other problem becomes a finding.
+    parsed at all; every other problem becomes a finding. ``limits``: thresholds of the
+    heuristic warnings.
     """
     t0, c0 = time.perf_counter(), time.process_time()
     src = Path(source)
@@ -232,6 +236,7 @@ def scan_darknet(
     small = [str(src), *scan.lists.values()]
     small += [os.fspath(p) for p in (scan.names_path, label_map) if p is not None]
     opts = {"deep": deep, "path_map": list(path_map), "group_by": group_by}
+    opts["limits"] = limits.as_dict()
     stats = None
     if cache and reuse and resultcache.exists(str(src)):
         stats = stat_many(scan.images)
@@ -249,7 +254,7 @@ def scan_darknet(
     infos = table.infos
     scan.infos = infos
     origins = [first_origin[i] for i in range(len(scan.images))]
-    scan.findings += image_findings(scan.images, infos, origins=origins)
+    scan.findings += image_findings(scan.images, infos, origins=origins, tiny=limits.tiny_image_px)
     # --- labels
     exists = [inf.problem != "image-missing" for inf in infos]
     scan.label_paths = locate_labels(scan.images, exists)
@@ -272,7 +277,12 @@ def scan_darknet(
     widths = np.asarray([s[0] for s in sizes], dtype=np.int64)
     heights = np.asarray([s[1] for s in sizes], dtype=np.int64)
     verdict, box_findings = check_boxes(
-        rows, label_where, num_classes=scan.num_classes, widths=widths, heights=heights
+        rows,
+        label_where,
+        num_classes=scan.num_classes,
+        widths=widths,
+        heights=heights,
+        near_iou=limits.near_duplicate_iou,
     )
     scan.rows, scan.verdict = rows, verdict
     scan.findings += line_findings + box_findings
@@ -280,7 +290,9 @@ def scan_darknet(
         scan.findings += _orphans(scan)
     # --- dataset level
     kept = ~verdict.bad & ~verdict.duplicate
-    scan.findings += _dataset_findings(scan, kept, table, label_map, group_by)
+    scan.findings += _dataset_findings(
+        scan, kept, table, label_map, group_by, limits.imbalance_ratio
+    )
     store_images(table, scan.images, deep)
     scan.findings = sort_findings(scan.findings)
     n_files = len(scan.images) + sum(1 for p in scan.label_paths if p)

@@ -151,9 +151,14 @@ def check_label_map_names(
 
 
 def check_class_counts(
-    cls: NDArray[np.int64], names: Sequence[str], *, path: str | None
+    cls: NDArray[np.int64],
+    names: Sequence[str],
+    *,
+    path: str | None,
+    imbalance: float = IMBALANCE_RATIO,
 ) -> list[Finding]:
-    """``class-no-boxes`` for each unused class, ``class-imbalance`` for a strong skew."""
+    """``class-no-boxes`` for each unused class, ``class-imbalance`` when the largest class
+    has at least ``imbalance`` times the boxes of the smallest non-empty one (``0``: never)."""
     n = len(names)
     if n == 0:
         return []
@@ -169,7 +174,7 @@ def check_class_counts(
         for k in np.flatnonzero(counts == 0).tolist()
     ]
     used = counts[counts > 0]
-    if len(used) >= 2 and used.max() >= IMBALANCE_RATIO * used.min():
+    if imbalance > 0 and len(used) >= 2 and used.max() >= imbalance * used.min():
         big, small = int(np.argmax(counts)), int(np.flatnonzero(counts == used.min())[0])
         out.append(
             finding(

@@ -179,9 +179,11 @@ def image_findings(
     infos: Sequence[ImageInfo],
     *,
     origins: Sequence[tuple[str, int | None]] | None = None,
+    tiny: int = TINY,
 ) -> list[Finding]:
     """Findings for inspected images. ``origins[i]`` is the ``(list file, line)`` that named
-    image ``i``: a missing image is reported there, everything else at the image itself."""
+    image ``i``: a missing image is reported there, everything else at the image itself.
+    ``image-tiny`` fires below ``tiny`` pixels in width or height (``0``: never)."""
     out: list[Finding] = []
     for i, (p, info) in enumerate(zip(paths, infos, strict=True)):
         if info.problem:
@@ -196,12 +198,13 @@ def image_findings(
             msg = f"{info.detail}; {advice} (--fix drops the image from the lists)"
             out.append(finding(info.problem, msg, path=p))
             continue
-        if info.width < TINY or info.height < TINY:
+        if info.width < tiny or info.height < tiny:
             out.append(
                 finding(
                     "image-tiny",
-                    f"image is {info.width} x {info.height} px, smaller than one {TINY}-px "
-                    "cell of the coarsest detection level; objects in it are barely learnable",
+                    f"image is {info.width} x {info.height} px, smaller than {tiny} px (one "
+                    "cell of the coarsest detection level is 32); objects in it are barely "
+                    "learnable -- upscale the images, or set --tiny-px for such a dataset",
                     path=p,
                 )
             )

@@ -190,7 +190,8 @@ def check_boxes(
     pixel checks (``box-subpixel`` and pixel amounts in messages). ``num_classes=None`` skips
     the range check (names unknown). ``line <= 0`` in ``rows`` means "no line" (non-text sources);
     ``lines_are_boxes=False`` says a line holds several boxes (a TFRecord record), so
-    duplicates are described by their coordinates.
+    duplicates are described by their coordinates. ``near_iou``: same-class pairs of one file
+    overlapping at least this much are ``box-near-duplicate`` (``0``: never).
     """
     out: list[Finding] = []
     k = len(rows)
@@ -307,7 +308,8 @@ def check_boxes(
             )
         )
     dup_mask = dup[0]
-    out.extend(near_duplicates(rows, paths, ~bad & ~dup_mask, near_iou, lines_are_boxes))
+    if near_iou > 0:
+        out.extend(near_duplicates(rows, paths, ~bad & ~dup_mask, near_iou, lines_are_boxes))
     reason[dup_mask & (reason == "")] = "box-duplicate"
     return BoxVerdict(bad=bad, clip=clip, duplicate=dup_mask, reason=reason), out
 

@@ -34,6 +34,7 @@ from detforge.check.files import cached_images, full_digests, store_images
 from detforge.check.findings import CheckReport, Finding, finding, severity_counts, sort_findings
 from detforge.check.images import ImageInfo, image_findings, oriented_size
 from detforge.check.labels import BoxVerdict, LabelRows, check_boxes
+from detforge.check.limits import DEFAULT_LIMITS, CheckLimits
 from detforge.data.boxes import BoxFormat, convert_boxes
 from detforge.data.dataset import Dataset
 from detforge.errors import DetforgeError
@@ -73,8 +74,10 @@ def scan_loaded(
     label_map: str | os.PathLike[str] | None = None,
     group_by: str | None = None,
     cache: bool = True,
+    limits: CheckLimits = DEFAULT_LIMITS,
 ) -> LoadedScan:
-    """Read ``source`` with its format's reader and check everything (module docstring)."""
+    """Read ``source`` with its format's reader and check everything (module docstring);
+    ``limits``: thresholds of the heuristic warnings."""
     from detforge.formats.detect import read_any
 
     t0 = time.perf_counter()
@@ -84,7 +87,7 @@ def scan_loaded(
     where = _where(ds, fmt, src)
     table = cached_images(str(src), paths, deep, cache)
     infos = table.infos
-    findings = image_findings(paths, infos)
+    findings = image_findings(paths, infos, tiny=limits.tiny_image_px)
     sizes = np.asarray([oriented_size(i) for i in infos], dtype=np.int64).reshape(-1, 2)
     stated_w, stated_h = ds.images.width.copy(), ds.images.height.copy()
     mismatched: list[int] = []
@@ -154,7 +157,14 @@ def scan_loaded(
         rows.int_text[sel],
         describe=None if desc is None else [desc[j] for j in sel.tolist()],
     )
-    v, box_findings = check_boxes(sub, where, num_classes=ds.num_classes, widths=w, heights=h)
+    v, box_findings = check_boxes(
+        sub,
+        where,
+        num_classes=ds.num_classes,
+        widths=w,
+        heights=h,
+        near_iou=limits.near_duplicate_iou,
+    )
     findings += box_findings
     bad, clip, dup = skip.copy(), np.zeros_like(skip), np.zeros_like(skip)
     bad[sel] |= v.bad
@@ -165,7 +175,12 @@ def scan_loaded(
     verdict = BoxVerdict(bad=bad, clip=clip, duplicate=dup, reason=reason)
     findings += check_names(list(ds.class_names), path=str(src), lines=False)
     kept = ~verdict.bad & ~verdict.duplicate
-    findings += check_class_counts(ds.boxes.cls[kept], list(ds.class_names), path=str(src))
+    findings += check_class_counts(
+        ds.boxes.cls[kept],
+        list(ds.class_names),
+        path=str(src),
+        imbalance=limits.imbalance_ratio,
+    )
     if label_map is not None:
         findings += _label_map(label_map, list(ds.class_names))
     splits = [str(s) for s in ds.images.split]
@@ -231,9 +246,16 @@ def check_loaded(
     label_map: str | os.PathLike[str] | None = None,
     group_by: str | None = None,
     cache: bool = True,
+    limits: CheckLimits = DEFAULT_LIMITS,
 ) -> CheckReport:
     """:func:`scan_loaded` as a :class:`CheckReport`."""
     scan = scan_loaded(
-        source, fmt=fmt, deep=deep, label_map=label_map, group_by=group_by, cache=cache
+        source,
+        fmt=fmt,
+        deep=deep,
+        label_map=label_map,
+        group_by=group_by,
+        cache=cache,
+        limits=limits,
     )
     return CheckReport(scan.findings, scan.summary)

@@ -30,6 +30,7 @@ from detforge.check.dataset import (
 from detforge.check.findings import CheckReport, Finding, finding, severity_counts, sort_findings
 from detforge.check.images import inspect_bytes
 from detforge.check.labels import LabelRows, check_boxes
+from detforge.check.limits import DEFAULT_LIMITS, CheckLimits
 from detforge.check.sources import find_label_map
 from detforge.errors import DetforgeError
 from detforge.formats.tfrecord.example import (
@@ -171,8 +172,10 @@ def check_tfrecords(
     *,
     label_map: str | os.PathLike[str] | None = None,
     deep: bool = False,
+    limits: CheckLimits = DEFAULT_LIMITS,
 ) -> CheckReport:
-    """Check a TFRecord file, a shard set or a folder of records (see the module docstring)."""
+    """Check a TFRecord file, a shard set or a folder of records (see the module docstring);
+    ``limits``: thresholds of the heuristic warnings."""
     from detforge.formats.labelmap import read_label_map
     from detforge.formats.tfrecord.tfod import split_from_record_name
 
@@ -221,14 +224,22 @@ def check_tfrecords(
     hs = np.zeros(len(key), dtype=np.int64)
     ws[file_idx], hs[file_idx] = acc.widths, acc.heights
     _, box_findings = check_boxes(
-        rows, where, num_classes=None, widths=ws, heights=hs, lines_are_boxes=False
+        rows,
+        where,
+        num_classes=None,
+        widths=ws,
+        heights=hs,
+        lines_are_boxes=False,
+        near_iou=limits.near_duplicate_iou,
     )
     findings += box_findings
     names: list[str] | None = None
     if mapping:
         names = [mapping.get(i, "") for i in range(1, max(mapping) + 1)]
         findings += check_names(names, path=str(lm), lines=False)
-        findings += check_class_counts(rows.cls.astype(np.int64), names, path=str(lm))
+        findings += check_class_counts(
+            rows.cls.astype(np.int64), names, path=str(lm), imbalance=limits.imbalance_ratio
+        )
     if len(set(rec_splits)) > 1:
         findings += check_identical(rec_paths, rec_splits, digests)
     findings = sort_findings(findings)

@@ -34,6 +34,7 @@ examples:
   detforge check data/obj.data --fix data-fixed && detforge train data-fixed/obj.data
   detforge check data/train.record --label-map data/label_map.pbtxt
   detforge check frames/obj.data --group-by '([^/]+)_frame\\d+'
+  detforge check cells/obj.data --tiny-px 8 --imbalance 0   # small crops, long tail on purpose
 """
 
 
@@ -61,14 +62,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-cache", action="store_true", help="ignore and do not update the check cache"
     )
+    limits = parser.add_argument_group(
+        "warning thresholds", "where the three heuristic warnings fire; 0 switches one off"
+    )
+    limits.add_argument(
+        "--tiny-px",
+        type=int,
+        default=32,
+        metavar="PX",
+        help="image-tiny below PX pixels in width or height (default 32; e.g. 8 for "
+        "microscopy crops)",
+    )
+    limits.add_argument(
+        "--imbalance",
+        type=float,
+        default=100.0,
+        metavar="RATIO",
+        help="class-imbalance when the largest class has RATIO times the boxes of the "
+        "smallest (default 100)",
+    )
+    limits.add_argument(
+        "--near-dup-iou",
+        type=float,
+        default=0.9,
+        metavar="IOU",
+        help="box-near-duplicate for same-class boxes of one image overlapping this much "
+        "(default 0.9)",
+    )
     add_path_map_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from detforge.check.api import check_dataset
+    from detforge.check.limits import CheckLimits
     from detforge.check.report import format_report, write_json
 
     path_map = parse_path_map(args.path_map)
+    limits = CheckLimits(
+        near_duplicate_iou=args.near_dup_iou,
+        tiny_image_px=args.tiny_px,
+        imbalance_ratio=args.imbalance,
+    )
     if args.fix:
         from detforge.check.fix import check_out_dir
 
@@ -80,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         label_map=args.label_map,
         group_by=args.group_by,
         cache=not args.no_cache,
+        limits=limits,
     )
     print(format_report(report, shown=max(0, args.show)))
     if args.json:
@@ -92,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     fixed = fix_dataset(args.dataset, args.fix, path_map=path_map, cache=not args.no_cache)
     counts = ", ".join(f"{v} {k}" for k, v in sorted(fixed.counts().items())) or "no changes"
     print(f"\nrepaired copy written to {fixed.data_file} ({counts}; see fixes.json)")
-    again = check_dataset(fixed.data_file, cache=not args.no_cache)
+    again = check_dataset(fixed.data_file, cache=not args.no_cache, limits=limits)
     n_err, n_warn = len(again.errors), len(again.warnings)
     print(f"re-check of the copy: {n_err} errors, {n_warn} warnings")
     for f in again.errors[:5]:
