@@ -122,3 +122,63 @@ def test_example_contents_are_validated(tmp_path: Path) -> None:
     assert all(f.path == str(rec) for f in report.findings)
     (dup,) = report.by_code("box-duplicate")
     assert "class 0 box (cx 0.3000, cy 0.3000, w 0.4000, h 0.4000) appears twice" in dup.message
+
+
+def test_fix_salvages_the_intact_records(shared_data: Path, tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    from detforge.check import fix_dataset
+    from detforge.formats.darknet import read_darknet
+    from detforge.formats.labelmap import read_label_map
+    from detforge.formats.tfrecord.tfod_read import read_tfod
+
+    src = shared_data / "raccoon-tfrecord"
+    data = (src / "test.record").read_bytes()
+    before = hashlib.sha256(data).hexdigest()
+    recs = _offsets(data)
+    bad = bytearray(data)
+    off, length = recs[2]
+    bad[off + 12 + length // 2] ^= 0xFF  # record 3: data checksum fails
+    folder = tmp_path / "r"
+    folder.mkdir()
+    (folder / "test.record").write_bytes(bytes(bad[: recs[-1][0] + 100]))  # cut in record 40
+    (folder / "label_map.pbtxt").write_bytes((src / "label_map.pbtxt").read_bytes())
+    report = fix_dataset(folder / "test.record", tmp_path / "fixed")
+    dropped = [(c["reason"], c["line"]) for c in report.changes if c["action"] == "drop-record"]
+    assert dropped == [("tfrecord-crc", 3), ("tfrecord-truncated", 40)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fixed", "r"]  # scratch removed
+    assert json.loads((tmp_path / "fixed" / "fixes.json").read_text())["changes"][0]["line"] == 3
+    assert check_dataset(report.data_file).findings == []
+    # the 38 intact records, image bytes and boxes as a strict read of the undamaged file
+    ref = read_tfod(src / "test.record", label_map=read_label_map(src / "label_map.pbtxt"))
+    got = read_darknet(report.data_file)
+    keep = [i for i in range(40) if i not in (2, 39)]
+    ref_names = [Path(ref.images.path[i]).name for i in keep]
+    assert sorted(Path(p).name for p in got.images.path) == sorted(ref_names)
+    for i in keep:
+        name = Path(ref.images.path[i]).name
+        j = [Path(p).name for p in got.images.path].index(name)
+        a = ref.boxes.coords[ref.boxes.image == i]
+        b = got.boxes.coords[got.boxes.image == j]
+        np.testing.assert_allclose(np.sort(a, axis=0), np.sort(b, axis=0), atol=1e-6)
+    assert got.num_boxes == sum(int((ref.boxes.image == i).sum()) for i in keep)
+    assert hashlib.sha256((src / "test.record").read_bytes()).hexdigest() == before
+
+
+def test_strict_read_names_the_record_and_the_way_out(shared_data: Path, tmp_path: Path) -> None:
+    import pytest
+
+    from detforge.errors import DetforgeError
+    from detforge.formats.tfrecord.tfod_read import read_tfod
+
+    data = (shared_data / "raccoon-tfrecord" / "test.record").read_bytes()
+    cut = tmp_path / "cut.record"
+    cut.write_bytes(data[: _offsets(data)[-1][0] + 100])
+    with pytest.raises(DetforgeError, match=r"record 40 at byte offset .*check --fix"):
+        read_tfod(cut)
+    lenient = read_tfod(cut, skip_bad=True)
+    assert lenient.num_images == 39
+    (skip,) = lenient.meta["skipped_records"]
+    assert (skip["record"], skip["kind"]) == (40, "truncated")
+    assert lenient.meta["records"][5] == (str(cut), 6)

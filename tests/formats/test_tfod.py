@@ -13,7 +13,8 @@ from detforge.errors import DetforgeError
 from detforge.formats.labelmap import read_label_map, write_label_map
 from detforge.formats.tfrecord.example import bytes_values, decode_example
 from detforge.formats.tfrecord.framing import read_records
-from detforge.formats.tfrecord.tfod import TFOD_KEYS, read_tfod, split_from_record_name, write_tfod
+from detforge.formats.tfrecord.tfod import TFOD_KEYS, split_from_record_name, write_tfod
+from detforge.formats.tfrecord.tfod_read import read_tfod
 from tests.formats.fmt_helpers import assert_same_dataset, make_image_dataset
 
 

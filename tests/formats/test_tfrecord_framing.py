@@ -56,7 +56,7 @@ def test_truncated_copy_is_reported_as_interrupted(raccoon_record: Path, tmp_pat
     with pytest.raises(DetforgeError) as info:
         list(read_records(cut))
     msg = str(info.value)
-    assert "record 39" in msg and "interrupted" in msg and str(cut) in msg
+    assert "record 40" in msg and "interrupted" in msg and str(cut) in msg
     offsets = [s.offset for s in scan_records(raccoon_record)]
     assert f"byte offset {offsets[39]}" in msg
     scans = list(scan_records(cut))
@@ -65,7 +65,7 @@ def test_truncated_copy_is_reported_as_interrupted(raccoon_record: Path, tmp_pat
     assert "interrupted" in scans[-1].error
     # Cut inside a header too.
     cut.write_bytes(data[: offsets[5] + 7])
-    with pytest.raises(DetforgeError, match=r"record 5 .*header"):
+    with pytest.raises(DetforgeError, match=r"record 6 .*header"):
         list(read_records(cut))
 
 
@@ -75,7 +75,7 @@ def test_corrupt_payload_fails_checksum(raccoon_record: Path, tmp_path: Path) ->
     data[offsets[3] + 100] ^= 0xFF
     bad = tmp_path / "bad.record"
     bad.write_bytes(bytes(data))
-    with pytest.raises(DetforgeError, match=r"record 3 at byte offset .*checksum"):
+    with pytest.raises(DetforgeError, match=r"record 4 at byte offset .*checksum"):
         list(read_records(bad))
     scans = list(scan_records(bad))
     assert len(scans) == 40 and [s.index for s in scans if not s.ok] == [3]

@@ -11,7 +11,10 @@ What the repair does (each change is recorded in ``OUT/fixes.json`` with its fin
 * an image listed twice in one list is listed once; an image in two splits stays only in the
   earliest (train, then valid, then test);
 * class names: empty -> ``class_k``, whitespace -> ``_``, duplicates get ``_k``; ``classes=``
-  is set to the number of names.
+  is set to the number of names;
+* TFRecords are salvaged: the images of the intact records are extracted, records with a bad
+  checksum or that are not valid examples are dropped, and a file cut off by an interrupted
+  write keeps every record before the cut (``drop-record`` changes name file and record).
 
 The copy is written by :func:`detforge.formats.darknet.write_darknet`: ``OUT/<split>/`` holds
 the images (hard-linked, else symlinked, else copied) with their rewritten labels, plus the
@@ -22,6 +25,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,12 +74,25 @@ def check_out_dir(out_dir: str | os.PathLike[str], source: str | os.PathLike[str
         raise DetforgeError("the --fix folder exists and is not empty; give a new one", path=out)
 
 
-def repair_scan(scan: DarknetScan, out_dir: str | os.PathLike[str]) -> FixReport:
-    """Write the repaired copy of an already scanned dataset to ``out_dir``."""
+def repair_scan(
+    scan: DarknetScan,
+    out_dir: str | os.PathLike[str],
+    *,
+    earlier: Sequence[dict[str, Any]] = (),
+    origin_of: Mapping[str, tuple[str, int]] | None = None,
+) -> FixReport:
+    """Write the repaired copy of an already scanned dataset to ``out_dir``.
+
+    ``earlier``: changes made before the scan (listed first in ``fixes.json``); ``where``:
+    image path -> ``(file, line)`` to report instead of the path (images extracted from
+    records).
+    """
     assert scan.rows is not None and scan.verdict is not None
-    changes: list[dict[str, Any]] = []
+    changes: list[dict[str, Any]] = list(earlier)
 
     def note(action: str, reason: str, path: str | None, line: int | None, detail: str) -> None:
+        if origin_of is not None and path is not None and path in origin_of:
+            path, line = origin_of[path]
         changes.append(
             {"action": action, "reason": reason, "path": path, "line": line, "detail": detail}
         )
@@ -248,11 +267,13 @@ def fix_dataset(
     *,
     path_map: PathMap = (),
     cache: bool = True,
+    label_map: str | os.PathLike[str] | None = None,
 ) -> FixReport:
     """Check ``source`` and write a repaired Darknet copy to the new folder ``out_dir``.
 
-    ``source`` is anything :func:`detforge.check.check_dataset` reads except TFRecords; see
-    the module docstring for every repair.
+    ``source`` is anything :func:`detforge.check.check_dataset` reads; see the module
+    docstring for every repair. ``label_map``: a TF label map for TFRecords (default: a
+    ``.pbtxt`` beside them).
     """
     from detforge.formats.detect import detect_format
 
@@ -263,9 +284,60 @@ def fix_dataset(
             scan_darknet(source, path_map=path_map, cache=cache, reuse=False), out_dir
         )
     if fmt == "tfrecord":
-        raise DetforgeError(
-            "--fix does not rewrite TFRecords; convert them (detforge convert) and fix the "
-            "Darknet copy",
-            path=source,
-        )
+        return _salvage_records(source, out_dir, label_map=label_map)
     return repair_scan(_as_scan(scan_loaded(source, fmt=fmt, cache=cache)), out_dir)
+
+
+_RECORD_CODES = {"truncated": "tfrecord-truncated", "example": "tfrecord-example"}
+
+
+def _salvage_records(
+    source: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    label_map: str | os.PathLike[str] | None,
+) -> FixReport:
+    """TFRecords: extract the intact records' images into a scratch folder beside
+    ``out_dir``, check them like any loaded dataset and write the repaired Darknet copy; the
+    damaged records become ``drop-record`` changes."""
+    from detforge.check.sources import find_label_map
+    from detforge.formats.labelmap import read_label_map
+    from detforge.formats.tfrecord.framing import expand_record_paths
+    from detforge.formats.tfrecord.tfod_read import read_tfod
+
+    out = Path(out_dir)
+    if label_map is None:
+        label_map = find_label_map(expand_record_paths(source)[0].parent)
+    mapping = read_label_map(label_map) if label_map is not None else None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}-records-", dir=out.parent))
+    try:
+        ds = read_tfod(source, label_map=mapping, extract_images_to=scratch, skip_bad=True)
+        dropped = [
+            {
+                "action": "drop-record",
+                "reason": _RECORD_CODES.get(s["kind"], "tfrecord-crc"),
+                "path": s["path"],
+                "line": s["record"],
+                "detail": s["reason"],
+            }
+            for s in ds.meta["skipped_records"]
+        ]
+        records = dict(zip(ds.images.path.tolist(), ds.meta["records"], strict=True))
+        scan = _as_scan(scan_loaded(source, fmt="tfrecord", cache=False, ds=ds))
+        report = repair_scan(scan, out, earlier=dropped, origin_of=records)
+        _copy_links_into(out, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return report
+
+
+def _copy_links_into(out: Path, scratch: Path) -> None:
+    """Replace symlinks under ``out`` that point into ``scratch`` (where hard links failed)
+    with copies, before ``scratch`` is removed."""
+    root = str(scratch.resolve()) + os.sep
+    for p in out.rglob("*"):
+        if p.is_symlink() and os.path.realpath(p).startswith(root):
+            target = os.path.realpath(p)
+            p.unlink()
+            shutil.copy2(target, p)

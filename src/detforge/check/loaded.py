@@ -75,13 +75,16 @@ def scan_loaded(
     group_by: str | None = None,
     cache: bool = True,
     limits: CheckLimits = DEFAULT_LIMITS,
+    ds: Dataset | None = None,
 ) -> LoadedScan:
     """Read ``source`` with its format's reader and check everything (module docstring);
-    ``limits``: thresholds of the heuristic warnings."""
+    ``limits``: thresholds of the heuristic warnings; ``ds``: ``source`` already read (its
+    images must be files: TFRecords extracted)."""
     from detforge.formats.detect import read_any
 
     t0 = time.perf_counter()
-    ds = read_any(source, format=fmt)
+    if ds is None:
+        ds = read_any(source, format=fmt)
     src = Path(source)
     paths = [str(p) for p in ds.images.path]
     where = _where(ds, fmt, src)

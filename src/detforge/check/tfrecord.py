@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,51 +38,25 @@ from detforge.formats.tfrecord.example import (
     float_values,
     int64_values,
 )
-from detforge.formats.tfrecord.framing import expand_record_paths, masked_crc32c
+from detforge.formats.tfrecord.framing import expand_record_paths, iter_records
 
 
 def scan_frames(path: str | os.PathLike[str]) -> Iterator[tuple[int, bytes | None, Finding | None]]:
     """Yield ``(record number (1-based), payload or None, finding or None)`` for a file."""
     p = os.fspath(path)
-    with open(p, "rb") as f:
-        no = 0
-        while True:
-            no += 1
-            header = f.read(12)
-            if not header:
-                return
-            if len(header) < 12:
-                yield no, None, _trunc(p, no, "its 12-byte header is cut off")
-                return
-            length, length_crc = struct.unpack("<QI", header)
-            if masked_crc32c(header[:8]) != length_crc:
-                msg = (
-                    "length checksum does not match: not a TFRecord, or corrupted here; the "
-                    "rest of the file cannot be read -- regenerate it"
-                )
-                yield no, None, finding("tfrecord-crc", msg, path=p, line=no)
-                return
-            data = f.read(length)
-            footer = f.read(4)
-            if len(data) < length or len(footer) < 4:
-                got = len(data) + len(footer)
-                yield no, None, _trunc(p, no, f"{got} of {length + 4} payload bytes are there")
-                return
-            if masked_crc32c(data) != struct.unpack("<I", footer)[0]:
-                msg = "data checksum does not match: the record is corrupted (--fix drops it)"
-                yield no, None, finding("tfrecord-crc", msg, path=p, line=no)
-                continue
-            yield no, data, None
-
-
-def _trunc(path: str, no: int, detail: str) -> Finding:
-    return finding(
-        "tfrecord-truncated",
-        f"the file ends inside record {no} ({detail}): the write was interrupted; the earlier "
-        "records are intact -- regenerate the file",
-        path=path,
-        line=no,
-    )
+    for scan, data in iter_records(p):
+        if scan.ok:
+            yield scan.number, data, None
+            continue
+        if scan.kind == "truncated":
+            msg = f"{scan.error} -- --fix keeps them, or regenerate the file"
+            yield scan.number, None, finding("tfrecord-truncated", msg, path=p, line=scan.number)
+        elif scan.kind == "crc":
+            msg = f"{scan.error} (--fix drops it)"
+            yield scan.number, None, finding("tfrecord-crc", msg, path=p, line=scan.number)
+        else:
+            msg = f"{scan.error} -- --fix keeps the records before it, or regenerate the file"
+            yield scan.number, None, finding("tfrecord-crc", msg, path=p, line=scan.number)
 
 
 class _Acc:

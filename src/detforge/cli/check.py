@@ -45,7 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--deep", action="store_true", help="decode every image fully (slower; finds bad pixels)"
     )
     parser.add_argument(
-        "--fix", metavar="OUT", help="write a repaired copy into the new folder OUT (Darknet)"
+        "--fix",
+        metavar="OUT",
+        help="write a repaired Darknet copy into the new folder OUT (TFRecords: salvages the "
+        "intact records)",
     )
     parser.add_argument(
         "--label-map", metavar="PBTXT", help="TF label map to compare with the class names"
@@ -124,7 +127,13 @@ def run(args: argparse.Namespace) -> int:
         return 1 if report.errors else 0
     from detforge.check.fix import fix_dataset
 
-    fixed = fix_dataset(args.dataset, args.fix, path_map=path_map, cache=not args.no_cache)
+    fixed = fix_dataset(
+        args.dataset,
+        args.fix,
+        path_map=path_map,
+        cache=not args.no_cache,
+        label_map=args.label_map,
+    )
     counts = ", ".join(f"{v} {k}" for k, v in sorted(fixed.counts().items())) or "no changes"
     print(f"\nrepaired copy written to {fixed.data_file} ({counts}; see fixes.json)")
     again = check_dataset(fixed.data_file, cache=not args.no_cache, limits=limits)

@@ -139,7 +139,7 @@ def read_any(
         return read_voc(src, class_names=names)
     if fmt == "tfrecord":
         from detforge.formats.labelmap import read_label_map
-        from detforge.formats.tfrecord.tfod import read_tfod
+        from detforge.formats.tfrecord.tfod_read import read_tfod
 
         lm = Path(label_map) if label_map is not None else _find_label_map(src)
         mapping = read_label_map(lm) if lm is not None else None

@@ -14,10 +14,13 @@ guide's "corrupt image from an interrupted conversion"), never half-read silentl
 Public API:
 
 * :func:`read_records` -- iterate record payloads, raising :class:`DetforgeError` naming the
-  file, the 0-based record index and the byte offset of the first bad record.
-* :func:`scan_records` -- iterate :class:`RecordScan` entries (one per record, ``ok`` or not)
-  without raising, for checkers; stops after the first unreadable frame, since the framing
-  cannot be resynchronised after a corrupt length.
+  file, the record number (1-based, as ``detforge check`` reports it) and the byte offset of
+  the first bad record.
+* :func:`iter_records` -- ``(RecordScan, payload)`` for every record, good or bad, without
+  raising: for checkers and for salvaging the intact records of a damaged file. A record with
+  a bad data checksum is skipped over (its length was trustworthy); a bad header or a
+  truncated record ends the file, since the framing cannot be resynchronised after them.
+* :func:`scan_records` -- the same without the payloads.
 * :func:`write_records` -- write payloads to one file atomically (temp name + rename).
 * :func:`shard_paths` / :func:`write_sharded` -- ``name-00000-of-00004.record`` style sharding.
 """
@@ -62,9 +65,11 @@ def encode_record(data: bytes) -> bytes:
 class RecordScan:
     """One record found by :func:`scan_records`.
 
-    ``offset`` is the byte offset of the record's header in the file, ``length`` the payload
-    length in bytes (``-1`` when the header itself could not be read). ``ok`` is ``False`` for
-    a bad checksum or a truncated record, and ``error`` then says which.
+    ``index`` is 0-based (``number`` is 1-based), ``offset`` the byte offset of the record's
+    header in the file, ``length`` the payload length in bytes (``-1`` when the header itself
+    could not be read). ``ok`` is ``False`` for a bad checksum or a truncated record; ``kind``
+    then says which (``"truncated"``, ``"header-crc"``, ``"length"`` -- these end the file --
+    or ``"crc"``, a damaged payload that can be skipped) and ``error`` explains it.
     """
 
     index: int
@@ -72,10 +77,17 @@ class RecordScan:
     length: int
     ok: bool
     error: str = ""
+    kind: str = ""
+
+    @property
+    def number(self) -> int:
+        """1-based record number, as ``detforge check`` reports it (its "line")."""
+        return self.index + 1
 
 
 def _scan(f: BinaryIO, *, verify: bool, keep: bool) -> Iterator[tuple[RecordScan, bytes]]:
-    """Yield ``(scan, payload)`` for every record; ``payload`` is ``b""`` unless ``keep``."""
+    """Yield ``(scan, payload)`` for every record; ``payload`` is ``b""`` unless ``keep`` and
+    the record is good."""
     index, offset = 0, 0
     while True:
         header = f.read(12)
@@ -83,44 +95,70 @@ def _scan(f: BinaryIO, *, verify: bool, keep: bool) -> Iterator[tuple[RecordScan
             return
         if len(header) < 12:
             msg = (
-                f"file ends inside the header of record {index} ({len(header)} of 12 bytes): "
-                "the write was interrupted; regenerate the file"
+                f"the file ends inside this record's header ({len(header)} of 12 bytes): the "
+                "write was interrupted; the earlier records are intact"
             )
-            yield RecordScan(index, offset, -1, False, msg), b""
+            yield RecordScan(index, offset, -1, False, msg, "truncated"), b""
             return
         length, length_crc = _HEADER.unpack(header)
         if verify and masked_crc32c(header[:8]) != length_crc:
-            msg = "length checksum mismatch: not a TFRecord file, or corrupted at this record"
-            yield RecordScan(index, offset, -1, False, msg), b""
+            msg = (
+                "length checksum does not match: not a TFRecord file, or corrupted here; the "
+                "rest of the file cannot be read"
+            )
+            yield RecordScan(index, offset, -1, False, msg, "header-crc"), b""
             return
         if length > _MAX_RECORD:
             msg = f"implausible record length {length}: corrupted file"
-            yield RecordScan(index, offset, -1, False, msg), b""
+            yield RecordScan(index, offset, -1, False, msg, "length"), b""
             return
         data = f.read(length)
         footer = f.read(4)
         if len(data) < length or len(footer) < 4:
+            got = len(data) + len(footer)
             msg = (
-                f"file ends inside record {index} (expected {length + 16} bytes, found "
-                f"{12 + len(data) + len(footer)}): the write was interrupted; regenerate the file"
+                f"the file ends inside this record ({got} of {length + 4} payload bytes are "
+                "there): the write was interrupted; the earlier records are intact"
             )
-            yield RecordScan(index, offset, length, False, msg), b""
+            yield RecordScan(index, offset, length, False, msg, "truncated"), b""
             return
-        ok, msg = True, ""
         if verify and masked_crc32c(data) != _FOOTER.unpack(footer)[0]:
-            ok, msg = False, "data checksum mismatch: the record is corrupted"
-        yield RecordScan(index, offset, length, ok, msg), (data if keep else b"")
+            msg = "data checksum does not match: the record is corrupted"
+            yield RecordScan(index, offset, length, False, msg, "crc"), b""
+        else:
+            yield RecordScan(index, offset, length, True), (data if keep else b"")
         index += 1
         offset += 16 + length
 
 
-def scan_records(path: str | os.PathLike[str], *, verify: bool = True) -> Iterator[RecordScan]:
-    """Describe every record of a TFRecord file without raising on corruption.
+def _open_records(path: str | os.PathLike[str]) -> BinaryIO:
+    p = Path(path)
+    if not p.is_file():
+        raise DetforgeError("TFRecord file not found", path=p)
+    f = open(p, "rb")  # noqa: SIM115 -- returned to the caller's with-block
+    if f.read(2) == b"\x1f\x8b":
+        f.close()
+        raise DetforgeError(
+            "this TFRecord is GZIP-compressed; decompress it first (gunzip) and retry", path=p
+        )
+    f.seek(0)
+    return f
 
-    A record with a bad data checksum is reported (``ok=False``) and scanning continues, since
-    its length was trustworthy; a bad header or a truncated record ends the scan.
-    """
-    with open(path, "rb") as f:
+
+def iter_records(
+    path: str | os.PathLike[str], *, verify: bool = True
+) -> Iterator[tuple[RecordScan, bytes]]:
+    """``(scan, payload)`` for every record of a TFRecord file, good or bad (``payload`` is
+    ``b""`` for a bad one), without raising on corruption; see the module docstring. Raises
+    :class:`DetforgeError` only for a missing or GZIP-compressed file."""
+    with _open_records(path) as f:
+        yield from _scan(f, verify=verify, keep=True)
+
+
+def scan_records(path: str | os.PathLike[str], *, verify: bool = True) -> Iterator[RecordScan]:
+    """Describe every record of a TFRecord file without raising on corruption (as
+    :func:`iter_records`, without reading payloads into memory)."""
+    with _open_records(path) as f:
         for scan, _ in _scan(f, verify=verify, keep=False):
             yield scan
 
@@ -128,27 +166,18 @@ def scan_records(path: str | os.PathLike[str], *, verify: bool = True) -> Iterat
 def read_records(path: str | os.PathLike[str], *, verify: bool = True) -> Iterator[bytes]:
     """Yield the payload of each record of a TFRecord file, in order.
 
-    Raises :class:`DetforgeError` (with ``path``) naming the record index and byte offset of
-    the first record that is corrupt or truncated. Compressed (GZIP/ZLIB) files are refused
-    with a message saying so.
+    Raises :class:`DetforgeError` (with ``path``) naming the record number (1-based) and byte
+    offset of the first record that is corrupt or truncated. Compressed (GZIP/ZLIB) files are
+    refused with a message saying so.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise DetforgeError("TFRecord file not found", path=p)
-    with open(p, "rb") as f:
-        magic = f.read(2)
-        f.seek(0)
-        if magic == b"\x1f\x8b":
+    for scan, data in iter_records(path, verify=verify):
+        if not scan.ok:
             raise DetforgeError(
-                "this TFRecord is GZIP-compressed; decompress it first (gunzip) and retry",
-                path=p,
+                f"record {scan.number} at byte offset {scan.offset}: {scan.error} -- "
+                "'detforge check --fix OUT' salvages the intact records",
+                path=path,
             )
-        for scan, data in _scan(f, verify=verify, keep=True):
-            if not scan.ok:
-                raise DetforgeError(
-                    f"record {scan.index} at byte offset {scan.offset}: {scan.error}", path=p
-                )
-            yield data
+        yield data
 
 
 def count_records(path: str | os.PathLike[str]) -> int:

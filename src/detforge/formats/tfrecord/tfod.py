@@ -18,6 +18,8 @@ When a label map is given and a box's ``class/text`` is in it, the text decides 
 the API's decoder does) and disagreements with ``class/label`` are reported in
 ``ds.meta["warnings"]``. The split of a file comes from its name: ``train.record``,
 ``val.record-00000-of-00002`` ... (``all.record`` means no split).
+
+Reading is :func:`detforge.formats.tfrecord.tfod_read.read_tfod`; this module writes.
 """
 
 from __future__ import annotations
@@ -31,22 +33,18 @@ from typing import Any
 import numpy as np
 
 from detforge.data.boxes import BoxFormat, cxcywh_to_xyxy, xyxy_to_cxcywh
-from detforge.data.dataset import Dataset, canonical_split, make_dataset
+from detforge.data.dataset import Dataset, canonical_split
 from detforge.errors import DetforgeError
 from detforge.formats.common import ensure_sizes, split_file_name
-from detforge.formats.labelmap import check_label_map, label_map_names, write_label_map
+from detforge.formats.labelmap import check_label_map, write_label_map
 from detforge.formats.tfrecord.example import (
     Feature,
     bytes_feature,
-    bytes_values,
-    decode_example,
     encode_example,
     float_feature,
-    float_values,
     int64_feature,
-    int64_values,
 )
-from detforge.formats.tfrecord.framing import expand_record_paths, read_records, write_sharded
+from detforge.formats.tfrecord.framing import write_sharded
 from detforge.utils.progress import progress
 
 TFOD_KEYS: tuple[str, ...] = (
@@ -116,159 +114,6 @@ def example_from_image(
         "image/object/difficult": int64_feature([int(d) for d in difficult]),
         "image/object/truncated": int64_feature([int(t) for t in truncated]),
     }
-
-
-def _text(example: dict[str, Feature], key: str) -> str:
-    vals = bytes_values(example, key)
-    return vals[0].decode("utf-8", "replace") if vals else ""
-
-
-def _scalar(example: dict[str, Feature], key: str) -> int:
-    vals = int64_values(example, key)
-    return vals[0] if vals else 0
-
-
-def read_tfod(
-    source: str | os.PathLike[str],
-    *,
-    label_map: dict[int, str] | None = None,
-    extract_images_to: str | os.PathLike[str] | None = None,
-) -> Dataset:
-    """Read TF OD API records (a file, a shard, or a folder of them) into a :class:`Dataset`.
-
-    ``label_map`` (``{id: name}``, see :mod:`detforge.formats.labelmap`) fixes the class names
-    and order; without it names come from the records' ``(label, text)`` pairs. With
-    ``extract_images_to`` the embedded images are written there (``<split>/<file name>``) and
-    become the dataset's image paths; otherwise paths are the records' ``image/filename``.
-    Boxes come out in ``CXCYWH_NORM``. Corrupt or truncated records raise
-    :class:`DetforgeError` naming the file, record index and byte offset.
-    """
-    files = expand_record_paths(source)
-    names_by_id: dict[int, str] = dict(label_map or {})
-    id_by_name = {v: k for k, v in names_by_id.items()}
-    paths: list[str] = []
-    widths: list[int] = []
-    heights: list[int] = []
-    splits: list[str] = []
-    ids: list[int] = []
-    box_image: list[int] = []
-    box_label: list[int] = []
-    coords: list[np.ndarray[Any, Any]] = []
-    diff: list[int] = []
-    trunc: list[int] = []
-    warnings: list[str] = []
-    taken: set[str] = set()
-    out_root = Path(extract_images_to) if extract_images_to is not None else None
-    for file in files:
-        split = split_from_record_name(file.name)
-        records = progress(read_records(file), desc=f"reading {file.name}", unit="rec")
-        for rec_index, data in enumerate(records):
-            try:
-                ex = decode_example(data)
-                n_img = len(paths)
-                filename = _text(ex, "image/filename") or f"record{n_img}.jpg"
-                box = [
-                    np.asarray(float_values(ex, f"image/object/bbox/{k}"), np.float64)
-                    for k in ("xmin", "ymin", "xmax", "ymax")
-                ]
-                labels = int64_values(ex, "image/object/class/label")
-                texts = [
-                    v.decode("utf-8", "replace")
-                    for v in bytes_values(ex, "image/object/class/text")
-                ]
-            except DetforgeError as exc:
-                raise DetforgeError(f"record {rec_index}: {exc.message}", path=file) from None
-            k = len(box[0])
-            if any(len(b) != k for b in box) or (labels and len(labels) != k):
-                raise DetforgeError(
-                    f"record {rec_index} ({filename}): bbox and class lists differ in length",
-                    path=file,
-                )
-            if not labels and texts:
-                labels = [id_by_name.get(t, 0) for t in texts]
-            if len(labels) != k:
-                raise DetforgeError(
-                    f"record {rec_index} ({filename}): {k} boxes but no class labels", path=file
-                )
-            for j, lab in enumerate(labels):
-                text = texts[j] if j < len(texts) else ""
-                if label_map is not None and text in id_by_name:
-                    if id_by_name[text] != lab:
-                        warnings.append(
-                            f"{file.name} record {rec_index}: class/text {text!r} is id "
-                            f"{id_by_name[text]} in the label map but class/label is {lab}"
-                        )
-                    lab = id_by_name[text]
-                if lab < 1:
-                    raise DetforgeError(
-                        f"record {rec_index} ({filename}): class label {lab} is not 1-based "
-                        "(0 is the background in the TF OD API)",
-                        path=file,
-                    )
-                if label_map is None and lab not in names_by_id and text:
-                    names_by_id[lab] = text
-                box_label.append(lab)
-            coords.append(np.stack(box, axis=1) if k else np.zeros((0, 4)))
-            box_image.extend([n_img] * k)
-            d = int64_values(ex, "image/object/difficult")[:k]
-            t = int64_values(ex, "image/object/truncated")[:k]
-            diff.extend(d + [0] * (k - len(d)))
-            trunc.extend(t + [0] * (k - len(t)))
-            source_id = _text(ex, "image/source_id")
-            ids.append(int(source_id) if source_id.strip().isdigit() else n_img)
-            widths.append(_scalar(ex, "image/width"))
-            heights.append(_scalar(ex, "image/height"))
-            splits.append(split)
-            if out_root is not None:
-                paths.append(_extract(ex, out_root / (split or "all"), filename, taken, file))
-            else:
-                paths.append(filename)
-    if label_map is not None:
-        names = label_map_names(names_by_id)
-        bad = sorted({lab for lab in box_label if lab > len(names)})
-        if bad:
-            raise DetforgeError(
-                f"records use class ids {bad[:10]} that the label map does not have",
-                path=str(source),
-            )
-    else:
-        top = max([*names_by_id, *box_label], default=0)
-        names = [names_by_id.get(i, f"class{i}") for i in range(1, top + 1)]
-    xyxy = np.concatenate(coords, axis=0) if coords else np.zeros((0, 4))
-    return make_dataset(
-        names,
-        paths=paths,
-        widths=widths,
-        heights=heights,
-        splits=splits,
-        image_ids=ids,
-        box_image=box_image,
-        box_cls=np.asarray(box_label, dtype=np.int64) - 1,
-        box_coords=xyxy_to_cxcywh(xyxy),
-        box_format=BoxFormat.CXCYWH_NORM,
-        difficult=np.asarray(diff, dtype=bool),
-        truncated=np.asarray(trunc, dtype=bool),
-        meta={"source": str(source), "format": "tfrecord", "warnings": warnings},
-    )
-
-
-def _extract(
-    ex: dict[str, Feature], folder: Path, filename: str, taken: set[str], file: Path
-) -> str:
-    from detforge.utils.io import atomic_write_bytes
-
-    enc = bytes_values(ex, "image/encoded")
-    if not enc:
-        raise DetforgeError(f"record for {filename} has no image/encoded bytes", path=file)
-    name = Path(filename.replace("\\", "/")).name or "image.jpg"
-    stem, suffix = os.path.splitext(name)
-    k = 1
-    while str(folder / name).lower() in taken:
-        name = f"{stem}_{k}{suffix}"
-        k += 1
-    taken.add(str(folder / name).lower())
-    atomic_write_bytes(folder / name, enc[0])
-    return str(folder / name)
 
 
 def _upright(encoded: bytes, fmt: str) -> tuple[bytes, str]:

@@ -1,0 +1,272 @@
+"""Reading TF Object Detection API records into a :class:`~detforge.data.Dataset` (the
+feature keys and conventions are in :mod:`detforge.formats.tfrecord.tfod`).
+
+By default a damaged file is an error naming the file, record number (1-based, as
+``detforge check`` reports it) and byte offset. ``skip_bad=True`` salvages instead: records
+with a bad checksum, records that are not valid examples, and the cut-off tail of an
+interrupted write are left out and listed in ``meta["skipped_records"]``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from detforge.data.boxes import BoxFormat, xyxy_to_cxcywh
+from detforge.data.dataset import Dataset, make_dataset
+from detforge.errors import DetforgeError
+from detforge.formats.labelmap import label_map_names
+from detforge.formats.tfrecord.example import (
+    Feature,
+    bytes_values,
+    decode_example,
+    float_values,
+    int64_values,
+)
+from detforge.formats.tfrecord.framing import expand_record_paths, iter_records
+from detforge.formats.tfrecord.tfod import split_from_record_name
+from detforge.utils.progress import progress
+
+
+@dataclass
+class _Record:
+    """One parsed example, committed to the dataset only when all of it is valid."""
+
+    example: dict[str, Feature]
+    filename: str
+    xyxy: NDArray[np.float64]  # (K, 4) normalized corners
+    labels: list[int]  # 1-based
+    difficult: list[int]
+    truncated: list[int]
+    image_id: int | None
+    width: int
+    height: int
+    new_names: dict[int, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _text(example: dict[str, Feature], key: str) -> str:
+    vals = bytes_values(example, key)
+    return vals[0].decode("utf-8", "replace") if vals else ""
+
+
+def _scalar(example: dict[str, Feature], key: str) -> int:
+    vals = int64_values(example, key)
+    return vals[0] if vals else 0
+
+
+def _parse(
+    data: bytes,
+    tag: str,
+    *,
+    label_map: dict[int, str] | None,
+    id_by_name: dict[str, int],
+    names_by_id: dict[int, str],
+) -> _Record:
+    """Decode one record; raises :class:`DetforgeError` (without a path) saying what is wrong.
+    ``tag`` names the record in messages (``file record N``)."""
+    ex = decode_example(data)
+    filename = _text(ex, "image/filename")
+    where = f"{tag} ({filename})" if filename else tag
+    box = [
+        np.asarray(float_values(ex, f"image/object/bbox/{k}"), np.float64)
+        for k in ("xmin", "ymin", "xmax", "ymax")
+    ]
+    labels = int64_values(ex, "image/object/class/label")
+    texts = [v.decode("utf-8", "replace") for v in bytes_values(ex, "image/object/class/text")]
+    k = len(box[0])
+    if any(len(b) != k for b in box) or (labels and len(labels) != k):
+        raise DetforgeError(f"{where}: bbox and class lists differ in length")
+    if not labels and texts:
+        labels = [id_by_name.get(t, 0) for t in texts]
+    if len(labels) != k:
+        raise DetforgeError(f"{where}: {k} boxes but no class labels")
+    rec = _Record(
+        example=ex,
+        filename=filename,
+        xyxy=np.stack(box, axis=1) if k else np.zeros((0, 4)),
+        labels=[],
+        difficult=[],
+        truncated=[],
+        image_id=None,
+        width=_scalar(ex, "image/width"),
+        height=_scalar(ex, "image/height"),
+    )
+    for j, lab in enumerate(labels):
+        text = texts[j] if j < len(texts) else ""
+        if label_map is not None and text in id_by_name:
+            if id_by_name[text] != lab:
+                rec.warnings.append(
+                    f"{where}: class/text {text!r} is id {id_by_name[text]} in the label map "
+                    f"but class/label is {lab}"
+                )
+            lab = id_by_name[text]
+        if lab < 1:
+            raise DetforgeError(
+                f"{where}: class label {lab} is not 1-based (0 is the background in the TF OD API)"
+            )
+        if label_map is None and lab not in names_by_id and text:
+            rec.new_names.setdefault(lab, text)
+        rec.labels.append(lab)
+    d = int64_values(ex, "image/object/difficult")[:k]
+    t = int64_values(ex, "image/object/truncated")[:k]
+    rec.difficult = d + [0] * (k - len(d))
+    rec.truncated = t + [0] * (k - len(t))
+    source_id = _text(ex, "image/source_id")
+    rec.image_id = int(source_id) if source_id.strip().isdigit() else None
+    return rec
+
+
+def read_tfod(
+    source: str | os.PathLike[str],
+    *,
+    label_map: dict[int, str] | None = None,
+    extract_images_to: str | os.PathLike[str] | None = None,
+    skip_bad: bool = False,
+) -> Dataset:
+    """Read TF OD API records (a file, a shard, or a folder of them) into a :class:`Dataset`.
+
+    ``label_map`` (``{id: name}``, see :mod:`detforge.formats.labelmap`) fixes the class names
+    and order; without it names come from the records' ``(label, text)`` pairs. With
+    ``extract_images_to`` the embedded images are written there (``<split>/<file name>``) and
+    become the dataset's image paths; otherwise paths are the records' ``image/filename``.
+    Boxes come out in ``CXCYWH_NORM``. Corrupt or truncated records raise
+    :class:`DetforgeError` naming the file, record number and byte offset -- or, with
+    ``skip_bad``, are left out and listed in ``meta["skipped_records"]`` as
+    ``{"path", "record" (1-based), "offset", "kind", "reason"}`` (``kind``: ``crc``,
+    ``truncated``, ``header-crc``, ``length`` -- see
+    :class:`~detforge.formats.tfrecord.framing.RecordScan` -- or ``example``). Per image,
+    ``meta["records"]`` is the ``(record file, record number)`` it came from.
+    """
+    files = expand_record_paths(source)
+    names_by_id: dict[int, str] = dict(label_map or {})
+    id_by_name = {v: k for k, v in names_by_id.items()}
+    out_root = Path(extract_images_to) if extract_images_to is not None else None
+    acc = _Columns()
+    skipped: list[dict[str, Any]] = []
+    taken: set[str] = set()
+    for file in files:
+        split = split_from_record_name(file.name)
+        records = progress(iter_records(file), desc=f"reading {file.name}", unit="rec")
+        for scan, data in records:
+            tag = f"record {scan.number}"
+            try:
+                if not scan.ok:
+                    raise DetforgeError(f"{tag} at byte offset {scan.offset}: {scan.error}")
+                rec = _parse(
+                    data, tag, label_map=label_map, id_by_name=id_by_name, names_by_id=names_by_id
+                )
+                path = rec.filename or f"record{len(acc.paths)}.jpg"
+                if out_root is not None:
+                    path = _extract(rec.example, out_root / (split or "all"), path, taken)
+            except DetforgeError as exc:
+                if not skip_bad:
+                    raise DetforgeError(
+                        f"{exc.message} -- 'detforge check --fix OUT' salvages the intact records",
+                        path=file,
+                    ) from None
+                reason = exc.message.removeprefix(f"{tag}: ").removeprefix(f"{tag} ")
+                skipped.append(
+                    {
+                        "path": str(file),
+                        "record": scan.number,
+                        "offset": scan.offset,
+                        "kind": scan.kind or "example",
+                        "reason": reason,
+                    }
+                )
+                continue
+            for lab, text in rec.new_names.items():
+                names_by_id.setdefault(lab, text)
+            acc.add(rec, path, split)
+            acc.records.append((str(file), scan.number))
+            acc.warnings += [f"{file.name} {w}" for w in rec.warnings]
+    if label_map is not None:
+        names = label_map_names(names_by_id)
+        bad = sorted({lab for lab in acc.labels if lab > len(names)})
+        if bad:
+            raise DetforgeError(
+                f"records use class ids {bad[:10]} that the label map does not have",
+                path=str(source),
+            )
+    else:
+        top = max([*names_by_id, *acc.labels], default=0)
+        names = [names_by_id.get(i, f"class{i}") for i in range(1, top + 1)]
+    xyxy = np.concatenate(acc.coords, axis=0) if acc.coords else np.zeros((0, 4))
+    meta: dict[str, Any] = {
+        "source": str(source),
+        "format": "tfrecord",
+        "warnings": acc.warnings,
+        "records": acc.records,
+    }
+    if skip_bad:
+        meta["skipped_records"] = skipped
+    return make_dataset(
+        names,
+        paths=acc.paths,
+        widths=acc.widths,
+        heights=acc.heights,
+        splits=acc.splits,
+        image_ids=acc.ids,
+        box_image=acc.box_image,
+        box_cls=np.asarray(acc.labels, dtype=np.int64) - 1,
+        box_coords=xyxy_to_cxcywh(xyxy),
+        box_format=BoxFormat.CXCYWH_NORM,
+        difficult=np.asarray(acc.difficult, dtype=bool),
+        truncated=np.asarray(acc.truncated, dtype=bool),
+        meta=meta,
+    )
+
+
+class _Columns:
+    """The dataset's columns, grown one committed record at a time."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self.widths: list[int] = []
+        self.heights: list[int] = []
+        self.splits: list[str] = []
+        self.ids: list[int] = []
+        self.box_image: list[int] = []
+        self.labels: list[int] = []
+        self.coords: list[NDArray[np.float64]] = []
+        self.difficult: list[int] = []
+        self.truncated: list[int] = []
+        self.warnings: list[str] = []
+        self.records: list[tuple[str, int]] = []  # per image: (record file, record number)
+
+    def add(self, rec: _Record, path: str, split: str) -> None:
+        n = len(self.paths)
+        self.paths.append(path)
+        self.widths.append(rec.width)
+        self.heights.append(rec.height)
+        self.splits.append(split)
+        self.ids.append(rec.image_id if rec.image_id is not None else n)
+        self.box_image.extend([n] * len(rec.labels))
+        self.labels.extend(rec.labels)
+        self.coords.append(rec.xyxy)
+        self.difficult.extend(rec.difficult)
+        self.truncated.extend(rec.truncated)
+
+
+def _extract(ex: dict[str, Feature], folder: Path, filename: str, taken: set[str]) -> str:
+    """Write the record's image into ``folder`` under a name not yet ``taken``."""
+    from detforge.utils.io import atomic_write_bytes
+
+    enc = bytes_values(ex, "image/encoded")
+    if not enc:
+        raise DetforgeError(f"the record for {filename} has no image/encoded bytes")
+    name = Path(filename.replace("\\", "/")).name or "image.jpg"
+    stem, suffix = os.path.splitext(name)
+    k = 1
+    while str(folder / name).lower() in taken:
+        name = f"{stem}_{k}{suffix}"
+        k += 1
+    taken.add(str(folder / name).lower())
+    atomic_write_bytes(folder / name, enc[0])
+    return str(folder / name)
