@@ -192,6 +192,7 @@ def _fit(
     t_start = time.perf_counter()
     stop, w_lr = "", 0.0
     planned = cfg.epochs  # lowered to what fits --time-budget once an epoch has been timed
+    told = cfg.epochs  # the plan last logged
     # SGD's biases start warmup at a high LR; Adam's steps are already ~lr each, so not there
     bias_lr0 = cfg.warmup_bias_lr if cfg.optimizer == "sgd" else 0.0
     log(
@@ -302,8 +303,10 @@ def _fit(
             spent = time.perf_counter() - t_start
             fits = int((cfg.time_budget - spent) / (spent / (epoch + 1 - first_epoch)))
             new_plan = broadcast_object(info, min(cfg.epochs, epoch + 1 + max(fits, 0)))
-            if new_plan != planned:
+            if abs(new_plan - told) >= max(2, 0.05 * new_plan) or (new_plan != told and fits < 3):
+                # the plan follows every estimate; the log only its real moves (not +-1 jitter)
                 log(f"--time-budget: {new_plan} of {cfg.epochs} epochs fit; LR schedule adjusted")
+                told = new_plan
             planned = new_plan
             if planned == epoch + 1:
                 stop = f"time budget of {cfg.time_budget:g} s used"
