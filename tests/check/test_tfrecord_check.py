@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import struct
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from detforge.check import check_dataset
+from detforge.check import check_dataset, fix_dataset
+from detforge.errors import DetforgeError
+from detforge.formats.darknet import read_darknet
+from detforge.formats.labelmap import read_label_map
 from detforge.formats.tfrecord.example import encode_example, int64_feature
 from detforge.formats.tfrecord.framing import write_records
 from detforge.formats.tfrecord.tfod import example_from_image
+from detforge.formats.tfrecord.tfod_read import read_tfod
 
 
 def _offsets(data: bytes) -> list[tuple[int, int]]:
@@ -125,14 +132,6 @@ def test_example_contents_are_validated(tmp_path: Path) -> None:
 
 
 def test_fix_salvages_the_intact_records(shared_data: Path, tmp_path: Path) -> None:
-    import hashlib
-    import json
-
-    from detforge.check import fix_dataset
-    from detforge.formats.darknet import read_darknet
-    from detforge.formats.labelmap import read_label_map
-    from detforge.formats.tfrecord.tfod_read import read_tfod
-
     src = shared_data / "raccoon-tfrecord"
     data = (src / "test.record").read_bytes()
     before = hashlib.sha256(data).hexdigest()
@@ -167,11 +166,6 @@ def test_fix_salvages_the_intact_records(shared_data: Path, tmp_path: Path) -> N
 
 
 def test_strict_read_names_the_record_and_the_way_out(shared_data: Path, tmp_path: Path) -> None:
-    import pytest
-
-    from detforge.errors import DetforgeError
-    from detforge.formats.tfrecord.tfod_read import read_tfod
-
     data = (shared_data / "raccoon-tfrecord" / "test.record").read_bytes()
     cut = tmp_path / "cut.record"
     cut.write_bytes(data[: _offsets(data)[-1][0] + 100])
