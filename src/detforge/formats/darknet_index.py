@@ -109,8 +109,9 @@ class _LabelSearch:
         """Take the candidates ``paths`` (of images ``idx``, found by ``rule``) that are
         files."""
         ok = size >= 0
+        at = idx.tolist()
         for k in np.flatnonzero(ok).tolist():
-            self.paths[int(idx[k])] = paths[k]
+            self.paths[at[k]] = paths[k]
         hit = idx[ok]
         self.rule[hit] = rule if isinstance(rule, int) else rule[ok]
         self.size[hit] = size[ok]
