@@ -120,3 +120,29 @@ def test_forcing_the_missing_helper_says_so(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(RuntimeError, match="not built"):
         stat_many(["x"], native=True)
     assert stat_many(["/no/such/file"], native=False)[0].tolist() == [-1]
+
+
+def test_read_many_reads_whole_files_or_leaves_them_to_the_caller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not filestat.native_available():
+        pytest.skip("detforge.utils._cstat was not built (no C compiler at install time)")
+    files = []
+    for i, n in enumerate([0, 1, 37, 5000, 70_000]):
+        f = tmp_path / f"{i}.txt"
+        f.write_bytes(bytes(range(256)) * (n // 256) + b"x" * (n % 256))
+        files.append(str(f))
+    (tmp_path / "d").mkdir()
+    os.mkfifo(tmp_path / "fifo")
+    grown = tmp_path / "grown.txt"
+    grown.write_bytes(b"0123456789")
+    paths = [*files, str(tmp_path / "d"), str(tmp_path / "fifo"), str(grown), "/no/such"]
+    sizes = [os.stat(p).st_size for p in files] + [0, 0, 4, 0]  # grown: stat said 4
+    monkeypatch.setattr(filestat, "_MIN_READ_CHUNK", 2)  # let 3 threads share 9 files
+    for threads in (1, 3):
+        out = filestat.read_many(paths, sizes, threads=threads)
+        assert out[:5] == [Path(p).read_bytes() for p in files]
+        assert out[5] is None  # a folder: the caller's own read raises the clear error
+        assert out[6] in (None, b"")  # a FIFO: never a hang
+        assert out[7] is None  # longer than the stat said: the caller reads it again
+        assert out[8] is None

@@ -1,4 +1,4 @@
-"""``(size, mtime_ns)`` of many files at once: the per-file check behind every cached load.
+"""Stat or read many files at once: the per-file passes of every dataset load.
 
 The dataset index cache (:mod:`detforge.data.cache`) is never stale because every load
 ``stat()``-s every image and label file and reuses a record only while both numbers match.
@@ -6,7 +6,8 @@ That makes the stat pass the floor of a cached load. :func:`stat_many` runs it i
 optional C helper :mod:`detforge.utils._cstat`, which releases the GIL for a whole chunk so
 that the chunks run on all cores; without the helper (it is built at install time when a C
 compiler is present, and never on Windows) it falls back to ``os.stat`` in a loop. Both give
-identical numbers, so a cache written by one is valid for the other.
+identical numbers, so a cache written by one is valid for the other. :func:`read_many` reads
+the label files of a first (uncached) load the same way.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 
@@ -28,6 +29,9 @@ _FMT = 0o170000
 _PROBE = 2048  # files stat-ed before deciding how many threads the rest gets
 _SLOW_STAT_S = 50e-6  # per file: slower than this is remote or cold storage
 _MIN_CHUNK = 4096  # fewer files than this per thread are not worth a thread
+_PROBE_READS = 256  # likewise for reads
+_SLOW_READ_S = 100e-6
+_MIN_READ_CHUNK = 1024
 
 
 def _load_native() -> ModuleType | None:
@@ -67,26 +71,95 @@ def stat_many(
     use_native = _NATIVE is not None if native is None else native
     if use_native and _NATIVE is None:
         raise RuntimeError("detforge.utils._cstat was not built (no C compiler at install?)")
-    run = _stat_native if use_native else _stat_python
+    stat = _stat_native if use_native else _stat_python
+    # without the C helper, threads only trade the GIL back and forth on fast storage
+    _in_chunks(
+        n,
+        lambda lo, hi: stat(paths, lo, hi, size, mtime),
+        threads=threads,
+        fast_threads=min(16, usable_cores()) if use_native else 1,
+        probe=_PROBE,
+        slow_s=_SLOW_STAT_S,
+        min_chunk=_MIN_CHUNK,
+    )
+    return size, mtime
+
+
+def read_many(
+    paths: Sequence[str], sizes: Sequence[int], *, threads: int | None = None
+) -> list[bytes | None]:
+    """The whole content of each file, read in the C helper on every core.
+
+    ``sizes`` are the files' sizes from a stat just before (bytes). ``None`` where the caller
+    must read the file itself: it could not be opened or read (the caller's own read then
+    raises a clear error), it grew since the stat, or the C helper is not built (then every
+    entry is ``None``). ``threads`` as in :func:`stat_many`.
+    """
+    n = len(paths)
+    out: list[bytes | None] = [None] * n
+    if _NATIVE is None or n == 0:
+        return out
+    native = _NATIVE
+
+    def read(lo: int, hi: int) -> None:
+        blob = _encode_paths(paths, lo, hi)
+        if blob is None:
+            return  # left to the caller's careful path
+        caps = np.maximum(np.asarray(sizes[lo:hi], dtype=np.int64), 0) + 1  # +1 sees growth
+        starts = np.concatenate([[0], np.cumsum(caps)[:-1]]).astype(np.int64)
+        buf = bytearray(int(caps.sum()))
+        got = np.empty(hi - lo, dtype=np.int64)
+        native.read_paths(blob, hi - lo, starts, caps, buf, got)
+        view = memoryview(buf)
+        slots = zip(starts.tolist(), got.tolist(), caps.tolist(), strict=True)
+        for k, (s0, g, c) in enumerate(slots):
+            if 0 <= g < c:  # read completely (g == c: it grew; g < 0: an error)
+                out[lo + k] = bytes(view[s0 : s0 + g])
+
+    _in_chunks(
+        n,
+        read,
+        threads=threads,
+        fast_threads=min(16, usable_cores()),
+        probe=_PROBE_READS,
+        slow_s=_SLOW_READ_S,
+        min_chunk=_MIN_READ_CHUNK,
+    )
+    return out
+
+
+def _in_chunks(
+    n: int,
+    run: Callable[[int, int], None],
+    *,
+    threads: int | None,
+    fast_threads: int,
+    probe: int,
+    slow_s: float,
+    min_chunk: int,
+) -> None:
+    """Call ``run(lo, hi)`` over ``range(n)`` in chunks. With ``threads=None`` the first
+    ``probe`` items run in this thread to time the storage: slower than ``slow_s`` each means
+    remote or cold storage (a few threads per core overlap the waits), else ``fast_threads``."""
     start = 0
     if threads is None:
-        start = min(n, _PROBE)
+        start = min(n, probe)
         t0 = time.perf_counter()
-        run(paths, 0, start, size, mtime)
-        slow = start > 0 and time.perf_counter() - t0 > _SLOW_STAT_S * start
-        cores = usable_cores()
-        # without the C helper, threads only trade the GIL back and forth on fast storage
-        threads = min(32, 4 * cores) if slow else (min(16, cores) if use_native else 1)
-    threads = max(1, min(threads, -(-(n - start) // _MIN_CHUNK)))
+        if start:
+            run(0, start)
+        slow = start > 0 and time.perf_counter() - t0 > slow_s * start
+        threads = min(32, 4 * usable_cores()) if slow else fast_threads
+    threads = max(1, min(threads, -(-(n - start) // min_chunk)))
+    if n <= start:
+        return
     if threads == 1:
-        run(paths, start, n, size, mtime)
-        return size, mtime
+        run(start, n)
+        return
     step = -(-(n - start) // threads)
     bounds = [(i, min(n, i + step)) for i in range(start, n, step)]
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for _ in pool.map(lambda b: run(paths, b[0], b[1], size, mtime), bounds):
+        for _ in pool.map(lambda b: run(*b), bounds):
             pass
-    return size, mtime
 
 
 def _stat_python(
@@ -107,19 +180,24 @@ _FS_ENCODING = sys.getfilesystemencoding()
 _FS_ERRORS = sys.getfilesystemencodeerrors()
 
 
+def _encode_paths(paths: Sequence[str], lo: int, hi: int) -> bytes | None:
+    """``paths[lo:hi]`` as NUL-terminated file-system bytes, or ``None`` where one cannot be
+    passed to C (not a ``str``, not encodable, or holding a NUL)."""
+    try:
+        blob = "\0".join(paths[lo:hi]).encode(_FS_ENCODING, _FS_ERRORS) + b"\0"
+    except (UnicodeEncodeError, TypeError):
+        return None
+    return blob if blob.count(b"\0") == hi - lo else None
+
+
 def _stat_native(
     paths: Sequence[str], lo: int, hi: int, size: NDArray[np.int64], mtime: NDArray[np.int64]
 ) -> None:
     assert _NATIVE is not None
     if hi <= lo:
         return
-    chunk = paths[lo:hi]
-    try:
-        joined = "\0".join(chunk)
-        blob = joined.encode(_FS_ENCODING, _FS_ERRORS) + b"\0"
-    except (UnicodeEncodeError, TypeError):
-        blob = b""  # a path os.stat cannot encode, or not a str: take the careful way
-    if not blob or blob.count(b"\0") != hi - lo:  # a NUL inside a path: os.stat rejects it
+    blob = _encode_paths(paths, lo, hi)
+    if blob is None:  # os.stat gives the right answer (-1, or the file) for such paths
         _stat_python(paths, lo, hi, size, mtime)
         return
     _NATIVE.stat_paths(blob, hi - lo, size[lo:hi], mtime[lo:hi])
