@@ -149,3 +149,44 @@ def test_in_memory_jpeg_walk_matches_the_file_walk_on_damaged_files() -> None:
                 raise AssertionError(f"prefix of {len(cut)} bytes changed the result")
             checked += 1
     assert checked == 3 * 401
+
+
+def test_bulk_read_agrees_with_one_by_one_on_every_kind_of_file(
+    tmp_path: Path, stat_backend: str
+) -> None:
+    """read_sizes (the C helper reads the heads, or threads without it) gives exactly the
+    header or error message of read_image_header for each file."""
+    paths = []
+    for name, mode, kw in CASES:
+        if name.endswith(".webp") and not features.check("webp"):
+            continue
+        p = tmp_path / name
+        Image.new(mode, (123, 45)).save(p, **kw)
+        paths.append(str(p))
+    exif = Image.Exif()
+    exif[270] = "x" * 30000  # the frame header lies beyond the first read
+    exif[274] = 6
+    Image.new("RGB", (40, 30)).save(tmp_path / "late.jpg", exif=exif.tobytes())
+    for o in (3, 8):
+        e = Image.Exif()
+        e[274] = o
+        Image.new("RGB", (40, 30)).save(tmp_path / f"rot{o}.tif", exif=e.tobytes())
+    rng = np.random.default_rng(2)
+    Image.fromarray(rng.integers(0, 255, (220, 330, 3), dtype=np.uint8)).save(tmp_path / "b.png")
+    (tmp_path / "dir.jpg").mkdir()
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "text.jpg").write_text("not an image")
+    (tmp_path / "cut.jpg").write_bytes((tmp_path / "late.jpg").read_bytes()[:20000])
+    for name in ("late.jpg", "rot3.tif", "rot8.tif", "b.png", "dir.jpg", "empty.jpg",
+                 "text.jpg", "cut.jpg", "missing.jpg"):  # fmt: skip
+        paths.append(str(tmp_path / name))
+    paths = paths * 3
+    ws, hs, errs = read_sizes(paths)
+    for i, p in enumerate(paths):
+        try:
+            hdr = read_image_header(p)
+        except DetforgeError as exc:
+            assert (ws[i], hs[i], errs.get(i)) == (0, 0, exc.message), p
+        else:
+            assert (ws[i], hs[i], i in errs) == (hdr.width, hdr.height, False), p
+    assert (ws[paths.index(str(tmp_path / "late.jpg"))], len(errs)) == (30, 5 * 3)

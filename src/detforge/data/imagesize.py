@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 
 from detforge.errors import DetforgeError
 from detforge.utils.cpu import usable_cores
+from detforge.utils.filestat import native_available, read_heads
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".dib", ".webp", ".tif", ".tiff"}
@@ -257,26 +258,41 @@ def _header(f: BinaryIO, buf: bytes | None = None) -> ImageHeader:
     return ImageHeader(int(w), int(h), fmt, int(o))
 
 
-def read_image_header(path: str | os.PathLike[str]) -> ImageHeader:
-    """Read the size of one image from its header (EXIF orientation applied).
+def _header_in(head: bytes) -> ImageHeader | None:
+    """The header parsed from a file's first ``_HEAD_BYTES`` (all of a shorter file), or
+    ``None`` when those bytes are not enough (read the file itself). A parse of a short
+    buffer either fails or saw exactly the file's bytes, so only a full buffer can fall short.
+    Raises ``_Bad`` (and friends) for a file that is too short to be an image."""
+    if head[:4] in (b"II*\x00", b"MM\x00*") and len(head) >= _HEAD_BYTES:
+        return None  # TIFF reads 64 KiB at once: needs the file
+    try:
+        return _header(io.BytesIO(head), head)
+    except (_Bad, struct.error, IndexError):
+        if len(head) < _HEAD_BYTES:  # that was the whole file
+            raise
+        return None
+
+
+def read_image_header(path: str | os.PathLike[str], head: bytes | None = None) -> ImageHeader:
+    """Read the size of one image from its header (EXIF orientation applied). ``head``: the
+    file's first bytes when the caller already read them (see :func:`read_sizes`).
 
     Raises :class:`DetforgeError` (with ``path``) for a missing, empty, truncated or unknown
     file.
     """
     try:
+        if head is not None:
+            got = _header_in(head)
+            if got is not None:
+                return got
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         try:
-            # One read covers most headers: parse it in memory (no buffered file object). A
-            # parse of a truncated buffer either fails or saw exactly the file's bytes (every
-            # read is exact-length), so the file is only reopened when the buffer fell short.
-            head = os.read(fd, _HEAD_BYTES)
-            tiff = head[:4] in (b"II*\x00", b"MM\x00*")  # reads 64 KiB at once: needs the file
-            if len(head) < _HEAD_BYTES or not tiff:
-                try:
-                    return _header(io.BytesIO(head), head)
-                except (_Bad, struct.error, IndexError):
-                    if len(head) < _HEAD_BYTES:  # that was the whole file
-                        raise
+            # One read covers most headers: parse it in memory (no buffered file object);
+            # the file is only read on when that was not enough.
+            if head is None:
+                got = _header_in(os.read(fd, _HEAD_BYTES))
+                if got is not None:
+                    return got
             os.lseek(fd, 0, os.SEEK_SET)
             with open(fd, "rb", closefd=False) as f:
                 return _header(f)
@@ -293,13 +309,13 @@ def read_image_header(path: str | os.PathLike[str]) -> ImageHeader:
 _Result = tuple[list[int], list[int], list[str | None]]
 
 
-def _chunk(paths: Sequence[str]) -> _Result:
+def _chunk(paths: Sequence[str], heads: Sequence[bytes | None] | None = None) -> _Result:
     ws: list[int] = []
     hs: list[int] = []
     errs: list[str | None] = []
-    for p in paths:
+    for i, p in enumerate(paths):
         try:
-            hdr = read_image_header(p)
+            hdr = read_image_header(p, heads[i] if heads is not None else None)
             ws.append(hdr.width)
             hs.append(hdr.height)
             errs.append(None)
@@ -310,6 +326,9 @@ def _chunk(paths: Sequence[str]) -> _Result:
     return ws, hs, errs
 
 
+_NATIVE_CHUNK = 8192  # images whose heads are read (in C) before they are parsed
+
+
 def default_workers() -> int:
     """Threads for header reads: I/O bound, so a few per core (capped at 32)."""
     return min(32, 4 * usable_cores())
@@ -318,7 +337,9 @@ def default_workers() -> int:
 def read_sizes(
     paths: Sequence[str], *, workers: int | None = None, desc: str | None = None
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], dict[int, str]]:
-    """Sizes of many images, read in parallel threads.
+    """Sizes of many images: the first bytes of every file are read in the C helper on every
+    core (:func:`~detforge.utils.filestat.read_heads`) and parsed here; without the helper,
+    in parallel threads (``workers``).
 
     Returns ``widths (N,)``, ``heights (N,)`` (int64 pixels, oriented; ``0`` where unreadable)
     and ``errors``: index -> message for every file that could not be read. Never raises for a
@@ -327,9 +348,6 @@ def read_sizes(
     from detforge.utils.progress import progress
 
     n = len(paths)
-    workers = default_workers() if workers is None else max(1, workers)
-    step = max(64, -(-n // (workers * 4))) if n else 1
-    chunks = [paths[i : i + step] for i in range(0, n, step)]
     bar = desc is not None and n > 0
 
     def tracked(results: Iterable[_Result]) -> list[_Result]:
@@ -345,11 +363,23 @@ def read_sizes(
             pass
         return out
 
-    if workers == 1 or len(chunks) <= 1:
-        results = tracked(_chunk(c) for c in chunks)
+    if native_available():
+        # the reads in C on every core, the parse here (a few µs an image); a None head (an
+        # error, an unusual header) takes the per-file path and its clear message
+        spans = [(i, min(n, i + _NATIVE_CHUNK)) for i in range(0, n, _NATIVE_CHUNK)]
+        results = tracked(
+            _chunk(paths[a:b], read_heads(paths[a:b], _HEAD_BYTES, threads=workers))
+            for a, b in spans
+        )
     else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = tracked(pool.map(_chunk, chunks))
+        workers = default_workers() if workers is None else max(1, workers)
+        step = max(64, -(-n // (workers * 4))) if n else 1
+        chunks = [paths[i : i + step] for i in range(0, n, step)]
+        if workers == 1 or len(chunks) <= 1:
+            results = tracked(_chunk(c) for c in chunks)
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                results = tracked(pool.map(_chunk, chunks))
     ws = np.fromiter((w for r in results for w in r[0]), dtype=np.int64, count=n)
     hs = np.fromiter((h for r in results for h in r[1]), dtype=np.int64, count=n)
     errors = {i: e for i, e in enumerate(e for r in results for e in r[2]) if e is not None}

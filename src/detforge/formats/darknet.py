@@ -62,6 +62,7 @@ from detforge.formats.darknet_sources import (
     split_from_list_name,
 )
 from detforge.formats.darknet_write import write_darknet
+from detforge.utils.filestat import native_available
 
 __all__ = [
     "DATA_KEYS",
@@ -266,9 +267,12 @@ _SLOW_HEADER_S = 100e-6
 def _read_sizes(
     paths: list[str], workers: int | None
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], dict[int, str]]:
-    """:func:`read_image_sizes`, with threads only where the first headers show slow storage
-    (:func:`~detforge.formats.darknet_index.use_threads`) unless ``workers`` is given."""
+    """:func:`read_image_sizes`. Without the C helper, threads only where the first headers
+    show slow storage (:func:`~detforge.formats.darknet_index.use_threads`) unless ``workers``
+    is given."""
     desc = "image sizes" if len(paths) >= 2000 else None
+    if native_available():  # reads in C, which probes the storage itself
+        return read_image_sizes(paths, workers=workers, desc=desc)
     if workers is not None or len(paths) <= _PROBE_SIZES:
         return read_image_sizes(paths, workers=workers or 1, desc=desc)
     t0 = time.perf_counter()

@@ -95,6 +95,24 @@ def read_many(
     raises a clear error), it grew since the stat, or the C helper is not built (then every
     entry is ``None``). ``threads`` as in :func:`stat_many`.
     """
+    caps = np.maximum(np.asarray(sizes, dtype=np.int64).reshape(-1), 0) + 1  # +1: sees growth
+    return _read_slots(paths, caps, whole=True, threads=threads)
+
+
+def read_heads(
+    paths: Sequence[str], nbytes: int, *, threads: int | None = None
+) -> list[bytes | None]:
+    """The first ``nbytes`` of each file (all of a shorter file), read in the C helper on
+    every core; ``None`` where it could not be opened or read, or the helper is not built."""
+    caps = np.full(len(paths), max(nbytes, 0), dtype=np.int64)
+    return _read_slots(paths, caps, whole=False, threads=threads)
+
+
+def _read_slots(
+    paths: Sequence[str], caps: NDArray[np.int64], *, whole: bool, threads: int | None
+) -> list[bytes | None]:
+    """Read at most ``caps[i]`` bytes of file ``i``; with ``whole``, a file that fills its
+    slot is ``None`` (it is longer than expected)."""
     n = len(paths)
     out: list[bytes | None] = [None] * n
     if _NATIVE is None or n == 0:
@@ -105,15 +123,15 @@ def read_many(
         blob = _encode_paths(paths, lo, hi)
         if blob is None:
             return  # left to the caller's careful path
-        caps = np.maximum(np.asarray(sizes[lo:hi], dtype=np.int64), 0) + 1  # +1 sees growth
-        starts = np.concatenate([[0], np.cumsum(caps)[:-1]]).astype(np.int64)
-        buf = bytearray(int(caps.sum()))
+        cap = caps[lo:hi]
+        starts = (np.cumsum(cap) - cap).astype(np.int64)
+        buf = bytearray(int(cap.sum()))
         got = np.empty(hi - lo, dtype=np.int64)
-        native.read_paths(blob, hi - lo, starts, caps, buf, got)
+        native.read_paths(blob, hi - lo, starts, np.ascontiguousarray(cap), buf, got)
         view = memoryview(buf)
-        slots = zip(starts.tolist(), got.tolist(), caps.tolist(), strict=True)
+        slots = zip(starts.tolist(), got.tolist(), cap.tolist(), strict=True)
         for k, (s0, g, c) in enumerate(slots):
-            if 0 <= g < c:  # read completely (g == c: it grew; g < 0: an error)
+            if g >= 0 and not (whole and g == c):  # g < 0: an error; g == c: it grew
                 out[lo + k] = bytes(view[s0 : s0 + g])
 
     _in_chunks(
