@@ -146,3 +146,17 @@ def test_read_many_reads_whole_files_or_leaves_them_to_the_caller(
         assert out[6] in (None, b"")  # a FIFO: never a hang
         assert out[7] is None  # longer than the stat said: the caller reads it again
         assert out[8] is None
+
+
+def test_read_heads_gives_prefixes_and_notices_growth(tmp_path: Path) -> None:
+    if not filestat.native_available():
+        pytest.skip("detforge.utils._cstat was not built (no C compiler at install time)")
+    big, small, grown = tmp_path / "big", tmp_path / "small", tmp_path / "grown"
+    big.write_bytes(bytes(range(200)) * 30)
+    small.write_bytes(b"abc")
+    grown.write_bytes(b"0123456789")
+    paths = [str(big), str(small), str(grown), str(tmp_path / "gone")]
+    assert filestat.read_heads(paths, 16) == [bytes(range(16)), b"abc", b"0123456789"[:16], None]
+    # with the sizes a stat gave: small files get small slots; one that grew since is None
+    got = filestat.read_heads(paths, 16, sizes=[6000, 3, 4, 0])
+    assert got == [bytes(range(16)), b"abc", None, None]

@@ -335,7 +335,11 @@ def default_workers() -> int:
 
 
 def read_sizes(
-    paths: Sequence[str], *, workers: int | None = None, desc: str | None = None
+    paths: Sequence[str],
+    *,
+    workers: int | None = None,
+    desc: str | None = None,
+    file_sizes: Sequence[int] | NDArray[np.int64] | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], dict[int, str]]:
     """Sizes of many images: the first bytes of every file are read in the C helper on every
     core (:func:`~detforge.utils.filestat.read_heads`) and parsed here; without the helper,
@@ -343,7 +347,8 @@ def read_sizes(
 
     Returns ``widths (N,)``, ``heights (N,)`` (int64 pixels, oriented; ``0`` where unreadable)
     and ``errors``: index -> message for every file that could not be read. Never raises for a
-    bad file. ``desc``: show a progress bar (on a terminal) with this label.
+    bad file. ``desc``: show a progress bar (on a terminal) with this label. ``file_sizes``:
+    the files' sizes in bytes from a stat just before, if known (less memory for the reads).
     """
     from detforge.utils.progress import progress
 
@@ -368,7 +373,15 @@ def read_sizes(
         # error, an unusual header) takes the per-file path and its clear message
         spans = [(i, min(n, i + _NATIVE_CHUNK)) for i in range(0, n, _NATIVE_CHUNK)]
         results = tracked(
-            _chunk(paths[a:b], read_heads(paths[a:b], _HEAD_BYTES, threads=workers))
+            _chunk(
+                paths[a:b],
+                read_heads(
+                    paths[a:b],
+                    _HEAD_BYTES,
+                    sizes=None if file_sizes is None else file_sizes[a:b],
+                    threads=workers,
+                ),
+            )
             for a, b in spans
         )
     else:

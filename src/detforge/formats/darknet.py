@@ -206,7 +206,7 @@ def read_darknet(
     if read_sizes:
         need = np.flatnonzero((widths <= 0) & (size >= 0))
         if len(need):
-            ws, hs, errs = _read_sizes([paths[i] for i in need.tolist()], workers)
+            ws, hs, errs = _read_sizes([paths[i] for i in need.tolist()], size[need], workers)
             widths[need], heights[need] = ws, hs
             sizes_read = len(need) - len(errs)
             size_errors = {paths[int(need[k])]: m for k, m in errs.items()}
@@ -265,14 +265,14 @@ _SLOW_HEADER_S = 100e-6
 
 
 def _read_sizes(
-    paths: list[str], workers: int | None
+    paths: list[str], file_sizes: NDArray[np.int64], workers: int | None
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], dict[int, str]]:
     """:func:`read_image_sizes`. Without the C helper, threads only where the first headers
     show slow storage (:func:`~detforge.formats.darknet_index.use_threads`) unless ``workers``
     is given."""
     desc = "image sizes" if len(paths) >= 2000 else None
     if native_available():  # reads in C, which probes the storage itself
-        return read_image_sizes(paths, workers=workers, desc=desc)
+        return read_image_sizes(paths, workers=workers, desc=desc, file_sizes=file_sizes)
     if workers is not None or len(paths) <= _PROBE_SIZES:
         return read_image_sizes(paths, workers=workers or 1, desc=desc)
     t0 = time.perf_counter()

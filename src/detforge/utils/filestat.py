@@ -96,23 +96,33 @@ def read_many(
     entry is ``None``). ``threads`` as in :func:`stat_many`.
     """
     caps = np.maximum(np.asarray(sizes, dtype=np.int64).reshape(-1), 0) + 1  # +1: sees growth
-    return _read_slots(paths, caps, whole=True, threads=threads)
+    return _read_slots(paths, caps, prefix=None, threads=threads)
 
 
 def read_heads(
-    paths: Sequence[str], nbytes: int, *, threads: int | None = None
+    paths: Sequence[str],
+    nbytes: int,
+    *,
+    sizes: Sequence[int] | NDArray[np.int64] | None = None,
+    threads: int | None = None,
 ) -> list[bytes | None]:
     """The first ``nbytes`` of each file (all of a shorter file), read in the C helper on
-    every core; ``None`` where it could not be opened or read, or the helper is not built."""
-    caps = np.full(len(paths), max(nbytes, 0), dtype=np.int64)
-    return _read_slots(paths, caps, whole=False, threads=threads)
+    every core; ``None`` where it could not be opened or read, or the helper is not built.
+    ``sizes`` (from a stat just before) saves memory for small files; a file that grew since
+    is ``None``."""
+    nbytes = max(nbytes, 0)
+    if sizes is None:
+        caps = np.full(len(paths), nbytes, dtype=np.int64)
+    else:
+        caps = np.minimum(np.maximum(np.asarray(sizes, dtype=np.int64), 0) + 1, nbytes)
+    return _read_slots(paths, caps.reshape(-1), prefix=nbytes, threads=threads)
 
 
 def _read_slots(
-    paths: Sequence[str], caps: NDArray[np.int64], *, whole: bool, threads: int | None
+    paths: Sequence[str], caps: NDArray[np.int64], *, prefix: int | None, threads: int | None
 ) -> list[bytes | None]:
-    """Read at most ``caps[i]`` bytes of file ``i``; with ``whole``, a file that fills its
-    slot is ``None`` (it is longer than expected)."""
+    """Read at most ``caps[i]`` bytes of file ``i``. A file that fills its slot may be longer
+    than expected and is ``None``, unless its slot is the wanted ``prefix`` length."""
     n = len(paths)
     out: list[bytes | None] = [None] * n
     if _NATIVE is None or n == 0:
@@ -123,15 +133,15 @@ def _read_slots(
         blob = _encode_paths(paths, lo, hi)
         if blob is None:
             return  # left to the caller's careful path
-        cap = caps[lo:hi]
+        cap = np.ascontiguousarray(caps[lo:hi])
         starts = (np.cumsum(cap) - cap).astype(np.int64)
-        buf = bytearray(int(cap.sum()))
+        buf = np.empty(int(cap.sum()), dtype=np.uint8)  # not zeroed: untouched pages stay free
         got = np.empty(hi - lo, dtype=np.int64)
-        native.read_paths(blob, hi - lo, starts, np.ascontiguousarray(cap), buf, got)
-        view = memoryview(buf)
+        native.read_paths(blob, hi - lo, starts, cap, buf, got)
+        view = buf.data  # a memoryview of the array
         slots = zip(starts.tolist(), got.tolist(), cap.tolist(), strict=True)
         for k, (s0, g, c) in enumerate(slots):
-            if g >= 0 and not (whole and g == c):  # g < 0: an error; g == c: it grew
+            if g >= 0 and (g < c or c == prefix):  # g < 0: an error; g == c: maybe more
                 out[lo + k] = bytes(view[s0 : s0 + g])
 
     _in_chunks(
