@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import os
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -369,21 +369,26 @@ def read_sizes(
         return out
 
     if native_available():
-        # the reads in C on every core, the parse here (a few µs an image); a None head (an
-        # error, an unusual header) takes the per-file path and its clear message
+        # the reads in C on every core, the parse here (a few µs an image), pipelined: the
+        # next chunk is read while this one is parsed. A None head (an error, an unusual
+        # header) takes the per-file path and its clear message.
         spans = [(i, min(n, i + _NATIVE_CHUNK)) for i in range(0, n, _NATIVE_CHUNK)]
-        results = tracked(
-            _chunk(
-                paths[a:b],
-                read_heads(
-                    paths[a:b],
-                    _HEAD_BYTES,
-                    sizes=None if file_sizes is None else file_sizes[a:b],
-                    threads=workers,
-                ),
-            )
-            for a, b in spans
-        )
+
+        def heads(k: int) -> list[bytes | None]:
+            a, b = spans[k]
+            sizes = None if file_sizes is None else file_sizes[a:b]
+            return read_heads(paths[a:b], _HEAD_BYTES, sizes=sizes, threads=workers)
+
+        def parsed() -> Iterator[_Result]:
+            with ThreadPoolExecutor(max_workers=1) as ahead:
+                nxt = ahead.submit(heads, 0) if spans else None
+                for k, (a, b) in enumerate(spans):
+                    assert nxt is not None
+                    got = nxt.result()
+                    nxt = ahead.submit(heads, k + 1) if k + 1 < len(spans) else None
+                    yield _chunk(paths[a:b], got)
+
+        results = tracked(parsed())
     else:
         workers = default_workers() if workers is None else max(1, workers)
         step = max(64, -(-n // (workers * 4))) if n else 1
