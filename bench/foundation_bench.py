@@ -162,7 +162,8 @@ def main() -> int:
     stat_rows = []
     for native in (False, True):
         code = (
-            "import os, time; from detforge.utils.filestat import native_available, stat_many; "
+            "import os, time\ntry:\n from detforge.utils.filestat import native_available, "
+            "stat_many\nexcept ImportError:\n print('nan'); raise SystemExit\n"
             f"ps = sorted(os.path.join(d, f) for d, _, fs in os.walk('{data.parent}/images') "
             "for f in fs); "
             f"ok = {native} <= native_available(); t = time.perf_counter(); "
