@@ -61,6 +61,7 @@ class FileStats:
 
 
 _PROBE_READS = 256  # files read in this thread before deciding whether threads would help
+_NATIVE_READ_CHUNK = 32768  # label files read (in C) between progress-bar updates
 _SLOW_READ_S = 100e-6  # per file read
 
 
@@ -315,10 +316,18 @@ def read_files(
     progress bar label (shown on a terminal), empty for none.
     """
     n = len(paths)
-    if native_available():
-        fast = read_many(paths, sizes, threads=workers)  # C, every core; None: read here
-        return [b if b is not None else _read_one(paths[i], sizes[i]) for i, b in enumerate(fast)]
     bar = progress(range(n), total=n, desc=desc, unit="file", enabled=None if desc else False)
+    if native_available():  # read in C on every core, a chunk at a time for the progress bar
+        got: list[bytes] = []
+        for lo in range(0, n, _NATIVE_READ_CHUNK):
+            hi = min(n, lo + _NATIVE_READ_CHUNK)
+            fast = read_many(paths[lo:hi], sizes[lo:hi], threads=workers)
+            for i, b in enumerate(fast, lo):  # None: read here, with its clear error
+                got.append(b if b is not None else _read_one(paths[i], sizes[i]))
+                next(bar, None)
+        for _ in bar:  # close the bar
+            pass
+        return got
     out: list[bytes] = []
     start = 0
     if workers is None:
