@@ -53,6 +53,8 @@ def _odd_paths(root: Path) -> list[str]:
         str(root / odd),
         str(root / "ünïcode.txt"),
         str(root / "missing.txt"),
+        str(root / ("x" * 300)),  # a name too long for the file system
+        "/" + "d/" * 3000 + "f",  # a path longer than PATH_MAX
         "",
         "f1.txt",  # relative: the working directory
         str(root / "f1.txt") + "\0tail",
@@ -136,8 +138,9 @@ def test_read_many_reads_whole_files_or_leaves_them_to_the_caller(
     os.mkfifo(tmp_path / "fifo")
     grown = tmp_path / "grown.txt"
     grown.write_bytes(b"0123456789")
-    paths = [*files, str(tmp_path / "d"), str(tmp_path / "fifo"), str(grown), "/no/such"]
-    sizes = [os.stat(p).st_size for p in files] + [0, 0, 4, 0]  # grown: stat said 4
+    long = "/" + "d/" * 3000 + "f"  # longer than PATH_MAX
+    paths = [*files, str(tmp_path / "d"), str(tmp_path / "fifo"), str(grown), "/no/such", long]
+    sizes = [os.stat(p).st_size for p in files] + [0, 0, 4, 0, 0]  # grown: stat said 4
     monkeypatch.setattr(filestat, "_MIN_READ_CHUNK", 2)  # let 3 threads share 9 files
     for threads in (1, 3):
         out = filestat.read_many(paths, sizes, threads=threads)
@@ -145,7 +148,7 @@ def test_read_many_reads_whole_files_or_leaves_them_to_the_caller(
         assert out[5] is None  # a folder: the caller's own read raises the clear error
         assert out[6] in (None, b"")  # a FIFO: never a hang
         assert out[7] is None  # longer than the stat said: the caller reads it again
-        assert out[8] is None
+        assert out[8] is None and out[9] is None
 
 
 def test_read_heads_gives_prefixes_and_notices_growth(tmp_path: Path) -> None:
