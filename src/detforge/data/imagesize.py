@@ -326,7 +326,7 @@ def _chunk(paths: Sequence[str], heads: Sequence[bytes | None] | None = None) ->
     return ws, hs, errs
 
 
-_NATIVE_CHUNK = 8192  # images whose heads are read (in C) before they are parsed
+_NATIVE_CHUNK = 4096  # images whose heads are read (in C) before they are parsed: <= 64 MiB
 
 
 def default_workers() -> int:
