@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from detforge.check.findings import Finding, finding
 
 if TYPE_CHECKING:
-    from detforge.check.labels import LabelRows
+    from detforge.check.rows import LabelRows
 
 
 def where(

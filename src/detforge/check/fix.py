@@ -37,8 +37,8 @@ import numpy as np
 from detforge.check.darknet import DarknetScan, scan_darknet
 from detforge.check.dataset import fixed_names, split_rank
 from detforge.check.images import oriented_size
-from detforge.check.labels import LabelRows
 from detforge.check.loaded import LoadedScan, scan_loaded
+from detforge.check.rows import LabelRows
 from detforge.data.dataset import make_dataset
 from detforge.errors import DetforgeError
 from detforge.formats.darknet import PathMap, write_darknet

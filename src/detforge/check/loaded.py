@@ -33,8 +33,9 @@ from detforge.check.dataset import (
 from detforge.check.files import cached_images, full_digests, store_images
 from detforge.check.findings import CheckReport, Finding, finding, severity_counts, sort_findings
 from detforge.check.images import ImageInfo, image_findings, oriented_size
-from detforge.check.labels import BoxVerdict, LabelRows, check_boxes
+from detforge.check.labels import BoxVerdict, check_boxes
 from detforge.check.limits import DEFAULT_LIMITS, CheckLimits
+from detforge.check.rows import LabelRows
 from detforge.data.boxes import BoxFormat, convert_boxes
 from detforge.data.dataset import Dataset
 from detforge.errors import DetforgeError

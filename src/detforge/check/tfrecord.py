@@ -28,8 +28,9 @@ from detforge.check.dataset import (
 )
 from detforge.check.findings import CheckReport, Finding, finding, severity_counts, sort_findings
 from detforge.check.images import inspect_bytes
-from detforge.check.labels import LabelRows, check_boxes
+from detforge.check.labels import check_boxes
 from detforge.check.limits import DEFAULT_LIMITS, CheckLimits
+from detforge.check.rows import LabelRows
 from detforge.check.sources import find_label_map
 from detforge.errors import DetforgeError
 from detforge.formats.tfrecord.example import (

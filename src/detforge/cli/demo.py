@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 from detforge.cli import demo_data, demo_model, demo_predict
+from detforge.cli.demo_run import DemoRun, cli
 from detforge.errors import DetforgeError
 
 HELP = "generate a small dataset and run every command on it (the whole job end to end)"
@@ -31,40 +31,6 @@ examples:
   detforge demo --out /tmp/d --steps generate,info,split
   detforge demo --list-steps
 """
-
-
-@dataclass
-class DemoRun:
-    """State shared by the steps: the output folder and the files earlier steps produced."""
-
-    out: Path
-    images: int = 60
-    seed: int = 0
-    train_seconds: float = 90.0
-    files: dict[str, Path] = field(default_factory=dict)
-
-
-def cli_status(argv: Sequence[str], *, stdout: Path | None = None) -> int:
-    """Run one ``detforge`` command in-process (its output saved to ``stdout`` if given) and
-    return its exit status."""
-    import contextlib
-
-    from detforge.cli.main import main
-
-    shown = " ".join(argv) + (f" > {stdout}" if stdout is not None else "")
-    print(f"$ detforge {shown}", flush=True)
-    if stdout is None:
-        return main(list(argv))
-    with open(stdout, "w", encoding="utf-8") as f, contextlib.redirect_stdout(f):
-        return main(list(argv))
-
-
-def cli(argv: Sequence[str], *, stdout: Path | None = None) -> None:
-    """Like :func:`cli_status`, but a non-zero status stops the demo."""
-    status = cli_status(argv, stdout=stdout)
-    if status != 0:
-        shown = " ".join(argv)
-        raise DetforgeError(f"demo step 'detforge {shown}' exited with status {status}")
 
 
 def step_generate(run: DemoRun) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 if TYPE_CHECKING:
-    from detforge.eval.coco import CocoParams
+    from detforge.eval.params import CocoParams
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]

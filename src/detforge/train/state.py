@@ -164,8 +164,7 @@ class Reporter:
     def validate(self, batches: Iterable[Any], device: torch.device, epoch: int) -> dict[str, Any]:
         """Validate the EMA (or raw) model; returns the metric columns of ``metrics.csv``."""
         from detforge.train.runs import draw_preview
-        from detforge.train.trainer import fitness
-        from detforge.train.validate import run_validation
+        from detforge.train.validate import fitness, run_validation
 
         res = run_validation(
             self.eval_model, self.data.val, batches, device=device, conf=self.cfg.conf,

@@ -42,11 +42,6 @@ class TrainResult:
     metrics: list[dict[str, Any]] = field(default_factory=list)
 
 
-def fitness(map50: float, map50_95: float) -> float:
-    """The single number ``best.pt`` maximises: ``0.1 * mAP50 + 0.9 * mAP50-95``."""
-    return 0.1 * map50 + 0.9 * map50_95
-
-
 def train(
     cfg: TrainConfig,
     *,

@@ -36,6 +36,11 @@ class ValResult:
     """First batch's ``(input image HxWx3 uint8, prediction in input px, truth in input px)``."""
 
 
+def fitness(map50: float, map50_95: float) -> float:
+    """The single number ``best.pt`` maximises: ``0.1 * mAP50 + 0.9 * mAP50-95``."""
+    return 0.1 * map50 + 0.9 * map50_95
+
+
 def unletterbox(
     boxes: NDArray[np.float64], ratio_pad: Any, orig_shape: Sequence[int]
 ) -> NDArray[np.float64]:
