@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from pathlib import Path
 
 import numpy as np
@@ -163,3 +164,30 @@ def test_read_heads_gives_prefixes_and_notices_growth(tmp_path: Path) -> None:
     # with the sizes a stat gave: small files get small slots; one that grew since is None
     got = filestat.read_heads(paths, 16, sizes=[6000, 3, 4, 0])
     assert got == [bytes(range(16)), b"abc", None, None]
+
+
+def test_an_interrupt_cancels_the_calls_not_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C during a long pass returns after the calls already running, not all of them."""
+    calls: list[tuple[int, int]] = []
+
+    def run(lo: int, hi: int) -> None:  # a call over slow storage
+        calls.append((lo, hi))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        time.sleep(0.005)
+
+    monkeypatch.setattr(filestat, "_MAX_CALL", 10)
+    with pytest.raises(KeyboardInterrupt):
+        filestat._in_chunks(
+            10_000, run, threads=2, fast_threads=2, probe=0, slow_s=1.0, min_chunk=1
+        )
+    assert len(calls) < 50  # of 1,000 calls
+    # one thread: the same bounded calls, in order
+    calls.clear()
+    filestat._in_chunks(
+        95, lambda lo, hi: calls.append((lo, hi)), threads=1, fast_threads=1, probe=0,
+        slow_s=1.0, min_chunk=1,
+    )  # fmt: skip
+    assert calls == [(lo, min(95, lo + 10)) for lo in range(0, 95, 10)]

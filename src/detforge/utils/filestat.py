@@ -32,6 +32,7 @@ _MIN_CHUNK = 4096  # fewer files than this per thread are not worth a thread
 _PROBE_READS = 256  # likewise for reads
 _SLOW_READ_S = 100e-6
 _MIN_READ_CHUNK = 1024
+_MAX_CALL = 16384  # items per call into the C helper
 
 
 def _load_native() -> ModuleType | None:
@@ -180,14 +181,22 @@ def _in_chunks(
     threads = max(1, min(threads, -(-(n - start) // min_chunk)))
     if n <= start:
         return
-    if threads == 1:
-        run(start, n)
-        return
-    step = -(-(n - start) // threads)
+    # calls of at most _MAX_CALL items: Ctrl-C (seen between calls, the GIL being released
+    # within one) then stops a pass over slow storage within one call per thread
+    step = max(1, min(-(-(n - start) // threads), _MAX_CALL))
     bounds = [(i, min(n, i + step)) for i in range(start, n, step)]
-    with ThreadPoolExecutor(max_workers=threads) as pool:
+    if threads == 1:
+        for lo, hi in bounds:
+            run(lo, hi)
+        return
+    pool = ThreadPoolExecutor(max_workers=threads)
+    try:
         for _ in pool.map(lambda b: run(*b), bounds):
             pass
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _stat_python(
