@@ -58,9 +58,9 @@ def check_dataset(
 
             report = check_tfrecords(source, label_map=label_map, deep=deep, limits=limits)
         else:
-            from detforge.check.loaded import check_loaded
+            from detforge.check.loaded import scan_loaded
 
-            report = check_loaded(
+            loaded = scan_loaded(
                 source,
                 fmt=fmt,
                 deep=deep,
@@ -69,6 +69,7 @@ def check_dataset(
                 cache=cache,
                 limits=limits,
             )
+            report = CheckReport(loaded.findings, loaded.summary)
     except DetforgeError as exc:
         if not os.path.exists(source):
             raise

@@ -31,7 +31,7 @@ from detforge.check.dataset import (
     check_split_overlap,
 )
 from detforge.check.files import cached_images, full_digests, store_images
-from detforge.check.findings import CheckReport, Finding, finding, severity_counts, sort_findings
+from detforge.check.findings import Finding, finding, severity_counts, sort_findings
 from detforge.check.images import ImageInfo, image_findings, oriented_size
 from detforge.check.labels import BoxVerdict, check_boxes
 from detforge.check.limits import DEFAULT_LIMITS, CheckLimits
@@ -240,26 +240,3 @@ def _label_map(path: str | os.PathLike[str], names: list[str]) -> list[Finding]:
     except DetforgeError as exc:
         return [finding("read-error", exc.message, path=os.fspath(path), line=exc.line)]
     return check_label_map_names(mapping, names, path=os.fspath(path))
-
-
-def check_loaded(
-    source: str | os.PathLike[str],
-    *,
-    fmt: str,
-    deep: bool = False,
-    label_map: str | os.PathLike[str] | None = None,
-    group_by: str | None = None,
-    cache: bool = True,
-    limits: CheckLimits = DEFAULT_LIMITS,
-) -> CheckReport:
-    """:func:`scan_loaded` as a :class:`CheckReport`."""
-    scan = scan_loaded(
-        source,
-        fmt=fmt,
-        deep=deep,
-        label_map=label_map,
-        group_by=group_by,
-        cache=cache,
-        limits=limits,
-    )
-    return CheckReport(scan.findings, scan.summary)
