@@ -32,6 +32,21 @@
 #define MTIME_NSEC(st) ((st).st_mtim.tv_nsec)
 #endif
 
+/* Whether buf is a C-contiguous buffer of at least n int64 items. */
+static int is_int64s(const Py_buffer *buf, Py_ssize_t n) {
+    return buf->itemsize == 8 && buf->len >= n * (Py_ssize_t)sizeof(int64_t) &&
+           PyBuffer_IsContiguous(buf, 'C');
+}
+
+/* Whether blob can hold n NUL-terminated paths (its last byte a NUL); sets ValueError if not. */
+static int blob_ok(const Py_buffer *blob, Py_ssize_t n) {
+    if (n > 0 && (blob->len == 0 || ((const char *)blob->buf)[blob->len - 1] != '\0')) {
+        PyErr_SetString(PyExc_ValueError, "blob must end with a NUL byte");
+        return 0;
+    }
+    return 1;
+}
+
 PyDoc_STRVAR(stat_paths_doc,
 "stat_paths(blob, n, size_out, mtime_out) -> int\n"
 "\n"
@@ -50,20 +65,14 @@ static PyObject *stat_paths(PyObject *self, PyObject *args) {
         return NULL;
     }
     PyObject *result = NULL;
-    if (n < 0 || size_buf.len < n * (Py_ssize_t)sizeof(int64_t) ||
-        mtime_buf.len < n * (Py_ssize_t)sizeof(int64_t) || size_buf.itemsize != 8 ||
-        mtime_buf.itemsize != 8 || !PyBuffer_IsContiguous(&size_buf, 'C') ||
-        !PyBuffer_IsContiguous(&mtime_buf, 'C')) {
+    if (n < 0 || !is_int64s(&size_buf, n) || !is_int64s(&mtime_buf, n)) {
         PyErr_SetString(PyExc_ValueError,
                         "size_out and mtime_out must be contiguous int64 buffers of n items");
         goto done;
     }
+    if (!blob_ok(&blob, n)) goto done;
     const char *p = (const char *)blob.buf;
     const char *end = p + blob.len;
-    if (n > 0 && (blob.len == 0 || end[-1] != '\0')) {
-        PyErr_SetString(PyExc_ValueError, "blob must end with a NUL byte");
-        goto done;
-    }
     int64_t *size = (int64_t *)size_buf.buf;
     int64_t *mtime = (int64_t *)mtime_buf.buf;
     Py_ssize_t i = 0, found = 0;
@@ -112,11 +121,8 @@ static PyObject *read_paths(PyObject *self, PyObject *args) {
         return NULL;
     }
     PyObject *result = NULL;
-    Py_ssize_t need = n * (Py_ssize_t)sizeof(int64_t);
-    if (n < 0 || starts_buf.len < need || caps_buf.len < need || len_buf.len < need ||
-        starts_buf.itemsize != 8 || caps_buf.itemsize != 8 || len_buf.itemsize != 8 ||
-        !PyBuffer_IsContiguous(&starts_buf, 'C') || !PyBuffer_IsContiguous(&caps_buf, 'C') ||
-        !PyBuffer_IsContiguous(&len_buf, 'C') || !PyBuffer_IsContiguous(&out_buf, 'C')) {
+    if (n < 0 || !is_int64s(&starts_buf, n) || !is_int64s(&caps_buf, n) ||
+        !is_int64s(&len_buf, n) || !PyBuffer_IsContiguous(&out_buf, 'C')) {
         PyErr_SetString(PyExc_ValueError,
                         "starts, caps and lengths_out must be contiguous int64 buffers of n items");
         goto done;
@@ -129,12 +135,9 @@ static PyObject *read_paths(PyObject *self, PyObject *args) {
             goto done;
         }
     }
+    if (!blob_ok(&blob, n)) goto done;
     const char *p = (const char *)blob.buf;
     const char *end = p + blob.len;
-    if (n > 0 && (blob.len == 0 || end[-1] != '\0')) {
-        PyErr_SetString(PyExc_ValueError, "blob must end with a NUL byte");
-        goto done;
-    }
     char *out = (char *)out_buf.buf;
     int64_t *lengths = (int64_t *)len_buf.buf;
     Py_ssize_t i = 0;
