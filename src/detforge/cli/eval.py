@@ -26,8 +26,11 @@ JSON. PRED is one of
   * a COCO results JSON: [{"image_id", "category_id", "bbox": [x,y,w,h], "score"}, ...]
   * a folder of per-image .txt files 'class cx cy w h conf' (normalized; Ultralytics save_conf)
   * a folder of Darknet 'detector valid' files comp4_det_test_<class>.txt
-Images are matched by id, else by file stem; predictions matching no image or class are
-reported, never silently dropped.
+Images are matched by the sidecar PRED.meta.json that detforge writes beside its prediction
+files (dataset, split, model, and the image of every image_id), else by id, else by file stem.
+Without --split, the split the predictions were made on is scored; another split is refused.
+When more than 1% of the predictions fit no image or class, eval stops with exit 2 (say
+--ignore-unmatched to score the rest); fewer are a warning with counts.
 
 Output: a console table; --json FILE writes the numbers; --out DIR (default: the .data file's
 results= folder, created when missing; with --plots and no such folder, ./results) receives
@@ -58,13 +61,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="FILE", help="write the metrics as JSON to FILE")
     parser.add_argument("--plots", action="store_true", help="write PR/F1 curves, confusion matrix")
     parser.add_argument("--images-dir", help="COCO GT: folder the file_name entries are in")
+    parser.add_argument(
+        "--ignore-unmatched", action="store_true",
+        help="score the predictions that fit the GT even when many do not",
+    )  # fmt: skip
     add_path_map_option(parser)
 
 
 def read_ground_truth(
-    source: str, *, split: str | None, images_dir: str | None, path_map: list[tuple[str, str]]
+    source: str,
+    *,
+    split: str | None,
+    images_dir: str | None,
+    path_map: list[tuple[str, str]],
+    default_split: str | None = None,
 ) -> tuple[Any, Path | None]:
-    """The GT dataset (one split of it) and, for a ``.data`` file, its ``results`` folder."""
+    """The GT dataset (one split of it) and, for a ``.data`` file, its ``results`` folder.
+
+    Without ``split``: ``default_split`` when the GT has it (the split predictions were made
+    on), else ``valid``. Image ids are the whole dataset's (see :func:`_read_data_split`)."""
     from detforge.data.dataset import canonical_split
 
     src = Path(source)
@@ -74,7 +89,7 @@ def read_ground_truth(
 
         ds = read_coco(src, images_dir=images_dir)
     elif src.suffix.lower() == ".data" and src.is_file():
-        ds, results = _read_data_split(src, split or "valid", path_map)
+        ds, results = _read_data_split(src, split or default_split or "valid", path_map)
         split = None  # already one split
     else:
         from detforge.formats.detect import read_any
@@ -90,14 +105,18 @@ def read_ground_truth(
             )
         ds = ds.split(want)
     elif len(splits) > 1:
-        ds = ds.split("valid" if "valid" in splits else splits[0])
+        pick = default_split if default_split in splits else "valid"
+        ds = ds.split(pick if pick in splits else splits[0])
     return ds, results
 
 
 def _read_data_split(
     src: Path, split: str, path_map: list[tuple[str, str]]
 ) -> tuple[Any, Path | None]:
-    """Only the list of ``split`` of a ``.data`` file (not its training set), with its names."""
+    """Only the list of ``split`` of a ``.data`` file (not its training set), with its names.
+
+    Image ids are the rows of the whole dataset (train, valid, test lists in that order), the
+    ids ``read_darknet(.data)``, ``val``, ``convert --to coco`` and ``predict`` give them."""
     from dataclasses import replace
 
     from detforge.data.dataset import canonical_split
@@ -116,29 +135,51 @@ def _read_data_split(
         if len(names) >= ds.num_classes:
             ds = replace(ds, class_names=tuple(names))
     ds = ds.with_splits([key] * ds.num_images)
+    first = _images_before(df, key, path_map)
+    ds = replace(ds, images=replace(ds.images, id=ds.images.id + first))
     return ds, Path(df.results) if df.results else None
+
+
+def _images_before(df: Any, key: str, path_map: list[tuple[str, str]]) -> int:
+    """How many images the lists before ``key`` name (``read_darknet`` reads train, valid, test)."""
+    import os
+
+    from detforge.data.lists import list_images
+    from detforge.formats.darknet_files import read_image_list_entries
+
+    n = 0
+    for k in ("train", "valid", "test"):
+        lst = getattr(df, k)
+        if k == key:
+            break
+        if lst and os.path.isdir(lst):
+            n += len(list_images([lst]))
+        elif lst and os.path.isfile(lst):
+            n += len(read_image_list_entries(lst, path_map=path_map)[0])
+    return n
 
 
 def run(args: argparse.Namespace) -> int:
     from detforge.cli.common import parse_path_map
     from detforge.eval.api import evaluate, jsonable
-    from detforge.eval.predictions import read_predictions
-    from detforge.eval.report import coco_results, format_report
+    from detforge.eval.report import format_report
     from detforge.formats.coco import dump_json
+    from detforge.formats.predictions import read_predictions, read_provenance, save_predictions
     from detforge.utils.io import atomic_write_bytes
 
     if args.every < 1:
         raise DetforgeError(f"--every must be a positive integer, not {args.every}")
     if args.points not in (0, 11, 101) and args.points < 2:
         raise DetforgeError(f"--points must be 0, 11 or 101 (or another N >= 2), not {args.points}")
+    prov = read_provenance(args.pred) if Path(args.pred).exists() else None
     gt, results_dir = read_ground_truth(
         args.gt, split=args.split, images_dir=args.images_dir,
-        path_map=parse_path_map(args.path_map),
+        path_map=parse_path_map(args.path_map), default_split=prov.split if prov else None,
     )  # fmt: skip
     pred = read_predictions(args.pred, gt)
     result = evaluate(
         gt, pred, protocol=args.protocol, iou=args.iou, points=args.points,
-        conf=args.conf, every=args.every,
+        conf=args.conf, every=args.every, ignore_unmatched=args.ignore_unmatched,
     )  # fmt: skip
     print(format_report(result))
     out = Path(args.out) if args.out else results_dir
@@ -155,6 +196,6 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_bytes(args.json, dump_json(clean))
     if out is not None:
         atomic_write_bytes(out / "metrics.json", dump_json(clean))
-        atomic_write_bytes(out / "predictions.json", dump_json(coco_results(pred, gt)))
+        save_predictions(out / "predictions.json", pred, gt, written_by="detforge eval")
         print(f"\nwrote {out}/", file=sys.stderr)
     return 0

@@ -29,7 +29,10 @@ Outputs (into --out, default runs/predict, runs/predict-2, ...):
   --save-txt     labels/<name>.txt with one 'class cx cy w h conf' line per box
                  (normalised to the image, like 'darknet detector test -save_labels')
   --save-json F  a COCO results JSON ([{image_id, category_id, bbox, score}, ...]) that
-                 'detforge eval' and pycocotools read directly
+                 'detforge eval' and pycocotools read directly, and beside it F.meta.json
+                 (dataset, split, model, the image of every image_id). image_id is the
+                 dataset's id for a .data source (as 'convert --to coco' numbers it), else
+                 the image's position in SOURCE; boxes and scores are full float32 values.
 
 Examples:
   detforge predict runs/train/exp/weights/best.pt photos/ --save-images
@@ -67,20 +70,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _coco_ids(
-    data_path: str | None, split: str | None, path_map: Any
-) -> tuple[dict[str, int | str], Any]:
+    data_path: str | None, split: str | None, path_map: Any, num_classes: int
+) -> tuple[dict[str, int], list[int]]:
     """For a ``.data`` source: image path -> image id and the COCO category ids exactly as
-    ``detforge eval DATA`` numbers that split's ground truth, so it matches them directly.
-    Else no ids (``image_id`` is then the file stem, which eval matches) and categories 1..K."""
+    ``detforge eval DATA`` numbers that split's ground truth (the whole dataset's ids, as
+    ``convert --to coco`` writes them). Else no ids (the position in the source is used) and
+    categories 1..K."""
     if data_path is None:
-        return {}, None
+        return {}, list(range(1, num_classes + 1))
     from detforge.cli.eval import read_ground_truth
     from detforge.formats.coco import coco_category_ids
 
     gt, _ = read_ground_truth(data_path, split=split, images_dir=None, path_map=path_map)
-    ids: dict[str, int | str] = {
-        str(p): int(i) for p, i in zip(gt.images.path, gt.images.id, strict=True)
-    }
+    ids = {str(p): int(i) for p, i in zip(gt.images.path, gt.images.id, strict=True)}
     return ids, coco_category_ids(gt)
 
 
@@ -103,17 +105,18 @@ def class_filter(wanted: list[str] | None, names: tuple[str, ...]) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from detforge.formats.predictions import (
+        Provenance,
+        coco_records,
+        sidecar_path,
+        write_coco_results,
+        write_darknet_txt,
+        write_provenance,
+    )
     from detforge.predict.api import load
     from detforge.predict.draw import draw_boxes
     from detforge.predict.sources import open_source, split_data_arg
-    from detforge.predict.writers import (
-        InputGuard,
-        VideoWriter,
-        coco_results,
-        save_image,
-        write_coco_results,
-        write_darknet_txt,
-    )
+    from detforge.predict.writers import InputGuard, VideoWriter, save_image
     from detforge.utils.progress import progress
 
     path_map = parse_path_map(args.path_map)
@@ -133,10 +136,20 @@ def run(args: argparse.Namespace) -> int:
     data_path, split = split_data_arg(str(args.source), args.split)
     is_data = data_path.lower().endswith(".data")
     ids, cats = _coco_ids(
-        data_path if is_data and args.save_json else None, split or "valid", path_map
-    )
-
-    records: list[dict[str, Any]] = []
+        data_path if is_data and args.save_json else None, split or "valid", path_map,
+        len(model.class_names),
+    )  # fmt: skip
+    prov = Provenance(
+        written_by="detforge predict",
+        dataset=data_path if is_data else None,
+        split=(split or "valid") if is_data else None,
+        model=str(args.weights),
+        classes=list(model.class_names),
+        category_ids=cats,
+        settings={"conf": args.conf, "iou": args.iou, "max_det": args.max_det,
+                  "imgsz": args.imgsz, "classes": args.classes},
+    )  # fmt: skip
+    dets: list[tuple[int, Any, Any, Any]] = []
     counts: Counter[int] = Counter()
     n_frames = 0
     video: VideoWriter | None = None
@@ -161,11 +174,10 @@ def run(args: argparse.Namespace) -> int:
             if args.save_txt and out is not None:
                 txt = guard.check(out / "labels" / f"{frame.name}.txt")
                 write_darknet_txt(txt, pred.boxes, pred.classes, pred.scores, w, h)
+            image_id = ids.get(frame.path or "", frame.index)
+            prov.images[image_id] = frame.path or ""
             if args.save_json is not None:
-                image_id = ids.get(frame.path or "", frame.name)
-                records += coco_results(
-                    image_id, pred.boxes, pred.classes, pred.scores, category_ids=cats
-                )
+                dets.append((image_id, pred.boxes, pred.classes, pred.scores))
             if save_images and out is not None:
                 drawn = draw_boxes(
                     frame.image, pred.boxes, pred.classes, scores=pred.scores,
@@ -183,7 +195,20 @@ def run(args: argparse.Namespace) -> int:
         video.close()
     elapsed = time.perf_counter() - start
     if args.save_json is not None:
-        write_coco_results(guard.check(args.save_json), records)
+
+        def cat(k: int, empty: Any) -> Any:
+            return np.concatenate([d[k] for d in dets]) if dets else empty
+
+        image_ids = [np.full(len(d[2]), d[0], dtype=np.int64) for d in dets]
+        records = coco_records(
+            np.concatenate(image_ids) if dets else np.zeros(0, dtype=np.int64),
+            cat(1, np.zeros((0, 4))), cat(2, np.zeros(0, dtype=np.int64)), cat(3, np.zeros(0)),
+            cats,
+        )  # fmt: skip
+        guard.check(sidecar_path(args.save_json))
+        write_coco_results(guard.check(args.save_json), records, provenance=prov)
+    if args.save_txt and out is not None:
+        write_provenance(out / "labels", prov)
 
     names = model.class_names
     found = ", ".join(f"{counts[c]} {names[c]}" for c in sorted(counts)) or "nothing"

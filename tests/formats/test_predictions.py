@@ -1,4 +1,5 @@
-"""Prediction readers: image matching by id / Darknet file-name number / stem, strict parsing."""
+"""Prediction files (detforge.formats.predictions): matching by id / sidecar / Darknet number /
+stem, strict parsing, writers read back by pycocotools."""
 
 from __future__ import annotations
 
@@ -12,6 +13,12 @@ from detforge.data.boxes import BoxFormat
 from detforge.data.dataset import Dataset, make_dataset
 from detforge.errors import DetforgeError
 from detforge.eval import evaluate, read_predictions
+from detforge.formats.predictions import (
+    coco_records,
+    darknet_lines,
+    write_coco_results,
+    write_darknet_txt,
+)
 
 
 def darknet_like(paths: list[str]) -> Dataset:
@@ -42,8 +49,10 @@ def test_results_json_on_darknet_gt_matches_number_in_file_name(tmp_path: Path) 
     assert pred.boxes.image.tolist() == [0, 1]  # ids 42 -> row 0, 7 -> row 1
     um = pred.meta["unmatched"]
     assert (um["images"], um["boxes"], um["classes"]) == (["5"], 1, [])
-    assert "Darknet" in um["image_ids"]
-    r = evaluate(gt, pred)
+    assert "darknet" in um["image_ids"]
+    with pytest.raises(DetforgeError, match=r"1 of 3 predictions \(33.3%\) fit no ground-truth"):
+        evaluate(gt, pred)
+    r = evaluate(gt, pred, ignore_unmatched=True)
     assert r["darknet"]["mAP"] == 0.5  # cat AP 1, dog AP 0 (no truths)
     assert r["unmatched"]["boxes"] == 1
 
@@ -96,7 +105,9 @@ def test_comp4_coordinates_are_one_based(tmp_path: Path) -> None:
     pred = read_predictions(d, gt)
     assert pred.boxes.coords.tolist() == [[40.0, 15.0, 60.0, 35.0]]
     assert pred.meta["unmatched"]["classes"] == ["bird"]
-    assert evaluate(gt, pred, protocol="darknet")["darknet"]["per_class"][0]["AP"] == 1.0
+    res = evaluate(gt, pred, protocol="darknet", ignore_unmatched=True)
+    assert res["darknet"]["per_class"][0]["AP"] == 1.0
+    assert any("detector valid" in n for n in res["notes"]) and res["darknet_valid"]
 
 
 def test_predictions_without_scores_are_refused() -> None:
@@ -129,3 +140,47 @@ def test_huge_integer_image_ids_are_not_rounded(tmp_path: Path) -> None:
     )
     pred = read_predictions(p, gt)
     assert pred.boxes.image.tolist() == [0]
+
+
+def test_darknet_lines_hand_computed(tmp_path: Path) -> None:
+    text = darknet_lines([[10, 20, 50, 60]], [2], [0.75], 200, 100)
+    # cx = 30/200, cy = 40/100, w = 40/200, h = 40/100
+    assert text == "2 0.150000 0.400000 0.200000 0.400000 0.750000\n"
+    write_darknet_txt(tmp_path / "a.txt", np.zeros((0, 4)), [], [], 10, 10)
+    assert (tmp_path / "a.txt").read_text() == ""
+
+
+def test_coco_results_load_in_pycocotools(tmp_path: Path) -> None:
+    from pycocotools.coco import COCO
+
+    gt = {
+        "images": [{"id": 7, "width": 200, "height": 100, "file_name": "a.jpg"}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 7,
+                "category_id": 1,
+                "bbox": [10, 20, 40, 40],
+                "area": 1600,
+                "iscrowd": 0,
+            }
+        ],
+        "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+    }
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    recs = coco_records(
+        [7, 7], [[10, 20, 50, 60], [0, 0, 5.5, 2.25]], [0, 1], [0.9, 0.123456789], [1, 2]
+    )
+    write_coco_results(tmp_path / "res.json", recs)
+    coco = COCO(str(tmp_path / "gt.json"))
+    res = coco.loadRes(str(tmp_path / "res.json"))
+    anns = res.loadAnns(res.getAnnIds(imgIds=[7]))
+    assert [a["bbox"] for a in anns] == [[10, 20, 40, 40], [0, 0, 5.5, 2.25]]
+    assert [a["category_id"] for a in anns] == [1, 2]  # 1-based by default
+    # full float32 precision, written as the shortest decimal that float32 reads back
+    assert anns[0]["area"] == pytest.approx(1600) and anns[1]["score"] == 0.12345679
+    assert anns[0]["score"] == 0.9
+    mapped = coco_records([7], [[0, 0, 1, 1]], [1], [0.5], [3, 9])
+    assert mapped[0]["category_id"] == 9
+    write_coco_results(tmp_path / "empty.json", [])
+    assert json.loads((tmp_path / "empty.json").read_text()) == []
