@@ -43,10 +43,17 @@ def test_predict_folder_writes_txt_json_images(tmp_path: Path, ckpt: Path) -> No
             (b[:, 2] - b[:, 0]) / 160, (b[:, 3] - b[:, 1]) / 120, pred.scores,
         ])  # fmt: skip
         np.testing.assert_allclose(rows, expect, atol=2e-6)
-        mine = [r for r in records if r["image_id"] == f"p{i}"]
+        mine = [r for r in records if r["image_id"] == i]  # the position in the source
         assert len(mine) == len(pred)
-        np.testing.assert_allclose([r["bbox"] for r in mine], np.column_stack(
-            [b[:, :2], b[:, 2:] - b[:, :2]]), atol=2e-3)  # fmt: skip
+        # full precision: the float32 values the model computed, exactly, without float64 noise
+        xywh = np.column_stack([b[:, :2], b[:, 2:] - b[:, :2]]).astype(np.float32)
+        assert np.array_equal(np.float32([r["bbox"] for r in mine]), xywh)
+        assert np.array_equal(np.float32([r["score"] for r in mine]), pred.scores)
+        assert all(len(repr(v)) <= 12 for r in mine for v in r["bbox"])
+    side = json.loads((tmp_path / "dets.meta.json").read_text())
+    assert side["images"] == [[i, str(src / f"p{i}.png")] for i in range(3)]
+    assert side["split"] is None and side["model"] == str(ckpt) and side["written_by"]
+    assert json.loads((out / "labels.meta.json").read_text())["images"] == side["images"]
 
 
 def test_predict_classes_filter(
