@@ -89,6 +89,9 @@ def test_comp4_predictions_and_every(tmp_path: Path) -> None:
     assert main(["eval", str(data), str(pred), "--json", str(out), "--protocol", "darknet"]) == 0
     dk = json.loads(out.read_text())["darknet"]
     assert dk["mAP"] == 1.0 and (dk["tp"], dk["fp"], dk["fn"]) == (3, 0, 0)
+    # darknet.precision, overall and per class, as the docs list it (was dropped by --json)
+    assert dk["precision"] == 1.0 and dk["recall"] == 1.0
+    assert [c["precision"] for c in dk["per_class"]] == [1.0, 1.0]
     args = ["eval", str(data), str(pred), "--json", str(out), "--every", "2", "--plots"]
     assert main([*args, "--out", str(tmp_path / "o")]) == 0
     m = json.loads(out.read_text())

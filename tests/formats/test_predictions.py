@@ -184,3 +184,103 @@ def test_coco_results_load_in_pycocotools(tmp_path: Path) -> None:
     assert mapped[0]["category_id"] == 9
     write_coco_results(tmp_path / "empty.json", [])
     assert json.loads((tmp_path / "empty.json").read_text()) == []
+
+
+def test_one_string_image_id_among_ints_matches_the_rest(tmp_path: Path) -> None:
+    gt = darknet_like(["a/one.jpg", "a/two.jpg", "a/three.jpg"])
+    res = [
+        {"image_id": 0, "category_id": 1, "bbox": [40, 15, 20, 20], "score": 0.9},
+        {"image_id": 2, "category_id": 1, "bbox": [40, 15, 20, 20], "score": 0.8},
+        {"image_id": "two", "category_id": 1, "bbox": [40, 15, 20, 20], "score": 0.7},
+        {"image_id": 1.0, "category_id": 1, "bbox": [40, 15, 20, 20], "score": 0.6},
+    ]
+    p = tmp_path / "r.json"
+    p.write_text(json.dumps(res))
+    pred = read_predictions(p, gt)
+    assert pred.boxes.image.tolist() == [0, 1, 1, 2] and pred.meta["unmatched"]["boxes"] == 0
+    assert evaluate(gt, pred)["darknet"]["per_class"][0]["AP"] == 1.0
+
+
+def _darknet_results(rows: list[tuple[int, int, list[float], float]]) -> str:
+    """Text exactly as darknet's print_cocos writes it (``detector valid``, eval=coco)."""
+    body = "".join(
+        f'{{"image_id":{i}, "category_id":{c}, "bbox":[{b[0]:f}, {b[1]:f}, {b[2]:f}, {b[3]:f}], '
+        f'"score":{s:f}}},\n'
+        for i, c, b, s in rows
+    )
+    return "[\n" + body[:-2] + "\n]\n"
+
+
+@pytest.mark.parametrize("name", ["coco_results.json", "renamed.json"])
+def test_darknet_coco_results_map_coco_ids_back(tmp_path: Path, name: str) -> None:
+    # 13 classes: darknet writes class k as coco_ids[k]: 0..10 -> 1..11, 11 -> 13, 12 -> 14
+    names = [f"c{k}" for k in range(13)]
+    paths = [f"x/{n:06d}.jpg" for n in (5, 9, 12)]  # darknet's image_id: atoi(file stem)
+    gt = make_dataset(
+        names, paths=paths, widths=[100] * 3, heights=[50] * 3, box_image=[0, 1, 2],
+        box_cls=[11, 12, 10], box_coords=[[40, 15, 20, 20]] * 3, box_format=BoxFormat.XYWH_PIXEL,
+    )  # fmt: skip
+    rows = [(5, 13, [40, 15, 20, 20], 0.9), (9, 14, [40, 15, 20, 20], 0.8),
+            (12, 11, [40, 15, 20, 20], 0.7)]  # fmt: skip
+    p = tmp_path / name
+    p.write_text(_darknet_results(rows))
+    pred = read_predictions(p, gt)
+    assert pred.boxes.cls.tolist() == [11, 12, 10]  # not 12 (= category 13 read as 1..K)
+    assert pred.boxes.image.tolist() == [0, 1, 2] and pred.meta["unmatched"]["boxes"] == 0
+    assert any("coco_ids" in n for n in pred.meta["notes"])
+    res = evaluate(gt, pred)
+    assert res["coco"]["stats"]["AP50"] == pytest.approx(1.0, abs=1e-12)
+    assert [r["AP"] for r in res["darknet"]["per_class"]][10:] == [1.0, 1.0, 1.0]
+
+
+def test_darknet_coco_results_without_numbered_names_is_refused(tmp_path: Path) -> None:
+    # darknet numbers images by the digits their names start with; 'img_a' has none (id 0)
+    gt = darknet_like(["x/img_a.jpg", "x/img_b.jpg"])
+    p = tmp_path / "coco_results.json"
+    p.write_text(_darknet_results([(0, 1, [40, 15, 20, 20], 0.9), (0, 1, [1, 1, 5, 5], 0.5)]))
+    pred = read_predictions(p, gt)
+    assert pred.meta["unmatched"]["boxes"] == 2  # not silently all on the first image
+    with pytest.raises(DetforgeError, match="2 of 2 predictions"):
+        evaluate(gt, pred)
+
+
+def test_float32_decimals_are_short_and_exact() -> None:
+    from detforge.formats.predictions import float32_decimals
+
+    v = np.float32([241.00032, 10.1, 1e-5, 0.123456789, 3000.5])
+    got = float32_decimals(v)
+    assert got.tolist() == [241.00032, 10.1, 1e-05, 0.12345679, 3000.5]
+    assert np.array_equal(got.astype(np.float32), v)
+    with pytest.raises(DetforgeError, match="not finite"):
+        float32_decimals([1.0, np.nan])
+
+
+def test_comp4_writer_round_trip_and_eval_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from detforge.cli.main import main
+    from detforge.formats.predictions import write_comp4
+
+    gt = darknet_like(["a/one.jpg", "a/two.jpg"])
+    pred = make_dataset(
+        gt.class_names, paths=list(gt.images.path), widths=[100, 100], heights=[50, 50],
+        box_image=[0, 1], box_cls=[0, 1], box_coords=[[40, 15, 60, 35], [1.5, 2.25, 9, 9]],
+        box_format=BoxFormat.XYXY_PIXEL, score=[0.9, 0.25],
+    )  # fmt: skip
+    write_comp4(tmp_path / "v", pred)
+    back = read_predictions(tmp_path / "v", gt)
+    assert sorted(back.boxes.coords.tolist()) == sorted(pred.boxes.coords.tolist())
+    # the CLI says these are detector valid's detections, not detector map's
+    img = tmp_path / "img"
+    img.mkdir()
+    from PIL import Image
+
+    for stem in ("one", "two"):
+        Image.new("RGB", (100, 50)).save(img / f"{stem}.jpg")
+        (img / f"{stem}.txt").write_text("0 0.5 0.5 0.2 0.4\n")
+    (img / "obj.names").write_text("cat\ndog\n")
+    assert main(["eval", str(img), str(tmp_path / "v"), "--protocol", "darknet"]) == 0
+    out = capsys.readouterr().out
+    assert "note: comp4_det_test_* files come from 'darknet detector valid'" in out
+    assert "'detector map' scoring of 'detector valid' detections" in out
+    assert "identical to AlexeyAB" not in out
