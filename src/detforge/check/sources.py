@@ -27,7 +27,7 @@ from detforge.formats.darknet import (
     read_image_list_lines,
     split_from_list_name,
 )
-from detforge.formats.darknet_files import missing_hint
+from detforge.formats.darknet.files import missing_hint
 
 Entry = tuple[str, str, str, int | None]
 """``(image path, split, file that named it, 1-based line or None)``."""

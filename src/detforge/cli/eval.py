@@ -102,7 +102,7 @@ def _read_data_split(
 
     from detforge.data.dataset import canonical_split
     from detforge.formats.darknet import read_darknet
-    from detforge.formats.darknet_files import read_data_file, read_names
+    from detforge.formats.darknet.files import read_data_file, read_names
 
     df = read_data_file(src, path_map=path_map)
     key = canonical_split(split)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from detforge.errors import DetforgeError
-from detforge.formats.textproto import parse, quote
+from detforge.formats.tfrecord.textproto import parse, quote
 from detforge.utils.io import atomic_write_text
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from detforge.data.dataset import SPLITS, canonical_split
 from detforge.data.lists import list_images
 from detforge.errors import DetforgeError
-from detforge.formats.darknet_files import (
+from detforge.formats.darknet.files import (
     PathMap,
     darknet_roots,
     missing_hint,

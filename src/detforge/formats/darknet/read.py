@@ -3,7 +3,7 @@
 A Darknet dataset is images with same-named ``.txt`` labels (``class cx cy w h`` per line,
 normalized by the image size), image lists (one path per line), a ``.names`` file and a
 ``.data`` file tying them together. The small files are handled in
-:mod:`detforge.formats.darknet_files` (re-exported here); see its docstring for the path rules:
+:mod:`detforge.formats.darknet.files` (re-exported here); see its docstring for the path rules:
 relative paths resolve against the folder of the file naming them, ``path_map`` rewrites
 prefixes (``G:/data`` -> ``/mnt/data``).
 
@@ -33,59 +33,18 @@ from detforge.data.cache import FileIndexCache
 from detforge.data.dataset import Dataset, make_dataset
 from detforge.data.imagesize import read_sizes as read_image_sizes
 from detforge.errors import DetforgeError
-from detforge.formats.darknet_files import (
-    DATA_KEYS,
-    DataFile,
+from detforge.formats.darknet.files import (
     PathMap,
-    apply_path_map,
-    find_label_path,
-    format_label_lines,
-    is_windows_absolute,
-    label_path_candidates,
     missing_hint,
-    parse_label_text,
-    read_data_file,
-    read_image_list,
-    read_image_list_lines,
-    read_names,
-    resolve_path,
-    write_data_file,
-    write_image_list,
-    write_names,
 )
-from detforge.formats.darknet_index import FileStats, read_files, stat_images, use_threads
-from detforge.formats.darknet_labels import parse_label_files
-from detforge.formats.darknet_sources import (
+from detforge.formats.darknet.index import FileStats, read_files, stat_images, use_threads
+from detforge.formats.darknet.labels import parse_label_files
+from detforge.formats.darknet.sources import (
     Sources,
     find_elsewhere,
     gather_sources,
-    split_from_list_name,
 )
-from detforge.formats.darknet_write import write_darknet
 from detforge.utils.filestat import native_available
-
-__all__ = [
-    "DATA_KEYS",
-    "DataFile",
-    "PathMap",
-    "apply_path_map",
-    "find_label_path",
-    "format_label_lines",
-    "is_windows_absolute",
-    "label_path_candidates",
-    "parse_label_text",
-    "read_darknet",
-    "read_data_file",
-    "read_image_list",
-    "read_image_list_lines",
-    "read_names",
-    "resolve_path",
-    "split_from_list_name",
-    "write_darknet",
-    "write_data_file",
-    "write_image_list",
-    "write_names",
-]
 
 Missing = Literal["error", "skip", "keep"]
 
@@ -268,7 +227,7 @@ def _read_sizes(
     paths: list[str], file_sizes: NDArray[np.int64], workers: int | None
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], dict[int, str]]:
     """:func:`read_image_sizes`. Without the C helper, threads only where the first headers
-    show slow storage (:func:`~detforge.formats.darknet_index.use_threads`) unless ``workers``
+    show slow storage (:func:`~detforge.formats.darknet.index.use_threads`) unless ``workers``
     is given."""
     desc = "image sizes" if len(paths) >= 2000 else None
     if native_available():  # reads in C, which probes the storage itself

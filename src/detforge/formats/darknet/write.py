@@ -12,7 +12,7 @@ import numpy as np
 from detforge.data.boxes import BoxFormat
 from detforge.data.dataset import SPLITS, Dataset
 from detforge.errors import DetforgeError
-from detforge.formats.darknet_files import (
+from detforge.formats.darknet.files import (
     DataFile,
     format_label_lines,
     write_data_file,
