@@ -18,8 +18,8 @@ from detforge.formats.labelmap import (
 from detforge.formats.tfrecord.textproto import parse
 
 
-def test_reads_tensorflow_label_map(shared_data: Path) -> None:
-    assert read_label_map(shared_data / "raccoon-tfrecord" / "label_map.pbtxt") == {1: "raccoon"}
+def test_reads_tensorflow_label_map(ref_data: Path) -> None:
+    assert read_label_map(ref_data / "raccoon-tfrecord" / "label_map.pbtxt") == {1: "raccoon"}
 
 
 def test_text_format_variants() -> None:
