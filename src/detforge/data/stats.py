@@ -75,15 +75,24 @@ class SplitStats:
         }
 
 
+def class_counts(
+    image: NDArray[np.int64], cls: NDArray[np.int64], num_classes: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """``(boxes per class (C,), images per class (C,))`` of boxes given by their ``image`` and
+    ``cls`` ids (``(M,)`` each); ids ``>= num_classes`` are not counted."""
+    c = num_classes
+    boxes = np.bincount(cls, minlength=c)[:c].astype(np.int64)
+    # distinct (image, class) pairs, as one int64 key each, by a sort: np.unique on
+    # mostly distinct keys (hash-based in NumPy >= 2.3) is several times slower
+    k = max(c, int(cls.max()) + 1 if len(cls) else 0, 1)
+    keys = np.sort(image * k + cls)
+    pair_cls = keys[np.diff(keys, prepend=-1) != 0] % k
+    images = np.bincount(pair_cls, minlength=c)[:c].astype(np.int64)
+    return boxes, images
+
+
 def _split_stats(ds: Dataset, name: str, pixel: bool) -> SplitStats:
-    c = ds.num_classes
-    counts = np.bincount(ds.boxes.cls, minlength=c)[:c].astype(np.int64)
-    pairs = (
-        np.unique(np.stack([ds.boxes.image, ds.boxes.cls], axis=1), axis=0)
-        if len(ds.boxes)
-        else np.zeros((0, 2), dtype=np.int64)
-    )
-    class_images = np.bincount(pairs[:, 1], minlength=c)[:c].astype(np.int64)
+    counts, class_images = class_counts(ds.boxes.image, ds.boxes.cls, ds.num_classes)
     per_image = ds.boxes_per_image()
     fmt = BoxFormat.XYWH_PIXEL if pixel else BoxFormat.CXCYWH_NORM
     wh = ds.coords_as(fmt)[:, 2:] if len(ds.boxes) else np.zeros((0, 2))
@@ -207,14 +216,7 @@ def summarize(ds: Dataset) -> dict[str, Any]:
     for s in [*ds.splits(), "all"]:
         m = np.ones(ds.num_images, bool) if s == "all" else split_col == s
         bm = m[ds.boxes.image]
-        cls = ds.boxes.cls[bm]
-        per_class = np.bincount(cls, minlength=len(names))[: len(names)]
-        # distinct (image, class) pairs, as one int64 key each, by a sort: np.unique on
-        # mostly distinct keys (hash-based in NumPy >= 2.3) is several times slower
-        k = max(len(names), int(cls.max()) + 1 if len(cls) else 0, 1)
-        keys = np.sort(ds.boxes.image[bm] * k + cls)
-        pair_cls = keys[np.diff(keys, prepend=-1) != 0] % k
-        img_per_class = np.bincount(pair_cls, minlength=len(names))[: len(names)]
+        per_class, img_per_class = class_counts(ds.boxes.image[bm], ds.boxes.cls[bm], len(names))
         out["splits"][s or "(none)"] = {
             "images": int(m.sum()),
             "labelled": int((per_img[m] > 0).sum()),

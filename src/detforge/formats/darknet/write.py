@@ -14,11 +14,11 @@ from detforge.data.dataset import SPLITS, Dataset
 from detforge.errors import DetforgeError
 from detforge.formats.darknet.files import (
     DataFile,
-    format_label_lines,
     write_data_file,
     write_image_list,
     write_names,
 )
+from detforge.formats.darknet.labels import format_label_lines
 from detforge.utils.io import ImageMode, atomic_write_text, place_file
 
 
