@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from detforge.errors import DetforgeError
 
@@ -68,102 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_path_map_option(parser)
 
 
-def read_ground_truth(
-    source: str,
-    *,
-    split: str | None,
-    images_dir: str | None,
-    path_map: list[tuple[str, str]],
-    default_split: str | None = None,
-) -> tuple[Any, Path | None]:
-    """The GT dataset (one split of it) and, for a ``.data`` file, its ``results`` folder.
-
-    Without ``split``: ``default_split`` when the GT has it (the split predictions were made
-    on), else ``valid``. Image ids are the whole dataset's (see :func:`_read_data_split`)."""
-    from detforge.data.dataset import canonical_split
-
-    src = Path(source)
-    results: Path | None = None
-    if src.suffix.lower() == ".json" and src.is_file():
-        from detforge.formats.coco import read_coco
-
-        ds = read_coco(src, images_dir=images_dir)
-    elif src.suffix.lower() == ".data" and src.is_file():
-        ds, results = _read_data_split(src, split or default_split or "valid", path_map)
-        split = None  # already one split
-    else:
-        from detforge.formats.detect import read_any
-
-        ds = read_any(src, images_dir=images_dir, path_map=path_map)
-    splits = ds.splits()
-    if split is not None:
-        want = canonical_split(split)
-        if want not in splits:
-            raise DetforgeError(
-                f"GT has no split {split!r} (it has: {', '.join(s or '(none)' for s in splits)})",
-                path=src,
-            )
-        ds = ds.split(want)
-    elif len(splits) > 1:
-        pick = default_split if default_split in splits else "valid"
-        ds = ds.split(pick if pick in splits else splits[0])
-    return ds, results
-
-
-def _read_data_split(
-    src: Path, split: str, path_map: list[tuple[str, str]]
-) -> tuple[Any, Path | None]:
-    """Only the list of ``split`` of a ``.data`` file (not its training set), with its names.
-
-    Image ids are the rows of the whole dataset (train, valid, test lists in that order), the
-    ids ``read_darknet(.data)``, ``val``, ``convert --to coco`` and ``predict`` give them."""
-    from dataclasses import replace
-
-    from detforge.data.dataset import canonical_split
-    from detforge.formats.darknet import read_darknet
-    from detforge.formats.darknet_files import read_data_file, read_names
-
-    df = read_data_file(src, path_map=path_map)
-    key = canonical_split(split)
-    lst = {"train": df.train, "valid": df.valid, "test": df.test}.get(key)
-    if not lst:
-        path, line = df.where(key)
-        raise DetforgeError(f"the .data file has no '{key}' list to evaluate", path=path, line=line)
-    ds = read_darknet(lst, path_map=path_map)
-    if df.names:
-        names = read_names(df.names)
-        if len(names) >= ds.num_classes:
-            ds = replace(ds, class_names=tuple(names))
-    ds = ds.with_splits([key] * ds.num_images)
-    first = _images_before(df, key, path_map)
-    ds = replace(ds, images=replace(ds.images, id=ds.images.id + first))
-    return ds, Path(df.results) if df.results else None
-
-
-def _images_before(df: Any, key: str, path_map: list[tuple[str, str]]) -> int:
-    """How many images the lists before ``key`` name (``read_darknet`` reads train, valid, test)."""
-    import os
-
-    from detforge.data.lists import list_images
-    from detforge.formats.darknet_files import read_image_list_entries
-
-    n = 0
-    for k in ("train", "valid", "test"):
-        lst = getattr(df, k)
-        if k == key:
-            break
-        if lst and os.path.isdir(lst):
-            n += len(list_images([lst]))
-        elif lst and os.path.isfile(lst):
-            n += len(read_image_list_entries(lst, path_map=path_map)[0])
-    return n
-
-
 def run(args: argparse.Namespace) -> int:
     from detforge.cli.common import parse_path_map
     from detforge.eval.api import evaluate, jsonable
     from detforge.eval.report import format_report
     from detforge.formats.coco import dump_json
+    from detforge.formats.detect import read_ground_truth
     from detforge.formats.predictions import read_predictions, read_provenance, save_predictions
     from detforge.utils.io import atomic_write_bytes
 

@@ -78,8 +78,8 @@ def _coco_ids(
     categories 1..K."""
     if data_path is None:
         return {}, list(range(1, num_classes + 1))
-    from detforge.cli.eval import read_ground_truth
     from detforge.formats.coco import coco_category_ids
+    from detforge.formats.detect import read_ground_truth
 
     gt, _ = read_ground_truth(data_path, split=split, images_dir=None, path_map=path_map)
     ids = {str(p): int(i) for p, i in zip(gt.images.path, gt.images.id, strict=True)}
