@@ -32,6 +32,7 @@ from detforge.data.dataset import Dataset
 from detforge.errors import DetforgeError
 from detforge.formats.predictions.align import (
     build_predictions,
+    factorize,
     match_image_keys,
     new_unmatched,
 )
@@ -162,8 +163,14 @@ def _rows(
         )
     n = len(data)
     try:
-        keys: list[Any] = [_image_key(d["image_id"]) for d in data]
-        cats = np.fromiter((_int(d["category_id"]) for d in data), dtype=np.int64, count=n)
+        raw_ids = [d["image_id"] for d in data]
+        int_ids = _integers(raw_ids)
+        keys: list[Any] | NDArray[np.int64] = (
+            int_ids if int_ids is not None else [_image_key(v) for v in raw_ids]
+        )
+        int_cats = _integers([d["category_id"] for d in data])
+        if int_cats is None:
+            raise ValueError("a category_id is not an integer")
         vals = np.fromiter(
             (v for d in data for v in (*d["bbox"][:4], d["score"])), dtype=np.float64, count=5 * n
         ).reshape(n, 5)
@@ -173,13 +180,25 @@ def _rows(
             f"score ({exc!r})",
             path=p,
         ) from None
-    return keys, cats.astype(np.int64), vals
+    return keys, int_cats, vals
 
 
-def _int(v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int | float) or v != int(v):
-        raise ValueError(f"not an integer: {v!r}")
-    return int(v)
+def _integers(values: list[Any]) -> NDArray[np.int64] | None:
+    """``values`` as int64 when every one is an integer (``17`` or ``17.0``), else ``None``."""
+    if any(isinstance(v, bool) for v in values):
+        return None
+    try:
+        a = np.asarray(values)
+    except ValueError:  # ragged: lists among numbers
+        return None
+    if a.ndim != 1 and len(values):
+        return None
+    if a.dtype.kind in "iu" or not len(values):
+        return a.astype(np.int64)
+    whole = a.dtype.kind == "f" and np.isfinite(a).all() and np.array_equal(a, np.round(a))
+    if whole and np.abs(a).max(initial=0) < 2**53:
+        return a.astype(np.int64)
+    return None
 
 
 def _image_key(v: Any) -> int | str:
@@ -205,7 +224,7 @@ def read_coco_results(
     del raw
     unmatched = new_unmatched(len(keys))
     if isinstance(keys, np.ndarray):
-        distinct, inv = np.unique(keys, return_inverse=True)
+        distinct, inv = factorize(keys)
         uniq: list[Any] = distinct.tolist()
     else:
         first: dict[Any, int] = {}
@@ -247,10 +266,10 @@ def map_category_ids(
     or as 0-based class ids when the file holds ids that only make sense that way (some
     exporters write ``class`` as is; not with ``exact``). Unknown ids are ``-1`` and listed."""
     lut = {int(c): k for k, c in enumerate(ids)}
-    present = set(np.unique(cat).tolist())
+    uniq, inv = factorize(np.asarray(cat, dtype=np.int64))
+    present = set(uniq.tolist())
     if not exact and not present <= set(lut) and present <= set(range(num_classes)):
         lut = {k: k for k in range(num_classes)}
-    uniq, inv = np.unique(cat, return_inverse=True)
-    out = np.array([lut.get(int(c), -1) for c in uniq], dtype=np.int64)[inv.reshape(-1)]
+    out = np.array([lut.get(int(c), -1) for c in uniq], dtype=np.int64)[inv]
     unmatched["classes"] = sorted(int(c) for c in present if c not in lut)
     return out.astype(np.int64)
