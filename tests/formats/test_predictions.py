@@ -284,3 +284,21 @@ def test_comp4_writer_round_trip_and_eval_note(
     assert "note: comp4_det_test_* files come from 'darknet detector valid'" in out
     assert "'detector map' scoring of 'detector valid' detections" in out
     assert "identical to AlexeyAB" not in out
+
+
+@pytest.mark.parametrize("spread", [10, 10**15])
+def test_factorize_equals_numpy_unique(spread: int) -> None:
+    from detforge.formats.predictions.align import factorize
+
+    a = np.random.default_rng(0).integers(-spread, spread, 5000)
+    uniq, inv = factorize(a)
+    ref, ref_inv = np.unique(a, return_inverse=True)
+    assert np.array_equal(uniq, ref) and np.array_equal(inv, ref_inv.reshape(-1))
+
+
+def test_non_integer_category_is_a_one_line_error(tmp_path: Path) -> None:
+    gt = darknet_like(["a/one.jpg"])
+    p = tmp_path / "r.json"
+    p.write_text(json.dumps([{"image_id": 0, "category_id": 1.5, "bbox": [1, 2, 3, 4], "score": 1}]))
+    with pytest.raises(DetforgeError, match="category_id"):
+        read_predictions(p, gt)

@@ -126,7 +126,7 @@ def match_image_keys(
         by_id = _lookup(gt.images.id, rows, ints)
         for j in np.flatnonzero(is_int):
             p = recorded.get(int(ints[j]))
-            if p is None:
+            if not p:  # not recorded, or a video frame (no file)
                 continue
             known[j] = True
             r = where.get(os.path.normpath(os.path.abspath(p)), -1)
