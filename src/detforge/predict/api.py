@@ -281,9 +281,9 @@ class Predictor:
 
 
 def _is_image_path(p: Path) -> bool:
-    from detforge.predict.sources import IMAGE_SUFFIXES
+    from detforge.data.imageformats import IMAGE_EXTENSIONS
 
-    return p.suffix.lower() in IMAGE_SUFFIXES
+    return p.suffix.lower() in IMAGE_EXTENSIONS
 
 
 def _check_thresholds(conf: float, iou: float, max_det: int, batch: int) -> None:
