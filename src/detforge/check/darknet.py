@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from detforge.check import resultcache
+import detforge.check.resultcache as resultcache
 from detforge.check.dataset import (
     check_class_counts,
     check_classes_key,
