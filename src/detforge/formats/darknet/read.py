@@ -1,9 +1,10 @@
-"""Darknet datasets: read one into a :class:`~detforge.data.dataset.Dataset`, write one out.
+"""Darknet datasets: read one into a :class:`~detforge.data.dataset.Dataset`.
 
 A Darknet dataset is images with same-named ``.txt`` labels (``class cx cy w h`` per line,
 normalized by the image size), image lists (one path per line), a ``.names`` file and a
 ``.data`` file tying them together. The small files are handled in
-:mod:`detforge.formats.darknet.files` (re-exported here); see its docstring for the path rules:
+:mod:`detforge.formats.darknet.files` and what a source names in
+:mod:`detforge.formats.darknet.sources`; see their docstrings for the path rules:
 relative paths resolve against the folder of the file naming them, ``path_map`` rewrites
 prefixes (``G:/data`` -> ``/mnt/data``).
 
