@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (0.7)")
     parser.add_argument("--max-det", type=int, default=300, help="most boxes per image (300)")
     parser.add_argument(
-        "--imgsz", type=int, default=None, help="input long side, pixels (the training size)"
+        "--imgsz", type=int, default=None, help="input square side, pixels (the model's size)"
     )
     parser.add_argument("--batch", type=int, default=16, help="images per forward pass (16)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
