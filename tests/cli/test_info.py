@@ -46,9 +46,7 @@ def test_info_bad_data_file_one_line_exit_2(
     assert "not found" in capsys.readouterr().err
 
 
-def test_info_reads_other_formats_voc(
-    ref_data: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_info_reads_other_formats_voc(ref_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import xml.etree.ElementTree as ET
     from collections import Counter
 

@@ -15,7 +15,7 @@ from detforge.formats.labelmap import (
     parse_label_map,
     read_label_map,
 )
-from detforge.formats.textproto import parse
+from detforge.formats.tfrecord.textproto import parse
 
 
 def test_reads_tensorflow_label_map(ref_data: Path) -> None:

@@ -54,15 +54,15 @@ def run(args: argparse.Namespace) -> int:
     from detforge.eval.api import evaluate, jsonable
     from detforge.eval.report import format_report
     from detforge.formats.coco import dump_json
+    from detforge.formats.detect import read_any
     from detforge.predict.api import load
-    from detforge.train.setup import read_dataset
     from detforge.train.validate import coco_map
     from detforge.utils.io import atomic_write_bytes
 
     if not Path(args.weights).is_file():
         raise DetforgeError("weights file not found", path=args.weights)
     model = load(args.weights, device=args.device, imgsz=args.imgsz, half=args.half)
-    ds = read_dataset(args.data, path_map=parse_path_map(args.path_map))
+    ds = read_any(args.data, path_map=parse_path_map(args.path_map))
     split = canonical_split(args.split)
     part = ds.split(split)
     if part.num_images == 0:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from detforge.cli.demo_run import DemoRun
+    from detforge.cli.demo.basics import DemoRun
 
 
 def _data(run: DemoRun) -> str:
@@ -21,7 +21,7 @@ def _data(run: DemoRun) -> str:
 
 def step_train(run: DemoRun) -> None:
     """``train`` a small ``n`` model at 160 px for about ``run.train_seconds`` seconds."""
-    from detforge.cli.demo_run import cli
+    from detforge.cli.demo.basics import cli
 
     out = run.out / "train"
     argv = ["train", _data(run), "--model", "n", "--imgsz", "160", "--batch", "8",
@@ -39,7 +39,7 @@ def step_train(run: DemoRun) -> None:
 
 def step_val(run: DemoRun) -> None:
     """``val``: the checkpoint on the test split, both protocols, JSON like ``eval``."""
-    from detforge.cli.demo_run import cli
+    from detforge.cli.demo.basics import cli
 
     cli(["val", str(run.files["weights"]), _data(run), "--split", "test", "--imgsz", "160",
          "--json", str(run.out / "val-test.json")])  # fmt: skip
@@ -47,7 +47,7 @@ def step_val(run: DemoRun) -> None:
 
 def step_eval(run: DemoRun) -> None:
     """``eval`` the predict step's COCO results JSON against the valid split, with plots."""
-    from detforge.cli.demo_run import cli
+    from detforge.cli.demo.basics import cli
 
     dets = run.files.get("detections_json")
     if dets is None:
@@ -60,7 +60,7 @@ def step_eval(run: DemoRun) -> None:
 
 def step_export(run: DemoRun) -> None:
     """``export`` to ONNX, then ``predict`` a few test images with onnxruntime."""
-    from detforge.cli.demo_run import cli
+    from detforge.cli.demo.basics import cli
 
     onnx = run.out / "export" / "model.onnx"
     cli(["export", str(run.files["weights"]), "--imgsz", "160", "-o", str(onnx)])

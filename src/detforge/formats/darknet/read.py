@@ -3,7 +3,7 @@
 A Darknet dataset is images with same-named ``.txt`` labels (``class cx cy w h`` per line,
 normalized by the image size), image lists (one path per line), a ``.names`` file and a
 ``.data`` file tying them together. The small files are handled in
-:mod:`detforge.formats.darknet_files` (re-exported here); see its docstring for the path rules:
+:mod:`detforge.formats.darknet.files` (re-exported here); see its docstring for the path rules:
 relative paths resolve against the folder of the file naming them, ``path_map`` rewrites
 prefixes (``G:/data`` -> ``/mnt/data``).
 
@@ -23,7 +23,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,59 +33,11 @@ from detforge.data.cache import FileIndexCache
 from detforge.data.dataset import Dataset, make_dataset
 from detforge.data.imagesize import read_sizes as read_image_sizes
 from detforge.errors import DetforgeError
-from detforge.formats.darknet_files import (
-    DATA_KEYS,
-    DataFile,
-    PathMap,
-    apply_path_map,
-    find_label_path,
-    format_label_lines,
-    is_windows_absolute,
-    label_path_candidates,
-    missing_hint,
-    parse_label_text,
-    read_data_file,
-    read_image_list,
-    read_image_list_lines,
-    read_names,
-    resolve_path,
-    write_data_file,
-    write_image_list,
-    write_names,
-)
-from detforge.formats.darknet_index import FileStats, read_files, stat_images, use_threads
-from detforge.formats.darknet_labels import parse_label_files
-from detforge.formats.darknet_sources import (
-    Sources,
-    find_elsewhere,
-    gather_sources,
-    split_from_list_name,
-)
-from detforge.formats.darknet_write import write_darknet
+from detforge.formats.darknet.files import PathMap, missing_hint, read_names
+from detforge.formats.darknet.index import FileStats, read_files, stat_images, use_threads
+from detforge.formats.darknet.labels import parse_label_files
+from detforge.formats.darknet.sources import Sources, resolve_sources
 from detforge.utils.filestat import native_available
-
-__all__ = [
-    "DATA_KEYS",
-    "DataFile",
-    "PathMap",
-    "apply_path_map",
-    "find_label_path",
-    "format_label_lines",
-    "is_windows_absolute",
-    "label_path_candidates",
-    "parse_label_text",
-    "read_darknet",
-    "read_data_file",
-    "read_image_list",
-    "read_image_list_lines",
-    "read_names",
-    "resolve_path",
-    "split_from_list_name",
-    "write_darknet",
-    "write_data_file",
-    "write_image_list",
-    "write_names",
-]
 
 Missing = Literal["error", "skip", "keep"]
 
@@ -99,6 +51,7 @@ def read_darknet(
     missing: Missing = "error",
     cache_dir: Path | None = None,
     workers: int | None = None,
+    split: str | None = None,
 ) -> Dataset:
     """Read a Darknet dataset from a ``.data`` file, an image list or a folder of images.
 
@@ -117,22 +70,25 @@ def read_darknet(
     Boxes are ``CXCYWH_NORM`` as stored. ``meta`` also holds ``label_paths`` (per image, ``""``
     for none), ``no_label_file`` (count of images without one) and ``notes`` (strings).
 
+    ``split``: read only this key of a ``.data`` file (``"valid"``; an error when it has none).
+    What the source names is resolved by
+    :func:`~detforge.formats.darknet.sources.resolve_sources`.
+
     ``workers``: threads for the stat pass, label reads and header reads. By default each pass
     starts in this thread and switches to threads only when its first files show slow storage
     (network or cold disks); on a warm local disk threads cost CPU time and save none.
     """
     src = Path(source)
-    found = gather_sources(src, path_map)
-    paths, splits, names, meta = (
-        found.paths,
-        found.splits,
-        found.names,
-        found.meta,
-    )
+    found = resolve_sources(src, path_map=path_map, splits=None if split is None else [split])
+    paths, splits = found.paths, found.splits
+    names = _class_names(found)
+    meta: dict[str, Any] = {"source": str(src), "notes": found.notes}
+    if found.data_file is not None:
+        meta["data_file"] = found.data_file
     st = stat_images(paths, workers)
     absent = np.flatnonzero(st.size < 0)
     if len(absent):
-        moved = find_elsewhere(found, absent.tolist())
+        moved = found.relocate(absent.tolist())
         if moved:
             again = stat_images([paths[i] for i in moved], workers)
             for name in ("size", "mtime_ns", "label_rule", "label_size", "label_mtime_ns"):
@@ -268,7 +224,7 @@ def _read_sizes(
     paths: list[str], file_sizes: NDArray[np.int64], workers: int | None
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], dict[int, str]]:
     """:func:`read_image_sizes`. Without the C helper, threads only where the first headers
-    show slow storage (:func:`~detforge.formats.darknet_index.use_threads`) unless ``workers``
+    show slow storage (:func:`~detforge.formats.darknet.index.use_threads`) unless ``workers``
     is given."""
     desc = "image sizes" if len(paths) >= 2000 else None
     if native_available():  # reads in C, which probes the storage itself
@@ -281,6 +237,21 @@ def _read_sizes(
     w1, h1, e1 = read_image_sizes(paths[_PROBE_SIZES:], workers=w, desc=desc)
     e0.update({i + _PROBE_SIZES: m for i, m in e1.items()})
     return np.concatenate([w0, w1]), np.concatenate([h0, h1]), e0
+
+
+def _class_names(found: Sources) -> list[str] | None:
+    """The names file's names; ``0..classes-1`` for a ``.data`` file with ``classes=`` only;
+    ``None`` (derived from the labels) otherwise."""
+    names = read_names(found.names_path) if found.names_path is not None else None
+    k = found.declared_classes
+    if names is None and found.data_file is not None and k is not None:
+        names = [str(i) for i in range(k)]
+        found.notes.append(f"{found.source}: no 'names' key; classes are called 0..{k - 1}")
+    if k is not None and names is not None and k != len(names):
+        found.notes.append(
+            f"{found.source}: classes = {k} but the names file has {len(names)} names"
+        )
+    return names
 
 
 def _raise_missing(found: Sources, i: int, count: int) -> None:

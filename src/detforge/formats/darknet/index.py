@@ -8,7 +8,7 @@ as little per-file Python work as possible around batched stats
 optional helper is built):
 
 * label folders are worked out once per image folder, not per image: the three rules of
-  :func:`~detforge.formats.darknet_labels.label_path_candidates` (same folder, ``/JPEGImages/``
+  :func:`~detforge.formats.darknet.labels.label_path_candidates` (same folder, ``/JPEGImages/``
   -> ``/labels/``, last ``/images/`` -> ``/labels/``) only rewrite the folder part of a path,
   so each rule is one batch of ``folder + name`` candidates for the images not found yet;
 * a folder tried for many images whose first candidates all miss (negatives, or labels kept
@@ -33,7 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detforge.errors import DetforgeError
-from detforge.formats.darknet_labels import label_path_candidates
+from detforge.formats.darknet.labels import label_path_candidates
 from detforge.utils.cpu import usable_cores
 from detforge.utils.filestat import native_available, read_many, stat_many
 from detforge.utils.progress import progress
@@ -121,7 +121,7 @@ class _LabelSearch:
 
 class _Plan:
     """Label-file candidates of the images as ``folder + name``: the three rules of
-    :func:`~detforge.formats.darknet_labels.label_path_candidates` (same folder,
+    :func:`~detforge.formats.darknet.labels.label_path_candidates` (same folder,
     ``/JPEGImages/`` -> ``/labels/``, last ``/images/`` -> ``/labels/``) only rewrite an
     image's folder, so candidate folders are worked out once per image folder. Paths with a
     backslash (every path on Windows) are left to the general rules (``general``)."""

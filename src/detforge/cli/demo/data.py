@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from detforge.cli.demo_run import DemoRun
+    from detforge.cli.demo.basics import DemoRun
 
 FORMATS = ("ultralytics", "coco", "voc", "tfrecord")
 
@@ -46,7 +46,7 @@ def _plant_faults(dataset: Path, out: Path) -> Path:
 
 def step_check(run: DemoRun) -> None:
     """``check`` the clean dataset, then a copy with planted faults, and ``--fix`` that copy."""
-    from detforge.cli.demo_run import cli, cli_status
+    from detforge.cli.demo.basics import cli, cli_status
 
     cli(["check", str(run.files["data"]), "--json", str(run.out / "check.json")])
     broken = _plant_faults(run.files["data"], run.out / "check" / "broken")
@@ -61,7 +61,7 @@ def step_check(run: DemoRun) -> None:
 
 def step_convert(run: DemoRun) -> None:
     """``convert`` to Ultralytics, COCO, VOC and TFRecord, and one of them back to Darknet."""
-    from detforge.cli.demo_run import cli
+    from detforge.cli.demo.basics import cli
 
     root = run.out / "convert"
     for fmt in FORMATS:
@@ -78,6 +78,6 @@ def step_convert(run: DemoRun) -> None:
 
 def step_stats(run: DemoRun) -> None:
     """``stats``: class histograms and box size/aspect distributions per split, as PNGs."""
-    from detforge.cli.demo_run import cli
+    from detforge.cli.demo.basics import cli
 
     cli(["stats", str(_data(run)), "--out", str(run.out / "stats")])

@@ -25,12 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from detforge.errors import DetforgeError
-from detforge.formats.darknet_labels import (  # re-exported: they used to live here
-    find_label_path as find_label_path,
-)
-from detforge.formats.darknet_labels import format_label_lines as format_label_lines
-from detforge.formats.darknet_labels import label_path_candidates as label_path_candidates
-from detforge.formats.darknet_labels import parse_label_text as parse_label_text
 from detforge.utils.io import atomic_write_text
 
 PathMap = Sequence[tuple[str, str]]

@@ -14,8 +14,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from detforge.cli import demo_data, demo_model, demo_predict
-from detforge.cli.demo_run import DemoRun, cli
+from detforge.cli.demo import data as demo_data
+from detforge.cli.demo import model as demo_model
+from detforge.cli.demo import predict as demo_predict
+from detforge.cli.demo.basics import (
+    DemoRun,
+    step_generate,
+    step_info,
+    step_lists,
+    step_split,
+)
 from detforge.errors import DetforgeError
 
 HELP = "generate a small dataset and run every command on it (the whole job end to end)"
@@ -31,39 +39,6 @@ examples:
   detforge demo --out /tmp/d --steps generate,info,split
   detforge demo --list-steps
 """
-
-
-def step_generate(run: DemoRun) -> None:
-    from detforge.data.synthetic import generate_shapes_dataset
-
-    data = generate_shapes_dataset(
-        run.out / "dataset", num_images=run.images, seed=run.seed, size_jitter=0.2
-    )
-    run.files["data"] = data
-    run.files["images"] = data.parent / "images"
-    print(f"wrote {run.images} images of circles, squares and triangles: {data}")
-
-
-def step_info(run: DemoRun) -> None:
-    cli(["info", str(run.files["data"])])
-    cli(["info", str(run.files["data"]), "--json"], stdout=run.out / "info.json")
-    run.files["info"] = run.out / "info.json"
-
-
-def step_lists(run: DemoRun) -> None:
-    lists = run.out / "lists"
-    cli(["lists", str(run.files["images"]), "-o", str(lists / "all.txt")])
-    cli(["lists", str(run.files["images"]), "-o", str(lists / "every_5th.txt"), "--every", "5"])
-    run.files["all_list"] = lists / "all.txt"
-
-
-def step_split(run: DemoRun) -> None:
-    out = run.out / "split"
-    source = run.files.get("all_list", run.files["data"])
-    names = run.files["data"].parent / "obj.names"
-    argv = ["split", str(source), "--out", str(out), "--ratios", "0.7,0.2,0.1"]
-    cli([*argv, "--stratify", "--seed", str(run.seed), "--names", str(names)])
-    run.files["split_data"] = out / "obj.data"
 
 
 STEPS: list[tuple[str, str, Callable[[DemoRun], None]]] = [

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from detforge.cli.demo_run import DemoRun
+    from detforge.cli.demo.basics import DemoRun
 
 
 def _data(run: DemoRun) -> str:
@@ -20,7 +20,7 @@ def _data(run: DemoRun) -> str:
 
 def step_predict(run: DemoRun) -> None:
     """``predict`` on the valid split (pictures, txt labels, COCO JSON), then ``map``."""
-    from detforge.cli.demo_run import cli
+    from detforge.cli.demo.basics import cli
 
     weights = run.files.get("weights")
     if weights is None:
@@ -39,7 +39,7 @@ def step_predict(run: DemoRun) -> None:
 
 def step_show(run: DemoRun) -> None:
     """``show`` the valid split: ground truth, or ground truth beside the predictions."""
-    from detforge.cli.demo_run import cli
+    from detforge.cli.demo.basics import cli
 
     out = run.out / "show"
     argv = ["show", _data(run), "--split", "valid", "--out", str(out), "--grid", "--limit", "16"]

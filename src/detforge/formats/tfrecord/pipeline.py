@@ -1,7 +1,7 @@
 """Fill in a TF Object Detection API ``pipeline.config`` for a converted dataset.
 
 The config is text-format protobuf. It is edited *textually*: each value is located by the
-byte span :mod:`detforge.formats.textproto` reports and only that span is replaced, so
+byte span :mod:`detforge.formats.tfrecord.textproto` reports and only that span is replaced, so
 comments, spacing and every other setting stay exactly as the user had them. Edited:
 
 * every ``num_classes`` inside ``model { ... }``;
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from detforge.errors import DetforgeError
-from detforge.formats.textproto import Node, parse, quote
+from detforge.formats.tfrecord.textproto import Node, parse, quote
 from detforge.utils.io import atomic_write_text
 
 DEFAULT_MAX_BATCH = 8

@@ -12,13 +12,13 @@ import numpy as np
 from detforge.data.boxes import BoxFormat
 from detforge.data.dataset import SPLITS, Dataset
 from detforge.errors import DetforgeError
-from detforge.formats.darknet_files import (
+from detforge.formats.darknet.files import (
     DataFile,
-    format_label_lines,
     write_data_file,
     write_image_list,
     write_names,
 )
+from detforge.formats.darknet.labels import format_label_lines
 from detforge.utils.io import ImageMode, atomic_write_text, place_file
 
 
