@@ -458,8 +458,8 @@
       cols.forEach(function (c, j) { if (test(c)) { out.push({name: c, color: pal[out.length % pal.length], xs: xs, ys: rows.map(function (r) { return typeof r[j] === "number" ? r[j] : null; })}); } });
       return out;
     }
-    var loss = series(function (c) { return /loss/i.test(c); });
-    var met = series(function (c) { return /map|precision|recall|fitness/i.test(c); });
+    var loss = series(function (c) { return /loss|^train\//i.test(c); });
+    var met = series(function (c) { return /map|precision|recall|fitness|^val\//i.test(c) && !/loss/i.test(c); });
     h += '<div class="charts">';
     if (loss.length) { h += lineChart(loss, {title: "losses", xlabel: "epoch", ylabel: "loss", auto: true}); }
     if (met.length) { h += lineChart(met, {title: "validation metrics", xlabel: "epoch", ylabel: "value", auto: true}); }
@@ -493,6 +493,10 @@
       if (f) { S.focus = +f.getAttribute("data-pos"); V.fromGallery = true; openViewer(+f.getAttribute("data-idx"), S.order, {}); return; }
       var p = e.target.closest(".pager button[data-page]");
       if (p) { goPage(+p.getAttribute("data-page")); }
+    });
+    document.addEventListener("focusin", function (e) {
+      var f = e.target.closest && e.target.closest("#gallery figure");
+      if (f) { S.focus = +f.getAttribute("data-pos"); }
     });
     $("#viewer-close").addEventListener("click", closeViewer);
     $("#viewer-prev").addEventListener("click", function () { stepViewer(-1); });
