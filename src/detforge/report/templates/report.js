@@ -108,7 +108,7 @@
   /* ---------------------------------------------------------------- overview */
   function renderOverview() {
     var box = $("#overview");
-    var chips = [["images", R.images.length], ["classes", R.classes.length]];
+    var chips = [[R.models.length ? "images evaluated" : "images", R.images.length], ["classes", R.classes.length]];
     if (R.dataset) { chips.push(["boxes", R.dataset.boxes]); }
     R.models.forEach(function (m) { chips.push([m.name + " AP@[.5:.95]", m.coco.AP === null ? "–" : pct(m.coco.AP) + "%"]); });
     box.innerHTML = '<p class="source">Ground truth: <code>' + esc(R.source) + "</code>" +
