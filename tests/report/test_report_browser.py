@@ -146,6 +146,11 @@ def test_offline_filters_slider_viewer_keyboard(site: dict[str, Any], tmp_path: 
             )
 
         before = shown()
+        page.locator("#gallery figure >> nth=0").scroll_into_view_if_needed()  # lazy loading
+        page.wait_for_function(
+            "() => { const e = document.querySelector('#gallery figure img');"
+            " return e.complete && e.naturalWidth === 160; }"
+        )
         # class filter: only images with a triangle (truth, or prediction shown) remain
         page.click('#f-class button[data-cls="2"]')
         tri = shown()
@@ -208,7 +213,7 @@ def test_offline_filters_slider_viewer_keyboard(site: dict[str, Any], tmp_path: 
             ".map(e => e.getAttribute('src') || e.getAttribute('href'))"
         )
     assert requests and all(u.startswith("file:") for u in requests), requests
-    assert any("/thumbs/" in u for u in requests) and any("/view/" in u for u in requests)
+    assert any("/view/" in u for u in requests)  # 160 x 128 px: each image is its own thumbnail
     assert not [a for a in attrs if re.match(r"\s*(https?:)?//", a)]
     pix = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float64)
     assert pix.shape[0] > 2000 and pix.std() > 20

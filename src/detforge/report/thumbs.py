@@ -1,7 +1,8 @@
 """Thumbnails and viewing copies of the gallery's images, made once.
 
-Each image gets ``thumbs/<key>.jpg`` (long side :data:`THUMB_SIDE`) and ``view/<key>.jpg``
-(long side at most :data:`VIEW_SIDE`) inside the report folder; ``key`` hashes the image's
+Each image gets ``view/<key>.jpg`` (long side at most :data:`VIEW_SIDE`) and, when that is
+larger than :data:`THUMB_SIDE`, ``thumbs/<key>.jpg`` (long side :data:`THUMB_SIDE`; a smaller
+image is its own thumbnail) inside the report folder; ``key`` hashes the image's
 absolute path, size and modification time, so rebuilding a report into the same folder reuses
 every file whose source did not change. Both keep the EXIF-rotated orientation that the box
 coordinates use. Decoding runs on a thread pool (Pillow releases the GIL while decoding).
@@ -48,8 +49,8 @@ def _make(path: str, out: Path, key: str) -> Picture:
     from detforge.utils.io import atomic_open
 
     thumb, view = f"thumbs/{key}.jpg", f"view/{key}.jpg"
-    if (out / thumb).is_file() and (out / view).is_file():
-        return Picture(thumb, view)
+    if (out / view).is_file():  # made by an earlier build (the thumbnail is written first)
+        return Picture(thumb if (out / thumb).is_file() else view, view)
     try:
         with Image.open(path) as im:
             if im.format == "JPEG":
@@ -58,9 +59,13 @@ def _make(path: str, out: Path, key: str) -> Picture:
     except (OSError, ValueError, SyntaxError) as exc:
         return Picture("", "", f"{path}: cannot read ({exc})")
     big.thumbnail((VIEW_SIDE, VIEW_SIDE), Image.Resampling.LANCZOS)
+    if max(big.size) <= THUMB_SIDE:  # small enough to be its own thumbnail
+        with atomic_open(out / view, "wb") as f:
+            big.save(f, format="JPEG", quality=QUALITY)
+        return Picture(view, view)
     small = big.copy()
     small.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
-    for rel, pic in ((view, big), (thumb, small)):
+    for rel, pic in ((thumb, small), (view, big)):
         with atomic_open(out / rel, "wb") as f:
             pic.save(f, format="JPEG", quality=QUALITY)
     return Picture(thumb, view)
