@@ -67,7 +67,7 @@ def browser_load(index: Path) -> float | None:
 def fake_predictions(gt_source: str, out: Path, split: str | None) -> Path:
     from tests.report.helpers import write_predictions
 
-    from detforge.cli.eval import read_ground_truth
+    from detforge.formats.detect import read_ground_truth
 
     if out.exists():
         return out

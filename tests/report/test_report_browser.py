@@ -14,12 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detforge.cli.eval import read_ground_truth
 from detforge.cli.main import main
 from detforge.data.boxes import BoxFormat
 from detforge.data.synthetic import generate_shapes_dataset
 from detforge.eval.predictions import read_predictions
-from detforge.formats.detect import read_any
+from detforge.formats.detect import read_any, read_ground_truth
 from detforge.predict.draw import match_boxes
 from detforge.train.runs import write_metrics_csv
 from tests.report.helpers import browser_page, dump_dom, write_predictions

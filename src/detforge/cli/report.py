@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from detforge.errors import DetforgeError
 
@@ -86,29 +85,18 @@ def _model_names(preds: list[str], names: list[str]) -> list[str]:
     return out
 
 
-def _full_dataset(args: argparse.Namespace, path_map: list[tuple[str, str]]) -> Any:
-    src = Path(args.gt)
-    if src.suffix.lower() == ".json" and src.is_file():
-        from detforge.formats.coco import read_coco
-
-        return read_coco(src, images_dir=args.images_dir)
-    from detforge.formats.detect import read_any
-
-    return read_any(src, images_dir=args.images_dir, path_map=path_map)
-
-
 def run(args: argparse.Namespace) -> int:
     from detforge.cli.common import parse_path_map
-    from detforge.cli.eval import read_ground_truth
     from detforge.eval.predictions import read_predictions
     from detforge.formats.common import ensure_sizes
+    from detforge.formats.detect import read_any, read_ground_truth
     from detforge.report import Model, build_report
 
     if args.points not in (0, 11, 101) and args.points < 2:
         raise DetforgeError(f"--points must be 0, 11 or 101 (or another N >= 2), not {args.points}")
     path_map = parse_path_map(args.path_map)
     names = _model_names(args.pred, args.name)
-    full = _full_dataset(args, path_map)
+    full = read_any(args.gt, images_dir=args.images_dir, path_map=path_map)
     if args.pred or args.split:
         gt, _ = read_ground_truth(
             args.gt, split=args.split, images_dir=args.images_dir, path_map=path_map
