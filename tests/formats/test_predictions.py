@@ -299,6 +299,7 @@ def test_factorize_equals_numpy_unique(spread: int) -> None:
 def test_non_integer_category_is_a_one_line_error(tmp_path: Path) -> None:
     gt = darknet_like(["a/one.jpg"])
     p = tmp_path / "r.json"
-    p.write_text(json.dumps([{"image_id": 0, "category_id": 1.5, "bbox": [1, 2, 3, 4], "score": 1}]))
+    row = {"image_id": 0, "category_id": 1.5, "bbox": [1, 2, 3, 4], "score": 1}
+    p.write_text(json.dumps([row]))
     with pytest.raises(DetforgeError, match="category_id"):
         read_predictions(p, gt)
