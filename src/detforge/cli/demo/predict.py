@@ -55,7 +55,7 @@ def step_report(run: DemoRun) -> None:
     from detforge.cli.demo.basics import cli
 
     out = run.out / "report"
-    argv = ["report", _data(run), "--out", str(out)]
+    argv = ["report", str(run.dataset), "--out", str(out)]
     if run.files.get("detections_json") is not None:
         argv += ["--pred", str(run.files["detections_json"]), "--name", "demo model"]
     train_run = run.files.get("train_run")
