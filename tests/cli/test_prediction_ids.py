@@ -77,7 +77,7 @@ def test_predict_then_eval_equals_val_and_ids_travel(
 
     v_json, v_dets = tmp_path / "v.json", tmp_path / "v_dets.json"
     argv = ["val", str(ckpt), str(data), "--split", split, "--json", str(v_json),
-            "--workers", "0", "--save-json", str(v_dets)]  # fmt: skip
+            "--save-json", str(v_dets)]  # fmt: skip
     assert main(argv) == 0
     va = json.loads(v_json.read_text())
     got, ref = _stats(ev), _stats(va)
