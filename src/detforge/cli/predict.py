@@ -136,8 +136,9 @@ def run(args: argparse.Namespace) -> int:
     keep = class_filter(args.classes, model.class_names)
     data_path, split = split_data_arg(str(args.source), args.split)
     is_data = data_path.lower().endswith(".data")
+    files = args.save_json is not None or args.save_txt
     ids, cats = _coco_ids(
-        data_path if is_data and args.save_json else None, split or "valid", path_map,
+        data_path if is_data and files else None, split or "valid", path_map,
         len(model.class_names),
     )  # fmt: skip
     prov = Provenance(
