@@ -160,3 +160,16 @@ def test_predict_txt_sidecar_matches_by_path(setup: tuple[Path, Path], tmp_path:
     got = json.loads(res.read_text())
     assert got["split"] == "valid" and got["unmatched"]["boxes"] == 0
     assert np.isfinite(got["coco"]["stats"]["AP50"])
+
+
+def test_report_scores_the_split_the_predictions_were_made_on(
+    setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt, data = setup
+    dets = tmp_path / "dets.json"
+    argv = ["predict", str(ckpt), f"{data}:test", "--conf", "0.001", "--save-json", str(dets)]
+    assert main(argv) == 0
+    capsys.readouterr()
+    argv = ["report", str(data), "--pred", str(dets), "--out", str(tmp_path / "r"), "--no-check"]
+    assert main(argv) == 0
+    assert "match no image" not in capsys.readouterr().err
