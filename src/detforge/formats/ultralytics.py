@@ -60,14 +60,9 @@ def _entry_images(entry: str, root: Path, yaml_path: Path) -> list[str] | None:
     if p.is_dir():
         return _images_in(p)
     if p.is_file() and p.suffix.lower() == ".txt":
-        out = []
-        for line in p.read_text(encoding="utf-8-sig").splitlines():
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            q = Path(line)
-            out.append(str(q if q.is_absolute() else (p.parent / q)))
-        return out
+        from detforge.formats.darknet.files import read_image_list
+
+        return read_image_list(p)
     if p.is_file():
         return [str(p)]
     return None
