@@ -48,3 +48,19 @@ def step_show(run: DemoRun) -> None:
     cli(argv)
     what = "ground truth beside predictions" if preds is not None else "ground-truth boxes"
     print(f"{what}: {out}/ (grid_000.jpg is a contact sheet)")
+
+
+def step_report(run: DemoRun) -> None:
+    """``report``: the whole run as one offline HTML page (dataset, evaluation, errors, run)."""
+    from detforge.cli.demo.basics import cli
+
+    out = run.out / "report"
+    argv = ["report", str(run.dataset), "--out", str(out)]
+    if run.files.get("detections_json") is not None:
+        argv += ["--pred", str(run.files["detections_json"]), "--name", "demo model"]
+    train_run = run.files.get("train_run")
+    if train_run is not None and (train_run / "metrics.csv").is_file():
+        argv += ["--run", str(train_run)]
+    cli(argv)
+    run.files["report"] = out / "index.html"
+    print(f"open the report in a browser: {(out / 'index.html').as_uri()}")
