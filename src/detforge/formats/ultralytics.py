@@ -125,6 +125,7 @@ def _names(data: dict[str, Any], path: Path) -> list[str]:
     return out
 
 
+# Over 80 lines on purpose: the YAML's splits, then every label file, in order.
 def read_ultralytics(yaml_path: str | os.PathLike[str]) -> Dataset:
     """Read an Ultralytics dataset YAML and its label files into a :class:`Dataset`.
 
