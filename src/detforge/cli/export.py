@@ -8,8 +8,8 @@ from detforge.errors import DetforgeError
 
 HELP = "export a trained checkpoint to ONNX (checked against PyTorch with onnxruntime)"
 DESCRIPTION = """\
-Export WEIGHTS (a detforge checkpoint, e.g. runs/train/best.pt) to ONNX. Batch-norm is folded
-into the convolutions; the graph has no NMS, so any runtime can run it:
+Export WEIGHTS (a detforge checkpoint, e.g. runs/train/obj/weights/best.pt) to ONNX.
+Batch-norm is folded into the convolutions; the graph has no NMS, so any runtime can run it:
 
   input  'images'  (B, 3, H, W) float32 RGB in [0, 1] (float16 with --half), H and W
                    multiples of 32 (letterbox your images; fixed to --imgsz unless --dynamic)
@@ -21,7 +21,7 @@ and 'detforge predict model.onnx ...' runs the file like a checkpoint. After wri
 is run with onnxruntime and compared with PyTorch; a mismatch is an error.
 
 examples:
-  detforge export runs/train/best.pt                       # -> runs/train/best.onnx, 640x640
+  detforge export runs/train/obj/weights/best.pt   # -> runs/train/obj/weights/best.onnx, 640x640
   detforge export best.pt --imgsz 416 -o models/cells.onnx
   detforge export best.pt --dynamic                        # any batch and size (multiples of 32)
   detforge export best.pt --half --imgsz 640               # float16, for GPU runtimes

@@ -32,7 +32,7 @@ Outputs (into --out, default runs/predict, runs/predict-2, ...):
                  'detforge eval' and pycocotools read directly
 
 Examples:
-  detforge predict runs/train/exp/weights/best.pt photos/ --save-images
+  detforge predict runs/train/obj/weights/best.pt photos/ --save-images
   detforge predict best.pt data/obj.data --split test --save-json test-dets.json --conf 0.001
   detforge predict best.onnx trailcam.mp4 --every 5 --save-images --save-txt
 """

@@ -9,16 +9,16 @@ from detforge.errors import DetforgeError
 
 HELP = "evaluate a trained checkpoint on a dataset split (COCO mAP, Darknet mAP)"
 DESCRIPTION = """\
-Run WEIGHTS (a detforge checkpoint, e.g. runs/train/best.pt, or its .onnx export) over
-one split of DATA (a .data file or any dataset 'detforge convert' reads), each image
+Run WEIGHTS (a detforge checkpoint, e.g. runs/train/obj/weights/best.pt, or its .onnx
+export) over one split of DATA (a .data file or any dataset 'detforge convert' reads), each image
 letterboxed into the model's input square exactly as 'detforge predict' does, and score the
 predictions with the same evaluation engine as 'detforge eval' (COCO mAP50-95 and mAP50,
 identical to pycocotools; Darknet mAP with --protocol darknet or all). The image size
 defaults to the one the model was trained or exported at.
 
 examples:
-  detforge val runs/train/best.pt data/obj.data
-  detforge val runs/train/best.pt data/obj.data --split test --json test-metrics.json
+  detforge val runs/train/obj/weights/best.pt data/obj.data
+  detforge val runs/train/obj/weights/best.pt data/obj.data --split test --json test-metrics.json
   detforge val best.pt data/obj.data --protocol all --device cuda
 """
 

@@ -1,7 +1,7 @@
 """The Python API for notebooks and the engine behind ``detforge predict``/``map``.
 
 >>> import detforge
->>> model = detforge.load("runs/train/exp/weights/best.pt")      # or "model.onnx"
+>>> model = detforge.load("runs/train/obj/weights/best.pt")      # or "model.onnx"
 >>> preds = model.predict(["a.jpg", pil_image, rgb_array], conf=0.25)
 >>> preds[0].boxes, preds[0].scores, preds[0].classes            # (K, 4) xyxy px, (K,), (K,)
 
@@ -278,9 +278,9 @@ class Predictor:
 
 
 def _is_image_path(p: Path) -> bool:
-    from detforge.predict.sources import IMAGE_SUFFIXES
+    from detforge.data.imageformats import IMAGE_EXTENSIONS
 
-    return p.suffix.lower() in IMAGE_SUFFIXES
+    return p.suffix.lower() in IMAGE_EXTENSIONS
 
 
 def _check_thresholds(conf: float, iou: float, max_det: int, batch: int) -> None:

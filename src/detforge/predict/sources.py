@@ -29,10 +29,10 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from detforge.data.imageformats import IMAGE_EXTENSIONS
 from detforge.data.images import load_image
 from detforge.errors import DetforgeError
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
 )
@@ -231,7 +231,7 @@ def open_source(
             if suffix == ".data"
             else f"image list {src}"
         )
-    elif suffix in IMAGE_SUFFIXES:
+    elif suffix in IMAGE_EXTENSIONS:
         paths = [src]
         what = f"image {src}"
     elif suffix in VIDEO_SUFFIXES:
@@ -240,7 +240,7 @@ def open_source(
     else:
         raise DetforgeError(
             f"don't know how to read {suffix or 'a file without suffix'} as a source; give an "
-            f"image ({', '.join(sorted(IMAGE_SUFFIXES))}), a folder, an image list (.txt), "
+            f"image ({', '.join(IMAGE_EXTENSIONS)}), a folder, an image list (.txt), "
             f"a .data file or a video ({', '.join(sorted(VIDEO_SUFFIXES))})",
             path=src,
         )
