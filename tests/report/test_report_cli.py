@@ -65,3 +65,12 @@ def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
         main(["report", "--help"])
     text = capsys.readouterr().out
     assert "examples:" in text and "detforge report data/obj.data --pred" in text
+
+
+def test_data_script_is_json_without_nan_and_cannot_close_the_script() -> None:
+    from detforge.report.page import data_script
+
+    text = data_script({"a": float("nan"), "b": [1.5, float("inf")], "c": "</script><b>"})
+    body = text.removeprefix("window.DETFORGE_REPORT = ").removesuffix(";\n")
+    assert json.loads(body) == {"a": None, "b": [1.5, None], "c": "</script><b>"}
+    assert "</script>" not in text

@@ -74,6 +74,12 @@
         d += (d ? "L" : "M") + X(sr.xs[i]).toFixed(1) + " " + Y(y).toFixed(1);
       });
       if (d) { s += '<path d="' + d + '" fill="none" stroke="' + sr.color + '" stroke-width="' + (sr.width || 1.5) + '"><title>' + esc(sr.name) + "</title></path>"; }
+      if (opt.markers) {
+        sr.ys.forEach(function (y, i) {
+          if (y === null || !isFinite(y)) { return; }
+          s += '<circle cx="' + X(sr.xs[i]).toFixed(1) + '" cy="' + Y(y).toFixed(1) + '" r="2.5" fill="' + sr.color + '"><title>' + esc(sr.name) + " " + (+sr.xs[i].toPrecision(4)) + ": " + (+y.toPrecision(4)) + "</title></circle>";
+        });
+      }
     });
     if (opt.vline !== undefined && opt.vline !== null) {
       s += '<line class="vline" x1="' + X(opt.vline) + '" x2="' + X(opt.vline) + '" y1="' + T + '" y2="' + (H - B) + '"/>';
@@ -461,18 +467,18 @@
     var loss = series(function (c) { return /loss|^train\//i.test(c); });
     var met = series(function (c) { return /map|precision|recall|fitness|^val\//i.test(c) && !/loss/i.test(c); });
     h += '<div class="charts">';
-    if (loss.length) { h += lineChart(loss, {title: "losses", xlabel: "epoch", ylabel: "loss", auto: true}); }
-    if (met.length) { h += lineChart(met, {title: "validation metrics", xlabel: "epoch", ylabel: "value", auto: true}); }
+    if (loss.length) { h += lineChart(loss, {title: "losses", xlabel: "epoch", ylabel: "loss", auto: true, markers: rows.length <= 60}); }
+    if (met.length) { h += lineChart(met, {title: "validation metrics", xlabel: "epoch", ylabel: "value", auto: true, markers: rows.length <= 60}); }
     h += "</div>";
     if (!rows.length) { h += '<p class="muted">No metrics.csv rows in this run.</p>'; }
     if (run.previews.length) {
-      h += '<h3>Preview per epoch</h3><p class="muted">predictions (left) next to ground truth (right), as the trainer drew them.</p><label class="slider">epoch <input type="range" id="run-ep" min="0" max="' + (run.previews.length - 1) + '" step="1" value="' + (run.previews.length - 1) + '"><output id="run-ep-v"></output></label><div class="preview"><img id="run-img" alt="epoch preview"></div>';
+      h += '<h3>Preview per epoch</h3><p class="muted">as the trainer drew it after each validation (see its legend).</p><label class="slider"' + (run.previews.length > 1 ? "" : " hidden") + '>epoch <input type="range" id="run-ep" min="0" max="' + (run.previews.length - 1) + '" step="1" value="' + (run.previews.length - 1) + '"><output id="run-ep-v"></output></label><div class="preview"><img id="run-img" alt="epoch preview"></div>';
     }
     if (run.config) { h += "<h3>Configuration</h3><pre class=\"config\">" + esc(run.config) + "</pre>"; }
     body.innerHTML = h;
     var sl = $("#run-ep");
     if (sl) {
-      var show = function () { var p = run.previews[+sl.value]; $("#run-img").src = p.path; $("#run-ep-v").textContent = p.epoch; };
+      var show = function () { var p = run.previews[+sl.value]; $("#run-img").src = p.path; $("#run-ep-v").textContent = p.epoch; $("#run-img").alt = "preview after epoch " + p.epoch; };
       sl.addEventListener("input", show); show();
     }
   }
