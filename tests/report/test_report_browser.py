@@ -23,6 +23,8 @@ from detforge.predict.draw import match_boxes
 from detforge.train.runs import write_metrics_csv
 from tests.report.helpers import browser_page, dump_dom, write_predictions
 
+pytestmark = pytest.mark.slow  # a browser start per test, ~15 s in all
+
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:

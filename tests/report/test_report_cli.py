@@ -38,6 +38,19 @@ def test_dataset_only_report_and_rebuild_reuses_pictures(tmp_path: Path) -> None
     assert "<title>again</title>" in (out / "index.html").read_text()
 
 
+def test_unreadable_image_is_a_placeholder_and_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = generate_shapes_dataset(tmp_path / "ds", num_images=20, seed=4)
+    victim = sorted((tmp_path / "ds" / "images" / "train").glob("*.jpg"))[0]
+    victim.write_bytes(victim.read_bytes()[:400])  # header intact, pixels cut off
+    out = tmp_path / "site"
+    assert main(["report", str(data), "--out", str(out), "--no-check"]) == 0
+    assert "1 images could not be read" in capsys.readouterr().err
+    bad = [im for im in _data_js(out)["images"] if im["error"]]
+    assert len(bad) == 1 and bad[0]["view"] == "" and str(victim) in bad[0]["error"]
+
+
 def test_demo_report_step_prints_the_path(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

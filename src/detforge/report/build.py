@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,13 +41,15 @@ def report_data(
     high: float = 0.5,
     max_suspects: int = 1000,
     workers: int | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Everything ``assets/data.js`` holds (and the thumbnails under ``out``).
 
     ``gt`` is the evaluated ground truth (the gallery's images); ``dataset`` the whole dataset
     for the summary (default ``gt``); ``check`` a :class:`~detforge.check.CheckReport` or
     ``None``; ``conf``/``iou``/``points`` are ``detforge eval``'s options; ``high`` is the
-    score a prediction needs to contradict a label.
+    score a prediction needs to contradict a label; ``note`` receives warnings (images that
+    could not be read are shown as a placeholder).
     """
     from detforge import __version__
     from detforge.predict.draw import class_color
@@ -58,6 +60,11 @@ def report_data(
 
     paths = [str(p) for p in gt.images.path]
     pics = make_pictures(paths, out, workers=workers)
+    bad = [p.error for p in pics if p.error]
+    if bad and note is not None:
+        note(
+            f"warning: {len(bad)} images could not be read and show as placeholders, e.g. {bad[0]}"
+        )
     images = []
     for p, rec, pic in zip(paths, gt_records(gt), pics, strict=True):
         rec.update(path=p, thumb=pic.thumb, view=pic.view, error=pic.error)
