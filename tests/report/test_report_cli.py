@@ -38,6 +38,21 @@ def test_dataset_only_report_and_rebuild_reuses_pictures(tmp_path: Path) -> None
     assert "<title>again</title>" in (out / "index.html").read_text()
 
 
+def test_findings_outside_the_gallery_link_to_the_file(tmp_path: Path) -> None:
+    data = generate_shapes_dataset(tmp_path / "ds", num_images=20, seed=4)
+    label = sorted((tmp_path / "ds" / "images" / "train").glob("*.txt"))[0]
+    label.unlink()  # a 'label-missing' finding on a training image
+    out = tmp_path / "reports" / "site"
+    assert main(["report", str(data), "--split", "valid", "--out", str(out)]) == 0
+    d = _data_js(out)
+    assert {im["split"] for im in d["images"]} == {"valid"}
+    train = [f for f in d["findings"] if f["path"] and "/train/" in f["path"]]
+    assert train and all(f["image"] is None for f in train)
+    for f in train:
+        assert f["href"].startswith("../../ds/images/train/")
+        assert (out / f["href"]).resolve() == Path(f["path"]).resolve()
+
+
 def test_unreadable_image_is_a_placeholder_and_a_warning(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -102,7 +102,7 @@ def report_data(
             {"name": n, "color": _hex(class_color(k))} for k, n in enumerate(gt.class_names)
         ],
         "dataset": dataset_summary(dataset if dataset is not None else gt),
-        "findings": None if check is None else findings_summary(check, paths),
+        "findings": None if check is None else findings_summary(check, paths, out),
         "images": images,
         "order": [int(i) for i in order],
         "models": model_out,

@@ -61,26 +61,35 @@ def dataset_summary(ds: Dataset) -> dict[str, Any]:
     return {"splits": out, "images": ds.num_images, "boxes": ds.num_boxes}
 
 
-def findings_summary(report: Any, image_paths: list[str]) -> list[dict[str, Any]]:
+def findings_summary(
+    report: Any, image_paths: list[str], out: Path | None = None
+) -> list[dict[str, Any]]:
     """The ``check`` findings as dicts, each with ``image``: the gallery index of the image it
-    concerns (matched by path, or by the label file's stem), else ``None``."""
+    concerns (matched by path, or a label file by its image's stem), else ``None``; and, when
+    ``out`` is given and the file exists, ``href``: its path relative to ``out`` (a link that
+    works while the report stays beside the data)."""
     index: dict[str, int] = {}
     stems: dict[str, int] = {}
     for i, p in enumerate(image_paths):
-        index[os.path.normpath(os.path.abspath(p))] = i
-        stems.setdefault(str(Path(p).with_suffix("")), i)
-    out = []
+        ap = os.path.normpath(os.path.abspath(p))
+        index[ap] = i
+        stems.setdefault(os.path.splitext(ap)[0], i)
+    result = []
     for f in report.findings:
         d = f.to_dict()
-        img = None
+        img = href = None
         if f.path:
-            key = os.path.normpath(os.path.abspath(f.path))
-            img = index.get(key)
-            if img is None:
-                img = stems.get(str(Path(os.path.abspath(f.path)).with_suffix("")))
+            ap = os.path.normpath(os.path.abspath(f.path))
+            img = index.get(ap, stems.get(os.path.splitext(ap)[0]))
+            if out is not None and os.path.isfile(ap):
+                try:
+                    href = Path(os.path.relpath(ap, os.path.abspath(out))).as_posix()
+                except ValueError:  # another drive (Windows)
+                    href = Path(ap).as_uri()
         d["image"] = img
-        out.append(d)
-    return out
+        d["href"] = href
+        result.append(d)
+    return result
 
 
 def _pr_sampled(prec: F64, rec: F64, grid: F64) -> list[float | None]:

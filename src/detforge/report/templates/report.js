@@ -168,7 +168,8 @@
       var add = function () {
         F.slice(shown, shown + 200).forEach(function (f) {
           var loc = f.path ? esc(f.path) + (f.line ? ":" + f.line : "") : "–";
-          if (f.image !== null && f.image !== undefined) { loc = '<a href="#" data-open="' + f.image + '">' + loc + "</a>"; }
+          if (f.image !== null && f.image !== undefined) { loc = '<a href="#" data-open="' + f.image + '" title="open in the viewer">' + loc + "</a>"; }
+          else if (f.href) { loc = '<a href="' + esc(encodeURI(f.href).replace(/#/g, "%23").replace(/\?/g, "%3F")) + '" title="the file itself (needs the data beside the report)">' + loc + "</a>"; }
           tb.appendChild(el("tr", {"class": f.severity}, '<td><span class="sev ' + f.severity + '">' + f.severity + "</span></td><td><code>" + esc(f.code) + "</code></td><td class=\"path\">" + loc + "</td><td>" + esc(f.message) + "</td>"));
         });
         shown = Math.min(F.length, shown + 200);
