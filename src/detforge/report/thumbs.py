@@ -43,21 +43,22 @@ def image_key(path: str) -> str:
 
 
 def _make(path: str, out: Path, key: str) -> Picture:
-    from PIL import Image, ImageOps
+    from PIL import Image
 
-    from detforge.data.pixels import to_rgb_array
+    from detforge.data.images import load_image
+    from detforge.data.imagesize import read_image_header
+    from detforge.errors import DetforgeError
     from detforge.utils.io import atomic_open
 
     thumb, view = f"thumbs/{key}.jpg", f"view/{key}.jpg"
     if (out / view).is_file():  # made by an earlier build (the thumbnail is written first)
         return Picture(thumb if (out / thumb).is_file() else view, view)
     try:
-        with Image.open(path) as im:
-            if im.format == "JPEG":
-                im.draft("RGB", (VIEW_SIDE, VIEW_SIDE))
-            big = Image.fromarray(to_rgb_array(ImageOps.exif_transpose(im)), "RGB")
-    except (OSError, ValueError, SyntaxError) as exc:
-        return Picture("", "", f"{path}: cannot read ({exc})")
+        head = read_image_header(path)  # shrink big images while decoding, never enlarge
+        fit = VIEW_SIDE if max(head.width, head.height) > VIEW_SIDE else None
+        big = Image.fromarray(load_image(path, fit=fit).image, "RGB")
+    except DetforgeError as exc:
+        return Picture("", "", str(exc))
     big.thumbnail((VIEW_SIDE, VIEW_SIDE), Image.Resampling.LANCZOS)
     if max(big.size) <= THUMB_SIDE:  # small enough to be its own thumbnail
         with atomic_open(out / view, "wb") as f:

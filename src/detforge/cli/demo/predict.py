@@ -8,26 +8,17 @@ predict step says so and the show step draws the ground truth only.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from detforge.cli.demo.basics import DemoRun
-
-
-def _data(run: DemoRun) -> str:
-    return str(run.files.get("split_data", run.files["data"]))
+from detforge.cli.demo.basics import DemoRun, cli
 
 
 def step_predict(run: DemoRun) -> None:
     """``predict`` on the valid split (pictures, txt labels, COCO JSON), then ``map``."""
-    from detforge.cli.demo.basics import cli
-
     weights = run.files.get("weights")
     if weights is None:
         print("no trained weights yet (the train step makes them); skipping predict and map")
         return
     out = run.out / "predict"
-    data = _data(run)
+    data = str(run.dataset)
     dets = out / "detections.json"
     cli(["predict", str(weights), data, "--split", "valid", "--out", str(out), "--save-images",
          "--save-txt", "--save-json", str(dets)])  # fmt: skip
@@ -39,10 +30,18 @@ def step_predict(run: DemoRun) -> None:
 
 def step_show(run: DemoRun) -> None:
     """``show`` the valid split: ground truth, or ground truth beside the predictions."""
-    from detforge.cli.demo.basics import cli
-
     out = run.out / "show"
-    argv = ["show", _data(run), "--split", "valid", "--out", str(out), "--grid", "--limit", "16"]
+    argv = [
+        "show",
+        str(run.dataset),
+        "--split",
+        "valid",
+        "--out",
+        str(out),
+        "--grid",
+        "--limit",
+        "16",
+    ]
     preds = run.files.get("predictions")
     if preds is not None:
         argv += ["--pred", str(preds)]
@@ -56,7 +55,7 @@ def step_report(run: DemoRun) -> None:
     from detforge.cli.demo.basics import cli
 
     out = run.out / "report"
-    argv = ["report", _data(run), "--out", str(out)]
+    argv = ["report", str(run.dataset), "--out", str(out)]
     if run.files.get("detections_json") is not None:
         argv += ["--pred", str(run.files["detections_json"]), "--name", "demo model"]
     train_run = run.files.get("train_run")
