@@ -94,6 +94,8 @@ class _Dom(HTMLParser):
         self.rows: dict[str, list[tuple[str, str]]] = {}
         self.figures: list[dict[str, str]] = []
         self.attrs: list[str] = []
+        self.metric: str | None = None
+        self.values: dict[str, dict[str, str]] = {}
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
@@ -103,6 +105,10 @@ class _Dom(HTMLParser):
             self.rows[self.model] = []
         elif tag == "tr" and "data-class" in a and self.model is not None:
             self.rows[self.model].append((a["data-class"], a["data-ap"]))
+        elif tag == "tr" and "data-metric" in a:
+            self.metric = a["data-metric"]
+        elif tag == "td" and "data-value" in a and self.metric is not None:
+            self.values.setdefault(a["data-model"], {})[self.metric] = a["data-value"]
         elif tag == "figure":
             self.figures.append(a)
 
@@ -117,6 +123,10 @@ def test_dom_rows_equal_detforge_eval_and_gallery_worst_first(site: dict[str, An
         assert [n for n, _ in got] == [n for n, _ in want] == ["circle", "square", "triangle"]
         for (_, ap_txt), (_, ap) in zip(got, want, strict=True):
             assert float(ap_txt) == ap  # the exact float, not a rounding of it
+        for key, want_v in ev["coco"]["stats"].items():  # the 12 COCO numbers
+            assert float(dom.values[name][f"coco.{key}"]) == want_v, key
+        for key in ("mAP", "tp", "fp", "fn", "avg_iou", "f1"):
+            assert float(dom.values[name][f"darknet.{key}"]) == ev["darknet"][key], key
     ref = reference_counts(site["gt"], site["preds"]["good"], 0.25)
     figs = dom.figures
     assert len(figs) == len(ref) == site["gt"].num_images

@@ -31,6 +31,12 @@ def _r(x: Any, nd: int = 4) -> Any:
     return round(v, nd) if math.isfinite(v) else None
 
 
+def _full(x: Any) -> float | None:
+    """``x`` as a float at full precision (NaN/inf -> ``None``), as ``eval --json`` writes it."""
+    v = float(x)
+    return v if math.isfinite(v) else None
+
+
 def _hist(values: F64, *, log: bool, bins: int = SIZE_BINS) -> dict[str, list[float]]:
     """``{"edges": (B+1,), "counts": (B,)}`` of positive ``values`` (log-spaced when ``log``)."""
     v = values[np.isfinite(values) & (values > 0)]
@@ -129,12 +135,12 @@ def model_evaluation(
         c = coco_rows.get(k, {})
         rows.append({
             "class": k, "name": r["name"], "gt": int(r["gt"]), "detections": int(r["detections"]),
-            "tp": int(r["tp"]), "fp": int(r["fp"]), "precision": _r(r["precision"], 6),
-            "recall": _r(r["recall"], 6), "darknet_ap": _r(r["AP"], 12), "AP": c.get("AP"),
+            "tp": int(r["tp"]), "fp": int(r["fp"]), "precision": _full(r["precision"]),
+            "recall": _full(r["recall"]), "darknet_ap": _full(r["AP"]), "AP": c.get("AP"),
             "AP50": c.get("AP50"), "AP75": c.get("AP75"), "AR100": c.get("AR100"),
         })  # fmt: skip
     dclean = {
-        k: (_r(v, 12) if isinstance(v, float | np.floating) else v)
+        k: (_full(v) if isinstance(v, float | np.floating) else v)
         for k, v in dk.items()
         if k not in ("per_class", "curves") and isinstance(v, int | float | str | np.number)
     }

@@ -192,9 +192,10 @@
     var body = $("#evaluation .body"), M = R.models, h = "";
     h += '<p class="muted">Numbers are those of <code>detforge eval</code> on the same files: COCO = pycocotools\' rules, Darknet = <code>detector map</code> (IoU &gt; ' + R.iou + ", conf " + R.conf + ").</p>";
     h += '<table class="num summary"><thead><tr><th>metric</th>' + M.map(function (m) { return "<th>" + esc(m.name) + "</th>"; }).join("") + "</tr></thead><tbody>";
-    COCO_KEYS.forEach(function (k) { h += '<tr><th class="l">COCO ' + k[1] + "</th>" + M.map(function (m) { return "<td>" + (m.coco[k[0]] === -1 ? fmt(-1, -1) : fmt(m.coco[k[0]])) + "</td>"; }).join("") + "</tr>"; });
+    var cell = function (m, v) { return '<td data-model="' + esc(m.name) + '" data-value="' + (v === null || v === undefined ? "NaN" : String(v)) + '">' + (v === -1 ? fmt(-1, -1) : fmt(v)) + "</td>"; };
+    COCO_KEYS.forEach(function (k) { h += '<tr data-metric="coco.' + k[0] + '"><th class="l">COCO ' + k[1] + "</th>" + M.map(function (m) { return cell(m, m.coco[k[0]]); }).join("") + "</tr>"; });
     [["mAP", "Darknet mAP@" + R.iou], ["precision", "precision"], ["recall", "recall"], ["f1", "F1"], ["tp", "TP"], ["fp", "FP"], ["fn", "FN"], ["avg_iou", "average IoU"]].forEach(function (k) {
-      h += '<tr><th class="l">' + (k[0] === "mAP" ? "" : "Darknet ") + esc(k[1]) + "</th>" + M.map(function (m) { return "<td>" + fmt(m.darknet[k[0]]) + "</td>"; }).join("") + "</tr>";
+      h += '<tr data-metric="darknet.' + k[0] + '"><th class="l">' + (k[0] === "mAP" ? "" : "Darknet ") + esc(k[1]) + "</th>" + M.map(function (m) { return cell(m, m.darknet[k[0]]); }).join("") + "</tr>";
     });
     h += '<tr><th class="l">best F1 (confidence)</th>' + M.map(function (m) { return "<td>" + fmt(m.f1.best_f1) + " (" + fmt(m.f1.best_conf, 2) + ")</td>"; }).join("") + "</tr>";
     h += "</tbody></table>";
