@@ -86,6 +86,16 @@ def test_user_mistakes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["report", str(data), "--run", str(tmp_path / "ds"), "--out", out]) == 2
     assert "no metrics.csv" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "missing.data"), "--out", out]) == 2
+    capsys.readouterr()
+    # a folder with other files is never written into; an empty one is fine
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "index.html").write_text("my own page")
+    assert main(["report", str(data), "--out", str(other)]) == 2
+    assert "not an earlier detforge report" in capsys.readouterr().err
+    assert (other / "index.html").read_text() == "my own page" and len(list(other.iterdir())) == 1
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(data), "--out", str(tmp_path / "empty"), "--no-check"]) == 0
 
 
 def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:

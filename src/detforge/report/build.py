@@ -116,6 +116,27 @@ def _run(run_dir: Path, out: Path) -> dict[str, Any]:
     return collect_run(run_dir, out)
 
 
+MARKER = ".detforge-report"
+"""File that marks a folder as a report's, so a rebuild may replace what is in it."""
+
+
+def claim_folder(dest: Path) -> None:
+    """Create ``dest`` for a report, or accept it when it is empty or an earlier report's;
+    any other non-empty folder is a :class:`DetforgeError`."""
+    from detforge.errors import DetforgeError
+
+    if dest.exists() and not dest.is_dir():
+        raise DetforgeError("--out exists and is not a folder", path=dest)
+    if dest.is_dir() and any(dest.iterdir()) and not (dest / MARKER).is_file():
+        raise DetforgeError(
+            "--out is a folder with other files in it (not an earlier detforge report); "
+            "choose a new or empty folder",
+            path=dest,
+        )
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / MARKER).write_text("written by detforge report; rebuilding here replaces the report\n")
+
+
 def build_report(
     gt: Dataset,
     out: str | os.PathLike[str],
@@ -126,13 +147,14 @@ def build_report(
     """Write the report site into ``out`` and return its ``index.html``.
 
     Options are those of :func:`report_data`. ``out`` is created; files of an earlier report
-    there are replaced (thumbnails of unchanged images are reused).
+    there are replaced (thumbnails of unchanged images are reused). A folder that holds
+    anything else is refused (:func:`claim_folder`): a report never overwrites other files.
     """
     from detforge import __version__
     from detforge.report.page import write_site
 
     dest = Path(out)
-    dest.mkdir(parents=True, exist_ok=True)
+    claim_folder(dest)
     data = report_data(gt, dest, **options)
     name = title or f"Report: {options.get('source') or 'dataset'}"
     created = time.strftime("%Y-%m-%d %H:%M:%S %Z")
