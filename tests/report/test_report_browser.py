@@ -211,6 +211,9 @@ def test_offline_filters_slider_viewer_keyboard(site: dict[str, Any], tmp_path: 
         page.select_option("#f-model", "1")
         assert shown() != high
         assert page.locator("#mistakes table.suspects tbody tr").count() > 0
+        page.click("#mistakes table.suspects tbody tr >> nth=0")  # opens the image, box marked
+        assert page.is_visible("#viewer") and page.locator("#viewer-list tr.hl").count() >= 1
+        page.keyboard.press("Escape")
         assert page.locator("#run svg.chart").count() == 2
         assert page.locator("#run-img").evaluate("e => e.src.endsWith('run/epoch_003.jpg')")
         assert "imgsz: 160" in page.inner_text("#run pre.config")

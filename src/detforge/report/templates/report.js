@@ -397,7 +397,8 @@
     var f = $('#gallery figure[data-pos="' + S.focus + '"]'); if (f) { f.focus(); }
   }
   function drawViewer() {
-    var i = V.list[V.pos], img = R.images[i], m = curModel(), rec = m ? m.images[i] : null;
+    var i = V.list[V.pos], img = R.images[i];
+    var m = V.opt.model !== undefined ? R.models[V.opt.model] : curModel(), rec = m ? m.images[i] : null;
     $("#viewer-title").textContent = img.path;
     $("#viewer-pic").innerHTML = '<div class="pic big">' + (img.view ? '<img width="' + (img.w || 4) + '" height="' + (img.h || 3) + '" src="' + esc(img.view) + '" alt="">' : '<div class="noimg">' + esc(img.error || "no image") + "</div>") +
       boxesSvg(i, m, S.conf, {big: true, highlightGt: V.opt.gt, highlightPred: V.opt.pred}) + "</div>";
@@ -417,7 +418,7 @@
     $("#viewer-list").innerHTML = h + "</tbody></table>";
     $("#viewer-prev").disabled = V.pos <= 0; $("#viewer-next").disabled = V.pos >= V.list.length - 1;
   }
-  function stepViewer(d) { var p = V.pos + d; if (p >= 0 && p < V.list.length) { V.pos = p; V.opt = {}; drawViewer(); if (V.fromGallery) { S.focus = p; } } }
+  function stepViewer(d) { var p = V.pos + d; if (p >= 0 && p < V.list.length) { V.pos = p; V.opt = {model: V.opt.model}; drawViewer(); if (V.fromGallery) { S.focus = p; } } }
 
   /* ---------------------------------------------------------------- label mistakes */
   var SUSPECT_TEXT = {
@@ -492,9 +493,12 @@
       if (o) {
         e.preventDefault();
         var i = +o.getAttribute("data-open");
-        if (o.hasAttribute("data-model")) { S.model = +o.getAttribute("data-model"); }
         V.fromGallery = false;
-        openViewer(i, [i], {gt: o.hasAttribute("data-gt") ? +o.getAttribute("data-gt") : -1, pred: o.hasAttribute("data-pred") ? +o.getAttribute("data-pred") : -1});
+        openViewer(i, [i], {
+          gt: o.hasAttribute("data-gt") ? +o.getAttribute("data-gt") : -1,
+          pred: o.hasAttribute("data-pred") ? +o.getAttribute("data-pred") : -1,
+          model: o.hasAttribute("data-model") ? +o.getAttribute("data-model") : undefined
+        });
         return;
       }
       var f = e.target.closest("#gallery figure");
