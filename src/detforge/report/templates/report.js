@@ -426,6 +426,21 @@
     not_detected: function () { return "nothing detected here, while every other object of the image is found"; },
     unlabelled: function (s) { return "confident <b>" + esc(cname(s.pred_class)) + "</b> prediction where no label is: a missing label?"; }
   };
+  // The suspect's neighbourhood, zoomed: the thumbnail as an SVG image under a viewBox around
+  // the truth (dashed, class colour) and the contradicting prediction (solid, crimson).
+  function suspectSvg(s, m) {
+    var img = R.images[s.image], W = img.w || 1, H = img.h || 1;
+    var g = s.gt >= 0 ? img.g[s.gt] : null, p = s.pred >= 0 ? m.images[s.image].p[s.pred] : null;
+    var b = g || p, cx = (b[1] + b[3]) / 2, cy = (b[2] + b[4]) / 2;
+    var side = Math.max(Math.max(b[3] - b[1], b[4] - b[2]) * 2.4, Math.max(W, H) * 0.2);
+    var w = Math.min(W, side * 4 / 3), h = Math.min(H, side);
+    var x = Math.max(0, Math.min(W - w, cx - w / 2)), y = Math.max(0, Math.min(H - h, cy - h / 2));
+    var u = w / 180, out = '<svg class="zoom" width="180" height="' + Math.round(180 * h / w) + '" viewBox="' + x.toFixed(1) + " " + y.toFixed(1) + " " + w.toFixed(1) + " " + h.toFixed(1) + '" role="img" aria-label="the box in its image">';
+    if (img.thumb) { out += '<image href="' + esc(img.thumb) + '" x="0" y="0" width="' + W + '" height="' + H + '" preserveAspectRatio="none"/>'; }
+    if (g) { out += '<rect x="' + g[1] + '" y="' + g[2] + '" width="' + (g[3] - g[1]) + '" height="' + (g[4] - g[2]) + '" fill="none" stroke="' + color(g[0]) + '" stroke-width="' + (2.5 * u).toFixed(2) + '" stroke-dasharray="' + (5 * u).toFixed(2) + " " + (3 * u).toFixed(2) + '"/>'; }
+    if (p) { out += '<rect x="' + p[1] + '" y="' + p[2] + '" width="' + (p[3] - p[1]) + '" height="' + (p[4] - p[2]) + '" fill="none" stroke="' + FP_COLOR + '" stroke-width="' + (2 * u).toFixed(2) + '"/>'; }
+    return out + "</svg>";
+  }
   function renderMistakes() {
     if (!R.models.length) { return; }
     var body = $("#mistakes .body");
@@ -442,8 +457,7 @@
         list.slice(shown, shown + 50).forEach(function (s, k) {
           var img = R.images[s.image];
           var tr = el("tr", {"data-suspect": s.kind, "data-open": s.image, "data-gt": s.gt, "data-pred": s.pred, "data-model": mi});
-          tr.innerHTML = "<td>" + (shown + k + 1) + '</td><td><div class="pic mini">' + (img.thumb ? '<img loading="lazy" width="' + (img.w || 4) + '" height="' + (img.h || 3) + '" src="' + esc(img.thumb) + '" alt="">' : "") +
-            boxesSvg(s.image, m, 0, {highlightGt: s.gt, highlightPred: s.pred}) + '</div><div class="path">' + esc(basename(img.path)) + "</div></td><td>" + SUSPECT_TEXT[s.kind](s) + "</td><td>" + s.score.toFixed(3) + "</td>";
+          tr.innerHTML = "<td>" + (shown + k + 1) + "</td><td>" + suspectSvg(s, m) + '<div class="path">' + esc(basename(img.path)) + "</div></td><td>" + SUSPECT_TEXT[s.kind](s) + "</td><td>" + s.score.toFixed(3) + "</td>";
           tb.appendChild(tr);
         });
         shown = Math.min(list.length, shown + 50);
