@@ -38,6 +38,12 @@
     return '<svg class="sw" width="11" height="11" aria-hidden="true"><rect width="11" height="11" rx="2" fill="' +
       color(k) + '"/></svg>';
   }
+  // An image that could not be read: a dark box of the image's aspect with the reason.
+  function placeholder(img) {
+    var w = img.w || 4, h = img.h || 3, why = String(img.error || "no image").split(": ").pop();
+    return '<svg class="ph" viewBox="0 0 ' + w + " " + h + '" width="' + w + '" height="' + h + '" aria-hidden="true"></svg>' +
+      '<div class="noimg" title="' + esc(img.error || "") + '">' + esc(why) + "</div>";
+  }
   function basename(p) { var s = String(p).split(/[\\/]/); return s[s.length - 1]; }
 
   /* ---------------------------------------------------------------- charts */
@@ -347,7 +353,7 @@
     items.forEach(function (i, pos) {
       var img = R.images[i], c = S.counts[i] || [0, 0];
       h += '<figure tabindex="' + (from + pos === S.focus ? 0 : -1) + '" data-idx="' + i + '" data-pos="' + (from + pos) + '" data-image="' + esc(img.path) + '" data-fp="' + c[0] + '" data-fn="' + c[1] + '">' +
-        '<div class="pic">' + (img.thumb ? '<img loading="lazy" decoding="async" width="' + (img.w || 4) + '" height="' + (img.h || 3) + '" src="' + esc(img.thumb) + '" alt="">' : '<div class="noimg">' + esc(img.error || "no image") + "</div>") + boxesSvg(i, m, S.conf, {}) + "</div>" +
+        '<div class="pic">' + (img.thumb ? '<img loading="lazy" decoding="async" width="' + (img.w || 4) + '" height="' + (img.h || 3) + '" src="' + esc(img.thumb) + '" alt="">' : placeholder(img)) + boxesSvg(i, m, S.conf, {}) + "</div>" +
         "<figcaption><span class=\"name\" title=\"" + esc(img.path) + "\">" + esc(basename(img.path)) + "</span>" +
         (m ? '<span class="badges"><span class="b fp' + (c[0] ? "" : " z") + '">FP ' + c[0] + '</span><span class="b fn' + (c[1] ? "" : " z") + '">FN ' + c[1] + "</span></span>" : '<span class="muted">' + img.g.length + " boxes</span>") + "</figcaption></figure>";
     });
@@ -400,7 +406,7 @@
     var i = V.list[V.pos], img = R.images[i];
     var m = V.opt.model !== undefined ? R.models[V.opt.model] : curModel(), rec = m ? m.images[i] : null;
     $("#viewer-title").textContent = img.path;
-    $("#viewer-pic").innerHTML = '<div class="pic big">' + (img.view ? '<img width="' + (img.w || 4) + '" height="' + (img.h || 3) + '" src="' + esc(img.view) + '" alt="">' : '<div class="noimg">' + esc(img.error || "no image") + "</div>") +
+    $("#viewer-pic").innerHTML = '<div class="pic big">' + (img.view ? '<img width="' + (img.w || 4) + '" height="' + (img.h || 3) + '" src="' + esc(img.view) + '" alt="">' : placeholder(img)) +
       boxesSvg(i, m, S.conf, {big: true, highlightGt: V.opt.gt, highlightPred: V.opt.pred}) + "</div>";
     var h = '<p class="muted">' + img.w + "×" + img.h + " px · split " + esc(img.split || "(none)") + (m ? " · model " + esc(m.name) + " · score ≥ " + S.conf.toFixed(2) : "") + "</p>";
     h += '<table class="boxes-table num"><thead><tr><th>#</th><th>box</th><th>class</th><th>score</th><th>status</th><th>x1, y1, x2, y2</th></tr></thead><tbody>';
