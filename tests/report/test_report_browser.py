@@ -198,6 +198,11 @@ def test_offline_filters_slider_viewer_keyboard(site: dict[str, Any], tmp_path: 
         assert page.locator("#viewer-pic img").evaluate("e => e.complete && e.naturalWidth > 0")
         page.keyboard.press("ArrowRight")
         assert page.inner_text("#viewer-title") == high[1]["img"]
+        listed = page.inner_text("#viewer-list")
+        page.keyboard.press("m")  # the other model's predictions on the same image
+        assert page.eval_on_selector("#viewer-model", "e => e.value") == "1"
+        assert page.inner_text("#viewer-title") == high[1]["img"]
+        assert page.inner_text("#viewer-list") != listed
         page.keyboard.press("Escape")
         assert not page.is_visible("#viewer")
         # keyboard navigation in the gallery

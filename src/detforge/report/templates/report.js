@@ -325,7 +325,7 @@
     }
     h += '</div><p class="legendline"><span><svg class="sw" width="22" height="8"><line x1="0" y1="4" x2="22" y2="4" stroke="#555" stroke-width="2" stroke-dasharray="5 3"/></svg>ground truth (class colour)</span>' +
       (R.models.length ? '<span><svg class="sw" width="22" height="8"><line x1="0" y1="4" x2="22" y2="4" stroke="#555" stroke-width="2.5"/></svg>prediction (class colour)</span><span><svg class="sw" width="22" height="8"><line x1="0" y1="4" x2="22" y2="4" stroke="' + FP_COLOR + '" stroke-width="2.5"/></svg>false positive</span><span><svg class="sw" width="22" height="8"><line x1="0" y1="4" x2="22" y2="4" stroke="' + FN_COLOR + '" stroke-width="3" stroke-dasharray="5 3"/></svg>missed (FN)</span>' : "") +
-      '<span class="muted">keys: arrows move, Enter opens, PgUp/PgDn page, Esc closes</span></p>' +
+      '<span class="muted">keys: arrows move, Enter opens, PgUp/PgDn page, Esc closes' + (R.models.length > 1 ? ", m switches model in the viewer" : "") + "</span></p>" +
       '<div class="pager" id="pager-top"></div><div class="gallery" id="gallery" tabindex="-1"></div><div class="pager" id="pager-bottom"></div>';
     body.innerHTML = h;
     var ms = $("#f-model"); if (ms) { ms.addEventListener("change", function () { S.model = +ms.value; update(); }); }
@@ -423,6 +423,8 @@
     }
     $("#viewer-list").innerHTML = h + "</tbody></table>";
     $("#viewer-prev").disabled = V.pos <= 0; $("#viewer-next").disabled = V.pos >= V.list.length - 1;
+    var vm = $("#viewer-model");
+    if (R.models.length > 1) { vm.hidden = false; vm.value = String(R.models.indexOf(m)); }
   }
   function stepViewer(d) { var p = V.pos + d; if (p >= 0 && p < V.list.length) { V.pos = p; V.opt = {model: V.opt.model}; drawViewer(); if (V.fromGallery) { S.focus = p; } } }
 
@@ -530,6 +532,9 @@
       var f = e.target.closest && e.target.closest("#gallery figure");
       if (f) { S.focus = +f.getAttribute("data-pos"); }
     });
+    var vm = $("#viewer-model");
+    vm.innerHTML = R.models.map(function (m, k) { return '<option value="' + k + '">' + esc(m.name) + "</option>"; }).join("");
+    vm.addEventListener("change", function () { V.opt.model = +vm.value; drawViewer(); });
     $("#viewer-close").addEventListener("click", closeViewer);
     $("#viewer-prev").addEventListener("click", function () { stepViewer(-1); });
     $("#viewer-next").addEventListener("click", function () { stepViewer(1); });
@@ -539,6 +544,10 @@
         if (e.key === "Escape") { closeViewer(); e.preventDefault(); }
         else if (e.key === "ArrowLeft") { stepViewer(-1); e.preventDefault(); }
         else if (e.key === "ArrowRight") { stepViewer(1); e.preventDefault(); }
+        else if (e.key === "m" && R.models.length > 1 && e.target.tagName !== "SELECT") {
+          var cur = V.opt.model !== undefined ? V.opt.model : S.model;
+          V.opt.model = (cur + 1) % R.models.length; drawViewer(); e.preventDefault();
+        }
         return;
       }
       var t = e.target, inGallery = t && t.closest && t.closest("#gallery");
