@@ -303,3 +303,29 @@ def test_non_integer_category_is_a_one_line_error(tmp_path: Path) -> None:
     p.write_text(json.dumps([row]))
     with pytest.raises(DetforgeError, match="category_id"):
         read_predictions(p, gt)
+
+
+def test_darknet_split_reads_keep_the_whole_dataset_ids(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from detforge.formats.darknet import read_darknet
+
+    lists = {"train": ["a", "b", "c"], "valid": ["d", "e"], "test": ["f", "g"]}
+    for split, stems in lists.items():
+        for s in stems:
+            Image.new("RGB", (8, 6)).save(tmp_path / f"{s}.png")
+            (tmp_path / f"{s}.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+        (tmp_path / f"{split}.txt").write_text("".join(f"{s}.png\n" for s in stems))
+    data = tmp_path / "obj.data"
+    data.write_text("classes = 1\ntrain = train.txt\nvalid = valid.txt\ntest = test.txt\n")
+    whole = read_darknet(data)
+    want = {Path(p).stem: i for p, i in zip(whole.images.path, whole.images.id, strict=True)}
+    assert want == {s: i for i, s in enumerate("abcdefg")}
+    for split in lists:
+        part = read_darknet(data, split=split)
+        got = {Path(p).stem: int(i) for p, i in zip(part.images.path, part.images.id, strict=True)}
+        assert got == {s: want[s] for s in lists[split]}
+    (tmp_path / "b.png").unlink()  # a missing image keeps the others' ids
+    skipped = read_darknet(data, missing="skip", cache=False)
+    assert skipped.images.id.tolist() == [0, 2, 3, 4, 5, 6]
+    assert read_darknet(data, split="test", missing="skip").images.id.tolist() == [5, 6]

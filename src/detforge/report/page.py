@@ -33,7 +33,10 @@ def _finite(x: Any) -> Any:
 
 def data_script(data: dict[str, Any]) -> str:
     """``window.DETFORGE_REPORT = {...};`` with ``<`` escaped so no string can end a script."""
-    text = json.dumps(_finite(data), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    try:
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:  # a NaN somewhere: walk the data once to replace them
+        text = json.dumps(_finite(data), ensure_ascii=False, separators=(",", ":"))
     text = text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
     return f"window.DETFORGE_REPORT = {text};\n"
 

@@ -38,6 +38,12 @@
     return '<svg class="sw" width="11" height="11" aria-hidden="true"><rect width="11" height="11" rx="2" fill="' +
       color(k) + '"/></svg>';
   }
+  // An image that could not be read: a dark box of the image's aspect with the reason.
+  function placeholder(img) {
+    var w = img.w || 4, h = img.h || 3, why = String(img.error || "no image").split(": ").pop();
+    return '<svg class="ph" viewBox="0 0 ' + w + " " + h + '" width="' + w + '" height="' + h + '" aria-hidden="true"></svg>' +
+      '<div class="noimg" title="' + esc(img.error || "") + '">' + esc(why) + "</div>";
+  }
   function basename(p) { var s = String(p).split(/[\\/]/); return s[s.length - 1]; }
 
   /* ---------------------------------------------------------------- charts */
@@ -74,6 +80,12 @@
         d += (d ? "L" : "M") + X(sr.xs[i]).toFixed(1) + " " + Y(y).toFixed(1);
       });
       if (d) { s += '<path d="' + d + '" fill="none" stroke="' + sr.color + '" stroke-width="' + (sr.width || 1.5) + '"><title>' + esc(sr.name) + "</title></path>"; }
+      if (opt.markers) {
+        sr.ys.forEach(function (y, i) {
+          if (y === null || !isFinite(y)) { return; }
+          s += '<circle cx="' + X(sr.xs[i]).toFixed(1) + '" cy="' + Y(y).toFixed(1) + '" r="2.5" fill="' + sr.color + '"><title>' + esc(sr.name) + " " + (+sr.xs[i].toPrecision(4)) + ": " + (+y.toPrecision(4)) + "</title></circle>";
+        });
+      }
     });
     if (opt.vline !== undefined && opt.vline !== null) {
       s += '<line class="vline" x1="' + X(opt.vline) + '" x2="' + X(opt.vline) + '" y1="' + T + '" y2="' + (H - B) + '"/>';
@@ -162,7 +174,8 @@
       var add = function () {
         F.slice(shown, shown + 200).forEach(function (f) {
           var loc = f.path ? esc(f.path) + (f.line ? ":" + f.line : "") : "–";
-          if (f.image !== null && f.image !== undefined) { loc = '<a href="#" data-open="' + f.image + '">' + loc + "</a>"; }
+          if (f.image !== null && f.image !== undefined) { loc = '<a href="#" data-open="' + f.image + '" title="open in the viewer">' + loc + "</a>"; }
+          else if (f.href) { loc = '<a href="' + esc(encodeURI(f.href).replace(/#/g, "%23").replace(/\?/g, "%3F")) + '" title="the file itself (needs the data beside the report)">' + loc + "</a>"; }
           tb.appendChild(el("tr", {"class": f.severity}, '<td><span class="sev ' + f.severity + '">' + f.severity + "</span></td><td><code>" + esc(f.code) + "</code></td><td class=\"path\">" + loc + "</td><td>" + esc(f.message) + "</td>"));
         });
         shown = Math.min(F.length, shown + 200);
@@ -185,9 +198,10 @@
     var body = $("#evaluation .body"), M = R.models, h = "";
     h += '<p class="muted">Numbers are those of <code>detforge eval</code> on the same files: COCO = pycocotools\' rules, Darknet = <code>detector map</code> (IoU &gt; ' + R.iou + ", conf " + R.conf + ").</p>";
     h += '<table class="num summary"><thead><tr><th>metric</th>' + M.map(function (m) { return "<th>" + esc(m.name) + "</th>"; }).join("") + "</tr></thead><tbody>";
-    COCO_KEYS.forEach(function (k) { h += '<tr><th class="l">COCO ' + k[1] + "</th>" + M.map(function (m) { return "<td>" + (m.coco[k[0]] === -1 ? fmt(-1, -1) : fmt(m.coco[k[0]])) + "</td>"; }).join("") + "</tr>"; });
+    var cell = function (m, v) { return '<td data-model="' + esc(m.name) + '" data-value="' + (v === null || v === undefined ? "NaN" : String(v)) + '">' + (v === -1 ? fmt(-1, -1) : fmt(v)) + "</td>"; };
+    COCO_KEYS.forEach(function (k) { h += '<tr data-metric="coco.' + k[0] + '"><th class="l">COCO ' + k[1] + "</th>" + M.map(function (m) { return cell(m, m.coco[k[0]]); }).join("") + "</tr>"; });
     [["mAP", "Darknet mAP@" + R.iou], ["precision", "precision"], ["recall", "recall"], ["f1", "F1"], ["tp", "TP"], ["fp", "FP"], ["fn", "FN"], ["avg_iou", "average IoU"]].forEach(function (k) {
-      h += '<tr><th class="l">' + (k[0] === "mAP" ? "" : "Darknet ") + esc(k[1]) + "</th>" + M.map(function (m) { return "<td>" + fmt(m.darknet[k[0]]) + "</td>"; }).join("") + "</tr>";
+      h += '<tr data-metric="darknet.' + k[0] + '"><th class="l">' + (k[0] === "mAP" ? "" : "Darknet ") + esc(k[1]) + "</th>" + M.map(function (m) { return cell(m, m.darknet[k[0]]); }).join("") + "</tr>";
     });
     h += '<tr><th class="l">best F1 (confidence)</th>' + M.map(function (m) { return "<td>" + fmt(m.f1.best_f1) + " (" + fmt(m.f1.best_conf, 2) + ")</td>"; }).join("") + "</tr>";
     h += "</tbody></table>";
@@ -311,7 +325,7 @@
     }
     h += '</div><p class="legendline"><span><svg class="sw" width="22" height="8"><line x1="0" y1="4" x2="22" y2="4" stroke="#555" stroke-width="2" stroke-dasharray="5 3"/></svg>ground truth (class colour)</span>' +
       (R.models.length ? '<span><svg class="sw" width="22" height="8"><line x1="0" y1="4" x2="22" y2="4" stroke="#555" stroke-width="2.5"/></svg>prediction (class colour)</span><span><svg class="sw" width="22" height="8"><line x1="0" y1="4" x2="22" y2="4" stroke="' + FP_COLOR + '" stroke-width="2.5"/></svg>false positive</span><span><svg class="sw" width="22" height="8"><line x1="0" y1="4" x2="22" y2="4" stroke="' + FN_COLOR + '" stroke-width="3" stroke-dasharray="5 3"/></svg>missed (FN)</span>' : "") +
-      '<span class="muted">keys: arrows move, Enter opens, PgUp/PgDn page, Esc closes</span></p>' +
+      '<span class="muted">keys: arrows move, Enter opens, PgUp/PgDn page, Esc closes' + (R.models.length > 1 ? ", m switches model in the viewer" : "") + "</span></p>" +
       '<div class="pager" id="pager-top"></div><div class="gallery" id="gallery" tabindex="-1"></div><div class="pager" id="pager-bottom"></div>';
     body.innerHTML = h;
     var ms = $("#f-model"); if (ms) { ms.addEventListener("change", function () { S.model = +ms.value; update(); }); }
@@ -339,7 +353,7 @@
     items.forEach(function (i, pos) {
       var img = R.images[i], c = S.counts[i] || [0, 0];
       h += '<figure tabindex="' + (from + pos === S.focus ? 0 : -1) + '" data-idx="' + i + '" data-pos="' + (from + pos) + '" data-image="' + esc(img.path) + '" data-fp="' + c[0] + '" data-fn="' + c[1] + '">' +
-        '<div class="pic">' + (img.thumb ? '<img loading="lazy" decoding="async" width="' + (img.w || 4) + '" height="' + (img.h || 3) + '" src="' + esc(img.thumb) + '" alt="">' : '<div class="noimg">' + esc(img.error || "no image") + "</div>") + boxesSvg(i, m, S.conf, {}) + "</div>" +
+        '<div class="pic">' + (img.thumb ? '<img loading="lazy" decoding="async" width="' + (img.w || 4) + '" height="' + (img.h || 3) + '" src="' + esc(img.thumb) + '" alt="">' : placeholder(img)) + boxesSvg(i, m, S.conf, {}) + "</div>" +
         "<figcaption><span class=\"name\" title=\"" + esc(img.path) + "\">" + esc(basename(img.path)) + "</span>" +
         (m ? '<span class="badges"><span class="b fp' + (c[0] ? "" : " z") + '">FP ' + c[0] + '</span><span class="b fn' + (c[1] ? "" : " z") + '">FN ' + c[1] + "</span></span>" : '<span class="muted">' + img.g.length + " boxes</span>") + "</figcaption></figure>";
     });
@@ -389,9 +403,10 @@
     var f = $('#gallery figure[data-pos="' + S.focus + '"]'); if (f) { f.focus(); }
   }
   function drawViewer() {
-    var i = V.list[V.pos], img = R.images[i], m = curModel(), rec = m ? m.images[i] : null;
+    var i = V.list[V.pos], img = R.images[i];
+    var m = V.opt.model !== undefined ? R.models[V.opt.model] : curModel(), rec = m ? m.images[i] : null;
     $("#viewer-title").textContent = img.path;
-    $("#viewer-pic").innerHTML = '<div class="pic big">' + (img.view ? '<img width="' + (img.w || 4) + '" height="' + (img.h || 3) + '" src="' + esc(img.view) + '" alt="">' : '<div class="noimg">' + esc(img.error || "no image") + "</div>") +
+    $("#viewer-pic").innerHTML = '<div class="pic big">' + (img.view ? '<img width="' + (img.w || 4) + '" height="' + (img.h || 3) + '" src="' + esc(img.view) + '" alt="">' : placeholder(img)) +
       boxesSvg(i, m, S.conf, {big: true, highlightGt: V.opt.gt, highlightPred: V.opt.pred}) + "</div>";
     var h = '<p class="muted">' + img.w + "×" + img.h + " px · split " + esc(img.split || "(none)") + (m ? " · model " + esc(m.name) + " · score ≥ " + S.conf.toFixed(2) : "") + "</p>";
     h += '<table class="boxes-table num"><thead><tr><th>#</th><th>box</th><th>class</th><th>score</th><th>status</th><th>x1, y1, x2, y2</th></tr></thead><tbody>';
@@ -408,8 +423,10 @@
     }
     $("#viewer-list").innerHTML = h + "</tbody></table>";
     $("#viewer-prev").disabled = V.pos <= 0; $("#viewer-next").disabled = V.pos >= V.list.length - 1;
+    var vm = $("#viewer-model");
+    if (R.models.length > 1) { vm.hidden = false; vm.value = String(R.models.indexOf(m)); }
   }
-  function stepViewer(d) { var p = V.pos + d; if (p >= 0 && p < V.list.length) { V.pos = p; V.opt = {}; drawViewer(); if (V.fromGallery) { S.focus = p; } } }
+  function stepViewer(d) { var p = V.pos + d; if (p >= 0 && p < V.list.length) { V.pos = p; V.opt = {model: V.opt.model}; drawViewer(); if (V.fromGallery) { S.focus = p; } } }
 
   /* ---------------------------------------------------------------- label mistakes */
   var SUSPECT_TEXT = {
@@ -417,6 +434,21 @@
     not_detected: function () { return "nothing detected here, while every other object of the image is found"; },
     unlabelled: function (s) { return "confident <b>" + esc(cname(s.pred_class)) + "</b> prediction where no label is: a missing label?"; }
   };
+  // The suspect's neighbourhood, zoomed: the thumbnail as an SVG image under a viewBox around
+  // the truth (dashed, class colour) and the contradicting prediction (solid, crimson).
+  function suspectSvg(s, m) {
+    var img = R.images[s.image], W = img.w || 1, H = img.h || 1;
+    var g = s.gt >= 0 ? img.g[s.gt] : null, p = s.pred >= 0 ? m.images[s.image].p[s.pred] : null;
+    var b = g || p, cx = (b[1] + b[3]) / 2, cy = (b[2] + b[4]) / 2;
+    var side = Math.max(Math.max(b[3] - b[1], b[4] - b[2]) * 2.4, Math.max(W, H) * 0.2);
+    var w = Math.min(W, side * 4 / 3), h = Math.min(H, side);
+    var x = Math.max(0, Math.min(W - w, cx - w / 2)), y = Math.max(0, Math.min(H - h, cy - h / 2));
+    var u = w / 180, out = '<svg class="zoom" width="180" height="' + Math.round(180 * h / w) + '" viewBox="' + x.toFixed(1) + " " + y.toFixed(1) + " " + w.toFixed(1) + " " + h.toFixed(1) + '" role="img" aria-label="the box in its image">';
+    if (img.thumb) { out += '<image href="' + esc(img.thumb) + '" x="0" y="0" width="' + W + '" height="' + H + '" preserveAspectRatio="none"/>'; }
+    if (g) { out += '<rect x="' + g[1] + '" y="' + g[2] + '" width="' + (g[3] - g[1]) + '" height="' + (g[4] - g[2]) + '" fill="none" stroke="' + color(g[0]) + '" stroke-width="' + (2.5 * u).toFixed(2) + '" stroke-dasharray="' + (5 * u).toFixed(2) + " " + (3 * u).toFixed(2) + '"/>'; }
+    if (p) { out += '<rect x="' + p[1] + '" y="' + p[2] + '" width="' + (p[3] - p[1]) + '" height="' + (p[4] - p[2]) + '" fill="none" stroke="' + FP_COLOR + '" stroke-width="' + (2 * u).toFixed(2) + '"/>'; }
+    return out + "</svg>";
+  }
   function renderMistakes() {
     if (!R.models.length) { return; }
     var body = $("#mistakes .body");
@@ -433,8 +465,7 @@
         list.slice(shown, shown + 50).forEach(function (s, k) {
           var img = R.images[s.image];
           var tr = el("tr", {"data-suspect": s.kind, "data-open": s.image, "data-gt": s.gt, "data-pred": s.pred, "data-model": mi});
-          tr.innerHTML = "<td>" + (shown + k + 1) + '</td><td><div class="pic mini">' + (img.thumb ? '<img loading="lazy" width="' + (img.w || 4) + '" height="' + (img.h || 3) + '" src="' + esc(img.thumb) + '" alt="">' : "") +
-            boxesSvg(s.image, m, 0, {highlightGt: s.gt, highlightPred: s.pred}) + '</div><div class="path">' + esc(basename(img.path)) + "</div></td><td>" + SUSPECT_TEXT[s.kind](s) + "</td><td>" + s.score.toFixed(3) + "</td>";
+          tr.innerHTML = "<td>" + (shown + k + 1) + "</td><td>" + suspectSvg(s, m) + '<div class="path">' + esc(basename(img.path)) + "</div></td><td>" + SUSPECT_TEXT[s.kind](s) + "</td><td>" + s.score.toFixed(3) + "</td>";
           tb.appendChild(tr);
         });
         shown = Math.min(list.length, shown + 50);
@@ -461,18 +492,18 @@
     var loss = series(function (c) { return /loss|^train\//i.test(c); });
     var met = series(function (c) { return /map|precision|recall|fitness|^val\//i.test(c) && !/loss/i.test(c); });
     h += '<div class="charts">';
-    if (loss.length) { h += lineChart(loss, {title: "losses", xlabel: "epoch", ylabel: "loss", auto: true}); }
-    if (met.length) { h += lineChart(met, {title: "validation metrics", xlabel: "epoch", ylabel: "value", auto: true}); }
+    if (loss.length) { h += lineChart(loss, {title: "losses", xlabel: "epoch", ylabel: "loss", auto: true, markers: rows.length <= 60}); }
+    if (met.length) { h += lineChart(met, {title: "validation metrics", xlabel: "epoch", ylabel: "value", auto: true, markers: rows.length <= 60}); }
     h += "</div>";
     if (!rows.length) { h += '<p class="muted">No metrics.csv rows in this run.</p>'; }
     if (run.previews.length) {
-      h += '<h3>Preview per epoch</h3><p class="muted">predictions (left) next to ground truth (right), as the trainer drew them.</p><label class="slider">epoch <input type="range" id="run-ep" min="0" max="' + (run.previews.length - 1) + '" step="1" value="' + (run.previews.length - 1) + '"><output id="run-ep-v"></output></label><div class="preview"><img id="run-img" alt="epoch preview"></div>';
+      h += '<h3>Preview per epoch</h3><p class="muted">as the trainer drew it after each validation (see its legend).</p><label class="slider"' + (run.previews.length > 1 ? "" : " hidden") + '>epoch <input type="range" id="run-ep" min="0" max="' + (run.previews.length - 1) + '" step="1" value="' + (run.previews.length - 1) + '"><output id="run-ep-v"></output></label><div class="preview"><img id="run-img" alt="epoch preview"></div>';
     }
     if (run.config) { h += "<h3>Configuration</h3><pre class=\"config\">" + esc(run.config) + "</pre>"; }
     body.innerHTML = h;
     var sl = $("#run-ep");
     if (sl) {
-      var show = function () { var p = run.previews[+sl.value]; $("#run-img").src = p.path; $("#run-ep-v").textContent = p.epoch; };
+      var show = function () { var p = run.previews[+sl.value]; $("#run-img").src = p.path; $("#run-ep-v").textContent = p.epoch; $("#run-img").alt = "preview after epoch " + p.epoch; };
       sl.addEventListener("input", show); show();
     }
   }
@@ -484,9 +515,12 @@
       if (o) {
         e.preventDefault();
         var i = +o.getAttribute("data-open");
-        if (o.hasAttribute("data-model")) { S.model = +o.getAttribute("data-model"); }
         V.fromGallery = false;
-        openViewer(i, [i], {gt: o.hasAttribute("data-gt") ? +o.getAttribute("data-gt") : -1, pred: o.hasAttribute("data-pred") ? +o.getAttribute("data-pred") : -1});
+        openViewer(i, [i], {
+          gt: o.hasAttribute("data-gt") ? +o.getAttribute("data-gt") : -1,
+          pred: o.hasAttribute("data-pred") ? +o.getAttribute("data-pred") : -1,
+          model: o.hasAttribute("data-model") ? +o.getAttribute("data-model") : undefined
+        });
         return;
       }
       var f = e.target.closest("#gallery figure");
@@ -498,6 +532,9 @@
       var f = e.target.closest && e.target.closest("#gallery figure");
       if (f) { S.focus = +f.getAttribute("data-pos"); }
     });
+    var vm = $("#viewer-model");
+    vm.innerHTML = R.models.map(function (m, k) { return '<option value="' + k + '">' + esc(m.name) + "</option>"; }).join("");
+    vm.addEventListener("change", function () { V.opt.model = +vm.value; drawViewer(); });
     $("#viewer-close").addEventListener("click", closeViewer);
     $("#viewer-prev").addEventListener("click", function () { stepViewer(-1); });
     $("#viewer-next").addEventListener("click", function () { stepViewer(1); });
@@ -507,6 +544,10 @@
         if (e.key === "Escape") { closeViewer(); e.preventDefault(); }
         else if (e.key === "ArrowLeft") { stepViewer(-1); e.preventDefault(); }
         else if (e.key === "ArrowRight") { stepViewer(1); e.preventDefault(); }
+        else if (e.key === "m" && R.models.length > 1 && e.target.tagName !== "SELECT") {
+          var cur = V.opt.model !== undefined ? V.opt.model : S.model;
+          V.opt.model = (cur + 1) % R.models.length; drawViewer(); e.preventDefault();
+        }
         return;
       }
       var t = e.target, inGallery = t && t.closest && t.closest("#gallery");
