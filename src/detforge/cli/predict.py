@@ -31,8 +31,9 @@ Outputs (into --out, default runs/predict, runs/predict-2, ...):
   --save-json F  a COCO results JSON ([{image_id, category_id, bbox, score}, ...]) that
                  'detforge eval' and pycocotools read directly, and beside it F.meta.json
                  (dataset, split, model, the image of every image_id). image_id is the
-                 dataset's id for a .data source (as 'convert --to coco' numbers it), else
-                 the image's position in SOURCE; boxes and scores are full float32 values.
+                 dataset's id for a .data source (as 'convert --to coco' numbers it), the
+                 number a file is named by when all are (COCO's 000000000139.jpg -> 139),
+                 else the position in SOURCE; boxes and scores are full float32 values.
 
 Examples:
   detforge predict runs/train/obj/weights/best.pt photos/ --save-images
@@ -70,14 +71,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _coco_ids(
-    data_path: str | None, split: str | None, path_map: Any, num_classes: int
+    data_path: str | None,
+    split: str | None,
+    path_map: Any,
+    num_classes: int,
+    paths: tuple[str, ...] = (),
 ) -> tuple[dict[str, int], list[int]]:
     """For a ``.data`` source: image path -> image id and the COCO category ids exactly as
     ``detforge eval DATA`` numbers that split's ground truth (the whole dataset's ids, as
-    ``convert --to coco`` writes them). Else no ids (the position in the source is used) and
-    categories 1..K."""
+    ``convert --to coco`` writes them). Other sources: categories 1..K, and when every file
+    name is a distinct number (COCO's ``000000000139.jpg``; darknet's ``image_id`` rule) that
+    number, else no ids (the position in the source is used)."""
     if data_path is None:
-        return {}, list(range(1, num_classes + 1))
+        stems = [Path(p).stem for p in paths]
+        numbered = all(s.isdigit() for s in stems) and len({int(s) for s in stems}) == len(stems)
+        ids = {p: int(s) for p, s in zip(paths, stems, strict=True)} if numbered else {}
+        return ids, list(range(1, num_classes + 1))
     from detforge.formats.coco import coco_category_ids
     from detforge.formats.detect import read_ground_truth
 
@@ -139,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     files = args.save_json is not None or args.save_txt
     ids, cats = _coco_ids(
         data_path if is_data and files else None, split or "valid", path_map,
-        len(model.class_names),
+        len(model.class_names), source.paths,
     )  # fmt: skip
     prov = Provenance(
         written_by="detforge predict",
