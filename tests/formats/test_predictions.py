@@ -329,3 +329,23 @@ def test_darknet_split_reads_keep_the_whole_dataset_ids(tmp_path: Path) -> None:
     skipped = read_darknet(data, missing="skip", cache=False)
     assert skipped.images.id.tolist() == [0, 2, 3, 4, 5, 6]
     assert read_darknet(data, split="test", missing="skip").images.id.tolist() == [5, 6]
+
+
+def test_sidecar_matches_by_path_and_is_ignored_once_the_file_changes(tmp_path: Path) -> None:
+    from detforge.formats.predictions import Provenance, read_provenance
+
+    gt = darknet_like(["a/one.jpg", "a/two.jpg"])  # ids 0, 1
+    # made elsewhere: id 7 was a/two.jpg there
+    prov = Provenance(written_by="test", images={7: "a/two.jpg"}, category_ids=[1, 2])
+    recs = coco_records([7], [[40, 15, 60, 35]], [0], [0.9], [1, 2])
+    p = tmp_path / "dets.json"
+    write_coco_results(p, recs, provenance=prov)
+    assert (tmp_path / "dets.meta.json").is_file()
+    pred = read_predictions(p, gt)
+    assert pred.boxes.image.tolist() == [1] and pred.meta["provenance"] is not None
+    # another tool rewrites the results: the sidecar no longer describes them
+    p.write_text(json.dumps(recs, indent=1))
+    assert read_provenance(p) is None
+    pred = read_predictions(p, gt)
+    assert pred.meta["unmatched"]["boxes"] == 1  # id 7 is no image of this GT
+    assert any("another version" in n for n in pred.meta["notes"])

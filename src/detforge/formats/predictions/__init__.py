@@ -48,6 +48,7 @@ from detforge.formats.predictions.provenance import (
     Provenance,
     read_provenance,
     sidecar_path,
+    stale_sidecar,
     write_provenance,
 )
 from detforge.formats.predictions.text import (
@@ -108,6 +109,10 @@ def read_predictions(path: str | os.PathLike[str], gt: Dataset) -> Dataset:
         pred = read_txt_predictions(p, gt, provenance=prov)
     if split is not None:
         pred.meta["split"] = split
+    if prov is None and stale_sidecar(p):
+        pred.meta["notes"].append(
+            f"{sidecar_path(p).name} was written for another version of {p.name} and is ignored"
+        )
     return pred
 
 

@@ -11,11 +11,13 @@ nothing else), so what detforge knows about it is written beside it: ``dets.json
      "model": "/abs/runs/train/exp/best.pt",
      "classes": ["ant", "bee"], "category_ids": [1, 2],
      "images": [[17, "/abs/data/img/17.jpg"], ...],   # image_id -> the image it is about
-     "settings": {"conf": 0.001, "iou": 0.7, "max_det": 300}}
+     "settings": {"conf": 0.001, "iou": 0.7, "max_det": 300},
+     "file": "123456:<sha1>"}                # size and SHA-1 of the file it describes
 
 Readers use it to match every ``image_id`` to the image it was made on (whatever ids the
 ground truth at hand uses) and to refuse predictions of one split scored against another.
-A file without a sidecar is read as before (ids, then file stems).
+A file without a sidecar is read as before (ids, then file stems); a sidecar written for
+another version of the file (rewritten since) is ignored, with a note.
 """
 
 from __future__ import annotations
@@ -62,6 +64,21 @@ def _abs(p: str | None) -> str | None:
     return None if not p else os.path.abspath(p)
 
 
+def fingerprint(path: str | os.PathLike[str]) -> str | None:
+    """``"<bytes>:<sha1>"`` of a results file (``None`` for a folder): a sidecar describes
+    only the exact file it was written with."""
+    import hashlib
+
+    p = Path(path)
+    if not p.is_file():
+        return None
+    h = hashlib.sha1(usedforsecurity=False)
+    with p.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return f"{p.stat().st_size}:{h.hexdigest()}"
+
+
 def write_provenance(path: str | os.PathLike[str], prov: Provenance) -> Path:
     """Write the sidecar of the prediction file ``path``; returns the sidecar's path."""
     from detforge.formats.coco import dump_json
@@ -77,19 +94,34 @@ def write_provenance(path: str | os.PathLike[str], prov: Provenance) -> Path:
         "category_ids": [int(c) for c in prov.category_ids],
         "images": [[int(i), _abs(p) or ""] for i, p in prov.images.items()],
         "settings": prov.settings,
+        "file": fingerprint(path),
     }
     side = sidecar_path(path)
     atomic_write_bytes(side, dump_json(body))
     return side
 
 
-def read_provenance(path: str | os.PathLike[str]) -> Provenance | None:
-    """The sidecar of the prediction file ``path``, ``None`` when there is none; a damaged
-    sidecar is a one-line error (delete it to read the file without it)."""
+def stale_sidecar(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` has a sidecar written for another version of the file (it changed
+    since, e.g. rewritten by another tool): such a sidecar is ignored."""
     from detforge.formats.coco import load_json
 
     side = sidecar_path(path)
     if not side.is_file():
+        return False
+    data = load_json(side)
+    want = data.get("file") if isinstance(data, dict) else None
+    return bool(want) and want != fingerprint(path)
+
+
+def read_provenance(path: str | os.PathLike[str]) -> Provenance | None:
+    """The sidecar of the prediction file ``path``; ``None`` when there is none or it was
+    written for another version of the file (:func:`stale_sidecar`). A damaged sidecar is a
+    one-line error (delete it to read the file without it)."""
+    from detforge.formats.coco import load_json
+
+    side = sidecar_path(path)
+    if not side.is_file() or stale_sidecar(path):
         return None
     data = load_json(side)
     try:
