@@ -140,7 +140,7 @@ def test_onnx_runner_resolves_devices_like_every_command(
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     for spelling in ("cuda:0", "0", "cuda"):
-        with pytest.raises(DetforgeError, match="CUDA is not available here.*available: cpu"):
+        with pytest.raises(DetforgeError, match=r"CUDA is not available here.*available: cpu"):
             OnnxDetector(models["static"], device=spelling)
         with pytest.raises(DetforgeError, match="available: cpu"):
             detforge.load(models["dynamic"], device=spelling)
