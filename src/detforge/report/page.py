@@ -1,6 +1,6 @@
 """Writing the site: ``index.html``, ``assets/report*.js`` and ``report.css`` (package data,
-copied as they are) and ``assets/data.js`` (the report's data as one JavaScript assignment, so the page also
-works from ``file://``, where browsers refuse to fetch a JSON file)."""
+copied as they are) and ``assets/data.js`` (the report's data as one JavaScript assignment, so
+the page also works from ``file://``, where browsers refuse to fetch a JSON file)."""
 
 from __future__ import annotations
 
