@@ -113,19 +113,87 @@ def class_filter(wanted: list[str] | None, names: tuple[str, ...]) -> Any:
     return np.unique(np.array(ids, dtype=np.int64))
 
 
+class PredictionFiles:
+    """What ``--save-txt`` and ``--save-json`` write: a ``labels/<name>.txt`` per image as it
+    comes, the COCO results and the provenance sidecars at the end."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        class_names: tuple[str, ...],
+        paths: tuple[str, ...],
+        path_map: Any,
+        out: Path | None,
+        guard: Any,
+    ) -> None:
+        from detforge.formats.predictions import Provenance
+        from detforge.predict.sources import split_data_arg
+
+        data_path, split = split_data_arg(str(args.source), args.split)
+        is_data = data_path.lower().endswith(".data")
+        wanted = args.save_json is not None or args.save_txt
+        self.ids, self.cats = _coco_ids(
+            data_path if is_data and wanted else None, split or "valid", path_map,
+            len(class_names), paths,
+        )  # fmt: skip
+        self.prov = Provenance(
+            written_by="detforge predict",
+            dataset=data_path if is_data else None,
+            split=(split or "valid") if is_data else None,
+            model=str(args.weights),
+            classes=list(class_names),
+            category_ids=self.cats,
+            settings={"conf": args.conf, "iou": args.iou, "max_det": args.max_det,
+                      "imgsz": args.imgsz, "classes": args.classes},
+        )  # fmt: skip
+        self.json: Path | None = args.save_json
+        self.labels = out / "labels" if args.save_txt and out is not None else None
+        self.guard = guard
+        self.dets: list[tuple[int, Any, Any, Any]] = []
+
+    def add(self, frame: Any, pred: Any) -> None:
+        """One image's detections (``pred``: a :class:`~detforge.predict.api.Prediction`)."""
+        from detforge.formats.predictions import write_darknet_txt
+
+        image_id = self.ids.get(frame.path or "", frame.index)
+        self.prov.images[image_id] = frame.path or ""
+        if self.labels is not None:
+            h, w = pred.shape
+            txt = self.guard.check(self.labels / f"{frame.name}.txt")
+            write_darknet_txt(txt, pred.boxes, pred.classes, pred.scores, w, h)
+        if self.json is not None:
+            self.dets.append((image_id, pred.boxes, pred.classes, pred.scores))
+
+    def finish(self) -> None:
+        """Write the COCO results (all images at once) and the sidecars."""
+        from detforge.formats.predictions import (
+            coco_records,
+            sidecar_path,
+            write_coco_results,
+            write_provenance,
+        )
+
+        if self.json is not None:
+            d = self.dets
+            ids = [np.full(len(c), i, dtype=np.int64) for i, _, c, _ in d]
+            records = coco_records(
+                np.concatenate(ids) if d else np.zeros(0, dtype=np.int64),
+                np.concatenate([b for _, b, _, _ in d]) if d else np.zeros((0, 4)),
+                np.concatenate([c for _, _, c, _ in d]) if d else np.zeros(0, dtype=np.int64),
+                np.concatenate([s for _, _, _, s in d]) if d else np.zeros(0),
+                self.cats,
+            )
+            self.guard.check(sidecar_path(self.json))
+            write_coco_results(self.guard.check(self.json), records, provenance=self.prov)
+        if self.labels is not None:
+            write_provenance(self.labels, self.prov)
+
+
 def run(args: argparse.Namespace) -> int:
     from detforge.data.images import load_image
-    from detforge.formats.predictions import (
-        Provenance,
-        coco_records,
-        sidecar_path,
-        write_coco_results,
-        write_darknet_txt,
-        write_provenance,
-    )
     from detforge.predict.api import load
     from detforge.predict.draw import draw_boxes
-    from detforge.predict.sources import open_source, split_data_arg
+    from detforge.predict.sources import open_source
     from detforge.predict.writers import InputGuard, VideoWriter, save_image
     from detforge.utils.progress import progress
 
@@ -143,28 +211,11 @@ def run(args: argparse.Namespace) -> int:
         raise DetforgeError("--save-json expects a file name ending in .json", path=args.save_json)
     model = load(args.weights, device=args.device, imgsz=args.imgsz, half=args.half)
     keep = class_filter(args.classes, model.class_names)
-    data_path, split = split_data_arg(str(args.source), args.split)
-    is_data = data_path.lower().endswith(".data")
-    files = args.save_json is not None or args.save_txt
-    ids, cats = _coco_ids(
-        data_path if is_data and files else None, split or "valid", path_map,
-        len(model.class_names), source.paths,
-    )  # fmt: skip
-    prov = Provenance(
-        written_by="detforge predict",
-        dataset=data_path if is_data else None,
-        split=(split or "valid") if is_data else None,
-        model=str(args.weights),
-        classes=list(model.class_names),
-        category_ids=cats,
-        settings={"conf": args.conf, "iou": args.iou, "max_det": args.max_det,
-                  "imgsz": args.imgsz, "classes": args.classes},
-    )  # fmt: skip
-    dets: list[tuple[int, Any, Any, Any]] = []
     counts: Counter[int] = Counter()
     n_frames = 0
     video: VideoWriter | None = None
     guard = InputGuard([*source.paths, *([source.video] if source.video else [])])
+    files = PredictionFiles(args, model.class_names, source.paths, path_map, out, guard)
     if source.kind == "video" and save_images and out is not None:
         fps = source.fps / max(1, source.every)
         name = f"{Path(source.video or 'video').stem}.mp4"
@@ -182,14 +233,7 @@ def run(args: argparse.Namespace) -> int:
             if keep is not None:
                 pred = pred.only(np.isin(pred.classes, keep))
             counts.update(pred.classes.tolist())
-            h, w = pred.shape
-            if args.save_txt and out is not None:
-                txt = guard.check(out / "labels" / f"{frame.name}.txt")
-                write_darknet_txt(txt, pred.boxes, pred.classes, pred.scores, w, h)
-            image_id = ids.get(frame.path or "", frame.index)
-            prov.images[image_id] = frame.path or ""
-            if args.save_json is not None:
-                dets.append((image_id, pred.boxes, pred.classes, pred.scores))
+            files.add(frame, pred)
             if save_images and out is not None:
                 full = frame.image if frame.path is None else load_image(frame.path).image
                 drawn = draw_boxes(
@@ -207,21 +251,7 @@ def run(args: argparse.Namespace) -> int:
     if video is not None:
         video.close()
     elapsed = time.perf_counter() - start
-    if args.save_json is not None:
-
-        def cat(k: int, empty: Any) -> Any:
-            return np.concatenate([d[k] for d in dets]) if dets else empty
-
-        image_ids = [np.full(len(d[2]), d[0], dtype=np.int64) for d in dets]
-        records = coco_records(
-            np.concatenate(image_ids) if dets else np.zeros(0, dtype=np.int64),
-            cat(1, np.zeros((0, 4))), cat(2, np.zeros(0, dtype=np.int64)), cat(3, np.zeros(0)),
-            cats,
-        )  # fmt: skip
-        guard.check(sidecar_path(args.save_json))
-        write_coco_results(guard.check(args.save_json), records, provenance=prov)
-    if args.save_txt and out is not None:
-        write_provenance(out / "labels", prov)
+    files.finish()
 
     names = model.class_names
     found = ", ".join(f"{counts[c]} {names[c]}" for c in sorted(counts)) or "nothing"

@@ -106,21 +106,11 @@ def evaluate(
     cls_of = align_classes(gt, pred)
     b_img = row_of[pred.boxes.image] if pred.num_boxes else np.zeros(0, dtype=np.int64)
     b_cls = cls_of[pred.boxes.cls] if pred.num_boxes else np.zeros(0, dtype=np.int64)
-    unmatched = dict(pred.meta.get("unmatched") or {"images": [], "boxes": 0, "classes": []})
-    lost = (b_img < 0) | (b_cls < 0)
-    if lost.any():
-        unmatched["boxes"] = int(unmatched.get("boxes", 0)) + int(lost.sum())
-        extra = sorted({str(p) for p in pred.images.path[np.flatnonzero(row_of < 0)].tolist()})
-        unmatched["images"] = sorted(set(unmatched.get("images", [])) | set(extra))
-        names = {pred.class_names[k] for k in np.flatnonzero(cls_of < 0).tolist()}
-        unmatched["classes"] = sorted(set(map(str, unmatched.get("classes", []))) | names)
-    unmatched["total"] = max(int(unmatched.get("total", 0)), pred.num_boxes)
+    unmatched = _unmatched(pred, row_of, cls_of, (b_img < 0) | (b_cls < 0))
     check_unmatched(unmatched, ignore=ignore_unmatched, source=pred.meta.get("source"))
 
     split = pred.meta.get("split")
-    restrict = bool(split) and split in gt.splits() and len(gt.splits()) > 1
-    base = np.flatnonzero(gt.images.split == split) if restrict else np.arange(gt.num_images)
-    keep_rows = base[::every].astype(np.int64)
+    keep_rows = _rows_to_score(gt, split, every)
     new_row = np.full(gt.num_images + 1, -1, dtype=np.int64)
     new_row[keep_rows] = np.arange(len(keep_rows))
     if len(keep_rows) != gt.num_images:
@@ -156,6 +146,29 @@ def evaluate(
             gt, p_boxes.coords, p_boxes.format, p_img, p_cls, p_score, iou, conf, points
         )
     return result
+
+
+def _unmatched(
+    pred: Dataset, row_of: NDArray[np.int64], cls_of: NDArray[np.int64], lost: NDArray[np.bool_]
+) -> dict[str, Any]:
+    """The reader's ``meta["unmatched"]`` plus the boxes whose image or class ``align_*``
+    found no place for (``lost``); ``total`` counts every prediction."""
+    unmatched = dict(pred.meta.get("unmatched") or {"images": [], "boxes": 0, "classes": []})
+    if lost.any():
+        unmatched["boxes"] = int(unmatched.get("boxes", 0)) + int(lost.sum())
+        extra = sorted({str(p) for p in pred.images.path[np.flatnonzero(row_of < 0)].tolist()})
+        unmatched["images"] = sorted(set(unmatched.get("images", [])) | set(extra))
+        names = {pred.class_names[k] for k in np.flatnonzero(cls_of < 0).tolist()}
+        unmatched["classes"] = sorted(set(map(str, unmatched.get("classes", []))) | names)
+    unmatched["total"] = max(int(unmatched.get("total", 0)), pred.num_boxes)
+    return unmatched
+
+
+def _rows_to_score(gt: Dataset, split: str | None, every: int) -> NDArray[np.int64]:
+    """GT rows scored: those of ``split`` when ``gt`` holds it among others, 1 in ``every``."""
+    restrict = bool(split) and split in gt.splits() and len(gt.splits()) > 1
+    base = np.flatnonzero(gt.images.split == split) if restrict else np.arange(gt.num_images)
+    return base[::every].astype(np.int64)
 
 
 def check_unmatched(unmatched: dict[str, Any], *, ignore: bool = False, source: Any = None) -> None:
