@@ -5,8 +5,8 @@ validation, checkpoint writes), each followed by ``--resume`` (or a fresh start 
 same folder when no epoch was saved yet): after every kill ``weights/last.pt`` and
 ``weights/best.pt`` load, and the finished run has one metrics row per epoch, ``best.pt``
 from the best epoch and no temporary files. In-process, a "death" injected into each of the
-checkpoint writes (the temporary file left half-written, as SIGKILL leaves it) shows the
-same for the exact moments a random kill rarely hits.
+checkpoint writes (before the rename, its temporary file left half-written, as SIGKILL leaves
+it) shows the same for the exact moments a random kill rarely hits.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 
 import detforge
-from detforge.models import checkpoint as ckpt_mod
 from detforge.models.checkpoint import load_checkpoint
 from detforge.train.runs import read_metrics_csv
 from detforge.train.trainer import train
@@ -122,27 +121,33 @@ class _Killed(BaseException):
 def test_death_inside_a_checkpoint_write_is_recoverable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, die_at: int
 ) -> None:
-    """Writes go best.pt (when the epoch is the best so far), then last.pt: ``die_at`` picks
-    which one dies half written (1: best.pt of epoch 1, 2: its last.pt, 3: the next write)."""
+    """Each improving epoch writes weights/last.pt, then copies it to weights/best.pt:
+    ``die_at`` picks the write that dies before its rename (1: last.pt of epoch 1, 2: the
+    best.pt copy of epoch 1, 3: last.pt of epoch 2), its temporary file left half written."""
     data = tiny_data(tmp_path / "ds")
-    cfg = tiny_config(data, tmp_path / "run", epochs=3, val_every=1)
-    real = ckpt_mod.atomic_write_bytes
+    run = tmp_path / "run"
+    cfg = tiny_config(data, run, epochs=3, val_every=1)
+    real = os.replace
     calls = [0]
 
-    def dying(path: Any, payload: bytes, **kw: Any) -> None:
-        calls[0] += 1
-        if calls[0] == die_at:
-            p = Path(path)
-            (p.parent / f".{p.name}.dead1234.tmp").write_bytes(payload[: len(payload) // 2])
-            raise _Killed
-        real(path, payload, **kw)
+    def dying(src: Any, dst: Any) -> None:
+        if Path(dst).parent.name == "weights":
+            calls[0] += 1
+            if calls[0] == die_at:
+                p = Path(dst)
+                half = Path(src).read_bytes()[: Path(src).stat().st_size // 2]
+                (p.parent / f".{p.name}.dead1234.tmp").write_bytes(half)
+                raise _Killed
+        real(src, dst)
 
-    monkeypatch.setattr(ckpt_mod, "atomic_write_bytes", dying)
+    monkeypatch.setattr(os, "replace", dying)
     with pytest.raises(_Killed):
         train(cfg)
-    monkeypatch.setattr(ckpt_mod, "atomic_write_bytes", real)
-    run = tmp_path / "run"
+    monkeypatch.setattr(os, "replace", real)
     last = _assert_loadable(run)
+    assert (last is None) == (die_at == 1)
+    if die_at == 2:
+        assert not (run / "weights" / "best.pt").exists()  # the copy the kill cut short
     if last is None:  # died before the first epoch was committed: start again
         res = train(tiny_config(data, run, epochs=3, val_every=1, exist_ok=True))
     else:
