@@ -52,7 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from detforge.models.checkpoint import load_checkpoint
     from detforge.predict.export import export_onnx
 
     try:
@@ -61,10 +60,9 @@ def run(args: argparse.Namespace) -> int:
         raise DetforgeError(
             "ONNX export needs the onnx package: pip install 'detforge[onnx]'"
         ) from None
+    imgsz: int | tuple[int, int] | None = None  # default: the checkpoint's training size
     if args.imgsz is None:
-        cfg = load_checkpoint(args.weights).get("config") or {}
-        size = cfg.get("imgsz") if isinstance(cfg, dict) else None
-        imgsz: int | tuple[int, int] = int(size) if isinstance(size, int | float) else 640
+        pass
     elif len(args.imgsz) == 1:
         imgsz = args.imgsz[0]
     elif len(args.imgsz) == 2:
