@@ -242,15 +242,15 @@ def nan_guard(s: Session, finite: bool, batch: dict[str, Any], epoch: int) -> No
 
 
 def end_of_epoch(s: Session, epoch: int, st: EpochStats, plan: Plan) -> None:
-    """The ``--time-budget`` re-plan, validation (rank 0), best epoch, patience, checkpoints
-    and metrics, the rollback target. Sets ``plan.stop`` to end the run."""
+    """Validation (rank 0), best epoch, patience, checkpoints and metrics, the rollback
+    target, and the ``--time-budget`` re-plan. Sets ``plan.stop`` to end the run."""
     from detforge.train.ddp import all_reduce_sum
 
     cfg, info, state = s.cfg, s.info, s.state
     state.epoch, state.rollbacks = epoch, s.guard.rollbacks
     sums = all_reduce_sum(info, st.sums) / info.world_size  # mean over ranks, for the log
     if cfg.time_budget and not plan.stop:
-        replan(s, epoch, plan)  # first, so that an epoch the plan makes the last is validated
+        replan(s, epoch, plan)  # first: an epoch the budget makes the last one is validated
     last = epoch + 1 == plan.planned or bool(plan.stop)
     n_ok, elapsed = max(st.n_ok, 1), max(st.elapsed, 1e-9)
     row = {
