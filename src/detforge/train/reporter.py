@@ -158,9 +158,14 @@ class Reporter:
         if best:  # a copy: killed before it ends, --resume makes it (repair_best)
             copy_atomic(self.run.last, self.run.best)
         if self.backup is not None:
-            copy_atomic(self.run.last, self.backup[0])
-            if best:
-                copy_atomic(self.run.best, self.backup[1])
+            try:
+                copy_atomic(self.run.last, self.backup[0])
+                if best:
+                    copy_atomic(self.run.best, self.backup[1])
+            except OSError as exc:  # the run's own weights are safe; only the copy failed
+                self.log(f"backup= {self.backup[0].parent}: cannot write a copy "
+                         f"({exc.strerror or exc}); no more copies there this run")  # fmt: skip
+                self.backup = None
         write_metrics_csv(self.run.metrics, self.rows)
         if self.cfg.plots:
             plot_results(self.run.root / "results.png", self.rows)

@@ -32,6 +32,7 @@ leaves both loadable, and ``--resume`` finds everything it needs in ``last.pt``:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -141,8 +142,9 @@ def remove_stale_tmp(root: Path) -> list[Path]:
             continue
         for p in folder.iterdir():
             if p.name.startswith(".") and p.name.endswith(".tmp") and p.is_file():
-                p.unlink()
-                gone.append(p)
+                with contextlib.suppress(OSError):
+                    p.unlink()
+                    gone.append(p)
     return gone
 
 
