@@ -117,13 +117,25 @@ class _Killed(BaseException):
     """Stands for SIGKILL: nothing after it runs, no ``except Exception`` catches it."""
 
 
-@pytest.mark.parametrize("die_at", [1, 2, 3])
+FITNESS = (0.1, 0.3, 0.2)
+"""Validation fitness of epochs 1, 2, 3 in the in-process test: epoch 2 is the best."""
+
+
+@pytest.mark.parametrize("die_at", [1, 2, 3, 4, 5])
 def test_death_inside_a_checkpoint_write_is_recoverable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, die_at: int
 ) -> None:
-    """Each improving epoch writes weights/last.pt, then copies it to weights/best.pt:
-    ``die_at`` picks the write that dies before its rename (1: last.pt of epoch 1, 2: the
-    best.pt copy of epoch 1, 3: last.pt of epoch 2), its temporary file left half written."""
+    """Each epoch writes weights/last.pt, then (when it is the best so far) copies it to
+    weights/best.pt. With FITNESS the writes are: 1 last.pt of epoch 1, 2 its best.pt copy,
+    3 last.pt of epoch 2, 4 its best.pt copy, 5 last.pt of epoch 3; ``die_at`` picks the one
+    that dies before its rename, its temporary file left half written."""
+    from detforge.train.reporter import Reporter
+
+    def validate(self: Reporter, batches: Any, device: Any, epoch: int) -> dict[str, float]:
+        f = FITNESS[epoch]
+        return {"val/mAP50": f, "val/mAP50-95": f, "fitness": f}
+
+    monkeypatch.setattr(Reporter, "validate", validate)
     data = tiny_data(tmp_path / "ds")
     run = tmp_path / "run"
     cfg = tiny_config(data, run, epochs=3, val_every=1)
@@ -148,13 +160,17 @@ def test_death_inside_a_checkpoint_write_is_recoverable(
     assert (last is None) == (die_at == 1)
     if die_at == 2:
         assert not (run / "weights" / "best.pt").exists()  # the copy the kill cut short
+    if die_at == 4:  # last.pt says epoch 2 is the best, best.pt still holds epoch 1
+        assert last is not None and last["extra"]["best_epoch"] == 2
+        assert load_checkpoint(run / "weights" / "best.pt")["epoch"] == 0
     if last is None:  # died before the first epoch was committed: start again
         res = train(tiny_config(data, run, epochs=3, val_every=1, exist_ok=True))
     else:
         res = train(tiny_config(data, run, epochs=3, val_every=1, resume=str(run)))
     assert res.epochs_done == 3 and [r["epoch"] for r in res.metrics] == [1, 2, 3]
     assert [r["epoch"] for r in read_metrics_csv(run / "metrics.csv")] == [1, 2, 3]
-    fit = [r["fitness"] for r in res.metrics]
-    assert res.best_epoch == fit.index(max(fit)) + 1
-    assert load_checkpoint(run / "weights" / "best.pt")["epoch"] + 1 == res.best_epoch
+    assert [r["fitness"] for r in res.metrics] == list(FITNESS)
+    assert res.best_epoch == 2 and res.best_fitness == 0.3
+    best = load_checkpoint(run / "weights" / "best.pt")
+    assert best["epoch"] == 1 and best["best_fitness"] == 0.3
     assert not [p for p in run.rglob("*") if p.name.endswith(".tmp")]
