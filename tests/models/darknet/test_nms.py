@@ -25,7 +25,7 @@ def test_iou_nms_is_per_class_and_strictly_greater() -> None:
     assert d.scores.tolist() == pytest.approx([0.95, 0.9, 0.9])
     np.testing.assert_allclose(d.boxes[0], [40, 80, 60, 120], atol=1e-4)  # xyxy image pixels
     # with nms above their IoU both stay
-    assert len(darknet_detections(rows, 100, 200, 416, 416, nms=0.51)) == 4
+    assert len(darknet_detections(rows, 100, 200, 416, 416, nms=0.51).scores) == 4
 
 
 def test_thresholds() -> None:
