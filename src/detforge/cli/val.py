@@ -19,22 +19,33 @@ examples:
   detforge val runs/train/best.pt data/obj.data
   detforge val runs/train/best.pt data/obj.data --split test --json test-metrics.json
   detforge val best.pt data/obj.data --protocol all --device cuda
+  detforge val yolov4-tiny.weights data/obj.data --cfg yolov4-tiny.cfg
+
+A Darknet .weights runs with Darknet's rules ('darknet detector map'): the image stretched to
+the cfg size (letterboxed if letter_box=1), detections above 0.005, per-class NMS with the
+cfg's nms_kind at 0.45; class names from --names, else the dataset's.
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from detforge.cli.common import add_path_map_option
+    from detforge.cli.common import add_darknet_model_options, add_path_map_option
 
-    parser.add_argument("weights", help="detforge checkpoint (.pt)")
+    parser.add_argument("weights", help="detforge checkpoint (.pt) or Darknet .weights")
     parser.add_argument("data", help="dataset: a .data file or a dataset folder")
     parser.add_argument("--split", default="valid", help="split to evaluate [valid]")
     parser.add_argument("--imgsz", type=int, default=None, help="input size [checkpoint's]")
     parser.add_argument("--batch", type=int, default=16, help="images per batch [16]")
     parser.add_argument("--device", default="", help="cpu, cuda or cuda:N [CUDA if available]")
     parser.add_argument("--workers", type=int, default=2, help="loader processes [2]")
-    parser.add_argument("--conf", type=float, default=0.001, help="score threshold [0.001]")
-    parser.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold [0.7]")
-    parser.add_argument("--max-det", type=int, default=300, help="detections per image [300]")
+    parser.add_argument(
+        "--conf", type=float, default=None, help="score threshold [0.001; Darknet: 0.005]"
+    )
+    parser.add_argument(
+        "--iou", type=float, default=None, help="NMS IoU threshold [0.7; Darknet: 0.45]"
+    )
+    parser.add_argument(
+        "--max-det", type=int, default=None, help="detections per image [300; Darknet: all]"
+    )
     parser.add_argument(
         "--protocol", choices=["coco", "darknet", "all"], default="all",
         help="which metrics to compute [all]",
@@ -42,7 +53,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", metavar="FILE", help="write the metrics as JSON (as 'detforge eval --json')"
     )
+    add_darknet_model_options(parser)
     add_path_map_option(parser)
+
+
+def _darknet_predictions(args: argparse.Namespace, part: Any) -> Any:
+    """A Darknet model's predictions on ``part`` through the one model loader."""
+    from detforge.cli.common import adopt_dataset_names
+    from detforge.predict.api import load
+
+    model = load(args.weights, device=args.device, cfg=args.cfg, names=args.names)
+    adopt_dataset_names(model, args.names, part.class_names)
+    return model.predict_dataset(
+        part, conf=args.conf, iou=args.iou, max_det=args.max_det, batch=args.batch
+    )
+
+
+def _checkpoint_predictions(args: argparse.Namespace, part: Any) -> Any:
+    """A detforge checkpoint's predictions on ``part`` with letterboxed rectangular batches."""
+    from detforge.models.checkpoint import load_model
+    from detforge.train.dataloader import create_dataloader
+    from detforge.train.setup import resolve_device
+    from detforge.train.validate import predict_batches, predictions_dataset
+
+    if args.cfg is not None or args.names is not None:
+        raise DetforgeError("--cfg and --names are for Darknet .weights models", path=args.weights)
+    device = resolve_device(args.device)
+    model, names, meta = load_model(args.weights, device=device)
+    if tuple(names) != tuple(part.class_names):
+        raise DetforgeError(
+            f"the checkpoint's classes {names} differ from the dataset's "
+            f"{list(part.class_names)}; evaluate on the dataset it was trained for"
+        )
+    imgsz = args.imgsz or int((meta.get("config") or {}).get("imgsz", 640))
+    loader = create_dataloader(
+        part, imgsz=imgsz, batch_size=args.batch, augment=False, rect=True,
+        workers=args.workers, cache="none",
+    )  # fmt: skip
+    preds, _ = predict_batches(
+        model, loader, device=device,
+        conf=0.001 if args.conf is None else args.conf,
+        iou=0.7 if args.iou is None else args.iou,
+        max_det=300 if args.max_det is None else args.max_det,
+    )  # fmt: skip
+    return predictions_dataset(part, preds)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,36 +106,21 @@ def run(args: argparse.Namespace) -> int:
     from detforge.eval.report import format_report
     from detforge.formats.coco import dump_json
     from detforge.formats.detect import read_any
-    from detforge.models.checkpoint import load_model
-    from detforge.train.dataloader import create_dataloader
-    from detforge.train.setup import resolve_device
-    from detforge.train.validate import coco_map, predict_batches, predictions_dataset
+    from detforge.models.darknet.model import is_darknet_file
+    from detforge.train.validate import coco_map
     from detforge.utils.io import atomic_write_bytes
 
-    device = resolve_device(args.device)
-    model, names, meta = load_model(args.weights, device=device)
     ds = read_any(args.data, path_map=parse_path_map(args.path_map))
     split = canonical_split(args.split)
     part = ds.split(split)
     if part.num_images == 0:
         have = ", ".join(ds.splits()) or "none"
         raise DetforgeError(f"the dataset has no {split!r} images (splits: {have})", path=args.data)
-    if tuple(names) != tuple(ds.class_names):
-        raise DetforgeError(
-            f"the checkpoint's classes {names} differ from the dataset's "
-            f"{list(ds.class_names)}; evaluate on the dataset it was trained for"
-        )
-    imgsz = args.imgsz or int((meta.get("config") or {}).get("imgsz", 640))
-    loader = create_dataloader(
-        part, imgsz=imgsz, batch_size=args.batch, augment=False, rect=True,
-        workers=args.workers, cache="none",
-    )  # fmt: skip
-    preds, _ = predict_batches(
-        model, loader, device=device, conf=args.conf, iou=args.iou, max_det=args.max_det
-    )
-    report: dict[str, Any] = evaluate(
-        part, predictions_dataset(part, preds), protocol=args.protocol
-    )
+    if is_darknet_file(args.weights):
+        pred = _darknet_predictions(args, part)
+    else:
+        pred = _checkpoint_predictions(args, part)
+    report: dict[str, Any] = evaluate(part, pred, protocol=args.protocol)
     print(format_report(report))
     if args.protocol in ("coco", "all"):
         m, m50 = coco_map(report)

@@ -109,7 +109,14 @@ class Predictor:
     ``forward`` maps a ``(B, h, w, 3)`` uint8 RGB batch to the detector's eval output
     ``(B, A, 4 + C)`` (xyxy input pixels + class probabilities) as a torch tensor.
     ``fixed_shape`` is ``(h, w)`` for models that only accept one input size (static ONNX).
+    ``default_iou`` / ``default_map_conf`` / ``default_max_det``: what ``iou=None``,
+    ``predict_dataset(conf=None)`` and ``max_det=None`` mean for this kind of model (a Darknet
+    network uses Darknet's, see :mod:`detforge.predict.darknet`).
     """
+
+    default_iou = 0.7
+    default_map_conf = 0.001
+    default_max_det = 300
 
     def __init__(
         self,
@@ -134,7 +141,7 @@ class Predictor:
             f"classes={len(self.class_names)}, imgsz={self.imgsz})"
         )
 
-    def decode_size(self, imgsz: int | None = None) -> int:
+    def decode_size(self, imgsz: int | None = None) -> int | None:
         """Long side, in pixels, images are decoded at for an input size of ``imgsz``."""
         size = _check_imgsz(imgsz or self.imgsz)
         return size if self.fixed_shape is None else max(self.fixed_shape)
@@ -144,8 +151,8 @@ class Predictor:
         frames: Iterable[Any],
         *,
         conf: float = 0.25,
-        iou: float = 0.7,
-        max_det: int = 300,
+        iou: float | None = None,
+        max_det: int | None = None,
         imgsz: int | None = None,
         batch: int = 16,
     ) -> Iterator[tuple[Frame, Prediction]]:
@@ -154,6 +161,8 @@ class Predictor:
         shrunk to the input size, exactly as the training/validation loader decodes them."""
         from detforge.models.postprocess import postprocess
 
+        iou = self.default_iou if iou is None else iou
+        max_det = self.default_max_det if max_det is None else max_det
         _check_thresholds(conf, iou, max_det, batch)
         size = _check_imgsz(imgsz or self.imgsz)
         decode = self.decode_size(size)
@@ -198,8 +207,8 @@ class Predictor:
         images: Any,
         *,
         conf: float = 0.25,
-        iou: float = 0.7,
-        max_det: int = 300,
+        iou: float | None = None,
+        max_det: int | None = None,
         imgsz: int | None = None,
         batch: int = 16,
     ) -> list[Prediction]:
@@ -229,9 +238,9 @@ class Predictor:
         self,
         ds: Dataset,
         *,
-        conf: float = 0.001,
-        iou: float = 0.7,
-        max_det: int = 300,
+        conf: float | None = None,
+        iou: float | None = None,
+        max_det: int | None = None,
         imgsz: int | None = None,
         batch: int = 16,
         progress: bool | None = None,
@@ -240,8 +249,10 @@ class Predictor:
         (paths, ids, splits; sizes read from the images) and score-carrying ``XYXY_PIXEL``
         boxes, ready for :func:`detforge.eval.evaluate` against ``ds``.
 
-        The default ``conf=0.001`` keeps the low-confidence tail mAP needs.
+        The default ``conf`` (0.001; 0.005 for a Darknet network, as ``detector map``) keeps
+        the low-confidence tail mAP needs.
         """
+        conf = self.default_map_conf if conf is None else conf
         from detforge.data.boxes import BoxFormat
         from detforge.data.dataset import make_dataset
         from detforge.utils.progress import progress as bar
@@ -336,8 +347,14 @@ def load(
     imgsz: int | None = None,
     fuse: bool = True,
     half: bool = False,
+    cfg: str | os.PathLike[str] | None = None,
+    names: str | os.PathLike[str] | Sequence[str] | None = None,
 ) -> Predictor:
-    """Load a detforge checkpoint (``.pt``) or an exported ONNX model (``.onnx``) to predict.
+    """Load a detforge checkpoint (``.pt``), an exported ONNX model (``.onnx``) or a Darknet
+    network (``.weights`` with ``cfg=`` or the same-stem ``.cfg`` beside it) to predict.
+
+    Darknet networks keep Darknet's inference rules (:mod:`detforge.predict.darknet`);
+    ``names`` (a ``.names`` file or a list) names their classes (default ``class0..``).
 
     ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ... (default: CUDA when available; ONNX
     models run with onnxruntime on its CPU or CUDA provider). ``imgsz``: default input size
@@ -350,6 +367,16 @@ def load(
         raise DetforgeError("weights file not found", path=path)
     if path.suffix.lower() == ".onnx":  # an fp16 export carries its own precision
         return _load_onnx(path, device=device, imgsz=imgsz)
+    from detforge.models.darknet.model import is_darknet_file
+
+    if is_darknet_file(path):
+        from detforge.predict.darknet import load_darknet_predictor
+
+        if half:
+            raise DetforgeError("half precision is not supported for Darknet networks")
+        return load_darknet_predictor(path, cfg=cfg, names=names, device=resolve_device(device))
+    if cfg is not None or names is not None:
+        raise DetforgeError("cfg= and names= are for Darknet .weights files", path=path)
     from detforge.models.checkpoint import load_model
 
     dev = resolve_device(device)
