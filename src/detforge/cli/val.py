@@ -9,15 +9,16 @@ from detforge.errors import DetforgeError
 
 HELP = "evaluate a trained checkpoint on a dataset split (COCO mAP, Darknet mAP)"
 DESCRIPTION = """\
-Run WEIGHTS (a detforge checkpoint, e.g. runs/train/best.pt) over one split of DATA (a .data
-file or any dataset 'detforge convert' reads), with letterboxed rectangular batches, and score
-the predictions with the same evaluation engine as 'detforge eval' (COCO mAP50-95 and mAP50,
-identical to pycocotools; Darknet mAP with --protocol darknet or all). The image size defaults
-to the one the checkpoint was trained at.
+Run WEIGHTS (a detforge checkpoint, e.g. runs/train/obj/weights/best.pt, or its .onnx
+export) over one split of DATA (a .data file or any dataset 'detforge convert' reads), each image
+letterboxed into the model's input square exactly as 'detforge predict' does, and score the
+predictions with the same evaluation engine as 'detforge eval' (COCO mAP50-95 and mAP50,
+identical to pycocotools; Darknet mAP with --protocol darknet or all). The image size
+defaults to the one the model was trained or exported at.
 
 examples:
-  detforge val runs/train/best.pt data/obj.data
-  detforge val runs/train/best.pt data/obj.data --split test --json test-metrics.json
+  detforge val runs/train/obj/weights/best.pt data/obj.data
+  detforge val runs/train/obj/weights/best.pt data/obj.data --split test --json test-metrics.json
   detforge val best.pt data/obj.data --protocol all --device cuda
   detforge val yolov4-tiny.weights data/obj.data --cfg yolov4-tiny.cfg
 
@@ -30,13 +31,15 @@ cfg's nms_kind at 0.45; class names from --names, else the dataset's.
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from detforge.cli.common import add_darknet_model_options, add_path_map_option
 
-    parser.add_argument("weights", help="detforge checkpoint (.pt) or Darknet .weights")
+    parser.add_argument(
+        "weights", help="detforge checkpoint (.pt), exported model (.onnx) or Darknet .weights"
+    )
     parser.add_argument("data", help="dataset: a .data file or a dataset folder")
     parser.add_argument("--split", default="valid", help="split to evaluate [valid]")
     parser.add_argument("--imgsz", type=int, default=None, help="input size [checkpoint's]")
     parser.add_argument("--batch", type=int, default=16, help="images per batch [16]")
     parser.add_argument("--device", default="", help="cpu, cuda or cuda:N [CUDA if available]")
-    parser.add_argument("--workers", type=int, default=2, help="loader processes [2]")
+    parser.add_argument("--half", action="store_true", help="float16 on a CUDA device")
     parser.add_argument(
         "--conf", type=float, default=None, help="score threshold [0.001; Darknet: 0.005]"
     )
@@ -57,69 +60,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_path_map_option(parser)
 
 
-def _darknet_predictions(args: argparse.Namespace, part: Any) -> Any:
-    """A Darknet model's predictions on ``part`` through the one model loader."""
-    from detforge.cli.common import adopt_dataset_names
-    from detforge.predict.api import load
-
-    model = load(args.weights, device=args.device, cfg=args.cfg, names=args.names)
-    adopt_dataset_names(model, args.names, part.class_names)
-    return model.predict_dataset(
-        part, conf=args.conf, iou=args.iou, max_det=args.max_det, batch=args.batch
-    )
-
-
-def _checkpoint_predictions(args: argparse.Namespace, part: Any) -> Any:
-    """A detforge checkpoint's predictions on ``part`` with letterboxed rectangular batches."""
-    from detforge.models.checkpoint import load_model
-    from detforge.train.dataloader import create_dataloader
-    from detforge.train.setup import resolve_device
-    from detforge.train.validate import predict_batches, predictions_dataset
-
-    if args.cfg is not None or args.names is not None:
-        raise DetforgeError("--cfg and --names are for Darknet .weights models", path=args.weights)
-    device = resolve_device(args.device)
-    model, names, meta = load_model(args.weights, device=device)
-    if tuple(names) != tuple(part.class_names):
-        raise DetforgeError(
-            f"the checkpoint's classes {names} differ from the dataset's "
-            f"{list(part.class_names)}; evaluate on the dataset it was trained for"
-        )
-    imgsz = args.imgsz or int((meta.get("config") or {}).get("imgsz", 640))
-    loader = create_dataloader(
-        part, imgsz=imgsz, batch_size=args.batch, augment=False, rect=True,
-        workers=args.workers, cache="none",
-    )  # fmt: skip
-    preds, _ = predict_batches(
-        model, loader, device=device,
-        conf=0.001 if args.conf is None else args.conf,
-        iou=0.7 if args.iou is None else args.iou,
-        max_det=300 if args.max_det is None else args.max_det,
-    )  # fmt: skip
-    return predictions_dataset(part, preds)
-
-
 def run(args: argparse.Namespace) -> int:
-    from detforge.cli.common import parse_path_map
+    from pathlib import Path
+
+    from detforge.cli.common import adopt_dataset_names, parse_path_map
     from detforge.data.dataset import canonical_split
     from detforge.eval.api import evaluate, jsonable
     from detforge.eval.report import format_report
     from detforge.formats.coco import dump_json
     from detforge.formats.detect import read_any
-    from detforge.models.darknet.model import is_darknet_file
+    from detforge.predict.api import load
     from detforge.train.validate import coco_map
     from detforge.utils.io import atomic_write_bytes
 
+    if not Path(args.weights).is_file():
+        raise DetforgeError("weights file not found", path=args.weights)
+    model = load(
+        args.weights, device=args.device, imgsz=args.imgsz, half=args.half, cfg=args.cfg,
+        names=args.names,
+    )  # fmt: skip
     ds = read_any(args.data, path_map=parse_path_map(args.path_map))
     split = canonical_split(args.split)
     part = ds.split(split)
     if part.num_images == 0:
         have = ", ".join(ds.splits()) or "none"
         raise DetforgeError(f"the dataset has no {split!r} images (splits: {have})", path=args.data)
-    if is_darknet_file(args.weights):
-        pred = _darknet_predictions(args, part)
-    else:
-        pred = _checkpoint_predictions(args, part)
+    adopt_dataset_names(model, args.names, ds.class_names)
+    if tuple(model.class_names) != tuple(ds.class_names):
+        raise DetforgeError(
+            f"the model's classes {list(model.class_names)} differ from the dataset's "
+            f"{list(ds.class_names)}; evaluate on the dataset it was trained for"
+        )
+    pred = model.predict_dataset(
+        part, conf=args.conf, iou=args.iou, max_det=args.max_det, batch=args.batch
+    )
     report: dict[str, Any] = evaluate(part, pred, protocol=args.protocol)
     print(format_report(report))
     if args.protocol in ("coco", "all"):

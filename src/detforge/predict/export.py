@@ -10,7 +10,11 @@ The exported graph has one input and one output:
   yourself (or use ``detforge.predict.onnx_model.OnnxDetector`` + ``postprocess``).
 
 The model's metadata (``metadata_props``) holds ``detforge`` = a JSON object with
-``class_names``, ``imgsz``, ``dynamic``, ``half``, ``strides``, ``layout`` and ``model_args``.
+``class_names``, ``imgsz``, ``dynamic``, ``half``, ``strides``, ``layout``, ``model_args`` and
+``preprocess``: the input rule (:meth:`detforge.data.letterbox.InputRule.to_meta`: each image
+letterboxed on its own into ``imgsz``, centred, grey 114 padding), which
+:class:`~detforge.predict.onnx_model.OnnxDetector` reads back, so an export and its checkpoint
+give the same detections.
 """
 
 from __future__ import annotations
@@ -32,15 +36,18 @@ DEFAULT_OPSET = 17
 
 def _resolve(
     weights_or_model: str | os.PathLike[str] | Detector, class_names: list[str] | None
-) -> tuple[Detector, list[str]]:
+) -> tuple[Detector, list[str], int]:
+    """The model, its class names and the size it was trained at (640 when unknown)."""
     from detforge.models.checkpoint import load_model
     from detforge.models.yolo import Detector
 
     if isinstance(weights_or_model, Detector):
         names = class_names or [str(i) for i in range(weights_or_model.num_classes)]
-        return weights_or_model, list(names)
-    model, names, _ = load_model(weights_or_model, "cpu")
-    return model, class_names or names
+        return weights_or_model, list(names), 640
+    model, names, meta = load_model(weights_or_model, "cpu")
+    cfg = meta.get("config")
+    trained = cfg.get("imgsz") if isinstance(cfg, dict) else None
+    return model, class_names or names, int(trained or 640)
 
 
 def _check_imgsz(imgsz: int | tuple[int, int]) -> tuple[int, int]:
@@ -54,13 +61,14 @@ def export_onnx(
     weights_or_model: str | os.PathLike[str] | Detector,
     out: str | os.PathLike[str] | None = None,
     *,
-    imgsz: int | tuple[int, int] = 640,
+    imgsz: int | tuple[int, int] | None = None,
     dynamic: bool = False,
     half: bool = False,
     opset: int = DEFAULT_OPSET,
     batch: int = 1,
     class_names: list[str] | None = None,
     verify: bool = True,
+    device: str | None = "cpu",
 ) -> Path:
     """Export to ONNX and return the written path.
 
@@ -68,8 +76,9 @@ def export_onnx(
         weights_or_model: a detforge checkpoint path or a :class:`Detector` (not modified:
             a fused copy is exported).
         out: output file (default: the checkpoint's path with ``.onnx``).
-        imgsz: input size, ``S`` or ``(H, W)``; the traced size, and the fixed size unless
-            ``dynamic``.
+        imgsz: input size, ``S`` or ``(H, W)``; the traced size, the fixed size unless
+            ``dynamic``, and the input rule recorded for the runner (default: the size the
+            checkpoint was trained at, as ``detforge.load`` uses for it; 640 for a bare model).
         dynamic: batch, height and width become dynamic axes.
         half: float16 weights and input (for GPU runtimes; onnxruntime's CPU provider lacks
             some float16 kernels, so verification then runs only where it can).
@@ -77,15 +86,23 @@ def export_onnx(
         batch: the fixed batch size when not ``dynamic``.
         verify: run the exported file with onnxruntime on a random batch and compare with
             PyTorch (boxes within 1e-3 relative to the image size, probabilities within 1e-3).
+        device: where the model is traced and verified (:mod:`detforge.utils.device`
+            spellings; ``cuda`` verifies a ``half`` export with onnxruntime's CUDA provider when
+            it has one, where its CPU provider lacks float16 kernels).
     """
     import copy
 
     import torch
 
-    h, w = _check_imgsz(imgsz)
+    from detforge.utils.device import resolve_device
+
+    dev = resolve_device(device)
+    if imgsz is not None:
+        _check_imgsz(imgsz)
     if batch < 1:
         raise DetforgeError(f"--batch must be at least 1, got {batch}")
-    model, names = _resolve(weights_or_model, class_names)
+    model, names, trained = _resolve(weights_or_model, class_names)
+    h, w = _check_imgsz(imgsz if imgsz is not None else trained)
     if out is None:
         if isinstance(weights_or_model, str | os.PathLike):
             out = Path(weights_or_model).with_suffix(".onnx")
@@ -95,13 +112,13 @@ def export_onnx(
     if out_path.suffix.lower() != ".onnx":
         raise DetforgeError("the output file should end in .onnx", path=out_path)
 
-    net = copy.deepcopy(model).cpu().eval().fuse(channels_last=False)
+    net = copy.deepcopy(model).to(dev).eval().fuse(channels_last=False)
     for p in net.parameters():
         p.requires_grad_(False)
     if half:
         net = net.half()
     dtype = torch.float16 if half else torch.float32
-    x = torch.rand(batch, 3, h, w, generator=torch.Generator().manual_seed(0)).to(dtype)
+    x = torch.rand(batch, 3, h, w, generator=torch.Generator().manual_seed(0)).to(dev, dtype)
     dynamic_axes = (
         {"images": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 1: "anchors"}}
         if dynamic
@@ -138,6 +155,8 @@ def _add_metadata(
 ) -> None:
     import onnx
 
+    from detforge.data.letterbox import InputRule
+
     proto = onnx.load(str(path))
     onnx.checker.check_model(proto)
     meta: dict[str, Any] = {
@@ -148,6 +167,7 @@ def _add_metadata(
         "strides": list(net.strides),
         "layout": LAYOUT,
         "model_args": net.build_args,
+        "preprocess": InputRule(*hw).to_meta(),
     }
     entry = proto.metadata_props.add()
     entry.key, entry.value = "detforge", json.dumps(meta)
@@ -162,21 +182,24 @@ def verify_onnx(path: str | os.PathLike[str], net: Detector, x: Any, *, dynamic:
     import onnxruntime as ort
     import torch
 
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    providers = ["CPUExecutionProvider"]
+    if x.device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    sess = ort.InferenceSession(str(path), providers=providers)
     inputs = [x]
     if dynamic:
         b, _, h, w = x.shape
-        inputs.append(torch.rand(b + 1, 3, h + 32, w + 64).to(x.dtype))
+        inputs.append(torch.rand(b + 1, 3, h + 32, w + 64).to(x.device, x.dtype))
     for inp in inputs:
         try:
-            got = sess.run(None, {"images": inp.numpy()})[0]
+            got = sess.run(None, {"images": inp.cpu().numpy()})[0]
         except Exception as exc:  # e.g. float16 kernels missing on the CPU provider
             if x.dtype == torch.float16:
                 warnings.warn(f"float16 model not verified on CPU ({exc})", stacklevel=3)
                 return
             raise
         with torch.no_grad():
-            ref = net(inp).float().numpy()
+            ref = net(inp).float().cpu().numpy()
         got = got.astype(np.float32)
         if got.shape != ref.shape:
             raise RuntimeError(f"ONNX output shape {got.shape} != PyTorch {ref.shape}")
