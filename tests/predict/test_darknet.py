@@ -70,7 +70,7 @@ def test_predict_is_darknet_detect(tiny: tuple[Path, Path]) -> None:
         boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
         assert len(pred) == len(ref.scores) > 0
         np.testing.assert_array_equal(pred.classes, ref.classes)
-        np.testing.assert_allclose(pred.scores, ref.scores, atol=1e-6)
+        np.testing.assert_allclose(pred.scores, ref.scores, atol=1e-5)  # fused BN
         np.testing.assert_allclose(pred.boxes, boxes, atol=1e-3)
     fewer = model.predict(images[0], conf=0.5, iou=0.3)[0]
     ref = detect(net, images[0], thresh=0.5, nms=0.3)

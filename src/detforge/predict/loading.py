@@ -77,7 +77,7 @@ def load_model_file(
     if is_darknet_file(path):
         if half:
             raise DetforgeError("half precision is not supported for Darknet networks")
-        return _load_darknet(path, dev, cfg=cfg, names=names)
+        return _load_darknet(path, dev, cfg=cfg, names=names, fuse=fuse)
     if cfg is not None or names is not None:
         raise DetforgeError("cfg and names are for Darknet .weights files", path=path)
     from detforge.models.checkpoint import load_model
@@ -121,15 +121,19 @@ def _load_darknet(
     *,
     cfg: str | os.PathLike[str] | None,
     names: str | os.PathLike[str] | Sequence[str] | None,
+    fuse: bool = True,
 ) -> LoadedModel:
-    """A Darknet network; ``forward`` maps a batch already at the cfg's size to
-    ``(B, A, 4 + C)``: xyxy input pixels and objectness x class probability."""
+    """A Darknet network (``fuse``: BatchNorm folded into the convolutions); ``forward``
+    maps a batch already at the cfg's size to ``(B, A, 4 + C)``: xyxy input pixels and
+    objectness x class probability."""
     import torch
 
     from detforge.models.darknet.model import forward_rows
     from detforge.predict.darknet import load_darknet_network
 
     net, class_names = load_darknet_network(path, cfg=cfg, names=names, device=device)
+    if fuse:
+        net = net.fused()
 
     def forward(batch: NDArray[np.uint8]) -> torch.Tensor:
         x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float().div_(255.0)
