@@ -40,6 +40,8 @@ def test_load_finds_the_cfg_and_names(tiny: tuple[Path, Path], tmp_path: Path) -
     with pytest.raises(DetforgeError, match=r"needs its network \.cfg: pass --cfg") as err:
         detforge.load(lonely)
     assert err.value.path == str(lonely)
+    with pytest.raises(DetforgeError, match="runs at its cfg's size \\(96x64\\)"):
+        detforge.load(weights, imgsz=416)
     with pytest.raises(DetforgeError, match="do not belong together"):
         detforge.load(weights, cfg=_other_cfg(tmp_path))
 
