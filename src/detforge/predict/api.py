@@ -348,7 +348,7 @@ def load(
                 f"a Darknet network runs at its cfg's size ({w}x{h}); to change it, set "
                 "width= and height= in the cfg instead of --imgsz", path=path,
             )  # fmt: skip
-        return DarknetPredictor(m.darknet, m.class_names, source=str(path))
+        return DarknetPredictor(m.darknet, m.class_names, forward=m.forward, source=str(path))
     pred = Predictor(
         m.forward,
         m.class_names,
