@@ -257,6 +257,11 @@ def read_darknet(
                 "coords": (ds.boxes.coords, ds.boxes_per_image()),
             },
         )
+    data_file = meta.get("data_file")
+    if isinstance(data_file, DataFile) and data_file.difficult is not None:
+        from detforge.formats.darknet_difficult import add_difficult_truths
+
+        ds = add_difficult_truths(ds, data_file, path_map)
     return ds
 
 

@@ -104,8 +104,8 @@ def gather_sources(source: Path, path_map: PathMap) -> Sources:
             )
         for key in ("train", "valid", "test"):
             list_path = getattr(df, key)
-            if list_path is None:
-                continue
+            if list_path is None or (key == "valid" and list_path == df.test):
+                continue  # valid = test: the list detforge writes for Darknet, read once as test
             if os.path.isdir(list_path):  # a folder instead of a list: its images
                 src.add(list_images([list_path]), key, list_path, None, None)
                 continue
