@@ -129,15 +129,20 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise DetforgeError("checkpoint not found", path=p)
+    from detforge.models.filekind import describe_foreign_model
+
+    foreign = describe_foreign_model(p)
+    if foreign is not None:
+        raise DetforgeError(foreign, path=p)
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
         if "Weights only load failed" in str(exc):
             raise DetforgeError(
-                "not a detforge checkpoint: it holds pickled Python objects, not plain weights "
-                "(Ultralytics/Darknet weights cannot be loaded directly; a detforge checkpoint "
-                "comes from 'detforge train')",
+                "not a detforge checkpoint: a PyTorch file holding pickled Python objects "
+                "(an Ultralytics or other framework's model, which detforge does not load; "
+                "a detforge checkpoint comes from 'detforge train')",
                 path=p,
             ) from None
         raise DetforgeError(
