@@ -76,7 +76,7 @@ def main() -> int:
         rows = read_metrics_csv(run / "metrics.csv")
         finite = all(math.isfinite(r["train/box"]) for r in rows) and rows[-1]["nan_steps"] == 0
         check("finite losses", finite, f"last row {rows[-1]}")
-        ck = torch.load(run / "best.pt", weights_only=True)
+        ck = torch.load(run / "weights" / "best.pt", weights_only=True)
         check("best.pt loads with weights_only", ck["format"] == "detforge-checkpoint")
         check("validation ran", rows[-1].get("val/mAP50") is not None,
               f"mAP50 {rows[-1].get('val/mAP50')}")  # fmt: skip

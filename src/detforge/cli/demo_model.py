@@ -28,12 +28,12 @@ def step_train(run: DemoRun) -> None:
             "--epochs", "60", "--time-budget", str(run.train_seconds), "--optimizer", "adamw",
             "--lr", "0.004", "--close-mosaic", "5", "--workers", "0", "--device", "cpu",
             "--out", str(out), "--val-every", "5"]  # fmt: skip
-    if out.exists() and (out / "last.pt").exists():
+    if out.exists() and (out / "weights" / "last.pt").exists():
         print(f"{out} already holds a run; using its weights")
     else:
         cli(argv)
     run.files["train_run"] = out
-    run.files["weights"] = out / "best.pt"
+    run.files["weights"] = out / "weights" / "best.pt"
     print(f"look at {out}/results.png and {out}/preview/ (predictions beside ground truth)")
 
 
