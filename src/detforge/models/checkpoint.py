@@ -171,6 +171,27 @@ def build_from_checkpoint(
 ) -> Detector:
     """The :class:`Detector` of a loaded checkpoint dict, weights loaded, in eval mode."""
     args = dict(ckpt["model_args"])
+    model: nn.Module
+    if args.get("arch") == "darknet":  # a fine-tuned Darknet network: its cfg text is inside
+        from detforge.train.darknet_model import DarknetDetector
+
+        model = DarknetDetector(str(args.get("cfg", "")), path=f"{path or 'checkpoint'}:cfg")
+    else:
+        model = _build_detector(args, path)
+    state = ckpt["ema"] if use_ema and ckpt.get("ema") is not None else ckpt["model"]
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise DetforgeError(
+            "checkpoint weights do not fit the model it describes "
+            f"({str(exc).splitlines()[0]}); it was written by an incompatible detforge version",
+            path=path,
+        ) from None
+    return model.eval()  # type: ignore[return-value]
+
+
+def _build_detector(args: dict[str, Any], path: str | os.PathLike[str] | None) -> Detector:
+    """detforge's own detector from its ``create_model`` arguments."""
     try:
         model = create_model(
             str(args.get("scale", "n")),
@@ -183,16 +204,7 @@ def build_from_checkpoint(
         raise DetforgeError(
             f"checkpoint has unusable model arguments {args} ({exc})", path=path
         ) from None
-    state = ckpt["ema"] if use_ema and ckpt.get("ema") is not None else ckpt["model"]
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise DetforgeError(
-            "checkpoint weights do not fit the model it describes "
-            f"({str(exc).splitlines()[0]}); it was written by an incompatible detforge version",
-            path=path,
-        ) from None
-    return model.eval()
+    return model
 
 
 def load_model(
