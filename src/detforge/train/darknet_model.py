@@ -294,9 +294,21 @@ def build_darknet(cfg: Any, num_classes: int) -> tuple[DarknetDetector, DarknetY
     differs), frozen up to ``cfg.freeze``, and its loss. Weights come later
     (:func:`prepare_darknet`)."""
     assert cfg.cfg
-    text = read_cfg_text(cfg.cfg)
-    new, _ = cfg_for_classes(text, num_classes, path=str(cfg.cfg))
-    model = DarknetDetector(new, path=str(cfg.cfg))
+    if cfg.resume:  # the network the run trained: the cfg text its checkpoint holds
+        from detforge.models.checkpoint import load_checkpoint
+        from detforge.train.runs import resume_checkpoint_path
+
+        path = resume_checkpoint_path(cfg.resume)
+        args = load_checkpoint(path)["model_args"]
+        if args.get("arch") != ARCH:
+            raise DetforgeError(
+                "--cfg: the run to resume did not train a Darknet network", path=path
+            )
+        model = DarknetDetector(str(args["cfg"]), path=f"{path}:cfg")
+    else:
+        text = read_cfg_text(cfg.cfg)
+        new, _ = cfg_for_classes(text, num_classes, path=str(cfg.cfg))
+        model = DarknetDetector(new, path=str(cfg.cfg))
     if cfg.freeze:
         freeze_layers(model, int(cfg.freeze))
     return model, darknet_loss(model)
@@ -306,6 +318,8 @@ def prepare_darknet(model: nn.Module, cfg: Any, log: Any) -> None:
     """Load ``cfg.weights`` into a :func:`build_darknet` model (a Darknet file, or a detforge
     checkpoint of the same network) and log what was loaded, rebuilt and frozen."""
     assert isinstance(model, DarknetDetector) and cfg.cfg
+    if cfg.resume:  # weights and all come from the run's checkpoint
+        return
     text = read_cfg_text(cfg.cfg)
     old = _head_classes(text, str(cfg.cfg))
     if old != model.num_classes:
