@@ -12,7 +12,10 @@ ANCHORS = "6,8, 10,14, 16,12, 24,28, 36,30, 50,50"
 
 def _conv(filters: int, size: int = 3, bn: bool = True, act: str = "leaky") -> str:
     norm = "batch_normalize=1\n" if bn else ""
-    return f"[convolutional]\n{norm}filters={filters}\nsize={size}\nstride=1\npad=1\nactivation={act}\n\n"
+    return (
+        f"[convolutional]\n{norm}filters={filters}\nsize={size}\nstride=1\npad=1\n"
+        f"activation={act}\n\n"
+    )
 
 
 def _pool() -> str:
