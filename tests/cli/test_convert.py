@@ -20,9 +20,9 @@ eval_config { num_examples: 8000 }
 
 
 def test_convert_chain_voc_darknet_ultralytics(
-    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ref_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    src = shared_data / "bccd"
+    src = ref_data / "bccd"
     assert main(["convert", str(src), str(tmp_path / "dk"), "--to", "darknet"]) == 0
     out = capsys.readouterr().out
     assert "converted 364 images, 4888 boxes, 3 classes (train 205, valid 87, test 72)" in out

@@ -118,7 +118,7 @@ def test_explicit_anchors_and_subdivisions(
 
 
 def test_sensible_subdivisions_rule() -> None:
-    from detforge.formats.darknet_cfg import sensible_subdivisions
+    from detforge.formats.darknet.cfg import sensible_subdivisions
 
     assert sensible_subdivisions(64, 8, (608, 608), (608, 608)) == 8  # unchanged size
     assert sensible_subdivisions(64, 8, (608, 608), (416, 416)) == 4  # 8 * 0.468 = 3.7

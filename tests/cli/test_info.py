@@ -46,13 +46,11 @@ def test_info_bad_data_file_one_line_exit_2(
     assert "not found" in capsys.readouterr().err
 
 
-def test_info_reads_other_formats_voc(
-    shared_data: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_info_reads_other_formats_voc(ref_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import xml.etree.ElementTree as ET
     from collections import Counter
 
-    bccd = shared_data / "bccd"
+    bccd = ref_data / "bccd"
     assert main(["info", str(bccd), "--json", "--no-leaks"]) == 0
     info = json.loads(capsys.readouterr().out)
     ref: Counter[str] = Counter()

@@ -21,7 +21,8 @@ from detforge.formats.darknet import (
     read_names,
     write_darknet,
 )
-from detforge.formats.darknet_index import read_files, stat_images
+from detforge.formats.darknet import read as darknet_read
+from detforge.formats.darknet.index import read_files, stat_images
 
 
 def _img(path: Path, size: tuple[int, int] = (40, 30)) -> Path:
@@ -247,7 +248,7 @@ def test_cache_reuses_and_notices_changes(tmp_path: Path, monkeypatch: pytest.Mo
         calls.extend(ps)
         return real(ps, *a, **k)
 
-    monkeypatch.setattr(darknet, "read_files", spy)
+    monkeypatch.setattr(darknet_read, "read_files", spy)
     second = read_darknet(tmp_path / "d", cache_dir=cache_dir)
     assert calls == []
     assert np.array_equal(first.boxes.coords, second.boxes.coords)
@@ -292,7 +293,7 @@ def test_sizes_read_later_are_cached(tmp_path: Path, monkeypatch: pytest.MonkeyP
     def boom(*a: object, **k: object) -> None:
         raise AssertionError("sizes should come from the cache")
 
-    monkeypatch.setattr(darknet, "read_image_sizes", boom)
+    monkeypatch.setattr(darknet_read, "read_image_sizes", boom)
     assert read_darknet(tmp_path / "d", cache_dir=cache_dir).images.width.tolist() == [10, 11, 12]
 
 

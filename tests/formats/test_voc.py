@@ -29,8 +29,8 @@ def _xml_boxes(xml: Path) -> list[tuple[str, float, float, float, float]]:
 
 
 @pytest.fixture(scope="module")
-def bccd(shared_data: Path) -> Path:
-    return shared_data / "bccd"
+def bccd(ref_data: Path) -> Path:
+    return ref_data / "bccd"
 
 
 def test_bccd_reads_with_splits_flags_and_convention(bccd: Path) -> None:

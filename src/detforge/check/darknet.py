@@ -41,9 +41,9 @@ from detforge.check.files import (
 )
 from detforge.check.findings import Finding, finding, severity_counts, sort_findings
 from detforge.check.images import ImageInfo, image_findings, oriented_size
-from detforge.check.labels import BoxVerdict, check_boxes, parse_label_texts
+from detforge.check.labels import BoxVerdict, check_boxes
 from detforge.check.limits import DEFAULT_LIMITS, CheckLimits
-from detforge.check.rows import LabelRows
+from detforge.check.rows import LabelRows, parse_label_texts
 from detforge.check.sources import Entry, gather_sources
 from detforge.data.split import group_keys
 from detforge.errors import DetforgeError

@@ -31,7 +31,7 @@ from detforge.check.imageformats import (
     bad_info,
     inspect_header,
 )
-from detforge.formats.darknet_files import missing_hint
+from detforge.formats.darknet.files import missing_hint
 from detforge.utils.cpu import usable_cores
 from detforge.utils.progress import progress
 

@@ -67,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _classes_and_images(args: argparse.Namespace) -> tuple[int, int]:
-    from detforge.formats.darknet_files import read_data_file, read_image_list, read_names
+    from detforge.formats.darknet.files import read_data_file, read_image_list, read_names
 
     train_images = int(args.train_images)
     if args.classes is not None:
@@ -88,7 +88,7 @@ def _classes_and_images(args: argparse.Namespace) -> tuple[int, int]:
 
 def _anchors(args: argparse.Namespace, size: tuple[int, int]) -> str | None:
     """The ``anchors=`` value ``--anchors`` asks for (``None``: leave the cfg's)."""
-    from detforge.formats.darknet_cfg import cfg_anchor_count
+    from detforge.formats.darknet.cfg import cfg_anchor_count
 
     if not args.anchors:
         return None
@@ -117,7 +117,7 @@ def _anchors(args: argparse.Namespace, size: tuple[int, int]) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     from detforge.cli.common import parse_wh
-    from detforge.formats.darknet_cfg import cfg_net_size, default_max_batches, rewrite_cfg
+    from detforge.formats.darknet.cfg import cfg_net_size, default_max_batches, rewrite_cfg
 
     if not Path(args.cfg).is_file():
         raise DetforgeError("cfg file not found", path=args.cfg)

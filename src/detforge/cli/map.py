@@ -65,10 +65,10 @@ def results_folder(data: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from detforge.cli.eval import read_ground_truth
     from detforge.eval.api import evaluate, jsonable
     from detforge.eval.report import coco_results, format_report
     from detforge.formats.coco import dump_json
+    from detforge.formats.detect import read_ground_truth
     from detforge.predict.api import load
     from detforge.utils.io import atomic_write_bytes
 

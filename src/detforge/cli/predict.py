@@ -74,8 +74,8 @@ def _coco_ids(
     Else no ids (``image_id`` is then the file stem, which eval matches) and categories 1..K."""
     if data_path is None:
         return {}, None
-    from detforge.cli.eval import read_ground_truth
     from detforge.formats.coco import coco_category_ids
+    from detforge.formats.detect import read_ground_truth
 
     gt, _ = read_ground_truth(data_path, split=split, images_dir=None, path_map=path_map)
     ids: dict[str, int | str] = {

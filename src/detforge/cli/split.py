@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     from detforge.data.dataset import SPLITS
     from detforge.data.split import assign_splits, find_leaks, group_keys, parse_ratios
     from detforge.formats.darknet import read_darknet, read_names
-    from detforge.formats.darknet_write import write_data_files
+    from detforge.formats.darknet.write import write_data_files
 
     ratios = parse_ratios(args.ratios)
     pm = parse_path_map(args.path_map)

@@ -51,15 +51,16 @@ def run(args: argparse.Namespace) -> int:
     from detforge.eval.api import evaluate, jsonable
     from detforge.eval.report import format_report
     from detforge.formats.coco import dump_json
+    from detforge.formats.detect import read_any
     from detforge.models.checkpoint import load_model
     from detforge.train.dataloader import create_dataloader
-    from detforge.train.setup import read_dataset, resolve_device
+    from detforge.train.setup import resolve_device
     from detforge.train.validate import coco_map, predict_batches, predictions_dataset
     from detforge.utils.io import atomic_write_bytes
 
     device = resolve_device(args.device)
     model, names, meta = load_model(args.weights, device=device)
-    ds = read_dataset(args.data, path_map=parse_path_map(args.path_map))
+    ds = read_any(args.data, path_map=parse_path_map(args.path_map))
     split = canonical_split(args.split)
     part = ds.split(split)
     if part.num_images == 0:

@@ -140,7 +140,7 @@ def read_ultralytics(yaml_path: str | os.PathLike[str]) -> Dataset:
     """
     import yaml
 
-    from detforge.formats.darknet_files import parse_label_text
+    from detforge.formats.darknet.labels import parse_label_text
 
     yp = Path(yaml_path)
     try:

@@ -213,13 +213,16 @@ def iter_video(path: str, *, every: int = 1) -> Iterator[Frame]:
             raise DetforgeError(f"video decoding failed: {exc}", path=path) from None
 
 
-def _images_in_folder(folder: Path) -> list[str]:
-    found = [
-        str(p)
-        for p in folder.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")
-    ]
-    return sorted(found)
+def _named_images(p: Path, split: str | None, path_map: Sequence[tuple[str, str]]) -> list[str]:
+    """The images a folder, an image list or one split (default ``valid``) of a ``.data`` file
+    names, resolved as every other command resolves them
+    (:func:`~detforge.formats.darknet.sources.resolve_sources`)."""
+    from detforge.formats.darknet.sources import resolve_sources
+
+    only = [split or "valid"] if p.suffix.lower() == ".data" and not p.is_dir() else None
+    found = resolve_sources(p, path_map=path_map, splits=only)
+    found.relocate_missing()
+    return found.paths
 
 
 def split_data_arg(source: str, split: str | None) -> tuple[str, str | None]:
@@ -230,30 +233,6 @@ def split_data_arg(source: str, split: str | None) -> tuple[str, str | None]:
             raise DetforgeError(f"split given twice: {tail!r} in the source and --split {split}")
         return head, tail
     return source, split
-
-
-def data_split_paths(
-    data_path: str, split: str, *, path_map: Sequence[tuple[str, str]] = ()
-) -> list[str]:
-    """Image paths of ``split`` (``train``/``valid``/``test``) of a Darknet ``.data`` file."""
-    from detforge.data.dataset import canonical_split
-    from detforge.formats.darknet import read_data_file, read_image_list
-
-    key = canonical_split(split)
-    if key not in ("train", "valid", "test"):
-        raise DetforgeError(f"unknown split {split!r}; use train, valid or test")
-    datafile = read_data_file(data_path, path_map=path_map)
-    listed: str | None = getattr(datafile, key)
-    if not listed:
-        raise DetforgeError(f"the .data file has no {key}= entry", path=data_path)
-    if not Path(listed).is_file():
-        raise DetforgeError(
-            f"the {key} image list {listed} does not exist; fix the {key}= line or use "
-            "--path-map OLD=NEW if the dataset moved",
-            path=data_path,
-            line=datafile.lines.get(key),
-        )
-    return list(read_image_list(listed, path_map=path_map))
 
 
 def open_source(
@@ -278,17 +257,15 @@ def open_source(
             "source not found: give an image, folder, image list, .data or video", path=src
         )
     suffix = p.suffix.lower()
-    if p.is_dir():
-        paths = _images_in_folder(p)
-        what = f"folder {src}"
-    elif suffix == ".data":
-        paths = data_split_paths(src, split or "valid", path_map=path_map)
-        what = f"{src} split {split or 'valid'}"
-    elif suffix in (".txt", ".list", ".lst"):
-        from detforge.formats.darknet import read_image_list
-
-        paths = read_image_list(src, path_map=path_map)
-        what = f"image list {src}"
+    if p.is_dir() or suffix in (".data", ".txt", ".list", ".lst"):
+        paths = _named_images(p, split, path_map)
+        what = (
+            f"folder {src}"
+            if p.is_dir()
+            else f"{src} split {split or 'valid'}"
+            if suffix == ".data"
+            else f"image list {src}"
+        )
     elif suffix in IMAGE_SUFFIXES:
         paths = [src]
         what = f"image {src}"

@@ -9,7 +9,7 @@ previews and ``predict`` use unchanged. Its ``build_args`` hold the cfg text, so
 rebuilds the network without the ``.cfg`` file.
 
 * :func:`cfg_for_classes`: the cfg text for N classes (``classes=`` and the ``filters=`` of the
-  conv before each head, by :func:`~detforge.formats.darknet_cfg.rewrite_cfg_text`), with
+  conv before each head, by :func:`~detforge.formats.darknet.cfg.rewrite_cfg_text`), with
   ``letter_box=1`` in ``[net]`` (detforge trains and predicts on letterboxed images, so the
   exported network must be fed the same way).
 * :func:`load_darknet_weights`: a ``.weights`` or partial ``.conv.N`` file read into the
@@ -133,7 +133,7 @@ def with_letter_box(text: str) -> str:
 def cfg_for_classes(text: str, classes: int, *, path: str = "<cfg>") -> tuple[str, bool]:
     """The cfg text for ``classes`` classes and ``letter_box=1``; ``changed`` is True when the
     heads were rebuilt for a new class count."""
-    from detforge.formats.darknet_cfg import rewrite_cfg_text
+    from detforge.formats.darknet.cfg import rewrite_cfg_text
 
     changed = _head_classes(text, path) != classes
     if changed:

@@ -37,24 +37,6 @@ class TrainingData:
     """What was read: the dataset given, or the clean copy ``--skip-bad`` made."""
 
 
-def read_dataset(source: str, *, path_map: Sequence[tuple[str, str]] = ()) -> Dataset:
-    """A ``.data`` file via the Darknet reader; anything else via ``formats.detect.read_any``."""
-    p = Path(source)
-    if not p.exists():
-        raise DetforgeError("dataset not found; pass a .data file or a dataset folder", path=p)
-    if p.suffix.lower() == ".data":
-        from detforge.formats.darknet import read_darknet
-
-        return read_darknet(source, path_map=tuple(path_map), read_sizes=True)
-    try:
-        from detforge.formats.detect import read_any
-    except ImportError:  # the conversion readers are optional at this seam
-        from detforge.formats.darknet import read_darknet
-
-        return read_darknet(source, path_map=tuple(path_map), read_sizes=True)
-    return read_any(source, path_map=tuple(path_map))
-
-
 def check_source(
     source: str,
     *,
@@ -135,7 +117,11 @@ def load_training_data(
         source, left = check_source(
             source, skip_bad=skip_bad, path_map=path_map, clean_dir=clean_dir, note=say
         )
-    ds = dataset if dataset is not None else read_dataset(source, path_map=path_map)
+    if dataset is None:
+        from detforge.formats.detect import read_any
+
+        dataset = read_any(source, path_map=tuple(path_map))
+    ds = dataset
     splits = set(ds.images.split.tolist())
     train = ds.split("train") if "train" in splits else ds
     if "valid" in splits:
