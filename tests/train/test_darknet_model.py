@@ -118,3 +118,22 @@ def test_letter_box_is_set_once() -> None:
     text = with_letter_box("[net]\nwidth=64\nletter_box=0\n[convolutional]\n")
     assert text.count("letter_box") == 1 and "letter_box=1" in text
     assert with_letter_box("[net]\nwidth=64\n\n[yolo]\n").startswith("[net]\nletter_box=1\nwidth")
+
+
+def test_fresh_heads_start_with_a_low_objectness(tmp_path: Path) -> None:
+    import math
+    from types import SimpleNamespace
+
+    from detforge.train.darknet_model import OBJ_PRIOR, build_darknet
+
+    (tmp_path / "t.cfg").write_text(tiny_cfg_text(3))
+    cfg = SimpleNamespace(cfg=str(tmp_path / "t.cfg"), resume=None, freeze=0)
+    model, loss = build_darknet(cfg, 2)
+    bias = model.net.layers[11].conv.bias.view(3, 7)
+    assert torch.allclose(bias[:, 4], torch.full((3,), math.log(OBJ_PRIOR / (1 - OBJ_PRIOR))))
+    assert float(bias[:, [0, 1, 2, 3, 5, 6]].abs().max()) == 0.0
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 64, 64))
+    assert float(out[..., 4:].max()) < 2 * OBJ_PRIOR  # obj x cls starts near the prior
+    assert len(loss.specs) == 2 and loss.specs[0].mask == (3, 4, 5)

@@ -260,6 +260,29 @@ def load_darknet_weights(
     return WeightsLoad(loaded, convs, fresh, file_classes, partial)
 
 
+OBJ_PRIOR = 0.01
+"""Objectness of a freshly initialised head: ``sigmoid(bias) = 0.01`` (a head starting at 0.5
+spends its first hundreds of steps only pushing thousands of background predictions down)."""
+
+
+def init_heads(model: DarknetDetector) -> None:
+    """Initialise the conv before each ``[yolo]``: weights N(0, 0.01), biases 0 except the
+    objectness biases, at :data:`OBJ_PRIOR`."""
+    import math
+
+    from detforge.models.darknet.layers import ConvLayer
+
+    with torch.no_grad():
+        for head in model.net.heads:
+            layer = model.net.layers[head.index - 1]
+            if not isinstance(layer, ConvLayer) or layer.conv.bias is None:
+                continue
+            layer.conv.weight.normal_(0.0, 0.01)
+            bias = layer.conv.bias.view(len(head.anchors), 5 + head.classes)
+            bias.zero_()
+            bias[:, 4] = math.log(OBJ_PRIOR / (1 - OBJ_PRIOR))
+
+
 def freeze_layers(model: DarknetDetector, n: int) -> int:
     """Stop gradients into cfg layers ``0 .. n-1``; returns how many parameters froze."""
     if n < 0:
@@ -309,6 +332,7 @@ def build_darknet(cfg: Any, num_classes: int) -> tuple[DarknetDetector, DarknetY
         text = read_cfg_text(cfg.cfg)
         new, _ = cfg_for_classes(text, num_classes, path=str(cfg.cfg))
         model = DarknetDetector(new, path=str(cfg.cfg))
+        init_heads(model)  # loaded weights of the same shape replace it (prepare_darknet)
     if cfg.freeze:
         freeze_layers(model, int(cfg.freeze))
     return model, darknet_loss(model)
