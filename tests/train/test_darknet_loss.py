@@ -12,6 +12,17 @@ torch = pytest.importorskip("torch")
 from detforge.train.darknet_loss import DarknetYoloLoss, YoloLossSpec, unsupported_keys  # noqa: E402
 
 LN2 = math.log(2.0)
+
+
+def kl(t: float, x: float) -> float:
+    """KL(t || sigmoid(x)) = BCE(x, t) - H(t)."""
+    p = 1 / (1 + math.exp(-x))
+    return (
+        -(t * math.log(p) + (1 - t) * math.log(1 - p)) + t * math.log(t) + (1 - t) * math.log(1 - t)
+    )
+
+
+KL_XY = kl(0.6, 0.0) + kl(0.4, 0.0)  # the toy case's x and y terms at logit 0
 # 64x64 input, one head of stride 32 (2x2 grid), anchors 16x16 and 32x32, one class.
 # The truth: centre (0.3, 0.7), size 0.5 x 0.5 (32 x 32 px) -> cell col 0, row 1; its shape IoU
 # with the anchors is 0.25 and 1, so anchor 1 is the positive.
@@ -43,8 +54,8 @@ def test_mse_box_objectness_and_class_by_hand() -> None:
     raw = _raw()
     loss, items = DarknetYoloLoss([_spec()])([raw], _batch())
     # box (mse): scale = 2 - 0.25 = 1.75; tx = 0.3*2 - 0 = 0.6, ty = 0.7*2 - 1 = 0.4 vs
-    # sigmoid(0) = 0.5; tw = th = ln(0.5 * 64 / 32) = 0 vs 0; times iou_normalizer 0.75
-    box = 0.75 * 0.5 * 1.75 * (0.1**2 + 0.1**2)
+    # sigmoid(0) = 0.5 (KL terms); tw = th = ln(0.5 * 64 / 32) = 0 vs 0; iou_normalizer 0.75
+    box = 0.75 * 1.75 * KL_XY
     # objectness: 8 predictions at sigmoid(0): 7 towards 0, 1 towards 1, each ln 2 (none is
     # ignored: the best IoU of a prediction with the truth is 0.68 < 0.7)
     obj = 8 * LN2
@@ -58,9 +69,10 @@ def test_mse_box_objectness_and_class_by_hand() -> None:
     assert float(g[0, 4, 0, 0]) == pytest.approx(0.5)
     assert float(g[1, 5, 1, 0]) == pytest.approx(-(1 - 0.5))
     assert float(g[0, 5, 1, 0]) == 0.0  # no class term away from positives
-    # w: delta = scale * (tw - w) * iou_normalizer = 0 here; x through the sigmoid (0.25)
+    # w: delta = scale * (tw - w) * iou_normalizer = 0 here; x: scale * (tx - sigmoid(x)) * 0.75
     assert float(g[1, 2, 1, 0]) == pytest.approx(0.0, abs=1e-7)
-    assert float(g[1, 0, 1, 0]) == pytest.approx(-0.75 * 1.75 * 0.1 * 0.25, rel=1e-5)
+    assert float(g[1, 0, 1, 0]) == pytest.approx(-0.75 * 1.75 * (0.6 - 0.5), rel=1e-5)
+    assert float(g[1, 1, 1, 0]) == pytest.approx(-0.75 * 1.75 * (0.4 - 0.5), rel=1e-5)
 
 
 def test_ignore_thresh_needs_iou_and_a_confident_class() -> None:
@@ -78,7 +90,7 @@ def test_iou_thresh_adds_every_anchor_above_it() -> None:
     # anchor 0's shape IoU with the truth is 0.25 > 0.213: it becomes a positive too, with
     # tw = th = ln(0.5 * 64 / 16) = ln 2
     _, items = DarknetYoloLoss([_spec(iou_thresh=0.213)])([_raw()], _batch())
-    box = 0.75 * 0.5 * 1.75 * (2 * 0.1**2) + 0.75 * 0.5 * 1.75 * (2 * 0.1**2 + 2 * LN2**2)
+    box = 0.75 * 1.75 * KL_XY + 0.75 * 1.75 * (KL_XY + 0.5 * 2 * LN2**2)
     assert items.tolist() == pytest.approx([box, 2 * LN2, 8 * LN2], rel=1e-6)
     # not above it: only the best anchor
     _, items = DarknetYoloLoss([_spec(iou_thresh=0.3)])([_raw()], _batch())
@@ -122,8 +134,9 @@ def test_normalizers_label_smoothing_and_scale_x_y() -> None:
     bce = -(y * math.log(0.5) + (1 - y) * math.log(0.5))
     assert float(items[1]) == pytest.approx(3.0 * bce, rel=1e-6)
     assert float(items[2]) == pytest.approx(2.0 * 8 * LN2, rel=1e-6)
-    x = 1.05 / (1 + math.exp(-2.0)) - 0.5 * 0.05  # x = sigmoid * scale_x_y - (scale_x_y - 1) / 2
-    assert float(items[0]) == pytest.approx(0.75 * 0.5 * 1.75 * ((0.6 - x) ** 2 + 0.1**2), rel=1e-6)
+    # x = sigmoid * s - (s - 1) / 2 with s = 1.05: the KL target is (tx + 0.025) / 1.05
+    box = 1.05 * (kl((0.6 + 0.025) / 1.05, 2.0) + kl((0.4 + 0.025) / 1.05, 0.0))
+    assert float(items[0]) == pytest.approx(0.75 * 1.75 * box, rel=1e-6)
 
 
 def test_truth_in_another_heads_mask_and_empty_batch() -> None:

@@ -18,9 +18,12 @@ Rules, learned from AlexeyAB/darknet ``forward_yolo_layer`` / ``process_batch``:
   exceeds 0.25 (Darknet's ``class_id_match``): those are left alone. Positives go to 1.
 * Classes, at positives only: target 1 for the truths' classes there, 0 otherwise,
   smoothed to ``y (1 - eps) + eps / 2`` with ``label_smooth_eps``.
-* Box, at positives: ``iou_loss=mse``: ``scale / 2 * ((tx - x)^2 + (ty - y)^2 + (tw - w)^2
-  + (th - h)^2)`` with ``scale = 2 - w_truth * h_truth``, ``tx = cx * grid - col`` and
-  ``tw = ln(w_truth * net_w / anchor_w)`` against the scaled-sigmoid ``x`` and raw ``w``;
+* Box, at positives: ``iou_loss=mse``: ``scale * (s KL(tx' || sigmoid(x)) + s KL(ty' || ...)
+  + ((tw - w)^2 + (th - h)^2) / 2)`` with ``scale = 2 - w_truth * h_truth``,
+  ``tx = cx * grid - col``, ``tx' = (tx + (s - 1) / 2) / s`` (``s = scale_x_y``) and
+  ``tw = ln(w_truth * net_w / anchor_w)`` against the raw ``w``: the gradients on the raw
+  outputs are exactly Darknet's deltas ``scale (tx - x_scaled)`` and ``scale (tw - w)``
+  (``new_coords``: ``(tx - x)^2 / 2`` on the conv's logistic output);
   ``iou`` / ``giou`` / ``diou`` / ``ciou``: ``1 - IoU_kind(decoded box, truth)``. Both
   times ``iou_normalizer``; with ``iou_thresh < 1`` a cell's box terms are divided by the
   number of classes among its truths (Darknet's ``averages_yolo_deltas``).
@@ -29,9 +32,10 @@ Rules, learned from AlexeyAB/darknet ``forward_yolo_layer`` / ``process_batch``:
   the logistic, and Darknet's delta passes back through it: there they are ``(p - target)^2 / 2``.
   Times ``obj_normalizer`` / ``cls_normalizer``.
 
-Differences, by design: gradients of ``x, y`` flow through the sigmoid (Darknet applies its
-delta to the logit directly); ``cls_normalizer`` always weighs the class term (Darknet applies
-it only with ``counters_per_class``); ``truth_thresh`` (1 in every stock cfg),
+Differences, by design: with the IoU losses the gradient of ``x, y`` flows through the
+sigmoid and the grid (Darknet applies the IoU derivative to the logit directly);
+``cls_normalizer`` always weighs the class term (Darknet applies it only with
+``counters_per_class``); ``truth_thresh`` (1 in every stock cfg),
 ``objectness_smooth``, ``max_delta``, ``focal_loss`` and ``counters_per_class`` are not
 implemented (:func:`unsupported_keys` names the ones a cfg sets).
 """
@@ -130,6 +134,12 @@ def unsupported_keys(options: Mapping[str, str]) -> list[str]:
         if raw is not None and (neutral is None or float(raw) != float(neutral)):
             out.append(f"{key}={raw}")
     return out
+
+
+def _entropy(t: Tensor) -> Tensor:
+    """Binary entropy of targets in [0, 1] (the minimum of their cross-entropy)."""
+    t = t.clamp(1e-12, 1 - 1e-12)
+    return -(t * torch.log(t) + (1 - t) * torch.log(1 - t))
 
 
 def _cxcywh_to_xyxy(b: Tensor) -> Tensor:
@@ -265,11 +275,17 @@ class DarknetYoloLoss:
                 twh = torch.sqrt(tb[:, 2:4] / (4 * anchor))
             else:
                 twh = torch.log(tb[:, 2:4] / anchor)
-            pxy = xy[pos_img, pos_k, pos_j, pos_i]
             pwh = p[pos_img, pos_k, pos_j, pos_i, 2:4]
             scale = 2 - tb[:, 2] * tb[:, 3]
-            d = ((txy - pxy) ** 2).sum(1) + ((twh - pwh) ** 2).sum(1)
-            box_l = 0.5 * scale * d
+            if spec.new_coords:
+                pxy = xy[pos_img, pos_k, pos_j, pos_i]
+                dxy = 0.5 * ((txy - pxy) ** 2).sum(1)
+            else:  # Darknet's delta s (tx - x) on the logit: s x the gradient of this KL
+                soft = (txy + 0.5 * (s - 1)) / s
+                logit = p[pos_img, pos_k, pos_j, pos_i, 0:2]
+                bce = F.binary_cross_entropy_with_logits(logit, soft, reduction="none")
+                dxy = s * (bce - _entropy(soft)).sum(1)
+            box_l = scale * (dxy + 0.5 * ((twh - pwh) ** 2).sum(1))
         else:
             pb = pbox[pos_img, pos_k, pos_j, pos_i]
             box_l = 1 - box_iou_kind(_cxcywh_to_xyxy(pb), _cxcywh_to_xyxy(tb), spec.iou_loss)
