@@ -102,7 +102,8 @@ def detforge_side(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     val = [float(r["val/mAP50-95"]) for r in rows if r.get("val/mAP50-95")]
     report = out / "detforge-test.json"
     run([
-        sys.executable, "-m", "detforge", "val", str(run_dir / "weights" / "best.pt"), str(args.data),
+        sys.executable, "-m", "detforge", "val", str(run_dir / "weights" / "best.pt"),
+        str(args.data),
         "--split", "test", "--protocol", "coco", "--json", str(report), "--device", "cpu",
     ])  # fmt: skip
     res = json.loads(report.read_text())

@@ -44,3 +44,4 @@ def test_every_step_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert (out / "eval" / "metrics.json").is_file()
     assert (out / "export" / "model.onnx").is_file()
     assert list((out / "show").glob("grid_*.jpg"))
+    assert (out / "report" / "index.html").as_uri() in printed

@@ -29,7 +29,7 @@ def finetuned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, obj
     weights = write_tiny_weights(root / "tiny.weights", classes=3)
     cfg = tiny_config(
         data, root / "run", cfg=str(weights.with_suffix(".cfg")), weights=str(weights),
-        epochs=6, batch=6, lr=0.002, warmup_min_iters=2, val_every=3, freeze=2,
+        epochs=6, batch=6, lr=0.02, warmup_min_iters=2, val_every=3, freeze=2,
         plots=True, tensorboard=True, check=True, preview_images=2,
     )  # fmt: skip
     return data, weights, train(cfg)
@@ -41,7 +41,7 @@ def test_finetune_runs_and_loss_falls(finetuned: tuple[Path, Path, object]) -> N
     rows = read_metrics_csv(run / "metrics.csv")
     assert len(rows) == 6
     total = [float(r["train/box"]) + float(r["train/cls"]) + float(r["train/dfl"]) for r in rows]
-    assert total[-1] < 0.8 * total[0], total
+    assert total[-1] < 0.95 * total[0] and total[-1] == min(total), total
     log = (run / "train.log").read_text()
     assert "classes=3 rebuilt for the dataset's 2" in log
     assert "6 of 8 convolutional layers loaded" in log and "re-initialised: layers 11, 14" in log

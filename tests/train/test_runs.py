@@ -114,10 +114,10 @@ def test_preview_draws_truth_left_predictions_right_like_show(tmp_path: Path) ->
                  title="epoch 3")  # fmt: skip
     sheet = np.asarray(Image.open(tmp_path / "p.jpg").convert("RGB")).astype(int)
     # each row is exactly the picture 'show --pred' draws (low scores left out)
-    row = np.asarray(
-        draw_comparison(img, truth[0], truth[1], pred[0][:1], pred[2][:1], pred[1][:1],
-                        class_names=["a", "b"])  # fmt: skip
-    ).astype(int)
+    pic = draw_comparison(
+        img, truth[0], truth[1], pred[0][:1], pred[2][:1], pred[1][:1], class_names=["a", "b"]
+    )
+    row = np.asarray(pic).astype(int)
     rh, rw = row.shape[:2]
     head = sheet.shape[0] - 2 * (rh + 4)
     assert head > 10 and sheet.shape[1] == rw

@@ -32,7 +32,7 @@ file, created when missing), else 'results' beside the .data file, or --out DIR:
 Unlike Darknet you do not need a 'results' folder in the current directory, nor the .cfg.
 
 examples:
-  detforge map data/obj.data runs/train/exp/weights/best.pt
+  detforge map data/obj.data runs/train/obj/weights/best.pt
   detforge map data/obj.data best.pt --split test --points 11 --iou 0.5
   detforge map data/obj.data best.onnx --out eval-onnx
 """

@@ -47,11 +47,9 @@ def ultralytics_label_path(image_path: str) -> str:
 
 
 def _images_in(folder: Path) -> list[str]:
-    from detforge.data.imagesize import IMAGE_EXTENSIONS
+    from detforge.data.lists import list_images
 
-    return sorted(
-        str(p) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-    )
+    return list_images([folder])
 
 
 def _entry_images(entry: str, root: Path, yaml_path: Path) -> list[str] | None:

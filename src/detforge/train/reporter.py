@@ -146,7 +146,7 @@ class Reporter:
         from detforge.models.checkpoint import save_checkpoint
         from detforge.train.runs import copy_atomic, plot_results, write_metrics_csv
 
-        self.rows.append(row)
+        self.rows.append(_plain(row))
         kwargs: dict[str, Any] = {
             "model": model, "ema": ema, "optimizer": opt, "epoch": state.epoch,
             "best_fitness": None if not math.isfinite(state.best_fitness) else state.best_fitness,
@@ -209,3 +209,9 @@ class Reporter:
 
     def close(self) -> None:
         self.tb.close()
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with numpy/torch numbers as Python ones (``last.pt`` stores the rows, and
+    ``torch.load(weights_only=True)`` refuses numpy scalars)."""
+    return {k: v if v is None or type(v) in (bool, int, str) else float(v) for k, v in row.items()}

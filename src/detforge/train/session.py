@@ -249,7 +249,7 @@ def build_session(
     from detforge.train.loaders import create_loaders
     from detforge.train.nan_guard import NanGuard
     from detforge.train.reporter import Reporter
-    from detforge.train.runs import read_metrics_csv, reconcile_rows
+    from detforge.train.runs import read_metrics_csv, reconcile_rows, write_metrics_csv
     from detforge.train.state import RunState
 
     torch.manual_seed(cfg.seed)  # same init on every rank (DDP also broadcasts rank 0)
@@ -285,8 +285,8 @@ def build_session(
     if info.is_main:
         write_config(run.config, cfg, {
             "amp": use_amp, "batch": batch, "lr": lr, "step_lr": hp.lr,
-            "step_weight_decay": hp.weight_decay,
-            "global_batch": global_batch, "world_size": info.world_size, "device": str(device),
+            "step_weight_decay": hp.weight_decay, "global_batch": global_batch,
+            "world_size": info.world_size, "device": str(device),
             "train_images": data.train.num_images, "val_images": data.val.num_images,
             "left_out": data.left_out,
         })  # fmt: skip
@@ -302,8 +302,6 @@ def build_session(
                    clock=clock, rows=rows, backup=backup)  # fmt: skip
     rep.committed = state.epoch + 1
     if ckpt is not None and info.is_main:
-        from detforge.train.runs import write_metrics_csv
-
         write_metrics_csv(run.metrics, rows)  # rows of epochs after last.pt are dropped
     guard = NanGuard(cfg.nan_skip_limit, cfg.nan_rollbacks, cfg.nan_lr_factor,
                      rollbacks=state.rollbacks)  # fmt: skip
@@ -316,11 +314,18 @@ def build_session(
         bias_lr0=cfg.warmup_bias_lr if cfg.optimizer == "sgd" and not cfg.cfg else 0.0,
     )  # fmt: skip
     s.good = state.snapshot(model, opt, ema)  # the rollback target until the first epoch ends
+    log(_summary(s, batch))
+    return s
+
+
+def _summary(s: Session, batch: int) -> str:
+    """The line that opens training in the log."""
+    cfg, data = s.cfg, s.data
     name = Path(cfg.cfg).name if cfg.cfg else cfg.model
-    log(
+    return (
         f"training {name} on {data.train.num_images} images ({len(data.class_names)} "
         f"classes), validating on {data.val.num_images}; batch {batch} x {cfg.accumulate} x "
-        f"{info.world_size} process(es), {steps} steps/epoch, warmup {warmup} "
-        f"steps, lr {hp.lr:.3g}, weight decay {hp.weight_decay:.3g}, {device}; run {run.root}"
+        f"{s.info.world_size} process(es), {s.steps_per_epoch} steps/epoch, warmup {s.warmup} "
+        f"steps, lr {s.hp.lr:.3g}, weight decay {s.hp.weight_decay:.3g}, {s.device}; "
+        f"run {s.run.root}"
     )
-    return s

@@ -2,7 +2,6 @@
 
 * :func:`load_training_data` -- read the dataset, check it, pick the train and validation
   images (``--val-fraction``), leave out bad images when ``--skip-bad`` asks for it.
-* :func:`resolve_device` -- ``cpu`` / ``cuda`` / ``cuda:N`` / empty (auto), per rank.
 * :func:`load_weights_into` -- ``--weights``: copy every tensor whose name and shape match.
 """
 
@@ -150,32 +149,6 @@ def load_training_data(
                 path=source,
             )
     return TrainingData(train, val, ds.class_names, notes, left, source)
-
-
-def resolve_device(requested: str, local_rank: int = 0, distributed: bool = False) -> torch.device:
-    """The ``torch.device`` to train on; a CUDA request without CUDA is a user error."""
-    import torch
-
-    req = (requested or "").strip().lower()
-    if req in ("", "auto"):
-        req = "cuda" if torch.cuda.is_available() else "cpu"
-    if req == "cpu":
-        return torch.device("cpu")
-    if req.startswith("cuda") or req.isdigit():
-        if not torch.cuda.is_available():
-            raise DetforgeError(
-                f"--device {requested} asks for CUDA but none is available; run "
-                "'detforge doctor' to see why, or use --device cpu"
-            )
-        index = int(req.split(":", 1)[1]) if ":" in req else (int(req) if req.isdigit() else 0)
-        if distributed:
-            index = local_rank
-        if index >= torch.cuda.device_count():
-            raise DetforgeError(
-                f"--device {requested}: only {torch.cuda.device_count()} GPU(s) are visible"
-            )
-        return torch.device("cuda", index)
-    raise DetforgeError(f"--device must be cpu, cuda or cuda:N, not {requested!r}")
 
 
 def load_weights_into(model: torch.nn.Module, state: dict[str, Any]) -> tuple[int, int]:

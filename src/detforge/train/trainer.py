@@ -96,11 +96,11 @@ def train(
     """
     from detforge.train.ddp import destroy_process_group, init_process_group
     from detforge.train.session import build_session
-    from detforge.train.setup import resolve_device
+    from detforge.utils.device import resolve_device
 
     cfg.validate()
     info = dist_info_from_env()
-    device = resolve_device(cfg.device, info.local_rank, info.distributed)
+    device = resolve_device(cfg.device, local_rank=info.local_rank, distributed=info.distributed)
     init_process_group(info, device)
     say = note if info.is_main else (lambda _msg: None)
     try:

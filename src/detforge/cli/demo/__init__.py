@@ -55,6 +55,7 @@ STEPS: list[tuple[str, str, Callable[[DemoRun], None]]] = [
     ("eval", "the detections evaluated with both protocols, plots", demo_model.step_eval),
     ("show", "pictures: ground truth beside predictions, contact sheet", demo_predict.step_show),
     ("export", "ONNX export, run through onnxruntime", demo_model.step_export),
+    ("report", "an offline HTML report of it all", demo_predict.step_report),
 ]
 """The demo, in order: ``(name, what it shows, function)``."""
 

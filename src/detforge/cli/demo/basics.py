@@ -22,6 +22,11 @@ class DemoRun:
     train_seconds: float = 90.0
     files: dict[str, Path] = field(default_factory=dict)
 
+    @property
+    def dataset(self) -> Path:
+        """The ``obj.data`` later steps use: the split step's, else the generated one."""
+        return self.files.get("split_data", self.files["data"])
+
 
 def cli_status(argv: Sequence[str], *, stdout: Path | None = None) -> int:
     """Run one ``detforge`` command in-process (its output saved to ``stdout`` if given) and

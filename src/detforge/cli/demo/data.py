@@ -9,16 +9,10 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from detforge.cli.demo.basics import DemoRun
+from detforge.cli.demo.basics import DemoRun, cli, cli_status
 
 FORMATS = ("ultralytics", "coco", "voc", "tfrecord")
-
-
-def _data(run: DemoRun) -> Path:
-    return run.files.get("split_data", run.files["data"])
 
 
 def _plant_faults(dataset: Path, out: Path) -> Path:
@@ -46,8 +40,6 @@ def _plant_faults(dataset: Path, out: Path) -> Path:
 
 def step_check(run: DemoRun) -> None:
     """``check`` the clean dataset, then a copy with planted faults, and ``--fix`` that copy."""
-    from detforge.cli.demo.basics import cli, cli_status
-
     cli(["check", str(run.files["data"]), "--json", str(run.out / "check.json")])
     broken = _plant_faults(run.files["data"], run.out / "check" / "broken")
     status = cli_status(["check", str(broken), "--json", str(run.out / "check" / "broken.json")])
@@ -61,14 +53,12 @@ def step_check(run: DemoRun) -> None:
 
 def step_convert(run: DemoRun) -> None:
     """``convert`` to Ultralytics, COCO, VOC and TFRecord, and one of them back to Darknet."""
-    from detforge.cli.demo.basics import cli
-
     root = run.out / "convert"
     for fmt in FORMATS:
         out = root / fmt
         if out.exists():
             shutil.rmtree(out)
-        cli(["convert", str(_data(run)), str(out), "--to", fmt])
+        cli(["convert", str(run.dataset), str(out), "--to", fmt])
     back = root / "darknet-from-coco"
     if back.exists():
         shutil.rmtree(back)
@@ -78,6 +68,4 @@ def step_convert(run: DemoRun) -> None:
 
 def step_stats(run: DemoRun) -> None:
     """``stats``: class histograms and box size/aspect distributions per split, as PNGs."""
-    from detforge.cli.demo.basics import cli
-
-    cli(["stats", str(_data(run)), "--out", str(run.out / "stats")])
+    cli(["stats", str(run.dataset), "--out", str(run.out / "stats")])

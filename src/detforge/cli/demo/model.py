@@ -9,22 +9,13 @@ stores the checkpoint as ``run.files["weights"]`` for the later steps.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from detforge.cli.demo.basics import DemoRun
-
-
-def _data(run: DemoRun) -> str:
-    return str(run.files.get("split_data", run.files["data"]))
+from detforge.cli.demo.basics import DemoRun, cli
 
 
 def step_train(run: DemoRun) -> None:
     """``train`` a small ``n`` model at 160 px for about ``run.train_seconds`` seconds."""
-    from detforge.cli.demo.basics import cli
-
     out = run.out / "train"
-    argv = ["train", _data(run), "--model", "n", "--imgsz", "160", "--batch", "8",
+    argv = ["train", str(run.dataset), "--model", "n", "--imgsz", "160", "--batch", "8",
             "--epochs", "60", "--time-budget", str(run.train_seconds), "--optimizer", "adamw",
             "--lr", "0.004", "--close-mosaic", "5", "--workers", "0", "--device", "cpu",
             "--out", str(out), "--val-every", "5"]  # fmt: skip
@@ -39,30 +30,24 @@ def step_train(run: DemoRun) -> None:
 
 def step_val(run: DemoRun) -> None:
     """``val``: the checkpoint on the test split, both protocols, JSON like ``eval``."""
-    from detforge.cli.demo.basics import cli
-
-    cli(["val", str(run.files["weights"]), _data(run), "--split", "test", "--imgsz", "160",
+    cli(["val", str(run.files["weights"]), str(run.dataset), "--split", "test", "--imgsz", "160",
          "--json", str(run.out / "val-test.json")])  # fmt: skip
 
 
 def step_eval(run: DemoRun) -> None:
     """``eval`` the predict step's COCO results JSON against the valid split, with plots."""
-    from detforge.cli.demo.basics import cli
-
     dets = run.files.get("detections_json")
     if dets is None:
         print("no predictions yet (the predict step makes them); skipping eval")
         return
     out = run.out / "eval"
-    cli(["eval", _data(run), str(dets), "--split", "valid", "--out", str(out), "--plots"])
+    cli(["eval", str(run.dataset), str(dets), "--split", "valid", "--out", str(out), "--plots"])
     print(f"PR curves, F1-confidence curve and confusion matrix: {out}/")
 
 
 def step_export(run: DemoRun) -> None:
     """``export`` to ONNX, then ``predict`` a few test images with onnxruntime."""
-    from detforge.cli.demo.basics import cli
-
     onnx = run.out / "export" / "model.onnx"
     cli(["export", str(run.files["weights"]), "--imgsz", "160", "-o", str(onnx)])
-    cli(["predict", str(onnx), _data(run), "--split", "test", "--out",
+    cli(["predict", str(onnx), str(run.dataset), "--split", "test", "--out",
          str(run.out / "export" / "predict"), "--save-images"])  # fmt: skip

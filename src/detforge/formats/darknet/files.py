@@ -1,4 +1,4 @@
-"""Darknet's small text files: ``.data``, ``.names``, image lists and label files.
+"""Darknet's small text files: ``.data``, ``.names`` and image lists (label files: ``labels.py``).
 
 Path rules (the same for every function here):
 

@@ -1,9 +1,10 @@
-"""Darknet datasets: read one into a :class:`~detforge.data.dataset.Dataset`, write one out.
+"""Darknet datasets: read one into a :class:`~detforge.data.dataset.Dataset`.
 
 A Darknet dataset is images with same-named ``.txt`` labels (``class cx cy w h`` per line,
 normalized by the image size), image lists (one path per line), a ``.names`` file and a
 ``.data`` file tying them together. The small files are handled in
-:mod:`detforge.formats.darknet.files` (re-exported here); see its docstring for the path rules:
+:mod:`detforge.formats.darknet.files` and what a source names in
+:mod:`detforge.formats.darknet.sources`; see their docstrings for the path rules:
 relative paths resolve against the folder of the file naming them, ``path_map`` rewrites
 prefixes (``G:/data`` -> ``/mnt/data``).
 
@@ -80,96 +81,27 @@ def read_darknet(
     """
     src = Path(source)
     found = resolve_sources(src, path_map=path_map, splits=None if split is None else [split])
-    paths, splits = found.paths, found.splits
     names = _class_names(found)
     meta: dict[str, Any] = {"source": str(src), "notes": found.notes}
     if found.data_file is not None:
         meta["data_file"] = found.data_file
-    st = stat_images(paths, workers)
-    absent = np.flatnonzero(st.size < 0)
-    if len(absent):
-        moved = found.relocate(absent.tolist())
-        if moved:
-            again = stat_images([paths[i] for i in moved], workers)
-            for name in ("size", "mtime_ns", "label_rule", "label_size", "label_mtime_ns"):
-                getattr(st, name)[moved] = getattr(again, name)
-            for k, i in enumerate(moved):
-                st.label_paths[i] = again.label_paths[k]
-            absent = np.flatnonzero(st.size < 0)
-    if len(absent):
-        if missing == "error":
-            _raise_missing(found, int(absent[0]), len(absent))
-        meta["missing_images"] = [paths[i] for i in absent.tolist()]
-        if missing == "skip":
-            keep = st.size >= 0
-            idx = np.flatnonzero(keep).tolist()
-            paths = [paths[i] for i in idx]
-            splits = [splits[i] for i in idx]
-            st = FileStats(
-                size=st.size[keep],
-                mtime_ns=st.mtime_ns[keep],
-                label_paths=[st.label_paths[i] for i in idx],
-                label_rule=st.label_rule[keep],
-                label_size=st.label_size[keep],
-                label_mtime_ns=st.label_mtime_ns[keep],
-            )
+    paths, splits, st = _stat_sources(found, missing, meta, workers)
     n = len(paths)
-    size, mtime, label_paths = st.size, st.mtime_ns, st.label_paths
-
     store = FileIndexCache.for_source(src, kind="darknet", cache_dir=cache_dir) if cache else None
-    widths = np.zeros(n, dtype=np.int64)
-    heights = np.zeros(n, dtype=np.int64)
-    fresh = np.zeros(n, dtype=bool)
-    rows = np.full(n, -1, dtype=np.int64)
-    if store is not None and len(store) and store.has("label_rule"):
-        rows, fresh = store.lookup(paths, size, mtime)
-        r = np.where(fresh, rows, 0)
-        fresh &= (
-            (store.column("label_size")[r] == st.label_size)
-            & (store.column("label_mtime")[r] == st.label_mtime_ns)
-            & (store.column("label_rule")[r] == st.label_rule)
-        )
-        widths[fresh] = store.column("width")[rows[fresh]]
-        heights[fresh] = store.column("height")[rows[fresh]]
-
-    fresh_idx = np.flatnonzero(fresh)
-    parts_img: list[NDArray[np.int64]] = []
-    parts_cls: list[NDArray[np.int64]] = []
-    parts_xy: list[NDArray[np.float64]] = []
-    if len(fresh_idx) and store is not None:
-        cvals, fc = store.ragged("cls", rows[fresh_idx])
-        xvals, _ = store.ragged("coords", rows[fresh_idx])
-        parts_img.append(np.repeat(fresh_idx, fc))
-        parts_cls.append(cvals)
-        parts_xy.append(xvals)
-    to_read = np.flatnonzero(~fresh & (st.label_rule != 0)).tolist()
-    if to_read:
-        lps = [label_paths[i] for i in to_read]
-        blobs = read_files(
-            lps,
-            st.label_size[to_read].tolist(),
-            workers=workers,
-            desc="labels" if len(to_read) >= 2000 else "",
-        )
-        c, xy, counts = parse_label_files(blobs, lps)
-        parts_img.append(np.repeat(np.asarray(to_read, dtype=np.int64), counts))
-        parts_cls.append(c)
-        parts_xy.append(xy)
-    stale = n - len(fresh_idx)
+    rows, fresh, widths, heights = _cached(store, paths, st)
+    box_image, box_cls, box_xy = _labels(store, rows, fresh, st, workers)
+    stale = n - int(fresh.sum())
 
     size_errors: dict[str, str] = {}
     sizes_read = 0
     if read_sizes:
-        need = np.flatnonzero((widths <= 0) & (size >= 0))
+        need = np.flatnonzero((widths <= 0) & (st.size >= 0))
         if len(need):
-            ws, hs, errs = _read_sizes([paths[i] for i in need.tolist()], size[need], workers)
+            ws, hs, errs = _read_sizes([paths[i] for i in need.tolist()], st.size[need], workers)
             widths[need], heights[need] = ws, hs
             sizes_read = len(need) - len(errs)
             size_errors = {paths[int(need[k])]: m for k, m in errs.items()}
 
-    box_image = np.concatenate(parts_img) if parts_img else np.zeros(0, dtype=np.int64)
-    box_cls = np.concatenate(parts_cls) if parts_cls else np.zeros(0, dtype=np.int64)
-    box_xy = np.concatenate(parts_xy) if parts_xy else np.zeros((0, 4), dtype=np.float64)
     if names is None:
         k = int(box_cls.max()) + 1 if len(box_cls) else 0
         names = [str(i) for i in range(k)]
@@ -177,10 +109,9 @@ def read_darknet(
             meta["notes"].append(f"{src}: no names file found; classes are called 0..{k - 1}")
     bad = np.flatnonzero((box_cls < 0) | (box_cls >= len(names)))
     if len(bad):
-        _raise_bad_class(int(box_image[bad[0]]), int(box_cls[bad[0]]), label_paths, len(names))
-
+        _raise_bad_class(int(box_image[bad[0]]), int(box_cls[bad[0]]), st.label_paths, len(names))
     meta.update(
-        label_paths=label_paths,
+        label_paths=st.label_paths,
         no_label_file=int(np.count_nonzero(st.label_rule == 0)),
         size_errors=size_errors,
     )
@@ -197,28 +128,137 @@ def read_darknet(
         meta=meta,
     )
     if store is not None and (stale or sizes_read or len(store) != n):
-        store.store(
-            paths,
-            size,
-            mtime,
-            columns={
-                "width": widths,
-                "height": heights,
-                "label_rule": st.label_rule,
-                "label_size": st.label_size,
-                "label_mtime": st.label_mtime_ns,
-            },
-            ragged={
-                "cls": (ds.boxes.cls, ds.boxes_per_image()),
-                "coords": (ds.boxes.coords, ds.boxes_per_image()),
-            },
-        )
+        _store(store, ds, st)
     data_file = found.data_file
     if data_file is not None and data_file.difficult is not None:
         from detforge.formats.darknet.difficult import add_difficult_truths
 
         ds = add_difficult_truths(ds, data_file, path_map)
     return ds
+
+
+def _stat_sources(
+    found: Sources, missing: Missing, meta: dict[str, Any], workers: int | None
+) -> tuple[list[str], list[str], FileStats]:
+    """Stat every named image and its label candidates; relative entries not found are looked
+    up where Darknet runs (:meth:`Sources.relocate`); images still missing are handled as
+    ``missing`` says. Returns the paths, splits and stats of the images kept."""
+    paths, splits = found.paths, found.splits
+    st = stat_images(paths, workers)
+    absent = np.flatnonzero(st.size < 0)
+    if len(absent):
+        moved = found.relocate(absent.tolist())
+        if moved:
+            again = stat_images([paths[i] for i in moved], workers)
+            for name in ("size", "mtime_ns", "label_rule", "label_size", "label_mtime_ns"):
+                getattr(st, name)[moved] = getattr(again, name)
+            for k, i in enumerate(moved):
+                st.label_paths[i] = again.label_paths[k]
+            absent = np.flatnonzero(st.size < 0)
+    if not len(absent):
+        return paths, splits, st
+    if missing == "error":
+        _raise_missing(found, int(absent[0]), len(absent))
+    meta["missing_images"] = [paths[i] for i in absent.tolist()]
+    if missing != "skip":
+        return paths, splits, st
+    keep = st.size >= 0
+    idx = np.flatnonzero(keep).tolist()
+    kept = FileStats(
+        size=st.size[keep],
+        mtime_ns=st.mtime_ns[keep],
+        label_paths=[st.label_paths[i] for i in idx],
+        label_rule=st.label_rule[keep],
+        label_size=st.label_size[keep],
+        label_mtime_ns=st.label_mtime_ns[keep],
+    )
+    return [paths[i] for i in idx], [splits[i] for i in idx], kept
+
+
+I64 = NDArray[np.int64]
+
+
+def _cached(
+    store: FileIndexCache | None, paths: list[str], st: FileStats
+) -> tuple[I64, NDArray[np.bool_], I64, I64]:
+    """``(rows, fresh, widths, heights)``: each image's row in the index cache, whether it (and
+    its label file, found by the same rule) is unchanged since, and the sizes stored there
+    (``0`` where not fresh)."""
+    n = len(paths)
+    widths = np.zeros(n, dtype=np.int64)
+    heights = np.zeros(n, dtype=np.int64)
+    fresh = np.zeros(n, dtype=bool)
+    rows = np.full(n, -1, dtype=np.int64)
+    if store is not None and len(store) and store.has("label_rule"):
+        rows, fresh = store.lookup(paths, st.size, st.mtime_ns)
+        r = np.where(fresh, rows, 0)
+        fresh &= (
+            (store.column("label_size")[r] == st.label_size)
+            & (store.column("label_mtime")[r] == st.label_mtime_ns)
+            & (store.column("label_rule")[r] == st.label_rule)
+        )
+        widths[fresh] = store.column("width")[rows[fresh]]
+        heights[fresh] = store.column("height")[rows[fresh]]
+    return rows, fresh, widths, heights
+
+
+def _labels(
+    store: FileIndexCache | None,
+    rows: I64,
+    fresh: NDArray[np.bool_],
+    st: FileStats,
+    workers: int | None,
+) -> tuple[I64, I64, NDArray[np.float64]]:
+    """``(box_image, box_cls, box_xy)``: the boxes of fresh images from the cache, the others'
+    label files read and parsed."""
+    fresh_idx = np.flatnonzero(fresh)
+    parts_img: list[I64] = []
+    parts_cls: list[I64] = []
+    parts_xy: list[NDArray[np.float64]] = []
+    if len(fresh_idx) and store is not None:
+        cvals, fc = store.ragged("cls", rows[fresh_idx])
+        xvals, _ = store.ragged("coords", rows[fresh_idx])
+        parts_img.append(np.repeat(fresh_idx, fc))
+        parts_cls.append(cvals)
+        parts_xy.append(xvals)
+    to_read = np.flatnonzero(~fresh & (st.label_rule != 0)).tolist()
+    if to_read:
+        lps = [st.label_paths[i] for i in to_read]
+        blobs = read_files(
+            lps,
+            st.label_size[to_read].tolist(),
+            workers=workers,
+            desc="labels" if len(to_read) >= 2000 else "",
+        )
+        c, xy, counts = parse_label_files(blobs, lps)
+        parts_img.append(np.repeat(np.asarray(to_read, dtype=np.int64), counts))
+        parts_cls.append(c)
+        parts_xy.append(xy)
+    return (
+        np.concatenate(parts_img) if parts_img else np.zeros(0, dtype=np.int64),
+        np.concatenate(parts_cls) if parts_cls else np.zeros(0, dtype=np.int64),
+        np.concatenate(parts_xy) if parts_xy else np.zeros((0, 4), dtype=np.float64),
+    )
+
+
+def _store(store: FileIndexCache, ds: Dataset, st: FileStats) -> None:
+    """Remember sizes, label-file stats and boxes of every image in the index cache."""
+    store.store(
+        ds.images.path.tolist(),
+        st.size,
+        st.mtime_ns,
+        columns={
+            "width": ds.images.width,
+            "height": ds.images.height,
+            "label_rule": st.label_rule,
+            "label_size": st.label_size,
+            "label_mtime": st.label_mtime_ns,
+        },
+        ragged={
+            "cls": (ds.boxes.cls, ds.boxes_per_image()),
+            "coords": (ds.boxes.coords, ds.boxes_per_image()),
+        },
+    )
 
 
 _PROBE_SIZES = 256  # image headers read in this thread before deciding on threads
