@@ -111,3 +111,15 @@ def test_written_obj_data_names_the_evaluation_list_valid(tmp_path: Path) -> Non
     old = tmp_path / "out" / "old.data"
     old.write_text("classes = 1\ntrain = train.txt\ntest = test.txt\n")
     assert read_darknet(old, cache=False).images.split.tolist() == ["train", "test", "test"]
+
+
+def test_difficult_pairs_with_the_split_read(tmp_path: Path) -> None:
+    # valid = test (what convert --to darknet writes): the full read labels it test, a read of
+    # only the valid key labels it valid; the difficult boxes land on the same image either way
+    data = _voc_like(tmp_path)
+    text = data.read_text().replace("valid = valid.txt", "valid = valid.txt\ntest = valid.txt")
+    data.write_text(text)
+    full = read_darknet(data, cache=False)
+    assert set(full.splits()) == {"test"} and int(full.boxes.difficult.sum()) == 1
+    only = read_darknet(data, cache=False, split="valid")
+    assert set(only.splits()) == {"valid"} and int(only.boxes.difficult.sum()) == 1

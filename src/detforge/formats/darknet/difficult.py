@@ -32,7 +32,10 @@ def add_difficult_truths(ds: Dataset, df: DataFile, path_map: PathMap = ()) -> D
     listed = read_image_list(df.difficult, path_map=path_map)
     from detforge.formats.darknet.sources import valid_is_test
 
-    split = "train" if df.valid is None else "test" if valid_is_test(df) else "valid"
+    wanted = (
+        ["train"] if df.valid is None else ["test", "valid"] if valid_is_test(df) else ["valid"]
+    )
+    split = next((w for w in wanted if w in ds.splits()), wanted[0])
     rows = np.flatnonzero(ds.images.split == split)
     notes = list(ds.meta.get("notes", []))
     if ds.meta.get("missing_images"):
