@@ -32,8 +32,10 @@ def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 def test_new_class_count_rebuilds_the_heads_and_loads_the_rest(tmp_path: Path) -> None:
     w = write_tiny_weights(tmp_path / "tiny.weights", classes=3)
     text, changed = cfg_for_classes(tiny_cfg_text(3), 2)
-    assert changed and "filters=21" in text and "classes=2" in text and "letter_box=1" in text
+    assert changed and "filters=21" in text and "classes=2" in text
+    assert text.count("\n") == tiny_cfg_text(3).count("\n")  # edited in place
     model = DarknetDetector(text)
+    assert "letter_box=1" in model.build_args["cfg"] and "letter_box" not in text
     before = {i: {k: v.clone() for k, v in model.net.layers[i].state_dict().items()} for i in HEADS}
     got = load_darknet_weights(model, w, tiny_cfg_text(3), "tiny.cfg")
     assert (got.loaded, got.convs, got.fresh, got.file_classes) == (6, 8, [11, 14], 3)
@@ -137,3 +139,25 @@ def test_fresh_heads_start_with_a_low_objectness(tmp_path: Path) -> None:
         out = model(torch.rand(1, 3, 64, 64))
     assert float(out[..., 4:].max()) < 2 * OBJ_PRIOR  # obj x cls starts near the prior
     assert len(loss.specs) == 2 and loss.specs[0].mask == (3, 4, 5)
+
+
+def test_region_head_is_refused_and_unsupported_keys_are_named(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from detforge.train.darknet_model import build_darknet
+
+    region = (
+        "[net]\nwidth=64\nheight=64\nchannels=3\n\n"
+        "[convolutional]\nbatch_normalize=1\nfilters=8\nsize=3\nstride=1\npad=1\n"
+        "activation=leaky\n\n"
+        "[maxpool]\nsize=2\nstride=2\n\n"
+        "[convolutional]\nfilters=14\nsize=1\nstride=1\npad=1\nactivation=linear\n\n"
+        "[region]\nanchors=1,1, 2,2\nclasses=2\nnum=2\ncoords=4\nsoftmax=1\n"
+    )
+    (tmp_path / "v2.cfg").write_text(region)
+    with pytest.raises(DetforgeError, match=r"\[yolo\] heads only") as exc:
+        build_darknet(SimpleNamespace(cfg=str(tmp_path / "v2.cfg"), resume=None, freeze=0), 2)
+    assert exc.value.line == 25  # the user's line
+    text = tiny_cfg_text(2, extra="max_delta=5\nobjectness_smooth=1\n")
+    model = DarknetDetector(text)
+    assert model.unsupported() == ["max_delta=5", "objectness_smooth=1"]

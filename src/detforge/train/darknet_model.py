@@ -55,7 +55,7 @@ class DarknetDetector(nn.Module):
         self.cfg_text = cfg_text
         self.build_args: dict[str, Any] = {
             "arch": ARCH,
-            "cfg": cfg_text,
+            "cfg": with_letter_box(cfg_text),  # see the module docstring
             "num_classes": self.net.num_classes,
         }
 
@@ -131,14 +131,14 @@ def with_letter_box(text: str) -> str:
 
 
 def cfg_for_classes(text: str, classes: int, *, path: str = "<cfg>") -> tuple[str, bool]:
-    """The cfg text for ``classes`` classes and ``letter_box=1``; ``changed`` is True when the
-    heads were rebuilt for a new class count."""
+    """The cfg text for ``classes`` classes; ``changed`` is True when the heads were rebuilt for
+    a new class count."""
     from detforge.formats.darknet.cfg import rewrite_cfg_text
 
     changed = _head_classes(text, path) != classes
-    if changed:
+    if changed:  # values edited in place: line numbers stay the user's
         text, _ = rewrite_cfg_text(text, classes=classes, path=path)
-    return with_letter_box(text), changed
+    return text, changed
 
 
 def read_cfg_text(path: str | os.PathLike[str]) -> str:
