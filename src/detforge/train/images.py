@@ -29,6 +29,7 @@ from detforge.utils.progress import progress
 ImageArray = NDArray[np.uint8]
 CacheMode = Literal["auto", "ram", "disk", "none"]
 
+
 def available_memory() -> int:
     """Bytes of RAM the OS says are available (``MemAvailable``), or 0 when unknown."""
     try:
