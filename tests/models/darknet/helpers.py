@@ -10,6 +10,7 @@ import torch
 from detforge.models.darknet.model import forward_rows
 from detforge.models.darknet.network import DarknetNetwork
 from detforge.models.darknet.preprocess import darknet_input
+from detforge.models.darknet.weights import write_weights
 
 OPENCV_YOLO_THRESH = 0.2  # OpenCV zeroes class scores <= the layer's thresh (0.2 for [yolo])
 
@@ -75,3 +76,74 @@ def assert_not_saturated(rows: np.ndarray) -> None:
     """The comparison means something: objectness spread out, not all 0 or 1."""
     obj = rows[:, 4]
     assert ((obj > 0.02) & (obj < 0.98)).mean() > 0.2, "random weights saturate the outputs"
+
+
+TINY_CFG = """[net]
+width=96
+height=64
+channels=3
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=2
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=2
+pad=1
+activation=mish
+
+[convolutional]
+size=1
+stride=1
+pad=1
+filters=21
+activation=linear
+
+[yolo]
+mask=0,1,2
+anchors=10,12, 20,24, 40,30
+classes=2
+num=3
+nms_kind={nms_kind}
+beta_nms=0.6
+"""
+
+
+def tiny_darknet(folder: Path, *, name: str = "tiny", nms_kind: str = "greedynms",
+                 seed: int = 3) -> tuple[Path, Path]:  # fmt: skip
+    """A small 2-class Darknet network (96x64 input, one [yolo] head) with random weights
+    written by our writer: ``(cfg, weights)`` with the same stem."""
+    from detforge.models.darknet.model import load_darknet
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = folder / f"{name}.cfg"
+    cfg.write_text(TINY_CFG.format(nms_kind=nms_kind))
+    net = load_darknet(cfg)
+    image = np.random.default_rng(seed).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    randomize(net, image, seed=seed)
+    return cfg, write_weights(net, folder / f"{name}.weights")
+
+
+def scenes(n: int, seed: int = 0) -> list[np.ndarray]:
+    """``n`` small RGB images of different sizes with a few bright rectangles."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        h, w = 60 + 10 * i, 100 - 5 * i
+        im = rng.integers(0, 60, (h, w, 3), dtype=np.uint8)
+        for _ in range(3):
+            x, y = rng.integers(0, w - 20), rng.integers(0, h - 20)
+            im[y : y + 20, x : x + 15] = rng.integers(150, 255, 3, dtype=np.uint8)
+        out.append(im)
+    return out

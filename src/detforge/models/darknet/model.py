@@ -9,7 +9,6 @@ from typing import Any
 
 import torch
 
-from detforge.errors import DetforgeError
 from detforge.models.darknet.cfg import read_cfg
 from detforge.models.darknet.decode import decode_all
 from detforge.models.darknet.network import DarknetNetwork
@@ -29,19 +28,6 @@ def is_darknet_file(path: str | os.PathLike[str]) -> bool:
     return name.endswith((".weights", ".cfg")) or re.search(r"\.conv\.\d+$", name) is not None
 
 
-def find_cfg(weights: str | os.PathLike[str]) -> Path:
-    """The same-stem ``.cfg`` beside a ``.weights`` file (DetforgeError if there is none)."""
-    w = Path(weights)
-    cfg = w.with_suffix(".cfg")
-    if not cfg.is_file():
-        raise DetforgeError(
-            f"a Darknet .weights file needs its network .cfg: pass --cfg (cfg=) or put "
-            f"{cfg.name} beside the weights",
-            path=w,
-        )
-    return cfg
-
-
 def load_darknet(
     cfg: str | os.PathLike[str],
     weights: str | os.PathLike[str] | None = None,
@@ -54,24 +40,6 @@ def load_darknet(
     if weights is not None:
         read_weights(net, weights, partial=partial)
     return net.to(device).eval()
-
-
-def default_names(n: int) -> list[str]:
-    """``class0 .. class{n-1}``: the names when neither --names nor a dataset gives them."""
-    return [f"class{i}" for i in range(n)]
-
-
-def check_names(
-    names: list[str], net: DarknetNetwork, source: str | os.PathLike[str] | None
-) -> list[str]:
-    """``names`` if their count matches the network's classes, else a DetforgeError."""
-    if len(names) != net.num_classes:
-        raise DetforgeError(
-            f"{len(names)} class names for a network with classes={net.num_classes} "
-            f"({Path(net.cfg.path).name})",
-            path=source,
-        )
-    return names
 
 
 @torch.no_grad()

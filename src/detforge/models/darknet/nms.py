@@ -59,6 +59,23 @@ def _overlap(
     return np.where(c == 0, iou, iou - term)
 
 
+def _greedy(b: NDArray[np.float64], nms: float, kind: str, beta: float) -> NDArray[np.bool_]:
+    """Which of the score-sorted boxes ``b`` (n, 4) survive; work grows with the kept ones."""
+    n = len(b)
+    alive = np.ones(n, dtype=bool)
+    i = 0
+    while i < n:
+        rest = np.flatnonzero(alive[i + 1 :]) + i + 1
+        if not rest.size:
+            break
+        alive[rest[_overlap(b[i], b[rest], kind, beta) > nms]] = False
+        nxt = np.flatnonzero(alive[i + 1 :])
+        if not nxt.size:
+            break
+        i = i + 1 + int(nxt[0])
+    return alive
+
+
 def nms_per_class(
     boxes: NDArray[np.float64],
     probs: NDArray[np.float64],
@@ -66,21 +83,29 @@ def nms_per_class(
     kind: str = "default",
     beta: float = 0.6,
 ) -> NDArray[np.float64]:
-    """Darknet per-class NMS: ``probs`` (N, C) with suppressed entries set to 0 (a copy)."""
+    """Darknet per-class NMS: ``probs`` (N, C) with suppressed entries set to 0 (a copy).
+
+    ``default`` (plain IoU) runs in torchvision's C++ NMS, which suppresses exactly the boxes
+    Darknet's loop does (IoU strictly greater than ``nms`` with a higher-scoring kept box)."""
     out = probs.copy()
-    for k in np.flatnonzero(out.max(0) > 0) if len(out) else []:
+    if not len(out):
+        return out
+    for k in np.flatnonzero(out.max(0) > 0):
         col = out[:, k]
         order = np.flatnonzero(col > 0)
         order = order[np.argsort(-col[order], kind="stable")]
-        alive = np.ones(len(order), dtype=bool)
-        for i in range(len(order)):
-            if not alive[i] or i + 1 == len(order):
-                continue
-            rest = np.flatnonzero(alive[i + 1 :]) + i + 1
-            if rest.size:
-                hit = _overlap(boxes[order[i]], boxes[order[rest]], kind, beta) > nms
-                alive[rest[hit]] = False
-        col[order[~alive]] = 0.0
+        if kind == "default":
+            import torch
+            from torchvision.ops import nms as tv_nms
+
+            b = torch.from_numpy(boxes[order])
+            xyxy = torch.cat([b[:, :2] - b[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2], 1)
+            scores = torch.from_numpy(col[order])
+            kept = np.zeros(len(order), dtype=bool)
+            kept[tv_nms(xyxy, scores, nms).numpy()] = True
+        else:
+            kept = _greedy(boxes[order], nms, kind, beta)
+        col[order[~kept]] = 0.0
     return out
 
 
