@@ -102,3 +102,22 @@ def test_cli_defaults_come_from_the_cfg(tmp_path: Path) -> None:
     )
     assert cfg.imgsz == 96 and cfg.lr == 0.01
     assert main(["train", "d.data", "--freeze", "3"]) == 2
+
+
+def test_exported_finetuned_network_reloads_with_equal_outputs(
+    finetuned: tuple[Path, Path, object], tmp_path: Path
+) -> None:
+    from detforge.models.darknet.model import load_darknet
+
+    _, _, res = finetuned
+    best = res.run_dir / "weights" / "best.pt"  # type: ignore[attr-defined]
+    assert main(["export", str(best), "--format", "darknet", "--out", str(tmp_path / "d")]) == 0
+    cfgs = list((tmp_path / "d").glob("*.cfg"))
+    assert len(cfgs) == 1 and "letter_box=1" in cfgs[0].read_text()
+    assert cfgs[0].with_suffix(".names").read_text().split() == ["square", "circle"]
+    back = load_darknet(cfgs[0], cfgs[0].with_suffix(".weights"))
+    model, _, _ = load_model(best)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        for a, b in zip(model.net(x), back(x), strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-5)

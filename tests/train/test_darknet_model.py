@@ -120,6 +120,8 @@ def test_letter_box_is_set_once() -> None:
     text = with_letter_box("[net]\nwidth=64\nletter_box=0\n[convolutional]\n")
     assert text.count("letter_box") == 1 and "letter_box=1" in text
     assert with_letter_box("[net]\nwidth=64\n\n[yolo]\n").startswith("[net]\nletter_box=1\nwidth")
+    once = with_letter_box("[net]\nwidth=64\n\n[yolo]\n")
+    assert with_letter_box(once) == once  # idempotent, line breaks kept
 
 
 def test_fresh_heads_start_with_a_low_objectness(tmp_path: Path) -> None:

@@ -39,8 +39,8 @@ if TYPE_CHECKING:
 ARCH = "darknet"
 """``build_args["arch"]`` of a Darknet checkpoint."""
 
-_NET_HEADER = re.compile(r"^\s*\[(net|network)\]\s*$", re.IGNORECASE | re.MULTILINE)
-_LETTER_BOX = re.compile(r"^\s*letter_box\s*=.*$", re.IGNORECASE | re.MULTILINE)
+_NET_HEADER = re.compile(r"^[ \t]*\[(net|network)\][ \t]*$", re.IGNORECASE | re.MULTILINE)
+_LETTER_BOX = re.compile(r"^[ \t]*letter_box[ \t]*=.*$", re.IGNORECASE | re.MULTILINE)
 
 
 class DarknetDetector(nn.Module):
@@ -120,7 +120,7 @@ def with_letter_box(text: str) -> str:
     net = _NET_HEADER.search(text)
     if net is None:
         return text
-    end = re.search(r"^\s*\[", text[net.end() :], re.MULTILINE)
+    end = re.search(r"^[ \t]*\[", text[net.end() :], re.MULTILINE)
     stop = net.end() + (end.start() if end else len(text) - net.end())
     section = text[net.end() : stop]
     if _LETTER_BOX.search(section):
