@@ -57,17 +57,27 @@ def test_load_model_names_darknet_files(tmp_path: Path) -> None:
     assert "detforge predict yolov4-tiny.weights SOURCE --cfg yolov4-tiny.cfg" in str(exc.value)
 
 
-def test_cli_predict_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_predict_and_train_weights_without_cfg_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     pytest.importorskip("torch")
+    from types import SimpleNamespace
+
     from PIL import Image
 
     from detforge.cli.main import main
+    from detforge.train.session import load_pretrained
 
     w = _weights(tmp_path / "net.weights")
     Image.new("RGB", (32, 32)).save(tmp_path / "a.jpg")
     assert main(["predict", str(w), str(tmp_path / "a.jpg"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    assert "a Darknet weights file" in err and "--cfg net.cfg" in err and "Traceback" not in err
+    assert "--cfg" in err and "Traceback" not in err and "pickled" not in err
+    # train --weights x.weights without --cfg: the checkpoint loader names the file's kind
+    cfg = SimpleNamespace(weights=str(w), model="n")
+    with pytest.raises(DetforgeError, match="a Darknet weights file") as exc:
+        load_pretrained(None, cfg, print)  # type: ignore[arg-type]
+    assert "detforge train DATA --cfg net.cfg --weights net.weights" in str(exc.value)
 
 
 def test_other_files_are_left_to_torch(tmp_path: Path) -> None:
