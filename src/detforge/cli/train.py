@@ -36,6 +36,7 @@ examples:
   detforge train data/obj.data --epochs 100 --imgsz 416        # -> runs/train/obj
   detforge train data/obj.data --model s --batch auto --device cuda
   detforge train data/obj.data --weights runs/train/obj/weights/best.pt --epochs 30 --lr 0.002
+  detforge train data/obj.data --cfg yolov4-tiny.cfg --weights yolov4-tiny.conv.29  # Darknet
   detforge train --resume runs/train/obj-2               # continue an interrupted run
   detforge train --resume runs/train/obj-2 --epochs 150  # ... and extend it
   detforge train data/obj.data --lr auto                 # LR range test first
@@ -104,7 +105,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         elif isinstance(default, float):
             kw["type"], kw["metavar"] = float, "X"
         else:
-            kw["metavar"] = "FILE" if f.name.endswith("weights") else "NAME"
+            kw["metavar"] = "FILE" if f.name.endswith("weights") or f.name == "cfg" else "NAME"
             if f.name in _CHOICES:
                 kw["choices"], kw["metavar"] = _CHOICES[f.name], None
         opts.add_argument(flag, **kw)
@@ -137,6 +138,10 @@ def config_from_args(args: argparse.Namespace) -> Any:
         return TrainConfig(**values)
     if not data:
         raise DetforgeError("give DATA (a .data file or dataset folder), or --resume RUN")
+    if given.get("cfg"):  # a Darknet network: its own input size and learning rate
+        from detforge.train.darknet_model import darknet_cli_defaults
+
+        given = {**darknet_cli_defaults(given["cfg"]), **given}
     return TrainConfig(data=data, **given)
 
 
