@@ -222,6 +222,37 @@ def compare_map(
     )
 
 
+def calibrate_heads(net: Any, image: np.ndarray, per_head: int = 8) -> None:
+    """Shift the head convs' objectness and class biases of a randomly initialised network so
+    that about ``per_head`` boxes per head score above 0.5 with one or two classes each (raw
+    random weights put hundreds of thousands of detections above 0.25, which darknet's JSON
+    writer cannot print in any reasonable time)."""
+    import torch
+
+    from detforge.models.darknet.model import forward_rows
+    from detforge.models.darknet.preprocess import darknet_input
+
+    w, h = net.input_size
+    rows = forward_rows(net, darknet_input(image, w, h, letter_box=net.letter_box))[0]
+    start = 0
+    with torch.no_grad():
+        for head, raw in zip(net.heads, net(darknet_input(image, w, h)), strict=True):
+            n_rows = raw.shape[-1] * raw.shape[-2] * len(head.anchors)
+            r = rows[start : start + n_rows]
+            start += n_rows
+            convs = [m for m in net.layers[head.index - 1].modules()]
+            conv = [m for m in convs if isinstance(m, torch.nn.Conv2d)][-1]
+            obj = r[:, 4].clamp(1e-6, 1 - 1e-6)
+            top = obj.topk(per_head).values[-1]
+            d_obj = -float(torch.logit(top))  # the per_head-th box's objectness -> 0.5
+            cls = r[obj >= top, 5:].clamp(1e-6, 1 - 1e-6)
+            d_cls = -float(torch.quantile(torch.logit(cls).flatten(), 1 - 1.5 / head.classes))
+            k = 5 + head.classes
+            for a in range(len(head.anchors)):
+                conv.bias[a * k + 4] += d_obj
+                conv.bias[a * k + 5 : (a + 1) * k] += d_cls
+
+
 def _compare(ours: list[list[Detection]], theirs: list[list[Detection]]) -> str:
     n_ours, n_theirs = sum(map(len, ours)), sum(map(len, theirs))
     fwd = [_best(d, t) for o, t in zip(ours, theirs, strict=True) for d in o]
@@ -284,6 +315,7 @@ def main() -> None:
             net = load_darknet(cfg, real / f"{model}.weights" if real else None)
             if real is None:
                 randomize(net, arrays[0])
+                calibrate_heads(net, arrays[0])
                 weights = write_weights(net, work / f"{model}.weights")
             else:
                 weights = real / f"{model}.weights"
