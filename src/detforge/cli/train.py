@@ -43,7 +43,7 @@ examples:
   torchrun --nproc_per_node 4 -m detforge train data/obj.data --batch 16   # 4 GPUs, 64/step
 """
 
-_SKIP = {"data", "path_map", "progress", "resume", "weights", "out"}
+_SKIP = {"data", "path_map", "progress", "resume", "weights", "out", "exist_ok"}
 _CHOICES: dict[str, list[str]] = {
     "model": ["n", "s", "m"],
     "optimizer": ["sgd", "adamw"],
@@ -74,13 +74,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", nargs="?", help="dataset: a .data file or a dataset folder")
     main = parser.add_argument_group("run")
     main.add_argument("--out", default=argparse.SUPPRESS, metavar="RUN", help=docs["out"])
+    main.add_argument("--exist-ok", action="store_true", default=argparse.SUPPRESS,
+                      help=docs["exist_ok"])  # fmt: skip
     main.add_argument("--weights", default=argparse.SUPPRESS, metavar="FILE", help=docs["weights"])
     main.add_argument("--resume", default=argparse.SUPPRESS, metavar="RUN", help=docs["resume"])
     bar = main.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None,
-                     help="always show progress bars")  # fmt: skip
+                     help="always show progress bars (default: on a terminal; elsewhere a "
+                          "line every 30 s)")  # fmt: skip
     bar.add_argument("--no-progress", dest="progress", action="store_false",
-                     help="never show progress bars")  # fmt: skip
+                     help="never show progress bars or lines")  # fmt: skip
     add_path_map_option(parser)
     opts = parser.add_argument_group("options (defaults in brackets)")
     for f in dataclasses.fields(TrainConfig):

@@ -342,7 +342,13 @@ def load(
     if m.darknet is not None:
         from detforge.predict.darknet import DarknetPredictor
 
-        return DarknetPredictor(m.darknet, m.class_names, source=str(path))
+        w, h = m.darknet.input_size
+        if imgsz is not None and (imgsz, imgsz) != (h, w):
+            raise DetforgeError(
+                f"a Darknet network runs at its cfg's size ({w}x{h}); to change it, set "
+                "width= and height= in the cfg instead of --imgsz", path=path,
+            )  # fmt: skip
+        return DarknetPredictor(m.darknet, m.class_names, forward=m.forward, source=str(path))
     pred = Predictor(
         m.forward,
         m.class_names,

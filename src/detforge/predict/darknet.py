@@ -13,7 +13,7 @@ best ``max_det`` detections of an image (Darknet has no cap; the default 300 rar
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,10 +38,15 @@ class DarknetPredictor(Predictor):
     full_resolution = True  # Darknet resizes the decoded image itself
 
     def __init__(
-        self, net: DarknetNetwork, class_names: Sequence[str], *, source: str | None = None
+        self,
+        net: DarknetNetwork,
+        class_names: Sequence[str],
+        *,
+        forward: Callable[[Any], Any] | None = None,
+        source: str | None = None,
     ) -> None:
         w, h = net.input_size
-        super().__init__(self._no_forward, class_names, backend="torch-darknet",
+        super().__init__(forward or self._no_forward, class_names, backend="torch-darknet",
                          fixed_shape=(h, w), source=source)  # fmt: skip
         self.net = net
         self.device = next(net.parameters()).device
@@ -57,8 +62,8 @@ class DarknetPredictor(Predictor):
             self.clip = True
 
     @staticmethod
-    def _no_forward(batch: Any) -> Any:  # pragma: no cover - predict_frames replaces it
-        raise DetforgeError("a Darknet network predicts through predict_frames")
+    def _no_forward(batch: Any) -> Any:  # pragma: no cover - load() passes the real one
+        raise DetforgeError("this Darknet predictor has no batch forward; use predict_frames")
 
     def predict_frames(
         self,

@@ -153,7 +153,7 @@ class TrainConfig:
     preview_images: int = 4
     """Fixed validation images drawn each epoch (predictions next to ground truth)."""
     progress: bool | None = None
-    """Show progress bars (default: when stderr is a terminal)."""
+    """Progress bars (``None``: on a terminal; elsewhere a line every 30 s; ``False``: none)."""
     path_map: list[tuple[str, str]] = field(default_factory=list)
     """Path prefix rewrites ``(old, new)`` applied to lists and ``.data`` files."""
 

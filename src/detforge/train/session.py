@@ -120,6 +120,7 @@ def open_run(cfg: TrainConfig, info: DistInfo) -> tuple[RunPaths, dict[str, Any]
     from detforge.train.runs import (
         new_run_dir,
         remove_stale_tmp,
+        repair_best,
         resume_checkpoint_path,
         run_dir_of,
     )
@@ -128,9 +129,10 @@ def open_run(cfg: TrainConfig, info: DistInfo) -> tuple[RunPaths, dict[str, Any]
     if cfg.resume:
         path = resume_checkpoint_path(cfg.resume)
         root = run_dir_of(path)
-        if info.is_main:
-            remove_stale_tmp(root)
         ckpt = load_checkpoint(path)
+        if info.is_main and path == RunPaths(root).last:
+            remove_stale_tmp(root)
+            repair_best(RunPaths(root), ckpt)
         done = int(ckpt["extra"].get("epochs_done", ckpt["epoch"] + 1))
         if done >= cfg.epochs:
             raise DetforgeError(
