@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -74,6 +75,17 @@ def test_best_pt_predicts_without_the_cfg(
     assert out.boxes.shape[1] == 4 and tuple(out.class_names) == ("square", "circle")
     assert main(["predict", str(best), str(images[0]), "--out", str(tmp_path / "p"),
                  "--conf", "0.001"]) == 0  # fmt: skip
+    # it runs as Darknet runs its export: the same detections as the exported files
+    from detforge.predict.darknet import DarknetPredictor
+
+    assert isinstance(pred, DarknetPredictor)
+    assert main(["export", str(best), "--format", "darknet", "--out", str(tmp_path / "d")]) == 0
+    cfg = next((tmp_path / "d").glob("*.cfg"))
+    exported = detforge.load(cfg.with_suffix(".weights"), cfg=cfg, device="cpu")
+    again = exported.predict(str(images[0]), conf=0.001)[0]
+    np.testing.assert_allclose(again.boxes, out.boxes, atol=1e-3)
+    np.testing.assert_allclose(again.scores, out.scores, atol=1e-5)
+    assert again.classes.tolist() == out.classes.tolist()
 
 
 def test_resume_continues_the_darknet_run(finetuned: tuple[Path, Path, object]) -> None:
