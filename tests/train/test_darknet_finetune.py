@@ -86,6 +86,8 @@ def test_best_pt_predicts_without_the_cfg(
     np.testing.assert_allclose(again.boxes, out.boxes, atol=1e-3)
     np.testing.assert_allclose(again.scores, out.scores, atol=1e-5)
     assert again.classes.tolist() == out.classes.tolist()
+    assert main(["val", str(best), str(data), "--device", "cpu"]) == 0
+    assert main(["map", str(data), str(best)]) == 0
 
 
 def test_resume_continues_the_darknet_run(finetuned: tuple[Path, Path, object]) -> None:
