@@ -135,3 +135,28 @@ def test_exported_finetuned_network_reloads_with_equal_outputs(
     with torch.no_grad():
         for a, b in zip(model.net(x), back(x), strict=True):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
+def test_nan_guard_covers_darknet_runs(tmp_path: Path) -> None:
+    data = generate_shapes_dataset(
+        tmp_path / "ds", num_images=10, imgsz=(64, 64), classes=("square", "circle"), seed=2,
+        splits=(0.8, 0.2, 0.0), negatives=0.0, max_objects=2,
+    )  # fmt: skip
+    weights = write_tiny_weights(tmp_path / "tiny.weights", classes=2)
+    cfg = tiny_config(
+        data, tmp_path / "run", cfg=str(weights.with_suffix(".cfg")), weights=str(weights),
+        epochs=2, batch=4, lr=0.002,
+    )  # fmt: skip
+
+    done: list[int] = []
+
+    def poison(step: int, loss: torch.Tensor) -> torch.Tensor:  # one NaN, at step 1
+        if step == 1 and not done:
+            done.append(step)
+            return loss * float("nan")
+        return loss
+
+    res = train(cfg, loss_hook=poison)
+    rows = read_metrics_csv(res.run_dir / "metrics.csv")
+    assert res.epochs_done == 2 and int(float(rows[-1]["nan_steps"])) == 1
+    assert "NaN/inf loss at step 1" in (res.run_dir / "train.log").read_text()
