@@ -84,9 +84,9 @@ def test_label_map_mismatch_and_bad_input_are_one_line_errors(
     assert main(args) == 0
     assert read_label_map(tmp_path / "tf" / "label_map.pbtxt") == {1: "cls_1", 2: "cls_0"}
     assert main(["convert", str(voc), str(voc), "--to", "darknet"]) == 2
-    assert "never writes over its input" in capsys.readouterr().err
+    assert "never writes where its input lives" in capsys.readouterr().err
     assert main(["convert", str(voc / "Annotations"), str(tmp_path), "--to", "voc"]) == 2
-    assert "never writes over its input" in capsys.readouterr().err
+    assert "never writes where its input lives" in capsys.readouterr().err
     assert main(["convert", str(tmp_path / "nope"), str(tmp_path / "o"), "--to", "voc"]) == 2
     assert "not found" in capsys.readouterr().err
     assert main(["convert", str(voc), str(tmp_path / "o"), "--to", "voc", "--images", "x"]) == 2

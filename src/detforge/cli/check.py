@@ -51,6 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "intact records)",
     )
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="with --fix: replace an earlier detforge output in OUT (only its own files)",
+    )
+    parser.add_argument(
         "--label-map", metavar="PBTXT", help="TF label map to compare with the class names"
     )
     parser.add_argument(
@@ -107,9 +112,9 @@ def run(args: argparse.Namespace) -> int:
         imbalance_ratio=args.imbalance,
     )
     if args.fix:
-        from detforge.check.fix import check_out_dir
+        from detforge.utils.outdir import prepare_output_dir
 
-        check_out_dir(args.fix, args.dataset)
+        prepare_output_dir(args.fix, overwrite=args.overwrite, read_folders=[args.dataset])
     report = check_dataset(
         args.dataset,
         deep=args.deep,
@@ -133,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         path_map=path_map,
         cache=not args.no_cache,
         label_map=args.label_map,
+        overwrite=args.overwrite,
     )
     counts = ", ".join(f"{v} {k}" for k, v in sorted(fixed.counts().items())) or "no changes"
     print(f"\nrepaired copy written to {fixed.data_file} ({counts}; see fixes.json)")

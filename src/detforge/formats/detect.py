@@ -48,9 +48,12 @@ def _coco_jsons(folder: Path) -> list[Path]:
 
 def detect_format(path: str | os.PathLike[str]) -> str:
     """The format name of ``path`` (see the module table); :class:`DetforgeError` if unknown."""
+    from detforge.utils.outdir import refuse_incomplete
+
     p = Path(path)
     if not p.exists():
         raise DetforgeError("dataset source not found", path=p)
+    refuse_incomplete(p)
     if p.is_file():
         suffix = p.suffix.lower()
         if suffix == ".data" or suffix == ".txt":
@@ -117,8 +120,11 @@ def read_any(
     ``extract_images_to``: where images embedded in TFRecords are written (else not extracted).
     ``path_map``: Darknet ``OLD=NEW`` path prefix rewrites.
     """
+    from detforge.utils.outdir import refuse_incomplete
+
     src = Path(source)
     fmt = format or detect_format(src)
+    refuse_incomplete(src)
     if fmt == "darknet":
         from detforge.formats.darknet import read_darknet
 
@@ -167,6 +173,17 @@ def _read_coco_any(src: Path, images_dir: str | os.PathLike[str] | None) -> Data
     if any(p.class_names != names for p in parts):
         raise DetforgeError("the per-split COCO files have different categories", path=src)
     return concat_datasets(parts)
+
+
+def source_folders(source: str | os.PathLike[str], ds: Dataset) -> list[str]:
+    """What a dataset read from ``source`` reads: the source path itself, the folders of its
+    images and of its Darknet label files (what an output folder must not overlap)."""
+    folders = {os.path.abspath(source)}
+    folders.update(os.path.dirname(os.path.abspath(str(p))) for p in ds.images.path)
+    label_paths = ds.meta.get("label_paths")
+    if label_paths is not None:
+        folders.update(os.path.dirname(os.path.abspath(str(p))) for p in label_paths if p)
+    return sorted(folders)
 
 
 @dataclass

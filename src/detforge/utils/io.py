@@ -21,7 +21,8 @@ ImageMode = Literal["link", "copy", "none"]
 """How a writer places images in its output: hard/sym-link (default), copy, or not at all."""
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process umask (read without changing it for longer than one call)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -39,7 +40,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: object)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     # mkstemp makes 0600 files; output should get the usual permissions (0666 less the umask).
-    os.chmod(tmp, 0o666 & ~_umask())
+    os.chmod(tmp, 0o666 & ~current_umask())
     try:
         if "b" in mode:
             f = open(tmp, mode)  # noqa: SIM115
