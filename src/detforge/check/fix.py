@@ -59,10 +59,9 @@ class FixReport:
         return out
 
 
-def _scan_folders(source: str | os.PathLike[str], scan: DarknetScan) -> list[str]:
-    """The source and the folders of its images and label files (OUT may not overlap them)."""
-    folders = {os.path.abspath(source)}
-    folders.update(os.path.dirname(os.path.abspath(p)) for p in scan.images if p)
+def _scan_folders(scan: DarknetScan) -> list[str]:
+    """The folders of the source's images and label files (OUT may not be or contain one)."""
+    folders = {os.path.dirname(os.path.abspath(p)) for p in scan.images if p}
     folders.update(os.path.dirname(os.path.abspath(p)) for p in scan.label_paths if p)
     return sorted(folders)
 
@@ -279,17 +278,37 @@ def fix_dataset(
     if fmt == "tfrecord":
         with output_dir(out_dir, command="check --fix", overwrite=overwrite, read_folders=[source]):
             return _salvage_records(source, out_dir, label_map=label_map)
+    earlier: list[dict[str, Any]] = []
     if fmt in ("darknet", "ultralytics"):
         scan = scan_darknet(source, path_map=path_map, cache=cache, reuse=False)
     else:
-        scan = _as_scan(scan_loaded(source, fmt=fmt, cache=cache))
+        loaded = scan_loaded(source, fmt=fmt, cache=cache)
+        earlier = invalid_changes(loaded)
+        scan = _as_scan(loaded)
     with output_dir(
         out_dir,
         command="check --fix",
         overwrite=overwrite,
-        read_folders=_scan_folders(source, scan),
+        read_folders=[source],
+        file_folders=_scan_folders(scan),
     ):
-        return repair_scan(scan, out_dir)
+        return repair_scan(scan, out_dir, earlier=earlier)
+
+
+def invalid_changes(loaded: LoadedScan) -> list[dict[str, Any]]:
+    """The boxes (and stated image sizes) the reader left out, as ``fixes.json`` changes."""
+    from detforge.data.validity import invalid_boxes
+
+    return [
+        {
+            "action": "read-size" if b.code == "image-size-impossible" else "drop-box",
+            "reason": b.code,
+            "path": b.path,
+            "line": None,
+            "detail": f"{b.record}: {b.detail}",
+        }
+        for b in invalid_boxes(loaded.ds)
+    ]
 
 
 _RECORD_CODES = {"truncated": "tfrecord-truncated", "example": "tfrecord-example"}
@@ -329,8 +348,10 @@ def _salvage_records(
             for s in ds.meta["skipped_records"]
         ]
         records = dict(zip(ds.images.path.tolist(), ds.meta["records"], strict=True))
-        scan = _as_scan(scan_loaded(source, fmt="tfrecord", cache=False, ds=ds))
-        report = repair_scan(scan, out, earlier=dropped, origin_of=records)
+        loaded = scan_loaded(source, fmt="tfrecord", cache=False, ds=ds)
+        report = repair_scan(
+            _as_scan(loaded), out, earlier=dropped + invalid_changes(loaded), origin_of=records
+        )
         _copy_links_into(out, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

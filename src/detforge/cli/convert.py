@@ -111,6 +111,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --pipeline: the fine-tune checkpoint's global step, if its name lacks it",
     )
     parser.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="convert without the boxes the reader found invalid (NaN, negative or zero size, "
+        "impossible image sizes), listing each; without it they are an error",
+    )
+    parser.add_argument(
         "--overwrite",
         action="store_true",
         help="replace an earlier detforge output in OUT (only the files detforge wrote there)",
@@ -166,7 +172,7 @@ def _pipeline(
 
 
 def run(args: argparse.Namespace) -> int:
-    from detforge.formats.detect import detect_format, read_any, source_folders
+    from detforge.formats.detect import detect_format, read_any, source_file_folders
     from detforge.utils.outdir import output_dir, prepare_output_dir
 
     mode, images_dir = _image_options(args)
@@ -194,7 +200,8 @@ def run(args: argparse.Namespace) -> int:
         out,
         command="convert",
         overwrite=args.overwrite,
-        read_folders=source_folders(src, ds),
+        read_folders=[src],
+        file_folders=source_file_folders(ds),
         note=_note,
     ):
         return _write(args, ds, fmt, mode)
@@ -205,8 +212,10 @@ def _note(text: str) -> None:
 
 
 def _write(args: argparse.Namespace, ds: Dataset, fmt: str, mode: str) -> int:
+    from detforge.data.validity import refuse_invalid
     from detforge.formats.detect import write_any
 
+    refuse_invalid(ds, skip_bad=args.skip_bad, note=_note)
     out = Path(args.out)
     result = write_any(
         ds,

@@ -257,7 +257,9 @@ def read_darknet(
                 "coords": (ds.boxes.coords, ds.boxes_per_image()),
             },
         )
-    return ds
+    from detforge.data.validity import screen_label_boxes
+
+    return screen_label_boxes(ds, label_paths)
 
 
 _PROBE_SIZES = 256  # image headers read in this thread before deciding on threads

@@ -175,11 +175,10 @@ def _read_coco_any(src: Path, images_dir: str | os.PathLike[str] | None) -> Data
     return concat_datasets(parts)
 
 
-def source_folders(source: str | os.PathLike[str], ds: Dataset) -> list[str]:
-    """What a dataset read from ``source`` reads: the source path itself, the folders of its
-    images and of its Darknet label files (what an output folder must not overlap)."""
-    folders = {os.path.abspath(source)}
-    folders.update(os.path.dirname(os.path.abspath(str(p))) for p in ds.images.path)
+def source_file_folders(ds: Dataset) -> list[str]:
+    """The folders of ``ds``'s images and Darknet label files (what an output folder may not
+    be or contain)."""
+    folders = {os.path.dirname(os.path.abspath(str(p))) for p in ds.images.path if str(p)}
     label_paths = ds.meta.get("label_paths")
     if label_paths is not None:
         folders.update(os.path.dirname(os.path.abspath(str(p))) for p in label_paths if p)
@@ -215,6 +214,9 @@ def write_any(
     """
     if to not in FORMATS:
         raise DetforgeError(f"unknown target format {to!r}; choose one of {', '.join(FORMATS)}")
+    from detforge.data.validity import assert_writable
+
+    assert_writable(ds.boxes.coords, ds.images.width, ds.images.height)
     notes: list[str] = []
     dropped = 0
     if to in _CROWDLESS:

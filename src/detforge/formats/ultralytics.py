@@ -182,6 +182,7 @@ def read_ultralytics(yaml_path: str | os.PathLike[str]) -> Dataset:
     box_cls: list[np.ndarray[Any, Any]] = []
     coords: list[np.ndarray[Any, Any]] = []
     polygons = 0
+    label_paths = [""] * len(paths)
     for i, img in enumerate(progress(paths, desc="reading labels", unit="img")):
         lp = ultralytics_label_path(img)
         try:
@@ -189,6 +190,11 @@ def read_ultralytics(yaml_path: str | os.PathLike[str]) -> Dataset:
                 text = f.read()
         except FileNotFoundError:
             continue
+        except UnicodeDecodeError:
+            raise DetforgeError("label file is not UTF-8 text", path=lp) from None
+        except OSError as exc:
+            raise DetforgeError(f"cannot read label file: {exc.strerror}", path=lp) from None
+        label_paths[i] = str(lp)
         try:
             cls, xywh = parse_label_text(text, path=lp)
         except DetforgeError:
@@ -203,7 +209,7 @@ def read_ultralytics(yaml_path: str | os.PathLike[str]) -> Dataset:
             f"labels use class id {int(all_cls.max())} but the YAML has {len(names)} names",
             path=yp,
         )
-    return make_dataset(
+    ds = make_dataset(
         names,
         paths=paths,
         splits=splits,
@@ -219,6 +225,9 @@ def read_ultralytics(yaml_path: str | os.PathLike[str]) -> Dataset:
             else [],
         },
     )
+    from detforge.data.validity import screen_label_boxes
+
+    return screen_label_boxes(ds, label_paths)
 
 
 def _label_texts(ds: Dataset) -> Iterator[str]:

@@ -6,8 +6,9 @@ through :func:`output_dir`:
 * OUT must be new, empty, or hold an earlier detforge output; that earlier output is only
   replaced with ``overwrite=True`` (``--overwrite``), and only the files it lists are removed:
   anything a person added to it stays.
-* OUT may not be, or lie inside, a folder the source is read from (its images, labels or
-  annotation folders), nor contain one: writing there could replace source files.
+* OUT may not be, lie inside or contain the source (a folder it walks, or its file), and may
+  not be or contain a folder of the images and label files it names: writing there could
+  replace source files (see :func:`refuse_overlap`).
 * While a command writes, :data:`MANIFEST` in OUT says ``"complete": false``; it is rewritten
   with ``"complete": true`` and the list of written files at the end. A ``kill -9`` therefore
   leaves OUT marked incomplete: :func:`refuse_incomplete` (called when a dataset is read) makes
@@ -114,13 +115,23 @@ def _inside(child: Path, parent: Path) -> bool:
 
 
 def refuse_overlap(
-    out: str | os.PathLike[str], read_folders: Iterable[str | os.PathLike[str]]
+    out: str | os.PathLike[str],
+    read_folders: Iterable[str | os.PathLike[str]],
+    *,
+    file_folders: Iterable[str | os.PathLike[str]] = (),
 ) -> None:
-    """:class:`DetforgeError` when ``out`` is, lies inside or contains a folder read from."""
+    """:class:`DetforgeError` when ``out`` overlaps what the source reads.
+
+    ``read_folders``: the source itself (a folder it walks, or a file): ``out`` may not be,
+    lie inside or contain one. ``file_folders``: folders of the individual images and label
+    files the source names: ``out`` may not be or contain one (inside one is fine: nothing
+    there is replaced, and nothing walks it).
+    """
     o = Path(os.path.realpath(out))
-    for folder in {os.path.realpath(f) for f in read_folders}:
-        f = Path(folder)
-        if _inside(o, f) or _inside(f, o):
+    walked = {Path(os.path.realpath(f)) for f in read_folders}
+    listed = {Path(os.path.realpath(f)) for f in file_folders}
+    for f in sorted(walked | listed):
+        if _inside(f, o) or (f in walked and _inside(o, f)):
             raise DetforgeError(
                 f"OUT overlaps a folder the source is read from ({f}); detforge never writes "
                 "where its input lives. Choose a folder outside the dataset",
@@ -133,6 +144,7 @@ def prepare_output_dir(
     *,
     overwrite: bool = False,
     read_folders: Iterable[str | os.PathLike[str]] = (),
+    file_folders: Iterable[str | os.PathLike[str]] = (),
 ) -> None:
     """Every check of :func:`output_dir` that needs no write (call it before slow work)."""
     o = Path(out)
@@ -140,7 +152,7 @@ def prepare_output_dir(
         raise DetforgeError("OUT is a broken symbolic link", path=o)
     if o.exists() and not o.is_dir():
         raise DetforgeError("OUT is an existing file, not a folder; give a folder", path=o)
-    refuse_overlap(o, read_folders)
+    refuse_overlap(o, read_folders, file_folders=file_folders)
     if not o.exists():
         return
     manifest = read_manifest(o)
@@ -171,6 +183,7 @@ def output_dir(
     command: str,
     overwrite: bool = False,
     read_folders: Iterable[str | os.PathLike[str]] = (),
+    file_folders: Iterable[str | os.PathLike[str]] = (),
     note: Callable[[str], None] | None = None,
 ) -> Iterator[Path]:
     """Claim ``out`` for writing (see the module rules) and yield it.
@@ -180,7 +193,7 @@ def output_dir(
     a kill leaves ``out`` marked incomplete.
     """
     o = Path(out)
-    prepare_output_dir(o, overwrite=overwrite, read_folders=read_folders)
+    prepare_output_dir(o, overwrite=overwrite, read_folders=read_folders, file_folders=file_folders)
     created = not o.exists()
     manifest = None if created else read_manifest(o)
     if manifest is not None:
