@@ -142,12 +142,9 @@ def _yaml_names(data: dict[str, Any]) -> list[str] | None:
 
 
 def _from_yaml(out: Sources, src: Path) -> None:
-    import yaml
+    from detforge.utils.yamlfile import load_yaml
 
-    try:
-        data = yaml.safe_load(src.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise DetforgeError(f"cannot read the dataset YAML: {exc}", path=src) from None
+    data = load_yaml(src, "dataset YAML")
     if not isinstance(data, dict):
         raise DetforgeError("dataset YAML must be a mapping with train/val/names", path=src)
     out.names = _yaml_names(data)

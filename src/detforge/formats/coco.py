@@ -54,6 +54,8 @@ def load_json(path: PathLike) -> Any:
         return loads(data)
     except ValueError as exc:
         raise DetforgeError(f"not valid JSON ({exc}); is the file complete?", path=p) from None
+    except RecursionError:
+        raise DetforgeError("JSON nested too deeply", path=p) from None
 
 
 def dump_json(obj: Any) -> bytes:

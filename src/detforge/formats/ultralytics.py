@@ -138,17 +138,11 @@ def read_ultralytics(yaml_path: str | os.PathLike[str]) -> Dataset:
     Boxes are ``CXCYWH_NORM``; image sizes are left unknown (``0``) until a writer needs them.
     A bad label line raises :class:`DetforgeError` with the label file and line.
     """
-    import yaml
-
     from detforge.formats.darknet_files import parse_label_text
+    from detforge.utils.yamlfile import load_yaml
 
     yp = Path(yaml_path)
-    try:
-        data = yaml.safe_load(yp.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DetforgeError("dataset YAML not found", path=yp) from None
-    except yaml.YAMLError as exc:
-        raise DetforgeError(f"not valid YAML: {exc}", path=yp) from None
+    data = load_yaml(yp, "dataset YAML")
     if not isinstance(data, dict):
         raise DetforgeError("dataset YAML must be a mapping with train/val/names", path=yp)
     names = _names(data, yp)
