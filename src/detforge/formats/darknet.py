@@ -161,6 +161,8 @@ def read_darknet(
     size, mtime, label_paths = st.size, st.mtime_ns, st.label_paths
 
     store = FileIndexCache.for_source(src, kind="darknet", cache_dir=cache_dir) if cache else None
+    if store is not None and store.damaged:
+        meta["notes"].append(store.damaged)
     widths = np.zeros(n, dtype=np.int64)
     heights = np.zeros(n, dtype=np.int64)
     fresh = np.zeros(n, dtype=bool)
