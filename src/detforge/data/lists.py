@@ -40,7 +40,8 @@ def scan_images(
     ``extensions``: suffixes to keep (default :data:`IMAGE_EXTENSIONS`, case-insensitive);
     ``.txt`` is never yielded. ``max_depth=0`` scans ``root`` only. Names starting with ``.``
     are skipped unless ``include_hidden``. Symlinked folders are not followed (no loops);
-    symlinked files are listed; dangling and looping links are not. Paths are ``root`` joined with the names found.
+    symlinked files are listed; dangling and looping links are not. Paths are ``root`` joined
+    with the names found.
     """
     exts = _norm_exts(extensions) - {".txt"}
     top = os.fspath(root)

@@ -78,6 +78,15 @@ def place_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], mode: I
     if mode == "none":
         return
     s, d = Path(src), Path(dst)
+    try:
+        _place(s, d, mode)
+    except OSError as exc:  # a name too long, a link loop, no permission, a full disk
+        raise DetforgeError(
+            f"cannot link or copy the image to {d} ({exc.strerror or exc})", path=s
+        ) from None
+
+
+def _place(s: Path, d: Path, mode: ImageMode) -> None:
     if not s.is_file():
         raise DetforgeError("image not found; cannot link or copy it", path=s)
     d.parent.mkdir(parents=True, exist_ok=True)
