@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -38,7 +37,8 @@ _FORMAT = "detforge-output/1"
 
 
 def _walk_files(root: Path) -> set[str]:
-    """Relative POSIX paths of every file, symlink and empty folder under ``root``."""
+    """Relative POSIX paths of every file, symlink and folder under ``root`` (folders end
+    in ``/``), so that a manifest also says which folders detforge made."""
     found: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         rel = os.path.relpath(dirpath, root)
@@ -49,6 +49,8 @@ def _walk_files(root: Path) -> set[str]:
             if os.path.islink(os.path.join(dirpath, name)):
                 found.add(prefix + name)  # a link to a folder: the link itself, not its tree
                 dirnames.remove(name)
+            else:
+                found.add(prefix + name + "/")
     found.discard(MANIFEST)
     return {f for f in found if not f.startswith(_MANIFEST_TMP)}
 
@@ -93,21 +95,24 @@ def _owned_files(folder: Path, manifest: dict[str, Any]) -> set[str]:
 
 
 def _remove_files(folder: Path, rels: Iterable[str]) -> None:
-    """Remove ``rels`` under ``folder``, then the folders they leave empty."""
-    parents: set[Path] = set()
+    """Remove ``rels`` under ``folder``: files and links first, then the listed folders
+    (``x/``) deepest first, each only when empty (a person's file inside keeps it)."""
+    folders = []
     for rel in rels:
-        p = folder / rel
-        if ".." in Path(rel).parts:
+        if ".." in Path(rel).parts or rel.startswith("/"):
             continue  # never outside OUT, whatever a manifest says
+        if rel.endswith("/"):
+            folders.append(folder / rel)
+            continue
+        p = folder / rel
         if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
-        parents.update(q for q in p.parents if folder in q.parents)
-    for d in sorted(parents, key=lambda q: len(q.parts), reverse=True):
+            folders.append(p)  # listed as a file but a folder now: only when empty
+            continue
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            p.unlink()
+    for d in sorted(folders, key=lambda q: len(q.parts), reverse=True):
         with contextlib.suppress(OSError):
-            d.rmdir()  # only when empty
+            d.rmdir()
 
 
 def _inside(child: Path, parent: Path) -> bool:
