@@ -126,7 +126,9 @@ def _findings(raw: object) -> list[Finding] | None:
         if not isinstance(f, dict) or set(f) != {"severity", "code", "path", "line", "message"}:
             return None
         ok = (
-            f["severity"] in ("error", "warning", "info")
+            isinstance(f["severity"], str)
+            and f["severity"] in ("error", "warning", "info")
+            and isinstance(f["code"], str)
             and f["code"] in CODES
             and isinstance(f["message"], str)
             and (f["path"] is None or isinstance(f["path"], str))
