@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         idx = np.flatnonzero(split_arr == s)
         if len(idx) or s == "train":  # an empty train list is still written
             lists[s] = [paths[i] for i in idx.tolist()]
-    with output_dir(out, command="split", overwrite=args.overwrite, read_folders=args.sources):
+    with output_dir(args.out, command="split", overwrite=args.overwrite, read_folders=args.sources):
         data_path = write_data_files(out, lists, ds.class_names)
 
     key_arr = np.asarray(keys, dtype=object)

@@ -31,7 +31,7 @@ from detforge.formats.darknet_labels import (  # re-exported: they used to live 
 from detforge.formats.darknet_labels import format_label_lines as format_label_lines
 from detforge.formats.darknet_labels import label_path_candidates as label_path_candidates
 from detforge.formats.darknet_labels import parse_label_text as parse_label_text
-from detforge.utils.io import atomic_write_text
+from detforge.utils.io import atomic_write_bytes, atomic_write_text
 
 PathMap = Sequence[tuple[str, str]]
 """``[(OLD, NEW), ...]`` prefix rewrites, applied in order; the first match wins."""
@@ -144,11 +144,11 @@ def missing_hint(path: str) -> str:
 
 
 def _text_lines(path: Path, what: str) -> list[str]:
-    """Lines of a UTF-8 (BOM ok) text file, without line endings (LF, CRLF or CR); a line
-    that is not UTF-8 is read as Latin-1 on its own (:mod:`detforge.utils.textfile`)."""
+    """Lines of a UTF-8 (BOM ok) text file, without line endings (LF, CRLF or CR), decoded
+    line by line (:mod:`detforge.utils.textfile`)."""
     from detforge.utils.textfile import read_text_lines
 
-    return read_text_lines(path, what, hint=missing_hint(str(path)))
+    return read_text_lines(path, what, hint=missing_hint(str(path)), paths=what == "image list")
 
 
 def read_data_file(path: str | os.PathLike[str], *, path_map: PathMap = ()) -> DataFile:
@@ -328,5 +328,5 @@ def read_image_list(path: str | os.PathLike[str], *, path_map: PathMap = ()) -> 
 
 
 def write_image_list(path: str | os.PathLike[str], paths: Sequence[str]) -> None:
-    """Write one path per line (LF endings)."""
-    atomic_write_text(path, "".join(f"{p}\n" for p in paths))
+    """Write one path per line (LF endings); a name that is not UTF-8 keeps its bytes."""
+    atomic_write_bytes(path, "".join(f"{p}\n" for p in paths).encode("utf-8", "surrogateescape"))

@@ -185,6 +185,20 @@ def source_file_folders(ds: Dataset) -> list[str]:
     return sorted(folders)
 
 
+def _refuse_undecodable_names(ds: Dataset, to: str) -> None:
+    """COCO JSON, VOC XML and TFRecords hold file names as UTF-8 text: a name that is not
+    UTF-8 (read from disk as the operating system gives it) cannot go there."""
+    for p in ds.images.path.tolist():
+        try:
+            str(p).encode("utf-8")
+        except UnicodeEncodeError:
+            raise DetforgeError(
+                f"this image's file name is not UTF-8; {to} stores names as UTF-8 text -- "
+                "rename the file (or convert to darknet, whose lists keep the bytes)",
+                path=str(p).encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
+            ) from None
+
+
 @dataclass
 class WriteResult:
     """What :func:`write_any` wrote: the main file/folder, and what it had to leave out."""
@@ -217,6 +231,8 @@ def write_any(
     from detforge.data.validity import assert_writable
 
     assert_writable(ds.boxes.coords, ds.images.width, ds.images.height)
+    if to in ("coco", "voc", "tfrecord"):
+        _refuse_undecodable_names(ds, to)
     notes: list[str] = []
     dropped = 0
     if to in _CROWDLESS:

@@ -28,6 +28,12 @@ def current_umask() -> int:
     return mask
 
 
+def short_name(name: str, limit: int = 96) -> str:
+    """``name`` cut to at most ``limit`` UTF-8 bytes (for temporary names derived from it)."""
+    raw = name.encode("utf-8", "surrogateescape")
+    return name if len(raw) <= limit else raw[:limit].decode("utf-8", "ignore")
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: object) -> Iterator[IO]:  # type: ignore[type-arg]
     """Open a temporary file beside ``path``; on success rename it to ``path``.
@@ -37,7 +43,10 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: object)
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    # the temporary name stays within NAME_MAX (255 bytes) whatever the target's length
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{short_name(target.name)}.", suffix=".tmp", dir=target.parent
+    )
     os.close(fd)
     # mkstemp makes 0600 files; output should get the usual permissions (0666 less the umask).
     os.chmod(tmp, 0o666 & ~current_umask())

@@ -206,7 +206,10 @@ def output_dir(
         if manifest.get("complete") is not True and note is not None:
             note(f"replacing an interrupted detforge output in {o}")
         _remove_files(o, owned)
-    o.mkdir(parents=True, exist_ok=True)
+    try:
+        o.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file where a parent folder should be, no permission, ...
+        raise DetforgeError(f"cannot create OUT ({exc.strerror or exc})", path=o) from None
     for leftover in o.glob(f"{_MANIFEST_TMP}*"):
         with contextlib.suppress(OSError):
             leftover.unlink()

@@ -1,9 +1,10 @@
 """Reading small text files (lists, names, ``.data``) line by line, whatever their encoding.
 
-Lists are UTF-8 (a BOM is fine). A line that is not valid UTF-8 (a path typed on a Windows
-machine in cp1252, say) is decoded on its own as Latin-1, so one such line never changes how
-the other lines read: a file whose other lines hold UTF-8 names keeps them. Which lines needed
-the fallback is reported by :func:`decode_lines`, so callers can name them.
+Text files are UTF-8 (a BOM is fine), decoded line by line, so one bad line never changes how
+the other lines read (a file whose other lines hold UTF-8 names keeps them). A line that is
+not UTF-8 is, in a list of paths, decoded as the operating system decodes file names
+(``surrogateescape``: the exact bytes, so the file it names opens and is written back
+unchanged); in any other text file (names, ``.data``) it is an error naming the line.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def decode_lines(data: bytes) -> tuple[list[str], list[int]]:
             try:
                 out.append(line.decode("utf-8"))
             except UnicodeDecodeError:
-                out.append(line.decode("latin-1"))
+                out.append(line.decode("utf-8", "surrogateescape"))
                 fallback.append(n)
         text = "\n".join(out)
     # only LF, CRLF and CR end lines (str.splitlines would also split on \x85, \u2028 ...)
@@ -40,10 +41,11 @@ def decode_lines(data: bytes) -> tuple[list[str], list[int]]:
 
 
 def read_text_lines(
-    path: str | os.PathLike[str], what: str = "text file", hint: str = ""
+    path: str | os.PathLike[str], what: str = "text file", hint: str = "", *, paths: bool = False
 ) -> list[str]:
     """The lines of ``path`` (see :func:`decode_lines`); a missing, unreadable or binary file
-    is a :class:`DetforgeError` naming it (``hint`` is appended to "not found")."""
+    is a :class:`DetforgeError` naming it (``hint`` is appended to "not found"), and so is a
+    line that is not UTF-8 unless the lines are ``paths``."""
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -55,4 +57,11 @@ def read_text_lines(
         raise DetforgeError(f"cannot read {what}: {exc.strerror}", path=p) from None
     if b"\0" in data[:8192]:
         raise DetforgeError(f"{what} expected, but this is a binary file", path=p)
-    return decode_lines(data)[0]
+    lines, fallback = decode_lines(data)
+    if fallback and not paths:
+        raise DetforgeError(
+            f"this line of the {what} is not UTF-8 text; re-save it as UTF-8",
+            path=p,
+            line=fallback[0],
+        )
+    return lines
