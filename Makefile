@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.detforge-installed
 DEMO_OUT ?= demo-run
 
-.PHONY: demo test lint bench-help clean
+.PHONY: demo test lint bench-help clean chromium
 
 $(STAMP): pyproject.toml src/detforge/utils/_cstat.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,18 @@ $(STAMP): pyproject.toml src/detforge/utils/_cstat.c
 demo: $(STAMP)
 	$(VENV)/bin/detforge demo --out $(DEMO_OUT)
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(PY) -m pytest
+
+# tests/report drive a headless Chromium (Debian's package; Playwright uses it, downloads none).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+	  || [ -n "$$DETFORGE_CHROMIUM" ] \
+	  || if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	       apt-get update -qq && apt-get install -y -qq chromium; \
+	     else \
+	       echo "note: tests/report need Chromium: sudo apt-get install chromium (or set DETFORGE_CHROMIUM); they fail without it"; \
+	     fi
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

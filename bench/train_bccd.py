@@ -96,13 +96,14 @@ def detforge_side(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     wall = time.perf_counter() - t0
     with open(run_dir / "metrics.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    last = torch.load(run_dir / "last.pt", weights_only=True)
+    last = torch.load(run_dir / "weights" / "last.pt", weights_only=True)
     train_s = float(last["extra"]["time_s"])
     ips = [float(r["images_per_s"]) for r in rows]
     val = [float(r["val/mAP50-95"]) for r in rows if r.get("val/mAP50-95")]
     report = out / "detforge-test.json"
     run([
-        sys.executable, "-m", "detforge", "val", str(run_dir / "best.pt"), str(args.data),
+        sys.executable, "-m", "detforge", "val", str(run_dir / "weights" / "best.pt"),
+        str(args.data),
         "--split", "test", "--protocol", "coco", "--json", str(report), "--device", "cpu",
     ])  # fmt: skip
     res = json.loads(report.read_text())

@@ -7,8 +7,10 @@ Run it on the GPU machine from the repository root (about 2-4 minutes, nothing d
 It runs ``detforge doctor``; measures ``--batch auto`` directly (and checks that the memory fit
 never picks a batch that then runs out of memory); trains the synthetic shapes dataset on
 ``cuda`` with ``--batch auto`` and AMP for a few epochs and checks the run (AMP on, finite
-losses, checkpoints loadable with ``weights_only=True``, validation numbers); and prints one
-PASS/FAIL line per check. Exit status 1 if any check fails.
+losses, checkpoints loadable with ``weights_only=True``, validation numbers); compares
+``predict --half`` and an ``export --half`` ONNX model (when onnxruntime has its CUDA
+provider) with float32 predictions; and prints one PASS/FAIL line per check. Exit status 1 if
+any check fails.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 
 def main() -> int:
@@ -76,11 +79,61 @@ def main() -> int:
         rows = read_metrics_csv(run / "metrics.csv")
         finite = all(math.isfinite(r["train/box"]) for r in rows) and rows[-1]["nan_steps"] == 0
         check("finite losses", finite, f"last row {rows[-1]}")
-        ck = torch.load(run / "best.pt", weights_only=True)
+        ck = torch.load(run / "weights" / "best.pt", weights_only=True)
         check("best.pt loads with weights_only", ck["format"] == "detforge-checkpoint")
         check("validation ran", rows[-1].get("val/mAP50") is not None,
               f"mAP50 {rows[-1].get('val/mAP50')}")  # fmt: skip
+        check_half(run / "best.pt", data, args.out, check, cli)
     return 0 if all(ok for _, ok, _ in results) else 1
+
+
+def check_half(best: Path, data: Path, out: Path, check: Any, cli: Any) -> None:
+    """``predict --half`` and ``export --half`` on CUDA: float16 detections agree with float32
+    ones (same count within 10%, matched boxes within 2 px, scores within 0.02)."""
+    import numpy as np
+
+    import detforge
+    from detforge.formats.darknet import read_darknet
+
+    paths = [str(p) for p in read_darknet(data).split("valid").images.path][:32]
+    ref = detforge.load(best, device="cuda").predict(paths, conf=0.25)
+    half = detforge.load(best, device="cuda", half=True).predict(paths, conf=0.25)
+    check("predict --half agrees with fp32", _agree(ref, half, np), _summary(ref, half))
+    code = cli(["predict", str(best), str(data) + ":valid", "--device", "cuda", "--half",
+                "--save-txt", "--out", str(out / "predict-half")])  # fmt: skip
+    check("predict --half CLI exits 0", code == 0)
+    onnx = out / "best-half.onnx"
+    code = cli(["export", str(best), "--half", "-o", str(onnx)])
+    check("export --half exits 0", code == 0)
+    if code != 0:
+        return
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        check("fp16 ONNX on CUDA", True, "(skipped: onnxruntime has no CUDA provider here)")
+        return
+    got = detforge.load(onnx, device="cuda").predict(paths, conf=0.25)
+    check("fp16 ONNX on CUDA agrees with fp32", _agree(ref, got, np), _summary(ref, got))
+
+
+def _summary(a: list[Any], b: list[Any]) -> str:
+    return f"({sum(len(p) for p in a)} vs {sum(len(p) for p in b)} boxes)"
+
+
+def _agree(ref: list[Any], got: list[Any], np: Any) -> bool:
+    n_ref, n_got = sum(len(p) for p in ref), sum(len(p) for p in got)
+    if abs(n_ref - n_got) > max(2, 0.1 * n_ref):
+        return False
+    for a, b in zip(ref, got, strict=True):
+        for box, score, cls in zip(a.boxes, a.scores, a.classes, strict=True):
+            same = b.classes == cls
+            if not same.any():
+                continue  # a borderline box on one side only; counted above
+            err = np.abs(b.boxes[same] - box).max(axis=1)
+            j = int(np.argmin(err))
+            if err[j] <= 2.0 and abs(float(b.scores[same][j]) - float(score)) > 0.02:
+                return False
+    return True
 
 
 if __name__ == "__main__":

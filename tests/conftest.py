@@ -8,17 +8,16 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+REF_DATA = REPO / "tests" / "assets"
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """``../shared/data`` beside the checkout (read-only; CI has it too)."""
-    if not SHARED_DATA.is_dir():
-        pytest.fail(
-            f"reference data not found at {SHARED_DATA}: the checkout needs ../shared beside it"
-        )
-    return SHARED_DATA
+def ref_data() -> Path:
+    """``tests/assets``: small real reference datasets kept in the repository (licences and
+    provenance in ``tests/assets/README.md``). Read only; write into ``tmp_path``."""
+    if not (REF_DATA / "bccd" / "Annotations").is_dir():
+        pytest.fail(f"reference data missing at {REF_DATA}: the checkout is incomplete")
+    return REF_DATA
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from detforge.check.labels import check_boxes, parse_label_texts
+from detforge.check.labels import check_boxes
+from detforge.check.rows import parse_label_texts
 
 
 def _check(text: str, *, num_classes: int | None = 2, size: tuple[int, int] = (100, 50)):

@@ -8,8 +8,8 @@ from pathlib import Path
 from detforge.check import check_dataset, fix_dataset
 
 
-def test_bccd_real_findings(shared_data: Path, tmp_path: Path) -> None:
-    report = check_dataset(shared_data / "bccd")
+def test_bccd_real_findings(ref_data: Path, tmp_path: Path) -> None:
+    report = check_dataset(ref_data / "bccd")
     assert report.summary["format"] == "voc" and report.summary["images"] == 364
     zero = report.by_code("box-zero-size")
     assert sorted(Path(f.path).name for f in zero) == [
@@ -20,7 +20,7 @@ def test_bccd_real_findings(shared_data: Path, tmp_path: Path) -> None:
     assert [f.code for f in report.errors] == ["box-zero-size", "box-zero-size"]
     near = report.by_code("box-near-duplicate")
     assert len(near) >= 5 and all("IoU 0.9" in f.message for f in near)
-    fixed = fix_dataset(shared_data / "bccd", tmp_path / "bccd-fixed")
+    fixed = fix_dataset(ref_data / "bccd", tmp_path / "bccd-fixed")
     again = check_dataset(fixed.data_file)
     assert again.errors == [] and again.summary["boxes"] == report.summary["boxes"]
     assert fixed.counts() == {"drop-box": 2}

@@ -32,18 +32,18 @@ def _offsets(data: bytes) -> list[tuple[int, int]]:
     return out
 
 
-def test_tensorflow_written_file_is_clean(shared_data: Path) -> None:
-    rec = shared_data / "raccoon-tfrecord" / "test.record"
+def test_tensorflow_written_file_is_clean(ref_data: Path) -> None:
+    rec = ref_data / "raccoon-tfrecord" / "test.record"
     report = check_dataset(rec, deep=True)
     assert report.findings == []
-    csv_rows = (shared_data / "raccoon-tfrecord" / "test_labels.csv").read_text().splitlines()
+    csv_rows = (ref_data / "raccoon-tfrecord" / "test_labels.csv").read_text().splitlines()
     assert report.summary["records"] == 40 and report.summary["images"] == 40
     assert report.summary["boxes"] == len(csv_rows) - 1
     assert report.summary["label_map"].endswith("label_map.pbtxt")
 
 
-def test_corrupt_record_truncated_file_and_label_map(shared_data: Path, tmp_path: Path) -> None:
-    src = shared_data / "raccoon-tfrecord"
+def test_corrupt_record_truncated_file_and_label_map(ref_data: Path, tmp_path: Path) -> None:
+    src = ref_data / "raccoon-tfrecord"
     data = (src / "test.record").read_bytes()
     recs = _offsets(data)
     bad = bytearray(data)
@@ -131,8 +131,8 @@ def test_example_contents_are_validated(tmp_path: Path) -> None:
     assert "class 0 box (cx 0.3000, cy 0.3000, w 0.4000, h 0.4000) appears twice" in dup.message
 
 
-def test_fix_salvages_the_intact_records(shared_data: Path, tmp_path: Path) -> None:
-    src = shared_data / "raccoon-tfrecord"
+def test_fix_salvages_the_intact_records(ref_data: Path, tmp_path: Path) -> None:
+    src = ref_data / "raccoon-tfrecord"
     data = (src / "test.record").read_bytes()
     before = hashlib.sha256(data).hexdigest()
     recs = _offsets(data)
@@ -165,8 +165,8 @@ def test_fix_salvages_the_intact_records(shared_data: Path, tmp_path: Path) -> N
     assert hashlib.sha256((src / "test.record").read_bytes()).hexdigest() == before
 
 
-def test_strict_read_names_the_record_and_the_way_out(shared_data: Path, tmp_path: Path) -> None:
-    data = (shared_data / "raccoon-tfrecord" / "test.record").read_bytes()
+def test_strict_read_names_the_record_and_the_way_out(ref_data: Path, tmp_path: Path) -> None:
+    data = (ref_data / "raccoon-tfrecord" / "test.record").read_bytes()
     cut = tmp_path / "cut.record"
     cut.write_bytes(data[: _offsets(data)[-1][0] + 100])
     with pytest.raises(DetforgeError, match=r"record 40 at byte offset .*check --fix"):

@@ -20,12 +20,19 @@ eval_config { num_examples: 8000 }
 
 
 def test_convert_chain_voc_darknet_ultralytics(
-    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ref_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    src = shared_data / "bccd"
-    assert main(["convert", str(src), str(tmp_path / "dk"), "--to", "darknet"]) == 0
+    src = ref_data / "bccd"
+    # BCCD has two clicks without a drag (xmin == xmax): refused, then left out under --skip-bad
+    assert main(["convert", str(src), str(tmp_path / "dk"), "--to", "darknet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "2 invalid box(es) or image size(s) (box-zero-size)" in err[0]
+    assert not (tmp_path / "dk").exists()
+    argv = ["convert", str(src), str(tmp_path / "dk"), "--to", "darknet", "--skip-bad"]
+    assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "converted 364 images, 4888 boxes, 3 classes (train 205, valid 87, test 72)" in out
+    assert "converted 364 images, 4886 boxes, 3 classes (train 205, valid 87, test 72)" in out
+    assert out.count("note: left out: ") == 2 and "BloodImage_00338.xml: object" in out
     assert main(["convert", str(tmp_path / "dk" / "obj.data"), str(tmp_path / "ul"), "--to",
                  "ultralytics"]) == 0  # fmt: skip
     voc = read_any(src)

@@ -39,8 +39,9 @@ def test_every_step_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     printed = capsys.readouterr().out
     for name, _, _ in demo.STEPS:
         assert f"] {name}:" in printed and f"-- {name} done" in printed
-    assert (out / "train" / "best.pt").is_file()
+    assert (out / "train" / "weights" / "best.pt").is_file()
     assert (out / "val-test.json").is_file()
     assert (out / "eval" / "metrics.json").is_file()
     assert (out / "export" / "model.onnx").is_file()
     assert list((out / "show").glob("grid_*.jpg"))
+    assert (out / "report" / "index.html").as_uri() in printed

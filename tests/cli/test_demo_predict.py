@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from detforge.cli.demo_predict import step_predict, step_show
-from detforge.cli.demo_run import DemoRun
+from detforge.cli.demo.basics import DemoRun
+from detforge.cli.demo.predict import step_predict, step_show
 from tests.predict.helpers import random_checkpoint, self_labelled_darknet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

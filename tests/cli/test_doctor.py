@@ -29,7 +29,7 @@ def test_doctor_reports_versions_and_no_cuda(
 
 
 def test_cudnn_version_text() -> None:
-    from detforge.train.doctor import _cudnn_str
+    from detforge.utils.doctor import _cudnn_str
 
     assert _cudnn_str(92400) == "9.24.0"
     assert _cudnn_str(8902) == "8.9.2"

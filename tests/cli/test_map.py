@@ -44,7 +44,7 @@ def test_map_predict_json_eval_and_val_agree(
     assert len(list(look.glob("img*.jpg"))) == 4
     ev = json.loads((tmp_path / "e.json").read_text())
     # ... and 'detforge val' computes the same numbers.
-    argv = ["val", str(ckpt), str(data), "--json", str(tmp_path / "v.json"), "--workers", "0"]
+    argv = ["val", str(ckpt), str(data), "--json", str(tmp_path / "v.json")]
     assert main(argv) == 0
     va = json.loads((tmp_path / "v.json").read_text())
     for key, value in va["coco"]["stats"].items():

@@ -88,7 +88,7 @@ def test_dataset_check_stops_training_and_skip_bad_trains_on_the_rest(
     assert main(["train", str(data), "--out", str(out), "--epochs", "1", *FAST]) == 2
     err = capsys.readouterr().err
     assert "dataset check found" in err and "--skip-bad" in err
-    assert not (out / "last.pt").exists()
+    assert not (out / "weights" / "last.pt").exists()
 
     assert not (out / "config.yaml").exists()
     out = tmp_path / "run-skip"
@@ -97,7 +97,8 @@ def test_dataset_check_stops_training_and_skip_bad_trains_on_the_rest(
     assert "--skip-bad" in text and label.name in text
     resolved = yaml.safe_load((out / "config.yaml").read_text())["resolved"]
     assert any(label.name in item for item in resolved["left_out"])
-    assert (out / "last.pt").is_file() and label.read_text() == before  # source untouched
+    assert (out / "weights" / "last.pt").is_file()
+    assert label.read_text() == before  # source untouched
 
 
 @pytest.mark.slow

@@ -60,3 +60,23 @@ def test_concat_offsets_images() -> None:
     both = concat_datasets([ds.split("train"), ds.split("valid")])
     assert both.num_images == 3 and both.num_boxes == 3
     assert both.images.path[both.boxes.image].tolist() == ["a.jpg", "a.jpg", "c.jpg"]
+
+
+def test_source_classes_travel_with_the_dataset() -> None:
+    src = (("car", 3), ("dog", 18))
+    ds = make_dataset(
+        ["car", "dog"],
+        paths=["a.jpg", "b.jpg"],
+        splits=["train", "valid"],
+        box_image=[0, 1],
+        box_cls=[1, 0],
+        box_coords=[[0.5, 0.5, 0.1, 0.1]] * 2,
+        source_classes=src,
+    )
+    assert ds.source_classes == src
+    assert ds.split("valid").source_classes == src
+    assert concat_datasets([ds.split("train"), ds.split("valid")]).source_classes == src
+    other = make_dataset(["car", "dog"], paths=["c.jpg"], source_classes=(("car", 1), ("dog", 2)))
+    assert concat_datasets([ds, other]).source_classes is None  # the parts disagree
+    with pytest.raises(ValueError, match="repeats an id"):
+        make_dataset(["a", "b"], paths=[], source_classes=(("a", 1), ("b", 1)))

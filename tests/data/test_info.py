@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from detforge.data.dataset import make_dataset
-from detforge.data.info import summarize
+from detforge.data.stats import summarize
 
 
 def test_counts_per_split_and_class_by_hand() -> None:

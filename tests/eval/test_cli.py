@@ -32,9 +32,9 @@ def darknet_set(root: Path) -> Path:
 
 
 def test_fixture_json_and_console(
-    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ref_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    d = shared_data / "coco-fixture"
+    d = ref_data / "coco-fixture"
     out = tmp_path / "m.json"
     assert main(["eval", str(d / "gt.json"), str(d / "dets.json"), "--json", str(out)]) == 0
     res = json.loads(out.read_text())
@@ -110,15 +110,15 @@ def test_bad_predictions_exit_2_with_one_line(
     assert message in err and len(err.splitlines()) == 1
 
 
-def test_bad_options_exit_2(tmp_path: Path, shared_data: Path) -> None:
-    d = shared_data / "coco-fixture"
+def test_bad_options_exit_2(tmp_path: Path, ref_data: Path) -> None:
+    d = ref_data / "coco-fixture"
     assert main(["eval", str(d / "gt.json"), str(d / "dets.json"), "--every", "0"]) == 2
     assert main(["eval", str(d / "gt.json"), str(d / "dets.json"), "--points", "1"]) == 2
     assert main(["eval", str(d / "gt.json"), str(d / "dets.json"), "--split", "train"]) == 2
 
 
-def test_eval_does_not_import_torch(shared_data: Path, tmp_path: Path) -> None:
-    d = shared_data / "coco-fixture"
+def test_eval_does_not_import_torch(ref_data: Path, tmp_path: Path) -> None:
+    d = ref_data / "coco-fixture"
     code = (
         "import sys; from detforge.cli.main import main; "
         f"rc = main(['eval', {str(d / 'gt.json')!r}, {str(d / 'dets.json')!r}, '--json', "

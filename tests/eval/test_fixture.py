@@ -9,8 +9,8 @@ from detforge.eval import evaluate, read_predictions
 from detforge.formats.coco import read_coco
 
 
-def test_fixture_reproduces_expected_stats_exactly(shared_data: Path) -> None:
-    d = shared_data / "coco-fixture"
+def test_fixture_reproduces_expected_stats_exactly(ref_data: Path) -> None:
+    d = ref_data / "coco-fixture"
     gt = read_coco(d / "gt.json")
     pred = read_predictions(d / "dets.json", gt)
     res = evaluate(gt, pred, protocol="coco")

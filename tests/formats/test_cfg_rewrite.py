@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from detforge.errors import DetforgeError
-from detforge.formats.darknet_cfg import default_max_batches, rewrite_cfg, rewrite_cfg_text
+from detforge.formats.darknet.cfg import default_max_batches, rewrite_cfg, rewrite_cfg_text
 
 TINY = """\
 [net]

@@ -14,7 +14,7 @@ import pytest
 from detforge.data.boxes import BoxFormat
 from detforge.data.dataset import make_dataset
 from detforge.errors import DetforgeError
-from detforge.formats.coco import read_coco, write_coco
+from detforge.formats.coco import coco_category_ids, read_coco, write_coco
 
 
 def coco_doc() -> dict[str, Any]:
@@ -45,7 +45,8 @@ def test_read_keeps_ids_crowd_area_and_exact_boxes(tmp_path: Path) -> None:
     path.write_text(json.dumps(coco_doc()))
     ds = read_coco(path)
     assert ds.class_names == ("car", "dog")  # category ids in increasing order: 3, 18
-    assert ds.meta["coco_category_ids"] == [3, 18]
+    assert ds.source_classes == (("car", 3), ("dog", 18))
+    assert coco_category_ids(ds) == [3, 18]
     assert ds.images.id.tolist() == [42, 7, 9]
     assert ds.images.path.tolist() == [
         str(tmp_path / "val2017" / n) for n in ("b.jpg", "a.jpg", "empty.jpg")

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from detforge.errors import DetforgeError
-from detforge.formats import darknet_index
+from detforge.formats.darknet import index as darknet_index
 from detforge.formats.darknet import read_darknet
-from detforge.formats.darknet_files import read_image_list_entries
-from detforge.formats.darknet_index import read_files, stat_images
-from detforge.formats.darknet_labels import (
+from detforge.formats.darknet.files import read_image_list_entries
+from detforge.formats.darknet.index import read_files, stat_images
+from detforge.formats.darknet.labels import (
     find_label_path,
     parse_label_files,
     parse_label_text,

@@ -13,10 +13,10 @@ from detforge.formats.detect import detect_format, load_class_list, read_any, wr
 from tests.formats.fmt_helpers import make_image_dataset
 
 
-def test_detects_each_layout(tmp_path: Path, shared_data: Path) -> None:
-    assert detect_format(shared_data / "bccd") == "voc"
-    assert detect_format(shared_data / "raccoon-tfrecord") == "tfrecord"
-    assert detect_format(shared_data / "raccoon-tfrecord" / "test.record") == "tfrecord"
+def test_detects_each_layout(tmp_path: Path, ref_data: Path) -> None:
+    assert detect_format(ref_data / "bccd") == "voc"
+    assert detect_format(ref_data / "raccoon-tfrecord") == "tfrecord"
+    assert detect_format(ref_data / "raccoon-tfrecord" / "test.record") == "tfrecord"
     for name, fmt in [
         ("a.data", "darknet"),
         ("train.txt", "darknet"),

@@ -15,11 +15,11 @@ from detforge.formats.labelmap import (
     parse_label_map,
     read_label_map,
 )
-from detforge.formats.textproto import parse
+from detforge.formats.tfrecord.textproto import parse
 
 
-def test_reads_tensorflow_label_map(shared_data: Path) -> None:
-    assert read_label_map(shared_data / "raccoon-tfrecord" / "label_map.pbtxt") == {1: "raccoon"}
+def test_reads_tensorflow_label_map(ref_data: Path) -> None:
+    assert read_label_map(ref_data / "raccoon-tfrecord" / "label_map.pbtxt") == {1: "raccoon"}
 
 
 def test_text_format_variants() -> None:

@@ -19,8 +19,8 @@ from tests.formats.fmt_helpers import assert_same_dataset, make_image_dataset
 
 
 @pytest.fixture(scope="module")
-def raccoon(shared_data: Path) -> Path:
-    return shared_data / "raccoon-tfrecord"
+def raccoon(ref_data: Path) -> Path:
+    return ref_data / "raccoon-tfrecord"
 
 
 def test_tensorflow_record_matches_csv_within_1e3_px(raccoon: Path) -> None:

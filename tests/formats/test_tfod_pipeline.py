@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from detforge.errors import DetforgeError
-from detforge.formats.textproto import parse
-from detforge.formats.tfod_pipeline import checkpoint_step, edit_pipeline_text, write_pipeline
+from detforge.formats.tfrecord.pipeline import checkpoint_step, edit_pipeline_text, write_pipeline
+from detforge.formats.tfrecord.textproto import parse
 
 PIPELINE = """\
 # SSD with Mobilenet v2 configuration for MSCOCO Dataset.

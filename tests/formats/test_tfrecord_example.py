@@ -117,9 +117,9 @@ def test_decodes_protobuf_runtime_output_packed_and_unpacked(packed: bool) -> No
         bytes_values(ex, "f")
 
 
-def test_tensorflow_records_agree_with_protobuf_runtime(shared_data: Path) -> None:
+def test_tensorflow_records_agree_with_protobuf_runtime(ref_data: Path) -> None:
     Example = _example_class()
-    path = shared_data / "raccoon-tfrecord" / "test.record"
+    path = ref_data / "raccoon-tfrecord" / "test.record"
     for data in list(read_records(path))[:5]:
         ours = decode_example(data)
         ref = Example()

@@ -22,8 +22,8 @@ from detforge.formats.tfrecord.framing import (
 
 
 @pytest.fixture(scope="module")
-def raccoon_record(shared_data: Path) -> Path:
-    return shared_data / "raccoon-tfrecord" / "test.record"
+def raccoon_record(ref_data: Path) -> Path:
+    return ref_data / "raccoon-tfrecord" / "test.record"
 
 
 def test_reads_tensorflow_file_and_reencodes_it_byte_for_byte(raccoon_record: Path) -> None:

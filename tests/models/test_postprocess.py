@@ -1,10 +1,10 @@
-"""NMS, thresholds and letterbox undo on hand-made boxes."""
+"""NMS and thresholds on hand-made boxes."""
 
 from __future__ import annotations
 
 import torch
 
-from detforge.models.postprocess import postprocess, scale_boxes
+from detforge.models.postprocess import postprocess
 
 
 def _output() -> torch.Tensor:
@@ -51,17 +51,6 @@ def test_batch_of_two_is_per_image() -> None:
     out = torch.cat([_output(), torch.zeros(1, 5, 6)])
     dets = postprocess(out)
     assert len(dets) == 2 and len(dets[1].scores) == 0
-
-
-def test_scale_boxes_undoes_centred_letterbox() -> None:
-    # 640x480 (w x h) letterboxed into 416x416: r = 0.65, content 416x312, pad top 52
-    boxes = torch.tensor([[0.0, 52.0, 416.0, 364.0], [208.0, 208.0, 260.0, 260.0]])
-    out = scale_boxes(boxes, (416, 416), (480, 640))
-    assert torch.allclose(out[0], torch.tensor([0.0, 0.0, 640.0, 480.0]), atol=1e-4)
-    assert torch.allclose(out[1], torch.tensor([320.0, 240.0, 400.0, 320.0]), atol=1e-4)
-    same = scale_boxes(boxes, (416, 416), (480, 640), ratio_pad=((0.65, 0.65), (0.0, 52.0)))
-    assert torch.allclose(out, same)
-    assert torch.equal(boxes[0], torch.tensor([0.0, 52.0, 416.0, 364.0]))  # input untouched
 
 
 def pytest_approx(values: list[float]) -> object:

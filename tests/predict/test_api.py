@@ -26,24 +26,29 @@ def test_boxes_map_back_to_original_pixels() -> None:
     def fake(batch: np.ndarray) -> torch.Tensor:
         seen.append(batch.copy())
         out = torch.zeros(len(batch), 2, 4 + 2)
-        out[:, 0, :4] = torch.tensor([10.0, 5.0, 30.0, 20.0])
+        out[:, 0, :4] = torch.tensor([20.0, 22.0, 40.0, 40.0])
         out[:, 0, 5] = 0.9  # class 1
         out[:, 1, :4] = torch.tensor([0.0, 0.0, 8.0, 8.0])
         out[:, 1, 4] = 0.1  # below conf
         return out
 
     pred = Predictor(fake, ["a", "b"], backend="fake", imgsz=64)
-    wide = np.zeros((40, 100, 3), dtype=np.uint8)  # r = 0.64 -> 64 x 26, padded to 64 x 32
-    tall = np.zeros((100, 50, 3), dtype=np.uint8)  # r = 0.64 -> 32 x 64
+    wide = np.zeros((40, 100, 3), dtype=np.uint8)  # 100 x 40 -> 64 x 26 (25.6), pad top 19
+    tall = np.zeros((100, 50, 3), dtype=np.uint8)  # 50 x 100 -> 32 x 64, pad left 16
     r = pred.predict([wide, tall], conf=0.25)
-    assert seen[0].shape == (2, 64, 64, 3)
-    assert (seen[0][0, :3] == 114).all() and (seen[0][0, 3:29] == 0).all()  # pad top 3
-    assert (seen[0][1, :, 32:] == 114).all()
-    # Hand-computed: x / (64/100), (y - 3) / (26/40); the tall one has no padding.
-    np.testing.assert_allclose(r[0].boxes, [[15.625, 2 / 0.65, 46.875, 17 / 0.65]], rtol=1e-6)
-    np.testing.assert_allclose(r[1].boxes, [[10 / 0.64, 5 / 0.64, 30 / 0.64, 20 / 0.64]])
+    assert seen[0].shape == (2, 64, 64, 3)  # every image alone in the 64 x 64 square
+    assert (seen[0][0, :19] == 114).all() and (seen[0][0, 19:45] == 0).all()
+    assert (seen[0][0, 45:] == 114).all()
+    assert (seen[0][1, :, :16] == 114).all() and (seen[0][1, :, 16:48] == 0).all()
+    assert (seen[0][1, :, 48:] == 114).all()
+    # Hand-computed: x / (64/100), (y - 19) / (26/40); the tall one (x - 16) / 0.64, y / 0.64.
+    np.testing.assert_allclose(r[0].boxes, [[31.25, 3 / 0.65, 62.5, 21 / 0.65]], rtol=1e-6)
+    np.testing.assert_allclose(r[1].boxes, [[6.25, 34.375, 37.5, 62.5]], rtol=1e-6)
     assert r[0].classes.tolist() == [1] and r[0].names == ["b"]
     assert r[0].scores == pytest.approx([0.9]) and r[0].shape == (40, 100)
+    one = pred.predict(tall, conf=0.25)  # batch mates change nothing
+    np.testing.assert_array_equal(seen[1][0], seen[0][1])
+    np.testing.assert_array_equal(one[0].boxes, r[1].boxes)
 
 
 def test_load_and_predict_on_every_input_kind(tmp_path: Path, ckpt: Path) -> None:
@@ -121,9 +126,9 @@ def test_exif_rotation_and_fast_decode_match_full_decode(tmp_path: Path, ckpt: P
     model = detforge.load(ckpt, device="cpu")
     big = scenes(1, seed=9, w=320, h=240)[0]
     Image.fromarray(big).save(tmp_path / "big.png")
-    # Fast path (decoded shrunk to 160, as training does) == full decode + letterbox resize.
+    # Decoded straight to the input size (as every command does) == full decode + letterbox.
     src = open_source(tmp_path / "big.png")
-    fast = next(model.predict_frames(src.frames(imgsz=160), conf=0.3))[1]
+    fast = next(model.predict_frames(src.frames(fit=(160, 160)), conf=0.3))[1]
     full = next(model.predict_frames(src.frames(), conf=0.3))[1]
     assert fast.shape == full.shape == (240, 320) and len(fast) > 0
     assert_same_detections(fast, full, rtol=1e-4, atol=1e-2)

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from detforge.data.images import load_image
 from detforge.errors import DetforgeError
-from detforge.predict.sources import load_image, open_source, video_frame_count
+from detforge.predict.sources import open_source, video_frame_count
 
 
 def _write_video(path: Path, n: int, *, w: int = 64, h: int = 48) -> None:

@@ -42,34 +42,6 @@ def assert_boxes_follow_pixels(img: np.ndarray, boxes: np.ndarray, tol: float = 
         np.testing.assert_allclose(bounds(sub), b, atol=tol)
 
 
-def test_letterbox_geometry_and_inverse() -> None:
-    img = draw((100, 200), [[40, 20, 120, 60]])
-    boxes = np.array([[40.0, 20, 120, 60]])
-    out = A.letterbox(img, boxes, shape=64)
-    # r = min(64/100, 64/200) = 0.32 -> 64 x 32, centred: pad top (64 - 32) // 2 = 16
-    assert out.image.shape == (64, 64, 3) and out.image.dtype == np.uint8
-    assert out.ratio == (0.32, 0.32) and out.pad == (0.0, 16.0)
-    np.testing.assert_allclose(out.boxes, [[12.8, 22.4, 38.4, 35.2]])
-    assert (out.image[:16] == A.FILL).all() and (out.image[48:] == A.FILL).all()
-    assert_boxes_follow_pixels(out.image, out.boxes, tol=1.0)
-    back = A.unletterbox_boxes(out.boxes, out.ratio, out.pad, orig_shape=(100, 200))
-    np.testing.assert_allclose(back, boxes, atol=1e-9)
-
-
-def test_letterbox_rect_scaleup_auto() -> None:
-    img = np.zeros((50, 100, 3), dtype=np.uint8)
-    big = A.letterbox(img, shape=(256, 128), scaleup=False)
-    assert big.ratio == (1.0, 1.0) and big.pad == (14.0, 103.0)
-    assert big.image.shape == (256, 128, 3) and big.boxes.shape == (0, 4)
-    auto = A.letterbox(img, shape=320, auto=True, stride=32)
-    # 100 x 50 -> 320 x 160 exactly; auto pads only to a multiple of 32
-    assert auto.image.shape == (160, 320, 3) and auto.pad == (0.0, 0.0)
-    odd = A.letterbox(np.zeros((30, 70, 3), np.uint8), shape=64, auto=True)
-    # 70 x 30 -> 64 x 27 (27.43 rounded); padded to 64 x 32, top pad 2
-    assert odd.image.shape == (32, 64, 3) and odd.pad == (0.0, 2.0)
-    assert odd.ratio == (64 / 70, 27 / 30)
-
-
 def test_flips_move_boxes_with_pixels() -> None:
     img = draw((40, 60), [[5, 10, 20, 15]])
     boxes, cls = np.array([[5.0, 10, 20, 15]]), np.array([3])

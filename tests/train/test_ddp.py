@@ -37,12 +37,12 @@ def test_two_process_gloo_run(tmp_path: Path) -> None:
     assert resolved["world_size"] == 2 and resolved["global_batch"] == 8
     log = (out / "train.log").read_text()
     assert log.count("training n on 16 images") == 1 and "2 process(es)" in log
-    ddp = torch.load(out / "last.pt", weights_only=True)
+    ddp = torch.load(out / "weights" / "last.pt", weights_only=True)
     # each rank sees half of the 16 images: 2 steps of 2 x 4 per epoch, like 1 process x 8
     assert ddp["extra"]["step"] == 4 and ddp["extra"]["epochs_done"] == 2
 
     single = train(tiny_config(data, tmp_path / "runs" / "single", batch=8, epochs=2))
-    one = torch.load(single.run_dir / "last.pt", weights_only=True)
+    one = torch.load(single.run_dir / "weights" / "last.pt", weights_only=True)
     assert one["extra"]["step"] == ddp["extra"]["step"]
     # The logged losses are the mean over both ranks' batches (all-reduced), so they are in the
     # units of the one-process run. They are not equal to it: each rank normalises BatchNorm

@@ -32,11 +32,11 @@ def test_resume_equals_uninterrupted_and_finished_run_says_so(
     cut = tmp_path / "cut"
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config(data, cut, epochs=3), loss_hook=interrupt)
-    assert load_checkpoint(cut / "last.pt")["extra"]["epochs_done"] == 2
+    assert load_checkpoint(cut / "weights" / "last.pt")["extra"]["epochs_done"] == 2
 
     assert main(["train", "--resume", str(cut)]) == 0
-    a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)
-    b = torch.load(cut / "last.pt", weights_only=True)
+    a = torch.load(tmp_path / "full" / "weights" / "last.pt", weights_only=True)
+    b = torch.load(cut / "weights" / "last.pt", weights_only=True)
     assert a["epoch"] == b["epoch"] == 2 and a["extra"]["step"] == b["extra"]["step"] == 6
     for part in ("model", "ema"):
         for k, v in a[part].items():
@@ -54,6 +54,6 @@ def test_resume_equals_uninterrupted_and_finished_run_says_so(
     assert "already finished" in err and "--epochs" in err and len(err.strip().splitlines()) == 1
 
     assert main(["train", "--resume", str(cut), "--epochs", "4"]) == 0
-    c = load_checkpoint(cut / "last.pt")
+    c = load_checkpoint(cut / "weights" / "last.pt")
     assert c["extra"]["epochs_done"] == 4 and c["extra"]["step"] == 8
     assert [r["epoch"] for r in read_metrics_csv(cut / "metrics.csv")] == [1, 2, 3, 4]

@@ -9,7 +9,7 @@ import pytest
 
 from detforge.errors import DetforgeError
 from detforge.formats.darknet import read_darknet
-from detforge.train.setup import load_training_data, resolve_device
+from detforge.train.setup import load_training_data
 from detforge.train.trainer import train
 
 from ._tiny import one_torch_thread, tiny_config, tiny_data  # noqa: F401 (autouse fixture)
@@ -31,17 +31,6 @@ def test_val_fraction_is_a_fixed_subset_and_missing_valid_is_held_out(tmp_path: 
     assert held.val.num_images == 3 and held.train.num_images == 27
     assert not set(held.val.images.path) & set(held.train.images.path)
     assert np.all(held.val.images.width > 0)
-
-
-def test_devices() -> None:
-    assert str(resolve_device("cpu")) == "cpu"
-    with pytest.raises(DetforgeError, match="--device"):
-        resolve_device("gpu0")
-    import torch
-
-    if not torch.cuda.is_available():
-        with pytest.raises(DetforgeError, match="detforge doctor"):
-            resolve_device("cuda")
 
 
 def test_early_stopping_on_patience(tmp_path: Path) -> None:

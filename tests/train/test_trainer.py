@@ -45,7 +45,7 @@ def test_tiny_model_learns_to_detect_shapes(trained: tuple[Path, TrainResult]) -
 
     run = res.run_dir
     for name in ("last.pt", "best.pt"):
-        ck = torch.load(run / name, weights_only=True)
+        ck = torch.load(run / "weights" / name, weights_only=True)
         assert ck["class_names"] == ["square"] and ck["model_args"]["scale"] == "n"
     assert (run / "config.yaml").read_text().startswith("data: ")
     assert len(read_metrics_csv(run / "metrics.csv")) == 40
@@ -65,7 +65,7 @@ def test_val_cli_reproduces_the_training_validation(
     data, res = trained
     best = max((r for r in res.metrics if r.get("fitness") is not None), key=lambda r: r["fitness"])
     out = tmp_path / "val.json"
-    assert main(["val", str(res.run_dir / "best.pt"), str(data), "--json", str(out),
+    assert main(["val", str(res.run_dir / "weights" / "best.pt"), str(data), "--json", str(out),
                  "--device", "cpu", "--workers", "0"]) == 0  # fmt: skip
     report: dict[str, Any] = json.loads(out.read_text())
     assert report["coco"]["stats"]["AP"] == pytest.approx(best["val/mAP50-95"], abs=1e-6)
@@ -81,7 +81,7 @@ def test_fine_tune_starts_at_epoch_zero_and_keeps_the_weights(
     best_map50 = max(r["val/mAP50"] for r in res.metrics if r.get("val/mAP50") is not None)
     cfg = tiny_config(
         data, tmp_path / "ft", epochs=3, batch=8, optimizer="sgd", lr=0.01,
-        weights=str(res.run_dir / "best.pt"), val_every=1, warmup_epochs=1.0,
+        weights=str(res.run_dir / "weights" / "best.pt"), val_every=1, warmup_epochs=1.0,
     )  # fmt: skip
     ft = train(cfg)
     assert ft.epochs_done == 3 and [r["epoch"] for r in ft.metrics] == [1, 2, 3]

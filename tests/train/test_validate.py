@@ -1,4 +1,5 @@
-"""Validation: letterbox inversion by hand, and perfect predictions scored 1.0 by the engine."""
+"""Validation: perfect predictions scored 1.0 by the engine (the letterbox inverse is tested in
+tests/data/test_letterbox.py)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,7 @@ from torch import nn
 from detforge.data.synthetic import generate_shapes_dataset
 from detforge.formats.darknet import read_darknet
 from detforge.train.dataloader import create_dataloader
-from detforge.train.validate import predictions_dataset, run_validation, unletterbox
-
-
-def test_unletterbox_by_hand() -> None:
-    # a 200x100 (w x h) image letterboxed to 64x64: r = 0.32, pad y = (64 - 32) / 2 = 16
-    boxes = np.array([[0.0, 16.0, 64.0, 48.0], [32.0, 20.0, 40.0, 60.0]])
-    out = unletterbox(boxes, ((0.32, 0.32), (0.0, 16.0)), (100, 200))
-    assert out[0] == pytest.approx([0, 0, 200, 100])
-    assert out[1] == pytest.approx([100, 12.5, 125, 100])  # 60 -> 137.5 clipped to 100
+from detforge.train.validate import predictions_dataset, run_validation
 
 
 class _Oracle(nn.Module):
@@ -56,7 +49,7 @@ def test_perfect_predictions_score_one(tmp_path: Path) -> None:
     data = generate_shapes_dataset(tmp_path / "ds", num_images=10, imgsz=(96, 64), seed=3)
     gt = read_darknet(data).split("valid")
     assert gt.num_boxes > 0
-    loader = create_dataloader(gt, imgsz=64, batch_size=2, rect=True, cache="none")
+    loader = create_dataloader(gt, imgsz=64, batch_size=2, cache="none")
     batches = list(loader)
     model = _Oracle(_oracle_outputs(batches, gt.num_classes, 0.0))
     res = run_validation(model, gt, batches, device=torch.device("cpu"), preview=2)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from detforge.check import resultcache
+import detforge.check.resultcache as resultcache
 from detforge.check.dataset import (
     check_class_counts,
     check_classes_key,
@@ -41,10 +41,11 @@ from detforge.check.files import (
 )
 from detforge.check.findings import Finding, finding, severity_counts, sort_findings
 from detforge.check.images import ImageInfo, image_findings, oriented_size
-from detforge.check.labels import BoxVerdict, check_boxes, parse_label_texts
+from detforge.check.labels import BoxVerdict, check_boxes
 from detforge.check.limits import DEFAULT_LIMITS, CheckLimits
-from detforge.check.rows import LabelRows
+from detforge.check.rows import LabelRows, parse_label_texts
 from detforge.check.sources import Entry, gather_sources
+from detforge.data.imageformats import IMAGE_EXTENSIONS_ANY_CASE
 from detforge.data.split import group_keys
 from detforge.errors import DetforgeError
 from detforge.formats.darknet import (
@@ -95,7 +96,6 @@ def _orphans(scan: DarknetScan) -> list[Finding]:
         skip.add(os.path.normpath(scan.names_path))
     folders = {p.rpartition(os.sep)[0] for p in claimed}
     out = []
-    exts = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".JPG", ".PNG")
     for folder in sorted(folders):
         try:
             names = os.listdir(folder)
@@ -118,7 +118,9 @@ def _orphans(scan: DarknetScan) -> list[Finding]:
                 stem.replace(f"{os.sep}labels{os.sep}", f"{os.sep}{d}{os.sep}")
                 for d in ("images", "JPEGImages")
             ]
-            if any(os.path.exists(a + e) for a in alt if a != stem for e in exts):
+            if any(
+                os.path.exists(a + e) for a in alt if a != stem for e in IMAGE_EXTENSIONS_ANY_CASE
+            ):
                 continue
             out.append(
                 finding(

@@ -43,7 +43,6 @@ CODES: dict[str, CodeInfo] = {
     "coord-above-one": _c("error", "normalized box coordinate is above 1"),
     "box-zero-size": _c("error", "box width or height is zero or negative"),
     "box-not-finite": _c("error", "box value is NaN, null or infinite"),
-    "box-negative-size": _c("error", "box width or height is negative as written"),
     "box-coordinate-huge": _c("error", "box value is beyond any image size"),
     "image-size-impossible": _c("error", "stated image size is not finite, negative or huge"),
     "box-outside-image": _c("warning", "box extends past the image border"),

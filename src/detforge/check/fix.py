@@ -324,8 +324,7 @@ def _salvage_records(
     ``out_dir`` (removed at the end, or by the next run after a kill), check them like any
     loaded dataset and write the repaired Darknet copy; the damaged records become
     ``drop-record`` changes."""
-    from detforge.check.sources import find_label_map
-    from detforge.formats.labelmap import read_label_map
+    from detforge.formats.labelmap import find_label_map, read_label_map
     from detforge.formats.tfrecord.framing import expand_record_paths
     from detforge.formats.tfrecord.tfod_read import read_tfod
 

@@ -21,17 +21,15 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from detforge.check.findings import Finding, finding
-from detforge.check.imageformats import (
+from detforge.data.imageformats import (
     EXTENSIONS,
     HEAD,
-    IMAGE_EXTENSIONS,
-    SUPPORTED,
     TAIL,
     ImageInfo,
     bad_info,
     inspect_header,
 )
-from detforge.formats.darknet_files import missing_hint
+from detforge.formats.darknet.files import missing_hint
 from detforge.utils.cpu import usable_cores
 from detforge.utils.progress import progress
 
@@ -242,11 +240,6 @@ def oriented_size(info: ImageInfo) -> tuple[int, int]:
 
 
 __all__ = [
-    "EXTENSIONS",
-    "HEAD",
-    "IMAGE_EXTENSIONS",
-    "SUPPORTED",
-    "TAIL",
     "ImageInfo",
     "image_findings",
     "inspect_bytes",

@@ -1,9 +1,10 @@
 """Where a Darknet-style dataset's images, lists and class names are, without reading labels.
 
-:func:`gather_sources` resolves a ``.data`` file, an image list, a folder of images, or an
-Ultralytics dataset YAML (its labels are Darknet lines too) into list entries
-``(image, split, list file, line)``, the class names as written and findings for anything
-missing. Nothing here raises for bad content; a source that does not exist is a
+:func:`gather_sources` turns a ``.data`` file, an image list, a folder of images (all three
+through the one resolver, :func:`detforge.formats.darknet.sources.resolve_sources`, whose
+problems become findings) or an Ultralytics dataset YAML (its labels are Darknet lines too)
+into list entries ``(image, split, list file, line)``, the class names as written and findings
+for anything missing. Nothing here raises for bad content; a source that does not exist is a
 :class:`DetforgeError`.
 """
 
@@ -17,17 +18,12 @@ from typing import Any
 from detforge.check.dataset import raw_name_lines
 from detforge.check.files import read_text
 from detforge.check.findings import Finding, finding
-from detforge.data.dataset import SPLITS, canonical_split
+from detforge.data.dataset import canonical_split
 from detforge.data.lists import list_images
 from detforge.errors import DetforgeError
-from detforge.formats.darknet import (
-    DataFile,
-    PathMap,
-    read_data_file,
-    read_image_list_lines,
-    split_from_list_name,
-)
-from detforge.formats.darknet_files import missing_hint
+from detforge.formats.darknet import DataFile, PathMap, read_image_list_lines
+from detforge.formats.darknet.sources import resolve_sources
+from detforge.formats.labelmap import find_label_map
 
 Entry = tuple[str, str, str, int | None]
 """``(image path, split, file that named it, 1-based line or None)``."""
@@ -52,80 +48,6 @@ class Sources:
     """A TF label map found beside the dataset (``label_map.pbtxt``, ``labels.pbtxt`` or the
     only ``*.pbtxt``), compared with the names unless ``--label-map`` names another."""
     findings: list[Finding] = field(default_factory=list)
-
-
-def find_label_map(folder: Path) -> str | None:
-    """``label_map.pbtxt`` / ``labels.pbtxt`` / the only ``*.pbtxt`` in ``folder``."""
-    for name in ("label_map.pbtxt", "labels.pbtxt", "label_map.pbtx"):
-        if (folder / name).is_file():
-            return str(folder / name)
-    found = sorted(folder.glob("*.pbtxt"))
-    return str(found[0]) if len(found) == 1 else None
-
-
-def _find_names(folder: Path) -> str | None:
-    found = sorted(folder.glob("*.names"))
-    if found:
-        return str(found[0])
-    classes = folder / "classes.txt"
-    return str(classes) if classes.is_file() else None
-
-
-def _from_data_file(out: Sources, src: Path, path_map: PathMap) -> None:
-    df = read_data_file(src, path_map=path_map)
-    out.data_file = df
-    if df.classes is not None:
-        out.declared_classes, out.declared_at = df.classes, (str(src), df.lines.get("classes"))
-    for key, value in df.extra.items():
-        out.findings.append(
-            finding(
-                "data-unknown-key",
-                f"key {key!r} = {value!r} is not used by Darknet (typo?); it is ignored",
-                path=str(src),
-                line=df.lines.get(key),
-            )
-        )
-    for key in ("train", "valid", "test"):
-        lp = getattr(df, key)
-        if lp is None:
-            continue
-        if not os.path.isfile(lp):
-            out.findings.append(
-                finding(
-                    "list-missing",
-                    f"{key} list {lp} does not exist (relative paths are resolved against "
-                    "the .data file's folder)" + missing_hint(lp),
-                    path=str(src),
-                    line=df.lines.get(key),
-                )
-            )
-            continue
-        same = [k for k, v in out.lists.items() if os.path.samefile(v, lp)]
-        if same:
-            out.findings.append(
-                finding(
-                    "split-overlap",
-                    f"{key} uses the same list as {same[0]} ({lp}): every {key} image is a "
-                    f"{same[0]} image, so evaluation measures memorisation -- make a separate "
-                    f"{key} list (detforge split; --fix drops the {key} split)",
-                    path=str(src),
-                    line=df.lines.get(key),
-                )
-            )
-            continue
-        out.lists[key] = lp
-    if df.names is not None:
-        if os.path.isfile(df.names):
-            out.names_path = df.names
-        else:
-            out.findings.append(
-                finding(
-                    "names-missing",
-                    f"names file {df.names} does not exist" + missing_hint(df.names),
-                    path=str(src),
-                    line=df.lines.get("names"),
-                )
-            )
 
 
 def _yaml_names(data: dict[str, Any]) -> list[str] | None:
@@ -188,39 +110,13 @@ def _from_yaml(out: Sources, src: Path) -> None:
 def gather_sources(source: str | os.PathLike[str], *, path_map: PathMap = ()) -> Sources:
     """Resolve ``source`` (see the module docstring) into :class:`Sources`."""
     src = Path(source)
-    out = Sources()
-    if src.is_dir():
-        for p in list_images([src]):
-            first = os.path.relpath(p, src).replace("\\", "/").split("/")[0]
-            s = canonical_split(first)
-            out.entries.append((p, s if s in SPLITS else "", str(src), None))
-        out.names_path = _find_names(src)
-    elif src.suffix.lower() == ".data":
-        _from_data_file(out, src, path_map)
-    elif src.suffix.lower() in (".yaml", ".yml"):
+    if src.suffix.lower() in (".yaml", ".yml") and src.is_file():
+        out = Sources()
         _from_yaml(out, src)
-    elif src.is_file():
-        out.lists[split_from_list_name(src)] = str(src)
-        out.names_path = _find_names(src.parent)
+        _read_yaml_lists(out, path_map)
+        out.label_map = find_label_map(src.parent)
     else:
-        raise DetforgeError(
-            "dataset not found: give a .data file, an image list, a folder of images or a "
-            "dataset YAML" + missing_hint(str(src)),
-            path=src,
-        )
-    for key, lp in out.lists.items():
-        split = key.split(":")[0]
-        try:
-            got, lines = read_image_list_lines(lp, path_map=path_map)
-        except DetforgeError as exc:
-            out.findings.append(finding("read-error", exc.message, path=lp))
-            continue
-        out.entries += [(p, split, lp, n) for p, n in zip(got, lines, strict=True)]
-    folders = [src if src.is_dir() else src.parent]
-    if out.names_path is not None:
-        folders.append(Path(out.names_path).parent)
-    for folder in dict.fromkeys(folders):
-        out.label_map = out.label_map or find_label_map(folder)
+        out = _from_resolver(src, path_map)
     if out.names is None and out.names_path is not None and out.names_have_lines:
         text, why = read_text(out.names_path)
         if text is None:
@@ -230,3 +126,37 @@ def gather_sources(source: str | os.PathLike[str], *, path_map: PathMap = ()) ->
         else:
             out.names = raw_name_lines(text)
     return out
+
+
+def _from_resolver(src: Path, path_map: PathMap) -> Sources:
+    """A ``.data`` file, a list or a folder, through the one resolver
+    (:func:`~detforge.formats.darknet.sources.resolve_sources`) in its findings mode. A list
+    named again by a later key (``split-overlap``) is checked once, under the first key."""
+    r = resolve_sources(src, path_map=path_map, strict=False)
+    r.relocate_missing()
+    keep = [s not in r.same_list for s in r.splits]
+    return Sources(
+        entries=[
+            (p, s, f, line)
+            for p, s, (f, line), k in zip(r.paths, r.splits, r.origins, keep, strict=True)
+            if k
+        ],
+        lists={k: v for k, v in r.lists.items() if k not in r.same_list},
+        data_file=r.data_file,
+        names_path=r.names_path,
+        declared_classes=r.declared_classes,
+        declared_at=r.declared_at,
+        label_map=r.label_map,
+        findings=[finding(q.code, q.message, path=q.path, line=q.line) for q in r.problems],
+    )
+
+
+def _read_yaml_lists(out: Sources, path_map: PathMap) -> None:
+    for key, lp in out.lists.items():
+        split = key.split(":")[0]
+        try:
+            got, lines = read_image_list_lines(lp, path_map=path_map)
+        except DetforgeError as exc:
+            out.findings.append(finding("read-error", exc.message, path=lp))
+            continue
+        out.entries += [(p, split, lp, n) for p, n in zip(got, lines, strict=True)]

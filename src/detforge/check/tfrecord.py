@@ -31,10 +31,10 @@ from detforge.check.images import inspect_bytes
 from detforge.check.labels import check_boxes
 from detforge.check.limits import DEFAULT_LIMITS, CheckLimits
 from detforge.check.rows import LabelRows
-from detforge.check.sources import find_label_map
 from detforge.data.validity import CODES as RULE
 from detforge.data.validity import box_codes, size_ok
 from detforge.errors import DetforgeError
+from detforge.formats.labelmap import find_label_map
 from detforge.formats.tfrecord.example import (
     bytes_values,
     decode_example,

@@ -137,7 +137,7 @@ def _image_options(args: argparse.Namespace) -> tuple[str, str | None]:
 def _pipeline(
     args: argparse.Namespace, ds_names: tuple[str, ...], files: list[Path], eval_examples: int
 ) -> None:
-    from detforge.formats.tfod_pipeline import write_pipeline
+    from detforge.formats.tfrecord.pipeline import write_pipeline
     from detforge.formats.tfrecord.tfod import split_from_record_name
 
     out = Path(args.out).resolve()

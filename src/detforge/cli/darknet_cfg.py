@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _classes_and_images(args: argparse.Namespace) -> tuple[int, int]:
-    from detforge.formats.darknet_files import read_data_file, read_image_list, read_names
+    from detforge.formats.darknet.files import read_data_file, read_image_list, read_names
 
     train_images = int(args.train_images)
     if args.classes is not None:
@@ -71,7 +71,7 @@ def _classes_and_images(args: argparse.Namespace) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from detforge.formats.darknet_cfg import default_max_batches, rewrite_cfg
+    from detforge.formats.darknet.cfg import default_max_batches, rewrite_cfg
 
     classes, train_images = _classes_and_images(args)
     changes = rewrite_cfg(

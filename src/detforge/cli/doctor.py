@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from detforge.train.doctor import run_doctor
+    from detforge.utils.doctor import run_doctor
     from detforge.utils.io import atomic_write_text
 
     report = run_doctor(op_test=not args.no_op_test)

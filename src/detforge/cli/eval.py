@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from detforge.errors import DetforgeError
 
@@ -61,70 +60,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_path_map_option(parser)
 
 
-def read_ground_truth(
-    source: str, *, split: str | None, images_dir: str | None, path_map: list[tuple[str, str]]
-) -> tuple[Any, Path | None]:
-    """The GT dataset (one split of it) and, for a ``.data`` file, its ``results`` folder."""
-    from detforge.data.dataset import canonical_split
-
-    src = Path(source)
-    results: Path | None = None
-    if src.suffix.lower() == ".json" and src.is_file():
-        from detforge.formats.coco import read_coco
-
-        ds = read_coco(src, images_dir=images_dir)
-    elif src.suffix.lower() == ".data" and src.is_file():
-        ds, results = _read_data_split(src, split or "valid", path_map)
-        split = None  # already one split
-    else:
-        from detforge.formats.detect import read_any
-
-        ds = read_any(src, images_dir=images_dir, path_map=path_map)
-    splits = ds.splits()
-    if split is not None:
-        want = canonical_split(split)
-        if want not in splits:
-            raise DetforgeError(
-                f"GT has no split {split!r} (it has: {', '.join(s or '(none)' for s in splits)})",
-                path=src,
-            )
-        ds = ds.split(want)
-    elif len(splits) > 1:
-        ds = ds.split("valid" if "valid" in splits else splits[0])
-    return ds, results
-
-
-def _read_data_split(
-    src: Path, split: str, path_map: list[tuple[str, str]]
-) -> tuple[Any, Path | None]:
-    """Only the list of ``split`` of a ``.data`` file (not its training set), with its names."""
-    from dataclasses import replace
-
-    from detforge.data.dataset import canonical_split
-    from detforge.formats.darknet import read_darknet
-    from detforge.formats.darknet_files import read_data_file, read_names
-
-    df = read_data_file(src, path_map=path_map)
-    key = canonical_split(split)
-    lst = {"train": df.train, "valid": df.valid, "test": df.test}.get(key)
-    if not lst:
-        path, line = df.where(key)
-        raise DetforgeError(f"the .data file has no '{key}' list to evaluate", path=path, line=line)
-    ds = read_darknet(lst, path_map=path_map)
-    if df.names:
-        names = read_names(df.names)
-        if len(names) >= ds.num_classes:
-            ds = replace(ds, class_names=tuple(names))
-    ds = ds.with_splits([key] * ds.num_images)
-    return ds, Path(df.results) if df.results else None
-
-
 def run(args: argparse.Namespace) -> int:
     from detforge.cli.common import parse_path_map
     from detforge.eval.api import evaluate, jsonable
     from detforge.eval.predictions import read_predictions
     from detforge.eval.report import coco_results, format_report
     from detforge.formats.coco import dump_json
+    from detforge.formats.detect import read_ground_truth
     from detforge.utils.io import atomic_write_bytes
 
     if args.every < 1:

@@ -8,8 +8,8 @@ from detforge.errors import DetforgeError
 
 HELP = "export a trained checkpoint to ONNX (checked against PyTorch with onnxruntime)"
 DESCRIPTION = """\
-Export WEIGHTS (a detforge checkpoint, e.g. runs/train/best.pt) to ONNX. Batch-norm is folded
-into the convolutions; the graph has no NMS, so any runtime can run it:
+Export WEIGHTS (a detforge checkpoint, e.g. runs/train/obj/weights/best.pt) to ONNX.
+Batch-norm is folded into the convolutions; the graph has no NMS, so any runtime can run it:
 
   input  'images'  (B, 3, H, W) float32 RGB in [0, 1] (float16 with --half), H and W
                    multiples of 32 (letterbox your images; fixed to --imgsz unless --dynamic)
@@ -21,7 +21,7 @@ and 'detforge predict model.onnx ...' runs the file like a checkpoint. After wri
 is run with onnxruntime and compared with PyTorch; a mismatch is an error.
 
 examples:
-  detforge export runs/train/best.pt                       # -> runs/train/best.onnx, 640x640
+  detforge export runs/train/obj/weights/best.pt   # -> runs/train/obj/weights/best.onnx, 640x640
   detforge export best.pt --imgsz 416 -o models/cells.onnx
   detforge export best.pt --dynamic                        # any batch and size (multiples of 32)
   detforge export best.pt --half --imgsz 640               # float16, for GPU runtimes
@@ -52,7 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from detforge.models.checkpoint import load_checkpoint
     from detforge.predict.export import export_onnx
 
     try:
@@ -61,10 +60,9 @@ def run(args: argparse.Namespace) -> int:
         raise DetforgeError(
             "ONNX export needs the onnx package: pip install 'detforge[onnx]'"
         ) from None
+    imgsz: int | tuple[int, int] | None = None  # default: the checkpoint's training size
     if args.imgsz is None:
-        cfg = load_checkpoint(args.weights).get("config") or {}
-        size = cfg.get("imgsz") if isinstance(cfg, dict) else None
-        imgsz: int | tuple[int, int] = int(size) if isinstance(size, int | float) else 640
+        pass
     elif len(args.imgsz) == 1:
         imgsz = args.imgsz[0]
     elif len(args.imgsz) == 2:

@@ -50,8 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from detforge.data.info import format_summary, summarize
     from detforge.data.split import find_leaks
+    from detforge.data.stats import format_summary, summarize
     from detforge.formats.darknet import read_darknet
     from detforge.formats.detect import detect_format, read_any
 

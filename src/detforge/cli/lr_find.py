@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from detforge.errors import DetforgeError
     from detforge.train.config import TrainConfig
     from detforge.train.lr_find import find_lr, plot_lr_find
-    from detforge.train.setup import load_training_data, resolve_device
+    from detforge.train.setup import load_training_data
+    from detforge.utils.device import resolve_device
 
     if not 0 < args.start < args.end:
         raise DetforgeError(

@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "predict": "detforge.cli.predict",
     "map": "detforge.cli.map",
     "show": "detforge.cli.show",
+    "report": "detforge.cli.report",
     "train": "detforge.cli.train",
     "val": "detforge.cli.val",
     "eval": "detforge.cli.eval",

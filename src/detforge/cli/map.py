@@ -32,7 +32,7 @@ file, created when missing), else 'results' beside the .data file, or --out DIR:
 Unlike Darknet you do not need a 'results' folder in the current directory, nor the .cfg.
 
 examples:
-  detforge map data/obj.data runs/train/exp/weights/best.pt
+  detforge map data/obj.data runs/train/obj/weights/best.pt
   detforge map data/obj.data best.pt --split test --points 11 --iou 0.5
   detforge map data/obj.data best.onnx --out eval-onnx
 """
@@ -65,10 +65,10 @@ def results_folder(data: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from detforge.cli.eval import read_ground_truth
     from detforge.eval.api import evaluate, jsonable
     from detforge.eval.report import coco_results, format_report
     from detforge.formats.coco import dump_json
+    from detforge.formats.detect import read_ground_truth
     from detforge.predict.api import load
     from detforge.utils.io import atomic_write_bytes
 

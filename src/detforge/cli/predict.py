@@ -32,7 +32,7 @@ Outputs (into --out, default runs/predict, runs/predict-2, ...):
                  'detforge eval' and pycocotools read directly
 
 Examples:
-  detforge predict runs/train/exp/weights/best.pt photos/ --save-images
+  detforge predict runs/train/obj/weights/best.pt photos/ --save-images
   detforge predict best.pt data/obj.data --split test --save-json test-dets.json --conf 0.001
   detforge predict best.onnx trailcam.mp4 --every 5 --save-images --save-txt
 """
@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (0.7)")
     parser.add_argument("--max-det", type=int, default=300, help="most boxes per image (300)")
     parser.add_argument(
-        "--imgsz", type=int, default=None, help="input long side, pixels (the training size)"
+        "--imgsz", type=int, default=None, help="input square side, pixels (the model's size)"
     )
     parser.add_argument("--batch", type=int, default=16, help="images per forward pass (16)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
@@ -74,8 +74,8 @@ def _coco_ids(
     Else no ids (``image_id`` is then the file stem, which eval matches) and categories 1..K."""
     if data_path is None:
         return {}, None
-    from detforge.cli.eval import read_ground_truth
     from detforge.formats.coco import coco_category_ids
+    from detforge.formats.detect import read_ground_truth
 
     gt, _ = read_ground_truth(data_path, split=split, images_dir=None, path_map=path_map)
     ids: dict[str, int | str] = {
@@ -103,6 +103,7 @@ def class_filter(wanted: list[str] | None, names: tuple[str, ...]) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from detforge.data.images import load_image
     from detforge.predict.api import load
     from detforge.predict.draw import draw_boxes
     from detforge.predict.sources import open_source, split_data_arg
@@ -146,8 +147,9 @@ def run(args: argparse.Namespace) -> int:
         name = f"{Path(source.video or 'video').stem}.mp4"
         video = VideoWriter(guard.check(out / name), fps=fps)
     start = time.perf_counter()
-    # Nothing drawn: decode images already shrunk to the input size (fast, as training does).
-    frames = source.frames(imgsz=None if save_images else model.decode_size())
+    # Images are decoded straight to the input size (the rule every command shares); the
+    # full-resolution picture is decoded again only to draw on it.
+    frames = source.frames(fit=model.rule.shape)
     stream = model.predict_frames(
         frames, conf=args.conf, iou=args.iou, max_det=args.max_det, batch=args.batch
     )
@@ -167,8 +169,9 @@ def run(args: argparse.Namespace) -> int:
                     image_id, pred.boxes, pred.classes, pred.scores, category_ids=cats
                 )
             if save_images and out is not None:
+                full = frame.image if frame.path is None else load_image(frame.path).image
                 drawn = draw_boxes(
-                    frame.image, pred.boxes, pred.classes, scores=pred.scores,
+                    full, pred.boxes, pred.classes, scores=pred.scores,
                     class_names=model.class_names, line_width=args.line_width,
                 )  # fmt: skip
                 if video is not None:

@@ -52,8 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from detforge.data.dataset import canonical_split
-    from detforge.formats.detect import read_any
+    from detforge.formats.detect import read_any, read_ground_truth
     from detforge.predict.draw import contact_sheet
     from detforge.predict.gallery import render_dataset
     from detforge.predict.writers import InputGuard, save_image
@@ -62,22 +61,14 @@ def run(args: argparse.Namespace) -> int:
     if args.limit < 0 or args.grid_size < 1:
         raise DetforgeError("--limit must be >= 0 and --grid-size >= 1")
     path_map = parse_path_map(args.path_map)
-    if args.split and str(args.dataset).lower().endswith(".data") and args.format is None:
-        # The split's own list, numbered as 'detforge eval' and 'predict --save-json' do.
-        from detforge.cli.eval import read_ground_truth
-
-        ds, _ = read_ground_truth(args.dataset, split=args.split, images_dir=None,
-                                  path_map=path_map)  # fmt: skip
+    if args.split:
+        # One split; of a .data file only its list, numbered as 'detforge eval' and
+        # 'predict --save-json' do.
+        ds, _ = read_ground_truth(
+            args.dataset, split=args.split, format=args.format, path_map=path_map
+        )
     else:
         ds = read_any(args.dataset, format=args.format, path_map=path_map)
-        if args.split:
-            want = canonical_split(args.split)
-            if want not in ds.splits():
-                have = ", ".join(s or "(none)" for s in ds.splits())
-                raise DetforgeError(
-                    f"no split {want!r} (the dataset has: {have})", path=args.dataset
-                )
-            ds = ds.split(want)
     if ds.num_images == 0:
         raise DetforgeError("the dataset has no images", path=args.dataset)
     pred = None

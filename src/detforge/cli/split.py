@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from detforge.data.dataset import SPLITS
     from detforge.data.split import assign_splits, find_leaks, group_keys, parse_ratios
     from detforge.formats.darknet import read_darknet, read_names
-    from detforge.formats.darknet_write import write_data_files
+    from detforge.formats.darknet.write import write_data_files
     from detforge.utils.outdir import output_dir
 
     ratios = parse_ratios(args.ratios)

@@ -14,10 +14,18 @@ Train detforge's anchor-free YOLO-style detector on DATA: a Darknet .data file (
 valid lists) or any dataset 'detforge convert' reads. The dataset is checked first; errors
 stop training (--skip-bad trains on the clean images and lists what it left out).
 
-Everything goes to a new run folder (--out, default runs/train, runs/train-2, ...):
-last.pt and best.pt (torch.load(weights_only=True) safe), config.yaml, metrics.csv,
-results.png, TensorBoard events, train.log, and preview/epoch_NNN.jpg with predictions next
-to the ground truth on fixed validation images -- look at it after the first epochs.
+Everything goes to a new run folder, printed at the end: --out, default
+runs/train/<dataset name> (obj.data -> runs/train/obj, then obj-2, obj-3, ...; --exist-ok
+writes into an existing one). It holds weights/last.pt and weights/best.pt
+(torch.load(weights_only=True) safe), config.yaml, metrics.csv, results.png, TensorBoard
+events, train.log, preview/epoch_NNN.jpg (ground truth left, predictions right, on fixed
+validation images -- look at it after the first epochs), and at the end the confusion
+matrix, PR and F1 curves of the best weights and labels/*.png for the validation split.
+A .data file with backup= also gets copies there: <data stem>_last.pt, <data stem>_best.pt.
+
+On a terminal a progress bar shows the epoch; elsewhere (nohup, CI, a log file) a progress
+line is printed every 30 s. Ctrl-C or kill leaves weights/last.pt whole (files are written
+to a temporary name and renamed); Ctrl-C prints the --resume command that continues.
 
 The learning rate and weight decay are given for a nominal batch of 64 and scaled to the real
 batch. Warmup is always on, also when fine-tuning with --weights (which starts at epoch 0).
@@ -25,11 +33,11 @@ A NaN/inf loss skips the step and logs the batch's images in train.log; repeated
 back to the last good checkpoint with half the LR; persistent NaNs stop with a diagnosis.
 
 examples:
-  detforge train data/obj.data --epochs 100 --imgsz 416
+  detforge train data/obj.data --epochs 100 --imgsz 416        # -> runs/train/obj
   detforge train data/obj.data --model s --batch auto --device cuda
-  detforge train data/obj.data --weights runs/train/best.pt --epochs 30 --lr 0.002
-  detforge train --resume runs/train-2                   # continue an interrupted run
-  detforge train --resume runs/train-2 --epochs 150      # ... and extend it
+  detforge train data/obj.data --weights runs/train/obj/weights/best.pt --epochs 30 --lr 0.002
+  detforge train --resume runs/train/obj-2               # continue an interrupted run
+  detforge train --resume runs/train/obj-2 --epochs 150  # ... and extend it
   detforge train data/obj.data --lr auto                 # LR range test first
   torchrun --nproc_per_node 4 -m detforge train data/obj.data --batch 16   # 4 GPUs, 64/step
 """
@@ -104,7 +112,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
     and applies only the options given on the command line (e.g. a larger ``--epochs``)."""
     from detforge.cli.common import parse_path_map
     from detforge.train.config import TrainConfig, read_config
-    from detforge.train.state import resume_checkpoint_path
+    from detforge.train.runs import resume_checkpoint_path, run_dir_of
 
     given = {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "command"}
     given["path_map"] = parse_path_map(given.pop("path_map", []) or [])
@@ -112,7 +120,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         given.pop("progress", None)
     data = given.pop("data", None)
     if "resume" in given:
-        run = resume_checkpoint_path(given["resume"]).parent
+        run = run_dir_of(resume_checkpoint_path(given["resume"]))
         cfg = read_config(run / "config.yaml")
         if data and data != cfg.data:
             raise DetforgeError(
@@ -138,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
     if dist_info_from_env().is_main:
         print(
             f"done: {result.epochs_done} epoch(s), {result.stop_reason}; best epoch "
-            f"{result.best_epoch} (fitness {result.best_fitness:.4f}); run {result.run_dir}"
+            f"{result.best_epoch} (fitness {result.best_fitness:.4f}); run {result.run_dir}, "
+            f"best weights {result.best_weights}"
         )
     return 0

@@ -9,15 +9,16 @@ from detforge.errors import DetforgeError
 
 HELP = "evaluate a trained checkpoint on a dataset split (COCO mAP, Darknet mAP)"
 DESCRIPTION = """\
-Run WEIGHTS (a detforge checkpoint, e.g. runs/train/best.pt) over one split of DATA (a .data
-file or any dataset 'detforge convert' reads), with letterboxed rectangular batches, and score
-the predictions with the same evaluation engine as 'detforge eval' (COCO mAP50-95 and mAP50,
-identical to pycocotools; Darknet mAP with --protocol darknet or all). The image size defaults
-to the one the checkpoint was trained at.
+Run WEIGHTS (a detforge checkpoint, e.g. runs/train/obj/weights/best.pt, or its .onnx
+export) over one split of DATA (a .data file or any dataset 'detforge convert' reads), each image
+letterboxed into the model's input square exactly as 'detforge predict' does, and score the
+predictions with the same evaluation engine as 'detforge eval' (COCO mAP50-95 and mAP50,
+identical to pycocotools; Darknet mAP with --protocol darknet or all). The image size
+defaults to the one the model was trained or exported at.
 
 examples:
-  detforge val runs/train/best.pt data/obj.data
-  detforge val runs/train/best.pt data/obj.data --split test --json test-metrics.json
+  detforge val runs/train/obj/weights/best.pt data/obj.data
+  detforge val runs/train/obj/weights/best.pt data/obj.data --split test --json test-metrics.json
   detforge val best.pt data/obj.data --protocol all --device cuda
 """
 
@@ -25,13 +26,13 @@ examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from detforge.cli.common import add_path_map_option
 
-    parser.add_argument("weights", help="detforge checkpoint (.pt)")
+    parser.add_argument("weights", help="detforge checkpoint (.pt) or exported model (.onnx)")
     parser.add_argument("data", help="dataset: a .data file or a dataset folder")
     parser.add_argument("--split", default="valid", help="split to evaluate [valid]")
     parser.add_argument("--imgsz", type=int, default=None, help="input size [checkpoint's]")
     parser.add_argument("--batch", type=int, default=16, help="images per batch [16]")
     parser.add_argument("--device", default="", help="cpu, cuda or cuda:N [CUDA if available]")
-    parser.add_argument("--workers", type=int, default=2, help="loader processes [2]")
+    parser.add_argument("--half", action="store_true", help="float16 on a CUDA device")
     parser.add_argument("--conf", type=float, default=0.001, help="score threshold [0.001]")
     parser.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold [0.7]")
     parser.add_argument("--max-det", type=int, default=300, help="detections per image [300]")
@@ -46,41 +47,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from detforge.cli.common import parse_path_map
     from detforge.data.dataset import canonical_split
     from detforge.eval.api import evaluate, jsonable
     from detforge.eval.report import format_report
     from detforge.formats.coco import dump_json
-    from detforge.models.checkpoint import load_model
-    from detforge.train.dataloader import create_dataloader
-    from detforge.train.setup import read_dataset, resolve_device
-    from detforge.train.validate import coco_map, predict_batches, predictions_dataset
+    from detforge.formats.detect import read_any
+    from detforge.predict.api import load
+    from detforge.train.validate import coco_map
     from detforge.utils.io import atomic_write_bytes
 
-    device = resolve_device(args.device)
-    model, names, meta = load_model(args.weights, device=device)
-    ds = read_dataset(args.data, path_map=parse_path_map(args.path_map))
+    if not Path(args.weights).is_file():
+        raise DetforgeError("weights file not found", path=args.weights)
+    model = load(args.weights, device=args.device, imgsz=args.imgsz, half=args.half)
+    ds = read_any(args.data, path_map=parse_path_map(args.path_map))
     split = canonical_split(args.split)
     part = ds.split(split)
     if part.num_images == 0:
         have = ", ".join(ds.splits()) or "none"
         raise DetforgeError(f"the dataset has no {split!r} images (splits: {have})", path=args.data)
-    if tuple(names) != tuple(ds.class_names):
+    if tuple(model.class_names) != tuple(ds.class_names):
         raise DetforgeError(
-            f"the checkpoint's classes {names} differ from the dataset's "
+            f"the model's classes {list(model.class_names)} differ from the dataset's "
             f"{list(ds.class_names)}; evaluate on the dataset it was trained for"
         )
-    imgsz = args.imgsz or int((meta.get("config") or {}).get("imgsz", 640))
-    loader = create_dataloader(
-        part, imgsz=imgsz, batch_size=args.batch, augment=False, rect=True,
-        workers=args.workers, cache="none",
-    )  # fmt: skip
-    preds, _ = predict_batches(
-        model, loader, device=device, conf=args.conf, iou=args.iou, max_det=args.max_det
+    pred = model.predict_dataset(
+        part, conf=args.conf, iou=args.iou, max_det=args.max_det, batch=args.batch
     )
-    report: dict[str, Any] = evaluate(
-        part, predictions_dataset(part, preds), protocol=args.protocol
-    )
+    report: dict[str, Any] = evaluate(part, pred, protocol=args.protocol)
     print(format_report(report))
     if args.protocol in ("coco", "all"):
         m, m50 = coco_map(report)

@@ -1,6 +1,7 @@
 """The one in-memory dataset type every detforge component shares.
 
-A :class:`Dataset` is two column tables and a tuple of class names:
+A :class:`Dataset` is two column tables, a tuple of class names and, when the source numbers
+its classes itself, its ``(name, id)`` pairs (``source_classes``, e.g. COCO categories):
 
 * :class:`Images` -- one row per image: ``path`` (str), ``width``/``height`` (pixels, ``0`` when
   unknown), ``split`` (``"train"``, ``"valid"``, ``"test"``, any other name, or ``""``),
@@ -102,6 +103,13 @@ class Dataset:
     boxes: Boxes
     meta: dict[str, Any] = field(default_factory=dict)
     """Free-form provenance (source path, reader notes); never needed to interpret the data."""
+    source_classes: tuple[tuple[str, int], ...] | None = None
+    """The classes as the source numbers them: ``(name, id)`` pairs in the source's order (COCO
+    categories by ``category_id``); ``None`` when the source has no ids of its own (writers then
+    number classes ``1..K``). While ``class_names`` are the source's names, class ``k`` is id
+    ``source_classes[k][1]``; after classes are renamed, reordered or added, ids follow the
+    names (:func:`detforge.formats.coco.coco_category_ids`). Kept by ``select``, ``split``,
+    ``with_format`` and ``replace``."""
 
     # ----------------------------------------------------------------- basic facts
     @property
@@ -192,6 +200,9 @@ class Dataset:
             raise ValueError(f"boxes.coords has shape {self.boxes.coords.shape}, not ({m}, 4)")
         if m and (self.boxes.image.min() < 0 or self.boxes.image.max() >= n):
             raise ValueError("boxes.image holds an index outside the image table")
+        ids = [i for _, i in self.source_classes or ()]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"source_classes {self.source_classes} repeats an id")
 
 
 def make_dataset(
@@ -213,6 +224,7 @@ def make_dataset(
     area: ArrayLike | None = None,
     score: ArrayLike | None = None,
     meta: dict[str, Any] | None = None,
+    source_classes: Sequence[tuple[str, int]] | None = None,
 ) -> Dataset:
     """Build a :class:`Dataset` from plain sequences, filling defaults for missing columns.
 
@@ -260,13 +272,15 @@ def make_dataset(
     )
     if m and np.any(np.diff(boxes.image) < 0):
         boxes = boxes.take(np.argsort(boxes.image, kind="stable"))
-    ds = Dataset(tuple(class_names), images, boxes, dict(meta or {}))
+    src = None if source_classes is None else tuple((str(n), int(i)) for n, i in source_classes)
+    ds = Dataset(tuple(class_names), images, boxes, dict(meta or {}), src)
     ds.validate()
     return ds
 
 
 def concat_datasets(parts: Sequence[Dataset]) -> Dataset:
-    """Stack datasets that share class names and box format (e.g. one per split)."""
+    """Stack datasets that share class names and box format (e.g. one per split);
+    ``source_classes`` are kept when every part has the same."""
     if not parts:
         raise ValueError("nothing to concatenate")
     first = parts[0]
@@ -293,4 +307,7 @@ def concat_datasets(parts: Sequence[Dataset]) -> Dataset:
         Images(**img_cols),
         Boxes(format=first.boxes.format, **box_cols),
         meta,
+        first.source_classes
+        if all(p.source_classes == first.source_classes for p in parts)
+        else None,
     )

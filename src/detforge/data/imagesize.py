@@ -1,7 +1,7 @@
 """Image width and height from the file header, without decoding pixels.
 
-Supported: JPEG (baseline, progressive, lossless SOF markers), PNG, GIF, BMP, WEBP (lossy,
-lossless, extended) and TIFF. JPEG and TIFF EXIF orientation is read and *applied*:
+The header reader itself is :func:`detforge.data.imageformats.parse_header` (JPEG, PNG, GIF,
+BMP, WebP, TIFF, PNM). JPEG and TIFF EXIF orientation is read and *applied* here:
 orientations 5-8 (rotated by 90 degrees) swap width and height, so the reported size is the
 size the image is displayed at (what ``PIL.ImageOps.exif_transpose`` gives). Code that decodes
 pixels for labels or training must apply the same transpose to agree with these sizes.
@@ -12,27 +12,19 @@ pixels for labels or training must apply the same transpose to agree with these 
 
 from __future__ import annotations
 
-import io
 import os
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO
 
 import numpy as np
 from numpy.typing import NDArray
 
+from detforge.data.imageformats import Header, HeaderError, parse_header
 from detforge.errors import DetforgeError
 from detforge.utils.cpu import usable_cores
 from detforge.utils.filestat import native_available, read_heads
-
-IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".dib", ".webp", ".tif", ".tiff"}
-)
-"""Lower-case suffixes detforge treats as images when scanning folders."""
-
-_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 
 
 @dataclass(frozen=True)
@@ -59,217 +51,29 @@ class ImageHeader:
 
 
 _HEAD_BYTES = 16384  # first read of a header
+_UNKNOWN_SIZE = 1 << 62  # a head shorter than the file: its length is not known here
 
 
-class _Bad(Exception):
-    """Internal: header is not what it claims (turned into a DetforgeError)."""
+class _NeedFile(Exception):
+    """Internal: the head given is not enough; read the file itself."""
 
 
-def _read(f: BinaryIO, n: int) -> bytes:
-    b = f.read(n)
-    if len(b) != n:
-        raise _Bad("file ends inside the header (truncated?)")
-    return b
+def _need_file(n: int) -> bytes:
+    raise _NeedFile
 
 
-def _tiff_orientation_and_size(buf: bytes) -> tuple[int, int, int]:
-    """``(orientation, width, height)`` from a TIFF structure (EXIF block or TIFF file);
-    width/height are 0 when absent. Reads IFD0 only."""
-    if len(buf) < 8 or buf[:2] not in (b"II", b"MM"):
-        raise _Bad("bad TIFF/EXIF byte order")
-    end = "<" if buf[:2] == b"II" else ">"
-    (ifd,) = struct.unpack_from(end + "I", buf, 4)
-    if ifd + 2 > len(buf):
-        raise _Bad("EXIF directory outside the block")
-    (count,) = struct.unpack_from(end + "H", buf, ifd)
-    orient, width, height = 1, 0, 0
-    for i in range(count):
-        off = ifd + 2 + 12 * i
-        if off + 12 > len(buf):
-            break
-        tag, typ = struct.unpack_from(end + "HH", buf, off)
-        if typ == 3:  # SHORT
-            (val,) = struct.unpack_from(end + "H", buf, off + 8)
-        elif typ == 4:  # LONG
-            (val,) = struct.unpack_from(end + "I", buf, off + 8)
-        else:
-            continue
-        if tag == 274:
-            orient = val if 1 <= val <= 8 else 1
-        elif tag == 256:
-            width = val
-        elif tag == 257:
-            height = val
-    return orient, width, height
-
-
-def _jpeg(f: BinaryIO) -> tuple[int, int, int]:
-    orient = 1
-    size: tuple[int, int] | None = None
-    while True:
-        b = f.read(1)
-        if not b:
-            raise _Bad("file ends before the JPEG frame header (truncated?)")
-        if b != b"\xff":
-            continue  # tolerate garbage between segments, like decoders do
-        m = _read(f, 1)[0]
-        while m == 0xFF:
-            m = _read(f, 1)[0]
-        if m in (0xD8, 0x01) or 0xD0 <= m <= 0xD7:
-            continue
-        if m == 0xD9:
-            break
-        (length,) = struct.unpack(">H", _read(f, 2))
-        if length < 2:
-            raise _Bad("corrupt JPEG segment length")
-        if m in _SOF:
-            seg = _read(f, length - 2)
-            h, w = struct.unpack_from(">HH", seg, 1)
-            size = (w, h)
-            break
-        if m == 0xE1 and orient == 1:
-            seg = _read(f, length - 2)
-            if seg.startswith(b"Exif\x00\x00"):
-                try:
-                    orient = _tiff_orientation_and_size(seg[6:])[0]
-                except (_Bad, struct.error):
-                    orient = 1  # a broken EXIF block does not make the image unreadable
-        else:
-            f.seek(length - 2, os.SEEK_CUR)
-        if m == 0xDA:
-            break
-    if size is None:
-        raise _Bad("no JPEG frame header (SOF) found")
-    return size[0], size[1], orient
-
-
-def _webp(head: bytes) -> tuple[int, int]:
-    chunk = head[12:16]
-    if chunk == b"VP8 ":
-        if head[23:26] != b"\x9d\x01\x2a":
-            raise _Bad("bad VP8 start code")
-        w, h = struct.unpack_from("<HH", head, 26)
-        return w & 0x3FFF, h & 0x3FFF
-    if chunk == b"VP8L":
-        if head[20] != 0x2F:
-            raise _Bad("bad VP8L signature")
-        (bits,) = struct.unpack_from("<I", head, 21)
-        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-    if chunk == b"VP8X":
-        w = int.from_bytes(head[24:27], "little") + 1
-        h = int.from_bytes(head[27:30], "little") + 1
-        return w, h
-    raise _Bad(f"unknown WEBP chunk {chunk!r}")
-
-
-def _jpeg_in_memory(buf: bytes) -> tuple[int, int, int] | None:
-    """:func:`_jpeg` over ``buf`` (the file's first bytes) with index arithmetic instead of
-    reads; ``None`` wherever the walk would need bytes past ``buf`` (the caller then runs
-    :func:`_jpeg`, which also gives the same error for a truncated file). Same result and the
-    same errors as :func:`_jpeg` wherever it returns."""
-    n = len(buf)
-    i = 2
-    orient = 1
-    size: tuple[int, int] | None = None
-    while True:
-        i = buf.find(b"\xff", i)
-        if i < 0:
-            return None
-        i += 1
-        while i < n and buf[i] == 0xFF:
-            i += 1
-        if i >= n:
-            return None
-        m = buf[i]
-        i += 1
-        if m in (0xD8, 0x01) or 0xD0 <= m <= 0xD7:
-            continue
-        if m == 0xD9:
-            break
-        if i + 2 > n:
-            return None
-        length = (buf[i] << 8) | buf[i + 1]
-        i += 2
-        if length < 2:
-            raise _Bad("corrupt JPEG segment length")
-        end = i + length - 2
-        if m in _SOF:
-            if end > n:
-                return None
-            h, w = struct.unpack_from(">HH", buf[i:end], 1)
-            size = (w, h)
-            break
-        if m == 0xE1 and orient == 1:
-            if end > n:
-                return None
-            if buf.startswith(b"Exif\x00\x00", i, end):
-                try:
-                    orient = _tiff_orientation_and_size(buf[i + 6 : end])[0]
-                except (_Bad, struct.error):
-                    orient = 1
-        i = end
-        if m == 0xDA:
-            break
-    if size is None:
-        raise _Bad("no JPEG frame header (SOF) found")
-    return size[0], size[1], orient
-
-
-def _header(f: BinaryIO, buf: bytes | None = None) -> ImageHeader:
-    """The header of the file ``f`` (at offset 0); ``buf``, when given, is all of ``f``'s
-    bytes (or its first bytes), for an in-memory JPEG walk."""
-    head = f.read(32)
-    if head[:3] == b"\xff\xd8\xff":
-        got = _jpeg_in_memory(buf) if buf is not None else None
-        if got is None:
-            f.seek(2)
-            got = _jpeg(f)
-        w, h, o = got
-        fmt = "jpeg"
-    elif head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24:
-        w, h = struct.unpack_from(">II", head, 16)
-        o, fmt = 1, "png"
-    elif head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
-        w, h = struct.unpack_from("<HH", head, 6)
-        o, fmt = 1, "gif"
-    elif head[:2] == b"BM" and len(head) >= 26:
-        (dib,) = struct.unpack_from("<I", head, 14)
-        if dib == 12:
-            w, h = struct.unpack_from("<HH", head, 18)
-        else:
-            w, h = struct.unpack_from("<ii", head, 18)
-        w, h, o, fmt = abs(w), abs(h), 1, "bmp"
-    elif head[:4] == b"RIFF" and head[8:12] == b"WEBP" and len(head) >= 30:
-        w, h = _webp(head)
-        o, fmt = 1, "webp"
-    elif head[:4] in (b"II*\x00", b"MM\x00*"):
-        f.seek(0)
-        buf = f.read(1 << 16)
-        o, w, h = _tiff_orientation_and_size(buf)
-        fmt = "tiff"
-    elif not head:
-        raise _Bad("file is empty")
-    else:
-        raise _Bad("not a JPEG, PNG, GIF, BMP, WEBP or TIFF image")
-    if w <= 0 or h <= 0:
-        raise _Bad(f"header gives an impossible size {w}x{h}")
-    if o >= 5:
-        w, h = h, w
-    return ImageHeader(int(w), int(h), fmt, int(o))
+def _oriented(hdr: Header) -> ImageHeader:
+    w, h, o = hdr.width, hdr.height, hdr.orientation
+    return ImageHeader(h, w, hdr.format, o) if o >= 5 else ImageHeader(w, h, hdr.format, o)
 
 
 def _header_in(head: bytes) -> ImageHeader | None:
     """The header parsed from a file's first ``_HEAD_BYTES`` (all of a shorter file), or
-    ``None`` when those bytes are not enough (read the file itself). A parse of a short
-    buffer either fails or saw exactly the file's bytes, so only a full buffer can fall short.
-    Raises ``_Bad`` (and friends) for a file that is too short to be an image."""
-    if head[:4] in (b"II*\x00", b"MM\x00*") and len(head) >= _HEAD_BYTES:
-        return None  # TIFF reads 64 KiB at once: needs the file
+    ``None`` when the parse needs bytes past them (read the file itself)."""
+    size = len(head) if len(head) < _HEAD_BYTES else _UNKNOWN_SIZE
     try:
-        return _header(io.BytesIO(head), head)
-    except (_Bad, struct.error, IndexError):
-        if len(head) < _HEAD_BYTES:  # that was the whole file
-            raise
+        return _oriented(parse_header(head, size, _need_file))
+    except _NeedFile:
         return None
 
 
@@ -287,20 +91,18 @@ def read_image_header(path: str | os.PathLike[str], head: bytes | None = None) -
                 return got
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         try:
-            # One read covers most headers: parse it in memory (no buffered file object);
-            # the file is only read on when that was not enough.
-            if head is None:
-                got = _header_in(os.read(fd, _HEAD_BYTES))
-                if got is not None:
-                    return got
-            os.lseek(fd, 0, os.SEEK_SET)
-            with open(fd, "rb", closefd=False) as f:
-                return _header(f)
+            # One read covers most headers: parse it in memory; the file is only read on
+            # when that was not enough.
+            size = os.fstat(fd).st_size
+            first = os.read(fd, _HEAD_BYTES)
+            return _oriented(parse_header(first, size, lambda n: os.read(fd, n)))
         finally:
             os.close(fd)
     except FileNotFoundError:
         raise DetforgeError("image not found", path=path) from None
-    except (_Bad, struct.error, IndexError) as exc:
+    except HeaderError as exc:
+        raise DetforgeError(f"unreadable image header: {exc.detail}", path=path) from None
+    except (struct.error, IndexError) as exc:
         raise DetforgeError(f"unreadable image header: {exc}", path=path) from None
     except OSError as exc:
         raise DetforgeError(f"cannot read image: {exc.strerror}", path=path) from None

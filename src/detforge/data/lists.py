@@ -18,13 +18,13 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from detforge.data.imagesize import IMAGE_EXTENSIONS
+from detforge.data.imageformats import IMAGE_EXTENSIONS
 from detforge.errors import DetforgeError
 
 
 def _norm_exts(extensions: Iterable[str] | None) -> frozenset[str]:
     if extensions is None:
-        return IMAGE_EXTENSIONS
+        return frozenset(IMAGE_EXTENSIONS)
     return frozenset(e.lower() if e.startswith(".") else "." + e.lower() for e in extensions)
 
 

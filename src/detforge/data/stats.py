@@ -1,4 +1,5 @@
-"""Dataset statistics: per-split class histogram, boxes per image, box sizes and aspects.
+"""Dataset statistics: per-split class histogram, boxes per image, box sizes and aspects
+(``detforge stats``), and the per-split counts ``detforge info`` prints (:func:`summarize`).
 
 :func:`compute_stats` is pure (a :class:`Dataset` in, plain dicts and arrays out);
 :func:`format_stats` renders the table ``detforge stats`` prints; plots live in
@@ -74,15 +75,24 @@ class SplitStats:
         }
 
 
+def class_counts(
+    image: NDArray[np.int64], cls: NDArray[np.int64], num_classes: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """``(boxes per class (C,), images per class (C,))`` of boxes given by their ``image`` and
+    ``cls`` ids (``(M,)`` each); ids ``>= num_classes`` are not counted."""
+    c = num_classes
+    boxes = np.bincount(cls, minlength=c)[:c].astype(np.int64)
+    # distinct (image, class) pairs, as one int64 key each, by a sort: np.unique on
+    # mostly distinct keys (hash-based in NumPy >= 2.3) is several times slower
+    k = max(c, int(cls.max()) + 1 if len(cls) else 0, 1)
+    keys = np.sort(image * k + cls)
+    pair_cls = keys[np.diff(keys, prepend=-1) != 0] % k
+    images = np.bincount(pair_cls, minlength=c)[:c].astype(np.int64)
+    return boxes, images
+
+
 def _split_stats(ds: Dataset, name: str, pixel: bool) -> SplitStats:
-    c = ds.num_classes
-    counts = np.bincount(ds.boxes.cls, minlength=c)[:c].astype(np.int64)
-    pairs = (
-        np.unique(np.stack([ds.boxes.image, ds.boxes.cls], axis=1), axis=0)
-        if len(ds.boxes)
-        else np.zeros((0, 2), dtype=np.int64)
-    )
-    class_images = np.bincount(pairs[:, 1], minlength=c)[:c].astype(np.int64)
+    counts, class_images = class_counts(ds.boxes.image, ds.boxes.cls, ds.num_classes)
     per_image = ds.boxes_per_image()
     fmt = BoxFormat.XYWH_PIXEL if pixel else BoxFormat.CXCYWH_NORM
     wh = ds.coords_as(fmt)[:, 2:] if len(ds.boxes) else np.zeros((0, 2))
@@ -183,3 +193,84 @@ def format_stats(stats: list[SplitStats], class_names: tuple[str, ...] | list[st
         rows.append([s.name, *[f"{q['aspect'].get(k, float('nan')):.3g}" for k in keys]])
     parts.append(_table(["split", *keys], rows))
     return "\n".join(parts) + "\n"
+
+
+def summarize(ds: Dataset) -> dict[str, Any]:
+    """Counts of ``ds`` as a JSON-ready dict.
+
+    ``splits``: split name (``"all"`` last) -> ``{"images", "labelled", "negatives",
+    "no_label_file", "boxes", "per_class": {name: boxes}, "images_per_class": {name: images}}``;
+    ``sizes``: ``{"min": [w, h], "max": [w, h], "distinct": n, "unknown": n}`` in pixels;
+    plus ``classes`` and the reader's ``notes``.
+    """
+    per_img = ds.boxes_per_image()
+    label_paths = ds.meta.get("label_paths")
+    no_file = (
+        np.array([not lp for lp in label_paths], dtype=bool)
+        if label_paths is not None and len(label_paths) == ds.num_images
+        else np.zeros(ds.num_images, dtype=bool)
+    )
+    split_col = ds.images.split
+    names = list(ds.class_names)
+    out: dict[str, Any] = {"classes": names, "splits": {}}
+    for s in [*ds.splits(), "all"]:
+        m = np.ones(ds.num_images, bool) if s == "all" else split_col == s
+        bm = m[ds.boxes.image]
+        per_class, img_per_class = class_counts(ds.boxes.image[bm], ds.boxes.cls[bm], len(names))
+        out["splits"][s or "(none)"] = {
+            "images": int(m.sum()),
+            "labelled": int((per_img[m] > 0).sum()),
+            "negatives": int((per_img[m] == 0).sum()),
+            "no_label_file": int(no_file[m].sum()),
+            "boxes": int(bm.sum()),
+            "per_class": {n: int(c) for n, c in zip(names, per_class.tolist(), strict=True)},
+            "images_per_class": {
+                n: int(c) for n, c in zip(names, img_per_class.tolist(), strict=True)
+            },
+        }
+    known = ds.images.width > 0
+    w, h = ds.images.width[known], ds.images.height[known]
+    out["sizes"] = {
+        "min": [int(w.min()), int(h.min())] if known.any() else None,
+        "max": [int(w.max()), int(h.max())] if known.any() else None,
+        "distinct": len(set(zip(w.tolist(), h.tolist(), strict=True))),
+        "unknown": int((~known).sum()),
+    }
+    out["notes"] = [str(n) for n in ds.meta.get("notes", [])]
+    return out
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """Plain-text tables of :func:`summarize`'s result."""
+    lines = []
+    names = summary["classes"]
+    lines.append(f"classes: {len(names)} ({', '.join(names)})")
+    splits = summary["splits"]
+    head = f"{'split':<8}{'images':>9}{'labelled':>10}{'negative':>10}{'no .txt':>9}{'boxes':>9}"
+    lines += ["", head]
+    for s, d in splits.items():
+        lines.append(
+            f"{s:<8}{d['images']:>9}{d['labelled']:>10}{d['negatives']:>10}"
+            f"{d['no_label_file']:>9}{d['boxes']:>9}"
+        )
+    if names:
+        lines += ["", "boxes (images) per class:"]
+        width = max(8, *(len(n) for n in names)) + 2
+        lines.append(" " * width + "".join(f"{s:>16}" for s in splits))
+        for n in names:
+            cells = "".join(
+                f"{str(d['per_class'][n]) + ' (' + str(d['images_per_class'][n]) + ')':>16}"
+                for d in splits.values()
+            )
+            lines.append(f"{n:<{width}}{cells}")
+    sz = summary["sizes"]
+    if sz["min"] is not None:
+        lines += [
+            "",
+            f"image sizes: {sz['min'][0]}x{sz['min'][1]} .. {sz['max'][0]}x{sz['max'][1]} "
+            f"({sz['distinct']} distinct)"
+            + (f", {sz['unknown']} unreadable" if sz["unknown"] else ""),
+        ]
+    for note in summary["notes"]:
+        lines.append(f"note: {note}")
+    return "\n".join(lines)

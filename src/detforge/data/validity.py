@@ -10,8 +10,8 @@ non-finite or impossible box survives a reader, and every command sees the same 
   ``<xmin>nan</xmin>``, ``1e999``);
 * ``box-coordinate-huge``: a value beyond :data:`MAX_COORD` (no image is that large; such
   values lose all precision in float32 training code);
-* ``box-negative-size``: width or height below zero;
-* ``box-zero-size``: width or height exactly zero as written. For Pascal VOC this is
+* ``box-zero-size``: width or height zero or negative as written (the code ``check`` uses
+  for Darknet lines too). For Pascal VOC zero is
   ``xmin == xmax`` (a click without a drag): the devkit's inclusive pixels would make it one
   pixel wide, but the annotator drew nothing;
 * ``image-size-impossible``: a stated image width or height that is not finite, negative or
@@ -46,8 +46,8 @@ MAX_COORD = 1e7
 CODES: dict[str, str] = {
     "box-not-finite": "a box value is NaN, null or infinite",
     "box-coordinate-huge": f"a box value is beyond {MAX_COORD:g} (no image is that large)",
-    "box-negative-size": "a box has a negative width or height",
-    "box-zero-size": "a box has zero width or height as written (a click without a drag)",
+    "box-zero-size": "a box has zero or negative width or height as written (VOC: a click "
+    "without a drag)",
     "image-size-impossible": f"a stated image size is not finite, negative or above "
     f"{MAX_IMAGE_SIDE} px",
 }
@@ -76,8 +76,7 @@ def box_codes(written: ArrayLike) -> NDArray[np.object_]:
     b = np.asarray(written, dtype=np.float64).reshape(-1, 4)
     codes = np.full(len(b), "", dtype=object)
     with np.errstate(invalid="ignore"):
-        codes[((b[:, 2] == 0) | (b[:, 3] == 0))] = "box-zero-size"
-        codes[((b[:, 2] < 0) | (b[:, 3] < 0))] = "box-negative-size"
+        codes[((b[:, 2] <= 0) | (b[:, 3] <= 0))] = "box-zero-size"
         codes[(np.abs(b) > MAX_COORD).any(axis=1)] = "box-coordinate-huge"
     codes[~np.isfinite(b).all(axis=1)] = "box-not-finite"
     return codes
@@ -159,11 +158,18 @@ def refuse_invalid(ds: Dataset, *, skip_bad: bool, note: Callable[[str], None]) 
     )
 
 
-def assert_writable(coords: NDArray[np.float64], widths: ArrayLike, heights: ArrayLike) -> None:
+def assert_writable(ds: Dataset) -> None:
     """Last guard of every writer: :class:`DetforgeError` if a box about to be written is not
-    finite or has a negative size (``coords`` ``(N, 4)`` xywh in any units)."""
-    codes = box_codes(coords)
-    wrong = np.flatnonzero((codes == "box-not-finite") | (codes == "box-negative-size"))
+    finite or has a negative size, or an image size is not finite."""
+    from detforge.data.boxes import BoxFormat
+
+    coords = ds.boxes.coords
+    b = np.asarray(coords, dtype=np.float64).reshape(-1, 4).copy()
+    if ds.boxes.format is BoxFormat.XYXY_PIXEL:
+        b[:, 2:] -= b[:, :2]  # sizes
+    widths, heights = ds.images.width, ds.images.height
+    with np.errstate(invalid="ignore"):
+        wrong = np.flatnonzero(~np.isfinite(b).all(axis=1) | (b[:, 2] < 0) | (b[:, 3] < 0))
     if len(wrong):
         raise DetforgeError(
             f"{len(wrong)} box(es) are not finite or have a negative size (first: "

@@ -8,13 +8,8 @@ maxDets) combination; see :func:`accumulate`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 from numpy.typing import NDArray
-
-if TYPE_CHECKING:
-    from detforge.eval.params import CocoParams
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -35,8 +30,11 @@ def _recall_counts(npig: I64, rec_thrs: F64) -> I64:
 
 
 def accumulate(
-    p: CocoParams,
     *,
+    rec_thrs: F64,
+    max_dets: tuple[int, ...],
+    num_iou_thrs: int,
+    num_area_rngs: int,
     num_classes: int,
     d_cls: I64,
     d_score: F64,
@@ -57,20 +55,21 @@ def accumulate(
     and ``fp`` = (detections not out of the area range so far) - (matched ones among them),
     from one dense cumulative count per area range and sparse counts over matched detections.
 
-    Args (D kept detections grouped by class and image, score descending; ``C = T*A``
-    combinations): ``d_cls, d_score, rank (D,)``;
+    Args: the COCO parameters ``rec_thrs (R,)``, ``max_dets (M,)`` and the counts ``T`` of
+    IoU thresholds and ``A`` of area ranges; then (D kept detections grouped by class and
+    image, score descending; ``C = T*A`` combinations): ``d_cls, d_score, rank (D,)``;
     ``d_out (A, D)`` detection area outside the range; ``cand (Dc,)`` detections that have
     candidate pairs and ``match (C, Dc)`` their matched ground truth or -1; ``g_ign (A, G)``;
     ``a_of_c (C,)``; ``npig (K, A)`` non-ignored ground truth counts.
 
     Returns ``precision (T,R,K,A,M)``, ``recall (T,K,A,M)``, ``scores (T,R,K,A,M)``.
     """
-    K, A, T = num_classes, len(p.area_rng), len(p.iou_thrs)
-    R, M, C = len(p.rec_thrs), len(p.max_dets), len(a_of_c)
+    K, A, T = num_classes, num_area_rngs, num_iou_thrs
+    R, M, C = len(rec_thrs), len(max_dets), len(a_of_c)
     precision = -np.ones((T, R, K, A, M))
     recall = -np.ones((T, K, A, M))
     scores = -np.ones((T, R, K, A, M))
-    need = _recall_counts(npig, p.rec_thrs)[:, a_of_c, :].transpose(1, 0, 2)  # (C, K, R)
+    need = _recall_counts(npig, rec_thrs)[:, a_of_c, :].transpose(1, 0, 2)  # (C, K, R)
     idx = need - 1
     idx[..., 0] = 0  # recall 0 samples the first detection: the max over all TPs
     npig_c = npig[:, a_of_c].T  # (C, K)
@@ -91,7 +90,7 @@ def accumulate(
     seg_all = ci_all * K + d_cls[d_all]
     pos_all = acc_pos[d_all]
     rank_all = rank[d_all]
-    for mi, max_det in enumerate(p.max_dets):
+    for mi, max_det in enumerate(max_dets):
         in_m = rank[acc] < max_det
         sel = acc[in_m]
         n = len(sel)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,7 +32,6 @@ from numpy.typing import NDArray
 from detforge.eval.accumulate import accumulate
 from detforge.eval.iou import coco_pair_iou
 from detforge.eval.matching import greedy_match
-from detforge.eval.params import CocoParams
 from detforge.utils.progress import progress
 
 F64 = NDArray[np.float64]
@@ -42,6 +41,26 @@ STAT_NAMES: tuple[str, ...] = (
     "AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl",
 )  # fmt: skip
 """Names of pycocotools' 12 summary numbers, in ``COCOeval.stats`` order."""
+
+
+@dataclass(frozen=True)
+class CocoParams:
+    """pycocotools' default bbox parameters (constructed the same way, for equal floats)."""
+
+    iou_thrs: F64 = field(
+        default_factory=lambda: np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1)
+    )
+    rec_thrs: F64 = field(
+        default_factory=lambda: np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1)
+    )
+    max_dets: tuple[int, ...] = (1, 10, 100)
+    area_rng: tuple[tuple[float, float], ...] = (
+        (0**2, 1e5**2),
+        (0**2, 32**2),
+        (32**2, 96**2),
+        (96**2, 1e5**2),
+    )
+    area_lbl: tuple[str, ...] = ("all", "small", "medium", "large")
 
 
 @dataclass
@@ -234,7 +253,10 @@ def _evaluate_classes(
     )  # (C, len(cand))
     npig = np.stack([np.bincount(g_cls[~g_ign[a]], minlength=K) for a in range(A)], axis=1)
     return accumulate(
-        p,
+        rec_thrs=p.rec_thrs,
+        max_dets=p.max_dets,
+        num_iou_thrs=T,
+        num_area_rngs=A,
         num_classes=K,
         d_cls=d_cls,
         d_score=d_score,

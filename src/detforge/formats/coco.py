@@ -4,8 +4,8 @@ Boxes are kept exactly as the file holds them: ``XYWH_PIXEL`` (left, top, width,
 continuous pixels), the annotation ``area`` field (used by the COCO protocol's area ranges),
 ``iscrowd`` as ``boxes.crowd`` and the image ``id`` as ``images.id``. Category ids are mapped to
 0-based class ids in increasing id order (the order pycocotools evaluates them in); the
-original ids are kept in ``ds.meta["coco_category_ids"]`` so that results files and writers
-can translate back.
+original ids are the dataset's ``source_classes`` (:func:`coco_category_ids`), so that
+results files, evaluation and writers translate back.
 
 Layout written by :func:`write_coco` (and recognised by :func:`read_coco`)::
 
@@ -198,9 +198,6 @@ def read_coco(
         "source": str(path),
         "format": "coco",
         "invalid_boxes": bad_sizes,
-        "coco_category_ids": cat_ids,
-        "coco_class_names": [names_by_id[c] for c in cat_ids],
-        "coco_categories": {names_by_id[c]: c for c in reversed(cat_ids)},
     }
     for key in ("info", "licenses"):
         if key in data:
@@ -219,6 +216,7 @@ def read_coco(
         crowd=crowd,
         area=area,
         meta=meta,
+        source_classes=[(names_by_id[c], c) for c in cat_ids],
     )
 
     def where(j: int) -> tuple[str, str, str]:
@@ -281,27 +279,27 @@ def _sizes(
 
 
 def coco_category_ids(ds: Dataset) -> list[int]:
-    """The COCO category id of each class.
+    """The COCO category id of each class (from ``ds.source_classes``).
 
     For a dataset read from COCO with its classes unchanged: the source's ids. If the classes
     changed since (renamed, subset, reordered), categories are matched by name: the source's id
     for a name it had, new ids above the source's for new names. Otherwise ``1..K``.
     """
-    ids = ds.meta.get("coco_category_ids")
-    names_then = ds.meta.get("coco_class_names")
-    aligned = isinstance(ids, list | tuple) and len(ids) == ds.num_classes
-    if aligned and (names_then is None or tuple(names_then) == ds.class_names):
-        return [int(i) for i in ids]  # type: ignore[union-attr]
-    by_name = ds.meta.get("coco_categories")
-    if not isinstance(by_name, dict):
+    src = ds.source_classes
+    if src is None:
         return list(range(1, ds.num_classes + 1))
+    if tuple(n for n, _ in src) == ds.class_names:
+        return [i for _, i in src]
+    by_name: dict[str, int] = {}
+    for name, cid in src:
+        by_name.setdefault(name, cid)
     out: list[int] = []
-    nxt = max((int(v) for v in by_name.values()), default=0) + 1
+    nxt = max(by_name.values(), default=0) + 1
     for name in ds.class_names:
-        cid = by_name.get(name)
-        if cid is None or int(cid) in out:
-            cid, nxt = nxt, nxt + 1
-        out.append(int(cid))
+        got = by_name.get(name)
+        if got is None or got in out:
+            got, nxt = nxt, nxt + 1
+        out.append(got)
     return out
 
 
@@ -373,7 +371,7 @@ def write_coco(ds: Dataset, out_dir: PathLike, *, images: ImageMode = "link") ->
 
     Images go to ``out_dir/<split>/`` (``link``, ``copy`` or ``none``) under unique base
     names; ``valid`` is written as ``val``, an unnamed split as ``all``. Categories keep the
-    source's ids when it had them (``meta["coco_category_ids"]``), else ``1..K``, in class
+    source's ids when it had them (``ds.source_classes``), else ``1..K``, in class
     order. Returns ``{split: json_path}``. Every file is written atomically.
     """
     from detforge.formats.common import split_file_name, unique_file_names

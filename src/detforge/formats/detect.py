@@ -12,8 +12,10 @@ a folder of them
 another folder (images with labels beside)      ``darknet``
 ============================================  ===============
 
-:func:`read_any` reads it into a :class:`Dataset`; :func:`write_any` writes one in a target
-format, dropping (and counting) crowd boxes for formats that cannot hold them.
+:func:`read_any` reads it into a :class:`Dataset`; :func:`read_ground_truth` reads the one
+split that evaluation scores (for a ``.data`` file only that split's list); :func:`write_any`
+writes one in a target format, dropping (and counting) crowd boxes for formats that cannot
+hold them.
 """
 
 from __future__ import annotations
@@ -95,15 +97,6 @@ def load_class_list(path: str | os.PathLike[str]) -> list[str]:
     return [ln.strip() for ln in p.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
 
 
-def _find_label_map(source: Path) -> Path | None:
-    folder = source if source.is_dir() else source.parent
-    for name in ("label_map.pbtxt", "labels.pbtxt", "label_map.pbtx"):
-        if (folder / name).is_file():
-            return folder / name
-    found = sorted(folder.glob("*.pbtxt"))
-    return found[0] if len(found) == 1 else None
-
-
 def read_any(
     source: str | os.PathLike[str],
     *,
@@ -144,15 +137,52 @@ def read_any(
         names = load_class_list(label_map) if label_map is not None else None
         return read_voc(src, class_names=names)
     if fmt == "tfrecord":
-        from detforge.formats.labelmap import read_label_map
+        from detforge.formats.labelmap import find_label_map, read_label_map
         from detforge.formats.tfrecord.tfod_read import read_tfod
 
-        lm = Path(label_map) if label_map is not None else _find_label_map(src)
+        folder = src if src.is_dir() else src.parent
+        lm = label_map if label_map is not None else find_label_map(folder)
         mapping = read_label_map(lm) if lm is not None else None
         return read_tfod(src, label_map=mapping, extract_images_to=extract_images_to)
     if fmt == "coco":
         return _read_coco_any(src, images_dir)
     raise DetforgeError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def read_ground_truth(
+    source: str | os.PathLike[str],
+    *,
+    split: str | None = None,
+    format: str | None = None,
+    images_dir: str | os.PathLike[str] | None = None,
+    path_map: Sequence[tuple[str, str]] = (),
+) -> tuple[Dataset, Path | None]:
+    """The ground truth ``eval``/``map``/``show``/``predict --save-json`` score against: one
+    split of ``source``, and for a ``.data`` file its ``results=`` folder (else ``None``).
+
+    A ``.data`` file: only the list of ``split`` (default ``valid``) is read, with the
+    ``.data`` file's names. Anything else is read whole (:func:`read_any`); then ``split`` is
+    selected (an error when absent), or with no ``split`` the ``valid`` split when there are
+    several (else the first).
+    """
+    src = Path(source)
+    if src.suffix.lower() == ".data" and src.is_file() and format in (None, "darknet"):
+        from detforge.formats.darknet import read_darknet
+
+        ds = read_darknet(src, path_map=path_map, split=split or "valid")
+        results = ds.meta["data_file"].results
+        return ds, Path(results) if results else None
+    ds = read_any(src, format=format, images_dir=images_dir, path_map=path_map)
+    splits = ds.splits()
+    if split is not None:
+        want = canonical_split(split)
+        if want not in splits:
+            have = ", ".join(s or "(none)" for s in splits)
+            raise DetforgeError(f"the dataset has no split {split!r} (it has: {have})", path=src)
+        return ds.split(want), None
+    if len(splits) > 1:
+        ds = ds.split("valid" if "valid" in splits else splits[0])
+    return ds, None
 
 
 def _read_coco_any(src: Path, images_dir: str | os.PathLike[str] | None) -> Dataset:
@@ -230,7 +260,7 @@ def write_any(
         raise DetforgeError(f"unknown target format {to!r}; choose one of {', '.join(FORMATS)}")
     from detforge.data.validity import assert_writable
 
-    assert_writable(ds.boxes.coords, ds.images.width, ds.images.height)
+    assert_writable(ds)
     if to in ("coco", "voc", "tfrecord"):
         _refuse_undecodable_names(ds, to)
     notes: list[str] = []

@@ -20,8 +20,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from detforge.errors import DetforgeError
-from detforge.formats.textproto import parse, quote
+from detforge.formats.tfrecord.textproto import parse, quote
 from detforge.utils.io import atomic_write_text
+
+
+def find_label_map(folder: Path) -> str | None:
+    """``label_map.pbtxt`` / ``labels.pbtxt`` / the only ``*.pbtxt`` in ``folder`` (the label
+    map of records or of a dataset kept there), else ``None``."""
+    for name in ("label_map.pbtxt", "labels.pbtxt", "label_map.pbtx"):
+        if (folder / name).is_file():
+            return str(folder / name)
+    found = sorted(folder.glob("*.pbtxt"))
+    return str(found[0]) if len(found) == 1 else None
 
 
 def parse_label_map(text: str, *, path: str | None = None) -> dict[int, str]:

@@ -47,11 +47,9 @@ def ultralytics_label_path(image_path: str) -> str:
 
 
 def _images_in(folder: Path) -> list[str]:
-    from detforge.data.imagesize import IMAGE_EXTENSIONS
+    from detforge.data.lists import list_images
 
-    return sorted(
-        str(p) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-    )
+    return list_images([folder])
 
 
 def _entry_images(entry: str, root: Path, yaml_path: Path) -> list[str] | None:
@@ -138,7 +136,7 @@ def read_ultralytics(yaml_path: str | os.PathLike[str]) -> Dataset:
     Boxes are ``CXCYWH_NORM``; image sizes are left unknown (``0``) until a writer needs them.
     A bad label line raises :class:`DetforgeError` with the label file and line.
     """
-    from detforge.formats.darknet_files import parse_label_text
+    from detforge.formats.darknet.labels import parse_label_text
     from detforge.utils.yamlfile import load_yaml
 
     yp = Path(yaml_path)

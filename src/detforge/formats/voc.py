@@ -35,6 +35,7 @@ import numpy as np
 
 from detforge.data.boxes import BoxFormat
 from detforge.data.dataset import Dataset, make_dataset
+from detforge.data.imageformats import IMAGE_EXTENSIONS_ANY_CASE
 from detforge.data.validity import InvalidBox, box_codes, parse_size, screen_boxes, size_ok
 from detforge.errors import DetforgeError
 from detforge.formats.common import (
@@ -46,8 +47,6 @@ from detforge.formats.common import (
 from detforge.utils.io import ImageMode, atomic_write_text, place_file
 from detforge.utils.progress import progress
 from detforge.utils.textfile import read_text_lines
-
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG", ".bmp", ".tif", ".tiff")
 
 
 def _text(el: Element | None, tag: str, default: str = "") -> str:
@@ -170,7 +169,7 @@ def _find_image(folder: str, present: set[str], image_id: str, filename: str) ->
     """
     if filename and filename in present:
         return f"{folder}/{filename}"
-    for suffix in _IMAGE_SUFFIXES:
+    for suffix in IMAGE_EXTENSIONS_ANY_CASE:
         if image_id + suffix in present:
             return f"{folder}/{image_id}{suffix}"
     return f"{folder}/{filename or image_id + '.jpg'}"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from detforge.models.checkpoint import load_checkpoint, load_model, save_checkpoint
-    from detforge.models.postprocess import Detections, postprocess, scale_boxes
+    from detforge.models.postprocess import Detections, postprocess
     from detforge.models.yolo import Detector, create_model
 
 _EXPORTS = {
@@ -21,7 +21,6 @@ _EXPORTS = {
     "Detector": "detforge.models.yolo",
     "postprocess": "detforge.models.postprocess",
     "Detections": "detforge.models.postprocess",
-    "scale_boxes": "detforge.models.postprocess",
     "save_checkpoint": "detforge.models.checkpoint",
     "load_checkpoint": "detforge.models.checkpoint",
     "load_model": "detforge.models.checkpoint",
@@ -35,7 +34,6 @@ __all__ = [
     "load_model",
     "postprocess",
     "save_checkpoint",
-    "scale_boxes",
 ]
 
 

@@ -120,7 +120,7 @@ def save_checkpoint(
     _check_plain(ckpt, "checkpoint")
     buf = io.BytesIO()
     torch.save(ckpt, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue(), fsync=True)
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

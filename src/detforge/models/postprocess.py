@@ -1,11 +1,10 @@
 """From the detector's eval output to per-image detections: score threshold, batched NMS,
-``max_det``; and ``scale_boxes`` to map boxes from the letterboxed input back to the
-original image.
+``max_det``. Boxes stay in input pixels; :func:`detforge.data.letterbox.unletterbox_boxes`
+maps them back to the original image.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -67,35 +66,3 @@ def postprocess(
         keep = batched_nms(boxes.float(), scores.float(), groups, iou)[:max_det]
         results.append(Detections(boxes[keep], scores[keep], cls[keep].long()))
     return results
-
-
-def scale_boxes(
-    boxes: Tensor,
-    from_shape: Sequence[int],
-    to_shape: Sequence[int],
-    *,
-    ratio_pad: tuple[tuple[float, float], tuple[float, float]] | None = None,
-    clip: bool = True,
-) -> Tensor:
-    """Undo a letterbox: ``xyxy`` boxes (K, 4) in pixels of the network input of size
-    ``from_shape`` ``(h, w)`` -> pixels of the original image of size ``to_shape`` ``(h0, w0)``.
-
-    ``ratio_pad`` ``((rx, ry), (pad_w, pad_h))`` is the letterbox's own record (the training
-    batch's ``ratio_pad``); without it a centred letterbox of ratio
-    ``min(h / h0, w / w0)`` is assumed. Returns a new tensor, clipped to the image by default.
-    """
-    h, w = int(from_shape[0]), int(from_shape[1])
-    h0, w0 = int(to_shape[0]), int(to_shape[1])
-    if ratio_pad is None:
-        r = min(h / h0, w / w0)
-        rx = ry = r
-        pad_w, pad_h = (w - w0 * r) / 2, (h - h0 * r) / 2
-    else:
-        (rx, ry), (pad_w, pad_h) = ratio_pad
-    out = boxes.clone()
-    out[..., [0, 2]] = (out[..., [0, 2]] - pad_w) / rx
-    out[..., [1, 3]] = (out[..., [1, 3]] - pad_h) / ry
-    if clip:
-        out[..., [0, 2]] = out[..., [0, 2]].clamp(0, w0)
-        out[..., [1, 3]] = out[..., [1, 3]].clamp(0, h0)
-    return out

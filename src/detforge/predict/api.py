@@ -1,15 +1,17 @@
 """The Python API for notebooks and the engine behind ``detforge predict``/``map``.
 
 >>> import detforge
->>> model = detforge.load("runs/train/exp/weights/best.pt")      # or "model.onnx"
+>>> model = detforge.load("runs/train/obj/weights/best.pt")      # or "model.onnx"
 >>> preds = model.predict(["a.jpg", pil_image, rgb_array], conf=0.25)
 >>> preds[0].boxes, preds[0].scores, preds[0].classes            # (K, 4) xyxy px, (K,), (K,)
 
-Inference is batched: each image is letterboxed (aspect kept, Pillow bilinear resize, grey
-padding) to ``imgsz`` on its long side and padded to a multiple of 32 (``auto`` rectangles, so
-a 16:9 frame costs about half a square one), a batch is padded to its largest member, the
-detector runs once per batch, NMS keeps at most ``max_det`` boxes per image and the boxes are
-mapped back to original-image pixels. An ONNX model with a fixed input size is fed that size.
+Inference is batched under one preprocessing rule (:class:`detforge.data.letterbox.InputRule`,
+the same for ``.pt`` and ``.onnx`` models, every batch size and every command): each image on
+its own is resized, aspect kept, to fit the model's input square ``imgsz`` x ``imgsz`` (image
+files are decoded straight to that size) and centred on grey (114) padding; the detector runs
+once per batch, NMS keeps at most ``max_det`` boxes per image and the boxes are mapped back to
+original-image pixels (:func:`detforge.data.letterbox.unletterbox_boxes`). An ONNX export
+records its rule in its metadata; a fixed-size export is fed exactly that size.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from detforge.data.images import load_image
+from detforge.data.letterbox import InputRule, RatioPad, unletterbox_boxes
 from detforge.errors import DetforgeError
-from detforge.predict.batching import STRIDE, batched, letterbox_batch, prefetch
-from detforge.predict.sources import Frame, load_image, load_image_for, open_source
+from detforge.predict.batching import batched, letterbox_batch, prefetch
+from detforge.predict.sources import Frame, open_source
 
 if TYPE_CHECKING:
     import torch
@@ -72,22 +76,21 @@ class Prediction:
                 raise DetforgeError("this prediction has no image file; pass the image")
             image = self.path
         if isinstance(image, (str, os.PathLike)):
-            image = load_image(image)
+            image = load_image(image).image
         return draw_boxes(image, self.boxes, self.classes, scores=self.scores,
                           class_names=self.class_names, line_width=line_width)  # fmt: skip
 
 
-def _as_frame(item: Any, index: int, decode: int | None = None) -> Frame:
+def _as_frame(item: Any, index: int, fit: tuple[int, int]) -> Frame:
     """A :class:`Frame` from a path, a Pillow image or an ``(H, W, 3)`` uint8 RGB array.
-    Paths are decoded shrunk to a long side of ``decode`` when given (as training does)."""
+    Paths are decoded straight to the size that fits the input shape ``fit`` (as training
+    and validation decode them)."""
     if isinstance(item, Frame):
         return item
     if isinstance(item, (str, os.PathLike)):
         path = os.fspath(item)
-        if decode is None:
-            return Frame(load_image(path), Path(path).stem, path, index)
-        small, orig = load_image_for(path, decode)
-        return Frame(small, Path(path).stem, path, index, orig)
+        image, orig = load_image(path, fit=fit)
+        return Frame(image, Path(path).stem, path, index, orig)
     if hasattr(item, "convert") and hasattr(item, "size"):  # a Pillow image
         arr = np.asarray(item.convert("RGB"), dtype=np.uint8)
         return Frame(arr, f"image{index}", getattr(item, "filename", None) or None, index)
@@ -106,9 +109,10 @@ def _as_frame(item: Any, index: int, decode: int | None = None) -> Frame:
 class Predictor:
     """A loaded detector ready to predict; build one with :func:`load`.
 
-    ``forward`` maps a ``(B, h, w, 3)`` uint8 RGB batch to the detector's eval output
-    ``(B, A, 4 + C)`` (xyxy input pixels + class probabilities) as a torch tensor.
-    ``fixed_shape`` is ``(h, w)`` for models that only accept one input size (static ONNX).
+    ``forward`` maps a ``(B, H, W, 3)`` uint8 RGB batch to the detector's eval output
+    ``(B, A, 4 + C)`` (xyxy input pixels + class probabilities) as a torch tensor. ``rule``
+    is the preprocessing rule (default: the ``imgsz`` square); ``fixed_shape`` is ``(H, W)``
+    for models that only accept one input size (static ONNX exports).
     """
 
     def __init__(
@@ -118,26 +122,35 @@ class Predictor:
         *,
         backend: str,
         imgsz: int = 640,
+        rule: InputRule | None = None,
         fixed_shape: tuple[int, int] | None = None,
         source: str | None = None,
     ) -> None:
         self.forward = forward
         self.class_names = tuple(class_names)
         self.backend = backend
-        self.imgsz = imgsz
         self.fixed_shape = fixed_shape
+        self.rule = rule or (InputRule(*fixed_shape) if fixed_shape else InputRule.square(imgsz))
+        self.imgsz = max(self.rule.shape)
         self.source = source
 
     def __repr__(self) -> str:
         return (
             f"Predictor({self.source or ''!r}, backend={self.backend!r}, "
-            f"classes={len(self.class_names)}, imgsz={self.imgsz})"
+            f"classes={len(self.class_names)}, input={self.rule.height}x{self.rule.width})"
         )
 
-    def decode_size(self, imgsz: int | None = None) -> int:
-        """Long side, in pixels, images are decoded at for an input size of ``imgsz``."""
-        size = _check_imgsz(imgsz or self.imgsz)
-        return size if self.fixed_shape is None else max(self.fixed_shape)
+    def input_rule(self, imgsz: int | None = None) -> InputRule:
+        """The preprocessing rule for an input size ``imgsz`` (default: the model's own)."""
+        if imgsz is None or (imgsz, imgsz) == self.rule.shape:
+            return self.rule
+        if self.fixed_shape is not None:
+            h, w = self.fixed_shape
+            raise DetforgeError(
+                f"this model takes {h}x{w} inputs only (a fixed-size ONNX export); leave out "
+                "--imgsz, or export with --dynamic to choose the size when predicting"
+            )
+        return replace(self.rule, height=int(imgsz), width=int(imgsz))
 
     def predict_frames(
         self,
@@ -150,46 +163,30 @@ class Predictor:
         batch: int = 16,
     ) -> Iterator[tuple[Frame, Prediction]]:
         """Lazily predict on ``frames`` (Frames, paths, PIL images or arrays), ``batch`` at a
-        time, yielding ``(frame, prediction)`` in input order. Paths are decoded already
-        shrunk to the input size, exactly as the training/validation loader decodes them."""
+        time, yielding ``(frame, prediction)`` in input order. Paths are decoded straight to
+        the input size, exactly as the training/validation loader decodes them."""
         from detforge.models.postprocess import postprocess
 
         _check_thresholds(conf, iou, max_det, batch)
-        size = _check_imgsz(imgsz or self.imgsz)
-        decode = self.decode_size(size)
+        rule = self.input_rule(imgsz)
         counter = iter(range(1 << 62))
-        gen = (_as_frame(f, next(counter), decode) for f in frames)
-        prepared = (
-            (group, *letterbox_batch([f.image for f in group], size, fixed=self.fixed_shape))
-            for group in batched(gen, batch)
-        )
+        gen = (_as_frame(f, next(counter), rule.shape) for f in frames)
+        prepared = ((group, *letterbox_batch(group, rule)) for group in batched(gen, batch))
         for group, arr, maps in prefetch(prepared):
             dets = postprocess(self.forward(arr), conf=conf, iou=iou, max_det=max_det)
-            for f, (ratio, pad), (b, s, c) in zip(group, maps, dets, strict=True):
-                yield f, self._to_prediction(f, b, s, c, ratio, pad)
+            for f, ratio_pad, (b, s, c) in zip(group, maps, dets, strict=True):
+                yield f, self._to_prediction(f, b, s, c, ratio_pad)
 
     def _to_prediction(
-        self,
-        frame: Frame,
-        boxes: Any,
-        scores: Any,
-        classes: Any,
-        ratio: tuple[float, float],
-        pad: tuple[float, float],
+        self, frame: Frame, boxes: Any, scores: Any, classes: Any, ratio_pad: RatioPad
     ) -> Prediction:
-        h, w = frame.shape  # full resolution; frame.image may have been decoded shrunk
-        rx = ratio[0] * frame.image.shape[1] / w
-        ry = ratio[1] * frame.image.shape[0] / h
-        b = boxes.float().cpu().numpy().astype(np.float64)
-        b = (b - np.array([pad[0], pad[1]] * 2)) / np.array([rx, ry] * 2)
-        b[:, 0::2] = b[:, 0::2].clip(0, w)
-        b[:, 1::2] = b[:, 1::2].clip(0, h)
+        b = unletterbox_boxes(boxes.float().cpu().numpy(), ratio_pad, frame.shape)
         return Prediction(
             boxes=b.astype(np.float32),
             scores=scores.float().cpu().numpy().astype(np.float32),
             classes=classes.cpu().numpy().astype(np.int64),
             class_names=self.class_names,
-            shape=(h, w),
+            shape=frame.shape,
             path=frame.path,
         )
 
@@ -281,9 +278,9 @@ class Predictor:
 
 
 def _is_image_path(p: Path) -> bool:
-    from detforge.predict.sources import IMAGE_SUFFIXES
+    from detforge.data.imageformats import IMAGE_EXTENSIONS
 
-    return p.suffix.lower() in IMAGE_SUFFIXES
+    return p.suffix.lower() in IMAGE_EXTENSIONS
 
 
 def _check_thresholds(conf: float, iou: float, max_det: int, batch: int) -> None:
@@ -297,38 +294,6 @@ def _check_thresholds(conf: float, iou: float, max_det: int, batch: int) -> None
         raise DetforgeError(f"batch must be at least 1, got {batch}")
 
 
-def _check_imgsz(imgsz: int) -> int:
-    if imgsz < STRIDE or imgsz % STRIDE:
-        raise DetforgeError(f"imgsz must be a multiple of {STRIDE} (e.g. 416, 640), got {imgsz}")
-    return int(imgsz)
-
-
-def resolve_device(device: str | None) -> str:
-    """``None``/``"auto"`` -> ``"cuda"`` when available, else ``"cpu"``; others unchanged."""
-    if device in (None, "", "auto"):
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return str(device)
-
-
-def _torch_forward(
-    model: Any, device: str, *, half: bool = False
-) -> Callable[[NDArray[np.uint8]], torch.Tensor]:
-    import torch
-
-    dtype = torch.float16 if half else torch.float32
-
-    def forward(batch: NDArray[np.uint8]) -> torch.Tensor:
-        # NHWC uint8 -> NCHW float view: channels-last memory, which the fused model prefers.
-        x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).to(dtype).div_(255.0)
-        with torch.inference_mode():
-            out: torch.Tensor = model(x)
-        return out
-
-    return forward
-
-
 def load(
     weights: str | os.PathLike[str],
     *,
@@ -339,61 +304,30 @@ def load(
 ) -> Predictor:
     """Load a detforge checkpoint (``.pt``) or an exported ONNX model (``.onnx``) to predict.
 
-    ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ... (default: CUDA when available; ONNX
-    models run with onnxruntime on its CPU or CUDA provider). ``imgsz``: default input size
-    for :meth:`Predictor.predict` (default: the training size stored in the checkpoint, else
-    640). ``fuse`` folds batch-norm into convolutions (faster, same outputs). ``half`` runs a
-    checkpoint in float16 on a CUDA device (about twice as fast; boxes within ~0.5 px).
+    ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ... (:mod:`detforge.utils.device`; default:
+    CUDA when available; ONNX models run with onnxruntime on its CPU or CUDA provider).
+    ``imgsz``: input size for :meth:`Predictor.predict` (default: the training size stored in
+    the checkpoint, or the export's size). ``fuse`` folds batch-norm into convolutions (faster,
+    same outputs). ``half`` runs a checkpoint in float16 on a CUDA device (about twice as
+    fast; boxes within ~0.5 px).
     """
     path = Path(weights)
     if not path.is_file():
         raise DetforgeError("weights file not found", path=path)
-    if path.suffix.lower() == ".onnx":  # an fp16 export carries its own precision
-        return _load_onnx(path, device=device, imgsz=imgsz)
-    from detforge.models.checkpoint import load_model
+    if imgsz is not None:
+        InputRule.square(imgsz)  # a bad size is an error before the model loads
+    from detforge.predict.loading import load_model_file
 
-    dev = resolve_device(device)
-    if half and not dev.startswith("cuda"):
-        raise DetforgeError("half precision needs a CUDA device (--device cuda)")
-    model, names, meta = load_model(path, dev)
-    if fuse:
-        model.fuse()
-    model.eval()
-    if half:
-        model.half()
-    cfg = meta.get("config")
-    trained = cfg.get("imgsz") if isinstance(cfg, dict) else None
-    size = imgsz or int(trained or 640)
-    return Predictor(
-        _torch_forward(model, dev, half=half),
-        names,
-        backend="torch",
-        imgsz=_check_imgsz(size),
+    m = load_model_file(path, device=device, fuse=fuse, half=half)
+    pred = Predictor(
+        m.forward,
+        m.class_names,
+        backend=m.backend,
+        rule=m.rule,
+        fixed_shape=m.rule.shape if m.fixed else None,
         source=str(path),
     )
-
-
-def _load_onnx(path: Path, *, device: str | None, imgsz: int | None) -> Predictor:
-    """A Predictor over :class:`detforge.predict.onnx_model.OnnxDetector` (the graph contract
-    is :mod:`detforge.predict.export`'s); a fixed batch size or input shape is respected."""
-    import torch
-
-    from detforge.predict.onnx_model import OnnxDetector
-
-    det = OnnxDetector(path, device=None if device in (None, "", "auto", "cpu") else device)
-
-    def forward(batch: NDArray[np.uint8]) -> torch.Tensor:
-        x = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
-        np.multiply(x, np.float32(1.0 / 255.0), out=x)
-        return torch.from_numpy(det(x))
-
-    fixed = det.fixed_shape
-    size = imgsz or max(det.imgsz)
-    return Predictor(
-        forward,
-        det.class_names,
-        backend="onnxruntime",
-        imgsz=_check_imgsz(size),
-        fixed_shape=fixed,
-        source=str(path),
-    )
+    if imgsz is not None:
+        pred.rule = pred.input_rule(imgsz)
+        pred.imgsz = max(pred.rule.shape)
+    return pred

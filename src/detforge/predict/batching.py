@@ -1,5 +1,6 @@
-"""Batching for inference: letterboxing a batch of differently sized images, and reading the
-next batch in a background thread while the current one runs."""
+"""Batching for inference: a batch of differently sized images made one network input by the
+letterbox rule (:class:`detforge.data.letterbox.InputRule`), and reading the next batch in a
+background thread while the current one runs."""
 
 from __future__ import annotations
 
@@ -9,10 +10,8 @@ from typing import TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from detforge.data.letterbox import InputRule, RatioPad
 from detforge.predict.sources import Frame
-
-STRIDE = 32
-"""The detector's largest stride: network inputs are multiples of it."""
 
 T = TypeVar("T")
 
@@ -80,23 +79,14 @@ def prefetch(items: Iterator[T], depth: int = 1) -> Iterator[T]:
 
 
 def letterbox_batch(
-    images: Sequence[NDArray[np.uint8]], imgsz: int, *, fixed: tuple[int, int] | None = None
-) -> tuple[NDArray[np.uint8], list[tuple[tuple[float, float], tuple[float, float]]]]:
-    """Letterbox ``(H_i, W_i, 3)`` uint8 images into one ``(B, h, w, 3)`` uint8 batch.
-
-    Each image is scaled to ``imgsz`` on its long side and centred in the next multiple of 32
-    (``fixed = (h, w)``: scaled to fit and centred in exactly that size); smaller members are
-    padded further at the bottom/right. Returns the batch and each image's
-    ``(ratio (rx, ry), pad (left, top))``: input pixel = original pixel * ratio + pad.
-    """
-    from detforge.train.augment import FILL, letterbox
-
-    boxed = [
-        letterbox(im, shape=fixed or imgsz, auto=fixed is None, stride=STRIDE) for im in images
-    ]
-    h = max(b.image.shape[0] for b in boxed)
-    w = max(b.image.shape[1] for b in boxed)
-    out = np.full((len(boxed), h, w, 3), FILL, dtype=np.uint8)
-    for i, b in enumerate(boxed):
-        out[i, : b.image.shape[0], : b.image.shape[1]] = b.image
-    return out, [(b.ratio, b.pad) for b in boxed]
+    frames: Sequence[Frame], rule: InputRule
+) -> tuple[NDArray[np.uint8], list[RatioPad]]:
+    """The ``(B, H, W, 3)`` uint8 network input for ``frames`` under ``rule`` (each image
+    letterboxed on its own into ``rule.shape``, so no image depends on its batch mates), and
+    each frame's ``ratio_pad`` from its full-resolution pixels to input pixels."""
+    out = np.empty((len(frames), rule.height, rule.width, 3), dtype=np.uint8)
+    maps: list[RatioPad] = []
+    for i, f in enumerate(frames):
+        out[i], ratio_pad = rule.apply(f.image, f.orig_shape)
+        maps.append(ratio_pad)
+    return out, maps

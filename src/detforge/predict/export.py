@@ -10,7 +10,11 @@ The exported graph has one input and one output:
   yourself (or use ``detforge.predict.onnx_model.OnnxDetector`` + ``postprocess``).
 
 The model's metadata (``metadata_props``) holds ``detforge`` = a JSON object with
-``class_names``, ``imgsz``, ``dynamic``, ``half``, ``strides``, ``layout`` and ``model_args``.
+``class_names``, ``imgsz``, ``dynamic``, ``half``, ``strides``, ``layout``, ``model_args`` and
+``preprocess``: the input rule (:meth:`detforge.data.letterbox.InputRule.to_meta`: each image
+letterboxed on its own into ``imgsz``, centred, grey 114 padding), which
+:class:`~detforge.predict.onnx_model.OnnxDetector` reads back, so an export and its checkpoint
+give the same detections.
 """
 
 from __future__ import annotations
@@ -32,15 +36,18 @@ DEFAULT_OPSET = 17
 
 def _resolve(
     weights_or_model: str | os.PathLike[str] | Detector, class_names: list[str] | None
-) -> tuple[Detector, list[str]]:
+) -> tuple[Detector, list[str], int]:
+    """The model, its class names and the size it was trained at (640 when unknown)."""
     from detforge.models.checkpoint import load_model
     from detforge.models.yolo import Detector
 
     if isinstance(weights_or_model, Detector):
         names = class_names or [str(i) for i in range(weights_or_model.num_classes)]
-        return weights_or_model, list(names)
-    model, names, _ = load_model(weights_or_model, "cpu")
-    return model, class_names or names
+        return weights_or_model, list(names), 640
+    model, names, meta = load_model(weights_or_model, "cpu")
+    cfg = meta.get("config")
+    trained = cfg.get("imgsz") if isinstance(cfg, dict) else None
+    return model, class_names or names, int(trained or 640)
 
 
 def _check_imgsz(imgsz: int | tuple[int, int]) -> tuple[int, int]:
@@ -54,7 +61,7 @@ def export_onnx(
     weights_or_model: str | os.PathLike[str] | Detector,
     out: str | os.PathLike[str] | None = None,
     *,
-    imgsz: int | tuple[int, int] = 640,
+    imgsz: int | tuple[int, int] | None = None,
     dynamic: bool = False,
     half: bool = False,
     opset: int = DEFAULT_OPSET,
@@ -68,8 +75,9 @@ def export_onnx(
         weights_or_model: a detforge checkpoint path or a :class:`Detector` (not modified:
             a fused copy is exported).
         out: output file (default: the checkpoint's path with ``.onnx``).
-        imgsz: input size, ``S`` or ``(H, W)``; the traced size, and the fixed size unless
-            ``dynamic``.
+        imgsz: input size, ``S`` or ``(H, W)``; the traced size, the fixed size unless
+            ``dynamic``, and the input rule recorded for the runner (default: the size the
+            checkpoint was trained at, as ``detforge.load`` uses for it; 640 for a bare model).
         dynamic: batch, height and width become dynamic axes.
         half: float16 weights and input (for GPU runtimes; onnxruntime's CPU provider lacks
             some float16 kernels, so verification then runs only where it can).
@@ -82,10 +90,12 @@ def export_onnx(
 
     import torch
 
-    h, w = _check_imgsz(imgsz)
+    if imgsz is not None:
+        _check_imgsz(imgsz)
     if batch < 1:
         raise DetforgeError(f"--batch must be at least 1, got {batch}")
-    model, names = _resolve(weights_or_model, class_names)
+    model, names, trained = _resolve(weights_or_model, class_names)
+    h, w = _check_imgsz(imgsz if imgsz is not None else trained)
     if out is None:
         if isinstance(weights_or_model, str | os.PathLike):
             out = Path(weights_or_model).with_suffix(".onnx")
@@ -138,6 +148,8 @@ def _add_metadata(
 ) -> None:
     import onnx
 
+    from detforge.data.letterbox import InputRule
+
     proto = onnx.load(str(path))
     onnx.checker.check_model(proto)
     meta: dict[str, Any] = {
@@ -148,6 +160,7 @@ def _add_metadata(
         "strides": list(net.strides),
         "layout": LAYOUT,
         "model_args": net.build_args,
+        "preprocess": InputRule(*hw).to_meta(),
     }
     entry = proto.metadata_props.add()
     entry.key, entry.value = "detforge", json.dumps(meta)

@@ -18,9 +18,9 @@ from numpy.typing import NDArray
 
 from detforge.data.boxes import BoxFormat, convert_boxes
 from detforge.data.dataset import Dataset
+from detforge.data.images import load_image
 from detforge.errors import DetforgeError
 from detforge.predict.draw import draw_boxes, draw_comparison, match_boxes
-from detforge.predict.sources import load_image
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,7 +83,7 @@ def render_dataset(
     for i in range(n) if rows is None else rows:
         path = str(gt.images.path[i])
         try:
-            arr = load_image(path)
+            arr = load_image(path).image
         except DetforgeError as exc:
             yield Rendered(i, names[i], None, Path(path).name, error=str(exc))
             continue

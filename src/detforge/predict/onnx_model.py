@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from detforge.data.letterbox import InputRule
 from detforge.errors import DetforgeError
 
 
@@ -22,8 +23,10 @@ class OnnxDetector:
     """An onnxruntime session over a file written by :func:`detforge.predict.export.export_onnx`.
 
     Attributes: ``class_names``, ``num_classes``, ``strides``, ``imgsz`` ``(H, W)`` it was
-    exported at, ``fixed_shape`` (that size for a non-dynamic export, else ``None``),
-    ``fixed_batch`` (the batch size of a non-dynamic export), ``half`` (float16 input).
+    exported at, ``rule`` (the preprocessing rule recorded in the file, an
+    :class:`~detforge.data.letterbox.InputRule`), ``fixed_shape`` (that size for a
+    non-dynamic export, else ``None``), ``fixed_batch`` (the batch size of a non-dynamic
+    export), ``half`` (float16 input).
     """
 
     training = False
@@ -69,6 +72,10 @@ class OnnxDetector:
         self.strides: tuple[int, ...] = tuple(int(s) for s in meta.get("strides", (8, 16, 32)))
         h, w = meta["imgsz"]
         self.imgsz: tuple[int, int] = (int(h), int(w))
+        # Exports before the rule was recorded used the same letterbox at their size.
+        self.rule: InputRule = InputRule.from_meta(
+            meta.get("preprocess") or {"resize": "letterbox", "shape": [h, w]}, path=str(p)
+        )
         self.half = bool(meta.get("half", False))
         self.dynamic = bool(meta.get("dynamic", False))
         self.fixed_shape: tuple[int, int] | None = None if self.dynamic else self.imgsz

@@ -3,9 +3,9 @@ or a video file.
 
 :func:`open_source` inspects the argument and returns a :class:`Source`; iterating it yields
 :class:`Frame` objects holding ``(H, W, 3)`` uint8 RGB arrays, one at a time, so a long video
-never sits in memory. Images are decoded with Pillow as stored (no EXIF rotation: Darknet and
-most labelling tools annotate the stored pixels). Videos are decoded with PyAV (the ``video``
-extra) and can be thinned with ``every=N`` (frames ``0, N, 2N, ...``).
+never sits in memory. Image files are decoded by :func:`detforge.data.images.load_image`
+(EXIF orientation applied, bounded size), as training decodes them. Videos are decoded with
+PyAV (the ``video`` extra) and can be thinned with ``every=N`` (frames ``0, N, 2N, ...``).
 
 Source syntax:
 
@@ -29,10 +29,10 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from detforge.data.pixels import to_rgb_array
+from detforge.data.imageformats import IMAGE_EXTENSIONS
+from detforge.data.images import load_image
 from detforge.errors import DetforgeError
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
 )
@@ -47,7 +47,7 @@ class Frame:
     ``path`` is the image file (``None`` for video frames and in-memory images); ``index`` is
     the position in the source (the frame number for videos, counting every decoded frame).
     ``orig_shape`` is ``(h0, w0)`` of the full-resolution image when ``image`` was decoded
-    already shrunk (:func:`load_image_for`), ``None`` when ``image`` is full resolution.
+    resized (``load_image(..., fit=...)``), ``None`` when ``image`` is full resolution.
     """
 
     image: NDArray[np.uint8]
@@ -60,39 +60,6 @@ class Frame:
     def shape(self) -> tuple[int, int]:
         """``(h, w)`` of the full-resolution image."""
         return self.orig_shape or (int(self.image.shape[0]), int(self.image.shape[1]))
-
-
-def load_image(path: str | os.PathLike[str]) -> NDArray[np.uint8]:
-    """Decode an image file at full resolution to ``(H, W, 3)`` uint8 RGB, EXIF orientation
-    applied (as training sees it). A missing or corrupt file is a DetforgeError."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return to_rgb_array(ImageOps.exif_transpose(im))
-    except FileNotFoundError:
-        raise DetforgeError("image not found", path=path) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise DetforgeError(
-            f"cannot decode image ({exc}); it may be truncated or not an image. "
-            "'detforge check --deep' lists every such file",
-            path=path,
-        ) from None
-
-
-def load_image_for(
-    path: str | os.PathLike[str], imgsz: int
-) -> tuple[NDArray[np.uint8], tuple[int, int]]:
-    """Decode an image already resized so its long side is ``imgsz``, exactly as the training
-    and validation loader does (JPEG DCT shrink when possible, EXIF, any mode); returns the
-    image and the full-resolution ``(h0, w0)``. Much faster than :func:`load_image` for big
-    photographs when nothing is drawn on them."""
-    from detforge.train.images import load_image as train_load_image
-
-    if not Path(path).is_file():
-        raise DetforgeError("image not found", path=path)
-    return train_load_image(os.fspath(path), imgsz=imgsz)
 
 
 def _import_av() -> Any:
@@ -147,18 +114,16 @@ class Source:
     def __iter__(self) -> Iterator[Frame]:
         return self.frames()
 
-    def frames(self, *, imgsz: int | None = None) -> Iterator[Frame]:
-        """Iterate the frames; with ``imgsz`` image files are decoded already shrunk to that
-        long side (:func:`load_image_for`, fast, nothing to draw on); videos are unaffected."""
+    def frames(self, *, fit: int | tuple[int, int] | None = None) -> Iterator[Frame]:
+        """Iterate the frames; with ``fit`` (a model's input shape) image files are decoded
+        straight to the size the letterbox needs (``load_image(..., fit=...)``: what every
+        command feeds the model); videos are unaffected."""
         if self.kind == "images":
             for path, name, i in zip(
                 self.paths, _unique_names(self.paths), range(len(self.paths)), strict=True
             ):
-                if imgsz is None:
-                    yield Frame(load_image(path), name, path, i)
-                else:
-                    small, orig = load_image_for(path, imgsz)
-                    yield Frame(small, name, path, i, orig)
+                image, orig = load_image(path, fit=fit)
+                yield Frame(image, name, path, i, orig if fit is not None else None)
         else:
             yield from iter_video(self.video or "", every=self.every)
 
@@ -213,13 +178,16 @@ def iter_video(path: str, *, every: int = 1) -> Iterator[Frame]:
             raise DetforgeError(f"video decoding failed: {exc}", path=path) from None
 
 
-def _images_in_folder(folder: Path) -> list[str]:
-    found = [
-        str(p)
-        for p in folder.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")
-    ]
-    return sorted(found)
+def _named_images(p: Path, split: str | None, path_map: Sequence[tuple[str, str]]) -> list[str]:
+    """The images a folder, an image list or one split (default ``valid``) of a ``.data`` file
+    names, resolved as every other command resolves them
+    (:func:`~detforge.formats.darknet.sources.resolve_sources`)."""
+    from detforge.formats.darknet.sources import resolve_sources
+
+    only = [split or "valid"] if p.suffix.lower() == ".data" and not p.is_dir() else None
+    found = resolve_sources(p, path_map=path_map, splits=only)
+    found.relocate_missing()
+    return found.paths
 
 
 def split_data_arg(source: str, split: str | None) -> tuple[str, str | None]:
@@ -230,30 +198,6 @@ def split_data_arg(source: str, split: str | None) -> tuple[str, str | None]:
             raise DetforgeError(f"split given twice: {tail!r} in the source and --split {split}")
         return head, tail
     return source, split
-
-
-def data_split_paths(
-    data_path: str, split: str, *, path_map: Sequence[tuple[str, str]] = ()
-) -> list[str]:
-    """Image paths of ``split`` (``train``/``valid``/``test``) of a Darknet ``.data`` file."""
-    from detforge.data.dataset import canonical_split
-    from detforge.formats.darknet import read_data_file, read_image_list
-
-    key = canonical_split(split)
-    if key not in ("train", "valid", "test"):
-        raise DetforgeError(f"unknown split {split!r}; use train, valid or test")
-    datafile = read_data_file(data_path, path_map=path_map)
-    listed: str | None = getattr(datafile, key)
-    if not listed:
-        raise DetforgeError(f"the .data file has no {key}= entry", path=data_path)
-    if not Path(listed).is_file():
-        raise DetforgeError(
-            f"the {key} image list {listed} does not exist; fix the {key}= line or use "
-            "--path-map OLD=NEW if the dataset moved",
-            path=data_path,
-            line=datafile.lines.get(key),
-        )
-    return list(read_image_list(listed, path_map=path_map))
 
 
 def open_source(
@@ -278,18 +222,16 @@ def open_source(
             "source not found: give an image, folder, image list, .data or video", path=src
         )
     suffix = p.suffix.lower()
-    if p.is_dir():
-        paths = _images_in_folder(p)
-        what = f"folder {src}"
-    elif suffix == ".data":
-        paths = data_split_paths(src, split or "valid", path_map=path_map)
-        what = f"{src} split {split or 'valid'}"
-    elif suffix in (".txt", ".list", ".lst"):
-        from detforge.formats.darknet import read_image_list
-
-        paths = read_image_list(src, path_map=path_map)
-        what = f"image list {src}"
-    elif suffix in IMAGE_SUFFIXES:
+    if p.is_dir() or suffix in (".data", ".txt", ".list", ".lst"):
+        paths = _named_images(p, split, path_map)
+        what = (
+            f"folder {src}"
+            if p.is_dir()
+            else f"{src} split {split or 'valid'}"
+            if suffix == ".data"
+            else f"image list {src}"
+        )
+    elif suffix in IMAGE_EXTENSIONS:
         paths = [src]
         what = f"image {src}"
     elif suffix in VIDEO_SUFFIXES:
@@ -298,7 +240,7 @@ def open_source(
     else:
         raise DetforgeError(
             f"don't know how to read {suffix or 'a file without suffix'} as a source; give an "
-            f"image ({', '.join(sorted(IMAGE_SUFFIXES))}), a folder, an image list (.txt), "
+            f"image ({', '.join(IMAGE_EXTENSIONS)}), a folder, an image list (.txt), "
             f"a .data file or a video ({', '.join(sorted(VIDEO_SUFFIXES))})",
             path=src,
         )

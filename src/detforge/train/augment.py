@@ -9,16 +9,15 @@ Conventions shared by every function here:
 
 The pure functions take every random quantity as an argument, so they are deterministic and
 testable; the ``Random*`` classes hold hyper-parameters, draw those quantities from a
-``numpy.random.Generator`` and call the pure functions. The geometry they share (resize,
-crops, affine warps, box transforms, clipping and filtering) lives in
-:mod:`detforge.train.geometry` and is re-exported here.
+``numpy.random.Generator`` and call the pure functions. The geometry they share (crops,
+affine warps, box transforms, clipping and filtering) lives in :mod:`detforge.train.geometry`
+and is re-exported here; the letterbox and its inverse are :mod:`detforge.data.letterbox`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -45,7 +44,6 @@ __all__ = [
     "FloatArray",
     "ImageArray",
     "IntArray",
-    "Letterboxed",
     "RandomAffine",
     "RandomFlip",
     "RandomHSV",
@@ -59,94 +57,17 @@ __all__ = [
     "hflip",
     "hsv_jitter",
     "keep_boxes",
-    "letterbox",
     "mixup",
     "mosaic4",
     "random_affine",
     "resize",
     "transform_boxes",
-    "unletterbox_boxes",
     "vflip",
     "warp_affine",
 ]
 
 Sample = tuple[ImageArray, FloatArray, IntArray]
 """``(image (H, W, 3) uint8, boxes (K, 4) float64 xyxy pixels, cls (K,) int64)``."""
-
-
-# ----------------------------------------------------------------------------- letterbox
-class Letterboxed(NamedTuple):
-    """Result of :func:`letterbox`: the padded image, mapped boxes and the mapping itself.
-
-    A point ``(x, y)`` of the source image lands at ``(x * ratio[0] + pad[0],
-    y * ratio[1] + pad[1])``; :func:`unletterbox_boxes` inverts it.
-    """
-
-    image: ImageArray
-    boxes: FloatArray
-    ratio: tuple[float, float]
-    pad: tuple[float, float]
-
-
-def letterbox(
-    image: ImageArray,
-    boxes: FloatArray | None = None,
-    *,
-    shape: int | tuple[int, int],
-    scaleup: bool = True,
-    center: bool = True,
-    auto: bool = False,
-    stride: int = 32,
-    fill: int = FILL,
-) -> Letterboxed:
-    """Resize ``image`` keeping its aspect ratio to fit ``shape = (h, w)`` (or a square), and pad.
-
-    ``scaleup=False`` never enlarges (validation on already-resized images). ``auto=True``
-    pads only to the next multiple of ``stride`` instead of the full ``shape`` (predict on
-    rectangles). ``center=False`` puts the image at the top-left. ``boxes`` ``(K, 4)`` xyxy in
-    source pixels come back in output pixels; ``ratio`` is the per-axis scale actually applied
-    (after rounding the resized size to whole pixels) and ``pad`` the left/top offset in pixels.
-    """
-    out_h, out_w = (shape, shape) if isinstance(shape, int) else shape
-    h, w = image.shape[:2]
-    r = min(out_h / h, out_w / w)
-    if not scaleup:
-        r = min(r, 1.0)
-    new_w, new_h = max(1, round(w * r)), max(1, round(h * r))
-    if auto:
-        out_w = math.ceil(new_w / stride) * stride
-        out_h = math.ceil(new_h / stride) * stride
-    resized = resize(image, (new_w, new_h))
-    left = (out_w - new_w) // 2 if center else 0
-    top = (out_h - new_h) // 2 if center else 0
-    if (new_w, new_h) == (out_w, out_h):
-        canvas = np.ascontiguousarray(resized)
-    else:
-        canvas = np.full((out_h, out_w, 3), fill, dtype=np.uint8)
-        canvas[top : top + new_h, left : left + new_w] = resized
-    ratio = (new_w / w, new_h / h)
-    pad = (float(left), float(top))
-    out = as_boxes(boxes) * np.array([ratio[0], ratio[1]] * 2) + np.array([pad[0], pad[1]] * 2)
-    return Letterboxed(canvas, out, ratio, pad)
-
-
-def unletterbox_boxes(
-    boxes: FloatArray,
-    ratio: tuple[float, float],
-    pad: tuple[float, float],
-    orig_shape: tuple[int, int] | None = None,
-) -> FloatArray:
-    """Map ``(K, 4)`` xyxy boxes from letterboxed pixels back to source pixels.
-
-    ``orig_shape = (h, w)`` of the source clips the result to the image when given.
-    """
-    b: FloatArray = (as_boxes(boxes) - np.array([pad[0], pad[1]] * 2)) / np.array(
-        [ratio[0], ratio[1]] * 2
-    )
-    if orig_shape is not None:
-        h, w = orig_shape
-        b = clip_boxes(b, (h, w))
-    return b
 
 
 # ----------------------------------------------------------------------------- flips / colour

@@ -137,7 +137,9 @@ class TrainConfig:
     nan_lr_factor: float = 0.5
     """LR multiplier applied at each NaN rollback."""
     out: str = ""
-    """Run folder; empty: ``runs/train``, ``runs/train-2`` ... (first free)."""
+    """Run folder (default ``runs/train/<dataset name>``), numbered ``-2``, ``-3`` ... if taken."""
+    exist_ok: bool = False
+    """Write into ``out`` even when it exists (files detforge writes there are replaced)."""
     plots: bool = True
     """Write ``results.png`` and a predictions-vs-truth picture each epoch."""
     tensorboard: bool = True

@@ -5,9 +5,10 @@ A :class:`DetectionDataset` wraps one split of a detforge :class:`~detforge.data
 Training samples are ``(S, S)`` (``S = imgsz``): a 4-image mosaic (probability
 ``AugmentConfig.mosaic``, switched off with :meth:`DetectionDataset.set_mosaic` for the last
 epochs) or one image, warped by a random affine, optionally mixed up, HSV-jittered and flipped
-(:mod:`detforge.train.augment`). Validation samples are letterboxed without augmentation; with
-``rect=True`` images are sorted by aspect ratio and each batch gets the smallest shape, a
-multiple of ``stride``, that holds its images with the long side ``S``.
+(:mod:`detforge.train.augment`). Validation samples follow inference's rule
+(:class:`detforge.data.letterbox.InputRule`): each image letterboxed on its own into the
+``(S, S)`` square, so validation during training, ``val``, ``map`` and ``predict`` see the
+same input for the same image.
 
 Randomness is a pure function of ``(seed, epoch, image)``: every sample draws from its own
 ``numpy.random.Generator``, so results do not depend on the number of workers or processes,
@@ -26,14 +27,11 @@ from numpy.typing import NDArray
 
 from detforge.data.boxes import BoxFormat, cxcywh_to_xyxy
 from detforge.data.dataset import Dataset
+from detforge.data.images import load_image
+from detforge.data.letterbox import InputRule, letterbox
 from detforge.errors import DetforgeError
 from detforge.train import augment as A
-from detforge.train.images import (
-    ImageCache,
-    cache_bytes,
-    choose_cache,
-    load_image,
-)
+from detforge.train.images import ImageCache, cache_bytes, choose_cache
 
 
 @dataclass(frozen=True)
@@ -85,9 +83,6 @@ class DetectionDataset(torch.utils.data.Dataset[dict[str, Any]]):
         imgsz: int = 640,
         augment: bool = False,
         hyp: AugmentConfig | None = None,
-        rect: bool = False,
-        batch_size: int = 16,
-        stride: int = 32,
         cache: Literal["auto", "ram", "disk", "none"] | str = "none",
         cache_dir: str | os.PathLike[str] | None = None,
         copies: int = 1,
@@ -95,12 +90,11 @@ class DetectionDataset(torch.utils.data.Dataset[dict[str, Any]]):
         exif_transpose: bool = True,
         show_progress: bool | None = None,
     ) -> None:
-        if rect and augment:
-            raise ValueError("rectangular batches are for validation; use augment=False")
         self.paths: list[str] = [str(p) for p in ds.images.path]
         self.class_names = ds.class_names
-        self.imgsz, self.augment, self.rect, self.stride = imgsz, augment, rect, stride
-        self.batch_size, self.seed, self.exif_transpose = batch_size, seed, exif_transpose
+        self.imgsz, self.augment = imgsz, augment
+        self.seed, self.exif_transpose = seed, exif_transpose
+        self.rule = InputRule.square(imgsz)
         self.hyp = hyp or AugmentConfig()
         self.errors_as_samples = False
         """Return a :class:`DetforgeError` as an ``{"error": ...}`` sample instead of raising
@@ -112,10 +106,6 @@ class DetectionDataset(torch.utils.data.Dataset[dict[str, Any]]):
         self._state = torch.zeros(2, dtype=torch.int64)  # [epoch, mosaic on]; shared with workers
         self._state[1] = 1
         self._state.share_memory_()  # type: ignore[no-untyped-call]
-        self.order = np.arange(n, dtype=np.int64)
-        self.batch_shapes = np.zeros((0, 2), dtype=np.int64)
-        if rect:
-            self.order, self.batch_shapes = rect_shapes(self.orig_hw, imgsz, batch_size, stride)
         hw = self.orig_hw
         mode = choose_cache(cache, cache_bytes(hw[:, 0], hw[:, 1], imgsz), copies=copies)
         self.cache: ImageCache | None = None
@@ -169,7 +159,7 @@ class DetectionDataset(torch.utils.data.Dataset[dict[str, Any]]):
         """Image ``j`` (source order) resized to long side ``imgsz``, and its ``(h0, w0)``."""
         if self.cache is not None:
             return self.cache.get(j)
-        return load_image(self.paths[j], imgsz=self.imgsz, exif_transpose=self.exif_transpose)
+        return load_image(self.paths[j], fit=self.imgsz, exif_transpose=self.exif_transpose)
 
     def load_sample(self, j: int) -> A.Sample:
         """``(image, boxes (K, 4) float64 xyxy pixels of image, cls (K,))`` of image ``j``."""
@@ -188,7 +178,7 @@ class DetectionDataset(torch.utils.data.Dataset[dict[str, Any]]):
             return {"error": exc.message, "error_path": exc.path, "error_line": exc.line}
 
     def _sample(self, index: int) -> dict[str, Any]:
-        j = int(self.order[index])
+        j = int(index)
         img, boxes, cls = self.load_sample(j)
         h0, w0 = (int(v) for v in self.orig_hw[j])
         h, w = img.shape[:2]
@@ -198,14 +188,10 @@ class DetectionDataset(torch.utils.data.Dataset[dict[str, Any]]):
             img, boxes, cls = self._augmented(j, (img, boxes, cls), bool(mosaic_on), rng)
             s = self.imgsz
             ratio_pad = ((w / w0, h / h0), (float((s - w) // 2), float((s - h) // 2)))
-        else:
-            shape = (self.imgsz, self.imgsz)
-            if self.rect:
-                bs = self.batch_shapes[index // self.batch_size]
-                shape = (int(bs[0]), int(bs[1]))
-            lb = A.letterbox(img, boxes, shape=shape, scaleup=False)
-            img, boxes = lb.image, A.clip_boxes(lb.boxes, shape)
-            ratio_pad = ((lb.ratio[0] * w / w0, lb.ratio[1] * h / h0), lb.pad)
+        else:  # the inference rule: letterboxed alone into the (imgsz, imgsz) square
+            lb = letterbox(img, boxes, shape=self.rule.shape, fill=self.rule.fill)
+            img, boxes = lb.image, A.clip_boxes(lb.boxes, self.rule.shape)
+            ratio_pad = lb.ratio_pad((h0, w0))
         return {
             "img": img,
             "bboxes": boxes.astype(np.float32),
@@ -269,28 +255,3 @@ def _labels(
     order = np.argsort(img, kind="stable")
     off = np.searchsorted(img[order], np.arange(ds.num_images + 1)).astype(np.int64)
     return xyxy[ok][order], b.cls[ok][order].astype(np.int64), off, int((~ok).sum())
-
-
-def rect_shapes(
-    hw: NDArray[np.int64], imgsz: int, batch_size: int, stride: int = 32
-) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Order images by aspect ratio (h / w) and give each batch its input shape.
-
-    Returns ``(order (N,), shapes (ceil(N / batch_size), 2))``; ``shapes`` are ``(h, w)``,
-    multiples of ``stride``, the smallest that hold every image of the batch resized to long
-    side ``imgsz``.
-    """
-    ar = hw[:, 0] / np.maximum(hw[:, 1], 1)
-    order = np.argsort(ar, kind="stable").astype(np.int64)
-    ar = ar[order]
-    nb = (len(ar) + batch_size - 1) // batch_size
-    shapes = np.zeros((nb, 2), dtype=np.int64)
-    for b in range(nb):
-        part = ar[b * batch_size : (b + 1) * batch_size]
-        rel = (1.0, 1.0)
-        if part.max() < 1:
-            rel = (float(part.max()), 1.0)
-        elif part.min() > 1:
-            rel = (1.0, 1.0 / float(part.min()))
-        shapes[b] = [int(np.ceil(r * imgsz / stride - 1e-9)) * stride for r in rel]
-    return order, shapes

@@ -1,6 +1,6 @@
 """Batches of :class:`~detforge.train.data.DetectionDataset` samples: :func:`collate` (the
 training batch contract of docs/architecture.md), :func:`create_dataloader` (sharded,
-seeded, optionally rectangular) and :func:`set_epoch`.
+seeded) and :func:`set_epoch`.
 """
 
 from __future__ import annotations
@@ -66,7 +66,6 @@ def create_dataloader(
     hyp: AugmentConfig | None = None,
     workers: int = 0,
     shuffle: bool | None = None,
-    rect: bool = False,
     seed: int = 0,
     rank: int = 0,
     world_size: int = 1,
@@ -81,21 +80,18 @@ def create_dataloader(
 
     ``shuffle`` (default: ``augment``) uses a ``DistributedSampler`` seeded by ``seed`` --
     also for one process, so ``N`` ranks with batch ``B`` see the same global batches as one
-    process with ``N * B``; call :func:`set_epoch` before each epoch. Unshuffled and ``rect``
-    loaders shard whole images/batches across ranks without padding (for evaluation).
+    process with ``N * B``; call :func:`set_epoch` before each epoch. Unshuffled loaders shard
+    whole images across ranks without padding (for evaluation); their samples follow the
+    inference rule (each image letterboxed alone into the ``imgsz`` square).
     ``workers > 0`` starts persistent worker processes; each caches nothing itself (the RAM
     cache is filled once here, before the workers fork).
     """
     shuffle = augment if shuffle is None else shuffle
-    if rect and shuffle:
-        raise ValueError("rect batches keep their aspect-ratio order; use shuffle=False")
     data = DetectionDataset(
         ds,
         imgsz=imgsz,
         augment=augment,
         hyp=hyp,
-        rect=rect,
-        batch_size=batch_size,
         cache=cache,
         cache_dir=cache_dir,
         copies=world_size,
@@ -114,9 +110,6 @@ def create_dataloader(
         "persistent_workers": workers > 0,
         "generator": torch.Generator().manual_seed(seed + rank),
     }
-    if rect:
-        batches = [list(range(s, min(s + batch_size, n))) for s in range(0, n, batch_size)]
-        return DetectionLoader(data, batch_sampler=batches[rank::world_size], **common)
     sampler: Any
     if shuffle:
         sampler = torch.utils.data.DistributedSampler(

@@ -120,15 +120,3 @@ def wrap_model(model: torch.nn.Module, info: DistInfo, device: torch.device) -> 
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # type: ignore[no-untyped-call]
         return DistributedDataParallel(model, device_ids=[device.index])
     return DistributedDataParallel(model)
-
-
-def ddp_device(info: DistInfo, requested: str) -> str:
-    """The device string of this rank: ``cuda:LOCAL_RANK`` when CUDA was asked for or is
-    available, ``cpu`` otherwise."""
-    import torch
-
-    if requested.startswith("cpu"):
-        return "cpu"
-    if requested.startswith("cuda") or (not requested and torch.cuda.is_available()):
-        return f"cuda:{info.local_rank}"
-    return "cpu"

@@ -1,4 +1,5 @@
-"""Image and box geometry for augmentation: resizing, crops, affine warps, box transforms.
+"""Image and box geometry for augmentation: crops, affine warps, box transforms (resizing
+and the letterbox live in :mod:`detforge.data.letterbox`, shared with inference).
 
 Same conventions as :mod:`detforge.train.augment`: images ``(H, W, 3)`` uint8 RGB, boxes
 ``(K, 4)`` float64 xyxy in continuous pixels (pixel ``(i, j)`` covers ``[j, j+1] x [i, i+1]``),
@@ -13,38 +14,34 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from detforge.data.letterbox import FILL, resize
+
+__all__ = [
+    "FILL",
+    "FloatArray",
+    "ImageArray",
+    "IntArray",
+    "affine_matrix",
+    "as_boxes",
+    "clip_boxes",
+    "crop_box",
+    "crop_matrix",
+    "crop_pad",
+    "keep_boxes",
+    "resize",
+    "transform_boxes",
+    "warp_affine",
+]
+
 ImageArray = NDArray[np.uint8]
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
-
-FILL = 114
-"""Grey level of padding and of areas a warp uncovers (the usual YOLO letterbox colour)."""
 
 
 def as_boxes(boxes: FloatArray | None) -> FloatArray:
     if boxes is None:
         return np.zeros((0, 4), dtype=np.float64)
     return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-
-
-def resize(image: ImageArray, size: tuple[int, int]) -> ImageArray:
-    """Resize ``(H, W, 3)`` uint8 ``image`` to ``size = (w, h)`` pixels, bilinear, antialiased
-    when shrinking (PyTorch's uint8 kernel: the same filter as Pillow's, several times faster).
-    """
-    h, w = image.shape[:2]
-    if (w, h) == tuple(size):
-        return image
-    import warnings
-
-    import torch
-
-    with warnings.catch_warnings():  # read-only cache views: the kernel only reads them
-        warnings.simplefilter("ignore", UserWarning)
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0)
-    y = torch.nn.functional.interpolate(
-        x, size=(size[1], size[0]), mode="bilinear", antialias=True, align_corners=False
-    )
-    return np.ascontiguousarray(y[0].permute(1, 2, 0).numpy())
 
 
 def crop_pad(image: ImageArray, box: tuple[int, int, int, int], *, fill: int = FILL) -> ImageArray:

@@ -1,11 +1,8 @@
-"""Decoding training images fast, and caching them decoded (RAM or disk).
+"""Caching training images decoded (RAM or disk).
 
-Images are decoded with Pillow: JPEG decoding is shrunk in the DCT (``Image.draft``) when the
-training size is at most half the stored size, the EXIF orientation is applied
-(``exif_transpose=True``, as OpenCV's ``imread`` does), any mode (grey, palette, RGBA, 16-bit)
-becomes RGB, and the image is resized with an antialiased bilinear filter
-(:func:`detforge.train.augment.resize`) so its long side is ``imgsz``. The result is
-``(h, w, 3)`` uint8 RGB.
+Images are decoded by :func:`detforge.data.images.load_image` with ``fit=imgsz`` (long side
+``imgsz``, EXIF orientation applied, any mode made RGB, bounded size), the decoder inference
+uses too. The result is ``(h, w, 3)`` uint8 RGB.
 
 :class:`ImageCache` holds all decoded images of a dataset in one flat uint8 buffer (one object,
 so worker processes forked after filling it share its pages instead of copying them).
@@ -23,55 +20,14 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageOps
 
-from detforge.data.pixels import to_rgb_array
+from detforge.data.images import load_image
 from detforge.errors import DetforgeError
-from detforge.train.augment import resize
 from detforge.utils.cpu import usable_cores
 from detforge.utils.progress import progress
 
 ImageArray = NDArray[np.uint8]
 CacheMode = Literal["auto", "ram", "disk", "none"]
-
-_SWAPS_AXES = {5, 6, 7, 8}  # EXIF orientations that rotate by 90 degrees
-
-
-def scaled_size(h: int, w: int, imgsz: int) -> tuple[int, int]:
-    """``(h, w)`` after resizing so the long side is ``imgsz`` (at least 1 pixel each)."""
-    r = imgsz / max(h, w)
-    return max(1, round(h * r)), max(1, round(w * r))
-
-
-def load_image(
-    path: str, *, imgsz: int, exif_transpose: bool = True
-) -> tuple[ImageArray, tuple[int, int]]:
-    """Decode ``path`` resized so its long side is ``imgsz``.
-
-    Returns ``(image (h, w, 3) uint8 RGB, (h0, w0))`` with ``(h0, w0)`` the full-resolution
-    size (after EXIF rotation). Raises :class:`DetforgeError` for unreadable files.
-    """
-    try:
-        with Image.open(path) as im:
-            w0, h0 = im.size
-            orient = im.getexif().get(0x0112, 1) if exif_transpose else 1
-            if orient in _SWAPS_AXES:
-                w0, h0 = h0, w0
-            th, tw = scaled_size(h0, w0, imgsz)
-            if im.format == "JPEG" and max(th, tw) * 2 <= max(h0, w0):
-                req = (tw, th) if orient not in _SWAPS_AXES else (th, tw)
-                im.draft("RGB", req)
-            im.load()
-            out: Image.Image = im
-            if orient != 1:
-                out = ImageOps.exif_transpose(out)
-            arr = to_rgb_array(out)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise DetforgeError(
-            f"cannot decode the image ({exc}); run 'detforge check --deep' to find broken images",
-            path=path,
-        ) from exc
-    return resize(arr, (tw, th)), (h0, w0)
 
 
 def available_memory() -> int:
@@ -171,7 +127,7 @@ class ImageCache:
     def _load(self, i: int) -> tuple[ImageArray, tuple[int, int]]:
         with self._lock:
             self.decoded += 1
-        return load_image(self.paths[i], imgsz=self.imgsz, exif_transpose=self.exif_transpose)
+        return load_image(self.paths[i], fit=self.imgsz, exif_transpose=self.exif_transpose)
 
     def _disk(self, i: int) -> tuple[str, tuple[int, int, int, int]]:
         from detforge.utils.io import atomic_open

@@ -24,8 +24,8 @@ class SizedBatches(Sized, Iterable[dict[str, Any]], Protocol):
 
 @dataclass
 class Loaders:
-    """``train``: augmented, shuffled, sharded; ``val``: letterboxed rectangular batches over
-    the validation images (rank 0 iterates all of them)."""
+    """``train``: augmented, shuffled, sharded; ``val``: the validation images letterboxed by
+    the inference rule (rank 0 iterates all of them)."""
 
     train: SizedBatches
     val: Iterable[dict[str, Any]]
@@ -63,7 +63,7 @@ def create_loaders(cfg: TrainConfig, data: TrainingData, *, batch: int, info: Di
     if not info.is_main:  # only rank 0 validates
         return Loaders(train=train, val=[])
     val = create_dataloader(
-        data.val, imgsz=cfg.imgsz, batch_size=batch * 2, augment=False, rect=True,
+        data.val, imgsz=cfg.imgsz, batch_size=batch * 2, augment=False,
         workers=min(cfg.workers, 2), seed=cfg.seed, cache=cfg.cache, show_progress=show,
     )  # fmt: skip
     return Loaders(train=train, val=val)

@@ -1,15 +1,31 @@
-"""The run folder: its name, ``metrics.csv``, ``results.png`` and the per-epoch preview.
+"""The run folder: its name and layout, ``metrics.csv``, ``results.png``, ``train.log``,
+the Darknet ``backup=`` copies, and what a crash may leave behind.
 
-Layout of a run folder::
+Layout of a run folder (``runs/train/<name>``; what Ultralytics users look for, in the same
+places)::
 
-    runs/train-2/
-        config.yaml        resolved options
-        last.pt, best.pt   checkpoints (atomic)
-        metrics.csv        one row per epoch: losses, LR, speed, validation metrics
-        results.png        losses and metrics against epochs
-        preview/epoch_003.jpg  predictions (left) next to ground truth (right)
-        events.*           TensorBoard scalars
-        train.log          NaN reports and other notes
+    runs/train/obj-2/
+        config.yaml            resolved options
+        weights/last.pt        checkpoint after the last completed epoch (the commit point)
+        weights/best.pt        checkpoint of the best validation fitness so far
+        metrics.csv            one row per epoch: losses, LR, speed, validation metrics
+        results.png            losses and metrics against epochs
+        confusion_matrix.png, pr_curves.png, pr_curves_per_class.png, f1_curve.png
+                               the best weights on the validation split (end of training)
+        labels/*.png           what the validation labels hold (classes, box sizes, ...)
+        preview/epoch_003.jpg  ground truth (left) next to predictions (right)
+        events.*               TensorBoard scalars
+        train.log              notes, progress lines, NaN reports, where an interrupt stopped
+
+``metrics.csv`` keeps its name (not Ultralytics' ``results.csv``): its columns are detforge's
+(``train/box``, ``val/mAP50`` ...), and a script written for Ultralytics' columns should fail
+loudly rather than read the wrong ones.
+
+Crash safety: every file is written to a temporary name and renamed (``utils/io.py``);
+``best.pt`` is written before ``last.pt``, and ``last.pt`` -- which also carries the metrics
+rows -- is the commit point of an epoch, so ``kill -9`` at any moment leaves both loadable and
+``--resume`` rebuilds ``metrics.csv`` from ``last.pt`` (:func:`reconcile_rows`). Temporary
+files a killed run left are removed when the folder is opened again (:func:`remove_stale_tmp`).
 """
 
 from __future__ import annotations
@@ -17,11 +33,48 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Sequence
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from detforge.utils.io import atomic_write_text
+from detforge.errors import DetforgeError
+from detforge.utils.io import atomic_open, atomic_write_text
+
+DEFAULT_ROOT = Path("runs") / "train"
+"""Where runs go by default: ``runs/train/<dataset name>`` (numbered when it exists)."""
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The files of one run folder ``root``."""
+
+    root: Path
+
+    @property
+    def weights(self) -> Path:
+        return self.root / "weights"
+
+    @property
+    def last(self) -> Path:
+        return self.weights / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.weights / "best.pt"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.csv"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "train.log"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
 
 
 def next_run_dir(base: str | Path = "runs/train") -> Path:
@@ -37,6 +90,93 @@ def next_run_dir(base: str | Path = "runs/train") -> Path:
         n += 1
 
 
+def default_run_name(data: str) -> str:
+    """``runs/train/<name>``: the dataset's name (``obj`` for ``obj.data``, a folder's name)."""
+    p = Path(data.rstrip("/\\")) if data else Path("train")
+    name = p.stem if p.suffix else p.name
+    return name or "train"
+
+
+def new_run_dir(out: str, data: str, *, exist_ok: bool = False) -> Path:
+    """The folder of a new run: ``out`` (or ``runs/train/<dataset name>``), numbered
+    ``-2``, ``-3`` ... when it exists, unless ``exist_ok`` (then reused as it is)."""
+    base = Path(out) if out else DEFAULT_ROOT / default_run_name(data)
+    return base if exist_ok else next_run_dir(base)
+
+
+def resume_checkpoint_path(run: str | Path) -> Path:
+    """``RUN`` (a run folder) or a checkpoint in it -> the ``last.pt`` to resume from."""
+    p = Path(run)
+    if p.is_dir():
+        ckpt = RunPaths(p).last
+        if not ckpt.is_file() and (p / "last.pt").is_file():  # runs before weights/
+            ckpt = p / "last.pt"
+    else:
+        ckpt = p
+    if not ckpt.is_file():
+        raise DetforgeError(
+            "nothing to resume: no weights/last.pt here (was the run interrupted before its "
+            "first epoch ended?); start a new run instead",
+            path=ckpt,
+        )
+    return ckpt
+
+
+def run_dir_of(ckpt: Path) -> Path:
+    """The run folder a checkpoint belongs to (``RUN/weights/last.pt`` -> ``RUN``)."""
+    return ckpt.parent.parent if ckpt.parent.name == "weights" else ckpt.parent
+
+
+def remove_stale_tmp(root: Path) -> list[Path]:
+    """Delete the temporary files a killed run left in ``root``, ``weights/`` and ``preview/``.
+
+    Only detforge's own temporary names (``.<name>.<random>.tmp`` from ``utils.io``) are
+    touched. Returns what was removed.
+    """
+    gone = []
+    for folder in (root, root / "weights", root / "preview"):
+        if not folder.is_dir():
+            continue
+        for p in folder.iterdir():
+            if p.name.startswith(".") and p.name.endswith(".tmp") and p.is_file():
+                p.unlink()
+                gone.append(p)
+    return gone
+
+
+def copy_atomic(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst`` through a temporary file and a rename (synced to disk)."""
+    with atomic_open(dst, "wb", fsync=True) as f, open(src, "rb") as fin:
+        shutil.copyfileobj(fin, f, 1 << 20)
+
+
+class RunLog:
+    """Prints notes (rank 0) and appends them, progress lines and NaN reports to ``train.log``."""
+
+    def __init__(self, path: Path, say: Callable[[str], None], *, enabled: bool) -> None:
+        self.path, self.say, self.enabled = path, say, enabled
+
+    def __call__(self, msg: str) -> None:
+        if not self.enabled:
+            return
+        self.say(msg)
+        self.append(msg)
+
+    def append(self, msg: str) -> None:
+        """Only into ``train.log`` (not printed)."""
+        if self.enabled:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(msg.rstrip("\n") + "\n")
+
+    def nan(self, step: int, epoch: int, paths: Any) -> None:
+        """A skipped step: its images, so a bad file can be found."""
+        self.append(
+            f"NaN/inf loss at step {step} (epoch {epoch + 1}); step skipped; images: "
+            + ", ".join(str(p) for p in paths)
+        )
+
+
+# ---------------------------------------------------------------------- metrics.csv
 def write_metrics_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     """Write all ``rows`` (one dict per epoch) atomically; columns are the union, in order."""
     columns: list[str] = []
@@ -56,6 +196,22 @@ def read_metrics_csv(path: Path) -> list[dict[str, Any]]:
         return []
     with open(path, encoding="utf-8", newline="") as f:
         return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def reconcile_rows(ckpt: dict[str, Any], csv_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The metrics rows of the epochs ``ckpt`` (a ``last.pt``) holds, one per epoch.
+
+    ``last.pt`` carries its rows since detforge wrote ``weights/``; older checkpoints fall back
+    to ``metrics.csv``, keeping rows of epochs up to the checkpoint's only (a run killed
+    after writing a row but before its checkpoint would otherwise repeat that epoch's row).
+    """
+    extra = ckpt.get("extra") or {}
+    done = int(extra.get("epochs_done", int(ckpt.get("epoch", -1)) + 1))
+    rows = extra.get("metrics")
+    if not isinstance(rows, list):
+        rows = csv_rows
+    by_epoch = {int(r["epoch"]): dict(r) for r in rows if isinstance(r.get("epoch"), int)}
+    return [by_epoch[e] for e in sorted(by_epoch) if e <= done]
 
 
 def _fmt(v: Any) -> str:
@@ -106,72 +262,3 @@ def plot_results(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 
 def _num(v: Any) -> bool:
     return isinstance(v, int | float) and math.isfinite(float(v))
-
-
-def draw_preview(
-    path: Path,
-    images: Sequence[Any],
-    preds: Sequence[tuple[Any, Any, Any]],
-    truths: Sequence[tuple[Any, Any]],
-    class_names: Sequence[str],
-) -> None:
-    """Save predictions next to ground truth, one row per image.
-
-    ``images``: HxWx3 uint8 arrays (the network input); ``preds``: per image
-    ``(boxes (K,4) xyxy px, scores (K,), classes (K,))``; ``truths``: per image
-    ``(boxes (T,4) xyxy px, classes (T,))``. Predictions are drawn left (score >= 0.25),
-    ground truth right, so a broken label import is obvious after one epoch.
-    """
-    import numpy as np
-    from PIL import Image, ImageDraw
-
-    rows = []
-    for img, (pb, ps, pc), (tb, tc) in zip(images, preds, truths, strict=False):
-        arr = np.ascontiguousarray(img)
-        left = Image.fromarray(arr)
-        right = Image.fromarray(arr)
-        dl, dr = ImageDraw.Draw(left), ImageDraw.Draw(right)
-        for b, s, c in zip(np.asarray(pb), np.asarray(ps), np.asarray(pc), strict=False):
-            if s < 0.25:
-                continue
-            color = _color(int(c))
-            dl.rectangle([float(v) for v in b], outline=color, width=2)
-            dl.text(
-                (float(b[0]) + 2, float(b[1]) + 1), f"{_name(class_names, c)} {s:.2f}", fill=color
-            )
-        for b, c in zip(np.asarray(tb), np.asarray(tc), strict=False):
-            color = _color(int(c))
-            dr.rectangle([float(v) for v in b], outline=color, width=2)
-            dr.text((float(b[0]) + 2, float(b[1]) + 1), _name(class_names, c), fill=color)
-        w, h = left.size
-        row = Image.new("RGB", (2 * w + 4, h), (255, 255, 255))
-        row.paste(left, (0, 0))
-        row.paste(right, (w + 4, 0))
-        rows.append(row)
-    if not rows:
-        return
-    width = max(r.size[0] for r in rows)
-    sheet = Image.new("RGB", (width, sum(r.size[1] + 4 for r in rows)), (255, 255, 255))
-    y = 0
-    for r in rows:
-        sheet.paste(r, (0, y))
-        y += r.size[1] + 4
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.jpg")
-    sheet.save(tmp, quality=90)
-    tmp.replace(path)
-
-
-def _name(names: Sequence[str], c: Any) -> str:
-    i = int(c)
-    return names[i] if 0 <= i < len(names) else str(i)
-
-
-_PALETTE = [
-    (230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
-    (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128),
-]  # fmt: skip
-
-
-def _color(c: int) -> tuple[int, int, int]:
-    return _PALETTE[c % len(_PALETTE)]

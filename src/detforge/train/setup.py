@@ -2,7 +2,6 @@
 
 * :func:`load_training_data` -- read the dataset, check it, pick the train and validation
   images (``--val-fraction``), leave out bad images when ``--skip-bad`` asks for it.
-* :func:`resolve_device` -- ``cpu`` / ``cuda`` / ``cuda:N`` / empty (auto), per rank.
 * :func:`load_weights_into` -- ``--weights``: copy every tensor whose name and shape match.
 """
 
@@ -35,24 +34,6 @@ class TrainingData:
     left_out: list[str] = field(default_factory=list)
     source: str = ""
     """What was read: the dataset given, or the clean copy ``--skip-bad`` made."""
-
-
-def read_dataset(source: str, *, path_map: Sequence[tuple[str, str]] = ()) -> Dataset:
-    """A ``.data`` file via the Darknet reader; anything else via ``formats.detect.read_any``."""
-    p = Path(source)
-    if not p.exists():
-        raise DetforgeError("dataset not found; pass a .data file or a dataset folder", path=p)
-    if p.suffix.lower() == ".data":
-        from detforge.formats.darknet import read_darknet
-
-        return read_darknet(source, path_map=tuple(path_map), read_sizes=True)
-    try:
-        from detforge.formats.detect import read_any
-    except ImportError:  # the conversion readers are optional at this seam
-        from detforge.formats.darknet import read_darknet
-
-        return read_darknet(source, path_map=tuple(path_map), read_sizes=True)
-    return read_any(source, path_map=tuple(path_map))
 
 
 def check_source(
@@ -135,7 +116,11 @@ def load_training_data(
         source, left = check_source(
             source, skip_bad=skip_bad, path_map=path_map, clean_dir=clean_dir, note=say
         )
-    ds = dataset if dataset is not None else read_dataset(source, path_map=path_map)
+    if dataset is None:
+        from detforge.formats.detect import read_any
+
+        dataset = read_any(source, path_map=tuple(path_map))
+    ds = dataset
     splits = set(ds.images.split.tolist())
     train = ds.split("train") if "train" in splits else ds
     if "valid" in splits:
@@ -164,32 +149,6 @@ def load_training_data(
                 path=source,
             )
     return TrainingData(train, val, ds.class_names, notes, left, source)
-
-
-def resolve_device(requested: str, local_rank: int = 0, distributed: bool = False) -> torch.device:
-    """The ``torch.device`` to train on; a CUDA request without CUDA is a user error."""
-    import torch
-
-    req = (requested or "").strip().lower()
-    if req in ("", "auto"):
-        req = "cuda" if torch.cuda.is_available() else "cpu"
-    if req == "cpu":
-        return torch.device("cpu")
-    if req.startswith("cuda") or req.isdigit():
-        if not torch.cuda.is_available():
-            raise DetforgeError(
-                f"--device {requested} asks for CUDA but none is available; run "
-                "'detforge doctor' to see why, or use --device cpu"
-            )
-        index = int(req.split(":", 1)[1]) if ":" in req else (int(req) if req.isdigit() else 0)
-        if distributed:
-            index = local_rank
-        if index >= torch.cuda.device_count():
-            raise DetforgeError(
-                f"--device {requested}: only {torch.cuda.device_count()} GPU(s) are visible"
-            )
-        return torch.device("cuda", index)
-    raise DetforgeError(f"--device must be cpu, cuda or cuda:N, not {requested!r}")
 
 
 def load_weights_into(model: torch.nn.Module, state: dict[str, Any]) -> tuple[int, int]:

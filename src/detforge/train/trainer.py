@@ -1,16 +1,22 @@
-"""The training loop. Read it top to bottom: :func:`train` sets up, :func:`_fit` loops.
+"""The training loop, read top to bottom as DETR's ``engine.py`` + ``main.py`` read:
+:func:`train` sets up (``session.build_session``), then per epoch :func:`train_one_epoch`
+and :func:`end_of_epoch`.
 
-One optimizer step: images to the device as float/255 -> forward (autocast on CUDA) -> loss
-(times the world size, see ``ddp.py``) -> NaN guard -> backward -> every ``accumulate``
-batches: unscale, clip the gradient norm, step, EMA update, next LR. Each ``val_every`` epochs
-(and the last) rank 0 validates the EMA weights with the evaluation engine, writes
-``last.pt``/``best.pt``, a ``metrics.csv`` row, ``results.png``, TensorBoard scalars and the
-predictions-vs-truth preview, and decides on early stopping; the decision is broadcast.
+One optimizer step (:func:`train_step`): images to the device as float/255 -> forward
+(autocast on CUDA) -> loss (times the world size, see ``ddp.py``) -> NaN guard -> backward ->
+every ``accumulate`` batches: unscale, clip the gradient norm, step, EMA update, next LR. Each
+``val_every`` epochs (and the last) rank 0 validates the EMA weights with the evaluation
+engine, writes ``weights/best.pt`` and ``weights/last.pt``, a ``metrics.csv`` row,
+``results.png``, TensorBoard scalars and the preview, and decides on early stopping; the
+decision is broadcast. ``--time-budget`` re-plans the number of epochs after each one.
+
+Time comes from ``clock`` (default ``time.perf_counter``), passed in, so tests drive it.
 """
 
 from __future__ import annotations
 
 import math
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,15 +25,17 @@ from typing import TYPE_CHECKING, Any
 
 from detforge.data.dataset import Dataset
 from detforge.errors import DetforgeError
-from detforge.train.config import AUTO, TrainConfig, write_config
+from detforge.train.config import TrainConfig
 from detforge.train.ddp import DistInfo, broadcast_object, dist_info_from_env
-from detforge.train.nan_guard import NanGuard
+from detforge.utils.progress import Clock
 
 if TYPE_CHECKING:
     import torch
 
+    from detforge.train.session import Session
+
 LossHook = Callable[[int, "torch.Tensor"], "torch.Tensor"]
-"""``hook(step, loss) -> loss``: lets tests inject NaNs at chosen steps."""
+"""``hook(step, loss) -> loss``: lets tests inject NaNs (or an interrupt) at chosen steps."""
 
 
 @dataclass
@@ -41,6 +49,35 @@ class TrainResult:
     stop_reason: str
     metrics: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def best_weights(self) -> Path:
+        return self.run_dir / "weights" / "best.pt"
+
+
+@dataclass
+class Plan:
+    """How far the run goes: ``planned`` epochs (lowered to what fits ``--time-budget``),
+    ``told`` the plan last logged, and ``stop`` the reason to end early ('' to go on)."""
+
+    t_start: float
+    first_epoch: int
+    planned: int
+    told: int
+    stop: str = ""
+
+
+@dataclass
+class EpochStats:
+    """One epoch of training on this rank: summed loss items of the finite steps, counts,
+    seconds waited for data and in all, and the last weight LR."""
+
+    sums: torch.Tensor
+    n_ok: int = 0
+    n_img: int = 0
+    t_wait: float = 0.0
+    elapsed: float = 0.0
+    lr: float = 0.0
+
 
 def train(
     cfg: TrainConfig,
@@ -48,269 +85,234 @@ def train(
     dataset: Dataset | None = None,
     loss_hook: LossHook | None = None,
     note: Callable[[str], None] = print,
+    clock: Clock = time.perf_counter,
 ) -> TrainResult:
     """Train as ``cfg`` says; returns the :class:`TrainResult` (rank 0's view).
 
-    ``dataset`` replaces reading ``cfg.data`` (notebooks, tests). Under ``torchrun`` every rank
-    calls this; only rank 0 writes files and prints.
+    ``dataset`` replaces reading ``cfg.data`` (notebooks, tests); ``clock`` is the time source
+    of speeds, ETAs and ``--time-budget``. Under ``torchrun`` every rank calls this; only rank
+    0 writes files and prints. Ctrl-C (``KeyboardInterrupt``) is logged with where it stopped
+    and the ``--resume`` command, then re-raised.
     """
     from detforge.train.ddp import destroy_process_group, init_process_group
-    from detforge.train.setup import resolve_device
+    from detforge.train.session import build_session
+    from detforge.utils.device import resolve_device
 
     cfg.validate()
     info = dist_info_from_env()
-    device = resolve_device(cfg.device, info.local_rank, info.distributed)
+    device = resolve_device(cfg.device, local_rank=info.local_rank, distributed=info.distributed)
     init_process_group(info, device)
     say = note if info.is_main else (lambda _msg: None)
     try:
-        return _fit(cfg, info, device, dataset, loss_hook, say)
+        s = build_session(cfg, info, device, dataset, say, clock)
+        try:
+            return fit(s, loss_hook)
+        except KeyboardInterrupt:
+            s.log(interrupt_message(s))
+            raise
+        finally:
+            s.rep.close()
     finally:
         destroy_process_group(info)
 
 
-def _fit(
-    cfg: TrainConfig,
-    info: DistInfo,
-    device: torch.device,
-    dataset: Dataset | None,
-    loss_hook: LossHook | None,
-    say: Callable[[str], None],
-) -> TrainResult:
+def fit(s: Session, loss_hook: LossHook | None = None) -> TrainResult:
+    """The epochs of a built session, then the end-of-training plots."""
+    first = s.state.epoch + 1
+    plan = Plan(t_start=s.clock(), first_epoch=first, planned=s.cfg.epochs, told=s.cfg.epochs)
+    for epoch in range(first, s.cfg.epochs):
+        if epoch >= plan.planned:
+            break
+        stats = train_one_epoch(s, epoch, plan, loss_hook)
+        end_of_epoch(s, epoch, stats, plan)
+        if plan.stop:
+            s.log(f"stopping: {plan.stop}")
+            break
+    written = s.rep.final_plots(s.loaders.val, s.device)
+    if written:
+        s.log(f"plots of the best weights on the validation split: {s.run.root}")
+    return TrainResult(s.run.root, s.state.epoch + 1, s.state.best_fitness, s.state.best_epoch,
+                       plan.stop or "finished", s.rep.rows)  # fmt: skip
+
+
+def train_one_epoch(
+    s: Session, epoch: int, plan: Plan, loss_hook: LossHook | None = None
+) -> EpochStats:
+    """One pass over the training loader (stops early when ``--time-budget`` runs out)."""
     import torch
 
-    from detforge.models.checkpoint import load_checkpoint
-    from detforge.models.yolo import create_model
+    cfg, clock = s.cfg, s.clock
+    nb = len(s.loaders.train)
+    total_steps = s.steps_per_epoch * plan.planned
+    s.net.train()
+    s.loaders.set_epoch(epoch, mosaic=epoch < plan.planned - cfg.close_mosaic)
+    st = EpochStats(sums=torch.zeros(3, device=s.device))
+    t0 = clock()
+    bar = s.rep.bar(s.loaders.train, epoch, nb)
+    t_fetch = clock()
+    s.opt.zero_grad(set_to_none=True)
+    for i, batch in enumerate(bar):
+        st.t_wait += clock() - t_fetch
+        s.position = (epoch, i, nb)
+        st.lr = set_lr(s, total_steps)
+        finite, items, n = train_step(s, batch, last_of_group=(i + 1) % cfg.accumulate == 0
+                                      or i + 1 == nb, loss_hook=loss_hook)  # fmt: skip
+        if finite:
+            st.sums += items
+            st.n_ok += 1
+        nan_guard(s, finite, batch, epoch)
+        st.n_img += n
+        st.elapsed = clock() - t0
+        s.rep.step(bar, st.sums / max(st.n_ok, 1), epoch=epoch, batch=i, total=nb,
+                   planned=plan.planned, images=st.n_img, elapsed=st.elapsed,
+                   wait=st.t_wait)  # fmt: skip
+        t_fetch = clock()
+        if cfg.time_budget and clock() - plan.t_start > cfg.time_budget:
+            plan.stop = f"time budget of {cfg.time_budget:g} s reached"
+            break
+    st.elapsed = clock() - t0
+    s.position = (epoch, nb, nb)
+    return st
+
+
+def set_lr(s: Session, total_steps: int) -> float:
+    """Warmup, then the schedule, times the NaN-rollback scale; returns the weight LR."""
     from detforge.train import optim
-    from detforge.train.ddp import all_reduce_sum, wrap_model
-    from detforge.train.loaders import create_loaders
-    from detforge.train.loss import DetectionLoss
-    from detforge.train.runs import next_run_dir
-    from detforge.train.setup import load_training_data, load_weights_into
-    from detforge.train.state import RunState, resume_checkpoint_path
 
-    torch.manual_seed(cfg.seed)  # same init on every rank (DDP also broadcasts rank 0)
-    # ------------------------------------------------------------------ run folder and resume
-    ckpt: dict[str, Any] | None = None
-    if cfg.resume:
-        ckpt_path = resume_checkpoint_path(cfg.resume)
-        run_dir = ckpt_path.parent
-        ckpt = load_checkpoint(ckpt_path)
-        done = int(ckpt["extra"].get("epochs_done", ckpt["epoch"] + 1))
-        if done >= cfg.epochs:
-            raise DetforgeError(
-                f"this run already finished: {done} of {cfg.epochs} epochs are done "
-                f"({run_dir}). To train longer, pass --resume {run_dir} --epochs N with N > "
-                f"{done}; to start over from its weights use --weights {run_dir / 'best.pt'}"
-            )
-    else:
-        run_dir = broadcast_object(info, next_run_dir(cfg.out or "runs/train"))
-    if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    log = _RunLog(run_dir / "train.log", say, enabled=info.is_main)
-
-    # ------------------------------------------------------------------ data, model, optimizer
-    # rank 0 checks (and with --skip-bad writes the clean copy); the others read what it chose
-    data = None
-    if info.is_main:
-        data = load_training_data(
-            cfg.data, check=cfg.check, skip_bad=cfg.skip_bad, val_fraction=cfg.val_fraction,
-            seed=cfg.seed, path_map=cfg.path_map, note=log, dataset=dataset,
-            clean_dir=run_dir / "clean-data",
-        )  # fmt: skip
-    source = broadcast_object(info, data.source if data is not None else "")
-    if data is None:
-        data = load_training_data(
-            source, check=False, val_fraction=cfg.val_fraction, seed=cfg.seed,
-            path_map=cfg.path_map, note=log, dataset=dataset,
-        )  # fmt: skip
-    nc = len(data.class_names)
-    model = create_model(
-        cfg.model, nc, backbone=cfg.backbone, backbone_weights=cfg.backbone_weights
-    )
-    if cfg.weights:
-        src = load_checkpoint(cfg.weights)
-        got, total = load_weights_into(model, src["ema"] or src["model"])
-        if got < total / 2:  # a new class count changes only the last class layers
-            raise DetforgeError(
-                f"only {got} of {total} weight tensors of the checkpoint fit a --model "
-                f"{cfg.model} detector (it was built as {src['model_args']}); pass the "
-                "--model/--backbone it was trained with",
-                path=cfg.weights,
-            )
-        log(f"--weights {cfg.weights}: {got} of {total} tensors loaded; starting at epoch 0")
-    model.to(device)
-    # measured on rank 0 and shared, so every rank steps with the same batch and LR
-    batch = broadcast_object(info, _resolve_batch(cfg, model, device, log) if info.is_main else 0)
-    lr = broadcast_object(info, _resolve_lr(cfg, data, batch, device, log) if info.is_main else 0)
-    global_batch = batch * cfg.accumulate * info.world_size
-    hp = optim.scale_hparams(
-        optimizer=cfg.optimizer, lr=lr, weight_decay=cfg.weight_decay,
-        batch=global_batch, nominal_batch=cfg.nominal_batch,
+    cfg = s.cfg
+    base = optim.lr_factor(s.state.step, total_steps, schedule=cfg.schedule,
+                           final=cfg.lr_final) * s.hp.lr * s.guard.lr_scale  # fmt: skip
+    w_lr, b_lr, mom = optim.warmup_values(
+        s.state.step, s.warmup, target_lr=base, bias_start_lr=s.bias_lr0,
+        start_momentum=cfg.warmup_momentum, momentum=cfg.momentum,
     )  # fmt: skip
-    opt = optim.create_optimizer(
-        model, name=cfg.optimizer, lr=hp.lr, momentum=cfg.momentum, weight_decay=hp.weight_decay
-    )
-    ema = optim.ModelEMA(model, decay=cfg.ema_decay, tau=cfg.ema_tau) if cfg.ema else None
-    use_amp = cfg.amp and device.type == "cuda"
-    state = RunState()
-    if ckpt is not None:
-        state = RunState.from_checkpoint(ckpt, model, opt, ema)
-        log(f"resuming {run_dir} at epoch {state.epoch + 1} of {cfg.epochs}")
+    optim.apply_lr(s.opt, weight_lr=w_lr, bias_lr=b_lr, momentum=mom)
+    return w_lr
+
+
+def train_step(
+    s: Session, batch: dict[str, Any], *, last_of_group: bool, loss_hook: LossHook | None
+) -> tuple[bool, torch.Tensor, int]:
+    """Forward, loss, backward; an optimizer step when ``last_of_group`` (gradient
+    accumulation). Returns ``(finite, detached (3,) loss items, images)``; a non-finite loss
+    or gradient skips the update."""
+    import torch
+
+    cfg, info, device = s.cfg, s.info, s.device
+    imgs = batch["img"].to(device, non_blocking=True).float() / 255.0
+    with torch.autocast(device_type=device.type, enabled=s.use_amp):
+        loss, items = s.loss_fn(s.net(imgs), batch)
+    loss = loss * info.world_size
+    if loss_hook is not None:
+        loss = loss_hook(s.state.step, loss)
+    finite = _all_finite(info, torch.isfinite(loss).all() & torch.isfinite(items).all())
+    if finite:
+        s.scaler.scale(loss).backward()
+    if finite and last_of_group:
+        s.scaler.unscale_(s.opt)
+        norm = torch.nn.utils.clip_grad_norm_(
+            s.model.parameters(), cfg.clip_grad if cfg.clip_grad > 0 else math.inf
+        )
+        finite = _all_finite(info, torch.isfinite(norm)) or s.use_amp
+        if finite:
+            s.scaler.step(s.opt)
+            s.scaler.update()
+            if s.ema is not None:
+                s.ema.update(s.model)
+    if last_of_group or not finite:
+        s.opt.zero_grad(set_to_none=True)
+    if finite and last_of_group:
+        s.state.step += 1
+    return finite, items.detach(), int(imgs.shape[0])
+
+
+def nan_guard(s: Session, finite: bool, batch: dict[str, Any], epoch: int) -> None:
+    """Log a skipped step; roll back or stop (``DetforgeError`` with a diagnosis) when the
+    guard says so (``nan_guard.py``)."""
+    paths = batch.get("paths", [])
+    if not finite:
+        s.log.nan(s.state.step, epoch, paths)
+    action = s.guard.observe(finite, s.state.step, paths)
+    if action == "rollback":
+        s.state.restore(s.good, s.model, s.opt, s.ema)
+        s.log(f"{s.cfg.nan_skip_limit} NaN/inf steps in a row: rolled back to the last "
+              f"good checkpoint, LR x{s.guard.lr_scale:g}")  # fmt: skip
+    elif action == "stop":
+        raise DetforgeError(s.guard.diagnosis(s.hp.lr * s.guard.lr_scale))
+
+
+def end_of_epoch(s: Session, epoch: int, st: EpochStats, plan: Plan) -> None:
+    """Validation (rank 0), best epoch, patience, checkpoints and metrics, the rollback
+    target, and the ``--time-budget`` re-plan. Sets ``plan.stop`` to end the run."""
+    from detforge.train.ddp import all_reduce_sum
+
+    cfg, info, state = s.cfg, s.info, s.state
+    state.epoch, state.rollbacks = epoch, s.guard.rollbacks
+    sums = all_reduce_sum(info, st.sums) / info.world_size  # mean over ranks, for the log
+    last = epoch + 1 == plan.planned or bool(plan.stop)
+    n_ok, elapsed = max(st.n_ok, 1), max(st.elapsed, 1e-9)
+    row = {
+        "epoch": epoch + 1,
+        "train/box": float(sums[0]) / n_ok,
+        "train/cls": float(sums[1]) / n_ok,
+        "train/dfl": float(sums[2]) / n_ok,
+        "lr": st.lr,
+        "images_per_s": st.n_img * info.world_size / elapsed,
+        "data_wait": st.t_wait / elapsed,
+        "nan_steps": s.guard.total_bad,
+        "time_s": s.clock() - plan.t_start + state.time_before,
+    }
+    if info.is_main and ((epoch + 1) % cfg.val_every == 0 or last):
+        row.update(s.rep.validate(s.loaders.val, s.device, epoch))
+        if row["fitness"] > state.best_fitness:
+            state.best_fitness, state.best_epoch = row["fitness"], epoch + 1
     if info.is_main:
-        write_config(run_dir / "config.yaml", cfg, {
-            "amp": use_amp, "batch": batch, "lr": lr, "step_lr": hp.lr,
-            "step_weight_decay": hp.weight_decay,
-            "global_batch": global_batch, "world_size": info.world_size, "device": str(device),
-            "train_images": data.train.num_images, "val_images": data.val.num_images,
-            "left_out": data.left_out,
-        })  # fmt: skip
-    loaders = create_loaders(cfg, data, batch=batch, info=info)
-    net = wrap_model(model, info, device)
-    loss_fn = DetectionLoss(
-        model, box=cfg.box, cls=cfg.cls, dfl=cfg.dfl, world_size=info.world_size
-    )
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        patience_out = bool(cfg.patience) and epoch + 1 - state.best_epoch >= cfg.patience
+        if patience_out and not plan.stop:
+            plan.stop = f"no improvement for {cfg.patience} epochs (best epoch {state.best_epoch})"
+        state.finished = last or bool(plan.stop)
+        s.rep.end_epoch(row, state, s.model, s.opt, s.ema, best=state.best_epoch == epoch + 1)
+    plan.stop = broadcast_object(info, plan.stop)
+    s.good = state.snapshot(s.model, s.opt, s.ema)
+    if cfg.time_budget and not plan.stop:
+        replan(s, epoch, plan)
 
-    nb = len(loaders.train)
-    steps_per_epoch = max(nb // cfg.accumulate, 1)
-    total_steps = steps_per_epoch * cfg.epochs
-    warmup = min(max(round(cfg.warmup_epochs * steps_per_epoch), cfg.warmup_min_iters),
-                 max(total_steps // 3, 1))  # fmt: skip
-    guard = NanGuard(cfg.nan_skip_limit, cfg.nan_rollbacks, cfg.nan_lr_factor,
-                     rollbacks=state.rollbacks)  # fmt: skip
-    good = state.snapshot(model, opt, ema)  # the rollback target until the first epoch ends
-    from detforge.train.state import Reporter
 
-    rep = Reporter(cfg, run_dir, data, info, log, ema_or_model=ema.module if ema else model)
-    if nb == 0:
-        raise DetforgeError("the training loader yields no batches; add training images")
-    t_start = time.perf_counter()
-    stop, w_lr = "", 0.0
-    planned = cfg.epochs  # lowered to what fits --time-budget once an epoch has been timed
-    told = cfg.epochs  # the plan last logged
-    # SGD's biases start warmup at a high LR; Adam's steps are already ~lr each, so not there
-    bias_lr0 = cfg.warmup_bias_lr if cfg.optimizer == "sgd" else 0.0
-    log(
-        f"training {cfg.model} on {data.train.num_images} images ({nc} classes), "
-        f"validating on {data.val.num_images}; batch {batch} x {cfg.accumulate} x "
-        f"{info.world_size} process(es), {steps_per_epoch} steps/epoch, warmup {warmup} "
-        f"steps, lr {hp.lr:.3g}, weight decay {hp.weight_decay:.3g}, {device}; run {run_dir}"
+def replan(s: Session, epoch: int, plan: Plan) -> None:
+    """``--time-budget``: how many epochs fit at the pace so far; the LR schedule follows."""
+    cfg = s.cfg
+    spent = s.clock() - plan.t_start
+    fits = int((cfg.time_budget - spent) / (spent / (epoch + 1 - plan.first_epoch)))
+    new_plan = broadcast_object(s.info, min(cfg.epochs, epoch + 1 + max(fits, 0)))
+    if abs(new_plan - plan.told) >= max(2, 0.05 * new_plan) or (
+        new_plan != plan.told and fits < 3
+    ):  # the plan follows every estimate; the log only its real moves (not +-1 jitter)
+        s.log(f"--time-budget: {new_plan} of {cfg.epochs} epochs fit; LR schedule adjusted")
+        plan.told = new_plan
+    plan.planned = new_plan
+    if plan.planned == epoch + 1:
+        plan.stop = f"time budget of {cfg.time_budget:g} s used"
+
+
+def interrupt_message(s: Session) -> str:
+    """Where Ctrl-C stopped the run, what is saved, and the exact command to continue."""
+    epoch, batch, nb = s.position
+    done = s.rep.committed
+    where = (
+        "before the first batch"
+        if epoch < 0
+        else f"in epoch {epoch + 1}/{s.cfg.epochs} at batch {batch + 1}/{nb}"
+        if batch < nb
+        else f"after epoch {epoch + 1}/{s.cfg.epochs} (validating or saving)"
     )
-    # ------------------------------------------------------------------ the loop
-    first_epoch = state.epoch + 1
-    for epoch in range(first_epoch, cfg.epochs):
-        if epoch >= planned:
-            break
-        total_steps = steps_per_epoch * planned
-        net.train()
-        loaders.set_epoch(epoch, mosaic=epoch < planned - cfg.close_mosaic)
-        sums = torch.zeros(3, device=device)
-        n_ok, n_img, t_wait, t0 = 0, 0, 0.0, time.perf_counter()
-        bar = rep.bar(loaders.train, epoch, nb)
-        t_fetch = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        for i, batch_d in enumerate(bar):
-            t_wait += time.perf_counter() - t_fetch
-            # LR: warmup, then the schedule; times the NaN-rollback scale
-            base = optim.lr_factor(state.step, total_steps, schedule=cfg.schedule,
-                                   final=cfg.lr_final) * hp.lr * guard.lr_scale  # fmt: skip
-            w_lr, b_lr, mom = optim.warmup_values(
-                state.step, warmup, target_lr=base, bias_start_lr=bias_lr0,
-                start_momentum=cfg.warmup_momentum, momentum=cfg.momentum,
-            )  # fmt: skip
-            optim.apply_lr(opt, weight_lr=w_lr, bias_lr=b_lr, momentum=mom)
-            imgs = batch_d["img"].to(device, non_blocking=True).float() / 255.0
-            with torch.autocast(device_type=device.type, enabled=use_amp):
-                loss, items = loss_fn(net(imgs), batch_d)
-            loss = loss * info.world_size
-            if loss_hook is not None:
-                loss = loss_hook(state.step, loss)
-            finite = _all_finite(info, torch.isfinite(loss).all() & torch.isfinite(items).all())
-            if finite:
-                scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
-            last_of_group = (i + 1) % cfg.accumulate == 0 or i + 1 == nb
-            if finite and last_of_group:
-                scaler.unscale_(opt)
-                norm = torch.nn.utils.clip_grad_norm_(
-                    model.parameters(), cfg.clip_grad if cfg.clip_grad > 0 else math.inf
-                )
-                finite = _all_finite(info, torch.isfinite(norm)) or use_amp
-                if finite:
-                    scaler.step(opt)
-                    scaler.update()
-                    if ema is not None:
-                        ema.update(model)
-            if last_of_group or not finite:
-                opt.zero_grad(set_to_none=True)
-            if finite:
-                if last_of_group:
-                    state.step += 1
-                sums += items.detach()
-                n_ok += 1
-            else:
-                log.nan(state.step, epoch, batch_d.get("paths", []))
-            action = guard.observe(finite, state.step, batch_d.get("paths", []))
-            if action == "rollback":
-                state.restore(good, model, opt, ema)
-                log(f"{cfg.nan_skip_limit} NaN/inf steps in a row: rolled back to the last "
-                    f"good checkpoint, LR x{guard.lr_scale:g}")  # fmt: skip
-            elif action == "stop":
-                rep.close()
-                raise DetforgeError(guard.diagnosis(hp.lr * guard.lr_scale))
-            n_img += int(imgs.shape[0])
-            elapsed = time.perf_counter() - t0
-            rep.postfix(bar, sums / max(n_ok, 1), n_img * info.world_size / elapsed,
-                        t_wait / elapsed)  # fmt: skip
-            t_fetch = time.perf_counter()
-            if cfg.time_budget and time.perf_counter() - t_start > cfg.time_budget:
-                stop = f"time budget of {cfg.time_budget:g} s reached"
-                break
-        # -------------------------------------------------------------- end of epoch
-        state.epoch, state.rollbacks = epoch, guard.rollbacks
-        sums = all_reduce_sum(info, sums) / info.world_size  # mean over ranks, for the log
-        elapsed = time.perf_counter() - t0
-        last = epoch + 1 == planned or bool(stop)
-        row = {
-            "epoch": epoch + 1,
-            "train/box": float(sums[0]) / max(n_ok, 1),
-            "train/cls": float(sums[1]) / max(n_ok, 1),
-            "train/dfl": float(sums[2]) / max(n_ok, 1),
-            "lr": w_lr,
-            "images_per_s": n_img * info.world_size / max(elapsed, 1e-9),
-            "data_wait": t_wait / max(elapsed, 1e-9),
-            "nan_steps": guard.total_bad,
-            "time_s": time.perf_counter() - t_start + state.time_before,
-        }
-        if info.is_main and ((epoch + 1) % cfg.val_every == 0 or last):
-            val_batches = loaders.val
-            row.update(rep.validate(val_batches, device, epoch))
-            if row["fitness"] > state.best_fitness:
-                state.best_fitness, state.best_epoch = row["fitness"], epoch + 1
-        if info.is_main:
-            patience_out = bool(cfg.patience) and epoch + 1 - state.best_epoch >= cfg.patience
-            if patience_out and not stop:
-                stop = f"no improvement for {cfg.patience} epochs (best epoch {state.best_epoch})"
-            state.finished = last or bool(stop)
-            rep.end_epoch(row, state, model, opt, ema, best=state.best_epoch == epoch + 1)
-        stop = broadcast_object(info, stop)
-        good = state.snapshot(model, opt, ema)
-        if cfg.time_budget and not stop:
-            spent = time.perf_counter() - t_start
-            fits = int((cfg.time_budget - spent) / (spent / (epoch + 1 - first_epoch)))
-            new_plan = broadcast_object(info, min(cfg.epochs, epoch + 1 + max(fits, 0)))
-            if abs(new_plan - told) >= max(2, 0.05 * new_plan) or (new_plan != told and fits < 3):
-                # the plan follows every estimate; the log only its real moves (not +-1 jitter)
-                log(f"--time-budget: {new_plan} of {cfg.epochs} epochs fit; LR schedule adjusted")
-                told = new_plan
-            planned = new_plan
-            if planned == epoch + 1:
-                stop = f"time budget of {cfg.time_budget:g} s used"
-        if stop:
-            log(f"stopping: {stop}")
-            break
-    rep.close()
-    return TrainResult(run_dir, state.epoch + 1, state.best_fitness, state.best_epoch,
-                       stop or "finished", rep.rows)  # fmt: skip
+    if done <= 0:
+        return (f"interrupted {where}; no epoch was completed, so nothing is saved to resume: "
+                "start the run again")  # fmt: skip
+    cmd = f"detforge train --resume {shlex.quote(str(s.run.root))}"
+    if s.info.distributed:
+        cmd = f"torchrun --nproc_per_node {s.info.world_size} -m {cmd}"
+    return (f"interrupted {where}; {s.run.last} holds epoch {done} of {s.cfg.epochs}. "
+            f"Continue with: {cmd}")  # fmt: skip
 
 
 def _all_finite(info: DistInfo, flag: torch.Tensor) -> bool:
@@ -323,52 +325,3 @@ def _all_finite(info: DistInfo, flag: torch.Tensor) -> bool:
 
     bad = all_reduce_sum(info, (~flag.bool()).to(torch.float32).reshape(1))
     return bool(bad.item() == 0)
-
-
-def _resolve_batch(cfg: TrainConfig, model: Any, device: torch.device, log: Any) -> int:
-    if cfg.batch != AUTO:
-        return int(cfg.batch)
-    from detforge.train.autobatch import auto_batch
-
-    batch, reason = auto_batch(model, imgsz=cfg.imgsz, device=device)
-    log(reason)
-    return batch
-
-
-def _resolve_lr(cfg: TrainConfig, data: Any, batch: int, device: torch.device, log: Any) -> float:
-    if cfg.lr != AUTO:
-        return float(cfg.lr)
-    from detforge.train.lr_find import find_lr
-
-    res = find_lr(cfg, data, batch=batch, device=device, steps=cfg.lr_find_steps, note=log)
-    if not math.isfinite(res.suggestion):
-        default = float(TrainConfig.lr)  # type: ignore[arg-type]
-        log(f"--lr auto: the range test found no stable LR; using the default {default:g}")
-        return default
-    log(f"--lr auto: {res.suggestion:.3g} (range test; lowest loss at {res.min_loss_lr:.3g})")
-    return res.suggestion
-
-
-class _RunLog:
-    """Prints notes (rank 0) and appends them, and NaN reports, to ``train.log``."""
-
-    def __init__(self, path: Path, say: Callable[[str], None], *, enabled: bool) -> None:
-        self.path, self.say, self.enabled = path, say, enabled
-
-    def __call__(self, msg: str) -> None:
-        if not self.enabled:
-            return
-        self.say(msg)
-        self._append(msg)
-
-    def _append(self, msg: str) -> None:
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(msg.rstrip("\n") + "\n")
-
-    def nan(self, step: int, epoch: int, paths: Any) -> None:
-        """A skipped step: its images, so a bad file can be found."""
-        if self.enabled:
-            self._append(
-                f"NaN/inf loss at step {step} (epoch {epoch + 1}); step skipped; images: "
-                + ", ".join(str(p) for p in paths)
-            )

@@ -1,9 +1,10 @@
 """Validation: run a model over a split, post-process, and score with the evaluation engine.
 
 Predictions are mapped from the letterboxed network input back to original image pixels
-(``ratio_pad`` of each batch), gathered into a :class:`~detforge.data.dataset.Dataset` whose
-boxes carry ``score``, and scored by :func:`detforge.eval.evaluate` with the COCO protocol, so
-the numbers printed during training are the numbers ``detforge eval`` gives.
+(each batch's ``ratio_pad``, through :func:`detforge.data.letterbox.unletterbox_boxes`),
+gathered into a :class:`~detforge.data.dataset.Dataset` whose boxes carry ``score``, and scored
+by :func:`detforge.eval.evaluate` with the COCO protocol, so the numbers printed during
+training are the numbers ``detforge eval`` gives.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from numpy.typing import NDArray
 
 from detforge.data.boxes import BoxFormat
 from detforge.data.dataset import Dataset, make_dataset
+from detforge.data.letterbox import unletterbox_boxes
 
 if TYPE_CHECKING:
     import torch
@@ -39,24 +41,6 @@ class ValResult:
 def fitness(map50: float, map50_95: float) -> float:
     """The single number ``best.pt`` maximises: ``0.1 * mAP50 + 0.9 * mAP50-95``."""
     return 0.1 * map50 + 0.9 * map50_95
-
-
-def unletterbox(
-    boxes: NDArray[np.float64], ratio_pad: Any, orig_shape: Sequence[int]
-) -> NDArray[np.float64]:
-    """Map ``(K, 4)`` xyxy boxes from network-input pixels to original-image pixels.
-
-    ``ratio_pad = ((rw, rh), (padw, padh))``: input = original * r + pad. The result is
-    clipped to ``[0, w] x [0, h]`` of ``orig_shape = (h, w)``.
-    """
-    (rw, rh), (pw, ph) = ratio_pad
-    out = boxes.astype(np.float64, copy=True)
-    out[:, [0, 2]] = (out[:, [0, 2]] - pw) / rw
-    out[:, [1, 3]] = (out[:, [1, 3]] - ph) / rh
-    h, w = orig_shape
-    out[:, [0, 2]] = out[:, [0, 2]].clip(0, w)
-    out[:, [1, 3]] = out[:, [1, 3]].clip(0, h)
-    return out
 
 
 def predict_batches(
@@ -98,7 +82,7 @@ def predict_batches(
                     truth = (batch["bboxes"].cpu().numpy()[sel], batch["cls"].cpu().numpy()[sel])
                     image = batch["img"][i].permute(1, 2, 0).cpu().numpy()
                     shots.append((image, (b_np, s_np, c_np), truth))
-                boxes = unletterbox(b_np, batch["ratio_pad"][i], batch["orig_shape"][i])
+                boxes = unletterbox_boxes(b_np, batch["ratio_pad"][i], batch["orig_shape"][i])
                 out[str(batch["paths"][i])] = (boxes, s_np, c_np)
     model.train(was_training)
     return out, shots

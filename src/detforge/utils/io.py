@@ -35,11 +35,15 @@ def short_name(name: str, limit: int = 96) -> str:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: object) -> Iterator[IO]:  # type: ignore[type-arg]
+def atomic_open(
+    path: str | os.PathLike[str], mode: str = "w", *, fsync: bool = False, **kwargs: object
+) -> Iterator[IO]:  # type: ignore[type-arg]
     """Open a temporary file beside ``path``; on success rename it to ``path``.
 
     On an exception the temporary file is removed and ``path`` is left as it was.
-    ``mode`` is ``"w"`` (text, UTF-8, ``\\n`` newlines unless given) or ``"wb"``.
+    ``mode`` is ``"w"`` (text, UTF-8, ``\\n`` newlines unless given) or ``"wb"``. ``fsync``
+    flushes the data to disk before the rename (checkpoints: a power cut then leaves the old
+    or the new file, never an empty one); many small files leave it off.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -59,6 +63,9 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: object)
             f = open(tmp, mode, **kwargs)  # type: ignore[call-overload]  # noqa: SIM115
         with f:
             yield f
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -72,9 +79,9 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         f.write(text)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_open(path, "wb") as f:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, fsync: bool = False) -> None:
+    """Write ``data`` to ``path`` atomically (``fsync``: synced to disk before the rename)."""
+    with atomic_open(path, "wb", fsync=fsync) as f:
         f.write(data)
 
 

@@ -1,0 +1,326 @@
+"""Darknet's small text files: ``.data``, ``.names`` and image lists (label files: ``labels.py``).
+
+Path rules (the same for every function here):
+
+* ``--path-map OLD=NEW`` pairs are applied first (:func:`apply_path_map`): a path that starts
+  with ``OLD`` (slashes of either kind, drive letters case-insensitive) starts with ``NEW``
+  instead, so a dataset made on ``G:/data`` loads on ``/mnt/data``.
+* On POSIX, backslashes in a path are read as folder separators (lists written on Windows).
+* A relative path is resolved against the folder of the file that names it -- the ``.data`` file
+  for its ``train``/``valid``/``names``... keys, the list file for its image paths -- not
+  against the working directory. Only when nothing is there is Darknet's own convention tried
+  (relative to the folder ``darknet`` runs from: the working directory, or the parent and
+  grandparent of the ``.data`` file's folder, see :func:`darknet_roots`); a note records it in
+  :attr:`DataFile.notes` (and, for list entries, in the dataset's ``meta["notes"]``).
+* A Windows absolute path (``G:\\...``, ``G:/...``, ``\\\\server\\...``) that no path map
+  rewrote is kept as written; looking it up fails with a message suggesting ``--path-map``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from detforge.errors import DetforgeError
+from detforge.utils.io import atomic_write_bytes, atomic_write_text
+
+PathMap = Sequence[tuple[str, str]]
+"""``[(OLD, NEW), ...]`` prefix rewrites, applied in order; the first match wins."""
+
+DATA_KEYS: tuple[str, ...] = (
+    "classes",
+    "train",
+    "valid",
+    "test",
+    "names",
+    "backup",
+    "results",
+    "eval",
+    "map",
+)
+"""Every key Darknet's ``detector`` reads from a ``.data`` file, in the order we write them."""
+
+_PATH_KEYS = ("train", "valid", "test", "names", "backup", "results", "map")
+_WINDOWS_ABS = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\|//)")
+
+
+@dataclass
+class DataFile:
+    """A parsed ``.data`` file. Path values are already path-mapped and resolved (see module doc);
+    ``None`` means the key is absent."""
+
+    path: Path
+    classes: int | None = None
+    train: str | None = None
+    valid: str | None = None
+    test: str | None = None
+    names: str | None = None
+    backup: str | None = None
+    results: str | None = None
+    eval: str | None = None
+    map: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+    """Keys Darknet does not know, kept verbatim (and reported by ``detforge info``)."""
+    lines: dict[str, int] = field(default_factory=dict)
+    """Key -> 1-based line number in the file, for error messages."""
+    notes: list[str] = field(default_factory=list)
+    """Things worth telling the user (paths found only relative to the working directory)."""
+    fallback_base: str | None = None
+    """The folder relative paths were found against when not the ``.data`` file's own (the
+    working directory, or a parent folder: Darknet resolves against the folder it runs from)."""
+
+    def where(self, key: str) -> tuple[Path, int | None]:
+        """``(path, line)`` of ``key`` for a :class:`DetforgeError`."""
+        return self.path, self.lines.get(key)
+
+
+def is_windows_absolute(path: str) -> bool:
+    """True for ``C:\\x``, ``C:/x`` and UNC ``\\\\server\\share`` paths."""
+    return bool(_WINDOWS_ABS.match(path))
+
+
+def _norm_slashes(path: str) -> str:
+    return path.replace("\\", "/")
+
+
+def apply_path_map(path: str, path_map: PathMap) -> str:
+    """Rewrite the prefix of ``path`` by the first matching ``(OLD, NEW)`` pair.
+
+    Slashes of either kind match each other, ``OLD`` must end at a folder boundary
+    (``G:/data`` does not match ``G:/database``), and Windows drive prefixes compare
+    case-insensitively. The rest of the path keeps its names, with forward slashes.
+    An unmatched path is returned unchanged.
+    """
+    if not path_map:
+        return path
+    norm = _norm_slashes(path)
+    for old, new in path_map:
+        o = _norm_slashes(old).rstrip("/")
+        if not o:
+            continue
+        head = norm[: len(o)]
+        same = head.lower() == o.lower() if is_windows_absolute(o) else head == o
+        if same and (len(norm) == len(o) or norm[len(o)] == "/"):
+            rest = norm[len(o) :].lstrip("/")
+            n = new.rstrip("/\\") or new
+            return n if not rest else f"{n}/{rest}" if n else rest
+    return path
+
+
+def resolve_path(value: str, base_dir: Path, path_map: PathMap = ()) -> str:
+    """Apply ``path_map``, then resolve a relative ``value`` against ``base_dir``.
+
+    Returns a string path (normalized, not symlink-resolved). Windows absolute paths left after
+    mapping are returned with forward slashes and not joined to ``base_dir``.
+    """
+    p = apply_path_map(value.strip(), path_map)
+    if os.sep == "/" and "\\" in p:
+        p = p.replace("\\", "/")
+    if is_windows_absolute(p):
+        return p
+    if not os.path.isabs(p):
+        p = os.path.join(base_dir, p)
+    return os.path.normpath(p)
+
+
+def missing_hint(path: str) -> str:
+    """Advice to append to a 'not found' message for ``path``."""
+    if is_windows_absolute(path) and os.name != "nt":
+        drive = _norm_slashes(path).split("/")[0]
+        return (
+            f"; this is a Windows path -- map it with --path-map '{drive}/...=/your/folder' "
+            "(slashes of either kind match)"
+        )
+    return ""
+
+
+def _text_lines(path: Path, what: str) -> list[str]:
+    """Lines of a UTF-8 (BOM ok) text file, without line endings (LF, CRLF or CR), decoded
+    line by line (:mod:`detforge.utils.textfile`)."""
+    from detforge.utils.textfile import read_text_lines
+
+    return read_text_lines(path, what, hint=missing_hint(str(path)), paths=what == "image list")
+
+
+def read_data_file(path: str | os.PathLike[str], *, path_map: PathMap = ()) -> DataFile:
+    """Parse a Darknet ``.data`` file (``key = value`` lines, ``#`` comments, CRLF ok).
+
+    Raises :class:`DetforgeError` naming the line for a line without ``=``, a repeated key or a
+    non-integer ``classes``.
+    """
+    p = Path(path)
+    df = DataFile(path=p)
+    base = p.parent
+    for n, raw in enumerate(_text_lines(p, ".data file"), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key:
+            raise DetforgeError(
+                f"expected 'key = value' (e.g. 'train = train.txt'), got {line!r}", path=p, line=n
+            )
+        low = key.lower()
+        if low in df.lines or key in df.extra:
+            raise DetforgeError(f"key {key!r} appears twice", path=p, line=n)
+        if low not in DATA_KEYS:
+            df.extra[key] = value
+            df.lines[key] = n
+            continue
+        df.lines[low] = n
+        if low == "classes":
+            try:
+                df.classes = int(value)
+            except ValueError:
+                raise DetforgeError(
+                    f"classes must be a whole number, got {value!r}", path=p, line=n
+                ) from None
+        elif low == "eval":
+            df.eval = value
+        else:
+            resolved = resolve_path(value, base, path_map)
+            mapped = apply_path_map(value, path_map).replace("\\", "/")
+            if (
+                not os.path.isabs(mapped)
+                and not is_windows_absolute(mapped)
+                and not os.path.exists(resolved)
+                and low not in ("backup", "results")
+            ):
+                for alt_base in darknet_roots(p.parent, df.fallback_base):
+                    alt = resolve_path(value, alt_base, path_map)
+                    if os.path.exists(alt):
+                        df.notes.append(
+                            f"{p}:{n}: {low} = {value} found relative to {alt_base} (Darknet "
+                            "resolves paths against the folder it runs from), not to the .data "
+                            "file's folder"
+                        )
+                        df.fallback_base = str(alt_base)
+                        resolved = alt
+                        break
+            setattr(df, low, resolved)
+    return df
+
+
+def darknet_roots(data_dir: Path, known: str | None) -> list[Path]:
+    """Folders Darknet may have been run from: one already found, the working directory, and
+    the ``.data`` file's parent and grandparent (``darknet/data/obj.data`` -> ``darknet/``)."""
+    out = [Path(known)] if known else []
+    out.append(Path.cwd())
+    d = data_dir.resolve()
+    out += [d.parent, d.parent.parent]
+    seen: list[Path] = []
+    for b in out:
+        if b not in seen and b != d:
+            seen.append(b)
+    return seen
+
+
+def write_data_file(path: str | os.PathLike[str], datafile: DataFile) -> None:
+    """Write ``datafile`` as ``key = value`` lines (known keys first, then ``extra``)."""
+    out = []
+    for key in DATA_KEYS:
+        value = getattr(datafile, key)
+        if value is not None:
+            out.append(f"{key} = {value}")
+    out += [f"{k} = {v}" for k, v in datafile.extra.items()]
+    atomic_write_text(path, "\n".join(out) + "\n")
+
+
+def read_names(path: str | os.PathLike[str]) -> list[str]:
+    """Class names, one per line (CRLF/BOM ok, surrounding spaces dropped, trailing blank lines
+    ignored). A blank line between names would shift every later class id, so it is an error."""
+    p = Path(path)
+    lines = [s.strip() for s in _text_lines(p, "names file")]
+    while lines and not lines[-1]:
+        lines.pop()
+    for n, name in enumerate(lines, start=1):
+        if not name:
+            raise DetforgeError(
+                "blank line between class names (it would shift every later class id); "
+                "remove it or give the class a name",
+                path=p,
+                line=n,
+            )
+    if not lines:
+        raise DetforgeError("names file is empty; put one class name per line", path=p)
+    return lines
+
+
+def write_names(path: str | os.PathLike[str], names: Sequence[str]) -> None:
+    """Write one class name per line."""
+    atomic_write_text(path, "".join(f"{n}\n" for n in names))
+
+
+def read_image_list_lines(
+    path: str | os.PathLike[str], *, path_map: PathMap = ()
+) -> tuple[list[str], list[int]]:
+    """Like :func:`read_image_list`, also returning each entry's 1-based line number."""
+    paths, numbers, _ = read_image_list_entries(path, path_map=path_map)
+    return paths, numbers
+
+
+def read_image_list_entries(
+    path: str | os.PathLike[str], *, path_map: PathMap = ()
+) -> tuple[list[str], list[int], list[bool]]:
+    """Resolved paths, 1-based line numbers and whether each entry was written relative."""
+    p = Path(path)
+    base = p.parent
+    prefix = os.path.abspath(base) + "/"
+    fast = os.sep == "/" and not path_map
+    lines = _text_lines(p, "image list")
+    if fast:
+        got = _plain_entries(lines, prefix)
+        if got is not None:
+            return got
+    paths: list[str] = []
+    numbers: list[int] = []
+    relative: list[bool] = []
+    for n, raw in enumerate(lines, start=1):
+        s = raw.strip()
+        if not s or s[0] == "#":
+            continue
+        if fast and "\\" not in s and s[1:2] != ":":
+            # the common case, without the general resolver's per-entry overhead
+            rel = s[0] != "/"
+            q = prefix + s if rel else s
+            paths.append(os.path.normpath(q) if "/." in q or "//" in q else q)
+        else:
+            mapped = apply_path_map(s, path_map)
+            rel = not (os.path.isabs(mapped.replace("\\", "/")) or is_windows_absolute(mapped))
+            paths.append(resolve_path(s, base, path_map))
+        numbers.append(n)
+        relative.append(rel)
+    return paths, numbers, relative
+
+
+def _plain_entries(lines: list[str], prefix: str) -> tuple[list[str], list[int], list[bool]] | None:
+    """:func:`read_image_list_entries` in bulk for the common list (no blank or ``#`` lines,
+    no ``\\``, ``:``, ``.``/``..`` segments or ``//``, no surrounding spaces); ``None`` for
+    any other list. ``prefix``: the list's folder with a trailing ``/``."""
+    entries = [s.strip() for s in lines]
+    if entries != lines or "" in entries or "." in entries or ".." in entries:
+        return None
+    blob = "\n" + "\n".join(entries)
+    if any(bad in blob for bad in ("\\", ":", "\n#", "/.", "./", "//")):
+        return None
+    n = len(entries)
+    if "\n/" not in blob:  # all relative
+        return [prefix + s for s in entries], list(range(1, n + 1)), [True] * n
+    relative = [s[0] != "/" for s in entries]
+    paths = [prefix + s if r else s for s, r in zip(entries, relative, strict=True)]
+    return paths, list(range(1, n + 1)), relative
+
+
+def read_image_list(path: str | os.PathLike[str], *, path_map: PathMap = ()) -> list[str]:
+    """Image paths of a list file: one per line, blank and ``#`` lines skipped, CRLF/BOM ok,
+    relative paths resolved against the list file's folder (after ``path_map``)."""
+    return read_image_list_lines(path, path_map=path_map)[0]
+
+
+def write_image_list(path: str | os.PathLike[str], paths: Sequence[str]) -> None:
+    """Write one path per line (LF endings); a name that is not UTF-8 keeps its bytes."""
+    atomic_write_bytes(path, "".join(f"{p}\n" for p in paths).encode("utf-8", "surrogateescape"))

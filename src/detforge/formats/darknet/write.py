@@ -1,0 +1,104 @@
+"""Write a :class:`~detforge.data.dataset.Dataset` as a Darknet dataset (re-exported by
+:mod:`detforge.formats.darknet`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from detforge.data.boxes import BoxFormat
+from detforge.data.dataset import SPLITS, Dataset
+from detforge.errors import DetforgeError
+from detforge.formats.darknet.files import (
+    DataFile,
+    write_data_file,
+    write_image_list,
+    write_names,
+)
+from detforge.formats.darknet.labels import format_label_lines
+from detforge.utils.io import ImageMode, atomic_write_text, place_file
+
+
+def _unique_names(paths: Sequence[str]) -> list[str]:
+    """Output file names for ``paths``: the base name, prefixed with the parent folder(s) and
+    finally a counter where base names collide."""
+    base = [os.path.basename(p) for p in paths]
+    seen: dict[str, int] = {}
+    out = []
+    for p, b in zip(paths, base, strict=True):
+        name = b
+        if name in seen:
+            parent = os.path.basename(os.path.dirname(p))
+            name = f"{parent}_{b}" if parent else b
+            k = 1
+            while name in seen:
+                stem, ext = os.path.splitext(b)
+                name = f"{stem}_{k}{ext}"
+                k += 1
+        seen[name] = 1
+        out.append(name)
+    return out
+
+
+def write_darknet(
+    ds: Dataset, out_dir: str | os.PathLike[str], *, images: ImageMode = "link"
+) -> Path:
+    """Write ``ds`` as a Darknet dataset in ``out_dir`` and return the ``obj.data`` path.
+
+    Layout: ``out_dir/<split>/<image>`` with its ``.txt`` label beside it (an empty file for an
+    image without boxes), ``<split>.txt`` lists, ``obj.names``, ``obj.data`` and the
+    ``backup/`` and ``results/`` folders Darknet writes to. Images without a split go to
+    ``train``. All paths written are absolute (Darknet resolves relative ones against its
+    working directory). ``images``: ``link`` (hard link, else symlink, else copy), ``copy``,
+    or ``none`` (labels and lists only; the lists name where the images would be).
+    Boxes are written normalized, 6 decimals; pixel boxes need known image sizes.
+    """
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    if ds.boxes.format is not BoxFormat.CXCYWH_NORM:
+        try:
+            ds = ds.with_format(BoxFormat.CXCYWH_NORM)
+        except ValueError as exc:
+            raise DetforgeError(str(exc)) from None
+    split_of = [s or "train" for s in ds.images.split.tolist()]
+    src_paths = ds.images.path.tolist()
+    lists: dict[str, list[str]] = {}
+    starts = np.concatenate([[0], np.cumsum(ds.boxes_per_image())]).tolist()
+    by_split: dict[str, list[int]] = {}
+    for i, s in enumerate(split_of):
+        by_split.setdefault(s, []).append(i)
+    for s, idx in by_split.items():
+        names = _unique_names([src_paths[i] for i in idx])
+        for i, name in zip(idx, names, strict=True):
+            dst = out / s / name
+            place_file(src_paths[i], dst, images)
+            a, b = starts[i], starts[i + 1]
+            text = format_label_lines(ds.boxes.cls[a:b], ds.boxes.coords[a:b])
+            atomic_write_text(dst.with_suffix(".txt"), text)
+            lists.setdefault(s, []).append(str(dst))
+    return write_data_files(out, lists, ds.class_names)
+
+
+def write_data_files(out: Path, lists: dict[str, list[str]], class_names: Sequence[str]) -> Path:
+    """Write ``OUT/<split>.txt`` for each entry of ``lists`` (split -> image paths),
+    ``OUT/obj.names`` and ``OUT/obj.data`` (canonical splits as its ``train``/``valid``/``test``
+    keys, other split names kept as extra keys), and create the ``backup`` and ``results``
+    folders it points to (Darknet needs them to exist). Returns the ``obj.data`` path."""
+    df = DataFile(path=out / "obj.data", classes=len(class_names))
+    for s, entries in lists.items():
+        list_path = out / f"{s}.txt"
+        write_image_list(list_path, entries)
+        if s in SPLITS:
+            setattr(df, s, str(list_path))
+        else:
+            df.extra[s] = str(list_path)
+    write_names(out / "obj.names", class_names)
+    df.names = str(out / "obj.names")
+    for folder in ("backup", "results"):
+        (out / folder).mkdir(exist_ok=True)
+        setattr(df, folder, str(out / folder))
+    write_data_file(df.path, df)
+    return df.path

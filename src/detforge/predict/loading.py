@@ -1,0 +1,95 @@
+"""Model files made ready to predict with: the one place a weights file becomes a forward
+function (``.onnx`` -> onnxruntime, anything else -> a detforge checkpoint). New model kinds
+(e.g. Darknet ``.cfg``/``.weights``) plug in at :func:`load_model_file`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from detforge.data.letterbox import InputRule
+from detforge.errors import DetforgeError
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model file made ready to run: ``forward`` as in :class:`Predictor`, its classes,
+    the backend's name, its preprocessing ``rule`` and whether that input shape is ``fixed``."""
+
+    forward: Callable[[NDArray[np.uint8]], torch.Tensor]
+    class_names: tuple[str, ...]
+    backend: str
+    rule: InputRule
+    fixed: bool = False
+
+
+def _torch_forward(
+    model: Any, device: torch.device, *, half: bool = False
+) -> Callable[[NDArray[np.uint8]], torch.Tensor]:
+    import torch
+
+    dtype = torch.float16 if half else torch.float32
+
+    def forward(batch: NDArray[np.uint8]) -> torch.Tensor:
+        # NHWC uint8 -> NCHW float view: channels-last memory, which the fused model prefers.
+        x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).to(dtype).div_(255.0)
+        with torch.inference_mode():
+            out: torch.Tensor = model(x)
+        return out
+
+    return forward
+
+
+def load_model_file(
+    path: Path, *, device: str | None = None, fuse: bool = True, half: bool = False
+) -> LoadedModel:
+    """The one place a model file becomes something to predict with: ``.onnx`` runs with
+    onnxruntime (its rule read from the export's metadata), anything else is read as a
+    detforge checkpoint (its rule: the square of the size it was trained at)."""
+    from detforge.utils.device import resolve_device
+
+    dev = resolve_device(device)
+    if path.suffix.lower() == ".onnx":  # an fp16 export carries its own precision
+        return _load_onnx(path, dev)
+    from detforge.models.checkpoint import load_model
+
+    if half and dev.type != "cuda":
+        raise DetforgeError("half precision needs a CUDA device (--device cuda)")
+    model, names, meta = load_model(path, str(dev))
+    if fuse:
+        model.fuse()
+    model.eval()
+    if half:
+        model.half()
+    cfg = meta.get("config")
+    trained = cfg.get("imgsz") if isinstance(cfg, dict) else None
+    rule = InputRule.square(int(trained or 640))
+    return LoadedModel(_torch_forward(model, dev, half=half), tuple(names), "torch", rule)
+
+
+def _load_onnx(path: Path, device: torch.device) -> LoadedModel:
+    """:class:`detforge.predict.onnx_model.OnnxDetector` behind the :class:`Predictor` call (the
+    graph contract is :mod:`detforge.predict.export`'s); a fixed batch or shape is respected."""
+    import torch
+
+    from detforge.predict.onnx_model import OnnxDetector
+    from detforge.utils.device import device_string
+
+    det = OnnxDetector(path, device=device_string(device) if device.type == "cuda" else None)
+
+    def forward(batch: NDArray[np.uint8]) -> torch.Tensor:
+        x = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
+        np.multiply(x, np.float32(1.0 / 255.0), out=x)
+        return torch.from_numpy(det(x))
+
+    names = tuple(det.class_names)
+    return LoadedModel(forward, names, "onnxruntime", det.rule, det.fixed_shape is not None)

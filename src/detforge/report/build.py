@@ -1,0 +1,134 @@
+"""``build_report``: collect everything the page shows and write the site."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from detforge.data.dataset import Dataset
+
+
+@dataclass(frozen=True)
+class Model:
+    """One prediction set: ``pred`` shares the evaluated ground truth's image table (as
+    :func:`detforge.eval.read_predictions` returns it); ``name`` labels it on the page."""
+
+    name: str
+    pred: Dataset
+    source: str = ""
+
+
+def _hex(rgb: tuple[int, int, int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+def report_data(
+    gt: Dataset,
+    out: Path,
+    *,
+    models: Sequence[Model] = (),
+    dataset: Dataset | None = None,
+    check: Any = None,
+    run_dir: str | os.PathLike[str] | None = None,
+    source: str = "",
+    conf: float = 0.25,
+    iou: float = 0.5,
+    points: int = 0,
+    high: float = 0.5,
+    max_suspects: int = 1000,
+    workers: int | None = None,
+) -> dict[str, Any]:
+    """Everything ``assets/data.js`` holds (and the thumbnails under ``out``).
+
+    ``gt`` is the evaluated ground truth (the gallery's images); ``dataset`` the whole dataset
+    for the summary (default ``gt``); ``check`` a :class:`~detforge.check.CheckReport` or
+    ``None``; ``conf``/``iou``/``points`` are ``detforge eval``'s options; ``high`` is the
+    score a prediction needs to contradict a label.
+    """
+    from detforge import __version__
+    from detforge.predict.draw import class_color
+    from detforge.report.classify import KINDS
+    from detforge.report.collect import dataset_summary, findings_summary, model_evaluation
+    from detforge.report.gallery import gallery_order, gt_records, model_records
+    from detforge.report.thumbs import make_pictures
+
+    paths = [str(p) for p in gt.images.path]
+    pics = make_pictures(paths, out, workers=workers)
+    images = []
+    for p, rec, pic in zip(paths, gt_records(gt), pics, strict=True):
+        rec.update(path=p, thumb=pic.thumb, view=pic.view, error=pic.error)
+        images.append(rec)
+    model_out = []
+    first: list[dict[str, Any]] | None = None
+    for m in models:
+        ev = model_evaluation(m.name, gt, m.pred, iou=iou, conf=conf, points=points)
+        recs, sus = model_records(gt, m.pred, iou=iou, conf=conf, high=high)
+        first = recs if first is None else first
+        ev["source"] = m.source
+        ev["images"] = recs
+        ev["suspects"] = [
+            {
+                "image": s.image,
+                "gt": s.gt,
+                "pred": s.pred,
+                "kind": s.kind,
+                "score": round(s.score, 4),
+                "pred_class": s.pred_class,
+                "gt_class": images[s.image]["g"][s.gt][0] if s.gt >= 0 else -1,
+            }
+            for s in sus[:max_suspects]
+        ]
+        model_out.append(ev)
+    order = gallery_order(first) if first is not None else list(range(len(images)))
+    return {
+        "version": __version__,
+        "source": source,
+        "conf": conf,
+        "iou": iou,
+        "high": high,
+        "kinds": list(KINDS),
+        "classes": [
+            {"name": n, "color": _hex(class_color(k))} for k, n in enumerate(gt.class_names)
+        ],
+        "dataset": dataset_summary(dataset if dataset is not None else gt),
+        "findings": None if check is None else findings_summary(check, paths),
+        "images": images,
+        "order": [int(i) for i in order],
+        "models": model_out,
+        "run": None if run_dir is None else _run(Path(run_dir), out),
+    }
+
+
+def _run(run_dir: Path, out: Path) -> dict[str, Any]:
+    from detforge.report.run import collect_run
+
+    return collect_run(run_dir, out)
+
+
+def build_report(
+    gt: Dataset,
+    out: str | os.PathLike[str],
+    *,
+    title: str | None = None,
+    **options: Any,
+) -> Path:
+    """Write the report site into ``out`` and return its ``index.html``.
+
+    Options are those of :func:`report_data`. ``out`` is created; files of an earlier report
+    there are replaced (thumbnails of unchanged images are reused).
+    """
+    from detforge import __version__
+    from detforge.report.page import write_site
+
+    dest = Path(out)
+    dest.mkdir(parents=True, exist_ok=True)
+    data = report_data(gt, dest, **options)
+    name = title or f"Report: {options.get('source') or 'dataset'}"
+    created = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    data["title"] = name
+    data["created"] = created
+    return write_site(dest, data, title=name, version=__version__, created=created)
