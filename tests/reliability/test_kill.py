@@ -4,7 +4,7 @@ The command runs in a forked child whose file-system calls (``os.replace``, ``os
 ``os.symlink``, ``os.mkdir``, ``os.unlink``, ``os.rmdir``) are counted; the child dies with
 ``os._exit`` -- no ``finally``, no ``except``, exactly like ``kill -9`` -- just before call
 number ``k``. Kill points are a seeded sample of all calls of a clean run (plus the first and
-the last). After each kill: the source is byte-identical, nothing exists outside OUT, an OUT
+the last; every call with ``DETFORGE_FUZZ_FULL=1``). After each kill: the source is byte-identical, nothing exists outside OUT, an OUT
 marked incomplete is refused by ``info``, and re-running the same command gives exactly the
 clean run's output. Two more runs kill a real ``python -m detforge`` process with SIGKILL at
 a seeded random moment.
@@ -27,11 +27,11 @@ import pytest
 
 from detforge.utils.outdir import MANIFEST, read_manifest
 from tests.reliability.builders import darknet_project, tree_digest
-from tests.reliability.generators import SEED, _tf_example, _write_tf
+from tests.reliability.generators import FULL, SEED, _tf_example, _write_tf
 from tests.reliability.harness import SourceGuard, assert_clean_outcome, run_cli
 
 HOOKED = ("replace", "link", "symlink", "mkdir", "unlink", "rmdir")
-POINTS = 6  # seeded kill points per scenario, besides the first and the last call
+POINTS = 10**9 if FULL else 6  # seeded kill points per scenario, besides the first and last
 
 
 @pytest.fixture(autouse=True)
@@ -117,6 +117,7 @@ def exercise(
         assert_clean_outcome(again, allowed=ok)
         guard.check(f"re-run after kill at {k}")
         assert _out_digest(out) == reference, f"{argv}: re-run after kill at {k} differs"
+    print(f"kill points: {len(points)} of {total} calls: {' '.join(argv[:1] + argv[3:])}")
     return len(points)
 
 
