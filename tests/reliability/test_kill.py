@@ -5,9 +5,9 @@ The command runs in a forked child whose file-system calls (``os.replace``, ``os
 ``os._exit`` -- no ``finally``, no ``except``, exactly like ``kill -9`` -- just before call
 number ``k``. Kill points are a seeded sample of all calls of a clean run (plus the first and
 the last; every call with ``DETFORGE_FUZZ_FULL=1``). After each kill: the source is
-byte-identical, nothing exists outside OUT, an OUT marked incomplete is refused by ``info``, and re-running the same command gives exactly the
-clean run's output. Two more runs kill a real ``python -m detforge`` process with SIGKILL at
-a seeded random moment.
+byte-identical, nothing exists outside OUT, an OUT marked incomplete is refused by ``info``,
+and re-running the same command gives exactly the clean run's output. Two more runs kill a
+real ``python -m detforge`` process with SIGKILL at a seeded random moment.
 """
 
 from __future__ import annotations
