@@ -180,3 +180,25 @@ def test_voc_ids_with_spaces_round_trip(tmp_path: Path) -> None:
         )
     )
     assert key(back) == key(a)
+
+
+def test_lists_never_overwrite_their_input_and_print_names_as_bytes(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    folder = tmp_path / "d"
+    raw = jpeg(Path(os.fsdecode(bytes(folder) + b"/caf\xe9.jpg")))
+    jpeg(folder / "b.jpg")
+    listed = tmp_path / "l.txt"
+    listed.write_bytes(bytes(raw) + b"\n" + bytes(folder / "b.jpg") + b"\n")
+    before = listed.read_bytes()
+    o = run_cli(["lists", str(listed), "--every", "2", "--output", str(listed)])
+    assert_clean_outcome(o, allowed=(2,))
+    assert listed.read_bytes() == before
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path("src").resolve()), *sys.path])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "detforge", "lists", str(folder), "--output", "-"],
+        env=env, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0 and b"Traceback" not in proc.stderr, proc.stderr
+    assert bytes(raw) + b"\n" in proc.stdout
