@@ -141,3 +141,16 @@ def _converted_folders_are_0755(tmp_path: Path) -> None:
         for d in [out, *[p for p in out.rglob("*") if p.is_dir() and not p.is_symlink()]]:
             mode = stat.S_IMODE(d.stat().st_mode)
             assert mode == 0o755, (d, oct(mode))
+
+
+def test_overwrite_never_follows_a_link_out_of_out(tmp_path: Path) -> None:
+    data = darknet_project(tmp_path / "proj")
+    out = tmp_path / "out"
+    assert main(["convert", str(data), str(out), "--to", "ultralytics"]) == 0
+    # a person swaps OUT/labels for a link to their own labels: --overwrite must not reach them
+    mine = tmp_path / "mine"
+    (out / "labels").rename(mine)
+    (out / "labels").symlink_to(mine)
+    before = tree_digest(mine)
+    assert main(["convert", str(data), str(out), "--to", "voc", "--overwrite"]) == 0
+    assert tree_digest(mine) == before

@@ -98,9 +98,13 @@ def _remove_files(folder: Path, rels: Iterable[str]) -> None:
     """Remove ``rels`` under ``folder``: files and links first, then the listed folders
     (``x/``) deepest first, each only when empty (a person's file inside keeps it)."""
     folders = []
+    root = os.path.realpath(folder)
     for rel in rels:
         if ".." in Path(rel).parts or rel.startswith("/"):
             continue  # never outside OUT, whatever a manifest says
+        parent = os.path.realpath(os.path.dirname(folder / rel.rstrip("/")))
+        if parent != root and not parent.startswith(root + os.sep):
+            continue  # a folder inside OUT was replaced by a link to somewhere else
         if rel.endswith("/"):
             folders.append(folder / rel)
             continue
