@@ -23,7 +23,9 @@ Unlike Darknet, which stops reading a label file at its first bad line, every li
 checked. Results are cached (per file, keyed on size and mtime), so re-checking an unchanged
 dataset takes about a second. --fix OUT writes a repaired copy into the new folder OUT (the
 source is never modified; unchanged images are linked, not copied) with fixes.json listing
-every change, and re-checks it.
+every change, and re-checks it. OUT must be new or empty, or an earlier detforge output
+(replaced with --overwrite, which removes only the files detforge wrote there); an OUT left
+by an interrupted --fix is replaced by the next run.
 
 exit status: 0 no errors (warnings allowed), 1 errors found (with --fix: errors left in
 OUT), 2 bad usage or a dataset that does not exist.
