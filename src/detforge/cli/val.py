@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from detforge.cli.common import parse_path_map
     from detforge.data.dataset import canonical_split
     from detforge.eval.api import evaluate, jsonable
+    from detforge.data.validity import with_zero_size_boxes
     from detforge.eval.report import format_report
     from detforge.formats.coco import dump_json
     from detforge.formats.detect import read_any
@@ -62,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.weights).is_file():
         raise DetforgeError("weights file not found", path=args.weights)
     model = load(args.weights, device=args.device, imgsz=args.imgsz, half=args.half)
-    ds = read_any(args.data, path_map=parse_path_map(args.path_map))
+    # scored like eval/map: zero-size ground truth counts, as in pycocotools and darknet map
+    ds = with_zero_size_boxes(read_any(args.data, path_map=parse_path_map(args.path_map)))
     split = canonical_split(args.split)
     part = ds.split(split)
     if part.num_images == 0:
