@@ -103,7 +103,7 @@ def check_half(best: Path, data: Path, out: Path, check: Any, cli: Any) -> None:
                 "--save-txt", "--out", str(out / "predict-half")])  # fmt: skip
     check("predict --half CLI exits 0", code == 0)
     onnx = out / "best-half.onnx"
-    code = cli(["export", str(best), "--half", "-o", str(onnx)])
+    code = cli(["export", str(best), "--half", "--device", "cuda", "-o", str(onnx)])
     check("export --half exits 0", code == 0)
     if code != 0:
         return

@@ -117,3 +117,31 @@ def test_segmentation_polygons_read_as_their_boxes(tmp_path: Path) -> None:
     with pytest.raises(DetforgeError, match="got 4 values") as info:
         read_ultralytics(tmp_path / "d.yaml")
     assert info.value.line == 2
+
+
+def test_reader_and_checker_resolve_the_yaml_alike(tmp_path: Path) -> None:
+    """A folder, a Windows-written list (BOM, CRLF, backslashes), one image file and an extra
+    split key: the reader and ``detforge check`` name the same images with the same splits."""
+    from detforge.check.darknet import scan_darknet
+
+    _layout(tmp_path)
+    _touch_image(tmp_path / "images" / "test" / "t.jpg")
+    _touch_image(tmp_path / "images" / "extra" / "e.jpg")
+    (tmp_path / "val.txt").write_bytes("\ufeffimages\\val\\c.jpg\r\n# note\r\n".encode())
+    (tmp_path / "d.yaml").write_text(
+        "path: .\ntrain: images/train\nval: val.txt\ntest: images/test/t.jpg\n"
+        "extra: images/extra\nnames: [p, q, r]\n"
+    )
+    want = {
+        str(tmp_path / "images" / "train" / "a.jpg"): "train",
+        str(tmp_path / "images" / "train" / "b.jpg"): "train",
+        str(tmp_path / "images" / "val" / "c.jpg"): "valid",
+        str(tmp_path / "images" / "test" / "t.jpg"): "test",
+        str(tmp_path / "images" / "extra" / "e.jpg"): "extra",
+    }
+    ds = read_ultralytics(tmp_path / "d.yaml")
+    assert dict(zip(ds.images.path.tolist(), ds.images.split.tolist(), strict=True)) == want
+    scan = scan_darknet(tmp_path / "d.yaml", cache=False)
+    checked = {scan.images[i]: s for i, s in zip(scan.entry_image, scan.entry_split, strict=True)}
+    assert checked == want
+    assert not [f for f in scan.findings if f.code in ("list-missing", "read-error")]

@@ -23,6 +23,8 @@ from detforge.predict.draw import match_boxes
 from detforge.train.runs import write_metrics_csv
 from tests.report.helpers import browser_page, dump_dom, write_predictions
 
+pytestmark = pytest.mark.slow  # a browser start per test, ~15 s in all
+
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
@@ -92,6 +94,8 @@ class _Dom(HTMLParser):
         self.rows: dict[str, list[tuple[str, str]]] = {}
         self.figures: list[dict[str, str]] = []
         self.attrs: list[str] = []
+        self.metric: str | None = None
+        self.values: dict[str, dict[str, str]] = {}
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
@@ -101,6 +105,10 @@ class _Dom(HTMLParser):
             self.rows[self.model] = []
         elif tag == "tr" and "data-class" in a and self.model is not None:
             self.rows[self.model].append((a["data-class"], a["data-ap"]))
+        elif tag == "tr" and "data-metric" in a:
+            self.metric = a["data-metric"]
+        elif tag == "td" and "data-value" in a and self.metric is not None:
+            self.values.setdefault(a["data-model"], {})[self.metric] = a["data-value"]
         elif tag == "figure":
             self.figures.append(a)
 
@@ -115,6 +123,10 @@ def test_dom_rows_equal_detforge_eval_and_gallery_worst_first(site: dict[str, An
         assert [n for n, _ in got] == [n for n, _ in want] == ["circle", "square", "triangle"]
         for (_, ap_txt), (_, ap) in zip(got, want, strict=True):
             assert float(ap_txt) == ap  # the exact float, not a rounding of it
+        for key, want_v in ev["coco"]["stats"].items():  # the 12 COCO numbers
+            assert float(dom.values[name][f"coco.{key}"]) == want_v, key
+        for key in ("mAP", "tp", "fp", "fn", "avg_iou", "f1"):
+            assert float(dom.values[name][f"darknet.{key}"]) == ev["darknet"][key], key
     ref = reference_counts(site["gt"], site["preds"]["good"], 0.25)
     figs = dom.figures
     assert len(figs) == len(ref) == site["gt"].num_images
@@ -186,6 +198,11 @@ def test_offline_filters_slider_viewer_keyboard(site: dict[str, Any], tmp_path: 
         assert page.locator("#viewer-pic img").evaluate("e => e.complete && e.naturalWidth > 0")
         page.keyboard.press("ArrowRight")
         assert page.inner_text("#viewer-title") == high[1]["img"]
+        listed = page.inner_text("#viewer-list")
+        page.keyboard.press("m")  # the other model's predictions on the same image
+        assert page.eval_on_selector("#viewer-model", "e => e.value") == "1"
+        assert page.inner_text("#viewer-title") == high[1]["img"]
+        assert page.inner_text("#viewer-list") != listed
         page.keyboard.press("Escape")
         assert not page.is_visible("#viewer")
         # keyboard navigation in the gallery
@@ -199,6 +216,9 @@ def test_offline_filters_slider_viewer_keyboard(site: dict[str, Any], tmp_path: 
         page.select_option("#f-model", "1")
         assert shown() != high
         assert page.locator("#mistakes table.suspects tbody tr").count() > 0
+        page.click("#mistakes table.suspects tbody tr >> nth=0")  # opens the image, box marked
+        assert page.is_visible("#viewer") and page.locator("#viewer-list tr.hl").count() >= 1
+        page.keyboard.press("Escape")
         assert page.locator("#run svg.chart").count() == 2
         assert page.locator("#run-img").evaluate("e => e.src.endsWith('run/epoch_003.jpg')")
         assert "imgsz: 160" in page.inner_text("#run pre.config")

@@ -38,6 +38,34 @@ def test_dataset_only_report_and_rebuild_reuses_pictures(tmp_path: Path) -> None
     assert "<title>again</title>" in (out / "index.html").read_text()
 
 
+def test_findings_outside_the_gallery_link_to_the_file(tmp_path: Path) -> None:
+    data = generate_shapes_dataset(tmp_path / "ds", num_images=20, seed=4)
+    label = sorted((tmp_path / "ds" / "images" / "train").glob("*.txt"))[0]
+    label.unlink()  # a 'label-missing' finding on a training image
+    out = tmp_path / "reports" / "site"
+    assert main(["report", str(data), "--split", "valid", "--out", str(out)]) == 0
+    d = _data_js(out)
+    assert {im["split"] for im in d["images"]} == {"valid"}
+    train = [f for f in d["findings"] if f["path"] and "/train/" in f["path"]]
+    assert train and all(f["image"] is None for f in train)
+    for f in train:
+        assert f["href"].startswith("../../ds/images/train/")
+        assert (out / f["href"]).resolve() == Path(f["path"]).resolve()
+
+
+def test_unreadable_image_is_a_placeholder_and_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = generate_shapes_dataset(tmp_path / "ds", num_images=20, seed=4)
+    victim = sorted((tmp_path / "ds" / "images" / "train").glob("*.jpg"))[0]
+    victim.write_bytes(victim.read_bytes()[:400])  # header intact, pixels cut off
+    out = tmp_path / "site"
+    assert main(["report", str(data), "--out", str(out), "--no-check"]) == 0
+    assert "1 images could not be read" in capsys.readouterr().err
+    bad = [im for im in _data_js(out)["images"] if im["error"]]
+    assert len(bad) == 1 and bad[0]["view"] == "" and str(victim) in bad[0]["error"]
+
+
 def test_demo_report_step_prints_the_path(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -58,6 +86,16 @@ def test_user_mistakes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["report", str(data), "--run", str(tmp_path / "ds"), "--out", out]) == 2
     assert "no metrics.csv" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "missing.data"), "--out", out]) == 2
+    capsys.readouterr()
+    # a folder with other files is never written into; an empty one is fine
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "index.html").write_text("my own page")
+    assert main(["report", str(data), "--out", str(other)]) == 2
+    assert "not an earlier detforge report" in capsys.readouterr().err
+    assert (other / "index.html").read_text() == "my own page" and len(list(other.iterdir())) == 1
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(data), "--out", str(tmp_path / "empty"), "--no-check"]) == 0
 
 
 def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
@@ -65,3 +103,12 @@ def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
         main(["report", "--help"])
     text = capsys.readouterr().out
     assert "examples:" in text and "detforge report data/obj.data --pred" in text
+
+
+def test_data_script_is_json_without_nan_and_cannot_close_the_script() -> None:
+    from detforge.report.page import data_script
+
+    text = data_script({"a": float("nan"), "b": [1.5, float("inf")], "c": "</script><b>"})
+    body = text.removeprefix("window.DETFORGE_REPORT = ").removesuffix(";\n")
+    assert json.loads(body) == {"a": None, "b": [1.5, None], "c": "</script><b>"}
+    assert "</script>" not in text

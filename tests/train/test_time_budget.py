@@ -24,6 +24,9 @@ def test_budget_fits_the_schedule_and_stops_by_plan(tmp_path: Path) -> None:
     assert 3 <= res.epochs_done < 50
     assert res.stop_reason == "time budget of 120 s used"  # by plan, after a whole epoch
     assert clock["t"] <= 120.0 + 20.0  # within about one epoch of the budget
+    # The epoch the budget made the last one was validated (val_every=100 never came), so
+    # the run has a best checkpoint and its last metrics row has validation numbers.
+    assert res.best_weights.is_file() and "val/mAP50-95" in res.metrics[-1]
     log = (res.run_dir / "train.log").read_text()
     moves = [line for line in log.splitlines() if "epochs fit" in line]
     assert moves and len(moves) <= 2, moves

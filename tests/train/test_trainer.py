@@ -66,7 +66,7 @@ def test_val_cli_reproduces_the_training_validation(
     best = max((r for r in res.metrics if r.get("fitness") is not None), key=lambda r: r["fitness"])
     out = tmp_path / "val.json"
     assert main(["val", str(res.run_dir / "weights" / "best.pt"), str(data), "--json", str(out),
-                 "--device", "cpu", "--workers", "0"]) == 0  # fmt: skip
+                 "--device", "cpu"]) == 0  # fmt: skip
     report: dict[str, Any] = json.loads(out.read_text())
     assert report["coco"]["stats"]["AP"] == pytest.approx(best["val/mAP50-95"], abs=1e-6)
     assert report["coco"]["stats"]["AP50"] == pytest.approx(best["val/mAP50"], abs=1e-6)

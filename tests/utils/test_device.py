@@ -84,6 +84,7 @@ def test_commands_refuse_a_missing_device_in_one_line(
         ["val", str(ckpt), str(data), "--split", "train"],
         ["lr-find", str(data), "--steps", "10", "--batch", "2", "--imgsz", "64"],
         ["train", str(data), "--epochs", "1", "--imgsz", "64", "--out", str(tmp_path / "r")],
+        ["export", str(ckpt), "-o", str(tmp_path / "m.onnx")],
     ]
     for argv in commands:
         assert main([*argv, "--device", spelling]) == 2, argv
@@ -91,3 +92,4 @@ def test_commands_refuse_a_missing_device_in_one_line(
         assert len(err.splitlines()) == 1 and "available: cpu" in err, (argv, err)
     with pytest.raises(DetforgeError, match="available: cpu"):
         detforge.load(ckpt, device=spelling)
+    assert not (tmp_path / "m.onnx").exists()

@@ -33,6 +33,7 @@ from detforge.check.dataset import (
 )
 from detforge.check.files import (
     ImageTable,
+    LabelStats,
     cached_images,
     full_digests,
     label_texts,
@@ -44,7 +45,7 @@ from detforge.check.images import ImageInfo, image_findings, oriented_size
 from detforge.check.labels import BoxVerdict, check_boxes
 from detforge.check.limits import DEFAULT_LIMITS, CheckLimits
 from detforge.check.rows import LabelRows, parse_label_texts
-from detforge.check.sources import Entry, gather_sources
+from detforge.check.sources import Entry, Sources, gather_sources
 from detforge.data.imageformats import IMAGE_EXTENSIONS_ANY_CASE
 from detforge.data.split import group_keys
 from detforge.errors import DetforgeError
@@ -196,6 +197,61 @@ def _dataset_findings(
     return out
 
 
+def _names_findings(found: Sources) -> list[Finding]:
+    """Findings about the class names and the ``classes=`` / ``nc:`` that declares them."""
+    if found.names is None:
+        return []
+    names_at = found.names_path if found.names_have_lines else None
+    out = check_names(found.names, path=found.names_path, lines=names_at is not None)
+    if found.declared_classes is not None and found.declared_at is not None:
+        out += check_classes_key(
+            found.declared_classes,
+            len(found.names),
+            path=found.declared_at[0],
+            line=found.declared_at[1],
+        )
+    return out
+
+
+def _label_findings(
+    scan: DarknetScan, source: str, cache: bool, limits: CheckLimits
+) -> tuple[LabelRows, BoxVerdict, int, LabelStats, int]:
+    """Find, read, parse and check every label file of ``scan.images`` (``scan.infos`` known):
+    fills ``label_paths``, ``label_texts``, ``rows``, ``verdict`` and the findings. Returns the
+    rows and their verdict, the label files reused from the cache, the label stats for the
+    result cache and the number of malformed lines."""
+    infos = scan.infos
+    exists = [inf.problem != "image-missing" for inf in infos]
+    scan.label_paths = locate_labels(scan.images, exists)
+    texts, label_errors, reused_lab, label_stats = label_texts(source, scan.label_paths, cache)
+    scan.label_texts = texts
+    scan.findings += label_errors
+    for p, info, lp in zip(scan.images, infos, scan.label_paths, strict=True):
+        if not lp and not info.problem:
+            scan.findings.append(
+                finding(
+                    "label-missing",
+                    "no label file: trained as a negative image (no objects); create an "
+                    "empty .txt to make that explicit, or label it",
+                    path=p,
+                )
+            )
+    label_where = [lp or img for lp, img in zip(scan.label_paths, scan.images, strict=True)]
+    rows, line_findings = parse_label_texts(texts, label_where)
+    sizes = [oriented_size(inf) for inf in infos]
+    verdict, box_findings = check_boxes(
+        rows,
+        label_where,
+        num_classes=scan.num_classes,
+        widths=np.asarray([s[0] for s in sizes], dtype=np.int64),
+        heights=np.asarray([s[1] for s in sizes], dtype=np.int64),
+        near_iou=limits.near_duplicate_iou,
+    )
+    scan.rows, scan.verdict = rows, verdict
+    scan.findings += line_findings + box_findings
+    return rows, verdict, reused_lab, label_stats, len(line_findings)
+
+
 def scan_darknet(
     source: str | os.PathLike[str],
     *,
@@ -225,16 +281,7 @@ def scan_darknet(
     scan.findings += found.findings
     if label_map is None:
         label_map = found.label_map
-    if scan.names is not None:
-        names_at = scan.names_path if found.names_have_lines else None
-        scan.findings += check_names(scan.names, path=scan.names_path, lines=names_at is not None)
-        if found.declared_classes is not None and found.declared_at is not None:
-            scan.findings += check_classes_key(
-                found.declared_classes,
-                len(scan.names),
-                path=found.declared_at[0],
-                line=found.declared_at[1],
-            )
+    scan.findings += _names_findings(found)
     first_origin = _unique_images(scan, found.entries, str(src))
     small = [str(src), *scan.lists.values()]
     small += [os.fspath(p) for p in (scan.names_path, label_map) if p is not None]
@@ -258,37 +305,9 @@ def scan_darknet(
     scan.infos = infos
     origins = [first_origin[i] for i in range(len(scan.images))]
     scan.findings += image_findings(scan.images, infos, origins=origins, tiny=limits.tiny_image_px)
-    # --- labels
-    exists = [inf.problem != "image-missing" for inf in infos]
-    scan.label_paths = locate_labels(scan.images, exists)
-    texts, label_errors, reused_lab, label_stats = label_texts(str(src), scan.label_paths, cache)
-    scan.label_texts = texts
-    scan.findings += label_errors
-    for p, info, lp in zip(scan.images, infos, scan.label_paths, strict=True):
-        if not lp and not info.problem:
-            scan.findings.append(
-                finding(
-                    "label-missing",
-                    "no label file: trained as a negative image (no objects); create an "
-                    "empty .txt to make that explicit, or label it",
-                    path=p,
-                )
-            )
-    label_where = [lp or img for lp, img in zip(scan.label_paths, scan.images, strict=True)]
-    rows, line_findings = parse_label_texts(texts, label_where)
-    sizes = [oriented_size(inf) for inf in infos]
-    widths = np.asarray([s[0] for s in sizes], dtype=np.int64)
-    heights = np.asarray([s[1] for s in sizes], dtype=np.int64)
-    verdict, box_findings = check_boxes(
-        rows,
-        label_where,
-        num_classes=scan.num_classes,
-        widths=widths,
-        heights=heights,
-        near_iou=limits.near_duplicate_iou,
+    rows, verdict, reused_lab, label_stats, n_bad_lines = _label_findings(
+        scan, str(src), cache, limits
     )
-    scan.rows, scan.verdict = rows, verdict
-    scan.findings += line_findings + box_findings
     if not src.is_dir():
         scan.findings += _orphans(scan)
     # --- dataset level
@@ -298,34 +317,40 @@ def scan_darknet(
     )
     store_images(table, scan.images, deep)
     scan.findings = sort_findings(scan.findings)
-    n_files = len(scan.images) + sum(1 for p in scan.label_paths if p)
-    counts = severity_counts(scan.findings)
-    scan.summary = {
-        "source": str(src),
-        "format": "darknet",
-        "images": len(scan.images),
-        "list_entries": len(scan.entry_image),
-        "splits": {s: scan.entry_split.count(s) for s in dict.fromkeys(scan.entry_split)},
-        "label_files": sum(1 for p in scan.label_paths if p),
-        "boxes": int(kept.sum()),
-        "label_lines": len(rows) + sum(1 for f in line_findings),
-        "classes": scan.num_classes,
-        "errors": counts["error"],
-        "warnings": counts["warning"],
-        "infos": counts["info"],
-        "codes": dict(sorted(_code_counts(scan.findings).items())),
-        "deep": deep,
-        "cached_files": table.reused + reused_lab,
-        "files": n_files,
-        "seconds": round(time.perf_counter() - t0, 3),
-        "cpu_seconds": round(time.process_time() - c0, 3),
-    }
+    scan.summary = _summary(scan, int(kept.sum()), len(rows) + n_bad_lines, deep)
+    scan.summary["cached_files"] = table.reused + reused_lab
+    scan.summary["seconds"] = round(time.perf_counter() - t0, 3)
+    scan.summary["cpu_seconds"] = round(time.process_time() - c0, 3)
     if cache and reuse:
         fp = resultcache.fingerprint(
             options=opts, files=small, images=scan.images, size=table.size, mtime=table.mtime
         )
         resultcache.store(str(src), fp, label_stats, scan.findings, scan.summary)
     return scan
+
+
+def _summary(scan: DarknetScan, boxes: int, label_lines: int, deep: bool) -> dict[str, Any]:
+    """The summary ``detforge check`` prints and stores (timings added by the caller)."""
+    labels = sum(1 for p in scan.label_paths if p)
+    counts = severity_counts(scan.findings)
+    return {
+        "source": scan.source,
+        "format": "darknet",
+        "images": len(scan.images),
+        "list_entries": len(scan.entry_image),
+        "splits": {s: scan.entry_split.count(s) for s in dict.fromkeys(scan.entry_split)},
+        "label_files": labels,
+        "boxes": boxes,
+        "label_lines": label_lines,
+        "classes": scan.num_classes,
+        "errors": counts["error"],
+        "warnings": counts["warning"],
+        "infos": counts["info"],
+        "codes": dict(sorted(_code_counts(scan.findings).items())),
+        "deep": deep,
+        "cached_files": 0,
+        "files": len(scan.images) + labels,
+    }
 
 
 def _code_counts(findings: list[Finding]) -> dict[str, int]:

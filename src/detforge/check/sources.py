@@ -2,8 +2,9 @@
 
 :func:`gather_sources` turns a ``.data`` file, an image list, a folder of images (all three
 through the one resolver, :func:`detforge.formats.darknet.sources.resolve_sources`, whose
-problems become findings) or an Ultralytics dataset YAML (its labels are Darknet lines too)
-into list entries ``(image, split, list file, line)``, the class names as written and findings
+problems become findings) or an Ultralytics dataset YAML (its labels are Darknet lines too;
+through the reader's :func:`detforge.formats.ultralytics.resolve_yaml`, likewise) into list
+entries ``(image, split, list file, line)``, the class names as written and findings
 for anything missing. Nothing here raises for bad content; a source that does not exist is a
 :class:`DetforgeError`.
 """
@@ -13,17 +14,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from detforge.check.dataset import raw_name_lines
 from detforge.check.files import read_text
 from detforge.check.findings import Finding, finding
-from detforge.data.dataset import canonical_split
-from detforge.data.lists import list_images
-from detforge.errors import DetforgeError
-from detforge.formats.darknet import DataFile, PathMap, read_image_list_lines
+from detforge.formats.darknet import DataFile, PathMap
 from detforge.formats.darknet.sources import resolve_sources
 from detforge.formats.labelmap import find_label_map
+from detforge.formats.ultralytics import resolve_yaml
 
 Entry = tuple[str, str, str, int | None]
 """``(image path, split, file that named it, 1-based line or None)``."""
@@ -50,28 +48,22 @@ class Sources:
     findings: list[Finding] = field(default_factory=list)
 
 
-def _yaml_names(data: dict[str, Any]) -> list[str] | None:
-    names = data.get("names")
-    if isinstance(names, dict):
-        try:
-            by_id = {int(k): str(v) for k, v in names.items()}
-        except (TypeError, ValueError):
-            return None
-        return [by_id.get(k, "") for k in range(max(by_id) + 1)] if by_id else []
-    if isinstance(names, list):
-        return [str(n) for n in names]
-    return None
-
-
-def _from_yaml(out: Sources, src: Path) -> None:
-    from detforge.utils.yamlfile import load_yaml
-
-    data = load_yaml(src, "dataset YAML")
-    if not isinstance(data, dict):
-        raise DetforgeError("dataset YAML must be a mapping with train/val/names", path=src)
-    out.names = _yaml_names(data)
-    out.names_path, out.names_have_lines = str(src), False
-    if out.names is None:
+def _from_yaml(src: Path, path_map: PathMap) -> Sources:
+    """An Ultralytics dataset YAML, through the reader's resolver
+    (:func:`~detforge.formats.ultralytics.resolve_yaml`) in its findings mode."""
+    r = resolve_yaml(src, path_map=path_map, strict=False)
+    out = Sources(
+        entries=[
+            (p, s, f, line) for p, s, (f, line) in zip(r.paths, r.splits, r.origins, strict=True)
+        ],
+        lists=r.lists,
+        names=r.names,
+        names_path=str(src),
+        names_have_lines=False,
+        label_map=find_label_map(src.parent),
+        findings=[finding(q.code, q.message, path=q.path, line=q.line) for q in r.problems],
+    )
+    if r.names is None:
         out.findings.append(
             finding(
                 "names-missing",
@@ -79,42 +71,17 @@ def _from_yaml(out: Sources, src: Path) -> None:
                 path=str(src),
             )
         )
-    nc = data.get("nc")
+    nc = r.data.get("nc")
     if isinstance(nc, int):
         out.declared_classes, out.declared_at = nc, (str(src), None)
-    root = Path(str(data.get("path") or "."))
-    if not root.is_absolute():
-        root = src.parent / root
-    for key in ("train", "val", "test"):
-        value = data.get(key)
-        if value is None:
-            continue
-        split = canonical_split(key)
-        for entry in value if isinstance(value, list) else [value]:
-            p = Path(str(entry))
-            p = p if p.is_absolute() else root / p
-            if p.is_dir():
-                out.entries += [(img, split, str(p), None) for img in list_images([p])]
-            elif p.is_file():
-                out.lists[split if split not in out.lists else f"{split}:{p}"] = str(p)
-            else:
-                out.findings.append(
-                    finding(
-                        "list-missing",
-                        f"{key}: {entry} is neither a folder of images nor a list ({p})",
-                        path=str(src),
-                    )
-                )
+    return out
 
 
 def gather_sources(source: str | os.PathLike[str], *, path_map: PathMap = ()) -> Sources:
     """Resolve ``source`` (see the module docstring) into :class:`Sources`."""
     src = Path(source)
     if src.suffix.lower() in (".yaml", ".yml") and src.is_file():
-        out = Sources()
-        _from_yaml(out, src)
-        _read_yaml_lists(out, path_map)
-        out.label_map = find_label_map(src.parent)
+        out = _from_yaml(src, path_map)
     else:
         out = _from_resolver(src, path_map)
     if out.names is None and out.names_path is not None and out.names_have_lines:
@@ -149,14 +116,3 @@ def _from_resolver(src: Path, path_map: PathMap) -> Sources:
         label_map=r.label_map,
         findings=[finding(q.code, q.message, path=q.path, line=q.line) for q in r.problems],
     )
-
-
-def _read_yaml_lists(out: Sources, path_map: PathMap) -> None:
-    for key, lp in out.lists.items():
-        split = key.split(":")[0]
-        try:
-            got, lines = read_image_list_lines(lp, path_map=path_map)
-        except DetforgeError as exc:
-            out.findings.append(finding("read-error", exc.message, path=lp))
-            continue
-        out.entries += [(p, split, lp, n) for p, n in zip(got, lines, strict=True)]

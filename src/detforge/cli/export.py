@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-o", "--out", metavar="FILE", help="output file [WEIGHTS with the .onnx suffix]"
     )
     parser.add_argument("--no-verify", action="store_true", help="skip the onnxruntime comparison")
+    parser.add_argument(
+        "--device", default="cpu", help="trace and verify on: cpu, cuda, cuda:N [cpu]"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         opset=args.opset,
         batch=args.batch,
         verify=not args.no_verify,
+        device=args.device,
     )
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0

@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     index = build_report(
         gt, args.out, title=args.title, models=models, dataset=full, check=check,
         run_dir=args.run, source=args.gt, conf=args.conf, iou=args.iou, points=args.points,
-        high=args.high,
+        high=args.high, note=lambda m: print(m, file=sys.stderr),
     )  # fmt: skip
     print(f"wrote {index}  (open it in a browser: file://{index.resolve()})")
     return 0

@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
 
     from detforge.cli.common import parse_path_map
     from detforge.data.dataset import canonical_split
-    from detforge.eval.api import evaluate, jsonable
     from detforge.data.validity import with_zero_size_boxes
+    from detforge.eval.api import evaluate, jsonable
     from detforge.eval.report import format_report
     from detforge.formats.coco import dump_json
     from detforge.formats.detect import read_any

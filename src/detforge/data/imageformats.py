@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import NamedTuple
 
 HEAD = 1 << 16
@@ -60,8 +59,7 @@ class HeaderError(Exception):
         self.code, self.detail, self.format = code, detail, fmt
 
 
-@dataclass(frozen=True)
-class Header:
+class Header(NamedTuple):
     """What :func:`parse_header` read: stored ``width``/``height`` (pixels, before the EXIF
     ``orientation`` is applied). JPEG only: ``scan`` is the offset of the start-of-scan marker
     when the walk went that far (else -1), ``garbage`` the offset of the first byte between
@@ -134,6 +132,7 @@ def identify(head: bytes) -> str:
 
 
 _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_STANDALONE = frozenset({0xD8, 0x01, *range(0xD0, 0xD8)})
 _TRUNCATED_JPEG = "the file ends inside the JPEG header (truncated?)"
 
 
@@ -152,36 +151,44 @@ class _Bytes:
             self.buf += got
         return len(self.buf) >= k
 
-    def find_ff(self, i: int) -> int:
-        while (j := self.buf.find(b"\xff", i)) < 0:
-            if not self.need(len(self.buf) + 1):
-                raise HeaderError("image-truncated", _TRUNCATED_JPEG, "jpeg")
-        return j
-
 
 def _jpeg(data: _Bytes, to_scan: bool) -> Header:  # one walk, its cases side by side
     """Walk the marker segments to the frame header (SOF; with ``to_scan`` on to the
     start-of-scan): size from SOF, orientation from the first EXIF APP1 that has one. Bytes
-    between segments are skipped, as decoders do (their offset is kept)."""
+    between segments are skipped, as decoders do (their offset is kept). Works on the local
+    ``buf``; ``data.need`` reads on only where the bytes so far end."""
+    buf = data.buf
+    n = len(buf)
     i, orient, w, h, scan, garbage = 2, 1, 0, 0, -1, -1
     while True:
-        j = data.find_ff(i)
+        j = buf.find(b"\xff", i)
+        if j < 0:
+            if not data.need(n + 1):
+                raise HeaderError("image-truncated", _TRUNCATED_JPEG, "jpeg")
+            buf, n = data.buf, len(data.buf)
+            continue
         if j != i and garbage < 0:
             garbage = i
         i = j + 1
-        while data.need(i + 1) and data.buf[i] == 0xFF:  # fill bytes
+        while True:  # fill bytes
+            if i >= n:
+                if not data.need(i + 1):
+                    raise HeaderError("image-truncated", _TRUNCATED_JPEG, "jpeg")
+                buf, n = data.buf, len(data.buf)
+            if buf[i] != 0xFF:
+                break
             i += 1
-        if not data.need(i + 1):
-            raise HeaderError("image-truncated", _TRUNCATED_JPEG, "jpeg")
-        m = data.buf[i]
+        m = buf[i]
         i += 1
-        if m in (0xD8, 0x01) or 0xD0 <= m <= 0xD7:
+        if m in _STANDALONE:
             continue
         if m == 0xD9:
             break
-        if not data.need(i + 2):
-            raise HeaderError("image-truncated", _TRUNCATED_JPEG, "jpeg")
-        length = (data.buf[i] << 8) | data.buf[i + 1]
+        if i + 2 > n:
+            if not data.need(i + 2):
+                raise HeaderError("image-truncated", _TRUNCATED_JPEG, "jpeg")
+            buf, n = data.buf, len(data.buf)
+        length = (buf[i] << 8) | buf[i + 1]
         if length < 2:
             raise HeaderError("image-decode-failed", "corrupt JPEG segment length", "jpeg")
         end = i + length
@@ -189,18 +196,20 @@ def _jpeg(data: _Bytes, to_scan: bool) -> Header:  # one walk, its cases side by
             scan = i - 2
             break
         if m in _SOF or (m == 0xE1 and orient == 1):
-            if not data.need(end):
-                raise HeaderError("image-truncated", _TRUNCATED_JPEG, "jpeg")
-            seg = data.buf[i + 2 : end]
+            if end > n:
+                if not data.need(end):
+                    raise HeaderError("image-truncated", _TRUNCATED_JPEG, "jpeg")
+                buf, n = data.buf, len(data.buf)
             if m in _SOF:
-                if len(seg) < 5:
+                if length < 7:
                     raise HeaderError("image-decode-failed", "corrupt JPEG frame header", "jpeg")
-                h, w = struct.unpack_from(">HH", seg, 1)
+                h = (buf[i + 3] << 8) | buf[i + 4]
+                w = (buf[i + 5] << 8) | buf[i + 6]
                 if not to_scan:
                     break
-            elif seg.startswith(b"Exif\x00\x00"):
+            elif buf.startswith(b"Exif\x00\x00", i + 2, end):
                 try:
-                    orient = tiff_orientation_and_size(seg[6:])[0]
+                    orient = tiff_orientation_and_size(buf[i + 8 : end])[0]
                 except (HeaderError, struct.error):
                     orient = 1  # a broken EXIF block does not make the image unreadable
         i = end
@@ -208,7 +217,7 @@ def _jpeg(data: _Bytes, to_scan: bool) -> Header:  # one walk, its cases side by
         raise HeaderError(
             "image-decode-failed", "JPEG has no frame header (SOF) before its data", "jpeg"
         )
-    return Header("jpeg", w, h, orient, scan, garbage, data.buf)
+    return Header("jpeg", w, h, orient, scan, garbage, buf)
 
 
 def _webp(head: bytes) -> tuple[int, int]:

@@ -40,7 +40,8 @@ STRIDE = 32
 """The detector's largest stride: input sides are multiples of it."""
 
 
-def _boxes(boxes: Any) -> FloatArray:
+def as_boxes(boxes: Any) -> FloatArray:
+    """``(K, 4)`` float64 boxes from ``None`` (no boxes) or anything array-like."""
     if boxes is None:
         return np.zeros((0, 4), dtype=np.float64)
     return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
@@ -125,7 +126,7 @@ def letterbox(
         canvas[top : top + new_h, left : left + new_w] = resized
     ratio = (new_w / w, new_h / h)
     pad = (float(left), float(top))
-    moved = _boxes(boxes) * np.array([ratio[0], ratio[1]] * 2) + np.array([pad[0], pad[1]] * 2)
+    moved = as_boxes(boxes) * np.array([ratio[0], ratio[1]] * 2) + np.array([pad[0], pad[1]] * 2)
     return Letterboxed(canvas, moved, ratio, pad, (int(h), int(w)))
 
 
@@ -141,7 +142,7 @@ def unletterbox_boxes(
     """
     (rw, rh), (left, top) = ratio_pad
     shift, scale = np.array([left, top, left, top]), np.array([rw, rh, rw, rh])
-    out: FloatArray = (_boxes(boxes) - shift) / scale
+    out: FloatArray = (as_boxes(boxes) - shift) / scale
     if orig_shape is not None:
         h0, w0 = orig_shape
         np.clip(out[:, 0::2], 0.0, float(w0), out=out[:, 0::2])

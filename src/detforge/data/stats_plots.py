@@ -24,6 +24,7 @@ MAX_CLASSES_SHOWN = 60
 """The class histogram shows at most this many classes (the most frequent)."""
 
 
+# Over 80 lines on purpose: one figure, panel after panel.
 def plot_stats(
     stats: Sequence[SplitStats], class_names: Sequence[str], out_dir: str | os.PathLike[str]
 ) -> list[Path]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,11 @@ import numpy as np
 
 from detforge.data.boxes import BoxFormat
 from detforge.data.dataset import Dataset, canonical_split, make_dataset
+from detforge.data.lists import list_images
 from detforge.errors import DetforgeError
 from detforge.formats.common import split_file_name, staged_dir, unique_file_names
+from detforge.formats.darknet.files import PathMap, read_image_list_lines
+from detforge.formats.darknet.sources import Problem
 from detforge.utils.io import ImageMode, atomic_write_text, place_file
 from detforge.utils.progress import progress
 
@@ -46,31 +50,115 @@ def ultralytics_label_path(image_path: str) -> str:
     return os.path.splitext(p)[0] + ".txt"
 
 
-def _images_in(folder: Path) -> list[str]:
-    from detforge.data.lists import list_images
+def load_dataset_yaml(path: Path) -> dict[str, Any]:
+    """The dataset YAML as a mapping; :class:`DetforgeError` for a file that is missing, not
+    YAML, not a mapping, or hostile (aliases, huge, deeply nested:
+    :mod:`detforge.utils.yamlfile`)."""
+    from detforge.utils.yamlfile import load_yaml
 
-    return list_images([folder])
+    data = load_yaml(path, "dataset YAML")
+    if not isinstance(data, dict):
+        raise DetforgeError("dataset YAML must be a mapping with train/val/names", path=path)
+    return data
 
 
-def _entry_images(entry: str, root: Path, yaml_path: Path) -> list[str] | None:
-    """Images named by one split entry (folder or list); ``None`` when it does not exist."""
-    p = Path(entry)
-    if not p.is_absolute():
-        p = root / p
-    if p.is_dir():
-        return _images_in(p)
-    if p.is_file() and p.suffix.lower() == ".txt":
-        out = []
-        for line in p.read_text(encoding="utf-8-sig").splitlines():
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            q = Path(line)
-            out.append(str(q if q.is_absolute() else (p.parent / q)))
-        return out
-    if p.is_file():
-        return [str(p)]
+def yaml_names(data: dict[str, Any]) -> list[str] | None:
+    """``names`` as written: a list, or a dict ``{id: name}`` (ids without a name give ``""``);
+    ``None`` when absent or unusable."""
+    names = data.get("names")
+    if isinstance(names, dict):
+        try:
+            by_id = {int(k): str(v) for k, v in names.items()}
+        except (TypeError, ValueError):
+            return None
+        if any(k < 0 for k in by_id):
+            return None
+        return [by_id.get(k, "") for k in range(max(by_id) + 1)] if by_id else []
+    if isinstance(names, list):
+        return [str(n) for n in names]
     return None
+
+
+@dataclass(eq=False)
+class YamlSources:
+    """What a dataset YAML names (one row per image entry), before any label is read."""
+
+    path: Path
+    data: dict[str, Any]
+    names: list[str] | None
+    paths: list[str] = field(default_factory=list)
+    splits: list[str] = field(default_factory=list)
+    origins: list[tuple[str, int | None]] = field(default_factory=list)
+    """``(file, line)`` naming each image: a list and its line, else the folder or the YAML."""
+    lists: dict[str, str] = field(default_factory=dict)
+    """``split`` (or ``split:path`` for a second list of a split) -> list file read."""
+    problems: list[Problem] = field(default_factory=list)
+
+
+def resolve_yaml(
+    yaml_path: str | os.PathLike[str], *, path_map: PathMap = (), strict: bool = True
+) -> YamlSources:
+    """What an Ultralytics dataset YAML names, for the reader and the checker alike.
+
+    Paths are relative to ``path:`` (itself relative to the YAML's folder). ``train``/``val``/
+    ``test`` and any other key whose entries all exist name splits; each entry is a folder (its
+    images, recursively), a ``.txt`` list (the one list reader) or one image. An entry of
+    ``train``/``val``/``test`` that does not exist, or an unreadable list, raises
+    (``strict``) or is a :class:`Problem` (``list-missing``, ``read-error``).
+    """
+    yp = Path(yaml_path)
+    data = load_dataset_yaml(yp)
+    out = YamlSources(path=yp, data=data, names=yaml_names(data))
+    root = Path(str(data.get("path") or "."))
+    if not root.is_absolute():
+        root = yp.parent / root
+    keys: list[str] = [k for k in ("train", "val", "test") if k in data]
+    keys += [k for k in data if k not in keys and k not in _NOT_SPLITS]
+    for key in keys:
+        value = data[key]
+        entries = value if isinstance(value, list) else [value]
+        if not entries or not all(isinstance(e, str) for e in entries):
+            continue
+        found = [Path(e) if Path(e).is_absolute() else root / e for e in entries]
+        standard = key in ("train", "val", "test")
+        if not standard and not all(f.exists() for f in found):
+            continue  # not a split, just another setting
+        split = canonical_split(str(key))
+        for entry, p in zip(entries, found, strict=True):
+            _yaml_entry(out, split, entry, p, str(key), path_map, strict)
+    return out
+
+
+def _yaml_entry(
+    out: YamlSources, split: str, entry: str, p: Path, key: str, path_map: PathMap, strict: bool
+) -> None:
+    def problem(q: Problem) -> None:
+        if strict:
+            raise DetforgeError(q.message, path=q.path, line=q.line)
+        out.problems.append(q)
+
+    if p.is_dir():
+        got = list_images([p])
+        out.paths += got
+        out.origins += [(str(p), None)] * len(got)
+    elif p.is_file() and p.suffix.lower() == ".txt":
+        try:
+            got, lines = read_image_list_lines(p, path_map=path_map)
+        except DetforgeError as exc:
+            problem(Problem("read-error", exc.message, path=str(p), line=exc.line))
+            return
+        out.lists[split if split not in out.lists else f"{split}:{p}"] = str(p)
+        out.paths += got
+        out.origins += [(str(p), n) for n in lines]
+    elif p.is_file():
+        got = [str(p)]
+        out.paths += got
+        out.origins.append((str(out.path), None))
+    else:
+        msg = f"{key}: {entry!r} is neither a folder of images nor a list ({p})"
+        problem(Problem("list-missing", msg, path=str(out.path)))
+        return
+    out.splits += [split] * len(got)
 
 
 def parse_polygon_labels(
@@ -109,27 +197,7 @@ def parse_polygon_labels(
     return np.asarray(cls, dtype=np.int64), np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
 
 
-def _names(data: dict[str, Any], path: Path) -> list[str]:
-    names = data.get("names")
-    if isinstance(names, dict):
-        try:
-            keys = sorted(int(k) for k in names)
-        except (TypeError, ValueError):
-            raise DetforgeError("'names' keys must be class ids 0, 1, ...", path=path) from None
-        if keys != list(range(len(keys))):
-            raise DetforgeError(f"'names' ids must be 0..{len(keys) - 1} without gaps", path=path)
-        by_int = {int(k): str(v) for k, v in names.items()}
-        out = [by_int[k] for k in keys]
-    elif isinstance(names, list):
-        out = [str(n) for n in names]
-    else:
-        raise DetforgeError("the YAML needs 'names' (a dict {0: name, ...} or a list)", path=path)
-    nc = data.get("nc")
-    if nc is not None and int(nc) != len(out):
-        raise DetforgeError(f"'nc: {nc}' disagrees with {len(out)} names", path=path)
-    return out
-
-
+# Over 80 lines on purpose: the YAML's splits, then every label file, in order.
 def read_ultralytics(yaml_path: str | os.PathLike[str]) -> Dataset:
     """Read an Ultralytics dataset YAML and its label files into a :class:`Dataset`.
 
@@ -137,37 +205,24 @@ def read_ultralytics(yaml_path: str | os.PathLike[str]) -> Dataset:
     A bad label line raises :class:`DetforgeError` with the label file and line.
     """
     from detforge.formats.darknet.labels import parse_label_text
-    from detforge.utils.yamlfile import load_yaml
 
-    yp = Path(yaml_path)
-    data = load_yaml(yp, "dataset YAML")
-    if not isinstance(data, dict):
-        raise DetforgeError("dataset YAML must be a mapping with train/val/names", path=yp)
-    names = _names(data, yp)
-    root = Path(str(data.get("path") or "."))
-    if not root.is_absolute():
-        root = yp.parent / root
+    found = resolve_yaml(yaml_path)
+    yp, names = found.path, found.names
+    if names is None:
+        raise DetforgeError("the YAML needs 'names' (a dict {0: name, ...} or a list)", path=yp)
+    if "" in names and isinstance(found.data.get("names"), dict):
+        raise DetforgeError(f"'names' ids must be 0..{len(names) - 1} without gaps", path=yp)
+    nc = found.data.get("nc")
+    if nc is not None and (isinstance(nc, bool) or not isinstance(nc, int) or nc != len(names)):
+        raise DetforgeError(f"'nc: {nc}' disagrees with {len(names)} names", path=yp)
     paths: list[str] = []
     splits: list[str] = []
     seen: set[str] = set()
-    keys = [k for k in ("train", "val", "test") if k in data]
-    keys += [k for k in data if k not in keys and k not in _NOT_SPLITS]
-    for key in keys:
-        value = data[key]
-        entries = value if isinstance(value, list) else [value]
-        if not entries or not all(isinstance(e, str) for e in entries):
-            continue
-        found = [_entry_images(e, root, yp) for e in entries]
-        if key not in ("train", "val", "test") and any(f is None for f in found):
-            continue  # not a split, just another setting
-        for entry, images in zip(entries, found, strict=True):
-            if images is None:
-                raise DetforgeError(f"{key}: {entry!r} is neither a folder nor a list", path=yp)
-            for img in images:
-                if img not in seen:
-                    seen.add(img)
-                    paths.append(img)
-                    splits.append(canonical_split(str(key)))
+    for img, split in zip(found.paths, found.splits, strict=True):
+        if img not in seen:
+            seen.add(img)
+            paths.append(img)
+            splits.append(split)
     if not paths:
         raise DetforgeError("the YAML names no images (train/val/test are empty)", path=yp)
     box_image: list[np.ndarray[Any, Any]] = []

@@ -68,6 +68,7 @@ def export_onnx(
     batch: int = 1,
     class_names: list[str] | None = None,
     verify: bool = True,
+    device: str | None = "cpu",
 ) -> Path:
     """Export to ONNX and return the written path.
 
@@ -85,11 +86,17 @@ def export_onnx(
         batch: the fixed batch size when not ``dynamic``.
         verify: run the exported file with onnxruntime on a random batch and compare with
             PyTorch (boxes within 1e-3 relative to the image size, probabilities within 1e-3).
+        device: where the model is traced and verified (:mod:`detforge.utils.device`
+            spellings; ``cuda`` verifies a ``half`` export with onnxruntime's CUDA provider when
+            it has one, where its CPU provider lacks float16 kernels).
     """
     import copy
 
     import torch
 
+    from detforge.utils.device import resolve_device
+
+    dev = resolve_device(device)
     if imgsz is not None:
         _check_imgsz(imgsz)
     if batch < 1:
@@ -105,13 +112,13 @@ def export_onnx(
     if out_path.suffix.lower() != ".onnx":
         raise DetforgeError("the output file should end in .onnx", path=out_path)
 
-    net = copy.deepcopy(model).cpu().eval().fuse(channels_last=False)
+    net = copy.deepcopy(model).to(dev).eval().fuse(channels_last=False)
     for p in net.parameters():
         p.requires_grad_(False)
     if half:
         net = net.half()
     dtype = torch.float16 if half else torch.float32
-    x = torch.rand(batch, 3, h, w, generator=torch.Generator().manual_seed(0)).to(dtype)
+    x = torch.rand(batch, 3, h, w, generator=torch.Generator().manual_seed(0)).to(dev, dtype)
     dynamic_axes = (
         {"images": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 1: "anchors"}}
         if dynamic
@@ -175,21 +182,24 @@ def verify_onnx(path: str | os.PathLike[str], net: Detector, x: Any, *, dynamic:
     import onnxruntime as ort
     import torch
 
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    providers = ["CPUExecutionProvider"]
+    if x.device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    sess = ort.InferenceSession(str(path), providers=providers)
     inputs = [x]
     if dynamic:
         b, _, h, w = x.shape
-        inputs.append(torch.rand(b + 1, 3, h + 32, w + 64).to(x.dtype))
+        inputs.append(torch.rand(b + 1, 3, h + 32, w + 64).to(x.device, x.dtype))
     for inp in inputs:
         try:
-            got = sess.run(None, {"images": inp.numpy()})[0]
+            got = sess.run(None, {"images": inp.cpu().numpy()})[0]
         except Exception as exc:  # e.g. float16 kernels missing on the CPU provider
             if x.dtype == torch.float16:
                 warnings.warn(f"float16 model not verified on CPU ({exc})", stacklevel=3)
                 return
             raise
         with torch.no_grad():
-            ref = net(inp).float().numpy()
+            ref = net(inp).float().cpu().numpy()
         got = got.astype(np.float32)
         if got.shape != ref.shape:
             raise RuntimeError(f"ONNX output shape {got.shape} != PyTorch {ref.shape}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,13 +41,15 @@ def report_data(
     high: float = 0.5,
     max_suspects: int = 1000,
     workers: int | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Everything ``assets/data.js`` holds (and the thumbnails under ``out``).
 
     ``gt`` is the evaluated ground truth (the gallery's images); ``dataset`` the whole dataset
     for the summary (default ``gt``); ``check`` a :class:`~detforge.check.CheckReport` or
     ``None``; ``conf``/``iou``/``points`` are ``detforge eval``'s options; ``high`` is the
-    score a prediction needs to contradict a label.
+    score a prediction needs to contradict a label; ``note`` receives warnings (images that
+    could not be read are shown as a placeholder).
     """
     from detforge import __version__
     from detforge.predict.draw import class_color
@@ -58,6 +60,11 @@ def report_data(
 
     paths = [str(p) for p in gt.images.path]
     pics = make_pictures(paths, out, workers=workers)
+    bad = [p.error for p in pics if p.error]
+    if bad and note is not None:
+        note(
+            f"warning: {len(bad)} images could not be read and show as placeholders, e.g. {bad[0]}"
+        )
     images = []
     for p, rec, pic in zip(paths, gt_records(gt), pics, strict=True):
         rec.update(path=p, thumb=pic.thumb, view=pic.view, error=pic.error)
@@ -95,7 +102,7 @@ def report_data(
             {"name": n, "color": _hex(class_color(k))} for k, n in enumerate(gt.class_names)
         ],
         "dataset": dataset_summary(dataset if dataset is not None else gt),
-        "findings": None if check is None else findings_summary(check, paths),
+        "findings": None if check is None else findings_summary(check, paths, out),
         "images": images,
         "order": [int(i) for i in order],
         "models": model_out,
@@ -109,6 +116,27 @@ def _run(run_dir: Path, out: Path) -> dict[str, Any]:
     return collect_run(run_dir, out)
 
 
+MARKER = ".detforge-report"
+"""File that marks a folder as a report's, so a rebuild may replace what is in it."""
+
+
+def claim_folder(dest: Path) -> None:
+    """Create ``dest`` for a report, or accept it when it is empty or an earlier report's;
+    any other non-empty folder is a :class:`DetforgeError`."""
+    from detforge.errors import DetforgeError
+
+    if dest.exists() and not dest.is_dir():
+        raise DetforgeError("--out exists and is not a folder", path=dest)
+    if dest.is_dir() and any(dest.iterdir()) and not (dest / MARKER).is_file():
+        raise DetforgeError(
+            "--out is a folder with other files in it (not an earlier detforge report); "
+            "choose a new or empty folder",
+            path=dest,
+        )
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / MARKER).write_text("written by detforge report; rebuilding here replaces the report\n")
+
+
 def build_report(
     gt: Dataset,
     out: str | os.PathLike[str],
@@ -119,13 +147,14 @@ def build_report(
     """Write the report site into ``out`` and return its ``index.html``.
 
     Options are those of :func:`report_data`. ``out`` is created; files of an earlier report
-    there are replaced (thumbnails of unchanged images are reused).
+    there are replaced (thumbnails of unchanged images are reused). A folder that holds
+    anything else is refused (:func:`claim_folder`): a report never overwrites other files.
     """
     from detforge import __version__
     from detforge.report.page import write_site
 
     dest = Path(out)
-    dest.mkdir(parents=True, exist_ok=True)
+    claim_folder(dest)
     data = report_data(gt, dest, **options)
     name = title or f"Report: {options.get('source') or 'dataset'}"
     created = time.strftime("%Y-%m-%d %H:%M:%S %Z")

@@ -31,6 +31,12 @@ def _r(x: Any, nd: int = 4) -> Any:
     return round(v, nd) if math.isfinite(v) else None
 
 
+def _full(x: Any) -> float | None:
+    """``x`` as a float at full precision (NaN/inf -> ``None``), as ``eval --json`` writes it."""
+    v = float(x)
+    return v if math.isfinite(v) else None
+
+
 def _hist(values: F64, *, log: bool, bins: int = SIZE_BINS) -> dict[str, list[float]]:
     """``{"edges": (B+1,), "counts": (B,)}`` of positive ``values`` (log-spaced when ``log``)."""
     v = values[np.isfinite(values) & (values > 0)]
@@ -61,26 +67,35 @@ def dataset_summary(ds: Dataset) -> dict[str, Any]:
     return {"splits": out, "images": ds.num_images, "boxes": ds.num_boxes}
 
 
-def findings_summary(report: Any, image_paths: list[str]) -> list[dict[str, Any]]:
+def findings_summary(
+    report: Any, image_paths: list[str], out: Path | None = None
+) -> list[dict[str, Any]]:
     """The ``check`` findings as dicts, each with ``image``: the gallery index of the image it
-    concerns (matched by path, or by the label file's stem), else ``None``."""
+    concerns (matched by path, or a label file by its image's stem), else ``None``; and, when
+    ``out`` is given and the file exists, ``href``: its path relative to ``out`` (a link that
+    works while the report stays beside the data)."""
     index: dict[str, int] = {}
     stems: dict[str, int] = {}
     for i, p in enumerate(image_paths):
-        index[os.path.normpath(os.path.abspath(p))] = i
-        stems.setdefault(str(Path(p).with_suffix("")), i)
-    out = []
+        ap = os.path.normpath(os.path.abspath(p))
+        index[ap] = i
+        stems.setdefault(os.path.splitext(ap)[0], i)
+    result = []
     for f in report.findings:
         d = f.to_dict()
-        img = None
+        img = href = None
         if f.path:
-            key = os.path.normpath(os.path.abspath(f.path))
-            img = index.get(key)
-            if img is None:
-                img = stems.get(str(Path(os.path.abspath(f.path)).with_suffix("")))
+            ap = os.path.normpath(os.path.abspath(f.path))
+            img = index.get(ap, stems.get(os.path.splitext(ap)[0]))
+            if out is not None and os.path.isfile(ap):
+                try:
+                    href = Path(os.path.relpath(ap, os.path.abspath(out))).as_posix()
+                except ValueError:  # another drive (Windows)
+                    href = Path(ap).as_uri()
         d["image"] = img
-        out.append(d)
-    return out
+        d["href"] = href
+        result.append(d)
+    return result
 
 
 def _pr_sampled(prec: F64, rec: F64, grid: F64) -> list[float | None]:
@@ -120,12 +135,12 @@ def model_evaluation(
         c = coco_rows.get(k, {})
         rows.append({
             "class": k, "name": r["name"], "gt": int(r["gt"]), "detections": int(r["detections"]),
-            "tp": int(r["tp"]), "fp": int(r["fp"]), "precision": _r(r["precision"], 6),
-            "recall": _r(r["recall"], 6), "darknet_ap": _r(r["AP"], 12), "AP": c.get("AP"),
+            "tp": int(r["tp"]), "fp": int(r["fp"]), "precision": _full(r["precision"]),
+            "recall": _full(r["recall"]), "darknet_ap": _full(r["AP"]), "AP": c.get("AP"),
             "AP50": c.get("AP50"), "AP75": c.get("AP75"), "AR100": c.get("AR100"),
         })  # fmt: skip
     dclean = {
-        k: (_r(v, 12) if isinstance(v, float | np.floating) else v)
+        k: (_full(v) if isinstance(v, float | np.floating) else v)
         for k, v in dk.items()
         if k not in ("per_class", "curves") and isinstance(v, int | float | str | np.number)
     }

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from detforge.data.letterbox import FILL, resize
+from detforge.data.letterbox import FILL, as_boxes, resize
 
 __all__ = [
     "FILL",
@@ -36,12 +36,6 @@ __all__ = [
 ImageArray = NDArray[np.uint8]
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
-
-
-def as_boxes(boxes: FloatArray | None) -> FloatArray:
-    if boxes is None:
-        return np.zeros((0, 4), dtype=np.float64)
-    return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
 
 
 def crop_pad(image: ImageArray, box: tuple[int, int, int, int], *, fill: int = FILL) -> ImageArray:

@@ -249,6 +249,8 @@ def end_of_epoch(s: Session, epoch: int, st: EpochStats, plan: Plan) -> None:
     cfg, info, state = s.cfg, s.info, s.state
     state.epoch, state.rollbacks = epoch, s.guard.rollbacks
     sums = all_reduce_sum(info, st.sums) / info.world_size  # mean over ranks, for the log
+    if cfg.time_budget and not plan.stop:
+        replan(s, epoch, plan)  # first: an epoch the budget makes the last one is validated
     last = epoch + 1 == plan.planned or bool(plan.stop)
     n_ok, elapsed = max(st.n_ok, 1), max(st.elapsed, 1e-9)
     row = {
@@ -274,8 +276,6 @@ def end_of_epoch(s: Session, epoch: int, st: EpochStats, plan: Plan) -> None:
         s.rep.end_epoch(row, state, s.model, s.opt, s.ema, best=state.best_epoch == epoch + 1)
     plan.stop = broadcast_object(info, plan.stop)
     s.good = state.snapshot(s.model, s.opt, s.ema)
-    if cfg.time_budget and not plan.stop:
-        replan(s, epoch, plan)
 
 
 def replan(s: Session, epoch: int, plan: Plan) -> None:

@@ -59,6 +59,7 @@ def _driver_cuda_version(torch: Any) -> str | None:
     return None
 
 
+# Over 80 lines on purpose: a flat list of independent environment probes, read top to bottom.
 def run_doctor(*, op_test: bool = True) -> DoctorReport:
     """Collect the report. Never raises for a broken CUDA setup: it reports it."""
     rep = DoctorReport()

@@ -85,7 +85,7 @@ def read_darknet(
     meta: dict[str, Any] = {"source": str(src), "notes": found.notes}
     if found.data_file is not None:
         meta["data_file"] = found.data_file
-    paths, splits, st = _stat_sources(found, missing, meta, workers)
+    paths, splits, st, _kept = _stat_sources(found, missing, meta, workers)
     n = len(paths)
     store = FileIndexCache.for_source(src, kind="darknet", cache_dir=cache_dir) if cache else None
     if store is not None and store.damaged:
@@ -138,10 +138,11 @@ def read_darknet(
 
 def _stat_sources(
     found: Sources, missing: Missing, meta: dict[str, Any], workers: int | None
-) -> tuple[list[str], list[str], FileStats]:
+) -> tuple[list[str], list[str], FileStats, NDArray[np.int64]]:
     """Stat every named image and its label candidates; relative entries not found are looked
     up where Darknet runs (:meth:`Sources.relocate`); images still missing are handled as
-    ``missing`` says. Returns the paths, splits and stats of the images kept."""
+    ``missing`` says. Returns the paths, splits and stats of the images kept, and their
+    indices into ``found.paths``."""
     paths, splits = found.paths, found.splits
     st = stat_images(paths, workers)
     absent = np.flatnonzero(st.size < 0)
@@ -155,15 +156,16 @@ def _stat_sources(
                 st.label_paths[i] = again.label_paths[k]
             absent = np.flatnonzero(st.size < 0)
     if not len(absent):
-        return paths, splits, st
+        return paths, splits, st, np.arange(len(paths), dtype=np.int64)
     if missing == "error":
         _raise_missing(found, int(absent[0]), len(absent))
     meta["missing_images"] = [paths[i] for i in absent.tolist()]
     if missing != "skip":
-        return paths, splits, st
+        return paths, splits, st, np.arange(len(paths), dtype=np.int64)
     keep = st.size >= 0
-    idx = np.flatnonzero(keep).tolist()
-    kept = FileStats(
+    kept = np.flatnonzero(keep)
+    idx = kept.tolist()
+    kept_stats = FileStats(
         size=st.size[keep],
         mtime_ns=st.mtime_ns[keep],
         label_paths=[st.label_paths[i] for i in idx],
@@ -171,7 +173,7 @@ def _stat_sources(
         label_size=st.label_size[keep],
         label_mtime_ns=st.label_mtime_ns[keep],
     )
-    return [paths[i] for i in idx], [splits[i] for i in idx], kept
+    return [paths[i] for i in idx], [splits[i] for i in idx], kept_stats, kept
 
 
 I64 = NDArray[np.int64]

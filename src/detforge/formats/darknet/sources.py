@@ -168,12 +168,15 @@ class Sources:
         return fixed
 
     def relocate_missing(self) -> None:
-        """:meth:`relocate` every listed image that does not exist (for consumers without a
-        stat pass of their own)."""
+        """:meth:`relocate` every image named by a relative list entry that does not exist (for
+        consumers without a stat pass of their own; only relative entries are stat-ed)."""
         from detforge.utils.filestat import stat_many
 
-        size, _ = stat_many(self.paths)
-        self.relocate([i for i, s in enumerate(size.tolist()) if s < 0])
+        rel = [i for i, d in enumerate(self.list_dirs) if d]
+        if not rel:
+            return
+        size, _ = stat_many([self.paths[i] for i in rel])
+        self.relocate([i for i, s in zip(rel, size.tolist(), strict=True) if s < 0])
 
 
 def resolve_sources(

@@ -1,6 +1,6 @@
 """A minimal reader of protobuf *text format* that keeps byte offsets, for careful edits.
 
-Used by ``labelmap.py`` (``label_map.pbtxt``) and ``tfod_pipeline.py`` (``pipeline.config``).
+Used by ``formats/labelmap.py`` (``label_map.pbtxt``) and ``pipeline.py`` (``pipeline.config``).
 It understands what those files contain: ``name: scalar``, ``name { ... }``, ``name: { ... }``,
 ``name: [a, b]`` lists, quoted strings (single or double, C escapes, adjacent strings
 concatenated), numbers, identifiers and ``#`` comments. It does not need the schema.
