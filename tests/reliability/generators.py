@@ -330,7 +330,9 @@ YAML_NAMES = [
 ]
 
 
-def _write_ultra(names: str, label: bytes, train: str = "images/train") -> Callable[[Path], Path]:
+def _write_ultra(
+    names: str, label: bytes, train: str = "images/train", extra: str = ""
+) -> Callable[[Path], Path]:
     def write(root: Path) -> Path:
         u = root / "ul"
         for split, stem in (("train", "a"), ("val", "b")):
@@ -338,7 +340,9 @@ def _write_ultra(names: str, label: bytes, train: str = "images/train") -> Calla
             (u / "labels" / split).mkdir(parents=True, exist_ok=True)
         (u / "labels" / "train" / "a.txt").write_bytes(label)
         (u / "labels" / "val" / "b.txt").write_text("1 0.5 0.5 0.3 0.3\n")
-        (u / "data.yaml").write_text(f"path: .\ntrain: {train}\nval: images/val\nnames: {names}\n")
+        (u / "data.yaml").write_text(
+            f"path: .\ntrain: {train}\nval: images/val\nnames: {names}\n{extra}"
+        )
         return u / "data.yaml"
 
     return write
@@ -356,6 +360,20 @@ def ultralytics_cases() -> Iterator[Case]:
             f"ultralytics:train{k}",
             "ultralytics",
             _write_ultra("[cat, dog]", b"0 0.5 0.5 0.2 0.2\n", train),
+        )
+    for k, nc in enumerate(
+        ["2", "3", "abc", "1e400", "-1", "[2]", "true", "null", "2.0", "{a: 1}"]
+    ):
+        yield Case(
+            f"ultralytics:nc{k}",
+            "ultralytics",
+            _write_ultra("[cat, dog]", b"0 0.5 0.5 0.2 0.2\n", extra=f"nc: {nc}\n"),
+        )
+    for k, path in enumerate(["/", "..", "'\u00e9'", "5", "[a]", "/nonexistent", "''"]):
+        yield Case(
+            f"ultralytics:path{k}",
+            "ultralytics",
+            _write_ultra("[cat, dog]", b"0 0.5 0.5 0.2 0.2\n", extra=f"path: {path}\n"),
         )
     for k, tok in enumerate(TOKEN_VALUES):
         line = f"0 0.5 0.5 {tok} 0.2\n".encode()
