@@ -30,6 +30,8 @@ from tests.reliability.builders import darknet_project, tree_digest
 from tests.reliability.generators import FULL, SEED, _tf_example, _write_tf
 from tests.reliability.harness import SourceGuard, assert_clean_outcome, run_cli
 
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
+
 HOOKED = ("replace", "link", "symlink", "mkdir", "unlink", "rmdir")
 POINTS = 10**9 if FULL else 6  # seeded kill points per scenario, besides the first and last
 

@@ -19,7 +19,11 @@ import sys
 import zlib
 from pathlib import Path
 
+import pytest
+
 from tests.reliability.builders import jpeg
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="resource.setrlimit is POSIX")
 
 LIMIT = 2 << 30
 
