@@ -154,3 +154,20 @@ def test_overwrite_never_follows_a_link_out_of_out(tmp_path: Path) -> None:
     before = tree_digest(mine)
     assert main(["convert", str(data), str(out), "--to", "voc", "--overwrite"]) == 0
     assert tree_digest(mine) == before
+
+
+def test_a_foreign_manifest_name_is_never_a_licence_to_delete(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = darknet_project(tmp_path / "proj")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / MANIFEST).write_text("my notes, not JSON")
+    (mine / "keep.txt").write_text("keep")
+    before = tree_digest(mine)
+    for extra in ([], ["--overwrite"]):
+        assert main(["convert", str(data), str(mine), "--to", "coco", *extra]) == 2
+        assert "not a detforge output manifest" in capsys.readouterr().err
+    assert tree_digest(mine) == before
+    inner = darknet_project(mine / "proj")  # a dataset below it still reads
+    assert main(["info", str(inner)]) == 0

@@ -61,18 +61,22 @@ _MANIFEST_TMP = f".{MANIFEST}."  # atomic_write_text's temporary names for the m
 def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The manifest of a detforge output folder, or ``None`` when ``folder`` has none.
 
-    A manifest that cannot be parsed (cut off by a crash while it was written) reads as an
-    incomplete output with no record of earlier files.
+    Manifests are written atomically, so one that does not parse as this version's was not
+    written by detforge: it is a :class:`DetforgeError` (never a licence to remove files).
     """
     path = Path(folder) / MANIFEST
     if not path.is_file():
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {"format": _FORMAT, "complete": False, "kept": [], "command": "?"}
+    except (OSError, ValueError, RecursionError):
+        data = None
     if not isinstance(data, dict) or data.get("format") != _FORMAT:
-        return {"format": _FORMAT, "complete": False, "kept": [], "command": "?"}
+        raise DetforgeError(
+            f"{MANIFEST} here is not a detforge output manifest detforge can read; this "
+            "folder is left alone -- give a new folder",
+            path=path,
+        )
     return data
 
 
@@ -265,7 +269,10 @@ def refuse_incomplete(source: str | os.PathLike[str]) -> None:
     candidates = [p] if p.is_dir() else []
     candidates += list(p.parents)[:3]
     for folder in candidates:
-        m = read_manifest(folder)
+        try:
+            m = read_manifest(folder)
+        except DetforgeError:
+            continue  # a file of that name detforge did not write: not an output of ours
         if m is not None and m.get("complete") is not True:
             raise DetforgeError(
                 f"this is an incomplete detforge output (`{m.get('command', '?')}` was "
