@@ -155,3 +155,18 @@ def test_damaged_index_is_noted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     again = run_cli(["info", str(data)])
     assert again.rc == 0 and "was damaged (BadZipFile); rebuilt" in again.out
     assert "was damaged" not in run_cli(["info", str(data)]).out
+
+
+def test_damaged_check_tables_are_noted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("DETFORGE_CACHE", str(cache))
+    data = darknet_project(tmp_path / "proj")
+    first = run_cli(["check", str(data)])
+    for kind in ("check-images", "check-labels"):
+        (table,) = cache.glob(f"{kind}-*.npz")
+        table.write_bytes(b"PK\x03\x04 cut")
+    (record,) = cache.glob("check-result-*.json")
+    record.unlink()  # else the stored result answers before the tables are read
+    again = run_cli(["check", str(data)])
+    assert again.rc == first.rc and again.out.count("was damaged (BadZipFile); rebuilt") == 2
+    assert "was damaged" not in run_cli(["check", str(data)]).out

@@ -203,6 +203,8 @@ def scan_loaded(
         "files": len(paths),
         "seconds": round(time.perf_counter() - t0, 3),
     }
+    if table.note:
+        summary["notes"] = [table.note]
     return LoadedScan(ds, infos, rows, verdict, findings, summary, mismatched)
 
 
