@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from typing import Any
 
 from detforge.errors import DetforgeError
 
@@ -47,3 +49,43 @@ def add_darknet_protocol_options(parser: argparse.ArgumentParser) -> None:
         "--conf", type=float, default=0.25,
         help="Darknet confidence threshold (-thresh) for P/R/F1/TP/FP/FN and average IoU [0.25]",
     )  # fmt: skip
+
+
+def parse_wh(text: str, *, option: str = "--imgsz", multiple: int = 1) -> tuple[int, int]:
+    """``"W"`` or ``"W,H"`` (also ``WxH``) -> ``(W, H)`` positive ints, each a multiple of
+    ``multiple``; anything else is a usage error naming ``option``."""
+    parts = text.replace("x", ",").replace("X", ",").split(",")
+    try:
+        values = [int(p.strip()) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or min(values) < 1:
+        raise DetforgeError(f"{option} expects W or W,H (positive pixels), got {text!r}")
+    if multiple > 1 and any(v % multiple for v in values):
+        raise DetforgeError(f"{option} {text}: width and height must be multiples of {multiple}")
+    return values[0], values[1]
+
+
+def add_darknet_model_options(parser: argparse.ArgumentParser) -> None:
+    """``--cfg`` and ``--names`` for a Darknet ``.weights`` model (the commands that take a
+    checkpoint take one too)."""
+    parser.add_argument(
+        "--cfg", default=None, metavar="FILE",
+        help="Darknet network .cfg of a .weights model [the same-stem .cfg beside the weights]",
+    )  # fmt: skip
+    parser.add_argument(
+        "--names", default=None, metavar="FILE",
+        help="class names of a Darknet model, one per line [the dataset's, else class0..N]",
+    )  # fmt: skip
+
+
+def adopt_dataset_names(model: Any, names: Any, dataset_names: Sequence[str]) -> None:
+    """A Darknet model loaded without ``--names`` takes the dataset's class names when their
+    count fits (``Predictor.class_names`` is ``class0..`` until then)."""
+    from detforge.predict.darknet import DarknetPredictor
+
+    fits = len(dataset_names) == len(getattr(model, "class_names", ()))
+    if isinstance(model, DarknetPredictor) and names is None and fits:
+        model.class_names = tuple(dataset_names)

@@ -113,7 +113,16 @@ class Predictor:
     ``(B, A, 4 + C)`` (xyxy input pixels + class probabilities) as a torch tensor. ``rule``
     is the preprocessing rule (default: the ``imgsz`` square); ``fixed_shape`` is ``(H, W)``
     for models that only accept one input size (static ONNX exports).
+    ``default_iou`` / ``default_map_conf`` / ``default_max_det``: what ``iou=None``,
+    ``predict_dataset(conf=None)`` and ``max_det=None`` mean for this kind of model;
+    ``full_resolution``: images must be decoded at full size (the model resizes them itself).
+    A Darknet network uses Darknet's values (:mod:`detforge.predict.darknet`).
     """
+
+    default_iou = 0.7
+    default_map_conf = 0.001
+    default_max_det = 300
+    full_resolution = False
 
     def __init__(
         self,
@@ -157,8 +166,8 @@ class Predictor:
         frames: Iterable[Any],
         *,
         conf: float = 0.25,
-        iou: float = 0.7,
-        max_det: int = 300,
+        iou: float | None = None,
+        max_det: int | None = None,
         imgsz: int | None = None,
         batch: int = 16,
     ) -> Iterator[tuple[Frame, Prediction]]:
@@ -167,6 +176,8 @@ class Predictor:
         the input size, exactly as the training/validation loader decodes them."""
         from detforge.models.postprocess import postprocess
 
+        iou = self.default_iou if iou is None else iou
+        max_det = self.default_max_det if max_det is None else max_det
         _check_thresholds(conf, iou, max_det, batch)
         rule = self.input_rule(imgsz)
         counter = iter(range(1 << 62))
@@ -195,8 +206,8 @@ class Predictor:
         images: Any,
         *,
         conf: float = 0.25,
-        iou: float = 0.7,
-        max_det: int = 300,
+        iou: float | None = None,
+        max_det: int | None = None,
         imgsz: int | None = None,
         batch: int = 16,
     ) -> list[Prediction]:
@@ -226,9 +237,9 @@ class Predictor:
         self,
         ds: Dataset,
         *,
-        conf: float = 0.001,
-        iou: float = 0.7,
-        max_det: int = 300,
+        conf: float | None = None,
+        iou: float | None = None,
+        max_det: int | None = None,
         imgsz: int | None = None,
         batch: int = 16,
         progress: bool | None = None,
@@ -237,8 +248,10 @@ class Predictor:
         (paths, ids, splits; sizes read from the images) and score-carrying ``XYXY_PIXEL``
         boxes, ready for :func:`detforge.eval.evaluate` against ``ds``.
 
-        The default ``conf=0.001`` keeps the low-confidence tail mAP needs.
+        The default ``conf`` (0.001; 0.005 for a Darknet network, as ``detector map``) keeps
+        the low-confidence tail mAP needs.
         """
+        conf = self.default_map_conf if conf is None else conf
         from detforge.data.boxes import BoxFormat
         from detforge.data.dataset import make_dataset
         from detforge.utils.progress import progress as bar
@@ -301,8 +314,15 @@ def load(
     imgsz: int | None = None,
     fuse: bool = True,
     half: bool = False,
+    cfg: str | os.PathLike[str] | None = None,
+    names: str | os.PathLike[str] | Sequence[str] | None = None,
 ) -> Predictor:
-    """Load a detforge checkpoint (``.pt``) or an exported ONNX model (``.onnx``) to predict.
+    """Load a detforge checkpoint (``.pt``), an exported ONNX model (``.onnx``) or a Darknet
+    network (``.weights`` with ``cfg=`` or the same-stem ``.cfg`` beside it) to predict.
+
+    A Darknet network keeps Darknet's inference rules (:mod:`detforge.predict.darknet`; it
+    runs at its cfg's size, ``imgsz`` does not apply); ``names`` (a ``.names`` file or a
+    list) names its classes (default ``class0..``).
 
     ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ... (:mod:`detforge.utils.device`; default:
     CUDA when available; ONNX models run with onnxruntime on its CPU or CUDA provider).
@@ -318,7 +338,17 @@ def load(
         InputRule.square(imgsz)  # a bad size is an error before the model loads
     from detforge.predict.loading import load_model_file
 
-    m = load_model_file(path, device=device, fuse=fuse, half=half)
+    m = load_model_file(path, device=device, fuse=fuse, half=half, cfg=cfg, names=names)
+    if m.darknet is not None:
+        from detforge.predict.darknet import DarknetPredictor
+
+        w, h = m.darknet.input_size
+        if imgsz is not None and (imgsz, imgsz) != (h, w):
+            raise DetforgeError(
+                f"a Darknet network runs at its cfg's size ({w}x{h}); to change it, set "
+                "width= and height= in the cfg instead of --imgsz", path=path,
+            )  # fmt: skip
+        return DarknetPredictor(m.darknet, m.class_names, forward=m.forward, source=str(path))
     pred = Predictor(
         m.forward,
         m.class_names,

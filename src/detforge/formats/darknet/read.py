@@ -131,6 +131,11 @@ def read_darknet(
     )
     if store is not None and (stale or sizes_read or len(store) != n):
         _store(store, ds, st)
+    data_file = found.data_file
+    if data_file is not None and data_file.difficult is not None:
+        from detforge.formats.darknet.difficult import add_difficult_truths
+
+        ds = add_difficult_truths(ds, data_file, path_map)
     from detforge.data.validity import screen_label_boxes
 
     return screen_label_boxes(ds, st.label_paths)
