@@ -69,7 +69,6 @@ def run(args: argparse.Namespace) -> int:
 
     from detforge.cli.common import adopt_dataset_names, parse_path_map
     from detforge.data.dataset import canonical_split
-    from detforge.data.validity import with_zero_size_boxes
     from detforge.eval.api import evaluate, jsonable
     from detforge.eval.report import format_report
     from detforge.formats.coco import dump_json
@@ -84,8 +83,7 @@ def run(args: argparse.Namespace) -> int:
         args.weights, device=args.device, imgsz=args.imgsz, half=args.half, cfg=args.cfg,
         names=args.names,
     )  # fmt: skip
-    # scored like eval/map: zero-size ground truth counts, as in pycocotools and darknet map
-    ds = with_zero_size_boxes(read_any(args.data, path_map=parse_path_map(args.path_map)))
+    ds = read_any(args.data, path_map=parse_path_map(args.path_map))
     split = canonical_split(args.split)
     part = ds.split(split)
     if part.num_images == 0:

@@ -113,26 +113,8 @@ def screen_boxes(
         path, record, detail = where(j)
         listed.append(InvalidBox(str(codes[j]), path, record, detail))
     keep = np.flatnonzero(codes == "")
-    meta = {**ds.meta, "invalid_boxes": listed, "screened_from": (ds.boxes, codes)}
+    meta = {**ds.meta, "invalid_boxes": listed}
     return replace(ds, boxes=ds.boxes.take(keep), meta=meta)
-
-
-def with_zero_size_boxes(ds: Dataset) -> Dataset:
-    """``ds`` with the finite zero-size boxes its reader left out put back, in file order.
-
-    Only for scoring: pycocotools and ``darknet detector map`` count such a ground-truth box
-    as an object nobody can find, and ``eval``/``map`` reproduce their numbers exactly. Every
-    other command works on the screened dataset. A dataset changed since it was read (boxes
-    selected, datasets joined) is returned unchanged.
-    """
-    screened = ds.meta.get("screened_from")
-    if screened is None:
-        return ds
-    boxes, codes = screened
-    if len(boxes) != len(codes) or int((codes == "").sum()) != len(ds.boxes):
-        return ds
-    back = np.flatnonzero((codes == "") | (codes == "box-zero-size"))
-    return replace(ds, boxes=boxes.take(back))
 
 
 def screen_label_boxes(ds: Dataset, label_paths: Sequence[str]) -> Dataset:

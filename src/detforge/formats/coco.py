@@ -220,13 +220,17 @@ def read_coco(
         source_classes=[(names_by_id[c], c) for c in cat_ids],
     )
 
-    def where(j: int) -> tuple[str, str, str]:
-        a = anns[j]
-        box = ", ".join(f"{v:g}" for v in coords[j].tolist())
-        name = names_by_id.get(int(ann_cat[j]), "?")
-        return str(path), f"annotation #{j} (id {a.get('id')})", f"{name!r} box bbox=[{box}]"
+    # make_dataset orders boxes by image (stable): box j of ds is annotation file_order[j]
+    file_order = np.argsort(box_image, kind="stable") if m else np.zeros(0, dtype=np.int64)
 
-    return screen_boxes(ds, box_codes(coords), where=where)
+    def where(j: int) -> tuple[str, str, str]:
+        k = int(file_order[j])
+        box = ", ".join(f"{v:g}" for v in coords[k].tolist())
+        name = names_by_id.get(int(ann_cat[k]), "?")
+        rec = f"annotation #{k} (id {anns[k].get('id')})"
+        return str(path), rec, f"{name!r} box bbox=[{box}]"
+
+    return screen_boxes(ds, box_codes(ds.boxes.coords), where=where)
 
 
 def _list_field(data: dict[str, Any], key: str, path: Path) -> list[Any]:

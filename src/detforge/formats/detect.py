@@ -166,23 +166,17 @@ def read_ground_truth(
     A ``.data`` file: only the list of ``split`` (default ``valid``) is read, with the
     ``.data`` file's names. Anything else is read whole (:func:`read_any`); then ``split`` is
     selected (an error when absent), or with no ``split`` the ``valid`` split when there are
-    several (else the first). Zero-size boxes stay in, as pycocotools and Darknet count them
-    (:func:`detforge.data.validity.with_zero_size_boxes`).
+    several (else the first). Boxes the readers leave out (:mod:`detforge.data.validity`,
+    e.g. zero size) are not scored; they are listed in ``ds.meta["invalid_boxes"]``.
     """
-    from detforge.data.validity import with_zero_size_boxes
-
     src = Path(source)
     if src.suffix.lower() == ".data" and src.is_file() and format in (None, "darknet"):
         from detforge.formats.darknet import read_darknet
 
-        ds = with_zero_size_boxes(
-            read_darknet(src, path_map=path_map, split=split or default_split or "valid")
-        )
+        ds = read_darknet(src, path_map=path_map, split=split or default_split or "valid")
         results = ds.meta["data_file"].results
         return ds, Path(results) if results else None
-    ds = with_zero_size_boxes(
-        read_any(src, format=format, images_dir=images_dir, path_map=path_map)
-    )
+    ds = read_any(src, format=format, images_dir=images_dir, path_map=path_map)
     splits = ds.splits()
     if split is not None:
         want = canonical_split(split)
