@@ -91,6 +91,12 @@ def run(args: argparse.Namespace) -> int:
         conf=args.conf, every=args.every, ignore_unmatched=args.ignore_unmatched,
     )  # fmt: skip
     print(format_report(result))
+    left_out = gt.meta.get("invalid_boxes", [])
+    if left_out:  # the one box rule (detforge.data.validity): not scored, never silently
+        print(
+            f"note: {len(left_out)} ground-truth box(es) or image size(s) the reader left out "
+            f"are not scored (first: {left_out[0].message()}; see detforge check)"
+        )
     out = Path(args.out) if args.out else results_dir
     if out is None and args.plots:
         out = Path("results")
