@@ -151,7 +151,17 @@ def _darknet_rate(
     data.write_text(f"classes=80\nnames={(args.cfg_dir / 'coco.names').resolve()}\n")
     n = args.images
     proc = subprocess.run(
-        [str(args.darknet), "detector", "test", str(data), str(cfg), str(weights), "-dont_show"],
+        [
+            str(args.darknet),
+            "detector",
+            "test",
+            str(data),
+            str(cfg),
+            str(weights),
+            "-dont_show",
+            "-thresh",
+            "1",
+        ],
         input=f"{image}\n" * (n * (args.repeat + 1)),
         capture_output=True,
         text=True,
