@@ -171,7 +171,7 @@ def _darknet_rate(
     )
     ms = [float(v) for v in re.findall(r"Predicted in ([\d.]+) milli-seconds", proc.stdout)]
     passes = [ms[k * n : (k + 1) * n] for k in range(1, args.repeat + 1)]  # pass 0: warm-up
-    return statistics.median(n / (sum(p) / 1000) for p in passes)
+    return float(statistics.median(n / (sum(p) / 1000) for p in passes))
 
 
 def main() -> None:

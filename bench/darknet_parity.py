@@ -248,9 +248,11 @@ def calibrate_heads(net: Any, image: np.ndarray, per_head: int = 8) -> None:
             cls = r[obj >= top, 5:].clamp(1e-6, 1 - 1e-6)
             d_cls = -float(torch.quantile(torch.logit(cls).flatten(), 1 - 1.5 / head.classes))
             k = 5 + head.classes
+            bias = conv.bias
+            assert bias is not None  # the conv before a head has no batch norm
             for a in range(len(head.anchors)):
-                conv.bias[a * k + 4] += d_obj
-                conv.bias[a * k + 5 : (a + 1) * k] += d_cls
+                bias[a * k + 4] += d_obj
+                bias[a * k + 5 : (a + 1) * k] += d_cls
 
 
 def _compare(ours: list[list[Detection]], theirs: list[list[Detection]]) -> str:
@@ -345,7 +347,8 @@ def main() -> None:
                     flush=True,
                 )
             if real is not None and args.map is not None:
-                for extra in [[]] + [[f"--{a}"] for a in args.map]:
+                variants: list[list[str]] = [[]] + [[f"--{a}"] for a in args.map]
+                for extra in variants:
                     sub = work / ("map" + "".join(extra).replace("-", "_").replace("=", "_"))
                     sub.mkdir()
                     compare_map(
