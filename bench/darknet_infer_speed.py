@@ -16,15 +16,16 @@ yolov4-tiny (random weights written by detforge's writer), at 416x416, batch 1:
   (``blobFromImage`` resize, forward, per-class ``NMSBoxes``).
 
 * with ``--darknet PATH`` (a CPU build of AlexeyAB/darknet, ``make GPU=0 CUDNN=0 OPENCV=0
-  OPENMP=1 AVX=1``): ``darknet forward``, images/s from the ``Predicted in X milli-seconds``
-  lines of ``darknet detector test`` on the same photo (saved as PNG), i.e. its
-  ``network_predict`` alone (the same span as the forward rows above, [yolo] activations
-  included, no NMS); ``OMP_NUM_THREADS`` = ``--threads``. Darknet's end to end is not timed:
-  without OpenCV ``detector test`` also draws and writes predictions.jpg for every image.
+  OPENMP=1 AVX=1``, ``OMP_NUM_THREADS`` = ``--threads``): one ``darknet detector test``
+  process fed the same photo (saved as PNG) one path at a time, taking its turn in the rounds
+  like the others. ``darknet detector test end to end``: PNG decode, resize, forward,
+  decode, NMS (at ``-thresh 1``: no boxes, as random weights would otherwise flood its NMS)
+  and writing predictions.jpg; ``darknet forward (its own timer)``: its ``Predicted in X
+  milli-seconds`` lines, i.e. ``network_predict`` alone (the span of the forward rows
+  above, [yolo] activations included).
 
 Every engine gets ``--threads`` threads. Median of ``--repeat`` passes over ``--images``
-inputs (engines take turns in each pass), after a warm-up call; darknet runs after those
-passes, in its own process (warm-up pass + ``--repeat`` passes).
+inputs (engines take turns in each pass), after a warm-up call.
 """
 
 from __future__ import annotations
@@ -129,49 +130,78 @@ def bench_model(
                 cv2.dnn.NMSBoxes(xywh.tolist(), rows[sel, 5 + k].tolist(), 0.25, 0.45)
 
     fns["opencv end to end"] = cv_end_to_end
+    loop = DarknetLoop(args, cfg416, weights, photo, work) if args.darknet else None
+    if loop is not None:
+        fns["darknet detector test end to end"] = loop
     out = _rates(fns, args.images, args.repeat)
-    if args.darknet is not None:  # after the rounds above: darknet runs as its own process
-        out["darknet forward"] = _darknet_rate(args, cfg416, weights, photo, work)
+    if loop is not None:
+        out["darknet forward (its own timer)"] = loop.forward_rate(args.images, args.repeat)
+        loop.close()
     return out
 
 
-def _darknet_rate(
-    args: argparse.Namespace, cfg: Path, weights: Path, photo: np.ndarray, work: Path
-) -> float:
-    """Median images/s of darknet's own per-image ``network_predict`` timings."""
-    import os
-    import re
-    import subprocess
+class DarknetLoop:
+    """``darknet detector test`` kept running, fed one image path per call (its interactive
+    mode); a call returns when darknet asks for the next path, i.e. after it loaded, resized,
+    ran, decoded, NMSed and wrote predictions.jpg. ``ms`` collects darknet's own
+    ``network_predict`` times (``Predicted in X milli-seconds``)."""
 
-    from PIL import Image
+    def __init__(
+        self, args: argparse.Namespace, cfg: Path, weights: Path, photo: np.ndarray, work: Path
+    ) -> None:
+        import os
+        import subprocess
 
-    image = work / "photo.png"
-    Image.fromarray(photo).save(image)
-    data = work / "speed.data"
-    data.write_text(f"classes=80\nnames={(args.cfg_dir / 'coco.names').resolve()}\n")
-    n = args.images
-    proc = subprocess.run(
-        [
-            str(args.darknet),
-            "detector",
-            "test",
-            str(data),
-            str(cfg),
-            str(weights),
-            "-dont_show",
-            "-thresh",
-            "1",
-        ],
-        input=f"{image}\n" * (n * (args.repeat + 1)),
-        capture_output=True,
-        text=True,
-        cwd=args.darknet.resolve().parent,
-        env={**os.environ, "OMP_NUM_THREADS": str(args.threads)},
-        check=True,
-    )
-    ms = [float(v) for v in re.findall(r"Predicted in ([\d.]+) milli-seconds", proc.stdout)]
-    passes = [ms[k * n : (k + 1) * n] for k in range(1, args.repeat + 1)]  # pass 0: warm-up
-    return float(statistics.median(n / (sum(p) / 1000) for p in passes))
+        from PIL import Image
+
+        self.image = work / "photo.png"
+        Image.fromarray(photo).save(self.image)
+        data = work / "speed.data"
+        data.write_text(f"classes=80\nnames={(args.cfg_dir / 'coco.names').resolve()}\n")
+        cmd = [args.darknet, "detector", "test", data, cfg, weights, "-dont_show", "-thresh", "1"]
+        self.proc = subprocess.Popen(
+            [str(c) for c in cmd],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=args.darknet.resolve().parent,  # darknet loads data/labels/ from there
+            env={**os.environ, "OMP_NUM_THREADS": str(args.threads)},
+        )
+        self.ms: list[float] = []
+        self._until_prompt()
+
+    def _until_prompt(self) -> str:
+        import os
+
+        assert self.proc.stdout is not None
+        buf = b""
+        while b"Enter Image Path:" not in buf:
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+            if not chunk:
+                raise RuntimeError(f"darknet stopped: {buf[-2000:].decode(errors='replace')}")
+            buf += chunk
+        return buf.decode(errors="replace")
+
+    def __call__(self) -> None:
+        import re
+
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"{self.image}\n".encode())
+        self.proc.stdin.flush()
+        m = re.search(r"Predicted in ([\d.]+) milli-seconds", self._until_prompt())
+        assert m is not None
+        self.ms.append(float(m[1]))
+
+    def forward_rate(self, n: int, repeat: int) -> float:
+        """Median images/s of darknet's own forward times over the rounds (warm-up call
+        excluded)."""
+        rounds = [self.ms[1 + k * n : 1 + (k + 1) * n] for k in range(repeat)]
+        return float(statistics.median(n / (sum(r) / 1000) for r in rounds))
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
 
 
 def main() -> None:
