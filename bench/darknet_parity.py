@@ -222,7 +222,7 @@ def compare_map(
     )
 
 
-def calibrate_heads(net: Any, image: np.ndarray, per_head: int = 8) -> None:
+def calibrate_heads(net: Any, image: np.ndarray, per_head: int = 8, spread: float = 4.0) -> None:
     """Shift the head convs' objectness and class biases of a randomly initialised network so
     that about ``per_head`` boxes per head score above 0.5 with one or two classes each (raw
     random weights put hundreds of thousands of detections above 0.25, which darknet's JSON
@@ -251,8 +251,14 @@ def calibrate_heads(net: Any, image: np.ndarray, per_head: int = 8) -> None:
             bias = conv.bias
             assert bias is not None  # the conv before a head has no batch norm
             for a in range(len(head.anchors)):
-                bias[a * k + 4] += d_obj
-                bias[a * k + 5 : (a + 1) * k] += d_cls
+                # pre-activation p -> spread * (p + shift): the shift puts the cut at 0.5, the
+                # spread makes the scores fall off steeply around it
+                for sl, shift in (
+                    (slice(a * k + 4, a * k + 5), d_obj),
+                    (slice(a * k + 5, (a + 1) * k), d_cls),
+                ):
+                    conv.weight[sl] *= spread
+                    bias[sl] = spread * (bias[sl] + shift)
 
 
 def _compare(ours: list[list[Detection]], theirs: list[list[Detection]]) -> str:
