@@ -290,6 +290,9 @@ def main() -> None:
     )
     parser.add_argument("--thresh", type=float, nargs="+", default=[0.25])
     parser.add_argument(
+        "--spread", type=float, default=4.0, help="random heads: logit steepening [4]"
+    )
+    parser.add_argument(
         "--map",
         nargs="*",
         default=None,
@@ -323,7 +326,7 @@ def main() -> None:
             net = load_darknet(cfg, real / f"{model}.weights" if real else None)
             if real is None:
                 randomize(net, arrays[0])
-                calibrate_heads(net, arrays[0])
+                calibrate_heads(net, arrays[0], spread=args.spread)
                 weights = write_weights(net, work / f"{model}.weights")
             else:
                 weights = real / f"{model}.weights"
