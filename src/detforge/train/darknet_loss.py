@@ -269,23 +269,15 @@ class DarknetYoloLoss:
         # --- box terms per (cell, truth) pair
         tb = t.box[pos_t]
         if spec.iou_loss == "mse":
-            anchor = all_anchors[mask[pos_k]]
             txy = tb[:, :2] * torch.tensor([gw, gh], device=dev) - torch.stack([pos_i, pos_j], 1)
-            if spec.new_coords:
-                twh = torch.sqrt(tb[:, 2:4] / (4 * anchor))
-            else:
-                twh = torch.log(tb[:, 2:4] / anchor)
-            pwh = p[pos_img, pos_k, pos_j, pos_i, 2:4]
-            scale = 2 - tb[:, 2] * tb[:, 3]
-            if spec.new_coords:
-                pxy = xy[pos_img, pos_k, pos_j, pos_i]
-                dxy = 0.5 * ((txy - pxy) ** 2).sum(1)
-            else:  # Darknet's delta s (tx - x) on the logit: s x the gradient of this KL
-                soft = (txy + 0.5 * (s - 1)) / s
-                logit = p[pos_img, pos_k, pos_j, pos_i, 0:2]
-                bce = F.binary_cross_entropy_with_logits(logit, soft, reduction="none")
-                dxy = s * (bce - _entropy(soft)).sum(1)
-            box_l = scale * (dxy + 0.5 * ((twh - pwh) ** 2).sum(1))
+            box_l = self._mse_box_loss(
+                spec,
+                tb,
+                txy,
+                all_anchors[mask[pos_k]],
+                p[pos_img, pos_k, pos_j, pos_i],
+                xy[pos_img, pos_k, pos_j, pos_i],
+            )
         else:
             pb = pbox[pos_img, pos_k, pos_j, pos_i]
             box_l = 1 - box_iou_kind(_cxcywh_to_xyxy(pb), _cxcywh_to_xyxy(tb), spec.iou_loss)
@@ -295,6 +287,32 @@ class DarknetYoloLoss:
             box_l = box_l / classes_at.sum(1).clamp(min=1)[inv]
         box_loss = spec.iou_normalizer * box_l.sum()
         return torch.stack([box_loss, cls_loss, obj_loss])
+
+    @staticmethod
+    def _mse_box_loss(
+        spec: YoloLossSpec, tb: Tensor, txy: Tensor, anchor: Tensor, raw: Tensor, xy: Tensor
+    ) -> Tensor:
+        """Darknet's ``mse`` box term of each positive, ``(P,)``.
+
+        ``tb`` ``(P, 4)`` truths cxcywh normalized; ``txy`` ``(P, 2)`` their centres in cell
+        units relative to the positive's cell; ``anchor`` ``(P, 2)`` the positive's anchor
+        (normalized w, h); ``raw`` ``(P, 5 + C)`` the positive's raw outputs; ``xy`` ``(P, 2)``
+        its decoded offset in the cell. Scaled by ``2 - w * h`` as Darknet does.
+        """
+        s = spec.scale_x_y
+        if spec.new_coords:
+            twh = torch.sqrt(tb[:, 2:4] / (4 * anchor))
+        else:
+            twh = torch.log(tb[:, 2:4] / anchor)
+        pwh = raw[:, 2:4]
+        scale = 2 - tb[:, 2] * tb[:, 3]
+        if spec.new_coords:
+            dxy = 0.5 * ((txy - xy) ** 2).sum(1)
+        else:  # Darknet's delta s (tx - x) on the logit: s x the gradient of this KL
+            soft = (txy + 0.5 * (s - 1)) / s
+            bce = F.binary_cross_entropy_with_logits(raw[:, 0:2], soft, reduction="none")
+            dxy = s * (bce - _entropy(soft)).sum(1)
+        return scale * (dxy + 0.5 * ((twh - pwh) ** 2).sum(1))
 
     @staticmethod
     def _prob_loss(logit: Tensor, prob: Tensor, target: Tensor, new_coords: bool) -> Tensor:
