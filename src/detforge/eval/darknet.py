@@ -115,16 +115,20 @@ def _match(
 ) -> tuple[I64, F32, I64, F32, NDArray[np.bool_], I64]:
     """Darknet's matching pass.
 
-    Keeps detections with ``prob > 0`` in processing order (images in list order, detections
-    in given order) and matches each to its best non-difficult truth of its class (IoU > thr);
-    an unmatched one overlapping a difficult truth of its class is marked dropped.
+    Boxes and probabilities are cast to float32. Keeps detections with ``prob > 0`` in
+    processing order (images in list order, detections in given order) and matches each to
+    its best non-difficult truth of its class (IoU > thr); an unmatched one overlapping a
+    difficult truth of its class is marked dropped.
     Returns ``(d_cls, d_prob, best, best_iou, dropped, t_idx)``: the kept detections' class
     and probability, each one's truth index into ``t_idx`` (``-1``: none) and IoU with it,
     the dropped mask, and the non-difficult truths' positions in unique truth order.
     """
-    keep = np.flatnonzero(dt_prob > 0)
+    gt_box = np.asarray(gt_box, dtype=np.float32)
+    dt_box = np.asarray(dt_box, dtype=np.float32)
+    prob = np.asarray(dt_prob, dtype=np.float32)
+    keep = np.flatnonzero(prob > 0)
     keep = keep[np.argsort(dt_image[keep], kind="stable")]
-    d_img, d_cls, d_box, d_prob = dt_image[keep], dt_cls[keep], dt_box[keep], dt_prob[keep]
+    d_img, d_cls, d_box, d_prob = dt_image[keep], dt_cls[keep], dt_box[keep], prob[keep]
     normal = ~np.asarray(gt_difficult, dtype=bool)
     t_idx = np.flatnonzero(normal)
     t_idx = t_idx[np.argsort(gt_image[t_idx], kind="stable")]  # unique truth order
@@ -218,15 +222,7 @@ def darknet_evaluate(
     thr = np.float32(iou_thresh)
     conf = np.float32(conf_thresh)
     d_cls, d_prob, best, best_iou, dropped, t_idx = _match(
-        gt_image,
-        gt_cls,
-        np.asarray(gt_box, dtype=np.float32),
-        gt_difficult,
-        dt_image,
-        np.asarray(dt_prob, dtype=np.float32),
-        dt_cls,
-        np.asarray(dt_box, dtype=np.float32),
-        thr,
+        gt_image, gt_cls, gt_box, gt_difficult, dt_image, dt_prob, dt_cls, dt_box, thr
     )
     truth_count = np.bincount(gt_cls[t_idx], minlength=K)[:K]
     n_truth = len(t_idx)
