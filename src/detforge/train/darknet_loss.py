@@ -216,20 +216,7 @@ class DarknetYoloLoss:
         net = torch.tensor([net_w, net_h], dtype=torch.float32, device=dev)
         all_anchors = torch.tensor(spec.anchors, dtype=torch.float32, device=dev) / net  # (A, 2)
         mask = torch.tensor(spec.mask, dtype=torch.long, device=dev)
-        s = spec.scale_x_y
-        if spec.new_coords:
-            xy = p[..., 0:2] * s - 0.5 * (s - 1)
-            wh = p[..., 2:4] ** 2 * 4 * all_anchors[mask][:, None, None, :]
-            obj_p, cls_p = p[..., 4], p[..., 5:]
-        else:
-            xy = torch.sigmoid(p[..., 0:2]) * s - 0.5 * (s - 1)
-            wh = torch.exp(p[..., 2:4]) * all_anchors[mask][:, None, None, :]
-            obj_p, cls_p = torch.sigmoid(p[..., 4]), torch.sigmoid(p[..., 5:])
-        gy, gx = torch.meshgrid(
-            torch.arange(gh, device=dev), torch.arange(gw, device=dev), indexing="ij"
-        )
-        grid = torch.stack([gx, gy], -1).float()
-        pbox = torch.cat([(xy + grid) / torch.tensor([gw, gh], device=dev), wh], -1)
+        xy, obj_p, cls_p, pbox = self._decode(p, spec, all_anchors[mask])
 
         # --- which predictions are positives (image, anchor k, row, col) and for which truth
         pos_img, pos_k, pos_j, pos_i, pos_t = self._assign(spec, t, all_anchors, gw, gh)
@@ -287,6 +274,34 @@ class DarknetYoloLoss:
             box_l = box_l / classes_at.sum(1).clamp(min=1)[inv]
         box_loss = spec.iou_normalizer * box_l.sum()
         return torch.stack([box_loss, cls_loss, obj_loss])
+
+    @staticmethod
+    def _decode(
+        p: Tensor, spec: YoloLossSpec, anchors: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Decode one head's raw outputs ``p`` ``(B, n, h, w, 5 + C)`` with its ``(n, 2)``
+        anchors (normalized w, h). Returns ``(xy, obj, cls, pbox)``: the centre offset in its
+        cell ``(B, n, h, w, 2)`` (``scale_x_y`` applied), objectness ``(B, n, h, w)`` and class
+        probabilities ``(B, n, h, w, C)``, and the boxes ``(B, n, h, w, 4)`` cxcywh normalized.
+        With ``new_coords`` the conv already applied the logistic (Darknet's ``new_coords=1``).
+        """
+        _, _, gh, gw, _ = p.shape
+        dev = p.device
+        s = spec.scale_x_y
+        if spec.new_coords:
+            xy = p[..., 0:2] * s - 0.5 * (s - 1)
+            wh = p[..., 2:4] ** 2 * 4 * anchors[:, None, None, :]
+            obj_p, cls_p = p[..., 4], p[..., 5:]
+        else:
+            xy = torch.sigmoid(p[..., 0:2]) * s - 0.5 * (s - 1)
+            wh = torch.exp(p[..., 2:4]) * anchors[:, None, None, :]
+            obj_p, cls_p = torch.sigmoid(p[..., 4]), torch.sigmoid(p[..., 5:])
+        gy, gx = torch.meshgrid(
+            torch.arange(gh, device=dev), torch.arange(gw, device=dev), indexing="ij"
+        )
+        grid = torch.stack([gx, gy], -1).float()
+        pbox = torch.cat([(xy + grid) / torch.tensor([gw, gh], device=dev), wh], -1)
+        return xy, obj_p, cls_p, pbox
 
     @staticmethod
     def _mse_box_loss(
