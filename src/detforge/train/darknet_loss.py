@@ -319,7 +319,6 @@ class DarknetYoloLoss:
             twh = torch.sqrt(tb[:, 2:4] / (4 * anchor))
         else:
             twh = torch.log(tb[:, 2:4] / anchor)
-        pwh = raw[:, 2:4]
         scale = 2 - tb[:, 2] * tb[:, 3]
         if spec.new_coords:
             dxy = 0.5 * ((txy - xy) ** 2).sum(1)
@@ -327,7 +326,7 @@ class DarknetYoloLoss:
             soft = (txy + 0.5 * (s - 1)) / s
             bce = F.binary_cross_entropy_with_logits(raw[:, 0:2], soft, reduction="none")
             dxy = s * (bce - _entropy(soft)).sum(1)
-        return scale * (dxy + 0.5 * ((twh - pwh) ** 2).sum(1))
+        return scale * (dxy + 0.5 * ((twh - raw[:, 2:4]) ** 2).sum(1))
 
     @staticmethod
     def _prob_loss(logit: Tensor, prob: Tensor, target: Tensor, new_coords: bool) -> Tensor:
