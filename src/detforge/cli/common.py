@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from typing import Any
 
 from detforge.errors import DetforgeError
 
@@ -47,3 +49,26 @@ def add_darknet_protocol_options(parser: argparse.ArgumentParser) -> None:
         "--conf", type=float, default=0.25,
         help="Darknet confidence threshold (-thresh) for P/R/F1/TP/FP/FN and average IoU [0.25]",
     )  # fmt: skip
+
+
+def add_darknet_model_options(parser: argparse.ArgumentParser) -> None:
+    """``--cfg`` and ``--names`` for a Darknet ``.weights`` model (the commands that take a
+    checkpoint take one too)."""
+    parser.add_argument(
+        "--cfg", default=None, metavar="FILE",
+        help="Darknet network .cfg of a .weights model [the same-stem .cfg beside the weights]",
+    )  # fmt: skip
+    parser.add_argument(
+        "--names", default=None, metavar="FILE",
+        help="class names of a Darknet model, one per line [the dataset's, else class0..N]",
+    )  # fmt: skip
+
+
+def adopt_dataset_names(model: Any, names: Any, dataset_names: Sequence[str]) -> None:
+    """A Darknet model loaded without ``--names`` takes the dataset's class names when their
+    count fits (``Predictor.class_names`` is ``class0..`` until then)."""
+    from detforge.predict.darknet import DarknetPredictor
+
+    fits = len(dataset_names) == len(getattr(model, "class_names", ()))
+    if isinstance(model, DarknetPredictor) and names is None and fits:
+        model.class_names = tuple(dataset_names)

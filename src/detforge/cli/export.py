@@ -6,7 +6,7 @@ import argparse
 
 from detforge.errors import DetforgeError
 
-HELP = "export a trained checkpoint to ONNX (checked against PyTorch with onnxruntime)"
+HELP = "export a trained checkpoint to ONNX, or a Darknet network back to .cfg/.weights/.names"
 DESCRIPTION = """\
 Export WEIGHTS (a detforge checkpoint, e.g. runs/train/obj/weights/best.pt) to ONNX.
 Batch-norm is folded into the convolutions; the graph has no NMS, so any runtime can run it:
@@ -25,12 +25,22 @@ examples:
   detforge export best.pt --imgsz 416 -o models/cells.onnx
   detforge export best.pt --dynamic                        # any batch and size (multiples of 32)
   detforge export best.pt --half --imgsz 640               # float16, for GPU runtimes
+
+Darknet (--format darknet): a Darknet network -- a fine-tuned checkpoint of one, or a
+.weights with its --cfg -- is written to --out DIR as DIR/<name>.cfg, <name>.weights and
+<name>.names, which darknet and OpenCV's importer load and run with the same detections:
+  detforge export runs/train/exp/weights/best.pt --format darknet --out deploy/
+  detforge export yolov4-tiny.weights --names obj.names --format darknet --out deploy/
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("weights", help="detforge checkpoint (.pt)")
-    parser.add_argument("--format", default="onnx", choices=["onnx"], help="output format [onnx]")
+    from detforge.cli.common import add_darknet_model_options
+
+    parser.add_argument("weights", help="detforge checkpoint (.pt) or Darknet .weights")
+    parser.add_argument(
+        "--format", default="onnx", choices=["onnx", "darknet"], help="output format [onnx]"
+    )
     parser.add_argument(
         "--imgsz",
         type=int,
@@ -46,15 +56,62 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--half", action="store_true", help="float16 weights and input")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset version [17]")
     parser.add_argument(
-        "-o", "--out", metavar="FILE", help="output file [WEIGHTS with the .onnx suffix]"
+        "-o", "--out", metavar="PATH",
+        help="output file [WEIGHTS with the .onnx suffix]; --format darknet: a folder",
+    )  # fmt: skip
+    parser.add_argument(
+        "--name", default=None, help="--format darknet: file stem [the weights' stem]"
     )
     parser.add_argument("--no-verify", action="store_true", help="skip the onnxruntime comparison")
     parser.add_argument(
         "--device", default="cpu", help="trace and verify on: cpu, cuda, cuda:N [cpu]"
     )
+    add_darknet_model_options(parser)
+
+
+def _export_darknet(args: argparse.Namespace) -> int:
+    """--format darknet: a Darknet network (a .weights + cfg, or a checkpoint holding one)."""
+    from pathlib import Path
+
+    from detforge.models.darknet.export import export_darknet
+    from detforge.models.darknet.model import is_darknet_file, load_darknet
+    from detforge.models.darknet.network import DarknetNetwork
+    from detforge.predict.darknet import find_cfg, resolve_names
+
+    if args.out is None:
+        raise DetforgeError("--format darknet needs --out DIR (the folder to write into)")
+    weights = Path(args.weights)
+    if not weights.is_file():
+        raise DetforgeError("weights file not found", path=weights)
+    if is_darknet_file(weights):
+        cfg = Path(args.cfg) if args.cfg else find_cfg(weights)
+        net = load_darknet(cfg, weights)
+        names = resolve_names(args.names, net.num_classes)
+    else:
+        from detforge.models.checkpoint import load_model
+
+        model, ckpt_names, _ = load_model(weights)
+        found = getattr(model, "net", None)
+        if not isinstance(found, DarknetNetwork):
+            raise DetforgeError(
+                "this checkpoint is detforge's own architecture, not a Darknet network; "
+                "--format darknet exports networks built from a .cfg (e.g. 'detforge train "
+                "--cfg ...'); use --format onnx", path=weights,
+            )  # fmt: skip
+        net = found
+        names = resolve_names(args.names, net.num_classes, dataset_names=ckpt_names)
+    name = args.name or (weights.stem.split(".conv.")[0] if weights.stem else "model")
+    paths = export_darknet(net, args.out, name, names)
+    for kind in ("cfg", "weights", "names"):
+        print(f"wrote {paths[kind]}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.format == "darknet":
+        return _export_darknet(args)
+    if args.cfg is not None or args.names is not None:
+        raise DetforgeError("--cfg and --names go with --format darknet")
     from detforge.predict.export import export_onnx
 
     try:

@@ -11,13 +11,20 @@ from typing import Any
 
 import numpy as np
 
-from detforge.cli.common import add_path_map_option, parse_path_map
+from detforge.cli.common import (
+    add_darknet_model_options,
+    add_path_map_option,
+    adopt_dataset_names,
+    parse_path_map,
+)
 from detforge.errors import DetforgeError
 
 HELP = "detect objects in images, a folder, an image list, a .data split or a video"
 DESCRIPTION = """\
-Run a trained detector (a detforge .pt checkpoint, or an .onnx file from 'detforge export')
-on new images and keep what it finds.
+Run a trained detector (a detforge .pt checkpoint, an .onnx file from 'detforge export', or a
+Darknet .weights with its .cfg) on new images and keep what it finds. A Darknet network runs
+with Darknet's rules: the image stretched to the cfg size (letterboxed if the cfg says
+letter_box=1), objectness x class probability, per-class NMS with the cfg's nms_kind at 0.45.
 
 SOURCE is one image, a folder (searched recursively), an image list (.txt, one path per
 line), a Darknet .data file (its valid split, or --split / 'obj.data:test'), or a video
@@ -35,19 +42,26 @@ Examples:
   detforge predict runs/train/obj/weights/best.pt photos/ --save-images
   detforge predict best.pt data/obj.data --split test --save-json test-dets.json --conf 0.001
   detforge predict best.onnx trailcam.mp4 --every 5 --save-images --save-txt
+  detforge predict yolov4-tiny.weights photos/ --cfg yolov4-tiny.cfg --names obj.names
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("weights", help="detforge checkpoint (.pt) or exported model (.onnx)")
+    parser.add_argument(
+        "weights", help="detforge checkpoint (.pt), exported model (.onnx) or Darknet .weights"
+    )
     parser.add_argument("source", help="image, folder, image list, .data file or video")
     parser.add_argument("--split", help="split of a .data source: train, valid (default), test")
     parser.add_argument(
         "--every", type=int, default=1, metavar="N", help="video: use every N-th frame (1)"
     )
     parser.add_argument("--conf", type=float, default=0.25, help="minimum score (0.25)")
-    parser.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (0.7)")
-    parser.add_argument("--max-det", type=int, default=300, help="most boxes per image (300)")
+    parser.add_argument(
+        "--iou", type=float, default=None, help="NMS IoU threshold (0.7; Darknet: 0.45)"
+    )
+    parser.add_argument(
+        "--max-det", type=int, default=None, help="most boxes per image (300; Darknet: all)"
+    )
     parser.add_argument(
         "--imgsz", type=int, default=None, help="input square side, pixels (the model's size)"
     )
@@ -63,7 +77,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep only these classes (names or 0-based ids), e.g. --classes deer 3",
     )  # fmt: skip
     parser.add_argument("--line-width", type=int, default=None, help="box outline, pixels")
+    add_darknet_model_options(parser)
     add_path_map_option(parser)
+
+
+def _data_names(data_path: str, path_map: Any) -> list[str] | None:
+    """The class names a ``.data`` SOURCE names (its ``names=`` file), if any."""
+    from detforge.formats.darknet import read_data_file, read_names
+
+    datafile = read_data_file(data_path, path_map=path_map)
+    return read_names(datafile.names) if datafile.names else None
 
 
 def _coco_ids(
@@ -129,10 +152,15 @@ def run(args: argparse.Namespace) -> int:
         out = args.out if args.out is not None else next_run_dir("runs/predict")
     if args.save_json is not None and args.save_json.suffix.lower() != ".json":
         raise DetforgeError("--save-json expects a file name ending in .json", path=args.save_json)
-    model = load(args.weights, device=args.device, imgsz=args.imgsz, half=args.half)
-    keep = class_filter(args.classes, model.class_names)
+    model = load(
+        args.weights, device=args.device, imgsz=args.imgsz, half=args.half, cfg=args.cfg,
+        names=args.names,
+    )  # fmt: skip
     data_path, split = split_data_arg(str(args.source), args.split)
     is_data = data_path.lower().endswith(".data")
+    if is_data:
+        adopt_dataset_names(model, args.names, _data_names(data_path, path_map) or [])
+    keep = class_filter(args.classes, model.class_names)
     ids, cats = _coco_ids(
         data_path if is_data and args.save_json else None, split or "valid", path_map
     )
@@ -149,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     # Images are decoded straight to the input size (the rule every command shares); the
     # full-resolution picture is decoded again only to draw on it.
-    frames = source.frames(fit=model.rule.shape)
+    frames = source.frames(fit=model.decode_fit())
     stream = model.predict_frames(
         frames, conf=args.conf, iou=args.iou, max_det=args.max_det, batch=args.batch
     )

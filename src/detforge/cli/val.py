@@ -20,22 +20,35 @@ examples:
   detforge val runs/train/obj/weights/best.pt data/obj.data
   detforge val runs/train/obj/weights/best.pt data/obj.data --split test --json test-metrics.json
   detforge val best.pt data/obj.data --protocol all --device cuda
+  detforge val yolov4-tiny.weights data/obj.data --cfg yolov4-tiny.cfg
+
+A Darknet .weights runs with Darknet's rules ('darknet detector map'): the image stretched to
+the cfg size (letterboxed if letter_box=1), detections above 0.005, per-class NMS with the
+cfg's nms_kind at 0.45; class names from --names, else the dataset's.
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from detforge.cli.common import add_path_map_option
+    from detforge.cli.common import add_darknet_model_options, add_path_map_option
 
-    parser.add_argument("weights", help="detforge checkpoint (.pt) or exported model (.onnx)")
+    parser.add_argument(
+        "weights", help="checkpoint (.pt), exported model (.onnx) or Darknet .weights"
+    )
     parser.add_argument("data", help="dataset: a .data file or a dataset folder")
     parser.add_argument("--split", default="valid", help="split to evaluate [valid]")
     parser.add_argument("--imgsz", type=int, default=None, help="input size [checkpoint's]")
     parser.add_argument("--batch", type=int, default=16, help="images per batch [16]")
     parser.add_argument("--device", default="", help="cpu, cuda or cuda:N [CUDA if available]")
     parser.add_argument("--half", action="store_true", help="float16 on a CUDA device")
-    parser.add_argument("--conf", type=float, default=0.001, help="score threshold [0.001]")
-    parser.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold [0.7]")
-    parser.add_argument("--max-det", type=int, default=300, help="detections per image [300]")
+    parser.add_argument(
+        "--conf", type=float, default=None, help="score threshold [0.001; Darknet: 0.005]"
+    )
+    parser.add_argument(
+        "--iou", type=float, default=None, help="NMS IoU threshold [0.7; Darknet: 0.45]"
+    )
+    parser.add_argument(
+        "--max-det", type=int, default=None, help="detections per image [300; Darknet: all]"
+    )
     parser.add_argument(
         "--protocol", choices=["coco", "darknet", "all"], default="all",
         help="which metrics to compute [all]",
@@ -43,13 +56,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", metavar="FILE", help="write the metrics as JSON (as 'detforge eval --json')"
     )
+    add_darknet_model_options(parser)
     add_path_map_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from detforge.cli.common import parse_path_map
+    from detforge.cli.common import adopt_dataset_names, parse_path_map
     from detforge.data.dataset import canonical_split
     from detforge.eval.api import evaluate, jsonable
     from detforge.eval.report import format_report
@@ -61,13 +75,17 @@ def run(args: argparse.Namespace) -> int:
 
     if not Path(args.weights).is_file():
         raise DetforgeError("weights file not found", path=args.weights)
-    model = load(args.weights, device=args.device, imgsz=args.imgsz, half=args.half)
+    model = load(
+        args.weights, device=args.device, imgsz=args.imgsz, half=args.half, cfg=args.cfg,
+        names=args.names,
+    )  # fmt: skip
     ds = read_any(args.data, path_map=parse_path_map(args.path_map))
     split = canonical_split(args.split)
     part = ds.split(split)
     if part.num_images == 0:
         have = ", ".join(ds.splits()) or "none"
         raise DetforgeError(f"the dataset has no {split!r} images (splits: {have})", path=args.data)
+    adopt_dataset_names(model, args.names, ds.class_names)
     if tuple(model.class_names) != tuple(ds.class_names):
         raise DetforgeError(
             f"the model's classes {list(model.class_names)} differ from the dataset's "

@@ -81,10 +81,10 @@ class Prediction:
                           class_names=self.class_names, line_width=line_width)  # fmt: skip
 
 
-def _as_frame(item: Any, index: int, fit: tuple[int, int]) -> Frame:
+def _as_frame(item: Any, index: int, fit: tuple[int, int] | None) -> Frame:
     """A :class:`Frame` from a path, a Pillow image or an ``(H, W, 3)`` uint8 RGB array.
     Paths are decoded straight to the size that fits the input shape ``fit`` (as training
-    and validation decode them)."""
+    and validation decode them); ``fit=None`` decodes them at full resolution."""
     if isinstance(item, Frame):
         return item
     if isinstance(item, (str, os.PathLike)):
@@ -113,7 +113,14 @@ class Predictor:
     ``(B, A, 4 + C)`` (xyxy input pixels + class probabilities) as a torch tensor. ``rule``
     is the preprocessing rule (default: the ``imgsz`` square); ``fixed_shape`` is ``(H, W)``
     for models that only accept one input size (static ONNX exports).
+    ``default_iou`` / ``default_map_conf`` / ``default_max_det``: what ``iou=None``,
+    ``predict_dataset(conf=None)`` and ``max_det=None`` mean for this kind of model (a Darknet
+    network uses Darknet's, see :mod:`detforge.predict.darknet`).
     """
+
+    default_iou = 0.7
+    default_map_conf = 0.001
+    default_max_det = 300
 
     def __init__(
         self,
@@ -152,13 +159,17 @@ class Predictor:
             )
         return replace(self.rule, height=int(imgsz), width=int(imgsz))
 
+    def decode_fit(self, imgsz: int | None = None) -> tuple[int, int] | None:
+        """The input shape image files are decoded to fit (``None``: full resolution)."""
+        return self.input_rule(imgsz).shape
+
     def predict_frames(
         self,
         frames: Iterable[Any],
         *,
         conf: float = 0.25,
-        iou: float = 0.7,
-        max_det: int = 300,
+        iou: float | None = None,
+        max_det: int | None = None,
         imgsz: int | None = None,
         batch: int = 16,
     ) -> Iterator[tuple[Frame, Prediction]]:
@@ -167,6 +178,8 @@ class Predictor:
         the input size, exactly as the training/validation loader decodes them."""
         from detforge.models.postprocess import postprocess
 
+        iou = self.default_iou if iou is None else iou
+        max_det = self.default_max_det if max_det is None else max_det
         _check_thresholds(conf, iou, max_det, batch)
         rule = self.input_rule(imgsz)
         counter = iter(range(1 << 62))
@@ -195,8 +208,8 @@ class Predictor:
         images: Any,
         *,
         conf: float = 0.25,
-        iou: float = 0.7,
-        max_det: int = 300,
+        iou: float | None = None,
+        max_det: int | None = None,
         imgsz: int | None = None,
         batch: int = 16,
     ) -> list[Prediction]:
@@ -226,9 +239,9 @@ class Predictor:
         self,
         ds: Dataset,
         *,
-        conf: float = 0.001,
-        iou: float = 0.7,
-        max_det: int = 300,
+        conf: float | None = None,
+        iou: float | None = None,
+        max_det: int | None = None,
         imgsz: int | None = None,
         batch: int = 16,
         progress: bool | None = None,
@@ -237,8 +250,10 @@ class Predictor:
         (paths, ids, splits; sizes read from the images) and score-carrying ``XYXY_PIXEL``
         boxes, ready for :func:`detforge.eval.evaluate` against ``ds``.
 
-        The default ``conf=0.001`` keeps the low-confidence tail mAP needs.
+        The default ``conf`` (0.001; 0.005 for a Darknet network, as ``detector map``) keeps
+        the low-confidence tail mAP needs.
         """
+        conf = self.default_map_conf if conf is None else conf
         from detforge.data.boxes import BoxFormat
         from detforge.data.dataset import make_dataset
         from detforge.utils.progress import progress as bar
@@ -301,8 +316,14 @@ def load(
     imgsz: int | None = None,
     fuse: bool = True,
     half: bool = False,
+    cfg: str | os.PathLike[str] | None = None,
+    names: str | os.PathLike[str] | Sequence[str] | None = None,
 ) -> Predictor:
-    """Load a detforge checkpoint (``.pt``) or an exported ONNX model (``.onnx``) to predict.
+    """Load a detforge checkpoint (``.pt``), an exported ONNX model (``.onnx``) or a Darknet
+    network (``.weights`` with ``cfg=`` or the same-stem ``.cfg`` beside it) to predict.
+
+    Darknet networks keep Darknet's inference rules (:mod:`detforge.predict.darknet`);
+    ``names`` (a ``.names`` file or a list) names their classes (default ``class0..``).
 
     ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ... (:mod:`detforge.utils.device`; default:
     CUDA when available; ONNX models run with onnxruntime on its CPU or CUDA provider).
@@ -314,6 +335,18 @@ def load(
     path = Path(weights)
     if not path.is_file():
         raise DetforgeError("weights file not found", path=path)
+    from detforge.models.darknet.model import is_darknet_file
+
+    if is_darknet_file(path):
+        from detforge.predict.darknet import load_darknet_predictor
+        from detforge.utils.device import device_string, resolve_device
+
+        if half:
+            raise DetforgeError("half precision is not supported for Darknet networks")
+        dev = device_string(resolve_device(device))
+        return load_darknet_predictor(path, cfg=cfg, names=names, device=dev)
+    if cfg is not None or names is not None:
+        raise DetforgeError("cfg= and names= are for Darknet .weights files", path=path)
     if imgsz is not None:
         InputRule.square(imgsz)  # a bad size is an error before the model loads
     from detforge.predict.loading import load_model_file

@@ -1,0 +1,355 @@
+"""Parse a Darknet ``.cfg`` into typed sections, with 1-based line numbers for errors.
+
+The grammar is Darknet's (``parser.c: read_cfg``): ``[section]`` headers, ``key=value`` lines,
+``#`` / ``;`` comment lines, blank lines; whitespace inside a line is ignored (Darknet strips
+it before splitting on ``=``). Keys are checked per section: a key that changes what the
+network computes and that detforge does not implement, or a key Darknet does not know, is a
+:class:`~detforge.errors.DetforgeError` naming the file and line. Training-only keys (learning
+rate, augmentation, loss normalizers, ...) are kept and ignored at inference.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from detforge.errors import DetforgeError
+
+# Keys every layer section may carry that do not change the forward pass.
+_COMMON_TRAIN = frozenset(
+    {
+        "stopbackward",
+        "train_only_bn",
+        "dont_update",
+        "burnin_update",
+        "learning_rate",
+        "onlyforward",
+        "show_receptive_field",
+        "clip",
+        "stream",
+        "wait_stream",
+    }
+)
+
+_NET_KEYS = frozenset(
+    {
+        "width",
+        "height",
+        "channels",
+        "letter_box",
+        # training / augmentation settings (no effect on inference)
+        "adam",
+        "adversarial_lr",
+        "angle",
+        "aspect",
+        "attention",
+        "augment_speed",
+        "badlabels_rejection_percentage",
+        "batch",
+        "blur",
+        "burn_in",
+        "contrastive",
+        "contrastive_color",
+        "contrastive_jit_flip",
+        "cutmix",
+        "decay",
+        "dynamic_minibatch",
+        "ema_alpha",
+        "eps",
+        "equidistant_point",
+        "exposure",
+        "flip",
+        "gamma",
+        "gaussian_noise",
+        "hue",
+        "label_smooth_eps",
+        "learning_rate",
+        "learning_rate_min",
+        "loss_scale",
+        "max_batches",
+        "max_chart_loss",
+        "max_crop",
+        "min_crop",
+        "mixup",
+        "momentum",
+        "mosaic",
+        "mosaic_bound",
+        "num_sigmas_reject_badlabels",
+        "optimized_memory",
+        "policy",
+        "power",
+        "resize_step",
+        "saturation",
+        "scale",
+        "scales",
+        "seq_scales",
+        "sequential_subdivisions",
+        "sgdr_cycle",
+        "sgdr_mult",
+        "step",
+        "steps",
+        "subdivisions",
+        "time_steps",
+        "track",
+        "try_fix_nan",
+        "unsupervised",
+        "use_cuda_graph",
+        "weights_reject_freq",
+        "B1",
+        "B2",
+        "random",
+        "max_epochs",
+    }
+)
+
+_YOLO_TRAIN = frozenset(
+    {
+        "cls_normalizer",
+        "counters_per_class",
+        "delta_normalizer",
+        "dets_for_show",
+        "dets_for_track",
+        "focal_loss",
+        "ignore_thresh",
+        "iou_loss",
+        "iou_normalizer",
+        "iou_thresh",
+        "iou_thresh_kind",
+        "jitter",
+        "label_smooth_eps",
+        "max",
+        "max_delta",
+        "obj_normalizer",
+        "objectness_smooth",
+        "random",
+        "resize",
+        "show_details",
+        "sim_thresh",
+        "track_ciou_norm",
+        "track_history_size",
+        "truth_thresh",
+    }
+)
+
+_REGION_TRAIN = frozenset(
+    {
+        "absolute",
+        "bias_match",
+        "class_scale",
+        "classfix",
+        "coord_scale",
+        "focal_loss",
+        "jitter",
+        "log",
+        "mask_scale",
+        "max",
+        "noobject_scale",
+        "object_scale",
+        "random",
+        "rescore",
+        "resize",
+        "sqrt",
+        "thresh",
+    }
+)
+
+# section name -> keys that are implemented (value affects the network) | ignored ones
+SECTION_KEYS: dict[str, frozenset[str]] = {
+    "net": _NET_KEYS,
+    "convolutional": frozenset(
+        {
+            "filters",
+            "size",
+            "stride",
+            "stride_x",
+            "stride_y",
+            "pad",
+            "padding",
+            "groups",
+            "activation",
+            "batch_normalize",
+        }
+    )
+    | _COMMON_TRAIN,
+    "maxpool": frozenset({"size", "stride", "stride_x", "stride_y", "padding"}) | _COMMON_TRAIN,
+    "route": frozenset({"layers", "groups", "group_id"}) | _COMMON_TRAIN,
+    "shortcut": frozenset({"from", "activation"}) | _COMMON_TRAIN,
+    "upsample": frozenset({"stride", "scale"}) | _COMMON_TRAIN,
+    "yolo": frozenset(
+        {"mask", "anchors", "classes", "num", "scale_x_y", "new_coords", "nms_kind", "beta_nms"}
+    )
+    | _YOLO_TRAIN
+    | _COMMON_TRAIN,
+    "region": frozenset({"anchors", "classes", "coords", "num", "softmax"})
+    | _REGION_TRAIN
+    | _COMMON_TRAIN,
+    "sam": frozenset({"from", "activation"}) | _COMMON_TRAIN,
+    "scale_channels": frozenset({"from", "scale_wh", "activation"}) | _COMMON_TRAIN,
+    "dropout": frozenset({"probability"}) | _COMMON_TRAIN,
+}
+
+# Darknet's short section names (parser.c: string_to_layer_type).
+_ALIASES = {
+    "network": "net",
+    "conv": "convolutional",
+    "max": "maxpool",
+    "dropout": "dropout",
+    "upsample": "upsample",
+}
+
+
+@dataclass
+class Section:
+    """One ``[name]`` block: ``options`` maps key -> raw value, ``lines`` key -> line number."""
+
+    name: str
+    line: int
+    options: dict[str, str] = field(default_factory=dict)
+    lines: dict[str, int] = field(default_factory=dict)
+    path: str = ""
+
+    def error(self, message: str, key: str | None = None) -> DetforgeError:
+        line = self.lines.get(key, self.line) if key is not None else self.line
+        return DetforgeError(f"[{self.name}]: {message}", path=self.path, line=line)
+
+    def has(self, key: str) -> bool:
+        return key in self.options
+
+    def get_str(self, key: str, default: str) -> str:
+        return self.options.get(key, default)
+
+    def get_int(self, key: str, default: int) -> int:
+        raw = self.options.get(key)
+        if raw is None:
+            return default
+        try:
+            return int(raw)
+        except ValueError:
+            try:  # Darknet reads ints with atoi(atof-like) leniency for "1.0"
+                value = float(raw)
+            except ValueError:
+                raise self.error(f"{key}={raw} is not a number", key) from None
+            if value != int(value):
+                raise self.error(f"{key}={raw} must be a whole number", key) from None
+            return int(value)
+
+    def get_float(self, key: str, default: float) -> float:
+        raw = self.options.get(key)
+        if raw is None:
+            return default
+        try:
+            return float(raw)
+        except ValueError:
+            raise self.error(f"{key}={raw} is not a number", key) from None
+
+    def get_ints(self, key: str) -> list[int] | None:
+        raw = self.options.get(key)
+        if raw is None:
+            return None
+        try:
+            return [int(float(v)) for v in raw.split("#")[0].split(",") if v != ""]
+        except ValueError:
+            raise self.error(f"{key}={raw} is not a comma-separated list of numbers", key) from None
+
+    def get_floats(self, key: str) -> list[float] | None:
+        raw = self.options.get(key)
+        if raw is None:
+            return None
+        try:
+            return [float(v) for v in raw.split("#")[0].split(",") if v != ""]
+        except ValueError:
+            raise self.error(f"{key}={raw} is not a comma-separated list of numbers", key) from None
+
+
+@dataclass
+class DarknetCfg:
+    """A parsed cfg: ``net`` is the ``[net]`` section, ``layers`` the rest in file order."""
+
+    path: str
+    net: Section
+    layers: list[Section]
+    text: str
+
+    @property
+    def width(self) -> int:
+        return self.net.get_int("width", 416)
+
+    @property
+    def height(self) -> int:
+        return self.net.get_int("height", 416)
+
+    @property
+    def channels(self) -> int:
+        return self.net.get_int("channels", 3)
+
+    @property
+    def letter_box(self) -> bool:
+        return self.net.get_int("letter_box", 0) != 0
+
+
+def parse_cfg_text(text: str, *, path: str | os.PathLike[str] = "<cfg>") -> DarknetCfg:
+    """Parse cfg text; errors name ``path`` and the 1-based line."""
+    name = os.fspath(path)
+    sections: list[Section] = []
+    for number, raw_line in enumerate(text.splitlines(), start=1):
+        line = "".join(raw_line.split())  # Darknet strips every whitespace character
+        if not line or line[0] in "#;":
+            continue
+        if line[0] == "[":
+            if not line.endswith("]") or len(line) < 3:
+                raise DetforgeError(
+                    f"bad section header {raw_line.strip()!r}", path=name, line=number
+                )
+            kind = line[1:-1].lower()
+            sections.append(Section(_ALIASES.get(kind, kind), number, path=name))
+            continue
+        if "=" not in line:
+            raise DetforgeError(
+                f"expected key=value or [section], got {raw_line.strip()!r}", path=name, line=number
+            )
+        if not sections:
+            raise DetforgeError("key=value before the first [section]", path=name, line=number)
+        key, value = line.split("=", 1)
+        section = sections[-1]
+        if key in section.options:
+            raise DetforgeError(
+                f"[{section.name}]: {key} is set twice (first on line {section.lines[key]})",
+                path=name,
+                line=number,
+            )
+        section.options[key] = value
+        section.lines[key] = number
+    if not sections or sections[0].name != "net":
+        first = sections[0].line if sections else None
+        raise DetforgeError("a Darknet cfg must start with a [net] section", path=name, line=first)
+    for section in sections[1:]:
+        if section.name == "net":
+            raise DetforgeError("a second [net] section", path=name, line=section.line)
+    for section in sections:
+        allowed = SECTION_KEYS.get(section.name)
+        if allowed is None:
+            raise DetforgeError(
+                f"layer [{section.name}] is not supported by detforge "
+                f"(supported: {', '.join('[' + s + ']' for s in SECTION_KEYS if s != 'net')})",
+                path=name,
+                line=section.line,
+            )
+        for key in section.options:
+            if key not in allowed:
+                raise section.error(f"key {key!r} is not supported by detforge", key)
+    if len(sections) < 2:
+        raise DetforgeError("the cfg has no layers after [net]", path=name, line=sections[0].line)
+    return DarknetCfg(path=name, net=sections[0], layers=sections[1:], text=text)
+
+
+def read_cfg(path: str | os.PathLike[str]) -> DarknetCfg:
+    """Read and parse a ``.cfg`` file (DetforgeError when missing or unreadable)."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise DetforgeError(f"cannot read the cfg: {exc.strerror or exc}", path=p) from None
+    if b"\0" in data[:4096]:
+        raise DetforgeError("this is not a Darknet .cfg text file (binary data)", path=p)
+    return parse_cfg_text(data.decode("utf-8", errors="replace"), path=p)

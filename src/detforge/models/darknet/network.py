@@ -1,0 +1,313 @@
+"""Build a PyTorch network from a parsed Darknet cfg.
+
+``DarknetNetwork.forward(images (B, C, H, W) float in [0, 1])`` returns the raw inputs of its
+``[yolo]`` / ``[region]`` layers, one (B, n * (5 + classes), H/s, W/s) tensor per head in cfg
+order; :mod:`detforge.models.darknet.decode` turns them into boxes. Layer indices are Darknet's
+(0-based, ``[net]`` not counted), so ``net.layers[i]`` is cfg layer ``i``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from detforge.models.darknet.cfg import DarknetCfg, Section
+from detforge.models.darknet.layers import (
+    ACTIVATIONS,
+    ConvLayer,
+    DarknetLayer,
+    DropoutLayer,
+    HeadLayer,
+    MaxPoolLayer,
+    RouteLayer,
+    SamLayer,
+    ScaleChannelsLayer,
+    ShortcutLayer,
+    UpsampleLayer,
+)
+
+NMS_KINDS = ("default", "greedynms", "diounms")
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """What one ``[yolo]`` / ``[region]`` layer needs to decode its input.
+
+    ``anchors`` are this head's (w, h) pairs: input pixels for ``[yolo]`` (already picked by
+    ``mask``), grid cells for ``[region]``.
+    """
+
+    kind: str
+    index: int
+    classes: int
+    anchors: tuple[tuple[float, float], ...]
+    scale_x_y: float = 1.0
+    new_coords: bool = False
+    nms_kind: str = "default"
+    beta_nms: float = 0.6
+    softmax: bool = False
+
+
+@dataclass
+class WeightsHeader:
+    """The ``.weights`` header: version numbers and ``seen`` (images trained on)."""
+
+    major: int = 0
+    minor: int = 2
+    revision: int = 5
+    seen: int = 0
+
+    @property
+    def seen_is_64bit(self) -> bool:
+        return self.major * 10 + self.minor >= 2
+
+
+@dataclass
+class _Shape:
+    c: int
+    h: int
+    w: int
+
+
+@dataclass
+class _Build:
+    shapes: list[_Shape] = field(default_factory=list)
+    heads: list[HeadSpec] = field(default_factory=list)
+
+
+def _activation(section: Section, default: str) -> str:
+    kind = section.get_str("activation", default)
+    if kind not in ACTIVATIONS:
+        raise section.error(
+            f"activation={kind} is not supported (supported: {', '.join(ACTIVATIONS)})",
+            "activation",
+        )
+    return kind
+
+
+def _index(section: Section, key: str, raw: int, i: int) -> int:
+    index = raw + i if raw < 0 else raw
+    if not 0 <= index < i:
+        raise section.error(f"{key} refers to layer {raw}, which is not an earlier layer", key)
+    return index
+
+
+def _sources(section: Section, key: str, i: int) -> list[int]:
+    values = section.get_ints(key)
+    if not values:
+        raise section.error(f"{key}= is required", key)
+    return [_index(section, key, v, i) for v in values]
+
+
+def _build_layer(section: Section, i: int, prev: _Shape, b: _Build) -> tuple[DarknetLayer, _Shape]:
+    kind = section.name
+    if kind == "convolutional":
+        filters = section.get_int("filters", 1)
+        size = section.get_int("size", 1)
+        stride = section.get_int("stride", 1)
+        sy, sx = section.get_int("stride_y", stride), section.get_int("stride_x", stride)
+        groups = section.get_int("groups", 1)
+        padding = size // 2 if section.get_int("pad", 0) else section.get_int("padding", 0)
+        if filters < 1 or size < 1 or sx < 1 or sy < 1 or groups < 1:
+            raise section.error("filters, size, stride and groups must be positive")
+        if prev.c % groups or filters % groups:
+            raise section.error(
+                f"groups={groups} does not divide {prev.c} input channels and filters={filters}",
+                "groups",
+            )
+        conv = ConvLayer(
+            prev.c,
+            filters,
+            size,
+            (sy, sx),
+            padding,
+            groups,
+            section.get_int("batch_normalize", 0) != 0,
+            _activation(section, "logistic"),
+        )
+        return conv, _Shape(
+            filters,
+            (prev.h + 2 * padding - size) // sy + 1,
+            (prev.w + 2 * padding - size) // sx + 1,
+        )
+    if kind == "maxpool":
+        stride = section.get_int("stride", 1)
+        sx, sy = section.get_int("stride_x", stride), section.get_int("stride_y", stride)
+        size = section.get_int("size", stride)
+        padding = section.get_int("padding", size - 1)
+        if size < 1 or sx < 1 or sy < 1 or padding < 0:
+            raise section.error("size and stride must be positive, padding not negative")
+        pool = MaxPoolLayer(size, (sy, sx), padding)
+        oh, ow = pool.out_size(prev.h, prev.w)
+        return pool, _Shape(prev.c, oh, ow)
+    if kind == "route":
+        srcs = _sources(section, "layers", i)
+        groups, group_id = section.get_int("groups", 1), section.get_int("group_id", 0)
+        first = b.shapes[srcs[0]]
+        if groups < 1 or not 0 <= group_id < groups:
+            raise section.error(f"group_id={group_id} must be in 0..groups-1 (groups={groups})")
+        c = 0
+        for s in srcs:
+            shape = b.shapes[s]
+            if (shape.h, shape.w) != (first.h, first.w):
+                raise section.error(f"layers {srcs} have different sizes", "layers")
+            if shape.c % groups:
+                raise section.error(
+                    f"groups={groups} does not divide layer {s}'s {shape.c} channels"
+                )
+            c += shape.c // groups
+        return RouteLayer(srcs, groups, group_id), _Shape(c, first.h, first.w)
+    if kind == "shortcut":
+        srcs = _sources(section, "from", i)
+        for s in srcs:
+            if (b.shapes[s].c, b.shapes[s].h, b.shapes[s].w) != (prev.c, prev.h, prev.w):
+                raise section.error(
+                    f"layer {s}'s output shape differs from the previous layer's", "from"
+                )
+        return ShortcutLayer(srcs, _activation(section, "linear")), prev
+    if kind == "upsample":
+        stride = section.get_int("stride", 2)
+        if stride < 1:
+            raise section.error("only positive upsample strides are supported", "stride")
+        layer = UpsampleLayer(stride, section.get_float("scale", 1.0))
+        return layer, _Shape(prev.c, prev.h * stride, prev.w * stride)
+    if kind in ("sam", "scale_channels"):
+        src = _sources(section, "from", i)[0]
+        other = b.shapes[src]
+        act = _activation(section, "linear")
+        if kind == "sam":
+            if (other.c, other.h, other.w) != (prev.c, prev.h, prev.w):
+                raise section.error(
+                    f"layer {src}'s output shape differs from the previous layer's", "from"
+                )
+            return SamLayer(src, act), prev
+        scale_wh = section.get_int("scale_wh", 0) != 0
+        want = (1, other.h, other.w) if scale_wh else (other.c, 1, 1)
+        if (prev.c, prev.h, prev.w) != want:
+            raise section.error(
+                f"the previous layer must output {want[0]}x{want[1]}x{want[2]} to scale layer {src}"
+            )
+        return ScaleChannelsLayer(src, scale_wh, act), other
+    if kind == "dropout":
+        p = section.get_float("probability", 0.2)
+        if not 0 <= p < 1:
+            raise section.error("probability must be in [0, 1)", "probability")
+        return DropoutLayer(p), prev
+    if kind in ("yolo", "region"):
+        b.heads.append(_head_spec(section, i, prev))
+        return HeadLayer(kind), prev
+    raise section.error("unsupported layer")  # pragma: no cover - cfg.py rejects it first
+
+
+def _head_spec(section: Section, i: int, prev: _Shape) -> HeadSpec:
+    classes = section.get_int("classes", 20)
+    num = section.get_int("num", 1)
+    anchors = section.get_floats("anchors") or []
+    pairs = [(anchors[2 * k], anchors[2 * k + 1]) for k in range(len(anchors) // 2)]
+    if section.name == "region":
+        if section.get_int("coords", 4) != 4:
+            raise section.error("only coords=4 is supported", "coords")
+        chosen = pairs[:num]
+        if len(chosen) < num:
+            raise section.error(
+                f"anchors= has {len(pairs)} pairs, num={num} needs {num}", "anchors"
+            )
+        spec = HeadSpec(
+            "region", i, classes, tuple(chosen), softmax=section.get_int("softmax", 0) != 0
+        )
+    else:
+        mask = section.get_ints("mask")
+        mask = list(range(num)) if mask is None else mask
+        if any(not 0 <= m < len(pairs) for m in mask):
+            raise section.error(f"mask={mask} names anchors beyond the {len(pairs)} given", "mask")
+        nms_kind = section.get_str("nms_kind", "default")
+        if nms_kind not in NMS_KINDS:
+            raise section.error(
+                f"nms_kind={nms_kind} is not supported ({', '.join(NMS_KINDS)})", "nms_kind"
+            )
+        spec = HeadSpec(
+            "yolo",
+            i,
+            classes,
+            tuple(pairs[m] for m in mask),
+            scale_x_y=section.get_float("scale_x_y", 1.0),
+            new_coords=section.get_int("new_coords", 0) != 0,
+            nms_kind=nms_kind,
+            beta_nms=section.get_float("beta_nms", 0.6),
+        )
+    need = len(spec.anchors) * (classes + 5)
+    if classes < 1 or prev.c != need:
+        raise section.error(
+            f"the layer before has filters={prev.c}, but classes={classes} with "
+            f"{len(spec.anchors)} anchors needs filters={need}"
+        )
+    return spec
+
+
+class DarknetNetwork(nn.Module):
+    """A Darknet network in PyTorch. ``layers[i]`` is cfg layer ``i``; ``heads`` its decoders.
+
+    ``forward(x)``: ``x`` (B, channels, H, W) float RGB in [0, 1] (H, W multiples of the
+    network's total stride) -> list of raw head inputs (B, n * (5 + classes), h, w).
+    """
+
+    def __init__(self, cfg: DarknetCfg) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.header = WeightsHeader()
+        b = _Build()
+        shape = _Shape(cfg.channels, cfg.height, cfg.width)
+        if min(shape.c, shape.h, shape.w) < 1:
+            raise cfg.net.error("width, height and channels must be positive")
+        layers: list[DarknetLayer] = []
+        for i, section in enumerate(cfg.layers):
+            layer, shape = _build_layer(section, i, shape, b)
+            if min(shape.c, shape.h, shape.w) < 1:
+                raise section.error(
+                    f"the layer's output would be empty ({shape.c}x{shape.h}x{shape.w})"
+                )
+            layers.append(layer)
+            b.shapes.append(shape)
+        if not b.heads:
+            raise cfg.net.error("the cfg has no [yolo] or [region] layer")
+        self.layers = nn.ModuleList(layers)
+        self.heads: tuple[HeadSpec, ...] = tuple(b.heads)
+        self.out_shapes = [(s.c, s.h, s.w) for s in b.shapes]
+        needed = {s for layer in layers for s in layer.sources}
+        self._keep = frozenset(needed)
+
+    @property
+    def num_classes(self) -> int:
+        return self.heads[-1].classes
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(width, height) from ``[net]``."""
+        return self.cfg.width, self.cfg.height
+
+    @property
+    def letter_box(self) -> bool:
+        return self.cfg.letter_box
+
+    @property
+    def nms_kind(self) -> str:
+        """The last layer's NMS settings decide, as in ``darknet detector test``/``map``."""
+        return (
+            self.heads[-1].nms_kind if self.heads[-1].index == len(self.layers) - 1 else "default"
+        )
+
+    @property
+    def beta_nms(self) -> float:
+        return self.heads[-1].beta_nms
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outputs: list[torch.Tensor | None] = []
+        raw: list[torch.Tensor] = []
+        for i, layer in enumerate(self.layers):
+            x = layer(x, outputs)
+            if isinstance(layer, HeadLayer):
+                raw.append(x)
+            outputs.append(x if i in self._keep else None)
+        return raw

@@ -1,0 +1,170 @@
+"""A :class:`~detforge.predict.api.Predictor` for Darknet networks (``.cfg`` + ``.weights``).
+
+It keeps Darknet's inference semantics instead of detforge's: images decoded at full
+resolution and stretched to the cfg's ``width x height`` (letterboxed only when the cfg says
+``letter_box=1``), boxes decoded per ``[yolo]``/``[region]`` layer, score = objectness x class
+probability, per-class NMS with the cfg's ``nms_kind``/``beta_nms`` at ``nms=0.45``, every
+(box, class) above the threshold a detection (``darknet detector test``). ``conf`` is
+Darknet's ``-thresh`` (objectness and class score), ``iou`` its ``nms``; ``max_det`` keeps the
+best ``max_det`` detections of an image (Darknet has no cap; the default 300 rarely binds).
+``imgsz`` is ignored: a Darknet network runs at its cfg size.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from detforge.errors import DetforgeError
+from detforge.predict.api import Prediction, Predictor, _as_frame, _check_thresholds
+from detforge.predict.batching import batched, prefetch
+from detforge.predict.sources import Frame
+
+if TYPE_CHECKING:
+    from detforge.data.dataset import Dataset
+    from detforge.models.darknet.network import DarknetNetwork
+
+
+class DarknetPredictor(Predictor):
+    """Predictor over a :class:`~detforge.models.darknet.network.DarknetNetwork`."""
+
+    default_iou = 0.45  # Darknet's nms for every detector command
+    default_map_conf = 0.005  # validate_detector_map's thresh
+    default_max_det = 1 << 30  # Darknet keeps every detection
+
+    def __init__(self, net: DarknetNetwork, class_names: Sequence[str], *, device: str,
+                 source: str | None = None) -> None:  # fmt: skip
+        w, h = net.input_size
+        super().__init__(self._no_forward, class_names, backend="torch-darknet",
+                         imgsz=max(w, h), fixed_shape=(h, w), source=source)  # fmt: skip
+        self.net = net
+        self.device = device
+        self.clip = True
+
+    def predict_dataset(self, ds: Dataset, **kwargs: Any) -> Dataset:
+        """As :meth:`Predictor.predict_dataset`, with boxes not clipped to the image, as
+        ``darknet detector map`` scores them."""
+        self.clip = False
+        try:
+            return super().predict_dataset(ds, **kwargs)
+        finally:
+            self.clip = True
+
+    def decode_fit(self, imgsz: int | None = None) -> tuple[int, int] | None:
+        """``None``: Darknet resizes full-resolution images itself."""
+        return None
+
+    @staticmethod
+    def _no_forward(batch: Any) -> Any:  # pragma: no cover - predict_frames replaces it
+        raise DetforgeError("a Darknet network predicts through predict_frames")
+
+    def predict_frames(
+        self,
+        frames: Iterable[Any],
+        *,
+        conf: float = 0.25,
+        iou: float | None = None,
+        max_det: int | None = None,
+        imgsz: int | None = None,
+        batch: int = 16,
+    ) -> Iterator[tuple[Frame, Prediction]]:
+        """Lazily predict on ``frames``, ``batch`` images per forward pass (see the module)."""
+        import torch
+
+        from detforge.models.darknet.model import forward_rows
+        from detforge.models.darknet.nms import darknet_detections
+        from detforge.models.darknet.preprocess import darknet_input
+
+        nms = self.default_iou if iou is None else iou
+        max_det = self.default_max_det if max_det is None else max_det
+        _check_thresholds(conf, nms, max_det, batch)
+        net = self.net
+        net_w, net_h = net.input_size
+        counter = iter(range(1 << 62))
+        gen = (_as_frame(f, next(counter), None) for f in frames)
+
+        def prepare(group: list[Frame]) -> tuple[list[Frame], torch.Tensor]:
+            xs = [darknet_input(f.image, net_w, net_h, letter_box=net.letter_box) for f in group]
+            return group, torch.cat(xs)
+
+        for group, x in prefetch(prepare(g) for g in batched(gen, batch)):
+            rows = forward_rows(net, x.to(self.device))
+            for f, r in zip(group, rows, strict=True):
+                ih, iw = f.image.shape[:2]
+                d = darknet_detections(r, iw, ih, net_w, net_h, letter_box=net.letter_box,
+                                       thresh=conf, nms=nms, nms_kind=net.nms_kind,
+                                       beta_nms=net.beta_nms)  # fmt: skip
+                h, w = f.shape
+                boxes = d.boxes.astype(np.float64) * np.array([w / iw, h / ih] * 2)
+                if self.clip:  # Darknet clips what it draws/saves, not what `map` scores
+                    boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)
+                    boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
+                k = min(max_det, len(d.scores))
+                yield f, Prediction(
+                    boxes=boxes[:k].astype(np.float32), scores=d.scores[:k],
+                    classes=d.classes[:k], class_names=self.class_names, shape=(h, w),
+                    path=f.path,
+                )  # fmt: skip
+
+
+def find_cfg(weights: Path) -> Path:
+    """The same-stem ``.cfg`` beside ``weights`` (DetforgeError saying what to pass if none)."""
+    cfg = weights.with_suffix(".cfg")
+    if not cfg.is_file():
+        raise DetforgeError(
+            f"a Darknet .weights file needs its network .cfg: pass --cfg (cfg= in Python) or "
+            f"put {cfg.name} beside the weights",
+            path=weights,
+        )
+    return cfg
+
+
+def resolve_names(names: str | os.PathLike[str] | Sequence[str] | None, count: int,
+                  *, dataset_names: Sequence[str] | None = None) -> list[str]:  # fmt: skip
+    """Class names: ``names`` (a .names file or a list), else the dataset's (when their count
+    fits), else ``class0..class{count-1}``. A count that does not fit ``names`` is an error."""
+    from detforge.formats.darknet import read_names
+
+    if names is None:
+        if dataset_names is not None and len(dataset_names) == count:
+            return list(dataset_names)
+        return [f"class{i}" for i in range(count)]
+    where: str | None = None
+    if isinstance(names, (str, os.PathLike)):
+        where = os.fspath(names)
+        listed = read_names(names)
+    else:
+        listed = list(names)
+    if len(listed) != count:
+        raise DetforgeError(
+            f"{len(listed)} class names for a network with classes={count}", path=where
+        )
+    return listed
+
+
+def load_darknet_predictor(
+    path: Path,
+    *,
+    cfg: str | os.PathLike[str] | None = None,
+    names: str | os.PathLike[str] | Sequence[str] | None = None,
+    device: str = "cpu",
+) -> DarknetPredictor:
+    """``path`` a ``.weights`` (cfg: ``cfg`` or the same-stem file beside it) or a ``.cfg``
+    (random weights; for tests and export checks) -> a :class:`DarknetPredictor`."""
+    from detforge.models.darknet.model import load_darknet
+
+    if path.suffix.lower() == ".cfg":
+        if cfg is not None and Path(cfg) != path:
+            raise DetforgeError("give either a .cfg model or --cfg, not both", path=path)
+        cfg_path, weights = path, None
+    else:
+        cfg_path, weights = (Path(cfg) if cfg is not None else find_cfg(path)), path
+    if not cfg_path.is_file():
+        raise DetforgeError("cfg file not found", path=cfg_path)
+    net = load_darknet(cfg_path, weights, device=device)
+    class_names = resolve_names(names, net.num_classes)
+    return DarknetPredictor(net, class_names, device=device, source=str(path))
