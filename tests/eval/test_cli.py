@@ -56,7 +56,7 @@ def test_txt_predictions_on_data_file_default_results_folder(tmp_path: Path) -> 
     (pred / "b.txt").write_text("1 0.5 0.5 0.4 0.4 0.7\n")
     (pred / "zzz.txt").write_text("0 0.5 0.5 0.1 0.1 0.5\n")
     assert main(["eval", str(data), str(pred), "--plots"]) == 0
-    res_dir = tmp_path / "res"  # the .data file's results= folder, created
+    res_dir = tmp_path / "res" / "eval"  # <the .data file's results= folder>/eval, created
     m = json.loads((res_dir / "metrics.json").read_text())
     assert m["unmatched"]["boxes"] == 1 and m["unmatched"]["images"] == ["zzz"]
     dk = m["darknet"]
@@ -82,6 +82,8 @@ def test_comp4_predictions_and_every(tmp_path: Path) -> None:
     dk = json.loads(out.read_text())["darknet"]
     assert dk["mAP"] == 1.0 and (dk["tp"], dk["fp"], dk["fn"]) == (3, 0, 0)
     args = ["eval", str(data), str(pred), "--json", str(out), "--every", "2", "--plots"]
+    assert main([*args, "--out", str(tmp_path / "o")]) == 2  # --json would replace m.json
+    args.append("--exist-ok")
     assert main([*args, "--out", str(tmp_path / "o")]) == 0
     m = json.loads(out.read_text())
     assert m["images"] == 2 and m["gt_boxes"] == 2  # images a and c
