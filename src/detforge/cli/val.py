@@ -30,6 +30,7 @@ cfg's nms_kind at 0.45; class names from --names, else the dataset's.
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from detforge.cli.common import add_darknet_model_options, add_path_map_option
+    from detforge.utils.outputs import add_exist_ok_option
 
     parser.add_argument(
         "weights", help="checkpoint (.pt), exported model (.onnx) or Darknet .weights"
@@ -56,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", metavar="FILE", help="write the metrics as JSON (as 'detforge eval --json')"
     )
+    add_exist_ok_option(parser)
     add_darknet_model_options(parser)
     add_path_map_option(parser)
 
@@ -72,9 +74,12 @@ def run(args: argparse.Namespace) -> int:
     from detforge.predict.api import load
     from detforge.train.validate import coco_map
     from detforge.utils.io import atomic_write_bytes
+    from detforge.utils.outputs import claim_file, say_saved
 
     if not Path(args.weights).is_file():
         raise DetforgeError("weights file not found", path=args.weights)
+    if args.json:
+        claim_file(args.json, exist_ok=args.exist_ok, option="--json")
     model = load(
         args.weights, device=args.device, imgsz=args.imgsz, half=args.half, cfg=args.cfg,
         names=args.names,
@@ -101,4 +106,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"{split}: {part.num_images} images, mAP50-95 {m:.4f}, mAP50 {m50:.4f} (COCO)")
     if args.json:
         atomic_write_bytes(args.json, dump_json(jsonable(report)))
+        say_saved("metrics", args.json)
     return 0
