@@ -114,3 +114,21 @@ def order_model_data(args: Sequence[str]) -> tuple[str, str, str | None]:
         pick = dict(zip(kinds, args, strict=True))
         return pick["model"], pick["data"], pick["cfg"]
     raise DetforgeError(usage)
+
+
+def split_name(value: str) -> str:
+    """argparse ``type=`` of every ``--split``: a canonical split name (``val`` -> ``valid``);
+    anything else lists the valid names (and the nearest one)."""
+    import difflib
+
+    from detforge.data.dataset import SPLITS, canonical_split
+
+    name = canonical_split(value)
+    known = (*SPLITS, "trainval", "all")
+    if name in known:
+        return name
+    near = difflib.get_close_matches(name, [*known, "val"], n=1, cutoff=0.5)
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    raise argparse.ArgumentTypeError(
+        f"{value!r} is not a split: use train, valid (or val), test, trainval or all{hint}"
+    )

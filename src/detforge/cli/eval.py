@@ -36,14 +36,18 @@ confusion matrix (PNG).
 
 examples:
   detforge eval annotations/instances_val2017.json detections.json
-  detforge eval data/obj.data runs/predict/labels --protocol darknet --points 11
+  detforge eval data/obj.data runs/predict/obj/labels --protocol darknet --points 11
   detforge eval data/obj.data results/ --conf 0.3 --json metrics.json --plots
   detforge eval data/obj.data preds.json --every 10          # 1 image in 10, fast
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from detforge.cli.common import add_darknet_protocol_options, add_path_map_option
+    from detforge.cli.common import (
+        add_darknet_protocol_options,
+        add_path_map_option,
+        split_name,
+    )
 
     parser.add_argument("gt", metavar="GT", help="ground truth: a dataset or COCO instances JSON")
     parser.add_argument("pred", metavar="PRED", help="predictions: results JSON or .txt folder")
@@ -53,7 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     add_darknet_protocol_options(parser)
     parser.add_argument("--every", type=int, default=1, metavar="N", help="use 1 image in N [1]")
-    parser.add_argument("--split", help="split of GT to evaluate [valid when GT has one]")
+    parser.add_argument(
+        "--split", type=split_name, help="split of GT to evaluate [valid when GT has one]"
+    )
     parser.add_argument(
         "--out", metavar="DIR",
         help="folder for metrics, predictions and plots [<results>/eval, or with --plots "

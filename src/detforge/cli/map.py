@@ -14,6 +14,7 @@ from detforge.cli.common import (
     adopt_dataset_names,
     order_model_data,
     parse_path_map,
+    split_name,
 )
 from detforge.errors import DetforgeError
 from detforge.utils.outputs import add_output_options, results_dir, say_saved
@@ -57,7 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("data", help="ground truth: a .data file or any dataset detforge reads")
     parser.add_argument("darknet_weights", nargs="?", metavar="WEIGHTS", help=argparse.SUPPRESS)
-    parser.add_argument("--split", default=None, help="split to score [valid when there is one]")
+    parser.add_argument(
+        "--split", type=split_name, default=None, help="split to score [valid when there is one]"
+    )
     add_darknet_protocol_options(parser)
     parser.add_argument(
         "--min-score", type=float, default=None,

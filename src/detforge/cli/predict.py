@@ -15,6 +15,7 @@ from detforge.cli.common import (
     add_path_map_option,
     adopt_dataset_names,
     parse_path_map,
+    split_name,
 )
 from detforge.errors import DetforgeError
 from detforge.utils.outputs import add_output_options, claim_file, results_dir, say_saved
@@ -53,7 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "weights", help="detforge checkpoint (.pt), exported model (.onnx) or Darknet .weights"
     )
     parser.add_argument("source", help="image, folder, image list, .data file or video")
-    parser.add_argument("--split", help="split of a .data source: train, valid (default), test")
+    parser.add_argument(
+        "--split", type=split_name, help="split of a .data source: train, valid, test [valid]"
+    )
     parser.add_argument(
         "--every", type=int, default=1, metavar="N", help="video: use every N-th frame [1]"
     )

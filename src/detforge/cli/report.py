@@ -46,7 +46,11 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from detforge.cli.common import add_darknet_protocol_options, add_path_map_option
+    from detforge.cli.common import (
+        add_darknet_protocol_options,
+        add_path_map_option,
+        split_name,
+    )
 
     parser.add_argument("gt", metavar="GT", help="ground truth: a dataset or COCO instances JSON")
     parser.add_argument(
@@ -60,7 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", metavar="RUN_DIR", help="a 'detforge train' run folder")
     add_output_options(parser, "report", out_help="folder to write the site to "
                        "[runs/report/<name>, numbered if it exists]")  # fmt: skip
-    parser.add_argument("--split", help="split of GT to show/evaluate [valid with --pred]")
+    parser.add_argument(
+        "--split", type=split_name, help="split of GT to show/evaluate [valid with --pred]"
+    )
     parser.add_argument("--images-dir", help="COCO GT: folder the file_name entries are in")
     add_darknet_protocol_options(parser)
     parser.add_argument(

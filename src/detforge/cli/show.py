@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from detforge.cli.common import add_path_map_option, parse_path_map
+from detforge.cli.common import add_path_map_option, parse_path_map, split_name
 from detforge.errors import DetforgeError
 from detforge.utils.outputs import add_output_options, results_dir, say_saved
 
@@ -26,7 +26,7 @@ sheets grid_000.jpg, ... of --grid-size pictures each.
 
 examples:
   detforge show data/obj.data --split train --limit 50 --grid
-  detforge show data/obj.data --pred runs/predict/labels --out look
+  detforge show data/obj.data --pred runs/predict/obj/labels --out look
   detforge show instances_val.json --pred detections.json --conf 0.4 --grid --random
 """
 
@@ -34,7 +34,7 @@ examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", help="a dataset in any format detforge reads")
     parser.add_argument("--pred", help="predictions to compare: results JSON or .txt folder")
-    parser.add_argument("--split", help="only this split (train, valid, test)")
+    parser.add_argument("--split", type=split_name, help="only this split (train, valid, test)")
     parser.add_argument(
         "--from", dest="format", default=None, metavar="FORMAT",
         help="dataset format, if detection guesses wrong",

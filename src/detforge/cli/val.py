@@ -29,14 +29,20 @@ cfg's nms_kind at 0.45; class names from --names, else the dataset's.
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from detforge.cli.common import add_darknet_model_options, add_path_map_option
+    from detforge.cli.common import (
+        add_darknet_model_options,
+        add_path_map_option,
+        split_name,
+    )
     from detforge.utils.outputs import add_exist_ok_option
 
     parser.add_argument(
         "weights", help="checkpoint (.pt), exported model (.onnx) or Darknet .weights"
     )
     parser.add_argument("data", help="dataset: a .data file or a dataset folder")
-    parser.add_argument("--split", default="valid", help="split to evaluate [valid]")
+    parser.add_argument(
+        "--split", type=split_name, default="valid", help="split to evaluate [valid]"
+    )
     parser.add_argument("--imgsz", type=int, default=None, help="input size [checkpoint's]")
     parser.add_argument("--batch", type=int, default=16, help="images per batch [16]")
     parser.add_argument("--device", default="", help="cpu, cuda or cuda:N [CUDA if available]")
