@@ -73,8 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=32,
         metavar="PX",
-        help="image-tiny below PX pixels in width or height (e.g. 8 for "
-        "microscopy crops) [32]",
+        help="image-tiny below PX pixels in width or height (e.g. 8 for microscopy crops) [32]",
     )
     limits.add_argument(
         "--imbalance",
@@ -89,8 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=0.9,
         metavar="IOU",
-        help="box-near-duplicate for same-class boxes of one image overlapping this much "
-        "[0.9]",
+        help="box-near-duplicate for same-class boxes of one image overlapping this much [0.9]",
     )
     add_path_map_option(parser)
 

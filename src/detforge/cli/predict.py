@@ -151,6 +151,12 @@ def run(args: argparse.Namespace) -> int:
     path_map = parse_path_map(args.path_map)
     if not Path(args.weights).is_file():
         raise DetforgeError("weights file not found", path=args.weights)
+    if args.classes:  # a --classes mistake is reported before the (slow) model load
+        from detforge.predict.loading import peek_class_names
+
+        declared = peek_class_names(Path(args.weights), names=args.names)
+        if declared is not None:
+            class_filter(args.classes, declared)
     source = open_source(args.source, split=args.split, every=args.every, path_map=path_map)
     save_images = args.save_images or (args.save_json is None and not args.save_txt)
     out: Path | None = None
