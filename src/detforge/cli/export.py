@@ -69,9 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="output folder [beside WEIGHTS]; a name ending in .onnx: the file itself",
     )  # fmt: skip
     add_exist_ok_option(parser)
-    parser.add_argument(
-        "--name", default=None, help="--to darknet: file stem [the weights' stem]"
-    )
+    parser.add_argument("--name", default=None, help="--to darknet: file stem [the weights' stem]")
     parser.add_argument("--no-verify", action="store_true", help="skip the onnxruntime comparison")
     parser.add_argument(
         "--device", default="cpu", help="trace and verify on: cpu, cuda, cuda:N [cpu]"
