@@ -64,6 +64,18 @@ def test_map_refuses_two_datasets_in_one_line(
     assert len(err.splitlines()) == 1 and "expected MODEL DATA" in err
 
 
+def test_val_and_predict_say_the_model_comes_first(
+    shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt = tmp_path / "best.pt"
+    ckpt.write_bytes(b"not read: the order is checked first")
+    for cmd in ("val", "predict"):
+        assert main([cmd, str(shapes), str(ckpt)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1
+        assert f"the model comes first: detforge {cmd} {ckpt} {shapes}" in err
+
+
 def test_every_model_taking_command_puts_the_model_first() -> None:
     parsers = _subparsers()
     for name in ("val", "predict", "map", "export"):

@@ -132,3 +132,12 @@ def split_name(value: str) -> str:
     raise argparse.ArgumentTypeError(
         f"{value!r} is not a split: use train, valid (or val), test, trainval or all{hint}"
     )
+
+
+def require_model_first(command: str, model: str, other: str) -> None:
+    """A one-line error when ``command``'s MODEL and DATA/SOURCE came the other way round."""
+    if model_kind(model) == "data" and model_kind(other) == "model":
+        raise DetforgeError(
+            f"the model comes first: detforge {command} {other} {model} (MODEL, then the "
+            "images or dataset it runs on, as in every detforge command)"
+        )

@@ -15,6 +15,7 @@ from detforge.cli.common import (
     add_path_map_option,
     adopt_dataset_names,
     parse_path_map,
+    require_model_first,
     split_name,
 )
 from detforge.errors import DetforgeError
@@ -149,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
     from detforge.utils.progress import progress
 
     path_map = parse_path_map(args.path_map)
+    require_model_first("predict", str(args.weights), str(args.source))
     if not Path(args.weights).is_file():
         raise DetforgeError("weights file not found", path=args.weights)
     if args.classes:  # a --classes mistake is reported before the (slow) model load

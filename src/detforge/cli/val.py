@@ -71,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from detforge.cli.common import adopt_dataset_names, parse_path_map
+    from detforge.cli.common import adopt_dataset_names, parse_path_map, require_model_first
     from detforge.data.dataset import canonical_split
     from detforge.eval.api import evaluate, jsonable
     from detforge.eval.report import format_report
@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from detforge.utils.io import atomic_write_bytes
     from detforge.utils.outputs import claim_file, say_saved
 
+    require_model_first("val", str(args.weights), args.data)
     if not Path(args.weights).is_file():
         raise DetforgeError("weights file not found", path=args.weights)
     if args.json:
