@@ -50,8 +50,9 @@ def _photo() -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
-def bench_model(name: str, cfg: Path, weights: Path | None, args: argparse.Namespace,
-                work: Path) -> dict[str, float]:  # fmt: skip
+def bench_model(
+    name: str, cfg: Path, weights: Path | None, args: argparse.Namespace, work: Path
+) -> dict[str, float]:
     import cv2
     import onnxruntime as ort
     import torch
@@ -76,11 +77,13 @@ def bench_model(name: str, cfg: Path, weights: Path | None, args: argparse.Names
     blob = x.numpy()
     out: dict[str, float] = {}
 
-    out["detforge torch forward"] = _median_rate(lambda: forward_rows(net, x), args.images,
-                                                 args.repeat)  # fmt: skip
+    out["detforge torch forward"] = _median_rate(
+        lambda: forward_rows(net, x), args.images, args.repeat
+    )
     onnx_path = work / f"{name}.onnx"
-    torch.onnx.export(net, (x,), str(onnx_path), input_names=["images"], opset_version=17,
-                      dynamo=False)  # fmt: skip
+    torch.onnx.export(
+        net, (x,), str(onnx_path), input_names=["images"], opset_version=17, dynamo=False
+    )
     so = ort.SessionOptions()
     so.intra_op_num_threads = args.threads
     so.inter_op_num_threads = 1
@@ -125,8 +128,12 @@ def bench_model(name: str, cfg: Path, weights: Path | None, args: argparse.Names
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cfg-dir", type=Path, default=Path("../shared/darknet/cfg"))
-    parser.add_argument("--yolov3-tiny", type=Path, default=None,
-                        help="folder with the real yolov3-tiny.cfg/.weights")  # fmt: skip
+    parser.add_argument(
+        "--yolov3-tiny",
+        type=Path,
+        default=None,
+        help="folder with the real yolov3-tiny.cfg/.weights",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--images", type=int, default=40)
     parser.add_argument("--repeat", type=int, default=3)

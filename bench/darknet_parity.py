@@ -31,15 +31,29 @@ LINE = re.compile(
 )
 
 
-def darknet_detections(darknet: Path, data: Path, cfg: Path, weights: Path,
-                       images: list[Path]) -> list[list[tuple[str, float, np.ndarray]]]:  # fmt: skip
+def darknet_detections(
+    darknet: Path, data: Path, cfg: Path, weights: Path, images: list[Path]
+) -> list[list[tuple[str, float, np.ndarray]]]:
     """Per image: (class name, score, xyxy) as ``detector test`` prints them."""
     proc = subprocess.run(
-        [str(darknet), "detector", "test", str(data), str(cfg), str(weights), "-thresh", "0.25",
-         "-ext_output", "-dont_show"],
-        input="\n".join(str(p) for p in images) + "\n", capture_output=True, text=True,
-        cwd=darknet.parent, timeout=3600,
-    )  # fmt: skip
+        [
+            str(darknet),
+            "detector",
+            "test",
+            str(data),
+            str(cfg),
+            str(weights),
+            "-thresh",
+            "0.25",
+            "-ext_output",
+            "-dont_show",
+        ],
+        input="\n".join(str(p) for p in images) + "\n",
+        capture_output=True,
+        text=True,
+        cwd=darknet.parent,
+        timeout=3600,
+    )
     out: list[list[tuple[str, float, np.ndarray]]] = []
     for line in proc.stdout.splitlines():
         if "Predicted in" in line:
@@ -50,7 +64,9 @@ def darknet_detections(darknet: Path, data: Path, cfg: Path, weights: Path,
             x, y, w, h = (int(m[k]) for k in "xywh")
             out[-1].append((m["name"], int(m["p"]) / 100, np.array([x, y, x + w, y + h], float)))
     if len(out) != len(images):
-        sys.exit(f"darknet printed {len(out)} results for {len(images)} images:\n{proc.stderr[-3000:]}")
+        sys.exit(
+            f"darknet printed {len(out)} results for {len(images)} images:\n{proc.stderr[-3000:]}"
+        )
     return out
 
 
@@ -72,17 +88,19 @@ def main() -> None:
     parser.add_argument("--images", type=Path, nargs="+", required=True)
     parser.add_argument("--cfg-dir", type=Path, default=Path("../shared/darknet/cfg"))
     parser.add_argument("--yolov3-tiny", type=Path, default=None)
-    parser.add_argument("--models", nargs="+", default=["yolov3-tiny", "yolov4-tiny",
-                        "yolov7-tiny", "yolov4-csp"])  # fmt: skip
+    parser.add_argument(
+        "--models", nargs="+", default=["yolov3-tiny", "yolov4-tiny", "yolov7-tiny", "yolov4-csp"]
+    )
     args = parser.parse_args()
 
     import torch
     from PIL import Image
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.models.darknet.helpers import randomize
+
     from detforge.models.darknet.model import detect, load_darknet
     from detforge.models.darknet.weights import write_weights
-    from tests.models.darknet.helpers import randomize
 
     torch.set_num_threads(1)
     images = [p.resolve() for p in args.images]
@@ -102,20 +120,28 @@ def main() -> None:
                 weights = write_weights(net, work / f"{model}.weights")
             else:
                 weights = real / f"{model}.weights"
-            theirs = darknet_detections(args.darknet, data, cfg.resolve(), weights.resolve(), images)
+            theirs = darknet_detections(
+                args.darknet, data, cfg.resolve(), weights.resolve(), images
+            )
             ours = []
             for arr in arrays:
                 d = detect(net, arr)
-                ours.append([(names[c], float(s), b.astype(float))
-                             for c, s, b in zip(d.classes, d.scores, d.boxes, strict=True)])  # fmt: skip
+                ours.append(
+                    [
+                        (names[c], float(s), b.astype(float))
+                        for c, s, b in zip(d.classes, d.scores, d.boxes, strict=True)
+                    ]
+                )
             n_ours = sum(map(len, ours))
             n_theirs = sum(map(len, theirs))
             hit_ours = sum(_matched(d, t) for o, t in zip(ours, theirs, strict=True) for d in o)
             hit_theirs = sum(_matched(d, o) for o, t in zip(ours, theirs, strict=True) for d in t)
-            print(f"{model} ({'real' if real else 'random'} weights, {len(images)} images): "
-                  f"detforge {n_ours} detections, {hit_ours / max(n_ours, 1):.1%} found in "
-                  f"darknet's; darknet {n_theirs}, {hit_theirs / max(n_theirs, 1):.1%} found in "
-                  "detforge's")  # fmt: skip
+            print(
+                f"{model} ({'real' if real else 'random'} weights, {len(images)} images): "
+                f"detforge {n_ours} detections, {hit_ours / max(n_ours, 1):.1%} found in "
+                f"darknet's; darknet {n_theirs}, {hit_theirs / max(n_theirs, 1):.1%} found in "
+                "detforge's"
+            )
 
 
 if __name__ == "__main__":

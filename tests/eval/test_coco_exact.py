@@ -181,8 +181,8 @@ def test_json_fast_path_equals_json_module(
 ) -> None:
     """The object-free results parser reads exactly what ``json`` reads (17-digit floats),
     whatever the chunking."""
-    import detforge.eval.results_json as preds
-    from detforge.eval.results_json import parse_results as _fast_results
+    import detforge.formats.predictions.fastjson as preds
+    from detforge.formats.predictions.fastjson import parse_results as _fast_results
 
     monkeypatch.setattr(preds, "_CHUNK", chunk)
 

@@ -40,6 +40,8 @@ def test_load_finds_the_cfg_and_names(tiny: tuple[Path, Path], tmp_path: Path) -
     with pytest.raises(DetforgeError, match=r"needs its network \.cfg: pass --cfg") as err:
         detforge.load(lonely)
     assert err.value.path == str(lonely)
+    with pytest.raises(DetforgeError, match="runs at its cfg's size \\(96x64\\)"):
+        detforge.load(weights, imgsz=416)
     with pytest.raises(DetforgeError, match="do not belong together"):
         detforge.load(weights, cfg=_other_cfg(tmp_path))
 
@@ -70,7 +72,7 @@ def test_predict_is_darknet_detect(tiny: tuple[Path, Path]) -> None:
         boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
         assert len(pred) == len(ref.scores) > 0
         np.testing.assert_array_equal(pred.classes, ref.classes)
-        np.testing.assert_allclose(pred.scores, ref.scores, atol=1e-6)
+        np.testing.assert_allclose(pred.scores, ref.scores, atol=1e-5)  # fused BN
         np.testing.assert_allclose(pred.boxes, boxes, atol=1e-3)
     fewer = model.predict(images[0], conf=0.5, iou=0.3)[0]
     ref = detect(net, images[0], thresh=0.5, nms=0.3)
@@ -128,3 +130,23 @@ def photo_path() -> Path:
     from matplotlib import cbook
 
     return Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+
+
+def test_batch_forward_contract(tiny: tuple[Path, Path]) -> None:
+    """``Predictor.forward`` of a Darknet model: (B, h, w, 3) uint8 at the cfg size ->
+    (B, A, 4 + C) xyxy input pixels and objectness x class probability."""
+    import torch
+
+    from detforge.models.darknet.model import forward_rows
+
+    cfg, weights = tiny
+    model = detforge.load(weights, fuse=False)
+    batch = np.random.default_rng(1).integers(0, 256, (2, 64, 96, 3), dtype=np.uint8)
+    out = model.forward(batch).numpy()
+    net = load_darknet(cfg, weights)
+    x = torch.from_numpy(batch).permute(0, 3, 1, 2).float() / 255
+    rows = forward_rows(net, x).numpy()
+    assert out.shape == (2, rows.shape[1], 4 + 2)
+    np.testing.assert_allclose(out[..., 0], (rows[..., 0] - rows[..., 2] / 2) * 96, atol=1e-4)
+    np.testing.assert_allclose(out[..., 3], (rows[..., 1] + rows[..., 3] / 2) * 64, atol=1e-4)
+    np.testing.assert_allclose(out[..., 4:], rows[..., 5:] * rows[..., 4:5], atol=1e-6)

@@ -42,6 +42,7 @@ COMMANDS: dict[str, str] = {
     "check": "detforge.cli.check",
     "stats": "detforge.cli.stats",
     "darknet-cfg": "detforge.cli.darknet_cfg",
+    "anchors": "detforge.cli.anchors",
     "export": "detforge.cli.export",
 }
 """Subcommand name -> module implementing it, in the order ``--help`` lists them."""

@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from detforge.utils.outputs import add_exist_ok_option
 
     parser.add_argument(
-        "weights", help="checkpoint (.pt), exported model (.onnx) or Darknet .weights"
+        "weights", help="detforge checkpoint (.pt), exported model (.onnx) or Darknet .weights"
     )
     parser.add_argument("data", help="dataset: a .data file or a dataset folder")
     parser.add_argument(
@@ -64,6 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--json", metavar="FILE", help="write the metrics as JSON (as 'detforge eval --json')"
     )
     add_exist_ok_option(parser)
+    parser.add_argument(
+        "--save-json", metavar="FILE",
+        help="write the predictions as COCO results (+ FILE.meta.json), as 'predict' does",
+    )  # fmt: skip
     add_darknet_model_options(parser)
     add_path_map_option(parser)
 
@@ -87,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
         raise DetforgeError("weights file not found", path=args.weights)
     if args.json:
         claim_file(args.json, exist_ok=args.exist_ok, option="--json")
+    if args.save_json:
+        claim_file(args.save_json, exist_ok=args.exist_ok, option="--save-json")
     model = load(
         args.weights, device=args.device, imgsz=args.imgsz, half=args.half, cfg=args.cfg,
         names=args.names,
@@ -114,4 +120,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         atomic_write_bytes(args.json, dump_json(jsonable(report)))
         say_saved("metrics", args.json)
+    if args.save_json:
+        from detforge.formats.predictions import save_predictions
+
+        save_predictions(
+            args.save_json, pred, part, written_by="detforge val", dataset=args.data,
+            model=args.weights, settings={"conf": args.conf, "iou": args.iou,
+                                          "max_det": args.max_det, "imgsz": args.imgsz},
+        )  # fmt: skip
+        say_saved("predictions", args.save_json)
     return 0

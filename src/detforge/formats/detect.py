@@ -150,9 +150,12 @@ def read_ground_truth(
     format: str | None = None,
     images_dir: str | os.PathLike[str] | None = None,
     path_map: Sequence[tuple[str, str]] = (),
+    default_split: str | None = None,
 ) -> tuple[Dataset, Path | None]:
     """The ground truth ``eval``/``map``/``show``/``predict --save-json`` score against: one
     split of ``source``, and for a ``.data`` file its ``results=`` folder (else ``None``).
+    Without ``split``, ``default_split`` (the split predictions were made on) is used when the
+    dataset has it, else ``valid``.
 
     A ``.data`` file: only the list of ``split`` (default ``valid``) is read, with the
     ``.data`` file's names. Anything else is read whole (:func:`read_any`); then ``split`` is
@@ -163,7 +166,7 @@ def read_ground_truth(
     if src.suffix.lower() == ".data" and src.is_file() and format in (None, "darknet"):
         from detforge.formats.darknet import read_darknet
 
-        ds = read_darknet(src, path_map=path_map, split=split or "valid")
+        ds = read_darknet(src, path_map=path_map, split=split or default_split or "valid")
         results = ds.meta["data_file"].results
         return ds, Path(results) if results else None
     ds = read_any(src, format=format, images_dir=images_dir, path_map=path_map)
@@ -175,7 +178,8 @@ def read_ground_truth(
             raise DetforgeError(f"the dataset has no split {split!r} (it has: {have})", path=src)
         return ds.split(want), None
     if len(splits) > 1:
-        ds = ds.split("valid" if "valid" in splits else splits[0])
+        pick = default_split if default_split in splits else "valid"
+        ds = ds.split(pick if pick in splits else splits[0])
     return ds, None
 
 

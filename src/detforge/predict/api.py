@@ -81,10 +81,10 @@ class Prediction:
                           class_names=self.class_names, line_width=line_width)  # fmt: skip
 
 
-def _as_frame(item: Any, index: int, fit: tuple[int, int] | None) -> Frame:
+def _as_frame(item: Any, index: int, fit: tuple[int, int]) -> Frame:
     """A :class:`Frame` from a path, a Pillow image or an ``(H, W, 3)`` uint8 RGB array.
     Paths are decoded straight to the size that fits the input shape ``fit`` (as training
-    and validation decode them); ``fit=None`` decodes them at full resolution."""
+    and validation decode them)."""
     if isinstance(item, Frame):
         return item
     if isinstance(item, (str, os.PathLike)):
@@ -114,13 +114,15 @@ class Predictor:
     is the preprocessing rule (default: the ``imgsz`` square); ``fixed_shape`` is ``(H, W)``
     for models that only accept one input size (static ONNX exports).
     ``default_iou`` / ``default_map_conf`` / ``default_max_det``: what ``iou=None``,
-    ``predict_dataset(conf=None)`` and ``max_det=None`` mean for this kind of model (a Darknet
-    network uses Darknet's, see :mod:`detforge.predict.darknet`).
+    ``predict_dataset(conf=None)`` and ``max_det=None`` mean for this kind of model;
+    ``full_resolution``: images must be decoded at full size (the model resizes them itself).
+    A Darknet network uses Darknet's values (:mod:`detforge.predict.darknet`).
     """
 
     default_iou = 0.7
     default_map_conf = 0.001
     default_max_det = 300
+    full_resolution = False
 
     def __init__(
         self,
@@ -158,10 +160,6 @@ class Predictor:
                 "--imgsz, or export with --dynamic to choose the size when predicting"
             )
         return replace(self.rule, height=int(imgsz), width=int(imgsz))
-
-    def decode_fit(self, imgsz: int | None = None) -> tuple[int, int] | None:
-        """The input shape image files are decoded to fit (``None``: full resolution)."""
-        return self.input_rule(imgsz).shape
 
     def predict_frames(
         self,
@@ -322,8 +320,9 @@ def load(
     """Load a detforge checkpoint (``.pt``), an exported ONNX model (``.onnx``) or a Darknet
     network (``.weights`` with ``cfg=`` or the same-stem ``.cfg`` beside it) to predict.
 
-    Darknet networks keep Darknet's inference rules (:mod:`detforge.predict.darknet`);
-    ``names`` (a ``.names`` file or a list) names their classes (default ``class0..``).
+    A Darknet network keeps Darknet's inference rules (:mod:`detforge.predict.darknet`; it
+    runs at its cfg's size, ``imgsz`` does not apply); ``names`` (a ``.names`` file or a
+    list) names its classes (default ``class0..``).
 
     ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ... (:mod:`detforge.utils.device`; default:
     CUDA when available; ONNX models run with onnxruntime on its CPU or CUDA provider).
@@ -335,23 +334,21 @@ def load(
     path = Path(weights)
     if not path.is_file():
         raise DetforgeError("weights file not found", path=path)
-    from detforge.models.darknet.model import is_darknet_file
-
-    if is_darknet_file(path):
-        from detforge.predict.darknet import load_darknet_predictor
-        from detforge.utils.device import device_string, resolve_device
-
-        if half:
-            raise DetforgeError("half precision is not supported for Darknet networks")
-        dev = device_string(resolve_device(device))
-        return load_darknet_predictor(path, cfg=cfg, names=names, device=dev)
-    if cfg is not None or names is not None:
-        raise DetforgeError("cfg= and names= are for Darknet .weights files", path=path)
     if imgsz is not None:
         InputRule.square(imgsz)  # a bad size is an error before the model loads
     from detforge.predict.loading import load_model_file
 
-    m = load_model_file(path, device=device, fuse=fuse, half=half)
+    m = load_model_file(path, device=device, fuse=fuse, half=half, cfg=cfg, names=names)
+    if m.darknet is not None:
+        from detforge.predict.darknet import DarknetPredictor
+
+        w, h = m.darknet.input_size
+        if imgsz is not None and (imgsz, imgsz) != (h, w):
+            raise DetforgeError(
+                f"a Darknet network runs at its cfg's size ({w}x{h}); to change it, set "
+                "width= and height= in the cfg instead of --imgsz", path=path,
+            )  # fmt: skip
+        return DarknetPredictor(m.darknet, m.class_names, forward=m.forward, source=str(path))
     pred = Predictor(
         m.forward,
         m.class_names,

@@ -13,7 +13,7 @@ best ``max_det`` detections of an image (Darknet has no cap; the default 300 rar
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,14 +35,21 @@ class DarknetPredictor(Predictor):
     default_iou = 0.45  # Darknet's nms for every detector command
     default_map_conf = 0.005  # validate_detector_map's thresh
     default_max_det = 1 << 30  # Darknet keeps every detection
+    full_resolution = True  # Darknet resizes the decoded image itself
 
-    def __init__(self, net: DarknetNetwork, class_names: Sequence[str], *, device: str,
-                 source: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        net: DarknetNetwork,
+        class_names: Sequence[str],
+        *,
+        forward: Callable[[Any], Any] | None = None,
+        source: str | None = None,
+    ) -> None:
         w, h = net.input_size
-        super().__init__(self._no_forward, class_names, backend="torch-darknet",
-                         imgsz=max(w, h), fixed_shape=(h, w), source=source)  # fmt: skip
+        super().__init__(forward or self._no_forward, class_names, backend="torch-darknet",
+                         fixed_shape=(h, w), source=source)  # fmt: skip
         self.net = net
-        self.device = device
+        self.device = next(net.parameters()).device
         self.clip = True
 
     def predict_dataset(self, ds: Dataset, **kwargs: Any) -> Dataset:
@@ -54,13 +61,9 @@ class DarknetPredictor(Predictor):
         finally:
             self.clip = True
 
-    def decode_fit(self, imgsz: int | None = None) -> tuple[int, int] | None:
-        """``None``: Darknet resizes full-resolution images itself."""
-        return None
-
     @staticmethod
-    def _no_forward(batch: Any) -> Any:  # pragma: no cover - predict_frames replaces it
-        raise DetforgeError("a Darknet network predicts through predict_frames")
+    def _no_forward(batch: Any) -> Any:  # pragma: no cover - load() passes the real one
+        raise DetforgeError("this Darknet predictor has no batch forward; use predict_frames")
 
     def predict_frames(
         self,
@@ -85,7 +88,7 @@ class DarknetPredictor(Predictor):
         net = self.net
         net_w, net_h = net.input_size
         counter = iter(range(1 << 62))
-        gen = (_as_frame(f, next(counter), None) for f in frames)
+        gen = (_full_frame(f, next(counter)) for f in frames)
 
         def prepare(group: list[Frame]) -> tuple[list[Frame], torch.Tensor]:
             xs = [darknet_input(f.image, net_w, net_h, letter_box=net.letter_box) for f in group]
@@ -146,15 +149,27 @@ def resolve_names(names: str | os.PathLike[str] | Sequence[str] | None, count: i
     return listed
 
 
-def load_darknet_predictor(
+def _full_frame(item: Any, index: int) -> Frame:
+    """A Frame decoded at full resolution (Darknet resizes the whole image itself)."""
+    if isinstance(item, (str, os.PathLike)):
+        from detforge.data.images import load_image
+
+        path = os.fspath(item)
+        image, _ = load_image(path)
+        return Frame(image, Path(path).stem, path, index)
+    return _as_frame(item, index, (0, 0))  # Frames, PIL images and arrays are used as given
+
+
+def load_darknet_network(
     path: Path,
     *,
     cfg: str | os.PathLike[str] | None = None,
     names: str | os.PathLike[str] | Sequence[str] | None = None,
-    device: str = "cpu",
-) -> DarknetPredictor:
-    """``path`` a ``.weights`` (cfg: ``cfg`` or the same-stem file beside it) or a ``.cfg``
-    (random weights; for tests and export checks) -> a :class:`DarknetPredictor`."""
+    device: Any = "cpu",
+) -> tuple[DarknetNetwork, list[str]]:
+    """``path`` a ``.weights`` / ``.conv.N`` (cfg: ``cfg`` or the same-stem file beside it)
+    or a ``.cfg`` (random weights; for tests and export checks) -> the network in eval mode
+    on ``device`` and its class names (:func:`resolve_names`)."""
     from detforge.models.darknet.model import load_darknet
 
     if path.suffix.lower() == ".cfg":
@@ -166,5 +181,4 @@ def load_darknet_predictor(
     if not cfg_path.is_file():
         raise DetforgeError("cfg file not found", path=cfg_path)
     net = load_darknet(cfg_path, weights, device=device)
-    class_names = resolve_names(names, net.num_classes)
-    return DarknetPredictor(net, class_names, device=device, source=str(path))
+    return net, resolve_names(names, net.num_classes)

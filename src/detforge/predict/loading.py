@@ -5,7 +5,8 @@ function (``.onnx`` -> onnxruntime, anything else -> a detforge checkpoint). New
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,10 @@ class LoadedModel:
     backend: str
     rule: InputRule
     fixed: bool = False
+    darknet: Any = None
+    """A Darknet network (:class:`~detforge.models.darknet.network.DarknetNetwork`, on its
+    device): :func:`~detforge.predict.api.load` wraps it in a ``DarknetPredictor``, which
+    keeps Darknet's own resize, decoding and NMS."""
 
 
 def _torch_forward(
@@ -50,16 +55,31 @@ def _torch_forward(
 
 
 def load_model_file(
-    path: Path, *, device: str | None = None, fuse: bool = True, half: bool = False
+    path: Path,
+    *,
+    device: str | None = None,
+    fuse: bool = True,
+    half: bool = False,
+    cfg: str | os.PathLike[str] | None = None,
+    names: str | os.PathLike[str] | Sequence[str] | None = None,
 ) -> LoadedModel:
     """The one place a model file becomes something to predict with: ``.onnx`` runs with
-    onnxruntime (its rule read from the export's metadata), anything else is read as a
-    detforge checkpoint (its rule: the square of the size it was trained at)."""
+    onnxruntime (its rule read from the export's metadata), a Darknet ``.weights`` /
+    ``.conv.N`` / ``.cfg`` becomes a Darknet network (``cfg``: its ``.cfg``, default the
+    same-stem file beside it; ``names``: a ``.names`` file or list), anything else is read as
+    a detforge checkpoint (its rule: the square of the size it was trained at)."""
+    from detforge.models.darknet.model import is_darknet_file
     from detforge.utils.device import resolve_device
 
     dev = resolve_device(device)
     if path.suffix.lower() == ".onnx":  # an fp16 export carries its own precision
         return _load_onnx(path, dev)
+    if is_darknet_file(path):
+        if half:
+            raise DetforgeError("half precision is not supported for Darknet networks")
+        return _load_darknet(path, dev, cfg=cfg, names=names, fuse=fuse)
+    if cfg is not None or names is not None:
+        raise DetforgeError("cfg and names are for Darknet .weights files", path=path)
     from detforge.models.checkpoint import load_model
 
     if half and dev.type != "cuda":
@@ -93,6 +113,39 @@ def _load_onnx(path: Path, device: torch.device) -> LoadedModel:
 
     names = tuple(det.class_names)
     return LoadedModel(forward, names, "onnxruntime", det.rule, det.fixed_shape is not None)
+
+
+def _load_darknet(
+    path: Path,
+    device: torch.device,
+    *,
+    cfg: str | os.PathLike[str] | None,
+    names: str | os.PathLike[str] | Sequence[str] | None,
+    fuse: bool = True,
+) -> LoadedModel:
+    """A Darknet network (``fuse``: BatchNorm folded into the convolutions); ``forward``
+    maps a batch already at the cfg's size to ``(B, A, 4 + C)``: xyxy input pixels and
+    objectness x class probability."""
+    import torch
+
+    from detforge.models.darknet.model import forward_rows
+    from detforge.predict.darknet import load_darknet_network
+
+    net, class_names = load_darknet_network(path, cfg=cfg, names=names, device=device)
+    if fuse:
+        net = net.fused()
+
+    def forward(batch: NDArray[np.uint8]) -> torch.Tensor:
+        x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+        rows = forward_rows(net, x)
+        h, w = x.shape[-2:]
+        scale = rows.new_tensor([w, h])
+        cxcy, wh = rows[..., 0:2] * scale, rows[..., 2:4] * scale
+        return torch.cat([cxcy - wh / 2, cxcy + wh / 2, rows[..., 5:] * rows[..., 4:5]], -1)
+
+    w, h = net.input_size
+    rule = InputRule(h, w)
+    return LoadedModel(forward, tuple(class_names), "torch-darknet", rule, True, darknet=net)
 
 
 def peek_class_names(path: Path, *, names: str | None = None) -> tuple[str, ...] | None:

@@ -135,3 +135,18 @@ def test_stock_cfg_weight_counts() -> None:
     (yolov4-tiny.weights: 24,251,276 bytes = 20-byte header + 6,062,814 floats)."""
     net = load_darknet(CFG_DIR / "yolov4-tiny.cfg")
     assert len(weights_bytes(net)) == 24_251_276
+
+
+def test_fused_copy_is_close_and_not_writable(tmp_path: Path) -> None:
+    (tmp_path / "t.cfg").write_text(TINY)
+    net = load_darknet(tmp_path / "t.cfg")
+    with torch.no_grad():
+        net.layers[0].bn.running_var.uniform_(0.5, 2.0)
+        net.layers[0].bn.running_mean.uniform_(-1, 1)
+    fused = net.fused()
+    assert fused.layers[0].bn is None and net.layers[0].bn is not None
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x)[0], net(x)[0], atol=1e-5, rtol=1e-5)
+    with pytest.raises(DetforgeError, match="fused inference copy"):
+        weights_bytes(fused)

@@ -34,6 +34,7 @@ DATA_KEYS: tuple[str, ...] = (
     "classes",
     "train",
     "valid",
+    "difficult",
     "test",
     "names",
     "backup",
@@ -43,7 +44,7 @@ DATA_KEYS: tuple[str, ...] = (
 )
 """Every key Darknet's ``detector`` reads from a ``.data`` file, in the order we write them."""
 
-_PATH_KEYS = ("train", "valid", "test", "names", "backup", "results", "map")
+_PATH_KEYS = ("train", "valid", "difficult", "test", "names", "backup", "results", "map")
 _WINDOWS_ABS = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\|//)")
 
 
@@ -56,6 +57,9 @@ class DataFile:
     classes: int | None = None
     train: str | None = None
     valid: str | None = None
+    difficult: str | None = None
+    """A list pairing, line by line, each ``valid`` image with one whose labels are difficult
+    truths (see :mod:`detforge.formats.darknet.difficult`)."""
     test: str | None = None
     names: str | None = None
     backup: str | None = None

@@ -117,6 +117,8 @@ def read_weights(
 
 def weights_bytes(net: DarknetNetwork, header: WeightsHeader | None = None) -> bytes:
     """The ``.weights`` file content for ``net`` (header: ``net.header`` unless given)."""
+    if net.is_fused:
+        raise DetforgeError("a fused inference copy cannot be written as .weights")
     h = header or net.header
     parts = [struct.pack("<iii", h.major, h.minor, h.revision)]
     parts.append(struct.pack("<Q" if h.seen_is_64bit else "<I", h.seen))
