@@ -49,6 +49,7 @@ PARSE_ONLY = {
     "lr-find": "the LR range test trains for minutes",
     "--resume": "needs an interrupted run",
     "--weights runs/": "fine-tuning, a second training run",
+    ".conv.29": "pretrained Darknet weights (a download)",
     "--run runs/train/obj-3": "needs a third training run",
     "lists data/train -o": "would replace the dataset's own data/train.txt",
     "frames/obj.data": "a dataset of video frames",
@@ -137,6 +138,9 @@ def _workspace(root: Path, *, trained: bool) -> Path:
             if im.with_suffix(".txt").exists():
                 shutil.copy(im.with_suffix(".txt"), root / folder / im.with_suffix(".txt").name)
     shutil.copy(data.parent / "obj.names", root / "data" / "frames" / "obj.names")
+    (root / "obj.data").write_text(  # a .data file in the working folder, as Darknet keeps one
+        "classes = 3\ntrain = data/train.txt\nvalid = data/valid.txt\nnames = data/obj.names\n"
+    )
     (root / "train.txt").write_text("".join(f"{p}\n" for p in images))
     _darknet_model(root / "yolov4-tiny.cfg")
     (root / "obj.names").write_text("".join(f"{n}\n" for n in CLASS_NAMES))
@@ -163,8 +167,6 @@ def _run(argv: list[str], target: str | None, capsys: pytest.CaptureFixture[str]
 def test_every_example_parses() -> None:
     examples = [ex for _, ex in help_examples()] + readme_examples()
     assert len(examples) > 60
-    for name, ex in help_examples():
-        assert ex.split()[1] == name, f"an example of {name!r} runs another command: {ex}"
     parser = build_parser()
     for ex in examples:
         for argv, _ in _commands(ex):
