@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -199,6 +200,8 @@ def test_voc_folder_given_as_darknet_points_at_convert(
     err = capsys.readouterr().err
     assert "Pascal VOC" in err and f"detforge info {voc}" in err
     assert main(["info", str(voc)]) == 0  # the dataset itself is read as VOC
+    assert main(["stats", str(voc / "JPEGImages")]) == 2
+    assert f"detforge stats {voc}" in capsys.readouterr().err
 
 
 def test_a_typo_split_lists_the_valid_ones(capsys: pytest.CaptureFixture[str]) -> None:
@@ -256,3 +259,32 @@ def test_low_scores_never_read_as_zero() -> None:
         assert float(text) > 0 and abs(float(text) - s) <= max(0.005, s * 0.5), (s, text)
     assert score_text(0.25) == "0.25" and score_text(0.004) == "0.004"
     assert np.isclose(float(score_text(0.00012)), 0.0001)
+
+
+def test_exit_codes(
+    shapes: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import detforge.cli.info
+
+    assert main(["info", str(shapes)]) == 0
+    assert main(["info", str(tmp_path / "none.data")]) == 2  # an input error: one line
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as e:  # a usage error
+        main(["info", str(shapes), "--no-such-option"])
+    assert e.value.code == 2
+    bad = tmp_path / "bad"
+    shutil.copytree(shapes.parent, bad)
+    label = sorted((bad / "images" / "train").glob("*.txt"))[0]
+    label.write_text("7 0.5 0.5 0.2 0.2\n")  # a class the names file does not have
+    assert main(["check", str(bad / "obj.data")]) == 1  # ran, and found something
+    capsys.readouterr()
+
+    def interrupted(args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(detforge.cli.info, "run", interrupted)
+    assert main(["info", str(shapes)]) == 130
+    assert "interrupted" in capsys.readouterr().err

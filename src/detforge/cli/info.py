@@ -6,7 +6,6 @@ import argparse
 import json
 
 from detforge.cli.common import add_path_map_option, parse_path_map
-from detforge.errors import DetforgeError
 
 HELP = "count images, negatives, boxes and classes per split"
 DESCRIPTION = """\
@@ -51,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from detforge.cli.paths import layout_hint
+    from detforge.cli.paths import refuse_other_layout
     from detforge.data.split import find_leaks
     from detforge.data.stats import format_summary, summarize
     from detforge.formats.darknet import read_darknet
@@ -60,9 +59,7 @@ def run(args: argparse.Namespace) -> int:
     pm = parse_path_map(args.path_map)
     if detect_format(args.data) == "darknet":
         ds = read_darknet(args.data, path_map=pm, missing=args.missing)
-        hint = layout_hint(args.data, "info") if ds.num_boxes == 0 else None
-        if hint is not None:
-            raise DetforgeError(hint, path=args.data)
+        refuse_other_layout(args.data, ds.num_boxes, "info")
     else:
         ds = read_any(args.data, path_map=pm, label_map=args.label_map)
     summary = summarize(ds)

@@ -98,3 +98,12 @@ def layout_hint(source: str | os.PathLike[str], command: str) -> str | None:
         return (f"this folder {where} a {kind} dataset, not images with Darknet .txt labels; "
                 f"convert it first: detforge convert {folder} OUT --to darknet")  # fmt: skip
     return None
+
+
+def refuse_other_layout(source: str | os.PathLike[str], num_boxes: int, command: str) -> None:
+    """:class:`DetforgeError` with :func:`layout_hint`'s advice when ``source``, read as
+    images with Darknet labels, gave no boxes at all and looks like another layout."""
+    if num_boxes == 0:
+        hint = layout_hint(source, command)
+        if hint is not None:
+            raise DetforgeError(hint, path=source)

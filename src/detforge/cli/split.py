@@ -96,7 +96,7 @@ def _merge(parts: Sequence[Dataset], names: list[str] | None) -> Dataset:
 def _read_source(source: str, path_map: list[tuple[str, str]]) -> Dataset:
     """One SOURCE as Darknet data; a folder of another layout (VOC, COCO, ...) or one with
     no labels at all is an error that names the command to run instead."""
-    from detforge.cli.paths import layout_hint
+    from detforge.cli.paths import layout_hint, refuse_other_layout
     from detforge.formats.darknet import read_darknet
 
     try:
@@ -106,10 +106,7 @@ def _read_source(source: str, path_map: list[tuple[str, str]]) -> Dataset:
         if hint is None:
             raise
         raise DetforgeError(hint, path=source) from None
-    if part.num_boxes == 0:
-        hint = layout_hint(source, "split")
-        if hint is not None:
-            raise DetforgeError(hint, path=source)
+    refuse_other_layout(source, part.num_boxes, "split")
     return part
 
 

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from detforge.data.stats import compute_stats, format_stats
     from detforge.errors import DetforgeError
     from detforge.formats.common import ensure_sizes
-    from detforge.formats.detect import read_any
+    from detforge.formats.detect import detect_format, read_any
     from detforge.utils.io import atomic_write_text
 
     ds = read_any(
@@ -57,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
         images_dir=args.images_dir,
         path_map=parse_path_map(args.path_map),
     )
+    if args.source_format is None and detect_format(args.dataset) == "darknet":
+        from detforge.cli.paths import refuse_other_layout
+
+        refuse_other_layout(args.dataset, ds.num_boxes, "stats")
     try:
         ds = ensure_sizes(ds)
     except DetforgeError as exc:  # unreadable images: box sizes stay normalized
