@@ -173,6 +173,10 @@ def test_typo_path_suggests_the_nearest_file(
     assert len(err.splitlines()) == 1 and f"did you mean {str(shapes)!r}?" in err
     assert main(["stats", str(shapes.parent.with_name("dss"))]) == 2
     assert "did you mean" in capsys.readouterr().err
+    # an error about an argument itself names just that argument
+    assert main(["eval", str(shapes), str(shapes.parent / "predss.json")]) == 2
+    err = capsys.readouterr().err
+    assert "predss.json: predictions not found" in err and "(reading" not in err
 
 
 def test_inner_file_errors_name_the_argument(

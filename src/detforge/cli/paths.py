@@ -64,8 +64,10 @@ def explain(exc: DetforgeError, given: Sequence[str] = ()) -> str:
     near = nearest_path(exc.path) if missing else None
     if near is not None:
         return f"{text} (did you mean {near!r}?)"
+    if any(g and _same_or_inside(exc.path, g) for g in given):
+        return text  # the error names (a file in) what the user typed
     inputs = [g for g in given if g and os.path.exists(g)]
-    if len(inputs) == 1 and not _same_or_inside(exc.path, inputs[0]):
+    if len(inputs) == 1:
         return f"{text} (reading {inputs[0]})"
     return text
 
