@@ -16,7 +16,7 @@ yolov4-tiny (random weights written by detforge's writer), at 416x416, batch 1:
   (``blobFromImage`` resize, forward, per-class ``NMSBoxes``).
 
 Every engine gets ``--threads`` threads. Median of ``--repeat`` passes over ``--images``
-inputs, after a warm-up pass.
+inputs (engines take turns in each pass), after a warm-up call.
 """
 
 from __future__ import annotations
@@ -31,15 +31,20 @@ from pathlib import Path
 import numpy as np
 
 
-def _median_rate(fn: Callable[[], None], n: int, repeat: int) -> float:
-    fn()  # warm-up
-    rates = []
+def _rates(fns: dict[str, Callable[[], object]], n: int, repeat: int) -> dict[str, float]:
+    """Images/s of each function: a warm-up call each, then ``repeat`` rounds in which the
+    engines take turns (``n`` calls each), so load changes on a shared machine hit all alike;
+    the median round per engine."""
+    for fn in fns.values():
+        fn()
+    rates: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(n):
-            fn()
-        rates.append(n / (time.perf_counter() - start))
-    return statistics.median(rates)
+        for key, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(n):
+                fn()
+            rates[key].append(n / (time.perf_counter() - start))
+    return {k: statistics.median(v) for k, v in rates.items()}
 
 
 def _photo() -> np.ndarray:
@@ -75,11 +80,9 @@ def bench_model(
     photo = _photo()
     x = darknet_input(photo, 416, 416)
     blob = x.numpy()
-    out: dict[str, float] = {}
-
-    out["detforge torch forward"] = _median_rate(
-        lambda: forward_rows(net, x), args.images, args.repeat
-    )
+    fns: dict[str, Callable[[], object]] = {}
+    fused = net.fused()  # what detforge.load() runs (BatchNorm folded)
+    fns["detforge torch forward"] = lambda: forward_rows(fused, x)
     onnx_path = work / f"{name}.onnx"
     torch.onnx.export(
         net, (x,), str(onnx_path), input_names=["images"], opset_version=17, dynamo=False
@@ -92,9 +95,7 @@ def bench_model(
         ref = [r.numpy() for r in net(x)]
     got = sess.run(None, {"images": blob})
     assert all(np.abs(a - b).max() < 1e-3 for a, b in zip(ref, got, strict=True))
-    out["detforge onnxruntime forward (raw heads)"] = _median_rate(
-        lambda: sess.run(None, {"images": blob}), args.images, args.repeat
-    )
+    fns["detforge onnxruntime forward (raw heads)"] = lambda: sess.run(None, {"images": blob})
     cvnet = cv2.dnn.readNetFromDarknet(str(cfg416), str(weights))
     names = cvnet.getUnconnectedOutLayersNames()
 
@@ -102,12 +103,10 @@ def bench_model(
         cvnet.setInput(blob)
         cvnet.forward(names)
 
-    out["opencv dnn forward"] = _median_rate(cv_forward, args.images, args.repeat)
+    fns["opencv dnn forward"] = cv_forward
 
     model = detforge.load(weights, cfg=cfg416, device="cpu")
-    out["detforge predict end to end"] = _median_rate(
-        lambda: model.predict(photo, batch=1), args.images, args.repeat
-    )
+    fns["detforge predict end to end"] = lambda: model.predict(photo, batch=1)
     h, w = photo.shape[:2]
 
     def cv_end_to_end() -> None:
@@ -121,8 +120,8 @@ def bench_model(
                 xywh = np.c_[bx[:, :2] - bx[:, 2:] / 2, bx[:, 2:]]
                 cv2.dnn.NMSBoxes(xywh.tolist(), rows[sel, 5 + k].tolist(), 0.25, 0.45)
 
-    out["opencv end to end"] = _median_rate(cv_end_to_end, args.images, args.repeat)
-    return out
+    fns["opencv end to end"] = cv_end_to_end
+    return _rates(fns, args.images, args.repeat)
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ LINE = re.compile(
 
 
 def darknet_detections(
-    darknet: Path, data: Path, cfg: Path, weights: Path, images: list[Path]
+    darknet: Path, data: Path, cfg: Path, weights: Path, images: list[Path], thresh: float
 ) -> list[list[tuple[str, float, np.ndarray]]]:
     """Per image: (class name, score, xyxy) as ``detector test`` prints them."""
     proc = subprocess.run(
@@ -44,7 +44,7 @@ def darknet_detections(
             str(cfg),
             str(weights),
             "-thresh",
-            "0.25",
+            str(thresh),
             "-ext_output",
             "-dont_show",
         ],
@@ -70,16 +70,32 @@ def darknet_detections(
     return out
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - iw * ih
-    return iw * ih / union if union > 0 else 0.0
+Dets = list[tuple[str, float, np.ndarray]]
 
 
-def _matched(d: tuple[str, float, np.ndarray], others: list[tuple[str, float, np.ndarray]]) -> bool:
-    # darknet prints (int)(prob * 100): allow its truncation on top of the 0.02 tolerance
-    return any(n == d[0] and abs(s - d[1]) <= 0.03 and _iou(b, d[2]) >= 0.9 for n, s, b in others)
+def _found(mine: Dets, other: Dets) -> int:
+    """How many of ``mine`` have a partner in ``other``: same class, IoU >= 0.9, scores within
+    0.02 plus Darknet's truncation to whole percent (0.03 in all)."""
+    if not mine or not other:
+        return 0
+    a = np.stack([d[2] for d in mine])
+    b = np.stack([d[2] for d in other])
+    iw = np.clip(
+        np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None
+    )
+    ih = np.clip(
+        np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None
+    )
+    inter = iw * ih
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    iou = inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
+    same = np.array([d[0] for d in mine])[:, None] == np.array([d[0] for d in other])[None, :]
+    close = (
+        np.abs(np.array([d[1] for d in mine])[:, None] - np.array([d[1] for d in other])[None, :])
+        <= 0.03
+    )
+    return int((same & close & (iou >= 0.9)).any(1).sum())
 
 
 def main() -> None:
@@ -88,6 +104,9 @@ def main() -> None:
     parser.add_argument("--images", type=Path, nargs="+", required=True)
     parser.add_argument("--cfg-dir", type=Path, default=Path("../shared/darknet/cfg"))
     parser.add_argument("--yolov3-tiny", type=Path, default=None)
+    parser.add_argument(
+        "--thresh", type=float, default=0.25, help="detection threshold, both sides [0.25]"
+    )
     parser.add_argument(
         "--models", nargs="+", default=["yolov3-tiny", "yolov4-tiny", "yolov7-tiny", "yolov4-csp"]
     )
@@ -121,11 +140,11 @@ def main() -> None:
             else:
                 weights = real / f"{model}.weights"
             theirs = darknet_detections(
-                args.darknet, data, cfg.resolve(), weights.resolve(), images
+                args.darknet, data, cfg.resolve(), weights.resolve(), images, args.thresh
             )
             ours = []
             for arr in arrays:
-                d = detect(net, arr)
+                d = detect(net, arr, thresh=args.thresh)
                 ours.append(
                     [
                         (names[c], float(s), b.astype(float))
@@ -134,8 +153,8 @@ def main() -> None:
                 )
             n_ours = sum(map(len, ours))
             n_theirs = sum(map(len, theirs))
-            hit_ours = sum(_matched(d, t) for o, t in zip(ours, theirs, strict=True) for d in o)
-            hit_theirs = sum(_matched(d, o) for o, t in zip(ours, theirs, strict=True) for d in t)
+            hit_ours = sum(_found(o, t) for o, t in zip(ours, theirs, strict=True))
+            hit_theirs = sum(_found(t, o) for o, t in zip(ours, theirs, strict=True))
             print(
                 f"{model} ({'real' if real else 'random'} weights, {len(images)} images): "
                 f"detforge {n_ours} detections, {hit_ours / max(n_ours, 1):.1%} found in "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -74,6 +75,19 @@ def test_best_pt_predicts_without_the_cfg(
     assert out.boxes.shape[1] == 4 and tuple(out.class_names) == ("square", "circle")
     assert main(["predict", str(best), str(images[0]), "--out", str(tmp_path / "p"),
                  "--conf", "0.001"]) == 0  # fmt: skip
+    # it runs as Darknet runs its export: the same detections as the exported files
+    from detforge.predict.darknet import DarknetPredictor
+
+    assert isinstance(pred, DarknetPredictor)
+    assert main(["export", str(best), "--format", "darknet", "--out", str(tmp_path / "d")]) == 0
+    cfg = next((tmp_path / "d").glob("*.cfg"))
+    exported = detforge.load(cfg.with_suffix(".weights"), cfg=cfg, device="cpu")
+    again = exported.predict(str(images[0]), conf=0.001)[0]
+    np.testing.assert_allclose(again.boxes, out.boxes, atol=1e-3)
+    np.testing.assert_allclose(again.scores, out.scores, atol=1e-5)
+    assert again.classes.tolist() == out.classes.tolist()
+    assert main(["val", str(best), str(data), "--device", "cpu"]) == 0
+    assert main(["map", str(data), str(best)]) == 0
 
 
 def test_resume_continues_the_darknet_run(finetuned: tuple[Path, Path, object]) -> None:
@@ -121,3 +135,28 @@ def test_exported_finetuned_network_reloads_with_equal_outputs(
     with torch.no_grad():
         for a, b in zip(model.net(x), back(x), strict=True):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
+def test_nan_guard_covers_darknet_runs(tmp_path: Path) -> None:
+    data = generate_shapes_dataset(
+        tmp_path / "ds", num_images=10, imgsz=(64, 64), classes=("square", "circle"), seed=2,
+        splits=(0.8, 0.2, 0.0), negatives=0.0, max_objects=2,
+    )  # fmt: skip
+    weights = write_tiny_weights(tmp_path / "tiny.weights", classes=2)
+    cfg = tiny_config(
+        data, tmp_path / "run", cfg=str(weights.with_suffix(".cfg")), weights=str(weights),
+        epochs=2, batch=4, lr=0.002,
+    )  # fmt: skip
+
+    done: list[int] = []
+
+    def poison(step: int, loss: torch.Tensor) -> torch.Tensor:  # one NaN, at step 1
+        if step == 1 and not done:
+            done.append(step)
+            return loss * float("nan")
+        return loss
+
+    res = train(cfg, loss_hook=poison)
+    rows = read_metrics_csv(res.run_dir / "metrics.csv")
+    assert res.epochs_done == 2 and int(float(rows[-1]["nan_steps"])) == 1
+    assert "NaN/inf loss at step 1" in (res.run_dir / "train.log").read_text()

@@ -106,6 +106,12 @@ def run(args: argparse.Namespace) -> int:
         conf=args.conf, every=args.every, ignore_unmatched=args.ignore_unmatched,
     )  # fmt: skip
     print(format_report(result))
+    left_out = gt.meta.get("invalid_boxes", [])
+    if left_out:  # the one box rule (detforge.data.validity): not scored, never silently
+        print(
+            f"note: {len(left_out)} ground-truth box(es) or image size(s) the reader left out "
+            f"are not scored (first: {left_out[0].message()}; see detforge check)"
+        )
     out = None
     if args.out or results is not None or args.plots:
         out = results_dir(

@@ -50,9 +50,12 @@ def _coco_jsons(folder: Path) -> list[Path]:
 
 def detect_format(path: str | os.PathLike[str]) -> str:
     """The format name of ``path`` (see the module table); :class:`DetforgeError` if unknown."""
+    from detforge.utils.outdir import refuse_incomplete
+
     p = Path(path)
     if not p.exists():
         raise DetforgeError("dataset source not found", path=p)
+    refuse_incomplete(p)
     if p.is_file():
         suffix = p.suffix.lower()
         if suffix == ".data" or suffix == ".txt":
@@ -110,8 +113,11 @@ def read_any(
     ``extract_images_to``: where images embedded in TFRecords are written (else not extracted).
     ``path_map``: Darknet ``OLD=NEW`` path prefix rewrites.
     """
+    from detforge.utils.outdir import refuse_incomplete
+
     src = Path(source)
     fmt = format or detect_format(src)
+    refuse_incomplete(src)
     if fmt == "darknet":
         from detforge.formats.darknet import read_darknet
 
@@ -160,7 +166,8 @@ def read_ground_truth(
     A ``.data`` file: only the list of ``split`` (default ``valid``) is read, with the
     ``.data`` file's names. Anything else is read whole (:func:`read_any`); then ``split`` is
     selected (an error when absent), or with no ``split`` the ``valid`` split when there are
-    several (else the first).
+    several (else the first). Boxes the readers leave out (:mod:`detforge.data.validity`,
+    e.g. zero size) are not scored; they are listed in ``ds.meta["invalid_boxes"]``.
     """
     src = Path(source)
     if src.suffix.lower() == ".data" and src.is_file() and format in (None, "darknet"):
@@ -203,6 +210,30 @@ def _read_coco_any(src: Path, images_dir: str | os.PathLike[str] | None) -> Data
     return concat_datasets(parts)
 
 
+def source_file_folders(ds: Dataset) -> list[str]:
+    """The folders of ``ds``'s images and Darknet label files (what an output folder may not
+    be or contain)."""
+    folders = {os.path.dirname(os.path.abspath(str(p))) for p in ds.images.path if str(p)}
+    label_paths = ds.meta.get("label_paths")
+    if label_paths is not None:
+        folders.update(os.path.dirname(os.path.abspath(str(p))) for p in label_paths if p)
+    return sorted(folders)
+
+
+def _refuse_undecodable_names(ds: Dataset, to: str) -> None:
+    """COCO JSON, VOC XML and TFRecords hold file names as UTF-8 text: a name that is not
+    UTF-8 (read from disk as the operating system gives it) cannot go there."""
+    for p in ds.images.path.tolist():
+        try:
+            str(p).encode("utf-8")
+        except UnicodeEncodeError:
+            raise DetforgeError(
+                f"this image's file name is not UTF-8; {to} stores names as UTF-8 text -- "
+                "rename the file (or convert to darknet, whose lists keep the bytes)",
+                path=str(p).encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
+            ) from None
+
+
 @dataclass
 class WriteResult:
     """What :func:`write_any` wrote: the main file/folder, and what it had to leave out."""
@@ -232,6 +263,11 @@ def write_any(
     """
     if to not in FORMATS:
         raise DetforgeError(f"unknown target format {to!r}; choose one of {', '.join(FORMATS)}")
+    from detforge.data.validity import assert_writable
+
+    assert_writable(ds)
+    if to in ("coco", "voc", "tfrecord"):
+        _refuse_undecodable_names(ds, to)
     notes: list[str] = []
     dropped = 0
     if to in _CROWDLESS:

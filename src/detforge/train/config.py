@@ -230,12 +230,9 @@ def write_config(path: Path, cfg: TrainConfig, extra: dict[str, Any] | None = No
 
 def read_config(path: Path) -> TrainConfig:
     """Read a ``config.yaml`` written by :func:`write_config`."""
-    import yaml
+    from detforge.utils.yamlfile import load_yaml
 
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise DetforgeError(f"cannot read the run's config: {exc}", path=path) from exc
+    doc = load_yaml(path, "the run's config")
     if not isinstance(doc, dict):
         raise DetforgeError("the run's config is not a mapping", path=path)
     doc.pop("resolved", None)

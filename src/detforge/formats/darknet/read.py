@@ -92,6 +92,8 @@ def read_darknet(
     ids = kept.astype(np.int64) + _images_before(src, split, found, path_map)  # keep their places
     n = len(paths)
     store = FileIndexCache.for_source(src, kind="darknet", cache_dir=cache_dir) if cache else None
+    if store is not None and store.damaged:
+        meta["notes"].append(store.damaged)
     rows, fresh, widths, heights = _cached(store, paths, st)
     box_image, box_cls, box_xy = _labels(store, rows, fresh, st, workers)
     stale = n - int(fresh.sum())
@@ -139,7 +141,9 @@ def read_darknet(
         from detforge.formats.darknet.difficult import add_difficult_truths
 
         ds = add_difficult_truths(ds, data_file, path_map)
-    return ds
+    from detforge.data.validity import screen_label_boxes
+
+    return screen_label_boxes(ds, st.label_paths)
 
 
 def _stat_sources(

@@ -129,8 +129,22 @@ class MaxPoolLayer(DarknetLayer):
         bottom = max((oh - 1) * sy + self.size - h - lead, 0)
         if lead or right or bottom:
             x = F.pad(x, (lead, right, lead, bottom), value=float("-inf"))
-        y = F.max_pool2d(x, self.size, stride=(sy, sx))
-        return y[..., :oh, :ow]
+        # max is separable: k shifted strided slices per axis beat max_pool2d's kernel
+        # (which also computes argmax indices) several times over on a CPU
+        k = self.size
+        rows = _max_of_shifts(x, k, sy, oh, dim=2)
+        return _max_of_shifts(rows, k, sx, ow, dim=3)
+
+
+def _max_of_shifts(x: torch.Tensor, k: int, s: int, out: int, dim: int) -> torch.Tensor:
+    """``y[i] = max(x[i * s + d] for d in range(k))`` along ``dim``, ``out`` positions."""
+    span = (out - 1) * s + 1
+    y: torch.Tensor | None = None
+    for d in range(k):
+        part = x[:, :, d : d + span : s] if dim == 2 else x[..., d : d + span : s]
+        y = part if y is None else torch.maximum(y, part)
+    assert y is not None
+    return y
 
 
 class RouteLayer(DarknetLayer):
