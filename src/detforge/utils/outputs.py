@@ -13,7 +13,7 @@
 * The command prints where its output went as its last line(s) (:func:`say_saved`).
 
 Dataset folders (``convert``, ``check --fix``, ``split``) follow the stricter rule of the
-dataset writers (a manifest and ``--overwrite``), not this one.
+dataset writers (:mod:`detforge.utils.outdir`: a manifest and ``--overwrite``), not this one.
 """
 
 from __future__ import annotations
