@@ -208,6 +208,20 @@ def test_voc_folder_given_as_darknet_points_at_convert(
     assert f"detforge stats {voc}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("to", "kind"), [("coco", "COCO"), ("ultralytics", "Ultralytics"), ("tfrecord", "TFRecord")]
+)
+def test_other_layouts_given_to_split_point_at_convert(
+    shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], to: str, kind: str
+) -> None:
+    out = tmp_path / to
+    assert main(["convert", str(shapes), str(out), "--to", to]) == 0
+    capsys.readouterr()
+    assert main(["split", str(out), "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert kind in err and f"detforge convert {out} OUT --to darknet" in err, err
+
+
 def test_a_typo_split_lists_the_valid_ones(capsys: pytest.CaptureFixture[str]) -> None:
     for argv in (["val", "a.pt", "b.data"], ["predict", "a.pt", "b.data"], ["map", "a.pt", "b"],
                  ["eval", "g", "p"], ["show", "g"], ["report", "g"]):  # fmt: skip

@@ -111,7 +111,9 @@ def _read_source(source: str, path_map: list[tuple[str, str]]) -> Dataset:
         if hint is None:
             raise
         raise DetforgeError(hint, path=source) from None
-    refuse_other_layout(source, part.num_boxes, "split")
+    # no boxes, or boxes without class names: maybe another layout (its names elsewhere)
+    unnamed = all(n.isdigit() for n in part.class_names)
+    refuse_other_layout(source, 0 if unnamed else part.num_boxes, "split")
     return part
 
 
