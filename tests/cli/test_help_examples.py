@@ -9,8 +9,8 @@ random-but-lively checkpoint with the dataset's classes.
 Every example is parsed by the real parser (so an example in an order or spelling the CLI no
 longer takes fails). Most are also executed; the ones that are only parsed are listed in
 ``PARSE_ONLY`` with the reason: they need a GPU (``--device cuda``, ``--half``), a video, a
-file detforge cannot generate here (a stock ``yolov4.cfg``, TF pipeline configs, COCO
-downloads, paths outside the workspace such as ``/mnt/data`` or ``../bccd``), or a long run
+file detforge cannot generate here (a stock ``yolov4.cfg``, TF pipeline configs, paths
+outside the workspace such as ``/mnt/data`` or ``../bccd``), or a long run
 (the demo, the LR finder, a resumed run). Training examples run with ``--epochs 1 --imgsz 64``
 appended (the last option wins) to stay within the test's time.
 """
@@ -42,7 +42,6 @@ PARSE_ONLY = {
     "/mnt/data": "a path outside the workspace",
     "../bccd": "a path outside the workspace (the real BCCD dataset)",
     "VOCdevkit": "a downloaded VOC dataset",
-    "instances_": "a downloaded COCO dataset",
     ".record": "TFRecords of a real dataset",
     "--pipeline": "a TF object-detection pipeline.config",
     "yolov4.cfg": "a stock darknet cfg",
@@ -190,6 +189,19 @@ def test_help_examples_run_as_written(
     for name in ("b.json", "preds.json"):
         shutil.copy("a.json", name)
     shutil.copytree("runs/predict/obj/labels", "results")
+    # COCO files as the examples name them: converted from the dataset, with their images
+    assert cli(["convert", "data/obj.data", "coco", "--to", "coco"]) == 0
+    Path("annotations").mkdir()
+    shutil.copy("coco/annotations/instances_val.json", "annotations/instances_val2017.json")
+    for name in ("val", "train"):
+        shutil.copy(f"coco/annotations/instances_{name}.json", f"instances_{name}.json")
+    shutil.copytree("coco/val", "val2017")
+    for im in Path("val2017").iterdir():  # show has no --images-dir: beside the JSON
+        shutil.copy(im, im.name)
+    shutil.copytree("coco/train", "coco/train2017")
+    assert cli(["predict", "best.pt", "data/obj.data", "--save-json", "detections.json"]) == 0
+    for suffix in (".json", ".meta.json"):
+        shutil.copy(f"detections{suffix}", f"dets{suffix}")
     capsys.readouterr()
     ran = 0
     # export first: map and predict examples read best.onnx / runs/train/obj/weights/best.onnx
