@@ -23,6 +23,19 @@ def add_path_map_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_source_format_option(
+    parser: argparse.ArgumentParser, *, dest: str = "source_format"
+) -> None:
+    """``--from FORMAT``: the dataset's format when detection (``formats.detect``) guesses
+    wrong; the one spelling every command that reads a dataset uses."""
+    from detforge.formats.detect import FORMATS
+
+    parser.add_argument(
+        "--from", dest=dest, choices=FORMATS, metavar="FORMAT",
+        help=f"the dataset's format ({', '.join(FORMATS)}), when detection guesses wrong",
+    )  # fmt: skip
+
+
 def parse_path_map(items: list[str]) -> list[tuple[str, str]]:
     """``["OLD=NEW", ...] -> [(OLD, NEW), ...]``; a missing ``=`` is a usage error."""
     pairs = []

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from detforge.cli.common import add_path_map_option, parse_path_map
+from detforge.cli.common import add_path_map_option, add_source_format_option, parse_path_map
 from detforge.errors import DetforgeError
 
 if TYPE_CHECKING:
@@ -56,12 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("darknet", "ultralytics", "coco", "voc", "tfrecord"),
         help="target format",
     )
-    parser.add_argument(
-        "--from",
-        dest="source_format",
-        choices=("darknet", "ultralytics", "coco", "voc", "tfrecord"),
-        help="source format, when detection guesses wrong",
-    )
+    add_source_format_option(parser)
     parser.add_argument(
         "--images",
         default="link",

@@ -6,7 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from detforge.cli.common import add_path_map_option, parse_path_map, split_name
+from detforge.cli.common import (
+    add_path_map_option,
+    add_source_format_option,
+    parse_path_map,
+    split_name,
+)
 from detforge.errors import DetforgeError
 from detforge.utils.outputs import add_output_options, results_dir, say_saved
 
@@ -36,10 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", help="a dataset in any format detforge reads")
     parser.add_argument("--pred", help="predictions to compare: results JSON or .txt folder")
     parser.add_argument("--split", type=split_name, help="only this split (train, valid, test)")
-    parser.add_argument(
-        "--from", dest="format", default=None, metavar="FORMAT",
-        help="dataset format, if detection guesses wrong",
-    )  # fmt: skip
+    add_source_format_option(parser, dest="format")
     parser.add_argument("--format", dest="format", help=argparse.SUPPRESS)  # the old spelling
     add_output_options(parser, "show")
     parser.add_argument(
