@@ -85,9 +85,9 @@ def test_fix_repairs_records_and_never_touches_the_source(make_darknet, tmp_path
 
 def test_fix_refuses_unsafe_output_folders(make_darknet, tmp_path: Path) -> None:
     data = make_darknet({"a": "0 0.5 0.5 0.2 0.2\n"})
-    with pytest.raises(DetforgeError, match="new folder"):
+    with pytest.raises(DetforgeError, match="never writes where its input lives"):
         fix_dataset(data, data.parent)
-    with pytest.raises(DetforgeError, match="new folder"):
+    with pytest.raises(DetforgeError, match="never writes where its input lives"):
         fix_dataset(data, tmp_path)  # contains the dataset
     busy = tmp_path / "busy"
     busy.mkdir()

@@ -48,7 +48,7 @@ def test_coco_boxes_sizes_and_missing_images(tmp_path: Path, jpeg) -> None:
     got = {(f.code, Path(f.path).name) for f in report.findings}
     assert got == {
         ("box-outside-image", "a.jpg"),
-        ("box-zero-size", "a.jpg"),
+        ("box-zero-size", "gt.json"),  # the JSON names the record: annotation #2 (id 3)
         ("image-size-mismatch", "b.jpg"),
         ("image-missing", "c.jpg"),
         ("class-no-boxes", "gt.json"),  # the only dog box has zero width
@@ -59,7 +59,8 @@ def test_coco_boxes_sizes_and_missing_images(tmp_path: Path, jpeg) -> None:
     again = check_dataset(fixed.data_file)
     assert again.errors == [] and again.summary["images"] == 1
     (zero,) = report.by_code("box-zero-size")
-    assert zero.message.startswith("'dog' box bbox=[10, 10, 0, 20]: ")
+    assert zero.message.startswith("annotation #2 (id 3): 'dog' box bbox=[10, 10, 0, 20]: ")
+    assert '"reason": "box-zero-size"' in log
     gt.write_text("{not json")
     broken = check_dataset(gt)
     assert [f.code for f in broken.findings] == ["read-error"]

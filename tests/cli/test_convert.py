@@ -23,9 +23,16 @@ def test_convert_chain_voc_darknet_ultralytics(
     ref_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     src = ref_data / "bccd"
-    assert main(["convert", str(src), str(tmp_path / "dk"), "--to", "darknet"]) == 0
+    # BCCD has two clicks without a drag (xmin == xmax): refused, then left out under --skip-bad
+    assert main(["convert", str(src), str(tmp_path / "dk"), "--to", "darknet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "2 invalid box(es) or image size(s) (box-zero-size)" in err[0]
+    assert not (tmp_path / "dk").exists()
+    argv = ["convert", str(src), str(tmp_path / "dk"), "--to", "darknet", "--skip-bad"]
+    assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "converted 364 images, 4888 boxes, 3 classes (train 205, valid 87, test 72)" in out
+    assert "converted 364 images, 4886 boxes, 3 classes (train 205, valid 87, test 72)" in out
+    assert out.count("note: left out: ") == 2 and "BloodImage_00338.xml: object" in out
     assert main(["convert", str(tmp_path / "dk" / "obj.data"), str(tmp_path / "ul"), "--to",
                  "ultralytics"]) == 0  # fmt: skip
     voc = read_any(src)
@@ -84,9 +91,9 @@ def test_label_map_mismatch_and_bad_input_are_one_line_errors(
     assert main(args) == 0
     assert read_label_map(tmp_path / "tf" / "label_map.pbtxt") == {1: "cls_1", 2: "cls_0"}
     assert main(["convert", str(voc), str(voc), "--to", "darknet"]) == 2
-    assert "never writes over its input" in capsys.readouterr().err
+    assert "never writes where its input lives" in capsys.readouterr().err
     assert main(["convert", str(voc / "Annotations"), str(tmp_path), "--to", "voc"]) == 2
-    assert "never writes over its input" in capsys.readouterr().err
+    assert "never writes where its input lives" in capsys.readouterr().err
     assert main(["convert", str(tmp_path / "nope"), str(tmp_path / "o"), "--to", "voc"]) == 2
     assert "not found" in capsys.readouterr().err
     assert main(["convert", str(voc), str(tmp_path / "o"), "--to", "voc", "--images", "x"]) == 2

@@ -40,3 +40,88 @@ def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "--classes N" in capsys.readouterr().err
     assert main(["darknet-cfg", str(tmp_path / "x.cfg"), "--classes", "2", "-o", "o"]) == 2
     assert "cfg file not found" in capsys.readouterr().err
+
+
+TINY = """[net]
+# Testing
+batch=1
+subdivisions=1
+# Training
+# batch=64
+# subdivisions=2
+width=416
+height=416
+max_batches=500200
+steps=400000,450000
+
+[convolutional]
+filters=255
+
+[yolo]
+mask=3,4,5
+anchors=10,14,  23,27,  37,58,  81,82,  135,169,  344,319
+classes=80
+num=6
+"""
+
+
+def test_imgsz_subdivisions_and_anchors_auto(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from detforge.data.anchors import kmeans_anchors
+
+    (tmp_path / "in.cfg").write_text(TINY)
+    img = tmp_path / "img"
+    img.mkdir()
+    rng = np.random.default_rng(1)
+    wh = rng.uniform(0.05, 0.8, size=(20, 2)).round(6)
+    for i, (w, h) in enumerate(wh):
+        Image.new("RGB", (32, 32)).save(img / f"{i:02d}.jpg")
+        (img / f"{i:02d}.txt").write_text(f"0 0.5 0.5 {w} {h}\n")
+    (tmp_path / "train.txt").write_text("".join(f"img/{i:02d}.jpg\n" for i in range(20)))
+    (tmp_path / "obj.data").write_text("classes=1\ntrain=train.txt\n")
+    out = tmp_path / "out.cfg"
+    args = ["darknet-cfg", str(tmp_path / "in.cfg"), "--data", str(tmp_path / "obj.data"),
+            "--imgsz", "832,608", "--anchors", "auto", "--seed", "4", "-o", str(out)]  # fmt: skip
+    assert main(args) == 0
+    text = out.read_text()
+    ref = kmeans_anchors(wh * [832, 608], 6, seed=4)
+    assert f"anchors={ref.darknet_text()}\n" in text
+    assert "width=832\nheight=608\n" in text
+    # the commented training values (64/2) at 416x416, scaled to 832x608: 2 * 2.92 -> 8
+    assert "batch=64\nsubdivisions=8\n" in text
+    assert "filters=18" in text and "classes=1" in text
+    assert f"mean IoU {100 * ref.mean_iou:.2f}%" in capsys.readouterr().out
+
+
+def test_explicit_anchors_and_subdivisions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "in.cfg").write_text(TINY)
+    out = tmp_path / "out.cfg"
+    base = ["darknet-cfg", str(tmp_path / "in.cfg"), "--classes", "2", "-o", str(out)]
+    assert main([*base, "--anchors", "1,2,3,4,5,6,7,8,9,10,11,12.5", "--subdivisions", "4"]) == 0
+    text = out.read_text()
+    assert "anchors=1,2, 3,4, 5,6, 7,8, 9,10, 11,12.5\n" in text
+    assert "batch=64\nsubdivisions=4\n" in text
+    assert main([*base, "--anchors", "1,2"]) == 2
+    assert "6 positive w,h pairs" in capsys.readouterr().err
+    assert main([*base, "--subdivisions", "5"]) == 2
+    assert "must divide batch=64" in capsys.readouterr().err
+    assert main([*base, "--imgsz", "500"]) == 2
+    assert "multiples of 32" in capsys.readouterr().err
+    assert main([*base, "--anchors", "auto"]) == 2
+    assert "needs the dataset" in capsys.readouterr().err
+
+
+def test_sensible_subdivisions_rule() -> None:
+    from detforge.formats.darknet.cfg import sensible_subdivisions
+
+    assert sensible_subdivisions(64, 8, (608, 608), (608, 608)) == 8  # unchanged size
+    assert sensible_subdivisions(64, 8, (608, 608), (416, 416)) == 4  # 8 * 0.468 = 3.7
+    assert sensible_subdivisions(64, 1, (416, 416), (832, 832)) == 4
+    assert sensible_subdivisions(64, 16, (416, 416), (1664, 1664)) == 64  # capped at batch
+    assert sensible_subdivisions(48, 16, (416, 416), (608, 608)) == 48  # 34.2 -> divisor 48

@@ -46,6 +46,9 @@ def test_info_bad_data_file_one_line_exit_2(
     assert "not found" in capsys.readouterr().err
 
 
+VOC_KEYS = ("xmin", "ymin", "xmax", "ymax")
+
+
 def test_info_reads_other_formats_voc(ref_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import xml.etree.ElementTree as ET
     from collections import Counter
@@ -56,9 +59,13 @@ def test_info_reads_other_formats_voc(ref_data: Path, capsys: pytest.CaptureFixt
     ref: Counter[str] = Counter()
     for xml in (bccd / "Annotations").glob("*.xml"):
         for obj in ET.parse(xml).getroot().iter("object"):
-            ref[obj.findtext("name", "").strip()] += 1
+            x1, y1, x2, y2 = (float(obj.findtext(f"bndbox/{k}") or 0) for k in VOC_KEYS)
+            if x2 > x1 and y2 > y1:  # clicks without a drag are not boxes (check, convert agree)
+                ref[obj.findtext("name", "").strip()] += 1
     assert info["splits"]["all"]["images"] == 364
     assert info["splits"]["all"]["per_class"] == dict(ref)
+    assert sum(ref.values()) == 4886
+    assert [b["code"] for b in info["invalid_boxes"]] == ["box-zero-size"] * 2
 
 
 def test_info_reports_unknown_keys_and_bom_lists(

@@ -48,9 +48,9 @@ def test_map_predict_json_eval_and_val_agree(
     assert main(argv) == 0
     va = json.loads((tmp_path / "v.json").read_text())
     for key, value in va["coco"]["stats"].items():
-        assert ev["coco"]["stats"][key] == pytest.approx(value, abs=1e-4), key
-        assert ap[key] == pytest.approx(value, abs=1e-4), key
-    assert ev["darknet"]["mAP"] == pytest.approx(got["darknet"]["mAP"], abs=1e-4)
+        assert ev["coco"]["stats"][key] == pytest.approx(value, abs=1e-9), key
+        assert ap[key] == pytest.approx(value, abs=1e-9), key
+    assert ev["darknet"]["mAP"] == pytest.approx(got["darknet"]["mAP"], abs=1e-9)
 
 
 def test_map_errors(

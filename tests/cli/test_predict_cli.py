@@ -43,10 +43,17 @@ def test_predict_folder_writes_txt_json_images(tmp_path: Path, ckpt: Path) -> No
             (b[:, 2] - b[:, 0]) / 160, (b[:, 3] - b[:, 1]) / 120, pred.scores,
         ])  # fmt: skip
         np.testing.assert_allclose(rows, expect, atol=2e-6)
-        mine = [r for r in records if r["image_id"] == f"p{i}"]
+        mine = [r for r in records if r["image_id"] == i]  # the position in the source
         assert len(mine) == len(pred)
-        np.testing.assert_allclose([r["bbox"] for r in mine], np.column_stack(
-            [b[:, :2], b[:, 2:] - b[:, :2]]), atol=2e-3)  # fmt: skip
+        # full precision: the float32 values the model computed, exactly, without float64 noise
+        xywh = np.column_stack([b[:, :2], b[:, 2:] - b[:, :2]]).astype(np.float32)
+        assert np.array_equal(np.float32([r["bbox"] for r in mine]), xywh)
+        assert np.array_equal(np.float32([r["score"] for r in mine]), pred.scores)
+        assert all(len(repr(v)) <= 12 for r in mine for v in r["bbox"])
+    side = json.loads((tmp_path / "dets.meta.json").read_text())
+    assert side["images"] == [[i, str(src / f"p{i}.png")] for i in range(3)]
+    assert side["split"] is None and side["model"] == str(ckpt) and side["written_by"]
+    assert json.loads((out / "labels.meta.json").read_text())["images"] == side["images"]
 
 
 def test_predict_classes_filter(
@@ -123,3 +130,31 @@ def test_predict_never_overwrites_inputs(tmp_path: Path, ckpt: Path) -> None:
     assert main(["predict", str(ckpt), str(src / "images"), "--out", str(src), "--save-txt"]) == 2
     assert (src / "images" / "a.jpg").read_bytes() == before
     assert (src / "labels" / "a.txt").read_text() == "0 0.5 0.5 0.2 0.2\n"
+
+
+def test_predict_on_coco_named_images_writes_coco_ids(tmp_path: Path, ckpt: Path) -> None:
+    from pycocotools.coco import COCO
+
+    src = tmp_path / "val2017"
+    src.mkdir()
+    ids = [139, 285]
+    for i, im in zip(ids, scenes(2, seed=4), strict=True):
+        Image.fromarray(im).save(src / f"{i:012d}.png")
+    gt = {
+        "images": [{"id": i, "file_name": f"{i:012d}.png", "width": 160, "height": 120}
+                   for i in ids],
+        "annotations": [{"id": 1, "image_id": 139, "category_id": 2, "bbox": [10, 10, 40, 30],
+                         "area": 1200, "iscrowd": 0}],
+        "categories": [{"id": k + 1, "name": n} for k, n in enumerate(["ant", "bee", "cow"])],
+    }  # fmt: skip
+    gt_path = tmp_path / "instances_val2017.json"
+    gt_path.write_text(json.dumps(gt))
+    js = tmp_path / "dets.json"
+    assert main(["predict", str(ckpt), str(src), "--conf", "0.3", "--save-json", str(js)]) == 0
+    records = json.loads(js.read_text())
+    assert {r["image_id"] for r in records} == set(ids)
+    COCO(str(gt_path)).loadRes(str(js))  # pycocotools accepts the ids as they are
+    out = tmp_path / "e.json"
+    argv = ["eval", str(gt_path), str(js), "--images-dir", str(src), "--json", str(out)]
+    assert main(argv) == 0
+    assert json.loads(out.read_text())["unmatched"]["boxes"] == 0

@@ -88,7 +88,7 @@ def test_split_windows_list_crlf_and_leak_report(
     assert main([*argv, "--path-map", f"G:/data={data}"]) == 0
     text = capsys.readouterr().out
     assert "same content" in text and "WARNING: 1 file(s)" in text
-    assert main([*argv, "--path-map", f"G:/data={data}", "--no-leaks"]) == 0
+    assert main([*argv, "--path-map", f"G:/data={data}", "--no-leaks", "--overwrite"]) == 0
     assert "leak check skipped" in capsys.readouterr().out
     assert not (out / "test.txt").exists() and read_data_file(out / "obj.data").test is None
     assert len(read_image_list(out / "train.txt")) == 1

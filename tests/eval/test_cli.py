@@ -45,7 +45,9 @@ def test_fixture_json_and_console(
     assert "maxDets=100 ] = 0.504" in text and "mean average precision (mAP@0.50)" in text
 
 
-def test_txt_predictions_on_data_file_default_results_folder(tmp_path: Path) -> None:
+def test_txt_predictions_on_data_file_default_results_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = darknet_set(tmp_path)
     pred = tmp_path / "pred"
     pred.mkdir()
@@ -55,7 +57,13 @@ def test_txt_predictions_on_data_file_default_results_folder(tmp_path: Path) -> 
     )
     (pred / "b.txt").write_text("1 0.5 0.5 0.4 0.4 0.7\n")
     (pred / "zzz.txt").write_text("0 0.5 0.5 0.1 0.1 0.5\n")
-    assert main(["eval", str(data), str(pred), "--plots"]) == 0
+    # 1 of 5 predictions is about no GT image: too many to score without being asked
+    assert main(["eval", str(data), str(pred), "--plots"]) == 2
+    err = capsys.readouterr().err
+    assert "1 of 5 predictions (20.0%) fit no ground-truth" in err and "'zzz'" in err
+    assert len(err.strip().splitlines()) == 1
+    assert main(["eval", str(data), str(pred), "--plots", "--ignore-unmatched"]) == 0
+    assert "warning: 1 of 5 predictions match no" in capsys.readouterr().out
     res_dir = tmp_path / "res"  # the .data file's results= folder, created
     m = json.loads((res_dir / "metrics.json").read_text())
     assert m["unmatched"]["boxes"] == 1 and m["unmatched"]["images"] == ["zzz"]
@@ -81,6 +89,9 @@ def test_comp4_predictions_and_every(tmp_path: Path) -> None:
     assert main(["eval", str(data), str(pred), "--json", str(out), "--protocol", "darknet"]) == 0
     dk = json.loads(out.read_text())["darknet"]
     assert dk["mAP"] == 1.0 and (dk["tp"], dk["fp"], dk["fn"]) == (3, 0, 0)
+    # darknet.precision, overall and per class, as the docs list it (was dropped by --json)
+    assert dk["precision"] == 1.0 and dk["recall"] == 1.0
+    assert [c["precision"] for c in dk["per_class"]] == [1.0, 1.0]
     args = ["eval", str(data), str(pred), "--json", str(out), "--every", "2", "--plots"]
     assert main([*args, "--out", str(tmp_path / "o")]) == 0
     m = json.loads(out.read_text())

@@ -93,11 +93,18 @@ def random_case(
     return {"images": images, "annotations": anns, "categories": cats}, dets
 
 
-def check_case(tmp: Path, gt: dict[str, Any], dets: list[dict[str, Any]]) -> None:
+def check_case(
+    tmp: Path, gt: dict[str, Any], dets: list[dict[str, Any]], ref_gt: dict[str, Any] | None = None
+) -> None:
+    """detforge on ``gt`` against pycocotools on ``ref_gt`` (default: the same file)."""
     gt_path, dt_path = tmp / "gt.json", tmp / "dt.json"
     gt_path.write_text(json.dumps(gt))
     dt_path.write_text(json.dumps(dets))
-    ref = pycoco(gt_path, dt_path)
+    ref_path = gt_path
+    if ref_gt is not None:
+        ref_path = tmp / "ref_gt.json"
+        ref_path.write_text(json.dumps(ref_gt))
+    ref = pycoco(ref_path, dt_path)
     g = read_coco(gt_path)
     res = evaluate(g, read_predictions(dt_path, g), protocol="coco")["coco"]
     np.testing.assert_allclose([res["stats"][k] for k in STAT_NAMES], ref.stats, rtol=0, atol=1e-12)
@@ -181,8 +188,8 @@ def test_json_fast_path_equals_json_module(
 ) -> None:
     """The object-free results parser reads exactly what ``json`` reads (17-digit floats),
     whatever the chunking."""
-    import detforge.eval.results_json as preds
-    from detforge.eval.results_json import parse_results as _fast_results
+    import detforge.formats.predictions.fastjson as preds
+    from detforge.formats.predictions.fastjson import parse_results as _fast_results
 
     monkeypatch.setattr(preds, "_CHUNK", chunk)
 
@@ -214,8 +221,9 @@ def test_json_fast_path_equals_json_module(
 
 
 def test_area_boundaries_and_degenerate_boxes_match_pycocotools(tmp_path: Path) -> None:
-    """Areas exactly 32^2 / 96^2 (inside both neighbouring ranges), zero-size boxes, boxes
-    beyond the image, a GT without an area field."""
+    """Areas exactly 32^2 / 96^2 (inside both neighbouring ranges), zero-size boxes (a GT one
+    is left out by the reader, a predicted one is scored), boxes beyond the image, a GT
+    without an area field."""
     images = [{"id": i, "width": 200, "height": 200, "file_name": f"{i}.jpg"} for i in (1, 2)]
     boxes = [
         [0, 0, 32, 32], [50, 50, 96, 96], [10, 10, 0, 5], [150, 150, 80, 80], [5, 5, 31.9, 32],
@@ -235,4 +243,9 @@ def test_area_boundaries_and_degenerate_boxes_match_pycocotools(tmp_path: Path) 
             dets.append({"image_id": 1 + i % 2, "category_id": 1, "bbox": d, "score": s})
     dets.append({"image_id": 1, "category_id": 1, "bbox": [0, 0, 32, 32], "score": 0.7})
     dets.append({"image_id": 2, "category_id": 1, "bbox": [0, 0, 0, 0], "score": 0.95})
-    check_case(tmp_path, gt, dets)
+    # the zero-size GT box ([10, 10, 0, 5]) is an impossible box: detforge's reader leaves it
+    # out (listed), so pycocotools is given the same ground truth without it
+    ref_gt = {**gt, "annotations": [a for a in anns if a["bbox"][2] > 0 and a["bbox"][3] > 0]}
+    check_case(tmp_path, gt, dets, ref_gt)
+    (left,) = read_coco(tmp_path / "gt.json").meta["invalid_boxes"]
+    assert left.code == "box-zero-size" and left.record == "annotation #2 (id 3)"

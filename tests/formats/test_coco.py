@@ -161,3 +161,18 @@ def test_write_matches_categories_by_name_after_class_changes(tmp_path: Path) ->
         ("car", 3),
         ("bird", 19),
     ]
+
+
+def test_write_has_no_float_noise_from_normalized_boxes(tmp_path: Path) -> None:
+    # 0.287011 * 1280 is 367.37408000000005 in float64; the file holds what the label held
+    ds = make_dataset(
+        ["cat"], paths=[str(tmp_path / "p.jpg")], widths=[1280], heights=[640],
+        box_image=[0], box_cls=[0], box_coords=[[0.5, 0.5, 0.287011, 0.376563]],
+        box_format=BoxFormat.CXCYWH_NORM,
+    )  # fmt: skip
+    assert 0.287011 * 1280 != 367.37408  # the noise this test is about
+    out = write_coco(ds, tmp_path / "out", images="none")
+    text = next(iter(out.values())).read_text()
+    (ann,) = json.loads(text)["annotations"]
+    assert ann["bbox"] == [456.31296, 199.49984, 367.37408, 241.00032]
+    assert "0000000" not in text and "9999999" not in text

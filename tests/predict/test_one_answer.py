@@ -128,3 +128,20 @@ def test_a_fixed_size_export_refuses_another_imgsz(models: dict[str, Path]) -> N
     pt = detforge.load(models["pt"], imgsz=192, device="cpu")
     img = scenes(1, seed=3, w=200, h=130)[0]
     assert_agree(pt.predict(img, conf=0.25)[0], dyn.predict(img, conf=0.25)[0])
+
+
+def test_onnx_runner_resolves_devices_like_every_command(
+    models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from detforge.errors import DetforgeError
+    from detforge.predict.onnx_model import OnnxDetector
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for spelling in ("cuda:0", "0", "cuda"):
+        with pytest.raises(DetforgeError, match=r"CUDA is not available here.*available: cpu"):
+            OnnxDetector(models["static"], device=spelling)
+        with pytest.raises(DetforgeError, match="available: cpu"):
+            detforge.load(models["dynamic"], device=spelling)
+    assert OnnxDetector(models["static"], device="cpu").fixed_shape == (160, 160)

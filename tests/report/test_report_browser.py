@@ -17,8 +17,8 @@ from PIL import Image
 from detforge.cli.main import main
 from detforge.data.boxes import BoxFormat
 from detforge.data.synthetic import generate_shapes_dataset
-from detforge.eval.predictions import read_predictions
 from detforge.formats.detect import read_any, read_ground_truth
+from detforge.formats.predictions import read_predictions
 from detforge.predict.draw import match_boxes
 from detforge.train.runs import write_metrics_csv
 from tests.report.helpers import browser_page, dump_dom, write_predictions

@@ -5,8 +5,8 @@ validation, checkpoint writes), each followed by ``--resume`` (or a fresh start 
 same folder when no epoch was saved yet): after every kill ``weights/last.pt`` and
 ``weights/best.pt`` load, and the finished run has one metrics row per epoch, ``best.pt``
 from the best epoch and no temporary files. In-process, a "death" injected into each of the
-checkpoint writes (the temporary file left half-written, as SIGKILL leaves it) shows the
-same for the exact moments a random kill rarely hits.
+checkpoint writes (before the rename, its temporary file left half-written, as SIGKILL leaves
+it) shows the same for the exact moments a random kill rarely hits.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 
 import detforge
-from detforge.models import checkpoint as ckpt_mod
 from detforge.models.checkpoint import load_checkpoint
 from detforge.train.runs import read_metrics_csv
 from detforge.train.trainer import train
@@ -118,38 +117,60 @@ class _Killed(BaseException):
     """Stands for SIGKILL: nothing after it runs, no ``except Exception`` catches it."""
 
 
-@pytest.mark.parametrize("die_at", [1, 2, 3])
+FITNESS = (0.1, 0.3, 0.2)
+"""Validation fitness of epochs 1, 2, 3 in the in-process test: epoch 2 is the best."""
+
+
+@pytest.mark.parametrize("die_at", [1, 2, 3, 4, 5])
 def test_death_inside_a_checkpoint_write_is_recoverable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, die_at: int
 ) -> None:
-    """Writes go best.pt (when the epoch is the best so far), then last.pt: ``die_at`` picks
-    which one dies half written (1: best.pt of epoch 1, 2: its last.pt, 3: the next write)."""
+    """Each epoch writes weights/last.pt, then (when it is the best so far) copies it to
+    weights/best.pt. With FITNESS the writes are: 1 last.pt of epoch 1, 2 its best.pt copy,
+    3 last.pt of epoch 2, 4 its best.pt copy, 5 last.pt of epoch 3; ``die_at`` picks the one
+    that dies before its rename, its temporary file left half written."""
+    from detforge.train.reporter import Reporter
+
+    def validate(self: Reporter, batches: Any, device: Any, epoch: int) -> dict[str, float]:
+        f = FITNESS[epoch]
+        return {"val/mAP50": f, "val/mAP50-95": f, "fitness": f}
+
+    monkeypatch.setattr(Reporter, "validate", validate)
     data = tiny_data(tmp_path / "ds")
-    cfg = tiny_config(data, tmp_path / "run", epochs=3, val_every=1)
-    real = ckpt_mod.atomic_write_bytes
+    run = tmp_path / "run"
+    cfg = tiny_config(data, run, epochs=3, val_every=1)
+    real = os.replace
     calls = [0]
 
-    def dying(path: Any, payload: bytes, **kw: Any) -> None:
-        calls[0] += 1
-        if calls[0] == die_at:
-            p = Path(path)
-            (p.parent / f".{p.name}.dead1234.tmp").write_bytes(payload[: len(payload) // 2])
-            raise _Killed
-        real(path, payload, **kw)
+    def dying(src: Any, dst: Any) -> None:
+        if Path(dst).parent.name == "weights":
+            calls[0] += 1
+            if calls[0] == die_at:
+                p = Path(dst)
+                half = Path(src).read_bytes()[: Path(src).stat().st_size // 2]
+                (p.parent / f".{p.name}.dead1234.tmp").write_bytes(half)
+                raise _Killed
+        real(src, dst)
 
-    monkeypatch.setattr(ckpt_mod, "atomic_write_bytes", dying)
+    monkeypatch.setattr(os, "replace", dying)
     with pytest.raises(_Killed):
         train(cfg)
-    monkeypatch.setattr(ckpt_mod, "atomic_write_bytes", real)
-    run = tmp_path / "run"
+    monkeypatch.setattr(os, "replace", real)
     last = _assert_loadable(run)
+    assert (last is None) == (die_at == 1)
+    if die_at == 2:
+        assert not (run / "weights" / "best.pt").exists()  # the copy the kill cut short
+    if die_at == 4:  # last.pt says epoch 2 is the best, best.pt still holds epoch 1
+        assert last is not None and last["extra"]["best_epoch"] == 2
+        assert load_checkpoint(run / "weights" / "best.pt")["epoch"] == 0
     if last is None:  # died before the first epoch was committed: start again
         res = train(tiny_config(data, run, epochs=3, val_every=1, exist_ok=True))
     else:
         res = train(tiny_config(data, run, epochs=3, val_every=1, resume=str(run)))
     assert res.epochs_done == 3 and [r["epoch"] for r in res.metrics] == [1, 2, 3]
     assert [r["epoch"] for r in read_metrics_csv(run / "metrics.csv")] == [1, 2, 3]
-    fit = [r["fitness"] for r in res.metrics]
-    assert res.best_epoch == fit.index(max(fit)) + 1
-    assert load_checkpoint(run / "weights" / "best.pt")["epoch"] + 1 == res.best_epoch
+    assert [r["fitness"] for r in res.metrics] == list(FITNESS)
+    assert res.best_epoch == 2 and res.best_fitness == 0.3
+    best = load_checkpoint(run / "weights" / "best.pt")
+    assert best["epoch"] == 1 and best["best_fitness"] == 0.3
     assert not [p for p in run.rglob("*") if p.name.endswith(".tmp")]

@@ -118,3 +118,23 @@ def test_backup_never_overwrites_a_file_detforge_did_not_write(tmp_path: Path) -
     train(cfg)
     assert foreign.read_bytes() == b"a user's file"
     assert not (data.parent / "backup" / "obj_last.pt").exists()
+
+
+def test_a_failing_backup_copy_is_a_note_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from detforge.train import runs
+
+    real = runs.copy_atomic
+
+    def full_disk(src: Path, dst: Path) -> None:
+        if dst.parent.name == "backup":
+            raise OSError(28, "No space left on device")
+        real(src, dst)
+
+    monkeypatch.setattr(runs, "copy_atomic", full_disk)
+    notes: list[str] = []
+    res = train(tiny_config(tiny_data(tmp_path / "ds"), tmp_path / "run"), note=notes.append)
+    assert res.epochs_done == 2 and (res.run_dir / "weights" / "last.pt").is_file()
+    failed = [n for n in notes if "cannot write a copy" in n]
+    assert len(failed) == 1 and "No space left on device" in failed[0]

@@ -81,6 +81,8 @@ class DarknetScan:
     verdict: BoxVerdict | None = None
     findings: list[Finding] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    """Damaged cache files that were rebuilt during this scan."""
 
     @property
     def num_classes(self) -> int | None:
@@ -223,7 +225,9 @@ def _label_findings(
     infos = scan.infos
     exists = [inf.problem != "image-missing" for inf in infos]
     scan.label_paths = locate_labels(scan.images, exists)
-    texts, label_errors, reused_lab, label_stats = label_texts(source, scan.label_paths, cache)
+    texts, label_errors, reused_lab, label_stats = label_texts(
+        source, scan.label_paths, cache, notes=scan.notes
+    )
     scan.label_texts = texts
     scan.findings += label_errors
     for p, info, lp in zip(scan.images, infos, scan.label_paths, strict=True):
@@ -326,6 +330,9 @@ def scan_darknet(
             options=opts, files=small, images=scan.images, size=table.size, mtime=table.mtime
         )
         resultcache.store(str(src), fp, label_stats, scan.findings, scan.summary)
+    notes = [n for n in (table.note, *scan.notes) if n]
+    if notes:  # shown once, not stored with the result
+        scan.summary["notes"] = notes
     return scan
 
 

@@ -116,6 +116,8 @@ class ImageTable:
     cache: FileIndexCache | None
     reused: int
     changed: bool
+    note: str | None = None
+    """Set when the cache file was damaged and is being rebuilt."""
 
 
 def cached_images(
@@ -133,12 +135,13 @@ def cached_images(
     n = len(images)
     infos: list[ImageInfo | None] = [None] * n
     cache = FileIndexCache.for_source(src, kind="check-images") if use_cache else None
+    note = cache.damaged if cache is not None else None
     warm = cache is not None and len(cache) > 0 and cache.has("problem")
     if stats is None and not warm:
         done = inspect_images(images, deep=deep)
         size = np.fromiter((i.size for i in done), dtype=np.int64, count=n)
         mtime = np.fromiter((i.mtime_ns for i in done), dtype=np.int64, count=n)
-        return ImageTable(done, size, mtime, cache, 0, changed=True)
+        return ImageTable(done, size, mtime, cache, 0, changed=True, note=note)
     size, mtime = stats if stats is not None else stat_many(images)
     reused = 0
     if cache is not None and warm:
@@ -165,7 +168,8 @@ def cached_images(
     ):
         infos[i] = info
     done = [x if x is not None else missing for x in infos]
-    return ImageTable(done, size, mtime, cache, reused, changed=bool(todo) or n != len(cache or ()))
+    changed = bool(todo) or n != len(cache or ())
+    return ImageTable(done, size, mtime, cache, reused, changed=changed, note=note)
 
 
 def full_digests(paths: list[str], splits: list[str], table: ImageTable) -> list[str]:
@@ -215,14 +219,17 @@ LabelStats = tuple[list[str], NDArray[np.int64], NDArray[np.int64]]
 
 
 def label_texts(
-    src: str, label_paths: list[str], use_cache: bool
+    src: str, label_paths: list[str], use_cache: bool, *, notes: list[str] | None = None
 ) -> tuple[list[str | None], list[Finding], int, LabelStats]:
     """Contents of the label files (``None`` for none/unreadable), findings, how many came
-    from the cache, and the ``stat`` results of the existing ones."""
+    from the cache, and the ``stat`` results of the existing ones. A damaged cache file is
+    noted in ``notes``."""
     present = [p for p in label_paths if p]
     texts: dict[str, str] = {}
     errors: dict[str, str] = {}
     cache = FileIndexCache.for_source(src, kind="check-labels") if use_cache else None
+    if cache is not None and cache.damaged and notes is not None:
+        notes.append(cache.damaged)
     reused = 0
     warm = cache is not None and len(cache) > 0 and cache.has("text")
     if warm:

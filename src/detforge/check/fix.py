@@ -40,7 +40,6 @@ from detforge.check.images import oriented_size
 from detforge.check.loaded import LoadedScan, scan_loaded
 from detforge.check.rows import LabelRows
 from detforge.data.dataset import make_dataset
-from detforge.errors import DetforgeError
 from detforge.formats.darknet import PathMap, write_darknet
 from detforge.utils.io import atomic_write_text
 
@@ -60,18 +59,11 @@ class FixReport:
         return out
 
 
-def check_out_dir(out_dir: str | os.PathLike[str], source: str | os.PathLike[str]) -> None:
-    """Refuse an output folder that is the dataset's, contains it, or is not empty."""
-    out = Path(out_dir)
-    src = Path(source).resolve()
-    src_dir = src if src.is_dir() else src.parent
-    o = out.resolve()
-    if o == src_dir or o in src_dir.parents:
-        raise DetforgeError(
-            "the --fix folder must be a new folder outside the dataset's folder", path=out
-        )
-    if o.exists() and (not o.is_dir() or any(o.iterdir())):
-        raise DetforgeError("the --fix folder exists and is not empty; give a new one", path=out)
+def _scan_folders(scan: DarknetScan) -> list[str]:
+    """The folders of the source's images and label files (OUT may not be or contain one)."""
+    folders = {os.path.dirname(os.path.abspath(p)) for p in scan.images if p}
+    folders.update(os.path.dirname(os.path.abspath(p)) for p in scan.label_paths if p)
+    return sorted(folders)
 
 
 def repair_scan(
@@ -219,7 +211,6 @@ def repair_scan(
         meta={"source": scan.source},
     )
     out = Path(out_dir)
-    check_out_dir(out, Path(scan.source))
     data_path = write_darknet(ds, out, images="link")
     record = {
         "source": scan.source,
@@ -268,24 +259,56 @@ def fix_dataset(
     path_map: PathMap = (),
     cache: bool = True,
     label_map: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
 ) -> FixReport:
     """Check ``source`` and write a repaired Darknet copy to the new folder ``out_dir``.
+
+    ``out_dir`` follows :mod:`detforge.utils.outdir` (new, empty or an earlier detforge
+    output replaced only with ``overwrite``).
 
     ``source`` is anything :func:`detforge.check.check_dataset` reads; see the module
     docstring for every repair. ``label_map``: a TF label map for TFRecords (default: a
     ``.pbtxt`` beside them).
     """
     from detforge.formats.detect import detect_format
+    from detforge.utils.outdir import output_dir, prepare_output_dir
 
-    check_out_dir(out_dir, source)
+    prepare_output_dir(out_dir, overwrite=overwrite, read_folders=[source])
     fmt = detect_format(source)
-    if fmt in ("darknet", "ultralytics"):
-        return repair_scan(
-            scan_darknet(source, path_map=path_map, cache=cache, reuse=False), out_dir
-        )
     if fmt == "tfrecord":
-        return _salvage_records(source, out_dir, label_map=label_map)
-    return repair_scan(_as_scan(scan_loaded(source, fmt=fmt, cache=cache)), out_dir)
+        with output_dir(out_dir, command="check --fix", overwrite=overwrite, read_folders=[source]):
+            return _salvage_records(source, out_dir, label_map=label_map)
+    earlier: list[dict[str, Any]] = []
+    if fmt in ("darknet", "ultralytics"):
+        scan = scan_darknet(source, path_map=path_map, cache=cache, reuse=False)
+    else:
+        loaded = scan_loaded(source, fmt=fmt, cache=cache)
+        earlier = invalid_changes(loaded)
+        scan = _as_scan(loaded)
+    with output_dir(
+        out_dir,
+        command="check --fix",
+        overwrite=overwrite,
+        read_folders=[source],
+        file_folders=_scan_folders(scan),
+    ):
+        return repair_scan(scan, out_dir, earlier=earlier)
+
+
+def invalid_changes(loaded: LoadedScan) -> list[dict[str, Any]]:
+    """The boxes (and stated image sizes) the reader left out, as ``fixes.json`` changes."""
+    from detforge.data.validity import invalid_boxes
+
+    return [
+        {
+            "action": "read-size" if b.code == "image-size-impossible" else "drop-box",
+            "reason": b.code,
+            "path": b.path,
+            "line": None,
+            "detail": f"{b.record}: {b.detail}",
+        }
+        for b in invalid_boxes(loaded.ds)
+    ]
 
 
 _RECORD_CODES = {"truncated": "tfrecord-truncated", "example": "tfrecord-example"}
@@ -297,9 +320,10 @@ def _salvage_records(
     *,
     label_map: str | os.PathLike[str] | None,
 ) -> FixReport:
-    """TFRecords: extract the intact records' images into a scratch folder beside
-    ``out_dir``, check them like any loaded dataset and write the repaired Darknet copy; the
-    damaged records become ``drop-record`` changes."""
+    """TFRecords: extract the intact records' images into a hidden scratch folder in
+    ``out_dir`` (removed at the end, or by the next run after a kill), check them like any
+    loaded dataset and write the repaired Darknet copy; the damaged records become
+    ``drop-record`` changes."""
     from detforge.formats.labelmap import find_label_map, read_label_map
     from detforge.formats.tfrecord.framing import expand_record_paths
     from detforge.formats.tfrecord.tfod_read import read_tfod
@@ -308,8 +332,8 @@ def _salvage_records(
     if label_map is None:
         label_map = find_label_map(expand_record_paths(source)[0].parent)
     mapping = read_label_map(label_map) if label_map is not None else None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}-records-", dir=out.parent))
+    out.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".records-", suffix=".tmp", dir=out))
     try:
         ds = read_tfod(source, label_map=mapping, extract_images_to=scratch, skip_bad=True)
         dropped = [
@@ -323,8 +347,10 @@ def _salvage_records(
             for s in ds.meta["skipped_records"]
         ]
         records = dict(zip(ds.images.path.tolist(), ds.meta["records"], strict=True))
-        scan = _as_scan(scan_loaded(source, fmt="tfrecord", cache=False, ds=ds))
-        report = repair_scan(scan, out, earlier=dropped, origin_of=records)
+        loaded = scan_loaded(source, fmt="tfrecord", cache=False, ds=ds)
+        report = repair_scan(
+            _as_scan(loaded), out, earlier=dropped + invalid_changes(loaded), origin_of=records
+        )
         _copy_links_into(out, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -6,9 +6,10 @@ image sizes the annotations state and run through the same checks as Darknet lin
 and the stated sizes are compared with the real ones (``image-size-mismatch``). Findings
 about a VOC box name its XML file; COCO box findings name the image.
 
-VOC's integer boxes are inclusive (``xmin == xmax`` is one pixel column in the devkit's
-convention), but a box with ``xmin == xmax`` or ``ymin == ymax`` is a click without a drag:
-it has zero area as written and is reported as ``box-zero-size``.
+Boxes and image sizes the reader left out by the one validity rule
+(:mod:`detforge.data.validity`: non-finite, huge, negative or zero size as written, e.g. VOC's
+``xmin == xmax`` click without a drag) are reported from ``ds.meta["invalid_boxes"]`` with
+their file and record.
 """
 
 from __future__ import annotations
@@ -130,20 +131,8 @@ def scan_loaded(
                 (xyxy[:, 3] - xyxy[:, 1]) / hb,
             ]
         )
-    voc_zero = np.zeros(len(img), dtype=bool)
-    if fmt == "voc" and xyxy is not None:
-        voc_zero = ((xyxy[:, 2] - xyxy[:, 0]) <= 1) | ((xyxy[:, 3] - xyxy[:, 1]) <= 1)
-        for j in np.flatnonzero(voc_zero & known).tolist():
-            x1, y1, x2, y2 = xyxy[j]
-            findings.append(
-                finding(
-                    "box-zero-size",
-                    f"{ds.class_names[ds.boxes.cls[j]]!r} box xmin={x1 + 1:g} xmax={x2:g} "
-                    f"ymin={y1 + 1:g} ymax={y2:g}: zero width or height as written (a click "
-                    "without a drag) -- redraw it or delete it (--fix drops it)",
-                    path=where[int(img[j])],
-                )
-            )
+    findings += invalid_box_findings(ds)
+    voc_zero = np.zeros(len(img), dtype=bool)  # the reader already left out invalid boxes
     rows = LabelRows(
         file=img.astype(np.int64),
         line=np.zeros(len(img), dtype=np.int64),
@@ -214,7 +203,26 @@ def scan_loaded(
         "files": len(paths),
         "seconds": round(time.perf_counter() - t0, 3),
     }
+    if table.note:
+        summary["notes"] = [table.note]
     return LoadedScan(ds, infos, rows, verdict, findings, summary, mismatched)
+
+
+def invalid_box_findings(ds: Dataset) -> list[Finding]:
+    """One error finding per box or image size the reader left out
+    (:mod:`detforge.data.validity`), naming its file and record."""
+    from detforge.data.validity import CODES as RULE
+    from detforge.data.validity import invalid_boxes
+
+    return [
+        finding(
+            b.code,
+            f"{b.record}: {b.detail}: {RULE[b.code]} -- fix or delete it (--fix and "
+            "convert --skip-bad leave it out)",
+            path=b.path,
+        )
+        for b in invalid_boxes(ds)
+    ]
 
 
 def _describe(ds: Dataset, fmt: str, xyxy: NDArray[np.float64] | None) -> list[str] | None:

@@ -37,6 +37,9 @@ def _headline(summary: dict[str, object]) -> list[str]:
     if summary.get("deep"):
         tail += ", every image decoded"
     lines.append("  " + ", ".join(parts) + f" -- {tail}")
+    notes = summary.get("notes")
+    if isinstance(notes, list):
+        lines += [f"  note: {n}" for n in notes]
     return lines
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from detforge.check.findings import Finding
+from detforge.check.findings import CODES, Finding
 from detforge.data.cache import default_cache_dir
 from detforge.utils.filestat import stat_many
 from detforge.utils.io import atomic_write_text
@@ -91,20 +91,56 @@ def load(source: str, key: str) -> tuple[list[Finding], dict[str, Any]] | None:
     """The stored findings and summary when ``key`` matches and no label file changed."""
     try:
         rec = json.loads(_record_path(source).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    except (OSError, ValueError, RecursionError):
+        return None  # none stored, or cut off: the check runs again and stores a new one
     if not isinstance(rec, dict) or rec.get("key") != key:
         return None
     labels = rec.get("labels", [])
+    if not (isinstance(labels, list) and all(isinstance(p, str) for p in labels)):
+        return None
     size, mtime = stat_many(labels)
     if size.tolist() != rec.get("label_size") or mtime.tolist() != rec.get("label_mtime"):
         return None
-    try:
-        findings = [Finding(**f) for f in rec["findings"]]
-        summary = dict(rec["summary"])
-    except (KeyError, TypeError):
+    findings = _findings(rec.get("findings"))
+    summary = rec.get("summary")
+    if findings is None or not _summary_ok(summary):
         return None
-    return findings, summary
+    return findings, dict(summary)  # type: ignore[arg-type]
+
+
+def _summary_ok(summary: object) -> bool:
+    if not isinstance(summary, dict):
+        return False
+    counts = ("images", "boxes", "errors", "warnings", "infos", "files", "label_files")
+    if any(not isinstance(summary.get(k, 0), int) for k in counts):
+        return False
+    return isinstance(summary.get("splits", {}), dict)
+
+
+def _findings(raw: object) -> list[Finding] | None:
+    """Stored findings, or ``None`` when any entry is not what :meth:`Finding.to_dict` wrote."""
+    if not isinstance(raw, list):
+        return None
+    out = []
+    for f in raw:
+        if not isinstance(f, dict) or set(f) != {"severity", "code", "path", "line", "message"}:
+            return None
+        ok = (
+            isinstance(f["severity"], str)
+            and f["severity"] in ("error", "warning", "info")
+            and isinstance(f["code"], str)
+            and f["code"] in CODES
+            and isinstance(f["message"], str)
+            and (f["path"] is None or isinstance(f["path"], str))
+            and (
+                f["line"] is None
+                or (isinstance(f["line"], int) and not isinstance(f["line"], bool))
+            )
+        )
+        if not ok:
+            return None
+        out.append(Finding(**f))
+    return out
 
 
 def store(

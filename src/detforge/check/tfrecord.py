@@ -31,6 +31,8 @@ from detforge.check.images import inspect_bytes
 from detforge.check.labels import check_boxes
 from detforge.check.limits import DEFAULT_LIMITS, CheckLimits
 from detforge.check.rows import LabelRows
+from detforge.data.validity import CODES as RULE
+from detforge.data.validity import box_codes, size_ok
 from detforge.errors import DetforgeError
 from detforge.formats.labelmap import find_label_map
 from detforge.formats.tfrecord.example import (
@@ -130,11 +132,26 @@ def _check_example(
                 f"{tag}: class/label {lab} is {mapping[lab]!r} in the label map but "
                 f"class/text says {text!r} -- the guide's NaN-loss mismatch",
             )
+    if not (size_ok(width) and size_ok(height)):
+        bad(
+            "image-size-impossible",
+            f"{tag}: image/width x height {width} x {height}: {RULE['image-size-impossible']}",
+        )
+        return out, ""
     x1, y1, x2, y2 = (np.asarray(b, dtype=np.float64) for b in box)
+    with np.errstate(invalid="ignore", over="ignore"):
+        codes = box_codes(np.column_stack([x1, y1, x2 - x1, y2 - y1]).reshape(-1, 4))
     for j in range(k):
+        if codes[j]:
+            bad(
+                str(codes[j]),
+                f"{tag}: box {j + 1} xmin={x1[j]:g} ymin={y1[j]:g} xmax={x2[j]:g} "
+                f"ymax={y2[j]:g}: {RULE[str(codes[j])]} (readers leave it out)",
+            )
+            continue
         acc.where.append(path)
         acc.line.append(no)
-        acc.cls.append(float(max(labels[j] - 1, 0)))
+        acc.cls.append(float(min(max(labels[j] - 1, 0), 2**31)))
         acc.coords.append([(x1[j] + x2[j]) / 2, (y1[j] + y2[j]) / 2, x2[j] - x1[j], y2[j] - y1[j]])
         acc.widths.append(width)
         acc.heights.append(height)

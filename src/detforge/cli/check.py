@@ -23,7 +23,9 @@ Unlike Darknet, which stops reading a label file at its first bad line, every li
 checked. Results are cached (per file, keyed on size and mtime), so re-checking an unchanged
 dataset takes about a second. --fix OUT writes a repaired copy into the new folder OUT (the
 source is never modified; unchanged images are linked, not copied) with fixes.json listing
-every change, and re-checks it.
+every change, and re-checks it. OUT must be new or empty, or an earlier detforge output
+(replaced with --overwrite, which removes only the files detforge wrote there); an OUT left
+by an interrupted --fix is replaced by the next run.
 
 exit status: 0 no errors (warnings allowed), 1 errors found (with --fix: errors left in
 OUT), 2 bad usage or a dataset that does not exist.
@@ -49,6 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="OUT",
         help="write a repaired Darknet copy into the new folder OUT (TFRecords: salvages the "
         "intact records)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="with --fix: replace an earlier detforge output in OUT (only its own files)",
     )
     parser.add_argument(
         "--label-map", metavar="PBTXT", help="TF label map to compare with the class names"
@@ -107,9 +114,9 @@ def run(args: argparse.Namespace) -> int:
         imbalance_ratio=args.imbalance,
     )
     if args.fix:
-        from detforge.check.fix import check_out_dir
+        from detforge.utils.outdir import prepare_output_dir
 
-        check_out_dir(args.fix, args.dataset)
+        prepare_output_dir(args.fix, overwrite=args.overwrite, read_folders=[args.dataset])
     report = check_dataset(
         args.dataset,
         deep=args.deep,
@@ -133,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         path_map=path_map,
         cache=not args.no_cache,
         label_map=args.label_map,
+        overwrite=args.overwrite,
     )
     counts = ", ".join(f"{v} {k}" for k, v in sorted(fixed.counts().items())) or "no changes"
     print(f"\nrepaired copy written to {fixed.data_file} ({counts}; see fixes.json)")

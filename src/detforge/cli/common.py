@@ -51,6 +51,23 @@ def add_darknet_protocol_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def parse_wh(text: str, *, option: str = "--imgsz", multiple: int = 1) -> tuple[int, int]:
+    """``"W"`` or ``"W,H"`` (also ``WxH``) -> ``(W, H)`` positive ints, each a multiple of
+    ``multiple``; anything else is a usage error naming ``option``."""
+    parts = text.replace("x", ",").replace("X", ",").split(",")
+    try:
+        values = [int(p.strip()) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or min(values) < 1:
+        raise DetforgeError(f"{option} expects W or W,H (positive pixels), got {text!r}")
+    if multiple > 1 and any(v % multiple for v in values):
+        raise DetforgeError(f"{option} {text}: width and height must be multiples of {multiple}")
+    return values[0], values[1]
+
+
 def add_darknet_model_options(parser: argparse.ArgumentParser) -> None:
     """``--cfg`` and ``--names`` for a Darknet ``.weights`` model (the commands that take a
     checkpoint take one too)."""

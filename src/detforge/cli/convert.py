@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from detforge.cli.common import add_path_map_option, parse_path_map
 from detforge.errors import DetforgeError
+
+if TYPE_CHECKING:
+    from detforge.data.dataset import Dataset
 
 HELP = "convert a dataset between Darknet, Ultralytics, COCO, Pascal VOC and TFRecord"
 
@@ -22,8 +26,10 @@ Convert a dataset to another framework's files. The source format is detected:
 Splits survive every conversion (train/valid/test; 'val' in formats that say val). Images
 are hard-linked into OUT by default (symlinked or copied where linking is impossible), never
 duplicated needlessly; --images copy copies them, --images none writes labels only. The
-source is never modified. Crowd boxes (COCO iscrowd) are dropped, with a count, for formats
-that cannot mark them.
+source is never modified. OUT must be new or empty, or hold an earlier detforge output
+(replaced with --overwrite: only the files detforge wrote are removed); OUT may not overlap
+the folders the source is read from. Crowd boxes (COCO iscrowd) are dropped, with a count,
+for formats that cannot mark them.
 
 TFRecord output embeds the images, writes label_map.pbtxt from the class names (or checks a
 given --label-map against them: a mismatch is what gives TF a NaN loss) and, with
@@ -104,6 +110,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="with --pipeline: the fine-tune checkpoint's global step, if its name lacks it",
     )
+    parser.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="convert without the boxes the reader found invalid (NaN, negative or zero size, "
+        "impossible image sizes), listing each; without it they are an error",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier detforge output in OUT (only the files detforge wrote there)",
+    )
     add_path_map_option(parser)
 
 
@@ -155,34 +172,51 @@ def _pipeline(
 
 
 def run(args: argparse.Namespace) -> int:
-    from detforge.formats.detect import detect_format, read_any, write_any
+    from detforge.formats.detect import detect_format, read_any, source_file_folders
+    from detforge.utils.outdir import output_dir, prepare_output_dir
 
     mode, images_dir = _image_options(args)
     src, out = Path(args.source), Path(args.out)
-    src_root = src if src.is_dir() else src.parent
-    if out.exists() and (
-        out.resolve() == src_root.resolve() or out.resolve() in src.resolve().parents
-    ):
-        raise DetforgeError(
-            "OUT holds the source dataset; detforge never writes over its input (it could "
-            "replace source files). Choose a new folder",
-            path=out,
-        )
     if args.pipeline and args.to != "tfrecord":
         raise DetforgeError("--pipeline goes with --to tfrecord")
     fmt = args.source_format or detect_format(src)
-    extract = None
-    if fmt == "tfrecord" and mode != "none":
-        extract = out / "source_images"
+    prepare_output_dir(out, overwrite=args.overwrite, read_folders=[src])
     label_map = args.label_map if fmt in ("tfrecord", "voc") else None
-    ds = read_any(
-        src,
-        format=fmt,
-        label_map=label_map,
-        images_dir=images_dir,
-        extract_images_to=extract,
-        path_map=parse_path_map(args.path_map),
-    )
+    read = {
+        "format": fmt,
+        "label_map": label_map,
+        "images_dir": images_dir,
+        "path_map": parse_path_map(args.path_map),
+    }
+    if fmt == "tfrecord":  # images are extracted into OUT while reading
+        with output_dir(
+            out, command="convert", overwrite=args.overwrite, read_folders=[src], note=_note
+        ):
+            extract = out / "source_images" if mode != "none" else None
+            ds = read_any(src, extract_images_to=extract, **read)  # type: ignore[arg-type]
+            return _write(args, ds, fmt, mode)
+    ds = read_any(src, **read)  # type: ignore[arg-type]
+    with output_dir(
+        out,
+        command="convert",
+        overwrite=args.overwrite,
+        read_folders=[src],
+        file_folders=source_file_folders(ds),
+        note=_note,
+    ):
+        return _write(args, ds, fmt, mode)
+
+
+def _note(text: str) -> None:
+    print(f"note: {text}")
+
+
+def _write(args: argparse.Namespace, ds: Dataset, fmt: str, mode: str) -> int:
+    from detforge.data.validity import refuse_invalid
+    from detforge.formats.detect import write_any
+
+    refuse_invalid(ds, skip_bad=args.skip_bad, note=_note)
+    out = Path(args.out)
     result = write_any(
         ds,
         out,

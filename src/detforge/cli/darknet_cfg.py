@@ -17,6 +17,13 @@ asks for by hand:
   filters=(N+5)*masks        in the last [convolutional] before each [yolo]
                              ((N+9)*masks before [Gaussian_yolo], (N+5)*num before [region])
   max_batches=max(2000*N, 6000, training images)   steps=80%,90% of max_batches
+  width=, height=            with --imgsz W[,H] (multiples of 32)
+  anchors=                   with --anchors auto (k-means of the --data boxes at that size, as
+                             'detforge anchors' / 'darknet detector calc_anchors') or a list
+  batch=, subdivisions=      a cfg left with its "Testing" batch=1 gets its commented "Training"
+                             values (else batch=64, subdivisions=16); subdivisions then grow
+                             with the input area so a mini-batch needs no more memory than the
+                             cfg's own setting (--subdivisions N sets it)
 
 Everything else (comments, spacing, other settings) is kept byte for byte. The input is
 never modified. The class count comes from --classes, or from --names / --data.
@@ -25,6 +32,7 @@ examples:
   detforge darknet-cfg yolov4-tiny.cfg --classes 3 -o yolov4-tiny-obj.cfg
   detforge darknet-cfg yolov4.cfg --data obj.data -o yolov4-obj.cfg
   detforge darknet-cfg yolov4.cfg --classes 12 --max-batches 30000 -o yolov4-obj.cfg
+  detforge darknet-cfg yolov4-tiny.cfg --data obj.data --imgsz 608 --anchors auto -o obj.cfg
 """
 
 
@@ -48,6 +56,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="training images (max_batches is at least this)",
     )
+    parser.add_argument("--imgsz", metavar="W[,H]", help="network input size (multiples of 32)")
+    parser.add_argument(
+        "--anchors",
+        metavar="auto|LIST",
+        help="'auto': k-means anchors of the --data boxes; or 'w,h, w,h, ...' (num= pairs)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of --anchors auto [0]")
+    parser.add_argument("--subdivisions", type=int, metavar="N", help="set subdivisions=N")
 
 
 def _classes_and_images(args: argparse.Namespace) -> tuple[int, int]:
@@ -70,16 +86,54 @@ def _classes_and_images(args: argparse.Namespace) -> tuple[int, int]:
     raise DetforgeError("give the class count: --classes N, --names FILE or --data FILE")
 
 
-def run(args: argparse.Namespace) -> int:
-    from detforge.formats.darknet.cfg import default_max_batches, rewrite_cfg
+def _anchors(args: argparse.Namespace, size: tuple[int, int]) -> str | None:
+    """The ``anchors=`` value ``--anchors`` asks for (``None``: leave the cfg's)."""
+    from detforge.formats.darknet.cfg import cfg_anchor_count
 
+    if not args.anchors:
+        return None
+    text = Path(args.cfg).read_text(encoding="utf-8", errors="replace")
+    count = cfg_anchor_count(text, path=args.cfg)
+    if args.anchors.strip().lower() == "auto":
+        if not args.data:
+            raise DetforgeError("--anchors auto needs the dataset: --data FILE")
+        from detforge.data.anchors import anchors_for_dataset
+        from detforge.formats.detect import read_any
+
+        res = anchors_for_dataset(read_any(args.data), count, size[0], size[1], seed=args.seed)
+        print(f"anchors from {res.boxes} boxes at {size[0]}x{size[1]}: mean IoU "
+              f"{100 * res.mean_iou:.2f}%")  # fmt: skip
+        return res.darknet_text()
+    try:
+        values = [float(v) for v in args.anchors.replace(" ", "").split(",") if v]
+    except ValueError:
+        values = []
+    if len(values) != 2 * count or min(values, default=0) <= 0:
+        raise DetforgeError(
+            f"--anchors expects 'auto' or {count} positive w,h pairs (the cfg's num={count})"
+        )
+    return ", ".join(f"{values[i]:g},{values[i + 1]:g}" for i in range(0, len(values), 2))
+
+
+def run(args: argparse.Namespace) -> int:
+    from detforge.cli.common import parse_wh
+    from detforge.formats.darknet.cfg import cfg_net_size, default_max_batches, rewrite_cfg
+
+    if not Path(args.cfg).is_file():
+        raise DetforgeError("cfg file not found", path=args.cfg)
     classes, train_images = _classes_and_images(args)
+    size = parse_wh(args.imgsz, multiple=32) if args.imgsz else None
+    text = Path(args.cfg).read_text(encoding="utf-8", errors="replace")
+    anchors = _anchors(args, size or cfg_net_size(text))
     changes = rewrite_cfg(
         args.cfg,
         args.output,
         classes=classes,
         max_batches=args.max_batches,
         train_images=train_images,
+        size=size,
+        anchors=anchors,
+        subdivisions=args.subdivisions,
     )
     for c in changes:
         print(c)

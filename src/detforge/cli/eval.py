@@ -25,8 +25,11 @@ JSON. PRED is one of
   * a COCO results JSON: [{"image_id", "category_id", "bbox": [x,y,w,h], "score"}, ...]
   * a folder of per-image .txt files 'class cx cy w h conf' (normalized; Ultralytics save_conf)
   * a folder of Darknet 'detector valid' files comp4_det_test_<class>.txt
-Images are matched by id, else by file stem; predictions matching no image or class are
-reported, never silently dropped.
+Images are matched by the sidecar PRED.meta.json that detforge writes beside its prediction
+files (dataset, split, model, and the image of every image_id), else by id, else by file stem.
+Without --split, the split the predictions were made on is scored; another split is refused.
+When more than 1% of the predictions fit no image or class, eval stops with exit 2 (say
+--ignore-unmatched to score the rest); fewer are a warning with counts.
 
 Output: a console table; --json FILE writes the numbers; --out DIR (default: the .data file's
 results= folder, created when missing; with --plots and no such folder, ./results) receives
@@ -57,32 +60,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="FILE", help="write the metrics as JSON to FILE")
     parser.add_argument("--plots", action="store_true", help="write PR/F1 curves, confusion matrix")
     parser.add_argument("--images-dir", help="COCO GT: folder the file_name entries are in")
+    parser.add_argument(
+        "--ignore-unmatched", action="store_true",
+        help="score the predictions that fit the GT even when many do not",
+    )  # fmt: skip
     add_path_map_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from detforge.cli.common import parse_path_map
     from detforge.eval.api import evaluate, jsonable
-    from detforge.eval.predictions import read_predictions
-    from detforge.eval.report import coco_results, format_report
+    from detforge.eval.report import format_report
     from detforge.formats.coco import dump_json
     from detforge.formats.detect import read_ground_truth
+    from detforge.formats.predictions import read_predictions, read_provenance, save_predictions
     from detforge.utils.io import atomic_write_bytes
 
     if args.every < 1:
         raise DetforgeError(f"--every must be a positive integer, not {args.every}")
     if args.points not in (0, 11, 101) and args.points < 2:
         raise DetforgeError(f"--points must be 0, 11 or 101 (or another N >= 2), not {args.points}")
+    prov = read_provenance(args.pred) if Path(args.pred).exists() else None
     gt, results_dir = read_ground_truth(
         args.gt, split=args.split, images_dir=args.images_dir,
-        path_map=parse_path_map(args.path_map),
+        path_map=parse_path_map(args.path_map), default_split=prov.split if prov else None,
     )  # fmt: skip
     pred = read_predictions(args.pred, gt)
     result = evaluate(
         gt, pred, protocol=args.protocol, iou=args.iou, points=args.points,
-        conf=args.conf, every=args.every,
+        conf=args.conf, every=args.every, ignore_unmatched=args.ignore_unmatched,
     )  # fmt: skip
     print(format_report(result))
+    left_out = gt.meta.get("invalid_boxes", [])
+    if left_out:  # the one box rule (detforge.data.validity): not scored, never silently
+        print(
+            f"note: {len(left_out)} ground-truth box(es) or image size(s) the reader left out "
+            f"are not scored (first: {left_out[0].message()}; see detforge check)"
+        )
     out = Path(args.out) if args.out else results_dir
     if out is None and args.plots:
         out = Path("results")
@@ -97,6 +111,6 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_bytes(args.json, dump_json(clean))
     if out is not None:
         atomic_write_bytes(out / "metrics.json", dump_json(clean))
-        atomic_write_bytes(out / "predictions.json", dump_json(coco_results(pred, gt)))
+        save_predictions(out / "predictions.json", pred, gt, written_by="detforge eval")
         print(f"\nwrote {out}/", file=sys.stderr)
     return 0

@@ -64,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     missing = ds.meta.get("missing_images", [])
     summary["missing_images"] = len(missing)
     summary["unreadable_images"] = dict(ds.meta.get("size_errors", {}))
+    invalid = ds.meta.get("invalid_boxes", [])
+    summary["invalid_boxes"] = [vars(b) for b in invalid]
     leaks = []
     if args.leaks and len(ds.splits()) > 1:
         leaks = find_leaks(ds.images.path.tolist(), ds.images.split.tolist())
@@ -75,6 +77,11 @@ def run(args: argparse.Namespace) -> int:
     print(format_summary(summary))
     if missing:
         print(f"missing images skipped: {len(missing)} (first: {missing[0]})")
+    if invalid:
+        print(
+            f"invalid boxes left out: {len(invalid)} (not counted above; first: "
+            f"{invalid[0].message()}; see detforge check)"
+        )
     for path, msg in list(summary["unreadable_images"].items())[:10]:
         print(f"unreadable: {path}: {msg}")
     if leaks:

@@ -98,10 +98,23 @@ def run(args: argparse.Namespace) -> int:
     if args.shuffle:
         paths = shuffle_paths(paths, seed=args.seed)
     if args.output == "-":
-        sys.stdout.write("".join(f"{p}\n" for p in paths))
-        sys.stdout.flush()
+        text = "".join(f"{p}\n" for p in paths)
+        buffer = getattr(sys.stdout, "buffer", None)
+        if buffer is not None:  # names that are not UTF-8 keep their bytes
+            sys.stdout.flush()
+            buffer.write(text.encode("utf-8", "surrogateescape"))
+            buffer.flush()
+        else:
+            sys.stdout.write(text)
+            sys.stdout.flush()
     else:
         out = Path(args.output)
+        if any(os.path.exists(r) and os.path.samefile(r, out) for r in roots if out.exists()):
+            raise DetforgeError(
+                "--output is one of the input lists; detforge never overwrites its input "
+                "(write to a new file)",
+                path=out,
+            )
         if args.relative:
             base = os.path.abspath(out.parent)
             paths = [os.path.relpath(p, base) for p in paths]

@@ -41,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "check": "detforge.cli.check",
     "stats": "detforge.cli.stats",
     "darknet-cfg": "detforge.cli.darknet_cfg",
+    "anchors": "detforge.cli.anchors",
     "export": "detforge.cli.export",
 }
 """Subcommand name -> module implementing it, in the order ``--help`` lists them."""
@@ -75,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 1 findings/failure, 2 usage or input error)."""
+    for stream in (sys.stdout, sys.stderr):  # file names that are not UTF-8 print as bytes
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="surrogateescape" if stream is sys.stdout else "backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):

@@ -29,7 +29,8 @@ exactly as 'detforge eval' does:
 Everything goes to the results folder: the .data file's results= entry (relative to the .data
 file, created when missing), else 'results' beside the .data file, or --out DIR:
   metrics.json      every number printed
-  predictions.json  the detections as COCO results (for 'detforge eval' or pycocotools)
+  predictions.json  the detections as COCO results (for 'detforge eval' or pycocotools),
+                    with predictions.meta.json (dataset, split, model, image of each id)
   *.png             PR curves, F1-confidence curve, confusion matrix (skip with --no-plots)
 
 Unlike Darknet you do not need a 'results' folder in the current directory, nor the .cfg.
@@ -83,9 +84,10 @@ def results_folder(data: Path) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from detforge.eval.api import evaluate, jsonable
-    from detforge.eval.report import coco_results, format_report
+    from detforge.eval.report import format_report
     from detforge.formats.coco import dump_json
     from detforge.formats.detect import read_ground_truth
+    from detforge.formats.predictions import save_predictions
     from detforge.predict.api import load
     from detforge.utils.io import atomic_write_bytes
 
@@ -128,7 +130,11 @@ def run(args: argparse.Namespace) -> int:
         write_plots(result, ds, pred, out, iou=args.iou, conf=args.conf)
     print(format_report(result))
     atomic_write_bytes(out / "metrics.json", dump_json(jsonable(result)))
-    atomic_write_bytes(out / "predictions.json", dump_json(coco_results(pred, ds)))
+    save_predictions(
+        out / "predictions.json", pred, ds, written_by="detforge map", dataset=data,
+        model=args.weights,
+        settings={"conf": args.min_score, "iou": args.nms_iou, "max_det": args.max_det},
+    )  # fmt: skip
     split_txt = f" {want}" if want else ""
     print(f"\n{data}{split_txt}: {ds.num_images} images; results in {out}/", file=sys.stderr)
     return 0

@@ -36,7 +36,11 @@ Outputs (into --out, default runs/predict, runs/predict-2, ...):
   --save-txt     labels/<name>.txt with one 'class cx cy w h conf' line per box
                  (normalised to the image, like 'darknet detector test -save_labels')
   --save-json F  a COCO results JSON ([{image_id, category_id, bbox, score}, ...]) that
-                 'detforge eval' and pycocotools read directly
+                 'detforge eval' and pycocotools read directly, and beside it F.meta.json
+                 (dataset, split, model, the image of every image_id). image_id is the
+                 dataset's id for a .data source (as 'convert --to coco' numbers it), the
+                 number a file is named by when all are (COCO's 000000000139.jpg -> 139),
+                 else the position in SOURCE; boxes and scores are full float32 values.
 
 Examples:
   detforge predict runs/train/obj/weights/best.pt photos/ --save-images
@@ -90,20 +94,27 @@ def _data_names(data_path: str, path_map: Any) -> list[str] | None:
 
 
 def _coco_ids(
-    data_path: str | None, split: str | None, path_map: Any
-) -> tuple[dict[str, int | str], Any]:
+    data_path: str | None,
+    split: str | None,
+    path_map: Any,
+    num_classes: int,
+    paths: tuple[str, ...] = (),
+) -> tuple[dict[str, int], list[int]]:
     """For a ``.data`` source: image path -> image id and the COCO category ids exactly as
-    ``detforge eval DATA`` numbers that split's ground truth, so it matches them directly.
-    Else no ids (``image_id`` is then the file stem, which eval matches) and categories 1..K."""
+    ``detforge eval DATA`` numbers that split's ground truth (the whole dataset's ids, as
+    ``convert --to coco`` writes them). Other sources: categories 1..K, and when every file
+    name is a distinct number (COCO's ``000000000139.jpg``; darknet's ``image_id`` rule) that
+    number, else no ids (the position in the source is used)."""
     if data_path is None:
-        return {}, None
+        stems = [Path(p).stem for p in paths]
+        numbered = all(s.isdigit() for s in stems) and len({int(s) for s in stems}) == len(stems)
+        ids = {p: int(s) for p, s in zip(paths, stems, strict=True)} if numbered else {}
+        return ids, list(range(1, num_classes + 1))
     from detforge.formats.coco import coco_category_ids
     from detforge.formats.detect import read_ground_truth
 
     gt, _ = read_ground_truth(data_path, split=split, images_dir=None, path_map=path_map)
-    ids: dict[str, int | str] = {
-        str(p): int(i) for p, i in zip(gt.images.path, gt.images.id, strict=True)
-    }
+    ids = {str(p): int(i) for p, i in zip(gt.images.path, gt.images.id, strict=True)}
     return ids, coco_category_ids(gt)
 
 
@@ -125,19 +136,88 @@ def class_filter(wanted: list[str] | None, names: tuple[str, ...]) -> Any:
     return np.unique(np.array(ids, dtype=np.int64))
 
 
+class PredictionFiles:
+    """What ``--save-txt`` and ``--save-json`` write: a ``labels/<name>.txt`` per image as it
+    comes, the COCO results and the provenance sidecars at the end."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        class_names: tuple[str, ...],
+        paths: tuple[str, ...],
+        path_map: Any,
+        out: Path | None,
+        guard: Any,
+    ) -> None:
+        from detforge.formats.predictions import Provenance
+        from detforge.predict.sources import split_data_arg
+
+        data_path, split = split_data_arg(str(args.source), args.split)
+        is_data = data_path.lower().endswith(".data")
+        wanted = args.save_json is not None or args.save_txt
+        self.ids, self.cats = _coco_ids(
+            data_path if is_data and wanted else None, split or "valid", path_map,
+            len(class_names), paths,
+        )  # fmt: skip
+        self.prov = Provenance(
+            written_by="detforge predict",
+            dataset=data_path if is_data else None,
+            split=(split or "valid") if is_data else None,
+            model=str(args.weights),
+            classes=list(class_names),
+            category_ids=self.cats,
+            settings={"conf": args.conf, "iou": args.iou, "max_det": args.max_det,
+                      "imgsz": args.imgsz, "classes": args.classes},
+        )  # fmt: skip
+        self.json: Path | None = args.save_json
+        self.labels = out / "labels" if args.save_txt and out is not None else None
+        self.guard = guard
+        self.dets: list[tuple[int, Any, Any, Any]] = []
+
+    def add(self, frame: Any, pred: Any) -> None:
+        """One image's detections (``pred``: a :class:`~detforge.predict.api.Prediction`)."""
+        from detforge.formats.predictions import write_darknet_txt
+
+        image_id = self.ids.get(frame.path or "", frame.index)
+        self.prov.images[image_id] = frame.path or ""
+        if self.labels is not None:
+            h, w = pred.shape
+            txt = self.guard.check(self.labels / f"{frame.name}.txt")
+            write_darknet_txt(txt, pred.boxes, pred.classes, pred.scores, w, h)
+        if self.json is not None:
+            self.dets.append((image_id, pred.boxes, pred.classes, pred.scores))
+
+    def finish(self) -> None:
+        """Write the COCO results (all images at once) and the sidecars."""
+        from detforge.formats.predictions import (
+            coco_records,
+            sidecar_path,
+            write_coco_results,
+            write_provenance,
+        )
+
+        if self.json is not None:
+            d = self.dets
+            ids = [np.full(len(c), i, dtype=np.int64) for i, _, c, _ in d]
+            records = coco_records(
+                np.concatenate(ids) if d else np.zeros(0, dtype=np.int64),
+                np.concatenate([b for _, b, _, _ in d]) if d else np.zeros((0, 4)),
+                np.concatenate([c for _, _, c, _ in d]) if d else np.zeros(0, dtype=np.int64),
+                np.concatenate([s for _, _, _, s in d]) if d else np.zeros(0),
+                self.cats,
+            )
+            self.guard.check(sidecar_path(self.json))
+            write_coco_results(self.guard.check(self.json), records, provenance=self.prov)
+        if self.labels is not None:
+            write_provenance(self.labels, self.prov)
+
+
 def run(args: argparse.Namespace) -> int:
     from detforge.data.images import load_image
     from detforge.predict.api import load
     from detforge.predict.draw import draw_boxes
     from detforge.predict.sources import open_source, split_data_arg
-    from detforge.predict.writers import (
-        InputGuard,
-        VideoWriter,
-        coco_results,
-        save_image,
-        write_coco_results,
-        write_darknet_txt,
-    )
+    from detforge.predict.writers import InputGuard, VideoWriter, save_image
     from detforge.utils.progress import progress
 
     path_map = parse_path_map(args.path_map)
@@ -156,20 +236,15 @@ def run(args: argparse.Namespace) -> int:
         args.weights, device=args.device, imgsz=args.imgsz, half=args.half, cfg=args.cfg,
         names=args.names,
     )  # fmt: skip
-    data_path, split = split_data_arg(str(args.source), args.split)
-    is_data = data_path.lower().endswith(".data")
-    if is_data:
+    data_path, _ = split_data_arg(str(args.source), args.split)
+    if data_path.lower().endswith(".data"):
         adopt_dataset_names(model, args.names, _data_names(data_path, path_map) or [])
     keep = class_filter(args.classes, model.class_names)
-    ids, cats = _coco_ids(
-        data_path if is_data and args.save_json else None, split or "valid", path_map
-    )
-
-    records: list[dict[str, Any]] = []
     counts: Counter[int] = Counter()
     n_frames = 0
     video: VideoWriter | None = None
     guard = InputGuard([*source.paths, *([source.video] if source.video else [])])
+    files = PredictionFiles(args, model.class_names, source.paths, path_map, out, guard)
     if source.kind == "video" and save_images and out is not None:
         fps = source.fps / max(1, source.every)
         name = f"{Path(source.video or 'video').stem}.mp4"
@@ -187,15 +262,7 @@ def run(args: argparse.Namespace) -> int:
             if keep is not None:
                 pred = pred.only(np.isin(pred.classes, keep))
             counts.update(pred.classes.tolist())
-            h, w = pred.shape
-            if args.save_txt and out is not None:
-                txt = guard.check(out / "labels" / f"{frame.name}.txt")
-                write_darknet_txt(txt, pred.boxes, pred.classes, pred.scores, w, h)
-            if args.save_json is not None:
-                image_id = ids.get(frame.path or "", frame.name)
-                records += coco_results(
-                    image_id, pred.boxes, pred.classes, pred.scores, category_ids=cats
-                )
+            files.add(frame, pred)
             if save_images and out is not None:
                 full = frame.image if frame.path is None else load_image(frame.path).image
                 drawn = draw_boxes(
@@ -213,8 +280,7 @@ def run(args: argparse.Namespace) -> int:
     if video is not None:
         video.close()
     elapsed = time.perf_counter() - start
-    if args.save_json is not None:
-        write_coco_results(guard.check(args.save_json), records)
+    files.finish()
 
     names = model.class_names
     found = ", ".join(f"{counts[c]} {names[c]}" for c in sorted(counts)) or "nothing"

@@ -87,9 +87,9 @@ def _model_names(preds: list[str], names: list[str]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from detforge.cli.common import parse_path_map
-    from detforge.eval.predictions import read_predictions
     from detforge.formats.common import ensure_sizes
     from detforge.formats.detect import read_any, read_ground_truth
+    from detforge.formats.predictions import read_predictions, read_provenance
     from detforge.report import Model, build_report
 
     if args.points not in (0, 11, 101) and args.points < 2:
@@ -98,9 +98,12 @@ def run(args: argparse.Namespace) -> int:
     names = _model_names(args.pred, args.name)
     full = read_any(args.gt, images_dir=args.images_dir, path_map=path_map)
     if args.pred or args.split:
+        made_on = [read_provenance(p) for p in args.pred if Path(p).exists()]
+        first = next((m.split for m in made_on if m is not None and m.split), None)
         gt, _ = read_ground_truth(
-            args.gt, split=args.split, images_dir=args.images_dir, path_map=path_map
-        )
+            args.gt, split=args.split, images_dir=args.images_dir, path_map=path_map,
+            default_split=first,  # the split the predictions were made on
+        )  # fmt: skip
     else:
         gt = full
     if gt.num_images == 0:

@@ -61,6 +61,12 @@ def run(args: argparse.Namespace) -> int:
     if args.limit < 0 or args.grid_size < 1:
         raise DetforgeError("--limit must be >= 0 and --grid-size >= 1")
     path_map = parse_path_map(args.path_map)
+    if args.pred and not args.split and str(args.dataset).lower().endswith(".data"):
+        # the split the predictions were made on
+        from detforge.formats.predictions import read_provenance
+
+        made_on = read_provenance(args.pred) if Path(args.pred).exists() else None
+        args.split = made_on.split if made_on is not None else None
     if args.split:
         # One split; of a .data file only its list, numbered as 'detforge eval' and
         # 'predict --save-json' do.
@@ -73,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         raise DetforgeError("the dataset has no images", path=args.dataset)
     pred = None
     if args.pred:
-        from detforge.eval.predictions import read_predictions
+        from detforge.formats.predictions import read_predictions
 
         pred = read_predictions(args.pred, ds)
         lost = int((pred.meta.get("unmatched") or {}).get("boxes", 0))

@@ -43,7 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "sources", nargs="+", metavar="SOURCE", help="folders, image lists or .data files"
     )
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.add_argument(
+        "--out", required=True, metavar="DIR", help="output folder (new, empty or an earlier split)"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier detforge output in --out"
+    )
     parser.add_argument(
         "--ratios",
         default="0.8,0.1,0.1",
@@ -100,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from detforge.data.split import assign_splits, find_leaks, group_keys, parse_ratios
     from detforge.formats.darknet import read_darknet, read_names
     from detforge.formats.darknet.write import write_data_files
+    from detforge.utils.outdir import output_dir
 
     ratios = parse_ratios(args.ratios)
     pm = parse_path_map(args.path_map)
@@ -133,14 +139,14 @@ def run(args: argparse.Namespace) -> int:
     ds = ds.with_splits(splits)
 
     out = Path(args.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     split_arr = np.asarray(splits, dtype=object)
     lists = {}
     for s in SPLITS:
         idx = np.flatnonzero(split_arr == s)
         if len(idx) or s == "train":  # an empty train list is still written
             lists[s] = [paths[i] for i in idx.tolist()]
-    data_path = write_data_files(out, lists, ds.class_names)
+    with output_dir(args.out, command="split", overwrite=args.overwrite, read_folders=args.sources):
+        data_path = write_data_files(out, lists, ds.class_names)
 
     key_arr = np.asarray(keys, dtype=object)
     per_img = ds.boxes_per_image()

@@ -36,13 +36,14 @@ examples:
   detforge train data/obj.data --epochs 100 --imgsz 416        # -> runs/train/obj
   detforge train data/obj.data --model s --batch auto --device cuda
   detforge train data/obj.data --weights runs/train/obj/weights/best.pt --epochs 30 --lr 0.002
+  detforge train data/obj.data --cfg yolov4-tiny.cfg --weights yolov4-tiny.conv.29  # Darknet
   detforge train --resume runs/train/obj-2               # continue an interrupted run
   detforge train --resume runs/train/obj-2 --epochs 150  # ... and extend it
   detforge train data/obj.data --lr auto                 # LR range test first
   torchrun --nproc_per_node 4 -m detforge train data/obj.data --batch 16   # 4 GPUs, 64/step
 """
 
-_SKIP = {"data", "path_map", "progress", "resume", "weights", "out"}
+_SKIP = {"data", "path_map", "progress", "resume", "weights", "out", "exist_ok"}
 _CHOICES: dict[str, list[str]] = {
     "model": ["n", "s", "m"],
     "optimizer": ["sgd", "adamw"],
@@ -73,13 +74,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", nargs="?", help="dataset: a .data file or a dataset folder")
     main = parser.add_argument_group("run")
     main.add_argument("--out", default=argparse.SUPPRESS, metavar="RUN", help=docs["out"])
+    main.add_argument("--exist-ok", action="store_true", default=argparse.SUPPRESS,
+                      help=docs["exist_ok"])  # fmt: skip
     main.add_argument("--weights", default=argparse.SUPPRESS, metavar="FILE", help=docs["weights"])
     main.add_argument("--resume", default=argparse.SUPPRESS, metavar="RUN", help=docs["resume"])
     bar = main.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None,
-                     help="always show progress bars")  # fmt: skip
+                     help="always show progress bars (default: on a terminal; elsewhere a "
+                          "line every 30 s)")  # fmt: skip
     bar.add_argument("--no-progress", dest="progress", action="store_false",
-                     help="never show progress bars")  # fmt: skip
+                     help="never show progress bars or lines")  # fmt: skip
     add_path_map_option(parser)
     opts = parser.add_argument_group("options (defaults in brackets)")
     for f in dataclasses.fields(TrainConfig):
@@ -101,7 +105,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         elif isinstance(default, float):
             kw["type"], kw["metavar"] = float, "X"
         else:
-            kw["metavar"] = "FILE" if f.name.endswith("weights") else "NAME"
+            kw["metavar"] = "FILE" if f.name.endswith("weights") or f.name == "cfg" else "NAME"
             if f.name in _CHOICES:
                 kw["choices"], kw["metavar"] = _CHOICES[f.name], None
         opts.add_argument(flag, **kw)
@@ -134,6 +138,10 @@ def config_from_args(args: argparse.Namespace) -> Any:
         return TrainConfig(**values)
     if not data:
         raise DetforgeError("give DATA (a .data file or dataset folder), or --resume RUN")
+    if given.get("cfg"):  # a Darknet network: its own input size and learning rate
+        from detforge.train.darknet_model import darknet_cli_defaults
+
+        given = {**darknet_cli_defaults(given["cfg"]), **given}
     return TrainConfig(data=data, **given)
 
 

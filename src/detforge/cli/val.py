@@ -56,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", metavar="FILE", help="write the metrics as JSON (as 'detforge eval --json')"
     )
+    parser.add_argument(
+        "--save-json", metavar="FILE",
+        help="write the predictions as COCO results (+ FILE.meta.json), as 'predict' does",
+    )  # fmt: skip
     add_darknet_model_options(parser)
     add_path_map_option(parser)
 
@@ -101,4 +105,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"{split}: {part.num_images} images, mAP50-95 {m:.4f}, mAP50 {m50:.4f} (COCO)")
     if args.json:
         atomic_write_bytes(args.json, dump_json(jsonable(report)))
+    if args.save_json:
+        from detforge.formats.predictions import save_predictions
+
+        save_predictions(
+            args.save_json, pred, part, written_by="detforge val", dataset=args.data,
+            model=args.weights, settings={"conf": args.conf, "iou": args.iou,
+                                          "max_det": args.max_det, "imgsz": args.imgsz},
+        )  # fmt: skip
     return 0

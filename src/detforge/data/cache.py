@@ -112,28 +112,55 @@ class FileIndexCache:
 
     # ------------------------------------------------------------------ reading
     def _load(self) -> None:
+        """Read the table; a damaged file (cut off by a crash, overwritten, of another
+        version) is treated as empty, noted in :attr:`damaged`, and rebuilt by the next
+        :meth:`store`."""
+        self.damaged: str | None = None
+        if not self.file.exists():
+            return
         try:
             with np.load(self.file, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError):
-            return  # no cache yet, or unreadable: behave as empty
-        try:
-            n = int(data.pop("__n__"))
-            self._paths_blob = data.pop("__paths__").tobytes()
-            self._n, self._paths = n, None
-            self.size = data.pop("__size__")
-            self.mtime_ns = data.pop("__mtime__")
-            for k, v in data.items():
-                kind, _, name = k.partition(":")
-                if kind == "c":
-                    self._columns[name] = v
-                elif kind == "s":
-                    self._strings[name] = decode_strings(v, n)
-                elif kind == "rv":
-                    self._ragged[name] = (v, data["rc:" + name])
-        except (KeyError, ValueError):
+            self._adopt(data)
+        except Exception as exc:
             self._n, self._paths, self._paths_blob = 0, [], b""
+            self.size = np.zeros(0, dtype=np.int64)
+            self.mtime_ns = np.zeros(0, dtype=np.int64)
             self._columns, self._ragged, self._strings = {}, {}, {}
+            self.damaged = f"the cache file {self.file} was damaged ({type(exc).__name__}); rebuilt"
+
+    def _adopt(self, data: dict[str, NDArray[Any]]) -> None:
+        """Take over a loaded table after checking that its parts fit together."""
+        n = int(data.pop("__n__"))
+        blob = data.pop("__paths__")
+        size, mtime = data.pop("__size__"), data.pop("__mtime__")
+        if n < 0 or size.shape != (n,) or mtime.shape != (n,) or blob.dtype != np.uint8:
+            raise ValueError("inconsistent table")
+        if size.dtype != np.int64 or mtime.dtype != np.int64:
+            raise ValueError("wrong column types")
+        columns, strings, ragged = {}, {}, {}
+        for k, v in data.items():
+            kind, _, name = k.partition(":")
+            if kind == "c":
+                if v.ndim == 0 or len(v) != n or v.dtype.kind not in "biuf":
+                    raise ValueError(f"column {name} does not fit")
+                columns[name] = v
+            elif kind == "s":
+                strings[name] = decode_strings(v, n)
+                if len(strings[name]) != n:
+                    raise ValueError(f"strings {name} do not fit")
+            elif kind == "rv":
+                counts = data["rc:" + name]
+                if counts.shape != (n,) or (counts < 0).any() or int(counts.sum()) != len(v):
+                    raise ValueError(f"ragged column {name} does not fit")
+                ragged[name] = (v, counts)
+        raw = blob.tobytes()
+        if n and raw.count(_SEP.encode()) != n - 1:
+            raise ValueError("paths do not fit")
+        self._paths_blob = raw
+        self._n, self._paths = n, None
+        self.size, self.mtime_ns = size, mtime
+        self._columns, self._strings, self._ragged = columns, strings, ragged
 
     @property
     def paths(self) -> list[str]:

@@ -40,7 +40,8 @@ def scan_images(
     ``extensions``: suffixes to keep (default :data:`IMAGE_EXTENSIONS`, case-insensitive);
     ``.txt`` is never yielded. ``max_depth=0`` scans ``root`` only. Names starting with ``.``
     are skipped unless ``include_hidden``. Symlinked folders are not followed (no loops);
-    symlinked files are listed. Paths are ``root`` joined with the names found.
+    symlinked files are listed; dangling and looping links are not. Paths are ``root`` joined
+    with the names found.
     """
     exts = _norm_exts(extensions) - {".txt"}
     top = os.fspath(root)
@@ -63,11 +64,20 @@ def scan_images(
                 if name[0] == "." and not include_hidden:
                     continue
                 dot = name.rfind(".")
-                if dot > 0 and name[dot:].lower() in exts and entry.is_file():
+                if dot > 0 and name[dot:].lower() in exts and _is_file(entry):
                     yield entry.path
                 elif descend and entry.is_dir(follow_symlinks=False):
                     subdirs.append(entry.path)
         stack.extend((d, depth + 1) for d in reversed(sorted(subdirs)))
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    """Whether ``entry`` is a file or a link to one; a link to nothing, or a loop of links
+    (``x.jpg -> x.jpg``), is not (like a dangling link, it holds no image)."""
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
 
 
 def list_images(

@@ -14,8 +14,13 @@ from detforge.data.dataset import Dataset
 from detforge.errors import DetforgeError
 
 PROTOCOLS = ("coco", "darknet", "all")
-ARRAY_KEYS = ("precision", "recall_array", "scores", "curves")
-"""Keys holding numpy arrays in the result; :func:`jsonable` leaves them out."""
+ARRAY_KEYS = ("curves",)
+"""Keys holding lists of numpy arrays in the result; :func:`jsonable` leaves them out, and every
+numpy array (``coco.precision``, ``recall_array``, ``scores``); ``darknet.precision`` is a number
+and stays."""
+MAX_UNMATCHED_SHARE = 0.01
+"""Largest share of predictions that may fit no ground-truth image or class before
+:func:`evaluate` refuses to score (above it the number would be confidently wrong)."""
 
 
 def _stem(p: str) -> str:
@@ -67,6 +72,7 @@ def evaluate(
     points: int = 0,
     conf: float = 0.25,
     every: int = 1,
+    ignore_unmatched: bool = False,
 ) -> dict[str, Any]:
     """Evaluate predictions ``pred`` (boxes with ``score``) against ground truth ``gt``.
 
@@ -77,6 +83,12 @@ def evaluate(
         points: Darknet AP rule: ``0`` area under the curve, ``11`` or ``101`` points.
         conf: Darknet confidence threshold for P/R/F1/TP/FP/FN and average IoU.
         every: evaluate 1 image in ``every`` (rows ``0, every, 2*every, ...`` of ``gt``).
+        ignore_unmatched: score the rest when more than :data:`MAX_UNMATCHED_SHARE` of the
+            predictions fit no ground-truth image or class (else a DetforgeError says how
+            many, with an example; fewer are a warning in ``result["unmatched"]``).
+
+    When ``pred.meta["split"]`` names the split the predictions were made on (from a
+    provenance sidecar) and ``gt`` holds several splits, only that split is scored.
 
     Returns:
         ``{"images", "gt_boxes", "pred_boxes", "unmatched", "coco": {"stats": {12 names},
@@ -94,19 +106,14 @@ def evaluate(
     cls_of = align_classes(gt, pred)
     b_img = row_of[pred.boxes.image] if pred.num_boxes else np.zeros(0, dtype=np.int64)
     b_cls = cls_of[pred.boxes.cls] if pred.num_boxes else np.zeros(0, dtype=np.int64)
-    unmatched = dict(pred.meta.get("unmatched") or {"images": [], "boxes": 0, "classes": []})
-    lost = (b_img < 0) | (b_cls < 0)
-    if lost.any():
-        unmatched["boxes"] = int(unmatched.get("boxes", 0)) + int(lost.sum())
-        extra = sorted({str(p) for p in pred.images.path[np.flatnonzero(row_of < 0)].tolist()})
-        unmatched["images"] = sorted(set(unmatched.get("images", [])) | set(extra))
-        names = {pred.class_names[k] for k in np.flatnonzero(cls_of < 0).tolist()}
-        unmatched["classes"] = sorted(set(map(str, unmatched.get("classes", []))) | names)
+    unmatched = _unmatched(pred, row_of, cls_of, (b_img < 0) | (b_cls < 0))
+    check_unmatched(unmatched, ignore=ignore_unmatched, source=pred.meta.get("source"))
 
-    keep_rows = np.arange(0, gt.num_images, every, dtype=np.int64)
+    split = pred.meta.get("split")
+    keep_rows = _rows_to_score(gt, split, every)
     new_row = np.full(gt.num_images + 1, -1, dtype=np.int64)
     new_row[keep_rows] = np.arange(len(keep_rows))
-    if every > 1:
+    if len(keep_rows) != gt.num_images:
         gt = gt.select(keep_rows)
     b_img = new_row[b_img]  # -1 stays -1 (index -1 is the extra slot)
     keep = np.flatnonzero((b_img >= 0) & (b_cls >= 0))
@@ -126,7 +133,12 @@ def evaluate(
         "pred_boxes": len(keep),
         "classes": list(gt.class_names),
         "unmatched": unmatched,
+        "notes": list(pred.meta.get("notes") or []),
     }
+    if split:
+        result["split"] = split
+    if pred.meta.get("darknet_valid"):
+        result["darknet_valid"] = True
     if protocol in ("coco", "all"):
         result["coco"] = _coco(gt, p_boxes.coords, p_boxes.format, p_img, p_cls, p_score)
     if protocol in ("darknet", "all"):
@@ -134,6 +146,49 @@ def evaluate(
             gt, p_boxes.coords, p_boxes.format, p_img, p_cls, p_score, iou, conf, points
         )
     return result
+
+
+def _unmatched(
+    pred: Dataset, row_of: NDArray[np.int64], cls_of: NDArray[np.int64], lost: NDArray[np.bool_]
+) -> dict[str, Any]:
+    """The reader's ``meta["unmatched"]`` plus the boxes whose image or class ``align_*``
+    found no place for (``lost``); ``total`` counts every prediction."""
+    unmatched = dict(pred.meta.get("unmatched") or {"images": [], "boxes": 0, "classes": []})
+    if lost.any():
+        unmatched["boxes"] = int(unmatched.get("boxes", 0)) + int(lost.sum())
+        extra = sorted({str(p) for p in pred.images.path[np.flatnonzero(row_of < 0)].tolist()})
+        unmatched["images"] = sorted(set(unmatched.get("images", [])) | set(extra))
+        names = {pred.class_names[k] for k in np.flatnonzero(cls_of < 0).tolist()}
+        unmatched["classes"] = sorted(set(map(str, unmatched.get("classes", []))) | names)
+    unmatched["total"] = max(int(unmatched.get("total", 0)), pred.num_boxes)
+    return unmatched
+
+
+def _rows_to_score(gt: Dataset, split: str | None, every: int) -> NDArray[np.int64]:
+    """GT rows scored: those of ``split`` when ``gt`` holds it among others, 1 in ``every``."""
+    restrict = bool(split) and split in gt.splits() and len(gt.splits()) > 1
+    base = np.flatnonzero(gt.images.split == split) if restrict else np.arange(gt.num_images)
+    return base[::every].astype(np.int64)
+
+
+def check_unmatched(unmatched: dict[str, Any], *, ignore: bool = False, source: Any = None) -> None:
+    """Refuse (one-line DetforgeError) when more than :data:`MAX_UNMATCHED_SHARE` of the
+    predictions fit no ground-truth image or class, unless ``ignore``."""
+    lost = int(unmatched.get("boxes", 0))
+    total = max(int(unmatched.get("total", 0)), lost, 1)
+    if ignore or lost <= MAX_UNMATCHED_SHARE * total:
+        return
+    examples = []
+    if unmatched.get("images"):
+        examples.append(f"image {unmatched['images'][0]!r} is not in the ground truth")
+    if unmatched.get("classes"):
+        examples.append(f"class {unmatched['classes'][0]!r} is not in the ground truth")
+    raise DetforgeError(
+        f"{lost} of {total} predictions ({100 * lost / total:.1f}%) fit no ground-truth image or "
+        f"class ({'; '.join(examples) or 'see the ids'}): wrong ground truth or split? "
+        "(--ignore-unmatched scores the rest)",
+        path=source,
+    )
 
 
 def _convert(
@@ -223,7 +278,11 @@ def _darknet(
 
 def _clean(x: Any) -> Any:
     if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items() if k not in ARRAY_KEYS}
+        return {
+            k: _clean(v)
+            for k, v in x.items()
+            if k not in ARRAY_KEYS and not isinstance(v, np.ndarray)
+        }
     if isinstance(x, list | tuple):
         return [_clean(v) for v in x]
     if isinstance(x, float | np.floating):

@@ -1,15 +1,9 @@
-"""Console tables for an :func:`~detforge.eval.evaluate` result, and predictions as COCO
-results JSON."""
+"""Console tables for an :func:`~detforge.eval.evaluate` result."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
-
-import numpy as np
-
-from detforge.data.boxes import BoxFormat
-from detforge.data.dataset import Dataset
 
 _COCO_LINES = (
     ("AP", "Average Precision", "0.50:0.95", "all", 100),
@@ -56,9 +50,13 @@ def format_coco(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def format_darknet(res: dict[str, Any]) -> str:
-    """The numbers Darknet's ``detector map`` prints, in its layout."""
-    lines = ["Darknet protocol (identical to AlexeyAB darknet 'detector map')"]
+def format_darknet(res: dict[str, Any], *, valid_files: bool = False) -> str:
+    """The numbers Darknet's ``detector map`` prints, in its layout. ``valid_files``: the
+    detections came from ``detector valid`` files, so only the scoring is darknet's."""
+    head = "Darknet protocol (identical to AlexeyAB darknet 'detector map')"
+    if valid_files:
+        head = "Darknet protocol ('detector map' scoring of 'detector valid' detections, see note)"
+    lines = [head]
     for r in res["per_class"]:
         lines.append(
             f" class_id = {r['class']}, name = {r['name']}, ap = {100 * r['AP']:.2f}%   "
@@ -90,11 +88,19 @@ def format_report(result: dict[str, Any]) -> str:
         f"{result['images']} images (1 in {result['every']}), {result['gt_boxes']} ground-truth "
         f"boxes, {result['pred_boxes']} predictions"
     )
+    if result.get("split"):
+        head += f" (the {result['split']!r} split the predictions were made on)"
     parts = [head]
+    for note in result.get("notes") or []:
+        parts.append(f"note: {note}")
     if um.get("boxes"):
         imgs = um.get("images") or []
         cls = um.get("classes") or []
-        msg = f"warning: {um['boxes']} predictions match no ground-truth image or class"
+        total = um.get("total") or um["boxes"]
+        msg = (
+            f"warning: {um['boxes']} of {total} predictions match no ground-truth image or class, "
+            "not scored"
+        )
         if imgs:
             msg += f"; images: {', '.join(map(str, imgs[:5]))}{' ...' if len(imgs) > 5 else ''}"
         if cls:
@@ -105,28 +111,7 @@ def format_report(result: dict[str, Any]) -> str:
     if "coco" in result:
         parts.append(format_coco(result["coco"]))
     if "darknet" in result:
-        parts.append(format_darknet(result["darknet"]))
-    return "\n\n".join(parts)
-
-
-def coco_results(pred: Dataset, gt: Dataset) -> list[dict[str, Any]]:
-    """Predictions on ``gt``'s images as a COCO results list (``bbox`` xywh pixels)."""
-    from detforge.formats.coco import coco_category_ids
-
-    if pred.boxes.format.normalized and pred.num_boxes:
-        from detforge.formats.common import ensure_sizes
-
-        pred = ensure_sizes(pred)
-    xywh = pred.coords_as(BoxFormat.XYWH_PIXEL)
-    cats = np.asarray(coco_category_ids(gt), dtype=np.int64)
-    ids = pred.images.id[pred.boxes.image].tolist()
-    return [
-        {"image_id": i, "category_id": c, "bbox": b, "score": s}
-        for i, c, b, s in zip(
-            ids,
-            cats[pred.boxes.cls].tolist(),
-            xywh.tolist(),
-            pred.boxes.score.tolist(),
-            strict=True,
+        parts.append(
+            format_darknet(result["darknet"], valid_files=bool(result.get("darknet_valid")))
         )
-    ]
+    return "\n\n".join(parts)

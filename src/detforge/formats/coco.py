@@ -25,6 +25,7 @@ import numpy as np
 
 from detforge.data.boxes import BoxFormat
 from detforge.data.dataset import Dataset, canonical_split, make_dataset
+from detforge.data.validity import InvalidBox, box_codes, parse_size, screen_boxes, size_ok
 from detforge.errors import DetforgeError
 from detforge.utils.io import ImageMode, atomic_write_bytes, place_file
 
@@ -53,6 +54,8 @@ def load_json(path: PathLike) -> Any:
         return loads(data)
     except ValueError as exc:
         raise DetforgeError(f"not valid JSON ({exc}); is the file complete?", path=p) from None
+    except RecursionError:
+        raise DetforgeError("JSON nested too deeply", path=p) from None
 
 
 def dump_json(obj: Any) -> bytes:
@@ -99,12 +102,12 @@ def _read_annotations_slowly(
         try:
             ann_img[j] = int(a["image_id"])
             ann_cat[j] = int(a["category_id"])
-            bb = a["bbox"]
-            coords[j] = (float(bb[0]), float(bb[1]), float(bb[2]), float(bb[3]))
+            bb = np.array(a["bbox"][:4], dtype=np.float64)  # null -> NaN: judged below
+            coords[j] = bb.reshape(4)
             crowd[j] = bool(a.get("iscrowd", 0))
             if a.get("area") is not None:
                 area[j] = float(a["area"])
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
             ident = a.get("id") if isinstance(a, dict) else "?"
             raise DetforgeError(
                 f"annotation #{j} (id {ident}) lacks a valid image_id, category_id or bbox "
@@ -135,20 +138,20 @@ def read_coco(
             "'categories' (a results list goes to detforge eval as predictions)",
             path=path,
         )
-    imgs = data.get("images") or []
-    anns = data.get("annotations") or []
-    cats = data.get("categories") or []
+    imgs, anns, cats = (
+        _list_field(data, key, path) for key in ("images", "annotations", "categories")
+    )
     root = Path(images_dir) if images_dir is not None else _default_images_dir(path)
     split_name = canonical_split(split) if split is not None else _split_from_name(path.stem)
 
     try:
-        cat_ids = sorted(int(c["id"]) for c in cats)
-        names_by_id = {int(c["id"]): str(c.get("name", c["id"])) for c in cats}
-        img_ids = np.array([int(im["id"]) for im in imgs], dtype=np.int64)
+        cat_ids = sorted(_int_id(c["id"]) for c in cats)
+        names_by_id = {_int_id(c["id"]): str(c.get("name", c["id"])) for c in cats}
+        img_ids = np.array([_int_id(im["id"]) for im in imgs], dtype=np.int64)
         files = [str(im.get("file_name", im["id"])) for im in imgs]
-        widths = [int(im.get("width") or 0) for im in imgs]
-        heights = [int(im.get("height") or 0) for im in imgs]
-    except (KeyError, TypeError, ValueError) as exc:
+        stated_w = [parse_size(im.get("width")) for im in imgs]
+        stated_h = [parse_size(im.get("height")) for im in imgs]
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise DetforgeError(f"malformed image or category entry ({exc!r})", path=path) from None
     if len(set(cat_ids)) != len(cat_ids):
         raise DetforgeError("duplicate category ids in 'categories'", path=path)
@@ -169,7 +172,7 @@ def read_coco(
             dtype=np.float64,
             count=m,
         )
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
         ann_img, ann_cat, coords, crowd, area = _read_annotations_slowly(anns, path)
     uc, inv = np.unique(ann_cat, return_inverse=True)
     box_cls = np.array([cls_of_cat.get(int(c), -1) for c in uc], dtype=np.int64)[inv.reshape(-1)]
@@ -191,14 +194,16 @@ def read_coco(
         )
     box_image[:] = order[pos] if m else box_image
 
+    widths, heights, bad_sizes = _sizes(stated_w, stated_h, img_ids, path)
     meta: dict[str, Any] = {
         "source": str(path),
         "format": "coco",
+        "invalid_boxes": bad_sizes,
     }
     for key in ("info", "licenses"):
         if key in data:
             meta[f"coco_{key}"] = data[key]
-    return make_dataset(
+    ds = make_dataset(
         [names_by_id[c] for c in cat_ids],
         paths=[os.path.join(root, f) for f in files],
         widths=widths,
@@ -214,6 +219,68 @@ def read_coco(
         meta=meta,
         source_classes=[(names_by_id[c], c) for c in cat_ids],
     )
+
+    # make_dataset orders boxes by image (stable): box j of ds is annotation file_order[j]
+    file_order = np.argsort(box_image, kind="stable") if m else np.zeros(0, dtype=np.int64)
+
+    def where(j: int) -> tuple[str, str, str]:
+        k = int(file_order[j])
+        box = ", ".join(f"{v:g}" for v in coords[k].tolist())
+        name = names_by_id.get(int(ann_cat[k]), "?")
+        rec = f"annotation #{k} (id {anns[k].get('id')})"
+        return str(path), rec, f"{name!r} box bbox=[{box}]"
+
+    return screen_boxes(ds, box_codes(ds.boxes.coords), where=where)
+
+
+def _list_field(data: dict[str, Any], key: str, path: Path) -> list[Any]:
+    """``data[key]`` as a list (missing/null -> empty); anything else is a DetforgeError."""
+    value = data.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise DetforgeError(
+            f"'{key}' must be a list, got {type(value).__name__} ({str(value)[:40]})", path=path
+        )
+    return value
+
+
+def _int_id(value: Any) -> int:
+    """A COCO id: an integer (or an integral number / digit string) within int64."""
+    if isinstance(value, bool):
+        raise ValueError(f"id {value!r} is not a number")
+    out = int(value)
+    if isinstance(value, float) and out != value:
+        raise ValueError(f"id {value!r} is not a whole number")
+    if not -(2**63) <= out < 2**63:
+        raise ValueError(f"id {value!r} is too large")
+    return out
+
+
+def _sizes(
+    stated_w: list[float],
+    stated_h: list[float],
+    img_ids: np.ndarray,
+    path: Path,  # type: ignore[type-arg]
+) -> tuple[list[int], list[int], list[InvalidBox]]:
+    """Stated image sizes checked by the one rule: impossible ones become unknown (0)."""
+    widths, heights, bad = [], [], []
+    for i, (w, h) in enumerate(zip(stated_w, stated_h, strict=True)):
+        if size_ok(w) and size_ok(h):
+            widths.append(int(w))
+            heights.append(int(h))
+            continue
+        widths.append(0)
+        heights.append(0)
+        bad.append(
+            InvalidBox(
+                "image-size-impossible",
+                str(path),
+                f"image #{i} (id {int(img_ids[i])})",
+                f"width={w:g} height={h:g}",
+            )
+        )
+    return widths, heights, bad
 
 
 def coco_category_ids(ds: Dataset) -> list[int]:
@@ -242,8 +309,10 @@ def coco_category_ids(ds: Dataset) -> list[int]:
 
 
 def _num(x: float) -> float | int:
-    """A JSON-friendly number: integral floats stay floats (COCO writes 12.0 as 12.0)."""
-    return float(x) if math.isfinite(x) else 0.0
+    """A JSON-friendly number: integral floats stay floats (COCO writes 12.0 as 12.0), and
+    rounded to 10 decimals, which no source holds more of, so the float64 noise of converting
+    (``0.287011 * 1280 = 367.37408000000005``) is not written: ``367.37408``."""
+    return round(float(x), 10) if math.isfinite(x) else 0.0
 
 
 def coco_dict(ds: Dataset, *, file_names: list[str] | None = None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import numpy as np
 
 from detforge.data.dataset import Dataset
 from detforge.errors import DetforgeError
+from detforge.utils.io import current_umask, short_name
 
 
 def ensure_sizes(ds: Dataset) -> Dataset:
@@ -97,12 +98,17 @@ def staged_dir(final: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(final)
     target.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    stage = Path(
+        tempfile.mkdtemp(prefix=f".{short_name(target.name)}.", suffix=".tmp", dir=target.parent)
+    )
+    os.chmod(stage, 0o777 & ~current_umask())  # mkdtemp makes 0700; outputs honour the umask
     try:
         yield stage
         if target.exists():
             trash = Path(
-                tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent)
+                tempfile.mkdtemp(
+                    prefix=f".{short_name(target.name)}.", suffix=".old", dir=target.parent
+                )
             )
             os.replace(target, trash / target.name)
             os.replace(stage, target)

@@ -50,9 +50,12 @@ def _coco_jsons(folder: Path) -> list[Path]:
 
 def detect_format(path: str | os.PathLike[str]) -> str:
     """The format name of ``path`` (see the module table); :class:`DetforgeError` if unknown."""
+    from detforge.utils.outdir import refuse_incomplete
+
     p = Path(path)
     if not p.exists():
         raise DetforgeError("dataset source not found", path=p)
+    refuse_incomplete(p)
     if p.is_file():
         suffix = p.suffix.lower()
         if suffix == ".data" or suffix == ".txt":
@@ -110,8 +113,11 @@ def read_any(
     ``extract_images_to``: where images embedded in TFRecords are written (else not extracted).
     ``path_map``: Darknet ``OLD=NEW`` path prefix rewrites.
     """
+    from detforge.utils.outdir import refuse_incomplete
+
     src = Path(source)
     fmt = format or detect_format(src)
+    refuse_incomplete(src)
     if fmt == "darknet":
         from detforge.formats.darknet import read_darknet
 
@@ -150,20 +156,24 @@ def read_ground_truth(
     format: str | None = None,
     images_dir: str | os.PathLike[str] | None = None,
     path_map: Sequence[tuple[str, str]] = (),
+    default_split: str | None = None,
 ) -> tuple[Dataset, Path | None]:
     """The ground truth ``eval``/``map``/``show``/``predict --save-json`` score against: one
     split of ``source``, and for a ``.data`` file its ``results=`` folder (else ``None``).
+    Without ``split``, ``default_split`` (the split predictions were made on) is used when the
+    dataset has it, else ``valid``.
 
     A ``.data`` file: only the list of ``split`` (default ``valid``) is read, with the
     ``.data`` file's names. Anything else is read whole (:func:`read_any`); then ``split`` is
     selected (an error when absent), or with no ``split`` the ``valid`` split when there are
-    several (else the first).
+    several (else the first). Boxes the readers leave out (:mod:`detforge.data.validity`,
+    e.g. zero size) are not scored; they are listed in ``ds.meta["invalid_boxes"]``.
     """
     src = Path(source)
     if src.suffix.lower() == ".data" and src.is_file() and format in (None, "darknet"):
         from detforge.formats.darknet import read_darknet
 
-        ds = read_darknet(src, path_map=path_map, split=split or "valid")
+        ds = read_darknet(src, path_map=path_map, split=split or default_split or "valid")
         results = ds.meta["data_file"].results
         return ds, Path(results) if results else None
     ds = read_any(src, format=format, images_dir=images_dir, path_map=path_map)
@@ -175,7 +185,8 @@ def read_ground_truth(
             raise DetforgeError(f"the dataset has no split {split!r} (it has: {have})", path=src)
         return ds.split(want), None
     if len(splits) > 1:
-        ds = ds.split("valid" if "valid" in splits else splits[0])
+        pick = default_split if default_split in splits else "valid"
+        ds = ds.split(pick if pick in splits else splits[0])
     return ds, None
 
 
@@ -197,6 +208,30 @@ def _read_coco_any(src: Path, images_dir: str | os.PathLike[str] | None) -> Data
     if any(p.class_names != names for p in parts):
         raise DetforgeError("the per-split COCO files have different categories", path=src)
     return concat_datasets(parts)
+
+
+def source_file_folders(ds: Dataset) -> list[str]:
+    """The folders of ``ds``'s images and Darknet label files (what an output folder may not
+    be or contain)."""
+    folders = {os.path.dirname(os.path.abspath(str(p))) for p in ds.images.path if str(p)}
+    label_paths = ds.meta.get("label_paths")
+    if label_paths is not None:
+        folders.update(os.path.dirname(os.path.abspath(str(p))) for p in label_paths if p)
+    return sorted(folders)
+
+
+def _refuse_undecodable_names(ds: Dataset, to: str) -> None:
+    """COCO JSON, VOC XML and TFRecords hold file names as UTF-8 text: a name that is not
+    UTF-8 (read from disk as the operating system gives it) cannot go there."""
+    for p in ds.images.path.tolist():
+        try:
+            str(p).encode("utf-8")
+        except UnicodeEncodeError:
+            raise DetforgeError(
+                f"this image's file name is not UTF-8; {to} stores names as UTF-8 text -- "
+                "rename the file (or convert to darknet, whose lists keep the bytes)",
+                path=str(p).encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
+            ) from None
 
 
 @dataclass
@@ -228,6 +263,11 @@ def write_any(
     """
     if to not in FORMATS:
         raise DetforgeError(f"unknown target format {to!r}; choose one of {', '.join(FORMATS)}")
+    from detforge.data.validity import assert_writable
+
+    assert_writable(ds)
+    if to in ("coco", "voc", "tfrecord"):
+        _refuse_undecodable_names(ds, to)
     notes: list[str] = []
     dropped = 0
     if to in _CROWDLESS:

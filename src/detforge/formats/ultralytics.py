@@ -52,17 +52,11 @@ def ultralytics_label_path(image_path: str) -> str:
 
 def load_dataset_yaml(path: Path) -> dict[str, Any]:
     """The dataset YAML as a mapping; :class:`DetforgeError` for a file that is missing, not
-    YAML or not a mapping."""
-    import yaml
+    YAML, not a mapping, or hostile (aliases, huge, deeply nested:
+    :mod:`detforge.utils.yamlfile`)."""
+    from detforge.utils.yamlfile import load_yaml
 
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise DetforgeError("dataset YAML not found", path=path) from None
-    except yaml.YAMLError as exc:
-        raise DetforgeError(f"not valid YAML: {exc}", path=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DetforgeError(f"cannot read the dataset YAML: {exc}", path=path) from None
+    data = load_yaml(path, "dataset YAML")
     if not isinstance(data, dict):
         raise DetforgeError("dataset YAML must be a mapping with train/val/names", path=path)
     return data
@@ -219,7 +213,7 @@ def read_ultralytics(yaml_path: str | os.PathLike[str]) -> Dataset:
     if "" in names and isinstance(found.data.get("names"), dict):
         raise DetforgeError(f"'names' ids must be 0..{len(names) - 1} without gaps", path=yp)
     nc = found.data.get("nc")
-    if nc is not None and int(nc) != len(names):
+    if nc is not None and (isinstance(nc, bool) or not isinstance(nc, int) or nc != len(names)):
         raise DetforgeError(f"'nc: {nc}' disagrees with {len(names)} names", path=yp)
     paths: list[str] = []
     splits: list[str] = []
@@ -235,6 +229,7 @@ def read_ultralytics(yaml_path: str | os.PathLike[str]) -> Dataset:
     box_cls: list[np.ndarray[Any, Any]] = []
     coords: list[np.ndarray[Any, Any]] = []
     polygons = 0
+    label_paths = [""] * len(paths)
     for i, img in enumerate(progress(paths, desc="reading labels", unit="img")):
         lp = ultralytics_label_path(img)
         try:
@@ -242,6 +237,11 @@ def read_ultralytics(yaml_path: str | os.PathLike[str]) -> Dataset:
                 text = f.read()
         except FileNotFoundError:
             continue
+        except UnicodeDecodeError:
+            raise DetforgeError("label file is not UTF-8 text", path=lp) from None
+        except OSError as exc:
+            raise DetforgeError(f"cannot read label file: {exc.strerror}", path=lp) from None
+        label_paths[i] = str(lp)
         try:
             cls, xywh = parse_label_text(text, path=lp)
         except DetforgeError:
@@ -256,7 +256,7 @@ def read_ultralytics(yaml_path: str | os.PathLike[str]) -> Dataset:
             f"labels use class id {int(all_cls.max())} but the YAML has {len(names)} names",
             path=yp,
         )
-    return make_dataset(
+    ds = make_dataset(
         names,
         paths=paths,
         splits=splits,
@@ -272,6 +272,9 @@ def read_ultralytics(yaml_path: str | os.PathLike[str]) -> Dataset:
             else [],
         },
     )
+    from detforge.data.validity import screen_label_boxes
+
+    return screen_label_boxes(ds, label_paths)
 
 
 def _label_texts(ds: Dataset) -> Iterator[str]:

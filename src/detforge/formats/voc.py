@@ -24,6 +24,7 @@ else the given ``class_names``, else the names sorted alphabetically.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ import numpy as np
 from detforge.data.boxes import BoxFormat
 from detforge.data.dataset import Dataset, make_dataset
 from detforge.data.imageformats import IMAGE_EXTENSIONS_ANY_CASE
+from detforge.data.validity import InvalidBox, box_codes, parse_size, screen_boxes, size_ok
 from detforge.errors import DetforgeError
 from detforge.formats.common import (
     ensure_sizes,
@@ -44,6 +46,7 @@ from detforge.formats.common import (
 )
 from detforge.utils.io import ImageMode, atomic_write_text, place_file
 from detforge.utils.progress import progress
+from detforge.utils.textfile import read_text_lines
 
 
 def _text(el: Element | None, tag: str, default: str = "") -> str:
@@ -63,14 +66,15 @@ def _flag(el: Element, tag: str, path: Path) -> bool:
 
 def parse_voc_xml(
     path: str | os.PathLike[str],
-) -> tuple[str, int, int, list[tuple[str, list[float], bool, bool]]]:
+) -> tuple[str, float, float, list[tuple[str, list[float], bool, bool]]]:
     """Parse one annotation XML.
 
     Returns ``(filename, width, height, objects)`` with objects
     ``(name, [x1, y1, x2, y2], difficult, truncated)``.
 
     Coordinates are already shifted to detforge's continuous pixels (see module docstring);
-    sizes are ``0`` when the XML lacks them.
+    sizes are ``0`` when the XML lacks them, and as written otherwise (``read_voc`` judges
+    them and the boxes by :mod:`detforge.data.validity`).
     """
     import defusedxml.ElementTree as SafeET
     from defusedxml import DefusedXmlException
@@ -84,11 +88,9 @@ def parse_voc_xml(
     except SafeET.ParseError as exc:
         raise DetforgeError(f"malformed XML: {exc}", path=p) from None
     size = root.find("size")
-    try:
-        width = int(float(_text(size, "width", "0") or 0))
-        height = int(float(_text(size, "height", "0") or 0))
-    except ValueError:
-        raise DetforgeError("<size> width/height are not numbers", path=p) from None
+    width, height = (parse_size(_text(size, k, "0")) for k in ("width", "height"))
+    if math.isnan(width) or math.isnan(height):
+        raise DetforgeError("<size> width/height are not numbers", path=p)
     objects = []
     for obj in root.iter("object"):
         name = _text(obj, "name")
@@ -97,7 +99,7 @@ def parse_voc_xml(
             raise DetforgeError("<object> without <name> or <bndbox>", path=p)
         try:
             xmin, ymin, xmax, ymax = (float(_text(bb, k)) for k in ("xmin", "ymin", "xmax", "ymax"))
-        except ValueError:
+        except (ValueError, OverflowError):
             raise DetforgeError(
                 f"<bndbox> of {name!r} has a missing or non-number value", path=p
             ) from None
@@ -107,8 +109,20 @@ def parse_voc_xml(
 
 
 def _read_list(path: Path) -> list[str]:
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
-    return [ln.split()[0] for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    """Image ids of a split list, one a line; an id may contain spaces (``my image 1``).
+    A line that is an id and a flag (``2008_000123  1``, as in VOC's per-class lists) gives
+    the id when no annotation has the whole line as its name."""
+    ann = path.parent.parent.parent / "Annotations"
+    out = []
+    for ln in read_text_lines(path):
+        line = ln.strip()
+        if not line or line.startswith("#"):
+            continue
+        first = line.split()[0]
+        if first != line and not (ann / f"{line}.xml").is_file():
+            line = first
+        out.append(line)
+    return out
 
 
 def _is_class_list(stem: str, path: Path) -> bool:
@@ -196,6 +210,8 @@ def read_voc(root: str | os.PathLike[str], *, class_names: Sequence[str] | None 
     widths: list[int] = []
     heights: list[int] = []
     box_image: list[int] = []
+    box_where: list[tuple[str, int]] = []  # (xml, object number) per box
+    bad_sizes: list[InvalidBox] = []
     box_names: list[str] = []
     coords: list[list[float]] = []
     diff: list[bool] = []
@@ -209,9 +225,15 @@ def read_voc(root: str | os.PathLike[str], *, class_names: Sequence[str] | None 
             )
         filename, w, h, objects = parse_voc_xml(xml)
         paths.append(_find_image(folder, present, image_id, filename))
-        widths.append(w)
-        heights.append(h)
-        for name, box, d, t in objects:
+        if not (size_ok(w) and size_ok(h)):
+            bad_sizes.append(
+                InvalidBox("image-size-impossible", str(xml), "<size>", f"{w:g} x {h:g}")
+            )
+            w = h = 0  # unknown: read from the image header when needed
+        widths.append(int(w))
+        heights.append(int(h))
+        for k, (name, box, d, t) in enumerate(objects, 1):
+            box_where.append((str(xml), k))
             box_image.append(i)
             box_names.append(name)
             coords.append(box)
@@ -227,7 +249,8 @@ def read_voc(root: str | os.PathLike[str], *, class_names: Sequence[str] | None 
             "labels.txt / the label map",
             path=r,
         )
-    return make_dataset(
+    xyxy = np.asarray(coords, dtype=np.float64).reshape(-1, 4)
+    ds = make_dataset(
         list(class_names),
         paths=paths,
         widths=widths,
@@ -235,12 +258,21 @@ def read_voc(root: str | os.PathLike[str], *, class_names: Sequence[str] | None 
         splits=[split_of.get(i, "") for i in order],
         box_image=box_image,
         box_cls=[index[n] for n in box_names],
-        box_coords=np.asarray(coords, dtype=np.float64).reshape(-1, 4),
+        box_coords=xyxy,
         box_format=BoxFormat.XYXY_PIXEL,
         difficult=diff,
         truncated=trunc,
-        meta={"source": str(r), "format": "voc", "warnings": warnings},
+        meta={"source": str(r), "format": "voc", "warnings": warnings, "invalid_boxes": bad_sizes},
     )
+    # judged as written: (xmin, ymin, xmax - xmin, ymax - ymin); xmin == xmax is no box
+    written = np.column_stack([xyxy[:, :2] + 1, xyxy[:, 2:] - xyxy[:, :2] - 1])
+
+    def where(j: int) -> tuple[str, str, str]:
+        x1, y1, x2, y2 = xyxy[j].tolist()
+        detail = f"{box_names[j]!r} box xmin={x1 + 1:g} xmax={x2:g} ymin={y1 + 1:g} ymax={y2:g}"
+        return box_where[j][0], f"object {box_where[j][1]}", detail
+
+    return screen_boxes(ds, box_codes(written), where=where)
 
 
 def _num(v: float) -> str:

@@ -66,12 +66,26 @@ def bbox2dist(points: Tensor, boxes: Tensor, max_dist: float) -> Tensor:
 
 def box_iou_pairwise(a: Tensor, b: Tensor, *, ciou: bool = False, eps: float = 1e-7) -> Tensor:
     """IoU (or Complete-IoU) of matching rows of ``a`` and ``b`` (both (..., 4) xyxy) -> (...).
+    See :func:`box_iou_kind`."""
+    return box_iou_kind(a, b, "ciou" if ciou else "iou", eps=eps)
 
-    CIoU = IoU - rho^2 / c^2 - alpha * v (Zheng et al., 2020), where ``rho`` is the distance
-    between the box centres, ``c`` the diagonal of the smallest enclosing box,
-    ``v = 4 / pi^2 * (atan(w_b / h_b) - atan(w_a / h_a))^2`` and ``alpha = v / (1 - IoU + v)``
-    (``alpha`` carries no gradient, as in the paper's implementation).
+
+IOU_KINDS = ("iou", "giou", "diou", "ciou")
+
+
+def box_iou_kind(a: Tensor, b: Tensor, kind: str = "iou", *, eps: float = 1e-7) -> Tensor:
+    """IoU, Generalized-, Distance- or Complete-IoU of matching rows of ``a`` and ``b`` (both
+    (..., 4) xyxy, any one unit) -> (...).
+
+    GIoU = IoU - (C - U) / C with ``C`` the area of the smallest enclosing box and ``U`` the
+    union (Rezatofighi et al., 2019); DIoU = IoU - rho^2 / c^2, where ``rho`` is the distance
+    between the box centres and ``c`` the diagonal of the enclosing box; CIoU = DIoU -
+    alpha * v with ``v = 4 / pi^2 * (atan(w_b / h_b) - atan(w_a / h_a))^2`` and
+    ``alpha = v / (1 - IoU + v)`` (``alpha`` carries no gradient, as in the paper's
+    implementation) (Zheng et al., 2020).
     """
+    if kind not in IOU_KINDS:
+        raise ValueError(f"unknown IoU kind {kind!r}")
     ax1, ay1, ax2, ay2 = a.unbind(-1)
     bx1, by1, bx2, by2 = b.unbind(-1)
     wa, ha = ax2 - ax1, (ay2 - ay1).clamp(min=eps)
@@ -81,12 +95,17 @@ def box_iou_pairwise(a: Tensor, b: Tensor, *, ciou: bool = False, eps: float = 1
     inter = iw * ih
     union = wa * ha + wb * hb - inter + eps
     iou = inter / union
-    if not ciou:
+    if kind == "iou":
         return iou
     cw = torch.maximum(ax2, bx2) - torch.minimum(ax1, bx1)
     ch = torch.maximum(ay2, by2) - torch.minimum(ay1, by1)
+    if kind == "giou":
+        area = cw * ch + eps
+        return iou - (area - union) / area
     c2 = cw.pow(2) + ch.pow(2) + eps
     rho2 = ((bx1 + bx2 - ax1 - ax2).pow(2) + (by1 + by2 - ay1 - ay2).pow(2)) / 4
+    if kind == "diou":
+        return iou - rho2 / c2
     v = (4 / math.pi**2) * (torch.atan(wb / hb) - torch.atan(wa / ha)).pow(2)
     with torch.no_grad():
         alpha = v / (v - iou + (1 + eps))

@@ -129,15 +129,20 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise DetforgeError("checkpoint not found", path=p)
+    from detforge.models.filekind import describe_foreign_model
+
+    foreign = describe_foreign_model(p)
+    if foreign is not None:
+        raise DetforgeError(foreign, path=p)
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
         if "Weights only load failed" in str(exc):
             raise DetforgeError(
-                "not a detforge checkpoint: it holds pickled Python objects, not plain weights "
-                "(Ultralytics/Darknet weights cannot be loaded directly; a detforge checkpoint "
-                "comes from 'detforge train')",
+                "not a detforge checkpoint: a PyTorch file holding pickled Python objects "
+                "(an Ultralytics or other framework's model, which detforge does not load; "
+                "a detforge checkpoint comes from 'detforge train')",
                 path=p,
             ) from None
         raise DetforgeError(
@@ -166,6 +171,27 @@ def build_from_checkpoint(
 ) -> Detector:
     """The :class:`Detector` of a loaded checkpoint dict, weights loaded, in eval mode."""
     args = dict(ckpt["model_args"])
+    model: nn.Module
+    if args.get("arch") == "darknet":  # a fine-tuned Darknet network: its cfg text is inside
+        from detforge.train.darknet_model import DarknetDetector
+
+        model = DarknetDetector(str(args.get("cfg", "")), path=f"{path or 'checkpoint'}:cfg")
+    else:
+        model = _build_detector(args, path)
+    state = ckpt["ema"] if use_ema and ckpt.get("ema") is not None else ckpt["model"]
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise DetforgeError(
+            "checkpoint weights do not fit the model it describes "
+            f"({str(exc).splitlines()[0]}); it was written by an incompatible detforge version",
+            path=path,
+        ) from None
+    return model.eval()  # type: ignore[return-value]
+
+
+def _build_detector(args: dict[str, Any], path: str | os.PathLike[str] | None) -> Detector:
+    """detforge's own detector from its ``create_model`` arguments."""
     try:
         model = create_model(
             str(args.get("scale", "n")),
@@ -178,16 +204,7 @@ def build_from_checkpoint(
         raise DetforgeError(
             f"checkpoint has unusable model arguments {args} ({exc})", path=path
         ) from None
-    state = ckpt["ema"] if use_ema and ckpt.get("ema") is not None else ckpt["model"]
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise DetforgeError(
-            "checkpoint weights do not fit the model it describes "
-            f"({str(exc).splitlines()[0]}); it was written by an incompatible detforge version",
-            path=path,
-        ) from None
-    return model.eval()
+    return model
 
 
 def load_model(

@@ -85,6 +85,11 @@ def load_model_file(
     if half and dev.type != "cuda":
         raise DetforgeError("half precision needs a CUDA device (--device cuda)")
     model, names, meta = load_model(path, str(dev))
+    darknet = getattr(model, "net", None)
+    if getattr(model, "build_args", {}).get("arch") == "darknet" and darknet is not None:
+        if half:  # a fine-tuned Darknet network: run it as Darknet does, like its export
+            raise DetforgeError("half precision is not supported for Darknet networks")
+        return _darknet_model(darknet.eval(), names, dev, fuse=fuse)
     if fuse:
         model.fuse()
     model.eval()
@@ -126,12 +131,21 @@ def _load_darknet(
     """A Darknet network (``fuse``: BatchNorm folded into the convolutions); ``forward``
     maps a batch already at the cfg's size to ``(B, A, 4 + C)``: xyxy input pixels and
     objectness x class probability."""
-    import torch
-
-    from detforge.models.darknet.model import forward_rows
     from detforge.predict.darknet import load_darknet_network
 
     net, class_names = load_darknet_network(path, cfg=cfg, names=names, device=device)
+    return _darknet_model(net, class_names, device, fuse=fuse)
+
+
+def _darknet_model(
+    net: Any, class_names: Sequence[str], device: torch.device, *, fuse: bool = True
+) -> LoadedModel:
+    """The :class:`LoadedModel` of a Darknet network (a ``.weights`` file's, or the one a
+    fine-tuned checkpoint holds)."""
+    import torch
+
+    from detforge.models.darknet.model import forward_rows
+
     if fuse:
         net = net.fused()
 

@@ -41,16 +41,19 @@ class OnnxDetector:
         p = Path(path)
         if not p.is_file():
             raise DetforgeError("ONNX model not found", path=p)
-        available = ort.get_available_providers()
         providers = ["CPUExecutionProvider"]
-        if device is not None and device.startswith("cuda"):
-            if "CUDAExecutionProvider" not in available:
-                raise DetforgeError(
-                    "onnxruntime has no CUDA provider here; install onnxruntime-gpu or use "
-                    "--device cpu"
-                )
-            dev_id = int(device.split(":")[1]) if ":" in device else 0
-            providers = [("CUDAExecutionProvider", {"device_id": dev_id}), "CPUExecutionProvider"]  # type: ignore[list-item]
+        if device is not None and device.strip().lower() not in ("cpu", ""):
+            from detforge.utils.device import resolve_device
+
+            dev = resolve_device(device)  # the one resolver: a missing GPU is one clear line
+            if dev.type == "cuda":
+                if "CUDAExecutionProvider" not in ort.get_available_providers():
+                    raise DetforgeError(
+                        "onnxruntime has no CUDA provider here; install onnxruntime-gpu or use "
+                        "--device cpu"
+                    )
+                cuda = ("CUDAExecutionProvider", {"device_id": dev.index or 0})
+                providers = [cuda, "CPUExecutionProvider"]  # type: ignore[list-item]
         try:
             self.session = ort.InferenceSession(str(p), providers=providers)
         except Exception as exc:

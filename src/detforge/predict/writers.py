@@ -1,21 +1,16 @@
-"""Writing predictions: Darknet-style txt files, COCO results JSON, annotated images and video.
+"""Writing what prediction draws: annotated images and video, never over an input.
 
 Every file is written atomically (a temporary name renamed into place), so an interrupted run
-never leaves a half-written label file or a truncated picture behind.
+never leaves a truncated picture behind. Prediction *files* (COCO results JSON, per-image
+``.txt``, darknet ``comp4``) are a format: :mod:`detforge.formats.predictions`.
 
-* :func:`darknet_lines` -- ``class cx cy w h conf`` lines, coordinates normalised to the image
-  (the format ``darknet detector test -save_labels`` and Ultralytics ``--save-txt --save-conf``
-  write), one file per image;
-* :func:`coco_results` -- the COCO *results* format (a JSON list of
-  ``{"image_id", "category_id", "bbox": [x, y, w, h] pixels, "score"}``) that
-  ``detforge eval`` and pycocotools' ``COCO.loadRes`` read;
+* :class:`InputGuard` -- refuses an output path that is one of the inputs;
 * :func:`save_image` and :class:`VideoWriter` -- annotated pictures and video (PyAV).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 from collections.abc import Sequence
@@ -27,7 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from detforge.errors import DetforgeError
-from detforge.utils.io import atomic_open, atomic_write_text
+from detforge.utils.io import atomic_open
 
 
 class InputGuard:
@@ -53,79 +48,6 @@ class InputGuard:
                 path=path,
             )
         return Path(path)
-
-
-def darknet_lines(
-    boxes: ArrayLike, classes: ArrayLike, scores: ArrayLike, width: int, height: int
-) -> str:
-    """``(K, 4)`` xyxy pixel boxes on a ``width x height`` image -> text, one
-    ``class cx cy w h conf`` line per box (normalised coordinates, 6 decimals)."""
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    c = np.asarray(classes, dtype=np.int64).reshape(-1)
-    s = np.asarray(scores, dtype=np.float64).reshape(-1)
-    if not len(b):
-        return ""
-    if width <= 0 or height <= 0:
-        raise ValueError("image size is needed to normalise boxes")
-    cx = (b[:, 0] + b[:, 2]) / 2 / width
-    cy = (b[:, 1] + b[:, 3]) / 2 / height
-    w = (b[:, 2] - b[:, 0]) / width
-    h = (b[:, 3] - b[:, 1]) / height
-    return "".join(
-        f"{int(c[i])} {cx[i]:.6f} {cy[i]:.6f} {w[i]:.6f} {h[i]:.6f} {s[i]:.6f}\n"
-        for i in range(len(b))
-    )
-
-
-def write_darknet_txt(
-    path: str | os.PathLike[str],
-    boxes: ArrayLike,
-    classes: ArrayLike,
-    scores: ArrayLike,
-    width: int,
-    height: int,
-) -> None:
-    """Write :func:`darknet_lines` to ``path`` (an empty file for an image without detections)."""
-    atomic_write_text(path, darknet_lines(boxes, classes, scores, width, height))
-
-
-def coco_results(
-    image_id: int | str,
-    boxes: ArrayLike,
-    classes: ArrayLike,
-    scores: ArrayLike,
-    *,
-    category_ids: Sequence[int] | None = None,
-) -> list[dict[str, Any]]:
-    """COCO result records for one image. ``boxes`` are ``(K, 4)`` xyxy pixels; ``bbox`` is
-    written as ``[x, y, w, h]`` pixels rounded to 3 decimals, ``score`` to 5.
-
-    ``category_ids[c]`` is the id written for class ``c`` (default ``c + 1``: COCO ids start at
-    1, and ``detforge eval`` / ``detforge convert --to coco`` number classes ``1..K`` for datasets
-    without ids of their own; pass ``coco_category_ids(ds)`` for a COCO-sourced dataset).
-    """
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    c = np.asarray(classes, dtype=np.int64).reshape(-1)
-    s = np.asarray(scores, dtype=np.float64).reshape(-1)
-    out = []
-    for i in range(len(b)):
-        x1, y1, x2, y2 = (float(v) for v in b[i])
-        cls = int(c[i])
-        out.append(
-            {
-                "image_id": image_id,
-                "category_id": int(category_ids[cls]) if category_ids is not None else cls + 1,
-                "bbox": [round(x1, 3), round(y1, 3), round(x2 - x1, 3), round(y2 - y1, 3)],
-                "score": round(float(s[i]), 5),
-            }
-        )
-    return out
-
-
-def write_coco_results(path: str | os.PathLike[str], records: Sequence[dict[str, Any]]) -> None:
-    """Write COCO result records as a JSON list (one record per line, so diffs stay readable)."""
-    body = ",\n".join(json.dumps(r, separators=(",", ":")) for r in records)
-    atomic_write_text(path, "[\n" + body + "\n]\n" if records else "[]\n")
 
 
 def save_image(path: str | os.PathLike[str], image: Any, *, quality: int = 90) -> None:

@@ -1,6 +1,6 @@
-"""Writing the site: ``index.html``, ``assets/report.{js,css}`` (package data, copied as they
-are) and ``assets/data.js`` (the report's data as one JavaScript assignment, so the page also
-works from ``file://``, where browsers refuse to fetch a JSON file)."""
+"""Writing the site: ``index.html``, ``assets/report*.js`` and ``report.css`` (package data,
+copied as they are) and ``assets/data.js`` (the report's data as one JavaScript assignment, so
+the page also works from ``file://``, where browsers refuse to fetch a JSON file)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from typing import Any
 
 from detforge.utils.io import atomic_write_bytes, atomic_write_text
 
-TEMPLATES = ("index.html", "report.js", "report.css")
+ASSETS = ("report-base.js", "report-sections.js", "report.js", "report.css")
+"""Hand-written files copied to ``assets/`` as they are (``index.html`` is filled in)."""
 
 
 def _template(name: str) -> str:
@@ -46,7 +47,7 @@ def write_site(out: Path, data: dict[str, Any], *, title: str, version: str, cre
     assets = out / "assets"
     assets.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(assets / "data.js", data_script(data).encode("utf-8"))
-    for name in ("report.js", "report.css"):
+    for name in ASSETS:
         atomic_write_text(assets / name, _template(name))
     page = (
         _template("index.html")

@@ -34,6 +34,12 @@ class TrainConfig:
     """ImageNet weights for ``backbone``: a local file, or ``imagenet`` (torchvision download)."""
     weights: str | None = None
     """Checkpoint to fine-tune from; training starts at epoch 0 with warmup."""
+    cfg: str | None = None
+    """A Darknet ``.cfg``: fine-tune that network (a ``[yolo]``-head loss) instead of ``model``;
+    ``weights`` may then be a Darknet ``.weights`` or partial ``.conv.N`` file. On the command
+    line ``imgsz`` then defaults to the cfg's width and ``lr`` to its learning_rate / batch."""
+    freeze: int = 0
+    """With ``cfg``: keep the first N cfg layers fixed (e.g. 15: yolov3-tiny's backbone)."""
     resume: str | None = None
     """Run folder (or its ``last.pt``) to continue; ``epochs`` may be raised to extend it."""
     epochs: int = 100
@@ -147,7 +153,7 @@ class TrainConfig:
     preview_images: int = 4
     """Fixed validation images drawn each epoch (predictions next to ground truth)."""
     progress: bool | None = None
-    """Show progress bars (default: when stderr is a terminal)."""
+    """Progress bars (``None``: on a terminal; elsewhere a line every 30 s; ``False``: none)."""
     path_map: list[tuple[str, str]] = field(default_factory=list)
     """Path prefix rewrites ``(old, new)`` applied to lists and ``.data`` files."""
 
@@ -179,6 +185,12 @@ class TrainConfig:
             raise DetforgeError(f"--accumulate must be at least 1, got {self.accumulate}")
         if self.cache not in ("auto", "ram", "none"):
             raise DetforgeError(f"--cache must be auto, ram or none, not {self.cache!r}")
+        if self.freeze and not self.cfg:
+            raise DetforgeError("--freeze N goes with --cfg (a Darknet network's first N layers)")
+        if self.freeze < 0:
+            raise DetforgeError(f"--freeze must be 0 or more, got {self.freeze}")
+        if self.cfg and self.lr == AUTO:
+            raise DetforgeError("--lr auto is not available with --cfg; give a number")
         if self.weights and self.resume:
             raise DetforgeError(
                 "--weights and --resume exclude each other: --weights starts a new run "
@@ -218,12 +230,9 @@ def write_config(path: Path, cfg: TrainConfig, extra: dict[str, Any] | None = No
 
 def read_config(path: Path) -> TrainConfig:
     """Read a ``config.yaml`` written by :func:`write_config`."""
-    import yaml
+    from detforge.utils.yamlfile import load_yaml
 
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise DetforgeError(f"cannot read the run's config: {exc}", path=path) from exc
+    doc = load_yaml(path, "the run's config")
     if not isinstance(doc, dict):
         raise DetforgeError("the run's config is not a mapping", path=path)
     doc.pop("resolved", None)

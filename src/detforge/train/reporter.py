@@ -2,8 +2,8 @@
 
 * progress: a tqdm bar on a terminal; elsewhere (nohup, CI, a log file) a line every 30 s
   (``utils/progress.Ticker``): epoch, batch, losses, images/s, ETA of the epoch and the run;
-* :meth:`Reporter.end_epoch`: ``weights/best.pt`` then ``weights/last.pt`` (the commit point,
-  carrying the metrics rows), the Darknet ``backup=`` copies, ``metrics.csv``,
+* :meth:`Reporter.end_epoch`: ``weights/last.pt`` (the commit point, carrying the metrics
+  rows), ``weights/best.pt`` as its copy, the Darknet ``backup=`` copies, ``metrics.csv``,
   ``results.png``, TensorBoard, the one-line epoch summary;
 * :meth:`Reporter.final_plots`: the best weights on the validation split -- confusion
   matrix, PR and F1 curves (``eval/plots.py``) -- and the labels plots (``data/stats_plots``).
@@ -141,8 +141,8 @@ class Reporter:
         *,
         best: bool,
     ) -> None:
-        """Checkpoints (best first, then last: the commit point), backup copies, csv, plots,
-        TensorBoard and the one-line epoch summary."""
+        """``last.pt`` (the commit point), ``best.pt`` as its copy when the epoch is the best,
+        the backup copies, csv, plots, TensorBoard and the one-line epoch summary."""
         from detforge.models.checkpoint import save_checkpoint
         from detforge.train.runs import copy_atomic, plot_results, write_metrics_csv
 
@@ -153,14 +153,19 @@ class Reporter:
             "class_names": self.data.class_names, "config": self.cfg.to_dict(),
             "extra": {**state.extra(float(row["time_s"])), "metrics": self.rows},
         }  # fmt: skip
-        if best:
-            save_checkpoint(self.run.best, **kwargs)
         save_checkpoint(self.run.last, **kwargs)
         self.committed = state.epoch + 1
+        if best:  # a copy: killed before it ends, --resume makes it (repair_best)
+            copy_atomic(self.run.last, self.run.best)
         if self.backup is not None:
-            copy_atomic(self.run.last, self.backup[0])
-            if best:
-                copy_atomic(self.run.best, self.backup[1])
+            try:
+                copy_atomic(self.run.last, self.backup[0])
+                if best:
+                    copy_atomic(self.run.best, self.backup[1])
+            except OSError as exc:  # the run's own weights are safe; only the copy failed
+                self.log(f"backup= {self.backup[0].parent}: cannot write a copy "
+                         f"({exc.strerror or exc}); no more copies there this run")  # fmt: skip
+                self.backup = None
         write_metrics_csv(self.run.metrics, self.rows)
         if self.cfg.plots:
             plot_results(self.run.root / "results.png", self.rows)

@@ -21,15 +21,18 @@ places)::
 (``train/box``, ``val/mAP50`` ...), and a script written for Ultralytics' columns should fail
 loudly rather than read the wrong ones.
 
-Crash safety: every file is written to a temporary name and renamed (``utils/io.py``);
-``best.pt`` is written before ``last.pt``, and ``last.pt`` -- which also carries the metrics
-rows -- is the commit point of an epoch, so ``kill -9`` at any moment leaves both loadable and
-``--resume`` rebuilds ``metrics.csv`` from ``last.pt`` (:func:`reconcile_rows`). Temporary
-files a killed run left are removed when the folder is opened again (:func:`remove_stale_tmp`).
+Crash safety: every file is written to a temporary name and renamed (``utils/io.py``).
+``last.pt`` -- which also carries the metrics rows -- is the commit point of an epoch, and
+``best.pt`` is only ever a copy of a committed ``last.pt``, so ``kill -9`` at any moment
+leaves both loadable, and ``--resume`` finds everything it needs in ``last.pt``: it rebuilds
+``metrics.csv`` (:func:`reconcile_rows`), redoes the ``best.pt`` copy a kill cut short
+(:func:`repair_best`), and removes the temporary files a killed run left
+(:func:`remove_stale_tmp`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -139,9 +142,29 @@ def remove_stale_tmp(root: Path) -> list[Path]:
             continue
         for p in folder.iterdir():
             if p.name.startswith(".") and p.name.endswith(".tmp") and p.is_file():
-                p.unlink()
-                gone.append(p)
+                with contextlib.suppress(OSError):
+                    p.unlink()
+                    gone.append(p)
     return gone
+
+
+def repair_best(run: RunPaths, ckpt: dict[str, Any]) -> bool:
+    """Make ``best.pt`` the copy of ``last.pt`` (``ckpt``) when the last committed epoch was
+    the best and a kill stopped the copy; returns whether it had to."""
+    from detforge.models.checkpoint import load_checkpoint
+
+    extra = ckpt.get("extra") or {}
+    done = int(extra.get("epochs_done", int(ckpt["epoch"]) + 1))
+    if int(extra.get("best_epoch", 0)) != done or done <= 0:
+        return False
+    if run.best.is_file():
+        try:
+            if int(load_checkpoint(run.best)["epoch"]) == int(ckpt["epoch"]):
+                return False
+        except DetforgeError:
+            pass
+    copy_atomic(run.last, run.best)
+    return True
 
 
 def copy_atomic(src: Path, dst: Path) -> None:

@@ -82,6 +82,10 @@ def build_model_and_loss(
     family (e.g. a Darknet ``.cfg`` network with a ``[yolo]``-head loss) adds its branch here
     and needs nothing else from the loop, which sees only ``model(images)`` and ``loss_fn``.
     """
+    if cfg.cfg:  # a Darknet network ([yolo] heads): see train/darknet_model.py
+        from detforge.train.darknet_model import build_darknet
+
+        return build_darknet(cfg, num_classes)
     from detforge.models.yolo import create_model
     from detforge.train.loss import DetectionLoss
 
@@ -116,6 +120,7 @@ def open_run(cfg: TrainConfig, info: DistInfo) -> tuple[RunPaths, dict[str, Any]
     from detforge.train.runs import (
         new_run_dir,
         remove_stale_tmp,
+        repair_best,
         resume_checkpoint_path,
         run_dir_of,
     )
@@ -124,9 +129,10 @@ def open_run(cfg: TrainConfig, info: DistInfo) -> tuple[RunPaths, dict[str, Any]
     if cfg.resume:
         path = resume_checkpoint_path(cfg.resume)
         root = run_dir_of(path)
-        if info.is_main:
-            remove_stale_tmp(root)
         ckpt = load_checkpoint(path)
+        if info.is_main and path == RunPaths(root).last:
+            remove_stale_tmp(root)
+            repair_best(RunPaths(root), ckpt)
         done = int(ckpt["extra"].get("epochs_done", ckpt["epoch"] + 1))
         if done >= cfg.epochs:
             raise DetforgeError(
@@ -253,7 +259,11 @@ def build_session(
     log = RunLog(run.log, say, enabled=info.is_main)
     data = _load_data(cfg, info, run, dataset, log)
     model, loss_fn = build_model_and_loss(cfg, len(data.class_names), world_size=info.world_size)
-    if cfg.weights:
+    if cfg.cfg:
+        from detforge.train.darknet_model import prepare_darknet
+
+        prepare_darknet(model, cfg, log)  # .weights / .conv.N / checkpoint, --freeze, notes
+    elif cfg.weights:
         load_pretrained(model, cfg, log)
     model.to(device)
     # measured on rank 0 and shared, so every rank steps with the same batch and LR
@@ -303,7 +313,7 @@ def build_session(
         scaler=torch.amp.GradScaler("cuda", enabled=use_amp), use_amp=use_amp, hp=hp,
         loaders=loaders, state=state, guard=guard, rep=rep, clock=clock,
         steps_per_epoch=steps, warmup=warmup,
-        bias_lr0=cfg.warmup_bias_lr if cfg.optimizer == "sgd" else 0.0,
+        bias_lr0=cfg.warmup_bias_lr if cfg.optimizer == "sgd" and not cfg.cfg else 0.0,
     )  # fmt: skip
     s.good = state.snapshot(model, opt, ema)  # the rollback target until the first epoch ends
     log(_summary(s, batch))
@@ -313,8 +323,9 @@ def build_session(
 def _summary(s: Session, batch: int) -> str:
     """The line that opens training in the log."""
     cfg, data = s.cfg, s.data
+    name = Path(cfg.cfg).name if cfg.cfg else cfg.model
     return (
-        f"training {cfg.model} on {data.train.num_images} images ({len(data.class_names)} "
+        f"training {name} on {data.train.num_images} images ({len(data.class_names)} "
         f"classes), validating on {data.val.num_images}; batch {batch} x {cfg.accumulate} x "
         f"{s.info.world_size} process(es), {s.steps_per_epoch} steps/epoch, warmup {s.warmup} "
         f"steps, lr {s.hp.lr:.3g}, weight decay {s.hp.weight_decay:.3g}, {s.device}; "

@@ -242,8 +242,8 @@ def nan_guard(s: Session, finite: bool, batch: dict[str, Any], epoch: int) -> No
 
 
 def end_of_epoch(s: Session, epoch: int, st: EpochStats, plan: Plan) -> None:
-    """Validation (rank 0), best epoch, patience, checkpoints and metrics, the rollback
-    target, and the ``--time-budget`` re-plan. Sets ``plan.stop`` to end the run."""
+    """The ``--time-budget`` re-plan, validation (rank 0), best epoch, patience, checkpoints
+    and metrics, the rollback target. Sets ``plan.stop`` to end the run."""
     from detforge.train.ddp import all_reduce_sum
 
     cfg, info, state = s.cfg, s.info, s.state

@@ -21,10 +21,17 @@ ImageMode = Literal["link", "copy", "none"]
 """How a writer places images in its output: hard/sym-link (default), copy, or not at all."""
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process umask (read without changing it for longer than one call)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def short_name(name: str, limit: int = 96) -> str:
+    """``name`` cut to at most ``limit`` UTF-8 bytes (for temporary names derived from it)."""
+    raw = name.encode("utf-8", "surrogateescape")
+    return name if len(raw) <= limit else raw[:limit].decode("utf-8", "ignore")
 
 
 @contextlib.contextmanager
@@ -40,10 +47,13 @@ def atomic_open(
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    # the temporary name stays within NAME_MAX (255 bytes) whatever the target's length
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{short_name(target.name)}.", suffix=".tmp", dir=target.parent
+    )
     os.close(fd)
     # mkstemp makes 0600 files; output should get the usual permissions (0666 less the umask).
-    os.chmod(tmp, 0o666 & ~_umask())
+    os.chmod(tmp, 0o666 & ~current_umask())
     try:
         if "b" in mode:
             f = open(tmp, mode)  # noqa: SIM115
@@ -84,6 +94,15 @@ def place_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], mode: I
     if mode == "none":
         return
     s, d = Path(src), Path(dst)
+    try:
+        _place(s, d, mode)
+    except OSError as exc:  # a name too long, a link loop, no permission, a full disk
+        raise DetforgeError(
+            f"cannot link or copy the image to {d} ({exc.strerror or exc})", path=s
+        ) from None
+
+
+def _place(s: Path, d: Path, mode: ImageMode) -> None:
     if not s.is_file():
         raise DetforgeError("image not found; cannot link or copy it", path=s)
     d.parent.mkdir(parents=True, exist_ok=True)

@@ -45,24 +45,17 @@ def step_check(run: DemoRun) -> None:
     status = cli_status(["check", str(broken), "--json", str(run.out / "check" / "broken.json")])
     print(f"(exit status {status}: the planted faults were found, as expected)")
     fixed = run.out / "check" / "fixed"
-    if fixed.exists():
-        shutil.rmtree(fixed)
-    cli(["check", str(broken), "--fix", str(fixed)])
+    cli(["check", str(broken), "--fix", str(fixed), "--overwrite"])  # only ever our own output
     print(f"repaired copy: {fixed} (every change and its reason in {fixed / 'fixes.json'})")
 
 
 def step_convert(run: DemoRun) -> None:
     """``convert`` to Ultralytics, COCO, VOC and TFRecord, and one of them back to Darknet."""
     root = run.out / "convert"
-    for fmt in FORMATS:
-        out = root / fmt
-        if out.exists():
-            shutil.rmtree(out)
-        cli(["convert", str(run.dataset), str(out), "--to", fmt])
+    for fmt in FORMATS:  # --overwrite replaces an earlier demo's output, never other files
+        cli(["convert", str(run.dataset), str(root / fmt), "--to", fmt, "--overwrite"])
     back = root / "darknet-from-coco"
-    if back.exists():
-        shutil.rmtree(back)
-    cli(["convert", str(root / "coco"), str(back), "--to", "darknet"])
+    cli(["convert", str(root / "coco"), str(back), "--to", "darknet", "--overwrite"])
     run.files["converted"] = root
 
 

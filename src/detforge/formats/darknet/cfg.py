@@ -6,7 +6,9 @@ The usual rule (AlexeyAB/darknet's README, "how to train on your own objects"):
 * ``filters=(N + 5) * masks`` in the last ``[convolutional]`` before each ``[yolo]``, where
   ``masks`` is the number of ``mask=`` indices (``num`` when there is no mask);
   ``(N + 9) * masks`` before ``[Gaussian_yolo]``, ``(N + 5) * num`` before ``[region]``;
-* ``max_batches = max(2000 * N, 6000, train_images)`` and ``steps`` at 80% and 90% of it.
+* ``max_batches = max(2000 * N, 6000, train_images)`` and ``steps`` at 80% and 90% of it;
+* optionally a new input size (``width``/``height`` in ``[net]``), new ``anchors=`` in every
+  head, and ``subdivisions`` by :func:`sensible_subdivisions`.
 
 Every other byte of the file -- comments, order, spacing -- is kept. Pure functions:
 :func:`rewrite_cfg_text` returns the new text and a list of human-readable changes.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from detforge.utils.io import atomic_open
 
 _SECTION = re.compile(r"^\s*\[([^\]]+)\]")
 _KEY = re.compile(r"^(\s*)([A-Za-z_][A-Za-z0-9_]*)(\s*=\s*)([^#;\r\n]*?)(\s*(?:[#;].*)?)$")
+_COMMENTED = re.compile(r"^\s*[#;]\s*(batch|subdivisions)\s*=\s*(\d+)\s*$", re.IGNORECASE)
 _HEADS = {"yolo": 5, "gaussian_yolo": 9, "region": 5}
 
 
@@ -44,6 +48,67 @@ class CfgChange:
 def default_max_batches(classes: int, train_images: int = 0) -> int:
     """``max(2000 * classes, 6000, train_images)``."""
     return max(2000 * classes, 6000, train_images)
+
+
+def sensible_subdivisions(
+    batch: int, subdivisions: int, old_wh: tuple[int, int], new_wh: tuple[int, int]
+) -> int:
+    """Subdivisions that keep a mini-batch (``batch / subdivisions`` images) at most as many
+    pixels as the cfg's own ``subdivisions`` did at ``old_wh``: the smallest divisor of
+    ``batch`` that is at least ``subdivisions * new_area / old_area`` (``batch`` at most)."""
+    need = max(1.0, subdivisions * (new_wh[0] * new_wh[1]) / (old_wh[0] * old_wh[1]))
+    for d in range(1, batch + 1):
+        if batch % d == 0 and d >= need - 1e-9:
+            return d
+    return batch
+
+
+def _int_value(lines: list[str], start: int, end: int, key: str) -> tuple[int, int] | None:
+    """``(line_index, value)`` of an integer ``key=`` in a section, ``None`` when absent."""
+    found = _find_key(lines, start, end, key)
+    if found is None:
+        return None
+    try:
+        return found[0], int(found[1].group(4).strip())
+    except ValueError:
+        raise DetforgeError(f"{key}= is not an integer", line=found[0] + 1) from None
+
+
+def _commented_training(lines: list[str], start: int, end: int) -> dict[str, int]:
+    """``# batch=64`` / ``# subdivisions=16`` lines of a [net] section (the "Training" values
+    stock cfgs keep as comments while the "Testing" ones are active)."""
+    out: dict[str, int] = {}
+    for ln in lines[start + 1 : end]:
+        m = _COMMENTED.match(ln)
+        if m:
+            out[m.group(1).lower()] = int(m.group(2))
+    return out
+
+
+def cfg_net_size(text: str) -> tuple[int, int]:
+    """``(width, height)`` of the ``[net]`` section (Darknet's defaults 416 when absent)."""
+    lines = text.splitlines(keepends=True)
+    net = next(((s, e) for n, s, e in _sections(lines) if n in ("net", "network")), (0, 0))
+    w = _int_value(lines, net[0], net[1], "width")
+    h = _int_value(lines, net[0], net[1], "height")
+    return (w[1] if w else 416, h[1] if h else 416)
+
+
+def cfg_anchor_count(text: str, *, path: str | None = None) -> int:
+    """The ``num=`` of the cfg's heads (how many anchors ``anchors=`` lists)."""
+    lines = text.splitlines(keepends=True)
+    nums = set()
+    for name, start, end in _sections(lines):
+        if name in _HEADS:
+            num = _int_value(lines, start, end, "num")
+            if num is None:
+                raise DetforgeError(f"[{name}] section has no num=", path=path, line=start + 1)
+            nums.add(num[1])
+    if len(nums) != 1:
+        raise DetforgeError(
+            "the heads disagree on num= (or there is no head): cannot place new anchors", path=path
+        )
+    return nums.pop()
 
 
 def _sections(lines: list[str]) -> list[tuple[str, int, int]]:
@@ -78,11 +143,18 @@ def rewrite_cfg_text(
     classes: int,
     max_batches: int | None = None,
     train_images: int = 0,
+    size: tuple[int, int] | None = None,
+    anchors: str | None = None,
+    subdivisions: int | None = None,
     path: str | None = None,
 ) -> tuple[str, list[CfgChange]]:
     """The cfg ``text`` rewritten for ``classes`` classes; returns ``(new_text, changes)``.
 
-    ``max_batches`` defaults to :func:`default_max_batches`. Raises :class:`DetforgeError`
+    ``max_batches`` defaults to :func:`default_max_batches`. ``size`` ``(W, H)`` sets the
+    input size; ``anchors`` (the ``anchors=`` value, e.g. ``"10,14, 23,27"``) replaces the
+    anchors of every head. ``subdivisions`` is set when given, else by
+    :func:`sensible_subdivisions` (a cfg left with its "Testing" ``batch=1`` gets its commented
+    "Training" values, or ``batch=64 subdivisions=16``). Raises :class:`DetforgeError`
     when the file has no detection head or a head has no convolution before it.
     """
     if classes < 1:
@@ -106,6 +178,11 @@ def rewrite_cfg_text(
         if found is None:
             raise DetforgeError(f"[{name}] section has no classes= line", path=path, line=start + 1)
         change(found[0], found[1], name, str(classes))
+        if anchors is not None:
+            anc = _find_key(lines, start, end, "anchors")
+            if anc is None:
+                raise DetforgeError(f"[{name}] has no anchors= line", path=path, line=start + 1)
+            change(anc[0], anc[1], name, anchors)
         mask = _find_key(lines, start, end, "mask")
         num = _find_key(lines, start, end, "num")
         if name != "region" and mask is not None:
@@ -141,7 +218,49 @@ def rewrite_cfg_text(
         steps = _find_key(lines, net[0], net[1], "steps")
         if steps is not None:
             change(steps[0], steps[1], "net", f"{int(mb * 0.8)},{int(mb * 0.9)}")
+        _net_size_and_batch(lines, net, size, subdivisions, change, path)
+    elif size is not None or subdivisions is not None:
+        raise DetforgeError("no [net] section to set the input size in", path=path)
     return "".join(lines), changes
+
+
+def _net_size_and_batch(
+    lines: list[str],
+    net: tuple[int, int],
+    size: tuple[int, int] | None,
+    subdivisions: int | None,
+    change: Callable[[int, re.Match[str], str, str], None],
+    path: str | None,
+) -> None:
+    """Set ``width``/``height`` and ``batch``/``subdivisions`` in the [net] section."""
+    start, end = net
+    old = (
+        (_int_value(lines, start, end, "width") or (0, 416))[1],
+        (_int_value(lines, start, end, "height") or (0, 416))[1],
+    )
+    new = size or old
+    if size is not None:
+        for key, value in (("width", size[0]), ("height", size[1])):
+            found = _find_key(lines, start, end, key)
+            if found is None:
+                raise DetforgeError(f"[net] has no {key}= line", path=path, line=start + 1)
+            change(found[0], found[1], "net", str(value))
+    batch = _find_key(lines, start, end, "batch")
+    subs = _find_key(lines, start, end, "subdivisions")
+    if batch is None or subs is None:
+        return
+    b, s = int(batch[1].group(4).strip() or 1), int(subs[1].group(4).strip() or 1)
+    if b <= 1:  # "Testing" settings active: train with the commented "Training" ones
+        trained = _commented_training(lines, start, end)
+        b, s = trained.get("batch", 64), trained.get("subdivisions", 16)
+        change(batch[0], batch[1], "net", str(b))
+    if subdivisions is not None:
+        if subdivisions < 1 or b % subdivisions:
+            raise DetforgeError(f"--subdivisions {subdivisions} must divide batch={b}", path=path)
+        target = subdivisions
+    else:
+        target = sensible_subdivisions(b, s, old, new)
+    change(subs[0], subs[1], "net", str(target))
 
 
 def rewrite_cfg(
@@ -151,6 +270,9 @@ def rewrite_cfg(
     classes: int,
     max_batches: int | None = None,
     train_images: int = 0,
+    size: tuple[int, int] | None = None,
+    anchors: str | None = None,
+    subdivisions: int | None = None,
 ) -> list[CfgChange]:
     """Read ``src``, write the rewritten cfg to ``dst`` atomically; returns the changes.
 
@@ -166,7 +288,14 @@ def rewrite_cfg(
     with open(s, encoding="utf-8", newline="") as f:
         text = f.read()
     new, changes = rewrite_cfg_text(
-        text, classes=classes, max_batches=max_batches, train_images=train_images, path=str(s)
+        text,
+        classes=classes,
+        max_batches=max_batches,
+        train_images=train_images,
+        size=size,
+        anchors=anchors,
+        subdivisions=subdivisions,
+        path=str(s),
     )
     with atomic_open(d, "w", newline="") as f:
         f.write(new)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from detforge.errors import DetforgeError
-from detforge.utils.io import atomic_write_text
+from detforge.utils.io import atomic_write_bytes, atomic_write_text
 
 PathMap = Sequence[tuple[str, str]]
 """``[(OLD, NEW), ...]`` prefix rewrites, applied in order; the first match wins."""
@@ -34,6 +34,7 @@ DATA_KEYS: tuple[str, ...] = (
     "classes",
     "train",
     "valid",
+    "difficult",
     "test",
     "names",
     "backup",
@@ -43,7 +44,7 @@ DATA_KEYS: tuple[str, ...] = (
 )
 """Every key Darknet's ``detector`` reads from a ``.data`` file, in the order we write them."""
 
-_PATH_KEYS = ("train", "valid", "test", "names", "backup", "results", "map")
+_PATH_KEYS = ("train", "valid", "difficult", "test", "names", "backup", "results", "map")
 _WINDOWS_ABS = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\|//)")
 
 
@@ -56,6 +57,9 @@ class DataFile:
     classes: int | None = None
     train: str | None = None
     valid: str | None = None
+    difficult: str | None = None
+    """A list pairing, line by line, each ``valid`` image with one whose labels are difficult
+    truths (see :mod:`detforge.formats.darknet.difficult`)."""
     test: str | None = None
     names: str | None = None
     backup: str | None = None
@@ -138,26 +142,11 @@ def missing_hint(path: str) -> str:
 
 
 def _text_lines(path: Path, what: str) -> list[str]:
-    """Lines of a UTF-8 (BOM ok) text file, without line endings (LF, CRLF or CR)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DetforgeError(f"{what} not found" + missing_hint(str(path)), path=path) from None
-    except IsADirectoryError:
-        raise DetforgeError(f"{what} expected, found a folder", path=path) from None
-    except OSError as exc:
-        raise DetforgeError(f"cannot read {what}: {exc.strerror}", path=path) from None
-    if b"\0" in data[:8192]:
-        raise DetforgeError(f"{what} expected, but this is a binary file", path=path)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")
-    # only LF, CRLF and CR end lines (str.splitlines would also split on \x85, \u2028 ...)
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    if lines and not lines[-1]:
-        lines.pop()
-    return lines
+    """Lines of a UTF-8 (BOM ok) text file, without line endings (LF, CRLF or CR), decoded
+    line by line (:mod:`detforge.utils.textfile`)."""
+    from detforge.utils.textfile import read_text_lines
+
+    return read_text_lines(path, what, hint=missing_hint(str(path)), paths=what == "image list")
 
 
 def read_data_file(path: str | os.PathLike[str], *, path_map: PathMap = ()) -> DataFile:
@@ -337,5 +326,5 @@ def read_image_list(path: str | os.PathLike[str], *, path_map: PathMap = ()) -> 
 
 
 def write_image_list(path: str | os.PathLike[str], paths: Sequence[str]) -> None:
-    """Write one path per line (LF endings)."""
-    atomic_write_text(path, "".join(f"{p}\n" for p in paths))
+    """Write one path per line (LF endings); a name that is not UTF-8 keeps its bytes."""
+    atomic_write_bytes(path, "".join(f"{p}\n" for p in paths).encode("utf-8", "surrogateescape"))

@@ -70,6 +70,8 @@ def parse_label_text(
             raise DetforgeError(
                 f"class id must be a whole number, got {parts[0]!r}", path=path, line=n
             ) from None
+        if not -(2**31) <= c < 2**31:
+            raise DetforgeError(f"class id {parts[0]} is out of range", path=path, line=n)
         try:
             xywh = [float(v) for v in parts[1:]]
         except ValueError:

@@ -31,13 +31,13 @@ from numpy.typing import NDArray
 
 from detforge.data.boxes import BoxFormat
 from detforge.data.cache import FileIndexCache
-from detforge.data.dataset import Dataset, make_dataset
+from detforge.data.dataset import Dataset, canonical_split, make_dataset
 from detforge.data.imagesize import read_sizes as read_image_sizes
 from detforge.errors import DetforgeError
 from detforge.formats.darknet.files import PathMap, missing_hint, read_names
 from detforge.formats.darknet.index import FileStats, read_files, stat_images, use_threads
 from detforge.formats.darknet.labels import parse_label_files
-from detforge.formats.darknet.sources import Sources, resolve_sources
+from detforge.formats.darknet.sources import DATA_SPLITS, Sources, resolve_sources
 from detforge.utils.filestat import native_available
 
 Missing = Literal["error", "skip", "keep"]
@@ -72,6 +72,9 @@ def read_darknet(
     for none), ``no_label_file`` (count of images without one) and ``notes`` (strings).
 
     ``split``: read only this key of a ``.data`` file (``"valid"``; an error when it has none).
+    Image ids are the position of each image in the whole dataset (train, valid, test lists
+    in that order), with or without ``split`` and ``missing="skip"``: the ids every command
+    writes into prediction files and ``convert --to coco`` writes as COCO ids.
     What the source names is resolved by
     :func:`~detforge.formats.darknet.sources.resolve_sources`.
 
@@ -85,9 +88,12 @@ def read_darknet(
     meta: dict[str, Any] = {"source": str(src), "notes": found.notes}
     if found.data_file is not None:
         meta["data_file"] = found.data_file
-    paths, splits, st, _kept = _stat_sources(found, missing, meta, workers)
+    paths, splits, st, kept = _stat_sources(found, missing, meta, workers)
+    ids = kept.astype(np.int64) + _images_before(src, split, found, path_map)  # keep their places
     n = len(paths)
     store = FileIndexCache.for_source(src, kind="darknet", cache_dir=cache_dir) if cache else None
+    if store is not None and store.damaged:
+        meta["notes"].append(store.damaged)
     rows, fresh, widths, heights = _cached(store, paths, st)
     box_image, box_cls, box_xy = _labels(store, rows, fresh, st, workers)
     stale = n - int(fresh.sum())
@@ -121,6 +127,7 @@ def read_darknet(
         widths=widths,
         heights=heights,
         splits=splits,
+        image_ids=ids,
         box_image=box_image,
         box_cls=box_cls,
         box_coords=box_xy,
@@ -129,7 +136,14 @@ def read_darknet(
     )
     if store is not None and (stale or sizes_read or len(store) != n):
         _store(store, ds, st)
-    return ds
+    data_file = found.data_file
+    if data_file is not None and data_file.difficult is not None:
+        from detforge.formats.darknet.difficult import add_difficult_truths
+
+        ds = add_difficult_truths(ds, data_file, path_map)
+    from detforge.data.validity import screen_label_boxes
+
+    return screen_label_boxes(ds, st.label_paths)
 
 
 def _stat_sources(
@@ -339,3 +353,15 @@ def _raise_bad_class(image: int, cls: int, label_paths: list[str], k: int) -> No
         path=path,
         line=line,
     )
+
+
+def _images_before(src: Path, split: str | None, found: Sources, path_map: PathMap) -> int:
+    """How many images the ``.data`` lists before ``split`` name (0 for a whole read)."""
+    df = found.data_file
+    if split is None or df is None:
+        return 0
+    key = canonical_split(split)
+    before = [k for k in DATA_SPLITS[: DATA_SPLITS.index(key)] if getattr(df, k) is not None]
+    if not before:
+        return 0
+    return len(resolve_sources(src, path_map=path_map, strict=False, splits=before).paths)

@@ -244,10 +244,17 @@ def _from_data_file(out: Sources, src: Path, path_map: PathMap, only: Sequence[s
     if df.extra:
         out.notes.append(f"{src}: keys Darknet does not use, kept: {', '.join(df.extra)}")
     keys = DATA_SPLITS if only is None else [canonical_split(k) for k in only]
+    shared = valid_is_test(df) and "test" in keys
     for key in keys:
         if key not in DATA_SPLITS:
             raise DetforgeError(f"unknown split {key!r}; use train, valid or test")
         lp = getattr(df, key)
+        if key == "valid" and shared:  # what detforge writes for Darknet: read once, as test
+            out.notes.append(
+                f"{src}:{df.lines.get('valid')}: valid = the test list (Darknet evaluates "
+                "valid=); its images are read once, as the test split"
+            )
+            continue
         if lp is None:
             if only is not None:
                 f, line = df.where(key)
@@ -264,6 +271,20 @@ def _from_data_file(out: Sources, src: Path, path_map: PathMap, only: Sequence[s
         else:
             msg = f"names file {df.names} does not exist" + missing_hint(df.names)
             out._problem(Problem("names-missing", msg, str(src), df.lines.get("names")))
+
+
+def valid_is_test(df: DataFile) -> bool:
+    """Whether ``valid=`` and ``test=`` name the same list: ``convert --to darknet`` writes that
+    for a dataset with a test split and no valid one, as Darknet's ``detector map`` and
+    training-time mAP read ``valid=`` only."""
+    if df.valid is None or df.test is None:
+        return False
+    if df.valid == df.test:
+        return True
+    try:
+        return os.path.samefile(df.valid, df.test)
+    except OSError:
+        return False
 
 
 def _data_split(out: Sources, df: DataFile, key: str, lp: str, path_map: PathMap) -> None:

@@ -86,7 +86,11 @@ def write_data_files(out: Path, lists: dict[str, list[str]], class_names: Sequen
     """Write ``OUT/<split>.txt`` for each entry of ``lists`` (split -> image paths),
     ``OUT/obj.names`` and ``OUT/obj.data`` (canonical splits as its ``train``/``valid``/``test``
     keys, other split names kept as extra keys), and create the ``backup`` and ``results``
-    folders it points to (Darknet needs them to exist). Returns the ``obj.data`` path."""
+    folders it points to (Darknet needs them to exist). Returns the ``obj.data`` path.
+
+    Darknet evaluates (``detector map``, the mAP during training) the ``valid=`` list and
+    ignores ``test=``; a dataset with a test split but no valid one gets ``valid`` and
+    ``test`` naming the same list (read back as the test split)."""
     df = DataFile(path=out / "obj.data", classes=len(class_names))
     for s, entries in lists.items():
         list_path = out / f"{s}.txt"
@@ -95,6 +99,8 @@ def write_data_files(out: Path, lists: dict[str, list[str]], class_names: Sequen
             setattr(df, s, str(list_path))
         else:
             df.extra[s] = str(list_path)
+    if df.valid is None and df.test is not None:
+        df.valid = df.test  # Darknet's detector map reads valid= only (else the train list)
     write_names(out / "obj.names", class_names)
     df.names = str(out / "obj.names")
     for folder in ("backup", "results"):

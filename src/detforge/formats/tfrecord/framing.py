@@ -43,8 +43,29 @@ from detforge.utils.io import atomic_open
 _MASK_DELTA = 0xA282EAD8
 _HEADER = struct.Struct("<QI")
 _FOOTER = struct.Struct("<I")
-_MAX_RECORD = 1 << 34
-"""Lengths above 16 GiB are treated as corruption rather than attempted."""
+_MAX_RECORD = 1 << 30
+"""Lengths above 1 GiB are treated as corruption rather than attempted (a record holds one
+image and its boxes; memory stays bounded whatever a corrupted header declares)."""
+_CHUNK = 1 << 26
+
+
+def _read_payload(f: BinaryIO, length: int) -> bytes:
+    """Up to ``length`` bytes, read in chunks so that a length the file cannot hold (the
+    file is cut short) never allocates more than the file has."""
+    try:
+        left = os.fstat(f.fileno()).st_size - f.tell()
+    except (OSError, AttributeError, ValueError):  # not a real file (BytesIO in tests)
+        left = length
+    if left < length:
+        return f.read(max(left, 0))
+    parts, need = [], length
+    while need > 0:
+        part = f.read(min(need, _CHUNK))
+        if not part:
+            break
+        parts.append(part)
+        need -= len(part)
+    return b"".join(parts)
 
 
 def masked_crc32c(data: bytes) -> int:
@@ -112,7 +133,7 @@ def _scan(f: BinaryIO, *, verify: bool, keep: bool) -> Iterator[tuple[RecordScan
             msg = f"implausible record length {length}: corrupted file"
             yield RecordScan(index, offset, -1, False, msg, "length"), b""
             return
-        data = f.read(length)
+        data = _read_payload(f, length)
         footer = f.read(4)
         if len(data) < length or len(footer) < 4:
             got = len(data) + len(footer)

@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from detforge.data.boxes import BoxFormat, xyxy_to_cxcywh
 from detforge.data.dataset import Dataset, make_dataset
+from detforge.data.validity import InvalidBox, box_codes, screen_boxes, size_ok
 from detforge.errors import DetforgeError
 from detforge.formats.labelmap import label_map_names
 from detforge.formats.tfrecord.example import (
@@ -207,11 +208,21 @@ def read_tfod(
     }
     if skip_bad:
         meta["skipped_records"] = skipped
-    return make_dataset(
+    widths, heights = list(acc.widths), list(acc.heights)
+    bad_sizes = []
+    for i, (w, h) in enumerate(zip(widths, heights, strict=True)):
+        if not (size_ok(w) and size_ok(h)):
+            rec_file, number = acc.records[i]
+            bad_sizes.append(
+                InvalidBox("image-size-impossible", rec_file, f"record {number}", f"{w} x {h}")
+            )
+            widths[i] = heights[i] = 0
+    meta["invalid_boxes"] = bad_sizes
+    ds = make_dataset(
         names,
         paths=acc.paths,
-        widths=acc.widths,
-        heights=acc.heights,
+        widths=widths,
+        heights=heights,
         splits=acc.splits,
         image_ids=acc.ids,
         box_image=acc.box_image,
@@ -222,6 +233,15 @@ def read_tfod(
         truncated=np.asarray(acc.truncated, dtype=bool),
         meta=meta,
     )
+
+    def where(j: int) -> tuple[str, str, str]:
+        rec_file, number = acc.records[acc.box_image[j]]
+        x1, y1, x2, y2 = xyxy[j].tolist()
+        return rec_file, f"record {number}", f"xmin={x1:g} ymin={y1:g} xmax={x2:g} ymax={y2:g}"
+
+    with np.errstate(invalid="ignore", over="ignore"):
+        written = np.column_stack([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]])
+    return screen_boxes(ds, box_codes(written), where=where)
 
 
 class _Columns:

@@ -1,4 +1,4 @@
-"""Reading a COCO results JSON without a Python object per detection.
+"""Parsing a COCO results JSON without a Python object per detection.
 
 Detectors write results as ``[{"image_id": .., "category_id": .., "bbox": [x, y, w, h],
 "score": ..}, ...]`` -- millions of identical little objects, whose Python dicts cost more

@@ -1,0 +1,180 @@
+"""The one rule for which boxes and image sizes a reader may let into a :class:`Dataset`.
+
+Every reader (Darknet/Ultralytics label files, COCO JSON, Pascal VOC XML, TFRecords) judges
+the boxes *as the file writes them* with :func:`box_codes` and hands the result to
+:func:`screen_boxes`, which removes the boxes that break the rule and lists each in
+``ds.meta["invalid_boxes"]`` (an :class:`InvalidBox` naming file and record). So no
+non-finite or impossible box survives a reader, and every command sees the same boxes:
+
+* ``box-not-finite``: a coordinate or size is NaN or infinite (``null`` in COCO JSON,
+  ``<xmin>nan</xmin>``, ``1e999``);
+* ``box-coordinate-huge``: a value beyond :data:`MAX_COORD` (no image is that large; such
+  values lose all precision in float32 training code);
+* ``box-zero-size``: width or height zero or negative as written (the code ``check`` uses
+  for Darknet lines too). For Pascal VOC zero is
+  ``xmin == xmax`` (a click without a drag): the devkit's inclusive pixels would make it one
+  pixel wide, but the annotator drew nothing;
+* ``image-size-impossible``: a stated image width or height that is not finite, negative or
+  above :data:`MAX_IMAGE_SIDE`; the size is treated as unknown (read from the image header)
+  and the image is listed.
+
+``check`` reports every entry as an error finding, ``convert`` refuses a dataset with entries
+(``--skip-bad`` converts without them, listing them), ``info`` shows their count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from detforge.errors import DetforgeError
+
+if TYPE_CHECKING:
+    from detforge.data.dataset import Dataset
+
+MAX_IMAGE_SIDE = 1 << 20
+"""Largest accepted image width or height in pixels (1,048,576: above any camera or slide
+scanner; a JPEG is at most 65,535)."""
+
+MAX_COORD = 1e7
+"""Largest accepted absolute box value, in the units the file uses (pixels or normalized)."""
+
+CODES: dict[str, str] = {
+    "box-not-finite": "a box value is NaN, null or infinite",
+    "box-coordinate-huge": f"a box value is beyond {MAX_COORD:g} (no image is that large)",
+    "box-zero-size": "a box has zero or negative width or height as written (VOC: a click "
+    "without a drag)",
+    "image-size-impossible": f"a stated image size is not finite, negative or above "
+    f"{MAX_IMAGE_SIDE} px",
+}
+
+
+@dataclass(frozen=True)
+class InvalidBox:
+    """One box (or image size) a reader left out, and where it was written."""
+
+    code: str
+    """One of :data:`CODES`."""
+    path: str
+    """The file that holds it (label file, JSON, XML, record file)."""
+    record: str
+    """Which entry of that file: ``line 3``, ``annotation id 17``, ``object 2``, ``record 5``."""
+    detail: str
+    """The values as written."""
+
+    def message(self) -> str:
+        return f"{self.path}: {self.record}: {self.code}: {self.detail}"
+
+
+def box_codes(written: ArrayLike) -> NDArray[np.object_]:
+    """``(N,)`` codes (``""`` = valid) for boxes ``(N, 4)`` written as ``(x, y, width, height)``
+    in the file's own units (pixels or normalized; VOC: ``xmax - xmin`` as written)."""
+    b = np.asarray(written, dtype=np.float64).reshape(-1, 4)
+    codes = np.full(len(b), "", dtype=object)
+    with np.errstate(invalid="ignore"):
+        codes[((b[:, 2] <= 0) | (b[:, 3] <= 0))] = "box-zero-size"
+        codes[(np.abs(b) > MAX_COORD).any(axis=1)] = "box-coordinate-huge"
+    codes[~np.isfinite(b).all(axis=1)] = "box-not-finite"
+    return codes
+
+
+def size_ok(value: float) -> bool:
+    """Whether a stated image width/height is possible (``0`` = unknown is possible)."""
+    return bool(np.isfinite(value)) and 0 <= value <= MAX_IMAGE_SIDE
+
+
+def parse_size(raw: Any) -> float:
+    """A stated image size as a float (``nan`` when it is not a number at all)."""
+    if raw is None or raw == "":
+        return 0.0
+    try:
+        return float(raw)
+    except (TypeError, ValueError, OverflowError):
+        return float("nan")
+
+
+def screen_boxes(
+    ds: Dataset,
+    codes: NDArray[np.object_],
+    *,
+    where: Callable[[int], tuple[str, str, str]],
+) -> Dataset:
+    """``ds`` without the boxes whose ``codes`` are not empty, each listed in
+    ``ds.meta["invalid_boxes"]``; ``where(j)`` gives box ``j``'s ``(path, record, detail)``."""
+    bad = np.flatnonzero(codes != "")
+    if not len(bad):
+        return ds
+    listed: list[InvalidBox] = list(ds.meta.get("invalid_boxes", []))
+    for j in bad.tolist():
+        path, record, detail = where(j)
+        listed.append(InvalidBox(str(codes[j]), path, record, detail))
+    keep = np.flatnonzero(codes == "")
+    meta = {**ds.meta, "invalid_boxes": listed}
+    return replace(ds, boxes=ds.boxes.take(keep), meta=meta)
+
+
+def screen_label_boxes(ds: Dataset, label_paths: Sequence[str]) -> Dataset:
+    """``ds`` without the boxes the one validity rule refuses (zero or negative size, huge
+    values; :mod:`detforge.data.validity`), each listed with its label file and box number."""
+    codes = box_codes(ds.boxes.coords)
+    if not (codes != "").any():
+        return ds
+
+    def where(j: int) -> tuple[str, str, str]:
+        image = int(ds.boxes.image[j])
+        cx, cy, w, h = ds.boxes.coords[j].tolist()
+        label = label_paths[image] or str(ds.images.path[image])
+        detail = f"{int(ds.boxes.cls[j])} {cx:g} {cy:g} {w:g} {h:g}"
+        k = int(np.count_nonzero(ds.boxes.image[:j] == image)) + 1
+        return label, f"box {k}", detail
+
+    return screen_boxes(ds, codes, where=where)
+
+
+def invalid_boxes(ds: Dataset) -> list[InvalidBox]:
+    """What the reader of ``ds`` left out (empty for a clean dataset)."""
+    return list(ds.meta.get("invalid_boxes", []))
+
+
+def refuse_invalid(ds: Dataset, *, skip_bad: bool, note: Callable[[str], None]) -> None:
+    """For writers: a :class:`DetforgeError` when the reader left boxes out, unless
+    ``skip_bad`` (then each is listed through ``note``)."""
+    bad = invalid_boxes(ds)
+    if not bad:
+        return
+    if skip_bad:
+        for b in bad:
+            note(f"left out: {b.message()}")
+        return
+    kinds = sorted({b.code for b in bad})
+    raise DetforgeError(
+        f"{len(bad)} invalid box(es) or image size(s) ({', '.join(kinds)}), first: "
+        f"{bad[0].message()}; fix them (see detforge check) or pass --skip-bad to convert "
+        "without them"
+    )
+
+
+def assert_writable(ds: Dataset) -> None:
+    """Last guard of every writer: :class:`DetforgeError` if a box about to be written is not
+    finite or has a negative size, or an image size is not finite."""
+    from detforge.data.boxes import BoxFormat
+
+    coords = ds.boxes.coords
+    b = np.asarray(coords, dtype=np.float64).reshape(-1, 4).copy()
+    if ds.boxes.format is BoxFormat.XYXY_PIXEL:
+        b[:, 2:] -= b[:, :2]  # sizes
+    widths, heights = ds.images.width, ds.images.height
+    with np.errstate(invalid="ignore"):
+        wrong = np.flatnonzero(~np.isfinite(b).all(axis=1) | (b[:, 2] < 0) | (b[:, 3] < 0))
+    if len(wrong):
+        raise DetforgeError(
+            f"{len(wrong)} box(es) are not finite or have a negative size (first: "
+            f"{np.asarray(coords)[wrong[0]].tolist()}); detforge does not write such boxes"
+        )
+    w, h = np.asarray(widths, dtype=np.float64), np.asarray(heights, dtype=np.float64)
+    if not (np.isfinite(w).all() and np.isfinite(h).all()):
+        raise DetforgeError("an image size is not finite; detforge does not write it")

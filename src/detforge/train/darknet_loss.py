@@ -1,0 +1,368 @@
+"""The loss of Darknet's anchor-based ``[yolo]`` heads, with ``yolo_layer.c``'s semantics.
+
+``DarknetYoloLoss(specs)(raw, batch) -> (loss, items)``. ``raw`` holds one tensor per head,
+``(B, n * (5 + C), h, w)``: the input of each ``[yolo]`` layer (what
+``DarknetNetwork.forward`` returns); ``batch`` follows the training batch contract
+(``docs/architecture.md``). ``loss`` is summed over the batch (as detforge's own loss);
+``items`` is a detached ``(3,)`` tensor ``[box, cls, obj]`` per image, for logging.
+
+Rules, learned from AlexeyAB/darknet ``forward_yolo_layer`` / ``process_batch``:
+
+* A truth (normalized to the network input) is matched, by the IoU of widths and heights
+  alone, to the best of *all* the cfg's anchors; the head whose ``mask`` holds that anchor
+  makes the grid cell containing the truth's centre a positive for that anchor. With
+  ``iou_thresh < 1`` every other anchor of the head whose IoU (``iou_thresh_kind``) with the
+  truth exceeds ``iou_thresh`` is a positive too.
+* Objectness: every prediction is pushed towards 0, except those whose decoded box has an IoU
+  above ``ignore_thresh`` with some truth of the image while one of its class probabilities
+  exceeds 0.25 (Darknet's ``class_id_match``): those are left alone. Positives go to 1.
+* Classes, at positives only: target 1 for the truths' classes there, 0 otherwise,
+  smoothed to ``y (1 - eps) + eps / 2`` with ``label_smooth_eps``.
+* Box, at positives: ``iou_loss=mse``: ``scale * (s KL(tx' || sigmoid(x)) + s KL(ty' || ...)
+  + ((tw - w)^2 + (th - h)^2) / 2)`` with ``scale = 2 - w_truth * h_truth``,
+  ``tx = cx * grid - col``, ``tx' = (tx + (s - 1) / 2) / s`` (``s = scale_x_y``) and
+  ``tw = ln(w_truth * net_w / anchor_w)`` against the raw ``w``: the gradients on the raw
+  outputs are exactly Darknet's deltas ``scale (tx - x_scaled)`` and ``scale (tw - w)``
+  (``new_coords``: ``(tx - x)^2 / 2`` on the conv's logistic output);
+  ``iou`` / ``giou`` / ``diou`` / ``ciou``: ``1 - IoU_kind(decoded box, truth)``. Both
+  times ``iou_normalizer``; with ``iou_thresh < 1`` a cell's box terms are divided by the
+  number of classes among its truths (Darknet's ``averages_yolo_deltas``).
+* Objectness and class terms are binary cross-entropies on the logits: their gradient is
+  exactly Darknet's delta ``target - sigmoid``. With ``new_coords=1`` the conv already applied
+  the logistic, and Darknet's delta passes back through it: there they are ``(p - target)^2 / 2``.
+  Times ``obj_normalizer`` / ``cls_normalizer``.
+
+Differences, by design: with the IoU losses the gradient of ``x, y`` flows through the
+sigmoid and the grid (Darknet applies the IoU derivative to the logit directly);
+``cls_normalizer`` always weighs the class term (Darknet applies it only with
+``counters_per_class``); ``truth_thresh`` (1 in every stock cfg),
+``objectness_smooth``, ``max_delta``, ``focal_loss`` and ``counters_per_class`` are not
+implemented (:func:`unsupported_keys` names the ones a cfg sets).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from detforge.errors import DetforgeError
+from detforge.models.box_ops import IOU_KINDS, box_iou_kind
+
+_UNSUPPORTED = {
+    "objectness_smooth": "0",
+    "max_delta": None,
+    "focal_loss": "0",
+    "counters_per_class": None,
+    "truth_thresh": "1",
+}
+
+
+@dataclass(frozen=True)
+class YoloLossSpec:
+    """One ``[yolo]`` head's training settings (Darknet's defaults). ``anchors`` are *all* the
+    cfg's anchors ``(w, h)`` in network-input pixels; ``mask`` the indices this head predicts."""
+
+    classes: int
+    anchors: tuple[tuple[float, float], ...]
+    mask: tuple[int, ...]
+    ignore_thresh: float = 0.5
+    iou_thresh: float = 1.0
+    iou_thresh_kind: str = "iou"
+    iou_normalizer: float = 0.75
+    cls_normalizer: float = 1.0
+    obj_normalizer: float = 1.0
+    iou_loss: str = "mse"
+    scale_x_y: float = 1.0
+    new_coords: bool = False
+    label_smooth_eps: float = 0.0
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, str], *, where: str = "[yolo]") -> YoloLossSpec:
+        """From a ``[yolo]`` section's raw ``key -> value`` strings."""
+
+        def num(key: str, default: float) -> float:
+            raw = options.get(key)
+            if raw is None:
+                return default
+            try:
+                return float(raw)
+            except ValueError:
+                raise DetforgeError(f"{where}: {key}={raw} is not a number") from None
+
+        def nums(key: str) -> list[float]:
+            raw = options.get(key, "")
+            try:
+                return [float(v) for v in raw.split(",") if v.strip()]
+            except ValueError:
+                raise DetforgeError(f"{where}: {key}={raw} is not a list of numbers") from None
+
+        values = nums("anchors")
+        anchors = tuple((values[2 * k], values[2 * k + 1]) for k in range(len(values) // 2))
+        total = int(num("num", 1))
+        mask = tuple(int(m) for m in nums("mask")) or tuple(range(total))
+        if not anchors or any(not 0 <= m < len(anchors) for m in mask):
+            raise DetforgeError(f"{where}: mask= names anchors beyond the {len(anchors)} given")
+        kind = options.get("iou_loss", "mse").lower()
+        thresh_kind = options.get("iou_thresh_kind", "iou").lower()
+        return cls(
+            classes=int(num("classes", 20)),
+            anchors=anchors,
+            mask=mask,
+            ignore_thresh=num("ignore_thresh", 0.5),
+            iou_thresh=num("iou_thresh", 1.0),
+            iou_thresh_kind=thresh_kind if thresh_kind in IOU_KINDS else "iou",
+            iou_normalizer=num("iou_normalizer", 0.75),
+            cls_normalizer=num("cls_normalizer", 1.0),
+            obj_normalizer=num("obj_normalizer", 1.0),
+            iou_loss=kind if kind in ("mse", *IOU_KINDS) else "iou",  # Darknet: else IOU
+            scale_x_y=num("scale_x_y", 1.0),
+            new_coords=num("new_coords", 0) != 0,
+            label_smooth_eps=num("label_smooth_eps", 0.0),
+        )
+
+
+def unsupported_keys(options: Mapping[str, str]) -> list[str]:
+    """``key=value`` settings of a ``[yolo]`` section this loss does not implement."""
+    out = []
+    for key, neutral in _UNSUPPORTED.items():
+        raw = options.get(key)
+        if raw is not None and (neutral is None or float(raw) != float(neutral)):
+            out.append(f"{key}={raw}")
+    return out
+
+
+def _entropy(t: Tensor) -> Tensor:
+    """Binary entropy of targets in [0, 1] (the minimum of their cross-entropy)."""
+    t = t.clamp(1e-12, 1 - 1e-12)
+    return -(t * torch.log(t) + (1 - t) * torch.log(1 - t))
+
+
+def _cxcywh_to_xyxy(b: Tensor) -> Tensor:
+    xy, wh = b[..., :2], b[..., 2:4]
+    return torch.cat([xy - wh / 2, xy + wh / 2], -1)
+
+
+def wh_iou(wh1: Tensor, wh2: Tensor) -> Tensor:
+    """IoU of boxes sharing a centre: ``(N, 2)`` x ``(K, 2)`` -> ``(N, K)``."""
+    inter = torch.minimum(wh1[:, None, 0], wh2[None, :, 0]) * torch.minimum(
+        wh1[:, None, 1], wh2[None, :, 1]
+    )
+    return inter / (wh1[:, None].prod(-1) + wh2[None].prod(-1) - inter)
+
+
+@dataclass
+class _Truths:
+    """Targets of a batch: ``img`` (T,), ``cls`` (T,), ``box`` (T, 4) cxcywh normalized."""
+
+    img: Tensor
+    cls: Tensor
+    box: Tensor
+
+
+def batch_truths(batch: Mapping[str, Any], net_w: int, net_h: int, device: torch.device) -> _Truths:
+    """The batch's targets, xyxy input pixels -> cxcywh relative to the network input."""
+    xyxy = batch["bboxes"].to(device=device, dtype=torch.float32).reshape(-1, 4)
+    scale = torch.tensor([net_w, net_h, net_w, net_h], dtype=torch.float32, device=device)
+    r = xyxy / scale
+    box = torch.stack(
+        [(r[:, 0] + r[:, 2]) / 2, (r[:, 1] + r[:, 3]) / 2, r[:, 2] - r[:, 0], r[:, 3] - r[:, 1]], 1
+    )
+    keep = (box[:, 2] > 0) & (box[:, 3] > 0)
+    img = batch["batch_idx"].to(device).long().reshape(-1)
+    cls = batch["cls"].to(device).long().reshape(-1)
+    return _Truths(img[keep], cls[keep], box[keep])
+
+
+class DarknetYoloLoss:
+    """Loss of a Darknet network's ``[yolo]`` heads (module docstring). ``specs[k]`` describes
+    ``raw[k]``; the network input size is read from ``batch["img"]``."""
+
+    def __init__(self, specs: Sequence[YoloLossSpec]) -> None:
+        if not specs:
+            raise DetforgeError("the network has no [yolo] head to train")
+        self.specs = tuple(specs)
+
+    def __call__(self, raw: Sequence[Tensor], batch: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
+        if len(raw) != len(self.specs):
+            raise ValueError(f"{len(raw)} head outputs for {len(self.specs)} [yolo] heads")
+        net_h, net_w = (int(v) for v in batch["img"].shape[-2:])
+        device = raw[0].device
+        truths = batch_truths(batch, net_w, net_h, device)
+        parts = torch.zeros(3, device=device)
+        total = raw[0].new_zeros(())
+        for p, spec in zip(raw, self.specs, strict=True):
+            terms = self._head(p.float(), spec, truths, net_w, net_h)
+            total = total + terms.sum()
+            parts = parts + terms.detach()
+        b = max(int(raw[0].shape[0]), 1)
+        return total, parts / b
+
+    def _head(self, raw: Tensor, spec: YoloLossSpec, t: _Truths, net_w: int, net_h: int) -> Tensor:
+        """``[box, cls, obj]`` loss sums of one head."""
+        b, _, gh, gw = raw.shape
+        n, c = len(spec.mask), spec.classes
+        if raw.shape[1] != n * (5 + c):
+            raise DetforgeError(
+                f"a [yolo] head with {n} anchors and classes={c} needs {n * (5 + c)} channels, "
+                f"its input has {raw.shape[1]}"
+            )
+        p = raw.view(b, n, 5 + c, gh, gw).permute(0, 1, 3, 4, 2)  # (B, n, h, w, 5 + C)
+        dev = raw.device
+        net = torch.tensor([net_w, net_h], dtype=torch.float32, device=dev)
+        all_anchors = torch.tensor(spec.anchors, dtype=torch.float32, device=dev) / net  # (A, 2)
+        mask = torch.tensor(spec.mask, dtype=torch.long, device=dev)
+        s = spec.scale_x_y
+        if spec.new_coords:
+            xy = p[..., 0:2] * s - 0.5 * (s - 1)
+            wh = p[..., 2:4] ** 2 * 4 * all_anchors[mask][:, None, None, :]
+            obj_p, cls_p = p[..., 4], p[..., 5:]
+        else:
+            xy = torch.sigmoid(p[..., 0:2]) * s - 0.5 * (s - 1)
+            wh = torch.exp(p[..., 2:4]) * all_anchors[mask][:, None, None, :]
+            obj_p, cls_p = torch.sigmoid(p[..., 4]), torch.sigmoid(p[..., 5:])
+        gy, gx = torch.meshgrid(
+            torch.arange(gh, device=dev), torch.arange(gw, device=dev), indexing="ij"
+        )
+        grid = torch.stack([gx, gy], -1).float()
+        pbox = torch.cat([(xy + grid) / torch.tensor([gw, gh], device=dev), wh], -1)
+
+        # --- which predictions are positives (image, anchor k, row, col) and for which truth
+        pos_img, pos_k, pos_j, pos_i, pos_t = self._assign(spec, t, all_anchors, gw, gh)
+
+        # --- objectness: 0 everywhere, left alone where a confident prediction already fits
+        obj_t = torch.zeros_like(obj_p)
+        obj_w = torch.ones_like(obj_p)
+        with torch.no_grad():
+            if len(t.img):
+                ignore = self._ignored(pbox.detach(), cls_p.detach(), t, spec.ignore_thresh)
+                obj_w[ignore] = 0.0
+        obj_t[pos_img, pos_k, pos_j, pos_i] = 1.0
+        obj_w[pos_img, pos_k, pos_j, pos_i] = 1.0
+        obj_l = self._prob_loss(p[..., 4], obj_p, obj_t, spec.new_coords)
+        obj_loss = spec.obj_normalizer * (obj_l * obj_w).sum()
+
+        zero = raw.new_zeros(())
+        if not len(pos_t):
+            return torch.stack([zero, zero, obj_loss])
+        # --- cells: unique positive locations, the union of their truths' classes
+        flat = ((pos_img * n + pos_k) * gh + pos_j) * gw + pos_i
+        cells, inv = torch.unique(flat, return_inverse=True)
+        cls_t = torch.zeros(len(cells), c, device=dev)
+        cls_t[inv, t.cls[pos_t]] = 1.0
+        eps = spec.label_smooth_eps
+        if eps:
+            cls_t = cls_t * (1 - eps) + 0.5 * eps
+        ci = cells
+        cw_i, ci = ci % gw, ci // gw
+        cj, ci = ci % gh, ci // gh
+        ck, cb = ci % n, ci // n
+        cls_l = self._prob_loss(
+            p[cb, ck, cj, cw_i, 5:], cls_p[cb, ck, cj, cw_i], cls_t, spec.new_coords
+        )
+        cls_loss = spec.cls_normalizer * cls_l.sum()
+
+        # --- box terms per (cell, truth) pair
+        tb = t.box[pos_t]
+        if spec.iou_loss == "mse":
+            anchor = all_anchors[mask[pos_k]]
+            txy = tb[:, :2] * torch.tensor([gw, gh], device=dev) - torch.stack([pos_i, pos_j], 1)
+            if spec.new_coords:
+                twh = torch.sqrt(tb[:, 2:4] / (4 * anchor))
+            else:
+                twh = torch.log(tb[:, 2:4] / anchor)
+            pwh = p[pos_img, pos_k, pos_j, pos_i, 2:4]
+            scale = 2 - tb[:, 2] * tb[:, 3]
+            if spec.new_coords:
+                pxy = xy[pos_img, pos_k, pos_j, pos_i]
+                dxy = 0.5 * ((txy - pxy) ** 2).sum(1)
+            else:  # Darknet's delta s (tx - x) on the logit: s x the gradient of this KL
+                soft = (txy + 0.5 * (s - 1)) / s
+                logit = p[pos_img, pos_k, pos_j, pos_i, 0:2]
+                bce = F.binary_cross_entropy_with_logits(logit, soft, reduction="none")
+                dxy = s * (bce - _entropy(soft)).sum(1)
+            box_l = scale * (dxy + 0.5 * ((twh - pwh) ** 2).sum(1))
+        else:
+            pb = pbox[pos_img, pos_k, pos_j, pos_i]
+            box_l = 1 - box_iou_kind(_cxcywh_to_xyxy(pb), _cxcywh_to_xyxy(tb), spec.iou_loss)
+        if spec.iou_thresh < 1.0:  # Darknet averages a cell's accumulated box deltas
+            classes_at = torch.zeros(len(cells), c, device=dev)
+            classes_at[inv, t.cls[pos_t]] = 1.0
+            box_l = box_l / classes_at.sum(1).clamp(min=1)[inv]
+        box_loss = spec.iou_normalizer * box_l.sum()
+        return torch.stack([box_loss, cls_loss, obj_loss])
+
+    @staticmethod
+    def _prob_loss(logit: Tensor, prob: Tensor, target: Tensor, new_coords: bool) -> Tensor:
+        """BCE on logits (gradient = Darknet's delta), or half squared error on probabilities
+        when the conv applied the logistic itself (``new_coords``)."""
+        if new_coords:
+            return 0.5 * (prob - target) ** 2
+        return F.binary_cross_entropy_with_logits(logit, target, reduction="none")
+
+    @staticmethod
+    def _assign(
+        spec: YoloLossSpec, t: _Truths, all_anchors: Tensor, gw: int, gh: int
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Positives of this head: ``(image, mask index, row, col, truth index)`` each (P,)."""
+        dev = all_anchors.device
+        empty = torch.zeros(0, dtype=torch.long, device=dev)
+        if not len(t.img):
+            return empty, empty, empty, empty, empty
+        valid = (t.cls >= 0) & (t.cls < spec.classes)
+        shape_iou = wh_iou(t.box[:, 2:4], all_anchors)  # (T, A)
+        best = shape_iou.argmax(1)  # first of equals, as Darknet's strict '>'
+        mask = torch.tensor(spec.mask, dtype=torch.long, device=dev)
+        hit = best[:, None] == mask[None, :]  # (T, n)
+        if spec.iou_thresh < 1.0:
+            zeros = torch.zeros_like(t.box[:, :2])
+            tbox = _cxcywh_to_xyxy(torch.cat([zeros, t.box[:, 2:4]], 1))
+            abox = _cxcywh_to_xyxy(torch.cat([torch.zeros_like(all_anchors), all_anchors], 1))
+            kind_iou = box_iou_kind(
+                tbox[:, None, :].expand(-1, len(mask), -1),
+                abox[mask][None, :, :].expand(len(tbox), -1, -1),
+                spec.iou_thresh_kind,
+            )
+            hit = hit | (kind_iou > spec.iou_thresh)
+        hit &= valid[:, None]
+        ti, k = torch.nonzero(hit, as_tuple=True)
+        col = (t.box[ti, 0] * gw).long().clamp(0, gw - 1)
+        row = (t.box[ti, 1] * gh).long().clamp(0, gh - 1)
+        return t.img[ti], k, row, col, ti
+
+    @staticmethod
+    def _ignored(pbox: Tensor, cls_p: Tensor, t: _Truths, thresh: float) -> Tensor:
+        """(B, n, h, w) bool: a class probability > 0.25 and IoU > ``thresh`` with a truth."""
+        b = pbox.shape[0]
+        out = torch.zeros(pbox.shape[:-1], dtype=torch.bool, device=pbox.device)
+        confident = (cls_p > 0.25).any(-1)
+        for img in range(b):
+            sel = t.img == img
+            if not bool(sel.any()):
+                continue
+            boxes = _cxcywh_to_xyxy(t.box[sel])  # (M, 4)
+            pb = _cxcywh_to_xyxy(pbox[img]).reshape(-1, 1, 4)  # (P, 1, 4)
+            iou = box_iou_kind(pb.expand(-1, len(boxes), -1), boxes[None].expand(len(pb), -1, -1))
+            best = iou.max(1).values.view(pbox.shape[1:-1])
+            out[img] = (best > thresh) & confident[img]
+        return out
+
+
+def darknet_step_lr(learning_rate: float, batch: int) -> float:
+    """The SGD learning rate for a loss summed over the batch that steps like Darknet's
+    ``learning_rate`` (Darknet divides the summed gradient by its ``batch``)."""
+    return learning_rate / max(batch, 1)
+
+
+__all__ = [
+    "DarknetYoloLoss",
+    "YoloLossSpec",
+    "batch_truths",
+    "darknet_step_lr",
+    "unsupported_keys",
+    "wh_iou",
+]

@@ -1,0 +1,382 @@
+"""Fine-tuning a Darknet network: the trainable model, its class count, weights and freezing.
+
+:class:`DarknetDetector` wraps a :class:`~detforge.models.darknet.network.DarknetNetwork` in
+the contract of detforge's own ``Detector`` (``docs/architecture.md``): in training mode
+``forward`` returns the raw ``[yolo]`` inputs for :class:`~detforge.train.darknet_loss.
+DarknetYoloLoss`; in eval mode ``(B, A, 4 + C)`` boxes xyxy in input pixels and class scores
+``objectness x class probability`` (Darknet's score), which ``postprocess``, validation,
+previews and ``predict`` use unchanged. Its ``build_args`` hold the cfg text, so a checkpoint
+rebuilds the network without the ``.cfg`` file.
+
+* :func:`cfg_for_classes`: the cfg text for N classes (``classes=`` and the ``filters=`` of the
+  conv before each head, by :func:`~detforge.formats.darknet.cfg.rewrite_cfg_text`), with
+  ``letter_box=1`` in ``[net]`` (detforge trains and predicts on letterboxed images, so the
+  exported network must be fed the same way).
+* :func:`load_darknet_weights`: a ``.weights`` or partial ``.conv.N`` file read into the
+  network it was written for (the cfg as given, or the same cfg with the class count the file's
+  length implies), then every conv whose shapes match copied over; the head convs of a new
+  class count keep their fresh initialisation.
+* :func:`freeze_layers`: ``--freeze N`` keeps cfg layers ``0 .. N-1`` fixed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from detforge.errors import DetforgeError
+from detforge.train.darknet_loss import DarknetYoloLoss, YoloLossSpec, unsupported_keys
+
+if TYPE_CHECKING:
+    from detforge.models.darknet.network import DarknetNetwork
+
+ARCH = "darknet"
+"""``build_args["arch"]`` of a Darknet checkpoint."""
+
+_NET_HEADER = re.compile(r"^[ \t]*\[(net|network)\][ \t]*$", re.IGNORECASE | re.MULTILINE)
+_LETTER_BOX = re.compile(r"^[ \t]*letter_box[ \t]*=.*$", re.IGNORECASE | re.MULTILINE)
+
+
+class DarknetDetector(nn.Module):
+    """A Darknet network with detforge's ``Detector`` contract (module docstring)."""
+
+    def __init__(self, cfg_text: str, *, path: str = "<cfg>") -> None:
+        super().__init__()
+        from detforge.models.darknet.cfg import parse_cfg_text
+        from detforge.models.darknet.network import DarknetNetwork
+
+        self.net = DarknetNetwork(parse_cfg_text(cfg_text, path=path))
+        self.cfg_text = cfg_text
+        self.build_args: dict[str, Any] = {
+            "arch": ARCH,
+            "cfg": with_letter_box(cfg_text),  # see the module docstring
+            "num_classes": self.net.num_classes,
+        }
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.net.num_classes)
+
+    def loss_specs(self) -> list[YoloLossSpec]:
+        """One :class:`YoloLossSpec` per head; DetforgeError for a ``[region]`` head."""
+        specs = []
+        for head in self.net.heads:
+            section = self.net.cfg.layers[head.index]
+            if head.kind != "yolo":
+                raise section.error(
+                    "fine-tuning supports [yolo] heads only (not yolov2's [region])"
+                )
+            specs.append(YoloLossSpec.from_options(section.options, where=f"[yolo] {head.index}"))
+        return specs
+
+    def unsupported(self) -> list[str]:
+        """``[yolo]`` settings of the cfg the loss does not implement (for a note)."""
+        out: list[str] = []
+        for head in self.net.heads:
+            out += unsupported_keys(self.net.cfg.layers[head.index].options)
+        return sorted(set(out))
+
+    def forward(self, x: torch.Tensor) -> Any:
+        raw = self.net(x)
+        if self.training:
+            return raw
+        from detforge.models.darknet.decode import decode_all
+
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        rows = decode_all(raw, self.net.heads, w, h)  # (B, N, 5 + C) cxcywh relative
+        scale = rows.new_tensor([w, h])
+        cxcy, wh = rows[..., 0:2] * scale, rows[..., 2:4] * scale
+        boxes = torch.cat([cxcy - wh / 2, cxcy + wh / 2], -1)
+        return torch.cat([boxes, rows[..., 5:] * rows[..., 4:5]], -1)
+
+    def fuse(self, channels_last: bool = True) -> DarknetDetector:
+        """Kept for the ``Detector`` interface; the Darknet network runs unfused."""
+        return self
+
+
+def darknet_loss(model: DarknetDetector) -> DarknetYoloLoss:
+    """The ``[yolo]``-head loss of ``model``."""
+    return DarknetYoloLoss(model.loss_specs())
+
+
+def _head_classes(text: str, path: str) -> int:
+    from detforge.models.darknet.cfg import parse_cfg_text
+
+    cfg = parse_cfg_text(text, path=path)
+    heads = [s for s in cfg.layers if s.name in ("yolo", "region")]
+    if not heads:
+        raise DetforgeError("the cfg has no [yolo] layer to train", path=path)
+    return heads[-1].get_int("classes", 20)
+
+
+def with_letter_box(text: str) -> str:
+    """``text`` with ``letter_box=1`` in its ``[net]`` section (set or added)."""
+    net = _NET_HEADER.search(text)
+    if net is None:
+        return text
+    end = re.search(r"^[ \t]*\[", text[net.end() :], re.MULTILINE)
+    stop = net.end() + (end.start() if end else len(text) - net.end())
+    section = text[net.end() : stop]
+    if _LETTER_BOX.search(section):
+        section = _LETTER_BOX.sub("letter_box=1", section)
+    else:
+        section = "\nletter_box=1" + section
+    return text[: net.end()] + section + text[stop:]
+
+
+def cfg_for_classes(text: str, classes: int, *, path: str = "<cfg>") -> tuple[str, bool]:
+    """The cfg text for ``classes`` classes; ``changed`` is True when the heads were rebuilt for
+    a new class count."""
+    from detforge.formats.darknet.cfg import rewrite_cfg_text
+
+    changed = _head_classes(text, path) != classes
+    if changed:  # values edited in place: line numbers stay the user's
+        text, _ = rewrite_cfg_text(text, classes=classes, path=path)
+    return text, changed
+
+
+def read_cfg_text(path: str | os.PathLike[str]) -> str:
+    """A ``.cfg`` file's text (DetforgeError naming it when unreadable)."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise DetforgeError(f"cannot read the cfg: {exc.strerror or exc}", path=p) from None
+    if b"\0" in data[:4096]:
+        raise DetforgeError("this is not a Darknet .cfg text file (binary data)", path=p)
+    return data.decode("utf-8", errors="replace")
+
+
+@dataclass
+class WeightsLoad:
+    """What :func:`load_darknet_weights` did: ``loaded`` convs copied of ``convs`` in the model,
+    ``fresh`` cfg layer indices left initialised, ``file_classes`` the class count the file was
+    written for, ``layers`` cfg layers the file covers."""
+
+    loaded: int
+    convs: int
+    fresh: list[int]
+    file_classes: int
+    layers: int
+
+    def message(self, path: str | os.PathLike[str]) -> str:
+        fresh = f"; re-initialised: layers {', '.join(map(str, self.fresh))}" if self.fresh else ""
+        part = f" (a partial file: layers 0-{self.layers - 1})" if self.layers else ""
+        return (
+            f"--weights {path}: {self.loaded} of {self.convs} convolutional layers loaded"
+            f"{part}, written for {self.file_classes} classes{fresh}"
+        )
+
+
+def _source_network(text: str, weights: str, cfg_path: str) -> tuple[DarknetNetwork, int, int]:
+    """The network ``weights`` was written for, loaded: the cfg as given, or with the class
+    count that the file's length implies. Returns ``(network, layers covered, classes)``."""
+    from detforge.models.darknet.cfg import parse_cfg_text
+    from detforge.models.darknet.network import DarknetNetwork
+    from detforge.models.darknet.weights import read_weights
+
+    given = _head_classes(text, cfg_path)
+    net = DarknetNetwork(parse_cfg_text(text, path=cfg_path))
+    try:
+        return net, read_weights(net, weights, partial=True), given
+    except DetforgeError as first:
+        size = Path(weights).stat().st_size
+        guess = _classes_from_length(text, cfg_path, size, given)
+        if guess is None:
+            raise first from None
+    alt, _ = cfg_for_classes(text, guess, path=cfg_path)
+    net = DarknetNetwork(parse_cfg_text(alt, path=cfg_path))
+    return net, read_weights(net, weights), guess
+
+
+def _classes_from_length(text: str, cfg_path: str, size: int, given: int) -> int | None:
+    """The class count C for which the cfg's weights take exactly ``size`` bytes (header of
+    16 or 20 bytes), or None. The float count is linear in C: ``a + b * C``."""
+    from detforge.models.darknet.cfg import parse_cfg_text
+    from detforge.models.darknet.network import DarknetNetwork
+
+    def floats(c: int) -> int:
+        alt, _ = cfg_for_classes(text, c, path=cfg_path)
+        return weights_floats(DarknetNetwork(parse_cfg_text(alt, path=cfg_path)))
+
+    f1, f2 = floats(1), floats(2)
+    b = f2 - f1
+    if b <= 0:
+        return None
+    for header in (20, 16):
+        payload = size - header
+        if payload % 4:
+            continue
+        c, rest = divmod(payload // 4 - (f1 - b), b)
+        if not rest and 1 <= c <= 100_000 and c != given:
+            return int(c)
+    return None
+
+
+def weights_floats(net: nn.Module) -> int:
+    """How many float32 values a ``.weights`` file of ``net`` holds: per conv, its weights and
+    ``filters`` biases, plus BN scales, means and variances (``filters`` each) when present."""
+    from detforge.models.darknet.layers import ConvLayer
+
+    total = 0
+    for layer in net.modules():
+        if isinstance(layer, ConvLayer):
+            filters = layer.conv.out_channels
+            total += layer.conv.weight.numel() + filters * (4 if layer.bn is not None else 1)
+    return total
+
+
+def load_darknet_weights(
+    model: DarknetDetector, weights: str | os.PathLike[str], cfg_text: str, cfg_path: str
+) -> WeightsLoad:
+    """Copy a ``.weights`` / ``.conv.N`` file into ``model`` (module docstring). ``cfg_text``
+    is the cfg as the user gave it (before :func:`cfg_for_classes`)."""
+    from detforge.models.darknet.layers import ConvLayer
+
+    src, covered, file_classes = _source_network(cfg_text, os.fspath(weights), cfg_path)
+    loaded, convs, fresh = 0, 0, []
+    with torch.no_grad():
+        for i, layer in enumerate(model.net.layers):
+            if not isinstance(layer, ConvLayer):
+                continue
+            convs += 1
+            other = src.layers[i] if i < covered else None
+            mine, theirs = layer.state_dict(), other.state_dict() if other is not None else {}
+            if other is None or any(
+                k not in theirs or theirs[k].shape != v.shape for k, v in mine.items()
+            ):
+                if other is not None:
+                    fresh.append(i)
+                continue
+            layer.load_state_dict(theirs)
+            loaded += 1
+    partial = covered if covered < len(src.layers) else 0
+    return WeightsLoad(loaded, convs, fresh, file_classes, partial)
+
+
+OBJ_PRIOR = 0.01
+"""Objectness of a freshly initialised head: ``sigmoid(bias) = 0.01`` (a head starting at 0.5
+spends its first hundreds of steps only pushing thousands of background predictions down)."""
+
+
+def init_heads(model: DarknetDetector) -> None:
+    """Initialise the conv before each ``[yolo]``: weights N(0, 0.01), biases 0 except the
+    objectness biases, at :data:`OBJ_PRIOR`."""
+    import math
+
+    from detforge.models.darknet.layers import ConvLayer
+
+    with torch.no_grad():
+        for head in model.net.heads:
+            layer = model.net.layers[head.index - 1]
+            if not isinstance(layer, ConvLayer) or layer.conv.bias is None:
+                continue
+            layer.conv.weight.normal_(0.0, 0.01)
+            bias = layer.conv.bias.view(len(head.anchors), 5 + head.classes)
+            bias.zero_()
+            bias[:, 4] = math.log(OBJ_PRIOR / (1 - OBJ_PRIOR))
+
+
+def freeze_layers(model: DarknetDetector, n: int) -> int:
+    """Stop gradients into cfg layers ``0 .. n-1``; returns how many parameters froze."""
+    if n < 0:
+        raise DetforgeError(f"--freeze must be 0 or more, got {n}")
+    if n > len(model.net.layers):
+        raise DetforgeError(f"--freeze {n}: the network has {len(model.net.layers)} layers")
+    count = 0
+    for layer in list(model.net.layers)[:n]:
+        for p in layer.parameters():
+            p.requires_grad_(False)
+            count += p.numel()
+    return count
+
+
+def is_darknet_weights(path: str | os.PathLike[str]) -> bool:
+    """A Darknet ``.weights`` / ``.conv.N`` file (by name or by its header), not a checkpoint."""
+    from detforge.models.filekind import darknet_weights_header
+
+    p = Path(path)
+    if p.name.lower().endswith(".weights") or re.search(r"\.conv\.\d+$", p.name, re.IGNORECASE):
+        return True
+    try:
+        with open(p, "rb") as f:
+            head = f.read(32)
+    except OSError:
+        return False
+    return not head.startswith(b"PK") and darknet_weights_header(head) is not None
+
+
+def build_darknet(cfg: Any, num_classes: int) -> tuple[DarknetDetector, DarknetYoloLoss]:
+    """``TrainConfig.cfg``'s network for ``num_classes`` classes (heads rebuilt when the count
+    differs), frozen up to ``cfg.freeze``, and its loss. Weights come later
+    (:func:`prepare_darknet`)."""
+    assert cfg.cfg
+    if cfg.resume:  # the network the run trained: the cfg text its checkpoint holds
+        from detforge.models.checkpoint import load_checkpoint
+        from detforge.train.runs import resume_checkpoint_path
+
+        path = resume_checkpoint_path(cfg.resume)
+        args = load_checkpoint(path)["model_args"]
+        if args.get("arch") != ARCH:
+            raise DetforgeError(
+                "--cfg: the run to resume did not train a Darknet network", path=path
+            )
+        model = DarknetDetector(str(args["cfg"]), path=f"{path}:cfg")
+    else:
+        text = read_cfg_text(cfg.cfg)
+        new, _ = cfg_for_classes(text, num_classes, path=str(cfg.cfg))
+        model = DarknetDetector(new, path=str(cfg.cfg))
+        init_heads(model)  # loaded weights of the same shape replace it (prepare_darknet)
+    if cfg.freeze:
+        freeze_layers(model, int(cfg.freeze))
+    return model, darknet_loss(model)
+
+
+def prepare_darknet(model: nn.Module, cfg: Any, log: Any) -> None:
+    """Load ``cfg.weights`` into a :func:`build_darknet` model (a Darknet file, or a detforge
+    checkpoint of the same network) and log what was loaded, rebuilt and frozen."""
+    assert isinstance(model, DarknetDetector) and cfg.cfg
+    if cfg.resume:  # weights and all come from the run's checkpoint
+        return
+    text = read_cfg_text(cfg.cfg)
+    old = _head_classes(text, str(cfg.cfg))
+    if old != model.num_classes:
+        log(f"--cfg {cfg.cfg}: classes={old} rebuilt for the dataset's {model.num_classes} "
+            "(filters = (classes + 5) x masks before each [yolo])")  # fmt: skip
+    if cfg.weights and is_darknet_weights(cfg.weights):
+        got = load_darknet_weights(model, cfg.weights, text, str(cfg.cfg))
+        log(got.message(cfg.weights))
+    elif cfg.weights:
+        from detforge.train.session import load_pretrained
+
+        load_pretrained(model, cfg, log)
+    else:
+        log(f"--cfg {cfg.cfg} without --weights: training from random weights")
+    if cfg.freeze:
+        log(f"--freeze {cfg.freeze}: cfg layers 0-{cfg.freeze - 1} stay fixed")
+    skipped = model.unsupported()
+    if skipped:
+        log(f"note: [yolo] settings not implemented (no effect): {', '.join(skipped)}")
+
+
+def darknet_cli_defaults(cfg_path: str) -> dict[str, Any]:
+    """``imgsz`` (the cfg's larger side, a multiple of 32) and ``lr`` (its ``learning_rate /
+    batch``, the step LR of a batch-summed loss; ``batch=1`` counts as Darknet's 64) for
+    ``detforge train --cfg`` when the command line does not give them."""
+    from detforge.models.darknet.cfg import parse_cfg_text
+    from detforge.train.darknet_loss import darknet_step_lr
+
+    parsed = parse_cfg_text(read_cfg_text(cfg_path), path=cfg_path)
+    size = max(parsed.width, parsed.height)
+    batch = parsed.net.get_int("batch", 64)
+    lr = parsed.net.get_float("learning_rate", 0.001)
+    return {
+        "imgsz": max(32, round(size / 32) * 32),
+        "lr": darknet_step_lr(lr, batch if batch > 1 else 64),
+    }

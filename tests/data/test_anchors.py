@@ -1,0 +1,70 @@
+"""Darknet's calc_anchors k-means (``detforge.data.anchors``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detforge.data.anchors import kmeans_anchors, mean_best_iou, wh_iou
+from detforge.errors import DetforgeError
+
+POINTS = [(1, 1), (2, 2), (6, 6), (5, 5), (10, 10)]
+
+
+def test_hand_computed_two_clusters() -> None:
+    # Round 1 from centres (1,1), (10,10): (2,2) -> IoU 1/4 vs 4/100 -> first; (6,6) -> 1/36 vs
+    # 36/100 -> second; (5,5) -> 1/25 vs 25/100 -> second. New centres (1.5,1.5), (7,7).
+    # Round 2 assigns the same way, so k-means stops after one update.
+    res = kmeans_anchors(POINTS, 2, init=[(10, 10), (1, 1)])
+    np.testing.assert_allclose(res.anchors, [[1.5, 1.5], [7.0, 7.0]])  # sorted by area
+    assert res.rounds == 1 and res.boxes == 5
+    expected = (1 / 2.25 + 2.25 / 4 + 36 / 49 + 25 / 49 + 49 / 100) / 5
+    assert res.mean_iou == pytest.approx(expected, abs=1e-12)
+    assert res.darknet_text() == "2,2, 7,7"
+
+
+def test_mean_iou_matches_torchvision_box_iou() -> None:
+    torch = pytest.importorskip("torch")
+    from torchvision.ops import box_iou
+
+    rng = np.random.default_rng(5)
+    wh = rng.uniform(4, 300, size=(400, 2))
+    res = kmeans_anchors(wh, 6, seed=1)
+    boxes = torch.tensor(np.c_[np.zeros((400, 2)), wh])
+    anchors = torch.tensor(np.c_[np.zeros((6, 2)), res.anchors])
+    ref = box_iou(boxes, anchors).max(dim=1).values.mean().item()
+    assert res.mean_iou == pytest.approx(ref, abs=1e-9)
+    # a fixed point: every anchor is the mean of the boxes closest to it
+    closest = box_iou(boxes, anchors).argmax(dim=1).numpy()
+    for j in range(6):
+        np.testing.assert_allclose(res.anchors[j], wh[closest == j].mean(axis=0))
+
+
+def test_seeded_and_sorted() -> None:
+    rng = np.random.default_rng(0)
+    wh = rng.uniform(1, 100, size=(200, 2))
+    a = kmeans_anchors(wh, 5, seed=7)
+    b = kmeans_anchors(wh, 5, seed=7)
+    np.testing.assert_array_equal(a.anchors, b.anchors)
+    area = a.anchors.prod(axis=1)
+    assert np.all(np.diff(area) >= 0)
+    assert a.mean_iou == pytest.approx(mean_best_iou(wh, a.anchors))
+
+
+def test_empty_cluster_keeps_its_centre_and_k1_is_the_mean() -> None:
+    # (100,100) never wins a box: it stays where it was
+    res = kmeans_anchors([(1, 1), (2, 2)], 2, init=[(100, 100), (1, 1)])
+    np.testing.assert_allclose(res.anchors, [[1.5, 1.5], [100, 100]])
+    # as in Darknet, assignments start at centre 0: when the first pass leaves every box there,
+    # k-means has "converged" without moving any centre
+    still = kmeans_anchors([(1, 1), (2, 2)], 2, init=[(1, 1), (100, 100)])
+    np.testing.assert_allclose(still.anchors, [[1, 1], [100, 100]])
+    assert still.rounds == 0
+    one = kmeans_anchors(POINTS, 1)
+    np.testing.assert_allclose(one.anchors, [[4.8, 4.8]])
+    assert wh_iou([(2, 4)], [(4, 2)])[0, 0] == pytest.approx(4 / 12)
+
+
+def test_too_few_boxes_is_an_error() -> None:
+    with pytest.raises(DetforgeError, match="cannot make 3 anchors"):
+        kmeans_anchors([(1, 1), (0, 5)], 3)

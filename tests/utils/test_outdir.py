@@ -1,0 +1,173 @@
+"""The output-folder rule (``detforge.utils.outdir``): only what detforge made is replaced."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from detforge.cli.main import main
+from detforge.errors import DetforgeError
+from detforge.utils.outdir import MANIFEST, output_dir, read_manifest, refuse_incomplete
+from tests.reliability.builders import darknet_project, tree_digest
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DETFORGE_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.mark.parametrize("to", ["ultralytics", "voc", "darknet", "coco", "tfrecord"])
+def test_convert_into_the_image_folder_is_refused_and_nothing_changes(
+    tmp_path: Path, to: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = darknet_project(tmp_path / "proj")
+    before = tree_digest(tmp_path / "proj")
+    assert main(["convert", str(data), str(tmp_path / "proj" / "data"), "--to", to]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "detforge convert: error:" in err[0]
+    assert tree_digest(tmp_path / "proj") == before
+
+
+def test_overwrite_replaces_only_what_detforge_wrote(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = darknet_project(tmp_path / "proj")
+    out = tmp_path / "out"
+    assert main(["convert", str(data), str(out), "--to", "ultralytics"]) == 0
+    manifest = read_manifest(out)
+    assert manifest is not None and manifest["complete"] is True
+    assert "data.yaml" in manifest["files"] and any(
+        f.startswith("labels/") for f in manifest["files"]
+    )
+    (out / "my_notes.txt").write_text("mine")
+    assert main(["convert", str(data), str(out), "--to", "ultralytics"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["convert", str(data), str(out), "--to", "ultralytics", "--overwrite"]) == 0
+    assert (out / "my_notes.txt").read_text() == "mine"
+    assert "my_notes.txt" not in json.loads((out / MANIFEST).read_text())["files"]
+    # a different target format over the earlier output: the old labels/ go, notes stay
+    assert main(["convert", str(data), str(out), "--to", "voc", "--overwrite"]) == 0
+    assert not (out / "labels").exists() and (out / "Annotations").is_dir()
+    assert (out / "my_notes.txt").read_text() == "mine"
+
+
+def test_foreign_non_empty_out_and_out_a_file_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = darknet_project(tmp_path / "proj")
+    busy = tmp_path / "busy"
+    (busy / "labels").mkdir(parents=True)
+    (busy / "labels" / "x.txt").write_text("keep")
+    for extra in ([], ["--overwrite"]):
+        assert main(["convert", str(data), str(busy), "--to", "ultralytics", *extra]) == 2
+        assert "not written by detforge" in capsys.readouterr().err
+    assert (busy / "labels" / "x.txt").read_text() == "keep"
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["convert", str(data), str(afile), "--to", "coco"]) == 2
+    assert "existing file" in capsys.readouterr().err
+    assert main(["check", str(data), "--fix", str(afile)]) == 2
+    assert afile.read_text() == "x"
+
+
+def test_error_while_writing_removes_the_partial_output(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    with pytest.raises(DetforgeError), output_dir(out, command="t"):
+        (out / "half.txt").write_text("x")
+        raise DetforgeError("bad source found half way")
+    assert not out.exists()
+
+
+def test_kill_leaves_an_incomplete_marker_that_readers_refuse_and_a_rerun_clears(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = darknet_project(tmp_path / "proj")
+    out = tmp_path / "out"
+    assert main(["convert", str(data), str(out), "--to", "ultralytics"]) == 0
+    # simulate a kill -9 half way through a second run: marker rewritten, a hidden stage left
+    text = json.loads((out / MANIFEST).read_text())
+    (out / MANIFEST).write_text(
+        json.dumps({"format": text["format"], "complete": False, "command": "convert", "kept": []})
+    )
+    (out / ".labels.abc.tmp").mkdir()
+    (out / ".labels.abc.tmp" / "im0.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    for cmd in (["info", str(out / "data.yaml")], ["check", str(out / "data.yaml")]):
+        assert main(cmd) == 2
+        err = capsys.readouterr().err
+        assert "incomplete detforge output" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(DetforgeError, match="incomplete"):
+        refuse_incomplete(out / "labels" / "train")
+    assert main(["convert", str(data), str(out), "--to", "ultralytics"]) == 0  # no --overwrite
+    assert "interrupted" in capsys.readouterr().out
+    assert not (out / ".labels.abc.tmp").exists()
+    assert main(["info", str(out / "data.yaml")]) == 0
+
+
+def test_fix_and_split_follow_the_same_rule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = darknet_project(tmp_path / "proj")
+    before = tree_digest(tmp_path / "proj")
+    assert main(["check", str(data), "--fix", str(tmp_path / "proj" / "data")]) == 2
+    assert main(["check", str(data), "--fix", str(tmp_path / "fixed")]) == 0
+    assert main(["check", str(data), "--fix", str(tmp_path / "fixed")]) == 2
+    assert main(["check", str(data), "--fix", str(tmp_path / "fixed"), "--overwrite"]) == 0
+    assert main(["split", str(tmp_path / "proj" / "data"), "--out", str(tmp_path / "proj")]) == 2
+    assert main(["split", str(tmp_path / "proj" / "data"), "--out", str(tmp_path / "s")]) == 0
+    assert read_manifest(tmp_path / "s") is not None
+    capsys.readouterr()
+    assert tree_digest(tmp_path / "proj") == before
+
+
+def test_output_folders_honour_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        _converted_folders_are_0755(tmp_path)
+    finally:
+        os.umask(old)
+
+
+def _converted_folders_are_0755(tmp_path: Path) -> None:
+    data = darknet_project(tmp_path / "proj")
+    for to in ("ultralytics", "voc"):
+        out = tmp_path / to
+        assert main(["convert", str(data), str(out), "--to", to]) == 0
+        for d in [out, *[p for p in out.rglob("*") if p.is_dir() and not p.is_symlink()]]:
+            mode = stat.S_IMODE(d.stat().st_mode)
+            assert mode == 0o755, (d, oct(mode))
+
+
+def test_overwrite_never_follows_a_link_out_of_out(tmp_path: Path) -> None:
+    data = darknet_project(tmp_path / "proj")
+    out = tmp_path / "out"
+    assert main(["convert", str(data), str(out), "--to", "ultralytics"]) == 0
+    # a person swaps OUT/labels for a link to their own labels: --overwrite must not reach them
+    mine = tmp_path / "mine"
+    (out / "labels").rename(mine)
+    (out / "labels").symlink_to(mine)
+    before = tree_digest(mine)
+    assert main(["convert", str(data), str(out), "--to", "voc", "--overwrite"]) == 0
+    assert tree_digest(mine) == before
+
+
+def test_a_foreign_manifest_name_is_never_a_licence_to_delete(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = darknet_project(tmp_path / "proj")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / MANIFEST).write_text("my notes, not JSON")
+    (mine / "keep.txt").write_text("keep")
+    before = tree_digest(mine)
+    for extra in ([], ["--overwrite"]):
+        assert main(["convert", str(data), str(mine), "--to", "coco", *extra]) == 2
+        assert "not a detforge output manifest" in capsys.readouterr().err
+    assert tree_digest(mine) == before
+    inner = darknet_project(mine / "proj")  # a dataset below it still reads
+    assert main(["info", str(inner)]) == 0
