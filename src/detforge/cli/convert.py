@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--images",
         default="link",
         metavar="link|copy|none",
-        help="how images reach OUT: link (default), copy, or none (labels only)",
+        help="how images reach OUT: link, copy, or none (labels only) [link]",
     )
     parser.add_argument(
         "--images-dir",
@@ -77,13 +77,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--label-map",
         metavar="FILE",
         help=(
-            "TFRecord source: its label_map.pbtxt (default: one found beside the records); "
+            "TFRecord source: its label_map.pbtxt [one found beside the records]; "
             "TFRecord target: a label map the class names must match; VOC source: a class "
             "list (.pbtxt or one name a line) fixing the class order"
         ),
     )
     parser.add_argument(
-        "--shards", type=int, default=1, metavar="N", help="TFRecord target: files per split"
+        "--shards", type=int, default=1, metavar="N", help="TFRecord target: files per split [1]"
     )
     parser.add_argument(
         "--clip-boxes",
@@ -102,7 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--batch-size",
         type=int,
         metavar="N",
-        help="with --pipeline: train batch_size (default: the config's, capped at 8)",
+        help="with --pipeline: train batch_size [the config's, capped at 8]",
     )
     parser.add_argument(
         "--checkpoint-step",
