@@ -75,27 +75,23 @@ Dets = list[tuple[str, float, np.ndarray]]
 
 def _found(mine: Dets, other: Dets) -> int:
     """How many of ``mine`` have a partner in ``other``: same class, IoU >= 0.9, scores within
-    0.02 plus Darknet's truncation to whole percent (0.03 in all)."""
-    if not mine or not other:
-        return 0
-    a = np.stack([d[2] for d in mine])
-    b = np.stack([d[2] for d in other])
-    iw = np.clip(
-        np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None
-    )
-    ih = np.clip(
-        np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None
-    )
-    inter = iw * ih
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    iou = inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
-    same = np.array([d[0] for d in mine])[:, None] == np.array([d[0] for d in other])[None, :]
-    close = (
-        np.abs(np.array([d[1] for d in mine])[:, None] - np.array([d[1] for d in other])[None, :])
-        <= 0.03
-    )
-    return int((same & close & (iou >= 0.9)).any(1).sum())
+    0.02 plus Darknet's truncation to whole percent (0.03 in all). Compared class by class."""
+    hits = 0
+    for name in {d[0] for d in mine}:
+        m = [d for d in mine if d[0] == name]
+        o = [d for d in other if d[0] == name]
+        if not o:
+            continue
+        a, b = np.stack([d[2] for d in m]), np.stack([d[2] for d in o])
+        lo = np.maximum(a[:, None, :2], b[None, :, :2])
+        hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
+        inter = np.clip(hi - lo, 0, None).prod(-1)
+        area_a = (a[:, 2:] - a[:, :2]).prod(-1)
+        area_b = (b[:, 2:] - b[:, :2]).prod(-1)
+        iou = inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
+        ds = np.abs(np.array([d[1] for d in m])[:, None] - np.array([d[1] for d in o])[None, :])
+        hits += int(((ds <= 0.03) & (iou >= 0.9)).any(1).sum())
+    return hits
 
 
 def main() -> None:
