@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(VENV)/bin/detforge demo --out $(DEMO_OUT)
 
 test: $(STAMP) chromium
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto
 
 # tests/report drive a headless Chromium (Debian's package; Playwright uses it, downloads none).
 chromium:

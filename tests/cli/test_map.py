@@ -19,11 +19,16 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def test_map_predict_json_eval_and_val_agree(
-    setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    setup: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ckpt, data = setup
-    assert main(["map", str(data), str(ckpt)]) == 0
-    results = data.parent / "results"
+    monkeypatch.chdir(tmp_path)
+    assert main(["map", str(ckpt), str(data)]) == 0
+    results = data.parent / "results" / "map"  # the .data file's results= folder, + map
+    assert capsys.readouterr().out.endswith(f"results: {results}/\n")
     got = json.loads((results / "metrics.json").read_text())
     for name in ("metrics.json", "predictions.json"):
         assert (results / name).is_file()
@@ -57,6 +62,6 @@ def test_map_errors(
     setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ckpt, data = setup
-    assert main(["map", str(data), str(ckpt), "--split", "test", "--out", str(tmp_path)]) == 2
+    assert main(["map", str(ckpt), str(data), "--split", "test", "--out", str(tmp_path)]) == 2
     assert "no 'test' list" in capsys.readouterr().err
-    assert main(["map", str(data), str(tmp_path / "x.pt")]) == 2
+    assert main(["map", str(tmp_path / "x.pt"), str(data)]) == 2

@@ -126,8 +126,10 @@ def test_predict_never_overwrites_inputs(tmp_path: Path, ckpt: Path) -> None:
     (src / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
     before = (src / "images" / "a.jpg").read_bytes()
     # Annotated pictures into the image folder, or predicted labels over the label folder.
-    assert main(["predict", str(ckpt), str(src / "images"), "--out", str(src / "images")]) == 2
-    assert main(["predict", str(ckpt), str(src / "images"), "--out", str(src), "--save-txt"]) == 2
+    # An existing --out is numbered (images-2), so only --exist-ok could reach the inputs.
+    argv = ["predict", str(ckpt), str(src / "images"), "--exist-ok"]
+    assert main([*argv, "--out", str(src / "images")]) == 2
+    assert main([*argv, "--out", str(src), "--save-txt"]) == 2
     assert (src / "images" / "a.jpg").read_bytes() == before
     assert (src / "labels" / "a.txt").read_text() == "0 0.5 0.5 0.2 0.2\n"
 

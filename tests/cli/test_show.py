@@ -90,5 +90,6 @@ def test_show_never_overwrites_inputs(tmp_path: Path) -> None:
     (data / "a.txt").write_text("0 0.5 0.5 0.5 0.5\n")
     (data / "classes.txt").write_text("x\n")
     before = (data / "a.jpg").read_bytes()
-    assert main(["show", str(data), "--out", str(data)]) == 2
+    # an existing --out is numbered (ds-2); only --exist-ok could reach the inputs
+    assert main(["show", str(data), "--out", str(data), "--exist-ok"]) == 2
     assert (data / "a.jpg").read_bytes() == before

@@ -13,7 +13,10 @@ from detforge.cli.main import main
 def test_stats_table_json_and_plots(
     ref_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["stats", str(ref_data / "raccoon-tfrecord"), "--out", str(tmp_path)]) == 0
+    assert (
+        main(["stats", str(ref_data / "raccoon-tfrecord"), "--out", str(tmp_path), "--exist-ok"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "images" in out and "raccoon" in out and "Aspect ratio" in out
     doc = json.loads((tmp_path / "stats.json").read_text())

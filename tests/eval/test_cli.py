@@ -64,7 +64,7 @@ def test_txt_predictions_on_data_file_default_results_folder(
     assert len(err.strip().splitlines()) == 1
     assert main(["eval", str(data), str(pred), "--plots", "--ignore-unmatched"]) == 0
     assert "warning: 1 of 5 predictions match no" in capsys.readouterr().out
-    res_dir = tmp_path / "res"  # the .data file's results= folder, created
+    res_dir = tmp_path / "res" / "eval"  # <the .data file's results= folder>/eval, created
     m = json.loads((res_dir / "metrics.json").read_text())
     assert m["unmatched"]["boxes"] == 1 and m["unmatched"]["images"] == ["zzz"]
     dk = m["darknet"]
@@ -93,6 +93,8 @@ def test_comp4_predictions_and_every(tmp_path: Path) -> None:
     assert dk["precision"] == 1.0 and dk["recall"] == 1.0
     assert [c["precision"] for c in dk["per_class"]] == [1.0, 1.0]
     args = ["eval", str(data), str(pred), "--json", str(out), "--every", "2", "--plots"]
+    assert main([*args, "--out", str(tmp_path / "o")]) == 2  # --json would replace m.json
+    args.append("--exist-ok")
     assert main([*args, "--out", str(tmp_path / "o")]) == 0
     m = json.loads(out.read_text())
     assert m["images"] == 2 and m["gt_boxes"] == 2  # images a and c

@@ -170,3 +170,20 @@ def test_damaged_check_tables_are_noted(tmp_path: Path, monkeypatch: pytest.Monk
     again = run_cli(["check", str(data)])
     assert again.rc == first.rc and again.out.count("was damaged (BadZipFile); rebuilt") == 2
     assert "was damaged" not in run_cli(["check", str(data)]).out
+
+
+def test_damaged_check_result_is_noted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stored check result cut off, or of the wrong types, is checked again with one note;
+    a result stored for other options is simply not reused (no note)."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("DETFORGE_CACHE", str(cache))
+    data = darknet_project(tmp_path / "proj")
+    first = run_cli(["check", str(data)])
+    (record,) = cache.glob("check-result-*.json")
+    good = record.read_text()
+    for damage in (good[: len(good) // 2], good.replace('"findings": [', '"findings": [5, ', 1)):
+        record.write_text(damage)
+        again = run_cli(["check", str(data)])
+        assert again.rc == first.rc and "stored check result" in again.out, damage[:80]
+        assert "stored check result" not in run_cli(["check", str(data)]).out  # stored anew
+    assert "stored check result" not in run_cli(["check", str(data), "--tiny-px", "3"]).out

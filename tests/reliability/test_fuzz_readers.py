@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from detforge.formats.detect import FORMATS
 from tests.reliability.generators import (
     Case,
     coco_cases,
@@ -31,14 +32,7 @@ from tests.reliability.harness import (
     run_cli,
 )
 
-TARGETS = ("darknet", "ultralytics", "coco", "voc", "tfrecord")
-
-
-@pytest.fixture(autouse=True)
-def _private_cache(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("DETFORGE_CACHE", str(tmp_path_factory.mktemp("cache")))
+TARGETS = FORMATS  # every convert target
 
 
 def _info_boxes(out: str) -> int | None:

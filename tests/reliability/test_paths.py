@@ -14,10 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 from detforge.formats.darknet import read_darknet
-from detforge.formats.detect import read_any
+from detforge.formats.detect import FORMATS, read_any
 from tests.reliability.builders import darknet_project, jpeg
 from tests.reliability.harness import (
     SourceGuard,
@@ -26,14 +24,7 @@ from tests.reliability.harness import (
     run_cli,
 )
 
-TARGETS = ("darknet", "ultralytics", "coco", "voc", "tfrecord")
-
-
-@pytest.fixture(autouse=True)
-def _private_cache(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("DETFORGE_CACHE", str(tmp_path_factory.mktemp("cache")))
+TARGETS = FORMATS  # every convert target
 
 
 def hostile_entries(folder: Path, outside: Path) -> list[str]:

@@ -33,7 +33,7 @@ def test_dataset_only_report_and_rebuild_reuses_pictures(tmp_path: Path) -> None
     missing = [f for f in d["findings"] if f["code"] == "label-missing"]
     assert missing and all(d["images"][f["image"]]["path"] == f["path"] for f in missing)
     stamp = {p: p.stat().st_mtime_ns for p in (out / "view").iterdir()}
-    assert main(["report", str(data), "--out", str(out), "--title", "again"]) == 0
+    assert main(["report", str(data), "--out", str(out), "--title", "again", "--exist-ok"]) == 0
     assert {p: p.stat().st_mtime_ns for p in (out / "view").iterdir()} == stamp
     assert "<title>again</title>" in (out / "index.html").read_text()
 
@@ -91,7 +91,9 @@ def test_user_mistakes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     other = tmp_path / "mine"
     other.mkdir()
     (other / "index.html").write_text("my own page")
-    assert main(["report", str(data), "--out", str(other)]) == 2
+    assert main(["report", str(data), "--out", str(other)]) == 0  # numbered: mine-2
+    assert (tmp_path / "mine-2" / "index.html").is_file()
+    assert main(["report", str(data), "--out", str(other), "--exist-ok"]) == 2
     assert "not an earlier detforge report" in capsys.readouterr().err
     assert (other / "index.html").read_text() == "my own page" and len(list(other.iterdir())) == 1
     (tmp_path / "empty").mkdir()

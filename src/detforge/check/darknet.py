@@ -297,7 +297,7 @@ def scan_darknet(
         fp = resultcache.fingerprint(
             options=opts, files=small, images=scan.images, size=stats[0], mtime=stats[1]
         )
-        hit = resultcache.load(str(src), fp)
+        hit = resultcache.load(str(src), fp, notes=scan.notes)
         if hit is not None:
             scan.findings, scan.summary = hit
             scan.summary["cached_files"] = scan.summary.get("files", 0)

@@ -87,25 +87,42 @@ def exists(source: str) -> bool:
     return _record_path(source).is_file()
 
 
-def load(source: str, key: str) -> tuple[list[Finding], dict[str, Any]] | None:
-    """The stored findings and summary when ``key`` matches and no label file changed."""
+def load(
+    source: str, key: str, *, notes: list[str] | None = None
+) -> tuple[list[Finding], dict[str, Any]] | None:
+    """The stored findings and summary when ``key`` matches and no label file changed.
+
+    A stored record that is cut off or holds values of the wrong types is not used (the check
+    runs again and stores a new one); ``notes`` then gets one line saying so."""
+    damaged = f"the stored check result of {source} was damaged; checked again and replaced"
     try:
         rec = json.loads(_record_path(source).read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return None  # none stored, or cut off: the check runs again and stores a new one
-    if not isinstance(rec, dict) or rec.get("key") != key:
-        return None
+    except OSError:
+        return None  # none stored: the check runs and stores one
+    except (ValueError, RecursionError):
+        return _damaged(notes, damaged)  # cut off or not JSON
+    if not isinstance(rec, dict):
+        return _damaged(notes, damaged)
+    if rec.get("key") != key:
+        return None  # another version, other options or other files: not a fault
     labels = rec.get("labels", [])
     if not (isinstance(labels, list) and all(isinstance(p, str) for p in labels)):
-        return None
+        return _damaged(notes, damaged)
     size, mtime = stat_many(labels)
     if size.tolist() != rec.get("label_size") or mtime.tolist() != rec.get("label_mtime"):
         return None
     findings = _findings(rec.get("findings"))
     summary = rec.get("summary")
     if findings is None or not _summary_ok(summary):
-        return None
+        return _damaged(notes, damaged)
     return findings, dict(summary)  # type: ignore[arg-type]
+
+
+def _damaged(notes: list[str] | None, message: str) -> tuple[list[Finding], dict[str, Any]] | None:
+    """Note ``message`` (a damaged record) and answer "nothing to reuse"."""
+    if notes is not None:
+        notes.append(message)
+    return None
 
 
 def _summary_ok(summary: object) -> bool:

@@ -21,7 +21,7 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from detforge.cli.common import add_path_map_option
+    from detforge.cli.common import add_path_map_option, add_source_format_option
 
     parser.add_argument("dataset", metavar="DATASET", help="the dataset (format detected)")
     parser.add_argument("--num", type=int, default=9, metavar="K", help="anchors to make [9]")
@@ -29,12 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--imgsz", default="416", metavar="W[,H]", help="network input size in pixels [416]"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial draw [0]")
-    parser.add_argument(
-        "--from",
-        dest="source_format",
-        choices=("darknet", "ultralytics", "coco", "voc", "tfrecord"),
-        help="source format, when detection guesses wrong",
-    )
+    add_source_format_option(parser)
     parser.add_argument("--label-map", metavar="FILE", help="TFRecord label map / VOC class list")
     add_path_map_option(parser)
 

@@ -67,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "group names the sequence (as in detforge split)",
     )
     parser.add_argument(
-        "--show", type=int, default=5, metavar="N", help="locations shown per code (default 5)"
+        "--show", type=int, default=5, metavar="N", help="locations shown per code [5]"
     )
     parser.add_argument(
         "--no-cache", action="store_true", help="ignore and do not update the check cache"
@@ -80,8 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=32,
         metavar="PX",
-        help="image-tiny below PX pixels in width or height (default 32; e.g. 8 for "
-        "microscopy crops)",
+        help="image-tiny below PX pixels in width or height (e.g. 8 for microscopy crops) [32]",
     )
     limits.add_argument(
         "--imbalance",
@@ -89,15 +88,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=100.0,
         metavar="RATIO",
         help="class-imbalance when the largest class has RATIO times the boxes of the "
-        "smallest (default 100)",
+        "smallest [100]",
     )
     limits.add_argument(
         "--near-dup-iou",
         type=float,
         default=0.9,
         metavar="IOU",
-        help="box-near-duplicate for same-class boxes of one image overlapping this much "
-        "(default 0.9)",
+        help="box-near-duplicate for same-class boxes of one image overlapping this much [0.9]",
     )
     add_path_map_option(parser)
 

@@ -23,6 +23,19 @@ def add_path_map_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_source_format_option(
+    parser: argparse.ArgumentParser, *, dest: str = "source_format"
+) -> None:
+    """``--from FORMAT``: the dataset's format when detection (``formats.detect``) guesses
+    wrong; the one spelling every command that reads a dataset uses."""
+    from detforge.formats.detect import FORMATS
+
+    parser.add_argument(
+        "--from", dest=dest, choices=FORMATS, metavar="FORMAT",
+        help=f"the dataset's format ({', '.join(FORMATS)}), when detection guesses wrong",
+    )  # fmt: skip
+
+
 def parse_path_map(items: list[str]) -> list[tuple[str, str]]:
     """``["OLD=NEW", ...] -> [(OLD, NEW), ...]``; a missing ``=`` is a usage error."""
     pairs = []
@@ -89,3 +102,72 @@ def adopt_dataset_names(model: Any, names: Any, dataset_names: Sequence[str]) ->
     fits = len(dataset_names) == len(getattr(model, "class_names", ()))
     if isinstance(model, DarknetPredictor) and names is None and fits:
         model.class_names = tuple(dataset_names)
+
+
+_MODEL_SUFFIXES = (".pt", ".pth", ".onnx", ".weights")
+
+
+def model_kind(path: str) -> str:
+    """What a positional argument is, by its name: ``"model"`` (a checkpoint, ONNX export or
+    Darknet ``.weights``/``.conv.N``), ``"cfg"`` (a Darknet network ``.cfg``) or ``"data"``."""
+    import re
+
+    name = path.lower().rstrip("/\\")
+    if name.endswith(".cfg"):
+        return "cfg"
+    if name.endswith(_MODEL_SUFFIXES) or re.search(r"\.conv\.\d+$", name):
+        return "model"
+    return "data"
+
+
+def order_model_data(args: Sequence[str]) -> tuple[str, str, str | None]:
+    """``(model, data, cfg)`` from 2 or 3 positional arguments in any of the orders
+    ``MODEL DATA`` (detforge's, every command), ``DATA MODEL`` (the old ``map`` order) and
+    Darknet's ``DATA CFG WEIGHTS``, told apart by file type (:func:`model_kind`). Anything
+    else is one line saying which order to use."""
+    kinds = [model_kind(a) for a in args]
+    usage = (
+        "expected MODEL DATA (e.g. 'best.pt data/obj.data'), or Darknet's DATA CFG WEIGHTS; "
+        f"got {' '.join(repr(a) for a in args)} ({', '.join(kinds)}); a model is a "
+        ".pt, .onnx or .weights file"
+    )
+    if len(args) == 2:
+        if kinds == ["model", "data"]:
+            return args[0], args[1], None
+        if kinds == ["data", "model"]:
+            return args[1], args[0], None
+        if kinds == ["cfg", "data"]:  # a bare .cfg (random weights): tests, export checks
+            return args[0], args[1], None
+        if kinds == ["data", "cfg"]:
+            return args[1], args[0], None
+    elif len(args) == 3 and sorted(kinds) == ["cfg", "data", "model"]:
+        pick = dict(zip(kinds, args, strict=True))
+        return pick["model"], pick["data"], pick["cfg"]
+    raise DetforgeError(usage)
+
+
+def split_name(value: str) -> str:
+    """argparse ``type=`` of every ``--split``: a canonical split name (``val`` -> ``valid``);
+    anything else lists the valid names (and the nearest one)."""
+    import difflib
+
+    from detforge.data.dataset import SPLITS, canonical_split
+
+    name = canonical_split(value)
+    known = (*SPLITS, "trainval", "all")
+    if name in known:
+        return name
+    near = difflib.get_close_matches(name, [*known, "val"], n=1, cutoff=0.5)
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    raise argparse.ArgumentTypeError(
+        f"{value!r} is not a split: use train, valid (or val), test, trainval or all{hint}"
+    )
+
+
+def require_model_first(command: str, model: str, other: str) -> None:
+    """A one-line error when ``command``'s MODEL and DATA/SOURCE came the other way round."""
+    if model_kind(model) == "data" and model_kind(other) == "model":
+        raise DetforgeError(
+            f"the model comes first: detforge {command} {other} {model} (MODEL, then the "
+            "images or dataset it runs on, as in every detforge command)"
+        )

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from detforge.cli.common import add_path_map_option, parse_path_map
+from detforge.cli.common import add_path_map_option, add_source_format_option, parse_path_map
 from detforge.errors import DetforgeError
 
 if TYPE_CHECKING:
@@ -56,17 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("darknet", "ultralytics", "coco", "voc", "tfrecord"),
         help="target format",
     )
-    parser.add_argument(
-        "--from",
-        dest="source_format",
-        choices=("darknet", "ultralytics", "coco", "voc", "tfrecord"),
-        help="source format, when detection guesses wrong",
-    )
+    add_source_format_option(parser)
     parser.add_argument(
         "--images",
         default="link",
         metavar="link|copy|none",
-        help="how images reach OUT: link (default), copy, or none (labels only)",
+        help="how images reach OUT: link, copy, or none (labels only) [link]",
     )
     parser.add_argument(
         "--images-dir",
@@ -77,13 +72,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--label-map",
         metavar="FILE",
         help=(
-            "TFRecord source: its label_map.pbtxt (default: one found beside the records); "
+            "TFRecord source: its label_map.pbtxt [one found beside the records]; "
             "TFRecord target: a label map the class names must match; VOC source: a class "
             "list (.pbtxt or one name a line) fixing the class order"
         ),
     )
     parser.add_argument(
-        "--shards", type=int, default=1, metavar="N", help="TFRecord target: files per split"
+        "--shards", type=int, default=1, metavar="N", help="TFRecord target: files per split [1]"
     )
     parser.add_argument(
         "--clip-boxes",
@@ -102,7 +97,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--batch-size",
         type=int,
         metavar="N",
-        help="with --pipeline: train batch_size (default: the config's, capped at 8)",
+        help="with --pipeline: train batch_size [the config's, capped at 8]",
     )
     parser.add_argument(
         "--checkpoint-step",

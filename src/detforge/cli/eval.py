@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from detforge.errors import DetforgeError
+from detforge.utils.outputs import add_exist_ok_option, claim_file, results_dir, say_saved
 
 HELP = "score predictions against ground truth: COCO mAP (= pycocotools) and Darknet mAP"
 DESCRIPTION = """\
@@ -31,21 +31,27 @@ Without --split, the split the predictions were made on is scored; another split
 When more than 1% of the predictions fit no image or class, eval stops with exit 2 (say
 --ignore-unmatched to score the rest); fewer are a warning with counts.
 
-Output: a console table; --json FILE writes the numbers; --out DIR (default: the .data file's
-results= folder, created when missing; with --plots and no such folder, ./results) receives
-metrics.json, predictions.json (COCO results) and, with --plots, PR curves, the
-F1-confidence curve with the best threshold, and a confusion matrix (PNG).
+Output: a console table; --json FILE writes the numbers (an existing FILE only with
+--exist-ok); --out DIR (default: <results>/eval when the .data file has a results= entry;
+with --plots and no such entry, runs/eval/<dataset name>; a folder that exists is numbered
+DIR-2, DIR-3 ... unless --exist-ok) receives metrics.json, predictions.json (COCO results)
+and, with --plots, PR curves, the F1-confidence curve with the best threshold, and a
+confusion matrix (PNG).
 
 examples:
   detforge eval annotations/instances_val2017.json detections.json
-  detforge eval data/obj.data runs/predict/labels --protocol darknet --points 11
+  detforge eval data/obj.data runs/predict/obj/labels --protocol darknet --points 11
   detforge eval data/obj.data results/ --conf 0.3 --json metrics.json --plots
   detforge eval data/obj.data preds.json --every 10          # 1 image in 10, fast
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from detforge.cli.common import add_darknet_protocol_options, add_path_map_option
+    from detforge.cli.common import (
+        add_darknet_protocol_options,
+        add_path_map_option,
+        split_name,
+    )
 
     parser.add_argument("gt", metavar="GT", help="ground truth: a dataset or COCO instances JSON")
     parser.add_argument("pred", metavar="PRED", help="predictions: results JSON or .txt folder")
@@ -55,8 +61,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     add_darknet_protocol_options(parser)
     parser.add_argument("--every", type=int, default=1, metavar="N", help="use 1 image in N [1]")
-    parser.add_argument("--split", help="split of GT to evaluate [valid when GT has one]")
-    parser.add_argument("--out", metavar="DIR", help="folder for metrics, predictions and plots")
+    parser.add_argument(
+        "--split", type=split_name, help="split of GT to evaluate [valid when GT has one]"
+    )
+    parser.add_argument(
+        "--out", metavar="DIR",
+        help="folder for metrics, predictions and plots [<results>/eval, or with --plots "
+        "runs/eval/<name>; numbered if it exists]",
+    )  # fmt: skip
+    add_exist_ok_option(parser)
     parser.add_argument("--json", metavar="FILE", help="write the metrics as JSON to FILE")
     parser.add_argument("--plots", action="store_true", help="write PR/F1 curves, confusion matrix")
     parser.add_argument("--images-dir", help="COCO GT: folder the file_name entries are in")
@@ -80,8 +93,10 @@ def run(args: argparse.Namespace) -> int:
         raise DetforgeError(f"--every must be a positive integer, not {args.every}")
     if args.points not in (0, 11, 101) and args.points < 2:
         raise DetforgeError(f"--points must be 0, 11 or 101 (or another N >= 2), not {args.points}")
+    if args.json:
+        claim_file(args.json, exist_ok=args.exist_ok, option="--json")
     prov = read_provenance(args.pred) if Path(args.pred).exists() else None
-    gt, results_dir = read_ground_truth(
+    gt, results = read_ground_truth(
         args.gt, split=args.split, images_dir=args.images_dir,
         path_map=parse_path_map(args.path_map), default_split=prov.split if prov else None,
     )  # fmt: skip
@@ -97,9 +112,11 @@ def run(args: argparse.Namespace) -> int:
             f"note: {len(left_out)} ground-truth box(es) or image size(s) the reader left out "
             f"are not scored (first: {left_out[0].message()}; see detforge check)"
         )
-    out = Path(args.out) if args.out else results_dir
-    if out is None and args.plots:
-        out = Path("results")
+    out = None
+    if args.out or results is not None or args.plots:
+        out = results_dir(
+            "eval", out=args.out, source=args.gt, base=results, exist_ok=args.exist_ok
+        )
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         if args.plots:
@@ -112,5 +129,7 @@ def run(args: argparse.Namespace) -> int:
     if out is not None:
         atomic_write_bytes(out / "metrics.json", dump_json(clean))
         save_predictions(out / "predictions.json", pred, gt, written_by="detforge eval")
-        print(f"\nwrote {out}/", file=sys.stderr)
+        say_saved("results", out)
+    if args.json:
+        say_saved("metrics", args.json)
     return 0

@@ -20,26 +20,35 @@ The class names, input size and layout are stored in the model's metadata ('detf
 and 'detforge predict model.onnx ...' runs the file like a checkpoint. After writing, the file
 is run with onnxruntime and compared with PyTorch; a mismatch is an error.
 
-examples:
-  detforge export runs/train/obj/weights/best.pt   # -> runs/train/obj/weights/best.onnx, 640x640
-  detforge export best.pt --imgsz 416 -o models/cells.onnx
-  detforge export best.pt --dynamic                        # any batch and size (multiples of 32)
-  detforge export best.pt --half --imgsz 640               # float16, for GPU runtimes
+The file goes beside the checkpoint (best.pt -> best.onnx), or into the folder --out DIR
+(DIR/best.onnx; an --out ending in .onnx names the file itself). An existing file is only
+replaced with --exist-ok. The input size defaults to the checkpoint's training size.
 
-Darknet (--format darknet): a Darknet network -- a fine-tuned checkpoint of one, or a
+examples:
+  detforge export runs/train/obj/weights/best.pt   # -> runs/train/obj/weights/best.onnx
+  detforge export best.pt --imgsz 416 -o models/cells.onnx
+  detforge export best.pt --dynamic --out deploy/          # any batch and size (multiples of 32)
+  detforge export best.pt --half --out gpu/                # float16, for GPU runtimes
+
+Darknet (--to darknet): a Darknet network -- a fine-tuned checkpoint of one, or a
 .weights with its --cfg -- is written to --out DIR as DIR/<name>.cfg, <name>.weights and
 <name>.names, which darknet and OpenCV's importer load and run with the same detections:
-  detforge export runs/train/exp/weights/best.pt --format darknet --out deploy/
-  detforge export yolov4-tiny.weights --names obj.names --format darknet --out deploy/
+  detforge export runs/train/obj/weights/best.pt --to darknet --out deploy/
+  detforge export yolov4-tiny.weights --names obj.names --to darknet --out deploy/
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from detforge.cli.common import add_darknet_model_options
+    from detforge.utils.outputs import add_exist_ok_option
 
     parser.add_argument("weights", help="detforge checkpoint (.pt) or Darknet .weights")
     parser.add_argument(
-        "--format", default="onnx", choices=["onnx", "darknet"], help="output format [onnx]"
+        "--to", dest="format", default="onnx", choices=["onnx", "darknet"],
+        help="output format [onnx]",
+    )  # fmt: skip
+    parser.add_argument(  # the first spelling, kept for scripts
+        "--format", dest="format", choices=["onnx", "darknet"], help=argparse.SUPPRESS
     )
     parser.add_argument(
         "--imgsz",
@@ -57,11 +66,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset version [17]")
     parser.add_argument(
         "-o", "--out", metavar="PATH",
-        help="output file [WEIGHTS with the .onnx suffix]; --format darknet: a folder",
+        help="output folder [beside WEIGHTS]; a name ending in .onnx: the file itself",
     )  # fmt: skip
-    parser.add_argument(
-        "--name", default=None, help="--format darknet: file stem [the weights' stem]"
-    )
+    add_exist_ok_option(parser)
+    parser.add_argument("--name", default=None, help="--to darknet: file stem [the weights' stem]")
     parser.add_argument("--no-verify", action="store_true", help="skip the onnxruntime comparison")
     parser.add_argument(
         "--device", default="cpu", help="trace and verify on: cpu, cuda, cuda:N [cpu]"
@@ -70,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _export_darknet(args: argparse.Namespace) -> int:
-    """--format darknet: a Darknet network (a .weights + cfg, or a checkpoint holding one)."""
+    """--to darknet: a Darknet network (a .weights + cfg, or a checkpoint holding one)."""
     from pathlib import Path
 
     from detforge.models.darknet.export import export_darknet
@@ -79,7 +87,7 @@ def _export_darknet(args: argparse.Namespace) -> int:
     from detforge.predict.darknet import find_cfg, resolve_names
 
     if args.out is None:
-        raise DetforgeError("--format darknet needs --out DIR (the folder to write into)")
+        raise DetforgeError("--to darknet needs --out DIR (the folder to write into)")
     weights = Path(args.weights)
     if not weights.is_file():
         raise DetforgeError("weights file not found", path=weights)
@@ -95,8 +103,8 @@ def _export_darknet(args: argparse.Namespace) -> int:
         if not isinstance(found, DarknetNetwork):
             raise DetforgeError(
                 "this checkpoint is detforge's own architecture, not a Darknet network; "
-                "--format darknet exports networks built from a .cfg (e.g. 'detforge train "
-                "--cfg ...'); use --format onnx", path=weights,
+                "--to darknet exports networks built from a .cfg (e.g. 'detforge train "
+                "--cfg ...'); use --to onnx", path=weights,
             )  # fmt: skip
         net = found
         names = resolve_names(args.names, net.num_classes, dataset_names=ckpt_names)
@@ -111,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "darknet":
         return _export_darknet(args)
     if args.cfg is not None or args.names is not None:
-        raise DetforgeError("--cfg and --names go with --format darknet")
+        raise DetforgeError("--cfg and --names go with --to darknet")
     from detforge.predict.export import export_onnx
 
     try:
@@ -129,9 +137,21 @@ def run(args: argparse.Namespace) -> int:
         imgsz = (args.imgsz[0], args.imgsz[1])
     else:
         raise DetforgeError("--imgsz takes one size S or two sizes H W")
+    from pathlib import Path
+
+    from detforge.utils.outputs import claim_file, say_saved
+
+    if not Path(args.weights).is_file():
+        raise DetforgeError("weights file not found", path=args.weights)
+    target = Path(args.weights).with_suffix(".onnx")
+    if args.out is not None:
+        out = Path(args.out)
+        target = out if out.suffix.lower() == ".onnx" else out / target.name
+    claim_file(target, exist_ok=args.exist_ok, option="the ONNX file")
+    target.parent.mkdir(parents=True, exist_ok=True)
     path = export_onnx(
         args.weights,
-        args.out,
+        target,
         imgsz=imgsz,
         dynamic=args.dynamic,
         half=args.half,
@@ -140,5 +160,7 @@ def run(args: argparse.Namespace) -> int:
         verify=not args.no_verify,
         device=args.device,
     )
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    print(f"{path.stat().st_size / 1e6:.1f} MB, checked against PyTorch" if not args.no_verify
+          else f"{path.stat().st_size / 1e6:.1f} MB")  # fmt: skip
+    say_saved("ONNX model", path)
     return 0

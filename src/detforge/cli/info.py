@@ -32,13 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--leaks",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="look for the same file in two splits (default: on)",
+        help="look for the same file in two splits [on]",
     )
     parser.add_argument(
         "--missing",
         choices=["error", "skip"],
         default="error",
-        help="a listed image that does not exist: stop (default) or skip it",
+        help="a listed image that does not exist: stop or skip it [error]",
     )
     parser.add_argument(
         "--label-map",
@@ -50,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from detforge.cli.paths import refuse_other_layout
     from detforge.data.split import find_leaks
     from detforge.data.stats import format_summary, summarize
     from detforge.formats.darknet import read_darknet
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     pm = parse_path_map(args.path_map)
     if detect_format(args.data) == "darknet":
         ds = read_darknet(args.data, path_map=pm, missing=args.missing)
+        refuse_other_layout(args.data, ds.num_boxes, "info")
     else:
         ds = read_any(args.data, path_map=pm, label_map=args.label_map)
     summary = summarize(ds)

@@ -55,16 +55,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         metavar="N",
-        help="keep entries N, 2N, 3N, ... (sed '0~N!d'); default 1 = all",
+        help="keep entries N, 2N, 3N, ... (sed '0~N!d'); 1 = all [1]",
     )
     parser.add_argument("--shuffle", action="store_true", help="shuffle the list (after --every)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed for --shuffle (0)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed for --shuffle [0]")
     parser.add_argument(
         "--ext",
         default=None,
         metavar="EXTS",
         help="comma-separated suffixes to list, e.g. '.jpg,.png' "
-        "(default: jpg jpeg png gif bmp webp tif tiff)",
+        "[jpg jpeg png gif bmp webp tif tiff]",
     )
     parser.add_argument(
         "--max-depth",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -70,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+        inputs = [a.dest for a in p._actions if not a.option_strings and a.dest != "help"]
+        p.set_defaults(_run=mod.run, _inputs=inputs)
     return parser
 
 
@@ -88,13 +90,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args._run(args))
     except DetforgeError as exc:
-        print(f"detforge {args.command}: error: {exc}", file=sys.stderr)
+        from detforge.cli.paths import explain
+
+        given = _given_paths(args)
+        print(f"detforge {args.command}: error: {explain(exc, given)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"detforge {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 1
+
+
+def _given_paths(args: argparse.Namespace) -> list[str]:
+    """The positional arguments the user typed (the paths a command reads)."""
+    given: list[str] = []
+    for dest in getattr(args, "_inputs", []):
+        value = getattr(args, dest, None)
+        values = value if isinstance(value, list) else [value]
+        given += [os.fspath(v) for v in values if isinstance(v, (str, os.PathLike))]
+    return given
 
 
 def main_exit() -> None:

@@ -1,5 +1,5 @@
 """``detforge map``: Darknet's ``detector map`` habit in one command -- predict on a split and
-evaluate it with both protocols, results into the ``.data`` file's ``results=`` folder."""
+evaluate it with both protocols, results into one new folder (:mod:`detforge.utils.outputs`)."""
 
 from __future__ import annotations
 
@@ -12,22 +12,28 @@ from detforge.cli.common import (
     add_darknet_protocol_options,
     add_path_map_option,
     adopt_dataset_names,
+    order_model_data,
     parse_path_map,
+    split_name,
 )
 from detforge.errors import DetforgeError
+from detforge.utils.outputs import add_output_options, results_dir, say_saved
 
 HELP = "predict on a split and score it (COCO + Darknet mAP), like 'darknet detector map'"
 DESCRIPTION = """\
-The Darknet habit in one command: run WEIGHTS (a detforge .pt checkpoint, an exported .onnx,
-or a Darknet .weights with its .cfg, also in Darknet's order DATA CFG WEIGHTS) on one split
-of DATA (a Darknet .data file, or any dataset detforge reads), then score the predictions
-exactly as 'detforge eval' does:
+The Darknet habit in one command: run MODEL (a detforge .pt checkpoint, an exported .onnx,
+or a Darknet .weights with its .cfg) on one split of DATA (a Darknet .data file, or any
+dataset detforge reads), then score the predictions exactly as 'detforge eval' does:
 
   * COCO protocol: pycocotools' 12 numbers (AP@[.50:.95], AP50, ...) and per-class AP;
   * Darknet protocol: 'detector map' per-class AP, mAP@IoU, precision/recall/F1 at --conf.
 
-Everything goes to the results folder: the .data file's results= entry (relative to the .data
-file, created when missing), else 'results' beside the .data file, or --out DIR:
+MODEL comes first, as in every detforge command; Darknet's own order DATA CFG WEIGHTS and
+the older 'map DATA MODEL' are read too (told apart by file type).
+
+Everything goes to one new folder: --out DIR, else <results>/map when the .data file has a
+results= entry (relative to the .data file), else runs/map/<dataset name>; an existing folder
+is never written into: the next free DIR-2, DIR-3 ... is used (or --exist-ok):
   metrics.json      every number printed
   predictions.json  the detections as COCO results (for 'detforge eval' or pycocotools),
                     with predictions.meta.json (dataset, split, model, image of each id)
@@ -36,9 +42,9 @@ file, created when missing), else 'results' beside the .data file, or --out DIR:
 Unlike Darknet you do not need a 'results' folder in the current directory, nor the .cfg.
 
 examples:
-  detforge map data/obj.data runs/train/obj/weights/best.pt
-  detforge map data/obj.data best.pt --split test --points 11 --iou 0.5
-  detforge map data/obj.data best.onnx --out eval-onnx
+  detforge map runs/train/obj/weights/best.pt data/obj.data
+  detforge map best.pt data/obj.data --split test --points 11 --iou 0.5
+  detforge map best.onnx data/obj.data --out eval-onnx
   detforge map data/obj.data yolov4-tiny.cfg yolov4-tiny.weights    # as 'darknet detector map'
 
 A Darknet network is run as 'darknet detector map' runs it: detections above 0.005, per-class
@@ -47,13 +53,15 @@ NMS with the cfg's nms_kind at 0.45, boxes not clipped, class names from --names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data", help="ground truth: a .data file or any dataset detforge reads")
     parser.add_argument(
-        "weights", help="detforge checkpoint (.pt), exported model (.onnx), Darknet .weights, "
-        "or (Darknet's order) the .cfg followed by the .weights",
+        "weights", metavar="MODEL",
+        help="detforge checkpoint (.pt), exported model (.onnx) or Darknet .weights",
     )  # fmt: skip
+    parser.add_argument("data", help="ground truth: a .data file or any dataset detforge reads")
     parser.add_argument("darknet_weights", nargs="?", metavar="WEIGHTS", help=argparse.SUPPRESS)
-    parser.add_argument("--split", default=None, help="split to score [valid when there is one]")
+    parser.add_argument(
+        "--split", type=split_name, default=None, help="split to score [valid when there is one]"
+    )
     add_darknet_protocol_options(parser)
     parser.add_argument(
         "--min-score", type=float, default=None,
@@ -70,16 +78,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=16, help="images per forward pass [16]")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N [auto]")
     parser.add_argument("--half", action="store_true", help="float16 on a CUDA device")
-    parser.add_argument("--out", type=Path, default=None, help="results folder (see above)")
+    add_output_options(parser, "map", out_help="results folder (see above)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     add_darknet_model_options(parser)
     add_path_map_option(parser)
-
-
-def results_folder(data: Path) -> Path:
-    """Where results go when ``--out`` is not given and a ``.data`` file has no ``results=``:
-    ``results`` beside the dataset file (inside a dataset folder)."""
-    return (data if data.is_dir() else data.parent) / "results"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,12 +96,12 @@ def run(args: argparse.Namespace) -> int:
     if args.points not in (0, 11, 101) and args.points < 2:
         raise DetforgeError(f"--points must be 0, 11 or 101 (or another N >= 2), not {args.points}")
     path_map = parse_path_map(args.path_map)
+    given = [args.weights, args.data] + ([args.darknet_weights] if args.darknet_weights else [])
+    args.weights, args.data, cfg = order_model_data(given)
     data = Path(args.data)
-    cfg = args.cfg
-    if args.darknet_weights is not None:  # darknet detector map DATA CFG WEIGHTS
-        if cfg is not None:
-            raise DetforgeError("give the .cfg either before the weights or with --cfg, not both")
-        cfg, args.weights = args.weights, args.darknet_weights
+    if cfg is not None and args.cfg is not None:
+        raise DetforgeError("give the .cfg either as an argument or with --cfg, not both")
+    cfg = cfg or args.cfg
     if not Path(args.weights).is_file():
         raise DetforgeError("weights file not found", path=args.weights)
     # The same ground truth 'detforge eval DATA' reads: for a .data file only the split's list.
@@ -122,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         ds, conf=args.min_score, iou=args.nms_iou, max_det=args.max_det, batch=args.batch
     )
     result = evaluate(ds, pred, protocol="all", iou=args.iou, points=args.points, conf=args.conf)
-    out = args.out or results or results_folder(data)
+    out = results_dir("map", out=args.out, source=data, base=results, exist_ok=args.exist_ok)
     out.mkdir(parents=True, exist_ok=True)
     if not args.no_plots:
         from detforge.eval.plots import write_plots
@@ -136,5 +138,6 @@ def run(args: argparse.Namespace) -> int:
         settings={"conf": args.min_score, "iou": args.nms_iou, "max_det": args.max_det},
     )  # fmt: skip
     split_txt = f" {want}" if want else ""
-    print(f"\n{data}{split_txt}: {ds.num_images} images; results in {out}/", file=sys.stderr)
+    print(f"\n{data}{split_txt}: {ds.num_images} images", file=sys.stderr)
+    say_saved("results", out)
     return 0

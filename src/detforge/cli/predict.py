@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -16,8 +15,11 @@ from detforge.cli.common import (
     add_path_map_option,
     adopt_dataset_names,
     parse_path_map,
+    require_model_first,
+    split_name,
 )
 from detforge.errors import DetforgeError
+from detforge.utils.outputs import add_output_options, claim_file, results_dir, say_saved
 
 HELP = "detect objects in images, a folder, an image list, a .data split or a video"
 DESCRIPTION = """\
@@ -30,21 +32,23 @@ SOURCE is one image, a folder (searched recursively), an image list (.txt, one p
 line), a Darknet .data file (its valid split, or --split / 'obj.data:test'), or a video
 (.mp4, .avi, .mov, ... read with PyAV: pip install 'detforge[video]').
 
-Outputs (into --out, default runs/predict, runs/predict-2, ...):
+Outputs go into one folder: --out DIR, default runs/predict/<source name>; a folder that
+exists is numbered DIR-2, DIR-3 ... unless --exist-ok. The last lines say where they went.
   --save-images  annotated pictures <name>.jpg (boxes, class names, scores); for a video an
                  annotated video <video>.mp4. The default when no --save-* option is given.
   --save-txt     labels/<name>.txt with one 'class cx cy w h conf' line per box
                  (normalised to the image, like 'darknet detector test -save_labels')
-  --save-json F  a COCO results JSON ([{image_id, category_id, bbox, score}, ...]) that
-                 'detforge eval' and pycocotools read directly, and beside it F.meta.json
-                 (dataset, split, model, the image of every image_id). image_id is the
-                 dataset's id for a .data source (as 'convert --to coco' numbers it), the
+  --save-json [F]  a COCO results JSON ([{image_id, category_id, bbox, score}, ...]) that
+                 'detforge eval' and pycocotools read directly: predictions.json in the
+                 output folder, or the file F (an existing F only with --exist-ok); beside it
+                 F.meta.json (dataset, split, model, the image of every image_id). image_id is
+                 the dataset's id for a .data source (as 'convert --to coco' numbers it), the
                  number a file is named by when all are (COCO's 000000000139.jpg -> 139),
                  else the position in SOURCE; boxes and scores are full float32 values.
 
 Examples:
   detforge predict runs/train/obj/weights/best.pt photos/ --save-images
-  detforge predict best.pt data/obj.data --split test --save-json test-dets.json --conf 0.001
+  detforge predict best.pt data/obj.data --split test --save-json --conf 0.001
   detforge predict best.onnx trailcam.mp4 --every 5 --save-images --save-txt
   detforge predict yolov4-tiny.weights photos/ --cfg yolov4-tiny.cfg --names obj.names
 """
@@ -55,26 +59,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "weights", help="detforge checkpoint (.pt), exported model (.onnx) or Darknet .weights"
     )
     parser.add_argument("source", help="image, folder, image list, .data file or video")
-    parser.add_argument("--split", help="split of a .data source: train, valid (default), test")
     parser.add_argument(
-        "--every", type=int, default=1, metavar="N", help="video: use every N-th frame (1)"
-    )
-    parser.add_argument("--conf", type=float, default=0.25, help="minimum score (0.25)")
-    parser.add_argument(
-        "--iou", type=float, default=None, help="NMS IoU threshold (0.7; Darknet: 0.45)"
+        "--split", type=split_name, help="split of a .data source: train, valid, test [valid]"
     )
     parser.add_argument(
-        "--max-det", type=int, default=None, help="most boxes per image (300; Darknet: all)"
+        "--every", type=int, default=1, metavar="N", help="video: use every N-th frame [1]"
+    )
+    parser.add_argument("--conf", type=float, default=0.25, help="minimum score [0.25]")
+    parser.add_argument(
+        "--iou", type=float, default=None, help="NMS IoU threshold [0.7; Darknet: 0.45]"
     )
     parser.add_argument(
-        "--imgsz", type=int, default=None, help="input square side, pixels (the model's size)"
+        "--max-det", type=int, default=None, help="most boxes per image [300; Darknet: all]"
     )
-    parser.add_argument("--batch", type=int, default=16, help="images per forward pass (16)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
+    parser.add_argument(
+        "--imgsz", type=int, default=None, help="input square side, pixels [the model's size]"
+    )
+    parser.add_argument("--batch", type=int, default=16, help="images per forward pass [16]")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 [auto]")
     parser.add_argument("--half", action="store_true", help="float16 on a CUDA device")
-    parser.add_argument("--out", type=Path, default=None, help="output folder")
+    add_output_options(parser, "predict")
     parser.add_argument("--save-txt", action="store_true", help="write labels/<name>.txt")
-    parser.add_argument("--save-json", type=Path, metavar="FILE", help="write COCO results")
+    parser.add_argument(
+        "--save-json", type=Path, nargs="?", const=Path(), metavar="FILE",
+        help="write COCO results [predictions.json in the output folder]",
+    )  # fmt: skip
     parser.add_argument("--save-images", action="store_true", help="write annotated images")
     parser.add_argument(
         "--classes", nargs="+", metavar="C",
@@ -221,17 +230,29 @@ def run(args: argparse.Namespace) -> int:
     from detforge.utils.progress import progress
 
     path_map = parse_path_map(args.path_map)
+    require_model_first("predict", str(args.weights), str(args.source))
     if not Path(args.weights).is_file():
         raise DetforgeError("weights file not found", path=args.weights)
-    source = open_source(args.source, split=args.split, every=args.every, path_map=path_map)
-    save_images = args.save_images or not (args.save_txt or args.save_json)
-    out: Path | None = None
-    if save_images or args.save_txt:
-        from detforge.train.runs import next_run_dir
+    if args.classes:  # a --classes mistake is reported before the (slow) model load
+        from detforge.predict.loading import peek_class_names
 
-        out = args.out if args.out is not None else next_run_dir("runs/predict")
-    if args.save_json is not None and args.save_json.suffix.lower() != ".json":
-        raise DetforgeError("--save-json expects a file name ending in .json", path=args.save_json)
+        declared = peek_class_names(Path(args.weights), names=args.names)
+        if declared is not None:
+            class_filter(args.classes, declared)
+    source = open_source(args.source, split=args.split, every=args.every, path_map=path_map)
+    save_images = args.save_images or (args.save_json is None and not args.save_txt)
+    out: Path | None = None
+    in_run = args.save_json is not None and args.save_json == Path()
+    if save_images or args.save_txt or in_run:
+        out = results_dir("predict", out=args.out, source=args.source, exist_ok=args.exist_ok)
+    if in_run and out is not None:
+        args.save_json = out / "predictions.json"
+    elif args.save_json is not None:
+        if args.save_json.suffix.lower() != ".json":
+            raise DetforgeError(
+                "--save-json expects a file name ending in .json", path=args.save_json
+            )
+        claim_file(args.save_json, exist_ok=args.exist_ok, option="--save-json")
     model = load(
         args.weights, device=args.device, imgsz=args.imgsz, half=args.half, cfg=args.cfg,
         names=args.names,
@@ -241,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
         adopt_dataset_names(model, args.names, _data_names(data_path, path_map) or [])
     keep = class_filter(args.classes, model.class_names)
     counts: Counter[int] = Counter()
-    n_frames = 0
+    n_frames = empty = 0
     video: VideoWriter | None = None
     guard = InputGuard([*source.paths, *([source.video] if source.video else [])])
     files = PredictionFiles(args, model.class_names, source.paths, path_map, out, guard)
@@ -262,6 +283,7 @@ def run(args: argparse.Namespace) -> int:
             if keep is not None:
                 pred = pred.only(np.isin(pred.classes, keep))
             counts.update(pred.classes.tolist())
+            empty += len(pred) == 0
             files.add(frame, pred)
             if save_images and out is not None:
                 full = frame.image if frame.path is None else load_image(frame.path).image
@@ -283,7 +305,10 @@ def run(args: argparse.Namespace) -> int:
     files.finish()
 
     names = model.class_names
-    found = ", ".join(f"{counts[c]} {names[c]}" for c in sorted(counts)) or "nothing"
+    none = f"no detections above {args.conf:g}"
+    found = ", ".join(f"{counts[c]} {names[c]}" for c in sorted(counts)) or none
+    if counts and empty:
+        found += f"; {empty} with {none}"
     rate = n_frames / elapsed if elapsed > 0 else 0.0
     print(f"{n_frames} {'frames' if source.kind == 'video' else 'images'} from "
           f"{source.description}: {found} ({rate:.1f} images/s, {model.backend})")  # fmt: skip
@@ -294,6 +319,5 @@ def run(args: argparse.Namespace) -> int:
         ("COCO results", args.save_json),
     ):
         if where is not None:
-            print(f"{what}: {where}")
-    sys.stdout.flush()
+            say_saved(what, where)
     return 0

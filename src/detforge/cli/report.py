@@ -7,10 +7,13 @@ import sys
 from pathlib import Path
 
 from detforge.errors import DetforgeError
+from detforge.utils.outputs import add_output_options
 
 HELP = "write an offline HTML report: dataset, evaluation, error browser, label mistakes, run"
 DESCRIPTION = """\
-Write a self-contained static site into --out (index.html plus assets/, thumbs/, view/) that
+Write a self-contained static site into --out (default runs/report/<dataset name>; a folder
+that exists is numbered DIR-2, DIR-3 ... unless --exist-ok) as index.html plus assets/,
+thumbs/, view/, that
 you open in a browser straight from disk: no server, no network, nothing loaded from the web,
 so it works on a plane and can be zipped and attached to a ticket. It shows
 
@@ -30,19 +33,24 @@ so it works on a plane and can be zipped and attached to a ticket. It shows
 GT and PRED are read exactly as 'detforge eval' reads them (GT: .data, list, folder,
 Ultralytics YAML, VOC, TFRecords or COCO JSON; with --pred the evaluated split is valid unless
 --split; PRED: COCO results JSON, a folder of 'class cx cy w h conf' .txt files, or Darknet
-comp4 files). Thumbnails are made once: rebuilding into the same folder reuses them.
+comp4 files). Thumbnails are made once: rebuilding into the same folder (--exist-ok; only an
+earlier report is ever written over) reuses them.
 
 examples:
-  detforge report data/obj.data --out report/
-  detforge report data/obj.data --pred runs/predict/labels --out report/
+  detforge report data/obj.data
+  detforge report data/obj.data --pred runs/predict/obj/labels --out report/
   detforge report data/obj.data --pred a.json b.json --name yolo-n --name yolo-s --out cmp/
-  detforge report data/obj.data --pred preds.json --run runs/train/exp3 --out report/
+  detforge report data/obj.data --pred preds.json --run runs/train/obj-3 --out report/
   detforge report instances_val.json --pred dets.json --images-dir val2017 --out report/
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from detforge.cli.common import add_darknet_protocol_options, add_path_map_option
+    from detforge.cli.common import (
+        add_darknet_protocol_options,
+        add_path_map_option,
+        split_name,
+    )
 
     parser.add_argument("gt", metavar="GT", help="ground truth: a dataset or COCO instances JSON")
     parser.add_argument(
@@ -54,8 +62,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="name of each --pred model, in order [the file or folder name]",
     )  # fmt: skip
     parser.add_argument("--run", metavar="RUN_DIR", help="a 'detforge train' run folder")
-    parser.add_argument("--out", required=True, metavar="DIR", help="folder to write the site to")
-    parser.add_argument("--split", help="split of GT to show/evaluate [valid with --pred]")
+    add_output_options(parser, "report", out_help="folder to write the site to "
+                       "[runs/report/<name>, numbered if it exists]")  # fmt: skip
+    parser.add_argument(
+        "--split", type=split_name, help="split of GT to show/evaluate [valid with --pred]"
+    )
     parser.add_argument("--images-dir", help="COCO GT: folder the file_name entries are in")
     add_darknet_protocol_options(parser)
     parser.add_argument(
@@ -126,10 +137,14 @@ def run(args: argparse.Namespace) -> int:
             check = check_dataset(args.gt, path_map=path_map)
         except DetforgeError as exc:
             print(f"warning: check findings left out: {exc}", file=sys.stderr)
+    from detforge.utils.outputs import results_dir, say_saved
+
+    out = results_dir("report", out=args.out, source=args.gt, exist_ok=args.exist_ok)
     index = build_report(
-        gt, args.out, title=args.title, models=models, dataset=full, check=check,
+        gt, out, title=args.title, models=models, dataset=full, check=check,
         run_dir=args.run, source=args.gt, conf=args.conf, iou=args.iou, points=args.points,
         high=args.high, note=lambda m: print(m, file=sys.stderr),
     )  # fmt: skip
-    print(f"wrote {index}  (open it in a browser: file://{index.resolve()})")
+    say_saved("report", index)
+    print(f"open it in a browser: {index.resolve().as_uri()}")
     return 0

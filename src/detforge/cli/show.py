@@ -6,8 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from detforge.cli.common import add_path_map_option, parse_path_map
+from detforge.cli.common import (
+    add_path_map_option,
+    add_source_format_option,
+    parse_path_map,
+    split_name,
+)
 from detforge.errors import DetforgeError
+from detforge.utils.outputs import add_output_options, results_dir, say_saved
 
 HELP = "draw ground-truth boxes (and predictions: matches, misses, false positives)"
 DESCRIPTION = """\
@@ -20,12 +26,13 @@ DATASET is any dataset detforge reads (a .data file, image list, folder, Ultraly
 COCO JSON, TFRecords). PRED is what 'detforge eval' reads: a COCO results JSON, a folder of
 'class cx cy w h conf' files (detforge predict --save-txt), or Darknet comp4 files.
 
-Pictures go to --out (default runs/show, runs/show-2, ...) as <image name>.jpg; --grid also
-writes contact sheets grid_000.jpg, ... of --grid-size pictures each.
+Pictures go to --out (default runs/show/<dataset name>, numbered -2, -3 ... when it exists;
+--exist-ok writes into an existing one) as <image name>.jpg; --grid also writes contact
+sheets grid_000.jpg, ... of --grid-size pictures each.
 
 examples:
   detforge show data/obj.data --split train --limit 50 --grid
-  detforge show data/obj.data --pred runs/predict/labels --out look
+  detforge show data/obj.data --pred runs/predict/obj/labels --out look
   detforge show instances_val.json --pred detections.json --conf 0.4 --grid --random
 """
 
@@ -33,9 +40,10 @@ examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", help="a dataset in any format detforge reads")
     parser.add_argument("--pred", help="predictions to compare: results JSON or .txt folder")
-    parser.add_argument("--split", help="only this split (train, valid, test)")
-    parser.add_argument("--format", default=None, help="dataset format, if detection guesses wrong")
-    parser.add_argument("--out", type=Path, default=None, help="output folder [runs/show]")
+    parser.add_argument("--split", type=split_name, help="only this split (train, valid, test)")
+    add_source_format_option(parser, dest="format")
+    parser.add_argument("--format", dest="format", help=argparse.SUPPRESS)  # the old spelling
+    add_output_options(parser, "show")
     parser.add_argument(
         "--limit", type=int, default=200, help="draw at most N images, 0 = all [200]"
     )
@@ -95,12 +103,7 @@ def run(args: argparse.Namespace) -> int:
             rows = np.sort(np.random.default_rng(args.seed).choice(rows, args.limit, False))
         else:
             rows = rows[: args.limit]
-    if args.out is not None:
-        out = args.out
-    else:
-        from detforge.train.runs import next_run_dir
-
-        out = next_run_dir("runs/show")
+    out = results_dir("show", out=args.out, source=args.dataset, exist_ok=args.exist_ok)
     guard = InputGuard([str(p) for p in ds.images.path])
     sheet: list[tuple[object, str]] = []
     sheets = written = 0
@@ -130,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
     if args.grid and sheet:
         flush()
     shown = f"{written} of {ds.num_images} images"
-    print(f"drew {shown} into {out}/" + (f" and {sheets} contact sheets" if sheets else ""))
+    print(f"drew {shown}" + (f" and {sheets} contact sheets" if sheets else ""))
+    say_saved("pictures", out)
     if failed:
         print(f"warning: {len(failed)} images could not be read, e.g. {failed[0]}", file=sys.stderr)
         return 1

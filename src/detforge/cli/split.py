@@ -53,9 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ratios",
         default="0.8,0.1,0.1",
         metavar="R",
-        help="train,valid,test shares (default 0.8,0.1,0.1; '8,1,1' also works)",
+        help="train,valid,test shares; '8,1,1' also works [0.8,0.1,0.1]",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed [0]")
     parser.add_argument(
         "--group-by",
         default=None,
@@ -69,13 +69,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--names",
         default=None,
         metavar="FILE",
-        help="class names file to use (default: the sources' own)",
+        help="class names file to use [the sources' own]",
     )
     parser.add_argument(
         "--leaks",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="report files found in two splits (default: on; --no-leaks skips reading files)",
+        help="report files found in two splits (--no-leaks skips reading files) [on]",
     )
     add_path_map_option(parser)
 
@@ -98,18 +98,37 @@ def _merge(parts: Sequence[Dataset], names: list[str] | None) -> Dataset:
     return concat_datasets([replace(p, class_names=tuple(names)) for p in parts])
 
 
+def _read_source(source: str, path_map: list[tuple[str, str]]) -> Dataset:
+    """One SOURCE as Darknet data; a folder of another layout (VOC, COCO, ...) or one with
+    no labels at all is an error that names the command to run instead."""
+    from detforge.cli.paths import layout_hint, refuse_other_layout
+    from detforge.formats.darknet import read_darknet
+
+    try:
+        part = read_darknet(source, path_map=path_map, read_sizes=False)
+    except DetforgeError:
+        hint = layout_hint(source, "split")
+        if hint is None:
+            raise
+        raise DetforgeError(hint, path=source) from None
+    # no boxes, or boxes without class names: maybe another layout (its names elsewhere)
+    unnamed = all(n.isdigit() for n in part.class_names)
+    refuse_other_layout(source, 0 if unnamed else part.num_boxes, "split")
+    return part
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from detforge.data.dataset import SPLITS
     from detforge.data.split import assign_splits, find_leaks, group_keys, parse_ratios
-    from detforge.formats.darknet import read_darknet, read_names
+    from detforge.formats.darknet import read_names
     from detforge.formats.darknet.write import write_data_files
     from detforge.utils.outdir import output_dir
 
     ratios = parse_ratios(args.ratios)
     pm = parse_path_map(args.path_map)
-    parts = [read_darknet(s, path_map=pm, read_sizes=False) for s in args.sources]
+    parts = [_read_source(s, pm) for s in args.sources]
     names = read_names(args.names) if args.names else None
     ds = _merge(parts, names)
     if ds.num_boxes and int(ds.boxes.cls.max()) >= ds.num_classes:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 HELP = "per-split class histogram, boxes per image, box sizes and aspect ratios (+ PNG plots)"
 
@@ -15,7 +14,8 @@ negatives and boxes, boxes per class (and how many images hold each class), boxe
 box sizes (pixels; COCO's small < 32 <= medium < 96 <= large) and aspect ratios.
 
 With --out DIR, also writes stats.json and PNG plots there: class_histogram.png,
-boxes_per_image.png, box_sizes.png, aspect_ratios.png.
+boxes_per_image.png, box_sizes.png, aspect_ratios.png (a DIR that exists is numbered DIR-2,
+DIR-3 ... unless --exist-ok).
 
 examples:
   detforge stats data/obj.data
@@ -25,16 +25,13 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from detforge.cli.common import add_path_map_option
+    from detforge.cli.common import add_path_map_option, add_source_format_option
+    from detforge.utils.outputs import add_exist_ok_option
 
     parser.add_argument("dataset", metavar="DATASET", help="the dataset (format detected)")
     parser.add_argument("--out", metavar="DIR", help="write stats.json and PNG plots here")
-    parser.add_argument(
-        "--from",
-        dest="source_format",
-        choices=("darknet", "ultralytics", "coco", "voc", "tfrecord"),
-        help="source format, when detection guesses wrong",
-    )
+    add_exist_ok_option(parser)
+    add_source_format_option(parser)
     parser.add_argument("--label-map", metavar="FILE", help="TFRecord label map / VOC class list")
     parser.add_argument("--images-dir", metavar="DIR", help="COCO: folder of the images")
     add_path_map_option(parser)
@@ -45,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from detforge.data.stats import compute_stats, format_stats
     from detforge.errors import DetforgeError
     from detforge.formats.common import ensure_sizes
-    from detforge.formats.detect import read_any
+    from detforge.formats.detect import detect_format, read_any
     from detforge.utils.io import atomic_write_text
 
     ds = read_any(
@@ -55,6 +52,10 @@ def run(args: argparse.Namespace) -> int:
         images_dir=args.images_dir,
         path_map=parse_path_map(args.path_map),
     )
+    if args.source_format is None and detect_format(args.dataset) == "darknet":
+        from detforge.cli.paths import refuse_other_layout
+
+        refuse_other_layout(args.dataset, ds.num_boxes, "stats")
     try:
         ds = ensure_sizes(ds)
     except DetforgeError as exc:  # unreadable images: box sizes stay normalized
@@ -63,10 +64,12 @@ def run(args: argparse.Namespace) -> int:
     print(format_stats(stats, ds.class_names), end="")
     if args.out:
         from detforge.data.stats_plots import plot_stats
+        from detforge.utils.outputs import results_dir, say_saved
 
-        out = Path(args.out)
+        out = results_dir("stats", out=args.out, exist_ok=args.exist_ok)
         doc = {"class_names": list(ds.class_names), "splits": [s.summary() for s in stats]}
         atomic_write_text(out / "stats.json", json.dumps(doc, indent=2) + "\n")
         paths = plot_stats(stats, ds.class_names, out)
-        print(f"wrote {out / 'stats.json'} and {len(paths)} plots in {out}")
+        print(f"wrote stats.json and {len(paths)} plots")
+        say_saved("statistics", out)
     return 0

@@ -28,7 +28,8 @@ line is printed every 30 s. Ctrl-C or kill leaves weights/last.pt whole (files a
 to a temporary name and renamed); Ctrl-C prints the --resume command that continues.
 
 The learning rate and weight decay are given for a nominal batch of 64 and scaled to the real
-batch. Warmup is always on, also when fine-tuning with --weights (which starts at epoch 0).
+batch. Warmup is always on, also when fine-tuning with --weights (which starts at epoch 0):
+--warmup-epochs, at least --warmup-min-iters steps, and never more than a third of the run.
 A NaN/inf loss skips the step and logs the batch's images in train.log; repeated NaNs roll
 back to the last good checkpoint with half the LR; persistent NaNs stop with a diagnosis.
 
@@ -80,8 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     main.add_argument("--resume", default=argparse.SUPPRESS, metavar="RUN", help=docs["resume"])
     bar = main.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None,
-                     help="always show progress bars (default: on a terminal; elsewhere a "
-                          "line every 30 s)")  # fmt: skip
+                     help="always show progress bars (elsewhere than a terminal: a line "
+                          "every 30 s) [bars on a terminal only]")  # fmt: skip
     bar.add_argument("--no-progress", dest="progress", action="store_false",
                      help="never show progress bars or lines")  # fmt: skip
     add_path_map_option(parser)

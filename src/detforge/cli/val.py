@@ -29,13 +29,20 @@ cfg's nms_kind at 0.45; class names from --names, else the dataset's.
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from detforge.cli.common import add_darknet_model_options, add_path_map_option
+    from detforge.cli.common import (
+        add_darknet_model_options,
+        add_path_map_option,
+        split_name,
+    )
+    from detforge.utils.outputs import add_exist_ok_option
 
     parser.add_argument(
         "weights", help="detforge checkpoint (.pt), exported model (.onnx) or Darknet .weights"
     )
     parser.add_argument("data", help="dataset: a .data file or a dataset folder")
-    parser.add_argument("--split", default="valid", help="split to evaluate [valid]")
+    parser.add_argument(
+        "--split", type=split_name, default="valid", help="split to evaluate [valid]"
+    )
     parser.add_argument("--imgsz", type=int, default=None, help="input size [checkpoint's]")
     parser.add_argument("--batch", type=int, default=16, help="images per batch [16]")
     parser.add_argument("--device", default="", help="cpu, cuda or cuda:N [CUDA if available]")
@@ -56,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", metavar="FILE", help="write the metrics as JSON (as 'detforge eval --json')"
     )
+    add_exist_ok_option(parser)
     parser.add_argument(
         "--save-json", metavar="FILE",
         help="write the predictions as COCO results (+ FILE.meta.json), as 'predict' does",
@@ -67,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from detforge.cli.common import adopt_dataset_names, parse_path_map
+    from detforge.cli.common import adopt_dataset_names, parse_path_map, require_model_first
     from detforge.data.dataset import canonical_split
     from detforge.eval.api import evaluate, jsonable
     from detforge.eval.report import format_report
@@ -76,9 +84,15 @@ def run(args: argparse.Namespace) -> int:
     from detforge.predict.api import load
     from detforge.train.validate import coco_map
     from detforge.utils.io import atomic_write_bytes
+    from detforge.utils.outputs import claim_file, say_saved
 
+    require_model_first("val", str(args.weights), args.data)
     if not Path(args.weights).is_file():
         raise DetforgeError("weights file not found", path=args.weights)
+    if args.json:
+        claim_file(args.json, exist_ok=args.exist_ok, option="--json")
+    if args.save_json:
+        claim_file(args.save_json, exist_ok=args.exist_ok, option="--save-json")
     model = load(
         args.weights, device=args.device, imgsz=args.imgsz, half=args.half, cfg=args.cfg,
         names=args.names,
@@ -105,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{split}: {part.num_images} images, mAP50-95 {m:.4f}, mAP50 {m50:.4f} (COCO)")
     if args.json:
         atomic_write_bytes(args.json, dump_json(jsonable(report)))
+        say_saved("metrics", args.json)
     if args.save_json:
         from detforge.formats.predictions import save_predictions
 
@@ -113,4 +128,5 @@ def run(args: argparse.Namespace) -> int:
             model=args.weights, settings={"conf": args.conf, "iou": args.iou,
                                           "max_det": args.max_det, "imgsz": args.imgsz},
         )  # fmt: skip
+        say_saved("predictions", args.save_json)
     return 0

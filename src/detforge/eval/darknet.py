@@ -102,37 +102,30 @@ def _class_ap(prec: F64, rec: F64, points: int) -> float:
     return _seq_sum(vals) / points
 
 
-def darknet_evaluate(
-    *,
+def _match(
     gt_image: I64,
     gt_cls: I64,
     gt_box: F32,
     gt_difficult: NDArray[np.bool_],
     dt_image: I64,
+    dt_prob: F32,
     dt_cls: I64,
     dt_box: F32,
-    dt_prob: F32,
-    num_classes: int,
-    iou_thresh: float = 0.5,
-    conf_thresh: float = 0.25,
-    points: int = 0,
-) -> dict[str, Any]:
-    """Darknet ``detector map`` numbers.
+    thr: np.float32,
+) -> tuple[I64, F32, I64, F32, NDArray[np.bool_], I64]:
+    """Darknet's matching pass.
 
-    Boxes are ``(N, 4)`` cxcywh normalized (cast to float32); ``gt_image``/``dt_image`` are
-    image positions in list order; detections of one image are processed in array order.
-    Returns ``{"mAP", "iou_thresh", "points", "conf_thresh", "precision", "recall", "f1",
-    "tp", "fp", "fn", "avg_iou", "per_class": [...], "curves": [(precision, recall, prob)]}``.
+    Boxes and probabilities are cast to float32. Keeps detections with ``prob > 0`` in
+    processing order (images in list order, detections in given order) and matches each to
+    its best non-difficult truth of its class (IoU > thr); an unmatched one overlapping a
+    difficult truth of its class is marked dropped.
+    Returns ``(d_cls, d_prob, best, best_iou, dropped, t_idx)``: the kept detections' class
+    and probability, each one's truth index into ``t_idx`` (``-1``: none) and IoU with it,
+    the dropped mask, and the non-difficult truths' positions in unique truth order.
     """
-    if points not in (0,) and points < 2:
-        raise ValueError("points must be 0 (area under the curve) or >= 2")
-    K = int(num_classes)
-    thr = np.float32(iou_thresh)
-    conf = np.float32(conf_thresh)
     gt_box = np.asarray(gt_box, dtype=np.float32)
     dt_box = np.asarray(dt_box, dtype=np.float32)
     prob = np.asarray(dt_prob, dtype=np.float32)
-    # Processing order: images in list order, detections in given order; prob > 0 only.
     keep = np.flatnonzero(prob > 0)
     keep = keep[np.argsort(dt_image[keep], kind="stable")]
     d_img, d_cls, d_box, d_prob = dt_image[keep], dt_cls[keep], dt_box[keep], prob[keep]
@@ -140,9 +133,6 @@ def darknet_evaluate(
     t_idx = np.flatnonzero(normal)
     t_idx = t_idx[np.argsort(gt_image[t_idx], kind="stable")]  # unique truth order
     f_idx = np.flatnonzero(~normal)
-    truth_count = np.bincount(gt_cls[t_idx], minlength=K)[:K]
-    n_truth = len(t_idx)
-
     best, best_iou = _best_truth(
         d_img, d_cls, d_box, gt_image[t_idx], gt_cls[t_idx], gt_box[t_idx], thr
     )
@@ -153,25 +143,27 @@ def darknet_evaluate(
             d_img[um], d_cls[um], d_box[um], gt_image[f_idx], gt_cls[f_idx], gt_box[f_idx], thr
         )
         dropped[um[hit >= 0]] = True
+    return d_cls, d_prob, best, best_iou, dropped, t_idx
 
-    # At --conf: TP when this is the first detection (processing order) to hit its truth.
-    first_hit = _first_of(np.where(dropped, -1, best))
-    above = d_prob > conf
-    tp_c = above & first_hit
-    fp_c = above & ~tp_c
-    tp_t, fp_t = int(tp_c.sum()), int(fp_c.sum())
-    iou_sum = np.cumsum(np.where(tp_c, best_iou, np.float32(0)), dtype=np.float32)
-    avg_iou = float(iou_sum[-1]) if len(iou_sum) else 0.0
-    if tp_t + fp_t > 0:
-        avg_iou = float(np.float32(avg_iou) / np.float32(tp_t + fp_t))
-    tp_k = np.bincount(d_cls[tp_c], minlength=K)[:K]
-    fp_k = np.bincount(d_cls[fp_c], minlength=K)[:K]
 
-    # AP: kept detections sorted by probability; a truth's first detection is the TP.
-    kept = np.flatnonzero(~dropped)
-    kept = kept[np.argsort(-d_prob[kept], kind="stable")]
-    s_cls, s_prob = d_cls[kept], d_prob[kept]
-    s_tp = _first_of(best[kept])
+def _per_class(
+    s_cls: I64,
+    s_prob: F32,
+    s_tp: NDArray[np.bool_],
+    truth_count: I64,
+    tp_k: I64,
+    fp_k: I64,
+    points: int,
+) -> tuple[list[dict[str, Any]], list[tuple[F64, F64, F64]], F64]:
+    """Per-class rows, PR curves and APs.
+
+    ``s_*`` are the kept detections sorted by probability (descending, stable) with ``s_tp``
+    marking a truth's first detection; ``truth_count``/``tp_k``/``fp_k`` are ``(K,)`` counts
+    (the last two at ``--conf``). Precision/recall curves are float64 over each class's ranks;
+    the ``--conf`` precision/recall in the rows are float32, as Darknet prints them.
+    Returns ``(per_class, curves [(precision, recall, prob)], aps (K,))``.
+    """
+    K = len(truth_count)
     per_class: list[dict[str, Any]] = []
     curves: list[tuple[F64, F64, F64]] = []
     aps = np.zeros(K)
@@ -199,6 +191,61 @@ def darknet_evaluate(
                 "recall": float(cr),
             }
         )
+    return per_class, curves, aps
+
+
+def darknet_evaluate(
+    *,
+    gt_image: I64,
+    gt_cls: I64,
+    gt_box: F32,
+    gt_difficult: NDArray[np.bool_],
+    dt_image: I64,
+    dt_cls: I64,
+    dt_box: F32,
+    dt_prob: F32,
+    num_classes: int,
+    iou_thresh: float = 0.5,
+    conf_thresh: float = 0.25,
+    points: int = 0,
+) -> dict[str, Any]:
+    """Darknet ``detector map`` numbers.
+
+    Boxes are ``(N, 4)`` cxcywh normalized (cast to float32); ``gt_image``/``dt_image`` are
+    image positions in list order; detections of one image are processed in array order.
+    Returns ``{"mAP", "iou_thresh", "points", "conf_thresh", "precision", "recall", "f1",
+    "tp", "fp", "fn", "avg_iou", "per_class": [...], "curves": [(precision, recall, prob)]}``.
+    """
+    if points not in (0,) and points < 2:
+        raise ValueError("points must be 0 (area under the curve) or >= 2")
+    K = int(num_classes)
+    thr = np.float32(iou_thresh)
+    conf = np.float32(conf_thresh)
+    d_cls, d_prob, best, best_iou, dropped, t_idx = _match(
+        gt_image, gt_cls, gt_box, gt_difficult, dt_image, dt_prob, dt_cls, dt_box, thr
+    )
+    truth_count = np.bincount(gt_cls[t_idx], minlength=K)[:K]
+    n_truth = len(t_idx)
+
+    # At --conf: TP when this is the first detection (processing order) to hit its truth.
+    first_hit = _first_of(np.where(dropped, -1, best))
+    above = d_prob > conf
+    tp_c = above & first_hit
+    fp_c = above & ~tp_c
+    tp_t, fp_t = int(tp_c.sum()), int(fp_c.sum())
+    iou_sum = np.cumsum(np.where(tp_c, best_iou, np.float32(0)), dtype=np.float32)
+    avg_iou = float(iou_sum[-1]) if len(iou_sum) else 0.0
+    if tp_t + fp_t > 0:
+        avg_iou = float(np.float32(avg_iou) / np.float32(tp_t + fp_t))
+    tp_k = np.bincount(d_cls[tp_c], minlength=K)[:K]
+    fp_k = np.bincount(d_cls[fp_c], minlength=K)[:K]
+
+    # AP: kept detections sorted by probability; a truth's first detection is the TP.
+    kept = np.flatnonzero(~dropped)
+    kept = kept[np.argsort(-d_prob[kept], kind="stable")]
+    per_class, curves, aps = _per_class(
+        d_cls[kept], d_prob[kept], _first_of(best[kept]), truth_count, tp_k, fp_k, points
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         p32 = np.float32(tp_t) / (np.float32(tp_t) + np.float32(fp_t))
         r32 = np.float32(tp_t) / (np.float32(tp_t) + np.float32(n_truth - tp_t))

@@ -74,44 +74,27 @@ def confusion_matrix(
     return cm
 
 
-def write_plots(
-    result: dict[str, Any], gt: Dataset, pred: Dataset, out: Path, *, iou: float, conf: float
-) -> dict[str, Any]:
-    """Write ``pr_curves.png``, ``f1_curve.png`` and ``confusion_matrix.png`` into ``out``.
+def _monotone(prec: F64) -> F64:
+    """The precision envelope AP uses: ``max(prec[i:])`` at each ``i`` (same shape as ``prec``)."""
+    return np.maximum.accumulate(prec[::-1])[::-1]
 
-    ``pred`` shares ``gt``'s image table (as :func:`~detforge.eval.read_predictions` returns
-    it); ``result["every"]`` images are subsampled like the metrics. Returns ``{"best_conf",
-    "best_f1", "confusion_matrix"}`` (also stored in ``result``).
-    """
+
+def _pr_figures(
+    dk: dict[str, Any], names: list[str], gts: list[int], iou: float
+) -> tuple[Any, Any]:
+    """The PR figures from the Darknet result ``dk``: all classes on one axes with the mean in
+    bold, and one small panel per class. Curves are the monotone envelope, as AP uses it;
+    the mean is sampled on 101 recall points. Returns ``(all_classes_fig, per_class_fig)``."""
     from matplotlib.figure import Figure
 
-    from detforge.utils.plotting import save_figure
-
-    every = int(result.get("every", 1))
-    if every > 1:
-        kept = np.arange(0, gt.num_images, every)
-        gt, pred = gt.select(kept), pred.select(kept)
-    dk = result.get("darknet")
-    if dk is None:
-        from detforge.eval.api import evaluate
-
-        dk = evaluate(gt, pred, protocol="darknet", iou=iou, conf=conf)["darknet"]
-    names = list(gt.class_names)
     curves = dk["curves"]
-    gts = [r["gt"] for r in dk["per_class"]]
-
-    def save(fig: Any, name: str) -> None:
-        save_figure(fig, out / name, dpi=110)
-
-    # PR curves (monotone envelope, as AP uses it): all classes on one axes with the mean in
-    # bold, plus one small panel per class.
     fig = Figure(figsize=(7, 6))
     ax = fig.add_subplot(1, 1, 1)
     rgrid = np.linspace(0.0, 1.0, 101)
     sampled = []
     for k, (prec, rec, _) in enumerate(curves):
         if len(rec):
-            mono = np.maximum.accumulate(prec[::-1])[::-1]
+            mono = _monotone(prec)
             lbl = f"{names[k]} {dk['per_class'][k]['AP']:.3f}" if len(names) <= 20 else None
             ax.plot(np.r_[0.0, rec], np.r_[mono[0], mono], lw=1, label=lbl, drawstyle="steps-pre")
             first = np.searchsorted(rec, rgrid, side="left")
@@ -123,39 +106,44 @@ def write_plots(
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
     ax.set_title(f"PR curves (IoU > {iou:g}); mAP = {dk['mAP']:.3f}")
     ax.legend(fontsize=7, loc="lower left")
-    save(fig, "pr_curves.png")
 
     cols = min(5, max(1, len(names)))
     rows = (len(names) + cols - 1) // cols
-    fig = Figure(figsize=(2.6 * cols, 2.3 * rows))
+    per_fig = Figure(figsize=(2.6 * cols, 2.3 * rows))
     for k, (prec, rec, _) in enumerate(curves):
-        axk = fig.add_subplot(rows, cols, k + 1)
+        axk = per_fig.add_subplot(rows, cols, k + 1)
         if len(rec):
-            mono = np.maximum.accumulate(prec[::-1])[::-1]
+            mono = _monotone(prec)
             axk.plot(np.r_[0.0, rec], np.r_[mono[0], mono], lw=1.2, drawstyle="steps-pre")
         axk.set(xlim=(0, 1), ylim=(0, 1.02))
         axk.set_title(f"{names[k]}: AP {dk['per_class'][k]['AP']:.3f}", fontsize=8)
         axk.tick_params(labelsize=6)
-    fig.tight_layout()
-    save(fig, "pr_curves_per_class.png")
+    per_fig.tight_layout()
+    return fig, per_fig
 
-    grid = np.linspace(0.0, 1.0, 101)
-    mean_f1, per = f1_curve(curves, gts, grid)
-    # The highest threshold that keeps the best F1 (below the detector's own cut-off the
-    # curve is flat, and the lowest point of that plateau would be a useless suggestion).
-    best = len(mean_f1) - 1 - int(np.argmax(mean_f1[::-1]))
+
+def _f1_figure(grid: F64, mean_f1: F64, per: F64, best: int) -> Any:
+    """Per-class F1 curves (grey) on the confidence ``grid``, their mean (bold) and a dashed
+    line at ``grid[best]``."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(7, 5))
     ax = fig.add_subplot(1, 1, 1)
-    for k in range(len(curves)):
-        ax.plot(grid, per[k], lw=0.6, color="0.7")
+    for row in per:
+        ax.plot(grid, row, lw=0.6, color="0.7")
     ax.plot(grid, mean_f1, lw=2.5, color="C0", label="all classes")
     ax.axvline(grid[best], color="C3", ls="--", lw=1)
     ax.set(xlabel="confidence threshold", ylabel="F1", xlim=(0, 1), ylim=(0, 1.02))
     ax.set_title(f"best F1 {mean_f1[best]:.3f} at confidence > {grid[best]:.2f}")
     ax.legend(loc="lower left")
-    save(fig, "f1_curve.png")
+    return fig
 
-    cm = confusion_matrix(gt, pred, iou=iou, conf=conf)
+
+def _confusion_figure(cm: NDArray[np.int64], names: list[str], iou: float, conf: float) -> Any:
+    """The ``(K+1, K+1)`` matrix ``cm`` shown column-normalised (each predicted class sums to
+    1), with the raw counts written in the cells when there are at most 30 labels."""
+    from matplotlib.figure import Figure
+
     labels = [*names, "background"]
     size = max(5.0, 0.35 * len(labels) + 2)
     fig = Figure(figsize=(size, size))
@@ -173,7 +161,46 @@ def write_plots(
                 ax.text(b, a, str(v), ha="center", va="center", fontsize=6)
     ax.set_title(f"confusion matrix (conf > {conf:g}, IoU > {iou:g})")
     fig.tight_layout()
-    save(fig, "confusion_matrix.png")
+    return fig
+
+
+def write_plots(
+    result: dict[str, Any], gt: Dataset, pred: Dataset, out: Path, *, iou: float, conf: float
+) -> dict[str, Any]:
+    """Write ``pr_curves.png``, ``pr_curves_per_class.png``, ``f1_curve.png`` and
+    ``confusion_matrix.png`` into ``out``.
+
+    ``pred`` shares ``gt``'s image table (as :func:`~detforge.eval.read_predictions` returns
+    it); ``result["every"]`` images are subsampled like the metrics. Returns ``{"best_conf",
+    "best_f1", "confusion_matrix"}`` (also stored in ``result``).
+    """
+    from detforge.utils.plotting import save_figure
+
+    every = int(result.get("every", 1))
+    if every > 1:
+        kept = np.arange(0, gt.num_images, every)
+        gt, pred = gt.select(kept), pred.select(kept)
+    dk = result.get("darknet")
+    if dk is None:
+        from detforge.eval.api import evaluate
+
+        dk = evaluate(gt, pred, protocol="darknet", iou=iou, conf=conf)["darknet"]
+    names = list(gt.class_names)
+    gts = [r["gt"] for r in dk["per_class"]]
+
+    pr_fig, per_class_fig = _pr_figures(dk, names, gts, iou)
+    save_figure(pr_fig, out / "pr_curves.png", dpi=110)
+    save_figure(per_class_fig, out / "pr_curves_per_class.png", dpi=110)
+
+    grid = np.linspace(0.0, 1.0, 101)
+    mean_f1, per = f1_curve(dk["curves"], gts, grid)
+    # The highest threshold that keeps the best F1 (below the detector's own cut-off the
+    # curve is flat, and the lowest point of that plateau would be a useless suggestion).
+    best = len(mean_f1) - 1 - int(np.argmax(mean_f1[::-1]))
+    save_figure(_f1_figure(grid, mean_f1, per, best), out / "f1_curve.png", dpi=110)
+
+    cm = confusion_matrix(gt, pred, iou=iou, conf=conf)
+    save_figure(_confusion_figure(cm, names, iou, conf), out / "confusion_matrix.png", dpi=110)
 
     extra = {
         "best_conf": float(grid[best]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -42,15 +43,36 @@ def ensure_sizes(ds: Dataset) -> Dataset:
     return replace(ds, images=replace(ds.images, width=width, height=height))
 
 
+NAME_MAX = 255
+"""Longest file name (bytes) the common file systems take (ext4, APFS, NTFS in UTF-16 units)."""
+
+
+def _fit_name(name: str, key: str) -> str:
+    """``name`` itself when it and its ``.txt`` label name fit :data:`NAME_MAX` bytes; else its
+    stem cut to fit, followed by ``_`` and 8 hex digits of a hash of ``key`` (the full path), so
+    shortened names stay unique."""
+    stem, suffix = os.path.splitext(name)
+    size = len(stem.encode("utf-8", "surrogateescape"))
+    ext = max(len(suffix.encode("utf-8", "surrogateescape")), len(".txt"))
+    if size + ext <= NAME_MAX:
+        return name
+    tag = hashlib.sha1(key.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    budget = NAME_MAX - ext - len(tag) - 1 - 8  # room for a clash counter ("_12345")
+    short = stem.encode("utf-8", "surrogateescape")[:budget].decode("utf-8", "ignore")
+    return f"{short}_{tag}{suffix if len(suffix) <= 16 else ''}"
+
+
 def unique_file_names(paths: Sequence[str]) -> list[str]:
     """A file name per path whose *stem* is unique (case-insensitively) within the list.
 
     Label files are named by stem, so ``a.jpg`` and ``a.png`` clash too. The base name is kept
     when its stem is unique; a clash gets the parent folder's name prefixed, then a counter, so
-    ``a/img.jpg`` and ``b/img.jpg`` become ``a_img.jpg`` and ``b_img.jpg``.
+    ``a/img.jpg`` and ``b/img.jpg`` become ``a_img.jpg`` and ``b_img.jpg``. A name (or its
+    label name) longer than :data:`NAME_MAX` bytes is shortened with a hash (:func:`_fit_name`).
     """
     slashed = [p.replace("\\", "/").rstrip("/") for p in paths]
     names = [p.rpartition("/")[2] or f"image{i}" for i, p in enumerate(slashed)]
+    names = [_fit_name(n, p) for n, p in zip(names, slashed, strict=True)]
     stems = [os.path.splitext(n)[0].lower() for n in names]
     counts: dict[str, int] = {}
     for s in stems:
@@ -63,7 +85,7 @@ def unique_file_names(paths: Sequence[str]) -> list[str]:
             out.append(n)
             continue
         parent = p.rpartition("/")[0].rpartition("/")[2]
-        cand = f"{parent}_{n}" if parent else n
+        cand = _fit_name(f"{parent}_{n}" if parent else n, p)
         stem, suffix = os.path.splitext(cand)
         k = 1
         while os.path.splitext(cand)[0].lower() in taken:

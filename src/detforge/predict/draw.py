@@ -104,6 +104,14 @@ def _label(draw: Any, text: str, ext: tuple[int, int, int, int], color: RGB, siz
     draw.text((x + 2 - x0, y + 2 - y0), text, fill=_text_color(color), font=font)
 
 
+def score_text(score: float) -> str:
+    """A score as drawn on a picture: two decimals, or one significant digit below 0.01 so
+    a low score never reads as ``0.00`` (0.004 -> ``0.004``, 0.00012 -> ``0.0001``)."""
+    if score >= 0.01 or score <= 0:
+        return f"{score:.2f}"
+    return f"{score:.1g}" if score >= 1e-4 else f"{score:.0e}"
+
+
 def draw_boxes(
     image: Any,
     boxes: ArrayLike,
@@ -145,7 +153,7 @@ def draw_boxes(
         for i in order:
             ci = int(c[i])
             name = class_names[ci] if 0 <= ci < len(class_names) else str(ci)
-            text = name if s is None else f"{name} {s[i]:.2f}"
+            text = name if s is None else f"{name} {score_text(float(s[i]))}"
             _label(draw, text, exts[i], cols[i], size, im.width, im.height)
     return im
 

@@ -103,14 +103,7 @@ def export_onnx(
         raise DetforgeError(f"--batch must be at least 1, got {batch}")
     model, names, trained = _resolve(weights_or_model, class_names)
     h, w = _check_imgsz(imgsz if imgsz is not None else trained)
-    if out is None:
-        if isinstance(weights_or_model, str | os.PathLike):
-            out = Path(weights_or_model).with_suffix(".onnx")
-        else:
-            raise DetforgeError("give an output path for the ONNX file")
-    out_path = Path(out)
-    if out_path.suffix.lower() != ".onnx":
-        raise DetforgeError("the output file should end in .onnx", path=out_path)
+    out_path = _output_path(weights_or_model, out)
 
     net = copy.deepcopy(model).to(dev).eval().fuse(channels_last=False)
     for p in net.parameters():
@@ -119,27 +112,10 @@ def export_onnx(
         net = net.half()
     dtype = torch.float16 if half else torch.float32
     x = torch.rand(batch, 3, h, w, generator=torch.Generator().manual_seed(0)).to(dev, dtype)
-    dynamic_axes = (
-        {"images": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 1: "anchors"}}
-        if dynamic
-        else None
-    )
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.tmp")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                net,
-                (x,),
-                str(tmp),
-                input_names=["images"],
-                output_names=["output"],
-                opset_version=opset,
-                dynamic_axes=dynamic_axes,
-                do_constant_folding=True,
-                dynamo=False,
-            )
+        _trace(net, x, tmp, opset=opset, dynamic=dynamic)
         _add_metadata(tmp, names, (h, w), dynamic, half, net)
         if verify:
             verify_onnx(tmp, net, x, dynamic=dynamic)
@@ -148,6 +124,48 @@ def export_onnx(
         if tmp.exists():
             tmp.unlink()
     return out_path
+
+
+def _output_path(
+    weights_or_model: str | os.PathLike[str] | Detector, out: str | os.PathLike[str] | None
+) -> Path:
+    """The ONNX file to write: ``out``, or the checkpoint's path with ``.onnx``; it must end
+    in ``.onnx`` (a :class:`DetforgeError` otherwise, or when a bare model comes without one)."""
+    if out is None:
+        if isinstance(weights_or_model, str | os.PathLike):
+            out = Path(weights_or_model).with_suffix(".onnx")
+        else:
+            raise DetforgeError("give an output path for the ONNX file")
+    out_path = Path(out)
+    if out_path.suffix.lower() != ".onnx":
+        raise DetforgeError("the output file should end in .onnx", path=out_path)
+    return out_path
+
+
+def _trace(net: Detector, x: Any, path: Path, *, opset: int, dynamic: bool) -> None:
+    """Trace ``net`` on the ``(B, 3, H, W)`` batch ``x`` into ``path`` with the TorchScript
+    exporter: input ``images``, output ``output``; with ``dynamic``, batch, height and width
+    (and the output's anchor axis) are dynamic. The exporter's warnings are silenced."""
+    import torch
+
+    dynamic_axes = (
+        {"images": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 1: "anchors"}}
+        if dynamic
+        else None
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            net,
+            (x,),
+            str(path),
+            input_names=["images"],
+            output_names=["output"],
+            opset_version=opset,
+            dynamic_axes=dynamic_axes,
+            do_constant_folding=True,
+            dynamo=False,
+        )
 
 
 def _add_metadata(

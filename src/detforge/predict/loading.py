@@ -160,3 +160,31 @@ def _darknet_model(
     w, h = net.input_size
     rule = InputRule(h, w)
     return LoadedModel(forward, tuple(class_names), "torch-darknet", rule, True, darknet=net)
+
+
+def peek_class_names(path: Path, *, names: str | None = None) -> tuple[str, ...] | None:
+    """The class names a model file declares, read without building the model (so that
+    ``--classes`` mistakes are reported before a slow load): a checkpoint's ``class_names``,
+    an ONNX export's metadata, a Darknet model's ``names`` file. ``None`` when unknown (a
+    Darknet network named by the dataset, an unreadable file: the load reports it)."""
+    import json
+
+    suffix = path.suffix.lower()
+    try:
+        if names is not None or suffix in (".weights", ".cfg"):
+            if names is None:
+                return None
+            from detforge.formats.darknet import read_names
+
+            return tuple(read_names(names))
+        if suffix == ".onnx":
+            import onnx
+
+            model = onnx.load(str(path), load_external_data=False)
+            meta = {p.key: p.value for p in model.metadata_props}.get("detforge")
+            return None if meta is None else tuple(json.loads(meta)["class_names"])
+        from detforge.models.checkpoint import load_checkpoint
+
+        return tuple(str(n) for n in load_checkpoint(path).get("class_names", ()))
+    except (DetforgeError, OSError, ValueError, KeyError, ImportError):
+        return None

@@ -7,9 +7,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detforge.data.dataset import Dataset
+
+if TYPE_CHECKING:
+    from detforge.report.classify import Suspect
 
 
 @dataclass(frozen=True)
@@ -77,18 +80,7 @@ def report_data(
         first = recs if first is None else first
         ev["source"] = m.source
         ev["images"] = recs
-        ev["suspects"] = [
-            {
-                "image": s.image,
-                "gt": s.gt,
-                "pred": s.pred,
-                "kind": s.kind,
-                "score": round(s.score, 4),
-                "pred_class": s.pred_class,
-                "gt_class": images[s.image]["g"][s.gt][0] if s.gt >= 0 else -1,
-            }
-            for s in sus[:max_suspects]
-        ]
+        ev["suspects"] = _suspect_rows(sus[:max_suspects], images)
         model_out.append(ev)
     order = gallery_order(first) if first is not None else list(range(len(images)))
     return {
@@ -108,6 +100,25 @@ def report_data(
         "models": model_out,
         "run": None if run_dir is None else _run(Path(run_dir), out),
     }
+
+
+def _suspect_rows(
+    suspects: Sequence[Suspect], images: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The report's rows of suspect labels: each :class:`Suspect` as a dict, the score rounded
+    to 4 decimals and ``gt_class`` read from the image's ``"g"`` records (``-1``: no truth)."""
+    return [
+        {
+            "image": s.image,
+            "gt": s.gt,
+            "pred": s.pred,
+            "kind": s.kind,
+            "score": round(s.score, 4),
+            "pred_class": s.pred_class,
+            "gt_class": images[s.image]["g"][s.gt][0] if s.gt >= 0 else -1,
+        }
+        for s in suspects
+    ]
 
 
 def _run(run_dir: Path, out: Path) -> dict[str, Any]:

@@ -143,7 +143,7 @@ class TrainConfig:
     nan_lr_factor: float = 0.5
     """LR multiplier applied at each NaN rollback."""
     out: str = ""
-    """Run folder (default ``runs/train/<dataset name>``), numbered ``-2``, ``-3`` ... if taken."""
+    """Run folder, numbered ``-2``, ``-3`` ... if taken [``runs/train/<dataset name>``]."""
     exist_ok: bool = False
     """Write into ``out`` even when it exists (files detforge writes there are replaced)."""
     plots: bool = True

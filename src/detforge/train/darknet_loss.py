@@ -216,20 +216,7 @@ class DarknetYoloLoss:
         net = torch.tensor([net_w, net_h], dtype=torch.float32, device=dev)
         all_anchors = torch.tensor(spec.anchors, dtype=torch.float32, device=dev) / net  # (A, 2)
         mask = torch.tensor(spec.mask, dtype=torch.long, device=dev)
-        s = spec.scale_x_y
-        if spec.new_coords:
-            xy = p[..., 0:2] * s - 0.5 * (s - 1)
-            wh = p[..., 2:4] ** 2 * 4 * all_anchors[mask][:, None, None, :]
-            obj_p, cls_p = p[..., 4], p[..., 5:]
-        else:
-            xy = torch.sigmoid(p[..., 0:2]) * s - 0.5 * (s - 1)
-            wh = torch.exp(p[..., 2:4]) * all_anchors[mask][:, None, None, :]
-            obj_p, cls_p = torch.sigmoid(p[..., 4]), torch.sigmoid(p[..., 5:])
-        gy, gx = torch.meshgrid(
-            torch.arange(gh, device=dev), torch.arange(gw, device=dev), indexing="ij"
-        )
-        grid = torch.stack([gx, gy], -1).float()
-        pbox = torch.cat([(xy + grid) / torch.tensor([gw, gh], device=dev), wh], -1)
+        xy, obj_p, cls_p, pbox = self._decode(p, spec, all_anchors[mask])
 
         # --- which predictions are positives (image, anchor k, row, col) and for which truth
         pos_img, pos_k, pos_j, pos_i, pos_t = self._assign(spec, t, all_anchors, gw, gh)
@@ -269,23 +256,15 @@ class DarknetYoloLoss:
         # --- box terms per (cell, truth) pair
         tb = t.box[pos_t]
         if spec.iou_loss == "mse":
-            anchor = all_anchors[mask[pos_k]]
             txy = tb[:, :2] * torch.tensor([gw, gh], device=dev) - torch.stack([pos_i, pos_j], 1)
-            if spec.new_coords:
-                twh = torch.sqrt(tb[:, 2:4] / (4 * anchor))
-            else:
-                twh = torch.log(tb[:, 2:4] / anchor)
-            pwh = p[pos_img, pos_k, pos_j, pos_i, 2:4]
-            scale = 2 - tb[:, 2] * tb[:, 3]
-            if spec.new_coords:
-                pxy = xy[pos_img, pos_k, pos_j, pos_i]
-                dxy = 0.5 * ((txy - pxy) ** 2).sum(1)
-            else:  # Darknet's delta s (tx - x) on the logit: s x the gradient of this KL
-                soft = (txy + 0.5 * (s - 1)) / s
-                logit = p[pos_img, pos_k, pos_j, pos_i, 0:2]
-                bce = F.binary_cross_entropy_with_logits(logit, soft, reduction="none")
-                dxy = s * (bce - _entropy(soft)).sum(1)
-            box_l = scale * (dxy + 0.5 * ((twh - pwh) ** 2).sum(1))
+            box_l = self._mse_box_loss(
+                spec,
+                tb,
+                txy,
+                all_anchors[mask[pos_k]],
+                p[pos_img, pos_k, pos_j, pos_i],
+                xy[pos_img, pos_k, pos_j, pos_i],
+            )
         else:
             pb = pbox[pos_img, pos_k, pos_j, pos_i]
             box_l = 1 - box_iou_kind(_cxcywh_to_xyxy(pb), _cxcywh_to_xyxy(tb), spec.iou_loss)
@@ -295,6 +274,59 @@ class DarknetYoloLoss:
             box_l = box_l / classes_at.sum(1).clamp(min=1)[inv]
         box_loss = spec.iou_normalizer * box_l.sum()
         return torch.stack([box_loss, cls_loss, obj_loss])
+
+    @staticmethod
+    def _decode(
+        p: Tensor, spec: YoloLossSpec, anchors: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Decode one head's raw outputs ``p`` ``(B, n, h, w, 5 + C)`` with its ``(n, 2)``
+        anchors (normalized w, h). Returns ``(xy, obj, cls, pbox)``: the centre offset in its
+        cell ``(B, n, h, w, 2)`` (``scale_x_y`` applied), objectness ``(B, n, h, w)`` and class
+        probabilities ``(B, n, h, w, C)``, and the boxes ``(B, n, h, w, 4)`` cxcywh normalized.
+        With ``new_coords`` the conv already applied the logistic (Darknet's ``new_coords=1``).
+        """
+        _, _, gh, gw, _ = p.shape
+        dev = p.device
+        s = spec.scale_x_y
+        if spec.new_coords:
+            xy = p[..., 0:2] * s - 0.5 * (s - 1)
+            wh = p[..., 2:4] ** 2 * 4 * anchors[:, None, None, :]
+            obj_p, cls_p = p[..., 4], p[..., 5:]
+        else:
+            xy = torch.sigmoid(p[..., 0:2]) * s - 0.5 * (s - 1)
+            wh = torch.exp(p[..., 2:4]) * anchors[:, None, None, :]
+            obj_p, cls_p = torch.sigmoid(p[..., 4]), torch.sigmoid(p[..., 5:])
+        gy, gx = torch.meshgrid(
+            torch.arange(gh, device=dev), torch.arange(gw, device=dev), indexing="ij"
+        )
+        grid = torch.stack([gx, gy], -1).float()
+        pbox = torch.cat([(xy + grid) / torch.tensor([gw, gh], device=dev), wh], -1)
+        return xy, obj_p, cls_p, pbox
+
+    @staticmethod
+    def _mse_box_loss(
+        spec: YoloLossSpec, tb: Tensor, txy: Tensor, anchor: Tensor, raw: Tensor, xy: Tensor
+    ) -> Tensor:
+        """Darknet's ``mse`` box term of each positive, ``(P,)``.
+
+        ``tb`` ``(P, 4)`` truths cxcywh normalized; ``txy`` ``(P, 2)`` their centres in cell
+        units relative to the positive's cell; ``anchor`` ``(P, 2)`` the positive's anchor
+        (normalized w, h); ``raw`` ``(P, 5 + C)`` the positive's raw outputs; ``xy`` ``(P, 2)``
+        its decoded offset in the cell. Scaled by ``2 - w * h`` as Darknet does.
+        """
+        s = spec.scale_x_y
+        if spec.new_coords:
+            twh = torch.sqrt(tb[:, 2:4] / (4 * anchor))
+        else:
+            twh = torch.log(tb[:, 2:4] / anchor)
+        scale = 2 - tb[:, 2] * tb[:, 3]
+        if spec.new_coords:
+            dxy = 0.5 * ((txy - xy) ** 2).sum(1)
+        else:  # Darknet's delta s (tx - x) on the logit: s x the gradient of this KL
+            soft = (txy + 0.5 * (s - 1)) / s
+            bce = F.binary_cross_entropy_with_logits(raw[:, 0:2], soft, reduction="none")
+            dxy = s * (bce - _entropy(soft)).sum(1)
+        return scale * (dxy + 0.5 * ((twh - raw[:, 2:4]) ** 2).sum(1))
 
     @staticmethod
     def _prob_loss(logit: Tensor, prob: Tensor, target: Tensor, new_coords: bool) -> Tensor:

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from detforge.errors import DetforgeError
+from detforge.models.darknet.cfg import read_cfg_text
 from detforge.train.darknet_loss import DarknetYoloLoss, YoloLossSpec, unsupported_keys
 
 if TYPE_CHECKING:
@@ -139,18 +140,6 @@ def cfg_for_classes(text: str, classes: int, *, path: str = "<cfg>") -> tuple[st
     if changed:  # values edited in place: line numbers stay the user's
         text, _ = rewrite_cfg_text(text, classes=classes, path=path)
     return text, changed
-
-
-def read_cfg_text(path: str | os.PathLike[str]) -> str:
-    """A ``.cfg`` file's text (DetforgeError naming it when unreadable)."""
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise DetforgeError(f"cannot read the cfg: {exc.strerror or exc}", path=p) from None
-    if b"\0" in data[:4096]:
-        raise DetforgeError("this is not a Darknet .cfg text file (binary data)", path=p)
-    return data.decode("utf-8", errors="replace")
 
 
 @dataclass

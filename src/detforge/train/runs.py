@@ -44,6 +44,8 @@ from typing import Any
 
 from detforge.errors import DetforgeError
 from detforge.utils.io import atomic_open, atomic_write_text
+from detforge.utils.outputs import next_run_dir as next_run_dir  # the one numbering rule
+from detforge.utils.outputs import run_name
 
 DEFAULT_ROOT = Path("runs") / "train"
 """Where runs go by default: ``runs/train/<dataset name>`` (numbered when it exists)."""
@@ -80,24 +82,10 @@ class RunPaths:
         return self.root / "config.yaml"
 
 
-def next_run_dir(base: str | Path = "runs/train") -> Path:
-    """The first of ``base``, ``base-2``, ``base-3`` ... that does not exist yet."""
-    base = Path(base)
-    if not base.exists():
-        return base
-    n = 2
-    while True:
-        cand = base.with_name(f"{base.name}-{n}")
-        if not cand.exists():
-            return cand
-        n += 1
-
-
 def default_run_name(data: str) -> str:
-    """``runs/train/<name>``: the dataset's name (``obj`` for ``obj.data``, a folder's name)."""
-    p = Path(data.rstrip("/\\")) if data else Path("train")
-    name = p.stem if p.suffix else p.name
-    return name or "train"
+    """``runs/train/<name>``: the dataset's name (``obj`` for ``obj.data``, a folder's name);
+    the rule every command's output folder follows (:mod:`detforge.utils.outputs`)."""
+    return run_name(data, default="train")
 
 
 def new_run_dir(out: str, data: str, *, exist_ok: bool = False) -> Path:

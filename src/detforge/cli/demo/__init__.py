@@ -65,18 +65,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out",
         default=None,
         metavar="DIR",
-        help="output folder (default: a new detforge-demo-<time> folder)",
+        help="output folder [a new detforge-demo-<time> folder]",
     )
     parser.add_argument(
-        "--images", type=int, default=60, metavar="N", help="number of images to generate (60)"
+        "--images", type=int, default=60, metavar="N", help="number of images to generate [60]"
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed [0]")
     parser.add_argument(
         "--train-seconds",
         type=float,
         default=90.0,
         metavar="S",
-        help="wall-clock budget of the training step (90; the LR schedule fits what fits)",
+        help="wall-clock budget of the training step, s (the LR schedule fits what fits) [90]",
     )
     parser.add_argument(
         "--steps",

@@ -24,7 +24,7 @@ def step_predict(run: DemoRun) -> None:
          "--save-txt", "--save-json", str(dets)])  # fmt: skip
     run.files["predictions"] = out / "labels"
     run.files["detections_json"] = dets
-    cli(["map", data, str(weights), "--out", str(run.out / "map")])
+    cli(["map", str(weights), data, "--out", str(run.out / "map")])
     print(f"annotated pictures: {out}/*.jpg; metrics and plots: {run.out / 'map'}/")
 
 

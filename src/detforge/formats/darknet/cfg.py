@@ -170,41 +170,10 @@ def rewrite_cfg_text(
             _set(lines, idx, m, value)
 
     heads = 0
-    for k, (name, start, end) in enumerate(sections):
-        if name not in _HEADS:
-            continue
-        heads += 1
-        found = _find_key(lines, start, end, "classes")
-        if found is None:
-            raise DetforgeError(f"[{name}] section has no classes= line", path=path, line=start + 1)
-        change(found[0], found[1], name, str(classes))
-        if anchors is not None:
-            anc = _find_key(lines, start, end, "anchors")
-            if anc is None:
-                raise DetforgeError(f"[{name}] has no anchors= line", path=path, line=start + 1)
-            change(anc[0], anc[1], name, anchors)
-        mask = _find_key(lines, start, end, "mask")
-        num = _find_key(lines, start, end, "num")
-        if name != "region" and mask is not None:
-            count = len([v for v in mask[1].group(4).split(",") if v.strip()])
-        elif num is not None:
-            count = int(num[1].group(4).strip())
-        else:
-            raise DetforgeError(
-                f"[{name}] section has neither mask= nor num=", path=path, line=start + 1
-            )
-        conv = next(
-            ((n, s, e) for n, s, e in reversed(sections[:k]) if n in ("convolutional", "conv")),
-            None,
-        )
-        if conv is None:
-            raise DetforgeError(f"no [convolutional] before [{name}]", path=path, line=start + 1)
-        filt = _find_key(lines, conv[1], conv[2], "filters")
-        if filt is None:
-            raise DetforgeError(
-                "[convolutional] before a head has no filters=", path=path, line=conv[1] + 1
-            )
-        change(filt[0], filt[1], "convolutional", str((classes + _HEADS[name]) * count))
+    for k, (name, _, _) in enumerate(sections):
+        if name in _HEADS:
+            heads += 1
+            _rewrite_head(lines, sections, k, classes, anchors, change, path)
     if not heads:
         raise DetforgeError(
             "no [yolo], [Gaussian_yolo] or [region] section: not a detector cfg", path=path
@@ -222,6 +191,52 @@ def rewrite_cfg_text(
     elif size is not None or subdivisions is not None:
         raise DetforgeError("no [net] section to set the input size in", path=path)
     return "".join(lines), changes
+
+
+def _rewrite_head(
+    lines: list[str],
+    sections: list[tuple[str, int, int]],
+    k: int,
+    classes: int,
+    anchors: str | None,
+    change: Callable[[int, re.Match[str], str, str], None],
+    path: str | None,
+) -> None:
+    """Set ``classes=`` (and ``anchors=`` when given) in the head ``sections[k]`` and the
+    ``filters=`` of the last [convolutional] before it to ``(classes + extra) * count``,
+    ``count`` being the head's ``mask=`` length (``num=`` for [region])."""
+    name, start, end = sections[k]
+    found = _find_key(lines, start, end, "classes")
+    if found is None:
+        raise DetforgeError(f"[{name}] section has no classes= line", path=path, line=start + 1)
+    change(found[0], found[1], name, str(classes))
+    if anchors is not None:
+        anc = _find_key(lines, start, end, "anchors")
+        if anc is None:
+            raise DetforgeError(f"[{name}] has no anchors= line", path=path, line=start + 1)
+        change(anc[0], anc[1], name, anchors)
+    mask = _find_key(lines, start, end, "mask")
+    num = _find_key(lines, start, end, "num")
+    if name != "region" and mask is not None:
+        count = len([v for v in mask[1].group(4).split(",") if v.strip()])
+    elif num is not None:
+        count = int(num[1].group(4).strip())
+    else:
+        raise DetforgeError(
+            f"[{name}] section has neither mask= nor num=", path=path, line=start + 1
+        )
+    conv = next(
+        ((n, s, e) for n, s, e in reversed(sections[:k]) if n in ("convolutional", "conv")),
+        None,
+    )
+    if conv is None:
+        raise DetforgeError(f"no [convolutional] before [{name}]", path=path, line=start + 1)
+    filt = _find_key(lines, conv[1], conv[2], "filters")
+    if filt is None:
+        raise DetforgeError(
+            "[convolutional] before a head has no filters=", path=path, line=conv[1] + 1
+        )
+    change(filt[0], filt[1], "convolutional", str((classes + _HEADS[name]) * count))
 
 
 def _net_size_and_batch(

@@ -343,8 +343,8 @@ def parse_cfg_text(text: str, *, path: str | os.PathLike[str] = "<cfg>") -> Dark
     return DarknetCfg(path=name, net=sections[0], layers=sections[1:], text=text)
 
 
-def read_cfg(path: str | os.PathLike[str]) -> DarknetCfg:
-    """Read and parse a ``.cfg`` file (DetforgeError when missing or unreadable)."""
+def read_cfg_text(path: str | os.PathLike[str]) -> str:
+    """A ``.cfg`` file's text (DetforgeError naming it when missing, unreadable or binary)."""
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -352,4 +352,9 @@ def read_cfg(path: str | os.PathLike[str]) -> DarknetCfg:
         raise DetforgeError(f"cannot read the cfg: {exc.strerror or exc}", path=p) from None
     if b"\0" in data[:4096]:
         raise DetforgeError("this is not a Darknet .cfg text file (binary data)", path=p)
-    return parse_cfg_text(data.decode("utf-8", errors="replace"), path=p)
+    return data.decode("utf-8", errors="replace")
+
+
+def read_cfg(path: str | os.PathLike[str]) -> DarknetCfg:
+    """Read and parse a ``.cfg`` file (DetforgeError when missing or unreadable)."""
+    return parse_cfg_text(read_cfg_text(path), path=Path(path))

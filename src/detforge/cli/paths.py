@@ -1,0 +1,111 @@
+"""Wrong paths that point at the fix: the nearest existing name for a typo, and the command
+to run when a folder holds another dataset layout than the command expects.
+
+Every command goes through these: :func:`explain` is applied by ``cli/main.py`` to each
+:class:`~detforge.errors.DetforgeError` it prints, so any error naming a path that does not
+exist says which existing file was probably meant, and names the argument the user typed
+when the error is about a file inside it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from detforge.errors import DetforgeError
+
+LAYOUT_NAMES = {
+    "voc": "Pascal VOC (Annotations/ with XML files)",
+    "coco": "COCO (an instances JSON)",
+    "ultralytics": "Ultralytics (images/, labels/ and a data YAML)",
+    "tfrecord": "TFRecord (.record files)",
+}
+"""How a layout :func:`detforge.formats.detect.detect_format` names is described to a user."""
+
+
+def nearest_path(path: str | os.PathLike[str]) -> str | None:
+    """The existing path closest to a missing ``path``: the most similar entry of the
+    deepest existing folder above it, with the rest of ``path`` appended when that exists
+    too (``data/obj.dat`` -> ``data/obj.data``; ``dta/obj.data`` -> ``data/obj.data``).
+    ``None`` when ``path`` exists or nothing is similar enough."""
+    p = Path(path)
+    if p.exists() or str(path) == "":
+        return None
+    parts = p.parts
+    for depth in range(len(parts) - 1, -1, -1):
+        parent = Path(*parts[:depth]) if depth else Path(".")
+        if not parent.is_dir():
+            continue
+        try:
+            entries = sorted(os.listdir(parent))
+        except OSError:
+            return None
+        close = difflib.get_close_matches(parts[depth], entries, n=1, cutoff=0.6)
+        if not close:
+            return None
+        cand = Path(*parts[:depth], close[0], *parts[depth + 1 :])
+        return str(cand) if cand.exists() else None
+    return None
+
+
+_MISSING_WORDS = ("not found", "does not exist", "no such", "missing")
+
+
+def explain(exc: DetforgeError, given: Sequence[str] = ()) -> str:
+    """The one-line message the CLI prints for ``exc``: a missing path gets ``did you mean
+    'x'?``; an error about a file inside the one argument ``given`` that names a path says
+    which argument it came from."""
+    text = str(exc)
+    if exc.path is None:
+        return text
+    missing = any(w in exc.message.lower() for w in _MISSING_WORDS)
+    near = nearest_path(exc.path) if missing else None
+    if near is not None:
+        return f"{text} (did you mean {near!r}?)"
+    if any(g and _same_or_inside(exc.path, g) for g in given):
+        return text  # the error names (a file in) what the user typed
+    inputs = [g for g in given if g and os.path.exists(g)]
+    if len(inputs) == 1:
+        return f"{text} (reading {inputs[0]})"
+    return text
+
+
+def _same_or_inside(path: str, arg: str) -> bool:
+    a, b = Path(os.path.abspath(path)), Path(os.path.abspath(arg))
+    return a == b or b in a.parents
+
+
+def layout_hint(source: str | os.PathLike[str], command: str) -> str | None:
+    """When ``source``, given where images with Darknet labels are expected, is (or lies
+    inside) a dataset of another layout: one sentence saying so and the command to run."""
+    from detforge.formats.detect import detect_format
+
+    p = Path(source)
+    if not p.is_dir():
+        return None
+    for folder in (p, p.parent, p.parent.parent):
+        try:
+            fmt = detect_format(folder)
+        except (DetforgeError, OSError):
+            continue
+        if fmt == "darknet":
+            continue
+        kind = LAYOUT_NAMES.get(fmt, fmt)
+        if command in ("info", "stats", "check", "show") and folder != p:
+            return (f"this folder is part of a {kind} dataset; give the dataset itself: "
+                    f"detforge {command} {folder}")  # fmt: skip
+        where = "is" if folder == p else f"is part of ({folder})"
+        return (f"this folder {where} a {kind} dataset, not images with Darknet .txt labels; "
+                f"convert it first: detforge convert {folder} OUT --to darknet")  # fmt: skip
+    return None
+
+
+def refuse_other_layout(source: str | os.PathLike[str], num_boxes: int, command: str) -> None:
+    """:class:`DetforgeError` with :func:`layout_hint`'s advice when ``source``, read as
+    images with Darknet labels, gave no boxes at all and looks like another layout."""
+    if num_boxes == 0:
+        hint = layout_hint(source, command)
+        if hint is not None:
+            raise DetforgeError(hint, path=source)
