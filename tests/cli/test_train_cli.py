@@ -69,11 +69,17 @@ def test_train_help_has_examples_and_documented_defaults(
     ],
 )  # fmt: skip
 def test_user_mistakes_are_one_line_and_exit_2(
-    argv: list[str], words: str, capsys: pytest.CaptureFixture[str]
+    argv: list[str],
+    words: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert words in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "runs").exists()  # a mistake leaves no empty run folder behind
 
 
 @pytest.mark.slow

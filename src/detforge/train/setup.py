@@ -85,6 +85,12 @@ def check_source(
     return str(fixed.data_file), left
 
 
+def require_dataset(source: str, dataset: Dataset | None) -> None:
+    """A ``DetforgeError`` naming ``source`` when there is no dataset there (and none given)."""
+    if dataset is None and not Path(source).exists():
+        raise DetforgeError("dataset not found; pass a .data file or a dataset folder", path=source)
+
+
 def load_training_data(
     source: str,
     *,
@@ -110,8 +116,7 @@ def load_training_data(
         note(msg)
 
     left: list[str] = []
-    if dataset is None and not Path(source).exists():
-        raise DetforgeError("dataset not found; pass a .data file or a dataset folder", path=source)
+    require_dataset(source, dataset)
     if check and dataset is None:
         source, left = check_source(
             source, skip_bad=skip_bad, path_map=path_map, clean_dir=clean_dir, note=say
