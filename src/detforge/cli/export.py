@@ -1,4 +1,5 @@
-"""``detforge export``: write a trained checkpoint as an NMS-free ONNX model."""
+"""``detforge export``: write a trained checkpoint or a Darknet network as an NMS-free ONNX
+model, or a Darknet network back to .cfg/.weights/.names."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 
 from detforge.errors import DetforgeError
 
-HELP = "export a trained checkpoint to ONNX, or a Darknet network back to .cfg/.weights/.names"
+HELP = "export a checkpoint or Darknet network to ONNX, or a Darknet network to .cfg/.weights"
 DESCRIPTION = """\
 Export WEIGHTS (a detforge checkpoint, e.g. runs/train/obj/weights/best.pt) to ONNX.
 Batch-norm is folded into the convolutions; the graph has no NMS, so any runtime can run it:
@@ -29,6 +30,19 @@ examples:
   detforge export best.pt --imgsz 416 -o models/cells.onnx
   detforge export best.pt --dynamic --out deploy/          # any batch and size (multiples of 32)
   detforge export best.pt --half --out gpu/                # float16, for GPU runtimes
+
+A Darknet network (a .weights with its --cfg [default: the same-stem .cfg] and --names, or a
+checkpoint fine-tuned from one) goes to ONNX with Darknet's box decoding in the graph, at the
+cfg's size (--dynamic: the batch axis only):
+
+  input  'images'  (B, 3, net_h, net_w) float32 RGB in [0, 1] (the image stretched to the
+                   cfg's size, or letterboxed when the cfg says letter_box=1)
+  output 'output'  (B, N, 5 + C): per [yolo] head, rows by grid row, column, anchor: cx, cy,
+                   w, h relative to the input, objectness, C class probabilities; no NMS
+
+Its metadata records the heads, letter_box, NMS kind and the cfg, so 'detforge predict/val/map
+model.onnx' and detforge.load() run it with Darknet's resize, thresholds and NMS:
+  detforge export yolov4-tiny.weights --names coco.names --to onnx   # -> yolov4-tiny.onnx
 
 Darknet (--to darknet): a Darknet network -- a fine-tuned checkpoint of one, or a
 .weights with its --cfg -- is written to --out DIR as DIR/<name>.cfg, <name>.weights and
@@ -56,11 +70,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         default=None,
         metavar="S",
-        help="input size: S, or H W (multiples of 32) [the checkpoint's training size, else 640]",
+        help="input size: S, or H W (multiples of 32) [the checkpoint's training size, else "
+        "640; a Darknet network: its cfg's size]",
     )
     parser.add_argument("--batch", type=int, default=1, help="fixed batch size [1]")
     parser.add_argument(
-        "--dynamic", action="store_true", help="dynamic batch, height and width axes"
+        "--dynamic",
+        action="store_true",
+        help="dynamic batch, height and width axes (a Darknet network: the batch axis)",
     )
     parser.add_argument("--half", action="store_true", help="float16 weights and input")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset version [17]")
@@ -89,6 +106,11 @@ def _export_darknet(args: argparse.Namespace) -> int:
     if args.out is None:
         raise DetforgeError("--to darknet needs --out DIR (the folder to write into)")
     weights = Path(args.weights)
+    if weights.suffix.lower() == ".onnx":
+        raise DetforgeError(
+            "an ONNX model cannot be exported back to Darknet: export the .weights or the "
+            "checkpoint it came from with --to darknet", path=weights,
+        )  # fmt: skip
     if not weights.is_file():
         raise DetforgeError("weights file not found", path=weights)
     if is_darknet_file(weights):
@@ -118,8 +140,6 @@ def _export_darknet(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.format == "darknet":
         return _export_darknet(args)
-    if args.cfg is not None or args.names is not None:
-        raise DetforgeError("--cfg and --names go with --to darknet")
     from detforge.predict.export import export_onnx
 
     try:
@@ -159,6 +179,8 @@ def run(args: argparse.Namespace) -> int:
         batch=args.batch,
         verify=not args.no_verify,
         device=args.device,
+        cfg=args.cfg,
+        names=args.names,
     )
     print(f"{path.stat().st_size / 1e6:.1f} MB, checked against PyTorch" if not args.no_verify
           else f"{path.stat().st_size / 1e6:.1f} MB")  # fmt: skip

@@ -320,9 +320,9 @@ def load(
     """Load a detforge checkpoint (``.pt``), an exported ONNX model (``.onnx``) or a Darknet
     network (``.weights`` with ``cfg=`` or the same-stem ``.cfg`` beside it) to predict.
 
-    A Darknet network keeps Darknet's inference rules (:mod:`detforge.predict.darknet`; it
-    runs at its cfg's size, ``imgsz`` does not apply); ``names`` (a ``.names`` file or a
-    list) names its classes (default ``class0..``).
+    A Darknet network (also its ONNX export, run by onnxruntime) keeps Darknet's inference
+    rules (:mod:`detforge.predict.darknet`; it runs at its cfg's size, ``imgsz`` does not
+    apply); ``names`` (a ``.names`` file or a list) names its classes (default ``class0..``).
 
     ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ... (:mod:`detforge.utils.device`; default:
     CUDA when available; ONNX models run with onnxruntime on its CPU or CUDA provider).
@@ -342,7 +342,7 @@ def load(
     if m.darknet is not None:
         from detforge.predict.darknet import DarknetPredictor
 
-        w, h = m.darknet.input_size
+        w, h = m.darknet.settings.input_size
         if imgsz is not None and (imgsz, imgsz) != (h, w):
             raise DetforgeError(
                 f"a Darknet network runs at its cfg's size ({w}x{h}); to change it, set "

@@ -8,12 +8,19 @@ probability, per-class NMS with the cfg's ``nms_kind``/``beta_nms`` at ``nms=0.4
 Darknet's ``-thresh`` (objectness and class score), ``iou`` its ``nms``; ``max_det`` keeps the
 best ``max_det`` detections of an image (Darknet has no cap; the default 300 rarely binds).
 ``imgsz`` is ignored: a Darknet network runs at its cfg size.
+
+The predictor needs only a :class:`DarknetModel`: a rows function (the network plus
+Darknet's per-head decoding, run by PyTorch or by onnxruntime for an ONNX export) and the
+:class:`DarknetSettings` the post-processing reads (input size, ``letter_box``, NMS kind),
+which a :class:`~detforge.models.darknet.network.DarknetNetwork` and the metadata of a
+Darknet ONNX export both provide.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,12 +32,108 @@ from detforge.predict.batching import batched, prefetch
 from detforge.predict.sources import Frame
 
 if TYPE_CHECKING:
+    import torch
+
     from detforge.data.dataset import Dataset
-    from detforge.models.darknet.network import DarknetNetwork
+    from detforge.models.darknet.network import DarknetNetwork, HeadSpec
+
+
+@dataclass(frozen=True)
+class DarknetSettings:
+    """What Darknet's inference needs besides the network's outputs: ``input_size``
+    ``(width, height)`` of ``[net]``, ``letter_box``, the NMS kind and ``beta_nms`` that
+    decide (the last layer's), ``num_classes`` and each head's :class:`HeadSpec`."""
+
+    input_size: tuple[int, int]
+    letter_box: bool
+    nms_kind: str
+    beta_nms: float
+    num_classes: int
+    heads: tuple[HeadSpec, ...] = ()
+
+    @classmethod
+    def of_network(cls, net: DarknetNetwork) -> DarknetSettings:
+        return cls(net.input_size, bool(net.letter_box), net.nms_kind, float(net.beta_nms),
+                   int(net.num_classes), tuple(net.heads))  # fmt: skip
+
+    def to_meta(self) -> dict[str, Any]:
+        """Plain JSON types (the ``darknet`` entry of an ONNX export's metadata)."""
+        return {
+            "input_size": list(self.input_size),
+            "letter_box": self.letter_box,
+            "nms_kind": self.nms_kind,
+            "beta_nms": self.beta_nms,
+            "classes": self.num_classes,
+            "heads": [asdict(h) for h in self.heads],
+        }
+
+    @classmethod
+    def from_meta(cls, meta: Any, *, path: str | os.PathLike[str] | None = None) -> DarknetSettings:
+        """:meth:`to_meta` read back; anything missing or out of range is a DetforgeError."""
+        from detforge.models.darknet.network import NMS_KINDS
+
+        try:
+            w, h = (int(v) for v in meta["input_size"])
+            heads = tuple(_head_from_meta(d) for d in meta["heads"])
+            out = cls((w, h), bool(meta["letter_box"]), str(meta["nms_kind"]),
+                      float(meta["beta_nms"]), int(meta["classes"]), heads)  # fmt: skip
+            if min(w, h) < 1 or out.num_classes < 1 or out.nms_kind not in NMS_KINDS:
+                raise ValueError("input size, classes or nms_kind out of range")
+            if any(hd.kind not in ("yolo", "region") or hd.nms_kind not in NMS_KINDS
+                   or hd.classes != out.num_classes for hd in heads):  # fmt: skip
+                raise ValueError("a head's kind, classes or nms_kind")
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise DetforgeError(
+                f"the Darknet metadata of this ONNX file is corrupt ({str(exc)[:80]}); export "
+                "the network again with 'detforge export X.weights --to onnx'",
+                path=path,
+            ) from None
+        return out
+
+
+def _head_from_meta(d: Any) -> HeadSpec:
+    """One ``heads`` entry of the metadata (``dataclasses.asdict`` of a HeadSpec) read back."""
+    from detforge.models.darknet.network import HeadSpec
+
+    return HeadSpec(
+        kind=str(d["kind"]),
+        index=int(d["index"]),
+        classes=int(d["classes"]),
+        anchors=tuple((float(a), float(b)) for a, b in d["anchors"]),
+        scale_x_y=float(d["scale_x_y"]),
+        new_coords=bool(d["new_coords"]),
+        nms_kind=str(d["nms_kind"]),
+        beta_nms=float(d["beta_nms"]),
+        softmax=bool(d.get("softmax", False)),
+    )
+
+
+@dataclass(frozen=True)
+class DarknetModel:
+    """A Darknet network ready to run: ``rows`` maps ``(B, 3, net_h, net_w)`` float RGB in
+    [0, 1] on ``device`` to the decoded rows ``(B, N, 5 + C)`` of
+    :func:`~detforge.models.darknet.model.forward_rows` (cx, cy, w, h relative to the input,
+    objectness, class probabilities); ``settings`` is what the post-processing reads;
+    ``backend`` names the runtime (``torch-darknet``, ``onnxruntime-darknet``)."""
+
+    rows: Callable[[torch.Tensor], torch.Tensor]
+    settings: DarknetSettings
+    device: Any
+    backend: str = "torch-darknet"
+
+    @classmethod
+    def of_network(cls, net: DarknetNetwork) -> DarknetModel:
+        """A PyTorch network (used as given: fuse it first for speed)."""
+        from detforge.models.darknet.model import forward_rows
+
+        def rows(x: torch.Tensor) -> torch.Tensor:
+            return forward_rows(net, x)
+
+        return cls(rows, DarknetSettings.of_network(net), next(net.parameters()).device)
 
 
 class DarknetPredictor(Predictor):
-    """Predictor over a :class:`~detforge.models.darknet.network.DarknetNetwork`."""
+    """Predictor over a :class:`DarknetModel` (a PyTorch network or a Darknet ONNX export)."""
 
     default_iou = 0.45  # Darknet's nms for every detector command
     default_map_conf = 0.005  # validate_detector_map's thresh
@@ -39,17 +142,18 @@ class DarknetPredictor(Predictor):
 
     def __init__(
         self,
-        net: DarknetNetwork,
+        model: DarknetModel,
         class_names: Sequence[str],
         *,
         forward: Callable[[Any], Any] | None = None,
         source: str | None = None,
     ) -> None:
-        w, h = net.input_size
-        super().__init__(forward or self._no_forward, class_names, backend="torch-darknet",
+        w, h = model.settings.input_size
+        super().__init__(forward or self._no_forward, class_names, backend=model.backend,
                          fixed_shape=(h, w), source=source)  # fmt: skip
-        self.net = net
-        self.device = next(net.parameters()).device
+        self.model = model
+        self.settings = model.settings
+        self.device = model.device
         self.clip = True
 
     def predict_dataset(self, ds: Dataset, **kwargs: Any) -> Dataset:
@@ -78,29 +182,28 @@ class DarknetPredictor(Predictor):
         """Lazily predict on ``frames``, ``batch`` images per forward pass (see the module)."""
         import torch
 
-        from detforge.models.darknet.model import forward_rows
         from detforge.models.darknet.nms import darknet_detections
         from detforge.models.darknet.preprocess import darknet_input
 
         nms = self.default_iou if iou is None else iou
         max_det = self.default_max_det if max_det is None else max_det
         _check_thresholds(conf, nms, max_det, batch)
-        net = self.net
-        net_w, net_h = net.input_size
+        st = self.settings
+        net_w, net_h = st.input_size
         counter = iter(range(1 << 62))
         gen = (_full_frame(f, next(counter)) for f in frames)
 
         def prepare(group: list[Frame]) -> tuple[list[Frame], torch.Tensor]:
-            xs = [darknet_input(f.image, net_w, net_h, letter_box=net.letter_box) for f in group]
+            xs = [darknet_input(f.image, net_w, net_h, letter_box=st.letter_box) for f in group]
             return group, torch.cat(xs)
 
         for group, x in prefetch(prepare(g) for g in batched(gen, batch)):
-            rows = forward_rows(net, x.to(self.device))
+            rows = self.model.rows(x.to(self.device))
             for f, r in zip(group, rows, strict=True):
                 ih, iw = f.image.shape[:2]
-                d = darknet_detections(r, iw, ih, net_w, net_h, letter_box=net.letter_box,
-                                       thresh=conf, nms=nms, nms_kind=net.nms_kind,
-                                       beta_nms=net.beta_nms)  # fmt: skip
+                d = darknet_detections(r, iw, ih, net_w, net_h, letter_box=st.letter_box,
+                                       thresh=conf, nms=nms, nms_kind=st.nms_kind,
+                                       beta_nms=st.beta_nms)  # fmt: skip
                 h, w = f.shape
                 boxes = d.boxes.astype(np.float64) * np.array([w / iw, h / ih] * 2)
                 if self.clip:  # Darknet clips what it draws/saves, not what `map` scores

@@ -15,6 +15,10 @@ The model's metadata (``metadata_props``) holds ``detforge`` = a JSON object wit
 letterboxed on its own into ``imgsz``, centred, grey 114 padding), which
 :class:`~detforge.predict.onnx_model.OnnxDetector` reads back, so an export and its checkpoint
 give the same detections.
+
+A Darknet network (a ``.weights`` with its ``cfg``, or a checkpoint of a fine-tuned one) is
+exported with Darknet's decoding and output rows instead: see
+:mod:`detforge.predict.darknet_onnx` (same ``detforge`` metadata key, with ``arch: "darknet"``).
 """
 
 from __future__ import annotations
@@ -69,12 +73,17 @@ def export_onnx(
     class_names: list[str] | None = None,
     verify: bool = True,
     device: str | None = "cpu",
+    cfg: str | os.PathLike[str] | None = None,
+    names: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Export to ONNX and return the written path.
 
     Args:
         weights_or_model: a detforge checkpoint path or a :class:`Detector` (not modified:
-            a fused copy is exported).
+            a fused copy is exported). A Darknet ``.weights``/``.conv.N``/``.cfg`` (``cfg``:
+            its network, default the same-stem file; ``names``: a ``.names`` file) or a
+            checkpoint of a fine-tuned Darknet network is exported with Darknet's decoding
+            (:mod:`detforge.predict.darknet_onnx`; its cfg's size, no ``half``).
         out: output file (default: the checkpoint's path with ``.onnx``).
         imgsz: input size, ``S`` or ``(H, W)``; the traced size, the fixed size unless
             ``dynamic``, and the input rule recorded for the runner (default: the size the
@@ -101,7 +110,14 @@ def export_onnx(
         _check_imgsz(imgsz)
     if batch < 1:
         raise DetforgeError(f"--batch must be at least 1, got {batch}")
-    model, names, trained = _resolve(weights_or_model, class_names)
+    darknet = _darknet_file(weights_or_model, cfg, names)
+    if darknet is None:
+        model, model_names, trained = _resolve(weights_or_model, class_names)
+        darknet = _darknet_checkpoint(model, model_names, weights_or_model, cfg, names)
+    if darknet is not None:
+        return _export_darknet(darknet, _output_path(weights_or_model, out), imgsz=imgsz,
+                               half=half, dynamic=dynamic, opset=opset, batch=batch,
+                               class_names=class_names, verify=verify, device=device)  # fmt: skip
     h, w = _check_imgsz(imgsz if imgsz is not None else trained)
     out_path = _output_path(weights_or_model, out)
 
@@ -116,7 +132,7 @@ def export_onnx(
     tmp = out_path.with_name(f".{out_path.name}.tmp")
     try:
         _trace(net, x, tmp, opset=opset, dynamic=dynamic)
-        _add_metadata(tmp, names, (h, w), dynamic, half, net)
+        _add_metadata(tmp, model_names, (h, w), dynamic, half, net)
         if verify:
             verify_onnx(tmp, net, x, dynamic=dynamic)
         os.replace(tmp, out_path)
@@ -124,6 +140,69 @@ def export_onnx(
         if tmp.exists():
             tmp.unlink()
     return out_path
+
+
+def _darknet_file(
+    weights_or_model: str | os.PathLike[str] | Detector,
+    cfg: str | os.PathLike[str] | None,
+    names: str | os.PathLike[str] | None,
+) -> tuple[Any, list[str]] | None:
+    """``(network, class names)`` of a Darknet ``.weights``/``.conv.N``/``.cfg``, else None."""
+    from detforge.models.darknet.model import is_darknet_file
+
+    if not isinstance(weights_or_model, str | os.PathLike) or not is_darknet_file(weights_or_model):
+        return None
+    from detforge.predict.darknet import load_darknet_network
+
+    return load_darknet_network(Path(weights_or_model), cfg=cfg, names=names)
+
+
+def _darknet_checkpoint(
+    model: Any,
+    model_names: list[str],
+    where: Any,
+    cfg: str | os.PathLike[str] | None,
+    names: str | os.PathLike[str] | None,
+) -> tuple[Any, list[str]] | None:
+    """``(network, class names)`` of a checkpoint of a fine-tuned Darknet network, else None
+    (then ``cfg``/``names`` are errors)."""
+    from detforge.predict.darknet import resolve_names
+    from detforge.predict.darknet_onnx import darknet_network_of
+
+    net = darknet_network_of(model)
+    path = where if isinstance(where, str | os.PathLike) else None
+    if net is None:
+        if cfg is not None or names is not None:
+            raise DetforgeError("--cfg and --names are for Darknet networks", path=path)
+        return None
+    if cfg is not None:
+        raise DetforgeError("this checkpoint holds its network's cfg: leave out --cfg", path=path)
+    return net.eval(), resolve_names(names, net.num_classes, dataset_names=model_names)
+
+
+def _export_darknet(
+    darknet: tuple[Any, list[str]],
+    out: Path,
+    *,
+    imgsz: int | tuple[int, int] | None,
+    half: bool,
+    class_names: list[str] | None,
+    **kwargs: Any,
+) -> Path:
+    """A Darknet network through :func:`detforge.predict.darknet_onnx.export_darknet_onnx`
+    (at its cfg's size, float32)."""
+    from detforge.predict.darknet_onnx import export_darknet_onnx
+
+    net, names = darknet
+    w, h = net.input_size
+    if imgsz is not None and (imgsz if isinstance(imgsz, tuple) else (imgsz, imgsz)) != (h, w):
+        raise DetforgeError(
+            f"a Darknet network runs at its cfg's size ({w}x{h}); to change it, set width= and "
+            "height= in the cfg instead of --imgsz"
+        )
+    if half:
+        raise DetforgeError("half precision is not supported for Darknet networks")
+    return export_darknet_onnx(net, class_names or names, out, **kwargs)
 
 
 def _output_path(
@@ -143,16 +222,25 @@ def _output_path(
 
 
 def _trace(net: Detector, x: Any, path: Path, *, opset: int, dynamic: bool) -> None:
-    """Trace ``net`` on the ``(B, 3, H, W)`` batch ``x`` into ``path`` with the TorchScript
-    exporter: input ``images``, output ``output``; with ``dynamic``, batch, height and width
-    (and the output's anchor axis) are dynamic. The exporter's warnings are silenced."""
-    import torch
-
+    """Trace ``net`` on the ``(B, 3, H, W)`` batch ``x`` into ``path``: input ``images``,
+    output ``output``; with ``dynamic``, batch, height and width (and the output's anchor
+    axis) are dynamic."""
     dynamic_axes = (
         {"images": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 1: "anchors"}}
         if dynamic
         else None
     )
+    trace_onnx(net, x, path, opset=opset, dynamic_axes=dynamic_axes)
+
+
+def trace_onnx(
+    net: Any, x: Any, path: Path, *, opset: int, dynamic_axes: dict[str, dict[int, str]] | None
+) -> None:
+    """Trace the module ``net`` on ``x`` into ``path`` with the TorchScript exporter: input
+    ``images``, output ``output``, the given dynamic axes. The exporter's warnings are
+    silenced."""
+    import torch
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -171,12 +259,8 @@ def _trace(net: Detector, x: Any, path: Path, *, opset: int, dynamic: bool) -> N
 def _add_metadata(
     path: Path, names: list[str], hw: tuple[int, int], dynamic: bool, half: bool, net: Detector
 ) -> None:
-    import onnx
-
     from detforge.data.letterbox import InputRule
 
-    proto = onnx.load(str(path))
-    onnx.checker.check_model(proto)
     meta: dict[str, Any] = {
         "class_names": names,
         "imgsz": list(hw),
@@ -187,6 +271,16 @@ def _add_metadata(
         "model_args": net.build_args,
         "preprocess": InputRule(*hw).to_meta(),
     }
+    write_metadata(path, meta)
+
+
+def write_metadata(path: Path, meta: dict[str, Any]) -> None:
+    """Check the ONNX file ``path`` and store ``meta`` as its ``detforge`` JSON entry (the
+    one metadata key of every detforge export)."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto)
     entry = proto.metadata_props.add()
     entry.key, entry.value = "detforge", json.dumps(meta)
     proto.producer_name = "detforge"
@@ -222,12 +316,18 @@ def verify_onnx(path: str | os.PathLike[str], net: Detector, x: Any, *, dynamic:
         if got.shape != ref.shape:
             raise RuntimeError(f"ONNX output shape {got.shape} != PyTorch {ref.shape}")
         size = float(max(inp.shape[2], inp.shape[3]))
-        tol_box = (2e-2 if x.dtype == torch.float16 else 1e-3) * size
-        tol_p = 2e-2 if x.dtype == torch.float16 else 1e-3
         box_err = float(np.abs(got[..., :4] - ref[..., :4]).max())
         p_err = float(np.abs(got[..., 4:] - ref[..., 4:]).max())
-        if box_err > tol_box or p_err > tol_p:
-            raise RuntimeError(
-                f"ONNX export does not match PyTorch: box error {box_err:.3g} px, "
-                f"probability error {p_err:.3g}"
-            )
+        check_close(box_err, p_err, size=size, half=x.dtype == torch.float16)
+
+
+def check_close(box_err: float, p_err: float, *, size: float, half: bool) -> None:
+    """The verification rule of every export: boxes within 1e-3 of the input ``size`` (in
+    pixels), probabilities within 1e-3 (2e-2 for float16); ``RuntimeError`` otherwise."""
+    tol_box = (2e-2 if half else 1e-3) * size
+    tol_p = 2e-2 if half else 1e-3
+    if not (box_err <= tol_box and p_err <= tol_p):
+        raise RuntimeError(
+            f"ONNX export does not match PyTorch: box error {box_err:.3g} px, "
+            f"probability error {p_err:.3g}"
+        )

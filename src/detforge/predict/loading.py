@@ -1,6 +1,7 @@
 """Model files made ready to predict with: the one place a weights file becomes a forward
-function (``.onnx`` -> onnxruntime, anything else -> a detforge checkpoint). New model kinds
-(e.g. Darknet ``.cfg``/``.weights``) plug in at :func:`load_model_file`.
+function (``.onnx`` -> onnxruntime: a detforge export, or a Darknet network's export, which
+runs with Darknet's semantics; Darknet ``.cfg``/``.weights`` -> PyTorch; anything else -> a
+detforge checkpoint). New model kinds plug in at :func:`load_model_file`.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ class LoadedModel:
     rule: InputRule
     fixed: bool = False
     darknet: Any = None
-    """A Darknet network (:class:`~detforge.models.darknet.network.DarknetNetwork`, on its
-    device): :func:`~detforge.predict.api.load` wraps it in a ``DarknetPredictor``, which
-    keeps Darknet's own resize, decoding and NMS."""
+    """A Darknet network (:class:`~detforge.predict.darknet.DarknetModel`: its rows function
+    and inference settings): :func:`~detforge.predict.api.load` wraps it in a
+    ``DarknetPredictor``, which keeps Darknet's own resize, decoding and NMS."""
 
 
 def _torch_forward(
@@ -73,7 +74,9 @@ def load_model_file(
 
     dev = resolve_device(device)
     if path.suffix.lower() == ".onnx":  # an fp16 export carries its own precision
-        return _load_onnx(path, dev)
+        if cfg is not None:
+            raise DetforgeError("an ONNX model holds its network: leave out --cfg", path=path)
+        return _load_onnx(path, dev, names=names)
     if is_darknet_file(path):
         if half:
             raise DetforgeError("half precision is not supported for Darknet networks")
@@ -89,7 +92,7 @@ def load_model_file(
     if getattr(model, "build_args", {}).get("arch") == "darknet" and darknet is not None:
         if half:  # a fine-tuned Darknet network: run it as Darknet does, like its export
             raise DetforgeError("half precision is not supported for Darknet networks")
-        return _darknet_model(darknet.eval(), names, dev, fuse=fuse)
+        return _torch_darknet(darknet.eval(), names, fuse=fuse)
     if fuse:
         model.fuse()
     model.eval()
@@ -101,15 +104,34 @@ def load_model_file(
     return LoadedModel(_torch_forward(model, dev, half=half), tuple(names), "torch", rule)
 
 
-def _load_onnx(path: Path, device: torch.device) -> LoadedModel:
+def _load_onnx(
+    path: Path,
+    device: torch.device,
+    *,
+    names: str | os.PathLike[str] | Sequence[str] | None = None,
+) -> LoadedModel:
     """:class:`detforge.predict.onnx_model.OnnxDetector` behind the :class:`Predictor` call (the
-    graph contract is :mod:`detforge.predict.export`'s); a fixed batch or shape is respected."""
+    graph contract is :mod:`detforge.predict.export`'s); a fixed batch or shape is respected.
+    A Darknet network's export (:mod:`detforge.predict.darknet_onnx`) becomes a Darknet model
+    (``names`` may rename its classes)."""
     import torch
 
-    from detforge.predict.onnx_model import OnnxDetector
+    from detforge.predict.onnx_model import OnnxDetector, open_onnx
     from detforge.utils.device import device_string
 
-    det = OnnxDetector(path, device=device_string(device) if device.type == "cuda" else None)
+    opened = open_onnx(path, device=device_string(device) if device.type == "cuda" else None)
+    if opened.meta.get("arch") == "darknet":
+        from detforge.predict.darknet import resolve_names
+        from detforge.predict.darknet_onnx import onnx_darknet_model
+
+        model = onnx_darknet_model(opened)
+        count = model.settings.num_classes
+        class_names = resolve_names(names if names is not None else opened.meta["class_names"],
+                                    count)  # fmt: skip
+        return _darknet_loaded(model, class_names)
+    if names is not None:
+        raise DetforgeError("--names is for Darknet models", path=path)
+    det = OnnxDetector(path, opened=opened)
 
     def forward(batch: NDArray[np.uint8]) -> torch.Tensor:
         x = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
@@ -128,38 +150,40 @@ def _load_darknet(
     names: str | os.PathLike[str] | Sequence[str] | None,
     fuse: bool = True,
 ) -> LoadedModel:
-    """A Darknet network (``fuse``: BatchNorm folded into the convolutions); ``forward``
-    maps a batch already at the cfg's size to ``(B, A, 4 + C)``: xyxy input pixels and
-    objectness x class probability."""
+    """A Darknet network (``fuse``: BatchNorm folded into the convolutions)."""
     from detforge.predict.darknet import load_darknet_network
 
     net, class_names = load_darknet_network(path, cfg=cfg, names=names, device=device)
-    return _darknet_model(net, class_names, device, fuse=fuse)
+    return _torch_darknet(net, class_names, fuse=fuse)
 
 
-def _darknet_model(
-    net: Any, class_names: Sequence[str], device: torch.device, *, fuse: bool = True
-) -> LoadedModel:
-    """The :class:`LoadedModel` of a Darknet network (a ``.weights`` file's, or the one a
-    fine-tuned checkpoint holds)."""
+def _torch_darknet(net: Any, class_names: Sequence[str], *, fuse: bool = True) -> LoadedModel:
+    """The :class:`LoadedModel` of a PyTorch Darknet network (a ``.weights`` file's, or the
+    one a fine-tuned checkpoint holds)."""
+    from detforge.predict.darknet import DarknetModel
+
+    return _darknet_loaded(DarknetModel.of_network(net.fused() if fuse else net), class_names)
+
+
+def _darknet_loaded(model: Any, class_names: Sequence[str]) -> LoadedModel:
+    """The :class:`LoadedModel` of a :class:`~detforge.predict.darknet.DarknetModel` (PyTorch
+    or onnxruntime); ``forward`` maps a batch already at the cfg's size to ``(B, A, 4 + C)``:
+    xyxy input pixels and objectness x class probability."""
     import torch
 
-    from detforge.models.darknet.model import forward_rows
-
-    if fuse:
-        net = net.fused()
+    device = model.device
 
     def forward(batch: NDArray[np.uint8]) -> torch.Tensor:
         x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float().div_(255.0)
-        rows = forward_rows(net, x)
+        rows = model.rows(x)
         h, w = x.shape[-2:]
         scale = rows.new_tensor([w, h])
         cxcy, wh = rows[..., 0:2] * scale, rows[..., 2:4] * scale
         return torch.cat([cxcy - wh / 2, cxcy + wh / 2, rows[..., 5:] * rows[..., 4:5]], -1)
 
-    w, h = net.input_size
+    w, h = model.settings.input_size
     rule = InputRule(h, w)
-    return LoadedModel(forward, tuple(class_names), "torch-darknet", rule, True, darknet=net)
+    return LoadedModel(forward, tuple(class_names), model.backend, rule, True, darknet=model)
 
 
 def peek_class_names(path: Path, *, names: str | None = None) -> tuple[str, ...] | None:
