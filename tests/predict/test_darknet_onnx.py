@@ -144,7 +144,7 @@ def test_val_and_map_give_the_same_numbers(
 def test_dynamic_batch_runs_three_and_fixed_batch_chunks(tmp_path: Path) -> None:
     import onnxruntime as ort
 
-    cfg, weights = tiny_darknet(tmp_path / "m")
+    _cfg, weights = tiny_darknet(tmp_path / "m")
     dyn = export_onnx(weights, tmp_path / "dyn.onnx", dynamic=True, names=None)
     fixed = export_onnx(weights, tmp_path / "b2.onnx", batch=2)
     sess = ort.InferenceSession(str(dyn), providers=["CPUExecutionProvider"])
@@ -175,7 +175,7 @@ def _rewrite_meta(src: Path, dst: Path, edit: object) -> Path:
 def test_corrupt_or_unknown_metadata_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cfg, weights = tiny_darknet(tmp_path / "m")
+    _cfg, weights = tiny_darknet(tmp_path / "m")
     good = export_onnx(weights, tmp_path / "good.onnx", verify=False)
     image = tmp_path / "im.png"
     from PIL import Image
@@ -211,7 +211,7 @@ def test_corrupt_or_unknown_metadata_is_one_line(
     argv = ["export", str(good), "--to", "darknet", "--out", str(tmp_path / "back")]
     assert main(argv) == 2
     assert "cannot be exported back to Darknet" in capsys.readouterr().err
-    with pytest.raises(DetforgeError, match="Darknet network export: load it with detforge.load"):
+    with pytest.raises(DetforgeError, match=r"Darknet network export: load it with detforge\.load"):
         from detforge.predict.onnx_model import OnnxDetector
 
         OnnxDetector(good)
