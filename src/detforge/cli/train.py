@@ -107,6 +107,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             kw["type"], kw["metavar"] = float, "X"
         else:
             kw["metavar"] = "FILE" if f.name.endswith("weights") or f.name == "cfg" else "NAME"
+            kw["metavar"] = "auto|LIST" if f.name == "anchors" else kw["metavar"]
             if f.name in _CHOICES:
                 kw["choices"], kw["metavar"] = _CHOICES[f.name], None
         opts.add_argument(flag, **kw)

@@ -35,6 +35,7 @@ from detforge.models.darknet.cfg import read_cfg_text
 from detforge.train.darknet_loss import DarknetYoloLoss, YoloLossSpec, unsupported_keys
 
 if TYPE_CHECKING:
+    from detforge.data.dataset import Dataset
     from detforge.models.darknet.network import DarknetNetwork
 
 ARCH = "darknet"
@@ -320,11 +321,47 @@ def build_darknet(cfg: Any, num_classes: int) -> tuple[DarknetDetector, DarknetY
     else:
         text = read_cfg_text(cfg.cfg)
         new, _ = cfg_for_classes(text, num_classes, path=str(cfg.cfg))
+        if cfg.anchors:  # a list by now: resolve_anchors ran on the training data
+            from detforge.formats.darknet.cfg import set_anchors_text
+
+            new = set_anchors_text(new, cfg.anchors, path=str(cfg.cfg))
         model = DarknetDetector(new, path=str(cfg.cfg))
         init_heads(model)  # loaded weights of the same shape replace it (prepare_darknet)
     if cfg.freeze:
         freeze_layers(model, int(cfg.freeze))
     return model, darknet_loss(model)
+
+
+def resolve_anchors(cfg: Any, train: Dataset, log: Any) -> str:
+    """``--anchors`` as the ``anchors=`` value to train with: ``auto`` -> k-means anchors of
+    the training boxes letterboxed at ``imgsz`` (what training feeds the network), logged with
+    the mean IoU of the cfg's own anchors on the same boxes; a list -> checked."""
+    from detforge.data.anchors import (
+        anchors_for_dataset,
+        dataset_box_sizes,
+        mean_best_iou,
+        parse_anchor_list,
+    )
+    from detforge.formats.darknet.cfg import cfg_anchor_count
+
+    text = read_cfg_text(cfg.cfg)
+    count = cfg_anchor_count(text, path=str(cfg.cfg))
+    if str(cfg.anchors).strip().lower() != "auto":
+        return parse_anchor_list(str(cfg.anchors), count)
+    from detforge.formats.common import ensure_sizes
+
+    train = ensure_sizes(train)
+    res = anchors_for_dataset(train, count, cfg.imgsz, cfg.imgsz, seed=cfg.seed, letter_box=True)
+    sizes = dataset_box_sizes(train, cfg.imgsz, cfg.imgsz, letter_box=True)
+    from detforge.models.darknet.cfg import parse_cfg_text
+
+    heads = [s for s in parse_cfg_text(text, path=str(cfg.cfg)).layers if s.name == "yolo"]
+    old = (heads[0].get_floats("anchors") or []) if heads else []
+    pairs = [(old[2 * k], old[2 * k + 1]) for k in range(len(old) // 2)]
+    before = f", the cfg's anchors {mean_best_iou(sizes, pairs):.1%}" if pairs else ""
+    log(f"--anchors auto: {res.darknet_text()} (k-means of {res.boxes} training boxes "
+        f"letterboxed at {cfg.imgsz}: mean IoU {res.mean_iou:.1%}{before})")  # fmt: skip
+    return res.darknet_text()
 
 
 def prepare_darknet(model: nn.Module, cfg: Any, log: Any) -> None:
@@ -355,9 +392,13 @@ def prepare_darknet(model: nn.Module, cfg: Any, log: Any) -> None:
 
 
 def darknet_cli_defaults(cfg_path: str) -> dict[str, Any]:
-    """``imgsz`` (the cfg's larger side, a multiple of 32) and ``lr`` (its ``learning_rate /
-    batch``, the step LR of a batch-summed loss; ``batch=1`` counts as Darknet's 64) for
-    ``detforge train --cfg`` when the command line does not give them."""
+    """``imgsz`` (the cfg's larger side, a multiple of 32), ``lr`` (its ``learning_rate /
+    batch``, the step LR of a batch-summed loss; ``batch=1`` counts as Darknet's 64) and
+    ``clip_grad`` 0 for ``detforge train --cfg`` when the command line does not give them.
+
+    No gradient clipping, as in Darknet: the ``[yolo]`` loss is a sum over every cell and
+    image (gradient norms in the thousands), so detforge's default clip of 10 would shrink
+    every step a hundredfold and the network would barely move."""
     from detforge.models.darknet.cfg import parse_cfg_text
     from detforge.train.darknet_loss import darknet_step_lr
 
@@ -368,4 +409,5 @@ def darknet_cli_defaults(cfg_path: str) -> dict[str, Any]:
     return {
         "imgsz": max(32, round(size / 32) * 32),
         "lr": darknet_step_lr(lr, batch if batch > 1 else 64),
+        "clip_grad": 0.0,
     }
