@@ -123,7 +123,15 @@ def test_cli_defaults_come_from_the_cfg(tmp_path: Path) -> None:
     cfg_file = str(weights.with_suffix(".cfg"))
     parser = build_parser()
     cfg = config_from_args(parser.parse_args(["train", "d.data", "--cfg", cfg_file]))
-    assert cfg.imgsz == 64 and cfg.lr == pytest.approx(0.001 / 64)
+    # the cfg's learning_rate per detforge batch (16 by default), no gradient clipping
+    assert cfg.imgsz == 64 and cfg.lr == pytest.approx(0.001 / 16) and cfg.clip_grad == 0
+    cfg = config_from_args(parser.parse_args(["train", "d.data", "--cfg", cfg_file, "--batch",
+                                              "4", "--clip-grad", "5"]))  # fmt: skip
+    assert cfg.lr == pytest.approx(0.001 / 4) and cfg.clip_grad == 5
+    cfg = config_from_args(
+        parser.parse_args(["train", "d.data", "--cfg", cfg_file, "--batch", "auto"])
+    )
+    assert cfg.lr == pytest.approx(0.001 / 64)  # the cfg's batch=64
     cfg = config_from_args(
         parser.parse_args(["train", "d.data", "--cfg", cfg_file, "--imgsz", "96", "--lr", "0.01"])
     )

@@ -143,7 +143,10 @@ def config_from_args(args: argparse.Namespace) -> Any:
     if given.get("cfg"):  # a Darknet network: its own input size and learning rate
         from detforge.train.darknet_model import darknet_cli_defaults
 
-        given = {**darknet_cli_defaults(given["cfg"]), **given}
+        from detforge.train.config import TrainConfig
+
+        batch = given.get("batch", TrainConfig.batch)
+        given = {**darknet_cli_defaults(given["cfg"], batch), **given}
     return TrainConfig(data=data, **given)
 
 

@@ -37,7 +37,7 @@ class TrainConfig:
     cfg: str | None = None
     """A Darknet ``.cfg``: fine-tune that network (a ``[yolo]``-head loss) instead of ``model``;
     ``weights`` may then be a Darknet ``.weights`` or partial ``.conv.N`` file. On the command
-    line ``imgsz`` then defaults to the cfg's width, ``lr`` to its learning_rate / batch and
+    line ``imgsz`` then defaults to the cfg's width, ``lr`` to its learning_rate / ``batch`` and
     ``clip_grad`` to 0 (Darknet does not clip; its loss is a sum over every cell)."""
     freeze: int = 0
     """With ``cfg``: keep the first N cfg layers fixed (e.g. 15: yolov3-tiny's backbone)."""

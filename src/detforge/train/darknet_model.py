@@ -60,6 +60,9 @@ class DarknetDetector(nn.Module):
             "cfg": with_letter_box(cfg_text),  # see the module docstring
             "num_classes": self.net.num_classes,
         }
+        # channels-last (NHWC) weights: oneDNN trains these convolutions ~1.2x faster on a
+        # CPU; inputs are converted in forward(), head outputs handed back contiguous
+        self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     @property
     def num_classes(self) -> int:
@@ -85,7 +88,7 @@ class DarknetDetector(nn.Module):
         return sorted(set(out))
 
     def forward(self, x: torch.Tensor) -> Any:
-        raw = self.net(x)
+        raw = [r.contiguous() for r in self.net(x.contiguous(memory_format=torch.channels_last))]
         if self.training:
             return raw
         from detforge.models.darknet.decode import decode_all
@@ -391,10 +394,17 @@ def prepare_darknet(model: nn.Module, cfg: Any, log: Any) -> None:
         log(f"note: [yolo] settings not implemented (no effect): {', '.join(skipped)}")
 
 
-def darknet_cli_defaults(cfg_path: str) -> dict[str, Any]:
-    """``imgsz`` (the cfg's larger side, a multiple of 32), ``lr`` (its ``learning_rate /
-    batch``, the step LR of a batch-summed loss; ``batch=1`` counts as Darknet's 64) and
-    ``clip_grad`` 0 for ``detforge train --cfg`` when the command line does not give them.
+def darknet_cli_defaults(cfg_path: str, batch: int | str | None = None) -> dict[str, Any]:
+    """``imgsz`` (the cfg's larger side, a multiple of 32), ``lr`` and ``clip_grad`` 0 for
+    ``detforge train --cfg`` when the command line does not give them.
+
+    ``lr`` is the cfg's ``learning_rate / batch`` with ``batch`` detforge's own batch (its
+    ``--batch``; the cfg's ``batch=`` for ``auto``, ``batch=1`` counting as Darknet's 64): the
+    loss is summed over the images of a batch, so each optimizer step moves the weights as
+    far as a Darknet step with that learning rate moves them (Darknet averages its batch).
+    With detforge's batch of 16 that is the field guide's recipe (learning_rate 0.001 at
+    batch 16); fine-tuning yolov3-tiny on BCCD, 4x lower (Darknet's per-image rate at
+    batch 64) learned several times slower in a short budget.
 
     No gradient clipping, as in Darknet: the ``[yolo]`` loss is a sum over every cell and
     image (gradient norms in the thousands), so detforge's default clip of 10 would shrink
@@ -404,10 +414,12 @@ def darknet_cli_defaults(cfg_path: str) -> dict[str, Any]:
 
     parsed = parse_cfg_text(read_cfg_text(cfg_path), path=cfg_path)
     size = max(parsed.width, parsed.height)
-    batch = parsed.net.get_int("batch", 64)
+    if not isinstance(batch, int) or batch < 1:
+        batch = parsed.net.get_int("batch", 64)
+        batch = batch if batch > 1 else 64
     lr = parsed.net.get_float("learning_rate", 0.001)
     return {
         "imgsz": max(32, round(size / 32) * 32),
-        "lr": darknet_step_lr(lr, batch if batch > 1 else 64),
+        "lr": darknet_step_lr(lr, batch),
         "clip_grad": 0.0,
     }
