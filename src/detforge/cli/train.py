@@ -37,7 +37,7 @@ examples:
   detforge train data/obj.data --epochs 100 --imgsz 416        # -> runs/train/obj
   detforge train data/obj.data --model s --batch auto --device cuda
   detforge train data/obj.data --weights runs/train/obj/weights/best.pt --epochs 30 --lr 0.002
-  detforge train data/obj.data --cfg yolov4-tiny.cfg --weights yolov4-tiny.conv.29  # Darknet
+  detforge train data/obj.data --cfg yolov4-tiny.cfg --weights yolov4-tiny.conv.29 --anchors auto
   detforge train --resume runs/train/obj-2               # continue an interrupted run
   detforge train --resume runs/train/obj-2 --epochs 150  # ... and extend it
   detforge train data/obj.data --lr auto                 # LR range test first
@@ -141,9 +141,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
     if not data:
         raise DetforgeError("give DATA (a .data file or dataset folder), or --resume RUN")
     if given.get("cfg"):  # a Darknet network: its own input size and learning rate
-        from detforge.train.darknet_model import darknet_cli_defaults
-
         from detforge.train.config import TrainConfig
+        from detforge.train.darknet_model import darknet_cli_defaults
 
         batch = given.get("batch", TrainConfig.batch)
         given = {**darknet_cli_defaults(given["cfg"], batch), **given}
