@@ -160,6 +160,7 @@ def test_region_head_is_refused_and_unsupported_keys_are_named(tmp_path: Path) -
     with pytest.raises(DetforgeError, match=r"\[yolo\] heads only") as exc:
         build_darknet(SimpleNamespace(cfg=str(tmp_path / "v2.cfg"), resume=None, freeze=0), 2)
     assert exc.value.line == 25  # the user's line
-    text = tiny_cfg_text(2, extra="max_delta=5\nobjectness_smooth=1\n")
+    text = tiny_cfg_text(2, extra="max_delta=5\nobjectness_smooth=1\nfocal_loss=1\n")
     model = DarknetDetector(text)
-    assert model.unsupported() == ["max_delta=5", "objectness_smooth=1"]
+    assert model.unsupported() == ["focal_loss=1"]  # max_delta, objectness_smooth: implemented
+    assert all(s.max_delta == 5.0 and s.objectness_smooth for s in model.loss_specs())
