@@ -13,10 +13,18 @@
    classes).
 
 Boxes come back as xyxy pixels of the original image, not clipped.
+
+How (``nms_per_class``): the overlaps do not depend on the class, so the pairs of boxes that
+overlap by more than ``nms`` are found once (``_edges``: only boxes whose x ranges meet and
+whose areas are within a factor ``nms`` of each other can have IoU ``> nms``, and DIoU <= IoU),
+then every class's greedy pass runs at once over those pairs (``_scan``). The result is the same,
+bit for bit, as the plain loop (``_per_class_loop``), which still serves a threshold below 0,
+non-finite boxes and floods with too many overlapping pairs to hold.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -24,6 +32,11 @@ import torch
 from numpy.typing import NDArray
 
 from detforge.models.darknet.decode import correct_boxes
+
+Index = NDArray[np.intp]
+_PAIRS_AT_ONCE = 1 << 20  # candidate pairs whose overlap is computed in one go
+_MAX_EDGES = 1 << 22  # more overlapping pairs than this (dense floods): the per-class loop
+_SCAN_AT_ONCE = 1 << 22  # (pair, class) entries one scan round holds
 
 
 class DarknetDetections(NamedTuple):
@@ -38,25 +51,141 @@ class DarknetDetections(NamedTuple):
 def _overlap(
     a: NDArray[np.float64], b: NDArray[np.float64], kind: str, beta: float
 ) -> NDArray[np.float64]:
-    """Overlap of box ``a`` (4,) with boxes ``b`` (M, 4), both cx, cy, w, h."""
-    ax1, ay1, ax2, ay2 = a[0] - a[2] / 2, a[1] - a[3] / 2, a[0] + a[2] / 2, a[1] + a[3] / 2
-    bx1, by1 = b[:, 0] - b[:, 2] / 2, b[:, 1] - b[:, 3] / 2
-    bx2, by2 = b[:, 0] + b[:, 2] / 2, b[:, 1] + b[:, 3] / 2
+    """Overlap of boxes ``a`` and ``b``, cx, cy, w, h, row by row: (M, 4) each, or (4,) with (M, 4).
+
+    ``default``: IoU in the arithmetic of torchvision's ``nms`` (areas from the corners);
+    otherwise Darknet's ``box_diounms`` (its ``box_iou`` minus ``(d / c) ** beta``, beta 0.6
+    for ``greedynms``), in float64. Symmetric, bit for bit: ``_overlap(a, b) == _overlap(b, a)``."""
+    ax1, ay1 = a[..., 0] - a[..., 2] / 2, a[..., 1] - a[..., 3] / 2
+    ax2, ay2 = a[..., 0] + a[..., 2] / 2, a[..., 1] + a[..., 3] / 2
+    bx1, by1 = b[..., 0] - b[..., 2] / 2, b[..., 1] - b[..., 3] / 2
+    bx2, by2 = b[..., 0] + b[..., 2] / 2, b[..., 1] + b[..., 3] / 2
     iw = np.minimum(ax2, bx2) - np.maximum(ax1, bx1)
     ih = np.minimum(ay2, by2) - np.maximum(ay1, by1)
+    if kind == "default":
+        inter = np.fmax(iw, 0.0) * np.fmax(ih, 0.0)  # fmax: std::max(0, NaN) is 0
+        union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.asarray(inter / union, dtype=np.float64)
     inter = np.where((iw < 0) | (ih < 0), 0.0, iw * ih)
-    union = a[2] * a[3] + b[:, 2] * b[:, 3] - inter
+    union = a[..., 2] * a[..., 3] + b[..., 2] * b[..., 3] - inter
     with np.errstate(divide="ignore", invalid="ignore"):
         iou = np.where((inter == 0) | (union == 0), 0.0, inter / union)
-    if kind == "default":
-        return iou
     cw = np.maximum(ax2, bx2) - np.minimum(ax1, bx1)
     ch = np.maximum(ay2, by2) - np.minimum(ay1, by1)
     c = cw * cw + ch * ch
-    d = (a[0] - b[:, 0]) ** 2 + (a[1] - b[:, 1]) ** 2
+    d = (a[..., 0] - b[..., 0]) ** 2 + (a[..., 1] - b[..., 1]) ** 2
     with np.errstate(divide="ignore", invalid="ignore"):
         term = np.power(d / c, 0.6 if kind == "greedynms" else beta)
-    return np.where(c == 0, iou, iou - term)
+    return np.asarray(np.where(c == 0, iou, iou - term), dtype=np.float64)
+
+
+def _ranges(starts: Index, lens: Index) -> Index:
+    """The index ranges ``[starts[i], starts[i] + lens[i])`` one after another."""
+    ends = np.cumsum(lens)
+    return np.repeat(starts - (ends - lens), lens) + np.arange(ends[-1] if len(ends) else 0)
+
+
+def _sweep(x1: NDArray[np.float64], x2: NDArray[np.float64], idx: Index) -> Iterator[Index]:
+    """Pairs (2, M) of boxes of ``idx`` whose x ranges ``[x1, x2]`` meet, in chunks: every pair
+    with ``min(x2) > max(x1)`` comes once (sorted by x1, each box meets the next ones up to its
+    x2), plus some that do not meet."""
+    o = idx[np.argsort(x1[idx], kind="stable")]
+    cnt = np.maximum(np.searchsorted(x1[o], x2[o], side="left") - np.arange(1, len(o) + 1), 0)
+    ends = np.cumsum(cnt)
+    p0 = 0
+    while p0 < len(o):
+        done = int(ends[p0 - 1]) if p0 else 0
+        p1 = max(int(np.searchsorted(ends, done + _PAIRS_AT_ONCE, side="right")), p0 + 1)
+        if ends[p1 - 1] > done:
+            pos = np.arange(p0, p1)
+            yield np.stack([o[np.repeat(pos, cnt[p0:p1])], o[_ranges(pos + 1, cnt[p0:p1])]])
+        p0 = p1
+
+
+def _edges(boxes: NDArray[np.float64], nms: float, kind: str, beta: float) -> Index | None:
+    """Pairs (2, E) ``a < b`` of boxes (N, 4) cx, cy, w, h whose overlap is ``> nms`` (>= 0);
+    None when there are more than ``_MAX_EDGES``.
+
+    Overlap ``> nms >= 0`` needs a positive intersection (so w, h > 0 and x ranges that meet)
+    and IoU ``> nms`` (DIoU <= IoU), so smaller area / larger area ``> nms``: boxes are binned by
+    log area, bins as wide as that ratio (1e-6 wider, for rounding), and only boxes in the same
+    or neighbouring bins are compared. The caller checks the boxes are finite and regular."""
+    x1, x2 = boxes[:, 0] - boxes[:, 2] / 2, boxes[:, 0] + boxes[:, 2] / 2
+    y1, y2 = boxes[:, 1] - boxes[:, 3] / 2, boxes[:, 1] + boxes[:, 3] / 2
+    idx = np.flatnonzero((boxes[:, 2] > 0) & (boxes[:, 3] > 0))
+    bin_of = np.full(len(boxes), -1, np.int64)
+    if len(idx):
+        logs = np.log(boxes[idx, 2] * boxes[idx, 3])
+        span = float(logs.max() - logs.min())
+        width = max(-np.log(nms * (1 - 1e-6)) if nms > 0 else np.inf, span / 64, 1e-5)
+        bin_of[idx] = 0 if width > span else (logs - logs.min()) // width
+    out: list[Index] = []
+    total = 0
+    for k in np.unique(bin_of[idx]):
+        for ab in _sweep(x1, x2, np.flatnonzero((bin_of == k) | (bin_of == k + 1))):
+            # a pair of two boxes in bin k + 1 is that bin's turn
+            a, b = ab
+            ab = ab[:, ((bin_of[a] == k) | (bin_of[b] == k)) & (y1[a] < y2[b]) & (y1[b] < y2[a])]
+            ab = ab[:, _overlap(boxes[ab[0]], boxes[ab[1]], kind, beta) > nms]
+            total += ab.shape[1]
+            if total > _MAX_EDGES:
+                return None
+            out.append(np.sort(ab, axis=0))
+    return np.concatenate(out, 1) if out else np.zeros((2, 0), np.intp)
+
+
+def _regular(boxes: NDArray[np.float64]) -> bool:
+    """Finite boxes whose corners span their w and h (to 1e-9): ``_edges``' bound holds."""
+    if not np.isfinite(boxes).all():
+        return False
+    for c, s in ((0, 2), (1, 3)):
+        lo, hi, size = boxes[:, c] - boxes[:, s] / 2, boxes[:, c] + boxes[:, s] / 2, boxes[:, s]
+        if np.any((size > 0) & (np.abs((hi - lo) - size) > 1e-9 * size)):
+            return False
+    return True
+
+
+def _scan(edges: Index, out: NDArray[np.float64]) -> None:
+    """Darknet's greedy pass for every class at once, zeroing suppressed entries of ``out``
+    (N, C) in place, given the box pairs ``edges`` (2, E) whose overlap is ``> nms``.
+
+    In a class, the pair's box with the higher score (the lower index on a tie, as the stable
+    sort) comes first; a box is kept when no kept box before it overlaps it. Rounds: boxes with
+    nothing left before them are kept, the boxes they overlap are suppressed, which leaves
+    others with nothing before them; each pair is looked at a bounded number of times."""
+    n = len(out)
+    if not edges.shape[1]:
+        return
+    live = np.flatnonzero(out.max(0) > 0)
+    step = max(1, _SCAN_AT_ONCE // max(edges.shape[1], 1))
+    for s in range(0, len(live), step):
+        cols = live[s : s + step]
+        p = out[:, cols]
+        pa, pb = p[edges[0]], p[edges[1]]
+        e, c = np.nonzero((pa > 0) & (pb > 0))
+        a_first = pa[e, c] >= pb[e, c]
+        k = len(cols)
+        src = np.where(a_first, edges[0, e], edges[1, e]) * k + c
+        dst = np.where(a_first, edges[1, e], edges[0, e]) * k + c
+        gone = _suppressed(src, dst, n * k)
+        p[gone // k, gone % k] = 0.0
+        out[:, cols] = p
+
+
+def _suppressed(src: Index, dst: Index, size: int) -> Index:
+    """Nodes (< ``size``) the greedy pass suppresses over the edges src -> dst (src first)."""
+    waiting = np.bincount(dst, minlength=size)  # earlier boxes not known to be suppressed
+    state = np.zeros(size, np.int8)  # 0 undecided, 1 kept, 2 suppressed
+    while src.size:
+        state[(waiting == 0) & (state == 0)] = 1
+        from_src = state[src]
+        hit = dst[from_src == 1]
+        state[hit[state[hit] == 0]] = 2
+        from_src = state[src]
+        waiting -= np.bincount(dst[from_src == 2], minlength=size)
+        src, dst = src[from_src == 0], dst[from_src == 0]
+    return np.flatnonzero(state == 2)
 
 
 def _greedy(b: NDArray[np.float64], nms: float, kind: str, beta: float) -> NDArray[np.bool_]:
@@ -76,6 +205,28 @@ def _greedy(b: NDArray[np.float64], nms: float, kind: str, beta: float) -> NDArr
     return alive
 
 
+def _per_class_loop(
+    boxes: NDArray[np.float64], out: NDArray[np.float64], nms: float, kind: str, beta: float
+) -> None:
+    """The plain pass, class after class, zeroing suppressed entries of ``out`` (N, C) in place:
+    ``default`` in torchvision's C++ ``nms``, which suppresses exactly the boxes Darknet's loop
+    does (IoU strictly greater than ``nms`` with a higher-scoring kept box), DIoU in ``_greedy``."""
+    for k in np.flatnonzero(out.max(0) > 0):
+        col = out[:, k]
+        order = np.flatnonzero(col > 0)
+        order = order[np.argsort(-col[order], kind="stable")]
+        if kind == "default":
+            from torchvision.ops import nms as tv_nms
+
+            b = torch.from_numpy(boxes[order])
+            xyxy = torch.cat([b[:, :2] - b[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2], 1)
+            kept = np.zeros(len(order), dtype=bool)
+            kept[tv_nms(xyxy, torch.from_numpy(col[order]), nms).numpy()] = True
+        else:
+            kept = _greedy(boxes[order], nms, kind, beta)
+        col[order[~kept]] = 0.0
+
+
 def nms_per_class(
     boxes: NDArray[np.float64],
     probs: NDArray[np.float64],
@@ -83,29 +234,16 @@ def nms_per_class(
     kind: str = "default",
     beta: float = 0.6,
 ) -> NDArray[np.float64]:
-    """Darknet per-class NMS: ``probs`` (N, C) with suppressed entries set to 0 (a copy).
-
-    ``default`` (plain IoU) runs in torchvision's C++ NMS, which suppresses exactly the boxes
-    Darknet's loop does (IoU strictly greater than ``nms`` with a higher-scoring kept box)."""
+    """Darknet per-class NMS of boxes (N, 4) cx, cy, w, h (float64): ``probs`` (N, C) with the
+    suppressed entries set to 0 (a copy). ``kind``: ``default`` / ``greedynms`` / ``diounms``."""
     out = probs.copy()
-    if not len(out):
+    if not len(out) or not out.size:
         return out
-    for k in np.flatnonzero(out.max(0) > 0):
-        col = out[:, k]
-        order = np.flatnonzero(col > 0)
-        order = order[np.argsort(-col[order], kind="stable")]
-        if kind == "default":
-            import torch
-            from torchvision.ops import nms as tv_nms
-
-            b = torch.from_numpy(boxes[order])
-            xyxy = torch.cat([b[:, :2] - b[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2], 1)
-            scores = torch.from_numpy(col[order])
-            kept = np.zeros(len(order), dtype=bool)
-            kept[tv_nms(xyxy, scores, nms).numpy()] = True
-        else:
-            kept = _greedy(boxes[order], nms, kind, beta)
-        col[order[~kept]] = 0.0
+    edges = _edges(boxes, nms, kind, beta) if nms >= 0 and _regular(boxes) else None
+    if edges is None:
+        _per_class_loop(boxes, out, nms, kind, beta)
+    else:
+        _scan(edges, out)
     return out
 
 
