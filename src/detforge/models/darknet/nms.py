@@ -86,12 +86,11 @@ def _ranges(starts: Index, lens: Index) -> Index:
     return np.repeat(starts - (ends - lens), lens) + np.arange(ends[-1] if len(ends) else 0)
 
 
-def _sweep(x1: NDArray[np.float64], x2: NDArray[np.float64], idx: Index) -> Iterator[Index]:
-    """Pairs (2, M) of boxes of ``idx`` whose x ranges ``[x1, x2]`` meet, in chunks: every pair
-    with ``min(x2) > max(x1)`` comes once (sorted by x1, each box meets the next ones up to its
-    x2), plus some that do not meet."""
+def _sweep(x1: NDArray[np.float64], reach: NDArray[np.float64], idx: Index) -> Iterator[Index]:
+    """Pairs (2, M) of boxes of ``idx``, in chunks: sorted by ``x1``, each box with the next
+    ones whose ``x1`` is below its ``reach``; each pair comes once."""
     o = idx[np.argsort(x1[idx], kind="stable")]
-    cnt = np.maximum(np.searchsorted(x1[o], x2[o], side="left") - np.arange(1, len(o) + 1), 0)
+    cnt = np.maximum(np.searchsorted(x1[o], reach[o], side="left") - np.arange(1, len(o) + 1), 0)
     ends = np.cumsum(cnt)
     p0 = 0
     while p0 < len(o):
@@ -105,45 +104,47 @@ def _sweep(x1: NDArray[np.float64], x2: NDArray[np.float64], idx: Index) -> Iter
 
 def _edges(boxes: NDArray[np.float64], nms: float, kind: str, beta: float) -> Index | None:
     """Pairs (2, E) ``a < b`` of boxes (N, 4) cx, cy, w, h whose overlap is ``> nms`` (>= 0);
-    None when there are more than ``_MAX_EDGES``.
+    None when there are more than ``_MAX_EDGES``. The caller checks ``_regular(boxes)``.
 
-    Overlap ``> nms >= 0`` needs a positive intersection (so w, h > 0 and x ranges that meet)
-    and IoU ``> nms`` (DIoU <= IoU), so smaller area / larger area ``> nms``: boxes are binned by
-    log area, bins as wide as that ratio (1e-6 wider, for rounding), and only boxes in the same
-    or neighbouring bins are compared. The caller checks the boxes are finite and regular."""
+    DIoU <= IoU, and IoU ``> nms`` needs (intersection <= smaller box, union >= larger box):
+    w, h > 0; smaller area / larger area ``> nms``, and an intersection wider than ``nms`` x the
+    wider box and taller than ``nms`` x the taller one. Boxes are binned by log area (bins as
+    wide as that ratio), and only boxes in the same or neighbouring bins whose x and y ranges
+    overlap that much are compared; bounds are 1e-6 looser, for rounding."""
     x1, x2 = boxes[:, 0] - boxes[:, 2] / 2, boxes[:, 0] + boxes[:, 2] / 2
     y1, y2 = boxes[:, 1] - boxes[:, 3] / 2, boxes[:, 1] + boxes[:, 3] / 2
-    idx = np.flatnonzero((boxes[:, 2] > 0) & (boxes[:, 3] > 0))
+    w, h = boxes[:, 2], boxes[:, 3]
+    t = min(nms, 1.0) * (1 - 1e-6) if nms >= 1e-3 else 0.0
+    idx = np.flatnonzero((w > 0) & (h > 0))
     bin_of = np.full(len(boxes), -1, np.int64)
     if len(idx):
-        logs = np.log(boxes[idx, 2] * boxes[idx, 3])
+        logs = np.log(w[idx] * h[idx])
         span = float(logs.max() - logs.min())
-        width = max(-np.log(nms * (1 - 1e-6)) if nms > 0 else np.inf, span / 64, 1e-5)
+        width = max(-np.log(t) if t > 0 else np.inf, span / 64, 1e-5)
         bin_of[idx] = 0 if width > span else (logs - logs.min()) // width
     out: list[Index] = []
     total = 0
     for k in np.unique(bin_of[idx]):
-        for ab in _sweep(x1, x2, np.flatnonzero((bin_of == k) | (bin_of == k + 1))):
-            # a pair of two boxes in bin k + 1 is that bin's turn
-            a, b = ab
-            ab = ab[:, ((bin_of[a] == k) | (bin_of[b] == k)) & (y1[a] < y2[b]) & (y1[b] < y2[a])]
-            ab = ab[:, _overlap(boxes[ab[0]], boxes[ab[1]], kind, beta) > nms]
-            total += ab.shape[1]
+        for a, b in _sweep(x1, x2 - t * w, np.flatnonzero((bin_of == k) | (bin_of == k + 1))):
+            keep = (bin_of[a] == k) | (bin_of[b] == k)  # two boxes in bin k + 1: its turn
+            keep &= np.minimum(x2[a], x2[b]) - np.maximum(x1[a], x1[b]) > t * np.maximum(w[a], w[b])
+            keep &= np.minimum(y2[a], y2[b]) - np.maximum(y1[a], y1[b]) > t * np.maximum(h[a], h[b])
+            a, b = a[keep], b[keep]
+            keep = _overlap(boxes[a], boxes[b], kind, beta) > nms
+            total += int(keep.sum())
             if total > _MAX_EDGES:
                 return None
-            out.append(np.sort(ab, axis=0))
+            out.append(np.sort(np.stack([a[keep], b[keep]]), axis=0))
     return np.concatenate(out, 1) if out else np.zeros((2, 0), np.intp)
 
 
 def _regular(boxes: NDArray[np.float64]) -> bool:
-    """Finite boxes whose corners span their w and h (to 1e-9): ``_edges``' bound holds."""
+    """Finite boxes, each w and h 0, negative or at least 1e-6 of its centre's coordinate: the
+    rounding of the corners is far below ``_edges``' 1e-6 slack."""
     if not np.isfinite(boxes).all():
         return False
-    for c, s in ((0, 2), (1, 3)):
-        lo, hi, size = boxes[:, c] - boxes[:, s] / 2, boxes[:, c] + boxes[:, s] / 2, boxes[:, s]
-        if np.any((size > 0) & (np.abs((hi - lo) - size) > 1e-9 * size)):
-            return False
-    return True
+    size, centre = boxes[:, 2:], np.abs(boxes[:, :2])
+    return bool(np.all((size <= 0) | (size >= 1e-6 * centre)))
 
 
 def _scan(edges: Index, out: NDArray[np.float64]) -> None:
@@ -163,28 +164,33 @@ def _scan(edges: Index, out: NDArray[np.float64]) -> None:
         cols = live[s : s + step]
         p = out[:, cols]
         pa, pb = p[edges[0]], p[edges[1]]
-        e, c = np.nonzero((pa > 0) & (pb > 0))
-        a_first = pa[e, c] >= pb[e, c]
         k = len(cols)
-        src = np.where(a_first, edges[0, e], edges[1, e]) * k + c
-        dst = np.where(a_first, edges[1, e], edges[0, e]) * k + c
+        flat = np.flatnonzero((pa > 0) & (pb > 0))  # (pair, class) entries, row-major
+        a_first = (pa >= pb).ravel()[flat]
+        e, c = np.divmod(flat, k)
+        a, b = edges[0, e] * k + c, edges[1, e] * k + c
+        src, dst = np.where(a_first, a, b), np.where(a_first, b, a)
         gone = _suppressed(src, dst, n * k)
         p[gone // k, gone % k] = 0.0
         out[:, cols] = p
 
 
 def _suppressed(src: Index, dst: Index, size: int) -> Index:
-    """Nodes (< ``size``) the greedy pass suppresses over the edges src -> dst (src first)."""
+    """Nodes (< ``size``) the greedy pass suppresses over the edges src -> dst (src first).
+
+    A round costs the edges still open (their source undecided), not ``size``."""
     waiting = np.bincount(dst, minlength=size)  # earlier boxes not known to be suppressed
     state = np.zeros(size, np.int8)  # 0 undecided, 1 kept, 2 suppressed
-    while src.size:
-        state[(waiting == 0) & (state == 0)] = 1
-        from_src = state[src]
-        hit = dst[from_src == 1]
+    kept = src[waiting[src] == 0]
+    while kept.size:
+        state[kept] = 1
+        hit = dst[state[src] == 1]
         state[hit[state[hit] == 0]] = 2
         from_src = state[src]
-        waiting -= np.bincount(dst[from_src == 2], minlength=size)
+        freed = dst[from_src == 2]
+        np.subtract.at(waiting, freed, 1)
         src, dst = src[from_src == 0], dst[from_src == 0]
+        kept = freed[(waiting[freed] == 0) & (state[freed] == 0)]
     return np.flatnonzero(state == 2)
 
 
