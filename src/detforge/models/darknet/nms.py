@@ -15,11 +15,11 @@
 Boxes come back as xyxy pixels of the original image, not clipped.
 
 How (``nms_per_class``): the overlaps do not depend on the class, so the pairs of boxes that
-overlap by more than ``nms`` are found once (``_edges``: only boxes whose x ranges meet and
-whose areas are within a factor ``nms`` of each other can have IoU ``> nms``, and DIoU <= IoU),
-then every class's greedy pass runs at once over those pairs (``_scan``). The result is the same,
-bit for bit, as the plain loop (``_per_class_loop``), which still serves a threshold below 0,
-non-finite boxes and floods with too many overlapping pairs to hold.
+overlap by more than ``nms`` are found once (``_edges``: DIoU <= IoU, and IoU ``> nms`` needs
+areas within a factor ``nms`` and x and y overlaps of ``nms`` x the larger side, so few pairs are
+compared), then every class's greedy pass runs at once over those pairs (``_scan``). The result
+is the same, bit for bit, as the plain loop (``_per_class_loop``), which still serves a
+threshold below 0, non-finite or near-zero-size boxes and floods with too many overlapping pairs.
 """
 
 from __future__ import annotations
