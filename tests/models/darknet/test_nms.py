@@ -232,12 +232,16 @@ def test_default_kind_matches_torchvision_and_opencv() -> None:
             assert sorted(cv.reshape(-1)) == sorted(np.flatnonzero(ours[:, k] > 0)), (nms, k)
 
 
-def test_overlap_ties_at_the_threshold_like_the_references() -> None:
+@pytest.mark.parametrize("few", [0, 32])  # 0: the pair search and scan; 32: the per-class loop
+def test_overlap_ties_at_the_threshold_like_the_references(
+    monkeypatch: pytest.MonkeyPatch, few: int
+) -> None:
     """At nms equal to a pair's overlap the later box stays (strictly greater), one float step
     below it goes: detforge's overlap is the references' to the last bit (with NumPy's pow for
     DIoU, as detforge always used: ``math.pow`` differs from it in the last bit now and then)."""
     from torchvision.ops import nms as tv_nms
 
+    monkeypatch.setattr(nms_module, "_FEW", few)
     rng = np.random.default_rng(4)
     probs = np.array([[0.9], [0.8]])
     checked = 0

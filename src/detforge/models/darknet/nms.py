@@ -37,6 +37,7 @@ Index = NDArray[np.intp]
 _PAIRS_AT_ONCE = 1 << 20  # candidate pairs whose overlap is computed in one go
 _MAX_EDGES = 1 << 22  # more overlapping pairs than this (dense floods): the per-class loop
 _SCAN_AT_ONCE = 1 << 22  # (pair, class) entries one scan round holds
+_FEW = 32  # up to this many (box, class) scores: the per-class loop (cheaper when few)
 
 
 class DarknetDetections(NamedTuple):
@@ -245,7 +246,8 @@ def nms_per_class(
     out = probs.copy()
     if not len(out) or not out.size:
         return out
-    edges = _edges(boxes, nms, kind, beta) if nms >= 0 and _regular(boxes) else None
+    many = np.count_nonzero(out > 0) > _FEW
+    edges = _edges(boxes, nms, kind, beta) if many and nms >= 0 and _regular(boxes) else None
     if edges is None:
         _per_class_loop(boxes, out, nms, kind, beta)
     else:
