@@ -182,6 +182,9 @@ class DarknetYoloLoss:
     """Loss of a Darknet network's ``[yolo]`` heads (module docstring). ``specs[k]`` describes
     ``raw[k]``; the network input size is read from ``batch["img"]``."""
 
+    names = ("box", "cls", "obj")
+    """Names of the three ``items``, as ``metrics.csv`` columns ``train/<name>``."""
+
     def __init__(self, specs: Sequence[YoloLossSpec]) -> None:
         if not specs:
             raise DetforgeError("the network has no [yolo] head to train")
