@@ -43,7 +43,10 @@ Rules, learned from AlexeyAB/darknet ``forward_yolo_layer`` / ``process_batch``:
   Times ``obj_normalizer`` / ``cls_normalizer``.
 
 Differences, by design: with the IoU losses the gradient of ``x, y`` flows through the
-sigmoid and the grid (Darknet applies the IoU derivative to the logit directly);
+sigmoid and the grid (Darknet applies the IoU derivative to the logit directly) and that of
+``w, h`` through the anchor's size (Darknet multiplies by ``exp(w)`` alone), so ``max_delta``
+clips a gradient smaller than Darknet's delta and takes effect less often (with the stock
+``iou_normalizer`` of 0.05-0.07 rarely, if ever);
 ``cls_normalizer`` always weighs the class term (Darknet applies it only with
 ``counters_per_class``); ``truth_thresh < 1`` (1 in every stock cfg), ``focal_loss`` and
 ``counters_per_class`` are not implemented (:func:`unsupported_keys` names the ones a cfg
