@@ -244,8 +244,10 @@ class DarknetYoloLoss:
         pos_img, pos_k, pos_j, pos_i, pos_t = self._assign(spec, t, all_anchors, gw, gh)
 
         # --- objectness: 0 everywhere, left alone where a confident prediction already fits
-        obj_t, obj_w = self._obj_targets(spec, obj_p.detach(), pbox.detach(), cls_p.detach(), t,
-                                         (pos_img, pos_k, pos_j, pos_i))  # fmt: skip
+        pos = (pos_img, pos_k, pos_j, pos_i)
+        obj_t, obj_w = self._obj_targets(
+            spec, obj_p.detach(), pbox.detach(), cls_p.detach(), t, pos
+        )
         obj_l = self._prob_loss(p[..., 4], obj_p, obj_t, spec.new_coords)
         obj_loss = spec.obj_normalizer * (obj_l * obj_w).sum()
 
