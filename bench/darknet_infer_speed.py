@@ -13,7 +13,11 @@ yolov4-tiny (random weights written by detforge's writer), at 416x416, batch 1:
   ``cv2.dnn.readNetFromDarknet``;
 * ``end to end``: images/s of ``detforge.load(weights).predict(image)`` on a 512x600 photo
   held in memory (resize, forward, decode, threshold, NMS) and of OpenCV's usual equivalent
-  (``blobFromImage`` resize, forward, per-class ``NMSBoxes``).
+  (``blobFromImage`` resize, forward, per-class ``NMSBoxes``); ``ONNX``: the same through
+  ``detforge export X.weights --to onnx`` and ``detforge.load(X.onnx)`` (onnxruntime, the
+  Darknet rules kept), when this detforge can export a Darknet network to ONNX;
+* ``batches of B`` (``--batch``): the same, ``B`` photos per call (``predict(list,
+  batch=B)``; OpenCV ``blobFromImages``), as a folder is predicted.
 
 * with ``--darknet PATH`` (a CPU build of AlexeyAB/darknet, ``make GPU=0 CUDNN=0 OPENCV=0
   OPENMP=1 AVX=1``, ``OMP_NUM_THREADS`` = ``--threads``): one ``darknet detector test``
@@ -99,6 +103,8 @@ def bench_model(
     so = ort.SessionOptions()
     so.intra_op_num_threads = args.threads
     so.inter_op_num_threads = 1
+    # idle threads must not spin: they would steal the next engine's cores in the rounds
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     sess = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
     with torch.no_grad():
         ref = [r.numpy() for r in net(x)]
@@ -130,14 +136,55 @@ def bench_model(
                 cv2.dnn.NMSBoxes(xywh.tolist(), rows[sel, 5 + k].tolist(), 0.25, 0.45)
 
     fns["opencv end to end"] = cv_end_to_end
+    onnx_model = _detforge_onnx(weights, cfg416, work)
+    if onnx_model is not None:
+        fns["detforge predict end to end, ONNX"] = lambda: onnx_model.predict(photo, batch=1)
+    photos = [photo] * args.batch
+    fns[f"detforge predict, batches of {args.batch}"] = lambda: model.predict(
+        photos, batch=args.batch
+    )
+    if onnx_model is not None:
+        fns[f"detforge predict, batches of {args.batch}, ONNX"] = lambda: onnx_model.predict(
+            photos, batch=args.batch
+        )
+
+    def cv_batched() -> None:
+        b = cv2.dnn.blobFromImages(photos, 1 / 255.0, (416, 416), swapRB=False, crop=False)
+        cvnet.setInput(b)
+        outs = cvnet.forward(names)  # per head (B, h*w*n, 5 + C) or (B*h*w*n, 5 + C)
+        per = [o.reshape(len(photos), -1, o.shape[-1]) for o in outs]
+        for i in range(len(photos)):
+            rows = np.concatenate([o[i] for o in per], 0)
+            for k in range(rows.shape[1] - 5):
+                sel = np.flatnonzero(rows[:, 5 + k] > 0.25)
+                if sel.size:
+                    bx = rows[sel, :4] * [w, h, w, h]
+                    xywh = np.c_[bx[:, :2] - bx[:, 2:] / 2, bx[:, 2:]]
+                    cv2.dnn.NMSBoxes(xywh.tolist(), rows[sel, 5 + k].tolist(), 0.25, 0.45)
+
+    fns[f"opencv, batches of {args.batch}"] = cv_batched
     loop = DarknetLoop(args, cfg416, weights, photo, work) if args.darknet else None
     if loop is not None:
         fns["darknet detector test end to end"] = loop
+    per_call = {k: args.batch if "batches of" in k else 1 for k in fns}
     out = _rates(fns, args.images, args.repeat)
+    out = {k: v * per_call[k] for k, v in out.items()}  # images/s
     if loop is not None:
         out["darknet forward (its own timer)"] = loop.forward_rate(args.images, args.repeat)
         loop.close()
     return out
+
+
+def _detforge_onnx(weights: Path, cfg: Path, work: Path) -> object | None:
+    """``detforge export WEIGHTS --cfg CFG --to onnx`` loaded with ``detforge.load``, or
+    None where this detforge cannot export a Darknet network to ONNX."""
+    import detforge
+    from detforge.cli.main import main
+
+    path = work / f"{weights.stem}.onnx"
+    if main(["export", str(weights), "--cfg", str(cfg), "--to", "onnx", "-o", str(path)]) != 0:
+        return None
+    return detforge.load(path, device="cpu")
 
 
 class DarknetLoop:
@@ -217,6 +264,7 @@ def main() -> None:
     parser.add_argument("--darknet", type=Path, default=None, help="a darknet executable")
     parser.add_argument("--images", type=int, default=40)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=8, help="images per batched call [8]")
     args = parser.parse_args()
 
     import cv2

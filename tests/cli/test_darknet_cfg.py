@@ -125,3 +125,36 @@ def test_sensible_subdivisions_rule() -> None:
     assert sensible_subdivisions(64, 1, (416, 416), (832, 832)) == 4
     assert sensible_subdivisions(64, 16, (416, 416), (1664, 1664)) == 64  # capped at batch
     assert sensible_subdivisions(48, 16, (416, 416), (608, 608)) == 48  # 34.2 -> divisor 48
+
+
+def test_data_may_be_any_dataset_and_letter_box_cfgs_get_letterboxed_anchors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--data takes a dataset folder (here VOC); a cfg with letter_box=1 gets anchors of the
+    boxes as a letterboxed input shows them, which 'detforge anchors --letter-box' prints."""
+    from PIL import Image
+
+    voc = tmp_path / "voc"
+    (voc / "JPEGImages").mkdir(parents=True)
+    (voc / "Annotations").mkdir()
+    sizes = [(40, 30), (12, 50), (64, 20), (25, 25), (50, 44), (8, 10), (30, 60)]
+    for i, (w, h) in enumerate(sizes):
+        Image.new("RGB", (200, 100)).save(voc / "JPEGImages" / f"{i}.jpg")
+        (voc / "Annotations" / f"{i}.xml").write_text(
+            f"<annotation><filename>{i}.jpg</filename><size><width>200</width><height>100"
+            f"</height><depth>3</depth></size><object><name>{'ab'[i % 2]}</name><bndbox>"
+            f"<xmin>5</xmin><ymin>5</ymin><xmax>{5 + w}</xmax><ymax>{5 + h}</ymax></bndbox>"
+            "</object></annotation>"
+        )
+    (tmp_path / "in.cfg").write_text(TINY.replace("[net]\n", "[net]\nletter_box=1\n", 1))
+    out = tmp_path / "out.cfg"
+    assert main(["darknet-cfg", str(tmp_path / "in.cfg"), "--data", str(voc), "--anchors",
+                 "auto", "-o", str(out)]) == 0  # fmt: skip
+    said = capsys.readouterr().out
+    assert "letterboxed, as the cfg's letter_box=1" in said and "2 classes" in said
+    assert main(["anchors", str(voc), "--num", "6", "--imgsz", "416", "--letter-box"]) == 0
+    printed = capsys.readouterr().out
+    line = next(x for x in printed.splitlines() if x.startswith("anchors = "))
+    assert f"anchors={line.removeprefix('anchors = ')}\n" in out.read_text()
+    # letterboxed at 416 a 200x100 image scales by 2.08 in both directions: (40,30) -> 83,62
+    assert "letterboxed" in printed and "filters=21" in out.read_text()

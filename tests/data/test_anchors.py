@@ -68,3 +68,21 @@ def test_empty_cluster_keeps_its_centre_and_k1_is_the_mean() -> None:
 def test_too_few_boxes_is_an_error() -> None:
     with pytest.raises(DetforgeError, match="cannot make 3 anchors"):
         kmeans_anchors([(1, 1), (0, 5)], 3)
+
+
+def test_letterboxed_box_sizes_hand_computed() -> None:
+    from detforge.data.anchors import dataset_box_sizes
+    from detforge.data.boxes import BoxFormat
+    from detforge.data.dataset import make_dataset
+
+    # a 640x480 and a 300x600 image; at 416x416 letterboxed they scale by 0.65 and 416/600
+    ds = make_dataset(
+        ["a"], paths=["p.jpg", "q.jpg"], widths=[640, 300], heights=[480, 600],
+        box_image=[0, 1], box_cls=[0, 0], box_coords=[[10, 20, 64, 48], [0, 0, 30, 60]],
+        box_format=BoxFormat.XYWH_PIXEL,
+    )  # fmt: skip
+    got = dataset_box_sizes(ds, 416, 416, letter_box=True)
+    np.testing.assert_allclose(got, [[41.6, 31.2], [30 * 416 / 600, 60 * 416 / 600]])
+    # stretched, as Darknet's calc_anchors: normalized size times the input size
+    stretched = dataset_box_sizes(ds, 416, 416)
+    np.testing.assert_allclose(stretched, [[41.6, 41.6], [41.6, 41.6]])

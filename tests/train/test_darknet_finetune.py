@@ -31,26 +31,39 @@ def finetuned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, obj
     cfg = tiny_config(
         data, root / "run", cfg=str(weights.with_suffix(".cfg")), weights=str(weights),
         epochs=6, batch=6, lr=0.02, warmup_min_iters=2, val_every=3, freeze=2,
-        plots=True, tensorboard=True, check=True, preview_images=2,
+        plots=True, tensorboard=True, check=True, preview_images=2, anchors="auto",
     )  # fmt: skip
     return data, weights, train(cfg)
 
 
 def test_finetune_runs_and_loss_falls(finetuned: tuple[Path, Path, object]) -> None:
-    _, weights, res = finetuned
+    data, weights, res = finetuned
     run = res.run_dir  # type: ignore[attr-defined]
     rows = read_metrics_csv(run / "metrics.csv")
     assert len(rows) == 6
-    total = [float(r["train/box"]) + float(r["train/cls"]) + float(r["train/dfl"]) for r in rows]
+    total = [float(r["train/box"]) + float(r["train/cls"]) + float(r["train/obj"]) for r in rows]
     assert total[-1] < 0.95 * total[0] and total[-1] == min(total), total
     log = (run / "train.log").read_text()
     assert "classes=3 rebuilt for the dataset's 2" in log
     assert "6 of 8 convolutional layers loaded" in log and "re-initialised: layers 11, 14" in log
     assert "--freeze 2: cfg layers 0-1 stay fixed" in log
+    # --anchors auto: k-means of the training boxes as letterboxed at imgsz, into the cfg
+    from detforge.data.anchors import anchors_for_dataset
+    from detforge.formats.common import ensure_sizes
+    from detforge.formats.detect import read_any
+
+    ds = ensure_sizes(read_any(data))
+    want = anchors_for_dataset(ds, 6, 64, 64, letter_box=True).darknet_text()
+    assert f"--anchors auto: {want} (k-means of" in log
     assert "training tiny.cfg on 18 images (2 classes)" in log
     assert list(run.glob("events.out.tfevents.*")) and list((run / "preview").glob("*.jpg"))
     ck = load_checkpoint(run / "weights" / "best.pt")
     assert ck["model_args"]["arch"] == "darknet" and "classes=2" in ck["model_args"]["cfg"]
+    assert (
+        ck["model_args"]["cfg"].count(f"anchors = {want}")
+        + ck["model_args"]["cfg"].count(f"anchors={want}")
+        == 2
+    ), "both [yolo] heads train with the new anchors"
     # frozen layer 0 is exactly the file's; layer 4 has moved
     model, names, _ = load_model(run / "weights" / "last.pt", use_ema=False)
     from ._darknet_tiny import source_network
@@ -110,7 +123,15 @@ def test_cli_defaults_come_from_the_cfg(tmp_path: Path) -> None:
     cfg_file = str(weights.with_suffix(".cfg"))
     parser = build_parser()
     cfg = config_from_args(parser.parse_args(["train", "d.data", "--cfg", cfg_file]))
-    assert cfg.imgsz == 64 and cfg.lr == pytest.approx(0.001 / 64)
+    # the cfg's learning_rate per detforge batch (16 by default), no gradient clipping
+    assert cfg.imgsz == 64 and cfg.lr == pytest.approx(0.001 / 16) and cfg.clip_grad == 0
+    cfg = config_from_args(parser.parse_args(["train", "d.data", "--cfg", cfg_file, "--batch",
+                                              "4", "--clip-grad", "5"]))  # fmt: skip
+    assert cfg.lr == pytest.approx(0.001 / 4) and cfg.clip_grad == 5
+    cfg = config_from_args(
+        parser.parse_args(["train", "d.data", "--cfg", cfg_file, "--batch", "auto"])
+    )
+    assert cfg.lr == pytest.approx(0.001 / 64)  # the cfg's batch=64
     cfg = config_from_args(
         parser.parse_args(["train", "d.data", "--cfg", cfg_file, "--imgsz", "96", "--lr", "0.01"])
     )

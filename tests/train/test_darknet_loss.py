@@ -9,6 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from detforge.errors import DetforgeError  # noqa: E402
 from detforge.train.darknet_loss import DarknetYoloLoss, YoloLossSpec, unsupported_keys  # noqa: E402
 
 LN2 = math.log(2.0)
@@ -156,9 +157,168 @@ def test_spec_from_cfg_options() -> None:
     options = {"mask": "3,4,5", "anchors": "10,14, 23,27, 37,58, 81,82, 135,169, 344,319",
                "classes": "3", "num": "6", "iou_loss": "ciou", "iou_normalizer": "0.07",
                "scale_x_y": "1.05", "ignore_thresh": ".7", "iou_thresh": "0.213",
-               "max_delta": "5", "truth_thresh": "1"}  # fmt: skip
+               "max_delta": "5", "truth_thresh": "1", "objectness_smooth": "1",
+               "focal_loss": "1"}  # fmt: skip
     spec = YoloLossSpec.from_options(options)
     assert spec.mask == (3, 4, 5) and spec.anchors[5] == (344.0, 319.0) and spec.classes == 3
     assert (spec.iou_loss, spec.iou_normalizer, spec.ignore_thresh) == ("ciou", 0.07, 0.7)
     assert spec.cls_normalizer == 1.0 and spec.obj_normalizer == 1.0
-    assert unsupported_keys(options) == ["max_delta=5"]
+    assert spec.max_delta == 5.0 and spec.objectness_smooth
+    assert unsupported_keys(options) == ["focal_loss=1"]
+    plain = YoloLossSpec.from_options({"anchors": "10,14", "classes": "1"})
+    assert plain.max_delta is None and not plain.objectness_smooth  # Darknet: FLT_MAX, 0
+    assert not YoloLossSpec.from_options(
+        {"anchors": "1,1", "objectness_smooth": "0"}
+    ).objectness_smooth
+    with pytest.raises(DetforgeError, match="max_delta=0 must be > 0"):
+        YoloLossSpec.from_options({"anchors": "10,14", "max_delta": "0"})
+
+
+# --- max_delta: Darknet's delta_yolo_box clips, per (positive, truth) pair and only with the IoU
+# losses, each of dx, dy, dw, dh (iou_normalizer applied) to [-max_delta, max_delta] before the
+# pair's delta is accumulated into the cell (and, with iou_thresh < 1, averaged).
+#
+# The toy positive (anchor 1, col 0, row 1) decodes at raw 0 to the box x 0..0.5, y 0.5..1.0
+# (centre (0.25, 0.75), 0.5 x 0.5); the truth is x 0.05..0.55, y 0.45..0.95. Overlaps:
+# ox = px2 - 0.05 and oy = 0.95 - py1, both 0.45; I = 0.2025, U = 0.25 + 0.25 - I = 0.2975.
+OX = OY = 0.45
+I_, U_ = OX * OY, 0.2975
+# d IoU / d cx = oy (U + I) / U^2 (dU = -dI); d cy: the same with the opposite sign (py1 moves)
+DIOU_DCX = OY * (U_ + I_) / U_**2
+# d IoU / d w: dI = oy / 2, dU = h - dI (h = 0.5); the same for h by symmetry
+DIOU_DW = ((OY / 2) * U_ - I_ * (0.5 - OY / 2)) / U_**2
+# the chain to the raw outputs at 0: cx = (sigmoid(x) + col) / 2 -> 0.25 / 2; w = 0.5 exp(w) -> 0.5
+DCX_DX, DW_DRAW = 0.25 / 2, 0.5
+
+
+def _iou_grads(max_delta: float | None, **kw: object) -> torch.Tensor:
+    """Gradient on the positive's raw (x, y, w, h) with iou_loss=iou, iou_normalizer 10."""
+    raw = _raw()
+    spec = _spec(iou_loss="iou", iou_normalizer=10.0, max_delta=max_delta, **kw)
+    loss, items = DarknetYoloLoss([spec])([raw], _batch())
+    assert float(items[0]) == pytest.approx(10 * (1 - I_ / U_), rel=1e-5)  # value not clipped
+    loss.backward()
+    return raw.grad.view(2, 6, 2, 2)[1, 0:4, 1, 0]
+
+
+def test_max_delta_clips_the_iou_box_delta_per_element() -> None:
+    # Darknet's deltas (= minus our gradient): dx = 10 dIoU/dx = +3.18, dy = -3.18, dw = dh = +0.64
+    delta = [
+        10 * DIOU_DCX * DCX_DX,
+        -10 * DIOU_DCX * DCX_DX,
+        10 * DIOU_DW * DW_DRAW,
+        10 * DIOU_DW * DW_DRAW,
+    ]
+    assert delta[0] > 3 and 0.5 < delta[2] < 1
+    free = _iou_grads(None)
+    assert free.tolist() == pytest.approx([-d for d in delta], rel=1e-4)
+    # max_delta=1: x, y clipped to +-1 (signs kept); w, h below the limit unchanged
+    clipped = _iou_grads(1.0)
+    assert clipped.tolist() == pytest.approx([-1.0, 1.0, -delta[2], -delta[3]], rel=1e-4)
+    # a limit above every delta changes nothing
+    assert _iou_grads(5.0).tolist() == pytest.approx(free.tolist(), rel=1e-6)
+
+
+def test_max_delta_clips_each_truth_before_accumulating_and_averaging() -> None:
+    # two truths with the same box, classes 0 and 1, at the same positive: Darknet accumulates
+    # two clipped deltas (2 x 1, not clip(2 x 3.18) = 1) ...
+    spec = dict(classes=2, anchors=((16.0, 16.0), (32.0, 32.0)), mask=(0, 1), ignore_thresh=0.7,
+                iou_loss="iou", iou_normalizer=10.0, max_delta=1.0)  # fmt: skip
+    batch = _batch()
+    batch.update(batch_idx=torch.tensor([0, 0]), cls=torch.tensor([0, 1]),
+                 bboxes=torch.tensor([TRUTH_XYXY, TRUTH_XYXY]))  # fmt: skip
+    dw = 10 * DIOU_DW * DW_DRAW
+    for iou_thresh, classes_in_box in ((1.0, 1), (0.99, 2)):
+        raw = torch.zeros(1, 2 * 7, 2, 2, requires_grad=True)
+        loss, _ = DarknetYoloLoss([YoloLossSpec(**spec, iou_thresh=iou_thresh)])([raw], batch)  # type: ignore[arg-type]
+        loss.backward()
+        g = raw.grad.view(2, 7, 2, 2)[1, 0:4, 1, 0]
+        # ... and with iou_thresh < 1 averages_yolo_deltas divides the sum by the 2 classes
+        want = [-2.0, 2.0, -2 * dw, -2 * dw]
+        assert g.tolist() == pytest.approx([v / classes_in_box for v in want], rel=1e-4)
+
+
+def test_max_delta_leaves_mse_boxes_objectness_and_classes_alone() -> None:
+    # Darknet clips only the IoU branch of delta_yolo_box: the mse delta scale (tw - w) * 0.75 =
+    # 1.75 * 3 * 0.75 = 3.94 on w stays; the objectness delta 4 (1 - 0.5) = 2 is never clipped
+    raw = _raw()
+    with torch.no_grad():
+        raw.view(1, 2, 6, 2, 2)[0, 1, 2, 1, 0] = -3.0
+    loss, _ = DarknetYoloLoss([_spec(max_delta=1.0, obj_normalizer=4.0)])([raw], _batch())
+    loss.backward()
+    g = raw.grad.view(2, 6, 2, 2)
+    assert float(g[1, 2, 1, 0]) == pytest.approx(-0.75 * 1.75 * 3.0, rel=1e-5)
+    assert float(g[1, 4, 1, 0]) == pytest.approx(-4 * 0.5, rel=1e-6)
+    assert float(g[0, 4, 0, 0]) == pytest.approx(4 * 0.5, rel=1e-6)
+
+
+# --- objectness_smooth=1 (process_batch): every prediction's delta is norm (0 - p), replaced by
+# norm (best_match_iou - p) when best_match_iou > ignore_thresh (best IoU with a truth, counted
+# only while a class probability > 0.25); a positive keeps that delta and gets norm (1 - p) only
+# where it is exactly 0.
+#
+# IoU of each toy prediction (sizes 0.25 for anchor 0, 0.5 for anchor 1) with the truth, by
+# (row, col): anchor 0: (1, 0) inside the truth: 0.0625 / 0.25 = 0.25, the other cells 0;
+# anchor 1: (1, 0) the positive 0.2025 / 0.2975; (0, 0) and (1, 1): overlap 0.45 x 0.05,
+# 0.0225 / 0.4775; (0, 1): overlap 0.05 x 0.05, 0.0025 / 0.4975.
+IOU_A1 = {
+    (0, 0): 0.0225 / 0.4775,
+    (1, 0): I_ / U_,
+    (0, 1): 0.0025 / 0.4975,
+    (1, 1): 0.0225 / 0.4775,
+}
+IOU_A0 = {(0, 0): 0.0, (1, 0): 0.25, (0, 1): 0.0, (1, 1): 0.0}
+
+
+def _obj_grads(raw: torch.Tensor, spec: YoloLossSpec) -> torch.Tensor:
+    loss, _ = DarknetYoloLoss([spec])([raw], _batch())
+    loss.backward()
+    return raw.grad.view(2, -1, 2, 2)[:, 4]  # (anchor, row, col)
+
+
+def test_objectness_smooth_targets_on_logits() -> None:
+    # class logit 0: probability 0.5 > 0.25, every prediction may match; p = 0.5 everywhere
+    g = _obj_grads(_raw(), _spec(objectness_smooth=True, ignore_thresh=0.2))
+    # above 0.2: anchor 0 (row 1, col 0) -> target 0.25; the positive -> its IoU 0.680672
+    # (not 1: its delta 0.68 - 0.5 is not 0); the rest -> 0. Gradient = p - target.
+    for (row, col), iou in IOU_A0.items():
+        assert float(g[0, row, col]) == pytest.approx(0.5 - (iou if iou > 0.2 else 0.0), abs=1e-6)
+    for (row, col), iou in IOU_A1.items():
+        assert float(g[1, row, col]) == pytest.approx(0.5 - (iou if iou > 0.2 else 0.0), abs=1e-6)
+    assert float(g[1, 1, 0]) == pytest.approx(0.5 - 0.2025 / 0.2975, rel=1e-5)
+    # the same cells without objectness_smooth: ignored (0) and the positive to 1
+    g = _obj_grads(_raw(), _spec(ignore_thresh=0.2))
+    assert (float(g[0, 1, 0]), float(g[1, 1, 0])) == pytest.approx((0.0, -0.5), abs=1e-6)
+    # ignore_thresh 0.7 (the stock cfgs'): the positive's IoU 0.68 is below it, so its delta
+    # stays 0 - p: Darknet pushes it towards 0 like every other prediction
+    g = _obj_grads(_raw(), _spec(objectness_smooth=True, ignore_thresh=0.7))
+    assert g.flatten().tolist() == pytest.approx([0.5] * 8, abs=1e-6)
+    # no class probability above 0.25 (sigmoid(-5)): best_match_iou is 0, nothing is smoothed
+    g = _obj_grads(_raw(-5.0), _spec(objectness_smooth=True, ignore_thresh=0.2))
+    assert g.flatten().tolist() == pytest.approx([0.5] * 8, abs=1e-6)
+
+
+def test_objectness_smooth_with_new_coords_and_a_zero_delta() -> None:
+    # new_coords=1: the conv's outputs are probabilities; raw x, y, w, h = 0.5 decode to the same
+    # boxes as above (xy 0.5, wh 0.5^2 4 anchor = anchor); the loss is (p - target)^2 / 2
+    def raw_with(obj: float, positive_obj: float, cls: float = 0.5) -> torch.Tensor:
+        raw = torch.full((1, 2, 6, 2, 2), 0.5)
+        raw[:, :, 4] = obj
+        raw[:, :, 5] = cls
+        raw[0, 1, 4, 1, 0] = positive_obj
+        return raw.view(1, 12, 2, 2).requires_grad_(True)
+
+    spec = _spec(objectness_smooth=True, new_coords=True, ignore_thresh=0.2, obj_normalizer=2.0)
+    g = _obj_grads(raw_with(0.4, 0.3), spec)
+    assert float(g[0, 1, 0]) == pytest.approx(2 * (0.4 - 0.25), rel=1e-5)
+    assert float(g[1, 1, 0]) == pytest.approx(2 * (0.3 - 0.2025 / 0.2975), rel=1e-5)
+    assert float(g[1, 0, 0]) == pytest.approx(2 * 0.4, rel=1e-6)
+    # ignore_thresh 0.7: the positive's delta 2 (0 - p) is exactly 0 at p = 0, so Darknet sets
+    # 2 (1 - p) = 2 there; at p = 0.3 it stays 2 (0 - 0.3)
+    spec = _spec(objectness_smooth=True, new_coords=True, ignore_thresh=0.7, obj_normalizer=2.0)
+    assert float(_obj_grads(raw_with(0.4, 0.0), spec)[1, 1, 0]) == pytest.approx(-2.0, rel=1e-6)
+    assert float(_obj_grads(raw_with(0.4, 0.3), spec)[1, 1, 0]) == pytest.approx(0.6, rel=1e-6)
+    # class probabilities 0.2 (not > 0.25): no prediction is smoothed, the positive included
+    spec = _spec(objectness_smooth=True, new_coords=True, ignore_thresh=0.2)
+    g = _obj_grads(raw_with(0.4, 0.3, cls=0.2), spec)
+    assert (float(g[0, 1, 0]), float(g[1, 1, 0])) == pytest.approx((0.4, 0.3), rel=1e-6)

@@ -131,7 +131,7 @@ def test_fresh_heads_start_with_a_low_objectness(tmp_path: Path) -> None:
     from detforge.train.darknet_model import OBJ_PRIOR, build_darknet
 
     (tmp_path / "t.cfg").write_text(tiny_cfg_text(3))
-    cfg = SimpleNamespace(cfg=str(tmp_path / "t.cfg"), resume=None, freeze=0)
+    cfg = SimpleNamespace(cfg=str(tmp_path / "t.cfg"), resume=None, freeze=0, anchors=None)
     model, loss = build_darknet(cfg, 2)
     bias = model.net.layers[11].conv.bias.view(3, 7)
     assert torch.allclose(bias[:, 4], torch.full((3,), math.log(OBJ_PRIOR / (1 - OBJ_PRIOR))))
@@ -158,8 +158,11 @@ def test_region_head_is_refused_and_unsupported_keys_are_named(tmp_path: Path) -
     )
     (tmp_path / "v2.cfg").write_text(region)
     with pytest.raises(DetforgeError, match=r"\[yolo\] heads only") as exc:
-        build_darknet(SimpleNamespace(cfg=str(tmp_path / "v2.cfg"), resume=None, freeze=0), 2)
+        build_darknet(
+            SimpleNamespace(cfg=str(tmp_path / "v2.cfg"), resume=None, freeze=0, anchors=None), 2
+        )
     assert exc.value.line == 25  # the user's line
-    text = tiny_cfg_text(2, extra="max_delta=5\nobjectness_smooth=1\n")
+    text = tiny_cfg_text(2, extra="max_delta=5\nobjectness_smooth=1\nfocal_loss=1\n")
     model = DarknetDetector(text)
-    assert model.unsupported() == ["max_delta=5", "objectness_smooth=1"]
+    assert model.unsupported() == ["focal_loss=1"]  # max_delta, objectness_smooth: implemented
+    assert all(s.max_delta == 5.0 and s.objectness_smooth for s in model.loss_specs())

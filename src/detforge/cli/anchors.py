@@ -12,6 +12,8 @@ the width and height of every training box (the train split, or every box when t
 no splits), scaled to the network input size, clustered by k-means with the distance 1 - IoU.
 Prints the anchors (sorted by area, ready to paste as anchors= in a .cfg) and the mean IoU of
 each box with its best anchor. The same data and --seed always give the same anchors.
+--letter-box sizes each box as it appears in a letterboxed input (a cfg with letter_box=1,
+or 'detforge train --cfg', which trains on letterboxed images) instead of a stretched one.
 
 examples:
   detforge anchors data/obj.data --num 6 --imgsz 416
@@ -29,6 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--imgsz", default="416", metavar="W[,H]", help="network input size in pixels [416]"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial draw [0]")
+    parser.add_argument(
+        "--letter-box",
+        action="store_true",
+        help="size boxes as in a letterboxed input (aspect kept) [stretched, as Darknet]",
+    )
     add_source_format_option(parser)
     parser.add_argument("--label-map", metavar="FILE", help="TFRecord label map / VOC class list")
     add_path_map_option(parser)
@@ -46,8 +53,14 @@ def run(args: argparse.Namespace) -> int:
         label_map=args.label_map,
         path_map=parse_path_map(args.path_map),
     )
-    res = anchors_for_dataset(ds, args.num, width, height, seed=args.seed)
-    print(f"{res.boxes} boxes, {args.num} anchors at {width}x{height}, {res.rounds} k-means rounds")
+    res = anchors_for_dataset(
+        ds, args.num, width, height, seed=args.seed, letter_box=args.letter_box
+    )
+    how = ", letterboxed" if args.letter_box else ""
+    print(
+        f"{res.boxes} boxes, {args.num} anchors at {width}x{height}{how}, "
+        f"{res.rounds} k-means rounds"
+    )
     print(f"anchors = {res.darknet_text()}")
     print(f"mean IoU = {100 * res.mean_iou:.2f}%")
     return 0

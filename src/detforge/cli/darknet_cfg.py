@@ -19,7 +19,8 @@ asks for by hand:
   max_batches=max(2000*N, 6000, training images)   steps=80%,90% of max_batches
   width=, height=            with --imgsz W[,H] (multiples of 32)
   anchors=                   with --anchors auto (k-means of the --data boxes at that size, as
-                             'detforge anchors' / 'darknet detector calc_anchors') or a list
+                             'detforge anchors' / 'darknet detector calc_anchors'; boxes
+                             sized as letterboxed when the cfg says letter_box=1) or a list
   batch=, subdivisions=      a cfg left with its "Testing" batch=1 gets its commented "Training"
                              values (else batch=64, subdivisions=16); subdivisions then grow
                              with the input area so a mini-batch needs no more memory than the
@@ -43,8 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--names", metavar="FILE", help="take N from a .names file")
     parser.add_argument(
         "--data",
-        metavar="FILE",
-        help="take N from a .data file (its classes= or names=), and the training image count",
+        metavar="DATA",
+        help="take N and the training image count from a .data file (its classes= or names=) "
+        "or any dataset detforge reads (a VOC/COCO/Ultralytics folder ...)",
     )
     parser.add_argument(
         "--max-batches", type=int, metavar="N", help="override the max_batches rule"
@@ -74,6 +76,13 @@ def _classes_and_images(args: argparse.Namespace) -> tuple[int, int]:
         return int(args.classes), train_images
     if args.names:
         return len(read_names(args.names)), train_images
+    if args.data and not str(args.data).lower().endswith(".data"):  # any dataset detforge reads
+        from detforge.formats.detect import read_any
+
+        ds = read_any(args.data)
+        if not train_images:
+            train_images = ds.split("train").num_images if "train" in ds.splits() else 0
+        return len(ds.class_names), train_images or ds.num_images
     if args.data:
         df = read_data_file(args.data)
         if df.train and Path(df.train).is_file() and not train_images:
@@ -88,7 +97,7 @@ def _classes_and_images(args: argparse.Namespace) -> tuple[int, int]:
 
 def _anchors(args: argparse.Namespace, size: tuple[int, int]) -> str | None:
     """The ``anchors=`` value ``--anchors`` asks for (``None``: leave the cfg's)."""
-    from detforge.formats.darknet.cfg import cfg_anchor_count
+    from detforge.formats.darknet.cfg import cfg_anchor_count, cfg_letter_box
 
     if not args.anchors:
         return None
@@ -100,19 +109,16 @@ def _anchors(args: argparse.Namespace, size: tuple[int, int]) -> str | None:
         from detforge.data.anchors import anchors_for_dataset
         from detforge.formats.detect import read_any
 
-        res = anchors_for_dataset(read_any(args.data), count, size[0], size[1], seed=args.seed)
-        print(f"anchors from {res.boxes} boxes at {size[0]}x{size[1]}: mean IoU "
+        boxed = cfg_letter_box(text)  # boxes sized as the network will see them
+        res = anchors_for_dataset(read_any(args.data), count, size[0], size[1], seed=args.seed,
+                                  letter_box=boxed)  # fmt: skip
+        how = " (letterboxed, as the cfg's letter_box=1)" if boxed else ""
+        print(f"anchors from {res.boxes} boxes at {size[0]}x{size[1]}{how}: mean IoU "
               f"{100 * res.mean_iou:.2f}%")  # fmt: skip
         return res.darknet_text()
-    try:
-        values = [float(v) for v in args.anchors.replace(" ", "").split(",") if v]
-    except ValueError:
-        values = []
-    if len(values) != 2 * count or min(values, default=0) <= 0:
-        raise DetforgeError(
-            f"--anchors expects 'auto' or {count} positive w,h pairs (the cfg's num={count})"
-        )
-    return ", ".join(f"{values[i]:g},{values[i + 1]:g}" for i in range(0, len(values), 2))
+    from detforge.data.anchors import parse_anchor_list
+
+    return parse_anchor_list(args.anchors, count)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -37,7 +37,7 @@ examples:
   detforge train data/obj.data --epochs 100 --imgsz 416        # -> runs/train/obj
   detforge train data/obj.data --model s --batch auto --device cuda
   detforge train data/obj.data --weights runs/train/obj/weights/best.pt --epochs 30 --lr 0.002
-  detforge train data/obj.data --cfg yolov4-tiny.cfg --weights yolov4-tiny.conv.29  # Darknet
+  detforge train data/obj.data --cfg yolov4-tiny.cfg --weights yolov4-tiny.conv.29 --anchors auto
   detforge train --resume runs/train/obj-2               # continue an interrupted run
   detforge train --resume runs/train/obj-2 --epochs 150  # ... and extend it
   detforge train data/obj.data --lr auto                 # LR range test first
@@ -107,6 +107,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             kw["type"], kw["metavar"] = float, "X"
         else:
             kw["metavar"] = "FILE" if f.name.endswith("weights") or f.name == "cfg" else "NAME"
+            kw["metavar"] = "auto|LIST" if f.name == "anchors" else kw["metavar"]
             if f.name in _CHOICES:
                 kw["choices"], kw["metavar"] = _CHOICES[f.name], None
         opts.add_argument(flag, **kw)
@@ -140,9 +141,11 @@ def config_from_args(args: argparse.Namespace) -> Any:
     if not data:
         raise DetforgeError("give DATA (a .data file or dataset folder), or --resume RUN")
     if given.get("cfg"):  # a Darknet network: its own input size and learning rate
+        from detforge.train.config import TrainConfig
         from detforge.train.darknet_model import darknet_cli_defaults
 
-        given = {**darknet_cli_defaults(given["cfg"]), **given}
+        batch = given.get("batch", TrainConfig.batch)
+        given = {**darknet_cli_defaults(given["cfg"], batch), **given}
     return TrainConfig(data=data, **given)
 
 

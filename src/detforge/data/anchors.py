@@ -4,7 +4,9 @@ The algorithm (AlexeyAB/darknet ``calc_anchors`` + ``do_kmeans``), written from 
 description:
 
 * every box contributes ``(w * net_w, h * net_h)``: its normalized width and height scaled to
-  the network input (no letterbox correction, as Darknet);
+  the network input (no letterbox correction, as Darknet); with ``letter_box=True`` its pixel
+  size times ``min(net_w / image_w, net_h / image_h)`` instead, the size it has in a
+  letterboxed input (``letter_box=1`` cfgs, and detforge's own training);
 * k-means with the distance ``1 - IoU`` of two boxes sharing a corner
   (``IoU = min(w) * min(h) / (w1 h1 + w2 h2 - min(w) * min(h))``);
 * the initial centres are ``k`` distinct boxes drawn at random;
@@ -122,27 +124,50 @@ def box_sizes(norm_wh: ArrayLike, width: int, height: int) -> NDArray[np.float64
     return np.asarray(wh * np.array([float(width), float(height)]), dtype=np.float64)
 
 
-def dataset_box_sizes(ds: Dataset, width: int, height: int) -> NDArray[np.float64]:
+def dataset_box_sizes(
+    ds: Dataset, width: int, height: int, *, letter_box: bool = False
+) -> NDArray[np.float64]:
     """The box sizes ``(N, 2)`` Darknet clusters: every box of the ``train`` split (every box
-    when the dataset has no ``train`` split), normalized ``(w, h)`` times the input size.
-    Normalized coordinates need no image sizes; pixel formats need them known."""
+    when the dataset has no ``train`` split), normalized ``(w, h)`` times the input size, or
+    with ``letter_box`` the pixel size times the letterbox scale of its image. Normalized
+    coordinates without ``letter_box`` need no image sizes; otherwise they must be known."""
     from detforge.data.boxes import BoxFormat
 
     if "train" in ds.splits():
         ds = ds.split("train")
-    wh = ds.coords_as(BoxFormat.CXCYWH_NORM)[:, 2:4]
-    return box_sizes(wh, width, height)
+    if not letter_box:
+        return box_sizes(ds.coords_as(BoxFormat.CXCYWH_NORM)[:, 2:4], width, height)
+    wh = ds.coords_as(BoxFormat.XYWH_PIXEL)[:, 2:4]
+    iw = ds.images.width[ds.boxes.image].astype(np.float64)
+    ih = ds.images.height[ds.boxes.image].astype(np.float64)
+    scale = np.minimum(width / iw, height / ih)
+    return np.asarray(wh * scale[:, None], dtype=np.float64)
 
 
 def anchors_for_dataset(
-    ds: Dataset, k: int, width: int, height: int, *, seed: int = 0
+    ds: Dataset, k: int, width: int, height: int, *, seed: int = 0, letter_box: bool = False
 ) -> AnchorResult:
     """:func:`kmeans_anchors` of :func:`dataset_box_sizes` (image sizes read when the boxes are
-    in pixels)."""
+    in pixels or ``letter_box`` needs them)."""
     from detforge.data.boxes import BoxFormat
 
-    if not BoxFormat(ds.boxes.format).normalized:
+    if letter_box or not BoxFormat(ds.boxes.format).normalized:
         from detforge.formats.common import ensure_sizes
 
         ds = ensure_sizes(ds)
-    return kmeans_anchors(dataset_box_sizes(ds, width, height), k, seed=seed)
+    return kmeans_anchors(dataset_box_sizes(ds, width, height, letter_box=letter_box), k, seed=seed)
+
+
+def parse_anchor_list(text: str, count: int) -> str:
+    """A user's ``w,h, w,h, ...`` anchor list (``count`` positive pairs) in Darknet's
+    ``anchors=`` spelling; DetforgeError naming what is wrong otherwise."""
+    try:
+        values = [float(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        values = []
+    if len(values) != 2 * count or min(values, default=0) <= 0:
+        raise DetforgeError(
+            f"--anchors expects 'auto' or {count} positive w,h pairs (the cfg's num={count}), "
+            f"got {text!r}"
+        )
+    return ", ".join(f"{values[i]:g},{values[i + 1]:g}" for i in range(0, len(values), 2))

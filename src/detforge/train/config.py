@@ -37,9 +37,15 @@ class TrainConfig:
     cfg: str | None = None
     """A Darknet ``.cfg``: fine-tune that network (a ``[yolo]``-head loss) instead of ``model``;
     ``weights`` may then be a Darknet ``.weights`` or partial ``.conv.N`` file. On the command
-    line ``imgsz`` then defaults to the cfg's width and ``lr`` to its learning_rate / batch."""
+    line ``imgsz`` then defaults to the cfg's width, ``lr`` to its learning_rate / ``batch`` and
+    ``clip_grad`` to 0 (Darknet does not clip; its loss is a sum over every cell)."""
     freeze: int = 0
     """With ``cfg``: keep the first N cfg layers fixed (e.g. 15: yolov3-tiny's backbone)."""
+    anchors: str | None = None
+    """With ``cfg``: ``auto`` replaces the cfg's anchors= by k-means anchors of the training
+    boxes, sized as training sees them (letterboxed at ``imgsz``), as ``detforge anchors
+    --letter-box``; or a ``w,h, w,h, ...`` list. Free when the heads are rebuilt for a new
+    class count; otherwise the loaded heads must adapt to the new anchors."""
     resume: str | None = None
     """Run folder (or its ``last.pt``) to continue; ``epochs`` may be raised to extend it."""
     epochs: int = 100
@@ -87,7 +93,7 @@ class TrainConfig:
     ema_tau: float = 2000.0
     """EMA decay ramp, in updates: ``decay * (1 - exp(-updates / tau))``."""
     clip_grad: float = 10.0
-    """Gradient-norm clip (0 disables)."""
+    """Gradient-norm clip (0 disables; 0 by default with ``cfg``)."""
     amp: bool = True
     """Mixed precision on CUDA (never on CPU)."""
     box: float = 7.5
@@ -187,6 +193,8 @@ class TrainConfig:
             raise DetforgeError(f"--cache must be auto, ram or none, not {self.cache!r}")
         if self.freeze and not self.cfg:
             raise DetforgeError("--freeze N goes with --cfg (a Darknet network's first N layers)")
+        if self.anchors and not self.cfg:
+            raise DetforgeError("--anchors goes with --cfg (a Darknet network's anchors=)")
         if self.freeze < 0:
             raise DetforgeError(f"--freeze must be 0 or more, got {self.freeze}")
         if self.cfg and self.lr == AUTO:

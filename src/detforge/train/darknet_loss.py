@@ -15,7 +15,11 @@ Rules, learned from AlexeyAB/darknet ``forward_yolo_layer`` / ``process_batch``:
   truth exceeds ``iou_thresh`` is a positive too.
 * Objectness: every prediction is pushed towards 0, except those whose decoded box has an IoU
   above ``ignore_thresh`` with some truth of the image while one of its class probabilities
-  exceeds 0.25 (Darknet's ``class_id_match``): those are left alone. Positives go to 1.
+  exceeds 0.25 (Darknet's ``class_id_match``; that best IoU is ``best_match_iou``): those are
+  left alone. Positives go to 1. With ``objectness_smooth=1`` those predictions are instead
+  pulled towards ``best_match_iou`` (Darknet keeps the larger of the two deltas, ``-p`` and
+  ``best_match_iou - p``), and a positive keeps the delta that rule gave it (target 0 or
+  ``best_match_iou``): Darknet sets ``1 - p`` there only where that delta is exactly 0.
 * Classes, at positives only: target 1 for the truths' classes there, 0 otherwise,
   smoothed to ``y (1 - eps) + eps / 2`` with ``label_smooth_eps``.
 * Box, at positives: ``iou_loss=mse``: ``scale * (s KL(tx' || sigmoid(x)) + s KL(ty' || ...)
@@ -27,22 +31,31 @@ Rules, learned from AlexeyAB/darknet ``forward_yolo_layer`` / ``process_batch``:
   ``iou`` / ``giou`` / ``diou`` / ``ciou``: ``1 - IoU_kind(decoded box, truth)``. Both
   times ``iou_normalizer``; with ``iou_thresh < 1`` a cell's box terms are divided by the
   number of classes among its truths (Darknet's ``averages_yolo_deltas``).
+* ``max_delta`` (``delta_yolo_box``, IoU losses only: the ``mse`` branch is never clipped):
+  each (positive, truth) pair's box gradient on the raw ``x, y, w, h``, ``iou_normalizer``
+  applied, has NaN/inf set to 0 and is clipped to ``[-max_delta, max_delta]`` per element,
+  before the pairs of a cell are summed and averaged. The loss value is unchanged; the clip
+  acts on the loss's own gradient, so a gradient scaler or accumulation factor applied to the
+  loss afterwards scales the clipped gradient as a whole.
 * Objectness and class terms are binary cross-entropies on the logits: their gradient is
   exactly Darknet's delta ``target - sigmoid``. With ``new_coords=1`` the conv already applied
   the logistic, and Darknet's delta passes back through it: there they are ``(p - target)^2 / 2``.
   Times ``obj_normalizer`` / ``cls_normalizer``.
 
 Differences, by design: with the IoU losses the gradient of ``x, y`` flows through the
-sigmoid and the grid (Darknet applies the IoU derivative to the logit directly);
+sigmoid and the grid (Darknet applies the IoU derivative to the logit directly) and that of
+``w, h`` through the anchor's size (Darknet multiplies by ``exp(w)`` alone), so ``max_delta``
+clips a gradient smaller than Darknet's delta and takes effect less often (with the stock
+``iou_normalizer`` of 0.05-0.07 rarely, if ever);
 ``cls_normalizer`` always weighs the class term (Darknet applies it only with
-``counters_per_class``); ``truth_thresh`` (1 in every stock cfg),
-``objectness_smooth``, ``max_delta``, ``focal_loss`` and ``counters_per_class`` are not
-implemented (:func:`unsupported_keys` names the ones a cfg sets).
+``counters_per_class``); ``truth_thresh < 1`` (1 in every stock cfg), ``focal_loss`` and
+``counters_per_class`` are not implemented (:func:`unsupported_keys` names the ones a cfg
+sets).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,8 +67,6 @@ from detforge.errors import DetforgeError
 from detforge.models.box_ops import IOU_KINDS, box_iou_kind
 
 _UNSUPPORTED = {
-    "objectness_smooth": "0",
-    "max_delta": None,
     "focal_loss": "0",
     "counters_per_class": None,
     "truth_thresh": "1",
@@ -80,6 +91,9 @@ class YoloLossSpec:
     scale_x_y: float = 1.0
     new_coords: bool = False
     label_smooth_eps: float = 0.0
+    objectness_smooth: bool = False
+    max_delta: float | None = None
+    """Clip of each IoU-loss box gradient; None: no clip (Darknet's ``FLT_MAX``)."""
 
     @classmethod
     def from_options(cls, options: Mapping[str, str], *, where: str = "[yolo]") -> YoloLossSpec:
@@ -108,6 +122,9 @@ class YoloLossSpec:
         if not anchors or any(not 0 <= m < len(anchors) for m in mask):
             raise DetforgeError(f"{where}: mask= names anchors beyond the {len(anchors)} given")
         kind = options.get("iou_loss", "mse").lower()
+        max_delta = num("max_delta", 0.0) if "max_delta" in options else None
+        if max_delta is not None and not max_delta > 0:
+            raise DetforgeError(f"{where}: max_delta={options['max_delta']} must be > 0")
         thresh_kind = options.get("iou_thresh_kind", "iou").lower()
         return cls(
             classes=int(num("classes", 20)),
@@ -123,6 +140,8 @@ class YoloLossSpec:
             scale_x_y=num("scale_x_y", 1.0),
             new_coords=num("new_coords", 0) != 0,
             label_smooth_eps=num("label_smooth_eps", 0.0),
+            objectness_smooth=int(num("objectness_smooth", 0)) != 0,  # Darknet reads an int
+            max_delta=max_delta,
         )
 
 
@@ -182,6 +201,9 @@ class DarknetYoloLoss:
     """Loss of a Darknet network's ``[yolo]`` heads (module docstring). ``specs[k]`` describes
     ``raw[k]``; the network input size is read from ``batch["img"]``."""
 
+    names = ("box", "cls", "obj")
+    """Names of the three ``items``, as ``metrics.csv`` columns ``train/<name>``."""
+
     def __init__(self, specs: Sequence[YoloLossSpec]) -> None:
         if not specs:
             raise DetforgeError("the network has no [yolo] head to train")
@@ -222,14 +244,10 @@ class DarknetYoloLoss:
         pos_img, pos_k, pos_j, pos_i, pos_t = self._assign(spec, t, all_anchors, gw, gh)
 
         # --- objectness: 0 everywhere, left alone where a confident prediction already fits
-        obj_t = torch.zeros_like(obj_p)
-        obj_w = torch.ones_like(obj_p)
-        with torch.no_grad():
-            if len(t.img):
-                ignore = self._ignored(pbox.detach(), cls_p.detach(), t, spec.ignore_thresh)
-                obj_w[ignore] = 0.0
-        obj_t[pos_img, pos_k, pos_j, pos_i] = 1.0
-        obj_w[pos_img, pos_k, pos_j, pos_i] = 1.0
+        pos = (pos_img, pos_k, pos_j, pos_i)
+        obj_t, obj_w = self._obj_targets(
+            spec, obj_p.detach(), pbox.detach(), cls_p.detach(), t, pos
+        )
         obj_l = self._prob_loss(p[..., 4], obj_p, obj_t, spec.new_coords)
         obj_loss = spec.obj_normalizer * (obj_l * obj_w).sum()
 
@@ -265,15 +283,52 @@ class DarknetYoloLoss:
                 p[pos_img, pos_k, pos_j, pos_i],
                 xy[pos_img, pos_k, pos_j, pos_i],
             )
+            box_l = spec.iou_normalizer * box_l
         else:
-            pb = pbox[pos_img, pos_k, pos_j, pos_i]
-            box_l = 1 - box_iou_kind(_cxcywh_to_xyxy(pb), _cxcywh_to_xyxy(tb), spec.iou_loss)
+            anchor = all_anchors[mask[pos_k]]
+            cell = torch.stack([pos_i, pos_j], 1).float()
+            size = torch.tensor([gw, gh], dtype=torch.float32, device=dev)
+
+            def pair_loss(rb: Tensor) -> Tensor:
+                _, pb = self._decode_box(rb, spec, anchor, cell, size)
+                iou = box_iou_kind(_cxcywh_to_xyxy(pb), _cxcywh_to_xyxy(tb), spec.iou_loss)
+                return spec.iou_normalizer * (1 - iou)
+
+            box_l = _clip_grad(pair_loss, p[pos_img, pos_k, pos_j, pos_i, 0:4], spec.max_delta)
         if spec.iou_thresh < 1.0:  # Darknet averages a cell's accumulated box deltas
             classes_at = torch.zeros(len(cells), c, device=dev)
             classes_at[inv, t.cls[pos_t]] = 1.0
             box_l = box_l / classes_at.sum(1).clamp(min=1)[inv]
-        box_loss = spec.iou_normalizer * box_l.sum()
-        return torch.stack([box_loss, cls_loss, obj_loss])
+        return torch.stack([box_l.sum(), cls_loss, obj_loss])
+
+    def _obj_targets(
+        self,
+        spec: YoloLossSpec,
+        obj_p: Tensor,
+        pbox: Tensor,
+        cls_p: Tensor,
+        t: _Truths,
+        pos: tuple[Tensor, Tensor, Tensor, Tensor],
+    ) -> tuple[Tensor, Tensor]:
+        """Objectness targets and weights ``(B, n, h, w)`` (Darknet's ``process_batch``): the
+        loss's gradient ``obj_normalizer * w * (p - target)`` is minus Darknet's delta."""
+        obj_t = torch.zeros_like(obj_p)
+        obj_w = torch.ones_like(obj_p)
+        best = self._best_match_iou(pbox, cls_p, t, spec.classes)
+        over = best > spec.ignore_thresh
+        if not spec.objectness_smooth:
+            obj_w[over] = 0.0
+            obj_t[pos] = 1.0
+            obj_w[pos] = 1.0
+            return obj_t, obj_w
+        # Darknet: delta = norm * (0 - p), replaced by norm * (best_match_iou - p) where larger
+        norm = spec.obj_normalizer
+        smooth = over & (norm * (best - obj_p) > norm * (0 - obj_p))
+        obj_t = torch.where(smooth, best, obj_t)
+        # a positive keeps that delta; only where it is exactly 0 does it get norm * (1 - p)
+        delta = norm * (obj_t[pos] - obj_p[pos])
+        obj_t[pos] = torch.where(delta == 0, torch.ones_like(delta), obj_t[pos])
+        return obj_t, obj_w
 
     @staticmethod
     def _decode(
@@ -287,21 +342,35 @@ class DarknetYoloLoss:
         """
         _, _, gh, gw, _ = p.shape
         dev = p.device
-        s = spec.scale_x_y
         if spec.new_coords:
-            xy = p[..., 0:2] * s - 0.5 * (s - 1)
-            wh = p[..., 2:4] ** 2 * 4 * anchors[:, None, None, :]
             obj_p, cls_p = p[..., 4], p[..., 5:]
         else:
-            xy = torch.sigmoid(p[..., 0:2]) * s - 0.5 * (s - 1)
-            wh = torch.exp(p[..., 2:4]) * anchors[:, None, None, :]
             obj_p, cls_p = torch.sigmoid(p[..., 4]), torch.sigmoid(p[..., 5:])
         gy, gx = torch.meshgrid(
             torch.arange(gh, device=dev), torch.arange(gw, device=dev), indexing="ij"
         )
         grid = torch.stack([gx, gy], -1).float()
-        pbox = torch.cat([(xy + grid) / torch.tensor([gw, gh], device=dev), wh], -1)
+        size = torch.tensor([gw, gh], dtype=torch.float32, device=dev)
+        xy, pbox = DarknetYoloLoss._decode_box(
+            p[..., 0:4], spec, anchors[:, None, None, :], grid, size
+        )
         return xy, obj_p, cls_p, pbox
+
+    @staticmethod
+    def _decode_box(
+        raw: Tensor, spec: YoloLossSpec, anchor: Tensor, cell: Tensor, size: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Raw ``x, y, w, h`` ``(..., 4)`` -> the offset in the cell ``(..., 2)`` and the box
+        ``(..., 4)`` cxcywh normalized; ``anchor`` (normalized w, h), ``cell`` (col, row) and
+        ``size`` (grid w, h) broadcast against ``raw[..., :2]``."""
+        s = spec.scale_x_y
+        if spec.new_coords:
+            xy = raw[..., 0:2] * s - 0.5 * (s - 1)
+            wh = raw[..., 2:4] ** 2 * 4 * anchor
+        else:
+            xy = torch.sigmoid(raw[..., 0:2]) * s - 0.5 * (s - 1)
+            wh = torch.exp(raw[..., 2:4]) * anchor
+        return xy, torch.cat([(xy + cell) / size, wh], -1)
 
     @staticmethod
     def _mse_box_loss(
@@ -367,21 +436,39 @@ class DarknetYoloLoss:
         return t.img[ti], k, row, col, ti
 
     @staticmethod
-    def _ignored(pbox: Tensor, cls_p: Tensor, t: _Truths, thresh: float) -> Tensor:
-        """(B, n, h, w) bool: a class probability > 0.25 and IoU > ``thresh`` with a truth."""
+    def _best_match_iou(pbox: Tensor, cls_p: Tensor, t: _Truths, classes: int) -> Tensor:
+        """(B, n, h, w): each prediction's best IoU with a truth of its image (class ids in
+        range), 0 unless one of its class probabilities exceeds 0.25 (Darknet's
+        ``best_match_iou`` with ``class_id_match``)."""
         b = pbox.shape[0]
-        out = torch.zeros(pbox.shape[:-1], dtype=torch.bool, device=pbox.device)
+        out = torch.zeros(pbox.shape[:-1], device=pbox.device)
         confident = (cls_p > 0.25).any(-1)
+        valid = (t.cls >= 0) & (t.cls < classes)
         for img in range(b):
-            sel = t.img == img
+            sel = (t.img == img) & valid
             if not bool(sel.any()):
                 continue
             boxes = _cxcywh_to_xyxy(t.box[sel])  # (M, 4)
             pb = _cxcywh_to_xyxy(pbox[img]).reshape(-1, 1, 4)  # (P, 1, 4)
             iou = box_iou_kind(pb.expand(-1, len(boxes), -1), boxes[None].expand(len(pb), -1, -1))
             best = iou.max(1).values.view(pbox.shape[1:-1])
-            out[img] = (best > thresh) & confident[img]
+            out[img] = torch.where(confident[img], best, torch.zeros_like(best))
         return out
+
+
+def _clip_grad(fn: Callable[[Tensor], Tensor], x: Tensor, limit: float | None) -> Tensor:
+    """``fn(x)`` ``(P,)`` for rows ``x`` ``(P, k)`` that each term depends on alone, with the
+    gradient of each term on its row set to 0 where NaN/inf and clipped to ``[-limit, limit]``
+    (Darknet's ``fix_nan_inf`` + ``clip_value``). The value is ``fn(x)``; gradients applied to
+    the result later (sums, averages, a gradient scaler) multiply the clipped gradient."""
+    if limit is None or not (torch.is_grad_enabled() and x.requires_grad):
+        return fn(x)
+    leaf = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        value = fn(leaf)
+        (grad,) = torch.autograd.grad(value.sum(), leaf)
+    grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0).clamp(-limit, limit)
+    return value.detach() + (x * grad).sum(-1) - (x.detach() * grad).sum(-1)
 
 
 def darknet_step_lr(learning_rate: float, batch: int) -> float:

@@ -80,6 +80,9 @@ class DetectionLoss:
     ``items`` over ranks is then the one-process value.
     """
 
+    names = ("box", "cls", "dfl")
+    """Names of the three ``items``, as ``metrics.csv`` columns ``train/<name>``."""
+
     def __init__(
         self,
         model: nn.Module,

@@ -114,11 +114,14 @@ def find_lr(
     batch: int,
     device: Any,
     steps: int = 100,
-    start: float = 1e-5,
-    end: float = 1.0,
+    start: float | None = None,
+    end: float | None = None,
     note: Callable[[str], None] = print,
 ) -> LRFindResult:
     """Range test of a fresh ``cfg.model`` on ``data.train`` (a :class:`TrainingData`).
+
+    The default range is 1e-5 .. 1 for detforge's models (a loss averaged per target) and
+    1e-8 .. 1e-2 for a Darknet ``cfg`` (its loss sums every cell, its LRs are ~1e-5).
 
     LRs are in ``--lr`` units (the peak LR at ``cfg.nominal_batch``); each step uses the LR and
     weight decay :func:`~detforge.train.optim.scale_hparams` derives for ``batch``. The model
@@ -128,20 +131,24 @@ def find_lr(
 
     import torch
 
-    from detforge.models.yolo import create_model
     from detforge.train import optim
     from detforge.train.ddp import DistInfo
     from detforge.train.loaders import create_loaders
-    from detforge.train.loss import DetectionLoss
+    from detforge.train.session import build_model_and_loss
 
+    start = start if start is not None else (1e-8 if cfg.cfg else 1e-5)
+    end = end if end is not None else (1e-2 if cfg.cfg else 1.0)
     torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model, len(data.class_names), backbone=cfg.backbone,
-                         backbone_weights=cfg.backbone_weights).to(device)  # fmt: skip
+    model, loss_fn = build_model_and_loss(cfg, len(data.class_names), world_size=1)
+    if cfg.cfg:  # a Darknet network is tested from the weights it will fine-tune
+        from detforge.train.darknet_model import prepare_darknet
+
+        prepare_darknet(model, cfg, lambda _: None)
+    model.to(device)
     hp = optim.scale_hparams(optimizer=cfg.optimizer, lr=1.0, weight_decay=cfg.weight_decay,
                              batch=batch, nominal_batch=cfg.nominal_batch)  # fmt: skip
     opt = optim.create_optimizer(model, name=cfg.optimizer, lr=hp.lr, momentum=cfg.momentum,
                                  weight_decay=hp.weight_decay)  # fmt: skip
-    loss_fn = DetectionLoss(model, box=cfg.box, cls=cfg.cls, dfl=cfg.dfl)
     loaders = create_loaders(cfg, data, batch=batch, info=DistInfo())
     loaders.set_epoch(0, mosaic=cfg.mosaic > 0)
     batches = itertools.cycle(loaders.train)  # type: ignore[arg-type]

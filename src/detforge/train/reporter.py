@@ -50,12 +50,15 @@ class Reporter:
         clock: Clock,
         rows: list[dict[str, Any]] | None = None,
         backup: tuple[Path, Path] | None = None,
+        loss_names: tuple[str, ...] = ("box", "cls", "dfl"),
     ) -> None:
         from detforge.train.tb import create_writer
 
         self.cfg, self.run, self.data, self.info, self.log = cfg, run, data, info, log
         self.eval_model, self.clock, self.backup = eval_model, clock, backup
         self.main = info.is_main
+        self.loss_names = loss_names
+        """The loss terms' names: ``metrics.csv`` columns ``train/<name>``."""
         self.rows: list[dict[str, Any]] = list(rows or [])
         self.tb = create_writer(run.root, enabled=self.main and cfg.tensorboard, note=log)
         tty = stderr_is_tty()
@@ -86,11 +89,10 @@ class Reporter:
         line when one is due. ``images``/``elapsed``/``wait``: this epoch's so far."""
         if not (self.show_bar or self.lines):
             return
-        box, cls_, dfl = (float(v) for v in losses)
+        pairs = zip(self.loss_names, losses, strict=True)
+        terms = " ".join(f"{k} {float(v):.3f}" for k, v in pairs)
         ips = images * self.info.world_size / max(elapsed, 1e-9)
-        text = f"box {box:.3f} cls {cls_:.3f} dfl {dfl:.3f} | {ips:.1f} img/s | data wait " + (
-            f"{wait / max(elapsed, 1e-9):.0%}"
-        )
+        text = f"{terms} | {ips:.1f} img/s | data wait {wait / max(elapsed, 1e-9):.0%}"
         if self.show_bar:
             bar.set_postfix_str(text, refresh=True)
             return
@@ -177,8 +179,9 @@ class Reporter:
             else ""
         )
         self.log(
-            f"epoch {row['epoch']}/{self.cfg.epochs}: box {row['train/box']:.3f} "
-            f"cls {row['train/cls']:.3f} dfl {row['train/dfl']:.3f}{val}, "
+            f"epoch {row['epoch']}/{self.cfg.epochs}: "
+            + " ".join(f"{k} {row[f'train/{k}']:.3f}" for k in self.loss_names)
+            + f"{val}, "
             f"{row['images_per_s']:.1f} img/s, data wait {row['data_wait']:.0%}"
             + (" (best)" if best else "")
         )

@@ -246,7 +246,6 @@ def _parse(v: str | None) -> Any:
         return v
 
 
-LOSS_KEYS = ("train/box", "train/cls", "train/dfl")
 METRIC_KEYS = ("val/mAP50", "val/mAP50-95")
 
 
@@ -256,7 +255,8 @@ def plot_results(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 
     from detforge.utils.plotting import save_figure
 
-    keys = [k for k in (*LOSS_KEYS, *METRIC_KEYS, "lr") if any(_num(r.get(k)) for r in rows)]
+    losses = [k for k in (rows[0] if rows else {}) if k.startswith("train/")]
+    keys = [k for k in (*losses, *METRIC_KEYS, "lr") if any(_num(r.get(k)) for r in rows)]
     if not keys:
         return
     fig = Figure(figsize=(3.2 * len(keys), 3.0))

@@ -261,6 +261,12 @@ def build_session(
     run, ckpt = open_run(cfg, info)
     log = RunLog(run.log, say, enabled=info.is_main)
     data = _load_data(cfg, info, run, dataset, log)
+    if cfg.cfg and cfg.anchors and not cfg.resume:  # 'auto': from the training boxes
+        import dataclasses
+
+        from detforge.train.darknet_model import resolve_anchors
+
+        cfg = dataclasses.replace(cfg, anchors=resolve_anchors(cfg, data.train, log))
     model, loss_fn = build_model_and_loss(cfg, len(data.class_names), world_size=info.world_size)
     if cfg.cfg:
         from detforge.train.darknet_model import prepare_darknet
@@ -304,7 +310,8 @@ def build_session(
                  max(steps * cfg.epochs // 3, 1))  # fmt: skip
     backup = backup_paths(cfg, log) if info.is_main and dataset is None else None
     rep = Reporter(cfg, run, data, info, log, eval_model=ema.module if ema else model,
-                   clock=clock, rows=rows, backup=backup)  # fmt: skip
+                   clock=clock, rows=rows, backup=backup,
+                   loss_names=tuple(getattr(loss_fn, "names", ("box", "cls", "dfl"))))  # fmt: skip
     rep.committed = state.epoch + 1
     if ckpt is not None and info.is_main:
         write_metrics_csv(run.metrics, rows)  # rows of epochs after last.pt are dropped

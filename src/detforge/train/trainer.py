@@ -255,9 +255,7 @@ def end_of_epoch(s: Session, epoch: int, st: EpochStats, plan: Plan) -> None:
     n_ok, elapsed = max(st.n_ok, 1), max(st.elapsed, 1e-9)
     row = {
         "epoch": epoch + 1,
-        "train/box": float(sums[0]) / n_ok,
-        "train/cls": float(sums[1]) / n_ok,
-        "train/dfl": float(sums[2]) / n_ok,
+        **{f"train/{k}": float(v) / n_ok for k, v in zip(s.rep.loss_names, sums, strict=True)},
         "lr": st.lr,
         "images_per_s": st.n_img * info.world_size / elapsed,
         "data_wait": st.t_wait / elapsed,

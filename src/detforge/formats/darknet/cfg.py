@@ -94,6 +94,14 @@ def cfg_net_size(text: str) -> tuple[int, int]:
     return (w[1] if w else 416, h[1] if h else 416)
 
 
+def cfg_letter_box(text: str) -> bool:
+    """Whether the ``[net]`` section says ``letter_box=1`` (Darknet's default 0)."""
+    lines = text.splitlines(keepends=True)
+    net = next(((s, e) for n, s, e in _sections(lines) if n in ("net", "network")), (0, 0))
+    value = _int_value(lines, net[0], net[1], "letter_box")
+    return bool(value and value[1])
+
+
 def cfg_anchor_count(text: str, *, path: str | None = None) -> int:
     """The ``num=`` of the cfg's heads (how many anchors ``anchors=`` lists)."""
     lines = text.splitlines(keepends=True)
@@ -191,6 +199,23 @@ def rewrite_cfg_text(
     elif size is not None or subdivisions is not None:
         raise DetforgeError("no [net] section to set the input size in", path=path)
     return "".join(lines), changes
+
+
+def set_anchors_text(text: str, anchors: str, *, path: str | None = None) -> str:
+    """``text`` with ``anchors=`` of every detection head set to ``anchors`` (e.g.
+    ``"10,14, 23,27"``); nothing else changes, line numbers stay."""
+    lines = text.splitlines(keepends=True)
+    heads = [(n, s, e) for n, s, e in _sections(lines) if n in _HEADS]
+    if not heads:
+        raise DetforgeError(
+            "no [yolo], [Gaussian_yolo] or [region] section: not a detector cfg", path=path
+        )
+    for name, start, end in heads:
+        found = _find_key(lines, start, end, "anchors")
+        if found is None:
+            raise DetforgeError(f"[{name}] has no anchors= line", path=path, line=start + 1)
+        _set(lines, found[0], found[1], anchors)
+    return "".join(lines)
 
 
 def _rewrite_head(

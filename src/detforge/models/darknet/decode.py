@@ -24,7 +24,7 @@ def decode_head(raw: torch.Tensor, head: HeadSpec, net_w: int, net_h: int) -> to
     """(B, n * (5 + C), h, w) raw head input -> (B, h * w * n, 5 + C) decoded rows."""
     b, _, gh, gw = raw.shape
     n = len(head.anchors)
-    p = raw.view(b, n, 5 + head.classes, gh, gw).permute(0, 3, 4, 1, 2).float()
+    p = raw.reshape(b, n, 5 + head.classes, gh, gw).permute(0, 3, 4, 1, 2).float()
     anchors = torch.tensor(head.anchors, dtype=p.dtype, device=p.device)  # (n, 2)
     gy, gx = torch.meshgrid(
         torch.arange(gh, device=p.device, dtype=p.dtype),

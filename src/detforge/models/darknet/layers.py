@@ -129,9 +129,11 @@ class MaxPoolLayer(DarknetLayer):
         bottom = max((oh - 1) * sy + self.size - h - lead, 0)
         if lead or right or bottom:
             x = F.pad(x, (lead, right, lead, bottom), value=float("-inf"))
+        k = self.size
+        if x.requires_grad and torch.is_grad_enabled():  # training: max_pool2d's backward
+            return F.max_pool2d(x, k, (sy, sx))[..., :oh, :ow]  # is far cheaper than maximum's
         # max is separable: k shifted strided slices per axis beat max_pool2d's kernel
         # (which also computes argmax indices) several times over on a CPU
-        k = self.size
         rows = _max_of_shifts(x, k, sy, oh, dim=2)
         return _max_of_shifts(rows, k, sx, ow, dim=3)
 
