@@ -181,7 +181,7 @@ def _detforge_onnx(weights: Path, cfg: Path, work: Path) -> object | None:
     import detforge
     from detforge.cli.main import main
 
-    path = work / f"{weights.stem}.onnx"
+    path = work / f"{weights.stem}-detforge.onnx"
     if main(["export", str(weights), "--cfg", str(cfg), "--to", "onnx", "-o", str(path)]) != 0:
         return None
     return detforge.load(path, device="cpu")

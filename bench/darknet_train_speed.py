@@ -60,7 +60,8 @@ def prepare(args: argparse.Namespace, env: dict[str, str]) -> tuple[Path, Path, 
     (out / "backup").mkdir(exist_ok=True)
     data = out / "obj.data"
     data.write_text(
-        f"classes=3\ntrain={train}\nvalid={train}\nnames={dn / 'obj.names'}\n"
+        f"classes=3\ntrain={train}\nvalid={(dn / 'valid.txt').resolve()}\n"
+        f"names={dn / 'obj.names'}\n"
         f"backup={out / 'backup'}\n"
     )
     ft = out / "ft.cfg"

@@ -114,12 +114,15 @@ class DarknetModel:
     [0, 1] on ``device`` to the decoded rows ``(B, N, 5 + C)`` of
     :func:`~detforge.models.darknet.model.forward_rows` (cx, cy, w, h relative to the input,
     objectness, class probabilities); ``settings`` is what the post-processing reads;
-    ``backend`` names the runtime (``torch-darknet``, ``onnxruntime-darknet``)."""
+    ``backend`` names the runtime (``torch-darknet``, ``onnxruntime-darknet``);
+    ``cpu_batch`` the images per ``rows`` call on a CPU (1: a batch's feature maps leave the
+    cache; yolov3-tiny at 416, 2 threads: 25.7 images/s at batch 1, 16.5 at batch 8)."""
 
     rows: Callable[[torch.Tensor], torch.Tensor]
     settings: DarknetSettings
     device: Any
     backend: str = "torch-darknet"
+    cpu_batch: int = 1
 
     @classmethod
     def of_network(cls, net: DarknetNetwork) -> DarknetModel:
@@ -197,8 +200,12 @@ class DarknetPredictor(Predictor):
             xs = [darknet_input(f.image, net_w, net_h, letter_box=st.letter_box) for f in group]
             return group, torch.cat(xs)
 
+        step = self.model.cpu_batch if self.device.type == "cpu" else batch
         for group, x in prefetch(prepare(g) for g in batched(gen, batch)):
-            rows = self.model.rows(x.to(self.device))
+            parts = [
+                self.model.rows(x[i : i + step].to(self.device)) for i in range(0, len(x), step)
+            ]
+            rows = parts[0] if len(parts) == 1 else torch.cat(parts)
             for f, r in zip(group, rows, strict=True):
                 ih, iw = f.image.shape[:2]
                 d = darknet_detections(r, iw, ih, net_w, net_h, letter_box=st.letter_box,

@@ -180,7 +180,8 @@ def onnx_darknet_model(opened: OpenedOnnx) -> DarknetModel:
         arr = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
         return torch.from_numpy(run_batches(session, arr, fixed))
 
-    return DarknetModel(rows, settings, torch.device("cpu"), backend="onnxruntime-darknet")
+    return DarknetModel(rows, settings, torch.device("cpu"), backend="onnxruntime-darknet",
+                        cpu_batch=fixed or 1)  # fmt: skip
 
 
 def darknet_network_of(model: Any) -> DarknetNetwork | None:
