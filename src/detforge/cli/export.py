@@ -42,7 +42,7 @@ cfg's size (--dynamic: the batch axis only):
 
 Its metadata records the heads, letter_box, NMS kind and the cfg, so 'detforge predict/val/map
 model.onnx' and detforge.load() run it with Darknet's resize, thresholds and NMS:
-  detforge export yolov4-tiny.weights --names coco.names --to onnx   # -> yolov4-tiny.onnx
+  detforge export yolov4-tiny.weights --names obj.names --to onnx   # -> yolov4-tiny.onnx
 
 Darknet (--to darknet): a Darknet network -- a fine-tuned checkpoint of one, or a
 .weights with its --cfg -- is written to --out DIR as DIR/<name>.cfg, <name>.weights and
