@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -145,3 +146,47 @@ def test_reader_and_checker_resolve_the_yaml_alike(tmp_path: Path) -> None:
     checked = {scan.images[i]: s for i, s in zip(scan.entry_image, scan.entry_split, strict=True)}
     assert checked == want
     assert not [f for f in scan.findings if f.code in ("list-missing", "read-error")]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_pipe_named_like_a_label_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    """A FIFO where a label file should be: one error naming it, at once (a plain open()
+    waited for a writer forever; the fuzz suite reached such a pipe through '..' paths)."""
+    import signal
+
+    root = tmp_path / "toy"
+    _layout(root)
+    os.mkfifo(root / "labels" / "train" / "b.txt")
+    y = tmp_path / "toy.yaml"
+    y.write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames: [a, b, c]\n")
+
+    def hung(*_: object) -> None:
+        raise TimeoutError("reading the dataset waited on the pipe")
+
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)  # a regression hangs: fail this test instead of the suite
+    try:
+        with pytest.raises(DetforgeError, match="not a regular file") as err:
+            read_ultralytics(y)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert str(root / "labels" / "train" / "b.txt") in str(err.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_read_regular_file_refuses_pipes_and_folders_at_once(tmp_path: Path) -> None:
+    import errno
+
+    from detforge.utils.textfile import read_regular_file
+
+    (tmp_path / "f.txt").write_bytes(b"0 0.5 0.5 1 1\r\n")
+    assert read_regular_file(tmp_path / "f.txt") == b"0 0.5 0.5 1 1\r\n"
+    os.mkfifo(tmp_path / "p.txt")
+    with pytest.raises(OSError) as err:
+        read_regular_file(tmp_path / "p.txt")
+    assert err.value.errno == errno.EINVAL
+    with pytest.raises(IsADirectoryError):
+        read_regular_file(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        read_regular_file(tmp_path / "missing.txt")

@@ -35,6 +35,7 @@ from detforge.formats.darknet.files import PathMap, read_image_list_lines
 from detforge.formats.darknet.sources import Problem
 from detforge.utils.io import ImageMode, atomic_write_text, place_file
 from detforge.utils.progress import progress
+from detforge.utils.textfile import read_regular_file
 
 _NOT_SPLITS = frozenset(
     {"path", "names", "nc", "download", "kpt_shape", "flip_idx", "channels", "yaml_file"}
@@ -233,8 +234,7 @@ def read_ultralytics(yaml_path: str | os.PathLike[str]) -> Dataset:
     for i, img in enumerate(progress(paths, desc="reading labels", unit="img")):
         lp = ultralytics_label_path(img)
         try:
-            with open(lp, encoding="utf-8") as f:
-                text = f.read()
+            text = read_regular_file(lp).decode("utf-8")
         except FileNotFoundError:
             continue
         except UnicodeDecodeError:

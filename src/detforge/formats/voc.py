@@ -128,8 +128,10 @@ def _read_list(path: Path) -> list[str]:
 def _is_class_list(stem: str, path: Path) -> bool:
     if not re.search(r"_(train|val|trainval|test)$", stem):
         return False
-    with open(path, encoding="utf-8-sig") as f:
-        first = next((ln.split() for ln in f if ln.strip()), [])
+    from detforge.utils.textfile import read_regular_file
+
+    text = read_regular_file(path).decode("utf-8-sig", errors="replace")
+    first = next((ln.split() for ln in text.splitlines() if ln.strip()), [])
     return len(first) == 2 and first[1] in ("1", "-1", "0")
 
 

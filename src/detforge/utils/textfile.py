@@ -9,10 +9,30 @@ unchanged); in any other text file (names, ``.data``) it is an error naming the 
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
 
 from detforge.errors import DetforgeError
+
+
+def read_regular_file(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of the regular file ``path``. Opened with ``O_NONBLOCK``, so a FIFO or device
+    put where a label or list was expected cannot hang the read: it raises ``OSError``
+    (``EINVAL``, "not a regular file"); a folder raises ``IsADirectoryError``, a missing file
+    ``FileNotFoundError``, as ``open`` does."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", os.fspath(path))
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read()
+    finally:
+        os.close(fd)
 
 
 def decode_lines(data: bytes) -> tuple[list[str], list[int]]:
@@ -48,7 +68,7 @@ def read_text_lines(
     line that is not UTF-8 unless the lines are ``paths``."""
     p = Path(path)
     try:
-        data = p.read_bytes()
+        data = read_regular_file(p)
     except FileNotFoundError:
         raise DetforgeError(f"{what} not found" + hint, path=p) from None
     except IsADirectoryError:

@@ -21,6 +21,7 @@ from detforge.data.dataset import Dataset, make_dataset
 from detforge.errors import DetforgeError
 from detforge.formats.darknet.files import DataFile, PathMap, read_image_list
 from detforge.formats.darknet.labels import find_label_path, parse_label_text
+from detforge.utils.textfile import read_regular_file
 
 
 def add_difficult_truths(ds: Dataset, df: DataFile, path_map: PathMap = ()) -> Dataset:
@@ -60,8 +61,8 @@ def add_difficult_truths(ds: Dataset, df: DataFile, path_map: PathMap = ()) -> D
         if label is None:
             continue
         found += 1
-        with open(label, encoding="utf-8", errors="replace") as fh:
-            c, coords = parse_label_text(fh.read(), path=label)
+        text = read_regular_file(label).decode("utf-8", errors="replace")
+        c, coords = parse_label_text(text, path=label)
         bad = np.flatnonzero((c < 0) | (c >= ds.num_classes))
         if len(bad):
             raise DetforgeError(

@@ -339,12 +339,14 @@ def _raise_bad_class(image: int, cls: int, label_paths: list[str], k: int) -> No
     path = label_paths[image]
     line = None
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for n, raw in enumerate(f, start=1):
-                parts = raw.split()
-                if parts and parts[0].lstrip("\ufeff") == str(cls):
-                    line = n
-                    break
+        from detforge.utils.textfile import read_regular_file
+
+        text = read_regular_file(path).decode("utf-8", errors="replace")
+        for n, raw in enumerate(text.splitlines(), start=1):
+            parts = raw.split()
+            if parts and parts[0].lstrip("\ufeff") == str(cls):
+                line = n
+                break
     except OSError:
         pass
     raise DetforgeError(
