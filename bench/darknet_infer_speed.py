@@ -124,16 +124,19 @@ def bench_model(
     fns["detforge predict end to end"] = lambda: model.predict(photo, batch=1)
     h, w = photo.shape[:2]
 
-    def cv_end_to_end() -> None:
-        b = cv2.dnn.blobFromImage(photo, 1 / 255.0, (416, 416), swapRB=False, crop=False)
-        cvnet.setInput(b)
-        rows = np.concatenate(cvnet.forward(names), 0)
+    def cv_nms(rows: np.ndarray) -> None:
+        """OpenCV's usual per-class threshold + ``NMSBoxes`` on one image's rows."""
         for k in range(rows.shape[1] - 5):
             sel = np.flatnonzero(rows[:, 5 + k] > 0.25)
             if sel.size:
                 bx = rows[sel, :4] * [w, h, w, h]
                 xywh = np.c_[bx[:, :2] - bx[:, 2:] / 2, bx[:, 2:]]
                 cv2.dnn.NMSBoxes(xywh.tolist(), rows[sel, 5 + k].tolist(), 0.25, 0.45)
+
+    def cv_end_to_end() -> None:
+        b = cv2.dnn.blobFromImage(photo, 1 / 255.0, (416, 416), swapRB=False, crop=False)
+        cvnet.setInput(b)
+        cv_nms(np.concatenate(cvnet.forward(names), 0))
 
     fns["opencv end to end"] = cv_end_to_end
     onnx_model = _detforge_onnx(weights, cfg416, work)
@@ -154,13 +157,7 @@ def bench_model(
         outs = cvnet.forward(names)  # per head (B, h*w*n, 5 + C) or (B*h*w*n, 5 + C)
         per = [o.reshape(len(photos), -1, o.shape[-1]) for o in outs]
         for i in range(len(photos)):
-            rows = np.concatenate([o[i] for o in per], 0)
-            for k in range(rows.shape[1] - 5):
-                sel = np.flatnonzero(rows[:, 5 + k] > 0.25)
-                if sel.size:
-                    bx = rows[sel, :4] * [w, h, w, h]
-                    xywh = np.c_[bx[:, :2] - bx[:, 2:] / 2, bx[:, 2:]]
-                    cv2.dnn.NMSBoxes(xywh.tolist(), rows[sel, 5 + k].tolist(), 0.25, 0.45)
+            cv_nms(np.concatenate([o[i] for o in per], 0))
 
     fns[f"opencv, batches of {args.batch}"] = cv_batched
     loop = DarknetLoop(args, cfg416, weights, photo, work) if args.darknet else None

@@ -340,8 +340,8 @@ def resolve_anchors(cfg: Any, train: Dataset, log: Any) -> str:
     the training boxes letterboxed at ``imgsz`` (what training feeds the network), logged with
     the mean IoU of the cfg's own anchors on the same boxes; a list -> checked."""
     from detforge.data.anchors import (
-        anchors_for_dataset,
         dataset_box_sizes,
+        kmeans_anchors,
         mean_best_iou,
         parse_anchor_list,
     )
@@ -353,9 +353,8 @@ def resolve_anchors(cfg: Any, train: Dataset, log: Any) -> str:
         return parse_anchor_list(str(cfg.anchors), count)
     from detforge.formats.common import ensure_sizes
 
-    train = ensure_sizes(train)
-    res = anchors_for_dataset(train, count, cfg.imgsz, cfg.imgsz, seed=cfg.seed, letter_box=True)
-    sizes = dataset_box_sizes(train, cfg.imgsz, cfg.imgsz, letter_box=True)
+    sizes = dataset_box_sizes(ensure_sizes(train), cfg.imgsz, cfg.imgsz, letter_box=True)
+    res = kmeans_anchors(sizes, count, seed=cfg.seed)  # anchors_for_dataset, sized once
     from detforge.models.darknet.cfg import parse_cfg_text
 
     heads = [s for s in parse_cfg_text(text, path=str(cfg.cfg)).layers if s.name == "yolo"]
