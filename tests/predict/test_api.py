@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +157,18 @@ def test_prefetch_keeps_order_errors_and_stops() -> None:
     assert next(it) == 1 and next(it) == 2
     with pytest.raises(DetforgeError, match="bad image"):
         next(it)
+    makers: list[str] = []
+
+    def named() -> Iterator[int]:
+        for i in range(3):
+            makers.append(threading.current_thread().name)
+            yield i
+
+    assert list(prefetch(named())) == [0, 1, 2]
+    # the first item in the caller's thread (no wait for a thread start), the rest ahead
+    assert makers[0] == threading.current_thread().name
+    assert makers[1:] == ["detforge-prefetch"] * 2
+    assert list(prefetch(iter([]))) == []
     it = prefetch(iter(range(10**6)), depth=2)
     assert [next(it) for _ in range(3)] == [0, 1, 2]
     it.close()

@@ -150,3 +150,59 @@ def test_batch_forward_contract(tiny: tuple[Path, Path]) -> None:
     np.testing.assert_allclose(out[..., 0], (rows[..., 0] - rows[..., 2] / 2) * 96, atol=1e-4)
     np.testing.assert_allclose(out[..., 3], (rows[..., 1] + rows[..., 3] / 2) * 64, atol=1e-4)
     np.testing.assert_allclose(out[..., 4:], rows[..., 5:] * rows[..., 4:5], atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_cpu_streams_give_the_serial_predictions(
+    tiny: tuple[Path, Path], tmp_path: Path, backend: str
+) -> None:
+    """With 2 torch threads a CPU batch runs as 2 one-thread streams: the same detections as
+    one image at a time, in input order, and the thread count is restored (for this thread
+    and for threads started later)."""
+    import dataclasses
+    import threading
+
+    import torch
+
+    from detforge.utils.cpu import torch_threads
+
+    cfg, weights = tiny
+    path: Path = weights
+    if backend == "onnx":
+        path = tmp_path / "m.onnx"
+        from detforge.cli.main import main
+
+        argv = ["export", str(weights), "--cfg", str(cfg), "--to", "onnx", "-o", str(path)]
+        assert main(argv) == 0
+    images = scenes(5, seed=3)
+    with torch_threads(2):
+        model = detforge.load(path, device="cpu")
+        used: list[str] = []
+        inner = model.model.one_thread_rows
+        assert inner is not None
+        rows = inner()
+
+        def spy() -> object:
+            def run(x: torch.Tensor) -> torch.Tensor:
+                used.append(threading.current_thread().name)
+                return rows(x)
+
+            return run
+
+        model.model = dataclasses.replace(model.model, one_thread_rows=spy)
+        got = model.predict(images, batch=4)
+        assert len(used) == 5 and all(n.startswith("detforge-stream") for n in used)
+        assert torch.get_num_threads() == 2
+        seen: list[int] = []
+        t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        t.start()
+        t.join()
+        assert seen == [2]
+        used.clear()
+        ref = [model.predict(im, batch=1)[0] for im in images]
+        assert not used  # one image: the serial path
+    assert sum(len(r) for r in ref) > 0
+    for g, r in zip(got, ref, strict=True):
+        np.testing.assert_array_equal(g.classes, r.classes)
+        np.testing.assert_allclose(g.scores, r.scores, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(g.boxes, r.boxes, atol=1e-3, rtol=0)

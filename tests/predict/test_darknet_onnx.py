@@ -290,3 +290,23 @@ def test_real_yolov3_tiny_onnx_matches_the_weights(tmp_path: Path) -> None:
     np.testing.assert_array_equal(got.classes, ref.classes)
     np.testing.assert_allclose(got.scores, ref.scores, atol=1e-4, rtol=0)
     np.testing.assert_allclose(got.boxes, ref.boxes, atol=1e-3, rtol=0)
+
+
+def test_maxpool_exports_as_maxpool(tmp_path: Path) -> None:
+    """Eager inference takes a max of shifted slices, but the traced graph keeps one MaxPool
+    per [maxpool] (onnxruntime's is ~5 ms faster on yolov3-tiny than 2k Slice+Max nodes)."""
+    cfg = tmp_path / "pool.cfg"
+    cfg.write_text(
+        "[net]\nwidth=64\nheight=64\nchannels=3\n"
+        "[convolutional]\nfilters=8\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
+        "[maxpool]\nsize=2\nstride=2\n"
+        "[maxpool]\nsize=2\nstride=1\n"
+        "[maxpool]\nsize=3\nstride=1\n"
+        "[convolutional]\nfilters=21\nsize=1\nstride=1\npad=1\nactivation=linear\n"
+        "[yolo]\nmask=0,1,2\nanchors=10,14, 23,27, 37,58\nclasses=2\nnum=3\n"
+    )
+    weights = write_weights(load_darknet(cfg), tmp_path / "pool.weights")
+    out = tmp_path / "pool.onnx"
+    assert main(["export", str(weights), "--cfg", str(cfg), "--to", "onnx", "-o", str(out)]) == 0
+    ops = [n.op_type for n in onnx.load(str(out)).graph.node]
+    assert ops.count("MaxPool") == 3 and "Max" not in ops

@@ -35,11 +35,20 @@ class _Failed:
 
 
 def prefetch(items: Iterator[T], depth: int = 1) -> Iterator[T]:
-    """Iterate ``items`` in a background thread, up to ``depth`` items ahead, so decoding the
-    next batch (Pillow and PyAV release the GIL) overlaps the current forward pass. Exceptions
-    reach the consumer in order; stopping early stops the thread."""
+    """Iterate ``items``: the first in the caller's thread, the rest in a background thread up
+    to ``depth`` items ahead, so decoding the next batch (Pillow and PyAV release the GIL)
+    overlaps the current forward pass. Exceptions reach the consumer in order; stopping early
+    stops the thread.
+
+    The first item is made here because a one-image call would otherwise wait for a thread
+    to start, and torch ops in a new thread start a new OpenMP team (~3 ms on a CPU)."""
     import queue
     import threading
+
+    try:
+        first = next(items)
+    except StopIteration:
+        return
 
     q: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -67,6 +76,7 @@ def prefetch(items: Iterator[T], depth: int = 1) -> Iterator[T]:
     thread = threading.Thread(target=work, name="detforge-prefetch", daemon=True)
     thread.start()
     try:
+        yield first
         while True:
             obj = q.get()
             if obj is done:

@@ -22,7 +22,9 @@ back, so ``detforge.load("model.onnx")`` runs with Darknet's resize, thresholds 
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -160,7 +162,7 @@ def onnx_darknet_model(opened: OpenedOnnx) -> DarknetModel:
     import torch
 
     from detforge.predict.darknet import DarknetModel, DarknetSettings
-    from detforge.predict.onnx_model import fixed_batch_of, run_batches
+    from detforge.predict.onnx_model import fixed_batch_of, open_onnx, run_batches
 
     settings = DarknetSettings.from_meta(opened.meta.get("darknet"), path=opened.path)
     count = len(opened.meta["class_names"])
@@ -170,18 +172,29 @@ def onnx_darknet_model(opened: OpenedOnnx) -> DarknetModel:
             f"classes={settings.num_classes})",
             path=opened.path,
         )
-    session, fixed = opened.session, fixed_batch_of(opened.session)
+    fixed = fixed_batch_of(opened.session)
     w, h = settings.input_size
 
-    def rows(x: torch.Tensor) -> torch.Tensor:
-        if tuple(x.shape[1:]) != (3, h, w):
-            raise DetforgeError(f"this Darknet ONNX model takes (B, 3, {h}, {w}) inputs, got "
-                                f"{tuple(x.shape)}")  # fmt: skip
-        arr = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
-        return torch.from_numpy(run_batches(session, arr, fixed))
+    def rows_of(session: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+        def rows(x: torch.Tensor) -> torch.Tensor:
+            if tuple(x.shape[1:]) != (3, h, w):
+                raise DetforgeError(f"this Darknet ONNX model takes (B, 3, {h}, {w}) inputs, "
+                                    f"got {tuple(x.shape)}")  # fmt: skip
+            arr = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+            return torch.from_numpy(run_batches(session, arr, fixed))
 
-    return DarknetModel(rows, settings, torch.device("cpu"), backend="onnxruntime-darknet",
-                        cpu_batch=fixed or 1)  # fmt: skip
+        return rows
+
+    @functools.cache
+    def one_thread_rows() -> Callable[[torch.Tensor], torch.Tensor]:
+        """A second session of one thread (onnxruntime runs concurrent calls of one session
+        on its one thread pool), for the CPU streams of DarknetPredictor; opened once."""
+        return rows_of(open_onnx(opened.path, threads=1).session)
+
+    on_cpu = opened.session.get_providers()[0] == "CPUExecutionProvider"
+    return DarknetModel(rows_of(opened.session), settings, torch.device("cpu"),
+                        backend="onnxruntime-darknet", cpu_batch=fixed or 1,
+                        one_thread_rows=one_thread_rows if on_cpu else None)  # fmt: skip
 
 
 def darknet_network_of(model: Any) -> DarknetNetwork | None:

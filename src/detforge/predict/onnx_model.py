@@ -28,22 +28,26 @@ class OpenedOnnx(NamedTuple):
     meta: dict[str, Any]
 
 
-def session_options() -> Any:
-    """The onnxruntime options of every detforge session: as many intra-op threads as torch
-    uses (``torch.get_num_threads()``, which ``--workers``/``OMP_NUM_THREADS`` set) and no
-    spinning, so idle threads do not take the cores image decoding needs."""
+def session_options(threads: int | None = None) -> Any:
+    """The onnxruntime options of every detforge session: ``threads`` intra-op threads
+    (default: as many as torch uses, ``torch.get_num_threads()``, which
+    ``--workers``/``OMP_NUM_THREADS`` set) and no spinning, so idle threads do not take the
+    cores image decoding needs."""
     import onnxruntime as ort
     import torch
 
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = max(1, torch.get_num_threads())
+    opts.intra_op_num_threads = max(1, threads or torch.get_num_threads())
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return opts
 
 
-def open_onnx(path: str | os.PathLike[str], *, device: str | None = None) -> OpenedOnnx:
+def open_onnx(
+    path: str | os.PathLike[str], *, device: str | None = None, threads: int | None = None
+) -> OpenedOnnx:
     """Open a detforge ONNX export with onnxruntime (CPU, or its CUDA provider for a CUDA
-    ``device``) and read its ``detforge`` metadata: the one place a session is created.
+    ``device``; ``threads``: see :func:`session_options`) and read its ``detforge``
+    metadata: the one place a session is created.
     A missing runtime or file, an unreadable model or missing/corrupt metadata is a
     :class:`DetforgeError` naming the file."""
     try:
@@ -67,7 +71,9 @@ def open_onnx(path: str | os.PathLike[str], *, device: str | None = None) -> Ope
             cuda = ("CUDAExecutionProvider", {"device_id": dev.index or 0})
             providers = [cuda, "CPUExecutionProvider"]  # type: ignore[list-item]
     try:
-        session = ort.InferenceSession(str(p), sess_options=session_options(), providers=providers)
+        session = ort.InferenceSession(
+            str(p), sess_options=session_options(threads), providers=providers
+        )
     except Exception as exc:
         raise DetforgeError(
             f"cannot load ONNX model ({str(exc).splitlines()[0][:200]})", path=p
