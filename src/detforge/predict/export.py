@@ -104,6 +104,7 @@ def export_onnx(
     import torch
 
     from detforge.utils.device import resolve_device
+    from detforge.utils.io import atomic_path
 
     dev = resolve_device(device)
     if imgsz is not None:
@@ -128,17 +129,11 @@ def export_onnx(
         net = net.half()
     dtype = torch.float16 if half else torch.float32
     x = torch.rand(batch, 3, h, w, generator=torch.Generator().manual_seed(0)).to(dev, dtype)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    try:
+    with atomic_path(out_path) as tmp:  # renamed into place once verified
         _trace(net, x, tmp, opset=opset, dynamic=dynamic)
         _add_metadata(tmp, model_names, (h, w), dynamic, half, net)
         if verify:
             verify_onnx(tmp, net, x, dynamic=dynamic)
-        os.replace(tmp, out_path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return out_path
 
 

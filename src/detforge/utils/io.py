@@ -35,16 +35,10 @@ def short_name(name: str, limit: int = 96) -> str:
 
 
 @contextlib.contextmanager
-def atomic_open(
-    path: str | os.PathLike[str], mode: str = "w", *, fsync: bool = False, **kwargs: object
-) -> Iterator[IO]:  # type: ignore[type-arg]
-    """Open a temporary file beside ``path``; on success rename it to ``path``.
-
-    On an exception the temporary file is removed and ``path`` is left as it was.
-    ``mode`` is ``"w"`` (text, UTF-8, ``\\n`` newlines unless given) or ``"wb"``. ``fsync``
-    flushes the data to disk before the rename (checkpoints: a power cut then leaves the old
-    or the new file, never an empty one); many small files leave it off.
-    """
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A fresh empty temporary file beside ``path`` (the usual permissions, a name detforge
+    recognises as its own), for writers that take a file name (``torch.onnx.export``); on
+    success it is renamed to ``path``, on an exception removed, ``path`` left as it was."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     # the temporary name stays within NAME_MAX (255 bytes) whatever the target's length
@@ -55,6 +49,26 @@ def atomic_open(
     # mkstemp makes 0600 files; output should get the usual permissions (0666 less the umask).
     os.chmod(tmp, 0o666 & ~current_umask())
     try:
+        yield Path(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_open(
+    path: str | os.PathLike[str], mode: str = "w", *, fsync: bool = False, **kwargs: object
+) -> Iterator[IO]:  # type: ignore[type-arg]
+    """Open a temporary file beside ``path``; on success rename it to ``path``.
+
+    On an exception the temporary file is removed and ``path`` is left as it was.
+    ``mode`` is ``"w"`` (text, UTF-8, ``\\n`` newlines unless given) or ``"wb"``. ``fsync``
+    flushes the data to disk before the rename (checkpoints: a power cut then leaves the old
+    or the new file, never an empty one); many small files leave it off.
+    """
+    with atomic_path(path) as tmp:
         if "b" in mode:
             f = open(tmp, mode)  # noqa: SIM115
         else:
@@ -66,11 +80,6 @@ def atomic_open(
             if fsync:
                 f.flush()
                 os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
