@@ -82,7 +82,9 @@ def test_every_field_of_every_reader(fmt: str, tmp_path: Path) -> None:
     cases = list(GENERATORS[fmt]())
     outcomes: dict[str, int] = {}
     for i, case in enumerate(cases):
-        root = tmp_path / f"c{i}"
+        # three levels down: the generators' '..' paths (up to three, e.g. train: ../../..)
+        # stay inside this test's folder instead of reading other tests' files
+        root = tmp_path / "box" / "a" / "b" / f"c{i}"
         codes = run_case(case, root, TARGETS[i % len(TARGETS)])
         for cmd, rc in codes.items():
             outcomes[f"{cmd}:{rc}"] = outcomes.get(f"{cmd}:{rc}", 0) + 1
