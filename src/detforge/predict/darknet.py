@@ -208,12 +208,9 @@ class DarknetPredictor(Predictor):
         if streams > 1 and self.model.one_thread_rows is not None:
             yield from self._streams(gen, batch, streams, finish)
             return
-        # torch only resizes here when another runtime runs the network: one thread, so
-        # that torch's spinning OpenMP threads leave the cores to it (utils/cpu.py)
-        threads = None if self.model.backend.startswith("torch") else 1
 
         def prepare(group: list[Frame]) -> tuple[list[Frame], torch.Tensor]:
-            with torch_threads(threads):
+            with torch_threads(self._side_threads):
                 return group, torch.cat([self._input(f) for f in group])
 
         step = self.model.cpu_batch if cpu else batch
@@ -223,7 +220,9 @@ class DarknetPredictor(Predictor):
             ]
             rows = parts[0] if len(parts) == 1 else torch.cat(parts)
             for f, r in zip(group, rows, strict=True):
-                yield f, finish(f, r)
+                with torch_threads(self._side_threads):
+                    pred = finish(f, r)
+                yield f, pred
 
     def _streams(
         self,
@@ -233,7 +232,8 @@ class DarknetPredictor(Predictor):
         finish: Callable[[Frame, Any], Prediction],
     ) -> Iterator[tuple[Frame, Prediction]]:
         """The CPU path of :meth:`predict_frames` for ``streams`` > 1: each batch's images
-        shared out to ``streams`` worker threads (frames decoded one batch ahead)."""
+        shared out to ``streams`` worker threads (frames decoded one batch ahead); a batch
+        of one image runs here, on every thread."""
         from concurrent.futures import ThreadPoolExecutor
 
         import torch
@@ -246,13 +246,35 @@ class DarknetPredictor(Predictor):
             with torch_threads(1):
                 return finish(f, rows(self._input(f))[0])
 
+        pool: ThreadPoolExecutor | None = None
         try:
-            with ThreadPoolExecutor(streams, thread_name_prefix="detforge-stream") as pool:
-                for group in prefetch(batched(frames, batch)):
-                    yield from zip(group, pool.map(one, group), strict=True)
+            for group in prefetch(batched(frames, batch)):
+                if len(group) == 1:
+                    yield group[0], self._here(group[0], finish)
+                    continue
+                if pool is None:
+                    pool = ThreadPoolExecutor(streams, thread_name_prefix="detforge-stream")
+                yield from zip(group, pool.map(one, group), strict=True)
         finally:
-            # a worker's torch.set_num_threads also sets the count new threads start with
-            torch.set_num_threads(budget)
+            if pool is not None:
+                pool.shutdown()
+                # a worker's torch.set_num_threads also sets the count new threads start with
+                torch.set_num_threads(budget)
+
+    def _here(self, f: Frame, finish: Callable[[Frame, Any], Prediction]) -> Prediction:
+        """Frame ``f`` predicted on this thread, the network on every thread."""
+        with torch_threads(self._side_threads):
+            x = self._input(f)
+        rows = self.model.rows(x.to(self.device))[0]
+        with torch_threads(self._side_threads):
+            return finish(f, rows)
+
+    @property
+    def _side_threads(self) -> int | None:
+        """Torch threads for the work around the forward pass (resize, decoding's
+        threshold and NMS): one when another runtime runs the network, so that torch's
+        spinning OpenMP threads leave the cores to it (utils/cpu.py); else unchanged."""
+        return None if self.model.backend.startswith("torch") else 1
 
     def _input(self, f: Frame) -> torch.Tensor:
         """Frame ``f``'s (1, 3, net_h, net_w) network input, Darknet's resize rule."""
