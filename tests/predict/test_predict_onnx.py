@@ -77,3 +77,30 @@ def test_onnx_without_metadata_is_explained(tmp_path: Path) -> None:
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     with pytest.raises(detforge.errors.DetforgeError, match="not a detforge ONNX export"):
         detforge.load(path)
+
+
+def test_onnx_post_processing_runs_on_one_torch_thread(
+    models: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beside onnxruntime, torch's NMS runs on one thread (its spinning OpenMP threads would
+    take the cores the next forward needs); with a PyTorch network it keeps every thread;
+    the caller's thread count is back afterwards."""
+    import torch
+
+    import detforge.models.postprocess as post
+    from detforge.utils.cpu import torch_threads
+
+    seen: list[int] = []
+    real = post.postprocess
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(post, "postprocess", spy)
+    pt, onnx_path = models[0], models[1]
+    with torch_threads(2):
+        detforge.load(onnx_path, device="cpu").predict(scenes(2, seed=1), batch=1)
+        detforge.load(pt, device="cpu").predict(scenes(1, seed=1))
+        assert torch.get_num_threads() == 2
+    assert seen == [1, 1, 2]

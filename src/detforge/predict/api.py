@@ -30,6 +30,7 @@ from detforge.data.letterbox import InputRule, RatioPad, unletterbox_boxes
 from detforge.errors import DetforgeError
 from detforge.predict.batching import batched, letterbox_batch, prefetch
 from detforge.predict.sources import Frame, open_source
+from detforge.utils.cpu import torch_threads
 
 if TYPE_CHECKING:
     import torch
@@ -143,6 +144,13 @@ class Predictor:
         self.imgsz = max(self.rule.shape)
         self.source = source
 
+    @property
+    def _side_threads(self) -> int | None:
+        """Torch threads for the work around the forward pass (resize, decoding, NMS): one
+        when another runtime runs the network, so that torch's spinning OpenMP threads
+        leave the cores to it (:func:`detforge.utils.cpu.torch_threads`); else unchanged."""
+        return None if self.backend.startswith("torch") else 1
+
     def __repr__(self) -> str:
         return (
             f"Predictor({self.source or ''!r}, backend={self.backend!r}, "
@@ -184,9 +192,14 @@ class Predictor:
         gen = (_as_frame(f, next(counter), rule.shape) for f in frames)
         prepared = ((group, *letterbox_batch(group, rule)) for group in batched(gen, batch))
         for group, arr, maps in prefetch(prepared):
-            dets = postprocess(self.forward(arr), conf=conf, iou=iou, max_det=max_det)
-            for f, ratio_pad, (b, s, c) in zip(group, maps, dets, strict=True):
-                yield f, self._to_prediction(f, b, s, c, ratio_pad)
+            out = self.forward(arr)
+            with torch_threads(self._side_threads):  # one photo via onnxruntime: 34 -> 42/s
+                dets = postprocess(out, conf=conf, iou=iou, max_det=max_det)
+                preds = [
+                    self._to_prediction(f, b, s, c, ratio_pad)
+                    for f, ratio_pad, (b, s, c) in zip(group, maps, dets, strict=True)
+                ]
+            yield from zip(group, preds, strict=True)
 
     def _to_prediction(
         self, frame: Frame, boxes: Any, scores: Any, classes: Any, ratio_pad: RatioPad

@@ -269,13 +269,6 @@ class DarknetPredictor(Predictor):
         with torch_threads(self._side_threads):
             return finish(f, rows)
 
-    @property
-    def _side_threads(self) -> int | None:
-        """Torch threads for the work around the forward pass (resize, decoding's
-        threshold and NMS): one when another runtime runs the network, so that torch's
-        spinning OpenMP threads leave the cores to it (utils/cpu.py); else unchanged."""
-        return None if self.model.backend.startswith("torch") else 1
-
     def _input(self, f: Frame) -> torch.Tensor:
         """Frame ``f``'s (1, 3, net_h, net_w) network input, Darknet's resize rule."""
         from detforge.models.darknet.preprocess import darknet_input
