@@ -119,7 +119,7 @@ def bench_model(
     import torch
 
     import detforge
-    from detforge.models.darknet.model import forward_rows, load_darknet
+    from detforge.models.darknet.model import load_darknet
     from detforge.models.darknet.preprocess import darknet_input
     from detforge.models.darknet.weights import write_weights
 
@@ -140,8 +140,10 @@ def bench_model(
     x = darknet_input(photo, 416, 416)
     blob = x.numpy()
     fns: dict[str, Callable[[], object]] = {}
-    fused = net.fused()  # what detforge.load() runs (BatchNorm folded)
-    fns["detforge torch forward"] = lambda: forward_rows(fused, x)
+    model = detforge.load(weights, cfg=cfg416, device="cpu")
+    print(f"{name}: {len(model.predict(photo)[0])} detections on the photo")
+    torch_rows = model.model.rows  # what predict runs: BatchNorm folded, convolutions packed
+    fns["detforge torch forward"] = lambda: torch_rows(x)
     onnx_path = work / f"{name}.onnx"
     torch.onnx.export(
         net, (x,), str(onnx_path), input_names=["images"], opset_version=17, dynamo=False
@@ -166,8 +168,6 @@ def bench_model(
 
     fns["opencv dnn forward"] = cv_forward
 
-    model = detforge.load(weights, cfg=cfg416, device="cpu")
-    print(f"{name}: {len(model.predict(photo)[0])} detections on the photo")
     fns["detforge predict end to end"] = lambda: model.predict(photo, batch=1)
     h, w = photo.shape[:2]
 

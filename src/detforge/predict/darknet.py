@@ -120,7 +120,8 @@ class DarknetModel:
     ``cpu_batch`` the images per ``rows`` call on a CPU (1: a batch's feature maps leave the
     cache; yolov3-tiny at 416, 2 threads: 25.7 images/s at batch 1, 16.5 at batch 8);
     ``one_thread_rows`` makes a rows function for one of several concurrent CPU streams
-    (one thread each, safe to call from several threads at once; ``None``: no streams)."""
+    (one thread each, safe to call from several threads at once; ``None``: no streams);
+    ``network`` the PyTorch network that ``rows`` runs (``None`` for an ONNX export)."""
 
     rows: Callable[[torch.Tensor], torch.Tensor]
     settings: DarknetSettings
@@ -128,6 +129,7 @@ class DarknetModel:
     backend: str = "torch-darknet"
     cpu_batch: int = 1
     one_thread_rows: Callable[[], Callable[[torch.Tensor], torch.Tensor]] | None = None
+    network: DarknetNetwork | None = None
 
     @classmethod
     def of_network(cls, net: DarknetNetwork) -> DarknetModel:
@@ -138,7 +140,7 @@ class DarknetModel:
             return forward_rows(net, x)
 
         return cls(rows, DarknetSettings.of_network(net), next(net.parameters()).device,
-                   one_thread_rows=lambda: rows)  # fmt: skip
+                   one_thread_rows=lambda: rows, network=net)  # fmt: skip
 
 
 class DarknetPredictor(Predictor):

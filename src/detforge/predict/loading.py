@@ -160,9 +160,14 @@ def _load_darknet(
 def _torch_darknet(net: Any, class_names: Sequence[str], *, fuse: bool = True) -> LoadedModel:
     """The :class:`LoadedModel` of a PyTorch Darknet network (a ``.weights`` file's, or the
     one a fine-tuned checkpoint holds)."""
+    from detforge.models.darknet.cpu_pack import pack_for_cpu
     from detforge.predict.darknet import DarknetModel
 
-    return _darknet_loaded(DarknetModel.of_network(net.fused() if fuse else net), class_names)
+    if fuse:
+        net = net.fused()
+        if next(net.parameters()).device.type == "cpu":
+            pack_for_cpu(net)  # oneDNN-packed weights, fused activations: ~25% faster
+    return _darknet_loaded(DarknetModel.of_network(net), class_names)
 
 
 def _darknet_loaded(model: Any, class_names: Sequence[str]) -> LoadedModel:

@@ -19,10 +19,14 @@ Every module takes ``(x, outputs)``: ``x`` the previous layer's output (B, C, H,
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from detforge.models.darknet.cpu_pack import PackedConv
 
 ACTIVATIONS = ("leaky", "mish", "swish", "logistic", "linear", "relu", "tanh")
 
@@ -97,8 +101,11 @@ class ConvLayer(DarknetLayer):
         )
         self.bn = nn.BatchNorm2d(filters, eps=1e-5, momentum=0.01) if batch_normalize else None
         self.activation = activation
+        self.packed: PackedConv | None = None  # CPU inference: see cpu_pack.pack_for_cpu
 
     def forward(self, x: torch.Tensor, outputs: Outputs) -> torch.Tensor:
+        if self.packed is not None and self.packed.usable(x):
+            return self.packed(x)
         y = self.conv(x)
         if self.bn is not None:
             y = self.bn(y)
