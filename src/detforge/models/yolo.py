@@ -25,13 +25,9 @@ from detforge.models.blocks import fuse_conv_bn
 from detforge.models.box_ops import make_anchors
 from detforge.models.head import DetectHead, dfl_expectation
 from detforge.models.neck import PAN
+from detforge.models.tracing import is_tracing
 
 STRIDES: tuple[int, int, int] = (8, 16, 32)
-
-
-def _tracing() -> bool:
-    """True while ``torch.jit.trace`` / ONNX export traces the model."""
-    return bool(torch.jit.is_tracing())  # type: ignore[attr-defined,no-untyped-call]
 
 
 @dataclass(frozen=True)
@@ -118,7 +114,7 @@ class Detector(nn.Module):
 
     def _check_input(self, x: Tensor) -> None:
         compiling = getattr(torch.compiler, "is_compiling", None)  # torch >= 2.3
-        if _tracing() or (compiling is not None and compiling()):
+        if is_tracing() or (compiling is not None and compiling()):
             return
         if x.ndim != 4 or x.shape[1] != 3:
             raise DetforgeError(f"the detector takes (B, 3, H, W) images, got {tuple(x.shape)}")
@@ -159,7 +155,7 @@ class Detector(nn.Module):
         Returns ``(points (A, 2) grid units, stride (A, 1))``, cached per feature-map shapes,
         device and dtype (not while tracing for export, so dynamic shapes stay dynamic).
         """
-        if _tracing():
+        if is_tracing():
             return make_anchors(shapes, self.strides, device=ref.device, dtype=ref.dtype)
         key = (tuple(shapes), ref.device, ref.dtype)
         hit = self._anchor_cache.get(key)

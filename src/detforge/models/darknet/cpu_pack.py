@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from detforge.models.darknet.layers import ConvLayer, _tracing, activate
+from detforge.models.darknet.layers import ConvLayer, activate
+from detforge.models.tracing import is_tracing
 
 if TYPE_CHECKING:
     from detforge.models.darknet.network import DarknetNetwork
@@ -73,7 +74,7 @@ class PackedConv:
             and x.dtype == torch.float32
             and w._version == self._version
             and w.data_ptr() == self._ptr
-            and not _tracing()
+            and not is_tracing()
         )
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from detforge.models.tracing import is_tracing
+
 if TYPE_CHECKING:
     from detforge.models.darknet.cpu_pack import PackedConv
 
@@ -140,18 +142,13 @@ class MaxPoolLayer(DarknetLayer):
         # training: max_pool2d's backward is far cheaper than maximum's; tracing (ONNX
         # export): runtimes have a fast MaxPool, 2k Slice+Max nodes cost onnxruntime 5 ms
         # on yolov3-tiny
-        if (x.requires_grad and torch.is_grad_enabled()) or _tracing():
+        if (x.requires_grad and torch.is_grad_enabled()) or is_tracing():
             y = F.max_pool2d(x, k, (sy, sx))
             return y if y.shape[-2:] == (oh, ow) else y[..., :oh, :ow]
         # eager inference: max is separable, k shifted strided slices per axis beat
         # max_pool2d's kernel (which also computes argmax indices) several times over
         rows = _max_of_shifts(x, k, sy, oh, dim=2)
         return _max_of_shifts(rows, k, sx, ow, dim=3)
-
-
-def _tracing() -> bool:
-    """True while ``torch.jit.trace``/``torch.onnx.export`` (TorchScript) trace a forward."""
-    return torch._C._get_tracing_state() is not None  # torch.jit.is_tracing, typed
 
 
 def _max_of_shifts(x: torch.Tensor, k: int, s: int, out: int, dim: int) -> torch.Tensor:
