@@ -11,7 +11,7 @@ import pytest
 from detforge.cli.main import main
 from detforge.models.darknet.model import detect, forward_rows, load_darknet
 from detforge.models.darknet.preprocess import darknet_input
-from tests.models.darknet.helpers import scenes, tiny_darknet
+from tests.models.darknet.helpers import scenes, self_labelled_dataset, tiny_darknet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -20,31 +20,13 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """(cfg, weights, obj.data): a Darknet dataset labelled with the network's own detections
     above 0.45, jittered, with class names 'doe' and 'stag'."""
-    from PIL import Image
-
     root = tmp_path_factory.mktemp("dkcli")
     cfg, weights = tiny_darknet(root / "model")
-    net = load_darknet(cfg, weights)
     rng = np.random.default_rng(0)
-    paths = []
-    for i, im in enumerate(scenes(4, seed=2)):
-        path = root / "data" / f"img{i}.png"
-        path.parent.mkdir(exist_ok=True)
-        Image.fromarray(im).save(path)
-        d = detect(net, im, thresh=0.45)
-        h, w = im.shape[:2]
-        b = np.clip(d.boxes + rng.uniform(-2, 2, d.boxes.shape), 0, [w, h, w, h])
-        lines = [
-            f"{c} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} "
-            f"{(y2 - y1) / h:.6f}"
-            for c, (x1, y1, x2, y2) in zip(d.classes, b, strict=True)
-        ]
-        path.with_suffix(".txt").write_text("\n".join(lines) + "\n")
-        paths.append(str(path))
-    (root / "data" / "obj.names").write_text("doe\nstag\n")
-    (root / "data" / "valid.txt").write_text("\n".join(paths) + "\n")
-    data = root / "data" / "obj.data"
-    data.write_text("classes = 2\ntrain = valid.txt\nvalid = valid.txt\nnames = obj.names\n")
+    data = self_labelled_dataset(
+        load_darknet(cfg, weights), scenes(4, seed=2), root / "data", thresh=0.45,
+        jitter=lambda boxes: rng.uniform(-2, 2, boxes.shape),
+    )  # fmt: skip
     return cfg, weights, data
 
 

@@ -18,7 +18,7 @@ from detforge.models.darknet.weights import write_weights
 from detforge.predict.darknet import DarknetPredictor, DarknetSettings
 from detforge.predict.export import export_onnx
 from tests.models.darknet.conftest import fetch_yolov3_tiny
-from tests.models.darknet.helpers import randomize, scenes, tiny_darknet
+from tests.models.darknet.helpers import randomize, scenes, self_labelled_dataset, tiny_darknet
 from tests.train._darknet_tiny import tiny_cfg_text
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -99,26 +99,11 @@ def test_metadata_round_trip(exported: tuple[Path, Path, Path]) -> None:
 def test_val_and_map_give_the_same_numbers(
     exported: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from PIL import Image
-
     cfg, weights, out = exported
-    net = load_darknet(cfg, weights)
-    paths = []
-    for i, im in enumerate(scenes(3, seed=4)):
-        path = tmp_path / "data" / f"img{i}.png"
-        path.parent.mkdir(exist_ok=True)
-        Image.fromarray(im).save(path)
-        d = detect(net, im, thresh=0.4)
-        ih, iw = im.shape[:2]
-        b = np.clip(d.boxes + 1.5, 0, [iw, ih, iw, ih])
-        lines = [f"{c} {(x1 + x2) / 2 / iw} {(y1 + y2) / 2 / ih} {(x2 - x1) / iw} {(y2 - y1) / ih}"
-                 for c, (x1, y1, x2, y2) in zip(d.classes, b, strict=True)]  # fmt: skip
-        path.with_suffix(".txt").write_text("\n".join(lines) + "\n")
-        paths.append(str(path))
-    (tmp_path / "data" / "obj.names").write_text("doe\nstag\n")
-    (tmp_path / "data" / "valid.txt").write_text("\n".join(paths) + "\n")
-    data = tmp_path / "data" / "obj.data"
-    data.write_text("classes = 2\ntrain = valid.txt\nvalid = valid.txt\nnames = obj.names\n")
+    data = self_labelled_dataset(
+        load_darknet(cfg, weights), scenes(3, seed=4), tmp_path / "data", thresh=0.4,
+        jitter=lambda boxes: np.full_like(boxes, 1.5),
+    )  # fmt: skip
     results = []
     for model, extra in ((weights, ["--cfg", str(cfg)]), (out, [])):
         js = tmp_path / f"{model.suffix[1:]}.json"

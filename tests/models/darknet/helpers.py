@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +148,40 @@ def scenes(n: int, seed: int = 0) -> list[np.ndarray]:
             im[y : y + 20, x : x + 15] = rng.integers(150, 255, 3, dtype=np.uint8)
         out.append(im)
     return out
+
+
+def self_labelled_dataset(
+    net: DarknetNetwork,
+    images: list[np.ndarray],
+    folder: Path,
+    *,
+    thresh: float,
+    jitter: Callable[[np.ndarray], np.ndarray],
+) -> Path:
+    """A Darknet dataset in ``folder`` (``img<i>.png`` + labels, ``valid.txt``, names ``doe``
+    and ``stag``) labelled with ``net``'s own detections above ``thresh``, each box (K, 4)
+    xyxy px moved by ``jitter(boxes)`` and clipped to its image; returns ``obj.data``."""
+    from PIL import Image
+
+    from detforge.models.darknet.model import detect
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, im in enumerate(images):
+        path = folder / f"img{i}.png"
+        Image.fromarray(im).save(path)
+        d = detect(net, im, thresh=thresh)
+        h, w = im.shape[:2]
+        b = np.clip(d.boxes + jitter(d.boxes), 0, [w, h, w, h])
+        lines = [
+            f"{c} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} "
+            f"{(y2 - y1) / h:.6f}"
+            for c, (x1, y1, x2, y2) in zip(d.classes, b, strict=True)
+        ]
+        path.with_suffix(".txt").write_text("\n".join(lines) + "\n")
+        paths.append(str(path))
+    (folder / "obj.names").write_text("doe\nstag\n")
+    (folder / "valid.txt").write_text("\n".join(paths) + "\n")
+    data = folder / "obj.data"
+    data.write_text("classes = 2\ntrain = valid.txt\nvalid = valid.txt\nnames = obj.names\n")
+    return data
