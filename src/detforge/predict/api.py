@@ -193,7 +193,7 @@ class Predictor:
         prepared = ((group, *letterbox_batch(group, rule)) for group in batched(gen, batch))
         for group, arr, maps in prefetch(prepared):
             out = self.forward(arr)
-            with torch_threads(self._side_threads):  # one photo via onnxruntime: 34 -> 46/s
+            with torch_threads(self._side_threads):  # one photo a call via onnxruntime: +10-18%
                 dets = postprocess(out, conf=conf, iou=iou, max_det=max_det)
                 preds = [
                     self._to_prediction(f, b, s, c, ratio_pad)
