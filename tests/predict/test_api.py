@@ -165,9 +165,15 @@ def test_prefetch_keeps_order_errors_and_stops() -> None:
             yield i
 
     assert list(prefetch(named())) == [0, 1, 2]
-    # the first item in the caller's thread (no wait for a thread start), the rest ahead
-    assert makers[0] == threading.current_thread().name
-    assert makers[1:] == ["detforge-prefetch"] * 2
+    # the first two items in the caller's thread (no wait for a thread start), the rest ahead
+    assert makers[:2] == [threading.current_thread().name] * 2
+    assert makers[2:] == ["detforge-prefetch"]
+    started: list[threading.Thread] = []
+    real_start = threading.Thread.start
+    with pytest.MonkeyPatch.context() as mp:  # one item: no thread at all
+        mp.setattr(threading.Thread, "start", lambda t: (started.append(t), real_start(t)))
+        assert list(prefetch(iter(["only"]))) == ["only"]
+    assert started == []
     assert list(prefetch(iter([]))) == []
     it = prefetch(iter(range(10**6)), depth=2)
     assert [next(it) for _ in range(3)] == [0, 1, 2]

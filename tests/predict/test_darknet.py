@@ -178,18 +178,18 @@ def test_cpu_streams_give_the_serial_predictions(
     with torch_threads(2):
         model = detforge.load(path, device="cpu")
         used: list[str] = []
-        inner = model.model.one_thread_rows
+        inner = model.model.one_thread_above
         assert inner is not None
         rows = inner()
 
         def spy() -> object:
-            def run(x: torch.Tensor) -> torch.Tensor:
+            def run(x: torch.Tensor, thresh: float) -> list[torch.Tensor]:
                 used.append(threading.current_thread().name)
-                return rows(x)
+                return rows(x, thresh)
 
             return run
 
-        model.model = dataclasses.replace(model.model, one_thread_rows=spy)
+        model.model = dataclasses.replace(model.model, one_thread_above=spy)
         got = model.predict(images, batch=4)
         # batches of 4 and 1: the lone image runs on this thread, on every thread
         assert len(used) == 4 and all(n.startswith("detforge-stream") for n in used)

@@ -35,18 +35,20 @@ class _Failed:
 
 
 def prefetch(items: Iterator[T], depth: int = 1) -> Iterator[T]:
-    """Iterate ``items``: the first in the caller's thread, the rest in a background thread up
-    to ``depth`` items ahead, so decoding the next batch (Pillow and PyAV release the GIL)
-    overlaps the current forward pass. Exceptions reach the consumer in order; stopping early
-    stops the thread.
+    """Iterate ``items``: the first two in the caller's thread, the rest in a background
+    thread up to ``depth`` items ahead, so decoding the next batch (Pillow and PyAV release
+    the GIL) overlaps the current forward pass. Exceptions reach the consumer in order;
+    stopping early stops the thread.
 
-    The first item is made here because a one-image call would otherwise wait for a thread
-    to start, and torch ops in a new thread start a new OpenMP team (~3 ms on a CPU)."""
+    The first items are made here because a one-image call would otherwise wait for a thread
+    to start (or start one for nothing, ~0.2 ms), and torch ops in a new thread start a new
+    OpenMP team (~3 ms on a CPU)."""
     import queue
     import threading
 
     try:
-        first = next(items)
+        yield next(items)
+        first = next(items)  # the second: a one-item call ends here, no thread started
     except StopIteration:
         return
 

@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from detforge.data.dataset import Dataset
     from detforge.models.darknet.network import DarknetNetwork, HeadSpec
 
+# (x (B, 3, net_h, net_w), thresh) -> each image's rows with objectness above thresh
+RowsAbove = Callable[["torch.Tensor", float], list["torch.Tensor"]]
+
 
 @dataclass(frozen=True)
 class DarknetSettings:
@@ -119,28 +122,41 @@ class DarknetModel:
     ``backend`` names the runtime (``torch-darknet``, ``onnxruntime-darknet``);
     ``cpu_batch`` the images per ``rows`` call on a CPU (1: a batch's feature maps leave the
     cache; yolov3-tiny at 416, 2 threads: 25.7 images/s at batch 1, 16.5 at batch 8);
-    ``one_thread_rows`` makes a rows function for one of several concurrent CPU streams
-    (one thread each, safe to call from several threads at once; ``None``: no streams);
-    ``network`` the PyTorch network that ``rows`` runs (``None`` for an ONNX export)."""
+    ``above`` maps ``(x, thresh)`` to each image's rows with objectness above ``thresh``
+    (:meth:`rows_above`) when the runtime can skip decoding the others (``None``: ``rows``
+    filtered); ``one_thread_above`` makes such an ``(x, thresh)`` function for one of several
+    concurrent CPU streams (one thread each, safe to call from several threads at once;
+    ``None``: no streams); ``network`` the PyTorch network that ``rows`` runs (``None`` for
+    an ONNX export)."""
 
     rows: Callable[[torch.Tensor], torch.Tensor]
     settings: DarknetSettings
     device: Any
     backend: str = "torch-darknet"
     cpu_batch: int = 1
-    one_thread_rows: Callable[[], Callable[[torch.Tensor], torch.Tensor]] | None = None
+    one_thread_above: Callable[[], RowsAbove] | None = None
     network: DarknetNetwork | None = None
+    above: RowsAbove | None = None
 
     @classmethod
     def of_network(cls, net: DarknetNetwork) -> DarknetModel:
         """A PyTorch network (used as given: fuse it first for speed)."""
-        from detforge.models.darknet.model import forward_rows
+        from detforge.models.darknet.model import forward_above, forward_rows
 
         def rows(x: torch.Tensor) -> torch.Tensor:
             return forward_rows(net, x)
 
+        above = partial(forward_above, net)
         return cls(rows, DarknetSettings.of_network(net), next(net.parameters()).device,
-                   one_thread_rows=lambda: rows, network=net)  # fmt: skip
+                   one_thread_above=lambda: above, network=net, above=above)  # fmt: skip
+
+    def rows_above(self, x: torch.Tensor, thresh: float) -> list[torch.Tensor]:
+        """Input (B, 3, net_h, net_w) -> each image's decoded rows with objectness above
+        ``thresh`` (K_i, 5 + C), in row order: all that Darknet's detection step reads
+        (yolov3-tiny on a photo at 0.25: a handful of its 2,535 rows)."""
+        from detforge.models.darknet.decode import rows_above
+
+        return self.above(x, thresh) if self.above else rows_above(self.rows(x), thresh)
 
 
 class DarknetPredictor(Predictor):
@@ -207,8 +223,8 @@ class DarknetPredictor(Predictor):
         finish = partial(self._prediction, conf=conf, nms=nms, max_det=max_det)
         cpu = self.device.type == "cpu"
         streams = min(batch, torch.get_num_threads()) if cpu and self.model.cpu_batch == 1 else 1
-        if streams > 1 and self.model.one_thread_rows is not None:
-            yield from self._streams(gen, batch, streams, finish)
+        if streams > 1 and self.model.one_thread_above is not None:
+            yield from self._streams(gen, batch, streams, conf, finish)
             return
 
         def prepare(group: list[Frame]) -> tuple[list[Frame], torch.Tensor]:
@@ -217,10 +233,11 @@ class DarknetPredictor(Predictor):
 
         step = self.model.cpu_batch if cpu else batch
         for group, x in prefetch(prepare(g) for g in batched(gen, batch)):
-            parts = [
-                self.model.rows(x[i : i + step].to(self.device)) for i in range(0, len(x), step)
+            rows = [
+                r
+                for i in range(0, len(x), step)
+                for r in self.model.rows_above(x[i : i + step].to(self.device), conf)
             ]
-            rows = parts[0] if len(parts) == 1 else torch.cat(parts)
             for f, r in zip(group, rows, strict=True):
                 with torch_threads(self._side_threads):
                     pred = finish(f, r)
@@ -231,6 +248,7 @@ class DarknetPredictor(Predictor):
         frames: Iterator[Frame],
         batch: int,
         streams: int,
+        conf: float,
         finish: Callable[[Frame, Any], Prediction],
     ) -> Iterator[tuple[Frame, Prediction]]:
         """The CPU path of :meth:`predict_frames` for ``streams`` > 1: each batch's images
@@ -240,19 +258,19 @@ class DarknetPredictor(Predictor):
 
         import torch
 
-        assert self.model.one_thread_rows is not None
-        rows = self.model.one_thread_rows()
+        assert self.model.one_thread_above is not None
+        rows = self.model.one_thread_above()
         budget = torch.get_num_threads()
 
         def one(f: Frame) -> Prediction:
             with torch_threads(1):
-                return finish(f, rows(self._input(f))[0])
+                return finish(f, rows(self._input(f), conf)[0])
 
         pool: ThreadPoolExecutor | None = None
         try:
             for group in prefetch(batched(frames, batch)):
                 if len(group) == 1:
-                    yield group[0], self._here(group[0], finish)
+                    yield group[0], self._here(group[0], conf, finish)
                     continue
                 if pool is None:
                     pool = ThreadPoolExecutor(streams, thread_name_prefix="detforge-stream")
@@ -263,11 +281,13 @@ class DarknetPredictor(Predictor):
                 # a worker's torch.set_num_threads also sets the count new threads start with
                 torch.set_num_threads(budget)
 
-    def _here(self, f: Frame, finish: Callable[[Frame, Any], Prediction]) -> Prediction:
+    def _here(
+        self, f: Frame, conf: float, finish: Callable[[Frame, Any], Prediction]
+    ) -> Prediction:
         """Frame ``f`` predicted on this thread, the network on every thread."""
         with torch_threads(self._side_threads):
             x = self._input(f)
-        rows = self.model.rows(x.to(self.device))[0]
+        rows = self.model.rows_above(x.to(self.device), conf)[0]
         with torch_threads(self._side_threads):
             return finish(f, rows)
 
@@ -281,8 +301,8 @@ class DarknetPredictor(Predictor):
     def _prediction(
         self, f: Frame, rows: torch.Tensor, *, conf: float, nms: float, max_det: int
     ) -> Prediction:
-        """Frame ``f``'s prediction from its decoded rows (N, 5 + C): Darknet's thresholds
-        and NMS, boxes mapped to the frame's size."""
+        """Frame ``f``'s prediction from its decoded rows (N, 5 + C; all, or those above
+        ``conf``): Darknet's thresholds and NMS, boxes mapped to the frame's size."""
         from detforge.models.darknet.nms import darknet_detections
 
         st = self.settings

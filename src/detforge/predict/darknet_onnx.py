@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import torch
 
     from detforge.models.darknet.network import DarknetNetwork
-    from detforge.predict.darknet import DarknetModel
+    from detforge.predict.darknet import DarknetModel, RowsAbove
     from detforge.predict.onnx_model import OpenedOnnx
 
 LAYOUT = (
@@ -156,6 +156,7 @@ def onnx_darknet_model(opened: OpenedOnnx) -> DarknetModel:
     import numpy as np
     import torch
 
+    from detforge.models.darknet.decode import rows_above
     from detforge.predict.darknet import DarknetModel, DarknetSettings
     from detforge.predict.onnx_model import fixed_batch_of, open_onnx, run_batches
 
@@ -181,15 +182,16 @@ def onnx_darknet_model(opened: OpenedOnnx) -> DarknetModel:
         return rows
 
     @functools.cache
-    def one_thread_rows() -> Callable[[torch.Tensor], torch.Tensor]:
+    def one_thread_above() -> RowsAbove:
         """A second session of one thread (onnxruntime runs concurrent calls of one session
         on its one thread pool), for the CPU streams of DarknetPredictor; opened once."""
-        return rows_of(open_onnx(opened.path, threads=1).session)
+        rows = rows_of(open_onnx(opened.path, threads=1).session)
+        return lambda x, thresh: rows_above(rows(x), thresh)
 
     on_cpu = opened.session.get_providers()[0] == "CPUExecutionProvider"
     return DarknetModel(rows_of(opened.session), settings, torch.device("cpu"),
                         backend="onnxruntime-darknet", cpu_batch=fixed or 1,
-                        one_thread_rows=one_thread_rows if on_cpu else None)  # fmt: skip
+                        one_thread_above=one_thread_above if on_cpu else None)  # fmt: skip
 
 
 def darknet_network_of(model: Any) -> DarknetNetwork | None:

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from detforge.models.darknet.cfg import read_cfg
-from detforge.models.darknet.model import detect, load_darknet
+from detforge.models.darknet.model import detect, forward_above, forward_rows, load_darknet
+from detforge.models.darknet.network import DarknetNetwork
 from detforge.models.darknet.preprocess import darknet_input
 from detforge.models.darknet.weights import write_weights
 from tests.models.darknet.conftest import CFG_DIR
@@ -57,6 +58,23 @@ def test_random_weights_match_opencv(
     ours, ref = ours_and_opencv(net, cfg, weights, x)
     assert_not_saturated(ours)
     assert_rows_match(ours, ref)
+    _assert_above_is_rows_filtered(net, x)
+
+
+def _assert_above_is_rows_filtered(net: DarknetNetwork, x: torch.Tensor) -> None:
+    """forward_above (only the rows above the threshold decoded) gives forward_rows' rows
+    (just checked against OpenCV) filtered by objectness, in order; per image of a batch."""
+    pair = torch.cat([x, x.flip(-1)])
+    rows = forward_rows(net, pair).numpy()
+    obj = np.unique(rows[0, :, 4])
+    gaps = np.flatnonzero(np.diff(obj) > 1e-5)  # a threshold no rounding puts a row across
+    k = gaps[np.searchsorted(gaps, int(0.9 * len(obj))) % len(gaps)]
+    thresh = float(obj[k] + obj[k + 1]) / 2
+    above = forward_above(net, pair, thresh)
+    for got, full in zip(above, rows, strict=True):
+        want = full[full[:, 4] > thresh]
+        assert 0 < len(want) < len(full)
+        np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-6)
 
 
 def test_yolov2_tiny_region_matches_opencv(tmp_path: Path, photo: np.ndarray) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from detforge.models.darknet.cfg import read_cfg
-from detforge.models.darknet.decode import decode_all
+from detforge.models.darknet.decode import decode_above, decode_all
 from detforge.models.darknet.network import DarknetNetwork
 from detforge.models.darknet.nms import DarknetDetections, darknet_detections
 from detforge.models.darknet.preprocess import darknet_input
@@ -49,6 +49,14 @@ def forward_rows(net: DarknetNetwork, x: torch.Tensor) -> torch.Tensor:
     return decode_all(net(x), net.heads, w, h)
 
 
+@torch.no_grad()
+def forward_above(net: DarknetNetwork, x: torch.Tensor, thresh: float) -> list[torch.Tensor]:
+    """Input (B, 3, net_h, net_w) in [0, 1] -> each image's decoded rows with objectness above
+    ``thresh`` (K_i, 5 + C), only those decoded (:func:`~.decode.decode_above`)."""
+    w, h = x.shape[-1], x.shape[-2]
+    return decode_above(net(x), net.heads, w, h, thresh)
+
+
 def detect(
     net: DarknetNetwork, image: Any, *, thresh: float = DARKNET_THRESH, nms: float = DARKNET_NMS
 ) -> DarknetDetections:
@@ -57,7 +65,7 @@ def detect(
     net_w, net_h = net.input_size
     device = next(net.parameters()).device
     x = darknet_input(image, net_w, net_h, letter_box=net.letter_box, device=device)
-    rows = forward_rows(net, x)[0]
+    rows = forward_above(net, x, thresh)[0]
     return darknet_detections(
         rows,
         w,
