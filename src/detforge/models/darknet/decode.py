@@ -32,33 +32,48 @@ def decode_head(raw: torch.Tensor, head: HeadSpec, net_w: int, net_h: int) -> to
         indexing="ij",
     )
     gx, gy = gx[None, :, :, None, None], gy[None, :, :, None, None]
+    if head.kind == "yolo":
+        out = _yolo_rows(p, gx, gy, anchors, head, (gw, gh), (net_w, net_h))
+        return out.reshape(b, gh * gw * n, 5 + head.classes)
     t = p[..., :4]
-    if head.kind == "region":
-        xy = torch.sigmoid(t[..., :2])
-        wh = (
-            torch.exp(t[..., 2:4])
-            * anchors
-            / torch.tensor([gw, gh], dtype=p.dtype, device=p.device)
-        )
-        obj = torch.sigmoid(p[..., 4:5])
-        cls = p[..., 5:]
-        cls = torch.softmax(cls, -1) if head.softmax else cls
-    else:
-        s = head.scale_x_y
-        xy = t[..., :2] if head.new_coords else torch.sigmoid(t[..., :2])
-        if s != 1.0:
-            xy = xy * s - 0.5 * (s - 1.0)
-        net = torch.tensor([net_w, net_h], dtype=p.dtype, device=p.device)
-        if head.new_coords:
-            wh = t[..., 2:4] * t[..., 2:4] * 4 * anchors / net
-            obj, cls = p[..., 4:5], p[..., 5:]
-        else:
-            wh = torch.exp(t[..., 2:4]) * anchors / net
-            obj, cls = torch.sigmoid(p[..., 4:5]), torch.sigmoid(p[..., 5:])
+    xy = torch.sigmoid(t[..., :2])
+    wh = torch.exp(t[..., 2:4]) * anchors / torch.tensor([gw, gh], dtype=p.dtype, device=p.device)
+    obj = torch.sigmoid(p[..., 4:5])
+    cls = p[..., 5:]
+    cls = torch.softmax(cls, -1) if head.softmax else cls
     cx = (xy[..., 0:1] + gx) / gw
     cy = (xy[..., 1:2] + gy) / gh
     out = torch.cat([cx, cy, wh, obj, cls], -1)
     return out.reshape(b, gh * gw * n, 5 + head.classes)
+
+
+def _yolo_rows(
+    p: torch.Tensor,
+    gx: torch.Tensor,
+    gy: torch.Tensor,
+    anchors: torch.Tensor,
+    head: HeadSpec,
+    grid: tuple[int, int],
+    net: tuple[int, int],
+) -> torch.Tensor:
+    """``[yolo]`` rows (..., 5 + C) from raw values ``p`` (..., 5 + C) in grid cells ``gx``,
+    ``gy`` (column, row; broadcast to ``p[..., :1]``) with ``anchors`` (..., 2) in input
+    pixels; ``grid`` and ``net`` are ``(w, h)`` (the module docstring's formulas)."""
+    t = p[..., :4]
+    s = head.scale_x_y
+    xy = t[..., :2] if head.new_coords else torch.sigmoid(t[..., :2])
+    if s != 1.0:
+        xy = xy * s - 0.5 * (s - 1.0)
+    size = torch.tensor(net, dtype=p.dtype, device=p.device)
+    if head.new_coords:
+        wh = t[..., 2:4] * t[..., 2:4] * 4 * anchors / size
+        obj, cls = p[..., 4:5], p[..., 5:]
+    else:
+        wh = torch.exp(t[..., 2:4]) * anchors / size
+        obj, cls = torch.sigmoid(p[..., 4:5]), torch.sigmoid(p[..., 5:])
+    cx = (xy[..., 0:1] + gx) / grid[0]
+    cy = (xy[..., 1:2] + gy) / grid[1]
+    return torch.cat([cx, cy, wh, obj, cls], -1)
 
 
 def decode_all(
@@ -96,7 +111,7 @@ def _yolo_above(
     raw: torch.Tensor, head: HeadSpec, net_w: int, net_h: int, thresh: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One ``[yolo]`` head's rows with objectness above ``thresh``, decoded by
-    :func:`decode_head`'s formulas: (image index (K,), rows (K, 5 + C)), in row order."""
+    :func:`_yolo_rows`: (image index (K,), rows (K, 5 + C)), in row order."""
     b, _, gh, gw = raw.shape
     n = len(head.anchors)
     p = raw.reshape(b, n, 5 + head.classes, gh, gw).float()
@@ -104,22 +119,8 @@ def _yolo_above(
     image, gy, gx, a = (obj.permute(0, 2, 3, 1) > thresh).nonzero(as_tuple=True)
     v = p[image, a, :, gy, gx]  # (K, 5 + C), row order: image, grid row, column, anchor
     anchors = torch.tensor(head.anchors, dtype=v.dtype, device=v.device)[a]
-    net = torch.tensor([net_w, net_h], dtype=v.dtype, device=v.device)
-    t = v[:, :4]
-    s = head.scale_x_y
-    xy = t[:, :2] if head.new_coords else torch.sigmoid(t[:, :2])
-    if s != 1.0:
-        xy = xy * s - 0.5 * (s - 1.0)
-    if head.new_coords:
-        wh = t[:, 2:4] * t[:, 2:4] * 4 * anchors / net
-        cls = v[:, 5:]
-    else:
-        wh = torch.exp(t[:, 2:4]) * anchors / net
-        cls = torch.sigmoid(v[:, 5:])
-    cx = (xy[:, 0:1] + gx[:, None].to(v.dtype)) / gw
-    cy = (xy[:, 1:2] + gy[:, None].to(v.dtype)) / gh
-    o = obj[image, a, gy, gx][:, None]
-    return image, torch.cat([cx, cy, wh, o, cls], 1)
+    cells = gx[:, None].to(v.dtype), gy[:, None].to(v.dtype)
+    return image, _yolo_rows(v, *cells, anchors, head, (gw, gh), (net_w, net_h))
 
 
 def correct_boxes(
