@@ -181,3 +181,43 @@ def test_nan_guard_covers_darknet_runs(tmp_path: Path) -> None:
     rows = read_metrics_csv(res.run_dir / "metrics.csv")
     assert res.epochs_done == 2 and int(float(rows[-1]["nan_steps"])) == 1
     assert "NaN/inf loss at step 1" in (res.run_dir / "train.log").read_text()
+
+
+def test_lr_find_cli_takes_a_darknet_network(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``lr-find --cfg --weights --freeze``: the range test runs the Darknet network loaded
+    from those weights over Darknet's LR range and shows the cfg's own rate beside its
+    recommendation; ``train --cfg --lr auto`` stays a one-line error that points to it."""
+    import detforge.train.darknet_model as dm
+
+    data = generate_shapes_dataset(
+        tmp_path / "ds", num_images=10, imgsz=(64, 64), classes=("square", "circle"), seed=4,
+        splits=(0.8, 0.2, 0.0), negatives=0.0, max_objects=2,
+    )  # fmt: skip
+    weights = write_tiny_weights(tmp_path / "tiny.weights", classes=3)
+    cfg = str(weights.with_suffix(".cfg"))
+    plot = tmp_path / "lr.png"
+    loads: list[str] = []
+    real = dm.load_darknet_weights
+    monkeypatch.setattr(dm, "load_darknet_weights", lambda *a: (loads.append(a[1]), real(*a))[1])
+    argv = ["lr-find", str(data), "--cfg", cfg, "--weights", str(weights), "--freeze", "2",
+            "--batch", "4", "--steps", "12", "--workers", "0", "--plot", str(plot)]  # fmt: skip
+    code = main(argv)
+    out = capsys.readouterr().out
+    assert loads == [str(weights)]
+    assert "LR range test: 12 steps from 1e-08 to 0.01 at batch 4" in out
+    assert plot.stat().st_size > 1000
+    if code == 0:  # 1: no stable LR in 12 steps, said so
+        assert "recommended: --lr " in out
+        assert "the cfg's own rate, train --cfg's default: --lr 0.00025" in out  # 0.001 / 4
+    else:
+        assert code == 1 and "no stable LR found" in out, out
+    # a Darknet .weights needs its --cfg, --freeze goes with --cfg, and train --cfg takes no
+    # --lr auto: one-line errors
+    assert main(["lr-find", str(data), "--weights", str(weights), "--steps", "10"]) == 2
+    assert main(["lr-find", str(data), "--freeze", "2", "--steps", "10"]) == 2
+    assert main(["train", str(data), "--cfg", cfg, "--lr", "auto"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 3, err
+    assert "detforge lr-find DATA --cfg" in err.splitlines()[2]

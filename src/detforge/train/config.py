@@ -198,7 +198,12 @@ class TrainConfig:
         if self.freeze < 0:
             raise DetforgeError(f"--freeze must be 0 or more, got {self.freeze}")
         if self.cfg and self.lr == AUTO:
-            raise DetforgeError("--lr auto is not available with --cfg; give a number")
+            raise DetforgeError(
+                "--lr auto is not available with --cfg (fine-tuning yolov3-tiny on BCCD, the "
+                "range test's rule gave a rate 9x below the cfg's); the default is the cfg's "
+                "learning_rate / batch, and 'detforge lr-find DATA --cfg CFG --weights W' "
+                "plots the test"
+            )
         if self.weights and self.resume:
             raise DetforgeError(
                 "--weights and --resume exclude each other: --weights starts a new run "

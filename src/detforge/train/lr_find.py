@@ -118,7 +118,8 @@ def find_lr(
     end: float | None = None,
     note: Callable[[str], None] = print,
 ) -> LRFindResult:
-    """Range test of a fresh ``cfg.model`` on ``data.train`` (a :class:`TrainingData`).
+    """Range test of a fresh ``cfg.model`` (or ``cfg.cfg``'s Darknet network), loaded from
+    ``cfg.weights`` when given, on ``data.train`` (a :class:`TrainingData`).
 
     The default range is 1e-5 .. 1 for detforge's models (a loss averaged per target) and
     1e-8 .. 1e-2 for a Darknet ``cfg`` (its loss sums every cell, its LRs are ~1e-5).
@@ -144,6 +145,10 @@ def find_lr(
         from detforge.train.darknet_model import prepare_darknet
 
         prepare_darknet(model, cfg, lambda _: None)
+    elif cfg.weights:  # and detforge's model from the checkpoint it will fine-tune
+        from detforge.train.session import load_pretrained
+
+        load_pretrained(model, cfg, lambda _: None)
     model.to(device)
     hp = optim.scale_hparams(optimizer=cfg.optimizer, lr=1.0, weight_decay=cfg.weight_decay,
                              batch=batch, nominal_batch=cfg.nominal_batch)  # fmt: skip
