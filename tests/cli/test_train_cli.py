@@ -119,3 +119,29 @@ def test_lr_find_recommends_a_finite_lr(tmp_path: Path, capsys: pytest.CaptureFi
     lr = float(out.split("recommended: --lr ")[1].split()[0])
     assert 1e-6 < lr < 1.0
     assert plot.stat().st_size > 1000
+
+
+def test_lr_find_starts_from_a_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``lr-find --weights best.pt``: the range test starts from the checkpoint it will
+    fine-tune (its matching tensors loaded, as ``train --weights`` does)."""
+    import detforge.train.session as session
+    from tests.predict.helpers import random_checkpoint
+
+    data = _data(tmp_path)
+    ckpt = random_checkpoint(tmp_path / "best.pt")
+    loaded: list[str | None] = []
+    real = session.load_pretrained
+
+    def spy(model: torch.nn.Module, cfg: object, log: object) -> None:
+        loaded.append(getattr(cfg, "weights", None))
+        real(model, cfg, log)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(session, "load_pretrained", spy)
+    argv = ["lr-find", str(data), "--weights", str(ckpt), "--imgsz", "64", "--batch", "4",
+            "--steps", "12", "--workers", "0", "--plot", str(tmp_path / "lr.png")]  # fmt: skip
+    code = main(argv)
+    out = capsys.readouterr().out
+    assert code in (0, 1) and "tested 12 LRs" in out, out
+    assert loaded == [str(ckpt)]
