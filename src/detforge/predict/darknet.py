@@ -229,7 +229,8 @@ class DarknetPredictor(Predictor):
 
         def prepare(group: list[Frame]) -> tuple[list[Frame], torch.Tensor]:
             with torch_threads(self._side_threads):
-                return group, torch.cat([self._input(f) for f in group])
+                parts = [self._input(f) for f in group]
+                return group, parts[0] if len(parts) == 1 else torch.cat(parts)
 
         step = self.model.cpu_batch if cpu else batch
         for group, x in prefetch(prepare(g) for g in batched(gen, batch)):
