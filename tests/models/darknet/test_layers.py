@@ -120,6 +120,30 @@ def test_new_coords_decoding_by_hand() -> None:
     assert rows[:, 4].tolist() == pytest.approx([0.25] * 3)  # no activation with new_coords
 
 
+def test_decode_above_ends_and_region_heads() -> None:
+    """decode_above at the extremes: nothing above 1 (empty (0, 5 + C) rows per image), every
+    row above -1 (all of decode_all's, in order); a [region] head takes the full decoding."""
+    from detforge.models.darknet.decode import decode_above, decode_all
+
+    text = NET.format(w=64, h=64) + conv(8, stride=32) + HEAD.format(extra="scale_x_y=1.05")
+    net = DarknetNetwork(parse_cfg_text(text)).eval()
+    raw = [torch.randn(2, 21, 2, 2, generator=torch.Generator().manual_seed(0))]
+    with torch.no_grad():
+        full = decode_all(raw, net.heads, 64, 64)
+        assert [tuple(r.shape) for r in decode_above(raw, net.heads, 64, 64, 1.0)] == [(0, 7)] * 2
+        for got, want in zip(decode_above(raw, net.heads, 64, 64, -1.0), full, strict=True):
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    region = DarknetNetwork(parse_cfg_text(
+        NET.format(w=64, h=64) + conv(12, stride=32)
+        + "[region]\nanchors=1,1, 2,2\nclasses=1\nnum=2\nsoftmax=1\n"
+    )).eval()  # fmt: skip
+    raw = [torch.randn(1, 12, 2, 2)]
+    with torch.no_grad():
+        full = decode_all(raw, region.heads, 64, 64)[0]
+        (got,) = decode_above(raw, region.heads, 64, 64, 0.5)
+    torch.testing.assert_close(got, full[full[:, 4] > 0.5], rtol=0, atol=0)
+
+
 @pytest.mark.parametrize(("size", "stride", "w"), [(2, 1, 5), (2, 2, 5), (3, 2, 6), (5, 1, 4)])
 def test_maxpool_padding_rule_by_hand(size: int, stride: int, w: int) -> None:
     x = torch.arange(w * w, dtype=torch.float32).view(1, 1, w, w) * -1.0  # max at top-left
