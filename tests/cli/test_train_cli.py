@@ -145,3 +145,36 @@ def test_lr_find_starts_from_a_checkpoint(
     out = capsys.readouterr().out
     assert code in (0, 1) and "tested 12 LRs" in out, out
     assert loaded == [str(ckpt)]
+
+
+def test_a_missing_weights_or_cfg_file_fails_before_the_run_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--weights``/``--cfg`` naming no file: a one-line error that names the file (and not
+    the dataset it was not read from), exit 2, and no run folder left behind; a Darknet
+    network's missing weights too (they used to end in a traceback)."""
+    from tests.train._darknet_tiny import write_tiny_weights
+
+    data = _data(tmp_path)
+    weights = write_tiny_weights(tmp_path / "tiny.weights", classes=3)
+    cfg = str(weights.with_suffix(".cfg"))
+    text = tmp_path / "nothing.txt"
+    text.write_text("classes=2\n")
+    cases = [
+        ["--weights", str(tmp_path / "nothing.pt")],
+        ["--cfg", cfg, "--weights", str(tmp_path / "nothing.weights")],
+        ["--cfg", str(tmp_path / "nothing.cfg")],
+        ["--cfg", cfg, "--weights", str(text)],  # there, but no model file
+        ["--weights", str(weights)],  # a Darknet file without its --cfg
+    ]
+    errs = []
+    for i, extra in enumerate(cases):
+        out = tmp_path / f"run{i}"
+        assert main(["train", str(data), "--out", str(out), *FAST, *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+        assert ("nothing." in err or "tiny.weights" in err) and "(reading" not in err, err
+        assert not out.exists(), extra
+        errs.append(err)
+    assert "the --weights file was not found" in errs[0] and "not found" in errs[1]
+    assert "not a model file" in errs[3] and "a Darknet weights file" in errs[4]

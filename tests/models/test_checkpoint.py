@@ -94,8 +94,13 @@ def test_errors_for_bad_files(tmp_path: Path) -> None:
         load_model(truncated)
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"hello world, not a checkpoint")
-    with pytest.raises(DetforgeError):
+    with pytest.raises(DetforgeError, match="not a model file") as exc:
         load_model(junk)
+    assert "pickled" not in str(exc.value)  # a text file is not called a PyTorch file
+    empty = tmp_path / "empty.pt"  # truncated to nothing: torch's loader says so
+    empty.write_bytes(b"")
+    with pytest.raises(DetforgeError, match="corrupt or truncated"):
+        load_model(empty)
     other = tmp_path / "other.pt"
     torch.save({"model": {}}, other)
     with pytest.raises(DetforgeError, match="not a detforge checkpoint"):

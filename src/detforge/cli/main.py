@@ -92,8 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DetforgeError as exc:
         from detforge.cli.paths import explain
 
-        given = _given_paths(args)
-        print(f"detforge {args.command}: error: {explain(exc, given)}", file=sys.stderr)
+        given, named = _given_paths(args), _option_paths(args)
+        print(f"detforge {args.command}: error: {explain(exc, given, named)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"detforge {args.command}: interrupted", file=sys.stderr)
@@ -110,6 +110,16 @@ def _given_paths(args: argparse.Namespace) -> list[str]:
         values = value if isinstance(value, list) else [value]
         given += [os.fspath(v) for v in values if isinstance(v, (str, os.PathLike))]
     return given
+
+
+def _option_paths(args: argparse.Namespace) -> list[str]:
+    """The values of the options the user typed that may name files (``--cfg``, ``--weights``)."""
+    inputs = set(getattr(args, "_inputs", []))
+    return [
+        os.fspath(v)
+        for k, v in vars(args).items()
+        if k not in inputs and not k.startswith("_") and isinstance(v, (str, os.PathLike))
+    ]
 
 
 def main_exit() -> None:

@@ -53,10 +53,11 @@ def nearest_path(path: str | os.PathLike[str]) -> str | None:
 _MISSING_WORDS = ("not found", "does not exist", "no such", "missing")
 
 
-def explain(exc: DetforgeError, given: Sequence[str] = ()) -> str:
+def explain(exc: DetforgeError, given: Sequence[str] = (), named: Sequence[str] = ()) -> str:
     """The one-line message the CLI prints for ``exc``: a missing path gets ``did you mean
     'x'?``; an error about a file inside the one argument ``given`` that names a path says
-    which argument it came from."""
+    which argument it came from, unless the file is one an option ``named`` (``--weights
+    W``: the error names what the user typed)."""
     text = str(exc)
     if exc.path is None:
         return text
@@ -66,6 +67,8 @@ def explain(exc: DetforgeError, given: Sequence[str] = ()) -> str:
         return f"{text} (did you mean {near!r}?)"
     if any(g and _same_or_inside(exc.path, g) for g in given):
         return text  # the error names (a file in) what the user typed
+    if any(n and os.path.abspath(exc.path) == os.path.abspath(n) for n in named):
+        return text
     inputs = [g for g in given if g and os.path.exists(g)]
     if len(inputs) == 1:
         return f"{text} (reading {inputs[0]})"

@@ -70,4 +70,9 @@ def describe_foreign_model(path: str | os.PathLike[str]) -> str | None:
         )
     if name.endswith(".onnx"):
         return "an ONNX model, not a checkpoint: 'detforge predict' and detforge.load() run it"
+    if head and not head.startswith(b"\x80"):  # neither torch's zip nor a pickle
+        return (
+            "not a model file (no PyTorch, Darknet or ONNX content): a detforge checkpoint "
+            "comes from 'detforge train' (runs/train/NAME/weights/best.pt)"
+        )
     return None

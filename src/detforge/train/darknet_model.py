@@ -179,7 +179,10 @@ def _source_network(text: str, weights: str, cfg_path: str) -> tuple[DarknetNetw
     try:
         return net, read_weights(net, weights, partial=True), given
     except DetforgeError as first:
-        size = Path(weights).stat().st_size
+        try:
+            size = Path(weights).stat().st_size
+        except OSError:  # missing or unreadable: read_weights' error says so
+            raise first from None
         guess = _classes_from_length(text, cfg_path, size, given)
         if guess is None:
             raise first from None

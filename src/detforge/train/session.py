@@ -252,11 +252,12 @@ def build_session(
     from detforge.train.nan_guard import NanGuard
     from detforge.train.reporter import Reporter
     from detforge.train.runs import read_metrics_csv, reconcile_rows, write_metrics_csv
-    from detforge.train.setup import require_dataset
+    from detforge.train.setup import require_dataset, require_model_files
     from detforge.train.state import RunState
 
     if not cfg.resume:  # before the run folder exists: a typo leaves no empty run behind
         require_dataset(cfg.data, dataset)
+        require_model_files(weights=cfg.weights, cfg=cfg.cfg)
     torch.manual_seed(cfg.seed)  # same init on every rank (DDP also broadcasts rank 0)
     run, ckpt = open_run(cfg, info)
     log = RunLog(run.log, say, enabled=info.is_main)

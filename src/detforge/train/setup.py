@@ -91,6 +91,22 @@ def require_dataset(source: str, dataset: Dataset | None) -> None:
         raise DetforgeError("dataset not found; pass a .data file or a dataset folder", path=source)
 
 
+def require_model_files(*, weights: str | None, cfg: str | None) -> None:
+    """A ``DetforgeError`` naming ``--weights`` or ``--cfg`` when the file is not there, or when
+    ``weights`` is not a model file this run can start from (a detforge checkpoint, or a
+    Darknet one with ``cfg``), so that a wrong path fails before a run folder is made."""
+    from detforge.models.filekind import describe_foreign_model
+    from detforge.train.darknet_model import is_darknet_weights
+
+    for option, path in (("weights", weights), ("cfg", cfg)):
+        if path and not Path(path).is_file():
+            raise DetforgeError(f"the --{option} file was not found", path=path)
+    if weights and not (cfg and is_darknet_weights(weights)):
+        foreign = describe_foreign_model(weights)
+        if foreign is not None:
+            raise DetforgeError(foreign, path=weights)
+
+
 def load_training_data(
     source: str,
     *,
