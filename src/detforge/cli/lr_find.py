@@ -74,12 +74,13 @@ def run(args: argparse.Namespace) -> int:
     from detforge.cli.common import parse_path_map
     from detforge.errors import DetforgeError
     from detforge.train.config import TrainConfig
-    from detforge.train.lr_find import find_lr, plot_lr_find
+    from detforge.train.lr_find import default_range, find_lr, plot_lr_find
     from detforge.train.setup import load_training_data
     from detforge.utils.device import resolve_device
 
-    start = args.start if args.start is not None else (1e-8 if args.cfg else 1e-5)
-    end = args.end if args.end is not None else (1e-2 if args.cfg else 1.0)
+    low, high = default_range(darknet=bool(args.cfg))
+    start = args.start if args.start is not None else low
+    end = args.end if args.end is not None else high
     if not 0 < start < end:
         raise DetforgeError(f"--start must be positive and below --end, got {start:g}, {end:g}")
     if args.steps < 10:

@@ -107,6 +107,12 @@ def plot_lr_find(path: Path, res: LRFindResult) -> None:
     save_figure(fig, path, dpi=90)
 
 
+def default_range(*, darknet: bool) -> tuple[float, float]:
+    """The LRs a range test spans by default: 1e-5 .. 1 for detforge's models (a loss averaged
+    per target), 1e-8 .. 1e-2 for a Darknet network (its loss sums every cell)."""
+    return (1e-8, 1e-2) if darknet else (1e-5, 1.0)
+
+
 def find_lr(
     cfg: Any,
     data: Any,
@@ -121,8 +127,7 @@ def find_lr(
     """Range test of a fresh ``cfg.model`` (or ``cfg.cfg``'s Darknet network), loaded from
     ``cfg.weights`` when given, on ``data.train`` (a :class:`TrainingData`).
 
-    The default range is 1e-5 .. 1 for detforge's models (a loss averaged per target) and
-    1e-8 .. 1e-2 for a Darknet ``cfg`` (its loss sums every cell, its LRs are ~1e-5).
+    ``start`` / ``end`` default to :func:`default_range` (a Darknet ``cfg``'s LRs are ~1e-5).
 
     LRs are in ``--lr`` units (the peak LR at ``cfg.nominal_batch``); each step uses the LR and
     weight decay :func:`~detforge.train.optim.scale_hparams` derives for ``batch``. The model
@@ -137,8 +142,9 @@ def find_lr(
     from detforge.train.loaders import create_loaders
     from detforge.train.session import build_model_and_loss
 
-    start = start if start is not None else (1e-8 if cfg.cfg else 1e-5)
-    end = end if end is not None else (1e-2 if cfg.cfg else 1.0)
+    low, high = default_range(darknet=bool(cfg.cfg))
+    start = start if start is not None else low
+    end = end if end is not None else high
     torch.manual_seed(cfg.seed)
     model, loss_fn = build_model_and_loss(cfg, len(data.class_names), world_size=1)
     if cfg.cfg:  # a Darknet network is tested from the weights it will fine-tune
