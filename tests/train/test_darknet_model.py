@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from detforge.errors import DetforgeError
+from detforge.models.filekind import is_darknet_weights
 from detforge.train.darknet_model import (
     DarknetDetector,
     cfg_for_classes,
     freeze_layers,
-    is_darknet_weights,
     load_darknet_weights,
     with_letter_box,
 )

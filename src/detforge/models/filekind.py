@@ -34,6 +34,24 @@ def darknet_weights_header(head: bytes) -> tuple[int, int, int, int] | None:
     return major, minor, revision, int(seen)
 
 
+def _weights_name(name: str) -> bool:
+    """A ``.weights`` or ``.conv.N`` file name (Darknet's, full or partial weights)."""
+    return name.lower().endswith(".weights") or _CONV_N.search(name) is not None
+
+
+def is_darknet_weights(path: str | os.PathLike[str]) -> bool:
+    """A Darknet ``.weights`` / ``.conv.N`` file (by name or by its header), not a checkpoint."""
+    p = Path(path)
+    if _weights_name(p.name):
+        return True
+    try:
+        with open(p, "rb") as f:
+            head = f.read(32)
+    except OSError:
+        return False
+    return not head.startswith(b"PK") and darknet_weights_header(head) is not None
+
+
 def describe_foreign_model(path: str | os.PathLike[str]) -> str | None:
     """A one-line description and remedy when ``path`` is a Darknet weights or cfg file or an
     ONNX model; ``None`` when it may be a detforge checkpoint."""
@@ -54,7 +72,7 @@ def describe_foreign_model(path: str | os.PathLike[str]) -> str | None:
             f"or fine-tune it: 'detforge train DATA --cfg {p.name} --weights {stem}.weights'"
         )
     header = darknet_weights_header(head)
-    if name.endswith(".weights") or _CONV_N.search(name) or header is not None:
+    if _weights_name(name) or header is not None:
         version = (
             f" (version {header[0]}.{header[1]}.{header[2]}, seen {header[3]})" if header else ""
         )

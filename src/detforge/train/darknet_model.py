@@ -32,6 +32,7 @@ from torch import nn
 
 from detforge.errors import DetforgeError
 from detforge.models.darknet.cfg import read_cfg_text
+from detforge.models.filekind import is_darknet_weights
 from detforge.train.darknet_loss import DarknetYoloLoss, YoloLossSpec, unsupported_keys
 
 if TYPE_CHECKING:
@@ -291,21 +292,6 @@ def freeze_layers(model: DarknetDetector, n: int) -> int:
             p.requires_grad_(False)
             count += p.numel()
     return count
-
-
-def is_darknet_weights(path: str | os.PathLike[str]) -> bool:
-    """A Darknet ``.weights`` / ``.conv.N`` file (by name or by its header), not a checkpoint."""
-    from detforge.models.filekind import darknet_weights_header
-
-    p = Path(path)
-    if p.name.lower().endswith(".weights") or re.search(r"\.conv\.\d+$", p.name, re.IGNORECASE):
-        return True
-    try:
-        with open(p, "rb") as f:
-            head = f.read(32)
-    except OSError:
-        return False
-    return not head.startswith(b"PK") and darknet_weights_header(head) is not None
 
 
 def build_darknet(cfg: Any, num_classes: int) -> tuple[DarknetDetector, DarknetYoloLoss]:

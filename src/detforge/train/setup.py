@@ -95,8 +95,7 @@ def require_model_files(*, weights: str | None, cfg: str | None) -> None:
     """A ``DetforgeError`` naming ``--weights`` or ``--cfg`` when the file is not there, or when
     ``weights`` is not a model file this run can start from (a detforge checkpoint, or a
     Darknet one with ``cfg``), so that a wrong path fails before a run folder is made."""
-    from detforge.models.filekind import describe_foreign_model
-    from detforge.train.darknet_model import is_darknet_weights
+    from detforge.models.filekind import describe_foreign_model, is_darknet_weights
 
     for option, path in (("weights", weights), ("cfg", cfg)):
         if path and not Path(path).is_file():
