@@ -101,6 +101,20 @@ def _photo() -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
+def opencv_nms(rows: np.ndarray, h: int, w: int) -> None:
+    """OpenCV's usual per-class threshold + ``NMSBoxes`` on one image's rows (N, 5 + C) as its
+    Darknet importer reports them (class columns = objectness x probability), for an
+    ``h`` x ``w`` image."""
+    import cv2
+
+    for k in range(rows.shape[1] - 5):
+        sel = np.flatnonzero(rows[:, 5 + k] > 0.25)
+        if sel.size:
+            bx = rows[sel, :4] * [w, h, w, h]
+            xywh = np.c_[bx[:, :2] - bx[:, 2:] / 2, bx[:, 2:]]
+            cv2.dnn.NMSBoxes(xywh.tolist(), rows[sel, 5 + k].tolist(), 0.25, 0.45)
+
+
 def _few_boxes(net: object, x: object, share: float = 0.005) -> None:
     """Reset random weights' head logits (the convolutions before the heads) so that one
     class remains (class 0 at 0.9, every other at 2e-9) and about a ``share`` of the
@@ -196,13 +210,7 @@ def bench_model(
     h, w = photo.shape[:2]
 
     def cv_nms(rows: np.ndarray, h: int = h, w: int = w) -> None:
-        """OpenCV's usual per-class threshold + ``NMSBoxes`` on one image's rows."""
-        for k in range(rows.shape[1] - 5):
-            sel = np.flatnonzero(rows[:, 5 + k] > 0.25)
-            if sel.size:
-                bx = rows[sel, :4] * [w, h, w, h]
-                xywh = np.c_[bx[:, :2] - bx[:, 2:] / 2, bx[:, 2:]]
-                cv2.dnn.NMSBoxes(xywh.tolist(), rows[sel, 5 + k].tolist(), 0.25, 0.45)
+        opencv_nms(rows, h, w)
 
     def cv_end_to_end() -> None:
         b = cv2.dnn.blobFromImage(photo, 1 / 255.0, (416, 416), swapRB=False, crop=False)
