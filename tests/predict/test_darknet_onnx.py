@@ -235,6 +235,47 @@ def test_session_threads_follow_torch_and_do_not_spin() -> None:
         torch.set_num_threads(before)
 
 
+def test_torch_work_beside_onnxruntime_runs_on_one_thread(
+    exported: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a Darknet ONNX, the torch work around onnxruntime's forward pass (filtering its
+    rows, NMS) runs on one torch thread, in one-photo calls and batches alike: after a
+    parallel op torch's OpenMP threads spin on the cores onnxruntime needs next (yolov4-tiny,
+    one photo a call: 4-5% slower). A PyTorch network keeps every thread."""
+    import torch
+
+    import detforge.models.darknet.decode as dec
+    import detforge.models.darknet.nms as dnms
+    from detforge.utils.cpu import torch_threads
+
+    seen: dict[str, list[int]] = {"rows": [], "nms": []}
+    real_rows, real_nms = dec.rows_above, dnms.darknet_detections
+
+    def rows_spy(*args: object, **kwargs: object) -> object:
+        seen["rows"].append(torch.get_num_threads())
+        return real_rows(*args, **kwargs)  # type: ignore[arg-type]
+
+    def nms_spy(*args: object, **kwargs: object) -> object:
+        seen["nms"].append(torch.get_num_threads())
+        return real_nms(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dec, "rows_above", rows_spy)
+    monkeypatch.setattr(dnms, "darknet_detections", nms_spy)
+    cfg, weights, out = exported
+    images = scenes(3, seed=2)
+    with torch_threads(2):
+        model = detforge.load(out, device="cpu")
+        model.predict(images[0], batch=1)
+        model.predict(images, batch=1)
+        model.predict(images, batch=2)
+        assert torch.get_num_threads() == 2
+        assert seen["rows"] and set(seen["rows"]) == {1}
+        assert len(seen["nms"]) == 7 and set(seen["nms"]) == {1}
+        seen["nms"].clear()
+        detforge.load(weights, cfg=cfg, device="cpu").predict(images[0], batch=1)
+        assert seen["nms"] == [2]
+
+
 def test_finetuned_darknet_checkpoint_exports_the_darknet_graph(tmp_path: Path) -> None:
     """A detforge checkpoint of a Darknet network (``build_args["arch"] == "darknet"``)
     exports like its .weights: Darknet rows and metadata, the same detections as the .pt."""

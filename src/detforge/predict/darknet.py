@@ -234,11 +234,12 @@ class DarknetPredictor(Predictor):
 
         step = self.model.cpu_batch if cpu else batch
         for group, x in prefetch(prepare(g) for g in batched(gen, batch)):
-            rows = [
-                r
-                for i in range(0, len(x), step)
-                for r in self.model.rows_above(x[i : i + step].to(self.device), conf)
-            ]
+            with torch_threads(self._side_threads):
+                rows = [
+                    r
+                    for i in range(0, len(x), step)
+                    for r in self.model.rows_above(x[i : i + step].to(self.device), conf)
+                ]
             for f, r in zip(group, rows, strict=True):
                 with torch_threads(self._side_threads):
                     pred = finish(f, r)
@@ -285,12 +286,11 @@ class DarknetPredictor(Predictor):
     def _here(
         self, f: Frame, conf: float, finish: Callable[[Frame, Any], Prediction]
     ) -> Prediction:
-        """Frame ``f`` predicted on this thread, the network on every thread."""
+        """Frame ``f`` predicted on this thread, the network on every thread (torch's work
+        around another runtime's forward pass, on :attr:`_side_threads`)."""
         with torch_threads(self._side_threads):
             x = self._input(f)
-        rows = self.model.rows_above(x.to(self.device), conf)[0]
-        with torch_threads(self._side_threads):
-            return finish(f, rows)
+            return finish(f, self.model.rows_above(x.to(self.device), conf)[0])
 
     def _input(self, f: Frame) -> torch.Tensor:
         """Frame ``f``'s (1, 3, net_h, net_w) network input, Darknet's resize rule."""
