@@ -269,12 +269,11 @@ def darknet_detections(
     beta_nms: float = 0.6,
 ) -> DarknetDetections:
     """One image's decoded rows (N, 5 + C) -> its detections (see the module docstring)."""
-    r = rows.detach().to("cpu", torch.float32)
-    keep = r[:, 4] > thresh
-    r = r[keep]
-    boxes_t = correct_boxes(r[:, :4], image_w, image_h, net_w, net_h, letter_box)
+    r = rows.detach().to("cpu", torch.float32).numpy()
+    r = r[r[:, 4] > thresh]
+    boxes_t = correct_boxes(torch.from_numpy(r[:, :4]), image_w, image_h, net_w, net_h, letter_box)
     boxes = boxes_t.numpy().astype(np.float64)
-    probs = (r[:, 4:5] * r[:, 5:]).numpy().astype(np.float64)
+    probs = (r[:, 4:5] * r[:, 5:]).astype(np.float64)
     # float32 product, as Darknet computes it, then the threshold
     probs = np.where(probs > thresh, probs, 0.0)
     if nms > 0 and len(boxes):
