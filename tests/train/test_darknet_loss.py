@@ -157,16 +157,25 @@ def test_spec_from_cfg_options() -> None:
     options = {"mask": "3,4,5", "anchors": "10,14, 23,27, 37,58, 81,82, 135,169, 344,319",
                "classes": "3", "num": "6", "iou_loss": "ciou", "iou_normalizer": "0.07",
                "scale_x_y": "1.05", "ignore_thresh": ".7", "iou_thresh": "0.213",
-               "max_delta": "5", "truth_thresh": "1", "objectness_smooth": "1",
-               "focal_loss": "1"}  # fmt: skip
+               "max_delta": "5", "truth_thresh": "0.9", "objectness_smooth": "1",
+               "focal_loss": "1", "counters_per_class": "100, 0, 3000"}  # fmt: skip
     spec = YoloLossSpec.from_options(options)
     assert spec.mask == (3, 4, 5) and spec.anchors[5] == (344.0, 319.0) and spec.classes == 3
     assert (spec.iou_loss, spec.iou_normalizer, spec.ignore_thresh) == ("ciou", 0.07, 0.7)
     assert spec.cls_normalizer == 1.0 and spec.obj_normalizer == 1.0
     assert spec.max_delta == 5.0 and spec.objectness_smooth
-    assert unsupported_keys(options) == ["focal_loss=1"]
+    assert unsupported_keys(options) == ["truth_thresh=0.9"]
+    # counts below 1 read as 1; multipliers max / count, capped at max_delta (parser.c)
+    assert spec.focal_loss and spec.class_multipliers == (5.0, 5.0, 1.0)  # 30, 3000, 1 capped
+    uncapped = {"anchors": "1,1", "classes": "3", "counters_per_class": "100, 0, 3000"}
+    assert YoloLossSpec.from_options(uncapped).class_multipliers == (30.0, 3000.0, 1.0)
     plain = YoloLossSpec.from_options({"anchors": "10,14", "classes": "1"})
     assert plain.max_delta is None and not plain.objectness_smooth  # Darknet: FLT_MAX, 0
+    assert not plain.focal_loss and plain.class_multipliers is None
+    with pytest.raises(DetforgeError, match="counters_per_class has 2 values for classes=3"):
+        YoloLossSpec.from_options({"anchors": "1,1", "classes": "3", "counters_per_class": "1,2"})
+    with pytest.raises(DetforgeError, match="counters_per_class=1,x is not a list"):
+        YoloLossSpec.from_options({"anchors": "1,1", "classes": "2", "counters_per_class": "1,x"})
     assert not YoloLossSpec.from_options(
         {"anchors": "1,1", "objectness_smooth": "0"}
     ).objectness_smooth
@@ -322,3 +331,104 @@ def test_objectness_smooth_with_new_coords_and_a_zero_delta() -> None:
     spec = _spec(objectness_smooth=True, new_coords=True, ignore_thresh=0.2)
     g = _obj_grads(raw_with(0.4, 0.3, cls=0.2), spec)
     assert (float(g[0, 1, 0]), float(g[1, 1, 0])) == pytest.approx((0.4, 0.3), rel=1e-6)
+
+
+# --- focal_loss and counters_per_class (delta_yolo_class, get_classes_multipliers). Two classes;
+# every raw output 0, so every probability is 0.5. With focal_loss the class deltas of a cell's
+# first truth are (y - p) * 0.5 * g(pt), g(pt) = -(1 - pt)(2 pt ln pt + pt - 1), pt = 0.5 here.
+FOCAL_W = 0.5 * -(1 - 0.5) * (2 * 0.5 * math.log(0.5) + 0.5 - 1)  # 0.298287
+
+
+def _batch2(classes: list[int]) -> dict:
+    """The toy truth, once per entry of ``classes`` (the same box: the same positive cell)."""
+    return {
+        "img": torch.zeros(1, 3, 64, 64, dtype=torch.uint8),
+        "batch_idx": torch.zeros(len(classes), dtype=torch.long),
+        "cls": torch.tensor(classes),
+        "bboxes": torch.tensor([TRUTH_XYXY] * len(classes)),
+    }
+
+
+def _grads2(spec: YoloLossSpec, classes: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    raw = torch.zeros(1, 2 * 7, 2, 2, requires_grad=True)
+    loss, items = DarknetYoloLoss([spec])([raw], _batch2(classes))
+    loss.backward()
+    assert raw.grad is not None
+    return raw.grad.view(2, 7, 2, 2)[1, :, 1, 0], items  # the positive: anchor 1, row 1, col 0
+
+
+def test_focal_loss_weighs_the_first_truths_class_deltas() -> None:
+    g, items = _grads2(_spec(classes=2, focal_loss=True, label_smooth_eps=0.1), [0])
+    # delta = (y - p) * FOCAL_W on every class, label smoothing not applied (Darknet's focal
+    # branch ignores it); the gradient is minus the delta
+    assert float(FOCAL_W) == pytest.approx(0.298287, abs=1e-6)
+    assert (float(g[5]), float(g[6])) == pytest.approx((-0.5 * FOCAL_W, 0.5 * FOCAL_W), rel=1e-5)
+    assert float(items[1]) == pytest.approx(2 * FOCAL_W * LN2, rel=1e-5)
+    # objectness and box are unchanged by focal_loss
+    assert float(g[4]) == pytest.approx(-0.5)
+    assert float(g[0]) == pytest.approx(-0.75 * 1.75 * (0.6 - 0.5), rel=1e-5)
+
+
+def test_counters_per_class_multiply_box_objectness_and_class_deltas() -> None:
+    # counters 10, 40 -> multipliers 4 and 1; cls_normalizer 2
+    spec = _spec(classes=2, class_multipliers=(4.0, 1.0), cls_normalizer=2.0)
+    g, _ = _grads2(spec, [0])
+    assert float(g[4]) == pytest.approx(-4 * 0.5)  # objectness: mult * (1 - p)
+    assert float(g[0]) == pytest.approx(-4 * 0.75 * 1.75 * (0.6 - 0.5), rel=1e-5)  # box x
+    # the truth's class: mult * cls_normalizer * (1 - p); the other class: (0 - p), unweighted
+    assert (float(g[5]), float(g[6])) == pytest.approx((-8 * 0.5, 0.5), rel=1e-6)
+    g, _ = _grads2(spec, [1])  # class 1: multiplier 1
+    assert float(g[4]) == pytest.approx(-0.5)
+    assert (float(g[5]), float(g[6])) == pytest.approx((0.5, -2 * 0.5), rel=1e-6)
+
+
+def test_a_later_truth_at_the_same_cell_sets_its_class_alone() -> None:
+    # truths class 1 then class 0 at one cell, multipliers (4, 1), cls_normalizer 2: the first
+    # sets both classes (class 1: 1 * 2 * (1 - p), class 0: 0 - p); the second finds its class's
+    # delta non-zero and sets it to mult * (1 - p) = 4 * 0.5 (Darknet's early branch)
+    spec = _spec(classes=2, class_multipliers=(4.0, 1.0), cls_normalizer=2.0)
+    g, _ = _grads2(spec, [1, 0])
+    assert (float(g[5]), float(g[6])) == pytest.approx((-4 * 0.5, -2 * 0.5), rel=1e-6)
+    assert float(g[4]) == pytest.approx(-4 * 0.5)  # objectness: the last truth's multiplier
+    assert float(g[0]) == pytest.approx(-(1 + 4) * 0.75 * 1.75 * 0.1, rel=1e-5)  # both boxes
+    g, _ = _grads2(spec, [0, 1])
+    assert float(g[4]) == pytest.approx(-1 * 0.5)
+    assert (float(g[5]), float(g[6])) == pytest.approx((-8 * 0.5, -1 * 0.5), rel=1e-6)
+    # with focal_loss: the first truth's classes get the focal weight, the later one its mult
+    spec = _spec(classes=2, class_multipliers=(4.0, 1.0), focal_loss=True)
+    g, _ = _grads2(spec, [1, 0])
+    assert (float(g[5]), float(g[6])) == pytest.approx((-4 * 0.5, -0.5 * FOCAL_W), rel=1e-5)
+    # objectness_smooth: a positive's delta is set (mult * (1 - p)) only where the rule gave 0,
+    # by the first truth; here ignore_thresh 0.7 leaves the rule's delta at 0 - p: no multiplier
+    spec = _spec(classes=2, class_multipliers=(4.0, 1.0), objectness_smooth=True)
+    g, _ = _grads2(spec, [0])
+    assert float(g[4]) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("new_coords", [False, True])
+@pytest.mark.parametrize("iou_loss", ["mse", "ciou"])
+def test_every_option_together_gives_finite_losses_and_gradients(
+    new_coords: bool, iou_loss: str
+) -> None:
+    """Random outputs, truths of three classes crowding a 4x4 grid (several per cell), with
+    focal_loss, counters_per_class, iou_thresh, objectness_smooth and label smoothing at once."""
+    gen = torch.Generator().manual_seed(0)
+    spec = _spec(classes=3, focal_loss=True, class_multipliers=(1.0, 2.5, 7.0), iou_thresh=0.2,
+                 objectness_smooth=True, label_smooth_eps=0.1, iou_loss=iou_loss,
+                 new_coords=new_coords, max_delta=5.0, ignore_thresh=0.3)  # fmt: skip
+    raw = torch.randn(2, 2 * 8, 4, 4, generator=gen)
+    if new_coords:
+        raw = raw.sigmoid()
+    raw.requires_grad_(True)
+    xy = torch.rand(12, 2, generator=gen) * 40
+    batch = {
+        "img": torch.zeros(2, 3, 64, 64, dtype=torch.uint8),
+        "batch_idx": torch.tensor([0] * 7 + [1] * 5),
+        "cls": torch.randint(0, 3, (12,), generator=gen),
+        "bboxes": torch.cat([xy, xy + 8 + torch.rand(12, 2, generator=gen) * 16], 1),
+    }
+    loss, items = DarknetYoloLoss([spec])([raw], batch)
+    loss.backward()
+    assert raw.grad is not None
+    assert torch.isfinite(loss) and torch.isfinite(items).all() and torch.isfinite(raw.grad).all()
+    assert float(items[0]) > 0 and float(items[1]) > 0

@@ -162,7 +162,11 @@ def test_region_head_is_refused_and_unsupported_keys_are_named(tmp_path: Path) -
             SimpleNamespace(cfg=str(tmp_path / "v2.cfg"), resume=None, freeze=0, anchors=None), 2
         )
     assert exc.value.line == 25  # the user's line
-    text = tiny_cfg_text(2, extra="max_delta=5\nobjectness_smooth=1\nfocal_loss=1\n")
-    model = DarknetDetector(text)
-    assert model.unsupported() == ["focal_loss=1"]  # max_delta, objectness_smooth: implemented
-    assert all(s.max_delta == 5.0 and s.objectness_smooth for s in model.loss_specs())
+    extra = "max_delta=5\nobjectness_smooth=1\nfocal_loss=1\ncounters_per_class=3,1\n"
+    model = DarknetDetector(
+        tiny_cfg_text(2, extra=extra).replace("truth_thresh=1", "truth_thresh=.8")
+    )
+    assert model.unsupported() == ["truth_thresh=.8"]  # the rest: implemented
+    specs = model.loss_specs()
+    assert all(s.max_delta == 5.0 and s.objectness_smooth and s.focal_loss for s in specs)
+    assert all(s.class_multipliers == (1.0, 3.0) for s in specs)

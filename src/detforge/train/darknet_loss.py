@@ -41,16 +41,26 @@ Rules, learned from AlexeyAB/darknet ``forward_yolo_layer`` / ``process_batch``:
   exactly Darknet's delta ``target - sigmoid``. With ``new_coords=1`` the conv already applied
   the logistic, and Darknet's delta passes back through it: there they are ``(p - target)^2 / 2``.
   Times ``obj_normalizer`` / ``cls_normalizer``.
+* ``focal_loss=1`` (``delta_yolo_class``): a cell's first truth sets every class delta to
+  ``(y - p) * 0.5 * g(pt)``, ``g(pt) = -(1 - pt)(2 pt ln pt + pt - 1)`` with ``pt`` the
+  probability of its class, unsmoothed targets; ``g`` is a weight, not differentiated.
+* ``counters_per_class=n0,n1,...`` (``get_classes_multipliers``): class ``c``'s multiplier
+  ``max(n) / n_c`` (capped at ``max_delta``) multiplies its truths' box terms and the
+  objectness of their positives (of a cell's last truth; with ``objectness_smooth``, of the
+  first, where it sets the delta); of the class terms, a cell's first truth weighs its own
+  class by ``multiplier x cls_normalizer`` and the others by 1 (by its focal weight with
+  ``focal_loss``).
+* A later truth at a cell already set (either key): its class alone, target 1 (smoothed),
+  weight its multiplier (1 without ``counters_per_class``), as Darknet's early return.
 
 Differences, by design: with the IoU losses the gradient of ``x, y`` flows through the
 sigmoid and the grid (Darknet applies the IoU derivative to the logit directly) and that of
 ``w, h`` through the anchor's size (Darknet multiplies by ``exp(w)`` alone), so ``max_delta``
 clips a gradient smaller than Darknet's delta and takes effect less often (with the stock
 ``iou_normalizer`` of 0.05-0.07 rarely, if ever);
-``cls_normalizer`` always weighs the class term (Darknet applies it only with
-``counters_per_class``); ``truth_thresh < 1`` (1 in every stock cfg), ``focal_loss`` and
-``counters_per_class`` are not implemented (:func:`unsupported_keys` names the ones a cfg
-sets).
+with neither ``focal_loss`` nor ``counters_per_class``, ``cls_normalizer`` weighs every class
+term (Darknet applies it only with ``counters_per_class``); ``truth_thresh < 1`` (1 in every
+stock cfg) is not implemented (:func:`unsupported_keys` names it when a cfg sets it).
 """
 
 from __future__ import annotations
@@ -64,95 +74,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from detforge.errors import DetforgeError
-from detforge.models.box_ops import IOU_KINDS, box_iou_kind
-
-_UNSUPPORTED = {
-    "focal_loss": "0",
-    "counters_per_class": None,
-    "truth_thresh": "1",
-}
-
-
-@dataclass(frozen=True)
-class YoloLossSpec:
-    """One ``[yolo]`` head's training settings (Darknet's defaults). ``anchors`` are *all* the
-    cfg's anchors ``(w, h)`` in network-input pixels; ``mask`` the indices this head predicts."""
-
-    classes: int
-    anchors: tuple[tuple[float, float], ...]
-    mask: tuple[int, ...]
-    ignore_thresh: float = 0.5
-    iou_thresh: float = 1.0
-    iou_thresh_kind: str = "iou"
-    iou_normalizer: float = 0.75
-    cls_normalizer: float = 1.0
-    obj_normalizer: float = 1.0
-    iou_loss: str = "mse"
-    scale_x_y: float = 1.0
-    new_coords: bool = False
-    label_smooth_eps: float = 0.0
-    objectness_smooth: bool = False
-    max_delta: float | None = None
-    """Clip of each IoU-loss box gradient; None: no clip (Darknet's ``FLT_MAX``)."""
-
-    @classmethod
-    def from_options(cls, options: Mapping[str, str], *, where: str = "[yolo]") -> YoloLossSpec:
-        """From a ``[yolo]`` section's raw ``key -> value`` strings."""
-
-        def num(key: str, default: float) -> float:
-            raw = options.get(key)
-            if raw is None:
-                return default
-            try:
-                return float(raw)
-            except ValueError:
-                raise DetforgeError(f"{where}: {key}={raw} is not a number") from None
-
-        def nums(key: str) -> list[float]:
-            raw = options.get(key, "")
-            try:
-                return [float(v) for v in raw.split(",") if v.strip()]
-            except ValueError:
-                raise DetforgeError(f"{where}: {key}={raw} is not a list of numbers") from None
-
-        values = nums("anchors")
-        anchors = tuple((values[2 * k], values[2 * k + 1]) for k in range(len(values) // 2))
-        total = int(num("num", 1))
-        mask = tuple(int(m) for m in nums("mask")) or tuple(range(total))
-        if not anchors or any(not 0 <= m < len(anchors) for m in mask):
-            raise DetforgeError(f"{where}: mask= names anchors beyond the {len(anchors)} given")
-        kind = options.get("iou_loss", "mse").lower()
-        max_delta = num("max_delta", 0.0) if "max_delta" in options else None
-        if max_delta is not None and not max_delta > 0:
-            raise DetforgeError(f"{where}: max_delta={options['max_delta']} must be > 0")
-        thresh_kind = options.get("iou_thresh_kind", "iou").lower()
-        return cls(
-            classes=int(num("classes", 20)),
-            anchors=anchors,
-            mask=mask,
-            ignore_thresh=num("ignore_thresh", 0.5),
-            iou_thresh=num("iou_thresh", 1.0),
-            iou_thresh_kind=thresh_kind if thresh_kind in IOU_KINDS else "iou",
-            iou_normalizer=num("iou_normalizer", 0.75),
-            cls_normalizer=num("cls_normalizer", 1.0),
-            obj_normalizer=num("obj_normalizer", 1.0),
-            iou_loss=kind if kind in ("mse", *IOU_KINDS) else "iou",  # Darknet: else IOU
-            scale_x_y=num("scale_x_y", 1.0),
-            new_coords=num("new_coords", 0) != 0,
-            label_smooth_eps=num("label_smooth_eps", 0.0),
-            objectness_smooth=int(num("objectness_smooth", 0)) != 0,  # Darknet reads an int
-            max_delta=max_delta,
-        )
-
-
-def unsupported_keys(options: Mapping[str, str]) -> list[str]:
-    """``key=value`` settings of a ``[yolo]`` section this loss does not implement."""
-    out = []
-    for key, neutral in _UNSUPPORTED.items():
-        raw = options.get(key)
-        if raw is not None and (neutral is None or float(raw) != float(neutral)):
-            out.append(f"{key}={raw}")
-    return out
+from detforge.models.box_ops import box_iou_kind
+from detforge.train.yolo_loss_spec import YoloLossSpec, unsupported_keys
 
 
 def _entropy(t: Tensor) -> Tensor:
@@ -242,11 +165,15 @@ class DarknetYoloLoss:
 
         # --- which predictions are positives (image, anchor k, row, col) and for which truth
         pos_img, pos_k, pos_j, pos_i, pos_t = self._assign(spec, t, all_anchors, gw, gh)
+        # cells: unique positive locations; each (cell, truth) pair's class multiplier
+        flat = ((pos_img * n + pos_k) * gh + pos_j) * gw + pos_i
+        cells, inv = torch.unique(flat, return_inverse=True)
+        mult = self._multipliers(spec, t.cls[pos_t])  # (P,)
 
         # --- objectness: 0 everywhere, left alone where a confident prediction already fits
-        pos = (pos_img, pos_k, pos_j, pos_i)
+        cell_mult = self._cell_multipliers(spec, len(cells), inv, pos_t, mult)
         obj_t, obj_w = self._obj_targets(
-            spec, obj_p.detach(), pbox.detach(), cls_p.detach(), t, pos
+            spec, obj_p.detach(), pbox.detach(), cls_p.detach(), t, cells, cell_mult
         )
         obj_l = self._prob_loss(p[..., 4], obj_p, obj_t, spec.new_coords)
         obj_loss = spec.obj_normalizer * (obj_l * obj_w).sum()
@@ -254,22 +181,14 @@ class DarknetYoloLoss:
         zero = raw.new_zeros(())
         if not len(pos_t):
             return torch.stack([zero, zero, obj_loss])
-        # --- cells: unique positive locations, the union of their truths' classes
-        flat = ((pos_img * n + pos_k) * gh + pos_j) * gw + pos_i
-        cells, inv = torch.unique(flat, return_inverse=True)
-        cls_t = torch.zeros(len(cells), c, device=dev)
-        cls_t[inv, t.cls[pos_t]] = 1.0
-        eps = spec.label_smooth_eps
-        if eps:
-            cls_t = cls_t * (1 - eps) + 0.5 * eps
         ci = cells
         cw_i, ci = ci % gw, ci // gw
         cj, ci = ci % gh, ci // gh
         ck, cb = ci % n, ci // n
-        cls_l = self._prob_loss(
-            p[cb, ck, cj, cw_i, 5:], cls_p[cb, ck, cj, cw_i], cls_t, spec.new_coords
-        )
-        cls_loss = spec.cls_normalizer * cls_l.sum()
+        cls_logit, cls_prob = p[cb, ck, cj, cw_i, 5:], cls_p[cb, ck, cj, cw_i]
+        cls_t, cls_w = self._class_targets(spec, cls_prob.detach(), inv, t.cls[pos_t], pos_t)
+        cls_l = self._prob_loss(cls_logit, cls_prob, cls_t, spec.new_coords)
+        cls_loss = (cls_w * cls_l).sum()
 
         # --- box terms per (cell, truth) pair
         tb = t.box[pos_t]
@@ -283,7 +202,7 @@ class DarknetYoloLoss:
                 p[pos_img, pos_k, pos_j, pos_i],
                 xy[pos_img, pos_k, pos_j, pos_i],
             )
-            box_l = spec.iou_normalizer * box_l
+            box_l = spec.iou_normalizer * mult * box_l
         else:
             anchor = all_anchors[mask[pos_k]]
             cell = torch.stack([pos_i, pos_j], 1).float()
@@ -292,7 +211,7 @@ class DarknetYoloLoss:
             def pair_loss(rb: Tensor) -> Tensor:
                 _, pb = self._decode_box(rb, spec, anchor, cell, size)
                 iou = box_iou_kind(_cxcywh_to_xyxy(pb), _cxcywh_to_xyxy(tb), spec.iou_loss)
-                return spec.iou_normalizer * (1 - iou)
+                return spec.iou_normalizer * mult * (1 - iou)
 
             box_l = _clip_grad(pair_loss, p[pos_img, pos_k, pos_j, pos_i, 0:4], spec.max_delta)
         if spec.iou_thresh < 1.0:  # Darknet averages a cell's accumulated box deltas
@@ -301,6 +220,64 @@ class DarknetYoloLoss:
             box_l = box_l / classes_at.sum(1).clamp(min=1)[inv]
         return torch.stack([box_l.sum(), cls_loss, obj_loss])
 
+    @staticmethod
+    def _multipliers(spec: YoloLossSpec, cls: Tensor) -> Tensor:
+        """Darknet's ``classes_multipliers`` of classes ``cls`` (P,); 1 without
+        ``counters_per_class``."""
+        if spec.class_multipliers is None:
+            return torch.ones(len(cls), device=cls.device)
+        table = torch.tensor(spec.class_multipliers, dtype=torch.float32, device=cls.device)
+        return table[cls]
+
+    @staticmethod
+    def _class_targets(
+        spec: YoloLossSpec, prob: Tensor, inv: Tensor, cls: Tensor, truth: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Class targets and weights ``(cells, C)`` (Darknet's ``delta_yolo_class``); ``prob``
+        the cells' class probabilities, ``inv`` (P,) each (cell, truth) pair's cell, ``cls``
+        its truth's class, ``truth`` its truth's index (Darknet's order at a cell).
+
+        Plain (neither ``focal_loss`` nor ``counters_per_class``): target 1 for the classes of
+        the cell's truths, 0 otherwise (label smoothing applied), weight ``cls_normalizer``.
+        Otherwise Darknet's rules exactly: the cell's first truth sets every class, target its
+        one-hot; with ``focal_loss`` unsmoothed and weighted ``0.5 (1 - pt)(1 - pt - 2 pt ln pt)``
+        (``pt``: the probability of its class), else smoothed, weight 1 and ``multiplier x
+        cls_normalizer`` on its class. Each later truth sets its own class only, smoothed target
+        1, weight its multiplier (1 without ``counters_per_class``)."""
+        cells, c = len(prob), spec.classes
+        eps = spec.label_smooth_eps
+        one = 1 - eps + 0.5 * eps if eps else 1.0
+        if not spec.focal_loss and spec.class_multipliers is None:
+            target = torch.zeros(cells, c, device=prob.device)
+            target[inv, cls] = 1.0
+            if eps:
+                target = target * (1 - eps) + 0.5 * eps
+            return target, torch.full_like(target, spec.cls_normalizer)
+        big = torch.iinfo(torch.long).max
+        first_t = torch.full((cells,), big, dtype=torch.long, device=prob.device)
+        first_t = first_t.scatter_reduce(0, inv, truth, "amin")
+        first = truth == first_t[inv]  # (P,): the pair of its cell's first truth
+        first_cls = torch.zeros(cells, dtype=torch.long, device=prob.device)
+        first_cls[inv[first]] = cls[first]
+        rows = torch.arange(cells, device=prob.device)
+        target = torch.zeros(cells, c, device=prob.device)
+        target[rows, first_cls] = 1.0
+        if spec.focal_loss:
+            pt = prob[rows, first_cls] + 1e-15
+            grad = -(1 - pt) * (2 * pt * torch.log(pt) + pt - 1)
+            weight = (0.5 * grad)[:, None].expand(cells, c).clone()
+        else:
+            if eps:
+                target = target * (1 - eps) + 0.5 * eps
+            weight = torch.ones(cells, c, device=prob.device)
+            mult = DarknetYoloLoss._multipliers(spec, first_cls)
+            weight[rows, first_cls] = mult * spec.cls_normalizer
+        later = ~first
+        target[inv[later], cls[later]] = one
+        later_w = DarknetYoloLoss._multipliers(spec, cls[later])
+        weight[inv[later], cls[later]] = later_w
+        return target, weight
+
     def _obj_targets(
         self,
         spec: YoloLossSpec,
@@ -308,27 +285,51 @@ class DarknetYoloLoss:
         pbox: Tensor,
         cls_p: Tensor,
         t: _Truths,
-        pos: tuple[Tensor, Tensor, Tensor, Tensor],
+        cells: Tensor,
+        cell_mult: Tensor,
     ) -> tuple[Tensor, Tensor]:
         """Objectness targets and weights ``(B, n, h, w)`` (Darknet's ``process_batch``): the
-        loss's gradient ``obj_normalizer * w * (p - target)`` is minus Darknet's delta."""
-        obj_t = torch.zeros_like(obj_p)
-        obj_w = torch.ones_like(obj_p)
+        loss's gradient ``obj_normalizer * w * (p - target)`` is minus Darknet's delta.
+        ``cells`` are the positives' flat indices into ``(B, n, h, w)``, ``cell_mult`` their
+        weight where they get target 1 (:meth:`_cell_multipliers`)."""
+        obj_t = torch.zeros_like(obj_p).contiguous()
+        obj_w = torch.ones_like(obj_p).contiguous()
         best = self._best_match_iou(pbox, cls_p, t, spec.classes)
         over = best > spec.ignore_thresh
+        flat_t, flat_w = obj_t.view(-1), obj_w.view(-1)
         if not spec.objectness_smooth:
             obj_w[over] = 0.0
-            obj_t[pos] = 1.0
-            obj_w[pos] = 1.0
+            flat_t[cells] = 1.0
+            flat_w[cells] = cell_mult
             return obj_t, obj_w
         # Darknet: delta = norm * (0 - p), replaced by norm * (best_match_iou - p) where larger
         norm = spec.obj_normalizer
         smooth = over & (norm * (best - obj_p) > norm * (0 - obj_p))
-        obj_t = torch.where(smooth, best, obj_t)
+        obj_t = torch.where(smooth, best, obj_t).contiguous()
+        flat_t = obj_t.view(-1)
         # a positive keeps that delta; only where it is exactly 0 does it get norm * (1 - p)
-        delta = norm * (obj_t[pos] - obj_p[pos])
-        obj_t[pos] = torch.where(delta == 0, torch.ones_like(delta), obj_t[pos])
+        zero = norm * (flat_t[cells] - obj_p.reshape(-1)[cells]) == 0
+        flat_t[cells[zero]] = 1.0
+        flat_w[cells[zero]] = cell_mult[zero]
         return obj_t, obj_w
+
+    @staticmethod
+    def _cell_multipliers(
+        spec: YoloLossSpec, cells: int, inv: Tensor, truth: Tensor, mult: Tensor
+    ) -> Tensor:
+        """Each positive cell's objectness weight at target 1 ``(cells,)``: the multiplier of
+        its last truth (each truth overwrites Darknet's delta), with ``objectness_smooth`` of
+        its first (only a zero delta is set); 1 without ``counters_per_class``."""
+        if spec.class_multipliers is None:
+            return torch.ones(cells, device=mult.device)
+        smooth = spec.objectness_smooth
+        init = torch.iinfo(torch.long).max if smooth else -1
+        chosen = torch.full((cells,), init, dtype=torch.long, device=mult.device)
+        chosen = chosen.scatter_reduce(0, inv, truth, "amin" if smooth else "amax")
+        out = torch.ones(cells, device=mult.device)
+        hit = truth == chosen[inv]
+        out[inv[hit]] = mult[hit]
+        return out
 
     @staticmethod
     def _decode(
