@@ -164,7 +164,8 @@ def test_spec_from_cfg_options() -> None:
     assert (spec.iou_loss, spec.iou_normalizer, spec.ignore_thresh) == ("ciou", 0.07, 0.7)
     assert spec.cls_normalizer == 1.0 and spec.obj_normalizer == 1.0
     assert spec.max_delta == 5.0 and spec.objectness_smooth
-    assert unsupported_keys(options) == ["truth_thresh=0.9"]
+    assert unsupported_keys(options) == []  # every key is implemented
+    assert spec.truth_thresh == 0.9
     # counts below 1 read as 1; multipliers max / count, capped at max_delta (parser.c)
     assert spec.focal_loss and spec.class_multipliers == (5.0, 5.0, 1.0)  # 30, 3000, 1 capped
     uncapped = {"anchors": "1,1", "classes": "3", "counters_per_class": "100, 0, 3000"}
@@ -411,11 +412,13 @@ def test_every_option_together_gives_finite_losses_and_gradients(
     new_coords: bool, iou_loss: str
 ) -> None:
     """Random outputs, truths of three classes crowding a 4x4 grid (several per cell), with
-    focal_loss, counters_per_class, iou_thresh, objectness_smooth and label smoothing at once."""
+    focal_loss, counters_per_class, iou_thresh, truth_thresh, objectness_smooth and label
+    smoothing at once."""
     gen = torch.Generator().manual_seed(0)
     spec = _spec(classes=3, focal_loss=True, class_multipliers=(1.0, 2.5, 7.0), iou_thresh=0.2,
                  objectness_smooth=True, label_smooth_eps=0.1, iou_loss=iou_loss,
-                 new_coords=new_coords, max_delta=5.0, ignore_thresh=0.3)  # fmt: skip
+                 new_coords=new_coords, max_delta=5.0, ignore_thresh=0.3,
+                 truth_thresh=0.4)  # fmt: skip
     raw = torch.randn(2, 2 * 8, 4, 4, generator=gen)
     if new_coords:
         raw = raw.sigmoid()
@@ -432,3 +435,42 @@ def test_every_option_together_gives_finite_losses_and_gradients(
     assert raw.grad is not None
     assert torch.isfinite(loss) and torch.isfinite(items).all() and torch.isfinite(raw.grad).all()
     assert float(items[0]) > 0 and float(items[1]) > 0
+
+
+def test_truth_thresh_makes_every_prediction_over_it_a_positive() -> None:
+    # truth_thresh 0.2: anchor 0 in the truth's cell (IoU 0.25) and the positive (0.680672)
+    # are over it. Anchor 0 gets objectness and class target 1 and a box term (tw = ln 2);
+    # the positive also keeps its own: its box delta is accumulated twice (both pairs)
+    raw = _raw()
+    loss, _ = DarknetYoloLoss([_spec(truth_thresh=0.2)])([raw], _batch())
+    loss.backward()
+    assert raw.grad is not None
+    g = raw.grad.view(2, 6, 2, 2)
+    assert (float(g[0, 4, 1, 0]), float(g[0, 5, 1, 0])) == pytest.approx((-0.5, -0.5))
+    assert float(g[0, 0, 1, 0]) == pytest.approx(-0.75 * 1.75 * 0.1, rel=1e-5)
+    assert float(g[0, 2, 1, 0]) == pytest.approx(-0.75 * 1.75 * LN2, rel=1e-5)
+    assert float(g[1, 0, 1, 0]) == pytest.approx(-2 * 0.75 * 1.75 * 0.1, rel=1e-5)
+    assert (float(g[1, 4, 1, 0]), float(g[1, 5, 1, 0])) == pytest.approx((-0.5, -0.5))
+    assert float(g[0, 4, 0, 0]) == pytest.approx(0.5)  # IoU 0: pushed to 0 as before
+    assert float(g[0, 5, 0, 0]) == 0.0
+    # truth_thresh 1 (the stock cfgs'): no such positives
+    raw = _raw()
+    loss, _ = DarknetYoloLoss([_spec(truth_thresh=1.0)])([raw], _batch())
+    loss.backward()
+    assert raw.grad is not None
+    assert float(raw.grad.view(2, 6, 2, 2)[0, 4, 1, 0]) == pytest.approx(0.5)
+
+
+def test_truth_thresh_with_objectness_smooth_targets_the_iou_squared() -> None:
+    raw = _raw()
+    loss, _ = DarknetYoloLoss([_spec(truth_thresh=0.2, objectness_smooth=True)])([raw], _batch())
+    loss.backward()
+    assert raw.grad is not None
+    g = raw.grad.view(2, 6, 2, 2)
+    # anchor 0: objectness and class pulled to IoU^2 = 0.0625
+    assert (float(g[0, 4, 1, 0]), float(g[0, 5, 1, 0])) == pytest.approx((0.4375, 0.4375))
+    # the positive: objectness keeps the hit's delta (not 0), 0.680672^2; its class is then
+    # set again by the truth's own positive (Darknet's early return): target 1
+    iou = 0.2025 / 0.2975
+    assert float(g[1, 4, 1, 0]) == pytest.approx(0.5 - iou**2, abs=1e-6)
+    assert float(g[1, 5, 1, 0]) == pytest.approx(-0.5)

@@ -50,17 +50,23 @@ Rules, learned from AlexeyAB/darknet ``forward_yolo_layer`` / ``process_batch``:
   first, where it sets the delta); of the class terms, a cell's first truth weighs its own
   class by ``multiplier x cls_normalizer`` and the others by 1 (by its focal weight with
   ``focal_loss``).
-* A later truth at a cell already set (either key): its class alone, target 1 (smoothed),
-  weight its multiplier (1 without ``counters_per_class``), as Darknet's early return.
+* ``truth_thresh < 1`` (``forward_yolo_layer``'s ``best_iou > truth_thresh`` branch): every
+  prediction whose decoded box overlaps a truth (any class) more than that is pulled to it
+  first: objectness target 1 (``objectness_smooth``: the IoU squared), class terms as a first
+  truth (smooth: its class's target the IoU squared, weight its multiplier) and a box term in
+  its own cell; the truths' own positives follow.
+* A later truth at a cell already set (any of these keys): its class alone, target 1
+  (smoothed), weight its multiplier (1 without ``counters_per_class``), as Darknet's early
+  return. The rules' bookkeeping lives in :mod:`detforge.train.yolo_targets`.
 
 Differences, by design: with the IoU losses the gradient of ``x, y`` flows through the
 sigmoid and the grid (Darknet applies the IoU derivative to the logit directly) and that of
 ``w, h`` through the anchor's size (Darknet multiplies by ``exp(w)`` alone), so ``max_delta``
 clips a gradient smaller than Darknet's delta and takes effect less often (with the stock
 ``iou_normalizer`` of 0.05-0.07 rarely, if ever);
-with neither ``focal_loss`` nor ``counters_per_class``, ``cls_normalizer`` weighs every class
-term (Darknet applies it only with ``counters_per_class``); ``truth_thresh < 1`` (1 in every
-stock cfg) is not implemented (:func:`unsupported_keys` names it when a cfg sets it).
+without ``focal_loss``, ``counters_per_class`` and ``truth_thresh < 1`` (every stock cfg),
+``cls_normalizer`` weighs every class term (Darknet applies it only with
+``counters_per_class``).
 """
 
 from __future__ import annotations
@@ -76,6 +82,14 @@ from torch import Tensor
 from detforge.errors import DetforgeError
 from detforge.models.box_ops import box_iou_kind
 from detforge.train.yolo_loss_spec import YoloLossSpec, unsupported_keys
+from detforge.train.yolo_targets import (
+    BestIous,
+    TruthHits,
+    cell_multipliers,
+    class_targets,
+    class_weights,
+    truth_hits,
+)
 
 
 def _entropy(t: Tensor) -> Tensor:
@@ -165,28 +179,46 @@ class DarknetYoloLoss:
 
         # --- which predictions are positives (image, anchor k, row, col) and for which truth
         pos_img, pos_k, pos_j, pos_i, pos_t = self._assign(spec, t, all_anchors, gw, gh)
-        # cells: unique positive locations; each (cell, truth) pair's class multiplier
         flat = ((pos_img * n + pos_k) * gh + pos_j) * gw + pos_i
         cells, inv = torch.unique(flat, return_inverse=True)
-        mult = self._multipliers(spec, t.cls[pos_t])  # (P,)
+        ious = self._best_ious(pbox.detach(), cls_p.detach(), t, c)
+        hits = truth_hits(spec, ious)  # truth_thresh: set before the truths' own positives
 
         # --- objectness: 0 everywhere, left alone where a confident prediction already fits
-        cell_mult = self._cell_multipliers(spec, len(cells), inv, pos_t, mult)
-        obj_t, obj_w = self._obj_targets(
-            spec, obj_p.detach(), pbox.detach(), cls_p.detach(), t, cells, cell_mult
+        cell_mult = cell_multipliers(
+            spec, len(cells), inv, pos_t, class_weights(spec, t.cls[pos_t])
         )
+        obj_t, obj_w = self._obj_targets(spec, obj_p.detach(), ious.matched, cells, cell_mult, hits)
         obj_l = self._prob_loss(p[..., 4], obj_p, obj_t, spec.new_coords)
         obj_loss = spec.obj_normalizer * (obj_l * obj_w).sum()
 
+        # --- (prediction, truth) pairs: truth_thresh hits first (Darknet's order), then positives
+        order = pos_t
+        if hits is not None:
+            flat = torch.cat([hits.flat, flat])
+            pos_t = torch.cat([hits.truth, pos_t])
+            order = torch.cat([torch.full_like(hits.truth, -1), order])
+            cells, inv = torch.unique(flat, return_inverse=True)
+            rest = flat
+            pos_i, rest = rest % gw, rest // gw
+            pos_j, rest = rest % gh, rest // gh
+            pos_k, pos_img = rest % n, rest // n
         zero = raw.new_zeros(())
         if not len(pos_t):
             return torch.stack([zero, zero, obj_loss])
+        mult = class_weights(spec, t.cls[pos_t])  # (P,)
         ci = cells
         cw_i, ci = ci % gw, ci // gw
         cj, ci = ci % gh, ci // gh
         ck, cb = ci % n, ci // n
         cls_logit, cls_prob = p[cb, ck, cj, cw_i, 5:], cls_p[cb, ck, cj, cw_i]
-        cls_t, cls_w = self._class_targets(spec, cls_prob.detach(), inv, t.cls[pos_t], pos_t)
+        first_target = None
+        if hits is not None and spec.objectness_smooth:  # the class delta of a hit: its IoU^2
+            first_target = torch.full((len(cells),), float("nan"), device=dev)
+            first_target[inv[: len(hits.flat)]] = hits.iou**2
+        cls_t, cls_w = class_targets(
+            spec, cls_prob.detach(), inv, t.cls[pos_t], order, first_target
+        )
         cls_l = self._prob_loss(cls_logit, cls_prob, cls_t, spec.new_coords)
         cls_loss = (cls_w * cls_l).sum()
 
@@ -221,115 +253,44 @@ class DarknetYoloLoss:
         return torch.stack([box_l.sum(), cls_loss, obj_loss])
 
     @staticmethod
-    def _multipliers(spec: YoloLossSpec, cls: Tensor) -> Tensor:
-        """Darknet's ``classes_multipliers`` of classes ``cls`` (P,); 1 without
-        ``counters_per_class``."""
-        if spec.class_multipliers is None:
-            return torch.ones(len(cls), device=cls.device)
-        table = torch.tensor(spec.class_multipliers, dtype=torch.float32, device=cls.device)
-        return table[cls]
-
-    @staticmethod
-    def _class_targets(
-        spec: YoloLossSpec, prob: Tensor, inv: Tensor, cls: Tensor, truth: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        """Class targets and weights ``(cells, C)`` (Darknet's ``delta_yolo_class``); ``prob``
-        the cells' class probabilities, ``inv`` (P,) each (cell, truth) pair's cell, ``cls``
-        its truth's class, ``truth`` its truth's index (Darknet's order at a cell).
-
-        Plain (neither ``focal_loss`` nor ``counters_per_class``): target 1 for the classes of
-        the cell's truths, 0 otherwise (label smoothing applied), weight ``cls_normalizer``.
-        Otherwise Darknet's rules exactly: the cell's first truth sets every class, target its
-        one-hot; with ``focal_loss`` unsmoothed and weighted ``0.5 (1 - pt)(1 - pt - 2 pt ln pt)``
-        (``pt``: the probability of its class), else smoothed, weight 1 and ``multiplier x
-        cls_normalizer`` on its class. Each later truth sets its own class only, smoothed target
-        1, weight its multiplier (1 without ``counters_per_class``)."""
-        cells, c = len(prob), spec.classes
-        eps = spec.label_smooth_eps
-        one = 1 - eps + 0.5 * eps if eps else 1.0
-        if not spec.focal_loss and spec.class_multipliers is None:
-            target = torch.zeros(cells, c, device=prob.device)
-            target[inv, cls] = 1.0
-            if eps:
-                target = target * (1 - eps) + 0.5 * eps
-            return target, torch.full_like(target, spec.cls_normalizer)
-        big = torch.iinfo(torch.long).max
-        first_t = torch.full((cells,), big, dtype=torch.long, device=prob.device)
-        first_t = first_t.scatter_reduce(0, inv, truth, "amin")
-        first = truth == first_t[inv]  # (P,): the pair of its cell's first truth
-        first_cls = torch.zeros(cells, dtype=torch.long, device=prob.device)
-        first_cls[inv[first]] = cls[first]
-        rows = torch.arange(cells, device=prob.device)
-        target = torch.zeros(cells, c, device=prob.device)
-        target[rows, first_cls] = 1.0
-        if spec.focal_loss:
-            pt = prob[rows, first_cls] + 1e-15
-            grad = -(1 - pt) * (2 * pt * torch.log(pt) + pt - 1)
-            weight = (0.5 * grad)[:, None].expand(cells, c).clone()
-        else:
-            if eps:
-                target = target * (1 - eps) + 0.5 * eps
-            weight = torch.ones(cells, c, device=prob.device)
-            mult = DarknetYoloLoss._multipliers(spec, first_cls)
-            weight[rows, first_cls] = mult * spec.cls_normalizer
-        later = ~first
-        target[inv[later], cls[later]] = one
-        later_w = DarknetYoloLoss._multipliers(spec, cls[later])
-        weight[inv[later], cls[later]] = later_w
-        return target, weight
-
     def _obj_targets(
-        self,
         spec: YoloLossSpec,
         obj_p: Tensor,
-        pbox: Tensor,
-        cls_p: Tensor,
-        t: _Truths,
+        best: Tensor,
         cells: Tensor,
         cell_mult: Tensor,
+        hits: TruthHits | None,
     ) -> tuple[Tensor, Tensor]:
         """Objectness targets and weights ``(B, n, h, w)`` (Darknet's ``process_batch``): the
         loss's gradient ``obj_normalizer * w * (p - target)`` is minus Darknet's delta.
-        ``cells`` are the positives' flat indices into ``(B, n, h, w)``, ``cell_mult`` their
-        weight where they get target 1 (:meth:`_cell_multipliers`)."""
+        ``best``: each prediction's ``best_match_iou``; ``cells``: the truths' positives as
+        flat indices into ``(B, n, h, w)``, ``cell_mult`` their weight where they get target 1
+        (:func:`~detforge.train.yolo_targets.cell_multipliers`); ``hits``: the predictions over
+        ``truth_thresh``, set first (target 1, or their IoU squared with ``objectness_smooth``)."""
         obj_t = torch.zeros_like(obj_p).contiguous()
         obj_w = torch.ones_like(obj_p).contiguous()
-        best = self._best_match_iou(pbox, cls_p, t, spec.classes)
         over = best > spec.ignore_thresh
-        flat_t, flat_w = obj_t.view(-1), obj_w.view(-1)
-        if not spec.objectness_smooth:
+        smooth = spec.objectness_smooth
+        norm = spec.obj_normalizer
+        if not smooth:
             obj_w[over] = 0.0
+        else:  # delta = norm * (0 - p), replaced by norm * (best_match_iou - p) where larger
+            obj_t = torch.where(over & (norm * (best - obj_p) > norm * (0 - obj_p)), best, obj_t)
+            obj_t = obj_t.contiguous()
+        flat_t, flat_w = obj_t.view(-1), obj_w.view(-1)
+        if hits is not None:
+            flat_t[hits.flat] = hits.iou**2 if smooth else 1.0
+            flat_w[hits.flat] = 1.0
+        if not smooth:
             flat_t[cells] = 1.0
             flat_w[cells] = cell_mult
             return obj_t, obj_w
-        # Darknet: delta = norm * (0 - p), replaced by norm * (best_match_iou - p) where larger
-        norm = spec.obj_normalizer
-        smooth = over & (norm * (best - obj_p) > norm * (0 - obj_p))
-        obj_t = torch.where(smooth, best, obj_t).contiguous()
-        flat_t = obj_t.view(-1)
-        # a positive keeps that delta; only where it is exactly 0 does it get norm * (1 - p)
+        # a positive keeps the delta set so far; only where it is exactly 0 does it get
+        # norm * (1 - p)
         zero = norm * (flat_t[cells] - obj_p.reshape(-1)[cells]) == 0
         flat_t[cells[zero]] = 1.0
         flat_w[cells[zero]] = cell_mult[zero]
         return obj_t, obj_w
-
-    @staticmethod
-    def _cell_multipliers(
-        spec: YoloLossSpec, cells: int, inv: Tensor, truth: Tensor, mult: Tensor
-    ) -> Tensor:
-        """Each positive cell's objectness weight at target 1 ``(cells,)``: the multiplier of
-        its last truth (each truth overwrites Darknet's delta), with ``objectness_smooth`` of
-        its first (only a zero delta is set); 1 without ``counters_per_class``."""
-        if spec.class_multipliers is None:
-            return torch.ones(cells, device=mult.device)
-        smooth = spec.objectness_smooth
-        init = torch.iinfo(torch.long).max if smooth else -1
-        chosen = torch.full((cells,), init, dtype=torch.long, device=mult.device)
-        chosen = chosen.scatter_reduce(0, inv, truth, "amin" if smooth else "amax")
-        out = torch.ones(cells, device=mult.device)
-        hit = truth == chosen[inv]
-        out[inv[hit]] = mult[hit]
-        return out
 
     @staticmethod
     def _decode(
@@ -437,24 +398,30 @@ class DarknetYoloLoss:
         return t.img[ti], k, row, col, ti
 
     @staticmethod
-    def _best_match_iou(pbox: Tensor, cls_p: Tensor, t: _Truths, classes: int) -> Tensor:
-        """(B, n, h, w): each prediction's best IoU with a truth of its image (class ids in
-        range), 0 unless one of its class probabilities exceeds 0.25 (Darknet's
-        ``best_match_iou`` with ``class_id_match``)."""
+    def _best_ious(pbox: Tensor, cls_p: Tensor, t: _Truths, classes: int) -> BestIous:
+        """Each prediction's best IoU with a truth of its image (class ids in range): with a
+        class probability above 0.25 (Darknet's ``best_match_iou``, ``class_id_match``) and
+        with any truth (``best_iou``, and which truth: the first of equals)."""
         b = pbox.shape[0]
-        out = torch.zeros(pbox.shape[:-1], device=pbox.device)
+        shape = pbox.shape[:-1]
+        matched = torch.zeros(shape, device=pbox.device)
+        best_any = torch.zeros(shape, device=pbox.device)
+        which = torch.full(shape, -1, dtype=torch.long, device=pbox.device)
         confident = (cls_p > 0.25).any(-1)
         valid = (t.cls >= 0) & (t.cls < classes)
         for img in range(b):
-            sel = (t.img == img) & valid
-            if not bool(sel.any()):
+            sel = torch.nonzero((t.img == img) & valid).flatten()
+            if not len(sel):
                 continue
             boxes = _cxcywh_to_xyxy(t.box[sel])  # (M, 4)
             pb = _cxcywh_to_xyxy(pbox[img]).reshape(-1, 1, 4)  # (P, 1, 4)
             iou = box_iou_kind(pb.expand(-1, len(boxes), -1), boxes[None].expand(len(pb), -1, -1))
-            best = iou.max(1).values.view(pbox.shape[1:-1])
-            out[img] = torch.where(confident[img], best, torch.zeros_like(best))
-        return out
+            best, arg = iou.max(1)
+            best = best.view(shape[1:])
+            matched[img] = torch.where(confident[img], best, torch.zeros_like(best))
+            best_any[img] = best
+            which[img] = torch.where(best > 0, sel[arg].view(shape[1:]), -1)
+        return BestIous(matched, best_any, which)
 
 
 def _clip_grad(fn: Callable[[Tensor], Tensor], x: Tensor, limit: float | None) -> Tensor:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from detforge.errors import DetforgeError
 from detforge.models.box_ops import IOU_KINDS
 
-_UNSUPPORTED = {"truth_thresh": "1"}
+_UNSUPPORTED: dict[str, str | None] = {}  # every [yolo] training key is implemented
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class YoloLossSpec:
     max_delta: float | None = None
     """Clip of each IoU-loss box gradient; None: no clip (Darknet's ``FLT_MAX``)."""
     focal_loss: bool = False
+    truth_thresh: float = 1.0
     class_multipliers: tuple[float, ...] | None = None
     """Darknet's ``classes_multipliers`` from ``counters_per_class`` (:func:`class_multipliers`);
     None without it."""
@@ -86,6 +87,7 @@ class YoloLossSpec:
             objectness_smooth=int(num("objectness_smooth", 0)) != 0,  # Darknet reads an int
             max_delta=max_delta,
             focal_loss=int(num("focal_loss", 0)) != 0,
+            truth_thresh=num("truth_thresh", 1.0),
             class_multipliers=class_multipliers(
                 options.get("counters_per_class"), int(num("classes", 20)), max_delta, where=where
             ),
