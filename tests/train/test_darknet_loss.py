@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from detforge.errors import DetforgeError  # noqa: E402
-from detforge.train.darknet_loss import DarknetYoloLoss, YoloLossSpec, unsupported_keys  # noqa: E402
+from detforge.train.darknet_loss import DarknetYoloLoss, YoloLossSpec, ineffective_keys  # noqa: E402
 
 LN2 = math.log(2.0)
 
@@ -133,7 +133,8 @@ def test_normalizers_label_smoothing_and_scale_x_y() -> None:
     _, items = DarknetYoloLoss([spec])([raw], _batch())
     y = 1 * 0.9 + 0.05  # Darknet's smoothing: y (1 - eps) + eps / 2
     bce = -(y * math.log(0.5) + (1 - y) * math.log(0.5))
-    assert float(items[1]) == pytest.approx(3.0 * bce, rel=1e-6)
+    # cls_normalizer 3 has no effect without counters_per_class (delta_yolo_class)
+    assert float(items[1]) == pytest.approx(bce, rel=1e-6)
     assert float(items[2]) == pytest.approx(2.0 * 8 * LN2, rel=1e-6)
     # x = sigmoid * s - (s - 1) / 2 with s = 1.05: the KL target is (tx + 0.025) / 1.05
     box = 1.05 * (kl((0.6 + 0.025) / 1.05, 2.0) + kl((0.4 + 0.025) / 1.05, 0.0))
@@ -164,7 +165,14 @@ def test_spec_from_cfg_options() -> None:
     assert (spec.iou_loss, spec.iou_normalizer, spec.ignore_thresh) == ("ciou", 0.07, 0.7)
     assert spec.cls_normalizer == 1.0 and spec.obj_normalizer == 1.0
     assert spec.max_delta == 5.0 and spec.objectness_smooth
-    assert unsupported_keys(options) == []  # every key is implemented
+    assert ineffective_keys(options) == []  # every key has its effect
+    # cls_normalizer acts only with counters_per_class, in Darknet and here: a note says so
+    alone = {"anchors": "1,1", "classes": "2", "cls_normalizer": "2.0"}
+    assert ineffective_keys(alone) == [
+        "cls_normalizer=2.0 (Darknet applies it only with counters_per_class)"
+    ]
+    assert ineffective_keys({**alone, "counters_per_class": "1,2"}) == []
+    assert ineffective_keys({**alone, "cls_normalizer": "1"}) == []
     assert spec.truth_thresh == 0.9
     # counts below 1 read as 1; multipliers max / count, capped at max_delta (parser.c)
     assert spec.focal_loss and spec.class_multipliers == (5.0, 5.0, 1.0)  # 30, 3000, 1 capped

@@ -166,7 +166,7 @@ def test_region_head_is_refused_and_unsupported_keys_are_named(tmp_path: Path) -
     model = DarknetDetector(
         tiny_cfg_text(2, extra=extra).replace("truth_thresh=1", "truth_thresh=.8")
     )
-    assert model.unsupported() == []  # every [yolo] training key is implemented
+    assert model.ineffective() == []  # every [yolo] training key has its effect
     specs = model.loss_specs()
     assert all(s.max_delta == 5.0 and s.objectness_smooth and s.focal_loss for s in specs)
     assert all(s.class_multipliers == (1.0, 3.0) and s.truth_thresh == 0.8 for s in specs)

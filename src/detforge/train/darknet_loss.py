@@ -40,7 +40,9 @@ Rules, learned from AlexeyAB/darknet ``forward_yolo_layer`` / ``process_batch``:
 * Objectness and class terms are binary cross-entropies on the logits: their gradient is
   exactly Darknet's delta ``target - sigmoid``. With ``new_coords=1`` the conv already applied
   the logistic, and Darknet's delta passes back through it: there they are ``(p - target)^2 / 2``.
-  Times ``obj_normalizer`` / ``cls_normalizer``.
+  Objectness times ``obj_normalizer``; ``cls_normalizer`` acts only with
+  ``counters_per_class`` (below), as in Darknet (training notes a ``cls_normalizer`` without
+  it: :func:`~detforge.train.yolo_loss_spec.ineffective_keys`).
 * ``focal_loss=1`` (``delta_yolo_class``): a cell's first truth sets every class delta to
   ``(y - p) * 0.5 * g(pt)``, ``g(pt) = -(1 - pt)(2 pt ln pt + pt - 1)`` with ``pt`` the
   probability of its class, unsmoothed targets; ``g`` is a weight, not differentiated.
@@ -63,10 +65,8 @@ Differences, by design: with the IoU losses the gradient of ``x, y`` flows throu
 sigmoid and the grid (Darknet applies the IoU derivative to the logit directly) and that of
 ``w, h`` through the anchor's size (Darknet multiplies by ``exp(w)`` alone), so ``max_delta``
 clips a gradient smaller than Darknet's delta and takes effect less often (with the stock
-``iou_normalizer`` of 0.05-0.07 rarely, if ever);
-without ``focal_loss``, ``counters_per_class`` and ``truth_thresh < 1`` (every stock cfg),
-``cls_normalizer`` weighs every class term (Darknet applies it only with
-``counters_per_class``).
+``iou_normalizer`` of 0.05-0.07 rarely, if ever). Everything else gives darknet's deltas:
+``bench/darknet_loss_parity.py`` compares them with a real darknet build's, case by case.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ from torch import Tensor
 
 from detforge.errors import DetforgeError
 from detforge.models.box_ops import box_iou_kind
-from detforge.train.yolo_loss_spec import YoloLossSpec, unsupported_keys
+from detforge.train.yolo_loss_spec import YoloLossSpec, ineffective_keys
 from detforge.train.yolo_targets import (
     BestIous,
     TruthHits,
@@ -450,6 +450,6 @@ __all__ = [
     "YoloLossSpec",
     "batch_truths",
     "darknet_step_lr",
-    "unsupported_keys",
+    "ineffective_keys",
     "wh_iou",
 ]

@@ -33,7 +33,7 @@ from torch import nn
 from detforge.errors import DetforgeError
 from detforge.models.darknet.cfg import read_cfg_text
 from detforge.models.filekind import is_darknet_weights
-from detforge.train.darknet_loss import DarknetYoloLoss, YoloLossSpec, unsupported_keys
+from detforge.train.darknet_loss import DarknetYoloLoss, YoloLossSpec, ineffective_keys
 
 if TYPE_CHECKING:
     from detforge.data.dataset import Dataset
@@ -81,11 +81,12 @@ class DarknetDetector(nn.Module):
             specs.append(YoloLossSpec.from_options(section.options, where=f"[yolo] {head.index}"))
         return specs
 
-    def unsupported(self) -> list[str]:
-        """``[yolo]`` settings of the cfg the loss does not implement (for a note)."""
+    def ineffective(self) -> list[str]:
+        """``[yolo]`` settings of the cfg that do not change training, as in Darknet (for a
+        note: :func:`~detforge.train.yolo_loss_spec.ineffective_keys`)."""
         out: list[str] = []
         for head in self.net.heads:
-            out += unsupported_keys(self.net.cfg.layers[head.index].options)
+            out += ineffective_keys(self.net.cfg.layers[head.index].options)
         return sorted(set(out))
 
     def forward(self, x: torch.Tensor) -> Any:
@@ -377,9 +378,9 @@ def prepare_darknet(model: nn.Module, cfg: Any, log: Any) -> None:
         log(f"--cfg {cfg.cfg} without --weights: training from random weights")
     if cfg.freeze:
         log(f"--freeze {cfg.freeze}: cfg layers 0-{cfg.freeze - 1} stay fixed")
-    skipped = model.unsupported()
-    if skipped:
-        log(f"note: [yolo] settings not implemented (no effect): {', '.join(skipped)}")
+    idle = model.ineffective()
+    if idle:
+        log(f"note: [yolo] settings without effect: {', '.join(idle)}")
 
 
 def darknet_cli_defaults(cfg_path: str, batch: int | str | None = None) -> dict[str, Any]:

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from detforge.errors import DetforgeError
 from detforge.models.box_ops import IOU_KINDS
 
-_UNSUPPORTED: dict[str, str | None] = {}  # every [yolo] training key is implemented
-
 
 @dataclass(frozen=True)
 class YoloLossSpec:
@@ -94,14 +92,22 @@ class YoloLossSpec:
         )
 
 
-def unsupported_keys(options: Mapping[str, str]) -> list[str]:
-    """``key=value`` settings of a ``[yolo]`` section this loss does not implement."""
-    out = []
-    for key, neutral in _UNSUPPORTED.items():
-        raw = options.get(key)
-        if raw is not None and (neutral is None or float(raw) != float(neutral)):
-            out.append(f"{key}={raw}")
-    return out
+def ineffective_keys(options: Mapping[str, str]) -> list[str]:
+    """``key=value`` settings of a ``[yolo]`` section that do not change training, in Darknet
+    and therefore here: ``cls_normalizer`` other than 1 without ``counters_per_class``
+    (``delta_yolo_class`` applies it only with the class multipliers)."""
+    raw = options.get("cls_normalizer")
+    if raw is None or "counters_per_class" in options:
+        return []
+    try:
+        value = float(raw)
+    except ValueError:
+        return []  # from_options names the bad number
+    return (
+        []
+        if value == 1.0
+        else [f"cls_normalizer={raw} (Darknet applies it only with counters_per_class)"]
+    )
 
 
 def class_multipliers(
@@ -128,4 +134,4 @@ def class_multipliers(
     return tuple(min(top / v, cap) for v in values)
 
 
-__all__ = ["YoloLossSpec", "class_multipliers", "unsupported_keys"]
+__all__ = ["YoloLossSpec", "class_multipliers", "ineffective_keys"]

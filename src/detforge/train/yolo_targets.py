@@ -97,7 +97,7 @@ def class_targets(
     class (``truth_thresh`` with ``objectness_smooth``: its IoU squared, weight its multiplier).
 
     Plain (:func:`is_plain`): target 1 for the classes of the cell's truths, 0 otherwise
-    (label smoothing applied), weight ``cls_normalizer``. Otherwise Darknet's rules exactly: a
+    (label smoothing applied), weight 1 (what the rules below give then). Otherwise: a
     cell's first pair sets every class, target its one-hot; with ``focal_loss`` unsmoothed and
     weighted ``0.5 g(pt)``, ``g(pt) = -(1 - pt)(2 pt ln pt + pt - 1)`` (``pt``: the probability
     of its class), else smoothed, weight 1 and ``multiplier x cls_normalizer`` on its class.
@@ -110,7 +110,7 @@ def class_targets(
         target[inv, cls] = 1.0
         if eps:
             target = target * (1 - eps) + 0.5 * eps
-        return target, torch.full_like(target, spec.cls_normalizer)
+        return target, torch.ones_like(target)
     first_order = torch.full((cells,), torch.iinfo(torch.long).max, device=prob.device)
     first_order = first_order.scatter_reduce(0, inv, order, "amin")
     first = order == first_order[inv]  # (P,): the first pair of its cell
