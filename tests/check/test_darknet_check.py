@@ -71,6 +71,18 @@ def test_file_level_findings(make_darknet, jpeg) -> None:
     assert sev["image-missing"] == "error" and sev["label-unreadable"] == "error"
 
 
+def test_a_list_given_as_the_source_reports_its_duplicate_entries(make_darknet) -> None:
+    data = make_darknet({"a": BOX, "b": BOX})
+    lst = data.parent / "train.txt"
+    with open(lst, "a") as f:
+        f.write("img/b.jpg\n./img/a.jpg\n")  # lines 3 and 4
+    for source in (data, lst):  # the list itself was checked silently
+        report = check_dataset(source)
+        found = {c for c in _codes(report) if c[0] == "list-duplicate"}
+        assert found == {("list-duplicate", "train.txt", 3), ("list-duplicate", "train.txt", 4)}
+        assert report.summary["images"] == 2 and report.summary["splits"] == {"train": 2}
+
+
 def test_split_leaks(make_darknet) -> None:
     labels = {f"clip{c}_f{i}": BOX for c in range(2) for i in range(2)}
     data = make_darknet(

@@ -120,3 +120,34 @@ def test_near_duplicates_need_the_same_class_and_file() -> None:
     rows, _ = parse_label_texts(texts, ["a.txt", "b.txt"])
     _, found = check_boxes(rows, ["a.txt", "b.txt"], num_classes=2)
     assert found == []
+
+
+def test_the_reader_refuses_exactly_the_lines_the_checker_reports() -> None:
+    from detforge.errors import DetforgeError
+    from detforge.formats.darknet.labels import parse_label_text
+
+    line_codes = {"label-fields", "label-not-number", "label-not-finite"}
+    cases = {
+        "0 0.5 0.5 0.2 0.2": False,
+        "  +1\t.5 1. 1e-1 0.2 ": False,
+        "1 0.5 0.5 0.2 0.2\x0c": False,  # form feed: ASCII whitespace, as for scanf
+        "0 0.5 0.5 0.1_0 0.1": True,  # float() reads 0.1_0
+        "1_0 0.5 0.5 0.1 0.1": True,
+        "\uff10 0.5 0.5 0.1 0.1": True,  # full-width digit: int() reads it
+        "0 \u0660.5 0.5 0.1 0.1": True,  # Arabic-Indic digit
+        "0\u00a00.5 0.5 0.1 0.1": True,  # no-break space: str.split() splits there
+        "0 0.5 0.5 0.1 0.1\u00a0": True,
+        "0\u30000.5 0.5 0.1 0.1": True,  # ideographic space
+        "0 0.5 0.5 nan 0.1": True,
+        "0 0.5 0.5 0.1": True,
+    }
+    for line, bad in cases.items():
+        _, found = parse_label_texts([line + "\n"], ["a.txt"])
+        assert bool({f.code for f in found} & line_codes) == bad, line
+        try:
+            parse_label_text(line + "\n", path="a.txt")
+            refused = False
+        except DetforgeError as exc:
+            refused = True
+            assert str(exc).startswith("a.txt:1: ") and "\n" not in str(exc)
+        assert refused == bad, line

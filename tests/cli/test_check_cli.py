@@ -69,6 +69,28 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "--fix OUT" in capsys.readouterr().out
 
 
+def test_json_never_replaces_a_file_without_exist_ok_nor_an_input_with_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _dataset(tmp_path / "ds", {"a": "0 0.5 0.5 0.2 0.2\n"})
+    ds = data.parent
+    inputs = [data, ds / "obj.names", ds / "train.txt", ds / "img" / "a.jpg", ds / "img" / "a.txt"]
+    before = {p: p.read_bytes() for p in inputs}
+    for target in inputs:
+        for extra in ([], ["--exist-ok"]):
+            assert main(["check", str(data), "--json", str(target), *extra]) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and str(target) in err[0], err
+            assert ("--exist-ok" in err[0]) == (not extra), err  # which rule refused it
+    assert {p: p.read_bytes() for p in inputs} == before
+    mine = tmp_path / "findings.json"
+    mine.write_text("an earlier file")
+    assert main(["check", str(data), "--json", str(mine)]) == 2
+    assert mine.read_text() == "an earlier file"
+    assert main(["check", str(data), "--json", str(mine), "--exist-ok"]) == 0
+    assert json.loads(mine.read_text())["summary"]["errors"] == 0
+
+
 def test_fix_writes_a_copy_that_rechecks_clean(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -91,7 +113,8 @@ def test_warning_thresholds_move_and_switch_off(
     report = tmp_path / "r.json"
 
     def codes(*opts: str) -> dict[str, int]:
-        assert main(["check", str(data), "--json", str(report), *opts]) == 0  # warnings only
+        argv = ["check", str(data), "--json", str(report), "--exist-ok", *opts]
+        assert main(argv) == 0  # warnings only
         return dict(json.loads(report.read_text())["summary"]["codes"])
 
     assert codes() == {"box-near-duplicate": 1}

@@ -34,6 +34,38 @@ def test_info_counts_match_the_generator(
     assert "circle" in text and "negative" in text and "160x128" in text
 
 
+def test_info_counts_an_image_listed_twice_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = generate_shapes_dataset(tmp_path / "ds", num_images=20, seed=2)
+    assert main(["info", str(data), "--json"]) == 0
+    before = json.loads(capsys.readouterr().out)
+    train = data.parent / "train.txt"
+    first = train.read_text().splitlines()[0]
+    with open(train, "a") as f:
+        f.write(f"{first}\n./{first}\n")  # the same image twice more, spelled two ways
+    for source in (data, train):
+        assert main(["info", str(source), "--json"]) == 0
+        info = json.loads(capsys.readouterr().out)
+        assert info["splits"]["train"] == before["splits"]["train"]  # was counted 3 times
+        assert info["duplicate_entries"] == 2
+    assert main(["info", str(data)]) == 0
+    assert "duplicate list entries counted once: 2" in capsys.readouterr().out
+
+
+def test_info_refuses_a_label_file_it_cannot_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = generate_shapes_dataset(tmp_path / "ds", num_images=12, seed=2)
+    first = (data.parent / "train.txt").read_text().splitlines()[0]
+    label = (data.parent / first).with_suffix(".txt")
+    label.unlink(missing_ok=True)
+    label.mkdir()  # was: read as an unlabelled image, exit 0
+    assert main(["info", str(data)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(label) in err[0] and "cannot read label file" in err[0]
+
+
 def test_info_bad_data_file_one_line_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

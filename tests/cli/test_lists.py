@@ -70,6 +70,57 @@ def test_lists_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["lists", str(tmp_path), "-o", str(tmp_path / "x.txt"), "--every", "0"]) == 2
 
 
+def test_lists_refuses_a_negative_max_depth(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    with pytest.raises(SystemExit) as e:  # was: silently 0 images
+        main(["lists", str(tmp_path), "-o", "-", "--max-depth", "-1"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "argument --max-depth: expected a whole number >= 0, got '-1'" in err
+    assert main(["lists", str(tmp_path), "-o", "-", "--max-depth", "0"]) == 0
+    assert capsys.readouterr().out.splitlines() == [str(tmp_path / "a.jpg")]
+
+
+def test_lists_never_replaces_a_file_without_exist_ok_nor_an_input_with_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _folder(tmp_path)
+    (root / "cam1" / "notes.md").write_text("mine")  # any file in a scanned folder
+    listed = tmp_path / "train.txt"
+    listed.write_text(f"{root / 'cam2' / 'f000.jpg'}\n")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    label_dir = tmp_path / "labels"  # the Ultralytics-style label of a listed image
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "x.jpg").write_bytes(b"")
+    label_dir.mkdir()
+    (label_dir / "x.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    cases = [
+        ([str(root)], root / "cam1" / "f003.jpg"),
+        ([str(root)], root / "cam1" / "f003.txt"),
+        ([str(root)], root / "cam1" / "notes.md"),
+        ([str(tmp_path / "images")], label_dir / "x.txt"),
+        ([str(listed)], listed),
+        ([str(listed)], root / "cam2" / "f000.jpg"),
+        ([str(listed)], root / "cam2" / "f000.txt"),
+    ]
+    for sources, target in cases:
+        before = target.read_bytes()
+        for extra in ([], ["--exist-ok"]):
+            assert main(["lists", *sources, "-o", str(target), *extra]) == 2, target
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and str(target) in err[0], err
+        assert target.read_bytes() == before
+    old = outside / "all.txt"
+    old.write_text("an earlier list\n")
+    assert main(["lists", str(root), "-o", str(old)]) == 2
+    assert "--exist-ok" in capsys.readouterr().err and old.read_text() == "an earlier list\n"
+    assert main(["lists", str(root), "-o", str(old), "--exist-ok"]) == 0
+    assert len(old.read_text().split()) == 24
+
+
 def test_lists_thins_an_existing_list_like_sed(tmp_path: Path) -> None:
     entries = [f"frames/f{i:03d}.jpg" for i in range(1, 26)]
     src = tmp_path / "train.txt"

@@ -93,3 +93,19 @@ def test_show_never_overwrites_inputs(tmp_path: Path) -> None:
     # an existing --out is numbered (ds-2); only --exist-ok could reach the inputs
     assert main(["show", str(data), "--out", str(data), "--exist-ok"]) == 2
     assert (data / "a.jpg").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "option", [["--line-width", "-5"], ["--line-width", "0"], ["--conf", "nan"], ["--iou", "2"]]
+)
+def test_show_refuses_out_of_range_options(
+    option: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _dataset(tmp_path / "ds")
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as e:  # a usage error, before anything is read
+        main(["show", str(data), "--out", str(out), *option])
+    assert e.value.code == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(err) == 1 and f"argument {option[0]}" in err[0] and option[1] in err[0], err
+    assert not out.exists()

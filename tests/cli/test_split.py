@@ -104,3 +104,21 @@ def test_split_stratify_and_bad_options(tmp_path: Path, capsys: pytest.CaptureFi
     assert "images containing each class" in capsys.readouterr().out
     assert main(["split", str(tmp_path / "data"), "--out", str(out), "--ratios", "x"]) == 2
     assert main(["split", str(tmp_path / "data"), "--out", str(out), "--group-by", "("]) == 2
+
+
+def test_split_bad_ratios_are_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _clips(tmp_path / "data", clips=3, frames=2)
+    out = str(tmp_path / "s")
+    for ratios, needle in (
+        (["--ratios", "1e308,1e308,1"], "too large to add up"),  # was a numpy traceback
+        (["--ratios", "-1,1,1"], "finite non-negative"),  # was argparse's "expected one argument"
+        (["--ratios=-1,1,1"], "finite non-negative"),
+        (["--ratios", "-.5,1"], "finite non-negative"),
+    ):
+        assert main(["split", str(tmp_path / "data"), "--out", out, *ratios]) == 2, ratios
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("detforge split: error: --ratios"), err
+        assert needle in err[0]
+    assert not Path(out).exists()

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from detforge.data.lists import list_images, scan_images, shuffle_paths, take_every
+from detforge.data.lists import (
+    first_entries,
+    list_images,
+    scan_images,
+    shuffle_paths,
+    take_every,
+)
 from detforge.errors import DetforgeError
 
 
@@ -70,3 +76,15 @@ def test_shuffle_reproducible() -> None:
         shuffle_paths(lines, seed=2),
     )
     assert a == b and a != c and sorted(a) == sorted(lines) and a != lines
+
+
+def test_first_entries_counts_an_image_listed_twice_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    a = str(tmp_path / "a.jpg")
+    paths = [a, str(tmp_path / "b.jpg"), "a.jpg", a, str(tmp_path / "x" / ".." / "a.jpg")]
+    assert first_entries(paths) == [0, 1]  # any spelling of the same path
+    # per group (split): the same image in two splits is a leak, not a duplicate
+    assert first_entries(paths, ["train", "train", "valid", "train", "valid"]) == [0, 1, 2]
+    assert first_entries([]) == []

@@ -20,6 +20,18 @@ def test_parse_ratios() -> None:
             parse_ratios(bad)
 
 
+def test_parse_ratios_refuses_what_cannot_be_normalized() -> None:
+    # each finite, the sum not: was an argmax over no splits deep in assign_splits
+    with pytest.raises(DetforgeError, match="too large to add up") as e:
+        parse_ratios("1e308,1e308,1")
+    assert "\n" not in str(e.value)
+    for bad in ("nan,1", "inf,1", "1,-0.5"):
+        with pytest.raises(DetforgeError, match="finite non-negative"):
+            parse_ratios(bad)
+    assert parse_ratios("1e300,1e-300") == pytest.approx((1.0, 0.0))  # tiny shares are fine
+    assert parse_ratios("5e-324,5e-324") == pytest.approx((0.5, 0.5))
+
+
 def test_group_keys() -> None:
     paths = ["/d/clip1/f1.jpg", "/d/clip1/f2.jpg", "/d/clip2/f1.jpg", r"C:\d\clip3_0001.jpg"]
     assert group_keys(paths, "parent")[0][:3] == ["/d/clip1", "/d/clip1", "/d/clip2"]

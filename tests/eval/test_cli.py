@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -140,3 +143,150 @@ def test_eval_does_not_import_torch(ref_data: Path, tmp_path: Path) -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "option",
+    [["--iou", "2"], ["--iou", "-1"], ["--iou", "nan"], ["--conf", "nan"], ["--conf", "2"]],
+)
+def test_thresholds_outside_0_1_are_usage_errors(
+    ref_data: Path, capsys: pytest.CaptureFixture[str], option: list[str]
+) -> None:
+    d = ref_data / "coco-fixture"
+    with pytest.raises(SystemExit) as info:
+        main(["eval", str(d / "gt.json"), str(d / "dets.json"), *option])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option[0]}: expected a number from 0 to 1, got '{option[1]}'" in err
+
+
+@pytest.mark.parametrize(
+    ("name", "line", "where"),
+    [
+        ("a.txt", "0 nan 0.5 0.1 0.1 0.9", "a.txt:2: "),
+        ("a.txt", "0 0.5 0.5 1e30 1e30 0.9", "a.txt:2: "),
+        ("comp4_det_test_cat.txt", "a 0.9 nan 16 36 36", "comp4_det_test_cat.txt:2: "),
+        ("comp4_det_test_cat.txt", "a 0.9 1e300 16 1e300 36", "comp4_det_test_cat.txt:2: "),
+    ],
+)
+def test_unusable_prediction_values_stop_before_any_result(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, line: str, where: str
+) -> None:
+    data = darknet_set(tmp_path)
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    first = "a 0.9 16 16 36 36" if name.startswith("comp4") else "0 0.25 0.5 0.2 0.4 0.9"
+    (pred / name).write_text(f"{first}\n{line}\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy RuntimeWarning (overflow) on the way
+        assert main(["eval", str(data), str(pred), "--json", str(tmp_path / "m.json")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and where in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "m.json").exists() and not (tmp_path / "res").exists()
+
+
+def test_results_json_with_a_huge_box_stops_before_any_result(
+    ref_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = ref_data / "coco-fixture"
+    dets = json.loads((d / "dets.json").read_text())
+    dets[3]["bbox"] = [1e308, 1, 2, 3]
+    bad = tmp_path / "dets.json"
+    bad.write_text(json.dumps(dets))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        args = ["eval", str(d / "gt.json"), str(bad), "--out", str(tmp_path / "o")]
+        assert main(args) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and f"{bad}: result #3 (bbox [1e+308, 1, 2, 3]" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_mixed_layouts_and_a_folder_named_txt_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = darknet_set(tmp_path)
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    (pred / "a.txt").write_text("0 0.25 0.5 0.2 0.4 0.9\n1 0.75 0.5 0.2 0.4 0.8\n")
+    (pred / "b.txt").write_text("0 0.5 0.5 0.4 0.4 0.9\n")
+    (pred / "comp4_det_test_cat.txt").write_text("a 0.9 16 16 36 36\n")
+    assert main(["eval", str(data), str(pred)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{pred}: mixed prediction formats: comp4_det_test_cat.txt " in err
+    assert "a.txt a per-image" in err and len(err.splitlines()) == 1
+    (pred / "comp4_det_test_cat.txt").unlink()
+    (pred / "b.txt").unlink()
+    (pred / "b.txt").mkdir()
+    assert main(["eval", str(data), str(pred)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{pred / 'b.txt'}: a folder" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda gt: gt.pop("annotations"), "no 'annotations' key: this looks like an image-info"),
+        (lambda gt: gt["annotations"][2].update(bbox=[10, 10, -5, 20]),
+         "annotation #2 (id 82183): 'bottle' box bbox=[10, 10, -5, 20]: a box has a negative"),
+        (lambda gt: gt["annotations"][2].update(bbox=[10, 10, 1e308, 1e308]),
+         "annotation #2 (id 82183): 'bottle' box bbox=[10, 10, 1e+308, 1e+308]: a box value"),
+        (lambda gt: gt["annotations"][2].update(iscrowd="yes"),
+         "annotation #2 (id 82183): 'iscrowd' must be 0 or 1"),
+    ],
+)  # fmt: skip
+def test_coco_ground_truth_that_cannot_be_scored_exits_2(
+    ref_data: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    change: Any,
+    message: str,
+) -> None:
+    d = ref_data / "coco-fixture"
+    gt = json.loads((d / "gt.json").read_text())
+    change(gt)
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps(gt))
+    assert main(["eval", str(path), str(d / "dets.json")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and f"{path}: " in err and message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_zero_size_ground_truth_boxes_are_still_accepted(
+    ref_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = ref_data / "coco-fixture"
+    gt = json.loads((d / "gt.json").read_text())
+    gt["annotations"][2]["bbox"] = [10, 10, 0, 0]
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps(gt))
+    assert main(["eval", str(path), str(d / "dets.json")]) == 0
+    assert "note: 1 ground-truth box(es)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("target", ["gt.json", "dets.json", "dets.meta.json"])
+def test_json_never_overwrites_an_input_even_with_exist_ok(
+    ref_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str
+) -> None:
+    for name in ("gt.json", "dets.json"):
+        shutil.copy(ref_data / "coco-fixture" / name, tmp_path / name)
+    (tmp_path / "dets.meta.json").write_text("{}")  # a sidecar (stale here): an input too
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    args = ["eval", str(tmp_path / "gt.json"), str(tmp_path / "dets.json")]
+    assert main([*args, "--json", str(tmp_path / target), "--exist-ok"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / target}: --json names one of this command's input files" in err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_out_never_overwrites_the_predictions(
+    ref_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = ref_data / "coco-fixture"
+    pred = tmp_path / "predictions.json"
+    shutil.copy(d / "dets.json", pred)
+    before = pred.read_bytes()
+    assert main(["eval", str(d / "gt.json"), str(pred), "--out", str(tmp_path), "--exist-ok"]) == 2
+    assert "names one of this command's input files" in capsys.readouterr().err
+    assert pred.read_bytes() == before and not (tmp_path / "metrics.json").exists()

@@ -176,3 +176,64 @@ def test_write_has_no_float_noise_from_normalized_boxes(tmp_path: Path) -> None:
     (ann,) = json.loads(text)["annotations"]
     assert ann["bbox"] == [456.31296, 199.49984, 367.37408, 241.00032]
     assert "0000000" not in text and "9999999" not in text
+
+
+@pytest.mark.parametrize("name", ["../../../../etc/hostname", "/etc/hostname", "sub/../../x.jpg"])
+def test_file_name_outside_the_images_folder_is_refused(tmp_path: Path, name: str) -> None:
+    doc = coco_doc()
+    doc["images"][1]["file_name"] = name
+    (tmp_path / "imgs").mkdir()
+    js = tmp_path / "instances.json"
+    js.write_text(json.dumps(doc))
+    with pytest.raises(DetforgeError, match=r"image #1 \(id 7\): file_name .* is not a path "
+                       "inside the images folder") as info:  # fmt: skip
+        read_coco(js, images_dir=tmp_path / "imgs")
+    assert info.value.path == str(js) and "\n" not in str(info.value)
+    doc["images"][1]["file_name"] = "sub/../a.jpg"  # stays inside: fine
+    js.write_text(json.dumps(doc))
+    assert read_coco(js, images_dir=tmp_path / "imgs").num_images == 3
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("bbox", [10, 10, 20, 20, 5], "'bbox' must be 4 numbers .*\\[10, 10, 20, 20, 5\\]"),
+        ("bbox", [10, 10], "'bbox' must be 4 numbers"),
+        ("bbox", ["10", "10", "20", "20"], "'bbox' must be 4 numbers"),
+        ("bbox", [True, 10, 20, 20], "'bbox' must be 4 numbers .*true"),
+        ("iscrowd", "yes", "'iscrowd' must be 0 or 1, not \"yes\""),
+        ("iscrowd", 2, "'iscrowd' must be 0 or 1"),
+        ("area", -5, "'area' must be a number >= 0, not -5"),
+        ("area", "12", "'area' must be a number >= 0"),
+    ],
+)
+def test_malformed_annotation_fields_name_the_annotation(
+    tmp_path: Path, field: str, value: object, message: str
+) -> None:
+    doc = coco_doc()
+    doc["annotations"][1][field] = value
+    js = tmp_path / "instances.json"
+    js.write_text(json.dumps(doc))
+    with pytest.raises(DetforgeError, match=f"annotation #1 \\(id 2\\): {message}") as info:
+        read_coco(js)
+    assert info.value.path == str(js) and "\n" not in str(info.value)
+
+
+def test_boxes_eval_cannot_score_and_a_missing_annotations_key_are_marked(
+    tmp_path: Path,
+) -> None:
+    doc = coco_doc()
+    doc["annotations"][0]["bbox"] = [10, 10, 0, 0]  # zero size: legal COCO, left out as ever
+    js = tmp_path / "instances.json"
+    js.write_text(json.dumps(doc))
+    ds = read_coco(js)
+    assert [b.code for b in ds.meta["invalid_boxes"]] == ["box-zero-size"]
+    assert not ds.meta.get("unscorable_boxes") and ds.meta["coco_image_info"] is False
+    for bbox, why in (([10, 10, -5, 20], "negative width"), ([1, 1, 1e308, 2], "beyond 1e+07")):
+        doc["annotations"][0]["bbox"] = bbox
+        js.write_text(json.dumps(doc))
+        (line,) = read_coco(js).meta["unscorable_boxes"]
+        assert line.startswith("annotation #0 (id 1): 'dog' box bbox=[") and why in line
+    del doc["annotations"]
+    js.write_text(json.dumps(doc))
+    assert read_coco(js).meta["coco_image_info"] is True

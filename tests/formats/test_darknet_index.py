@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,8 @@ def _touch(p: Path, data: bytes = b"x") -> Path:
 
 def _layout(root: Path) -> list[str]:
     """Images whose labels are found by each rule, negatives in every folder (more than the
-    misses that make a folder listed), a folder named like a label, a dotted name."""
+    misses that make a folder listed), a folder named like the label of a missing image, a
+    dotted name."""
     images = []
     for i in range(90):
         a = _touch(root / "same" / f"a{i}.jpg")  # rule 1 for even i, negatives otherwise
@@ -43,7 +45,7 @@ def _layout(root: Path) -> list[str]:
         if i % 4 == 0:
             _touch(root / "u" / "labels" / "train" / f"c.{i}.txt", b"")
         images += [str(a), str(b), str(c)]
-    (root / "same" / "dir.txt").mkdir()  # a folder is not a label file
+    (root / "same" / "ghost.txt").mkdir()  # of the missing ghost.jpg: not looked at
     images.append(str(_touch(root / "same" / "dir.jpg")))
     images.append(str(_touch(root / "same" / ".hidden")))
     _touch(root / "same" / ".hidden.txt")
@@ -65,11 +67,16 @@ def test_stat_pass_finds_the_same_labels_as_the_candidate_rules(
 
     monkeypatch.setattr(darknet_index, "_exact_listing", spy)
     got = stat_images(images, workers=1)
-    # listed: the folders whose first candidates all missed (labels kept in another tree);
-    # folders with labels among their first candidates are stat-ed, negatives and all
+    # listed, once each: the folders whose first candidates all missed (labels kept in another
+    # tree), then the folders of many negatives' candidates (a folder or FIFO named like a
+    # label file is an error, not a negative); folders with labels among their first
+    # candidates are stat-ed, negatives and all
     assert sorted(listed) == [
+        str(tmp_path / "same") + "/",
         str(tmp_path / "u" / "images" / "train") + "/",
+        str(tmp_path / "u" / "labels" / "train") + "/",
         str(tmp_path / "voc" / "JPEGImages") + "/",
+        str(tmp_path / "voc" / "labels") + "/",
     ]
     expect = [find_label_path(p) or "" for p in images]
     assert got.label_paths == expect
@@ -127,6 +134,51 @@ def test_cache_notices_a_label_that_moved_to_another_rule(tmp_path: Path) -> Non
     assert again.boxes.cls.tolist() == [1]
 
 
+_UNREADABLE_LABELS = {
+    "folder": lambda p: p.mkdir(),
+    "fifo": lambda p: os.mkfifo(p),
+    "self-link": lambda p: p.symlink_to(p.name),  # ln -s a0.txt a0.txt
+    "dangling-link": lambda p: p.symlink_to("nowhere.txt"),
+}
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["stat", "listing"])
+@pytest.mark.parametrize("kind", list(_UNREADABLE_LABELS))
+def test_a_label_file_that_cannot_be_read_is_an_error_not_a_negative(
+    tmp_path: Path, stat_backend: str, kind: str, many: bool
+) -> None:
+    # many: enough negatives beside it that their folder is listed instead of lstat-ed
+    n = 80 if many else 3
+    images = [_touch(tmp_path / "img" / f"a{i}.jpg", b"\xff\xd8") for i in range(n)]
+    _touch(tmp_path / "img" / "a1.txt", b"0 0.5 0.5 0.1 0.1\n")
+    label = tmp_path / "img" / "a0.txt"
+    _UNREADABLE_LABELS[kind](label)
+    lst = tmp_path / "train.txt"
+    lst.write_text("".join(f"img/{p.name}\n" for p in images))
+    got: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            read_darknet(lst, cache_dir=tmp_path / "cache", read_sizes=False)
+        except BaseException as exc:  # handed to the test thread
+            got.append(exc)
+
+    worker = threading.Thread(target=read, daemon=True)
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), "a FIFO named like a label file blocked the read"
+    assert len(got) == 1 and isinstance(got[0], DetforgeError), got
+    err = got[0]
+    assert err.path == str(label) and "cannot read label file" in str(err)
+    assert "\n" not in str(err)
+    if kind == "folder":  # gone: a plain negative again
+        label.rmdir()
+    else:
+        label.unlink()
+    ds = read_darknet(lst, cache_dir=tmp_path / "cache", read_sizes=False)
+    assert ds.meta["no_label_file"] == n - 1 and ds.num_boxes == 1
+
+
 _PLAIN_FILES = [
     b"0 0.5 0.5 0.1 0.1\n",
     b"",
@@ -139,7 +191,6 @@ _PLAIN_FILES = [
 _OTHER_FILES = [
     b"\xef\xbb\xbf1 0.1 0.2 0.3 0.4\n",  # BOM
     b"1 0.1 0.2 0.3 0.4\x0c\n",  # form feed
-    b"1 1_0 0.2 0.3 0.4\n",  # Python's float() reads 1_0
 ]
 
 
@@ -171,6 +222,12 @@ def test_bulk_label_parse_matches_parse_label_text() -> None:
         (b"0 0 0 0\n", "expected 5 values"),
         (b"0.5 0 0 0 0\n", "whole number"),
         (b"0 nan 0 0 0\n", "finite"),
+        # float() and int() take these, Darknet (strtod) and detforge check do not
+        (b"0 0.5 0.5 0.1_0 0.1\n", "must be numbers"),
+        (b"1_0 0.5 0.5 0.1 0.1\n", "whole number"),
+        ("\uff10 0.5 0.5 0.1 0.1\n".encode(), r"non-ASCII character '\uff10' \(U\+FF10\)"),
+        ("0\u00a00.5 0.5 0.1 0.1\n".encode(), r"non-ASCII character .* \(U\+00A0\)"),  # no-break
+        ("0 0.5 0.5 0.1 0.1\u00a0\n".encode(), r"\(U\+00A0\) in '0 0.5 0.5 0.1 0.1\\xa0'"),
     ],
 )
 def test_bulk_label_parse_errors_name_the_file_and_line(bad: bytes, needle: str) -> None:

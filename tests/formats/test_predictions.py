@@ -349,3 +349,103 @@ def test_sidecar_matches_by_path_and_is_ignored_once_the_file_changes(tmp_path: 
     pred = read_predictions(p, gt)
     assert pred.meta["unmatched"]["boxes"] == 1  # id 7 is no image of this GT
     assert any("another version" in n for n in pred.meta["notes"])
+
+
+def test_a_folder_with_comp4_and_per_image_files_is_refused(tmp_path: Path) -> None:
+    gt = darknet_like(["a/one.jpg"])
+    d = tmp_path / "p"
+    d.mkdir()
+    (d / "one.txt").write_text("0 0.5 0.5 0.2 0.4 0.9\n")
+    (d / "comp4_det_test_cat.txt").write_text("one 0.9 41 16 61 36\n")
+    with pytest.raises(DetforgeError, match="mixed prediction formats") as e:
+        read_predictions(d, gt)
+    assert e.value.path == str(d)
+    assert "comp4_det_test_cat.txt" in str(e.value) and "one.txt" in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["one.txt", "comp4_det_test_cat.txt"])
+def test_a_folder_named_like_a_prediction_file_is_refused(tmp_path: Path, name: str) -> None:
+    gt = darknet_like(["a/one.jpg", "a/two.jpg"])
+    d = tmp_path / "p"
+    d.mkdir()
+    (d / "two.txt").write_text("0 0.5 0.5 0.2 0.4 0.9\n")
+    (d / name).mkdir()
+    with pytest.raises(DetforgeError, match=r"folder .* named like a prediction file") as e:
+        read_predictions(d, gt)
+    assert e.value.path == str(d / name) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("0 nan 0.5 0.1 0.1 0.9", "not a finite number"),
+        ("0 0.5 0.5 0.1 0.1 inf", "not a finite number"),
+        ("nan 0.5 0.5 0.1 0.1 0.9", "class is not a finite number"),
+        ("1e300 0.5 0.5 0.1 0.1 0.9", "class is not a finite number"),
+        ("0 0.5 0.5 1e30 1e30 0.9", "beyond 9.54 image sizes"),
+        ("0 0.5 0.5 0.1 0.1 1e300", "score is beyond"),
+        ("0 0.5 0.5 -0.1 0.1 0.9", "negative width or height"),
+    ],
+)
+def test_txt_values_no_evaluation_can_use_name_the_line(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    gt = darknet_like(["a/one.jpg"])
+    d = tmp_path / "p"
+    d.mkdir()
+    (d / "one.txt").write_text(f"0 0.5 0.5 0.2 0.4 0.9\n\n{line}\n")
+    with pytest.raises(DetforgeError, match=message) as e:
+        read_predictions(d, gt)
+    assert (e.value.path, e.value.line) == (str(d / "one.txt"), 3)
+    (d / "one.txt").write_text("0 0.5 0.5 0 0 0.9\n0 -0.5 1.5 9 9 0.9\n")  # legal, if odd
+    assert read_predictions(d, gt).num_boxes == 2
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("one 0.9 nan 16 61 36", "not a finite number"),
+        ("one 0.9 41 16 1e300 36", "beyond 1e\\+07 pixels"),
+        ("one 0.9 61 16 41 36", "corners are swapped"),
+        ("one 0.9 41 36 61 16", "corners are swapped"),
+    ],
+)
+def test_comp4_values_no_evaluation_can_use_name_the_line(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    gt = darknet_like(["a/one.jpg"])
+    d = tmp_path / "p"
+    d.mkdir()
+    f = d / "comp4_det_test_cat.txt"
+    f.write_text(f"one 0.9 41 16 61 36\n{line}\n")
+    with pytest.raises(DetforgeError, match=message) as e:
+        read_predictions(d, gt)
+    assert (e.value.path, e.value.line) == (str(f), 2)
+    f.write_text("one 0.9 41 16 41 16\n")  # zero size (darknet clips to the image): legal
+    assert read_predictions(d, gt).num_boxes == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"bbox": [1e308, 1, 2, 3]}, "result #1 .*beyond 1e\\+07 pixels"),
+        ({"bbox": [1, 2, -3, 4]}, "result #1 .*negative width or height"),
+        ({"bbox": [True, 1, 2, 3]}, "result #1: 'bbox' must be 4 numbers .*true"),
+        ({"bbox": [1, 2, 3, 4, 5]}, "result #1: 'bbox' must be 4 numbers"),
+        ({"bbox": ["1", "2", "3", "4"]}, "result #1: 'bbox' must be 4 numbers"),
+        ({"score": "0.5"}, "result #1: 'score' must be a number"),
+        ({"score": 1e300}, "result #1 .*score is beyond"),
+    ],
+)
+def test_results_json_values_are_strict_and_name_the_result(
+    tmp_path: Path, change: dict[str, object], message: str
+) -> None:
+    gt = darknet_like(["a/one.jpg"])
+    good = {"image_id": 0, "category_id": 1, "bbox": [40, 15, 20, 20], "score": 0.9}
+    p = tmp_path / "r.json"
+    p.write_text(json.dumps([good, {**good, **change}]))
+    with pytest.raises(DetforgeError, match=message) as e:
+        read_predictions(p, gt)
+    assert e.value.path == str(p) and "\n" not in str(e.value)
+    p.write_text(json.dumps([good, {**good, "bbox": [0, 0, 0, 0]}]))  # zero size: scored
+    assert read_predictions(p, gt).num_boxes == 2

@@ -84,17 +84,69 @@ def test_label_map_must_match_names(tmp_path: Path) -> None:
     write_tfod(ds, tmp_path / "tf", label_map=good)
 
 
-def test_text_wins_over_label_when_they_disagree_like_tf_decoder(tmp_path: Path) -> None:
+def test_label_and_text_that_disagree_are_an_error_naming_the_record(tmp_path: Path) -> None:
     ds = make_image_dataset(tmp_path, num_images=4, num_classes=3, negatives=0)
     written, _ = write_tfod(ds, tmp_path / "tf")
-    swapped = {1: "cls_1", 2: "cls_0", 3: "cls_2"}
-    back = read_tfod(written["train"][0], label_map=swapped)
-    assert back.class_names == ("cls_1", "cls_0", "cls_2")
-    assert back.meta["warnings"] and "class/text" in back.meta["warnings"][0]
-    orig = ds.split("train")
-    assert [back.class_names[c] for c in back.boxes.cls] == [
-        orig.class_names[c] for c in orig.boxes.cls
-    ]
+    swapped = {1: "cls_1", 2: "cls_0", 3: "cls_2"}  # label 1 is 'cls_1' here, its text 'cls_0'
+    with pytest.raises(DetforgeError, match=r"record \d+ .*class/label \d is 'cls_\d' in the "
+                       r"label map but class/text says 'cls_\d'"):  # fmt: skip
+        read_tfod(written["train"][0], label_map=swapped)
+
+
+def _one_record(path: Path, *, labels: list[int] | None, texts: list[str] | None) -> Path:
+    """A record file holding one 64 x 48 JPEG with one box, class fields as given."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from detforge.formats.tfrecord.example import encode_example
+    from detforge.formats.tfrecord.framing import write_sharded
+    from detforge.formats.tfrecord.tfod import example_from_image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48)).save(buf, format="JPEG")
+    ex = example_from_image(encoded=buf.getvalue(), image_format="jpeg", width=64, height=48,
+                            filename="a.jpg", source_id="1", xyxy_norm=np.array([[.1, .1, .5, .5]]),
+                            labels=labels or [1], texts=texts or ["raccoon"], difficult=[0],
+                            truncated=[0])  # fmt: skip
+    if labels is None:
+        del ex["image/object/class/label"]
+    if texts is None:
+        del ex["image/object/class/text"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_sharded(path, iter([encode_example(ex)]), shards=1)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("labels", "texts", "label_map", "message"),
+    [
+        ([7], ["raccoon"], {1: "raccoon"}, "class/label 7 .*not in the label map"),
+        ([1], ["dog"], {1: "raccoon"}, "class/label 1 is 'raccoon' in the label map but "
+                                       "class/text says 'dog'"),
+        (None, ["raccoon"], {1: "raccoon"}, "1 boxes but no image/object/class/label"),
+        (None, None, None, "1 boxes but no image/object/class/label"),
+    ],
+)  # fmt: skip
+def test_class_label_and_text_must_agree_and_exist(
+    tmp_path: Path,
+    labels: list[int] | None,
+    texts: list[str] | None,
+    label_map: dict[int, str] | None,
+    message: str,
+) -> None:
+    rec = _one_record(tmp_path / "train.record", labels=labels, texts=texts)
+    with pytest.raises(DetforgeError, match="record 1 \\(a.jpg\\): .*" + message) as info:
+        read_tfod(rec, label_map=label_map)
+    assert info.value.path == str(rec) and "\n" not in str(info.value)
+
+
+def test_one_label_with_two_texts_across_records_is_an_error(tmp_path: Path) -> None:
+    _one_record(tmp_path / "tf" / "train.record", labels=[1], texts=["raccoon"])
+    _one_record(tmp_path / "tf" / "valid.record", labels=[1], texts=["dog"])
+    with pytest.raises(DetforgeError, match="class/label 1 is 'raccoon' in earlier boxes"):
+        read_tfod(tmp_path / "tf")
 
 
 def test_truncated_record_file_is_reported(raccoon: Path, tmp_path: Path) -> None:
@@ -111,6 +163,9 @@ def test_split_from_record_names() -> None:
     assert split_from_record_name("val.record-00001-of-00004") == "valid"
     assert split_from_record_name("test.tfrecord") == "test"
     assert split_from_record_name("all.record") == ""
+    # a name that is no split: no split (written as training data), not a split called 'x'
+    assert split_from_record_name("x.record") == ""
+    assert split_from_record_name("raccoon_data.tfrecord-00000-of-00002") == ""
 
 
 def test_exif_rotated_jpeg_is_embedded_upright(tmp_path: Path) -> None:

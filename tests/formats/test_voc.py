@@ -163,3 +163,39 @@ def test_split_lists_with_underscores_but_not_class_lists(tmp_path: Path) -> Non
     (main / "cat_train.txt").write_text("a  1\nb -1\n")  # VOC per-class list: ignored
     ds = read_voc(tmp_path)
     assert ds.images.split.tolist() == ["train_clean_10", ""]
+
+
+def _voc_with_images(root: Path, stems: list[str], filenames: list[str]) -> Path:
+    (root / "Annotations").mkdir(parents=True)
+    (root / "JPEGImages").mkdir()
+    for k, (stem, filename) in enumerate(zip(stems, filenames, strict=True)):
+        objs: list[tuple[str, list[float], bool, bool]] = [
+            ("cat", [float(k), 0.0, float(k) + 5, 5.0], False, False)
+        ]
+        (root / "Annotations" / f"{stem}.xml").write_text(
+            format_voc_xml(filename=filename, width=16, height=16, objects=objs)
+        )
+    return root
+
+
+def test_the_image_named_like_the_xml_wins_over_a_stale_filename(tmp_path: Path) -> None:
+    from PIL import Image
+
+    root = _voc_with_images(tmp_path, ["a", "b"], ["b.jpg", "b.jpg"])  # a.xml copied from b
+    for stem in ("a", "b"):
+        Image.new("RGB", (16, 16)).save(root / "JPEGImages" / f"{stem}.jpg")
+    ds = read_voc(root)
+    assert [Path(p).name for p in ds.images.path] == ["a.jpg", "b.jpg"]
+    assert ds.boxes.image.tolist() == [0, 1] and ds.boxes.coords[:, 0].tolist() == [0.0, 1.0]
+    assert "a.xml says b.jpg, read as a.jpg" in ds.meta["warnings"][0]
+
+
+def test_two_annotations_of_one_image_are_an_error_naming_both(tmp_path: Path) -> None:
+    from PIL import Image
+
+    root = _voc_with_images(tmp_path, ["a", "b"], ["b.jpg", "b.jpg"])
+    Image.new("RGB", (16, 16)).save(root / "JPEGImages" / "b.jpg")  # no a.jpg
+    with pytest.raises(DetforgeError, match=r"a\.xml and .*b\.xml both describe the image "
+                       r".*b\.jpg") as info:  # fmt: skip
+        read_voc(root)
+    assert "\n" not in str(info.value)

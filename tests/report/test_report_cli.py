@@ -100,6 +100,41 @@ def test_user_mistakes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["report", str(data), "--out", str(tmp_path / "empty"), "--no-check"]) == 0
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-0.1", "1.5"])
+def test_out_of_range_high_is_a_usage_error(
+    value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = generate_shapes_dataset(tmp_path / "ds", num_images=10, seed=4)
+    out = tmp_path / "site"
+    with pytest.raises(SystemExit) as e:  # a usage error, before anything is read
+        main(["report", str(data), "--high", value, "--out", str(out)])
+    assert e.value.code == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(err) == 1 and "argument --high" in err[0] and value in err[0], err
+    assert not out.exists()
+
+
+def test_a_failed_report_leaves_nothing_new_behind(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = generate_shapes_dataset(tmp_path / "ds", num_images=10, seed=4)
+    not_a_run = tmp_path / "ds"  # a folder without metrics.csv: fails after the thumbnails
+    out = tmp_path / "new" / "site"
+    assert main(["report", str(data), "--run", str(not_a_run), "--out", str(out)]) == 2
+    assert "no metrics.csv" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()  # nor the parent folder it made
+    # into an earlier report: what it had stays (a person's file too), nothing is added
+    site = tmp_path / "site"
+    assert main(["report", str(data), "--out", str(site), "--no-check"]) == 0
+    (site / "thumbs" / "mine.txt").write_text("keep me")
+    for view in list((site / "view").iterdir())[:3]:
+        view.unlink()  # made again by the next build, so new files of the failed run
+    before = {p: p.read_bytes() for p in site.rglob("*") if p.is_file()}
+    argv = ["report", str(data), "--run", str(not_a_run), "--out", str(site), "--exist-ok"]
+    assert main(argv) == 2
+    assert {p: p.read_bytes() for p in site.rglob("*") if p.is_file()} == before
+
+
 def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["report", "--help"])

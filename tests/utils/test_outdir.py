@@ -11,7 +11,13 @@ import pytest
 
 from detforge.cli.main import main
 from detforge.errors import DetforgeError
-from detforge.utils.outdir import MANIFEST, output_dir, read_manifest, refuse_incomplete
+from detforge.utils.outdir import (
+    MANIFEST,
+    output_dir,
+    read_manifest,
+    refuse_incomplete,
+    removed_on_error,
+)
 from tests.reliability.builders import darknet_project, tree_digest
 
 
@@ -171,3 +177,24 @@ def test_a_foreign_manifest_name_is_never_a_licence_to_delete(
     assert tree_digest(mine) == before
     inner = darknet_project(mine / "proj")  # a dataset below it still reads
     assert main(["info", str(inner)]) == 0
+
+
+def test_removed_on_error_removes_only_what_the_block_made(tmp_path: Path) -> None:
+    made = tmp_path / "a" / "b"
+    with pytest.raises(RuntimeError), removed_on_error(made) as o:
+        (o / "sub").mkdir(parents=True)
+        (o / "sub" / "x.jpg").write_text("new")
+        raise RuntimeError
+    assert not (tmp_path / "a").exists()
+    old = tmp_path / "old"
+    (old / "sub").mkdir(parents=True)
+    (old / "sub" / "mine.txt").write_text("mine")
+    with pytest.raises(KeyboardInterrupt), removed_on_error(old):
+        (old / "sub" / "mine.txt").write_text("replaced")  # existed: never removed
+        (old / "sub" / "new.jpg").write_text("new")
+        (old / "fresh").mkdir()
+        raise KeyboardInterrupt
+    assert sorted(p.name for p in old.rglob("*")) == ["mine.txt", "sub"]
+    with removed_on_error(old):
+        (old / "kept.txt").write_text("done")  # no error: everything stays
+    assert (old / "kept.txt").is_file()

@@ -8,12 +8,17 @@ their raw label text (:mod:`detforge.check.darknet`); TFRecords record by record
 
 from __future__ import annotations
 
+import contextlib
 import os
+from typing import TYPE_CHECKING
 
 from detforge.check.findings import CheckReport, finding, severity_counts
 from detforge.check.limits import DEFAULT_LIMITS, CheckLimits
 from detforge.errors import DetforgeError
 from detforge.formats.darknet import PathMap
+
+if TYPE_CHECKING:
+    from detforge.predict.writers import InputGuard
 
 
 def check_dataset(
@@ -92,3 +97,40 @@ def check_dataset(
         )
     report.summary.setdefault("codes", dict(sorted(report.codes().items())))
     return report
+
+
+def input_guard(
+    source: str | os.PathLike[str],
+    *,
+    path_map: PathMap = (),
+    label_map: str | os.PathLike[str] | None = None,
+) -> InputGuard:
+    """An :class:`~detforge.predict.writers.InputGuard` of everything :func:`check_dataset`
+    reads of ``source``: the source itself (every file in it when it is a folder), a
+    ``.data`` file's lists, names and difficult list, the label map, the images and their
+    label files. For a file that should never be written (``check --json FILE``)."""
+    from detforge.formats.detect import detect_format, read_any
+    from detforge.predict.writers import InputGuard
+
+    src = os.fspath(source)
+    files: list[str] = [src] if not os.path.isdir(src) else []
+    folders: list[str] = [src] if os.path.isdir(src) else []
+    images: list[str] = []
+    if label_map is not None:
+        files.append(os.fspath(label_map))
+    fmt = detect_format(src)
+    if fmt in ("darknet", "ultralytics"):
+        from detforge.check.sources import gather_sources
+
+        found = gather_sources(src, path_map=path_map)
+        images = [e[0] for e in found.entries]
+        named = [*found.lists.values(), found.names_path, found.label_map]
+        if found.data_file is not None:
+            named.append(found.data_file.difficult)
+        for p in named:
+            if p is not None:
+                (folders if os.path.isdir(p) else files).append(p)
+    elif fmt != "tfrecord":  # TFRecord images are inside the records
+        with contextlib.suppress(DetforgeError):  # unreadable: reported by the check
+            images = [str(p) for p in read_any(src, format=fmt).images.path]
+    return InputGuard(images, files=files, folders=folders)

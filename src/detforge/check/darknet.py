@@ -136,17 +136,16 @@ def _orphans(scan: DarknetScan) -> list[Finding]:
     return out
 
 
-def _unique_images(
-    scan: DarknetScan, entries: list[Entry], source: str
-) -> dict[int, tuple[str, int | None]]:
+def _unique_images(scan: DarknetScan, entries: list[Entry]) -> dict[int, tuple[str, int | None]]:
     """Fill ``scan.images`` (unique, first-listed order) and the ``entry_*`` columns; report
-    ``list-duplicate``. Returns where each image was first listed."""
+    ``list-duplicate`` (an image on two lines of one list file, the list given as ``source``
+    too; a folder's images come once each). Returns where each image was first listed."""
     index: dict[str, int] = {}
     seen_in_list: dict[tuple[str, int], int | None] = {}
     for img, split, lp, line in entries:
         i = index.setdefault(img, len(index))
         key = (lp, i)
-        if key in seen_in_list and lp != source:
+        if key in seen_in_list and line is not None:
             first = seen_in_list[key]
             scan.findings.append(
                 finding(
@@ -286,7 +285,7 @@ def scan_darknet(
     if label_map is None:
         label_map = found.label_map
     scan.findings += _names_findings(found)
-    first_origin = _unique_images(scan, found.entries, str(src))
+    first_origin = _unique_images(scan, found.entries)
     small = [str(src), *scan.lists.values()]
     small += [os.fspath(p) for p in (scan.names_path, label_map) if p is not None]
     opts = {"deep": deep, "path_map": list(path_map), "group_by": group_by}

@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from detforge.check.duplicates import box_text, exact_duplicates, near_duplicates, where
 from detforge.check.findings import Finding, finding
 from detforge.check.rows import LabelRows
+from detforge.data.validity import border_codes
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,14 +104,15 @@ def check_boxes(
         zero,
         "box width/height is {w}/{h}; a box needs a positive size (--fix drops the box)",
     )
-    negc = ~zero & (c[:, :2] < 0).any(axis=1)
+    border = border_codes(c)
+    negc = border == "coord-negative"
     emit(
         "coord-negative",
         negc,
         "negative centre ({cx}, {cy}); coordinates are fractions of the image in [0, 1] "
         "(--fix drops the box)",
     )
-    above = ~zero & ~negc & (c > 1).any(axis=1)
+    above = border == "coord-above-one"
     emit(
         "coord-above-one",
         above,

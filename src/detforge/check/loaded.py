@@ -39,6 +39,7 @@ from detforge.check.limits import DEFAULT_LIMITS, CheckLimits
 from detforge.check.rows import LabelRows
 from detforge.data.boxes import BoxFormat, convert_boxes
 from detforge.data.dataset import Dataset
+from detforge.data.validity import stated_size_matches
 from detforge.errors import DetforgeError
 
 
@@ -101,7 +102,7 @@ def scan_loaded(
         sw, sh = int(stated_w[i]), int(stated_h[i])
         if info.problem or sw <= 0 or sh <= 0:
             continue
-        if (sw, sh) != tuple(sizes[i]) and (sw, sh) != (info.width, info.height):
+        if not stated_size_matches((sw, sh), (info.width, info.height), info.orientation):
             mismatched.append(i)  # --fix cannot tell which size the boxes were drawn on
             findings.append(
                 finding(

@@ -32,7 +32,7 @@ from detforge.data.cache import default_cache_dir
 from detforge.utils.filestat import stat_many
 from detforge.utils.io import atomic_write_text
 
-VERSION = 1
+VERSION = 2  # raised when the rules change: a result stored by older rules is not reused
 
 
 def _record_path(source: str) -> Path:

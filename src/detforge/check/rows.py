@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detforge.check.findings import Finding, finding
+from detforge.formats.darknet.labels import is_label_number, split_label_fields
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,17 +52,6 @@ def _split_lines(text: str) -> list[str]:
     return text.splitlines()
 
 
-def _bad_number(tok: str) -> bool:
-    """True if ``tok`` is not a plain decimal number as C's ``strtod`` would read it."""
-    if not tok.isascii() or "_" in tok:
-        return True
-    try:
-        float(tok)
-    except ValueError:
-        return True
-    return False
-
-
 # Over 80 lines on purpose: one bulk parse of every line; the slow per-token path only
 # locates bad tokens.
 def parse_label_texts(
@@ -76,7 +66,10 @@ def parse_label_texts(
     per_file = [_split_lines(t) if t else [] for t in texts]
     counts = np.fromiter(map(len, per_file), dtype=np.int64, count=len(per_file))
     lines = list(chain.from_iterable(per_file))
-    nfields = np.fromiter(map(len, map(str.split, lines)), dtype=np.int64, count=len(lines))
+    # fields split at ASCII whitespace only (split_label_fields: a no-break space is no
+    # separator); str.split is the same rule for ASCII text, and faster
+    split = str.split if all(map(str.isascii, lines)) else split_label_fields
+    nfields = np.fromiter(map(len, map(split, lines)), dtype=np.int64, count=len(lines))
     file_of = np.repeat(np.arange(len(per_file), dtype=np.int64), counts)
     line_no = np.arange(len(lines), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
     line_no += 1
@@ -108,8 +101,8 @@ def parse_label_texts(
         keep = np.ones(len(good_lines), dtype=bool)
         rows: list[list[float]] = []
         for i, raw in enumerate(good_lines):
-            parts = raw.split()
-            bad = [t for t in parts if _bad_number(t)]
+            parts = split_label_fields(raw)
+            bad = [t for t in parts if not is_label_number(t)]
             if bad:
                 keep[i] = False
                 findings.append(

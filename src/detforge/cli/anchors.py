@@ -23,14 +23,20 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from detforge.cli.common import add_path_map_option, add_source_format_option
+    from detforge.cli.common import (
+        add_path_map_option,
+        add_source_format_option,
+        non_negative_int,
+    )
 
     parser.add_argument("dataset", metavar="DATASET", help="the dataset (format detected)")
     parser.add_argument("--num", type=int, default=9, metavar="K", help="anchors to make [9]")
     parser.add_argument(
         "--imgsz", default="416", metavar="W[,H]", help="network input size in pixels [416]"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the initial draw [0]")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the initial draw [0]"
+    )
     parser.add_argument(
         "--letter-box",
         action="store_true",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from detforge.cli.common import add_path_map_option, parse_path_map
+from detforge.utils.outputs import add_exist_ok_option, claim_file
 
 HELP = "check a dataset for every fault (bad label lines, corrupt images, leaks) and repair it"
 DESCRIPTION = """\
@@ -25,7 +27,8 @@ dataset takes about a second. --fix OUT writes a repaired copy into the new fold
 source is never modified; unchanged images are linked, not copied) with fixes.json listing
 every change, and re-checks it. OUT must be new or empty, or an earlier detforge output
 (replaced with --overwrite, which removes only the files detforge wrote there); an OUT left
-by an interrupted --fix is replaced by the next run.
+by an interrupted --fix is replaced by the next run. --json FILE replaces an existing FILE
+only with --exist-ok, and never one of the dataset's own files.
 
 exit status: 0 no errors (warnings allowed), 1 errors found (with --fix: errors left in
 OUT), 2 bad usage or a dataset that does not exist.
@@ -42,7 +45,11 @@ examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", help=".data file, image list, folder, YAML, JSON, VOC or record")
-    parser.add_argument("--json", metavar="FILE", help="also write all findings as JSON to FILE")
+    parser.add_argument(
+        "--json", metavar="FILE",
+        help="also write all findings as JSON to FILE (an existing FILE only with --exist-ok)",
+    )  # fmt: skip
+    add_exist_ok_option(parser, help="with --json: replace an existing FILE")
     parser.add_argument(
         "--deep", action="store_true", help="decode every image fully (slower; finds bad pixels)"
     )
@@ -111,6 +118,13 @@ def run(args: argparse.Namespace) -> int:
         tiny_image_px=args.tiny_px,
         imbalance_ratio=args.imbalance,
     )
+    if args.json:
+        claim_file(args.json, exist_ok=args.exist_ok, option="--json")
+        if os.path.lexists(args.json):  # never over the dataset's own files, --exist-ok or not
+            from detforge.check.api import input_guard
+
+            guard = input_guard(args.dataset, path_map=path_map, label_map=args.label_map)
+            guard.check(args.json, option="--json")
     if args.fix:
         from detforge.utils.outdir import prepare_output_dir
 

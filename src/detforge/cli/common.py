@@ -51,7 +51,7 @@ def add_darknet_protocol_options(parser: argparse.ArgumentParser) -> None:
     """``--iou``, ``--points`` and ``--conf`` of the Darknet ``detector map`` protocol (the
     options ``detforge eval`` and ``detforge map`` share)."""
     parser.add_argument(
-        "--iou", type=float, default=0.5,
+        "--iou", type=fraction, default=0.5,
         help="Darknet IoU threshold (-iou_thresh); a match needs IoU strictly greater [0.5]",
     )  # fmt: skip
     parser.add_argument(
@@ -59,7 +59,7 @@ def add_darknet_protocol_options(parser: argparse.ArgumentParser) -> None:
         help="Darknet AP: 0 = area under the PR curve, 11 (VOC2007) or 101 (COCO) points [0]",
     )  # fmt: skip
     parser.add_argument(
-        "--conf", type=float, default=0.25,
+        "--conf", type=fraction, default=0.25,
         help="Darknet confidence threshold (-thresh) for P/R/F1/TP/FP/FN and average IoU [0.25]",
     )  # fmt: skip
 
@@ -162,6 +162,44 @@ def split_name(value: str) -> str:
     raise argparse.ArgumentTypeError(
         f"{value!r} is not a split: use train, valid (or val), test, trainval or all{hint}"
     )
+
+
+def non_negative_int(value: str) -> int:
+    """argparse ``type=`` of every ``--seed`` (and of ``--max-depth``): a whole number >= 0
+    (numpy's generators refuse negative seeds); anything else is a usage error."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value!r}")
+    return number
+
+
+def positive_int(value: str) -> int:
+    """argparse ``type=`` of a size or count that must be at least 1 (``--line-width``);
+    anything else is a usage error."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}")
+    return number
+
+
+def fraction(value: str) -> float:
+    """argparse ``type=`` of a score or IoU threshold: a finite number from 0 to 1 (``nan``,
+    ``inf`` and ``-5`` are usage errors)."""
+    import math
+
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and 0.0 <= number <= 1.0):
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {value!r}")
+    return number
 
 
 def require_model_first(command: str, model: str, other: str) -> None:

@@ -35,7 +35,14 @@ TFRecord output embeds the images, writes label_map.pbtxt from the class names (
 given --label-map against them: a mismatch is what gives TF a NaN loss) and, with
 --pipeline, a copy of your pipeline.config with num_classes, input paths, label map path and
 a sane batch_size filled in. Pascal VOC boxes follow the VOC devkit's 1-based inclusive pixels
-(x1 = xmin - 1, x2 = xmax), exactly inverted on writing.
+(x1 = xmin - 1, x2 = xmax), exactly inverted on writing; a VOC image is the one named like its
+XML file (as the devkit does; <filename> only when no such image exists).
+
+Before writing, the source is checked against its images with detforge check's rules: every
+image must be a readable image (nothing else is linked or copied), a stated image size must be
+the image's (--trust-size decides otherwise), boxes must lie inside the image (--clip-boxes,
+--skip-bad), and Darknet/Ultralytics labels on an EXIF-rotated image are refused for COCO, VOC
+and TFRecord targets (Darknet ignores EXIF; re-save such images upright first).
 
 examples:
   detforge convert data/obj.data out/yolo --to ultralytics
@@ -84,8 +91,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--clip-boxes",
         action="store_true",
         help=(
-            "TFRecord target: clip boxes that reach outside the image and drop zero-area ones "
-            "(TensorFlow trains to NaN on them); without it they are an error"
+            "clip boxes that reach outside the image to it and drop those left without area; "
+            "without it a box whose centre or size lies outside the image (check: "
+            "coord-negative, coord-above-one) is an error, and for a TFRecord target any box "
+            "past the border (TensorFlow trains to NaN on them)"
+        ),
+    )
+    parser.add_argument(
+        "--trust-size",
+        choices=("image", "annotation"),
+        help=(
+            "when an annotation's stated image size is not the image's (check: "
+            "image-size-mismatch): use the real size from the image file ('image'; boxes are "
+            "kept as written) or the stated one ('annotation'); without it a mismatch is an "
+            "error"
         ),
     )
     parser.add_argument(
@@ -109,7 +128,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--skip-bad",
         action="store_true",
         help="convert without the boxes the reader found invalid (NaN, negative or zero size, "
-        "impossible image sizes), listing each; without it they are an error",
+        "impossible image sizes, outside the image), listing each; without it they are an error",
     )
     parser.add_argument(
         "--overwrite",
@@ -209,8 +228,21 @@ def _note(text: str) -> None:
 def _write(args: argparse.Namespace, ds: Dataset, fmt: str, mode: str) -> int:
     from detforge.data.validity import refuse_invalid
     from detforge.formats.detect import write_any
+    from detforge.formats.verify import verify_images
 
     refuse_invalid(ds, skip_bad=args.skip_bad, note=_note)
+    checked = verify_images(
+        ds,
+        fmt=fmt,
+        to=args.to,
+        place_images=mode != "none" or args.to == "tfrecord",
+        trust_size=args.trust_size,
+        clip=args.clip_boxes,
+        skip_bad=args.skip_bad,
+    )
+    ds = checked.ds
+    for text in checked.notes:
+        _note(text)
     out = Path(args.out)
     result = write_any(
         ds,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from detforge.cli.common import non_negative_int
 from detforge.errors import DetforgeError
 
 HELP = "rewrite a Darknet .cfg for N classes (classes=, filters=, max_batches, steps)"
@@ -64,7 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="auto|LIST",
         help="'auto': k-means anchors of the --data boxes; or 'w,h, w,h, ...' (num= pairs)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of --anchors auto [0]")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of --anchors auto [0]"
+    )
     parser.add_argument("--subdivisions", type=int, metavar="N", help="set subdivisions=N")
 
 

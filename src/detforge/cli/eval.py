@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from detforge.errors import DetforgeError
 from detforge.utils.outputs import add_exist_ok_option, claim_file, results_dir, say_saved
+
+if TYPE_CHECKING:
+    from detforge.data.dataset import Dataset
+    from detforge.predict.writers import InputGuard
 
 HELP = "score predictions against ground truth: COCO mAP (= pycocotools) and Darknet mAP"
 DESCRIPTION = """\
@@ -31,12 +36,16 @@ Without --split, the split the predictions were made on is scored; another split
 When more than 1% of the predictions fit no image or class, eval stops with exit 2 (say
 --ignore-unmatched to score the rest); fewer are a warning with counts.
 
+Bad values stop eval before any output, naming file and line: box values or scores that are
+not finite or beyond 1e7 pixels (normalized: ~9.5 image sizes), negative widths/heights, a
+folder mixing comp4 and per-image files, a COCO GT without 'annotations'.
+
 Output: a console table; --json FILE writes the numbers (an existing FILE only with
---exist-ok); --out DIR (default: <results>/eval when the .data file has a results= entry;
-with --plots and no such entry, runs/eval/<dataset name>; a folder that exists is numbered
-DIR-2, DIR-3 ... unless --exist-ok) receives metrics.json, predictions.json (COCO results)
-and, with --plots, PR curves, the F1-confidence curve with the best threshold, and a
-confusion matrix (PNG).
+--exist-ok, never one of the inputs); --out DIR (default: <results>/eval when the .data file
+has a results= entry; with --plots and no such entry, runs/eval/<dataset name>; a folder that
+exists is numbered DIR-2, DIR-3 ... unless --exist-ok) receives metrics.json,
+predictions.json (COCO results) and, with --plots, PR curves, the F1-confidence curve with
+the best threshold, and a confusion matrix (PNG).
 
 examples:
   detforge eval annotations/instances_val2017.json detections.json
@@ -82,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from detforge.cli.common import parse_path_map
-    from detforge.eval.api import evaluate, jsonable
+    from detforge.eval.api import check_ground_truth, evaluate, jsonable
     from detforge.eval.report import format_report
     from detforge.formats.coco import dump_json
     from detforge.formats.detect import read_ground_truth
@@ -93,14 +102,19 @@ def run(args: argparse.Namespace) -> int:
         raise DetforgeError(f"--every must be a positive integer, not {args.every}")
     if args.points not in (0, 11, 101) and args.points < 2:
         raise DetforgeError(f"--points must be 0, 11 or 101 (or another N >= 2), not {args.points}")
-    if args.json:
+    if args.json:  # never an input, even with --exist-ok; then no existing file without it
+        _input_guard(args, None).check(args.json, option="--json")
         claim_file(args.json, exist_ok=args.exist_ok, option="--json")
     prov = read_provenance(args.pred) if Path(args.pred).exists() else None
     gt, results = read_ground_truth(
         args.gt, split=args.split, images_dir=args.images_dir,
         path_map=parse_path_map(args.path_map), default_split=prov.split if prov else None,
     )  # fmt: skip
+    check_ground_truth(gt)
     pred = read_predictions(args.pred, gt)
+    guard = _input_guard(args, gt)
+    if args.json:
+        guard.check(args.json, option="--json")
     result = evaluate(
         gt, pred, protocol=args.protocol, iou=args.iou, points=args.points,
         conf=args.conf, every=args.every, ignore_unmatched=args.ignore_unmatched,
@@ -118,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
             "eval", out=args.out, source=args.gt, base=results, exist_ok=args.exist_ok
         )
     if out is not None:
+        for name in ("metrics.json", "predictions.json", "predictions.meta.json"):
+            guard.check(out / name, option="--out")
         out.mkdir(parents=True, exist_ok=True)
         if args.plots:
             from detforge.eval.plots import write_plots
@@ -133,3 +149,26 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         say_saved("metrics", args.json)
     return 0
+
+
+def _input_guard(args: argparse.Namespace, gt: Dataset | None) -> InputGuard:
+    """An :class:`~detforge.predict.writers.InputGuard` of what eval reads: GT and PRED (every
+    file in a folder), the predictions' sidecar and, once ``gt`` is read, its images, their
+    label files and a ``.data`` file's lists and names."""
+    from detforge.formats.predictions import sidecar_path
+    from detforge.predict.writers import InputGuard
+
+    named = [Path(args.gt), Path(args.pred)]
+    files = [p for p in named if not p.is_dir()] + [sidecar_path(args.pred)]
+    folders = [p for p in named if p.is_dir()]
+    images: list[str] = []
+    if gt is not None:
+        images = [str(p) for p in gt.images.path]
+        if gt.meta.get("source"):
+            files.append(Path(str(gt.meta["source"])))
+        data_file = gt.meta.get("data_file")
+        for key in ("train", "valid", "test", "names", "difficult"):
+            value = getattr(data_file, key, None)
+            if value:
+                files.append(Path(value))
+    return InputGuard(images, files=files, folders=folders)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from detforge.cli.common import add_path_map_option, parse_path_map
+
+if TYPE_CHECKING:
+    from detforge.data.dataset import Dataset
 
 HELP = "count images, negatives, boxes and classes per split"
 DESCRIPTION = """\
@@ -13,7 +18,10 @@ Summarize a dataset -- Darknet (a .data file, an image list or a folder of image
 labels), or any format detforge reads (Ultralytics YAML, COCO JSON, Pascal VOC folder,
 TFRecords): images, labelled and negative images (no boxes; 'no .txt' counts those without a
 label file at all), boxes, boxes and images per class, per split, and the range of image
-sizes (read from file headers, cached). Files named in two splits are reported as leaks.
+sizes (read from file headers, cached). Files named in two splits are reported as leaks. An
+image listed twice in one list (or split) is one image, counted once, as 'detforge split'
+counts it; the duplicate entries are counted on a line of their own ('detforge check' names
+each one: Darknet trains such an image twice as often).
 
 Relative paths in a .data file or list are resolved against that file's folder.
 
@@ -57,12 +65,17 @@ def run(args: argparse.Namespace) -> int:
     from detforge.formats.detect import detect_format, read_any
 
     pm = parse_path_map(args.path_map)
-    if detect_format(args.data) == "darknet":
+    fmt = detect_format(args.data)
+    if fmt == "darknet":
         ds = read_darknet(args.data, path_map=pm, missing=args.missing)
         refuse_other_layout(args.data, ds.num_boxes, "info")
     else:
         ds = read_any(args.data, path_map=pm, label_map=args.label_map)
+    duplicates = 0
+    if fmt in ("darknet", "ultralytics"):  # image lists: an image listed twice is one image
+        ds, duplicates = _first_entries(ds)
     summary = summarize(ds)
+    summary["duplicate_entries"] = duplicates
     missing = ds.meta.get("missing_images", [])
     summary["missing_images"] = len(missing)
     summary["unreadable_images"] = dict(ds.meta.get("size_errors", {}))
@@ -79,6 +92,11 @@ def run(args: argparse.Namespace) -> int:
     print(format_summary(summary))
     if missing:
         print(f"missing images skipped: {len(missing)} (first: {missing[0]})")
+    if duplicates:
+        print(
+            f"duplicate list entries counted once: {duplicates} (an image listed twice in one "
+            "split; see detforge check)"
+        )
     if invalid:
         print(
             f"invalid boxes left out: {len(invalid)} (not counted above; first: "
@@ -91,3 +109,19 @@ def run(args: argparse.Namespace) -> int:
         for lk in leaks[:20]:
             print(f"  {lk.kind}: {lk.split_a} {lk.path_a} == {lk.split_b} {lk.path_b}")
     return 0
+
+
+def _first_entries(ds: Dataset) -> tuple[Dataset, int]:
+    """``ds`` with each image once per split (:func:`~detforge.data.lists.first_entries`) and
+    how many list entries were left out; ``meta["label_paths"]`` follows the images."""
+    from detforge.data.lists import first_entries
+
+    keep = first_entries(ds.images.path.tolist(), ds.images.split.tolist())
+    dropped = ds.num_images - len(keep)
+    if not dropped:
+        return ds, 0
+    meta = dict(ds.meta)
+    label_paths = meta.get("label_paths")
+    if label_paths is not None and len(label_paths) == ds.num_images:
+        meta["label_paths"] = [label_paths[i] for i in keep]
+    return replace(ds.select(keep), meta=meta), dropped

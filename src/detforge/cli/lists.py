@@ -7,8 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-from detforge.cli.common import add_path_map_option, parse_path_map
+from detforge.cli.common import add_path_map_option, non_negative_int, parse_path_map
 from detforge.errors import DetforgeError
+from detforge.utils.outputs import add_exist_ok_option, claim_file
 
 HELP = "write a sorted list of the images under folders, or thin/shuffle a list (1 in N)"
 DESCRIPTION = """\
@@ -27,6 +28,9 @@ list entries against the list's folder; Darknet against its working directory).
 
 --every N keeps entries N, 2N, 3N, ... of the sorted list, exactly like sed '0~N!d'
 (1 in N frames of a video); --shuffle then shuffles reproducibly (--seed).
+
+An existing LIST is replaced only with --exist-ok; an input list, an image, its label file
+or any other file inside a scanned folder never is.
 
 examples:
   detforge lists data/train -o data/train.txt
@@ -58,7 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep entries N, 2N, 3N, ... (sed '0~N!d'); 1 = all [1]",
     )
     parser.add_argument("--shuffle", action="store_true", help="shuffle the list (after --every)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed for --shuffle [0]")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="random seed for --shuffle [0]"
+    )
     parser.add_argument(
         "--ext",
         default=None,
@@ -68,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-depth",
-        type=int,
+        type=non_negative_int,
         default=None,
         metavar="D",
         help="descend at most D folder levels (0 = the folder itself only)",
@@ -76,7 +82,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--relative", action="store_true", help="write paths relative to the list file's folder"
     )
+    add_exist_ok_option(parser, help="replace an existing LIST (never an input)")
     add_path_map_option(parser)
+
+
+def _claim_output(
+    output: str, roots: list[str], paths: list[str], *, lists: bool, exist_ok: bool
+) -> None:
+    """A :class:`DetforgeError` unless ``output`` may be written: an existing file only with
+    ``exist_ok``, and never an input list, an image read or listed, its label file, or any
+    file inside a scanned folder."""
+    from detforge.predict.writers import InputGuard
+
+    out = claim_file(output, exist_ok=exist_ok, option="--output")
+    if not os.path.lexists(out):
+        return
+    if lists and any(os.path.samefile(r, out) for r in roots if out.exists()):
+        raise DetforgeError(
+            "--output is one of the input lists; detforge never overwrites its input "
+            "(write to a new file)",
+            path=out,
+        )
+    guard = InputGuard(paths, files=roots if lists else (), folders=() if lists else roots)
+    guard.check(out, option="--output")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         paths = list_images(roots, extensions=exts, max_depth=args.max_depth)
     found = len(paths)
+    if args.output != "-":
+        _claim_output(args.output, roots, paths, lists=all(is_list), exist_ok=args.exist_ok)
     paths = take_every(paths, args.every)
     if args.shuffle:
         paths = shuffle_paths(paths, seed=args.seed)
@@ -109,12 +139,6 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.flush()
     else:
         out = Path(args.output)
-        if any(os.path.exists(r) and os.path.samefile(r, out) for r in roots if out.exists()):
-            raise DetforgeError(
-                "--output is one of the input lists; detforge never overwrites its input "
-                "(write to a new file)",
-                path=out,
-            )
         if args.relative:
             base = os.path.abspath(out.parent)
             paths = [os.path.relpath(p, base) for p in paths]

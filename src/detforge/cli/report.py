@@ -49,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from detforge.cli.common import (
         add_darknet_protocol_options,
         add_path_map_option,
+        fraction,
         split_name,
     )
 
@@ -70,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images-dir", help="COCO GT: folder the file_name entries are in")
     add_darknet_protocol_options(parser)
     parser.add_argument(
-        "--high", type=float, default=0.5,
+        "--high", type=fraction, default=0.5,
         help="score a prediction needs to contradict a label (likely label mistakes) [0.5]",
     )  # fmt: skip
     parser.add_argument("--no-check", action="store_true", help="leave out the check findings")

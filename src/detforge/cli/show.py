@@ -9,7 +9,10 @@ from pathlib import Path
 from detforge.cli.common import (
     add_path_map_option,
     add_source_format_option,
+    fraction,
+    non_negative_int,
     parse_path_map,
+    positive_int,
     split_name,
 )
 from detforge.errors import DetforgeError
@@ -48,12 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--limit", type=int, default=200, help="draw at most N images, 0 = all [200]"
     )
     parser.add_argument("--random", action="store_true", help="pick --limit images at random")
-    parser.add_argument("--seed", type=int, default=0, help="seed for --random [0]")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed for --random [0]")
     parser.add_argument("--grid", action="store_true", help="also write contact sheets")
     parser.add_argument("--grid-size", type=int, default=16, help="pictures per sheet [16]")
-    parser.add_argument("--conf", type=float, default=0.25, help="predictions shown from [0.25]")
-    parser.add_argument("--iou", type=float, default=0.5, help="IoU for a match [0.5]")
-    parser.add_argument("--line-width", type=int, default=None, help="box outline, pixels")
+    parser.add_argument("--conf", type=fraction, default=0.25, help="predictions shown from [0.25]")
+    parser.add_argument("--iou", type=fraction, default=0.5, help="IoU for a match [0.5]")
+    parser.add_argument("--line-width", type=positive_int, default=None, help="box outline, pixels")
     add_path_map_option(parser)
 
 

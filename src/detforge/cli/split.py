@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from detforge.cli.common import add_path_map_option, parse_path_map
+from detforge.cli.common import add_path_map_option, non_negative_int, parse_path_map
 from detforge.errors import DetforgeError
 
 if TYPE_CHECKING:
@@ -40,6 +41,10 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # '--ratios -1,1,1' is a value (refused as negative by parse_ratios), not an unknown
+    # option: argparse's own rule takes only '-1' and '-0.5' for numbers (no option here
+    # looks like one)
+    parser._negative_number_matcher = re.compile(r"^-\.?\d")
     parser.add_argument(
         "sources", nargs="+", metavar="SOURCE", help="folders, image lists or .data files"
     )
@@ -55,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="R",
         help="train,valid,test shares; '8,1,1' also works [0.8,0.1,0.1]",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed [0]")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed [0]")
     parser.add_argument(
         "--group-by",
         default=None,
@@ -121,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from detforge.data.dataset import SPLITS
+    from detforge.data.lists import first_entries
     from detforge.data.split import assign_splits, find_leaks, group_keys, parse_ratios
     from detforge.formats.darknet import read_names
     from detforge.formats.darknet.write import write_data_files
@@ -136,14 +142,7 @@ def run(args: argparse.Namespace) -> int:
             f"labels use class {int(ds.boxes.cls.max())} but there are only "
             f"{ds.num_classes} class names"
         )
-    # the same image listed twice is one image
-    seen: set[str] = set()
-    keep = []
-    for i, p in enumerate(ds.images.path.tolist()):
-        key = os.path.normcase(os.path.abspath(p))
-        if key not in seen:
-            seen.add(key)
-            keep.append(i)
+    keep = first_entries(ds.images.path.tolist())  # an image listed twice is one image
     dropped = ds.num_images - len(keep)
     ds = ds.select(keep)
     if ds.num_images == 0:

@@ -67,7 +67,7 @@ def _number_or_auto(kind: type) -> Any:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from detforge.cli.common import add_path_map_option
+    from detforge.cli.common import add_path_map_option, non_negative_int
     from detforge.train.config import TrainConfig, field_docs
 
     docs = {k: v.replace("``", "'") for k, v in field_docs().items()}
@@ -101,6 +101,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             kw["type"], kw["metavar"] = _number_or_auto(int), "N|auto"
         elif f.name == "lr":
             kw["type"], kw["metavar"] = _number_or_auto(float), "LR|auto"
+        elif f.name == "seed":
+            kw["type"], kw["metavar"] = non_negative_int, "N"
         elif isinstance(default, int):
             kw["type"], kw["metavar"] = int, "N"
         elif isinstance(default, float):

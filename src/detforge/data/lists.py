@@ -112,3 +112,19 @@ def shuffle_paths(paths: Sequence[str], *, seed: int = 0) -> list[str]:
     """A reproducible permutation of ``paths`` (numpy PCG64 seeded with ``seed``)."""
     order = np.random.default_rng(seed).permutation(len(paths))
     return [paths[i] for i in order.tolist()]
+
+
+def first_entries(paths: Sequence[str], groups: Sequence[str] | None = None) -> list[int]:
+    """Indices of the first entry of each image in ``paths``, in order: an image listed twice
+    (any spelling of its path: ``os.path.abspath``, ``normcase``) is one image. With
+    ``groups`` (per entry, e.g. its split) entries of different groups never collapse: the
+    same image in two splits is a leak, reported as such, not a duplicate. The rule of
+    ``split`` (all sources one pool) and ``info`` (per split)."""
+    seen: set[tuple[str, str]] = set()
+    keep: list[int] = []
+    for i, p in enumerate(paths):
+        key = ("" if groups is None else groups[i], os.path.normcase(os.path.abspath(p)))
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    return keep

@@ -33,17 +33,20 @@ SPLIT_ORDER: tuple[str, ...] = ("train", "valid", "test")
 def parse_ratios(text: str) -> tuple[float, ...]:
     """``"0.8,0.1,0.1"`` -> ``(0.8, 0.1, 0.1)`` normalized to sum 1 (``"8,1,1"`` works too).
 
-    One to three non-negative numbers for train, valid, test.
+    One to three non-negative finite numbers for train, valid, test, not all zero and with a
+    finite sum; anything else is a :class:`DetforgeError`.
     """
     try:
         vals = tuple(float(v) for v in text.split(","))
     except ValueError:
         raise DetforgeError(f"--ratios expects numbers like 0.8,0.1,0.1, got {text!r}") from None
     if not 1 <= len(vals) <= 3 or any(v < 0 or not np.isfinite(v) for v in vals):
-        raise DetforgeError(f"--ratios expects 1 to 3 non-negative numbers, got {text!r}")
+        raise DetforgeError(f"--ratios expects 1 to 3 finite non-negative numbers, got {text!r}")
     total = sum(vals)
     if total <= 0:
         raise DetforgeError("--ratios must not all be zero")
+    if not np.isfinite(total):  # 1e308,1e308: each finite, the sum is not
+        raise DetforgeError(f"--ratios are too large to add up, got {text!r}; use e.g. 8,1,1")
     return tuple(v / total for v in vals)
 
 

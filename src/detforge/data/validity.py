@@ -82,6 +82,37 @@ def box_codes(written: ArrayLike) -> NDArray[np.object_]:
     return codes
 
 
+BORDER_CODES: dict[str, str] = {
+    "coord-negative": "the box centre lies left of or above the image",
+    "coord-above-one": "a box value is beyond the image size (normalized above 1)",
+}
+"""What :func:`border_codes` finds (``check`` reports them as errors)."""
+
+
+def border_codes(cxcywh_norm: ArrayLike) -> NDArray[np.object_]:
+    """``(N,)`` codes (``""`` = inside, or only partly past the border) for boxes ``(N, 4)``
+    in ``CXCYWH_NORM``: ``coord-negative`` for a negative centre, ``coord-above-one`` for a
+    centre or size above 1. Zero-size boxes are left to :func:`box_codes`. The rule of
+    ``check``'s label checks and of ``convert``."""
+    c = np.asarray(cxcywh_norm, dtype=np.float64).reshape(-1, 4)
+    codes = np.full(len(c), "", dtype=object)
+    with np.errstate(invalid="ignore"):
+        zero = (c[:, 2] <= 0) | (c[:, 3] <= 0)
+        negative = ~zero & (c[:, :2] < 0).any(axis=1)
+        above = ~zero & ~negative & (c > 1).any(axis=1)
+    codes[negative] = "coord-negative"
+    codes[above] = "coord-above-one"
+    return codes
+
+
+def stated_size_matches(stated: tuple[int, int], stored: tuple[int, int], orientation: int) -> bool:
+    """Whether an annotation's stated ``(width, height)`` is the image's: its ``stored`` pixel
+    size, or the size displayed after EXIF ``orientation`` (5-8 swap the sides). The rule of
+    ``check``'s ``image-size-mismatch`` and of ``convert``."""
+    shown = (stored[1], stored[0]) if orientation >= 5 else stored
+    return tuple(stated) in (tuple(stored), shown)
+
+
 def size_ok(value: float) -> bool:
     """Whether a stated image width/height is possible (``0`` = unknown is possible)."""
     return bool(np.isfinite(value)) and 0 <= value <= MAX_IMAGE_SIDE

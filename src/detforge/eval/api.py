@@ -63,6 +63,28 @@ def align_classes(gt: Dataset, pred: Dataset) -> NDArray[np.int64]:
     return np.array([idx.get(n, -1) for n in pred.class_names], dtype=np.int64)
 
 
+def check_ground_truth(gt: Dataset) -> None:
+    """A one-line DetforgeError when ``gt`` cannot be scored like the reference tools would:
+    a COCO file without ``annotations`` (an image-info / test-dev file: no ground truth), or
+    with boxes its reader left out for another reason than a zero width or height (negative
+    size, not finite, huge: ``meta["unscorable_boxes"]``, see
+    :func:`detforge.formats.coco.read_coco`), which pycocotools would use as written."""
+    source = gt.meta.get("source")
+    if gt.meta.get("coco_image_info"):
+        raise DetforgeError(
+            "no 'annotations' key: this looks like an image-info/test file without ground "
+            "truth; evaluate against an instances file with annotations",
+            path=source,
+        )
+    bad = gt.meta.get("unscorable_boxes") or []
+    if bad:
+        raise DetforgeError(
+            f"{len(bad)} ground-truth box(es) cannot be scored (first: {bad[0]}); fix them "
+            "(see detforge check): pycocotools would use them as written",
+            path=source,
+        )
+
+
 def evaluate(
     gt: Dataset,
     pred: Dataset,
@@ -102,6 +124,10 @@ def evaluate(
         raise DetforgeError(f"--points must be 0 (area under the curve), 11 or 101, not {points}")
     if every < 1:
         raise DetforgeError(f"--every must be a positive integer, not {every}")
+    for name, value in (("iou", iou), ("conf", conf)):
+        if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+            raise DetforgeError(f"--{name} must be a number from 0 to 1, not {value}")
+    check_ground_truth(gt)
     row_of = align_images(gt, pred)
     cls_of = align_classes(gt, pred)
     b_img = row_of[pred.boxes.image] if pred.num_boxes else np.zeros(0, dtype=np.int64)

@@ -15,6 +15,7 @@ Layout written by :func:`write_coco` (and recognised by :func:`read_coco`)::
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -25,7 +26,14 @@ import numpy as np
 
 from detforge.data.boxes import BoxFormat
 from detforge.data.dataset import Dataset, canonical_split, make_dataset
-from detforge.data.validity import InvalidBox, box_codes, parse_size, screen_boxes, size_ok
+from detforge.data.validity import (
+    CODES,
+    InvalidBox,
+    box_codes,
+    parse_size,
+    screen_boxes,
+    size_ok,
+)
 from detforge.errors import DetforgeError
 from detforge.utils.io import ImageMode, atomic_write_bytes, place_file
 
@@ -88,6 +96,29 @@ def _default_images_dir(json_path: Path) -> Path:
     return parent
 
 
+def _is_number(v: Any) -> bool:
+    """A JSON number (``true``/``false`` and numeric strings are not)."""
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _annotation_problem(a: Any) -> str | None:
+    """What is wrong with an annotation's ``bbox``, ``iscrowd`` or ``area`` field (``None``
+    when nothing): a bbox of exactly 4 JSON numbers (``null``: judged by the box rule),
+    ``iscrowd`` 0 or 1, ``area`` a finite number >= 0 (or absent)."""
+    if not isinstance(a, dict):
+        return f"an annotation must be an object, not {json.dumps(a)[:40]}"
+    bb = a.get("bbox")
+    if not (isinstance(bb, list) and len(bb) == 4 and all(v is None or _is_number(v) for v in bb)):
+        return f"'bbox' must be 4 numbers [x, y, width, height], not {json.dumps(bb)[:60]}"
+    crowd = a.get("iscrowd", 0)
+    if crowd not in (0, 1, None):
+        return f"'iscrowd' must be 0 or 1, not {json.dumps(crowd)[:30]}"
+    area = a.get("area")
+    if area is not None and not (_is_number(area) and 0 <= area < math.inf):
+        return f"'area' must be a number >= 0, not {json.dumps(area)[:30]}"
+    return None
+
+
 def _read_annotations_slowly(
     anns: list[Any], path: Path
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # type: ignore[type-arg]
@@ -100,21 +131,47 @@ def _read_annotations_slowly(
     area = np.full(m, np.nan)
     for j, a in enumerate(anns):
         try:
-            ann_img[j] = int(a["image_id"])
-            ann_cat[j] = int(a["category_id"])
-            bb = np.array(a["bbox"][:4], dtype=np.float64)  # null -> NaN: judged below
-            coords[j] = bb.reshape(4)
-            crowd[j] = bool(a.get("iscrowd", 0))
-            if a.get("area") is not None:
-                area[j] = float(a["area"])
+            why = _annotation_problem(a)
+            if why is None:
+                ann_img[j] = int(a["image_id"])
+                ann_cat[j] = int(a["category_id"])
+                coords[j] = [np.nan if v is None else float(v) for v in a["bbox"]]  # judged below
+                crowd[j] = bool(a.get("iscrowd", 0))
+                if a.get("area") is not None:
+                    area[j] = float(a["area"])
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
+            why = f"lacks a valid image_id, category_id or bbox ({exc!r})"
+        if why is not None:
             ident = a.get("id") if isinstance(a, dict) else "?"
-            raise DetforgeError(
-                f"annotation #{j} (id {ident}) lacks a valid image_id, category_id or bbox "
-                f"({exc!r})",
-                path=path,
-            ) from None
+            raise DetforgeError(f"annotation #{j} (id {ident}): {why}", path=path)
     return ann_img, ann_cat, coords, crowd, area
+
+
+def _plain_annotations(
+    boxes: list[Any],
+    coords: np.ndarray,  # type: ignore[type-arg]
+    crowd: list[Any],
+    area: list[Any],
+) -> bool:
+    """Whether the fast path's columns are exactly what the file says: the ``bbox`` lists
+    (``coords``: as numpy made them) numeric ``(m, 4)`` without booleans, ``iscrowd`` 0/1,
+    ``area`` a number >= 0 or absent (anything else: :func:`_read_annotations_slowly` names
+    it). Type checks run over whole columns at C speed (``set(map(type, ...))``)."""
+    m = len(boxes)
+    if coords.shape != (m, 4) or (m and coords.dtype.kind not in "iuf"):
+        return False
+    if bool in set(map(type, itertools.chain.from_iterable(boxes))):
+        return False
+    try:
+        if not set(crowd) <= {0, 1, None}:
+            return False
+    except TypeError:  # unhashable: a list or object
+        return False
+    if not set(map(type, area)) <= {int, float, type(None)}:
+        return False
+    a = np.array([np.nan if v is None else v for v in area], dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return bool(np.all(np.isnan(a) | ((a >= 0) & (a < np.inf))))
 
 
 # Over 80 lines on purpose: one pass from the JSON's tables to the Dataset columns, in order.
@@ -128,7 +185,15 @@ def read_coco(
     ``split`` names the split of every image (default: guessed from the file name,
     ``instances_val2017.json`` -> ``valid``). Annotations without a ``bbox`` (captions,
     keypoints without boxes) are an error; a missing ``area`` is NaN (evaluators then use the
-    box area); ``iscrowd`` becomes ``boxes.crowd``.
+    box area); ``iscrowd`` becomes ``boxes.crowd``. A ``bbox`` that is not 4 numbers, an
+    ``iscrowd`` other than 0/1 or a negative ``area`` is an error naming the annotation.
+
+    Boxes the one rule refuses (:mod:`detforge.data.validity`) are left out and listed in
+    ``meta["invalid_boxes"]``; those refused for another reason than a zero width or height
+    (not finite, huge, negative size) are also in ``meta["unscorable_boxes"]`` (one line
+    each), and ``meta["coco_image_info"]`` says the file has no ``annotations`` at all (an
+    image-info / test-dev file): evaluation refuses both as ground truth
+    (:func:`detforge.eval.api.check_ground_truth`).
     """
     path = Path(json_path)
     data = load_json(path)
@@ -153,6 +218,7 @@ def read_coco(
         stated_h = [parse_size(im.get("height")) for im in imgs]
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise DetforgeError(f"malformed image or category entry ({exc!r})", path=path) from None
+    _refuse_escaping_names(files, img_ids, root, path)
     if len(set(cat_ids)) != len(cat_ids):
         raise DetforgeError("duplicate category ids in 'categories'", path=path)
     if len(np.unique(img_ids)) != len(img_ids):
@@ -165,12 +231,16 @@ def read_coco(
     try:  # fast path: well-formed annotations, read column by column
         ann_img = np.fromiter((a["image_id"] for a in anns), dtype=np.int64, count=m)
         ann_cat = np.fromiter((a["category_id"] for a in anns), dtype=np.int64, count=m)
-        coords = np.array([a["bbox"][:4] for a in anns], dtype=np.float64).reshape(m, 4)
-        crowd = np.fromiter((bool(a.get("iscrowd", 0)) for a in anns), dtype=bool, count=m)
+        boxes = [a["bbox"] for a in anns]
+        coords = np.array(boxes)
+        crowd_raw = [a.get("iscrowd", 0) for a in anns]
+        area_raw = [a.get("area") for a in anns]
+        if not _plain_annotations(boxes, coords, crowd_raw, area_raw):
+            raise ValueError("not plain: each annotation is checked below")
+        coords = coords.astype(np.float64).reshape(m, 4)
+        crowd = np.fromiter(map(bool, crowd_raw), dtype=bool, count=m)
         area = np.fromiter(
-            (a.get("area") if a.get("area") is not None else np.nan for a in anns),
-            dtype=np.float64,
-            count=m,
+            (v if v is not None else np.nan for v in area_raw), dtype=np.float64, count=m
         )
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
         ann_img, ann_cat, coords, crowd, area = _read_annotations_slowly(anns, path)
@@ -199,6 +269,7 @@ def read_coco(
         "source": str(path),
         "format": "coco",
         "invalid_boxes": bad_sizes,
+        "coco_image_info": data.get("annotations") is None,
     }
     for key in ("info", "licenses"):
         if key in data:
@@ -230,7 +301,46 @@ def read_coco(
         rec = f"annotation #{k} (id {anns[k].get('id')})"
         return str(path), rec, f"{name!r} box bbox=[{box}]"
 
-    return screen_boxes(ds, box_codes(ds.boxes.coords), where=where)
+    codes = box_codes(ds.boxes.coords)
+    out = screen_boxes(ds, codes, where=where)
+    with np.errstate(invalid="ignore"):  # zero-size boxes are legal COCO (pycocotools scores
+        zero = (codes == "box-zero-size") & (ds.boxes.coords[:, 2:] >= 0).all(axis=1)  # them)
+    unscorable = np.flatnonzero((codes != "") & ~zero)
+    if len(unscorable):
+        negative = "a box has a negative width or height"
+        out.meta["unscorable_boxes"] = [
+            f"{rec}: {detail}: {negative if codes[j] == 'box-zero-size' else CODES[codes[j]]}"
+            for j in unscorable.tolist()
+            for _, rec, detail in [where(j)]
+        ]
+    return out
+
+
+def _refuse_escaping_names(
+    files: list[str],
+    img_ids: np.ndarray,  # type: ignore[type-arg]
+    root: Path,
+    path: Path,
+) -> None:
+    """A :class:`DetforgeError` naming the JSON and the image entry when a ``file_name`` is
+    absolute or leads out of the images folder (``../../etc/hostname``): COCO names are
+    relative to it, and detforge never links or copies files from elsewhere."""
+    base = os.path.normpath(os.path.abspath(root))
+    for i, name in enumerate(files):
+        unified = name.replace("\\", "/")
+        full = os.path.normpath(os.path.join(base, name))
+        if (
+            os.path.isabs(name)
+            or unified.startswith("/")
+            or (len(unified) > 1 and unified[1] == ":")
+            or os.path.commonpath([base, full]) != base
+        ):
+            raise DetforgeError(
+                f"image #{i} (id {int(img_ids[i])}): file_name {name!r} is not a path inside "
+                f"the images folder {root} (absolute, or it leads out with '..'); COCO file "
+                "names are relative to --images-dir",
+                path=path,
+            )
 
 
 def _list_field(data: dict[str, Any], key: str, path: Path) -> list[Any]:

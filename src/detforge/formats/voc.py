@@ -16,6 +16,11 @@ differs from Darknet's ``voc_label.py``, which shifts the centre by one pixel as
 Kept per box: ``difficult`` and ``truncated`` (and ``occluded``/``pose`` are ignored). XML is
 parsed with ``defusedxml``, so entity-expansion and external-entity files are refused.
 
+Images: ``JPEGImages/<id>.<suffix>``, the image named like the XML file, as the VOC devkit
+reads them; ``<filename>`` only when no such image exists (a differing ``<filename>`` is
+noted in ``meta["warnings"]``). Two annotations resolving to one image are an error naming
+both XML files. ``meta["xml_paths"]`` holds each image's XML file.
+
 Splits: ``ImageSets/Main/{train,val,test}.txt`` (``val`` -> ``valid``); ``trainval.txt`` is used
 only for images in no other list (as ``train`` when there is no ``train.txt``). Class order:
 ``labels.txt`` in the dataset root (one name a line, written by :func:`write_voc`) when present,
@@ -164,17 +169,36 @@ def _voc_splits(root: Path) -> tuple[list[str], dict[str, str]]:
 
 
 def _find_image(folder: str, present: set[str], image_id: str, filename: str) -> str:
-    """The image of an annotation: ``<filename>`` when it exists in ``JPEGImages/``, else
-    ``<id>.<any image suffix>`` that exists, else ``<filename>`` (or ``<id>.jpg``) as named.
+    """The image of an annotation, named like the XML file first (as the VOC devkit and
+    torchvision read ``JPEGImages/<id>.jpg``; a ``<filename>`` copied with a renamed or
+    duplicated XML is often stale): ``<filename>`` when it exists and has the id as its stem,
+    else ``<id>.<any image suffix>`` that exists, else ``<filename>`` when it exists, else
+    ``<filename>`` (or ``<id>.jpg``) as named.
 
     ``present`` is the set of file names in ``JPEGImages/`` (listed once, not stat'ed per image).
     """
-    if filename and filename in present:
+    if filename and filename in present and os.path.splitext(filename)[0] == image_id:
         return f"{folder}/{filename}"
     for suffix in IMAGE_EXTENSIONS_ANY_CASE:
         if image_id + suffix in present:
             return f"{folder}/{image_id}{suffix}"
+    if filename and filename in present:
+        return f"{folder}/{filename}"
     return f"{folder}/{filename or image_id + '.jpg'}"
+
+
+def _refuse_shared_images(paths: list[str], xmls: list[str]) -> None:
+    """Two annotations of one image would list it twice (and lose the other image): a
+    :class:`DetforgeError` naming both XML files."""
+    first: dict[str, int] = {}
+    for i, p in enumerate(paths):
+        j = first.setdefault(p, i)
+        if j != i:
+            raise DetforgeError(
+                f"{xmls[j]} and {xmls[i]} both describe the image {p} (a <filename> names "
+                "it, and no image is named like that XML file); fix the <filename> or "
+                "rename the files"
+            )
 
 
 def read_voc(root: str | os.PathLike[str], *, class_names: Sequence[str] | None = None) -> Dataset:
@@ -211,6 +235,8 @@ def read_voc(root: str | os.PathLike[str], *, class_names: Sequence[str] | None 
     paths: list[str] = []
     widths: list[int] = []
     heights: list[int] = []
+    xml_paths: list[str] = []
+    renamed: list[str] = []
     box_image: list[int] = []
     box_where: list[tuple[str, int]] = []  # (xml, object number) per box
     bad_sizes: list[InvalidBox] = []
@@ -227,6 +253,9 @@ def read_voc(root: str | os.PathLike[str], *, class_names: Sequence[str] | None 
             )
         filename, w, h, objects = parse_voc_xml(xml)
         paths.append(_find_image(folder, present, image_id, filename))
+        xml_paths.append(str(xml))
+        if filename and os.path.basename(paths[-1]) != filename:
+            renamed.append(f"{xml.name} says {filename}, read as {os.path.basename(paths[-1])}")
         if not (size_ok(w) and size_ok(h)):
             bad_sizes.append(
                 InvalidBox("image-size-impossible", str(xml), "<size>", f"{w:g} x {h:g}")
@@ -241,6 +270,12 @@ def read_voc(root: str | os.PathLike[str], *, class_names: Sequence[str] | None 
             coords.append(box)
             diff.append(d)
             trunc.append(t)
+    _refuse_shared_images(paths, xml_paths)
+    if renamed:
+        warnings.append(
+            f"{len(renamed)} annotation(s) name another <filename> than their XML file; the "
+            f"image named like the XML file was used (first: {renamed[0]})"
+        )
     if class_names is None:
         class_names = sorted(set(box_names))
     index = {n: k for k, n in enumerate(class_names)}
@@ -264,7 +299,13 @@ def read_voc(root: str | os.PathLike[str], *, class_names: Sequence[str] | None 
         box_format=BoxFormat.XYXY_PIXEL,
         difficult=diff,
         truncated=trunc,
-        meta={"source": str(r), "format": "voc", "warnings": warnings, "invalid_boxes": bad_sizes},
+        meta={
+            "source": str(r),
+            "format": "voc",
+            "warnings": warnings,
+            "invalid_boxes": bad_sizes,
+            "xml_paths": xml_paths,
+        },
     )
     # judged as written: (xmin, ymin, xmax - xmin, ymax - ymin); xmin == xmax is no box
     written = np.column_stack([xyxy[:, :2] + 1, xyxy[:, 2:] - xyxy[:, :2] - 1])

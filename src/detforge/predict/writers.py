@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -28,20 +28,57 @@ from detforge.utils.io import atomic_open
 class InputGuard:
     """Refuses to write over a user's inputs: the source images and the label files Darknet
     and Ultralytics would read for them (an ``--out`` that points into the dataset must never
-    replace ``img.jpg`` with its annotated picture or ``labels/img.txt`` with predictions)."""
+    replace ``img.jpg`` with its annotated picture or ``labels/img.txt`` with predictions).
 
-    def __init__(self, image_paths: Sequence[str]) -> None:
+    ``files``: other files the command reads (a ``.data`` file, its lists and names, an input
+    list); ``folders``: folders it walks, in which every existing file is an input. Paths are
+    compared with their folders resolved, so a link to a folder does not get around it.
+    """
+
+    def __init__(
+        self,
+        image_paths: Sequence[str],
+        *,
+        files: Iterable[str | os.PathLike[str]] = (),
+        folders: Iterable[str | os.PathLike[str]] = (),
+    ) -> None:
         from detforge.formats.darknet import label_path_candidates
 
+        self._real_dirs: dict[str, str] = {}
         protected: set[str] = set()
         for p in image_paths:
-            protected.add(os.path.abspath(p))
-            protected.update(os.path.abspath(c) for c in label_path_candidates(p))
+            protected.add(self._key(p))
+            protected.update(self._key(c) for c in label_path_candidates(p))
+        protected.update(self._key(f) for f in files)
         self._protected = protected
+        self._folders = [os.path.realpath(f) for f in folders]
 
-    def check(self, path: str | os.PathLike[str]) -> Path:
-        """``path`` as a Path, or a DetforgeError if writing it would overwrite an input."""
-        if os.path.abspath(path) in self._protected:
+    def _key(self, path: str | os.PathLike[str]) -> str:
+        """``path`` absolute, its folder resolved (one ``realpath`` per folder)."""
+        head, name = os.path.split(os.path.abspath(path))
+        real = self._real_dirs.get(head)
+        if real is None:
+            real = self._real_dirs[head] = os.path.realpath(head)
+        return os.path.join(real, name)
+
+    def protects(self, path: str | os.PathLike[str]) -> bool:
+        """Whether writing ``path`` could replace one of the inputs."""
+        key = self._key(path)
+        if key in self._protected:
+            return True
+        inside = any(key.startswith(f.rstrip(os.sep) + os.sep) for f in self._folders)
+        return inside and os.path.lexists(path)
+
+    def check(self, path: str | os.PathLike[str], *, option: str = "") -> Path:
+        """``path`` as a Path, or a DetforgeError if writing it would overwrite an input
+        (``option``: the option that named ``path``, for the message)."""
+        if self.protects(path):
+            if option:
+                raise DetforgeError(
+                    f"{option} names one of this command's input files; detforge never "
+                    "overwrites its input (give a new file outside the dataset)",
+                    path=path,
+                )
             raise DetforgeError(
                 "refusing to overwrite an input file; choose an --out folder outside the "
                 "dataset's image and label folders",

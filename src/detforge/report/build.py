@@ -134,6 +134,14 @@ MARKER = ".detforge-report"
 def claim_folder(dest: Path) -> None:
     """Create ``dest`` for a report, or accept it when it is empty or an earlier report's;
     any other non-empty folder is a :class:`DetforgeError`."""
+    refuse_folder(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / MARKER).write_text("written by detforge report; rebuilding here replaces the report\n")
+
+
+def refuse_folder(dest: Path) -> None:
+    """The checks of :func:`claim_folder`, writing nothing: a :class:`DetforgeError` when
+    ``dest`` is a file or a non-empty folder that is not an earlier report's."""
     from detforge.errors import DetforgeError
 
     if dest.exists() and not dest.is_dir():
@@ -144,8 +152,6 @@ def claim_folder(dest: Path) -> None:
             "choose a new or empty folder",
             path=dest,
         )
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / MARKER).write_text("written by detforge report; rebuilding here replaces the report\n")
 
 
 def build_report(
@@ -160,15 +166,19 @@ def build_report(
     Options are those of :func:`report_data`. ``out`` is created; files of an earlier report
     there are replaced (thumbnails of unchanged images are reused). A folder that holds
     anything else is refused (:func:`claim_folder`): a report never overwrites other files.
+    A build that fails leaves nothing new behind (:func:`~detforge.utils.outdir.removed_on_error`).
     """
     from detforge import __version__
     from detforge.report.page import write_site
+    from detforge.utils.outdir import removed_on_error
 
     dest = Path(out)
-    claim_folder(dest)
-    data = report_data(gt, dest, **options)
-    name = title or f"Report: {options.get('source') or 'dataset'}"
-    created = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-    data["title"] = name
-    data["created"] = created
-    return write_site(dest, data, title=name, version=__version__, created=created)
+    refuse_folder(dest)  # before removed_on_error lists it
+    with removed_on_error(dest):
+        claim_folder(dest)
+        data = report_data(gt, dest, **options)
+        name = title or f"Report: {options.get('source') or 'dataset'}"
+        created = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+        data["title"] = name
+        data["created"] = created
+        return write_site(dest, data, title=name, version=__version__, created=created)

@@ -259,6 +259,27 @@ def output_dir(
     )
 
 
+@contextlib.contextmanager
+def removed_on_error(folder: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield ``folder``; when the block raises (an interrupt included), remove every file and
+    folder under it that was not there before, then ``folder`` itself and the parent folders
+    the block made, when empty. Nothing that existed before is removed (for outputs without a
+    manifest, e.g. a report; call it after the checks that refuse a folder of other files,
+    since it lists ``folder`` first)."""
+    o = Path(folder)
+    made = [d for d in (o, *o.absolute().parents) if not os.path.lexists(d)]
+    before = _walk_files(o) if o.is_dir() else set()
+    try:
+        yield o
+    except BaseException:
+        if o.is_dir() and not o.is_symlink():
+            _remove_files(o, _walk_files(o) - before)
+        for d in made:  # deepest first
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise
+
+
 def refuse_incomplete(source: str | os.PathLike[str]) -> None:
     """:class:`DetforgeError` when ``source`` lies in a detforge output marked incomplete.
 

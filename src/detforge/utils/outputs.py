@@ -107,11 +107,12 @@ def add_output_options(
     add_exist_ok_option(parser)
 
 
-def add_exist_ok_option(parser: argparse.ArgumentParser) -> None:
-    """``--exist-ok``: write into an existing output folder / replace a named file."""
+def add_exist_ok_option(parser: argparse.ArgumentParser, *, help: str | None = None) -> None:
+    """``--exist-ok``: write into an existing output folder / replace a named file (``help``:
+    the wording for a command without ``--out``)."""
     parser.add_argument(
         "--exist-ok", action="store_true",
-        help="write into an existing --out folder (and replace files named by options) "
+        help=help or "write into an existing --out folder (and replace files named by options) "
         "instead of numbering a new folder",
     )  # fmt: skip
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from detforge.cli.common import non_negative_int
 from detforge.cli.demo import data as demo_data
 from detforge.cli.demo import model as demo_model
 from detforge.cli.demo import predict as demo_predict
@@ -70,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--images", type=int, default=60, metavar="N", help="number of images to generate [60]"
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed [0]")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed [0]")
     parser.add_argument(
         "--train-seconds",
         type=float,

@@ -70,8 +70,9 @@ def step_info(run: DemoRun) -> None:
 
 def step_lists(run: DemoRun) -> None:
     lists = run.out / "lists"
-    cli(["lists", str(run.files["images"]), "-o", str(lists / "all.txt")])
-    cli(["lists", str(run.files["images"]), "-o", str(lists / "every_5th.txt"), "--every", "5"])
+    images = str(run.files["images"])  # --exist-ok: an earlier demo's lists, in its own folder
+    cli(["lists", images, "-o", str(lists / "all.txt"), "--exist-ok"])
+    cli(["lists", images, "-o", str(lists / "every_5th.txt"), "--every", "5", "--exist-ok"])
     run.files["all_list"] = lists / "all.txt"
 
 

@@ -40,9 +40,11 @@ def _plant_faults(dataset: Path, out: Path) -> Path:
 
 def step_check(run: DemoRun) -> None:
     """``check`` the clean dataset, then a copy with planted faults, and ``--fix`` that copy."""
-    cli(["check", str(run.files["data"]), "--json", str(run.out / "check.json")])
+    # --exist-ok: the JSON of an earlier demo run into the same folder
+    cli(["check", str(run.files["data"]), "--json", str(run.out / "check.json"), "--exist-ok"])
     broken = _plant_faults(run.files["data"], run.out / "check" / "broken")
-    status = cli_status(["check", str(broken), "--json", str(run.out / "check" / "broken.json")])
+    found = str(run.out / "check" / "broken.json")
+    status = cli_status(["check", str(broken), "--json", found, "--exist-ok"])
     print(f"(exit status {status}: the planted faults were found, as expected)")
     fixed = run.out / "check" / "fixed"
     cli(["check", str(broken), "--fix", str(fixed), "--overwrite"])  # only ever our own output

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -74,12 +75,14 @@ def stat_images(paths: Sequence[str], workers: int | None = None) -> FileStats:
     size, mtime = stat_many(paths, threads=workers)
     found = _LabelSearch(len(paths))
     plan = _Plan(paths)
+    listings: dict[str, frozenset[str] | None] = {}  # folder -> _exact_listing, once each
     for r in range(3):
         todo, dirs = plan.round(r)
         if len(todo):
-            _stat_round(found, plan, r, todo, dirs, workers)
+            _stat_round(found, plan, r, todo, dirs, workers, listings)
     if plan.general:
         _find_labels_general(found, paths, plan.general, workers)
+    _refuse_unreadable_labels(found, plan, paths, size, listings)
     return FileStats(
         size=size,
         mtime_ns=mtime,
@@ -186,9 +189,10 @@ def _stat_round(
     todo: NDArray[np.int64],
     dirs: NDArray[np.int64],
     workers: int | None,
+    listings: dict[str, frozenset[str] | None],
 ) -> None:
     """Stat the ``r``-th candidates of the images ``todo`` (in image folders ``dirs``) that
-    are not found yet.
+    are not found yet (``listings``: folder listings made so far, added to).
 
     A label folder tried for many images whose first candidates all miss (negatives, or
     labels kept in a ``labels/`` tree) is listed once, and its candidates that are not in the
@@ -214,7 +218,7 @@ def _stat_round(
         got = _stat_candidates(found, plan, r, todo[at], dirs[at], workers)
         hits = np.bincount(dirs[at], weights=got >= 0, minlength=len(plan.folders))
         for u in np.flatnonzero(big & (hits == 0)).tolist():
-            listing = _exact_listing(plan.folders[u][r][0])
+            listing = _listing(listings, plan.folders[u][r][0])
             if listing is None:
                 continue
             names = plan.names
@@ -258,6 +262,79 @@ def _find_labels_general(
             paths = [cands[i][r] for i in idx]
             size, mtime = stat_many(paths, threads=workers)
             found.record(np.asarray(idx, dtype=np.int64), paths, size, mtime, r + 1)
+
+
+def _refuse_unreadable_labels(
+    found: _LabelSearch,
+    plan: _Plan,
+    paths: Sequence[str],
+    image_size: NDArray[np.int64],
+    listings: dict[str, frozenset[str] | None],
+) -> None:
+    """A :class:`DetforgeError` naming the first label file (images in order) that exists but
+    is not a readable regular file: a folder, a FIFO or device, a symbolic link to nothing or
+    to itself. The stat pass counts such a candidate as absent, which would read its image as
+    a silent negative. Only the candidates of existing images left without a label file are
+    looked at, by ``lstat`` (which opens nothing, so a FIFO cannot block) or in the folder's
+    listing: one the stat pass made, or a new one where many of the folder's images are
+    negatives (a listing costs about a fifth of an ``lstat`` per name in the folder)."""
+    neg = np.flatnonzero((found.rule == LABEL_NONE) & (image_size >= 0)).tolist()
+    if not neg:
+        return
+    cands: list[tuple[str, str]] = []  # (folder prefix, name); prefix "" with a whole path
+    for i in neg:
+        d = int(plan.dir_of[i])
+        if d < 0:
+            cands += [("", c) for c in label_path_candidates(paths[i])]
+        else:
+            cands += [(folder, plan.names[i]) for folder, _ in plan.folders[d]]
+    misses: dict[str, int] = {}
+    for folder, _ in cands:
+        misses[folder] = misses.get(folder, 0) + 1
+    tried: dict[str, int] = {}  # label folder -> images whose candidates it holds
+    per_dir = np.bincount(plan.dir_of[plan.dir_of >= 0], minlength=len(plan.folders))
+    for d, count in enumerate(per_dir.tolist()):
+        for folder, _ in plan.folders[d]:
+            tried[folder] = tried.get(folder, 0) + count
+    for folder, name in cands:
+        many = misses[folder] >= _LIST_AFTER_MISSES and 3 * misses[folder] >= tried.get(folder, 0)
+        if folder and name.isascii() and (folder in listings or many):
+            listing = _listing(listings, folder)
+            if listing is not None and name not in listing:
+                continue  # absent: the usual negative
+        path = folder + name
+        why = _unreadable_reason(path)
+        if why is not None:
+            raise DetforgeError(
+                f"cannot read label file: {why}; fix or remove it, or its image would be read "
+                "as unlabelled ('detforge check' lists every such file)",
+                path=path,
+            )
+
+
+def _listing(listings: dict[str, frozenset[str] | None], folder: str) -> frozenset[str] | None:
+    """:func:`_exact_listing` of ``folder``, listed once per load (kept in ``listings``)."""
+    if folder not in listings:
+        listings[folder] = _exact_listing(folder)
+    return listings[folder]
+
+
+def _unreadable_reason(path: str) -> str | None:
+    """Why the label file ``path`` cannot be read, or ``None`` when nothing is there (or a
+    regular file is, after all). Only stats: a FIFO is never opened."""
+    try:
+        os.lstat(path)
+    except (OSError, ValueError):
+        return None  # absent (or unreachable, which the stat pass also saw as absent)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return f"it is a symbolic link that leads to no file ({exc.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "it is a folder, not a file"
+    return "it is not a regular file (a pipe, socket or device)"
 
 
 def _exact_listing(folder: str) -> frozenset[str] | None:

@@ -40,24 +40,60 @@ def find_label_path(image_path: str) -> str | None:
     return None
 
 
+_ASCII_SPACE = re.compile(r"[ \t\n\v\f\r]+")
+
+
+def split_label_fields(line: str) -> list[str]:
+    """The fields of one label line, split at ASCII whitespace only, as Darknet's ``fscanf``
+    splits them: a no-break space (or any other non-ASCII space) stays inside its field, which
+    then is not a number (:func:`is_label_number`). The one rule of the reader and the checker
+    (:mod:`detforge.check.rows`)."""
+    if line.isascii():
+        return line.split()
+    return [f for f in _ASCII_SPACE.split(line) if f]
+
+
+def is_label_number(field: str) -> bool:
+    """Whether a label field is a number as Darknet reads it (C's ``strtod``): Python's
+    ``float()`` also takes ``_`` digit separators (``0.1_0``) and non-ASCII digits (``０``),
+    Darknet does not. The one rule of the reader and the checker."""
+    if not field.isascii() or "_" in field:
+        return False
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
+
+
 def parse_label_text(
     text: str, *, path: str | os.PathLike[str] | None = None
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     """Parse Darknet label lines ``class cx cy w h`` (normalized, blank lines skipped).
 
     Returns ``cls (K,) int64`` and ``coords (K, 4) float64`` in ``CXCYWH_NORM``. Strict: a line
-    with another number of fields, a non-integer class or a non-number coordinate raises
-    :class:`DetforgeError` with ``path`` and the 1-based line. Values are not range-checked here
-    (that is ``detforge check``'s job).
+    with another number of fields (:func:`split_label_fields`), a non-integer class or a
+    coordinate that is not a number as Darknet reads it (:func:`is_label_number`: ASCII, no
+    ``_``) raises :class:`DetforgeError` with ``path`` and the 1-based line. Values are not
+    range-checked here (that is ``detforge check``'s job).
     """
     if text.startswith("\ufeff"):
         text = text[1:]
     cls: list[int] = []
     coords: list[list[float]] = []
     for n, raw in enumerate(text.splitlines(), start=1):
-        parts = raw.split()
+        parts = split_label_fields(raw)
         if not parts:
             continue
+        if not raw.isascii():
+            ch = next(c for c in raw if not c.isascii())
+            shown = raw.strip(" \t")  # str.strip() would hide a trailing no-break space
+            raise DetforgeError(
+                f"non-ASCII character {ch!r} (U+{ord(ch):04X}) in {shown!r}; Darknet reads "
+                "ASCII numbers separated by spaces or tabs",
+                path=path,
+                line=n,
+            )
         if len(parts) != 5:
             raise DetforgeError(
                 f"expected 5 values 'class cx cy w h', got {len(parts)}: {raw.strip()!r}",
@@ -65,6 +101,8 @@ def parse_label_text(
                 line=n,
             )
         try:
+            if not is_label_number(parts[0]):
+                raise ValueError(parts[0])
             c = int(parts[0])
         except ValueError:
             raise DetforgeError(
@@ -72,12 +110,11 @@ def parse_label_text(
             ) from None
         if not -(2**31) <= c < 2**31:
             raise DetforgeError(f"class id {parts[0]} is out of range", path=path, line=n)
-        try:
-            xywh = [float(v) for v in parts[1:]]
-        except ValueError:
+        if not all(map(is_label_number, parts[1:])):
             raise DetforgeError(
                 f"coordinates must be numbers, got {' '.join(parts[1:])!r}", path=path, line=n
-            ) from None
+            )
+        xywh = [float(v) for v in parts[1:]]
         if not all(np.isfinite(xywh)):
             raise DetforgeError(f"coordinates must be finite, got {xywh}", path=path, line=n)
         cls.append(c)

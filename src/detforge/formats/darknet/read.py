@@ -11,7 +11,8 @@ prefixes (``G:/data`` -> ``/mnt/data``).
 Label files are found by :func:`label_path_candidates`: same folder and stem, then Darknet's
 ``/JPEGImages/`` -> ``/labels/``, then Ultralytics' last ``/images/`` -> ``/labels/``. An image
 without a label file is a *negative* (no objects), counted in ``ds.meta["no_label_file"]``,
-never an error.
+never an error; a label file that is there but cannot be read (a folder, a FIFO, a broken or
+self-referencing symbolic link) is a :class:`DetforgeError` naming it, never a negative.
 
 Image sizes are read from file headers (:mod:`detforge.data.imagesize`) and, with
 ``cache=True``, remembered in the index cache (:mod:`detforge.data.cache`) together with the

@@ -52,8 +52,8 @@ from detforge.formats.predictions.provenance import (
     write_provenance,
 )
 from detforge.formats.predictions.text import (
-    COMP4_PREFIX,
     darknet_lines,
+    prediction_files,
     read_comp4_predictions,
     read_txt_predictions,
     write_comp4,
@@ -97,14 +97,8 @@ def read_predictions(path: str | os.PathLike[str], gt: Dataset) -> Dataset:
                 "predictions must be a COCO results .json file or a folder of .txt files", path=p
             )
         pred = read_coco_results(p, gt, provenance=prov)
-    elif any(p.glob(f"*{COMP4_PREFIX}*.txt")):
+    elif prediction_files(p)[0] == "comp4":
         pred = read_comp4_predictions(p, gt)
-    elif not any(p.rglob("*.txt")):
-        raise DetforgeError(
-            "no .txt prediction files in this folder (expected per-image 'class cx cy w h conf' "
-            "files or Darknet comp4_det_test_<class>.txt files)",
-            path=p,
-        )
     else:
         pred = read_txt_predictions(p, gt, provenance=prov)
     if split is not None:
@@ -154,6 +148,7 @@ __all__ = [
     "darknet_lines",
     "dataset_records",
     "float32_decimals",
+    "prediction_files",
     "read_coco_results",
     "read_comp4_predictions",
     "read_predictions",

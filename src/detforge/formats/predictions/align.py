@@ -14,6 +14,11 @@ Image keys, tried in this order (the first that matches wins, per image):
 * Darknet's numbering (``atoi`` of the file stem, or the digits after its last ``_``) for a
   ground truth without ids of its own, when it matches more results;
 * a string: the file stem.
+
+Values: every reader refuses, naming file and line (or result), a box or score that no
+evaluation can use (:func:`value_problem`): not finite, beyond :data:`MAX_COORD` pixels
+(normalized: beyond :data:`MAX_NORMALIZED` image sizes, which is the same bound on the largest
+image), or with a negative width or height. Zero-size boxes are predictions like any other.
 """
 
 from __future__ import annotations
@@ -28,6 +33,12 @@ from numpy.typing import NDArray
 
 from detforge.data.boxes import BoxFormat
 from detforge.data.dataset import Boxes, Dataset
+from detforge.data.validity import MAX_COORD, MAX_IMAGE_SIDE
+
+MAX_NORMALIZED = MAX_COORD / MAX_IMAGE_SIDE
+"""Largest absolute normalized prediction value (about 9.5 image sizes): times the largest
+image side (:data:`~detforge.data.validity.MAX_IMAGE_SIDE`) it stays within
+:data:`~detforge.data.validity.MAX_COORD` pixels, so no evaluation arithmetic overflows."""
 
 
 def file_stem(path: str) -> str:
@@ -41,6 +52,42 @@ def stem_index(gt: Dataset) -> dict[str, int]:
     for i, p in enumerate(gt.images.path.tolist()):
         out.setdefault(file_stem(p), i)
     return out
+
+
+def value_problem(
+    coords: NDArray[np.float64], score: NDArray[np.float64], fmt: BoxFormat
+) -> tuple[int, str] | None:
+    """``(row, why)`` of the first prediction whose box (``(N, 4)`` in ``fmt``, as the file
+    writes it) or score no evaluation can use, or ``None``: a value that is not finite or
+    beyond :data:`MAX_COORD` (normalized: :data:`MAX_NORMALIZED`), a score beyond
+    :data:`MAX_COORD`, a negative width or height (``XYXY``: the corners swapped)."""
+    b = np.asarray(coords, dtype=np.float64).reshape(-1, 4)
+    s = np.asarray(score, dtype=np.float64).reshape(-1)
+    limit = MAX_NORMALIZED if fmt.normalized else MAX_COORD
+    with np.errstate(invalid="ignore", over="ignore"):
+        finite = np.isfinite(b).all(axis=1) & np.isfinite(s)
+        huge_box = np.asarray((np.abs(b) > limit).any(axis=1))
+        huge_score = np.abs(s) > MAX_COORD
+        if fmt is BoxFormat.XYXY_PIXEL:
+            negative = (b[:, 2] < b[:, 0]) | (b[:, 3] < b[:, 1])
+        else:
+            negative = (b[:, 2] < 0) | (b[:, 3] < 0)
+    bad = ~finite | huge_box | huge_score | negative
+    if not bad.any():
+        return None
+    j = int(np.flatnonzero(bad)[0])
+    if not finite[j]:
+        why = "a box value or the score is not a finite number (nan or inf)"
+    elif huge_box[j]:
+        unit = "image sizes (normalized values)" if fmt.normalized else "pixels"
+        why = f"a box value is beyond {limit:.3g} {unit}; no image is that large"
+    elif huge_score[j]:
+        why = f"the score is beyond {MAX_COORD:g}"
+    elif fmt is BoxFormat.XYXY_PIXEL:
+        why = "the box's corners are swapped (x2 < x1 or y2 < y1)"
+    else:
+        why = "the box has a negative width or height"
+    return j, why
 
 
 def new_unmatched(total: int = 0) -> dict[str, Any]:

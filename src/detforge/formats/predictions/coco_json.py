@@ -14,10 +14,16 @@ Darknet's ``coco_results.json`` (``detector valid`` with ``eval=coco``) is recog
 name or its ``printf`` layout: its ``category_id`` went through darknet's 80-entry
 ``coco_ids`` table (class 11 is written 13) and its ``image_id`` is the number a file name
 starts with; both are mapped back.
+
+Each result must hold a ``bbox`` of exactly 4 JSON numbers and a numeric ``score``; a box or
+score that no evaluation can use (not finite, huge, a negative width or height:
+:func:`~detforge.formats.predictions.align.value_problem`) is an error naming the result's
+index in the list (``result #0`` is the first).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -35,6 +41,7 @@ from detforge.formats.predictions.align import (
     factorize,
     match_image_keys,
     new_unmatched,
+    value_problem,
 )
 from detforge.formats.predictions.fastjson import parse_results
 from detforge.formats.predictions.provenance import Provenance, write_provenance
@@ -171,16 +178,30 @@ def _rows(
         int_cats = _integers([d["category_id"] for d in data])
         if int_cats is None:
             raise ValueError("a category_id is not an integer")
-        vals = np.fromiter(
-            (v for d in data for v in (*d["bbox"][:4], d["score"])), dtype=np.float64, count=5 * n
-        ).reshape(n, 5)
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise DetforgeError(
-            f"a result lacks an image_id, an integer category_id, a bbox [x,y,w,h] or a numeric "
-            f"score ({exc!r})",
-            path=p,
+            f"a result lacks an image_id or an integer category_id ({exc!r})", path=p
         ) from None
+    vals = np.empty((n, 5), dtype=np.float64)
+    for j, d in enumerate(data):
+        bb, score = d.get("bbox"), d.get("score")
+        if not (isinstance(bb, list) and len(bb) == 4 and all(map(_is_number, bb))):
+            why = f"'bbox' must be 4 numbers [x, y, width, height], not {json.dumps(bb)[:60]}"
+        elif not _is_number(score):
+            why = f"'score' must be a number, not {json.dumps(score)[:30]}"
+        else:
+            try:
+                vals[j] = (*bb, score)
+                continue
+            except OverflowError:
+                why = "a 'bbox' or 'score' number is too large for a float"
+        raise DetforgeError(f"result #{j}: {why}", path=p)
     return keys, int_cats, vals
+
+
+def _is_number(v: Any) -> bool:
+    """A JSON number (``true``/``false`` and numeric strings are not)."""
+    return isinstance(v, int | float) and not isinstance(v, bool)
 
 
 def _integers(values: list[Any]) -> NDArray[np.int64] | None:
@@ -222,6 +243,11 @@ def read_coco_results(
     darknet = provenance is None and is_darknet_results(p, raw[:4096])
     keys, cat, vals = _rows(p, raw)
     del raw
+    problem = value_problem(vals[:, :4], vals[:, 4], BoxFormat.XYWH_PIXEL)
+    if problem is not None:  # index j of the results list, counted from 0
+        j, why = problem
+        bad = ", ".join(f"{v:g}" for v in vals[j, :4].tolist())
+        raise DetforgeError(f"result #{j} (bbox [{bad}], score {vals[j, 4]:g}): {why}", path=p)
     unmatched = new_unmatched(len(keys))
     if isinstance(keys, np.ndarray):
         distinct, inv = factorize(keys)

@@ -10,6 +10,11 @@
   detections ``detector map`` scores: ``valid`` keeps boxes from threshold 0.001 (``map``:
   0.005), runs NMS at 0.6 (``map``: 0.45, DIoU-NMS in pixels), clips boxes to the image and
   rounds to ``%f``; the reader adds a note saying so.
+
+A folder holds one layout or the other (:func:`prediction_files`): both at once is an error,
+as is a folder named like a prediction file. Values no evaluation can use (not finite, huge,
+a negative size or swapped corners: :func:`~detforge.formats.predictions.align.value_problem`)
+are an error naming file and line.
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ from numpy.typing import ArrayLike, NDArray
 
 from detforge.data.boxes import BoxFormat
 from detforge.data.dataset import Dataset
+from detforge.data.validity import MAX_COORD
 from detforge.errors import DetforgeError
 from detforge.formats.predictions.align import (
     build_predictions,
     match_image_keys,
     new_unmatched,
+    value_problem,
 )
 from detforge.formats.predictions.provenance import Provenance
 from detforge.utils.io import atomic_write_text
@@ -74,9 +81,48 @@ def write_darknet_txt(
     atomic_write_text(path, darknet_lines(boxes, classes, scores, width, height))
 
 
+def prediction_files(folder: str | os.PathLike[str]) -> tuple[str, list[Path]]:
+    """``("comp4", files)`` for a folder of Darknet ``comp4_det_test_<class>.txt`` files,
+    ``("txt", files)`` for per-image ``.txt`` files (any depth), sorted. A folder with both
+    kinds, with neither, or with a folder named like a prediction file is a DetforgeError."""
+    root = Path(folder)
+    comp4 = sorted(root.glob(f"*{COMP4_PREFIX}*.txt"))
+    names = set(comp4)
+    per_image = sorted(f for f in root.rglob("*.txt") if f not in names)
+    for f in (*comp4, *per_image):
+        if not f.is_file():
+            raise DetforgeError(
+                "a folder (or other non-file) named like a prediction file; prediction files "
+                "are plain .txt files",
+                path=f,
+            )
+    if comp4 and per_image:
+        raise DetforgeError(
+            f"mixed prediction formats: {comp4[0].name} is a Darknet comp4_det_test_<class>.txt "
+            f"file, {per_image[0].relative_to(root)} a per-image 'class cx cy w h conf' file; "
+            "keep one kind per folder",
+            path=root,
+        )
+    if not comp4 and not per_image:
+        raise DetforgeError(
+            "no .txt prediction files in this folder (expected per-image 'class cx cy w h conf' "
+            "files or Darknet comp4_det_test_<class>.txt files)",
+            path=root,
+        )
+    return ("comp4", comp4) if comp4 else ("txt", per_image)
+
+
+def _read_lines(f: Path) -> list[str]:
+    """The lines of a prediction file; an unreadable one is a DetforgeError naming it."""
+    try:
+        return f.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        raise DetforgeError(f"cannot read predictions: {exc.strerror or exc}", path=f) from None
+
+
 def _parse_txt(f: Path) -> NDArray[np.float64]:
     """One ``class cx cy w h conf`` file as a ``(K, 6)`` array (strict, errors name the line)."""
-    lines = [ln.split() for ln in f.read_text(encoding="utf-8", errors="replace").splitlines()]
+    lines = [ln.split() for ln in _read_lines(f)]
     bad = next((i for i, ln in enumerate(lines) if ln and len(ln) != 6), None)
     if bad is not None:
         raise DetforgeError(
@@ -90,7 +136,18 @@ def _parse_txt(f: Path) -> NDArray[np.float64]:
             [float(v) for v in ln]
         except ValueError:
             raise DetforgeError("a value is not a number", path=f, line=i + 1) from None
-    return np.array([ln for ln in lines if ln], dtype=np.float64).reshape(-1, 6)
+    arr = np.array([ln for ln in lines if ln], dtype=np.float64).reshape(-1, 6)
+    with np.errstate(invalid="ignore"):
+        bad_class = ~(np.abs(arr[:, 0]) <= MAX_COORD)  # NaN too
+    problem = value_problem(arr[:, 1:5], arr[:, 5], BoxFormat.CXCYWH_NORM)
+    if bad_class.any():
+        k = int(np.flatnonzero(bad_class)[0])
+        if problem is None or k <= problem[0]:
+            problem = (k, "the class is not a finite number")
+    if problem is not None:
+        line = [i for i, ln in enumerate(lines) if ln][problem[0]] + 1
+        raise DetforgeError(problem[1], path=f, line=line)
+    return arr
 
 
 def read_txt_predictions(
@@ -103,7 +160,9 @@ def read_txt_predictions(
     keys: list[Any] = []
     imgs, rows = [], []
     by_stem = {Path(p).stem: i for i, p in (provenance.images.items() if provenance else ())}
-    files = sorted(root.rglob("*.txt"))
+    kind, files = prediction_files(root)
+    if kind != "txt":
+        raise DetforgeError("a folder of Darknet comp4 files, not per-image files", path=root)
     for f in progress(files, total=len(files), desc="reading predictions", unit="file"):
         arr = _parse_txt(f)
         if not len(arr):
@@ -126,8 +185,8 @@ def read_txt_predictions(
 
 
 def _comp4_lines(f: Path) -> tuple[list[str], list[list[float]]]:
-    stems, vals = [], []
-    for ln, line in enumerate(f.read_text(encoding="utf-8", errors="replace").splitlines()):
+    stems, vals, numbers = [], [], []
+    for ln, line in enumerate(_read_lines(f)):
         parts = line.split()
         if not parts:
             continue
@@ -139,6 +198,11 @@ def _comp4_lines(f: Path) -> tuple[list[str], list[list[float]]]:
         except ValueError:
             raise DetforgeError("a value is not a number", path=f, line=ln + 1) from None
         stems.append(parts[0])
+        numbers.append(ln + 1)
+    arr = np.asarray(vals, dtype=np.float64).reshape(-1, 5)
+    problem = value_problem(arr[:, 1:5], arr[:, 0], BoxFormat.XYXY_PIXEL)
+    if problem is not None:
+        raise DetforgeError(problem[1], path=f, line=numbers[problem[0]])
     return stems, vals
 
 
@@ -151,7 +215,10 @@ def read_comp4_predictions(folder: str | os.PathLike[str], gt: Dataset) -> Datas
     stems: list[str] = []
     clss: list[int] = []
     rows: list[list[float]] = []
-    for f in sorted(root.glob(f"*{COMP4_PREFIX}*.txt")):
+    kind, files = prediction_files(root)
+    if kind != "comp4":
+        raise DetforgeError("no Darknet comp4_det_test_<class>.txt files here", path=root)
+    for f in files:
         cname = f.stem.split(COMP4_PREFIX, 1)[1]
         k = names.get(cname, -1)
         if k < 0:

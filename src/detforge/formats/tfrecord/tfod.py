@@ -14,10 +14,11 @@ The feature keys are exactly those the API's ``TfExampleDecoder`` reads for boxe
     image/object/difficult, image/object/truncated   int64   0/1
 
 Reading turns the normalized corners straight into ``CXCYWH_NORM`` (no pixel round trip).
-When a label map is given and a box's ``class/text`` is in it, the text decides the class (as
-the API's decoder does) and disagreements with ``class/label`` are reported in
-``ds.meta["warnings"]``. The split of a file comes from its name: ``train.record``,
-``val.record-00000-of-00002`` ... (``all.record`` means no split).
+A box's ``class/label`` and ``class/text`` must agree with the label map (or, without one,
+with the other records): a disagreement, a text the label map lacks and a record without
+``class/label`` are errors naming the record, as ``detforge check`` reports them. The split
+of a file comes from its name: ``train.record``, ``val.record-00000-of-00002`` ...
+(``all.record``, or a name that is no split such as ``raccoon.record``, means no split).
 
 Reading is :func:`detforge.formats.tfrecord.tfod_read.read_tfod`; this module writes.
 """
@@ -33,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from detforge.data.boxes import BoxFormat, cxcywh_to_xyxy, xyxy_to_cxcywh
-from detforge.data.dataset import Dataset, canonical_split
+from detforge.data.dataset import SPLITS, Dataset, canonical_split
 from detforge.errors import DetforgeError
 from detforge.formats.common import ensure_sizes, split_file_name
 from detforge.formats.labelmap import check_label_map, write_label_map
@@ -70,7 +71,9 @@ TFOD_KEYS: tuple[str, ...] = (
 def split_from_record_name(name: str) -> str:
     """``train.record`` -> ``train``; ``val.tfrecord-00001-of-00004`` -> ``valid``.
 
-    ``all.record`` (what detforge writes for images without a split) -> ``""``.
+    ``all.record`` (what detforge writes for images without a split) -> ``""``, and so does
+    any name that is not a split (``raccoon.record``): its images have no split, which the
+    writers treat as training data (Darknet ``train=``, ``all`` elsewhere).
     """
     stem = name
     for marker in (".tfrecord", ".record"):
@@ -78,7 +81,7 @@ def split_from_record_name(name: str) -> str:
             stem = stem.split(marker)[0]
             break
     split = canonical_split(stem)
-    return "" if split == "all" else split
+    return split if split in SPLITS else ""
 
 
 def example_from_image(

@@ -81,12 +81,13 @@ def _parse(
     labels = int64_values(ex, "image/object/class/label")
     texts = [v.decode("utf-8", "replace") for v in bytes_values(ex, "image/object/class/text")]
     k = len(box[0])
-    if any(len(b) != k for b in box) or (labels and len(labels) != k):
-        raise DetforgeError(f"{where}: bbox and class lists differ in length")
-    if not labels and texts:
-        labels = [id_by_name.get(t, 0) for t in texts]
-    if len(labels) != k:
-        raise DetforgeError(f"{where}: {k} boxes but no class labels")
+    if any(len(b) != k for b in box) or (labels and len(labels) != k) or len(texts) not in (0, k):
+        raise DetforgeError(
+            f"{where}: {k} xmin values but ymin/xmax/ymax/class/label/class/text have "
+            f"{[len(b) for b in box[1:]] + [len(labels), len(texts)]}; the lists must agree"
+        )
+    if len(labels) != k:  # as check's tfrecord-example: the TF OD API needs class/label
+        raise DetforgeError(f"{where}: {k} boxes but no image/object/class/label")
     rec = _Record(
         example=ex,
         filename=filename,
@@ -100,19 +101,25 @@ def _parse(
     )
     for j, lab in enumerate(labels):
         text = texts[j] if j < len(texts) else ""
-        if label_map is not None and text in id_by_name:
-            if id_by_name[text] != lab:
-                rec.warnings.append(
-                    f"{where}: class/text {text!r} is id {id_by_name[text]} in the label map "
-                    f"but class/label is {lab}"
-                )
-            lab = id_by_name[text]
         if lab < 1:
             raise DetforgeError(
                 f"{where}: class label {lab} is not 1-based (0 is the background in the TF OD API)"
             )
-        if label_map is None and lab not in names_by_id and text:
-            rec.new_names.setdefault(lab, text)
+        # as check's tfrecord-class: a label and a text that disagree have no right answer
+        known = names_by_id.get(lab, rec.new_names.get(lab))
+        if text and known is not None and known != text:
+            said = "the label map" if label_map is not None else "earlier boxes"
+            raise DetforgeError(
+                f"{where}: box {j + 1}: class/label {lab} is {known!r} in {said} but class/text "
+                f"says {text!r} -- the guide's NaN-loss mismatch; fix the record or the label map"
+            )
+        if label_map is not None and text and known is None:
+            raise DetforgeError(
+                f"{where}: box {j + 1}: class/label {lab} (class/text {text!r}) is not in the "
+                "label map"
+            )
+        if label_map is None and known is None and text:
+            rec.new_names[lab] = text
         rec.labels.append(lab)
     d = int64_values(ex, "image/object/difficult")[:k]
     t = int64_values(ex, "image/object/truncated")[:k]

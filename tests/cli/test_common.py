@@ -1,0 +1,46 @@
+"""The argparse types and helpers several subcommands share (``detforge.cli.common``)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from detforge.cli.common import non_negative_int
+from detforge.cli.main import build_parser, main
+
+
+def test_non_negative_int_takes_whole_numbers_from_zero() -> None:
+    assert non_negative_int("0") == 0 and non_negative_int("42") == 42
+    for bad in ("-1", "1.5", "x", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match=">= 0"):
+            non_negative_int(bad)
+
+
+def _seed_commands() -> list[str]:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return [
+        name
+        for name, p in sub.choices.items()
+        if any("--seed" in a.option_strings for a in p._actions)
+    ]
+
+
+def test_every_seed_option_refuses_a_negative_seed_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    commands = _seed_commands()
+    assert {"anchors", "split", "lists", "show", "demo", "darknet-cfg"} <= set(commands)
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name in commands:
+        seed = next(a for a in sub.choices[name]._actions if "--seed" in a.option_strings)
+        assert seed.type is non_negative_int, name  # one type, so one rule and one message
+        with pytest.raises(SystemExit) as e:  # argparse stops at the value: no traceback
+            main([name, "--seed", "-1"])
+        assert e.value.code == 2, name
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1] == (
+            f"detforge {name}: error: argument --seed: expected a whole number >= 0, got '-1'"
+        )
