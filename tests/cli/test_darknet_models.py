@@ -92,3 +92,21 @@ def test_export_darknet_round_trip(setup: tuple[Path, Path, Path], tmp_path: Pat
     )
     assert main(argv) == 2  # refuses to overwrite
     assert main(["export", str(weights), "--format", "darknet"]) == 2  # needs --out
+
+
+def test_val_json_never_replaces_an_input(
+    setup: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``val --json/--save-json FILE --exist-ok`` naming the cfg, the weights or a file of
+    the dataset is refused before anything is written."""
+    cfg, weights, data = setup
+    names = data.parent / "obj.names"
+    for option in ("--json", "--save-json"):
+        for target in (cfg, weights, data, names):
+            before = target.read_bytes()
+            argv = ["val", str(weights), str(data), "--cfg", str(cfg), "--device", "cpu",
+                    option, str(target), "--exist-ok"]  # fmt: skip
+            assert main(argv) == 2
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and "input files" in err, err
+            assert target.read_bytes() == before

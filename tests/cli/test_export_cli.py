@@ -48,3 +48,31 @@ def test_export_cli_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[st
     save_checkpoint(ckpt, model=create_model("n", 1), epoch=0, class_names=["a"])
     assert main(["export", str(ckpt), "--imgsz", "65"]) == 2
     assert "multiple of 32" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("to", ["onnx", "darknet"])
+def test_export_never_writes_into_or_over_an_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], to: str
+) -> None:
+    """``-o`` naming an input, a file where a folder is meant, or a folder whose outputs
+    would replace an input: one error line each, even with --exist-ok; the files untouched."""
+    from tests.models.darknet.helpers import tiny_darknet
+
+    cfg, weights = tiny_darknet(tmp_path)
+    names = tmp_path / "two.names"
+    names.write_text("a\nb\n")
+    other = tmp_path / "notes.txt"
+    other.write_text("keep")
+    before = {p: p.read_bytes() for p in (cfg, weights, names, other)}
+    base = ["export", str(weights), "--cfg", str(cfg), "--names", str(names), "--to", to,
+            "--no-verify", "--exist-ok"]  # fmt: skip
+    for out, needle in [
+        (cfg, "input files"), (weights, "input files"), (names, "input files"),
+        (other, "not a folder"), (other / "sub", "not a folder"), (tmp_path, "input files"),
+    ]:  # fmt: skip
+        if to == "onnx" and out == tmp_path:
+            continue  # tiny.onnx beside the inputs is a new file
+        assert main([*base, "-o", str(out)]) == 2, out
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and needle in err and "Traceback" not in err, err
+    assert {p: p.read_bytes() for p in before} == before

@@ -178,3 +178,29 @@ def test_a_missing_weights_or_cfg_file_fails_before_the_run_folder(
         errs.append(err)
     assert "the --weights file was not found" in errs[0] and "not found" in errs[1]
     assert "not a model file" in errs[3] and "a Darknet weights file" in errs[4]
+
+
+def test_lr_find_plot_never_replaces_a_file_or_an_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--plot`` follows claim_file (an existing file needs --exist-ok; a folder is an error)
+    and never names one of the command's inputs, even with --exist-ok; all before training."""
+    data = _data(tmp_path)
+    other = tmp_path / "notes.txt"
+    other.write_text("keep")
+    (tmp_path / "out").mkdir()
+    names = next(data.parent.glob("*.names"))
+    train_list = next(data.parent.glob("train*.txt"))
+    argv = ["lr-find", str(data), "--imgsz", "64", "--batch", "4", "--steps", "10",
+            "--workers", "0", "--device", "cpu"]  # fmt: skip
+    cases = [
+        (other, [], "--exist-ok"), (tmp_path / "out", ["--exist-ok"], "folder"),
+        (data, ["--exist-ok"], "input files"), (names, ["--exist-ok"], "input files"),
+        (train_list, ["--exist-ok"], "input files"),
+    ]  # fmt: skip
+    for plot, extra, needle in cases:
+        before = plot.read_bytes() if plot.is_file() else None
+        assert main([*argv, "--plot", str(plot), *extra]) == 2, plot
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and needle in err, err
+        assert (plot.read_bytes() if plot.is_file() else None) == before

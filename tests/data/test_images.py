@@ -89,3 +89,23 @@ def test_huge_declared_size_is_one_clean_error(tmp_path: Path, w: int, h: int) -
         msg = str(err.value)
         assert f"{w}x{h} pixels" in msg and "megapixels" in msg and "\n" not in msg
         assert err.value.path == str(big)
+
+
+def test_big_image_prints_no_pillow_warning(tmp_path: Path) -> None:
+    """Between Pillow's warning (89 MP) and error (179 MP) limits Pillow warns on open;
+    detforge has its own limit and stays quiet, without touching the global filters."""
+    import warnings
+
+    from detforge.check.images import inspect_image
+
+    w, h = 10_000, 9_500  # 95 megapixels: over Image.MAX_IMAGE_PIXELS, under MAX_PIXELS
+    assert Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < w * h < MAX_PIXELS
+    big = header_only_png(tmp_path / "big.png", w, h)
+    filters = list(warnings.filters)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(DetforgeError, match="cannot decode"):
+            load_image(big)  # the header-only file fails to decode, after the open
+        inspect_image(str(big), deep=True)
+    assert not [c for c in caught if issubclass(c.category, Image.DecompressionBombWarning)]
+    assert warnings.filters == filters

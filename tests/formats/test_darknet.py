@@ -60,6 +60,11 @@ def test_data_file_all_keys_crlf_bom_and_unknown(tmp_path: Path) -> None:
         ("classes=2\ntrain train.txt\n", 2, "key = value"),
         ("classes = two\n", 1, "whole number"),
         ("train = a\ntrain = b\n", 2, "twice"),
+        ("classes = 1\nvalid = \n", 2, "valid = has no value"),
+        ("names=\n", 1, "names = has no value"),
+        ("classes = 0\n", 1, "between 1 and"),
+        ("classes = -1\n", 1, "between 1 and"),
+        ("classes = 99999999999999999999\n", 1, "between 1 and"),
     ],
 )
 def test_data_file_errors_name_the_line(tmp_path: Path, text: str, line: int, needle: str) -> None:
@@ -345,3 +350,11 @@ def test_darknet_repo_layout_found_from_anywhere(
     with pytest.raises(DetforgeError) as e:
         read_darknet(dk / "data" / "obj.data", cache=False)
     assert e.value.line == 2 and "relative entries" in e.value.message
+
+
+def test_duplicate_class_name_names_both_lines(tmp_path: Path) -> None:
+    (tmp_path / "x.names").write_text("person\ncar\nperson\n")
+    with pytest.raises(DetforgeError) as e:
+        read_names(tmp_path / "x.names")
+    assert e.value.path == str(tmp_path / "x.names") and e.value.line == 3
+    assert "'person' appears twice (lines 1 and 3)" in e.value.message

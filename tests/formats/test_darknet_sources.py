@@ -173,3 +173,25 @@ def test_folder_splits_from_the_first_two_levels(tmp_path: Path) -> None:
     assert checked == {a: "train", b: "valid", c: "valid", d: ""}
     ds = read_darknet(root, cache=False)
     assert dict(zip(ds.images.path, ds.images.split, strict=True)) == checked
+
+
+def test_classes_must_count_the_names_for_readers_not_the_checker(tmp_path: Path) -> None:
+    """``classes = 4`` with 3 names: every reader (read, train, predict, eval) refuses it
+    naming the ``.data`` line; ``check`` still reports it as ``classes-mismatch``."""
+    train = tmp_path / "train.txt"
+    train.write_text(_image(tmp_path / "img" / "a.jpg") + "\n")
+    (tmp_path / "obj.names").write_text("a\nb\nc\n")
+    data = tmp_path / "obj.data"
+    data.write_text(f"classes = 4\ntrain = {train}\nvalid = {train}\nnames = obj.names\n")
+    for read in (
+        lambda: read_darknet(data, cache=False),
+        lambda: open_source(data, split="valid"),
+        lambda: read_ground_truth(data, split="valid"),
+        lambda: load_training_data(str(data), check=False, note=lambda _m: None),
+    ):
+        with pytest.raises(DetforgeError) as err:
+            read()
+        assert (err.value.path, err.value.line) == (str(data), 1)
+        assert "classes = 4 but the names file" in err.value.message
+    scan = scan_darknet(data, cache=False)
+    assert "classes-mismatch" in {f.code for f in scan.findings}

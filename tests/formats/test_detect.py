@@ -80,3 +80,16 @@ def test_unknown_target_is_an_error(tmp_path: Path) -> None:
     ds = make_dataset(["a"], paths=["x.jpg"])
     with pytest.raises(DetforgeError, match="unknown target format"):
         write_any(ds, tmp_path, to="yolo")
+
+
+def test_pipe_or_device_source_is_one_error_and_never_opened(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "x.data"
+    os.mkfifo(fifo)  # opening it for reading would block forever
+    for source in (fifo, Path(os.devnull)):
+        with pytest.raises(DetforgeError, match="not a regular file or folder") as err:
+            detect_format(source)
+        assert err.value.path == str(source)
+        with pytest.raises(DetforgeError, match="not a regular file or folder"):
+            read_any(source)

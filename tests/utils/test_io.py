@@ -60,3 +60,20 @@ def test_atomic_path_for_writers_that_take_a_name(tmp_path: Path) -> None:
     with atomic_path(out) as tmp:
         tmp.write_bytes(b"new")
     assert out.read_bytes() == b"new" and sorted(tmp_path.iterdir()) == [out]
+
+
+def test_folder_or_file_in_the_way_is_one_error(tmp_path: Path) -> None:
+    """A folder where the file goes, or a file where a folder above it goes: a
+    DetforgeError naming it, nothing written or removed (no temporary file left)."""
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "file").write_text("keep")
+    with pytest.raises(DetforgeError, match="is a folder") as err:
+        atomic_write_text(tmp_path / "dir", "x")
+    assert err.value.path == str(tmp_path / "dir")
+    for target in (tmp_path / "file" / "x.txt", tmp_path / "file" / "sub" / "x.txt"):
+        with pytest.raises(DetforgeError, match="not a folder") as err:
+            atomic_write_text(target, "x")
+        assert err.value.path == str(tmp_path / "file")
+    assert (tmp_path / "file").read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir", "file"]
+    assert not list((tmp_path / "dir").iterdir())

@@ -38,10 +38,10 @@ def _decode(src: str | bytes) -> str:
     """Decode every pixel with Pillow; ``""`` when fine, else the error text."""
     import io
 
-    from PIL import Image
+    from detforge.data.images import open_image
 
     try:
-        with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as im:
+        with open_image(io.BytesIO(src) if isinstance(src, bytes) else src) as im:
             im.load()
     except Exception as exc:  # Pillow raises many types for bad data
         return f"{type(exc).__name__}: {exc}"

@@ -152,23 +152,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _input_guard(args: argparse.Namespace, gt: Dataset | None) -> InputGuard:
-    """An :class:`~detforge.predict.writers.InputGuard` of what eval reads: GT and PRED (every
+    """What eval reads (:func:`~detforge.predict.writers.dataset_guard`): GT and PRED (every
     file in a folder), the predictions' sidecar and, once ``gt`` is read, its images, their
     label files and a ``.data`` file's lists and names."""
     from detforge.formats.predictions import sidecar_path
-    from detforge.predict.writers import InputGuard
+    from detforge.predict.writers import dataset_guard
 
     named = [Path(args.gt), Path(args.pred)]
     files = [p for p in named if not p.is_dir()] + [sidecar_path(args.pred)]
-    folders = [p for p in named if p.is_dir()]
-    images: list[str] = []
-    if gt is not None:
-        images = [str(p) for p in gt.images.path]
-        if gt.meta.get("source"):
-            files.append(Path(str(gt.meta["source"])))
-        data_file = gt.meta.get("data_file")
-        for key in ("train", "valid", "test", "names", "difficult"):
-            value = getattr(data_file, key, None)
-            if value:
-                files.append(Path(value))
-    return InputGuard(images, files=files, folders=folders)
+    return dataset_guard([gt] if gt is not None else [], files=files,
+                         folders=[p for p in named if p.is_dir()])  # fmt: skip

@@ -4,8 +4,12 @@ model, or a Darknet network back to .cfg/.weights/.names."""
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from detforge.errors import DetforgeError
+
+if TYPE_CHECKING:
+    from detforge.predict.writers import InputGuard
 
 HELP = "export a checkpoint or Darknet network to ONNX, or a Darknet network to .cfg/.weights"
 DESCRIPTION = """\
@@ -94,6 +98,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_darknet_model_options(parser)
 
 
+def _input_guard(args: argparse.Namespace) -> InputGuard:
+    """An :class:`~detforge.predict.writers.InputGuard` of what export reads: WEIGHTS, its
+    --cfg and --names, and the same-stem .cfg and .names it may find beside WEIGHTS."""
+    from pathlib import Path
+
+    from detforge.predict.writers import InputGuard
+
+    weights = Path(args.weights)
+    files = [weights, weights.with_suffix(".cfg"), weights.with_suffix(".names")]
+    files += [Path(f) for f in (args.cfg, args.names) if f]
+    return InputGuard([], files=files)
+
+
+def _out_folder(args: argparse.Namespace, guard: InputGuard) -> None:
+    """Refuse an ``-o`` that is one of the inputs, or an existing file where a folder is meant."""
+    from detforge.utils.io import blocking_file
+
+    guard.check(args.out, option="-o/--out")
+    blocker = blocking_file(args.out)
+    if blocker is not None:
+        raise DetforgeError(
+            "is an existing file, not a folder; -o/--out names the folder to write into"
+            + (" (or an .onnx file)" if args.format == "onnx" else ""),
+            path=blocker,
+        )
+
+
 def _export_darknet(args: argparse.Namespace) -> int:
     """--to darknet: a Darknet network (a .weights + cfg, or a checkpoint holding one)."""
     from pathlib import Path
@@ -105,6 +136,8 @@ def _export_darknet(args: argparse.Namespace) -> int:
 
     if args.out is None:
         raise DetforgeError("--to darknet needs --out DIR (the folder to write into)")
+    guard = _input_guard(args)
+    _out_folder(args, guard)
     weights = Path(args.weights)
     if weights.suffix.lower() == ".onnx":
         raise DetforgeError(
@@ -131,6 +164,8 @@ def _export_darknet(args: argparse.Namespace) -> int:
         net = found
         names = resolve_names(args.names, net.num_classes, dataset_names=ckpt_names)
     name = args.name or (weights.stem.split(".conv.")[0] if weights.stem else "model")
+    for kind in ("cfg", "weights", "names"):
+        guard.check(Path(args.out) / f"{name}.{kind}", option="-o/--out")
     paths = export_darknet(net, args.out, name, names)
     for kind in ("cfg", "weights", "names"):
         print(f"wrote {paths[kind]}")
@@ -159,16 +194,21 @@ def run(args: argparse.Namespace) -> int:
         raise DetforgeError("--imgsz takes one size S or two sizes H W")
     from pathlib import Path
 
+    from detforge.utils.io import make_folder
     from detforge.utils.outputs import claim_file, say_saved
 
     if not Path(args.weights).is_file():
         raise DetforgeError("weights file not found", path=args.weights)
+    guard = _input_guard(args)
     target = Path(args.weights).with_suffix(".onnx")
     if args.out is not None:
         out = Path(args.out)
+        if out.suffix.lower() != ".onnx":
+            _out_folder(args, guard)
         target = out if out.suffix.lower() == ".onnx" else out / target.name
+    guard.check(target, option="the ONNX file")
     claim_file(target, exist_ok=args.exist_ok, option="the ONNX file")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(target.parent)
     path = export_onnx(
         args.weights,
         target,

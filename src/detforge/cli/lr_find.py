@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 from typing import Any
 
 HELP = "learning-rate range test: recommend a stable --lr for train"
@@ -35,6 +34,7 @@ examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from detforge.cli.common import add_path_map_option
+    from detforge.utils.outputs import add_exist_ok_option
 
     parser.add_argument("data", help="dataset: a .data file or a dataset folder")
     parser.add_argument("--model", choices=["n", "s", "m"], default="n", help="model scale [n]")
@@ -67,16 +67,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="", help="cpu, cuda or cuda:N [CUDA if available]")
     parser.add_argument("--workers", type=int, default=2, help="loader processes [2]")
     parser.add_argument("--plot", default="lr_find.png", help="plot file [lr_find.png]")
+    add_exist_ok_option(parser, help="replace an existing --plot file")
     add_path_map_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from detforge.cli.common import parse_path_map
     from detforge.errors import DetforgeError
+    from detforge.predict.writers import dataset_guard
     from detforge.train.config import TrainConfig
     from detforge.train.lr_find import default_range, find_lr, plot_lr_find
     from detforge.train.setup import load_training_data
     from detforge.utils.device import resolve_device
+    from detforge.utils.outputs import claim_file
 
     low, high = default_range(darknet=bool(args.cfg))
     start = args.start if args.start is not None else low
@@ -85,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         raise DetforgeError(f"--start must be positive and below --end, got {start:g}, {end:g}")
     if args.steps < 10:
         raise DetforgeError(f"--steps must be at least 10, got {args.steps}")
+    plot = claim_file(args.plot, exist_ok=args.exist_ok, option="--plot")
     sizes: dict[str, Any] = {"imgsz": 640}
     cfg_lr = 0.0
     if args.cfg:  # the input size and clipping of 'detforge train --cfg'; the test picks the LR
@@ -102,9 +106,11 @@ def run(args: argparse.Namespace) -> int:
     cfg.validate()
     device = resolve_device(args.device)
     data = load_training_data(args.data, path_map=cfg.path_map, check=False)
+    guard = dataset_guard([data.train, data.val], files=[args.data, args.cfg, args.weights])
+    guard.check(plot, option="--plot")
     res = find_lr(cfg, data, batch=args.batch, device=device, steps=args.steps,
                   start=start, end=end)  # fmt: skip
-    plot_lr_find(Path(args.plot), res)
+    plot_lr_find(plot, res)
     print(f"tested {len(res.lrs)} LRs from {start:g}; plot: {args.plot}")
     if not math.isfinite(res.suggestion):
         print("no stable LR found: the loss never fell; check the dataset ('detforge check')")

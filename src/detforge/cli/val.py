@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detforge.errors import DetforgeError
+
+if TYPE_CHECKING:
+    from detforge.data.dataset import Dataset
 
 HELP = "evaluate a trained checkpoint on a dataset split (COCO mAP, Darknet mAP)"
 DESCRIPTION = """\
@@ -103,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     if part.num_images == 0:
         have = ", ".join(ds.splits()) or "none"
         raise DetforgeError(f"the dataset has no {split!r} images (splits: {have})", path=args.data)
+    _refuse_inputs(args, ds)
     adopt_dataset_names(model, args.names, ds.class_names)
     if tuple(model.class_names) != tuple(ds.class_names):
         raise DetforgeError(
@@ -130,3 +134,24 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
         say_saved("predictions", args.save_json)
     return 0
+
+
+def _refuse_inputs(args: argparse.Namespace, ds: Dataset) -> None:
+    """``--json`` and ``--save-json`` (and its sidecar) must not name a file val reads:
+    WEIGHTS, its cfg and names, or anything of the dataset (:func:`dataset_guard`)."""
+    from pathlib import Path
+
+    from detforge.formats.predictions import sidecar_path
+    from detforge.predict.writers import dataset_guard
+
+    weights = Path(args.weights)
+    guard = dataset_guard(
+        [ds],
+        files=[weights, weights.with_suffix(".cfg"), weights.with_suffix(".names"), args.cfg,
+               args.names],
+    )  # fmt: skip
+    if args.json:
+        guard.check(args.json, option="--json")
+    if args.save_json:
+        guard.check(args.save_json, option="--save-json")
+        guard.check(sidecar_path(args.save_json), option="--save-json")

@@ -12,9 +12,12 @@ buffer is allocated, never a decompression-bomb traceback or an out-of-memory ki
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
-from typing import Any, NamedTuple
+import warnings
+from collections.abc import Iterator
+from typing import IO, Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -77,6 +80,20 @@ def _too_big(path: str | os.PathLike[str], size: tuple[int, int] | None) -> Detf
     )
 
 
+@contextlib.contextmanager
+def open_image(src: str | os.PathLike[str] | IO[bytes]) -> Iterator[Any]:
+    """``PIL.Image.open(src)`` without Pillow's ``DecompressionBombWarning`` (detforge checks
+    :data:`MAX_PIXELS` itself and says so in one line); the warning filter is changed only
+    for the call, never at import. Pillow's ``DecompressionBombError`` still raises."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        im = Image.open(src)
+    with im:
+        yield im
+
+
 def load_image(
     path: str | os.PathLike[str],
     *,
@@ -96,7 +113,7 @@ def load_image(
     from detforge.data.letterbox import fit_size, resize
 
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             w0, h0 = im.size
             if w0 * h0 > MAX_PIXELS:
                 raise _too_big(path, (w0, h0))

@@ -55,6 +55,10 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     p = Path(path)
     if not p.exists():
         raise DetforgeError("dataset source not found", path=p)
+    if not p.is_file() and not p.is_dir():  # a FIFO or a device: never opened (it could hang)
+        raise DetforgeError(
+            "dataset source is not a regular file or folder (a pipe or a device?)", path=p
+        )
     refuse_incomplete(p)
     if p.is_file():
         suffix = p.suffix.lower()

@@ -16,13 +16,16 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from detforge.errors import DetforgeError
 from detforge.utils.io import atomic_open
+
+if TYPE_CHECKING:
+    from detforge.data.dataset import Dataset
 
 
 class InputGuard:
@@ -85,6 +88,32 @@ class InputGuard:
                 path=path,
             )
         return Path(path)
+
+
+def dataset_guard(
+    datasets: Iterable[Dataset],
+    *,
+    files: Iterable[str | os.PathLike[str] | None] = (),
+    folders: Iterable[str | os.PathLike[str]] = (),
+) -> InputGuard:
+    """An :class:`InputGuard` of what a command reads of ``datasets``: their images and the
+    label files beside them, each source (a ``.data`` file, a list, a JSON; every file in a
+    source folder) and a ``.data`` file's lists, names and difficult list; plus ``files``
+    (``None`` entries skipped: an option not given) and ``folders``."""
+    named = [Path(f) for f in files if f is not None]
+    walked = [Path(f) for f in folders]
+    images: list[str] = []
+    for ds in datasets:
+        images += [str(p) for p in ds.images.path]
+        source = ds.meta.get("source")
+        if source:
+            (walked if os.path.isdir(str(source)) else named).append(Path(str(source)))
+        data_file = ds.meta.get("data_file")
+        for key in ("train", "valid", "test", "names", "difficult"):
+            value = getattr(data_file, key, None)
+            if value:
+                (walked if os.path.isdir(value) else named).append(Path(value))
+    return InputGuard(images, files=named, folders=walked)
 
 
 def save_image(path: str | os.PathLike[str], image: Any, *, quality: int = 90) -> None:

@@ -34,13 +34,44 @@ def short_name(name: str, limit: int = 96) -> str:
     return name if len(raw) <= limit else raw[:limit].decode("utf-8", "ignore")
 
 
+def blocking_file(folder: str | os.PathLike[str]) -> Path | None:
+    """The existing non-folder that stops ``folder`` from being a folder: ``folder`` itself or
+    the nearest existing folder above it when that is a file; ``None`` when ``folder`` is, or
+    can be made, a folder."""
+    p = Path(folder)
+    for q in (p, *p.parents):
+        if q.is_dir():
+            return None
+        if os.path.lexists(q):
+            return q
+    return None
+
+
+def make_folder(folder: str | os.PathLike[str]) -> Path:
+    """Create ``folder`` (and the folders above it) if missing; an existing file in the way is
+    a :class:`DetforgeError` naming it."""
+    p = Path(folder)
+    blocker = blocking_file(p)
+    if blocker is not None:
+        raise DetforgeError("is an existing file, not a folder; cannot write into it", path=blocker)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # no permission, a name too long, a read-only disk
+        raise DetforgeError(f"cannot create the folder ({exc.strerror or exc})", path=p) from None
+    return p
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A fresh empty temporary file beside ``path`` (the usual permissions, a name detforge
     recognises as its own), for writers that take a file name (``torch.onnx.export``); on
-    success it is renamed to ``path``, on an exception removed, ``path`` left as it was."""
+    success it is renamed to ``path``, on an exception removed, ``path`` left as it was.
+    A folder at ``path``, or a file where a folder above it should be, is a
+    :class:`DetforgeError` (nothing is written)."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_dir():
+        raise DetforgeError("is a folder; give a file name to write", path=target)
+    make_folder(target.parent)
     # the temporary name stays within NAME_MAX (255 bytes) whatever the target's length
     fd, tmp = tempfile.mkstemp(
         prefix=f".{short_name(target.name)}.", suffix=".tmp", dir=target.parent
@@ -50,7 +81,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~current_umask())
     try:
         yield Path(tmp)
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except IsADirectoryError:  # a folder made at ``path`` while writing
+            raise DetforgeError("is a folder; give a file name to write", path=target) from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

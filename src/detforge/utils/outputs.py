@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 
 from detforge.errors import DetforgeError
+from detforge.utils.io import blocking_file
 
 RUNS = Path("runs")
 """Results of every command go under ``runs/<command>/`` by default."""
@@ -82,11 +83,18 @@ def results_dir(
 
 def claim_file(path: str | os.PathLike[str], *, exist_ok: bool, option: str = "") -> Path:
     """``path`` (a file a person named) when it may be written: an existing file is an
-    error unless ``exist_ok``; a folder is always an error."""
+    error unless ``exist_ok``; a folder, and a file where a folder above it should be, are
+    always errors."""
     p = Path(path)
     what = f"{option} " if option else ""
     if p.is_dir():
         raise DetforgeError(f"{what}names a folder; give a file name", path=p)
+    blocker = blocking_file(p.parent)
+    if blocker is not None:
+        raise DetforgeError(
+            f"is an existing file, not a folder; {what or 'the output '}cannot go inside it",
+            path=blocker,
+        )
     if p.exists() and not exist_ok:
         raise DetforgeError(
             f"{what}would replace an existing file; pass --exist-ok to replace it, or give "

@@ -150,3 +150,25 @@ def test_fused_copy_is_close_and_not_writable(tmp_path: Path) -> None:
         torch.testing.assert_close(fused(x)[0], net(x)[0], atol=1e-5, rtol=1e-5)
     with pytest.raises(DetforgeError, match="fused inference copy"):
         weights_bytes(fused)
+
+
+def test_size_is_checked_before_reading(tmp_path: Path) -> None:
+    """A huge (sparse) .weights file is refused from its size: nothing of it is read."""
+    import tracemalloc
+
+    (tmp_path / "t.cfg").write_text(TINY)
+    big = tmp_path / "big.weights"
+    ones = np.ones(sum(COUNTS), np.float32)
+    big.write_bytes(_weights_file(tmp_path / "ok.weights", 0, 2, 0, ones))
+    with open(big, "r+b") as f:
+        f.truncate(1 << 30)  # 1 GiB, sparse
+    net = load_darknet(tmp_path / "t.cfg")
+    tracemalloc.start()
+    try:
+        with pytest.raises(DetforgeError, match="do not belong together") as err:
+            read_weights(net, big)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 << 20
+    assert f"holds {(1 << 30) - 20:,} bytes" in str(err.value)

@@ -44,6 +44,9 @@ DATA_KEYS: tuple[str, ...] = (
 )
 """Every key Darknet's ``detector`` reads from a ``.data`` file, in the order we write them."""
 
+MAX_CLASSES = 100_000
+"""The most classes a ``.data`` file may declare (far beyond any real detector)."""
+
 _PATH_KEYS = ("train", "valid", "difficult", "test", "names", "backup", "results", "map")
 _WINDOWS_ABS = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\|//)")
 
@@ -152,8 +155,9 @@ def _text_lines(path: Path, what: str) -> list[str]:
 def read_data_file(path: str | os.PathLike[str], *, path_map: PathMap = ()) -> DataFile:
     """Parse a Darknet ``.data`` file (``key = value`` lines, ``#`` comments, CRLF ok).
 
-    Raises :class:`DetforgeError` naming the line for a line without ``=``, a repeated key or a
-    non-integer ``classes``.
+    Raises :class:`DetforgeError` naming the line for a line without ``=``, a repeated key, a
+    ``classes`` that is not a whole number from 1 to :data:`MAX_CLASSES`, or a path key with
+    an empty value.
     """
     p = Path(path)
     df = DataFile(path=p)
@@ -183,8 +187,16 @@ def read_data_file(path: str | os.PathLike[str], *, path_map: PathMap = ()) -> D
                 raise DetforgeError(
                     f"classes must be a whole number, got {value!r}", path=p, line=n
                 ) from None
+            if not 1 <= df.classes <= MAX_CLASSES:
+                raise DetforgeError(
+                    f"classes must be between 1 and {MAX_CLASSES}, got {value}", path=p, line=n
+                )
         elif low == "eval":
             df.eval = value
+        elif not value:  # an empty path would resolve to the .data file's own folder
+            raise DetforgeError(
+                f"{low} = has no value; give a path or delete the line", path=p, line=n
+            )
         else:
             resolved = resolve_path(value, base, path_map)
             mapped = apply_path_map(value, path_map).replace("\\", "/")
@@ -236,7 +248,8 @@ def write_data_file(path: str | os.PathLike[str], datafile: DataFile) -> None:
 
 def read_names(path: str | os.PathLike[str]) -> list[str]:
     """Class names, one per line (CRLF/BOM ok, surrounding spaces dropped, trailing blank lines
-    ignored). A blank line between names would shift every later class id, so it is an error."""
+    ignored). A blank line between names would shift every later class id, and two classes
+    with one name cannot be told apart, so both are errors."""
     p = Path(path)
     lines = [s.strip() for s in _text_lines(p, "names file")]
     while lines and not lines[-1]:
@@ -251,6 +264,16 @@ def read_names(path: str | os.PathLike[str]) -> list[str]:
             )
     if not lines:
         raise DetforgeError("names file is empty; put one class name per line", path=p)
+    first: dict[str, int] = {}
+    for n, name in enumerate(lines, start=1):
+        if name in first:
+            raise DetforgeError(
+                f"class name {name!r} appears twice (lines {first[name]} and {n}); every class "
+                "needs its own name ('detforge check --fix' renames the second)",
+                path=p,
+                line=n,
+            )
+        first[name] = n
     return lines
 
 

@@ -49,6 +49,7 @@ from detforge.formats.darknet.files import (
     missing_hint,
     read_data_file,
     read_image_list_entries,
+    read_names,
 )
 from detforge.formats.labelmap import find_label_map
 
@@ -271,6 +272,22 @@ def _from_data_file(out: Sources, src: Path, path_map: PathMap, only: Sequence[s
         else:
             msg = f"names file {df.names} does not exist" + missing_hint(df.names)
             out._problem(Problem("names-missing", msg, str(src), df.lines.get("names")))
+    if out.strict and df.classes is not None and out.names_path is not None:
+        _check_classes(df, out.names_path)
+
+
+def _check_classes(df: DataFile, names_path: str) -> None:
+    """``classes=`` must count the names (readers; the checker reports ``classes-mismatch``)."""
+    count = len(read_names(names_path))
+    if count != df.classes:
+        f, line = df.where("classes")
+        raise DetforgeError(
+            f"classes = {df.classes} but the names file {names_path} has {count} names; "
+            f"Darknet sizes the network by classes= and labels by the names -- set "
+            f"classes = {count} or fix the names ('detforge check --fix' sets it)",
+            path=f,
+            line=line,
+        )
 
 
 def valid_is_test(df: DataFile) -> bool:

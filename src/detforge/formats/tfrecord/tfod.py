@@ -124,9 +124,11 @@ def _upright(encoded: bytes, fmt: str) -> tuple[bytes, str]:
     sizes and boxes refer to the displayed (rotated) image."""
     import io
 
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
 
-    with Image.open(io.BytesIO(encoded)) as im:
+    from detforge.data.images import open_image
+
+    with open_image(io.BytesIO(encoded)) as im:
         upright = ImageOps.exif_transpose(im).convert("RGB")
     buf = io.BytesIO()
     if fmt == "png":

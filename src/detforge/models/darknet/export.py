@@ -24,7 +24,7 @@ def export_darknet(
     Returns {"cfg", "weights", "names"} -> path. Refuses to overwrite existing files and a
     class-name count that differs from the network's ``classes=``.
     """
-    from detforge.utils.io import atomic_write_bytes, atomic_write_text
+    from detforge.utils.io import atomic_write_bytes, atomic_write_text, make_folder
 
     if not name or "/" in name or os.sep in name:
         raise DetforgeError(f"bad export name {name!r}")
@@ -44,7 +44,7 @@ def export_darknet(
     check = DarknetNetwork(parse_cfg_text(net.cfg.text, path=net.cfg.path))
     if [tuple(s) for s in check.out_shapes] != [tuple(s) for s in net.out_shapes]:
         raise DetforgeError("the network no longer matches its cfg text", path=net.cfg.path)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     text = net.cfg.text if net.cfg.text.endswith("\n") else net.cfg.text + "\n"
     atomic_write_text(paths["cfg"], text)
     atomic_write_bytes(paths["weights"], weights_bytes(net))

@@ -12,9 +12,12 @@ layer boundary (Darknet's ``.conv.N`` files) and reports how many layers it fill
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import struct
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -76,11 +79,33 @@ def read_weights(
     """
     p = os.fspath(path)
     try:
-        data = Path(p).read_bytes()
+        with _open_regular(p) as f:
+            return _read_open_weights(net, f, p, partial)
     except OSError as exc:
         raise DetforgeError(f"cannot read the weights: {exc.strerror or exc}", path=p) from None
-    header, offset = read_header(data, p)
-    payload = len(data) - offset
+
+
+def _open_regular(path: str) -> BinaryIO:
+    """``path`` opened for reading, without blocking on a FIFO or device (``OSError``
+    "not a regular file" for those, before anything is read)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", path)
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_open_weights(net: DarknetNetwork, f: BinaryIO, p: str, partial: bool) -> int:
+    """:func:`read_weights` of the open file ``f``: its size (``fstat``) is checked against
+    the cfg before the weights are read, so a wrong or huge file costs no memory."""
+    header, offset = read_header(f.read(20), p)
+    payload = os.fstat(f.fileno()).st_size - offset
     counts = _layer_counts(net)
     need = sum(n for _, n in counts) * 4
     cfg_name = Path(net.cfg.path).name
@@ -98,7 +123,11 @@ def read_weights(
             )
         counts = counts[: int(hit[0]) + 1] if payload else []
         upto = counts[-1][0] + 1 if counts else 0
-    values = np.frombuffer(data, dtype="<f4", offset=offset)
+    f.seek(offset)
+    data = f.read(payload)
+    if len(data) != payload:
+        raise DetforgeError("the weights file changed while it was read", path=p)
+    values = np.frombuffer(data, dtype="<f4")
     if not np.all(np.isfinite(values)):
         bad = int(np.flatnonzero(~np.isfinite(values))[0])
         raise DetforgeError(f"value {bad} of the weights is not finite (NaN or infinity)", path=p)
