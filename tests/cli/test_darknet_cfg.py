@@ -158,3 +158,45 @@ def test_data_may_be_any_dataset_and_letter_box_cfgs_get_letterboxed_anchors(
     assert f"anchors={line.removeprefix('anchors = ')}\n" in out.read_text()
     # letterboxed at 416 a 200x100 image scales by 2.08 in both directions: (40,30) -> 83,62
     assert "letterboxed" in printed and "filters=21" in out.read_text()
+
+
+def test_bom_and_non_utf8_cfgs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A non-UTF-8 cfg was a UnicodeDecodeError traceback; a BOM cfg was edited in part
+    (max_batches/steps left) and the output was then refused by predict."""
+    latin = tmp_path / "latin.cfg"
+    latin.write_bytes(b"[net]\nwidth=128\n\xff\xfe=3\n")
+    out = tmp_path / "o.cfg"
+    assert main(["darknet-cfg", str(latin), "--classes", "3", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "not a detector cfg" in err and "Traceback" not in err and len(err.splitlines()) == 1
+    bom = tmp_path / "bom.cfg"
+    bom.write_bytes(b"\xef\xbb\xbf" + CFG.encode())
+    assert main(["darknet-cfg", str(bom), "--classes", "4", "-o", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("[net]\n") and "max_batches=8000" in text and "steps=6400,7200" in text
+
+
+@pytest.mark.parametrize(
+    ("option", "words"),
+    [
+        (["--max-batches", "0"], "expected a whole number >= 1, got '0'"),
+        (["--max-batches=-5"], "expected a whole number >= 1, got '-5'"),
+        (["--anchors=nan,2,3,4,5,6"], "positive w,h pairs"),
+        (["--anchors=inf,2,3,4,5,6"], "positive w,h pairs"),
+        (["--anchors=1e400,2,3,4,5,6"], "positive w,h pairs"),
+    ],
+)
+def test_max_batches_and_anchors_must_be_sensible(
+    option: list[str], words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--max-batches 0/-5 and nan/inf anchors were written into the cfg."""
+    (tmp_path / "in.cfg").write_text(CFG.replace("num=9", "num=3"))
+    out = tmp_path / "o.cfg"
+    args = ["darknet-cfg", str(tmp_path / "in.cfg"), "--classes", "2", "-o", str(out), *option]
+    if option[0].startswith("--max-batches"):  # an argparse usage error
+        with pytest.raises(SystemExit) as exc:
+            main(args)
+        assert exc.value.code == 2
+    else:
+        assert main(args) == 2
+    assert words in capsys.readouterr().err and not out.exists()

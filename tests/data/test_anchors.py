@@ -86,3 +86,13 @@ def test_letterboxed_box_sizes_hand_computed() -> None:
     # stretched, as Darknet's calc_anchors: normalized size times the input size
     stretched = dataset_box_sizes(ds, 416, 416)
     np.testing.assert_allclose(stretched, [[41.6, 41.6], [41.6, 41.6]])
+
+
+@pytest.mark.parametrize("bad", ["nan,2", "inf,2", "1e400,2", "-1,2", "0,2", "1,2,3"])
+def test_anchor_list_must_be_finite_positive_pairs(bad: str) -> None:
+    """nan/inf/1e400 anchors passed 'min(values) <= 0' and were written into the cfg."""
+    from detforge.data.anchors import parse_anchor_list
+
+    with pytest.raises(DetforgeError, match="positive w,h pairs"):
+        parse_anchor_list(bad, 1)
+    assert parse_anchor_list(" 10.5,14,  23,27", 2) == "10.5,14, 23,27"

@@ -110,3 +110,32 @@ def test_errors() -> None:
         rewrite_cfg_text("[yolo]\nmask=0\nclasses=1\n", classes=2)
     with pytest.raises(DetforgeError, match="at least 1"):
         rewrite_cfg_text(TINY, classes=0)
+
+
+def test_bom_and_non_utf8_bytes(tmp_path: Path) -> None:
+    """A UTF-8 BOM no longer hides [net] (max_batches/steps were left unchanged and the
+    output had a BOM line predict refused); bytes that are not UTF-8 are kept as they are
+    (the strict read was a UnicodeDecodeError traceback)."""
+    src = tmp_path / "bom.cfg"
+    src.write_bytes(b"\xef\xbb\xbf" + TINY.encode())
+    rewrite_cfg(src, tmp_path / "out.cfg", classes=3)
+    out = (tmp_path / "out.cfg").read_bytes()
+    assert not out.startswith(b"\xef\xbb\xbf")
+    assert b"max_batches = 6000\n" in out and b"steps=4800,5400   ; lr drops" in out
+    latin = TINY.encode().replace(b"# Training", b"# Gr\xf6\xdfe \xff\xfe")
+    latin = latin.replace(b"classes=80\nnum=6\n\n[route]", b"classes=\xff\nnum=6\n\n[route]")
+    src.write_bytes(latin)
+    changes = rewrite_cfg(src, tmp_path / "latin.cfg", classes=3)
+    out = (tmp_path / "latin.cfg").read_bytes()
+    assert b"# Gr\xf6\xdfe \xff\xfe\n" in out and out.count(b"classes=3\n") == 2
+    assert "classes: \ufffd -> 3" in "\n".join(str(c) for c in changes)  # printable
+    assert src.read_bytes() == latin
+    (tmp_path / "bin.cfg").write_bytes(b"[net]\0\1")
+    with pytest.raises(DetforgeError, match="binary"):
+        rewrite_cfg(tmp_path / "bin.cfg", tmp_path / "o.cfg", classes=3)
+
+
+@pytest.mark.parametrize("max_batches", [0, -5])
+def test_max_batches_must_be_positive(max_batches: int) -> None:
+    with pytest.raises(DetforgeError, match="--max-batches must be at least 1"):
+        rewrite_cfg_text(TINY, classes=2, max_batches=max_batches)

@@ -210,3 +210,20 @@ def test_cpu_streams_give_the_serial_predictions(
         np.testing.assert_array_equal(g.classes, r.classes)
         np.testing.assert_allclose(g.scores, r.scores, atol=1e-5, rtol=0)
         np.testing.assert_allclose(g.boxes, r.boxes, atol=1e-3, rtol=0)
+
+
+def test_a_cfg_is_not_a_model(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    """A .cfg given as the model ran random weights (hundreds of random boxes); now it is an
+    error naming what to pass, in load() and in export."""
+    from detforge.predict.export import export_onnx
+
+    cfg, _ = tiny
+    for call in (
+        lambda: detforge.load(cfg, device="cpu"),
+        lambda: detforge.load(cfg, cfg=cfg, device="cpu"),
+        lambda: export_onnx(cfg, tmp_path / "x.onnx"),
+    ):
+        with pytest.raises(DetforgeError, match=r"Darknet \.cfg \(the network\), not its") as err:
+            call()
+        assert err.value.path == str(cfg) and "--cfg tiny.cfg" in str(err.value)
+    assert not (tmp_path / "x.onnx").exists()

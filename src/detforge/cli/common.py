@@ -136,7 +136,7 @@ def order_model_data(args: Sequence[str]) -> tuple[str, str, str | None]:
             return args[0], args[1], None
         if kinds == ["data", "model"]:
             return args[1], args[0], None
-        if kinds == ["cfg", "data"]:  # a bare .cfg (random weights): tests, export checks
+        if kinds == ["cfg", "data"]:  # a bare .cfg: loading refuses it and says what to give
             return args[0], args[1], None
         if kinds == ["data", "cfg"]:
             return args[1], args[0], None

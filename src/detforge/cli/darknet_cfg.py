@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from detforge.cli.common import non_negative_int
+from detforge.cli.common import non_negative_int, positive_int
 from detforge.errors import DetforgeError
 
 HELP = "rewrite a Darknet .cfg for N classes (classes=, filters=, max_batches, steps)"
@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "or any dataset detforge reads (a VOC/COCO/Ultralytics folder ...)",
     )
     parser.add_argument(
-        "--max-batches", type=int, metavar="N", help="override the max_batches rule"
+        "--max-batches", type=positive_int, metavar="N", help="override the max_batches rule"
     )
     parser.add_argument(
         "--train-images",
@@ -101,10 +101,11 @@ def _classes_and_images(args: argparse.Namespace) -> tuple[int, int]:
 def _anchors(args: argparse.Namespace, size: tuple[int, int]) -> str | None:
     """The ``anchors=`` value ``--anchors`` asks for (``None``: leave the cfg's)."""
     from detforge.formats.darknet.cfg import cfg_anchor_count, cfg_letter_box
+    from detforge.models.darknet.cfg import read_cfg_text
 
     if not args.anchors:
         return None
-    text = Path(args.cfg).read_text(encoding="utf-8", errors="replace")
+    text = read_cfg_text(args.cfg)
     count = cfg_anchor_count(text, path=args.cfg)
     if args.anchors.strip().lower() == "auto":
         if not args.data:
@@ -127,12 +128,13 @@ def _anchors(args: argparse.Namespace, size: tuple[int, int]) -> str | None:
 def run(args: argparse.Namespace) -> int:
     from detforge.cli.common import parse_wh
     from detforge.formats.darknet.cfg import cfg_net_size, default_max_batches, rewrite_cfg
+    from detforge.models.darknet.cfg import read_cfg_text
 
     if not Path(args.cfg).is_file():
         raise DetforgeError("cfg file not found", path=args.cfg)
     classes, train_images = _classes_and_images(args)
     size = parse_wh(args.imgsz, multiple=32) if args.imgsz else None
-    text = Path(args.cfg).read_text(encoding="utf-8", errors="replace")
+    text = read_cfg_text(args.cfg)  # predict's reader: binary files refused, a BOM dropped
     anchors = _anchors(args, size or cfg_net_size(text))
     changes = rewrite_cfg(
         args.cfg,

@@ -22,6 +22,7 @@ boxes and seed give the same anchors. Pure numpy, no I/O.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -159,13 +160,13 @@ def anchors_for_dataset(
 
 
 def parse_anchor_list(text: str, count: int) -> str:
-    """A user's ``w,h, w,h, ...`` anchor list (``count`` positive pairs) in Darknet's
-    ``anchors=`` spelling; DetforgeError naming what is wrong otherwise."""
+    """A user's ``w,h, w,h, ...`` anchor list (``count`` pairs of finite positive numbers) in
+    Darknet's ``anchors=`` spelling; DetforgeError naming what is wrong otherwise."""
     try:
         values = [float(v) for v in text.replace(" ", "").split(",") if v]
     except ValueError:
         values = []
-    if len(values) != 2 * count or min(values, default=0) <= 0:
+    if len(values) != 2 * count or not all(math.isfinite(v) and v > 0 for v in values):
         raise DetforgeError(
             f"--anchors expects 'auto' or {count} positive w,h pairs (the cfg's num={count}), "
             f"got {text!r}"

@@ -378,16 +378,19 @@ def load_darknet_network(
     device: Any = "cpu",
 ) -> tuple[DarknetNetwork, list[str]]:
     """``path`` a ``.weights`` / ``.conv.N`` (cfg: ``cfg`` or the same-stem file beside it)
-    or a ``.cfg`` (random weights; for tests and export checks) -> the network in eval mode
-    on ``device`` and its class names (:func:`resolve_names`)."""
+    -> the network in eval mode on ``device`` and its class names (:func:`resolve_names`).
+    A ``.cfg`` in place of the weights is an error: it would run random weights. (An untrained
+    network comes from :func:`detforge.models.darknet.model.load_darknet` with no weights.)"""
     from detforge.models.darknet.model import load_darknet
 
     if path.suffix.lower() == ".cfg":
-        if cfg is not None and Path(cfg) != path:
-            raise DetforgeError("give either a .cfg model or --cfg, not both", path=path)
-        cfg_path, weights = path, None
-    else:
-        cfg_path, weights = (Path(cfg) if cfg is not None else find_cfg(path)), path
+        raise DetforgeError(
+            "this is a Darknet .cfg (the network), not its weights: give the .weights file "
+            f"and this file as --cfg (cfg= in Python), e.g. '{path.stem}.weights --cfg "
+            f"{path.name}'",
+            path=path,
+        )
+    cfg_path, weights = (Path(cfg) if cfg is not None else find_cfg(path)), path
     if not cfg_path.is_file():
         raise DetforgeError("cfg file not found", path=cfg_path)
     net = load_darknet(cfg_path, weights, device=device)

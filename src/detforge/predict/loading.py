@@ -1,7 +1,8 @@
 """Model files made ready to predict with: the one place a weights file becomes a forward
 function (``.onnx`` -> onnxruntime: a detforge export, or a Darknet network's export, which
-runs with Darknet's semantics; Darknet ``.cfg``/``.weights`` -> PyTorch; anything else -> a
-detforge checkpoint). New model kinds plug in at :func:`load_model_file`.
+runs with Darknet's semantics; Darknet ``.weights`` + ``.cfg`` -> PyTorch, a ``.cfg`` alone
+is refused; anything else -> a detforge checkpoint). New model kinds plug in at
+:func:`load_model_file`.
 """
 
 from __future__ import annotations
@@ -66,8 +67,9 @@ def load_model_file(
 ) -> LoadedModel:
     """The one place a model file becomes something to predict with: ``.onnx`` runs with
     onnxruntime (its rule read from the export's metadata), a Darknet ``.weights`` /
-    ``.conv.N`` / ``.cfg`` becomes a Darknet network (``cfg``: its ``.cfg``, default the
-    same-stem file beside it; ``names``: a ``.names`` file or list), anything else is read as
+    ``.conv.N`` becomes a Darknet network (``cfg``: its ``.cfg``, default the same-stem file
+    beside it; ``names``: a ``.names`` file or list; a ``.cfg`` given as the model is an
+    error, not random weights), anything else is read as
     a detforge checkpoint (its rule: the square of the size it was trained at)."""
     from detforge.models.darknet.model import is_darknet_file
     from detforge.utils.device import resolve_device

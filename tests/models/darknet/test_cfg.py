@@ -89,3 +89,84 @@ def test_bad_references(tmp_path: Path) -> None:
     (tmp_path / "bin.cfg").write_bytes(b"\0\1\2")
     with pytest.raises(DetforgeError, match="binary"):
         read_cfg(tmp_path / "bin.cfg")
+
+
+@pytest.mark.parametrize(
+    ("edit", "line", "words"),
+    [
+        (("filters=21", "filters=nan"), 9, "filters=nan is not a finite number"),
+        (("filters=21", "filters=inf"), 9, "filters=inf is not a finite number"),
+        (("filters=21", "filters=1e400"), 9, "filters=1e400 is not a finite number"),
+        (("filters=21", "filters=-inf"), 9, "filters=-inf is not a finite number"),
+        (("mask = 0,1,2", "mask = 0,1,inf"), 16, "mask=0,1,inf is not a finite number"),
+        (("filters=21", "filters=4294967317"), 9, "filters=4294967317 is out of range"),
+        (("filters=21", "filters=1e10"), 9, "is out of range"),
+        (("mask = 0,1,2", "mask = 0,1.5,2"), 16, "must be a whole number"),
+        (("beta_nms=0.6", "beta_nms=nan"), 22, "beta_nms=nan is not a finite number"),
+        (("beta_nms=0.6", "scale_x_y=nan"), 22, "scale_x_y=nan is not a finite number"),
+        (("ignore_thresh=.7", "ignore_thresh=inf"), 20, "ignore_thresh=inf is not a finite"),
+        (("learning_rate=0.001", "learning_rate=1e400"), 6, "learning_rate=1e400 is not a"),
+        (("anchors = 10,14", "anchors = nan,14"), 17, "anchors=nan,14,23,27"),
+    ],
+)
+def test_numbers_must_be_finite_whole_and_in_range(
+    edit: tuple[str, str], line: int, words: str, tmp_path: Path
+) -> None:
+    """nan/inf/1e400 in any key -- read as int or float, or ignored at inference -- is one
+    DetforgeError at its line (it was a ValueError/OverflowError traceback, or NaN boxes)."""
+    path = tmp_path / "bad.cfg"
+    path.write_text(GOOD.replace(*edit))
+    with pytest.raises(DetforgeError) as err:
+        DarknetNetwork(read_cfg(path))
+    assert (err.value.path, err.value.line) == (str(path), line)
+    assert words in str(err.value)
+
+
+def test_get_helpers_refuse_non_finite_values() -> None:
+    """The Section number readers themselves (every key's one home) refuse nan/inf."""
+    from detforge.models.darknet.cfg import Section
+
+    section = Section("yolo", 1, {"a": "nan", "b": "inf", "c": "1,nan", "d": "2,1e400"},
+                      {"a": 2, "b": 3, "c": 4, "d": 5}, path="s.cfg")  # fmt: skip
+    for call, line in [
+        (lambda: section.get_int("a", 0), 2),
+        (lambda: section.get_float("b", 0.0), 3),
+        (lambda: section.get_floats("c"), 4),
+        (lambda: section.get_ints("d"), 5),
+    ]:
+        with pytest.raises(DetforgeError, match="is not a finite number") as err:
+            call()
+        assert err.value.line == line
+    assert Section("net", 1, {"w": "64.0"}).get_int("w", 0) == 64
+
+
+def test_utf8_bom_is_ignored(tmp_path: Path) -> None:
+    """A cfg saved with a byte order mark (Windows Notepad) reads like one without."""
+    path = tmp_path / "bom.cfg"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.encode())
+    cfg = read_cfg(path)
+    assert cfg.net.name == "net" and cfg.width == 64
+    assert DarknetNetwork(cfg).out_shapes == DarknetNetwork(parse_cfg_text(GOOD)).out_shapes
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        ("filters=21", "filters=" + "x" * 2_000_000),
+        ("filters=21", "k" * 2_000_000 + "=1"),
+        ("[yolo]", "[" + "y" * 2_000_000 + "]"),
+        ("width = 64", "w" * 2_000_000),
+        ("activation=leaky", "activation=" + "e" * 2_000_000),
+        ("mask = 0,1,2", "mask = " + "0," * 1_000_000 + "9"),
+    ],
+)
+def test_errors_quote_at_most_a_short_piece_of_a_long_line(
+    edit: tuple[str, str], tmp_path: Path
+) -> None:
+    """A 2 MB cfg line gives a one-line error of normal length, the quote cut with '...'."""
+    path = tmp_path / "long.cfg"
+    path.write_text(GOOD.replace(*edit))
+    with pytest.raises(DetforgeError) as err:
+        DarknetNetwork(read_cfg(path))
+    message = str(err.value)
+    assert len(message) < 400 and "\n" not in message and "..." in message

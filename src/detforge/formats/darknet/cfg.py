@@ -10,8 +10,9 @@ The usual rule (AlexeyAB/darknet's README, "how to train on your own objects"):
 * optionally a new input size (``width``/``height`` in ``[net]``), new ``anchors=`` in every
   head, and ``subdivisions`` by :func:`sensible_subdivisions`.
 
-Every other byte of the file -- comments, order, spacing -- is kept. Pure functions:
-:func:`rewrite_cfg_text` returns the new text and a list of human-readable changes.
+Every other byte of the file -- comments, order, spacing, bytes that are not UTF-8 -- is kept
+(a leading UTF-8 byte order mark is dropped, as every detforge cfg reader ignores it). Pure
+functions: :func:`rewrite_cfg_text` returns the new text and a list of human-readable changes.
 """
 
 from __future__ import annotations
@@ -167,14 +168,17 @@ def rewrite_cfg_text(
     """
     if classes < 1:
         raise DetforgeError(f"--classes must be at least 1, got {classes}")
+    if max_batches is not None and max_batches < 1:
+        raise DetforgeError(f"--max-batches must be at least 1, got {max_batches}")
     lines = text.splitlines(keepends=True)
     sections = _sections(lines)
     changes: list[CfgChange] = []
 
     def change(idx: int, m: re.Match[str], section: str, value: str) -> None:
         old = m.group(4).strip()
-        if old != value:
-            changes.append(CfgChange(idx + 1, section, m.group(2), old, value))
+        if old != value:  # (a non-UTF-8 byte read as a lone surrogate is shown as U+FFFD)
+            shown = old.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            changes.append(CfgChange(idx + 1, section, m.group(2), shown, value))
             _set(lines, idx, m, value)
 
     heads = 0
@@ -325,8 +329,9 @@ def rewrite_cfg(
         raise DetforgeError(
             "output must differ from the input cfg (detforge never edits sources)", path=d
         )
-    with open(s, encoding="utf-8", newline="") as f:
-        text = f.read()
+    from detforge.models.darknet.cfg import read_cfg_text
+
+    text = read_cfg_text(s, exact=True)  # the one cfg reader: a binary file is an error
     new, changes = rewrite_cfg_text(
         text,
         classes=classes,
@@ -337,6 +342,6 @@ def rewrite_cfg(
         subdivisions=subdivisions,
         path=str(s),
     )
-    with atomic_open(d, "w", newline="") as f:
+    with atomic_open(d, "w", newline="", errors="surrogateescape") as f:
         f.write(new)
     return changes

@@ -5,16 +5,33 @@ The grammar is Darknet's (``parser.c: read_cfg``): ``[section]`` headers, ``key=
 it before splitting on ``=``). Keys are checked per section: a key that changes what the
 network computes and that detforge does not implement, or a key Darknet does not know, is a
 :class:`~detforge.errors.DetforgeError` naming the file and line. Training-only keys (learning
-rate, augmentation, loss normalizers, ...) are kept and ignored at inference.
+rate, augmentation, loss normalizers, ...) are kept and ignored at inference, but every number
+in the file must be finite (``nan``, ``inf``, ``1e400`` are errors at their line). Integer keys
+are whole numbers in Darknet's 32-bit ``int`` range. A UTF-8 byte order mark is ignored.
+Errors quote at most :data:`MAX_QUOTED` characters of the user's input.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from detforge.errors import DetforgeError
+
+MAX_QUOTED = 80
+"""Errors quote at most this many characters of a cfg value, key or line (then ``...``)."""
+
+_INT_RANGE = (-(2**31), 2**31 - 1)  # Darknet reads integer keys into a C int
+_BOM = "\ufeff"
+
+
+def clip(text: str, limit: int = MAX_QUOTED) -> str:
+    """``text`` cut to ``limit`` characters, ``...`` marking the cut: errors quote the user's
+    input, and a 2 MB cfg line must not become a 2 MB message."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 # Keys every layer section may carry that do not change the forward pass.
 _COMMON_TRAIN = frozenset(
@@ -211,7 +228,7 @@ class Section:
 
     def error(self, message: str, key: str | None = None) -> DetforgeError:
         line = self.lines.get(key, self.line) if key is not None else self.line
-        return DetforgeError(f"[{self.name}]: {message}", path=self.path, line=line)
+        return DetforgeError(f"[{clip(self.name)}]: {message}", path=self.path, line=line)
 
     def has(self, key: str) -> bool:
         return key in self.options
@@ -219,47 +236,50 @@ class Section:
     def get_str(self, key: str, default: str) -> str:
         return self.options.get(key, default)
 
+    def _float(self, key: str, raw: str, item: str) -> float:
+        """``item`` (``raw`` or one entry of a list ``raw``) as a finite float."""
+        try:
+            value = float(item)
+        except ValueError:
+            raise self.error(f"{key}={clip(raw)} is not a number", key) from None
+        if not math.isfinite(value):
+            raise self.error(f"{key}={clip(raw)} is not a finite number", key)
+        return value
+
+    def _int(self, key: str, raw: str, item: str) -> int:
+        """``item`` as a whole number in Darknet's ``int`` range (``1.0`` is read as 1)."""
+        try:
+            value = int(item)
+        except ValueError:
+            number = self._float(key, raw, item)  # Darknet's atoi-like leniency for "1.0"
+            if number != int(number):
+                raise self.error(f"{key}={clip(raw)} must be a whole number", key) from None
+            value = int(number)
+        if not _INT_RANGE[0] <= value <= _INT_RANGE[1]:
+            raise self.error(f"{key}={clip(raw)} is out of range (a 32-bit integer)", key)
+        return value
+
     def get_int(self, key: str, default: int) -> int:
         raw = self.options.get(key)
-        if raw is None:
-            return default
-        try:
-            return int(raw)
-        except ValueError:
-            try:  # Darknet reads ints with atoi(atof-like) leniency for "1.0"
-                value = float(raw)
-            except ValueError:
-                raise self.error(f"{key}={raw} is not a number", key) from None
-            if value != int(value):
-                raise self.error(f"{key}={raw} must be a whole number", key) from None
-            return int(value)
+        return default if raw is None else self._int(key, raw, raw)
 
     def get_float(self, key: str, default: float) -> float:
         raw = self.options.get(key)
+        return default if raw is None else self._float(key, raw, raw)
+
+    def _items(self, key: str) -> tuple[str, list[str]] | None:
+        raw = self.options.get(key)
         if raw is None:
-            return default
-        try:
-            return float(raw)
-        except ValueError:
-            raise self.error(f"{key}={raw} is not a number", key) from None
+            return None
+        return raw, [v for v in raw.split("#")[0].split(",") if v != ""]
 
     def get_ints(self, key: str) -> list[int] | None:
-        raw = self.options.get(key)
-        if raw is None:
-            return None
-        try:
-            return [int(float(v)) for v in raw.split("#")[0].split(",") if v != ""]
-        except ValueError:
-            raise self.error(f"{key}={raw} is not a comma-separated list of numbers", key) from None
+        found = self._items(key)
+        return None if found is None else [self._int(key, found[0], v) for v in found[1]]
 
     def get_floats(self, key: str) -> list[float] | None:
-        raw = self.options.get(key)
-        if raw is None:
-            return None
-        try:
-            return [float(v) for v in raw.split("#")[0].split(",") if v != ""]
-        except ValueError:
-            raise self.error(f"{key}={raw} is not a comma-separated list of numbers", key) from None
+        found = self._items(key)
+        return None if found is None else [self._float(key, found[0], v) for v in found[1]]
 
 
 @dataclass
@@ -299,22 +319,25 @@ def parse_cfg_text(text: str, *, path: str | os.PathLike[str] = "<cfg>") -> Dark
         if line[0] == "[":
             if not line.endswith("]") or len(line) < 3:
                 raise DetforgeError(
-                    f"bad section header {raw_line.strip()!r}", path=name, line=number
+                    f"bad section header {clip(raw_line.strip())!r}", path=name, line=number
                 )
             kind = line[1:-1].lower()
             sections.append(Section(_ALIASES.get(kind, kind), number, path=name))
             continue
         if "=" not in line:
             raise DetforgeError(
-                f"expected key=value or [section], got {raw_line.strip()!r}", path=name, line=number
+                f"expected key=value or [section], got {clip(raw_line.strip())!r}",
+                path=name,
+                line=number,
             )
         if not sections:
             raise DetforgeError("key=value before the first [section]", path=name, line=number)
         key, value = line.split("=", 1)
         section = sections[-1]
         if key in section.options:
+            earlier = section.lines[key]
             raise DetforgeError(
-                f"[{section.name}]: {key} is set twice (first on line {section.lines[key]})",
+                f"[{clip(section.name)}]: {clip(key)} is set twice (first on line {earlier})",
                 path=name,
                 line=number,
             )
@@ -330,21 +353,37 @@ def parse_cfg_text(text: str, *, path: str | os.PathLike[str] = "<cfg>") -> Dark
         allowed = SECTION_KEYS.get(section.name)
         if allowed is None:
             raise DetforgeError(
-                f"layer [{section.name}] is not supported by detforge "
+                f"layer [{clip(section.name)}] is not supported by detforge "
                 f"(supported: {', '.join('[' + s + ']' for s in SECTION_KEYS if s != 'net')})",
                 path=name,
                 line=section.line,
             )
         for key in section.options:
             if key not in allowed:
-                raise section.error(f"key {key!r} is not supported by detforge", key)
+                raise section.error(f"key {clip(key)!r} is not supported by detforge", key)
+            _check_finite(section, key)
     if len(sections) < 2:
         raise DetforgeError("the cfg has no layers after [net]", path=name, line=sections[0].line)
     return DarknetCfg(path=name, net=sections[0], layers=sections[1:], text=text)
 
 
-def read_cfg_text(path: str | os.PathLike[str]) -> str:
-    """A ``.cfg`` file's text (DetforgeError naming it when missing, unreadable or binary)."""
+def _check_finite(section: Section, key: str) -> None:
+    """Every number in ``key``'s value (a list's items too) is finite, whether or not detforge
+    reads the key: ``nan``/``inf`` in a training setting is as wrong as in ``filters``."""
+    for item in section.options[key].split("#")[0].split(","):
+        try:
+            value = float(item)
+        except ValueError:
+            continue
+        if not math.isfinite(value):
+            raise section.error(f"{key}={clip(section.options[key])} is not a finite number", key)
+
+
+def read_cfg_text(path: str | os.PathLike[str], *, exact: bool = False) -> str:
+    """A ``.cfg`` file's text (DetforgeError naming it when missing, unreadable or binary),
+    without a leading UTF-8 byte order mark. Bytes that are not UTF-8 become U+FFFD, or with
+    ``exact`` lone surrogates (``surrogateescape``), so that a rewrite that encodes with
+    ``errors="surrogateescape"`` keeps them byte for byte. Line endings are kept as they are."""
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -352,7 +391,8 @@ def read_cfg_text(path: str | os.PathLike[str]) -> str:
         raise DetforgeError(f"cannot read the cfg: {exc.strerror or exc}", path=p) from None
     if b"\0" in data[:4096]:
         raise DetforgeError("this is not a Darknet .cfg text file (binary data)", path=p)
-    return data.decode("utf-8", errors="replace")
+    text = data.decode("utf-8", errors="surrogateescape" if exact else "replace")
+    return text[1:] if text.startswith(_BOM) else text
 
 
 def read_cfg(path: str | os.PathLike[str]) -> DarknetCfg:

@@ -4,6 +4,13 @@
 ``[yolo]`` / ``[region]`` layers, one (B, n * (5 + classes), H/s, W/s) tensor per head in cfg
 order; :mod:`detforge.models.darknet.decode` turns them into boxes. Layer indices are Darknet's
 (0-based, ``[net]`` not counted), so ``net.layers[i]`` is cfg layer ``i``.
+
+Building checks the geometry before allocating anything: ``channels=3`` (detforge feeds RGB
+images), no negative padding, no window larger than its padded input, and two size limits,
+:data:`MAX_PARAM_BYTES` (the float32 parameters and BatchNorm statistics) and
+:data:`MAX_ACTIVATION_BYTES` (one image's float32 activations: every layer's output, as
+training keeps them, plus the padded copy a padded ``[maxpool]`` makes). A cfg past either is
+an error at the layer where the total crosses it, with the estimate.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from detforge.models.darknet.cfg import DarknetCfg, Section
+from detforge.models.darknet.cfg import DarknetCfg, Section, clip
 from detforge.models.darknet.layers import (
     ACTIVATIONS,
     ConvLayer,
@@ -29,6 +36,16 @@ from detforge.models.darknet.layers import (
 )
 
 NMS_KINDS = ("default", "greedynms", "diounms")
+
+MAX_PARAM_BYTES = 4 * 2**30
+"""The largest network detforge builds, in bytes of float32 parameters (4 GiB; the biggest
+stock cfg, yolov4, has about 250 MiB)."""
+
+MAX_ACTIVATION_BYTES = 8 * 2**30
+"""The most float32 activation memory one image may need, in bytes (8 GiB: yolov4 at 608x608
+needs 0.6 GiB, at 1280x1280 2.9 GiB; yolov3-tiny at 8192x8192 would need 12 GiB)."""
+
+_FLOAT_BYTES = 4
 
 
 @dataclass(frozen=True)
@@ -71,17 +88,47 @@ class _Shape:
     w: int
 
 
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:,.1f} GiB"
+
+
 @dataclass
 class _Build:
     shapes: list[_Shape] = field(default_factory=list)
     heads: list[HeadSpec] = field(default_factory=list)
+    params: int = 0  # float32 values so far
+    activations: int = 0
+
+    def charge(
+        self, section: Section, *, params: int = 0, activations: int = 0, commit: bool = True
+    ) -> None:
+        """Add ``params`` parameters and ``activations`` activation values (float32 counts) of
+        ``section``; a total past :data:`MAX_PARAM_BYTES` / :data:`MAX_ACTIVATION_BYTES` is an
+        error at its line. ``commit=False`` only checks."""
+        total_params = (self.params + params) * _FLOAT_BYTES
+        if total_params > MAX_PARAM_BYTES:
+            raise section.error(
+                f"the network would have about {_gib(total_params)} of parameters, above "
+                f"detforge's limit of {_gib(MAX_PARAM_BYTES)}: check filters= and size="
+            )
+        total = (self.activations + activations) * _FLOAT_BYTES
+        if total > MAX_ACTIVATION_BYTES:
+            where = "its input" if section.name == "net" else "the layers up to this one"
+            raise section.error(
+                f"one image would need about {_gib(total)} of activations for {where}, "
+                f"above detforge's limit of {_gib(MAX_ACTIVATION_BYTES)}: lower width/height "
+                "in [net]" + ("" if section.name == "net" else " or this layer's size/padding")
+            )
+        if commit:
+            self.params += params
+            self.activations += activations
 
 
 def _activation(section: Section, default: str) -> str:
     kind = section.get_str("activation", default)
     if kind not in ACTIVATIONS:
         raise section.error(
-            f"activation={kind} is not supported (supported: {', '.join(ACTIVATIONS)})",
+            f"activation={clip(kind)} is not supported (supported: {', '.join(ACTIVATIONS)})",
             "activation",
         )
     return kind
@@ -112,11 +159,25 @@ def _build_layer(section: Section, i: int, prev: _Shape, b: _Build) -> tuple[Dar
         padding = size // 2 if section.get_int("pad", 0) else section.get_int("padding", 0)
         if filters < 1 or size < 1 or sx < 1 or sy < 1 or groups < 1:
             raise section.error("filters, size, stride and groups must be positive")
+        if padding < 0:
+            raise section.error(f"padding={padding} must not be negative", "padding")
+        _window_fits(section, size, prev, 2 * padding)
         if prev.c % groups or filters % groups:
             raise section.error(
                 f"groups={groups} does not divide {prev.c} input channels and filters={filters}",
                 "groups",
             )
+        bn = section.get_int("batch_normalize", 0) != 0
+        out = _Shape(
+            filters,
+            (prev.h + 2 * padding - size) // sy + 1,
+            (prev.w + 2 * padding - size) // sx + 1,
+        )
+        # weights, then the conv bias or BatchNorm's scale, bias, mean and variance; checked
+        # with the output before torch allocates anything
+        weights = filters * (prev.c // groups) * size * size + filters * (4 if bn else 1)
+        b.charge(section, params=weights, activations=out.c * out.h * out.w, commit=False)
+        b.charge(section, params=weights)
         conv = ConvLayer(
             prev.c,
             filters,
@@ -124,14 +185,10 @@ def _build_layer(section: Section, i: int, prev: _Shape, b: _Build) -> tuple[Dar
             (sy, sx),
             padding,
             groups,
-            section.get_int("batch_normalize", 0) != 0,
+            bn,
             _activation(section, "logistic"),
         )
-        return conv, _Shape(
-            filters,
-            (prev.h + 2 * padding - size) // sy + 1,
-            (prev.w + 2 * padding - size) // sx + 1,
-        )
+        return conv, out
     if kind == "maxpool":
         stride = section.get_int("stride", 1)
         sx, sy = section.get_int("stride_x", stride), section.get_int("stride_y", stride)
@@ -139,6 +196,9 @@ def _build_layer(section: Section, i: int, prev: _Shape, b: _Build) -> tuple[Dar
         padding = section.get_int("padding", size - 1)
         if size < 1 or sx < 1 or sy < 1 or padding < 0:
             raise section.error("size and stride must be positive, padding not negative")
+        _window_fits(section, size, prev, padding)
+        if padding:  # the forward pass pads a copy of its input with -inf
+            b.charge(section, activations=prev.c * (prev.h + padding) * (prev.w + padding))
         pool = MaxPoolLayer(size, (sy, sx), padding)
         oh, ow = pool.out_size(prev.h, prev.w)
         return pool, _Shape(prev.c, oh, ow)
@@ -152,7 +212,7 @@ def _build_layer(section: Section, i: int, prev: _Shape, b: _Build) -> tuple[Dar
         for s in srcs:
             shape = b.shapes[s]
             if (shape.h, shape.w) != (first.h, first.w):
-                raise section.error(f"layers {srcs} have different sizes", "layers")
+                raise section.error(f"layers {clip(str(srcs))} have different sizes", "layers")
             if shape.c % groups:
                 raise section.error(
                     f"groups={groups} does not divide layer {s}'s {shape.c} channels"
@@ -201,10 +261,25 @@ def _build_layer(section: Section, i: int, prev: _Shape, b: _Build) -> tuple[Dar
     raise section.error("unsupported layer")  # pragma: no cover - cfg.py rejects it first
 
 
+def _window_fits(section: Section, size: int, prev: _Shape, padding: int) -> None:
+    """A ``size`` window must fit the input padded by ``padding`` (both sides together)."""
+    if size > min(prev.h, prev.w) + padding:
+        raise section.error(
+            f"size={size} is larger than its input ({prev.w}x{prev.h}, padded by {padding})",
+            "size",
+        )
+
+
 def _head_spec(section: Section, i: int, prev: _Shape) -> HeadSpec:
     classes = section.get_int("classes", 20)
     num = section.get_int("num", 1)
     anchors = section.get_floats("anchors") or []
+    if any(a <= 0 for a in anchors):
+        raise section.error(
+            f"anchors={clip(section.get_str('anchors', ''))} must be positive", "anchors"
+        )
+    if num < 1:
+        raise section.error(f"num={num} must be positive", "num")
     pairs = [(anchors[2 * k], anchors[2 * k + 1]) for k in range(len(anchors) // 2)]
     if section.name == "region":
         if section.get_int("coords", 4) != 4:
@@ -219,13 +294,19 @@ def _head_spec(section: Section, i: int, prev: _Shape) -> HeadSpec:
         )
     else:
         mask = section.get_ints("mask")
+        if mask is None and num > len(pairs):
+            raise section.error(f"num={num} needs {num} anchors, anchors= has {len(pairs)}", "num")
         mask = list(range(num)) if mask is None else mask
         if any(not 0 <= m < len(pairs) for m in mask):
-            raise section.error(f"mask={mask} names anchors beyond the {len(pairs)} given", "mask")
+            raise section.error(
+                f"mask={clip(section.get_str('mask', ''))} names anchors beyond the "
+                f"{len(pairs)} given",
+                "mask",
+            )
         nms_kind = section.get_str("nms_kind", "default")
         if nms_kind not in NMS_KINDS:
             raise section.error(
-                f"nms_kind={nms_kind} is not supported ({', '.join(NMS_KINDS)})", "nms_kind"
+                f"nms_kind={clip(nms_kind)} is not supported ({', '.join(NMS_KINDS)})", "nms_kind"
             )
         spec = HeadSpec(
             "yolo",
@@ -261,6 +342,13 @@ class DarknetNetwork(nn.Module):
         shape = _Shape(cfg.channels, cfg.height, cfg.width)
         if min(shape.c, shape.h, shape.w) < 1:
             raise cfg.net.error("width, height and channels must be positive")
+        if shape.c != 3:
+            raise cfg.net.error(
+                f"channels={shape.c} is not supported: detforge feeds the network RGB images "
+                "(channels=3)",
+                "channels",
+            )
+        b.charge(cfg.net, activations=shape.c * shape.h * shape.w)
         layers: list[DarknetLayer] = []
         for i, section in enumerate(cfg.layers):
             layer, shape = _build_layer(section, i, shape, b)
@@ -268,6 +356,8 @@ class DarknetNetwork(nn.Module):
                 raise section.error(
                     f"the layer's output would be empty ({shape.c}x{shape.h}x{shape.w})"
                 )
+            if not isinstance(layer, HeadLayer):  # a head passes its input on as it is
+                b.charge(section, activations=shape.c * shape.h * shape.w)
             layers.append(layer)
             b.shapes.append(shape)
         if not b.heads:
