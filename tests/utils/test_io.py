@@ -77,3 +77,15 @@ def test_folder_or_file_in_the_way_is_one_error(tmp_path: Path) -> None:
     assert (tmp_path / "file").read_text() == "keep"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dir", "file"]
     assert not list((tmp_path / "dir").iterdir())
+
+
+def test_a_write_error_is_also_an_oserror_for_best_effort_writers(tmp_path: Path) -> None:
+    """A cache skips what it cannot write (``except OSError``); the user gets one line."""
+    from detforge.errors import DetforgeError
+    from detforge.utils.io import WriteError, atomic_open
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OSError) as err, atomic_open(tmp_path / "file" / "sub" / "a.txt") as f:
+        f.write("never")
+    assert isinstance(err.value, WriteError) and isinstance(err.value, DetforgeError)
+    assert str(err.value).startswith(str(tmp_path / "file"))

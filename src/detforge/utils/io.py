@@ -34,6 +34,12 @@ def short_name(name: str, limit: int = 96) -> str:
     return name if len(raw) <= limit else raw[:limit].decode("utf-8", "ignore")
 
 
+class WriteError(DetforgeError, OSError):
+    """An output that cannot be written (a folder at the target, a file where a folder must
+    go, a folder that cannot be made): a :class:`DetforgeError` for the user, and an
+    :class:`OSError` for best-effort writers (caches) that skip what they cannot write."""
+
+
 def blocking_file(folder: str | os.PathLike[str]) -> Path | None:
     """The existing non-folder that stops ``folder`` from being a folder: ``folder`` itself or
     the nearest existing folder above it when that is a file; ``None`` when ``folder`` is, or
@@ -49,15 +55,15 @@ def blocking_file(folder: str | os.PathLike[str]) -> Path | None:
 
 def make_folder(folder: str | os.PathLike[str]) -> Path:
     """Create ``folder`` (and the folders above it) if missing; an existing file in the way is
-    a :class:`DetforgeError` naming it."""
+    a :class:`WriteError` naming it."""
     p = Path(folder)
     blocker = blocking_file(p)
     if blocker is not None:
-        raise DetforgeError("is an existing file, not a folder; cannot write into it", path=blocker)
+        raise WriteError("is an existing file, not a folder; cannot write into it", path=blocker)
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # no permission, a name too long, a read-only disk
-        raise DetforgeError(f"cannot create the folder ({exc.strerror or exc})", path=p) from None
+        raise WriteError(f"cannot create the folder ({exc.strerror or exc})", path=p) from None
     return p
 
 
@@ -67,10 +73,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     recognises as its own), for writers that take a file name (``torch.onnx.export``); on
     success it is renamed to ``path``, on an exception removed, ``path`` left as it was.
     A folder at ``path``, or a file where a folder above it should be, is a
-    :class:`DetforgeError` (nothing is written)."""
+    :class:`WriteError` (nothing is written)."""
     target = Path(path)
     if target.is_dir():
-        raise DetforgeError("is a folder; give a file name to write", path=target)
+        raise WriteError("is a folder; give a file name to write", path=target)
     make_folder(target.parent)
     # the temporary name stays within NAME_MAX (255 bytes) whatever the target's length
     fd, tmp = tempfile.mkstemp(
@@ -84,7 +90,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         try:
             os.replace(tmp, target)
         except IsADirectoryError:  # a folder made at ``path`` while writing
-            raise DetforgeError("is a folder; give a file name to write", path=target) from None
+            raise WriteError("is a folder; give a file name to write", path=target) from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
