@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +45,19 @@ def test_every_seed_option_refuses_a_negative_seed_in_one_line(
         assert err[-1] == (
             f"detforge {name}: error: argument --seed: expected a whole number >= 0, got '-1'"
         )
+
+
+@pytest.mark.parametrize("command", ["predict", "show"])
+@pytest.mark.parametrize("width", ["0", "-5", "101", "100000", "x"])
+def test_line_width_is_1_to_100_pixels_everywhere(
+    command: str, width: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Pillow refuses a label font thousands of pixels tall, and a width below 1 draws no
+    outline: both commands refuse such a --line-width before reading anything."""
+    from detforge.cli.main import main
+
+    with pytest.raises(SystemExit) as e:
+        main([command, "nothing.pt", str(tmp_path), "--line-width", width])
+    assert e.value.code == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(err) == 1 and "--line-width" in err[0], err

@@ -96,7 +96,14 @@ def test_show_never_overwrites_inputs(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "option", [["--line-width", "-5"], ["--line-width", "0"], ["--conf", "nan"], ["--iou", "2"]]
+    "option",
+    [
+        ["--line-width", "-5"],
+        ["--line-width", "0"],
+        ["--line-width", "101"],
+        ["--conf", "nan"],
+        ["--iou", "2"],
+    ],
 )
 def test_show_refuses_out_of_range_options(
     option: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -177,14 +177,28 @@ def non_negative_int(value: str) -> int:
 
 
 def positive_int(value: str) -> int:
-    """argparse ``type=`` of a size or count that must be at least 1 (``--line-width``);
-    anything else is a usage error."""
+    """argparse ``type=`` of a size or count that must be at least 1; anything else is a
+    usage error."""
     try:
         number = int(value)
     except ValueError:
         number = 0
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}")
+    return number
+
+
+MAX_LINE_WIDTH = 100
+"""The widest box outline ``--line-width`` draws, in pixels (the label font grows with it:
+Pillow refuses fonts of thousands of pixels)."""
+
+
+def line_width(value: str) -> int:
+    """argparse ``type=`` of ``--line-width``: a whole number of pixels from 1 to
+    :data:`MAX_LINE_WIDTH`; anything else is a usage error."""
+    number = positive_int(value)
+    if number > MAX_LINE_WIDTH:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_LINE_WIDTH} pixels, got {value!r}")
     return number
 
 

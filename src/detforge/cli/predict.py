@@ -14,6 +14,7 @@ from detforge.cli.common import (
     add_darknet_model_options,
     add_path_map_option,
     adopt_dataset_names,
+    line_width,
     parse_path_map,
     require_model_first,
     split_name,
@@ -89,7 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--classes", nargs="+", metavar="C",
         help="keep only these classes (names or 0-based ids), e.g. --classes deer 3",
     )  # fmt: skip
-    parser.add_argument("--line-width", type=int, default=None, help="box outline, pixels")
+    parser.add_argument(
+        "--line-width", type=line_width, default=None, help="box outline, pixels (1-100)"
+    )
     add_darknet_model_options(parser)
     add_path_map_option(parser)
 

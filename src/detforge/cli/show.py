@@ -10,9 +10,9 @@ from detforge.cli.common import (
     add_path_map_option,
     add_source_format_option,
     fraction,
+    line_width,
     non_negative_int,
     parse_path_map,
-    positive_int,
     split_name,
 )
 from detforge.errors import DetforgeError
@@ -56,7 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grid-size", type=int, default=16, help="pictures per sheet [16]")
     parser.add_argument("--conf", type=fraction, default=0.25, help="predictions shown from [0.25]")
     parser.add_argument("--iou", type=fraction, default=0.5, help="IoU for a match [0.5]")
-    parser.add_argument("--line-width", type=positive_int, default=None, help="box outline, pixels")
+    parser.add_argument(
+        "--line-width", type=line_width, default=None, help="box outline, pixels (1-100)"
+    )
     add_path_map_option(parser)
 
 
