@@ -180,6 +180,30 @@ def test_a_missing_weights_or_cfg_file_fails_before_the_run_folder(
     assert "not a model file" in errs[3] and "a Darknet weights file" in errs[4]
 
 
+def test_a_cfg_refused_while_building_leaves_no_empty_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cfg the network builder refuses (here: far past the parameter limit) is one line,
+    exit 2, and the run folder made for it is gone again (it used to keep an empty
+    ``weights/``); a folder that holds files is never emptied."""
+    from tests.train._darknet_tiny import tiny_cfg_text
+
+    data = _data(tmp_path)
+    cfg = tmp_path / "huge.cfg"
+    cfg.write_text(tiny_cfg_text(3).replace("filters=8\n", "filters=100000000\n", 1))
+    out = tmp_path / "run"
+    assert main(["train", str(data), "--out", str(out), *FAST, "--cfg", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "GiB" in err and "Traceback" not in err, err
+    assert not out.exists()
+    kept = tmp_path / "kept"
+    (kept / "weights").mkdir(parents=True)
+    (kept / "notes.txt").write_text("mine")
+    argv = ["train", str(data), "--out", str(kept), "--exist-ok", *FAST, "--cfg", str(cfg)]
+    assert main(argv) == 2
+    assert (kept / "notes.txt").read_text() == "mine"
+
+
 def test_lr_find_plot_never_replaces_a_file_or_an_input(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -95,6 +95,15 @@ def new_run_dir(out: str, data: str, *, exist_ok: bool = False) -> Path:
     return base if exist_ok else next_run_dir(base)
 
 
+def remove_empty_run(root: Path) -> None:
+    """Remove the folders a new run made under ``root`` (``weights/``, ``preview/``) and
+    ``root`` itself while they are empty: a run refused during set-up leaves nothing behind.
+    Files are never removed (a ``train.log`` written before the failure keeps the folder)."""
+    for folder in (root / "weights", root / "preview", root):
+        with contextlib.suppress(OSError):  # not empty, or not there
+            folder.rmdir()
+
+
 def resume_checkpoint_path(run: str | Path) -> Path:
     """``RUN`` (a run folder) or a checkpoint in it -> the ``last.pt`` to resume from."""
     p = Path(run)

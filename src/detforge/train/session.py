@@ -243,7 +243,39 @@ def build_session(
     say: Callable[[str], None],
     clock: Clock,
 ) -> Session:
-    """Open the run, load the data, build model/loss/optimizer/loaders, restore a resume."""
+    """Open the run, load the data, build model/loss/optimizer/loaders, restore a resume.
+    A new run that fails here leaves no empty folders
+    (:func:`~detforge.train.runs.remove_empty_run`)."""
+    import torch
+
+    from detforge.train.setup import require_dataset, require_model_files
+
+    if not cfg.resume:  # before the run folder exists: a typo leaves no empty run behind
+        require_dataset(cfg.data, dataset)
+        require_model_files(weights=cfg.weights, cfg=cfg.cfg)
+    torch.manual_seed(cfg.seed)  # same init on every rank (DDP also broadcasts rank 0)
+    run, ckpt = open_run(cfg, info)
+    try:
+        return _setup(cfg, info, device, dataset, say, clock, run, ckpt)
+    except BaseException:
+        if ckpt is None and info.is_main:  # a refused cfg or dataset: no empty run left
+            from detforge.train.runs import remove_empty_run
+
+            remove_empty_run(run.root)
+        raise
+
+
+def _setup(
+    cfg: TrainConfig,
+    info: DistInfo,
+    device: torch.device,
+    dataset: Dataset | None,
+    say: Callable[[str], None],
+    clock: Clock,
+    run: RunPaths,
+    ckpt: dict[str, Any] | None,
+) -> Session:
+    """:func:`build_session` once the run folder is open."""
     import torch
 
     from detforge.train import optim
@@ -252,14 +284,8 @@ def build_session(
     from detforge.train.nan_guard import NanGuard
     from detforge.train.reporter import Reporter
     from detforge.train.runs import read_metrics_csv, reconcile_rows, write_metrics_csv
-    from detforge.train.setup import require_dataset, require_model_files
     from detforge.train.state import RunState
 
-    if not cfg.resume:  # before the run folder exists: a typo leaves no empty run behind
-        require_dataset(cfg.data, dataset)
-        require_model_files(weights=cfg.weights, cfg=cfg.cfg)
-    torch.manual_seed(cfg.seed)  # same init on every rank (DDP also broadcasts rank 0)
-    run, ckpt = open_run(cfg, info)
     log = RunLog(run.log, say, enabled=info.is_main)
     data = _load_data(cfg, info, run, dataset, log)
     if cfg.cfg and cfg.anchors and not cfg.resume:  # 'auto': from the training boxes
