@@ -65,3 +65,21 @@ def test_map_errors(
     assert main(["map", str(ckpt), str(data), "--split", "test", "--out", str(tmp_path)]) == 2
     assert "no 'test' list" in capsys.readouterr().err
     assert main(["map", str(tmp_path / "x.pt"), str(data)]) == 2
+
+
+def test_map_val_and_eval_all_say_which_boxes_are_not_scored(
+    setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The fixture's jittered labels include boxes of zero or negative size, which the reader
+    leaves out (never scored): map and val say so in the line eval prints, instead of
+    dropping them silently."""
+    ckpt, data = setup
+    outs = []
+    for argv in (["map", str(ckpt), str(data), "--out", str(tmp_path / "m")],
+                 ["val", str(ckpt), str(data)],
+                 ["eval", str(data), str(tmp_path / "m" / "predictions.json")]):  # fmt: skip
+        assert main(argv) == 0
+        outs.append(capsys.readouterr().out)
+    notes = [[x for x in out.splitlines() if x.startswith("note: ")] for out in outs]
+    assert all(len(n) == 1 and "box-zero-size" in n[0] for n in notes), notes
+    assert notes[0] == notes[2]  # map and eval read the same split: the same line

@@ -96,3 +96,18 @@ def test_anchor_list_must_be_finite_positive_pairs(bad: str) -> None:
     with pytest.raises(DetforgeError, match="positive w,h pairs"):
         parse_anchor_list(bad, 1)
     assert parse_anchor_list(" 10.5,14,  23,27", 2) == "10.5,14, 23,27"
+
+
+def test_sizes_without_area_or_larger_than_the_input_are_left_out_and_counted() -> None:
+    """A 1e-300 label's IoUs would be 0 / 0 (NaN mean IoU) and a label 5x the image would
+    become an anchor of 2,080 px: both are left out, counted, and the rest clusters as if
+    they were not there."""
+    from detforge.data.anchors import kmeans_anchors
+
+    good = np.array([[10.0, 12.0], [30.0, 28.0], [60.0, 70.0], [12.0, 10.0], [58.0, 66.0]])
+    bad = np.array([[1e-300, 1e-300], [2080.0, 2080.0], [np.nan, 3.0], [0.0, 5.0]])
+    ref = kmeans_anchors(good, 2, seed=0)
+    got = kmeans_anchors(np.concatenate([good, bad]), 2, seed=0, limit=(416.0, 416.0))
+    assert got.left_out == 4 and got.boxes == 5 and np.isfinite(got.mean_iou)
+    np.testing.assert_array_equal(got.anchors, ref.anchors)
+    assert kmeans_anchors(good, 2, seed=0, limit=(40.0, 40.0)).left_out == 2

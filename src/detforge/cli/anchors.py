@@ -69,4 +69,9 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"anchors = {res.darknet_text()}")
     print(f"mean IoU = {100 * res.mean_iou:.2f}%")
+    if res.left_out:
+        print(
+            f"note: {res.left_out} box size(s) left out: not finite, no area, or larger than "
+            "the input (see detforge check)"
+        )
     return 0

@@ -91,6 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from detforge.cli.common import parse_path_map
+    from detforge.data.validity import left_out_note
     from detforge.eval.api import check_ground_truth, evaluate, jsonable
     from detforge.eval.report import format_report
     from detforge.formats.coco import dump_json
@@ -120,12 +121,9 @@ def run(args: argparse.Namespace) -> int:
         conf=args.conf, every=args.every, ignore_unmatched=args.ignore_unmatched,
     )  # fmt: skip
     print(format_report(result))
-    left_out = gt.meta.get("invalid_boxes", [])
-    if left_out:  # the one box rule (detforge.data.validity): not scored, never silently
-        print(
-            f"note: {len(left_out)} ground-truth box(es) or image size(s) the reader left out "
-            f"are not scored (first: {left_out[0].message()}; see detforge check)"
-        )
+    left_out = left_out_note(gt)  # the one box rule: not scored, never silently
+    if left_out:
+        print(left_out)
     out = None
     if args.out or results is not None or args.plots:
         out = results_dir(

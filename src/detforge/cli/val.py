@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
     from detforge.cli.common import adopt_dataset_names, parse_path_map, require_model_first
     from detforge.data.dataset import canonical_split
+    from detforge.data.validity import left_out_note
     from detforge.eval.api import evaluate, jsonable
     from detforge.eval.report import format_report
     from detforge.formats.coco import dump_json
@@ -118,6 +119,9 @@ def run(args: argparse.Namespace) -> int:
     )
     report: dict[str, Any] = evaluate(part, pred, protocol=args.protocol)
     print(format_report(report))
+    left_out = left_out_note(ds)
+    if left_out:
+        print(left_out)
     if args.protocol in ("coco", "all"):
         m, m50 = coco_map(report)
         print(f"{split}: {part.num_images} images, mAP50-95 {m:.4f}, mAP50 {m50:.4f} (COCO)")

@@ -40,12 +40,15 @@ MAX_ROUNDS = 1000
 @dataclass(frozen=True)
 class AnchorResult:
     """``anchors`` ``(k, 2)`` float64 ``(w, h)`` in input pixels, sorted by area (ascending);
-    ``mean_iou`` in ``[0, 1]``; ``rounds`` k-means rounds run; ``boxes`` how many sizes."""
+    ``mean_iou`` in ``[0, 1]``; ``rounds`` k-means rounds run; ``boxes`` how many sizes;
+    ``left_out`` how many sizes were not used (not finite, no area, or larger than the input:
+    labels ``detforge check`` calls errors)."""
 
     anchors: NDArray[np.float64]
     mean_iou: float
     rounds: int
     boxes: int
+    left_out: int = 0
 
     def darknet_text(self) -> str:
         """The ``anchors=`` value as Darknet prints it: ``w,h`` pairs joined by ``", "``,
@@ -70,14 +73,26 @@ def mean_best_iou(wh: ArrayLike, anchors: ArrayLike) -> float:
 
 
 def kmeans_anchors(
-    wh: ArrayLike, k: int, *, seed: int = 0, init: ArrayLike | None = None
+    wh: ArrayLike,
+    k: int,
+    *,
+    seed: int = 0,
+    init: ArrayLike | None = None,
+    limit: tuple[float, float] | None = None,
 ) -> AnchorResult:
     """Darknet's IoU k-means of the box sizes ``wh`` ``(N, 2)`` (input pixels) into ``k``
-    anchors. ``init`` ``(k, 2)`` replaces the random initial centres (for tests)."""
+    anchors. ``init`` ``(k, 2)`` replaces the random initial centres (for tests). Sizes that
+    are not finite or have no area in float64 (their IoUs would be 0 / 0), and with ``limit``
+    (the input's ``(w, h)``) sizes larger than the input, are left out and counted."""
     data = np.asarray(wh, dtype=np.float64).reshape(-1, 2)
     if k < 1:
         raise DetforgeError(f"the number of anchors must be at least 1, got {k}")
-    keep = np.isfinite(data).all(axis=1) & (data > 0).all(axis=1)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        keep = np.isfinite(data).all(axis=1) & (data > 0).all(axis=1)
+        keep &= data[:, 0] * data[:, 1] > 0
+        if limit is not None:
+            keep &= (data[:, 0] <= limit[0]) & (data[:, 1] <= limit[1])
+    left_out = int((~keep).sum())
     data = data[keep]
     if len(data) < k:
         raise DetforgeError(
@@ -102,7 +117,7 @@ def kmeans_anchors(
         rounds += 1
     order = np.argsort(centers[:, 0] * centers[:, 1], kind="stable")
     centers = centers[order]
-    return AnchorResult(centers, mean_best_iou(data, centers), rounds, len(data))
+    return AnchorResult(centers, mean_best_iou(data, centers), rounds, len(data), left_out)
 
 
 def _update(
@@ -156,7 +171,8 @@ def anchors_for_dataset(
         from detforge.formats.common import ensure_sizes
 
         ds = ensure_sizes(ds)
-    return kmeans_anchors(dataset_box_sizes(ds, width, height, letter_box=letter_box), k, seed=seed)
+    sizes = dataset_box_sizes(ds, width, height, letter_box=letter_box)
+    return kmeans_anchors(sizes, k, seed=seed, limit=(float(width), float(height)))
 
 
 def parse_anchor_list(text: str, count: int) -> str:

@@ -171,6 +171,19 @@ def invalid_boxes(ds: Dataset) -> list[InvalidBox]:
     return list(ds.meta.get("invalid_boxes", []))
 
 
+def left_out_note(ds: Dataset) -> str | None:
+    """The one line every evaluating command prints when the reader of its ground truth left
+    boxes (or image sizes) out: they are not scored, and never silently; None when none were.
+    (A dataset read whole and then cut to a split counts the whole dataset's.)"""
+    left = invalid_boxes(ds)
+    if not left:
+        return None
+    return (
+        f"note: {len(left)} ground-truth box(es) or image size(s) the reader left out are not "
+        f"scored (first: {left[0].message()}; see detforge check)"
+    )
+
+
 def refuse_invalid(ds: Dataset, *, skip_bad: bool, note: Callable[[str], None]) -> None:
     """For writers: a :class:`DetforgeError` when the reader left boxes out, unless
     ``skip_bad`` (then each is listed through ``note``)."""

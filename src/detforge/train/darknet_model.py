@@ -344,7 +344,8 @@ def resolve_anchors(cfg: Any, train: Dataset, log: Any) -> str:
     from detforge.formats.common import ensure_sizes
 
     sizes = dataset_box_sizes(ensure_sizes(train), cfg.imgsz, cfg.imgsz, letter_box=True)
-    res = kmeans_anchors(sizes, count, seed=cfg.seed)  # anchors_for_dataset, sized once
+    size = float(cfg.imgsz)  # anchors_for_dataset, sized once
+    res = kmeans_anchors(sizes, count, seed=cfg.seed, limit=(size, size))
     from detforge.models.darknet.cfg import parse_cfg_text
 
     heads = [s for s in parse_cfg_text(text, path=str(cfg.cfg)).layers if s.name == "yolo"]
