@@ -32,6 +32,14 @@ def test_classes_from_flag_and_from_data_file(
     assert main(args) == 0
     text = out.read_text()
     assert "classes=2" in text and "filters=21" in text and "max_batches=7000" in text
+    # classes= that does not count the names: refused at its line, as every reader does
+    (tmp_path / "obj.data").write_text(
+        f"names={tmp_path / 'obj.names'}\nclasses=3\ntrain={tmp_path / 'train.txt'}\n"
+    )
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "obj.data:2:" in err and "has 2 names" in err, err
 
 
 def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

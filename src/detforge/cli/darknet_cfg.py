@@ -91,6 +91,10 @@ def _classes_and_images(args: argparse.Namespace) -> tuple[int, int]:
         if df.train and Path(df.train).is_file() and not train_images:
             train_images = len(read_image_list(df.train))
         if df.names and Path(df.names).is_file():
+            if df.classes is not None:  # as every reader: the two counts must agree
+                from detforge.formats.darknet.sources import check_class_count
+
+                check_class_count(df, df.names)
             return len(read_names(df.names)), train_images
         if df.classes:
             return int(df.classes), train_images

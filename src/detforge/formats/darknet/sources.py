@@ -273,11 +273,12 @@ def _from_data_file(out: Sources, src: Path, path_map: PathMap, only: Sequence[s
             msg = f"names file {df.names} does not exist" + missing_hint(df.names)
             out._problem(Problem("names-missing", msg, str(src), df.lines.get("names")))
     if out.strict and df.classes is not None and out.names_path is not None:
-        _check_classes(df, out.names_path)
+        check_class_count(df, out.names_path)
 
 
-def _check_classes(df: DataFile, names_path: str) -> None:
-    """``classes=`` must count the names (readers; the checker reports ``classes-mismatch``)."""
+def check_class_count(df: DataFile, names_path: str) -> None:
+    """``classes=`` must count the names (readers and ``darknet-cfg``; the checker reports
+    ``classes-mismatch`` instead)."""
     count = len(read_names(names_path))
     if count != df.classes:
         f, line = df.where("classes")
