@@ -61,3 +61,29 @@ def test_line_width_is_1_to_100_pixels_everywhere(
     assert e.value.code == 2
     err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(err) == 1 and "--line-width" in err[0], err
+
+
+def test_a_pipe_or_folder_given_as_a_model_or_cfg_file_is_named_as_such(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A FIFO used to be reported as 'file not found' (it exists); it is never opened."""
+    import os
+
+    from detforge.cli.main import main
+
+    fifo = tmp_path / "model.weights"
+    os.mkfifo(fifo)
+    folder = tmp_path / "folder.cfg"
+    folder.mkdir()
+    cases = [
+        (["predict", str(fifo), str(tmp_path)], "is not a regular file"),
+        (["darknet-cfg", str(fifo), "--classes", "2", "-o", str(tmp_path / "o.cfg")],
+         "is not a regular file"),
+        (["darknet-cfg", str(folder), "--classes", "2", "-o", str(tmp_path / "o.cfg")],
+         "is a folder; give the cfg file"),
+        (["predict", str(tmp_path / "none.weights"), str(tmp_path)], "weights file not found"),
+    ]  # fmt: skip
+    for argv, words in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and words in err, err

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from detforge.cli.common import non_negative_int, positive_int
 from detforge.errors import DetforgeError
+from detforge.utils.textfile import require_file
 
 HELP = "rewrite a Darknet .cfg for N classes (classes=, filters=, max_batches, steps)"
 
@@ -134,8 +135,7 @@ def run(args: argparse.Namespace) -> int:
     from detforge.formats.darknet.cfg import cfg_net_size, default_max_batches, rewrite_cfg
     from detforge.models.darknet.cfg import read_cfg_text
 
-    if not Path(args.cfg).is_file():
-        raise DetforgeError("cfg file not found", path=args.cfg)
+    require_file(args.cfg, "cfg")
     classes, train_images = _classes_and_images(args)
     size = parse_wh(args.imgsz, multiple=32) if args.imgsz else None
     text = read_cfg_text(args.cfg)  # predict's reader: binary files refused, a BOM dropped

@@ -7,6 +7,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from detforge.errors import DetforgeError
+from detforge.utils.textfile import require_file
 
 if TYPE_CHECKING:
     from detforge.predict.writers import InputGuard
@@ -144,8 +145,7 @@ def _export_darknet(args: argparse.Namespace) -> int:
             "an ONNX model cannot be exported back to Darknet: export the .weights or the "
             "checkpoint it came from with --to darknet", path=weights,
         )  # fmt: skip
-    if not weights.is_file():
-        raise DetforgeError("weights file not found", path=weights)
+    require_file(weights, "weights")
     if is_darknet_file(weights):
         cfg = Path(args.cfg) if args.cfg else find_cfg(weights)
         net = load_darknet(cfg, weights)
@@ -197,8 +197,7 @@ def run(args: argparse.Namespace) -> int:
     from detforge.utils.io import make_folder
     from detforge.utils.outputs import claim_file, say_saved
 
-    if not Path(args.weights).is_file():
-        raise DetforgeError("weights file not found", path=args.weights)
+    require_file(args.weights, "weights")
     guard = _input_guard(args)
     target = Path(args.weights).with_suffix(".onnx")
     if args.out is not None:

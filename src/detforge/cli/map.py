@@ -18,6 +18,7 @@ from detforge.cli.common import (
 )
 from detforge.errors import DetforgeError
 from detforge.utils.outputs import add_output_options, results_dir, say_saved
+from detforge.utils.textfile import require_file
 
 HELP = "predict on a split and score it (COCO + Darknet mAP), like 'darknet detector map'"
 DESCRIPTION = """\
@@ -103,8 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if cfg is not None and args.cfg is not None:
         raise DetforgeError("give the .cfg either as an argument or with --cfg, not both")
     cfg = cfg or args.cfg
-    if not Path(args.weights).is_file():
-        raise DetforgeError("weights file not found", path=args.weights)
+    require_file(args.weights, "weights")
     # The same ground truth 'detforge eval DATA' reads: for a .data file only the split's list.
     ds, results = read_ground_truth(str(data), split=args.split, images_dir=None, path_map=path_map)
     if ds.num_images == 0:

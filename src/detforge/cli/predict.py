@@ -21,6 +21,7 @@ from detforge.cli.common import (
 )
 from detforge.errors import DetforgeError
 from detforge.utils.outputs import add_output_options, claim_file, results_dir, say_saved
+from detforge.utils.textfile import require_file
 
 HELP = "detect objects in images, a folder, an image list, a .data split or a video"
 DESCRIPTION = """\
@@ -234,8 +235,7 @@ def run(args: argparse.Namespace) -> int:
 
     path_map = parse_path_map(args.path_map)
     require_model_first("predict", str(args.weights), str(args.source))
-    if not Path(args.weights).is_file():
-        raise DetforgeError("weights file not found", path=args.weights)
+    require_file(args.weights, "weights")
     if args.classes:  # a --classes mistake is reported before the (slow) model load
         from detforge.predict.loading import peek_class_names
 

@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from detforge.errors import DetforgeError
+from detforge.utils.textfile import require_file
 
 if TYPE_CHECKING:
     from detforge.data.dataset import Dataset
@@ -76,7 +77,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from detforge.cli.common import adopt_dataset_names, parse_path_map, require_model_first
     from detforge.data.dataset import canonical_split
@@ -91,8 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from detforge.utils.outputs import claim_file, say_saved
 
     require_model_first("val", str(args.weights), args.data)
-    if not Path(args.weights).is_file():
-        raise DetforgeError("weights file not found", path=args.weights)
+    require_file(args.weights, "weights")
     if args.json:
         claim_file(args.json, exist_ok=args.exist_ok, option="--json")
     if args.save_json:

@@ -17,6 +17,23 @@ from pathlib import Path
 from detforge.errors import DetforgeError
 
 
+def require_file(path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` as a Path when it is a regular file (a link to one included); otherwise a
+    one-line :class:`DetforgeError` naming it: ``"<what> file not found"``, or that it is a
+    folder, or not a regular file (a FIFO or device, never opened: reading one could hang)."""
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+    except (OSError, ValueError):  # missing, a broken link, a loop, a NUL in the name
+        raise DetforgeError(f"{what} file not found", path=p) from None
+    if stat.S_ISDIR(mode):
+        raise DetforgeError(f"is a folder; give the {what} file", path=p)
+    if not stat.S_ISREG(mode):
+        raise DetforgeError(f"is not a regular file (a pipe or a device?); give the {what} file",
+                            path=p)  # fmt: skip
+    return p
+
+
 def read_regular_file(path: str | os.PathLike[str]) -> bytes:
     """The bytes of the regular file ``path``. Opened with ``O_NONBLOCK``, so a FIFO or device
     put where a label or list was expected cannot hang the read: it raises ``OSError``

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from detforge.errors import DetforgeError
 from detforge.utils.io import atomic_open
+from detforge.utils.textfile import require_file
 
 _SECTION = re.compile(r"^\s*\[([^\]]+)\]")
 _KEY = re.compile(r"^(\s*)([A-Za-z_][A-Za-z0-9_]*)(\s*=\s*)([^#;\r\n]*?)(\s*(?:[#;].*)?)$")
@@ -323,8 +324,7 @@ def rewrite_cfg(
     ``src`` is never modified; ``dst`` equal to ``src`` is refused.
     """
     s, d = Path(src), Path(dst)
-    if not s.is_file():
-        raise DetforgeError("cfg file not found", path=s)
+    require_file(s, "cfg")
     if d.exists() and d.resolve() == s.resolve():
         raise DetforgeError(
             "output must differ from the input cfg (detforge never edits sources)", path=d
