@@ -2,9 +2,9 @@
 
 * progress: a tqdm bar on a terminal; elsewhere (nohup, CI, a log file) a line every 30 s
   (``utils/progress.Ticker``): epoch, batch, losses, images/s, ETA of the epoch and the run;
-* :meth:`Reporter.end_epoch`: ``weights/last.pt`` (the commit point, carrying the metrics
-  rows), ``weights/best.pt`` as its copy, the Darknet ``backup=`` copies, ``metrics.csv``,
-  ``results.png``, TensorBoard, the one-line epoch summary;
+* :meth:`Reporter.end_epoch`: ``metrics.csv``, then ``weights/last.pt`` (the commit point,
+  carrying the metrics rows), ``weights/best.pt`` as its copy, the Darknet ``backup=``
+  copies, ``results.png``, TensorBoard, the one-line epoch summary;
 * :meth:`Reporter.final_plots`: the best weights on the validation split -- confusion
   matrix, PR and F1 curves (``eval/plots.py``) -- and the labels plots (``data/stats_plots``).
 """
@@ -143,8 +143,8 @@ class Reporter:
         *,
         best: bool,
     ) -> None:
-        """``last.pt`` (the commit point), ``best.pt`` as its copy when the epoch is the best,
-        the backup copies, csv, plots, TensorBoard and the one-line epoch summary."""
+        """The csv, ``last.pt`` (the commit point), ``best.pt`` as its copy when the epoch is
+        the best, the backup copies, plots, TensorBoard and the one-line epoch summary."""
         from detforge.models.checkpoint import save_checkpoint
         from detforge.train.runs import copy_atomic, plot_results, write_metrics_csv
 
@@ -155,6 +155,9 @@ class Reporter:
             "class_names": self.data.class_names, "config": self.cfg.to_dict(),
             "extra": {**state.extra(float(row["time_s"])), "metrics": self.rows},
         }  # fmt: skip
+        # the csv first: killed between the two, a resume drops its extra row (reconcile_rows);
+        # after the commit point a finished run would never get its last row back
+        write_metrics_csv(self.run.metrics, self.rows)
         save_checkpoint(self.run.last, **kwargs)
         self.committed = state.epoch + 1
         if best:  # a copy: killed before it ends, --resume makes it (repair_best)
@@ -168,7 +171,6 @@ class Reporter:
                 self.log(f"backup= {self.backup[0].parent}: cannot write a copy "
                          f"({exc.strerror or exc}); no more copies there this run")  # fmt: skip
                 self.backup = None
-        write_metrics_csv(self.run.metrics, self.rows)
         if self.cfg.plots:
             plot_results(self.run.root / "results.png", self.rows)
         self.tb.add_many({k: v for k, v in row.items() if k != "epoch"}, int(row["epoch"]))

@@ -22,7 +22,9 @@ places)::
 loudly rather than read the wrong ones.
 
 Crash safety: every file is written to a temporary name and renamed (``utils/io.py``).
-``last.pt`` -- which also carries the metrics rows -- is the commit point of an epoch, and
+``last.pt`` -- which also carries the metrics rows -- is the commit point of an epoch, written
+right after ``metrics.csv`` (so a kill between the two leaves the csv one row ahead, which a
+resume drops, never a finished run one row short), and
 ``best.pt`` is only ever a copy of a committed ``last.pt``, so ``kill -9`` at any moment
 leaves both loadable, and ``--resume`` finds everything it needs in ``last.pt``: it rebuilds
 ``metrics.csv`` (:func:`reconcile_rows`), redoes the ``best.pt`` copy a kill cut short
