@@ -102,14 +102,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _input_guard(args: argparse.Namespace) -> InputGuard:
     """An :class:`~detforge.predict.writers.InputGuard` of what export reads: WEIGHTS, its
     --cfg and --names, and the same-stem .cfg and .names it may find beside WEIGHTS."""
-    from pathlib import Path
+    from detforge.predict.writers import InputGuard, model_files
 
-    from detforge.predict.writers import InputGuard
-
-    weights = Path(args.weights)
-    files = [weights, weights.with_suffix(".cfg"), weights.with_suffix(".names")]
-    files += [Path(f) for f in (args.cfg, args.names) if f]
-    return InputGuard([], files=files)
+    return InputGuard([], files=model_files(args.weights, cfg=args.cfg, names=args.names))
 
 
 def _out_folder(args: argparse.Namespace, guard: InputGuard) -> None:

@@ -142,17 +142,11 @@ def run(args: argparse.Namespace) -> int:
 def _refuse_inputs(args: argparse.Namespace, ds: Dataset) -> None:
     """``--json`` and ``--save-json`` (and its sidecar) must not name a file val reads:
     WEIGHTS, its cfg and names, or anything of the dataset (:func:`dataset_guard`)."""
-    from pathlib import Path
-
     from detforge.formats.predictions import sidecar_path
-    from detforge.predict.writers import dataset_guard
+    from detforge.predict.writers import dataset_guard, model_files
 
-    weights = Path(args.weights)
-    guard = dataset_guard(
-        [ds],
-        files=[weights, weights.with_suffix(".cfg"), weights.with_suffix(".names"), args.cfg,
-               args.names],
-    )  # fmt: skip
+    files = model_files(args.weights, cfg=args.cfg, names=args.names)
+    guard = dataset_guard([ds], files=files)
     if args.json:
         guard.check(args.json, option="--json")
     if args.save_json:

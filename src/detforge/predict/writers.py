@@ -90,6 +90,19 @@ class InputGuard:
         return Path(path)
 
 
+def model_files(
+    weights: str | os.PathLike[str],
+    *,
+    cfg: str | os.PathLike[str] | None = None,
+    names: str | os.PathLike[str] | None = None,
+) -> list[Path]:
+    """The files a model argument may read: ``weights``, the same-stem ``.cfg`` and ``.names``
+    beside it (a Darknet network finds them there), and ``cfg`` / ``names`` when given."""
+    w = Path(weights)
+    files = [w, w.with_suffix(".cfg"), w.with_suffix(".names")]
+    return files + [Path(f) for f in (cfg, names) if f]
+
+
 def dataset_guard(
     datasets: Iterable[Dataset],
     *,
