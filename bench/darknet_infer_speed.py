@@ -93,6 +93,18 @@ def _paired(rates: dict[str, list[float]], mode_of: dict[str, str]) -> list[str]
     return lines
 
 
+def bench_networks(args: argparse.Namespace) -> list[tuple[str, Path, Path | None]]:
+    """``(name, cfg, weights)`` of the networks timed: yolov3-tiny with the real COCO weights
+    when ``args.yolov3_tiny`` holds them (random weights otherwise), yolov4-tiny with random
+    weights, both from ``args.cfg_dir``."""
+    real = args.yolov3_tiny
+    if real is not None and (real / "yolov3-tiny.weights").is_file():
+        first = ("yolov3-tiny", real / "yolov3-tiny.cfg", real / "yolov3-tiny.weights")
+    else:
+        first = ("yolov3-tiny", args.cfg_dir / "yolov3-tiny.cfg", None)
+    return [first, ("yolov4-tiny", args.cfg_dir / "yolov4-tiny.cfg", None)]
+
+
 def _photo() -> np.ndarray:
     from matplotlib import cbook
     from PIL import Image
@@ -403,15 +415,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     print(f"torch {torch.__version__}, opencv {cv2.__version__}, threads {args.threads}")
-    models: list[tuple[str, Path, Path | None]] = []
-    real = args.yolov3_tiny
-    if real is not None and (real / "yolov3-tiny.weights").is_file():
-        models.append(("yolov3-tiny", real / "yolov3-tiny.cfg", real / "yolov3-tiny.weights"))
-    else:
-        models.append(("yolov3-tiny", args.cfg_dir / "yolov3-tiny.cfg", None))
-    models.append(("yolov4-tiny", args.cfg_dir / "yolov4-tiny.cfg", None))
     with tempfile.TemporaryDirectory() as tmp:
-        for name, cfg, weights in models:
+        for name, cfg, weights in bench_networks(args):
             print(f"\n{name} @416 ({'real' if weights else 'random'} weights), paired rounds:")
             rates = bench_model(name, cfg, weights, args, Path(tmp))
             print("images/s, median round:")

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from darknet_infer_speed import _few_boxes, _photo, opencv_nms
+from darknet_infer_speed import _few_boxes, _photo, bench_networks, opencv_nms
 
 
 def _ms(parts: dict[str, Callable[[], object]], calls: int) -> dict[str, float]:
@@ -205,15 +205,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     print(f"torch {torch.__version__}, opencv {cv2.__version__}, threads {args.threads}")
-    real = args.yolov3_tiny
-    models: list[tuple[str, Path, Path | None]] = []
-    if real is not None and (real / "yolov3-tiny.weights").is_file():
-        models.append(("yolov3-tiny", real / "yolov3-tiny.cfg", real / "yolov3-tiny.weights"))
-    else:
-        models.append(("yolov3-tiny", args.cfg_dir / "yolov3-tiny.cfg", None))
-    models.append(("yolov4-tiny", args.cfg_dir / "yolov4-tiny.cfg", None))
     with tempfile.TemporaryDirectory() as tmp:
-        for name, cfg, weights in models:
+        for name, cfg, weights in bench_networks(args):
             for key, ms in bench_parts(name, cfg, weights, args, Path(tmp)).items():
                 print(f"  {key:46s} {ms:7.3f} ms")
 
