@@ -72,6 +72,21 @@ def mean_best_iou(wh: ArrayLike, anchors: ArrayLike) -> float:
     return float(iou.max(axis=1).mean()) if len(iou) else 0.0
 
 
+def usable_sizes(
+    wh: ArrayLike, limit: tuple[float, float] | None = None
+) -> tuple[NDArray[np.float64], int]:
+    """The box sizes ``wh`` ``(N, 2)`` anchors can be fitted to, and how many were left out:
+    not finite, no area in float64 (their IoUs would be 0 / 0), or with ``limit`` (the input's
+    ``(w, h)``) larger than the input."""
+    data = np.asarray(wh, dtype=np.float64).reshape(-1, 2)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        keep = np.isfinite(data).all(axis=1) & (data > 0).all(axis=1)
+        keep &= data[:, 0] * data[:, 1] > 0
+        if limit is not None:
+            keep &= (data[:, 0] <= limit[0]) & (data[:, 1] <= limit[1])
+    return data[keep], int((~keep).sum())
+
+
 def kmeans_anchors(
     wh: ArrayLike,
     k: int,
@@ -81,19 +96,12 @@ def kmeans_anchors(
     limit: tuple[float, float] | None = None,
 ) -> AnchorResult:
     """Darknet's IoU k-means of the box sizes ``wh`` ``(N, 2)`` (input pixels) into ``k``
-    anchors. ``init`` ``(k, 2)`` replaces the random initial centres (for tests). Sizes that
-    are not finite or have no area in float64 (their IoUs would be 0 / 0), and with ``limit``
-    (the input's ``(w, h)``) sizes larger than the input, are left out and counted."""
-    data = np.asarray(wh, dtype=np.float64).reshape(-1, 2)
+    anchors. ``init`` ``(k, 2)`` replaces the random initial centres (for tests). Sizes
+    :func:`usable_sizes` refuses (``limit``: the input's ``(w, h)``) are left out and
+    counted."""
     if k < 1:
         raise DetforgeError(f"the number of anchors must be at least 1, got {k}")
-    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        keep = np.isfinite(data).all(axis=1) & (data > 0).all(axis=1)
-        keep &= data[:, 0] * data[:, 1] > 0
-        if limit is not None:
-            keep &= (data[:, 0] <= limit[0]) & (data[:, 1] <= limit[1])
-    left_out = int((~keep).sum())
-    data = data[keep]
+    data, left_out = usable_sizes(wh, limit)
     if len(data) < k:
         raise DetforgeError(
             f"{len(data)} boxes with a positive size cannot make {k} anchors: "

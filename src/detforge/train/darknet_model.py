@@ -334,6 +334,7 @@ def resolve_anchors(cfg: Any, train: Dataset, log: Any) -> str:
         kmeans_anchors,
         mean_best_iou,
         parse_anchor_list,
+        usable_sizes,
     )
     from detforge.formats.darknet.cfg import cfg_anchor_count
 
@@ -351,7 +352,8 @@ def resolve_anchors(cfg: Any, train: Dataset, log: Any) -> str:
     heads = [s for s in parse_cfg_text(text, path=str(cfg.cfg)).layers if s.name == "yolo"]
     old = (heads[0].get_floats("anchors") or []) if heads else []
     pairs = [(old[2 * k], old[2 * k + 1]) for k in range(len(old) // 2)]
-    before = f", the cfg's anchors {mean_best_iou(sizes, pairs):.1%}" if pairs else ""
+    used, _ = usable_sizes(sizes, (size, size))  # the sizes the k-means used
+    before = f", the cfg's anchors {mean_best_iou(used, pairs):.1%}" if pairs else ""
     log(f"--anchors auto: {res.darknet_text()} (k-means of {res.boxes} training boxes "
         f"letterboxed at {cfg.imgsz}: mean IoU {res.mean_iou:.1%}{before})")  # fmt: skip
     return res.darknet_text()
