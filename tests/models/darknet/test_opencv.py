@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from detforge.models.darknet.cfg import read_cfg
+from detforge.models.darknet.cpu_pack import pack_for_cpu
+from detforge.models.darknet.layers import ConvLayer
 from detforge.models.darknet.model import detect, forward_above, forward_rows, load_darknet
 from detforge.models.darknet.network import DarknetNetwork
 from detforge.models.darknet.preprocess import darknet_input
@@ -59,6 +61,19 @@ def test_random_weights_match_opencv(
     assert_not_saturated(ours)
     assert_rows_match(ours, ref)
     _assert_above_is_rows_filtered(net, x)
+    _assert_packed_matches(net, x, ref)
+
+
+def _assert_packed_matches(net: DarknetNetwork, x: torch.Tensor, ref: np.ndarray) -> None:
+    """What ``detforge.load`` runs on a CPU (BatchNorm folded, convolutions packed, the
+    suited 3x3 layers by Winograd) matches OpenCV too."""
+    packed = net.fused()
+    assert pack_for_cpu(packed) > 0
+    convs = [m.packed for m in packed.layers if isinstance(m, ConvLayer) and m.packed]
+    assert any(p.winograd is not None for p in convs)
+    got = forward_rows(packed, x).numpy()[0]
+    got[:, 5:] *= got[:, 4:5]
+    assert_rows_match(got, ref)
 
 
 def _assert_above_is_rows_filtered(net: DarknetNetwork, x: torch.Tensor) -> None:
@@ -96,6 +111,7 @@ def test_real_yolov3_tiny_matches_opencv(yolov3_tiny: Path, photo: np.ndarray) -
     ours, ref = ours_and_opencv(net, cfg, weights, x)
     assert_rows_match(ours, ref)
     assert ours[:, 4].max() > 0.5  # the real network sees something in the photo
+    _assert_packed_matches(net, x, ref)
 
 
 def _opencv_detections(

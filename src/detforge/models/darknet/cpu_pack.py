@@ -1,4 +1,5 @@
-"""Convolutions packed for CPU inference: oneDNN's blocked weights with the activation fused.
+"""Convolutions packed for CPU inference: oneDNN's blocked weights with the activation fused,
+or Winograd's F(2x2, 3x3) where that is faster (:mod:`.winograd`).
 
 ``F.conv2d`` on a CPU hands a plain ``(F, C, k, k)`` weight to oneDNN, which reorders it into
 its blocked layout on every call; then the activation is a second pass over the output.
@@ -21,8 +22,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.nn.functional as F
 
 from detforge.models.darknet.layers import ConvLayer, activate
+from detforge.models.darknet.winograd import WinogradConv, suits_winograd
 from detforge.models.tracing import is_tracing
 
 if TYPE_CHECKING:
@@ -58,10 +61,15 @@ class PackedConv:
         self.dilation = [int(v) for v in conv.dilation]
         self.groups = int(conv.groups)
         w = conv.weight.detach()
+        self.bias = None if conv.bias is None else conv.bias.detach()
+        self.activation = layer.activation
+        self.winograd: WinogradConv | None = None
+        if suits_winograd(conv, hint[2], hint[3]):
+            self.winograd = WinogradConv(w, self.bias, (hint[2], hint[3]))
+            return
         self.weight = torch.ops.mkldnn._reorder_convolution_weight(
             w, self.padding, self.stride, self.dilation, self.groups, list(hint)
         )
-        self.bias = None if conv.bias is None else conv.bias.detach()
         fused = _FUSED.get(layer.activation)
         self.attr, self.scalars = fused if fused else ("none", [])
         self.after = None if fused else layer.activation
@@ -78,6 +86,11 @@ class PackedConv:
         )
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.winograd is not None:
+            y = self.winograd(x)  # a fresh tensor: leaky and relu may run in place
+            if self.activation == "leaky":
+                return F.leaky_relu_(y, 0.1)
+            return F.relu_(y) if self.activation == "relu" else activate(y, self.activation)
         y = torch.ops.mkldnn._convolution_pointwise(
             x, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups,
             self.attr, self.scalars, "",
