@@ -74,6 +74,7 @@ def test_which_convolutions_suit() -> None:
     assert suits_winograd(c(384, 256), 26, 26)
     assert suits_winograd(c(512, 1024), 13, 13)
     assert not suits_winograd(c(64, 64), 26, 26)  # few channels: the transforms cost more
+    assert not suits_winograd(c(256, 256), 13, 13)  # too little work for their fixed costs
     assert not suits_winograd(c(256, 256), 104, 104)  # a large map: the same
     assert not suits_winograd(c(256, 256, stride=2), 26, 26)
     assert not suits_winograd(c(256, 256, groups=2), 26, 26)
@@ -84,16 +85,16 @@ def test_which_convolutions_suit() -> None:
 
 
 def test_pack_for_cpu_runs_suited_layers_by_winograd(tmp_path: Path) -> None:
-    """A network with one suited 3x3 layer (192 -> 192 channels on an 8x8 map, leaky) and
-    one unsuited: the packed network's rows equal the plain network's."""
+    """A network with one suited 3x3 layer (256 -> 256 channels on a 16x16 map, leaky) and
+    unsuited ones: the packed network's rows equal the plain network's."""
     cfg = tmp_path / "net.cfg"
-    body = conv(192, stride=2) + conv(192, stride=2) + conv(192) + conv(16)
-    cfg.write_text(NET.format(w=32, h=32) + body + HEAD.format(extra=""))
+    body = conv(64, stride=2) + conv(256, stride=2) + conv(256) + conv(16)
+    cfg.write_text(NET.format(w=64, h=64) + body + HEAD.format(extra=""))
     image = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
     net = load_darknet(cfg)
     randomize(net, image)
     fused = net.fused()
-    x = darknet_input(image, 32, 32)
+    x = darknet_input(image, 64, 64)
     ref = forward_rows(fused, x)
     convs = [m for m in fused.layers if isinstance(m, ConvLayer)]
     assert pack_for_cpu(fused) == len(convs)

@@ -35,9 +35,13 @@ import torch
 # A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
 _G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
 
-# suits_winograd: the smallest harmonic-mean channel product and the largest map it wins on
-MIN_CHANNEL_PRODUCT = 96.0  # C * F / (C + F): 192x192, 128x384, 256x128 ...
+# suits_winograd: where F(2x2, 3x3) won in bench/darknet_winograd.py (2 cores, AVX-512):
+# enough channels (C * F / (C + F): 192x192, 128x384, 256x256 ...), a map no larger than
+# 40x40, and enough work for the transforms' fixed costs (256 -> 256 on 13x13, 100 M
+# multiply-adds, lost; 256 -> 512 on 13x13, 200 M, won)
+MIN_CHANNEL_PRODUCT = 96.0
 MAX_MAP_PIXELS = 40 * 40
+MIN_MULTIPLY_ADDS = 150e6
 
 
 def suits_winograd(conv: torch.nn.Conv2d, height: int, width: int) -> bool:
@@ -54,6 +58,7 @@ def suits_winograd(conv: torch.nn.Conv2d, height: int, width: int) -> bool:
         and conv.padding_mode == "zeros"
         and c * f / (c + f) >= MIN_CHANNEL_PRODUCT
         and height * width <= MAX_MAP_PIXELS
+        and 9 * c * f * height * width >= MIN_MULTIPLY_ADDS
     )
 
 
