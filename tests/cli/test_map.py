@@ -65,6 +65,9 @@ def test_map_errors(
     assert main(["map", str(ckpt), str(data), "--split", "test", "--out", str(tmp_path)]) == 2
     assert "no 'test' list" in capsys.readouterr().err
     assert main(["map", str(tmp_path / "x.pt"), str(data)]) == 2
+    capsys.readouterr()
+    assert main(["map", str(ckpt), str(data), "--nms-iou", "0", "--out", str(tmp_path)]) == 2
+    assert "--nms-iou must be above 0 and at most 1, not 0.0" in capsys.readouterr().err
 
 
 def test_map_val_and_eval_all_say_which_boxes_are_not_scored(
@@ -82,4 +85,69 @@ def test_map_val_and_eval_all_say_which_boxes_are_not_scored(
         outs.append(capsys.readouterr().out)
     notes = [[x for x in out.splitlines() if x.startswith("note: ")] for out in outs]
     assert all(len(n) == 1 and "box-zero-size" in n[0] for n in notes), notes
-    assert notes[0] == notes[2]  # map and eval read the same split: the same line
+    # map, val and eval read the same split: the same line (val counted the boxes of every
+    # split, here twice the valid list's, as its .data lists the same images for train)
+    assert notes[0] == notes[1] == notes[2]
+
+
+def test_map_val_and_eval_note_boxes_outside_their_image(
+    setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A label line wholly outside its image (cx = 1.5) stays a truth, as darknet's 'detector
+    map' counts it, and map, val and eval each say so in one line naming the file and line."""
+    ckpt, _ = setup
+    data = self_labelled_darknet(tmp_path / "data", ckpt)
+    label = data.parent / "images" / "img1.txt"
+    line = len(label.read_text().splitlines()) + 1
+    with label.open("a") as f:
+        f.write("2 1.5 0.5 0.1 0.1\n")
+    runs = [["map", str(ckpt), str(data), "--out", str(tmp_path / "m"), "--no-plots"],
+            ["val", str(ckpt), str(data), "--json", str(tmp_path / "v.json")],
+            ["eval", str(data), str(tmp_path / "m" / "predictions.json"),
+             "--json", str(tmp_path / "e.json")]]  # fmt: skip
+    for argv in runs:
+        assert main(argv) == 0
+        out = capsys.readouterr().out
+        notes = [x for x in out.splitlines() if "wholly outside" in x]
+        assert len(notes) == 1, (argv[0], out)
+        assert notes[0].startswith("note: 1 ground-truth box(es) lie wholly outside their image")
+        assert f"first: {label}:{line}: '2 1.5 0.5 0.1 0.1'" in notes[0], notes[0]
+        assert "count as misses" in notes[0] and "see detforge check" in notes[0]
+    for name in ("m/metrics.json", "v.json", "e.json"):
+        got = json.loads((tmp_path / name).read_text())
+        assert got["gt_outside_image"] == 1
+        assert any("wholly outside" in n for n in got["notes"]), name
+        assert got["darknet"]["truths"] == got["gt_boxes"]  # still scored as a truth
+
+
+def test_map_and_val_refuse_other_classes_in_one_line(
+    setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """map printed a warning and then predict_dataset's error (different counts), or only a
+    warning while scoring other classes by index (same count); val listed every name."""
+    ckpt, data = setup
+    many = random_checkpoint(tmp_path / "many.pt", num_classes=40)
+
+    def other(names: str) -> str:
+        (tmp_path / "o.names").write_text(names)
+        d = tmp_path / "o.data"
+        k = len(names.split())
+        d.write_text(f"classes = {k}\nvalid = {data.parent / 'valid.txt'}\nnames = o.names\n")
+        return str(d)
+
+    cases = [
+        ("map", ckpt, "ant\nbee\ncow\ndeer\n", "only the dataset has 'deer'"),
+        ("map", ckpt, "bee\nant\ncow\n", "class 0 is 'ant' in the model, 'bee' in the dataset"),
+        ("val", many, "ant\nbee\ncow\n",
+         "only the model has 'class0', 'class1', 'class2', 'class3', 'class4' and 35 more; "
+         "only the dataset has 'ant', 'bee', 'cow'"),
+    ]  # fmt: skip
+    for command, model, names, message in cases:
+        argv = [command, str(model), other(names)]
+        assert main([*argv, "--out" if command == "map" else "--json", str(tmp_path / "x")]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and len(err.strip().splitlines()) == 1, err
+        assert err.startswith(f"detforge {command}: error: {argv[2]}: the model's classes differ")
+        assert message in err and "warning" not in err
+        assert len(err) - len(argv[1]) - len(argv[2]) < 300  # bounded, whatever the names
+        assert not (tmp_path / "x").exists()

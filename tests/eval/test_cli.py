@@ -133,6 +133,21 @@ def test_bad_options_exit_2(tmp_path: Path, ref_data: Path) -> None:
     assert main(["eval", str(d / "gt.json"), str(d / "dets.json"), "--split", "train"]) == 2
 
 
+@pytest.mark.parametrize("command", ["eval", "map"])
+def test_huge_points_is_one_line_not_a_memory_error(
+    ref_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """--points 100000000000 asked numpy for 745 GiB (a MemoryError traceback)."""
+    d = ref_data / "coco-fixture"
+    args = [str(d / "gt.json"), str(d / "dets.json")]
+    if command == "map":  # refused before the model or data are read
+        args = [str(tmp_path / "m.pt"), str(d / "gt.json"), "--out", str(tmp_path / "o")]
+    assert main([command, *args, "--points", "100000000000"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1
+    assert "--points must be 0 (area under the curve), 11 or 101 (or another N from 2 to" in err
+
+
 def test_eval_does_not_import_torch(ref_data: Path, tmp_path: Path) -> None:
     d = ref_data / "coco-fixture"
     code = (

@@ -76,6 +76,10 @@ def test_zero_based_category_ids_are_accepted(tmp_path: Path) -> None:
     p.write_text(json.dumps([{"image_id": 0, "category_id": 0, "bbox": [1, 2, 3, 4], "score": 1}]))
     pred = read_predictions(p, gt)
     assert pred.boxes.cls.tolist() == [0] and pred.meta["unmatched"]["boxes"] == 0
+    # never silently: the reading is said (eval prints the reader's notes)
+    assert any("read as 0-based class indices" in n for n in pred.meta["notes"])
+    p.write_text(json.dumps([{"image_id": 0, "category_id": 1, "bbox": [1, 2, 3, 4], "score": 1}]))
+    assert read_predictions(p, gt).meta["notes"] == []  # the ground truth's own ids
 
 
 def test_txt_reader_is_strict_with_line_numbers(tmp_path: Path) -> None:

@@ -92,7 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from detforge.cli.common import parse_path_map
     from detforge.data.validity import left_out_note
-    from detforge.eval.api import check_ground_truth, evaluate, jsonable
+    from detforge.eval.api import check_ground_truth, check_points, evaluate, jsonable
     from detforge.eval.report import format_report
     from detforge.formats.coco import dump_json
     from detforge.formats.detect import read_ground_truth
@@ -101,8 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.every < 1:
         raise DetforgeError(f"--every must be a positive integer, not {args.every}")
-    if args.points not in (0, 11, 101) and args.points < 2:
-        raise DetforgeError(f"--points must be 0, 11 or 101 (or another N >= 2), not {args.points}")
+    check_points(args.points)
     if args.json:  # never an input, even with --exist-ok; then no existing file without it
         _input_guard(args, None).check(args.json, option="--json")
         claim_file(args.json, exist_ok=args.exist_ok, option="--json")

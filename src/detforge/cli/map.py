@@ -12,6 +12,7 @@ from detforge.cli.common import (
     add_darknet_protocol_options,
     add_path_map_option,
     adopt_dataset_names,
+    fraction,
     order_model_data,
     parse_path_map,
     split_name,
@@ -65,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_darknet_protocol_options(parser)
     parser.add_argument(
-        "--min-score", type=float, default=None,
+        "--min-score", type=fraction, default=None,
         help="keep detections scoring at least this (mAP needs the low tail) "
         "[0.001; Darknet: 0.005]",
     )  # fmt: skip
@@ -87,7 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from detforge.data.validity import left_out_note
-    from detforge.eval.api import evaluate, jsonable
+    from detforge.eval.api import check_points, evaluate, jsonable, refuse_other_classes
     from detforge.eval.report import format_report
     from detforge.formats.coco import dump_json
     from detforge.formats.detect import read_ground_truth
@@ -95,8 +96,9 @@ def run(args: argparse.Namespace) -> int:
     from detforge.predict.api import load
     from detforge.utils.io import atomic_write_bytes
 
-    if args.points not in (0, 11, 101) and args.points < 2:
-        raise DetforgeError(f"--points must be 0, 11 or 101 (or another N >= 2), not {args.points}")
+    check_points(args.points)
+    if args.nms_iou is not None and not 0.0 < args.nms_iou <= 1.0:
+        raise DetforgeError(f"--nms-iou must be above 0 and at most 1, not {args.nms_iou}")
     path_map = parse_path_map(args.path_map)
     given = [args.weights, args.data] + ([args.darknet_weights] if args.darknet_weights else [])
     args.weights, args.data, cfg = order_model_data(given)
@@ -110,22 +112,20 @@ def run(args: argparse.Namespace) -> int:
     if ds.num_images == 0:
         raise DetforgeError("no images to evaluate", path=data)
     want = ds.splits()[0] if ds.splits() else None
+    # a file in the way of the results folder is refused before the slow predictions
+    out = results_dir("map", out=args.out, source=data, base=results, exist_ok=args.exist_ok)
     model = load(
         args.weights, device=args.device, imgsz=args.imgsz, half=args.half, cfg=cfg,
         names=args.names,
     )  # fmt: skip
     adopt_dataset_names(model, args.names, ds.class_names)
-    if tuple(model.class_names) != tuple(ds.class_names):
-        print(
-            f"warning: the model's classes {list(model.class_names)[:6]} differ from the "
-            f"dataset's {list(ds.class_names)[:6]}; scoring by class index",
-            file=sys.stderr,
-        )
+    refuse_other_classes(
+        model.class_names, ds.class_names, model=args.weights, data=data, names_option=args.names
+    )
     pred = model.predict_dataset(
         ds, conf=args.min_score, iou=args.nms_iou, max_det=args.max_det, batch=args.batch
     )
     result = evaluate(ds, pred, protocol="all", iou=args.iou, points=args.points, conf=args.conf)
-    out = results_dir("map", out=args.out, source=data, base=results, exist_ok=args.exist_ok)
     out.mkdir(parents=True, exist_ok=True)
     if not args.no_plots:
         from detforge.eval.plots import write_plots

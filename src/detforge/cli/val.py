@@ -81,10 +81,10 @@ def run(args: argparse.Namespace) -> int:
     from detforge.cli.common import adopt_dataset_names, parse_path_map, require_model_first
     from detforge.data.dataset import canonical_split
     from detforge.data.validity import left_out_note
-    from detforge.eval.api import evaluate, jsonable
+    from detforge.eval.api import evaluate, jsonable, refuse_other_classes
     from detforge.eval.report import format_report
     from detforge.formats.coco import dump_json
-    from detforge.formats.detect import read_any
+    from detforge.formats.detect import read_ground_truth
     from detforge.predict.api import load
     from detforge.train.validate import coco_map
     from detforge.utils.io import atomic_write_bytes
@@ -100,25 +100,24 @@ def run(args: argparse.Namespace) -> int:
         args.weights, device=args.device, imgsz=args.imgsz, half=args.half, cfg=args.cfg,
         names=args.names,
     )  # fmt: skip
-    ds = read_any(args.data, path_map=parse_path_map(args.path_map))
     split = canonical_split(args.split)
-    part = ds.split(split)
+    # The ground truth 'eval' and 'map' read (for a .data file only the split's list), so the
+    # left-out note counts the boxes of this split, not of the whole dataset.
+    part, _ = read_ground_truth(args.data, split=split, path_map=parse_path_map(args.path_map))
     if part.num_images == 0:
-        have = ", ".join(ds.splits()) or "none"
-        raise DetforgeError(f"the dataset has no {split!r} images (splits: {have})", path=args.data)
-    _refuse_inputs(args, ds)
-    adopt_dataset_names(model, args.names, ds.class_names)
-    if tuple(model.class_names) != tuple(ds.class_names):
-        raise DetforgeError(
-            f"the model's classes {list(model.class_names)} differ from the dataset's "
-            f"{list(ds.class_names)}; evaluate on the dataset it was trained for"
-        )
+        raise DetforgeError(f"the dataset has no {split!r} images", path=args.data)
+    _refuse_inputs(args, part)
+    adopt_dataset_names(model, args.names, part.class_names)
+    refuse_other_classes(
+        model.class_names, part.class_names, model=args.weights, data=args.data,
+        names_option=args.names,
+    )  # fmt: skip
     pred = model.predict_dataset(
         part, conf=args.conf, iou=args.iou, max_det=args.max_det, batch=args.batch
     )
     report: dict[str, Any] = evaluate(part, pred, protocol=args.protocol)
     print(format_report(report))
-    left_out = left_out_note(ds)
+    left_out = left_out_note(part)
     if left_out:
         print(left_out)
     if args.protocol in ("coco", "all"):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from pathlib import PurePath
+from collections.abc import Sequence
+from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from detforge.data.boxes import BoxFormat, convert_boxes
+from detforge.data.boxes import BoxFormat, convert_boxes, cxcywh_to_xyxy
 from detforge.data.dataset import Dataset
 from detforge.errors import DetforgeError
 
@@ -18,6 +19,9 @@ ARRAY_KEYS = ("curves",)
 """Keys holding lists of numpy arrays in the result; :func:`jsonable` leaves them out, and every
 numpy array (``coco.precision``, ``recall_array``, ``scores``); ``darknet.precision`` is a number
 and stays."""
+MAX_POINTS = 100_000
+"""Most recall points of Darknet's ``--points N`` rule (101 is COCO's; far more only costs
+memory: every class samples all of them)."""
 MAX_UNMATCHED_SHARE = 0.01
 """Largest share of predictions that may fit no ground-truth image or class before
 :func:`evaluate` refuses to score (above it the number would be confidently wrong)."""
@@ -65,11 +69,20 @@ def align_classes(gt: Dataset, pred: Dataset) -> NDArray[np.int64]:
 
 def check_ground_truth(gt: Dataset) -> None:
     """A one-line DetforgeError when ``gt`` cannot be scored like the reference tools would:
-    a COCO file without ``annotations`` (an image-info / test-dev file: no ground truth), or
-    with boxes its reader left out for another reason than a zero width or height (negative
-    size, not finite, huge: ``meta["unscorable_boxes"]``, see
+    no images or no classes (nothing to score; darknet's mAP would divide by zero), a COCO
+    file without ``annotations`` (an image-info / test-dev file: no ground truth), or with
+    boxes its reader left out for another reason than a zero width or height (negative size,
+    not finite, huge: ``meta["unscorable_boxes"]``, see
     :func:`detforge.formats.coco.read_coco`), which pycocotools would use as written."""
     source = gt.meta.get("source")
+    if gt.num_images == 0:
+        raise DetforgeError("the ground truth has no images: nothing to evaluate", path=source)
+    if gt.num_classes == 0:
+        raise DetforgeError(
+            "the ground truth has no classes (no names file, empty 'categories'): mAP over no "
+            "classes is no number",
+            path=source,
+        )
     if gt.meta.get("coco_image_info"):
         raise DetforgeError(
             "no 'annotations' key: this looks like an image-info/test file without ground "
@@ -83,6 +96,165 @@ def check_ground_truth(gt: Dataset) -> None:
             "(see detforge check): pycocotools would use them as written",
             path=source,
         )
+
+
+def check_points(points: int) -> None:
+    """A one-line DetforgeError unless ``points`` is a Darknet AP rule: ``0`` (area under the
+    curve) or ``N`` recall points, ``2 <= N <=`` :data:`MAX_POINTS` (11 VOC2007, 101 COCO)."""
+    if points != 0 and not 2 <= points <= MAX_POINTS:
+        raise DetforgeError(
+            f"--points must be 0 (area under the curve), 11 or 101 (or another N from 2 to "
+            f"{MAX_POINTS}), not {points}"
+        )
+
+
+def outside_image(gt: Dataset) -> NDArray[np.bool_]:
+    """``(M,)`` which boxes of ``gt`` lie wholly outside their image: no part of them inside
+    (at or beyond an edge; ``detforge check`` reports them, as ``coord-above-one``,
+    ``coord-negative`` or ``box-outside-image``). Pixel boxes on an image of unknown size
+    (``0``) are judged not outside."""
+    b = gt.boxes
+    if not len(b):
+        return np.zeros(0, dtype=bool)
+    # normalized boxes as fractions of a 1 x 1 image, pixel boxes against the image's size
+    xyxy = convert_boxes(b.coords, b.format, BoxFormat.XYXY_PIXEL, widths=1.0, heights=1.0)
+    w = h = np.ones(len(b))
+    if not b.format.normalized:
+        w = gt.images.width[b.image].astype(np.float64)
+        h = gt.images.height[b.image].astype(np.float64)
+    return _beyond(xyxy, w, h) & (w > 0) & (h > 0)
+
+
+def _beyond(xyxy: NDArray[np.float64], w: Any, h: Any) -> NDArray[np.bool_]:
+    """The one rule of :func:`outside_image`: no part of box ``(x1, y1, x2, y2)`` lies inside
+    ``[0, w] x [0, h]`` (touching an edge is outside)."""
+    with np.errstate(invalid="ignore"):
+        out: NDArray[np.bool_] = (
+            (xyxy[:, 2] <= 0) | (xyxy[:, 3] <= 0) | (xyxy[:, 0] >= w) | (xyxy[:, 1] >= h)
+        )
+    return out
+
+
+def outside_note(gt: Dataset, outside: NDArray[np.bool_]) -> str | None:
+    """The one line (without ``note: ``) saying how many boxes of ``gt`` lie wholly outside
+    their image while scored as truths (``outside``: :func:`outside_image` of the counted
+    boxes), naming the first one's file (and line); ``None`` when there are none. The scoring
+    rule stays darknet's (and pycocotools'): truths no detection inside the image matches."""
+    bad = np.flatnonzero(outside)
+    if not len(bad):
+        return None
+    return (
+        f"{len(bad)} ground-truth box(es) lie wholly outside their image and count as misses, "
+        f"as darknet's 'detector map' counts them (no detection inside the image can match "
+        f"them; first: {_where_box(gt, int(bad[0]))}); see detforge check"
+    )
+
+
+def _where_box(gt: Dataset, j: int) -> str:
+    """Where box ``j`` of ``gt`` is written: ``label.txt:LINE: 'line'`` for a Darknet or
+    Ultralytics label file, else the annotation file (VOC XML, COCO JSON, record file) and
+    the box as that format writes it."""
+    from detforge.models.darknet.cfg import clip
+
+    i = int(gt.boxes.image[j])
+    image = str(gt.images.path[i])
+    name = clip(str(gt.class_names[int(gt.boxes.cls[j])]), 40)
+    x1, y1, x2, y2 = convert_boxes(
+        gt.boxes.coords[j : j + 1], gt.boxes.format, BoxFormat.XYXY_PIXEL, widths=1.0, heights=1.0
+    )[0].tolist()
+    if gt.boxes.format is BoxFormat.CXCYWH_NORM:
+        found = _outside_label_line(image)
+        if found:
+            return found
+        cx, cy, w, h = gt.boxes.coords[j].tolist()
+        return f"{image}: {name!r} box cx={cx:g} cy={cy:g} w={w:g} h={h:g}"
+    size = f"in the {int(gt.images.width[i])}x{int(gt.images.height[i])} image"
+    source = str(gt.meta.get("source") or image)
+    if gt.meta.get("format") == "voc":
+        xml = Path(source) / "Annotations" / (PurePath(image).stem + ".xml")
+        box = f"xmin={x1 + 1:g} ymin={y1 + 1:g} xmax={x2:g} ymax={y2:g}"
+        return f"{xml if xml.is_file() else image}: {name!r} box {box} {size}"
+    if gt.meta.get("format") == "coco":
+        box = ", ".join(f"{v:g}" for v in (x1, y1, x2 - x1, y2 - y1))
+        return f"{source}: image {PurePath(image).name!r}: {name!r} box bbox=[{box}] {size}"
+    box = ", ".join(f"{v:g}" for v in (x1, y1, x2, y2))
+    return f"{source}: image {image!r}: {name!r} box x1,y1,x2,y2=[{box}] px {size}"
+
+
+def _outside_label_line(image: str) -> str | None:
+    """``label.txt:LINE: 'line'`` for the first line of ``image``'s label file whose box lies
+    wholly outside the image (``None`` when there is no such file or line)."""
+    from detforge.formats.darknet.labels import (
+        find_label_path,
+        is_label_number,
+        split_label_fields,
+    )
+    from detforge.models.darknet.cfg import clip
+    from detforge.utils.textfile import read_regular_file
+
+    label = find_label_path(image)
+    if label is None:
+        return None
+    try:
+        text = read_regular_file(label).decode("utf-8", "replace")
+    except OSError:
+        return None
+    for n, raw in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):
+        parts = split_label_fields(raw)
+        if len(parts) != 5 or not all(map(is_label_number, parts)):
+            continue
+        box = np.array([[float(v) for v in parts[1:]]])
+        if (box[0, 2:] > 0).all() and _beyond(cxcywh_to_xyxy(box), 1.0, 1.0)[0]:
+            return f"{label}:{n}: {clip(' '.join(parts))!r}"
+    return None
+
+
+def refuse_other_classes(
+    model_names: Sequence[str],
+    data_names: Sequence[str],
+    *,
+    model: Any,
+    data: Any,
+    names_option: Any = None,
+) -> None:
+    """A one-line, bounded DetforgeError when a model's classes are not the dataset's, name
+    for name and in order (a model predicts class indices; scored against other classes the
+    numbers would be wrong): ``val`` and ``map`` refuse before predicting anything.
+    ``names_option``: the ``--names`` file the model's names came from, if any (the message
+    then says a Darknet model takes the dataset's names without it)."""
+    m, d = [str(n) for n in model_names], [str(n) for n in data_names]
+    if m == d:
+        return
+    in_m, in_d = set(m), set(d)
+    only_m = [n for n in m if n not in in_d]
+    only_d = [n for n in d if n not in in_m]
+    parts = []
+    if only_m:
+        parts.append(f"only the model has {_few(only_m)}")
+    if only_d:
+        parts.append(f"only the dataset has {_few(only_d)}")
+    if not parts:
+        k = next((k for k, (a, b) in enumerate(zip(m, d, strict=False)) if a != b), None)
+        if k is None:  # one list starts the other (a name repeated)
+            parts.append("the same names, some repeated")
+        else:
+            parts.append(f"class {k} is {_few([m[k]])} in the model, {_few([d[k]])} in the dataset")
+    advice = "evaluate on the dataset the model was trained for"
+    if names_option is not None and len(m) == len(d):
+        advice = f"leave out --names {names_option} to take the dataset's names, or {advice}"
+    raise DetforgeError(
+        f"the model's classes differ from the dataset's ({model}: {len(m)}, the dataset: "
+        f"{len(d)}; {'; '.join(parts)}); {advice}",
+        path=data,
+    )
+
+
+def _few(names: Sequence[str], show: int = 5) -> str:
+    """``'a', 'b', 'c' and 7 more``: at most ``show`` names, each clipped, on one line."""
+    from detforge.models.darknet.cfg import clip
+
+    text = ", ".join(repr(clip(n, 40)) for n in names[:show])
+    return text + (f" and {len(names) - show} more" if len(names) > show else "")
 
 
 def evaluate(
@@ -113,15 +285,17 @@ def evaluate(
     provenance sidecar) and ``gt`` holds several splits, only that split is scored.
 
     Returns:
-        ``{"images", "gt_boxes", "pred_boxes", "unmatched", "coco": {"stats": {12 names},
-        "per_class": [...], "precision", "recall_array", "scores"}, "darknet": {"mAP", ...,
-        "per_class": [...], "curves"}}``. The numpy entries (:data:`ARRAY_KEYS`) are dropped
-        by :func:`jsonable`.
+        ``{"images", "gt_boxes", "pred_boxes", "unmatched", "notes", "gt_outside_image",
+        "coco": {"stats": {12 names}, "per_class": [...], "precision", "recall_array",
+        "scores"}, "darknet": {"mAP", ..., "per_class": [...], "curves"}}``. The numpy entries
+        (:data:`ARRAY_KEYS`) are dropped by :func:`jsonable`. ``gt_outside_image`` counts the
+        scored truths lying wholly outside their image (:func:`outside_image`; still scored,
+        as darknet and pycocotools score them), and ``notes`` then says so
+        (:func:`outside_note`).
     """
     if protocol not in PROTOCOLS:
         raise DetforgeError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
-    if points != 0 and points < 2:
-        raise DetforgeError(f"--points must be 0 (area under the curve), 11 or 101, not {points}")
+    check_points(points)
     if every < 1:
         raise DetforgeError(f"--every must be a positive integer, not {every}")
     for name, value in (("iou", iou), ("conf", conf)):
@@ -161,6 +335,17 @@ def evaluate(
         "unmatched": unmatched,
         "notes": list(pred.meta.get("notes") or []),
     }
+    if protocol != "coco" and gt.num_boxes and not gt.boxes.format.normalized:
+        from detforge.formats.common import ensure_sizes
+
+        gt = ensure_sizes(gt)  # Darknet's boxes are fractions of the image: read unknown sizes
+    # Crowd regions are ignored by both protocols; difficult truths only by Darknet's.
+    counted = ~gt.boxes.crowd & (~gt.boxes.difficult if protocol == "darknet" else True)
+    outside = outside_image(gt) & counted
+    result["gt_outside_image"] = int(outside.sum())
+    note = outside_note(gt, outside)
+    if note:
+        result["notes"].append(note)
     if split:
         result["split"] = split
     if pred.meta.get("darknet_valid"):

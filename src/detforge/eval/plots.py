@@ -105,10 +105,11 @@ def _pr_figures(
         ax.plot(rgrid, np.mean(sampled, axis=0), lw=3, color="C0", label="all classes")
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
     ax.set_title(f"PR curves (IoU > {iou:g}); mAP = {dk['mAP']:.3f}")
-    ax.legend(fontsize=7, loc="lower left")
+    if ax.get_legend_handles_labels()[0]:  # none without curves (matplotlib would warn)
+        ax.legend(fontsize=7, loc="lower left")
 
     cols = min(5, max(1, len(names)))
-    rows = (len(names) + cols - 1) // cols
+    rows = max(1, (len(names) + cols - 1) // cols)
     per_fig = Figure(figsize=(2.6 * cols, 2.3 * rows))
     for k, (prec, rec, _) in enumerate(curves):
         axk = per_fig.add_subplot(rows, cols, k + 1)

@@ -274,7 +274,7 @@ def read_coco_results(
         from detforge.formats.coco import coco_category_ids
 
         ids = coco_category_ids(gt)
-    cls = map_category_ids(cat, ids, gt.num_classes, unmatched, exact=darknet)
+    cls = map_category_ids(cat, ids, gt.num_classes, unmatched, exact=darknet, notes=notes)
     meta = {"source": str(p), "provenance": provenance, "notes": notes}
     fmt = BoxFormat.XYWH_PIXEL
     return build_predictions(gt, image, cls, vals[:, :4], fmt, vals[:, 4], unmatched, meta)
@@ -287,15 +287,24 @@ def map_category_ids(
     unmatched: dict[str, Any],
     *,
     exact: bool = False,
+    notes: list[str] | None = None,
 ) -> NDArray[np.int64]:
     """``category_id`` -> 0-based class through ``ids`` (class ``k`` is written ``ids[k]``),
     or as 0-based class ids when the file holds ids that only make sense that way (some
-    exporters write ``class`` as is; not with ``exact``). Unknown ids are ``-1`` and listed."""
+    exporters write ``class`` as is; not with ``exact``), which is said in ``notes``.
+    Unknown ids are ``-1`` and listed."""
     lut = {int(c): k for k, c in enumerate(ids)}
     uniq, inv = factorize(np.asarray(cat, dtype=np.int64))
     present = set(uniq.tolist())
     if not exact and not present <= set(lut) and present <= set(range(num_classes)):
         lut = {k: k for k in range(num_classes)}
+        if notes is not None:
+            shown = ", ".join(str(c) for c in list(ids)[:3]) + (", ..." if len(ids) > 3 else "")
+            notes.append(
+                f"category ids {min(present)}..{max(present)} are not the ground truth's "
+                f"category ids ({shown}) but fit 0..{num_classes - 1}: read as 0-based class "
+                "indices (category_id 0 = the first class)"
+            )
     out = np.array([lut.get(int(c), -1) for c in uniq], dtype=np.int64)[inv]
     unmatched["classes"] = sorted(int(c) for c in present if c not in lut)
     return out.astype(np.int64)
