@@ -64,9 +64,9 @@ def prepare(args: argparse.Namespace, env: dict[str, str]) -> tuple[Path, Path, 
         f"names={dn / 'obj.names'}\n"
         f"backup={out / 'backup'}\n"
     )
-    ft = out / "ft.cfg"
+    ft = out / "ft.cfg"  # this script's own scratch file: rewritten on every run (--exist-ok)
     _run([sys.executable, "-m", "detforge", "darknet-cfg", str(cfg), "--classes", "3",
-          "--imgsz", "416", "--subdivisions", "1", "-o", str(ft)], env)  # fmt: skip
+          "--imgsz", "416", "--subdivisions", "1", "-o", str(ft), "--exist-ok"], env)  # fmt: skip
     text = ft.read_text()
     text = re.sub(r"(?m)^batch\s*=.*$", "batch=16", text)
     text = re.sub(r"(?m)^random\s*=.*$", "random=0", text)

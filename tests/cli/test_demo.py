@@ -34,6 +34,16 @@ def test_demo_steps_are_an_explicit_ordered_list(capsys: pytest.CaptureFixture[s
         assert name in COMMANDS
 
 
+def test_a_file_in_the_way_of_out_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "blk").write_text("mine")
+    assert main(["demo", "--out", str(tmp_path / "blk" / "x"), "--steps", "generate"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "blk: is an existing file" in err and len(err.splitlines()) == 1
+    assert (tmp_path / "blk").read_text() == "mine"
+
+
 def test_help_does_not_import_torch() -> None:
     code = (
         "import sys\nfrom detforge.cli.main import main\n"

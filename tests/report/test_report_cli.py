@@ -135,6 +135,32 @@ def test_a_failed_report_leaves_nothing_new_behind(
     assert {p: p.read_bytes() for p in site.rglob("*") if p.is_file()} == before
 
 
+def test_a_file_where_the_report_folder_goes_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--out rep/x`` with ``rep`` a file, or the default ``runs`` a file: exit 2, one line
+    naming the file and what to do (it used to be a NotADirectoryError traceback)."""
+    data = generate_shapes_dataset(tmp_path / "ds", num_images=10, seed=4)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    for name in ("rep", "runs"):
+        Path(name).write_text("keep")
+    cases = [
+        (["--out", "rep/x"], "rep", "give another --out"),
+        (["--out", "rep/x/y", "--exist-ok"], "rep", "give another --out"),
+        ([], "runs", "move that file away, or give --out DIR"),
+    ]
+    for extra, named, fix in cases:
+        assert main(["report", str(data), "--no-check", *extra]) == 2, extra
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+        assert err.startswith(f"detforge report: error: {named}: is an existing file"), err
+        assert fix in err, err
+    assert sorted(p.name for p in work.iterdir()) == ["rep", "runs"]
+    assert Path("rep").read_text() == Path("runs").read_text() == "keep"
+
+
 def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["report", "--help"])

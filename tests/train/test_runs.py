@@ -65,6 +65,24 @@ def test_default_run_folder_is_named_after_the_dataset_and_numbered(
     assert new_run_dir("mine", "data/obj.data") == Path("mine")
 
 
+def test_a_file_where_the_run_folder_goes_is_an_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("runs").write_text("keep")  # the default runs folder is a file
+    for exist_ok in (False, True):
+        with pytest.raises(DetforgeError, match=r"not a folder.*give --out DIR") as err:
+            new_run_dir("", "data/obj.data", exist_ok=exist_ok)
+        assert err.value.path == "runs"
+    with pytest.raises(DetforgeError, match="give another --out") as err:
+        new_run_dir("runs/x", "data/obj.data")  # --out inside a file
+    assert err.value.path == "runs"
+    with pytest.raises(DetforgeError, match="--out is an existing file") as err:
+        new_run_dir("runs", "data/obj.data", exist_ok=True)  # --out a file: never numbered past
+    assert err.value.path == "runs"
+    assert Path("runs").read_text() == "keep"
+
+
 def test_resume_path_accepts_the_folder_or_a_checkpoint_and_old_layouts(tmp_path: Path) -> None:
     run = tmp_path / "run"
     with pytest.raises(DetforgeError, match="nothing to resume"):

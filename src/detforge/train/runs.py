@@ -46,10 +46,10 @@ from typing import Any
 
 from detforge.errors import DetforgeError
 from detforge.utils.io import atomic_open, atomic_write_text
+from detforge.utils.outputs import RUNS, results_dir, run_name
 from detforge.utils.outputs import next_run_dir as next_run_dir  # the one numbering rule
-from detforge.utils.outputs import run_name
 
-DEFAULT_ROOT = Path("runs") / "train"
+DEFAULT_ROOT = RUNS / "train"
 """Where runs go by default: ``runs/train/<dataset name>`` (numbered when it exists)."""
 
 
@@ -92,9 +92,10 @@ def default_run_name(data: str) -> str:
 
 def new_run_dir(out: str, data: str, *, exist_ok: bool = False) -> Path:
     """The folder of a new run: ``out`` (or ``runs/train/<dataset name>``), numbered
-    ``-2``, ``-3`` ... when it exists, unless ``exist_ok`` (then reused as it is)."""
-    base = Path(out) if out else DEFAULT_ROOT / default_run_name(data)
-    return base if exist_ok else next_run_dir(base)
+    ``-2``, ``-3`` ... when it exists, unless ``exist_ok`` (then reused as it is); a file
+    where it or a folder above it must go is an error naming that file
+    (:func:`detforge.utils.outputs.results_dir`, the rule of every command)."""
+    return results_dir("train", out=out, exist_ok=exist_ok, name=default_run_name(data))
 
 
 def remove_empty_run(root: Path) -> None:

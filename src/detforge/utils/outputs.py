@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 
 from detforge.errors import DetforgeError
-from detforge.utils.io import blocking_file
+from detforge.utils.io import WriteError, blocking_file
 
 RUNS = Path("runs")
 """Results of every command go under ``runs/<command>/`` by default."""
@@ -63,22 +63,38 @@ def results_dir(
     source: str | os.PathLike[str] | None = None,
     exist_ok: bool = False,
     base: str | os.PathLike[str] | None = None,
+    name: str | None = None,
 ) -> Path:
     """The folder ``command`` writes into (see the module rule); not created here.
 
-    ``out``: ``--out DIR``; ``source``: what names the run (:func:`run_name`); ``base``: a
-    Darknet ``results=`` folder (then ``<base>/<command>``). Without ``exist_ok`` an
-    existing folder is never reused: the next numbered one is returned.
+    ``out``: ``--out DIR``; ``source``: what names the run (:func:`run_name`; ``name`` instead
+    when given); ``base``: a Darknet ``results=`` folder (then ``<base>/<command>``). Without
+    ``exist_ok`` an existing folder is never reused: the next numbered one is returned.
+
+    A file where the folder, or a folder above it, has to be (``runs`` a file, ``--out a/b``
+    with ``a`` a file, ``results=`` naming a file) is a :class:`WriteError` naming that file
+    and what to do, raised here, before anything is written.
     """
     if out is not None and os.fspath(out) != "":
         folder = Path(out)
         if folder.exists() and not folder.is_dir():
             raise DetforgeError("--out is an existing file; --out names a folder", path=folder)
+        fix = "give another --out"
     elif base is not None:
         folder = Path(base) / command
+        fix = "correct results= in the .data file, or give --out DIR"
     else:
-        folder = RUNS / command / run_name(source)
-    return folder if exist_ok else next_run_dir(folder)
+        folder = RUNS / command / (name or run_name(source))
+        fix = "move that file away, or give --out DIR"
+    folder = folder if exist_ok else next_run_dir(folder)
+    blocker = blocking_file(folder)
+    if blocker is not None:
+        raise WriteError(
+            f"is an existing file, not a folder, so the {command} results folder {folder} "
+            f"cannot be made; {fix}",
+            path=blocker,
+        )
+    return folder
 
 
 def claim_file(path: str | os.PathLike[str], *, exist_ok: bool, option: str = "") -> Path:

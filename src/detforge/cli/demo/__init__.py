@@ -26,6 +26,7 @@ from detforge.cli.demo.basics import (
     step_split,
 )
 from detforge.errors import DetforgeError
+from detforge.utils.io import make_folder
 
 HELP = "generate a small dataset and run every command on it (the whole job end to end)"
 DESCRIPTION = """\
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if args.images < 10:
         raise DetforgeError("--images must be at least 10")
     out = Path(args.out or time.strftime("detforge-demo-%Y%m%d-%H%M%S"))
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)  # a file in the way: one line naming it
     state = DemoRun(
         out=out.resolve(), images=args.images, seed=args.seed, train_seconds=args.train_seconds
     )
