@@ -190,6 +190,74 @@ def test_inner_file_errors_name_the_argument(
     assert "train.txt" in err and str(data) in err
 
 
+def test_reading_suffix_only_for_files_read_through_the_argument(
+    shapes: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """'(reading X)' was added to any error about a file outside the one existing argument:
+    to outputs (export's best.onnx beside best.pt, a runs/ or --out that is a file) and to a
+    .cfg found beside a .weights, none of which was read through X."""
+    monkeypatch.chdir(tmp_path)
+
+    def error(argv: list[str]) -> str:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        return err
+
+    # kept: a list the .data names, naming an image that is not there; a listed image's label
+    (tmp_path / "imgs").mkdir()
+    shutil.copy(next(shapes.parent.rglob("*.jpg")), tmp_path / "imgs" / "a.jpg")
+    (tmp_path / "imgs" / "a.txt").write_text("0 0.5 0.5 0.2\n")
+    Path("train.txt").write_text("imgs/gone.jpg\n")
+    Path("obj.names").write_text("a\n")
+    Path("obj.data").write_text("classes = 1\ntrain = train.txt\nnames = obj.names\n")
+    err = error(["info", "obj.data"])
+    assert "train.txt:1: image not found" in err and err.endswith("(reading obj.data)"), err
+    Path("list.txt").write_text("imgs/a.jpg\n")
+    err = error(["info", "list.txt"])
+    assert "a.txt:1: expected 5 values" in err and err.endswith("(reading list.txt)"), err
+    # dropped: outputs, and a file found beside a model rather than named by it
+    Path("best.pt").write_text("not read: the output is claimed first")
+    Path("best.onnx").write_text("mine")
+    err = error(["export", "best.pt"])
+    assert "best.onnx: the ONNX file would replace" in err and "(reading" not in err, err
+    Path("y.weights").write_bytes(b"\0" * 20)
+    Path("y.cfg").write_text("[net]\nwidth=64\n")
+    err = error(["export", "y.weights"])
+    assert "y.cfg:1:" in err and "(reading" not in err, err
+    Path("runs").write_text("a file where the results folder goes")
+    err = error(["show", str(shapes), "--limit", "1"])
+    assert "runs: is an existing file" in err and "(reading" not in err, err
+    Path("st").write_text("a file")
+    err = error(["stats", str(shapes), "--out", "st/plots"])
+    assert "st: is an existing file" in err and "(reading" not in err, err
+    err = error(["lists", "imgs", "-o", "st/all.txt"])
+    assert "st: is an existing file" in err and "(reading" not in err, err
+
+
+def test_reached_through_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from detforge.cli.paths import reached_through
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("obj.data", "best.pt", "y.weights", "in.cfg"):
+        Path(name).write_text("x")
+    Path("imgs").mkdir()
+    assert reached_through("lists/train.txt", ["obj.data"]) == "obj.data"
+    assert reached_through("/elsewhere/a.txt", ["imgs"]) == "imgs"  # e.g. a data.yaml's path:
+    assert reached_through("obj.data", ["obj.data"]) is None  # the argument itself
+    assert reached_through("imgs/a.txt", ["imgs"]) is None  # a file in it
+    assert reached_through("names.txt", ["obj.data"], named=["names.txt"]) is None  # an option
+    assert reached_through("out", ["obj.data"], named=["out/sub/x.json"]) is None  # above one
+    assert reached_through("runs/show/obj", ["obj.data"]) is None  # the default results
+    for model in ("best.pt", "y.weights", "in.cfg"):  # name no other files
+        assert reached_through("y.names", [model]) is None
+    assert reached_through("a.txt", ["obj.data", "imgs"]) is None  # which one?
+    assert reached_through("a.txt", ["obj.data", "missing"]) == "obj.data"
+
+
 def test_voc_folder_given_as_darknet_points_at_convert(
     shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -28,8 +28,8 @@ def test_classes_from_flag_and_from_data_file(
         f"classes=2\ntrain={tmp_path / 'train.txt'}\nnames={tmp_path / 'obj.names'}\n"
     )
     args = ["darknet-cfg", str(tmp_path / "in.cfg"), "--data", str(tmp_path / "obj.data"),
-            "-o", str(out)]  # fmt: skip
-    assert main(args) == 0
+            "-o", str(out), "--exist-ok"]  # fmt: skip
+    assert main(args) == 0  # replaces the first output: --exist-ok
     text = out.read_text()
     assert "classes=2" in text and "filters=21" in text and "max_batches=7000" in text
     # classes= that does not count the names: refused at its line, as every reader does
@@ -37,9 +37,11 @@ def test_classes_from_flag_and_from_data_file(
         f"names={tmp_path / 'obj.names'}\nclasses=3\ntrain={tmp_path / 'train.txt'}\n"
     )
     capsys.readouterr()
+    args[-2:] = [str(tmp_path / "mismatch.cfg")]
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "obj.data:2:" in err and "has 2 names" in err, err
+    assert not (tmp_path / "mismatch.cfg").exists()
 
 
 def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -110,11 +112,14 @@ def test_explicit_anchors_and_subdivisions(
 ) -> None:
     (tmp_path / "in.cfg").write_text(TINY)
     out = tmp_path / "out.cfg"
-    base = ["darknet-cfg", str(tmp_path / "in.cfg"), "--classes", "2", "-o", str(out)]
-    assert main([*base, "--anchors", "1,2,3,4,5,6,7,8,9,10,11,12.5", "--subdivisions", "4"]) == 0
+    good = ["darknet-cfg", str(tmp_path / "in.cfg"), "--classes", "2", "-o", str(out)]
+    assert main([*good, "--anchors", "1,2,3,4,5,6,7,8,9,10,11,12.5", "--subdivisions", "4"]) == 0
     text = out.read_text()
     assert "anchors=1,2, 3,4, 5,6, 7,8, 9,10, 11,12.5\n" in text
     assert "batch=64\nsubdivisions=4\n" in text
+    capsys.readouterr()
+    # each mistake is reported as itself (a new output: no --exist-ok question first)
+    base = [*good[:-1], str(tmp_path / "new.cfg")]
     assert main([*base, "--anchors", "1,2"]) == 2
     assert "6 positive w,h pairs" in capsys.readouterr().err
     assert main([*base, "--subdivisions", "5"]) == 2
@@ -123,6 +128,7 @@ def test_explicit_anchors_and_subdivisions(
     assert "multiples of 32" in capsys.readouterr().err
     assert main([*base, "--anchors", "auto"]) == 2
     assert "needs the dataset" in capsys.readouterr().err
+    assert not (tmp_path / "new.cfg").exists() and out.read_text() == text
 
 
 def test_sensible_subdivisions_rule() -> None:
@@ -208,3 +214,64 @@ def test_max_batches_and_anchors_must_be_sensible(
     else:
         assert main(args) == 2
     assert words in capsys.readouterr().err and not out.exists()
+
+
+def test_an_existing_output_is_replaced_only_with_exist_ok_and_never_an_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-o replaced any existing file, as no other command's output does (docs/cli.md): now
+    only with --exist-ok, and never a file darknet-cfg reads, --exist-ok or not."""
+    cfg = tmp_path / "in.cfg"
+    cfg.write_text(CFG)
+    out = tmp_path / "out.cfg"
+    out.write_text("mine\n")
+    base = ["darknet-cfg", str(cfg), "--classes", "2", "-o", str(out)]
+    assert main(base) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{out}: --output would replace" in err, err
+    assert "--exist-ok" in err and out.read_text() == "mine\n"
+    assert main([*base, "--exist-ok"]) == 0
+    assert "classes=2" in out.read_text() and f"wrote {out}" in capsys.readouterr().out
+    # the inputs: IN.cfg, --names, the .data file, its list and names, a dataset folder's file
+    (tmp_path / "obj.names").write_text("a\nb\n")
+    (tmp_path / "train.txt").write_text("img/0.jpg\n")
+    data = tmp_path / "obj.data"
+    data.write_text("classes=2\ntrain=train.txt\nnames=obj.names\n")
+    folder = tmp_path / "voc"
+    (folder / "Annotations").mkdir(parents=True)
+    (folder / "Annotations" / "0.xml").write_text("<annotation/>")
+    cases = [
+        ([], cfg),
+        (["--names", str(tmp_path / "obj.names")], tmp_path / "obj.names"),
+        (["--data", str(data)], data),
+        (["--data", str(data)], tmp_path / "train.txt"),
+        (["--data", str(data)], tmp_path / "obj.names"),
+        (["--data", str(folder)], folder / "Annotations" / "0.xml"),
+    ]
+    for option, target in cases:
+        before = target.read_bytes()
+        for exist_ok in ([], ["--exist-ok"]):
+            argv = ["darknet-cfg", str(cfg), "-o", str(target), *option, *exist_ok]
+            if "--data" not in option and "--names" not in option:
+                argv += ["--classes", "2"]
+            assert main(argv) == 2, argv
+            err = capsys.readouterr().err.strip()
+            assert len(err.splitlines()) == 1, err
+            assert f"{target}: --output names one of this command's input files" in err, argv
+            assert target.read_bytes() == before
+
+
+def test_an_error_in_the_data_names_is_not_said_to_come_from_the_cfg(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad names file of --data was reported '(reading IN.cfg)': the cfg names no files."""
+    (tmp_path / "in.cfg").write_text(CFG)
+    (tmp_path / "empty.names").write_text("\n\n")
+    (tmp_path / "obj.data").write_text("classes=2\nnames=empty.names\n")
+    out = tmp_path / "out.cfg"
+    argv = ["darknet-cfg", str(tmp_path / "in.cfg"), "--data", str(tmp_path / "obj.data"),
+            "-o", str(out)]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("empty.names: names file is empty; put one class name per line"), err
+    assert not out.exists()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from detforge.cli.common import non_negative_int, positive_int
 from detforge.errors import DetforgeError
+from detforge.utils.outputs import add_exist_ok_option, claim_file
 from detforge.utils.textfile import require_file
 
 HELP = "rewrite a Darknet .cfg for N classes (classes=, filters=, max_batches, steps)"
@@ -29,19 +31,24 @@ asks for by hand:
                              cfg's own setting (--subdivisions N sets it)
 
 Everything else (comments, spacing, other settings) is kept byte for byte. The input is
-never modified. The class count comes from --classes, or from --names / --data.
+never modified. An existing OUT.cfg is replaced only with --exist-ok, and never when it is one
+of the inputs (IN.cfg, --names, or a file of --data). The class count comes from --classes,
+or from --names / --data.
 
 examples:
   detforge darknet-cfg yolov4-tiny.cfg --classes 3 -o yolov4-tiny-obj.cfg
   detforge darknet-cfg yolov4.cfg --data obj.data -o yolov4-obj.cfg
   detforge darknet-cfg yolov4.cfg --classes 12 --max-batches 30000 -o yolov4-obj.cfg
-  detforge darknet-cfg yolov4-tiny.cfg --data obj.data --imgsz 608 --anchors auto -o obj.cfg
+  detforge darknet-cfg yolov4-tiny.cfg --data obj.data --imgsz 608 --anchors auto -o obj-608.cfg
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("cfg", metavar="IN.cfg", help="the cfg to start from (not modified)")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT.cfg", help="cfg to write")
+    parser.add_argument(
+        "-o", "--output", required=True, metavar="OUT.cfg",
+        help="cfg to write (an existing one only with --exist-ok)",
+    )  # fmt: skip
     parser.add_argument("--classes", type=int, metavar="N", help="number of classes")
     parser.add_argument("--names", metavar="FILE", help="take N from a .names file")
     parser.add_argument(
@@ -70,6 +77,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed", type=non_negative_int, default=0, help="seed of --anchors auto [0]"
     )
     parser.add_argument("--subdivisions", type=int, metavar="N", help="set subdivisions=N")
+    add_exist_ok_option(parser, help="replace an existing OUT.cfg (never an input)")
+
+
+def _claim_output(args: argparse.Namespace) -> None:
+    """A :class:`DetforgeError` unless ``-o`` may be written: an existing file only with
+    ``--exist-ok``, and never one darknet-cfg reads (IN.cfg, ``--names``, ``--data`` and
+    everything of that dataset), ``--exist-ok`` or not."""
+    if os.path.lexists(args.output):
+        from detforge.predict.writers import InputGuard
+
+        guards = [InputGuard([], files=[f for f in (args.cfg, args.names, args.data) if f])]
+        if args.data and os.path.exists(args.data):  # else reading it says what is wrong
+            from detforge.check.api import input_guard
+
+            guards.append(input_guard(args.data))
+        for guard in guards:
+            guard.check(args.output, option="--output")
+    claim_file(args.output, exist_ok=args.exist_ok, option="--output")
 
 
 def _classes_and_images(args: argparse.Namespace) -> tuple[int, int]:
@@ -136,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
     from detforge.models.darknet.cfg import read_cfg_text
 
     require_file(args.cfg, "cfg")
+    _claim_output(args)
     classes, train_images = _classes_and_images(args)
     size = parse_wh(args.imgsz, multiple=32) if args.imgsz else None
     text = read_cfg_text(args.cfg)  # predict's reader: binary files refused, a BOM dropped

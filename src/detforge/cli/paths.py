@@ -4,7 +4,7 @@ to run when a folder holds another dataset layout than the command expects.
 Every command goes through these: :func:`explain` is applied by ``cli/main.py`` to each
 :class:`~detforge.errors.DetforgeError` it prints, so any error naming a path that does not
 exist says which existing file was probably meant, and names the argument the user typed
-when the error is about a file inside it.
+when the error is about a file read through it (:func:`reached_through`).
 """
 
 from __future__ import annotations
@@ -55,9 +55,18 @@ _MISSING_WORDS = ("not found", "does not exist", "no such", "missing")
 
 def explain(exc: DetforgeError, given: Sequence[str] = (), named: Sequence[str] = ()) -> str:
     """The one-line message the CLI prints for ``exc``: a missing path gets ``did you mean
-    'x'?``; an error about a file inside the one argument ``given`` that names a path says
-    which argument it came from, unless the file is one an option ``named`` (``--weights
-    W``: the error names what the user typed)."""
+    'x'?``; an error about a file reached through the one dataset argument ``given`` (a list
+    or names file a ``.data`` file names, an image a list names, its label file) says which
+    argument it came from: ``(reading data/obj.data)``.
+
+    That suffix is left off whenever the file was not reached through the argument
+    (:func:`reached_through`): the error names (a file in) an argument itself or a path an
+    option ``named`` (``--weights W``, ``--out DIR``, ``-o FILE``: the error names what the
+    user typed, or a folder on its way); the file is an output in the default results folder
+    ``runs/``; or the argument is a model or network ``.cfg``, which names no other files
+    (a ``.cfg`` found beside a ``.weights`` is found by its name, and ``best.onnx`` beside
+    ``best.pt`` is an output).
+    """
     text = str(exc)
     if exc.path is None:
         return text
@@ -65,19 +74,31 @@ def explain(exc: DetforgeError, given: Sequence[str] = (), named: Sequence[str] 
     near = nearest_path(exc.path) if missing else None
     if near is not None:
         return f"{text} (did you mean {near!r}?)"
-    if any(g and _same_or_inside(exc.path, g) for g in given):
-        return text  # the error names (a file in) what the user typed
-    if any(n and os.path.abspath(exc.path) == os.path.abspath(n) for n in named):
-        return text
+    via = reached_through(exc.path, given, named)
+    return f"{text} (reading {via})" if via is not None else text
+
+
+def reached_through(path: str, given: Sequence[str], named: Sequence[str] = ()) -> str | None:
+    """The one argument of ``given`` that ``path``, named in an error, was read through;
+    ``None`` when it may not have been (see :func:`explain`): ``path`` is, is inside or
+    holds an argument, an option's path ``named`` or the default results folder; or not
+    exactly one argument exists; or that one is a model or a ``.cfg`` (:func:`model_kind`)."""
+    from detforge.cli.common import model_kind
+    from detforge.utils.outputs import RUNS
+
+    typed = [p for p in (*given, *named) if p]
+    if any(_related(path, p) for p in (*typed, os.fspath(RUNS))):
+        return None
     inputs = [g for g in given if g and os.path.exists(g)]
-    if len(inputs) == 1:
-        return f"{text} (reading {inputs[0]})"
-    return text
+    if len(inputs) != 1 or model_kind(inputs[0]) != "data":
+        return None
+    return inputs[0]
 
 
-def _same_or_inside(path: str, arg: str) -> bool:
-    a, b = Path(os.path.abspath(path)), Path(os.path.abspath(arg))
-    return a == b or b in a.parents
+def _related(path: str, other: str) -> bool:
+    """Whether ``path`` is ``other``, lies inside it, or is a folder above it."""
+    a, b = Path(os.path.abspath(path)), Path(os.path.abspath(other))
+    return a == b or b in a.parents or a in b.parents
 
 
 def layout_hint(source: str | os.PathLike[str], command: str) -> str | None:
