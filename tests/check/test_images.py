@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from tests.check.conftest import MakeDataset
 
 from detforge.check.images import (
     image_findings,
@@ -160,3 +161,23 @@ def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert (info.problem, info.detail) == ("image-unreadable", "Permission denied")
     (f,) = image_findings([str(p)], [info])
     assert (f.code, f.severity) == ("image-unreadable", "error")
+
+
+def test_a_folder_named_like_an_image_is_named_so_from_a_warm_cache(
+    make_darknet: MakeDataset,
+) -> None:
+    """The stat pass sees only "no regular file" where a folder or a FIFO is; such a path is
+    read again on every check (never cached), so a warm check names it as the first did
+    (not ``image-missing``)."""
+    from detforge.check.darknet import scan_darknet
+
+    data = make_darknet({"a": "0 0.5 0.5 0.2 0.2\n"})
+    (data.parent / "img" / "dir.jpg").mkdir()
+    os.mkfifo(data.parent / "img" / "pipe.jpg")
+    with open(data.parent / "train.txt", "a") as f:
+        f.write("img/dir.jpg\nimg/pipe.jpg\nimg/gone.jpg\n")
+    want = ["image-not-image", "image-not-image", "image-missing"]
+    for _ in range(2):  # a first check, then one from the per-file caches
+        scan = scan_darknet(data, reuse=False)
+        assert [i.problem for i in scan.infos] == ["", *want]
+        assert [i.detail for i in scan.infos][1] == "this path is a folder"

@@ -9,7 +9,11 @@ import pytest
 from detforge.cli.main import main
 from detforge.formats.detect import read_any
 from detforge.formats.labelmap import read_label_map
-from tests.formats.fmt_helpers import assert_same_dataset, make_image_dataset
+from tests.formats.fmt_helpers import (
+    assert_same_dataset,
+    make_image_dataset,
+    make_oversampled_list,
+)
 
 PIPELINE = """model { faster_rcnn { num_classes: 90 } }
 train_config { batch_size: 64 fine_tune_checkpoint: "zoo/model.ckpt-5000" num_steps: 4000 }
@@ -136,3 +140,40 @@ def test_coco_json_with_images_elsewhere(
     linked = sorted(p.name for p in (tmp_path / "out" / "images" / "train").iterdir())
     assert linked == ["p0.png", "p1.png", "p2.png"]
     assert_same_dataset(ds, read_any(tmp_path / "out" / "data.yaml"))
+
+
+def test_oversampled_list_is_one_image_per_coco_record_and_kept_for_darknet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    lst = make_oversampled_list(tmp_path / "src")
+    first = f"first: {tmp_path / 'src' / 'a.jpg'}, line 3 of {lst} (first on line 1)"
+    assert main(["convert", str(lst), str(tmp_path / "coco"), "--to", "coco"]) == 0
+    out = capsys.readouterr().out
+    assert "converted 2 images, 2 boxes, 1 classes (train 2)" in out
+    merged = "were merged: coco holds each image once"
+    assert f"note: 2 duplicate list entries (an image listed again in its split) {merged}" in out
+    assert f"{merged}; {first}\n" in out
+    doc = json.loads((tmp_path / "coco" / "annotations" / "instances_train.json").read_text())
+    assert [im["file_name"] for im in doc["images"]] == ["a.jpg", "b.jpg"]
+    assert len(doc["annotations"]) == 2
+    assert main(["convert", str(lst), str(tmp_path / "dk"), "--to", "darknet"]) == 0
+    out = capsys.readouterr().out
+    assert "converted 4 images, 4 boxes" in out
+    assert f"are kept: Darknet trains on each entry (oversampling); {first}" in out
+    assert out.count("duplicate list entries") == 1
+    listed = (tmp_path / "dk" / "train.txt").read_text().splitlines()
+    assert [Path(p).name for p in listed] == ["a.jpg", "b.jpg", "a.jpg", "a.jpg"]
+
+
+def test_label_map_with_a_name_twice_is_one_line_naming_it(
+    ref_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lm = tmp_path / "lm.pbtxt"
+    lm.write_text("item { id: 1 name: 'raccoon' }\nitem { id: 2 name: 'raccoon' }\n")
+    src = ref_data / "raccoon-tfrecord" / "test.record"
+    args = ["convert", str(src), str(tmp_path / "dk"), "--to", "darknet", "--label-map", str(lm)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{lm}:2: class name 'raccoon' appears twice" in err

@@ -111,3 +111,32 @@ def test_info_reports_unknown_keys_and_bom_lists(
     out = capsys.readouterr().out
     assert "keys Darknet does not use, kept: top" in out
     assert f"{'valid':<8}{2:>9}" in out  # the BOM did not hide the first entry
+
+
+def test_info_names_a_bad_box_once_for_an_image_listed_three_times(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader lists a left-out box once per list entry; ``info`` counts the image once,
+    and so the box (data.lists.one_entry_per_image)."""
+    from PIL import Image
+
+    monkeypatch.setenv("DETFORGE_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "ds"
+    (root / "img").mkdir(parents=True)
+    for stem in ("a", "b"):
+        Image.new("RGB", (64, 48)).save(root / "img" / f"{stem}.jpg")
+    (root / "img" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n1 0.5 0.5 0 0.2\n")  # one bad box
+    (root / "img" / "b.txt").write_text("1 0.5 0.5 0.2 0.2\n")
+    (root / "obj.names").write_text("cat\ndog\n")
+    (root / "train.txt").write_text("img/a.jpg\nimg/b.jpg\nimg/a.jpg\n./img/a.jpg\n")
+    data = root / "obj.data"
+    data.write_text("classes = 2\ntrain = train.txt\nnames = obj.names\n")
+    assert main(["info", str(data), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["duplicate_entries"] == 2
+    assert info["splits"]["train"]["images"] == 2 and info["splits"]["train"]["boxes"] == 2
+    assert [(b["code"], b["record"]) for b in info["invalid_boxes"]] == [("box-zero-size", "box 2")]
+    assert main(["info", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "invalid boxes left out: 1 " in out and "left out: 3" not in out
+    assert "duplicate list entries counted once: 2" in out

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from detforge.cli.main import main
+from tests.formats.fmt_helpers import make_oversampled_list
 
 
 def test_stats_table_json_and_plots(
@@ -30,3 +31,20 @@ def test_stats_table_json_and_plots(
 def test_stats_bad_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["stats", str(tmp_path / "missing.yaml")]) == 2
     assert capsys.readouterr().err.startswith("detforge stats: error:")
+
+
+def test_stats_counts_repeated_list_entries_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lst = make_oversampled_list(tmp_path / "src")
+    assert main(["stats", str(lst), "--out", str(tmp_path / "st")]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[2].split() == ["images", "4"]  # as Darknet trains: a.jpg 3 times
+    note = (
+        "2 duplicate list entries (an image listed again in its split) are counted as images, "
+        f"as training samples each entry; first: {tmp_path / 'src' / 'a.jpg'}, line 3 of {lst} "
+        "(first on line 1)"
+    )
+    assert f"note: {note}\n" in out
+    doc = json.loads((tmp_path / "st" / "stats.json").read_text())
+    assert doc["splits"][0]["images"] == 4 and doc["notes"] == [note]

@@ -6,13 +6,19 @@ from pathlib import Path
 
 import pytest
 
+from detforge.data.dataset import make_dataset
 from detforge.data.lists import (
+    RepeatedEntry,
     first_entries,
     list_images,
+    one_entry_per_image,
+    repeated_entries,
+    repeated_note,
     scan_images,
     shuffle_paths,
     take_every,
 )
+from detforge.data.validity import InvalidBox
 from detforge.errors import DetforgeError
 
 
@@ -88,3 +94,41 @@ def test_first_entries_counts_an_image_listed_twice_once(
     # per group (split): the same image in two splits is a leak, not a duplicate
     assert first_entries(paths, ["train", "train", "valid", "train", "valid"]) == [0, 1, 2]
     assert first_entries([]) == []
+
+
+def test_repeated_entries_point_at_the_first_and_collapse_per_split(tmp_path: Path) -> None:
+    a, b = str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg")
+    bad = InvalidBox("box-zero-size", "a.txt", "box 2", "0 0.5 0.5 0 0.2")  # listed per entry
+    paths = [a, b, a, str(tmp_path / "x" / ".." / "b.jpg"), a]
+    splits = ["train", "train", "train", "train", "valid"]
+    assert repeated_entries(paths, splits) == [(2, 0), (3, 1)]  # a in valid is a leak
+    assert repeated_entries(paths) == [(2, 0), (3, 1), (4, 0)]
+    ds = make_dataset(
+        ["cat"],
+        paths=paths,
+        splits=splits,
+        box_image=[0, 2, 4],
+        box_cls=[0, 0, 0],
+        box_coords=[[0.5, 0.5, 0.2, 0.2]] * 3,
+        meta={
+            "label_paths": ["a.txt", "b.txt", "a2.txt", "b2.txt", "a3.txt"],
+            "repeated_entries": [RepeatedEntry(a, "t.txt", 3, "t.txt", 1)],
+            "invalid_boxes": [bad, bad, InvalidBox("box-zero-size", "b.txt", "box 1", "0 0")],
+        },
+    )
+    note = repeated_note(ds, "are counted")
+    assert note == (
+        "2 duplicate list entries (an image listed again in its split) are counted; "
+        f"first: {a}, line 3 of t.txt (first on line 1)"
+    )
+    one, dropped = one_entry_per_image(ds)
+    assert dropped == 2 and one.images.path.tolist() == [a, b, a]
+    assert one.images.split.tolist() == ["train", "train", "valid"]
+    assert one.meta["label_paths"] == ["a.txt", "b.txt", "a3.txt"]  # follow the images
+    assert one.boxes.image.tolist() == [0, 2] and "repeated_entries" not in one.meta
+    assert [x.path for x in one.meta["invalid_boxes"]] == ["a.txt", "b.txt"]  # each box once
+    assert repeated_note(one, "are counted") is None
+    # without the reader's record (a dataset built in Python) nothing is said
+    assert repeated_note(make_dataset(["cat"], paths=[a, a]), "x") is None
+    other = RepeatedEntry(a, "valid.txt", None, "train.txt", 7)
+    assert other.where() == f"{a}, valid.txt (first on line 7 of train.txt)"

@@ -101,3 +101,19 @@ def assert_same_dataset(a: Dataset, b: Dataset, *, atol: float = 1e-6, flags: bo
             np.testing.assert_allclose(xb, xa, rtol=1e-6, atol=atol)
             if flags:
                 assert fa.tolist() == fb.tolist()
+
+
+def make_oversampled_list(root: Path) -> Path:
+    """``root/train.txt`` naming ``a.jpg`` on lines 1, 3 and 5 (Darknet oversampling; line 3
+    spelled ``./a.jpg``, line 4 a comment) and ``b.jpg`` on line 2; 40x30 images with one
+    box each and ``obj.names`` (``cat``) beside it."""
+    from PIL import Image
+
+    root.mkdir(parents=True, exist_ok=True)
+    for stem in ("a", "b"):
+        Image.new("RGB", (40, 30), (10, 20, 30)).save(root / f"{stem}.jpg")
+        (root / f"{stem}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (root / "obj.names").write_text("cat\n")
+    lst = root / "train.txt"
+    lst.write_text("a.jpg\nb.jpg\n./a.jpg\n# oversampled\na.jpg\n")
+    return lst

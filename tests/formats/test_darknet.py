@@ -9,6 +9,7 @@ from PIL import Image
 
 from detforge.data.boxes import BoxFormat
 from detforge.data.dataset import make_dataset
+from detforge.data.lists import RepeatedEntry
 from detforge.errors import DetforgeError
 from detforge.formats import darknet
 from detforge.formats.darknet import (
@@ -23,6 +24,7 @@ from detforge.formats.darknet import (
 )
 from detforge.formats.darknet import read as darknet_read
 from detforge.formats.darknet.index import read_files, stat_images
+from tests.formats.fmt_helpers import make_oversampled_list
 
 
 def _img(path: Path, size: tuple[int, int] = (40, 30)) -> Path:
@@ -358,3 +360,40 @@ def test_duplicate_class_name_names_both_lines(tmp_path: Path) -> None:
         read_names(tmp_path / "x.names")
     assert e.value.path == str(tmp_path / "x.names") and e.value.line == 3
     assert "'person' appears twice (lines 1 and 3)" in e.value.message
+
+
+def test_repeated_list_entries_are_kept_and_listed_with_their_lines(tmp_path: Path) -> None:
+    lst = make_oversampled_list(tmp_path)
+    a = str(tmp_path / "a.jpg")
+    for _ in range(2):  # the second read comes from the index cache
+        ds = read_darknet(lst)
+        assert ds.num_images == 4 and ds.num_boxes == 4  # Darknet trains on a.jpg 3 times
+        assert ds.meta["repeated_entries"] == [
+            RepeatedEntry(a, str(lst), 3, str(lst), 1),
+            RepeatedEntry(a, str(lst), 5, str(lst), 1),
+        ]
+    lst.write_text("a.jpg\nb.jpg\n")
+    assert "repeated_entries" not in read_darknet(lst).meta
+
+
+def test_write_darknet_names_a_repeated_image_again(tmp_path: Path) -> None:
+    ds = read_darknet(make_oversampled_list(tmp_path / "src"))
+    data = write_darknet(ds, tmp_path / "out", images="copy")
+    out = tmp_path / "out" / "train"
+    assert (tmp_path / "out" / "train.txt").read_text().splitlines() == [
+        str(out / n) for n in ("a.jpg", "b.jpg", "a.jpg", "a.jpg")
+    ]
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "a.txt", "b.jpg", "b.txt"]
+    back = read_darknet(data)
+    assert back.num_images == 4 and len(back.meta["repeated_entries"]) == 2
+    # the same file with other boxes is another image: both are written
+    ds2 = make_dataset(
+        ["cat"],
+        paths=[str(tmp_path / "src" / "a.jpg")] * 2,
+        box_image=[0, 1],
+        box_cls=[0, 0],
+        box_coords=[[0.5, 0.5, 0.2, 0.2], [0.4, 0.5, 0.2, 0.2]],
+        box_format=BoxFormat.CXCYWH_NORM,
+    )
+    write_darknet(ds2, tmp_path / "out2", images="none")
+    assert len(set((tmp_path / "out2" / "train.txt").read_text().splitlines())) == 2

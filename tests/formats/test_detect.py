@@ -9,8 +9,9 @@ import pytest
 from detforge.data.boxes import BoxFormat
 from detforge.data.dataset import make_dataset
 from detforge.errors import DetforgeError
+from detforge.formats.common import settle_repeated_entries
 from detforge.formats.detect import detect_format, load_class_list, read_any, write_any
-from tests.formats.fmt_helpers import make_image_dataset
+from tests.formats.fmt_helpers import make_image_dataset, make_oversampled_list
 
 
 def test_detects_each_layout(tmp_path: Path, ref_data: Path) -> None:
@@ -93,3 +94,47 @@ def test_pipe_or_device_source_is_one_error_and_never_opened(tmp_path: Path) -> 
         assert err.value.path == str(source)
         with pytest.raises(DetforgeError, match="not a regular file or folder"):
             read_any(source)
+
+
+@pytest.mark.parametrize(
+    ("to", "images", "note"),
+    [
+        ("coco", 2, "were merged: coco holds each image once"),
+        ("voc", 2, "were merged: voc holds each image once"),
+        ("tfrecord", 2, "were merged: tfrecord holds each image once"),
+        ("darknet", 4, "are kept: Darknet trains on each entry"),
+        ("ultralytics", 4, "are kept as extra copies of the image"),
+    ],
+)
+def test_repeated_list_entries_written_once_per_record_or_kept(
+    tmp_path: Path, to: str, images: int, note: str
+) -> None:
+    lst = make_oversampled_list(tmp_path / "src")
+    ds = read_any(lst)
+    res = write_any(ds, tmp_path / to, to=to, images="copy")
+    (said,) = [n for n in res.notes if "duplicate list" in n]
+    assert said.startswith(f"2 duplicate list entries (an image listed again in its split) {note}")
+    assert said.endswith(f"first: {tmp_path / 'src' / 'a.jpg'}, line 3 of {lst} (first on line 1)")
+    back = read_any(tmp_path / to if to == "tfrecord" else res.path)
+    assert back.num_images == images and back.num_boxes == images
+    if to == "coco":
+        assert sorted(back.images.path.tolist()) == [
+            str(tmp_path / "coco" / "train" / n) for n in ("a.jpg", "b.jpg")
+        ]
+    # Darknet's list names a.jpg three times again; the other formats hold no list to repeat
+    assert ("repeated_entries" in back.meta) == (to == "darknet")
+    # the note is given once (convert settles the entries before write_any sees them)
+    settled, first = settle_repeated_entries(ds, to)
+    assert first == said and settle_repeated_entries(settled, to) == (settled, None)
+
+
+def test_class_lists_refuse_a_name_given_twice(tmp_path: Path) -> None:
+    (tmp_path / "order.txt").write_text("cat\n\ndog\n cat \n")
+    with pytest.raises(DetforgeError) as e:
+        load_class_list(tmp_path / "order.txt")
+    assert e.value.path == str(tmp_path / "order.txt") and e.value.line == 4
+    assert "'cat' appears twice (lines 1 and 4)" in e.value.message
+    (tmp_path / "lm.pbtxt").write_text("item { id: 1 name: 'cat' }\nitem { id: 2 name: 'cat' }\n")
+    with pytest.raises(DetforgeError) as e:
+        load_class_list(tmp_path / "lm.pbtxt")
+    assert e.value.path == str(tmp_path / "lm.pbtxt") and e.value.line == 2

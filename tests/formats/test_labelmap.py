@@ -47,6 +47,7 @@ def test_written_map_parses_back_in_protobuf_runtime_order() -> None:
     [
         ("item { id: 0 name: 'bg' }", "ids start at 1"),
         ("item { id: 1 name: 'a' } item { id: 1 name: 'b' }", "used twice"),
+        ("item { id: 1 name: 'a' }\nitem { id: 2 name: 'a' }", "'a' appears twice .lines 1 and 2"),
         ("item { name: 'a' }", "both 'id' and 'name'"),
         ("item { id: x name: 'a' }", "not an integer"),
         ("item { id: 1 name: 'a' ", "unclosed"),
@@ -56,6 +57,15 @@ def test_written_map_parses_back_in_protobuf_runtime_order() -> None:
 def test_bad_label_maps(text: str, msg: str) -> None:
     with pytest.raises(DetforgeError, match=msg):
         parse_label_map(text, path="lm.pbtxt")
+
+
+def test_a_name_given_twice_names_the_second_line(tmp_path: Path) -> None:
+    p = tmp_path / "label_map.pbtxt"
+    p.write_text("item {\n  id: 1\n  name: 'cat'\n}\nitem {\n  id: 2\n  name: 'cat'\n}\n")
+    with pytest.raises(DetforgeError) as e:
+        read_label_map(p)
+    assert e.value.path == str(p) and e.value.line == 7
+    assert "class name 'cat' appears twice (lines 3 and 7)" in e.value.message
 
 
 def test_gaps_and_mismatches_are_reported(tmp_path: Path) -> None:

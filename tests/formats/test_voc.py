@@ -199,3 +199,17 @@ def test_two_annotations_of_one_image_are_an_error_naming_both(tmp_path: Path) -
                        r".*b\.jpg") as info:  # fmt: skip
         read_voc(root)
     assert "\n" not in str(info.value)
+
+
+def test_labels_txt_with_a_class_twice_is_an_error_naming_the_line(tmp_path: Path) -> None:
+    ann = tmp_path / "Annotations"
+    ann.mkdir()
+    objs: list[tuple[str, list[float], bool, bool]] = [("cat", [1.0, 2.0, 3.0, 4.0], False, False)]
+    (ann / "a.xml").write_text(format_voc_xml(filename="a.jpg", width=9, height=9, objects=objs))
+    (tmp_path / "labels.txt").write_text("\ufeffcat\n\ndog\n")  # BOM and blank line: fine
+    assert read_voc(tmp_path).class_names == ("cat", "dog")
+    (tmp_path / "labels.txt").write_text("cat\ndog\ncat\n")
+    with pytest.raises(DetforgeError) as e:
+        read_voc(tmp_path)
+    assert e.value.path == str(tmp_path / "labels.txt") and e.value.line == 3
+    assert "class name 'cat' appears twice (lines 1 and 3)" in e.value.message

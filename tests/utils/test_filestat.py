@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -15,18 +17,25 @@ from detforge.utils.filestat import stat_many
 
 
 def _expected(paths: list[str]) -> tuple[list[int], list[int]]:
-    size, mtime = [], []
+    size, mtime, _ = _expected_stamps(paths)
+    return size, mtime
+
+
+def _expected_stamps(paths: list[str]) -> tuple[list[int], list[int], list[int]]:
+    size, mtime, ctime = [], [], []
     for p in paths:
         try:
             s = os.stat(p)
         except (OSError, ValueError):
             size.append(-1)
             mtime.append(-1)
+            ctime.append(-1)
             continue
         regular = s.st_mode & 0o170000 == 0o100000
         size.append(s.st_size if regular else -1)
         mtime.append(s.st_mtime_ns if regular else -1)
-    return size, mtime
+        ctime.append(s.st_ctime_ns if regular else -1)
+    return size, mtime, ctime
 
 
 def _odd_paths(root: Path) -> list[str]:
@@ -75,6 +84,40 @@ def test_agrees_with_os_stat(
     assert size[-1] == -1 and size[-2] == 7  # NUL: rejected, as os.stat does; relative: found
 
 
+def test_with_ctime_agrees_with_os_stat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stat_backend: str
+) -> None:
+    """``ctime=True`` adds ``st_ctime_ns``: the C helper and the ``os.stat`` loop agree."""
+    monkeypatch.chdir(tmp_path)
+    paths = _odd_paths(tmp_path)
+    got = stat_many(paths, threads=1, ctime=True)
+    assert len(got) == 3 and all(a.dtype == np.int64 for a in got)
+    assert tuple(a.tolist() for a in got) == _expected_stamps(paths)
+    assert (got[2][:5] > 1_700_000_000_123_456_789 + 4).all()  # not the mtime set by utime
+    assert [len(a) for a in stat_many([], ctime=True)] == [0, 0, 0]
+    # on threads (and past the probe), in order
+    many = paths * 40
+    random.Random(2).shuffle(many)
+    monkeypatch.setattr(filestat, "_MIN_CHUNK", 16)
+    monkeypatch.setattr(filestat, "_PROBE", 9)
+    monkeypatch.setattr(filestat, "_SLOW_STAT_S", -1.0)
+    assert tuple(a.tolist() for a in stat_many(many, ctime=True)) == _expected_stamps(many)
+
+
+def test_ctime_sees_a_same_size_edit_with_the_mtime_set_back(
+    tmp_path: Path, stat_backend: str
+) -> None:
+    f = tmp_path / "a.txt"
+    f.write_text("0 0.5 0.5 0.2 0.2\n")
+    before = os.stat(f)
+    time.sleep(0.02)  # past the file system's timestamp tick
+    f.write_text("0 0.4 0.5 0.2 0.2\n")
+    os.utime(f, ns=(before.st_atime_ns, before.st_mtime_ns))  # touch -d
+    size, mtime, ctime = stat_many([str(f)], ctime=True)
+    assert (size[0], mtime[0]) == (before.st_size, before.st_mtime_ns)  # these cannot tell
+    assert ctime[0] != before.st_ctime_ns
+
+
 def test_threads_and_probe_keep_the_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stat_backend: str
 ) -> None:
@@ -116,6 +159,26 @@ def test_native_helper_checks_its_arguments() -> None:
         _cstat.stat_paths(b"a\0b\0", 2, np.zeros(1, dtype=np.int64), out)
     with pytest.raises(TypeError):
         _cstat.stat_paths(b"a\0", 1, b"readonly", out)
+    with pytest.raises(ValueError, match="ctime_out"):
+        _cstat.stat_paths(b"a\0b\0", 2, out, out.copy(), np.zeros(1, dtype=np.int64))
+    with pytest.raises(TypeError):
+        _cstat.stat_paths(b"a\0", 1, out, out.copy(), b"readonly")
+
+
+def test_a_helper_built_from_older_source_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``_cstat`` built before ``ctime_out`` existed (a stale build in a checkout) would
+    raise on every ctime stat: it is left out, and ``os.stat`` answers."""
+    import detforge.utils
+
+    old = types.ModuleType("detforge.utils._cstat")
+
+    def stat_paths(blob: bytes, n: int, size_out: object, mtime_out: object) -> int:
+        return 0
+
+    old.stat_paths = stat_paths  # type: ignore[attr-defined]
+    monkeypatch.setattr(detforge.utils, "_cstat", old, raising=False)
+    monkeypatch.setitem(sys.modules, "detforge.utils._cstat", old)
+    assert filestat._load_native() is None
 
 
 def test_forcing_the_missing_helper_says_so(monkeypatch: pytest.MonkeyPatch) -> None:

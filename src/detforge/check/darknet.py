@@ -6,8 +6,8 @@ scan reads every list, names file, label file and image header and turns each pr
 ``--fix`` needs to write a repaired copy (which lines and images to drop).
 
 Per-file work is cached in the dataset index cache (:mod:`detforge.data.cache`): image header
-results and label file contents are reused while a file's size and mtime are unchanged, so an
-unchanged dataset is re-checked from ``stat`` calls alone.
+results and label file contents are reused while a file's size, mtime and ctime are unchanged,
+so an unchanged dataset is re-checked from ``stat`` calls alone.
 """
 
 from __future__ import annotations
@@ -290,12 +290,12 @@ def scan_darknet(
     small += [os.fspath(p) for p in (scan.names_path, label_map) if p is not None]
     opts = {"deep": deep, "path_map": list(path_map), "group_by": group_by}
     opts["limits"] = limits.as_dict()
-    stats = None
-    if cache and reuse and resultcache.exists(str(src)):
-        stats = stat_many(scan.images)
-        fp = resultcache.fingerprint(
-            options=opts, files=small, images=scan.images, size=stats[0], mtime=stats[1]
-        )
+    stats = fp = None
+    if cache and reuse:
+        # the key is made before any image or label file is read (the stat pass is reused by
+        # cached_images): a file written during the check makes the next key differ
+        stats = stat_many(scan.images, ctime=True)
+        fp = resultcache.fingerprint(options=opts, files=small, images=scan.images, stamps=stats)
         hit = resultcache.load(str(src), fp, notes=scan.notes)
         if hit is not None:
             scan.findings, scan.summary = hit
@@ -324,10 +324,7 @@ def scan_darknet(
     scan.summary["cached_files"] = table.reused + reused_lab
     scan.summary["seconds"] = round(time.perf_counter() - t0, 3)
     scan.summary["cpu_seconds"] = round(time.process_time() - c0, 3)
-    if cache and reuse:
-        fp = resultcache.fingerprint(
-            options=opts, files=small, images=scan.images, size=table.size, mtime=table.mtime
-        )
+    if fp is not None:
         resultcache.store(str(src), fp, label_stats, scan.findings, scan.summary)
     notes = [n for n in (table.note, *scan.notes) if n]
     if notes:  # shown once, not stored with the result

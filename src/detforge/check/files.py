@@ -3,8 +3,11 @@
 Image header results (:class:`~detforge.check.images.ImageInfo`, with a content digest) and
 label file contents are stored per path in two tables of
 :class:`detforge.data.cache.FileIndexCache` (kinds ``check-images`` and ``check-labels``) and
-reused while the file's size and mtime are unchanged: a re-check of an unchanged dataset costs
-one ``stat`` per file, and the tables are rewritten only when something changed.
+reused while the file's size, mtime and ctime are unchanged (why the ctime:
+:mod:`detforge.utils.filestat`): a re-check of an unchanged dataset costs one ``stat`` per
+file, and the tables are rewritten only when something changed. Every stored stat was made
+before the content it vouches for was read (a ``stat`` before, or the ``fstat`` of the read),
+so a file written meanwhile is read again next time.
 
 Label files are located from folder listings (one ``listdir`` per folder instead of a ``stat``
 per candidate path) with the rules of :func:`detforge.formats.darknet.label_path_candidates`.
@@ -23,41 +26,44 @@ from detforge.check.dataset import file_digest
 from detforge.check.findings import Finding, finding
 from detforge.check.images import ImageInfo, inspect_images
 from detforge.data.cache import FileIndexCache
-from detforge.utils.filestat import stat_many
+from detforge.utils.filestat import Stamps, stat_many
 from detforge.utils.progress import progress
 
+_NO_STAT = (-1, -1, -1)
 
-def read_text_stat(path: str) -> tuple[str | None, str, int, int]:
-    """``(text, "", size, mtime_ns)`` or ``(None, why, size, mtime_ns)`` for a small text file
-    (UTF-8, BOM ok); size and mtime come from the ``fstat`` of the read (``-1`` if none)."""
+
+def read_text_stat(path: str) -> tuple[str | None, str, tuple[int, int, int]]:
+    """``(text, "", stat)`` or ``(None, why, stat)`` for a small text file (UTF-8, BOM ok);
+    ``stat`` is ``(size, mtime_ns, ctime_ns)`` from the ``fstat`` made before the read
+    (``-1`` each if none)."""
     try:  # O_NONBLOCK: a FIFO named like a label must not hang the check
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
-        return None, exc.strerror or str(exc), -1, -1
+        return None, exc.strerror or str(exc), _NO_STAT
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            return None, "it is not a regular file", -1, -1
+            return None, "it is not a regular file", _NO_STAT
         chunks = [os.read(fd, 1 << 16)]
         while len(chunks[-1]) == 1 << 16:
             chunks.append(os.read(fd, 1 << 20))
     except OSError as exc:
-        return None, exc.strerror or str(exc), -1, -1
+        return None, exc.strerror or str(exc), _NO_STAT
     finally:
         os.close(fd)
-    size, mtime = st.st_size, st.st_mtime_ns
+    got = (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     data = b"".join(chunks) if len(chunks) > 1 else chunks[0]
     if b"\0" in data:
-        return None, "it contains NUL bytes (a binary file, not text)", size, mtime
+        return None, "it contains NUL bytes (a binary file, not text)", got
     try:
-        return data.decode("utf-8-sig"), "", size, mtime
+        return data.decode("utf-8-sig"), "", got
     except UnicodeDecodeError as exc:
-        return None, f"it is not UTF-8 text ({exc.reason} at byte {exc.start})", size, mtime
+        return None, f"it is not UTF-8 text ({exc.reason} at byte {exc.start})", got
 
 
 def read_text(path: str) -> tuple[str | None, str]:
     """``(text, "")`` or ``(None, why)``: :func:`read_text_stat` without the stat."""
-    text, why, _, _ = read_text_stat(path)
+    text, why, _ = read_text_stat(path)
     return text, why
 
 
@@ -113,6 +119,7 @@ class ImageTable:
     infos: list[ImageInfo]
     size: NDArray[np.int64]
     mtime: NDArray[np.int64]
+    ctime: NDArray[np.int64]
     cache: FileIndexCache | None
     reused: int
     changed: bool
@@ -126,26 +133,21 @@ def cached_images(
     deep: bool,
     use_cache: bool,
     *,
-    stats: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None,
+    stats: Stamps | None = None,
 ) -> ImageTable:
     """Image infos, reusing fresh cache records (``deep`` needs records made with ``deep``).
 
-    ``stats`` is ``stat_many(images)`` when the caller already has it; without it and
-    without cached records (a first check) the sizes and mtimes come from the reads."""
+    ``stats`` is ``stat_many(images, ctime=True)`` when the caller already has it (made before
+    any image is read); else it is made here."""
     n = len(images)
     infos: list[ImageInfo | None] = [None] * n
     cache = FileIndexCache.for_source(src, kind="check-images") if use_cache else None
     note = cache.damaged if cache is not None else None
     warm = cache is not None and len(cache) > 0 and cache.has("problem")
-    if stats is None and not warm:
-        done = inspect_images(images, deep=deep)
-        size = np.fromiter((i.size for i in done), dtype=np.int64, count=n)
-        mtime = np.fromiter((i.mtime_ns for i in done), dtype=np.int64, count=n)
-        return ImageTable(done, size, mtime, cache, 0, changed=True, note=note)
-    size, mtime = stats if stats is not None else stat_many(images)
+    size, mtime, ctime = stats if stats is not None else stat_many(images, ctime=True)
     reused = 0
     if cache is not None and warm:
-        rows, fresh = cache.lookup(images, size, mtime)
+        rows, fresh = cache.lookup(images, size, mtime, ctime)
         if deep:
             fresh &= cache.column("deep")[np.where(rows >= 0, rows, 0)].astype(bool)
         w = cache.column("width").tolist()
@@ -157,19 +159,14 @@ def cached_images(
             r = int(rows[i])
             infos[i] = ImageInfo(w[r], h[r], fmt[r], o[r], prob[r], det[r], dig[r])
         reused = int(fresh.sum())
-    missing = ImageInfo(0, 0, "", 1, "image-missing", "no such file")
+    # not fresh: read, and so is every path the stat did not find a regular file at (the read
+    # tells a missing file from a folder, a FIFO or one it may not open)
     todo = [i for i in range(n) if infos[i] is None]
-    present = [i for i in todo if size[i] >= 0]
-    for i in todo:
-        if size[i] < 0:
-            infos[i] = missing
-    for i, info in zip(
-        present, inspect_images([images[i] for i in present], deep=deep), strict=True
-    ):
+    for i, info in zip(todo, inspect_images([images[i] for i in todo], deep=deep), strict=True):
         infos[i] = info
-    done = [x if x is not None else missing for x in infos]
+    done = [x for x in infos if x is not None]
     changed = bool(todo) or n != len(cache or ())
-    return ImageTable(done, size, mtime, cache, reused, changed=changed, note=note)
+    return ImageTable(done, size, mtime, ctime, cache, reused, changed=changed, note=note)
 
 
 def full_digests(paths: list[str], splits: list[str], table: ImageTable) -> list[str]:
@@ -199,6 +196,7 @@ def store_images(table: ImageTable, images: list[str], deep: bool) -> None:
         images,
         table.size,
         table.mtime,
+        table.ctime,
         columns={
             "width": np.asarray([i.width for i in infos], dtype=np.int64),
             "height": np.asarray([i.height for i in infos], dtype=np.int64),
@@ -214,8 +212,8 @@ def store_images(table: ImageTable, images: list[str], deep: bool) -> None:
     )
 
 
-LabelStats = tuple[list[str], NDArray[np.int64], NDArray[np.int64]]
-"""``(label paths, size, mtime_ns)`` of the label files that exist."""
+LabelStats = tuple[list[str], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]
+"""``(label paths, size, mtime_ns, ctime_ns)`` of the label files that exist."""
 
 
 def label_texts(
@@ -233,12 +231,11 @@ def label_texts(
     reused = 0
     warm = cache is not None and len(cache) > 0 and cache.has("text")
     if warm:
-        size, mtime = stat_many(present)
-    else:  # a first check: the reads below give the sizes and mtimes
-        size = np.full(len(present), -1, dtype=np.int64)
-        mtime = np.full(len(present), -1, dtype=np.int64)
+        size, mtime, ctime = stat_many(present, ctime=True)
+    else:  # a first check: the reads below give the stat numbers (their fstat)
+        size, mtime, ctime = (np.full(len(present), -1, dtype=np.int64) for _ in range(3))
     if cache is not None and warm:
-        rows, fresh = cache.lookup(present, size, mtime)
+        rows, fresh = cache.lookup(present, size, mtime, ctime)
         stored, err = cache.strings("text"), cache.strings("error")
         for i in np.flatnonzero(fresh).tolist():
             r = int(rows[i])
@@ -250,9 +247,9 @@ def label_texts(
     todo = [p for p in present if p not in texts and p not in errors]
     where = {p: i for i, p in enumerate(present)} if not warm else {}
     for p in progress(todo, total=len(todo), desc="reading labels", unit="file"):
-        text, why, fsize, fmtime = read_text_stat(p)
+        text, why, got = read_text_stat(p)
         if not warm:
-            size[where[p]], mtime[where[p]] = fsize, fmtime
+            size[where[p]], mtime[where[p]], ctime[where[p]] = got
         if text is None:
             errors[p] = why
         else:
@@ -262,6 +259,7 @@ def label_texts(
             present,
             size,
             mtime,
+            ctime,
             strings={
                 "text": [texts.get(p, "") for p in present],
                 "error": [errors.get(p, "") for p in present],
@@ -277,4 +275,4 @@ def label_texts(
         for p, why in errors.items()
     ]
     out = [texts.get(p) if p else None for p in label_paths]
-    return out, findings, reused, (present, size, mtime)
+    return out, findings, reused, (present, size, mtime, ctime)

@@ -5,11 +5,18 @@ this goes one step further for the common case "check again before training": th
 and summary of the last check are stored with a fingerprint of everything they depend on, and
 returned as they are when the fingerprint matches. The fingerprint covers
 
-* the check options, the source file and every list / names / label-map file (size, mtime);
-* every image path with its size and mtime, in order;
-* the mtime of every folder that holds images or could hold their labels (a folder's mtime
-  changes when a file in it is created, deleted or renamed, so a new or removed label file
-  is noticed), and the size and mtime of every label file used last time.
+* the check options, the source file and every list / names / label-map file (size, mtime,
+  ctime);
+* every image path with its size, mtime and ctime, in order;
+* the mtime and ctime of every folder that holds images or could hold their labels (a
+  folder's mtime changes when a file in it is created, deleted or renamed, so a new or
+  removed label file is noticed), and the size, mtime and ctime of every label file used
+  last time.
+
+The ctime (``st_ctime_ns``) is there because the mtime alone can lie: a same-size edit with
+the mtime set back (``touch -d``, ``os.utime``) leaves size and mtime as they were, but not the
+ctime (see :mod:`detforge.utils.filestat`). A ``chmod`` or a copy moves it too: a harmless
+full check.
 
 Any difference means a full check (itself fast thanks to the per-file caches). The record is a
 JSON file in the detforge cache folder, written atomically; an unreadable one is ignored.
@@ -29,10 +36,10 @@ from numpy.typing import NDArray
 
 from detforge.check.findings import CODES, Finding
 from detforge.data.cache import default_cache_dir
-from detforge.utils.filestat import stat_many
+from detforge.utils.filestat import Stamps, stat_many
 from detforge.utils.io import atomic_write_text
 
-VERSION = 2  # raised when the rules change: a result stored by older rules is not reused
+VERSION = 3  # raised when the rules or the record change: an older record is never read
 
 
 def _record_path(source: str) -> Path:
@@ -55,36 +62,32 @@ def _label_folders(folder: str) -> list[str]:
 
 
 def fingerprint(
-    *,
-    options: dict[str, Any],
-    files: list[str],
-    images: list[str],
-    size: NDArray[np.int64],
-    mtime: NDArray[np.int64],
+    *, options: dict[str, Any], files: list[str], images: list[str], stamps: Stamps
 ) -> str:
-    """A digest of the options, the small files, the images and their folders (module doc)."""
+    """A digest of the options, the small files, the images and their folders (module doc).
+
+    ``stamps`` are the images' ``(size, mtime_ns, ctime_ns)`` from the caller's stat pass
+    (:func:`~detforge.utils.filestat.stat_many` with ``ctime=True``)."""
+    if any(len(a) != len(images) for a in stamps):
+        raise ValueError("fingerprint: one (size, mtime, ctime) per image")
     h = hashlib.blake2b(digest_size=20)
     h.update(json.dumps(options, sort_keys=True, default=str).encode())
-    fsize, fmtime = stat_many(files)
     h.update("\0".join(files).encode("utf-8", "surrogateescape"))
-    h.update(fsize.tobytes() + fmtime.tobytes())
+    h.update(b"".join(a.tobytes() for a in stat_many(files, ctime=True)))
     h.update("\0".join(images).encode("utf-8", "surrogateescape"))
-    h.update(np.ascontiguousarray(size).tobytes() + np.ascontiguousarray(mtime).tobytes())
+    h.update(b"".join(np.ascontiguousarray(a, dtype=np.int64).tobytes() for a in stamps))
     sep = os.sep
     parents = {p.rpartition(sep)[0] for p in images}
     folders = sorted({d for p in parents for d in _label_folders(p)})
     for d in folders:
         try:
             st = os.stat(d)
-            h.update(f"{d}\0{st.st_mtime_ns}\0".encode("utf-8", "surrogateescape"))
+            h.update(
+                f"{d}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0".encode("utf-8", "surrogateescape")
+            )
         except OSError:
             h.update(f"{d}\0-\0".encode("utf-8", "surrogateescape"))
     return h.hexdigest()
-
-
-def exists(source: str) -> bool:
-    """Whether a previous result of ``source`` is stored (else there is nothing to reuse)."""
-    return _record_path(source).is_file()
 
 
 def load(
@@ -108,8 +111,12 @@ def load(
     labels = rec.get("labels", [])
     if not (isinstance(labels, list) and all(isinstance(p, str) for p in labels)):
         return _damaged(notes, damaged)
-    size, mtime = stat_many(labels)
-    if size.tolist() != rec.get("label_size") or mtime.tolist() != rec.get("label_mtime"):
+    size, mtime, ctime = stat_many(labels, ctime=True)
+    if (
+        size.tolist() != rec.get("label_size")
+        or mtime.tolist() != rec.get("label_mtime")
+        or ctime.tolist() != rec.get("label_ctime")
+    ):
         return None
     findings = _findings(rec.get("findings"))
     summary = rec.get("summary")
@@ -163,19 +170,22 @@ def _findings(raw: object) -> list[Finding] | None:
 def store(
     source: str,
     key: str,
-    labels: tuple[list[str], NDArray[np.int64], NDArray[np.int64]],
+    labels: tuple[list[str], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]],
     findings: list[Finding],
     summary: dict[str, Any],
 ) -> None:
     """Remember this check's result under ``key`` (silently skipped when not writable).
 
-    ``labels`` is ``(paths, size, mtime_ns)`` of the label files the check read."""
-    paths, size, mtime = labels
+    ``labels`` is ``(paths, size, mtime_ns, ctime_ns)`` of the label files the check read,
+    from a ``stat`` made before (or, by ``fstat``, with) the read: a file edited after it then
+    differs from what is stored, and the record is not reused."""
+    paths, size, mtime, ctime = labels
     rec = {
         "key": key,
         "labels": paths,
         "label_size": size.tolist(),
         "label_mtime": mtime.tolist(),
+        "label_ctime": ctime.tolist(),
         "findings": [f.to_dict() for f in findings],
         "summary": summary,
     }

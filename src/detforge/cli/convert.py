@@ -29,7 +29,9 @@ duplicated needlessly; --images copy copies them, --images none writes labels on
 source is never modified. OUT must be new or empty, or hold an earlier detforge output
 (replaced with --overwrite: only the files detforge wrote are removed); OUT may not overlap
 the folders the source is read from. Crowd boxes (COCO iscrowd) are dropped, with a count,
-for formats that cannot mark them.
+for formats that cannot mark them. An image listed twice in one split of a Darknet list
+(oversampling) is written once for COCO, VOC and TFRecord (one record per image) and kept
+for Darknet and Ultralytics; a note gives the count and the first such list line.
 
 TFRecord output embeds the images, writes label_map.pbtxt from the class names (or checks a
 given --label-map against them: a mismatch is what gives TF a NaN loss) and, with
@@ -227,9 +229,13 @@ def _note(text: str) -> None:
 
 def _write(args: argparse.Namespace, ds: Dataset, fmt: str, mode: str) -> int:
     from detforge.data.validity import refuse_invalid
+    from detforge.formats.common import settle_repeated_entries
     from detforge.formats.detect import write_any
     from detforge.formats.verify import verify_images
 
+    ds, repeated = settle_repeated_entries(ds, args.to)  # before counting or checking images
+    if repeated:
+        _note(repeated)
     refuse_invalid(ds, skip_bad=args.skip_bad, note=_note)
     checked = verify_images(
         ds,

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from detforge.cli.common import add_path_map_option, parse_path_map
-
-if TYPE_CHECKING:
-    from detforge.data.dataset import Dataset
 
 HELP = "count images, negatives, boxes and classes per split"
 DESCRIPTION = """\
@@ -59,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from detforge.cli.paths import refuse_other_layout
+    from detforge.data.lists import one_entry_per_image
     from detforge.data.split import find_leaks
     from detforge.data.stats import format_summary, summarize
     from detforge.formats.darknet import read_darknet
@@ -73,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         ds = read_any(args.data, path_map=pm, label_map=args.label_map)
     duplicates = 0
     if fmt in ("darknet", "ultralytics"):  # image lists: an image listed twice is one image
-        ds, duplicates = _first_entries(ds)
+        ds, duplicates = one_entry_per_image(ds)
     summary = summarize(ds)
     summary["duplicate_entries"] = duplicates
     missing = ds.meta.get("missing_images", [])
@@ -109,19 +105,3 @@ def run(args: argparse.Namespace) -> int:
         for lk in leaks[:20]:
             print(f"  {lk.kind}: {lk.split_a} {lk.path_a} == {lk.split_b} {lk.path_b}")
     return 0
-
-
-def _first_entries(ds: Dataset) -> tuple[Dataset, int]:
-    """``ds`` with each image once per split (:func:`~detforge.data.lists.first_entries`) and
-    how many list entries were left out; ``meta["label_paths"]`` follows the images."""
-    from detforge.data.lists import first_entries
-
-    keep = first_entries(ds.images.path.tolist(), ds.images.split.tolist())
-    dropped = ds.num_images - len(keep)
-    if not dropped:
-        return ds, 0
-    meta = dict(ds.meta)
-    label_paths = meta.get("label_paths")
-    if label_paths is not None and len(label_paths) == ds.num_images:
-        meta["label_paths"] = [label_paths[i] for i in keep]
-    return replace(ds.select(keep), meta=meta), dropped

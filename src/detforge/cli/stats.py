@@ -11,7 +11,9 @@ DESCRIPTION = """\
 Print statistics of a dataset in any format detforge reads (Darknet .data / list / folder,
 Ultralytics YAML, COCO JSON, Pascal VOC folder, TFRecords): per split, the number of images,
 negatives and boxes, boxes per class (and how many images hold each class), boxes per image,
-box sizes (pixels; COCO's small < 32 <= medium < 96 <= large) and aspect ratios.
+box sizes (pixels; COCO's small < 32 <= medium < 96 <= large) and aspect ratios. An image
+listed twice in one split of a Darknet list is counted twice, as Darknet trains on it twice;
+a note gives the count and the first such list line ('detforge info' counts it once).
 
 With --out DIR, also writes stats.json and PNG plots there: class_histogram.png,
 boxes_per_image.png, box_sizes.png, aspect_ratios.png (a DIR that exists is numbered DIR-2,
@@ -39,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from detforge.cli.common import parse_path_map
+    from detforge.data.lists import repeated_note
     from detforge.data.stats import compute_stats, format_stats
     from detforge.errors import DetforgeError
     from detforge.formats.common import ensure_sizes
@@ -62,12 +65,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {exc}; box sizes are given as fractions of the image")
     stats = compute_stats(ds)
     print(format_stats(stats, ds.class_names), end="")
+    repeated = repeated_note(ds, "are counted as images, as training samples each entry")
+    if repeated:
+        print(f"note: {repeated}")
     if args.out:
         from detforge.data.stats_plots import plot_stats
         from detforge.utils.outputs import results_dir, say_saved
 
         out = results_dir("stats", out=args.out, exist_ok=args.exist_ok)
-        doc = {"class_names": list(ds.class_names), "splits": [s.summary() for s in stats]}
+        doc = {
+            "class_names": list(ds.class_names),
+            "splits": [s.summary() for s in stats],
+            "notes": [repeated] if repeated else [],
+        }
         atomic_write_text(out / "stats.json", json.dumps(doc, indent=2) + "\n")
         paths = plot_stats(stats, ds.class_names, out)
         print(f"wrote stats.json and {len(paths)} plots")

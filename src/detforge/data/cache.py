@@ -1,8 +1,9 @@
-"""The dataset index cache: per-file records that stay valid while a file's size and mtime do.
+"""The dataset index cache: per-file records that stay valid while a file's stat numbers do.
 
-Every record is keyed by the file's path and is used only while ``(size, mtime_ns)`` from
-``os.stat`` still match what was stored, so the cache is never stale (unlike a hash of summed
-sizes). Tables live in the cache folder -- ``$DETFORGE_CACHE``, else
+Every record is keyed by the file's path and is used only while ``(size, mtime_ns, ctime_ns)``
+from ``os.stat`` still match what was stored, so the cache is never stale (unlike a hash of
+summed sizes; why the ctime too: :mod:`detforge.utils.filestat`, the one home of these
+numbers). Tables live in the cache folder -- ``$DETFORGE_CACHE``, else
 ``$XDG_CACHE_HOME/detforge``, else ``~/.cache/detforge`` -- never in the user's dataset folder;
 when the cache folder cannot be written the cache is silently skipped.
 
@@ -12,10 +13,10 @@ per-file results...). A table has fixed columns (one value, or a fixed-shape row
 ragged columns (a variable number of rows per file, e.g. the boxes of a label file)::
 
     cache = FileIndexCache.for_source(source, kind="check")
-    size, mtime = stat_many(paths)                   # detforge.utils.filestat
-    rows, fresh = cache.lookup(paths, size, mtime)   # rows into the stored table, (N,) bool
-    old = cache.column("width")[rows[fresh]]         # reuse fresh records ...
-    cache.store(paths, size, mtime, columns={...}, ragged={...})   # ... save the new table
+    size, mtime, ctime = stat_many(paths, ctime=True)       # detforge.utils.filestat
+    rows, fresh = cache.lookup(paths, size, mtime, ctime)   # rows into the table, (N,) bool
+    old = cache.column("width")[rows[fresh]]                # reuse fresh records ...
+    cache.store(paths, size, mtime, ctime, columns={...}, ragged={...})  # ... save the table
 
 Files are ``.npz`` (``allow_pickle=False``), written atomically.
 """
@@ -34,7 +35,7 @@ from numpy.typing import NDArray
 
 from detforge.utils.io import atomic_open
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # in every file name: a table of another layout is never read (2: ctime)
 _SEP = "\0"  # cannot occur in a path
 
 
@@ -95,6 +96,8 @@ class FileIndexCache:
         self._paths_blob: bytes = b""  # the stored paths, encoded (decoded only when needed)
         self.size = np.zeros(0, dtype=np.int64)
         self.mtime_ns = np.zeros(0, dtype=np.int64)
+        self.ctime_ns = np.zeros(0, dtype=np.int64)
+        """``-1`` where a table was stored without ctimes (never fresh for a lookup with)."""
         self._columns: dict[str, NDArray[Any]] = {}
         self._ragged: dict[str, tuple[NDArray[Any], NDArray[np.int64]]] = {}
         self._strings: dict[str, list[str]] = {}
@@ -126,6 +129,7 @@ class FileIndexCache:
             self._n, self._paths, self._paths_blob = 0, [], b""
             self.size = np.zeros(0, dtype=np.int64)
             self.mtime_ns = np.zeros(0, dtype=np.int64)
+            self.ctime_ns = np.zeros(0, dtype=np.int64)
             self._columns, self._ragged, self._strings = {}, {}, {}
             self.damaged = f"the cache file {self.file} was damaged ({type(exc).__name__}); rebuilt"
 
@@ -133,10 +137,11 @@ class FileIndexCache:
         """Take over a loaded table after checking that its parts fit together."""
         n = int(data.pop("__n__"))
         blob = data.pop("__paths__")
-        size, mtime = data.pop("__size__"), data.pop("__mtime__")
-        if n < 0 or size.shape != (n,) or mtime.shape != (n,) or blob.dtype != np.uint8:
+        stamps = [data.pop(k) for k in ("__size__", "__mtime__", "__ctime__")]
+        size, mtime, ctime = stamps
+        if n < 0 or any(a.shape != (n,) for a in stamps) or blob.dtype != np.uint8:
             raise ValueError("inconsistent table")
-        if size.dtype != np.int64 or mtime.dtype != np.int64:
+        if any(a.dtype != np.int64 for a in stamps):
             raise ValueError("wrong column types")
         columns, strings, ragged = {}, {}, {}
         for k, v in data.items():
@@ -159,7 +164,7 @@ class FileIndexCache:
             raise ValueError("paths do not fit")
         self._paths_blob = raw
         self._n, self._paths = n, None
-        self.size, self.mtime_ns = size, mtime
+        self.size, self.mtime_ns, self.ctime_ns = size, mtime, ctime
         self._columns, self._strings, self._ragged = columns, strings, ragged
 
     @property
@@ -174,13 +179,19 @@ class FileIndexCache:
         return self._n
 
     def lookup(
-        self, paths: Sequence[str], size: NDArray[np.int64], mtime_ns: NDArray[np.int64]
+        self,
+        paths: Sequence[str],
+        size: NDArray[np.int64],
+        mtime_ns: NDArray[np.int64],
+        ctime_ns: NDArray[np.int64] | None = None,
     ) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
         """Match ``paths`` against the stored table.
 
         Returns ``rows (N,)`` (index into the stored table, ``-1`` when absent) and
-        ``fresh (N,)``: stored, and stored size and mtime equal ``size``/``mtime_ns``
-        (missing files, ``-1``, are never fresh).
+        ``fresh (N,)``: stored, and stored size, mtime and ctime equal ``size``/``mtime_ns``/
+        ``ctime_ns`` (missing files, ``-1``, are never fresh). Pass ``ctime_ns``
+        (:func:`~detforge.utils.filestat.stat_many` with ``ctime=True``): without it a
+        same-size edit whose mtime was set back is taken for unchanged.
         """
         n = len(paths)
         if n == self._n and _encode(paths) == self._paths_blob:
@@ -192,6 +203,8 @@ class FileIndexCache:
         if self._n:
             r = np.where(fresh, rows, 0)
             fresh &= (self.size[r] == size) & (self.mtime_ns[r] == mtime_ns) & (size >= 0)
+            if ctime_ns is not None:
+                fresh &= (self.ctime_ns[r] == ctime_ns) & (ctime_ns >= 0)
         return rows, fresh
 
     def column(self, name: str) -> NDArray[Any]:
@@ -218,6 +231,7 @@ class FileIndexCache:
         paths: Sequence[str],
         size: NDArray[np.int64],
         mtime_ns: NDArray[np.int64],
+        ctime_ns: NDArray[np.int64] | None = None,
         *,
         columns: Mapping[str, NDArray[Any]] | None = None,
         strings: Mapping[str, Sequence[str]] | None = None,
@@ -225,6 +239,10 @@ class FileIndexCache:
     ) -> bool:
         """Replace the table with these records and write it (atomically).
 
+        ``size``, ``mtime_ns``, ``ctime_ns``: each file's stat numbers, made before its
+        content was read (a file edited since then is not fresh next time); without
+        ``ctime_ns`` the records are stored with ``-1`` there, never fresh for a
+        :meth:`lookup` that gives ctimes.
         ``columns``: name -> ``(N, ...)`` numeric array; ``strings``: name -> ``N`` strings;
         ``ragged``: name -> ``(values (T, ...), counts (N,))``. Returns False (and keeps the
         in-memory table) when the cache folder cannot be written.
@@ -236,7 +254,14 @@ class FileIndexCache:
             "__paths__": np.frombuffer(blob, dtype=np.uint8),
             "__size__": np.asarray(size, dtype=np.int64),
             "__mtime__": np.asarray(mtime_ns, dtype=np.int64),
+            "__ctime__": (
+                np.full(n, -1, dtype=np.int64)
+                if ctime_ns is None
+                else np.asarray(ctime_ns, dtype=np.int64)
+            ),
         }
+        if any(arrays[k].shape != (n,) for k in ("__size__", "__mtime__", "__ctime__")):
+            raise ValueError("store: one size, mtime and ctime per path")
         for k, v in (columns or {}).items():
             arrays["c:" + k] = np.asarray(v)
         for k, s in (strings or {}).items():
@@ -246,6 +271,7 @@ class FileIndexCache:
             arrays["rc:" + k] = np.asarray(counts, dtype=np.int64)
         self._n, self._paths, self._paths_blob = n, list(paths), blob
         self.size, self.mtime_ns = arrays["__size__"], arrays["__mtime__"]
+        self.ctime_ns = arrays["__ctime__"]
         self._columns = {k[2:]: v for k, v in arrays.items() if k.startswith("c:")}
         self._strings = {k: list(s) for k, s in (strings or {}).items()}
         self._ragged = {k: (arrays["rv:" + k], arrays["rc:" + k]) for k in (ragged or {})}

@@ -6,6 +6,12 @@ These are the guide's shell recipes done right:
 * ``sed '0~N!d'`` (keep lines N, 2N, 3N, ...)       -> :func:`take_every`
 * ``shuf``                                         -> :func:`shuffle_paths` (seeded)
 
+An image listed twice in one split: :func:`first_entries` and :func:`repeated_entries` find
+the repeats (any spelling of a path), :class:`RepeatedEntry` says where one is written (the
+Darknet reader lists them: Darknet trains on such an image once per entry, so readers keep
+every entry), :func:`one_entry_per_image` collapses a dataset to one entry per image, and
+:func:`repeated_note` is the line ``stats`` and ``convert`` print about them.
+
 Scans use ``os.scandir`` one folder at a time and yield paths as they are found, so a folder
 of a million files costs one list of a million strings (the sorted output) and nothing more.
 Sorting is by code point, which for UTF-8 names equals ``LC_ALL=C sort``.
@@ -15,11 +21,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from detforge.data.imageformats import IMAGE_EXTENSIONS
 from detforge.errors import DetforgeError
+
+if TYPE_CHECKING:
+    from detforge.data.dataset import Dataset
 
 
 def _norm_exts(extensions: Iterable[str] | None) -> frozenset[str]:
@@ -114,17 +125,87 @@ def shuffle_paths(paths: Sequence[str], *, seed: int = 0) -> list[str]:
     return [paths[i] for i in order.tolist()]
 
 
+def _first_of(paths: Sequence[str], groups: Sequence[str] | None) -> list[int]:
+    """Per entry, the index of the first entry naming the same image in the same group."""
+    seen: dict[tuple[str, str], int] = {}
+    out: list[int] = []
+    for i, p in enumerate(paths):
+        key = ("" if groups is None else groups[i], os.path.normcase(os.path.abspath(p)))
+        out.append(seen.setdefault(key, i))
+    return out
+
+
 def first_entries(paths: Sequence[str], groups: Sequence[str] | None = None) -> list[int]:
     """Indices of the first entry of each image in ``paths``, in order: an image listed twice
     (any spelling of its path: ``os.path.abspath``, ``normcase``) is one image. With
     ``groups`` (per entry, e.g. its split) entries of different groups never collapse: the
     same image in two splits is a leak, reported as such, not a duplicate. The rule of
     ``split`` (all sources one pool) and ``info`` (per split)."""
-    seen: set[tuple[str, str]] = set()
-    keep: list[int] = []
-    for i, p in enumerate(paths):
-        key = ("" if groups is None else groups[i], os.path.normcase(os.path.abspath(p)))
-        if key not in seen:
-            seen.add(key)
-            keep.append(i)
-    return keep
+    return [i for i, f in enumerate(_first_of(paths, groups)) if f == i]
+
+
+def repeated_entries(
+    paths: Sequence[str], groups: Sequence[str] | None = None
+) -> list[tuple[int, int]]:
+    """``(entry, first)`` for every entry that :func:`first_entries` leaves out: it names the
+    image that entry ``first`` named before it (in the same group)."""
+    return [(i, f) for i, f in enumerate(_first_of(paths, groups)) if f != i]
+
+
+@dataclass(frozen=True)
+class RepeatedEntry:
+    """A list entry naming an image that an earlier entry of the same split names. Legal in
+    Darknet (it trains on the image once per entry: oversampling), so readers keep both and
+    list each one in ``ds.meta["repeated_entries"]`` for the commands to say so."""
+
+    path: str
+    file: str
+    """The list file of the repeated entry."""
+    line: int | None
+    first_file: str
+    first_line: int | None
+
+    def where(self) -> str:
+        """``PATH, line 5 of LIST (first on line 2)``, for messages."""
+        at = f"line {self.line} of {self.file}" if self.line is not None else self.file
+        if self.first_file == self.file:
+            first = f"first on line {self.first_line}"
+        else:
+            first = f"first on line {self.first_line} of {self.first_file}"
+        return f"{self.path}, {at} ({first})"
+
+
+def one_entry_per_image(ds: Dataset) -> tuple[Dataset, int]:
+    """``ds`` with each image once per split (:func:`first_entries`, the first entry kept) and
+    how many entries were left out; ``meta["label_paths"]`` follows the images,
+    ``meta["invalid_boxes"]`` names each left-out box once (the reader listed it once per
+    entry) and ``meta["repeated_entries"]`` is dropped (nothing is repeated any more)."""
+    keep = first_entries(ds.images.path.tolist(), ds.images.split.tolist())
+    dropped = ds.num_images - len(keep)
+    if not dropped:
+        return ds, 0
+    meta = {k: v for k, v in ds.meta.items() if k != "repeated_entries"}
+    label_paths = meta.get("label_paths")
+    if label_paths is not None and len(label_paths) == ds.num_images:
+        meta["label_paths"] = [label_paths[i] for i in keep]
+    if meta.get("invalid_boxes"):
+        meta["invalid_boxes"] = list(dict.fromkeys(meta["invalid_boxes"]))
+    return replace(ds.select(keep), meta=meta), dropped
+
+
+def repeated_note(ds: Dataset, effect: str) -> str | None:
+    """One line on the repeated list entries a reader found in ``ds`` (its
+    ``meta["repeated_entries"]``), counted in ``ds`` as it is now: ``"3 duplicate list entries
+    (an image listed again in its split) <effect>; first: <where>"``. ``None`` when there are
+    none."""
+    found: Sequence[RepeatedEntry] = ds.meta.get("repeated_entries") or ()
+    if not found:
+        return None
+    n = len(repeated_entries(ds.images.path.tolist(), ds.images.split.tolist()))
+    if not n:
+        return None
+    entries = "entry" if n == 1 else "entries"
+    return (
+        f"{n} duplicate list {entries} (an image listed again in its split) {effect}; "
+        f"first: {found[0].where()}"
+    )

@@ -1,4 +1,5 @@
-"""Small helpers the format writers share: image sizes, unique file names, crowd boxes."""
+"""Small helpers the format writers share: image sizes, unique file names, crowd boxes,
+images listed twice."""
 
 from __future__ import annotations
 
@@ -103,6 +104,37 @@ def drop_crowd(ds: Dataset) -> tuple[Dataset, int]:
         return ds, 0
     keep = np.flatnonzero(~ds.boxes.crowd)
     return replace(ds, boxes=ds.boxes.take(keep)), n
+
+
+ONE_RECORD_PER_IMAGE = frozenset({"coco", "voc", "tfrecord"})
+"""Targets where an image is one record (a COCO image entry, a VOC XML file, a TF example):
+an image listed twice in a split is written once."""
+
+
+def settle_repeated_entries(ds: Dataset, to: str) -> tuple[Dataset, str | None]:
+    """What becomes of images listed twice in one split (a Darknet list's oversampling, in
+    ``ds.meta["repeated_entries"]``) when ``ds`` is written as ``to``, and the note that says
+    so. For :data:`ONE_RECORD_PER_IMAGE` targets each image is written once (the entries are
+    merged, :func:`~detforge.data.lists.one_entry_per_image`); Darknet and Ultralytics keep
+    every entry (each trains once per entry). Either way the record is consumed, so a second
+    call returns ``(ds, None)``."""
+    from detforge.data.lists import one_entry_per_image, repeated_note
+
+    if "repeated_entries" not in ds.meta:
+        return ds, None
+    if to in ONE_RECORD_PER_IMAGE:
+        note = repeated_note(ds, f"were merged: {to} holds each image once")
+        ds, _ = one_entry_per_image(ds)
+    elif to == "darknet":
+        note = repeated_note(ds, "are kept: Darknet trains on each entry (oversampling)")
+    else:  # image folders: an image listed twice becomes two files
+        note = repeated_note(
+            ds,
+            f"are kept as extra copies of the image (oversampling, as in the list): {to} "
+            "reads image folders, which cannot name a file twice",
+        )
+    meta = {k: v for k, v in ds.meta.items() if k != "repeated_entries"}
+    return replace(ds, meta=meta), note
 
 
 def split_file_name(split: str) -> str:

@@ -28,7 +28,7 @@ from typing import Literal
 
 from detforge.data.dataset import SPLITS, Dataset, canonical_split, concat_datasets
 from detforge.errors import DetforgeError
-from detforge.formats.common import drop_crowd
+from detforge.formats.common import drop_crowd, settle_repeated_entries
 from detforge.utils.io import ImageMode
 
 FormatName = Literal["darknet", "ultralytics", "coco", "voc", "tfrecord"]
@@ -90,15 +90,16 @@ def detect_format(path: str | os.PathLike[str]) -> str:
 
 
 def load_class_list(path: str | os.PathLike[str]) -> list[str]:
-    """Class names from a ``.pbtxt`` label map (id order) or a one-name-a-line file."""
+    """Class names from a ``.pbtxt`` label map (id order) or a one-name-a-line file
+    (:func:`~detforge.formats.darknet.files.read_class_list`); a name given twice is a
+    :class:`DetforgeError` naming the file and line."""
+    from detforge.formats.darknet.files import read_class_list
     from detforge.formats.labelmap import label_map_names, read_label_map
 
     p = Path(path)
     if p.suffix.lower() in (".pbtxt", ".pbtx", ".prototxt"):
         return label_map_names(read_label_map(p), path=str(p))
-    if not p.is_file():
-        raise DetforgeError("class list / label map not found", path=p)
-    return [ln.strip() for ln in p.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
+    return read_class_list(p, "class list / label map")
 
 
 def read_any(
@@ -264,6 +265,9 @@ def write_any(
     bytes). ``label_map`` / ``shards`` / ``clip_boxes``: TFRecord only (a given label map must
     match the names; boxes outside the image or without area are an error unless clipped).
     Crowd boxes are dropped for formats without a crowd flag and counted in the result.
+    Images listed twice in a split (``ds.meta["repeated_entries"]``) are written once for
+    COCO, VOC and TFRecord and kept for Darknet and Ultralytics, with a note
+    (:func:`~detforge.formats.common.settle_repeated_entries`).
     """
     if to not in FORMATS:
         raise DetforgeError(f"unknown target format {to!r}; choose one of {', '.join(FORMATS)}")
@@ -273,6 +277,9 @@ def write_any(
     if to in ("coco", "voc", "tfrecord"):
         _refuse_undecodable_names(ds, to)
     notes: list[str] = []
+    ds, repeated = settle_repeated_entries(ds, to)
+    if repeated:
+        notes.append(repeated)
     dropped = 0
     if to in _CROWDLESS:
         ds, dropped = drop_crowd(ds)

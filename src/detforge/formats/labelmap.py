@@ -35,8 +35,13 @@ def find_label_map(folder: Path) -> str | None:
 
 
 def parse_label_map(text: str, *, path: str | None = None) -> dict[int, str]:
-    """``{id: name}`` from label-map text; ids must be positive integers, each used once."""
+    """``{id: name}`` from label-map text; ids must be positive integers and names distinct
+    (:func:`~detforge.formats.darknet.files.refuse_duplicate_names`: TF looks classes up by
+    name, so two ids of one name are one class), each used once."""
+    from detforge.formats.darknet.files import refuse_duplicate_names  # not at the top: a cycle
+
     out: dict[int, str] = {}
+    lines: list[int | None] = []
     for node in parse(text, path=path):
         if node.name != "item" or not node.is_message:
             raise DetforgeError(
@@ -65,8 +70,10 @@ def parse_label_map(text: str, *, path: str | None = None) -> dict[int, str]:
         if item_id in out:
             raise DetforgeError(f"label map id {item_id} is used twice", path=path, line=node.line)
         out[item_id] = str(names[0].value)
+        lines.append(names[0].line)
     if not out:
         raise DetforgeError("label map has no items", path=path)
+    refuse_duplicate_names(list(out.values()), lines, path=path)
     return out
 
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from detforge.data.boxes import BoxFormat
 from detforge.data.dataset import Dataset, canonical_split, make_dataset
-from detforge.data.lists import list_images
+from detforge.data.lists import RepeatedEntry, list_images, repeated_entries
 from detforge.errors import DetforgeError
 from detforge.formats.common import split_file_name, staged_dir, unique_file_names
 from detforge.formats.darknet.files import PathMap, read_image_list_lines
@@ -204,6 +204,13 @@ def read_ultralytics(yaml_path: str | os.PathLike[str]) -> Dataset:
 
     Boxes are ``CXCYWH_NORM``; image sizes are left unknown (``0``) until a writer needs them.
     A bad label line raises :class:`DetforgeError` with the label file and line.
+
+    Every entry is an image, as Ultralytics reads them: an image named again in its split (a
+    list line or folder repeated) is another image, as Ultralytics trains on it once per entry,
+    and each repeat is listed in ``meta["repeated_entries"]``
+    (:class:`~detforge.data.lists.RepeatedEntry`, only when there are any; ``info`` counts the
+    image once, ``convert`` says what becomes of it). An image in two splits is in both: a leak,
+    which ``info`` and ``check`` (``split-overlap``) report.
     """
     from detforge.formats.darknet.labels import parse_label_text
 
@@ -216,14 +223,7 @@ def read_ultralytics(yaml_path: str | os.PathLike[str]) -> Dataset:
     nc = found.data.get("nc")
     if nc is not None and (isinstance(nc, bool) or not isinstance(nc, int) or nc != len(names)):
         raise DetforgeError(f"'nc: {nc}' disagrees with {len(names)} names", path=yp)
-    paths: list[str] = []
-    splits: list[str] = []
-    seen: set[str] = set()
-    for img, split in zip(found.paths, found.splits, strict=True):
-        if img not in seen:
-            seen.add(img)
-            paths.append(img)
-            splits.append(split)
+    paths, splits = found.paths, found.splits
     if not paths:
         raise DetforgeError("the YAML names no images (train/val/test are empty)", path=yp)
     box_image: list[np.ndarray[Any, Any]] = []
@@ -256,6 +256,19 @@ def read_ultralytics(yaml_path: str | os.PathLike[str]) -> Dataset:
             f"labels use class id {int(all_cls.max())} but the YAML has {len(names)} names",
             path=yp,
         )
+    meta: dict[str, Any] = {
+        "source": str(yp),
+        "format": "ultralytics",
+        "notes": [f"{polygons} label files hold polygons; read as their bounding boxes"]
+        if polygons
+        else [],
+    }
+    repeated = [
+        RepeatedEntry(paths[i], *found.origins[i], *found.origins[f])
+        for i, f in repeated_entries(paths, splits)
+    ]
+    if repeated:
+        meta["repeated_entries"] = repeated
     ds = make_dataset(
         names,
         paths=paths,
@@ -264,13 +277,7 @@ def read_ultralytics(yaml_path: str | os.PathLike[str]) -> Dataset:
         box_cls=all_cls,
         box_coords=np.concatenate(coords) if coords else None,
         box_format=BoxFormat.CXCYWH_NORM,
-        meta={
-            "source": str(yp),
-            "format": "ultralytics",
-            "notes": [f"{polygons} label files hold polygons; read as their bounding boxes"]
-            if polygons
-            else [],
-        },
+        meta=meta,
     )
     from detforge.data.validity import screen_label_boxes
 

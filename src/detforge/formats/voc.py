@@ -49,6 +49,7 @@ from detforge.formats.common import (
     staged_dir,
     unique_file_names,
 )
+from detforge.formats.darknet.files import read_class_list
 from detforge.utils.io import ImageMode, atomic_write_text, place_file
 from detforge.utils.progress import progress
 from detforge.utils.textfile import read_text_lines
@@ -224,9 +225,7 @@ def read_voc(root: str | os.PathLike[str], *, class_names: Sequence[str] | None 
     if not order:
         raise DetforgeError("Annotations/ holds no .xml files", path=ann)
     if class_names is None and (r / "labels.txt").is_file():
-        class_names = [
-            ln.strip() for ln in (r / "labels.txt").read_text("utf-8").splitlines() if ln.strip()
-        ]
+        class_names = read_class_list(r / "labels.txt")
     folder = str(r / "JPEGImages")
     try:
         present = {e.name for e in os.scandir(folder)}

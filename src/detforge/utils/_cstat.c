@@ -27,9 +27,13 @@
 #if defined(__APPLE__)
 #define MTIME_SEC(st) ((st).st_mtimespec.tv_sec)
 #define MTIME_NSEC(st) ((st).st_mtimespec.tv_nsec)
+#define CTIME_SEC(st) ((st).st_ctimespec.tv_sec)
+#define CTIME_NSEC(st) ((st).st_ctimespec.tv_nsec)
 #else
 #define MTIME_SEC(st) ((st).st_mtim.tv_sec)
 #define MTIME_NSEC(st) ((st).st_mtim.tv_nsec)
+#define CTIME_SEC(st) ((st).st_ctim.tv_sec)
+#define CTIME_NSEC(st) ((st).st_ctim.tv_nsec)
 #endif
 
 /* Whether buf is a C-contiguous buffer of at least n int64 items. */
@@ -48,26 +52,31 @@ static int blob_ok(const Py_buffer *blob, Py_ssize_t n) {
 }
 
 PyDoc_STRVAR(stat_paths_doc,
-"stat_paths(blob, n, size_out, mtime_out) -> int\n"
+"stat_paths(blob, n, size_out, mtime_out[, ctime_out]) -> int\n"
 "\n"
 "stat() (following symlinks, like os.stat) each of the n NUL-terminated paths packed\n"
 "one after another in the bytes `blob` (os.fsencode'd). Writes st_size into size_out[i]\n"
-"and st_mtime in nanoseconds (as os.stat().st_mtime_ns) into mtime_out[i], both\n"
-"writable C-contiguous int64 buffers of at least n items; -1 into both where the path\n"
-"does not exist, cannot be stat-ed or is not a regular file. Returns how many were\n"
-"regular files. The GIL is released for the whole batch.");
+"and st_mtime in nanoseconds (as os.stat().st_mtime_ns) into mtime_out[i], and, when\n"
+"ctime_out is given, st_ctime in nanoseconds (as os.stat().st_ctime_ns) into\n"
+"ctime_out[i]: writable C-contiguous int64 buffers of at least n items; -1 into each\n"
+"where the path does not exist, cannot be stat-ed or is not a regular file. Returns how\n"
+"many were regular files. The GIL is released for the whole batch.");
 
 static PyObject *stat_paths(PyObject *self, PyObject *args) {
     Py_buffer blob, size_buf, mtime_buf;
+    Py_buffer ctime_buf = {0}; /* optional: .obj stays NULL when not given */
     Py_ssize_t n;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*nw*w*", &blob, &n, &size_buf, &mtime_buf)) {
+    if (!PyArg_ParseTuple(args, "y*nw*w*|w*", &blob, &n, &size_buf, &mtime_buf, &ctime_buf)) {
         return NULL;
     }
     PyObject *result = NULL;
-    if (n < 0 || !is_int64s(&size_buf, n) || !is_int64s(&mtime_buf, n)) {
+    int with_ctime = ctime_buf.obj != NULL;
+    if (n < 0 || !is_int64s(&size_buf, n) || !is_int64s(&mtime_buf, n) ||
+        (with_ctime && !is_int64s(&ctime_buf, n))) {
         PyErr_SetString(PyExc_ValueError,
-                        "size_out and mtime_out must be contiguous int64 buffers of n items");
+                        "size_out, mtime_out and ctime_out must be contiguous int64 buffers of "
+                        "n items");
         goto done;
     }
     if (!blob_ok(&blob, n)) goto done;
@@ -75,6 +84,7 @@ static PyObject *stat_paths(PyObject *self, PyObject *args) {
     const char *end = p + blob.len;
     int64_t *size = (int64_t *)size_buf.buf;
     int64_t *mtime = (int64_t *)mtime_buf.buf;
+    int64_t *ctime_ns = with_ctime ? (int64_t *)ctime_buf.buf : NULL;
     Py_ssize_t i = 0, found = 0;
     Py_BEGIN_ALLOW_THREADS
     struct stat st;
@@ -83,10 +93,14 @@ static PyObject *stat_paths(PyObject *self, PyObject *args) {
         if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) {
             size[i] = (int64_t)st.st_size;
             mtime[i] = (int64_t)MTIME_SEC(st) * 1000000000LL + (int64_t)MTIME_NSEC(st);
+            if (ctime_ns) {
+                ctime_ns[i] = (int64_t)CTIME_SEC(st) * 1000000000LL + (int64_t)CTIME_NSEC(st);
+            }
             found++;
         } else {
             size[i] = -1;
             mtime[i] = -1;
+            if (ctime_ns) ctime_ns[i] = -1;
         }
         p += len + 1;
     }
@@ -100,6 +114,7 @@ done:
     PyBuffer_Release(&blob);
     PyBuffer_Release(&size_buf);
     PyBuffer_Release(&mtime_buf);
+    if (with_ctime) PyBuffer_Release(&ctime_buf);
     return result;
 }
 

@@ -1,13 +1,21 @@
 """Stat or read many files at once: the per-file passes of every dataset load.
 
-The dataset index cache (:mod:`detforge.data.cache`) is never stale because every load
-``stat()``-s every image and label file and reuses a record only while both numbers match.
+This is the one home of the numbers that tell a cached record from a stale one: size,
+``st_mtime_ns`` and ``st_ctime_ns`` (:func:`stat_many` with ``ctime=True``). The caches
+(:mod:`detforge.data.cache`, :mod:`detforge.check.resultcache`) are never stale because every
+load ``stat()``-s every image and label file and reuses a record only while these numbers
+match. The ctime is there because the mtime alone can lie: an edit that keeps the size and
+sets the mtime back (``touch -d``, ``os.utime``, a copy tool that keeps times) leaves size and
+mtime as they were, but no user can set the ctime, which every write moves (a ``chmod`` or a
+copy moves it too: a harmless cache miss).
+
 That makes the stat pass the floor of a cached load. :func:`stat_many` runs it in the
 optional C helper :mod:`detforge.utils._cstat`, which releases the GIL for a whole chunk so
 that the chunks run on all cores; without the helper (it is built at install time when a C
-compiler is present, and never on Windows) it falls back to ``os.stat`` in a loop. Both give
-identical numbers, so a cache written by one is valid for the other. :func:`read_many` reads
-the label files of a first (uncached) load the same way.
+compiler is present, and never on Windows; one built from an older ``_cstat.c`` is not used)
+it falls back to ``os.stat`` in a loop. Both give identical numbers, so a cache written by one
+is valid for the other. :func:`read_many` reads the label files of a first (uncached) load
+the same way.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
+from typing import Literal, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,6 +43,10 @@ _SLOW_READ_S = 100e-6
 _MIN_READ_CHUNK = 1024
 _MAX_CALL = 16384  # items per call into the C helper
 
+I64 = NDArray[np.int64]
+Stamps = tuple[I64, I64, I64]
+"""``(size, mtime_ns, ctime_ns)``, each ``(N,)``: :func:`stat_many` with ``ctime=True``."""
+
 
 def _load_native() -> ModuleType | None:
     if os.name != "posix":
@@ -41,6 +54,11 @@ def _load_native() -> ModuleType | None:
     try:
         from detforge.utils import _cstat
     except ImportError:
+        return None
+    empty = np.zeros(0, dtype=np.int64)
+    try:  # a helper built from an older _cstat.c (no ctime_out): os.stat gives the answer
+        _cstat.stat_paths(b"", 0, empty, empty, empty)
+    except TypeError:
         return None
     return _cstat
 
@@ -53,13 +71,38 @@ def native_available() -> bool:
     return _NATIVE is not None
 
 
+@overload
 def stat_many(
-    paths: Sequence[str], *, threads: int | None = None, native: bool | None = None
-) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """``size (N,)`` in bytes and ``mtime_ns (N,)`` of each path, as ``os.stat`` (symlinks
-    followed) gives them; ``-1`` in both where a path is missing, cannot be stat-ed (also a
-    path ``os.stat`` rejects, such as one with a NUL) or is not a regular file. Relative paths
-    resolve against the working directory.
+    paths: Sequence[str],
+    *,
+    threads: int | None = None,
+    native: bool | None = None,
+    ctime: Literal[False] = False,
+) -> tuple[I64, I64]: ...
+
+
+@overload
+def stat_many(
+    paths: Sequence[str],
+    *,
+    threads: int | None = None,
+    native: bool | None = None,
+    ctime: Literal[True],
+) -> Stamps: ...
+
+
+def stat_many(
+    paths: Sequence[str],
+    *,
+    threads: int | None = None,
+    native: bool | None = None,
+    ctime: bool = False,
+) -> tuple[I64, I64] | Stamps:
+    """``size (N,)`` in bytes and ``mtime_ns (N,)`` of each path, and with ``ctime`` also
+    ``ctime_ns (N,)`` (the inode change time, what every cache key needs: module docstring),
+    as ``os.stat`` (symlinks followed) gives them; ``-1`` in each where a path is missing,
+    cannot be stat-ed (also a path ``os.stat`` rejects, such as one with a NUL) or is not a
+    regular file. Relative paths resolve against the working directory.
 
     ``threads``: how many at once; by default the first files show the storage's speed and
     the rest gets one thread per core on local storage, more (to overlap the waits) on slow
@@ -69,6 +112,7 @@ def stat_many(
     n = len(paths)
     size = np.full(n, -1, dtype=np.int64)
     mtime = np.full(n, -1, dtype=np.int64)
+    ctimes = np.full(n, -1, dtype=np.int64) if ctime else None
     use_native = _NATIVE is not None if native is None else native
     if use_native and _NATIVE is None:
         raise RuntimeError("detforge.utils._cstat was not built (no C compiler at install?)")
@@ -76,14 +120,14 @@ def stat_many(
     # without the C helper, threads only trade the GIL back and forth on fast storage
     _in_chunks(
         n,
-        lambda lo, hi: stat(paths, lo, hi, size, mtime),
+        lambda lo, hi: stat(paths, lo, hi, size, mtime, ctimes),
         threads=threads,
         fast_threads=min(16, usable_cores()) if use_native else 1,
         probe=_PROBE,
         slow_s=_SLOW_STAT_S,
         min_chunk=_MIN_CHUNK,
     )
-    return size, mtime
+    return (size, mtime) if ctimes is None else (size, mtime, ctimes)
 
 
 def read_many(
@@ -200,7 +244,7 @@ def _in_chunks(
 
 
 def _stat_python(
-    paths: Sequence[str], lo: int, hi: int, size: NDArray[np.int64], mtime: NDArray[np.int64]
+    paths: Sequence[str], lo: int, hi: int, size: I64, mtime: I64, ctime: I64 | None
 ) -> None:
     st = os.stat
     for i in range(lo, hi):
@@ -211,6 +255,8 @@ def _stat_python(
         if s.st_mode & _FMT == _REG:
             size[i] = s.st_size
             mtime[i] = s.st_mtime_ns
+            if ctime is not None:
+                ctime[i] = s.st_ctime_ns
 
 
 _FS_ENCODING = sys.getfilesystemencoding()
@@ -228,13 +274,15 @@ def _encode_paths(paths: Sequence[str], lo: int, hi: int) -> bytes | None:
 
 
 def _stat_native(
-    paths: Sequence[str], lo: int, hi: int, size: NDArray[np.int64], mtime: NDArray[np.int64]
+    paths: Sequence[str], lo: int, hi: int, size: I64, mtime: I64, ctime: I64 | None
 ) -> None:
     assert _NATIVE is not None
     if hi <= lo:
         return
     blob = _encode_paths(paths, lo, hi)
     if blob is None:  # os.stat gives the right answer (-1, or the file) for such paths
-        _stat_python(paths, lo, hi, size, mtime)
-        return
-    _NATIVE.stat_paths(blob, hi - lo, size[lo:hi], mtime[lo:hi])
+        _stat_python(paths, lo, hi, size, mtime, ctime)
+    elif ctime is None:
+        _NATIVE.stat_paths(blob, hi - lo, size[lo:hi], mtime[lo:hi])
+    else:
+        _NATIVE.stat_paths(blob, hi - lo, size[lo:hi], mtime[lo:hi], ctime[lo:hi])

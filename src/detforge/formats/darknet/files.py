@@ -264,17 +264,51 @@ def read_names(path: str | os.PathLike[str]) -> list[str]:
             )
     if not lines:
         raise DetforgeError("names file is empty; put one class name per line", path=p)
-    first: dict[str, int] = {}
-    for n, name in enumerate(lines, start=1):
+    refuse_duplicate_names(
+        lines,
+        range(1, len(lines) + 1),
+        path=p,
+        hint=" ('detforge check --fix' renames the second)",
+    )
+    return lines
+
+
+def refuse_duplicate_names(
+    names: Sequence[str],
+    lines: Sequence[int | None],
+    *,
+    path: str | os.PathLike[str] | None,
+    hint: str = "",
+) -> None:
+    """The one rule of every class list (``.names``, a VOC class list, a TF label map): two
+    classes with one name cannot be told apart, so the second is a :class:`DetforgeError`
+    naming ``path`` and its line (``lines[k]`` is where ``names[k]`` is written)."""
+    first: dict[str, int | None] = {}
+    for name, n in zip(names, lines, strict=True):
         if name in first:
+            where = f"lines {first[name]} and {n}" if n is not None else "twice"
             raise DetforgeError(
-                f"class name {name!r} appears twice (lines {first[name]} and {n}); every class "
-                "needs its own name ('detforge check --fix' renames the second)",
-                path=p,
+                f"class name {name!r} appears twice ({where}); every class needs its own "
+                f"name{hint}",
+                path=path,
                 line=n,
             )
         first[name] = n
-    return lines
+
+
+def read_class_list(path: str | os.PathLike[str], what: str = "class list") -> list[str]:
+    """Class names, one per line, in order (CRLF/BOM ok, surrounding spaces dropped, blank
+    lines skipped: a VOC class list matches names, not ids). A name written twice is a
+    :class:`DetforgeError` with both lines (:func:`refuse_duplicate_names`)."""
+    p = Path(path)
+    names: list[str] = []
+    lines: list[int | None] = []
+    for n, raw in enumerate(_text_lines(p, what), start=1):
+        if raw.strip():
+            names.append(raw.strip())
+            lines.append(n)
+    refuse_duplicate_names(names, lines, path=p)
+    return names
 
 
 def write_names(path: str | os.PathLike[str], names: Sequence[str]) -> None:

@@ -28,7 +28,7 @@ import stat
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 from detforge.errors import DetforgeError
 from detforge.formats.darknet.labels import label_path_candidates
 from detforge.utils.cpu import usable_cores
-from detforge.utils.filestat import native_available, read_many, stat_many
+from detforge.utils.filestat import Stamps, native_available, read_many, stat_many
 from detforge.utils.progress import progress
 
 LABEL_NONE, LABEL_SAME, LABEL_JPEG, LABEL_IMAGES = 0, 1, 2, 3
@@ -45,9 +45,17 @@ LABEL_NONE, LABEL_SAME, LABEL_JPEG, LABEL_IMAGES = 0, 1, 2, 3
 _LIST_AFTER_MISSES = 32  # candidates probed in a folder before it may be listed instead
 
 
+def _unstated() -> NDArray[np.int64]:
+    return np.zeros(0, dtype=np.int64)
+
+
 @dataclass
 class FileStats:
-    """Result of :func:`stat_images`; arrays are ``(N,)``, ``-1`` where a file is missing."""
+    """Result of :func:`stat_images`; arrays are ``(N,)``, ``-1`` where a file is missing.
+
+    A record of the index cache is fresh only while ``size``, ``mtime_ns`` and ``ctime_ns``
+    (and the ``label_*`` ones) all match (why the ctime: :mod:`detforge.utils.filestat`).
+    Made without the ctimes (by hand), those are ``-1``: no cache record is fresh for them."""
 
     size: NDArray[np.int64]
     mtime_ns: NDArray[np.int64]
@@ -59,6 +67,17 @@ class FileStats:
     determines the label path, so the cache stores this instead of the path."""
     label_size: NDArray[np.int64]
     label_mtime_ns: NDArray[np.int64]
+    ctime_ns: NDArray[np.int64] = field(default_factory=_unstated)
+    label_ctime_ns: NDArray[np.int64] = field(default_factory=_unstated)
+
+    def __post_init__(self) -> None:
+        n = len(self.size)
+        for name in ("ctime_ns", "label_ctime_ns"):
+            got = getattr(self, name)
+            if len(got) == 0 and n:
+                setattr(self, name, np.full(n, -1, dtype=np.int64))
+            elif len(got) != n:
+                raise ValueError(f"FileStats: {name} has {len(got)} entries for {n} images")
 
 
 _PROBE_READS = 256  # files read in this thread before deciding whether threads would help
@@ -67,12 +86,12 @@ _SLOW_READ_S = 100e-6  # per file read
 
 
 def stat_images(paths: Sequence[str], workers: int | None = None) -> FileStats:
-    """Size and mtime of every image and of its label file (see the module docstring).
+    """Size, mtime and ctime of every image and of its label file (see the module docstring).
 
     ``workers``: threads for the stat passes (see :func:`~detforge.utils.filestat.stat_many`:
     by default the first files show the storage's speed). Results do not depend on it.
     """
-    size, mtime = stat_many(paths, threads=workers)
+    size, mtime, ctime = stat_many(paths, threads=workers, ctime=True)
     found = _LabelSearch(len(paths))
     plan = _Plan(paths)
     listings: dict[str, frozenset[str] | None] = {}  # folder -> _exact_listing, once each
@@ -90,6 +109,8 @@ def stat_images(paths: Sequence[str], workers: int | None = None) -> FileStats:
         label_rule=found.rule,
         label_size=found.size,
         label_mtime_ns=found.mtime,
+        ctime_ns=ctime,
+        label_ctime_ns=found.ctime,
     )
 
 
@@ -101,17 +122,18 @@ class _LabelSearch:
         self.rule = np.zeros(n, dtype=np.int8)
         self.size = np.full(n, -1, dtype=np.int64)
         self.mtime = np.full(n, -1, dtype=np.int64)
+        self.ctime = np.full(n, -1, dtype=np.int64)
 
     def record(
         self,
         idx: NDArray[np.int64],
         paths: list[str],
-        size: NDArray[np.int64],
-        mtime: NDArray[np.int64],
+        stamps: Stamps,
         rule: NDArray[np.int8] | int,
     ) -> None:
         """Take the candidates ``paths`` (of images ``idx``, found by ``rule``) that are
-        files."""
+        files (``stamps``: their size, mtime and ctime)."""
+        size, mtime, ctime = stamps
         ok = size >= 0
         at = idx.tolist()
         for k in np.flatnonzero(ok).tolist():
@@ -120,6 +142,7 @@ class _LabelSearch:
         self.rule[hit] = rule if isinstance(rule, int) else rule[ok]
         self.size[hit] = size[ok]
         self.mtime[hit] = mtime[ok]
+        self.ctime[hit] = ctime[ok]
 
 
 class _Plan:
@@ -245,9 +268,9 @@ def _stat_candidates(
     names = plan.names
     paths = [table[d][0] + names[i] for d, i in zip(dirs.tolist(), idx.tolist(), strict=True)]
     rules = np.array([rule for _, rule in table], dtype=np.int8)[dirs]
-    size, mtime = stat_many(paths, threads=workers)
-    found.record(idx, paths, size, mtime, rules)
-    return size
+    stamps = stat_many(paths, threads=workers, ctime=True)
+    found.record(idx, paths, stamps, rules)
+    return stamps[0]
 
 
 def _find_labels_general(
@@ -260,8 +283,8 @@ def _find_labels_general(
         idx = [i for i in general if len(cands[i]) > r and found.size[i] < 0]
         if idx:
             paths = [cands[i][r] for i in idx]
-            size, mtime = stat_many(paths, threads=workers)
-            found.record(np.asarray(idx, dtype=np.int64), paths, size, mtime, r + 1)
+            stamps = stat_many(paths, threads=workers, ctime=True)
+            found.record(np.asarray(idx, dtype=np.int64), paths, stamps, r + 1)
 
 
 def _refuse_unreadable_labels(

@@ -34,6 +34,7 @@ from detforge.data.boxes import BoxFormat
 from detforge.data.cache import FileIndexCache
 from detforge.data.dataset import Dataset, canonical_split, make_dataset
 from detforge.data.imagesize import read_sizes as read_image_sizes
+from detforge.data.lists import RepeatedEntry, repeated_entries
 from detforge.errors import DetforgeError
 from detforge.formats.darknet.files import PathMap, missing_hint, read_names
 from detforge.formats.darknet.index import FileStats, read_files, stat_images, use_threads
@@ -71,6 +72,9 @@ def read_darknet(
 
     Boxes are ``CXCYWH_NORM`` as stored. ``meta`` also holds ``label_paths`` (per image, ``""``
     for none), ``no_label_file`` (count of images without one) and ``notes`` (strings).
+    An image listed twice in one split is two images, as Darknet trains on it twice; each
+    repeat is listed in ``meta["repeated_entries"]``
+    (:class:`~detforge.data.lists.RepeatedEntry`, only when there are any).
 
     ``split``: read only this key of a ``.data`` file (``"valid"``; an error when it has none).
     Image ids are the position of each image in the whole dataset (train, valid, test lists
@@ -90,6 +94,9 @@ def read_darknet(
     if found.data_file is not None:
         meta["data_file"] = found.data_file
     paths, splits, st, kept = _stat_sources(found, missing, meta, workers)
+    repeated = _repeated_entries(found, paths, splits, kept)
+    if repeated:
+        meta["repeated_entries"] = repeated
     ids = kept.astype(np.int64) + _images_before(src, split, found, path_map)  # keep their places
     n = len(paths)
     store = FileIndexCache.for_source(src, kind="darknet", cache_dir=cache_dir) if cache else None
@@ -161,7 +168,15 @@ def _stat_sources(
         moved = found.relocate(absent.tolist())
         if moved:
             again = stat_images([paths[i] for i in moved], workers)
-            for name in ("size", "mtime_ns", "label_rule", "label_size", "label_mtime_ns"):
+            for name in (
+                "size",
+                "mtime_ns",
+                "ctime_ns",
+                "label_rule",
+                "label_size",
+                "label_mtime_ns",
+                "label_ctime_ns",
+            ):
                 getattr(st, name)[moved] = getattr(again, name)
             for k, i in enumerate(moved):
                 st.label_paths[i] = again.label_paths[k]
@@ -183,8 +198,28 @@ def _stat_sources(
         label_rule=st.label_rule[keep],
         label_size=st.label_size[keep],
         label_mtime_ns=st.label_mtime_ns[keep],
+        ctime_ns=st.ctime_ns[keep],
+        label_ctime_ns=st.label_ctime_ns[keep],
     )
     return [paths[i] for i in idx], [splits[i] for i in idx], kept_stats, kept
+
+
+def _repeated_entries(
+    found: Sources, paths: list[str], splits: list[str], kept: NDArray[np.int64]
+) -> list[RepeatedEntry]:
+    """Every entry that names an image an earlier entry of its split names (kept: Darknet
+    trains on it once per entry), with its list file and line
+    (:func:`~detforge.data.lists.repeated_entries`). Listed paths are already normalized, so
+    a set of them tells at once that there are none (the common case, 100,000 entries in
+    milliseconds)."""
+    if len(set(paths)) == len(paths):
+        return []
+    origins = [found.origins[i] for i in kept.tolist()]
+    out = []
+    for i, f in repeated_entries(paths, splits):
+        (file, line), (first_file, first_line) = origins[i], origins[f]
+        out.append(RepeatedEntry(paths[i], file, line, first_file, first_line))
+    return out
 
 
 I64 = NDArray[np.int64]
@@ -201,12 +236,13 @@ def _cached(
     heights = np.zeros(n, dtype=np.int64)
     fresh = np.zeros(n, dtype=bool)
     rows = np.full(n, -1, dtype=np.int64)
-    if store is not None and len(store) and store.has("label_rule"):
-        rows, fresh = store.lookup(paths, st.size, st.mtime_ns)
+    if store is not None and len(store) and store.has("label_rule") and store.has("label_ctime"):
+        rows, fresh = store.lookup(paths, st.size, st.mtime_ns, st.ctime_ns)
         r = np.where(fresh, rows, 0)
         fresh &= (
             (store.column("label_size")[r] == st.label_size)
             & (store.column("label_mtime")[r] == st.label_mtime_ns)
+            & (store.column("label_ctime")[r] == st.label_ctime_ns)
             & (store.column("label_rule")[r] == st.label_rule)
         )
         widths[fresh] = store.column("width")[rows[fresh]]
@@ -259,12 +295,14 @@ def _store(store: FileIndexCache, ds: Dataset, st: FileStats) -> None:
         ds.images.path.tolist(),
         st.size,
         st.mtime_ns,
+        st.ctime_ns,
         columns={
             "width": ds.images.width,
             "height": ds.images.height,
             "label_rule": st.label_rule,
             "label_size": st.label_size,
             "label_mtime": st.label_mtime_ns,
+            "label_ctime": st.label_ctime_ns,
         },
         ragged={
             "cls": (ds.boxes.cls, ds.boxes_per_image()),

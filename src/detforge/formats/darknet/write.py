@@ -54,7 +54,9 @@ def write_darknet(
     ``train``. All paths written are absolute (Darknet resolves relative ones against its
     working directory). ``images``: ``link`` (hard link, else symlink, else copy), ``copy``,
     or ``none`` (labels and lists only; the lists name where the images would be).
-    Boxes are written normalized, 6 decimals; pixel boxes need known image sizes.
+    Boxes are written normalized, 6 decimals; pixel boxes need known image sizes. An image
+    listed twice in a split with the same boxes (a Darknet list's oversampling) is written
+    once and named twice in the list.
     """
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -71,15 +73,36 @@ def write_darknet(
     for i, s in enumerate(split_of):
         by_split.setdefault(s, []).append(i)
     for s, idx in by_split.items():
-        names = _unique_names([src_paths[i] for i in idx])
-        for i, name in zip(idx, names, strict=True):
+        again = _repeats(ds, idx, starts)
+        fresh = [i for i in idx if i not in again]
+        written: dict[int, str] = {}
+        for i, name in zip(fresh, _unique_names([src_paths[i] for i in fresh]), strict=True):
             dst = out / s / name
             place_file(src_paths[i], dst, images)
             a, b = starts[i], starts[i + 1]
             text = format_label_lines(ds.boxes.cls[a:b], ds.boxes.coords[a:b])
             atomic_write_text(dst.with_suffix(".txt"), text)
-            lists.setdefault(s, []).append(str(dst))
+            written[i] = str(dst)
+        lists[s] = [written[again.get(i, i)] for i in idx]
     return write_data_files(out, lists, ds.class_names)
+
+
+def _repeats(ds: Dataset, idx: list[int], starts: list[int]) -> dict[int, int]:
+    """Images of one split (``idx``) that repeat an earlier one -- the same file with the same
+    boxes, a list entry given twice for oversampling -- mapped to that earlier image: the list
+    names the one copy again, as the source list did."""
+    from detforge.data.lists import repeated_entries
+
+    out: dict[int, int] = {}
+    for k, f in repeated_entries([str(ds.images.path[i]) for i in idx]):
+        i, j = idx[k], idx[f]
+        a, b, c, d = starts[i], starts[i + 1], starts[j], starts[j + 1]
+        same = np.array_equal(ds.boxes.cls[a:b], ds.boxes.cls[c:d]) and np.array_equal(
+            ds.boxes.coords[a:b], ds.boxes.coords[c:d]
+        )
+        if same:
+            out[i] = j
+    return out
 
 
 def write_data_files(out: Path, lists: dict[str, list[str]], class_names: Sequence[str]) -> Path:
