@@ -13,12 +13,18 @@ filters, map) of the named cfgs at ``--size``, on random float32 input and weigh
 * their ratio, and the largest difference relative to the output's largest value;
 * the choice ``winograd.suits_winograd`` makes for that shape. The choice is right where it
   says "winograd" and the ratio is above 1, or says "direct" and the ratio is below 1.
+
+Then, per cfg, the whole network's forward pass as ``detforge.load`` runs it on a CPU
+(BatchNorm folded, convolutions packed) with the suited layers by Winograd and with none,
+taking turns ``--rounds`` times (10 passes each per round, on one random input), and the
+median per-round ratio.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -69,7 +75,7 @@ def time_shape(c: int, f: int, h: int, w: int, repeat: int) -> tuple[float, floa
     wino = WinogradConv(weight, bias, (h, w))
 
     def direct() -> torch.Tensor:
-        return torch.ops.mkldnn._convolution_pointwise(
+        return torch.ops.mkldnn._convolution_pointwise(  # type: ignore[no-any-return]
             x, packed, bias, [1, 1], [1, 1], [1, 1], 1, "leaky_relu", [0.1], ""
         )
 
@@ -94,6 +100,53 @@ def time_shape(c: int, f: int, h: int, w: int, repeat: int) -> tuple[float, floa
     )
 
 
+def network_ab(cfg: Path, size: int, rounds: int) -> tuple[float, float, float, int]:
+    """(ms with Winograd, ms without, median per-round ratio, Winograd layers) for ``cfg``'s
+    packed forward pass at ``size``, random weights, batch 1."""
+    import numpy as np
+    import torch
+
+    from detforge.models.darknet.cpu_pack import pack_for_cpu
+    from detforge.models.darknet.layers import ConvLayer
+    from detforge.models.darknet.model import load_darknet
+    from detforge.models.darknet.network import DarknetNetwork
+
+    text = "\n".join(
+        f"{k}={size}" if k in ("width", "height") else line
+        for line in cfg.read_text().splitlines()
+        for k in [line.split("=", 1)[0].strip()]
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        sized = Path(tmp) / cfg.name
+        sized.write_text(text + "\n")
+        torch.manual_seed(0)
+        base = load_darknet(sized).fused()
+    nets: dict[str, DarknetNetwork] = {}
+    for key in ("winograd", "direct"):
+        nets[key] = base.fused()  # a copy
+        assert pack_for_cpu(nets[key], winograd=key == "winograd") > 0
+    count = sum(
+        1
+        for m in nets["winograd"].layers
+        if isinstance(m, ConvLayer) and m.packed is not None and m.packed.winograd is not None
+    )
+    x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    times: dict[str, list[float]] = {k: [] for k in nets}
+    with torch.no_grad():
+        ref, got = nets["direct"](x), nets["winograd"](x)
+        assert all(float((a - b).abs().max()) < 1e-3 for a, b in zip(ref, got, strict=True))
+        for net in nets.values():
+            net(x)
+        for r in range(rounds):
+            for key in list(nets)[r % 2 :] + list(nets)[: r % 2]:
+                start = time.perf_counter()
+                for _ in range(10):
+                    nets[key](x)
+                times[key].append((time.perf_counter() - start) / 10 * 1e3)
+    ratio = float(np.median(np.array(times["direct"]) / np.array(times["winograd"])))
+    return statistics.median(times["winograd"]), statistics.median(times["direct"]), ratio, count
+
+
 def main() -> None:
     import torch
 
@@ -105,6 +158,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=416)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=10, help="whole-network rounds [10]")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     seen: dict[tuple[int, int, int, int], list[str]] = {}
@@ -126,6 +180,12 @@ def main() -> None:
         print(f"| {c} -> {f} | {h}x{w} | {counts} | {direct:.2f} | {wino:.2f} | "
               f"x{direct / wino:.2f} | {err:.1e} | {chosen} |", flush=True)  # fmt: skip
     print(f"time saved by the chosen Winograd layers, all cfgs together: {saved:.1f} ms")
+    print("\n| network | Winograd layers | forward ms, Winograd | forward ms, none | speed-up |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name in args.cfgs.split(","):
+        cfg = args.cfg_dir / f"{name}.cfg"
+        wino, direct, ratio, count = network_ab(cfg, args.size, args.rounds)
+        print(f"| {name} | {count} | {wino:.1f} | {direct:.1f} | x{ratio:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -101,6 +101,11 @@ def test_pack_for_cpu_runs_suited_layers_by_winograd(tmp_path: Path) -> None:
     wino = [m.packed is not None and m.packed.winograd is not None for m in convs]
     assert wino == [False, False, True, False, False]
     np.testing.assert_allclose(forward_rows(fused, x).numpy(), ref.numpy(), rtol=0, atol=1e-5)
+    plain = net.fused()
+    assert pack_for_cpu(plain, winograd=False) == len(convs)
+    assert all(m.packed is not None and m.packed.winograd is None for m in plain.layers
+               if isinstance(m, ConvLayer))  # fmt: skip
+    np.testing.assert_allclose(forward_rows(plain, x).numpy(), ref.numpy(), rtol=0, atol=1e-5)
     pair = torch.cat([x, x.flip(-1)])
     np.testing.assert_allclose(  # another batch size
         forward_rows(fused, pair)[1].numpy(), forward_rows(fused, pair[1:])[0].numpy(), atol=1e-5

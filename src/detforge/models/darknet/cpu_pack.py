@@ -7,7 +7,10 @@ its blocked layout on every call; then the activation is a second pass over the 
 (``torch.ops.mkldnn._reorder_convolution_weight``) and runs it with the activation fused
 (``torch.ops.mkldnn._convolution_pointwise``, the kernels PyTorch's own compiler emits for
 CPUs). yolov3-tiny at 416 on 2 cores: 39.5 -> 29.8 ms a forward pass; yolov4-tiny 45.6 ->
-35.7 ms; outputs within ~1e-5 of the plain path.
+35.7 ms; outputs within ~1e-5 of the plain path. The 3x3 layers with many channels on small
+maps then run as Winograd F(2x2, 3x3) instead (:func:`.winograd.suits_winograd`: 4 of
+yolov4-tiny's 21 convolutions, 4 of yolov3-tiny's 13): 9% off yolov4-tiny's forward pass
+(docs/benchmarks.md).
 
 A packed layer is used only where it gives the same answer: gradients off, a float32 CPU
 input, not while tracing (an ONNX export), and the convolution's weight unchanged since it
@@ -51,7 +54,9 @@ class PackedConv:
     docstring). ``usable(x)`` says whether the packed path applies to input ``x``;
     calling it maps ``(B, C, H, W)`` to the layer's activated output."""
 
-    def __init__(self, layer: ConvLayer, hint: tuple[int, int, int, int]) -> None:
+    def __init__(
+        self, layer: ConvLayer, hint: tuple[int, int, int, int], *, winograd: bool = True
+    ) -> None:
         conv = layer.conv
         self._source = conv.weight
         self._version = conv.weight._version
@@ -64,7 +69,7 @@ class PackedConv:
         self.bias = None if conv.bias is None else conv.bias.detach()
         self.activation = layer.activation
         self.winograd: WinogradConv | None = None
-        if suits_winograd(conv, hint[2], hint[3]):
+        if winograd and suits_winograd(conv, hint[2], hint[3]):
             self.winograd = WinogradConv(w, self.bias, (hint[2], hint[3]))
             return
         self.weight = torch.ops.mkldnn._reorder_convolution_weight(
@@ -104,10 +109,11 @@ class PackedConv:
         return _none, ()
 
 
-def pack_for_cpu(net: DarknetNetwork) -> int:
+def pack_for_cpu(net: DarknetNetwork, *, winograd: bool = True) -> int:
     """Pack every batch-norm-free convolution of ``net`` (a fused inference copy: see
     :meth:`DarknetNetwork.fused`) for CPU inference, in place; returns how many were packed
-    (0 where torch lacks the oneDNN ops or a packed layer disagrees with the plain one)."""
+    (0 where torch lacks the oneDNN ops or a packed layer disagrees with the plain one).
+    ``winograd=False``: no layer runs as Winograd F(2x2, 3x3), every one by oneDNN."""
     convs = [
         (i, layer)
         for i, layer in enumerate(net.layers)
@@ -120,7 +126,7 @@ def pack_for_cpu(net: DarknetNetwork) -> int:
         with torch.no_grad():
             for i, layer in convs:
                 c, h, w = net.out_shapes[i - 1] if i else (net.cfg.channels, *_hw(net))
-                packed = PackedConv(layer, (1, c, h, w))
+                packed = PackedConv(layer, (1, c, h, w), winograd=winograd)
                 x = torch.rand(1, c, min(h, 24), min(w, 24), generator=gen)
                 if not packed.usable(x) or not _agrees(packed(x), layer, x):
                     raise RuntimeError(f"packed layer {i} disagrees")
