@@ -178,9 +178,13 @@ KINDS = [("default", 0.6), ("greedynms", 0.6), ("diounms", 0.8)]
 NMS_VALUES = [0.0, 0.3, 0.45, 0.5, 0.7, 1.0]
 
 
+@pytest.mark.parametrize("few_classes", [0, 4])  # 0: IoU too takes the pair search and scan
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize(("kind", "beta"), KINDS)
-def test_flood_matches_darknet_reference(seed: int, kind: str, beta: float) -> None:
+def test_flood_matches_darknet_reference(
+    monkeypatch: pytest.MonkeyPatch, seed: int, kind: str, beta: float, few_classes: int
+) -> None:
+    monkeypatch.setattr(nms_module, "_FEW_CLASSES", few_classes)
     boxes, probs = _flood(seed)
     overlaps = _overlaps(boxes, kind, beta)
     for nms in NMS_VALUES:
@@ -242,6 +246,7 @@ def test_overlap_ties_at_the_threshold_like_the_references(
     from torchvision.ops import nms as tv_nms
 
     monkeypatch.setattr(nms_module, "_FEW", few)
+    monkeypatch.setattr(nms_module, "_FEW_CLASSES", 0)
     rng = np.random.default_rng(4)
     probs = np.array([[0.9], [0.8]])
     checked = 0

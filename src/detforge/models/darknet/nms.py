@@ -38,6 +38,11 @@ _PAIRS_AT_ONCE = 1 << 20  # candidate pairs whose overlap is computed in one go
 _MAX_EDGES = 1 << 22  # more overlapping pairs than this (dense floods): the per-class loop
 _SCAN_AT_ONCE = 1 << 22  # (pair, class) entries one scan round holds
 _FEW = 32  # up to this many (box, class) scores: the per-class loop (cheaper when few)
+# IoU NMS of up to _LOOP_MAX scores in at most _FEW_CLASSES classes: the per-class loop too
+# (torchvision's C++ nms per class: 0.34 ms against 1.14 ms for one photo's yolov4-tiny rows,
+# 169 above 0.25 in one class; the pair search pays off with many classes or floods)
+_FEW_CLASSES = 4
+_LOOP_MAX = 512
 
 
 class DarknetDetections(NamedTuple):
@@ -246,7 +251,9 @@ def nms_per_class(
     out = probs.copy()
     if not len(out) or not out.size:
         return out
-    many = np.count_nonzero(out > 0) > _FEW
+    count = np.count_nonzero(out > 0)
+    few_classes = np.count_nonzero(out.max(0) > 0) <= _FEW_CLASSES and count <= _LOOP_MAX
+    many = count > _FEW and not (kind == "default" and few_classes)
     edges = _edges(boxes, nms, kind, beta) if many and nms >= 0 and _regular(boxes) else None
     if edges is None:
         _per_class_loop(boxes, out, nms, kind, beta)
