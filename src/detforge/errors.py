@@ -8,6 +8,15 @@ from __future__ import annotations
 
 import os
 
+MAX_QUOTED = 80
+"""Errors quote at most this many characters of the user's input (:func:`clip`)."""
+
+
+def clip(text: str, limit: int = MAX_QUOTED) -> str:
+    """``text`` cut to ``limit`` characters, ``...`` marking the cut: errors quote the user's
+    input, and a 2 MB cfg line must not become a 2 MB message."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 class DetforgeError(Exception):
     """A problem the user can fix: the message says what and, where known, which file and line.

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from detforge.check.duplicates import box_text, exact_duplicates, near_duplicates, where
 from detforge.check.findings import Finding, finding
 from detforge.check.rows import LabelRows
-from detforge.data.validity import border_codes
+from detforge.data.validity import border_codes, wholly_outside
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,9 +125,7 @@ def check_boxes(
     over = np.maximum.reduce([-x1, x2 - 1, -y1, y2 - 1])
     clip = ~bad & (over > 1e-6)
     # Clipped boxes must keep a size; a box entirely outside the image is unusable.
-    cw = np.clip(x2, 0, 1) - np.clip(x1, 0, 1)
-    ch = np.clip(y2, 0, 1) - np.clip(y1, 0, 1)
-    gone = clip & ((cw <= 0) | (ch <= 0))
+    gone = clip & wholly_outside(np.stack([x1, y1, x2, y2], axis=1), 1.0, 1.0)
     emit(
         "box-outside-image",
         clip,

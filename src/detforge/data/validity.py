@@ -105,6 +105,17 @@ def border_codes(cxcywh_norm: ArrayLike) -> NDArray[np.object_]:
     return codes
 
 
+def wholly_outside(xyxy: NDArray[np.float64], w: Any, h: Any) -> NDArray[np.bool_]:
+    """``(N,)`` whether no part of each box ``(x1, y1, x2, y2)`` (N, 4) lies inside ``[0, w] x
+    [0, h]`` (touching an edge is outside; ``w``, ``h`` scalars or (N,)). The rule of
+    ``check``'s unusable ``box-outside-image`` boxes and of eval's outside-image note."""
+    with np.errstate(invalid="ignore"):
+        out: NDArray[np.bool_] = (
+            (xyxy[:, 2] <= 0) | (xyxy[:, 3] <= 0) | (xyxy[:, 0] >= w) | (xyxy[:, 1] >= h)
+        )
+    return out
+
+
 def stated_size_matches(stated: tuple[int, int], stored: tuple[int, int], orientation: int) -> bool:
     """Whether an annotation's stated ``(width, height)`` is the image's: its ``stored`` pixel
     size, or the size displayed after EXIF ``orientation`` (5-8 swap the sides). The rule of

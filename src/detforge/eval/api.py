@@ -12,7 +12,8 @@ from numpy.typing import NDArray
 
 from detforge.data.boxes import BoxFormat, convert_boxes, cxcywh_to_xyxy
 from detforge.data.dataset import Dataset
-from detforge.errors import DetforgeError
+from detforge.data.validity import wholly_outside
+from detforge.errors import DetforgeError, clip
 
 PROTOCOLS = ("coco", "darknet", "all")
 ARRAY_KEYS = ("curves",)
@@ -122,17 +123,7 @@ def outside_image(gt: Dataset) -> NDArray[np.bool_]:
     if not b.format.normalized:
         w = gt.images.width[b.image].astype(np.float64)
         h = gt.images.height[b.image].astype(np.float64)
-    return _beyond(xyxy, w, h) & (w > 0) & (h > 0)
-
-
-def _beyond(xyxy: NDArray[np.float64], w: Any, h: Any) -> NDArray[np.bool_]:
-    """The one rule of :func:`outside_image`: no part of box ``(x1, y1, x2, y2)`` lies inside
-    ``[0, w] x [0, h]`` (touching an edge is outside)."""
-    with np.errstate(invalid="ignore"):
-        out: NDArray[np.bool_] = (
-            (xyxy[:, 2] <= 0) | (xyxy[:, 3] <= 0) | (xyxy[:, 0] >= w) | (xyxy[:, 1] >= h)
-        )
-    return out
+    return wholly_outside(xyxy, w, h) & (w > 0) & (h > 0)
 
 
 def outside_note(gt: Dataset, outside: NDArray[np.bool_]) -> str | None:
@@ -154,7 +145,6 @@ def _where_box(gt: Dataset, j: int) -> str:
     """Where box ``j`` of ``gt`` is written: ``label.txt:LINE: 'line'`` for a Darknet or
     Ultralytics label file, else the annotation file (VOC XML, COCO JSON, record file) and
     the box as that format writes it."""
-    from detforge.models.darknet.cfg import clip
 
     i = int(gt.boxes.image[j])
     image = str(gt.images.path[i])
@@ -189,7 +179,6 @@ def _outside_label_line(image: str) -> str | None:
         is_label_number,
         split_label_fields,
     )
-    from detforge.models.darknet.cfg import clip
     from detforge.utils.textfile import read_regular_file
 
     label = find_label_path(image)
@@ -204,7 +193,7 @@ def _outside_label_line(image: str) -> str | None:
         if len(parts) != 5 or not all(map(is_label_number, parts)):
             continue
         box = np.array([[float(v) for v in parts[1:]]])
-        if (box[0, 2:] > 0).all() and _beyond(cxcywh_to_xyxy(box), 1.0, 1.0)[0]:
+        if (box[0, 2:] > 0).all() and wholly_outside(cxcywh_to_xyxy(box), 1.0, 1.0)[0]:
             return f"{label}:{n}: {clip(' '.join(parts))!r}"
     return None
 
@@ -251,7 +240,6 @@ def refuse_other_classes(
 
 def _few(names: Sequence[str], show: int = 5) -> str:
     """``'a', 'b', 'c' and 7 more``: at most ``show`` names, each clipped, on one line."""
-    from detforge.models.darknet.cfg import clip
 
     text = ", ".join(repr(clip(n, 40)) for n in names[:show])
     return text + (f" and {len(names) - show} more" if len(names) > show else "")

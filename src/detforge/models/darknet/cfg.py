@@ -8,7 +8,8 @@ network computes and that detforge does not implement, or a key Darknet does not
 rate, augmentation, loss normalizers, ...) are kept and ignored at inference, but every number
 in the file must be finite (``nan``, ``inf``, ``1e400`` are errors at their line). Integer keys
 are whole numbers in Darknet's 32-bit ``int`` range. A UTF-8 byte order mark is ignored.
-Errors quote at most :data:`MAX_QUOTED` characters of the user's input.
+Errors quote at most :data:`~detforge.errors.MAX_QUOTED` characters of the user's input
+(:func:`~detforge.errors.clip`).
 """
 
 from __future__ import annotations
@@ -18,19 +19,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from detforge.errors import DetforgeError
+from detforge.errors import DetforgeError, clip
 
-MAX_QUOTED = 80
 """Errors quote at most this many characters of a cfg value, key or line (then ``...``)."""
 
 _INT_RANGE = (-(2**31), 2**31 - 1)  # Darknet reads integer keys into a C int
 _BOM = "\ufeff"
-
-
-def clip(text: str, limit: int = MAX_QUOTED) -> str:
-    """``text`` cut to ``limit`` characters, ``...`` marking the cut: errors quote the user's
-    input, and a 2 MB cfg line must not become a 2 MB message."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # Keys every layer section may carry that do not change the forward pass.

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from detforge.models.darknet.cfg import DarknetCfg, Section, clip
+from detforge.errors import clip
+from detforge.models.darknet.cfg import DarknetCfg, Section
 from detforge.models.darknet.layers import (
     ACTIVATIONS,
     ConvLayer,
