@@ -104,16 +104,7 @@ def test_eval_notes_coco_and_voc_boxes_outside_the_image(
     m = json.loads(out.read_text())
     assert m["gt_outside_image"] == 1 and m["coco"]["stats"]["AR100"] == pytest.approx(0.5)
 
-    voc = tmp_path / "voc"
-    (voc / "Annotations").mkdir(parents=True)
-    (voc / "JPEGImages").mkdir()
-    Image.new("RGB", (100, 50)).save(voc / "JPEGImages" / "a.jpg")
-    obj = "<object><name>cat</name><bndbox><xmin>{}</xmin><ymin>11</ymin><xmax>{}</xmax>"
-    obj += "<ymax>30</ymax></bndbox></object>"
-    (voc / "Annotations" / "a.xml").write_text(
-        "<annotation><filename>a.jpg</filename><size><width>100</width><height>50</height>"
-        f"</size>{obj.format(11, 30)}{obj.format(121, 140)}</annotation>"
-    )
+    voc = _voc_with_a_box_beyond_the_width(tmp_path, stated_size=True)
     dets[0]["image_id"] = 0
     (tmp_path / "dets.json").write_text(json.dumps(dets))
     assert main(["eval", str(voc), str(tmp_path / "dets.json")]) == 0
@@ -218,16 +209,7 @@ def test_outside_boxes_found_when_the_annotation_states_no_size(
 ) -> None:
     """A VOC file without <size>: Darknet's protocol reads the image's size anyway, and with
     it the box beyond the width is found (it was judged only where a size was stated)."""
-    voc = tmp_path / "voc"
-    (voc / "Annotations").mkdir(parents=True)
-    (voc / "JPEGImages").mkdir()
-    Image.new("RGB", (100, 50)).save(voc / "JPEGImages" / "a.jpg")
-    obj = "<object><name>cat</name><bndbox><xmin>{}</xmin><ymin>11</ymin><xmax>{}</xmax>"
-    obj += "<ymax>30</ymax></bndbox></object>"
-    (voc / "Annotations" / "a.xml").write_text(
-        f"<annotation><filename>a.jpg</filename>{obj.format(11, 30)}{obj.format(121, 140)}"
-        "</annotation>"
-    )
+    voc = _voc_with_a_box_beyond_the_width(tmp_path, stated_size=False)
     dets = [{"image_id": 0, "category_id": 1, "bbox": [10, 10, 20, 20], "score": 0.9}]
     (tmp_path / "dets.json").write_text(json.dumps(dets))
     out = tmp_path / "m.json"
@@ -235,3 +217,20 @@ def test_outside_boxes_found_when_the_annotation_states_no_size(
     note = next(x for x in capsys.readouterr().out.splitlines() if OUTSIDE in x)
     assert "box xmin=121 ymin=11 xmax=140 ymax=30 in the 100x50 image" in note
     assert json.loads(out.read_text())["gt_outside_image"] == 1
+
+
+def _voc_with_a_box_beyond_the_width(tmp_path: Path, *, stated_size: bool) -> Path:
+    """A VOC dataset of one 100x50 image with two 'cat' boxes, the second wholly beyond the
+    width (xmin 121); ``stated_size``: the XML has its <size>."""
+    voc = tmp_path / "voc"
+    (voc / "Annotations").mkdir(parents=True)
+    (voc / "JPEGImages").mkdir()
+    Image.new("RGB", (100, 50)).save(voc / "JPEGImages" / "a.jpg")
+    obj = "<object><name>cat</name><bndbox><xmin>{}</xmin><ymin>11</ymin><xmax>{}</xmax>"
+    obj += "<ymax>30</ymax></bndbox></object>"
+    size = "<size><width>100</width><height>50</height></size>" if stated_size else ""
+    (voc / "Annotations" / "a.xml").write_text(
+        f"<annotation><filename>a.jpg</filename>{size}{obj.format(11, 30)}"
+        f"{obj.format(121, 140)}</annotation>"
+    )
+    return voc

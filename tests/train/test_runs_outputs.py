@@ -4,22 +4,14 @@ nothing written, the file left as it was."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from detforge.cli.main import main
 from tests.train._tiny import tiny_data
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 FAST = ["--imgsz", "64", "--batch", "4", "--workers", "0", "--epochs", "1", "--no-progress",
