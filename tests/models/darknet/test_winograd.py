@@ -3,6 +3,7 @@ which layers pack_for_cpu runs with them."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -110,3 +111,60 @@ def test_pack_for_cpu_runs_suited_layers_by_winograd(tmp_path: Path) -> None:
     np.testing.assert_allclose(  # another batch size
         forward_rows(fused, pair)[1].numpy(), forward_rows(fused, pair[1:])[0].numpy(), atol=1e-5
     )
+
+
+def test_a_bias_changed_after_packing_is_not_stale(tmp_path: Path) -> None:
+    """The Winograd kernel holds a copy of the bias (oneDNN's packed layer reads it in
+    place): a bias edited in place after packing must not leave it running the old one."""
+    cfg = tmp_path / "net.cfg"
+    body = conv(64, stride=2) + conv(256, stride=2) + conv(256) + conv(16)
+    cfg.write_text(NET.format(w=64, h=64) + body + HEAD.format(extra=""))
+    image = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    net = load_darknet(cfg)
+    randomize(net, image)
+    fused = net.fused()
+    pack_for_cpu(fused)
+    layer = fused.layers[2]
+    assert isinstance(layer, ConvLayer) and layer.packed is not None
+    assert layer.packed.winograd is not None and layer.conv.bias is not None
+    with torch.no_grad():
+        layer.conv.bias.add_(0.5)
+    x = darknet_input(image, 64, 64)
+    want = forward_rows(copy.deepcopy(fused), x)  # a copy runs the plain path
+    np.testing.assert_allclose(forward_rows(fused, x).numpy(), want.numpy(), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("winograd", [True, False])
+def test_new_parameters_or_a_new_convolution_after_packing_are_not_stale(
+    tmp_path: Path, winograd: bool
+) -> None:
+    """A weight or bias replaced by a new tensor, or the convolution by a new module, after
+    packing: the packed layer (Winograd or oneDNN) steps aside for the plain path."""
+    cfg = tmp_path / "net.cfg"
+    body = conv(64, stride=2) + conv(256, stride=2) + conv(256) + conv(16)
+    cfg.write_text(NET.format(w=64, h=64) + body + HEAD.format(extra=""))
+    image = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    net = load_darknet(cfg)
+    randomize(net, image)
+    fused = net.fused()
+    pack_for_cpu(fused, winograd=winograd)
+    layer = fused.layers[2]
+    assert isinstance(layer, ConvLayer) and layer.packed is not None
+    assert (layer.packed.winograd is not None) == winograd and layer.conv.bias is not None
+    x = darknet_input(image, 64, 64)
+
+    def check() -> None:
+        want = forward_rows(copy.deepcopy(fused), x)  # a copy runs the plain path
+        np.testing.assert_allclose(forward_rows(fused, x).numpy(), want.numpy(), atol=1e-5)
+
+    with torch.no_grad():
+        layer.conv.weight = torch.nn.Parameter(layer.conv.weight * 1.5)
+    check()
+    with torch.no_grad():
+        layer.conv.bias = torch.nn.Parameter(layer.conv.bias + 0.5)
+    check()
+    other = copy.deepcopy(layer.conv)
+    with torch.no_grad():
+        other.weight.mul_(0.5)
+    layer.conv = other
+    check()

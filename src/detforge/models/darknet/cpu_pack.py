@@ -13,11 +13,13 @@ yolov4-tiny's 21 convolutions, 4 of yolov3-tiny's 13): 9% off yolov4-tiny's forw
 (docs/benchmarks.md).
 
 A packed layer is used only where it gives the same answer: gradients off, a float32 CPU
-input, not while tracing (an ONNX export), and the convolution's weight unchanged since it
-was packed (same storage, same version counter: ``load_state_dict`` or an optimizer step
-makes the layer fall back to the plain path). Each packed layer is checked against the plain
-path on a random input when packed; a torch without these ops, or any mismatch, leaves the
-network unpacked. A packed state is not copied or pickled (copies run the plain path).
+input, not while tracing (an ONNX export), and the convolution's weight and bias unchanged
+since it was packed (the same module and tensors, same storage, same version counter:
+``load_state_dict``, an optimizer step, an in-place edit or a new weight, bias or
+convolution makes the layer fall back to the plain path). Each packed layer is
+checked against the plain path on a random input when packed; a torch without these ops, or
+any mismatch, leaves the network unpacked. A packed state is not copied or pickled (copies
+run the plain path).
 """
 
 from __future__ import annotations
@@ -51,16 +53,18 @@ def _none() -> None:
 
 class PackedConv:
     """One ``[convolutional]`` layer's packed weight and fused activation (module
-    docstring). ``usable(x)`` says whether the packed path applies to input ``x``;
+    docstring). ``usable(x, conv)`` says whether the packed path applies to input ``x``;
     calling it maps ``(B, C, H, W)`` to the layer's activated output."""
 
     def __init__(
         self, layer: ConvLayer, hint: tuple[int, int, int, int], *, winograd: bool = True
     ) -> None:
         conv = layer.conv
-        self._source = conv.weight
-        self._version = conv.weight._version
-        self._ptr = conv.weight.data_ptr()
+        # what was packed: the convolution, its weight and bias tensors and their states (the
+        # Winograd kernel holds a copy of the bias; oneDNN's reads it in place)
+        self._conv = conv
+        self._params = (conv.weight, conv.bias)
+        self._states = _states(conv)
         self.padding = [int(v) for v in conv.padding]  # type: ignore[union-attr]
         self.stride = [int(v) for v in conv.stride]
         self.dilation = [int(v) for v in conv.dilation]
@@ -79,14 +83,17 @@ class PackedConv:
         self.attr, self.scalars = fused if fused else ("none", [])
         self.after = None if fused else layer.activation
 
-    def usable(self, x: torch.Tensor) -> bool:
-        w = self._source
+    def usable(self, x: torch.Tensor, conv: torch.nn.Conv2d) -> bool:
+        """Whether the packed path gives ``conv(x)`` (+ activation): ``conv`` is the module
+        packed, with the same weight and bias tensors, unchanged since (module docstring)."""
         return (
             not torch.is_grad_enabled()
             and x.device.type == "cpu"
             and x.dtype == torch.float32
-            and w._version == self._version
-            and w.data_ptr() == self._ptr
+            and conv is self._conv
+            and conv.weight is self._params[0]
+            and conv.bias is self._params[1]
+            and _states(conv) == self._states
             and not is_tracing()
         )
 
@@ -128,7 +135,7 @@ def pack_for_cpu(net: DarknetNetwork, *, winograd: bool = True) -> int:
                 c, h, w = net.out_shapes[i - 1] if i else (net.cfg.channels, *_hw(net))
                 packed = PackedConv(layer, (1, c, h, w), winograd=winograd)
                 x = torch.rand(1, c, min(h, 24), min(w, 24), generator=gen)
-                if not packed.usable(x) or not _agrees(packed(x), layer, x):
+                if not packed.usable(x, layer.conv) or not _agrees(packed(x), layer, x):
                     raise RuntimeError(f"packed layer {i} disagrees")
                 layer.packed = packed
     except (RuntimeError, AttributeError, TypeError):  # no such op here, or a mismatch
@@ -136,6 +143,12 @@ def pack_for_cpu(net: DarknetNetwork, *, winograd: bool = True) -> int:
             layer.packed = None
         return 0
     return len(convs)
+
+
+def _states(conv: torch.nn.Conv2d) -> tuple[tuple[int, int], ...]:
+    """What an in-place change or a new storage of ``conv``'s weight or bias changes: their
+    (version counter, data pointer)."""
+    return tuple((t._version, t.data_ptr()) for t in (conv.weight, conv.bias) if t is not None)
 
 
 def _hw(net: DarknetNetwork) -> tuple[int, int]:

@@ -106,7 +106,7 @@ class ConvLayer(DarknetLayer):
         self.packed: PackedConv | None = None  # CPU inference: see cpu_pack.pack_for_cpu
 
     def forward(self, x: torch.Tensor, outputs: Outputs) -> torch.Tensor:
-        if self.packed is not None and self.packed.usable(x):
+        if self.packed is not None and self.packed.usable(x, self.conv):
             return self.packed(x)
         y = self.conv(x)
         if self.bn is not None:
