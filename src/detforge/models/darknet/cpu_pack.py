@@ -9,7 +9,7 @@ its blocked layout on every call; then the activation is a second pass over the 
 CPUs). yolov3-tiny at 416 on 2 cores: 39.5 -> 29.8 ms a forward pass; yolov4-tiny 45.6 ->
 35.7 ms; outputs within ~1e-5 of the plain path. The 3x3 layers with many channels on small
 maps then run as Winograd F(2x2, 3x3) instead (:func:`.winograd.suits_winograd`: 4 of
-yolov4-tiny's 21 convolutions, 4 of yolov3-tiny's 13): 9% off yolov4-tiny's forward pass
+yolov4-tiny's 21 convolutions, 4 of yolov3-tiny's 13): their forward passes x1.085 and x1.105
 (docs/benchmarks.md).
 
 A packed layer is used only where it gives the same answer: gradients off, a float32 CPU
