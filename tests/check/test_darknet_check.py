@@ -81,6 +81,16 @@ def test_a_list_given_as_the_source_reports_its_duplicate_entries(make_darknet) 
         found = {c for c in _codes(report) if c[0] == "list-duplicate"}
         assert found == {("list-duplicate", "train.txt", 3), ("list-duplicate", "train.txt", 4)}
         assert report.summary["images"] == 2 and report.summary["splits"] == {"train": 2}
+        text = [f.message for f in report.findings if f.code == "list-duplicate"]
+        assert all("trained on twice as often" in t for t in text)
+
+
+def test_a_repeat_in_the_valid_list_is_scored_twice_not_trained_on(make_darknet) -> None:
+    data = make_darknet({"a": BOX, "b": BOX}, splits={"train": ["a"], "valid": ["b"]})
+    with open(data.parent / "valid.txt", "a") as f:
+        f.write("img/b.jpg\n")
+    found = [f for f in check_dataset(data).findings if f.code == "list-duplicate"]
+    assert len(found) == 1 and "it is scored twice in valid" in found[0].message
 
 
 def test_split_leaks(make_darknet) -> None:

@@ -95,3 +95,24 @@ def test_fix_refuses_unsafe_output_folders(make_darknet, tmp_path: Path) -> None
     with pytest.raises(DetforgeError, match="not empty"):
         fix_dataset(data, busy)
     assert (busy / "x").read_text() == "keep me"
+
+
+def test_fix_records_each_repeated_list_entry_it_drops(
+    make_darknet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from detforge.cli.main import main
+
+    data = make_darknet({"a0": "0 0.5 0.5 0.2 0.2\n", "b": "1 0.5 0.5 0.2 0.2\n"})
+    lst = data.parent / "train.txt"
+    lst.write_text(f"img/a0.jpg\n./img/a0.jpg\nimg/b.jpg\n{data.parent / 'img' / 'a0.jpg'}\n")
+    out = tmp_path / "fixed"
+    assert main(["check", str(data), "--fix", str(out)]) == 0
+    assert "2 drop-list-entry" in capsys.readouterr().out
+    log = json.loads((out / "fixes.json").read_text())
+    dropped = [
+        (c["reason"], c["path"], c["line"])
+        for c in log["changes"]
+        if c["action"] == "drop-list-entry"
+    ]
+    assert dropped == [("list-duplicate", str(lst), 2), ("list-duplicate", str(lst), 4)]
+    assert read_darknet(out / "obj.data").num_images == 2

@@ -138,3 +138,33 @@ def test_lists_thins_an_existing_list_like_sed(tmp_path: Path) -> None:
     assert main(["lists", str(win), "-o", str(mapped), "--path-map", "G:/data=/mnt/d"]) == 0
     assert mapped.read_text() == "/mnt/d/a.jpg\n/mnt/d/b.jpg\n"
     assert main(["lists", str(win), str(tmp_path), "-o", str(mapped)]) == 2
+
+
+def test_lists_writes_repeated_entries_and_counts_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    img = tmp_path / "img"
+    img.mkdir()
+    for s in ("a", "b", "c"):
+        (img / f"{s}.jpg").write_bytes(b"x")
+    (tmp_path / "a.txt").write_text("img/a.jpg\nimg/b.jpg\n./img/a.jpg\n")
+    (tmp_path / "b.txt").write_text(f"img/c.jpg\n{img / 'b.jpg'}\n")
+    out = tmp_path / "out.txt"
+    argv = ["lists", str(tmp_path / "a.txt"), str(tmp_path / "b.txt"), "-o", str(out)]
+    assert main(argv) == 0
+    assert [Path(p).name for p in read_image_list(out)] == [
+        "a.jpg",
+        "b.jpg",
+        "a.jpg",
+        "c.jpg",
+        "b.jpg",
+    ]
+    note = (
+        "note: 2 entries name an image already written on an earlier line; kept (Darknet "
+        f"trains on each entry); first: {img / 'a.jpg'}, line 3 (first on line 1)\n"
+    )
+    assert capsys.readouterr().out.endswith(note)
+    assert main([*argv[:-2], "-o", "-"]) == 0
+    assert note in capsys.readouterr().err
+    assert main(["lists", str(tmp_path / "b.txt"), "-o", str(tmp_path / "o2.txt")]) == 0
+    assert "note:" not in capsys.readouterr().out

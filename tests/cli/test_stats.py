@@ -48,3 +48,33 @@ def test_stats_counts_repeated_list_entries_and_says_so(
     assert f"note: {note}\n" in out
     doc = json.loads((tmp_path / "st" / "stats.json").read_text())
     assert doc["splits"][0]["images"] == 4 and doc["notes"] == [note]
+
+
+def test_stats_says_when_an_image_in_two_splits_is_counted_in_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    root = tmp_path / "ds"
+    (root / "img").mkdir(parents=True)
+    for s in ("a", "b", "c"):
+        Image.new("RGB", (64, 48)).save(root / "img" / f"{s}.jpg")
+        (root / "img" / f"{s}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (root / "obj.names").write_text("cat\n")
+    (root / "train.txt").write_text("img/a.jpg\nimg/b.jpg\n")
+    (root / "valid.txt").write_text("./img/a.jpg\nimg/c.jpg\n")
+    data = root / "obj.data"
+    data.write_text("classes = 1\ntrain = train.txt\nvalid = valid.txt\nnames = obj.names\n")
+    assert main(["info", str(data), "--json"]) == 0
+    info_all = json.loads(capsys.readouterr().out)["splits"]["all"]["images"]
+    assert main(["stats", str(data), "--out", str(tmp_path / "st")]) == 0
+    out = capsys.readouterr().out
+    note = (
+        "1 image(s) are in more than one split (a leak: see detforge info or check); "
+        "'all' counts them once per split, as info does (1 extra)"
+    )
+    assert out.count(note) == 1 and f"note: {note}\n" in out
+    doc = json.loads((tmp_path / "st" / "stats.json").read_text())
+    assert doc["splits"][-1]["split"] == "all"
+    assert doc["splits"][-1]["images"] == info_all == 4
+    assert doc["notes"] == [note]

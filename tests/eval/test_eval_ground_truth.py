@@ -152,20 +152,48 @@ def test_ground_truth_with_nothing_to_score_exits_2_before_any_output(
     assert not (tmp_path / "o").exists()
 
 
-def test_plots_without_any_curve_warn_nothing(tmp_path: Path) -> None:
-    """One class, no boxes, no predictions: the PR plot has nothing to put in a legend
-    (matplotlib warned on stderr)."""
+def _boxless_gt(tmp_path: Path) -> Path:
+    """One class, one image listed, no label file: images but no boxes."""
     (tmp_path / "img").mkdir()
     Image.new("RGB", (20, 20)).save(tmp_path / "img" / "a.jpg")
     (tmp_path / "o.names").write_text("cat\n")
     (tmp_path / "v.txt").write_text("img/a.jpg\n")
     (tmp_path / "o.data").write_text("classes = 1\nvalid = v.txt\nnames = o.names\n")
     (tmp_path / "dets.json").write_text("[]")
-    argv = ["eval", str(tmp_path / "o.data"), str(tmp_path / "dets.json"), "--plots"]
+    return tmp_path / "o.data"
+
+
+def test_plots_without_any_curve_warn_nothing(tmp_path: Path) -> None:
+    """One class, no boxes, no predictions: the PR plot has nothing to put in a legend
+    (matplotlib warned on stderr). ``eval`` refuses such a GT, training's validation plots it."""
+    from detforge.eval.api import evaluate
+    from detforge.eval.plots import write_plots
+    from detforge.formats.detect import read_ground_truth
+    from detforge.formats.predictions import read_predictions
+
+    gt, _ = read_ground_truth(_boxless_gt(tmp_path))
+    pred = read_predictions(tmp_path / "dets.json", gt)
+    result = evaluate(gt, pred, protocol="all", iou=0.5, conf=0.25)
+    (tmp_path / "o").mkdir()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert main([*argv, "--out", str(tmp_path / "o")]) == 0
+        write_plots(result, gt, pred, tmp_path / "o", iou=0.5, conf=0.25)
     assert (tmp_path / "o" / "pr_curves.png").stat().st_size > 1000
+
+
+def test_eval_refuses_ground_truth_without_boxes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It printed Darknet mAP 0.00 % beside COCO -1.000 and no word on why."""
+    data = _boxless_gt(tmp_path)
+    argv = ["eval", str(data), str(tmp_path / "dets.json"), "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith(
+        f"detforge eval: error: {data}: the ground truth has 1 image(s) but no boxes: "
+    )
+    assert not (tmp_path / "o").exists()
 
 
 def test_refuse_other_classes_is_one_bounded_line() -> None:

@@ -190,3 +190,34 @@ def test_read_regular_file_refuses_pipes_and_folders_at_once(tmp_path: Path) -> 
         read_regular_file(tmp_path)
     with pytest.raises(FileNotFoundError):
         read_regular_file(tmp_path / "missing.txt")
+
+
+@pytest.mark.parametrize(
+    ("names", "where"),
+    [
+        (
+            "names:\n  0: cat\n  1: dog\n  2: cat\n",
+            ":5: class name 'cat' appears twice (lines 3 and 5)",
+        ),
+        ("names: [cat, cat, dog]\n", ":2: class name 'cat' appears twice (lines 2 and 2)"),
+    ],
+)
+def test_duplicate_class_names_are_refused_by_info_and_convert_and_found_by_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], names: str, where: str
+) -> None:
+    from detforge.cli.main import main
+
+    _layout(tmp_path)
+    (tmp_path / "data.yaml").write_text("train: images/train\n" + names)
+    yp = str(tmp_path / "data.yaml")
+    with pytest.raises(DetforgeError, match="appears twice"):
+        read_ultralytics(yp)
+    capsys.readouterr()
+    for argv in (["info", yp], ["convert", yp, str(tmp_path / "voc"), "--to", "voc"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"{yp}{where}" in err[0], err
+        assert err[0].startswith(f"detforge {argv[0]}: error: ")
+    assert not (tmp_path / "voc").exists()
+    assert main(["check", yp]) == 1
+    assert "name-duplicate" in capsys.readouterr().out

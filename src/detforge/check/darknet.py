@@ -147,11 +147,16 @@ def _unique_images(scan: DarknetScan, entries: list[Entry]) -> dict[int, tuple[s
         key = (lp, i)
         if key in seen_in_list and line is not None:
             first = seen_in_list[key]
+            if split in ("valid", "val", "test"):
+                effect = f"it is scored twice in {split}"
+            elif split == "train":
+                effect = "it is trained on twice as often"
+            else:
+                effect = "it is read twice (trained on twice as often in a train list)"
             scan.findings.append(
                 finding(
                     "list-duplicate",
-                    f"{img} is already listed on line {first}; it is trained on twice as "
-                    "often (--fix keeps one)",
+                    f"{img} is already listed on line {first}; {effect} (--fix keeps one)",
                     path=lp,
                     line=line,
                 )

@@ -8,8 +8,9 @@ What the repair does (each change is recorded in ``OUT/fixes.json`` with its fin
 * boxes reaching past the border are clipped to the image (dropped if nothing is left);
 * images that are missing, empty, truncated, undecodable, not images or in an unsupported
   format, and images whose label file is unreadable, are left out of the lists;
-* an image listed twice in one list is listed once; an image in two splits stays only in the
-  earliest (train, then valid, then test);
+* an image listed twice in one list is listed once (a ``drop-list-entry`` change names each
+  dropped list line); an image in two splits stays only in the earliest (train, then
+  valid, then test);
 * class names: empty -> ``class_k``, whitespace -> ``_``, duplicates get ``_k``; ``classes=``
   is set to the number of names;
 * TFRecords are salvaged: the images of the intact records are extracted, records with a bad
@@ -99,7 +100,12 @@ def repair_scan(
         if lp and text is None and not drop_img[i]:
             drop_img[i] = True
             note("drop-image", "label-unreadable", scan.images[i], None, f"label file {lp}")
-    # --- one split per image, earliest first; list duplicates were already collapsed
+    # --- list duplicates were already collapsed by the scan: record each dropped line
+    for found in scan.findings:
+        if found.code == "list-duplicate":
+            detail = found.message.partition(";")[0]
+            note("drop-list-entry", found.code, found.path, found.line, detail)
+    # --- one split per image, earliest first
     split_of: dict[int, str] = {}
     for i, s in sorted(
         zip(scan.entry_image, scan.entry_split, strict=True), key=lambda t: split_rank(t[1])

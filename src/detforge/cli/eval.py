@@ -92,7 +92,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from detforge.cli.common import parse_path_map
     from detforge.data.validity import left_out_note
-    from detforge.eval.api import check_ground_truth, check_points, evaluate, jsonable
+    from detforge.eval.api import (
+        check_ground_truth,
+        check_points,
+        evaluate,
+        jsonable,
+        refuse_no_boxes,
+    )
     from detforge.eval.report import format_report
     from detforge.formats.coco import dump_json
     from detforge.formats.detect import read_ground_truth
@@ -111,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
         path_map=parse_path_map(args.path_map), default_split=prov.split if prov else None,
     )  # fmt: skip
     check_ground_truth(gt)
+    refuse_no_boxes(gt)
     pred = read_predictions(args.pred, gt)
     guard = _input_guard(args, gt)
     if args.json:

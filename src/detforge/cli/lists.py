@@ -29,6 +29,9 @@ list entries against the list's folder; Darknet against its working directory).
 --every N keeps entries N, 2N, 3N, ... of the sorted list, exactly like sed '0~N!d'
 (1 in N frames of a video); --shuffle then shuffles reproducibly (--seed).
 
+An image named on more than one line (listed twice, or in two input lists) is written each
+time (Darknet trains on each entry: a list may repeat on purpose); a note counts them.
+
 An existing LIST is replaced only with --exist-ok; an input list, an image, its label file
 or any other file inside a scanned folder never is.
 
@@ -108,7 +111,7 @@ def _claim_output(
 
 
 def run(args: argparse.Namespace) -> int:
-    from detforge.data.lists import list_images, shuffle_paths, take_every
+    from detforge.data.lists import list_images, repeated_entries, shuffle_paths, take_every
     from detforge.formats.darknet import read_image_list, write_image_list
 
     exts = None if args.ext is None else [e.strip() for e in args.ext.split(",") if e.strip()]
@@ -127,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
     paths = take_every(paths, args.every)
     if args.shuffle:
         paths = shuffle_paths(paths, seed=args.seed)
+    repeats = repeated_entries(paths)  # any spelling of a path (an image in two lists, too)
     if args.output == "-":
         text = "".join(f"{p}\n" for p in paths)
         buffer = getattr(sys.stdout, "buffer", None)
@@ -145,8 +149,14 @@ def run(args: argparse.Namespace) -> int:
         write_image_list(out, paths)
     kept = f", kept {len(paths)} (every {args.every})" if args.every > 1 else ""
     where = "" if args.output == "-" else f" -> {args.output}"
-    print(
-        f"{found} {'entries' if all(is_list) else 'images'}{kept}{where}",
-        file=sys.stderr if args.output == "-" else sys.stdout,
-    )
+    stream = sys.stderr if args.output == "-" else sys.stdout
+    print(f"{found} {'entries' if all(is_list) else 'images'}{kept}{where}", file=stream)
+    if repeats:
+        i, first = repeats[0]
+        print(
+            f"note: {len(repeats)} entries name an image already written on an earlier line; "
+            f"kept (Darknet trains on each entry); first: {paths[i]}, line {i + 1} (first on "
+            f"line {first + 1})",
+            file=stream,
+        )
     return 0

@@ -13,7 +13,9 @@ Ultralytics YAML, COCO JSON, Pascal VOC folder, TFRecords): per split, the numbe
 negatives and boxes, boxes per class (and how many images hold each class), boxes per image,
 box sizes (pixels; COCO's small < 32 <= medium < 96 <= large) and aspect ratios. An image
 listed twice in one split of a Darknet list is counted twice, as Darknet trains on it twice;
-a note gives the count and the first such list line ('detforge info' counts it once).
+a note gives the count and the first such list line ('detforge info' counts it once). An
+image in two splits (a leak) is counted in each, and once per split in the 'all' column, as
+'detforge info' counts it; a note gives their number.
 
 With --out DIR, also writes stats.json and PNG plots there: class_histogram.png,
 boxes_per_image.png, box_sizes.png, aspect_ratios.png (a DIR that exists is numbered DIR-2,
@@ -42,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from detforge.cli.common import parse_path_map
     from detforge.data.lists import repeated_note
-    from detforge.data.stats import compute_stats, format_stats
+    from detforge.data.stats import compute_stats, cross_split_note, format_stats
     from detforge.errors import DetforgeError
     from detforge.formats.common import ensure_sizes
     from detforge.formats.detect import detect_format, read_any
@@ -66,8 +68,9 @@ def run(args: argparse.Namespace) -> int:
     stats = compute_stats(ds)
     print(format_stats(stats, ds.class_names), end="")
     repeated = repeated_note(ds, "are counted as images, as training samples each entry")
-    if repeated:
-        print(f"note: {repeated}")
+    notes = [n for n in (repeated, cross_split_note(ds)) if n]
+    for n in notes:
+        print(f"note: {n}")
     if args.out:
         from detforge.data.stats_plots import plot_stats
         from detforge.utils.outputs import results_dir, say_saved
@@ -76,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         doc = {
             "class_names": list(ds.class_names),
             "splits": [s.summary() for s in stats],
-            "notes": [repeated] if repeated else [],
+            "notes": notes,
         }
         atomic_write_text(out / "stats.json", json.dumps(doc, indent=2) + "\n")
         paths = plot_stats(stats, ds.class_names, out)

@@ -128,6 +128,27 @@ def compute_stats(ds: Dataset) -> list[SplitStats]:
     return out
 
 
+def cross_split_note(ds: Dataset) -> str | None:
+    """One line on the images listed in more than one split (a leak), which the ``"all"``
+    column of :func:`compute_stats` and :func:`summarize` counts once per split (as ``info``
+    does); ``None`` when there are none. An image is a path in any spelling
+    (:func:`~detforge.data.lists.first_entries`)."""
+    from detforge.data.lists import first_entries, repeated_entries
+
+    if len(ds.splits()) < 2:
+        return None
+    paths, splits = ds.images.path.tolist(), ds.images.split.tolist()
+    first_of = dict(repeated_entries(paths))
+    again = [i for i in first_entries(paths, splits) if i in first_of]
+    if not again:
+        return None
+    n = len({first_of[i] for i in again})
+    return (
+        f"{n} image(s) are in more than one split (a leak: see detforge info or check); "
+        f"'all' counts them once per split, as info does ({len(again)} extra)"
+    )
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [

@@ -99,6 +99,22 @@ def check_ground_truth(gt: Dataset) -> None:
         )
 
 
+def refuse_no_boxes(gt: Dataset) -> None:
+    """A one-line DetforgeError for ``eval`` when ``gt`` has images but not one box: every
+    class's AP would be a made-up number (Darknet 0 %, COCO -1), so this is the wrong ground
+    truth (labels not found, the wrong split) rather than something to score. Training's
+    validation, ``map`` and reports still score such a split (:func:`evaluate` allows it)."""
+    if gt.num_images and not gt.num_boxes:
+        left_out = len(gt.meta.get("invalid_boxes") or [])
+        why = f" ({left_out} invalid box(es) left out, see detforge check)" if left_out else ""
+        raise DetforgeError(
+            f"the ground truth has {gt.num_images} image(s) but no boxes{why}: no AP can be "
+            "computed; are the label files beside the images (see detforge check), or is "
+            "this the wrong split?",
+            path=gt.meta.get("source"),
+        )
+
+
 def check_points(points: int) -> None:
     """A one-line DetforgeError unless ``points`` is a Darknet AP rule: ``0`` (area under the
     curve) or ``N`` recall points, ``2 <= N <=`` :data:`MAX_POINTS` (11 VOC2007, 101 COCO)."""

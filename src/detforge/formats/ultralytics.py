@@ -31,7 +31,7 @@ from detforge.data.dataset import Dataset, canonical_split, make_dataset
 from detforge.data.lists import RepeatedEntry, list_images, repeated_entries
 from detforge.errors import DetforgeError
 from detforge.formats.common import split_file_name, staged_dir, unique_file_names
-from detforge.formats.darknet.files import PathMap, read_image_list_lines
+from detforge.formats.darknet.files import PathMap, read_image_list_lines, refuse_duplicate_names
 from detforge.formats.darknet.sources import Problem
 from detforge.utils.io import ImageMode, atomic_write_text, place_file
 from detforge.utils.progress import progress
@@ -198,6 +198,32 @@ def parse_polygon_labels(
     return np.asarray(cls, dtype=np.int64), np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
 
 
+def _name_lines(path: Path, n: int) -> list[int | None]:
+    """The line of ``data.yaml`` each of the ``n`` class names is written on (``None`` where
+    it cannot be told), for an error about the names. The file already passed
+    :func:`load_dataset_yaml`, so composing it again is safe."""
+    import yaml
+
+    lines: list[int | None] = [None] * n
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8-sig"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return lines
+    if not isinstance(root, yaml.MappingNode):
+        return lines
+    node = next((v for k, v in root.value if k.value == "names"), None)
+    if isinstance(node, yaml.SequenceNode):
+        items = list(enumerate(node.value))
+    elif isinstance(node, yaml.MappingNode):
+        items = [(int(k.value), v) for k, v in node.value if str(k.value).lstrip("-").isdigit()]
+    else:
+        return lines
+    for k, v in items:
+        if 0 <= k < n:
+            lines[k] = v.start_mark.line + 1
+    return lines
+
+
 # Over 80 lines on purpose: the YAML's splits, then every label file, in order.
 def read_ultralytics(yaml_path: str | os.PathLike[str]) -> Dataset:
     """Read an Ultralytics dataset YAML and its label files into a :class:`Dataset`.
@@ -220,6 +246,13 @@ def read_ultralytics(yaml_path: str | os.PathLike[str]) -> Dataset:
         raise DetforgeError("the YAML needs 'names' (a dict {0: name, ...} or a list)", path=yp)
     if "" in names and isinstance(found.data.get("names"), dict):
         raise DetforgeError(f"'names' ids must be 0..{len(names) - 1} without gaps", path=yp)
+    if len(set(names)) < len(names):
+        refuse_duplicate_names(
+            names,
+            _name_lines(yp, len(names)),
+            path=yp,
+            hint=" ('detforge check --fix' renames the second)",
+        )
     nc = found.data.get("nc")
     if nc is not None and (isinstance(nc, bool) or not isinstance(nc, int) or nc != len(names)):
         raise DetforgeError(f"'nc: {nc}' disagrees with {len(names)} names", path=yp)
