@@ -53,8 +53,9 @@ def test_coco_boxes_sizes_and_missing_images(tmp_path: Path, jpeg) -> None:
         ("image-missing", "c.jpg"),
         ("class-no-boxes", "gt.json"),  # the only dog box has zero width
     }
-    fixed = fix_dataset(gt, tmp_path / "fixed")
-    log = (tmp_path / "fixed" / "fixes.json").read_text()
+    out = tmp_path.parent / f"{tmp_path.name}-fixed"  # not in the folder of the images
+    fixed = fix_dataset(gt, out)
+    log = (out / "fixes.json").read_text()
     assert '"reason": "image-size-mismatch"' in log and '"reason": "image-missing"' in log
     again = check_dataset(fixed.data_file)
     assert again.errors == [] and again.summary["images"] == 1

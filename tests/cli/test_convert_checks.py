@@ -67,9 +67,11 @@ def test_a_listed_file_that_is_not_an_image_is_not_linked(
 def test_coco_box_past_the_image_and_stated_size_mismatch(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _jpg(tmp_path / "a.jpg", (132, 145))
-    _jpg(tmp_path / "b.jpg", (132, 145))
-    js = _coco(tmp_path, {"id": 2, "file_name": "b.jpg", "width": 132, "height": 145},
+    src = tmp_path / "src"  # OUT may not lie in the folder of the source's images
+    src.mkdir()
+    _jpg(src / "a.jpg", (132, 145))
+    _jpg(src / "b.jpg", (132, 145))
+    js = _coco(src, {"id": 2, "file_name": "b.jpg", "width": 132, "height": 145},
                [100, 100, 500, 500])  # fmt: skip
     argv = ["convert", str(js), str(tmp_path / "out"), "--to", "voc"]
     assert main(argv) == 2
@@ -78,7 +80,7 @@ def test_coco_box_past_the_image_and_stated_size_mismatch(
     assert main([*argv, "--clip-boxes"]) == 0
     xml = (tmp_path / "out" / "Annotations" / "b.xml").read_text()
     assert "<xmax>132</xmax>" in xml and "<ymax>145</ymax>" in xml
-    js = _coco(tmp_path, {"id": 2, "file_name": "b.jpg", "width": 1320, "height": 145},
+    js = _coco(src, {"id": 2, "file_name": "b.jpg", "width": 1320, "height": 145},
                [10, 10, 50, 50])  # fmt: skip
     argv = ["convert", str(js), str(tmp_path / "out2"), "--to", "darknet"]
     assert main(argv) == 2

@@ -46,7 +46,7 @@ def run_case(case: Case, root: Path, to: str) -> dict[str, int]:
     """Run the three commands on one generated dataset; returns their exit codes."""
     root.mkdir(parents=True)
     src = str(case.write(root))
-    out = root / "out"
+    out = root.parent / f"{root.name}-out"  # not in the folder of the source's images
     guard = SourceGuard(root, out=out)
     info = run_cli(["info", src, "--json"])
     assert_clean_outcome(info, allowed=(0, 2))

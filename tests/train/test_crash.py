@@ -29,7 +29,8 @@ from detforge.train.trainer import train
 
 from ._tiny import one_torch_thread, tiny_config, tiny_data  # noqa: F401 (autouse fixture)
 
-EPOCHS = 5
+# enough epochs that a resume is still running when the seeded kill comes (~0.3 s an epoch)
+EPOCHS = 12
 FAST = [
     "--imgsz", "64", "--batch", "4", "--workers", "0", "--mosaic", "0", "--close-mosaic", "0",
     "--warmup-min-iters", "2", "--no-plots", "--no-tensorboard", "--no-progress", "--no-check",

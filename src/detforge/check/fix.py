@@ -61,7 +61,8 @@ class FixReport:
 
 
 def _scan_folders(scan: DarknetScan) -> list[str]:
-    """The folders of the source's images and label files (OUT may not be or contain one)."""
+    """The folders of the source's images and label files (OUT may not be, contain or lie
+    inside one)."""
     folders = {os.path.dirname(os.path.abspath(p)) for p in scan.images if p}
     folders.update(os.path.dirname(os.path.abspath(p)) for p in scan.label_paths if p)
     return sorted(folders)

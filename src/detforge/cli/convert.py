@@ -28,7 +28,9 @@ are hard-linked into OUT by default (symlinked or copied where linking is imposs
 duplicated needlessly; --images copy copies them, --images none writes labels only. The
 source is never modified. OUT must be new or empty, or hold an earlier detforge output
 (replaced with --overwrite: only the files detforge wrote are removed); OUT may not overlap
-the folders the source is read from. Crowd boxes (COCO iscrowd) are dropped, with a count,
+the folders the source is read from: be, contain or lie inside the source, its image or label
+folders, or the dataset folder holding images/ and labels/ (OUT beside obj.data is fine when
+it is in none of them). Crowd boxes (COCO iscrowd) are dropped, with a count,
 for formats that cannot mark them. An image listed twice in one split of a Darknet list
 (oversampling) is written once for COCO, VOC and TFRecord (one record per image) and kept
 for Darknet and Ultralytics; a note gives the count and the first such list line.

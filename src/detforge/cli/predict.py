@@ -149,6 +149,47 @@ def class_filter(wanted: list[str] | None, names: tuple[str, ...]) -> Any:
     return np.unique(np.array(ids, dtype=np.int64))
 
 
+def _source_files(source: str, split: str | None, path_map: Any) -> list[str]:
+    """The files SOURCE itself is (an image list, a ``.data`` file with its lists, names and
+    difficult list): inputs no output may replace. A folder or a single image: none (the
+    images and their label files are the guard's own)."""
+    from detforge.formats.darknet import read_data_file
+    from detforge.predict.sources import split_data_arg
+
+    data_path, _ = split_data_arg(source, split)
+    if Path(data_path).is_dir():
+        return []
+    files = [data_path]
+    if data_path.lower().endswith(".data"):
+        datafile = read_data_file(data_path, path_map=path_map)
+        keys = ("train", "valid", "test", "names", "difficult")
+        files += [v for v in (getattr(datafile, k) for k in keys) if v]
+    return files
+
+
+def _planned_outputs(
+    source: Any, out: Path | None, *, save_txt: bool, save_images: bool, json: Path | None
+) -> list[Path]:
+    """Every file this run will write (known before the model runs): what the input guard
+    checks up front, so that a refusal comes before any work and before any file is written."""
+    from detforge.formats.predictions import sidecar_path
+    from detforge.predict.sources import _unique_names
+
+    planned: list[Path] = []
+    if out is not None and source.kind == "images":
+        names = _unique_names(source.paths)
+        if save_txt:
+            planned += [out / "labels" / f"{n}.txt" for n in names]
+            planned.append(sidecar_path(out / "labels"))
+        if save_images:
+            planned += [out / f"{n}.jpg" for n in names]
+    elif out is not None and save_images:
+        planned.append(out / f"{Path(source.video or 'video').stem}.mp4")
+    if json is not None:
+        planned += [json, sidecar_path(json)]
+    return planned
+
+
 class PredictionFiles:
     """What ``--save-txt`` and ``--save-json`` write: a ``labels/<name>.txt`` per image as it
     comes, the COCO results and the provenance sidecars at the end."""
@@ -222,6 +263,7 @@ class PredictionFiles:
             self.guard.check(sidecar_path(self.json))
             write_coco_results(self.guard.check(self.json), records, provenance=self.prov)
         if self.labels is not None:
+            self.guard.check(sidecar_path(self.labels))
             write_provenance(self.labels, self.prov)
 
 
@@ -256,6 +298,17 @@ def run(args: argparse.Namespace) -> int:
                 "--save-json expects a file name ending in .json", path=args.save_json
             )
         claim_file(args.save_json, exist_ok=args.exist_ok, option="--save-json")
+    # The images, the label files Darknet and Ultralytics read for them (a relative folder
+    # source included: `predict images --out . --save-txt` from the dataset folder) and the
+    # source's own files are inputs: refused as outputs, with or without --exist-ok.
+    guard = InputGuard(
+        [*source.paths, *([source.video] if source.video else [])],
+        files=_source_files(str(args.source), args.split, path_map),
+    )
+    for planned in _planned_outputs(
+        source, out, save_txt=args.save_txt, save_images=save_images, json=args.save_json
+    ):
+        guard.check(planned)
     model = load(
         args.weights, device=args.device, imgsz=args.imgsz, half=args.half, cfg=args.cfg,
         names=args.names,
@@ -267,7 +320,6 @@ def run(args: argparse.Namespace) -> int:
     counts: Counter[int] = Counter()
     n_frames = empty = 0
     video: VideoWriter | None = None
-    guard = InputGuard([*source.paths, *([source.video] if source.video else [])])
     files = PredictionFiles(args, model.class_names, source.paths, path_map, out, guard)
     if source.kind == "video" and save_images and out is not None:
         fps = source.fps / max(1, source.every)

@@ -130,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
     from detforge.data.split import assign_splits, find_leaks, group_keys, parse_ratios
     from detforge.formats.darknet import read_names
     from detforge.formats.darknet.write import write_data_files
+    from detforge.formats.detect import source_file_folders
     from detforge.utils.outdir import output_dir
 
     ratios = parse_ratios(args.ratios)
@@ -163,7 +164,15 @@ def run(args: argparse.Namespace) -> int:
         idx = np.flatnonzero(split_arr == s)
         if len(idx) or s == "train":  # an empty train list is still written
             lists[s] = [paths[i] for i in idx.tolist()]
-    with output_dir(args.out, command="split", overwrite=args.overwrite, read_folders=args.sources):
+    # OUT may not lie in (or contain) the sources' image, label or dataset folders either
+    read = sorted({f for part in parts for f in source_file_folders(part)})
+    with output_dir(
+        args.out,
+        command="split",
+        overwrite=args.overwrite,
+        read_folders=args.sources,
+        file_folders=read,
+    ):
         data_path = write_data_files(out, lists, ds.class_names)
 
     key_arr = np.asarray(keys, dtype=object)

@@ -36,6 +36,12 @@ class InputGuard:
     ``files``: other files the command reads (a ``.data`` file, its lists and names, an input
     list); ``folders``: folders it walks, in which every existing file is an input. Paths are
     compared with their folders resolved, so a link to a folder does not get around it.
+
+    The label rules (:func:`~detforge.formats.darknet.label_path_candidates`) are applied to
+    each image path made absolute, as given and with its folder resolved: a relative
+    ``images/a.jpg`` (a folder or image SOURCE given from inside the dataset) has no
+    ``/images/`` in it, yet Darknet and Ultralytics read ``labels/a.txt`` for it once it is
+    made absolute (``predict images --out . --save-txt`` must not write over them).
     """
 
     def __init__(
@@ -50,8 +56,10 @@ class InputGuard:
         self._real_dirs: dict[str, str] = {}
         protected: set[str] = set()
         for p in image_paths:
-            protected.add(self._key(p))
-            protected.update(self._key(c) for c in label_path_candidates(p))
+            key = self._key(p)
+            protected.add(key)
+            for form in {os.path.abspath(p), key}:
+                protected.update(self._key(c) for c in label_path_candidates(form))
         protected.update(self._key(f) for f in files)
         self._protected = protected
         self._folders = [os.path.realpath(f) for f in folders]

@@ -6,9 +6,10 @@ through :func:`output_dir`:
 * OUT must be new, empty, or hold an earlier detforge output; that earlier output is only
   replaced with ``overwrite=True`` (``--overwrite``), and only the files it lists are removed:
   anything a person added to it stays.
-* OUT may not be, lie inside or contain the source (a folder it walks, or its file), and may
-  not be or contain a folder of the images and label files it names: writing there could
-  replace source files (see :func:`refuse_overlap`).
+* OUT may not be, lie inside or contain the source (a folder it walks, or its file), a folder
+  of the images and label files it names, or the dataset folder holding such an ``images/``
+  and its ``labels/`` folder: writing there could replace source files, or add a second copy
+  to the dataset (see :func:`refuse_overlap`).
 * While a command writes, :data:`MANIFEST` in OUT says ``"complete": false``; it is rewritten
   with ``"complete": true`` and the list of written files at the end. A ``kill -9`` therefore
   leaves OUT marked incomplete: :func:`refuse_incomplete` (called when a dataset is read) makes
@@ -127,6 +128,23 @@ def _inside(child: Path, parent: Path) -> bool:
     return child == parent or parent in child.parents
 
 
+def _dataset_roots(folders: set[Path]) -> set[Path]:
+    """The dataset folders of ``folders`` (the folders of the images and label files a source
+    names): where an image folder and the label folder Darknet or Ultralytics read for it meet
+    (``ds`` of ``ds/images/train`` and ``ds/labels/train``: the rules of
+    :func:`~detforge.formats.darknet.label_path_candidates`), when both are in ``folders``.
+    A command that walks such a folder reads an OUT inside it as more of the dataset."""
+    from detforge.formats.darknet import label_path_candidates
+
+    roots: set[Path] = set()
+    for f in folders:
+        for cand in label_path_candidates(os.path.join(f, "x.jpg"))[1:]:
+            labels = Path(os.path.dirname(cand))
+            if labels != f and labels in folders:
+                roots.add(Path(os.path.commonpath([f, labels])))
+    return roots
+
+
 def refuse_overlap(
     out: str | os.PathLike[str],
     read_folders: Iterable[str | os.PathLike[str]],
@@ -135,16 +153,22 @@ def refuse_overlap(
 ) -> None:
     """:class:`DetforgeError` when ``out`` overlaps what the source reads.
 
-    ``read_folders``: the source itself (a folder it walks, or a file): ``out`` may not be,
-    lie inside or contain one. ``file_folders``: folders of the individual images and label
-    files the source names: ``out`` may not be or contain one (inside one is fine: nothing
-    there is replaced, and nothing walks it).
+    ``read_folders``: the source itself (a folder it walks, or a file); ``file_folders``:
+    folders of the individual images and label files the source names. ``out`` may not be,
+    lie inside or contain any of them, nor a dataset folder holding an image folder and its
+    label folder (:func:`_dataset_roots`): inside an image or dataset folder it would add
+    files to the user's dataset, which a later run that walks it reads as more of the data.
+
+    The folder that holds only a source *file* (a ``.data`` file, an image list, a COCO
+    JSON) does not count: OUT beside ``obj.data`` is fine when it is not in an image or label
+    folder nor in the folder holding ``images/`` and ``labels/`` (``data/obj.data`` with
+    images and labels in ``data/obj/``: ``data/coco`` is allowed).
     """
     o = Path(os.path.realpath(out))
-    walked = {Path(os.path.realpath(f)) for f in read_folders}
+    read = {Path(os.path.realpath(f)) for f in read_folders}
     listed = {Path(os.path.realpath(f)) for f in file_folders}
-    for f in sorted(walked | listed):
-        if _inside(f, o) or (f in walked and _inside(o, f)):
+    for f in sorted(read | listed | _dataset_roots(listed), reverse=True):  # deepest named
+        if _inside(f, o) or _inside(o, f):
             raise DetforgeError(
                 f"OUT overlaps a folder the source is read from ({f}); detforge never writes "
                 "where its input lives. Choose a folder outside the dataset",
