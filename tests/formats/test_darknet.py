@@ -240,6 +240,25 @@ def test_write_then_read_round_trip(tmp_path: Path) -> None:
     assert a.read_bytes() == (tmp_path / "out" / "train" / "im.jpg").read_bytes()
 
 
+def test_write_keeps_the_labels_of_images_sharing_a_stem_apart(tmp_path: Path) -> None:
+    """x.jpg and x.png (other folders, one split) would both get x.txt: each its own name."""
+    a = _img(tmp_path / "src" / "a" / "x.jpg")
+    b = _img(tmp_path / "src" / "b" / "x.png")
+    ds = make_dataset(
+        ["p", "q"],
+        paths=[str(a), str(b)],
+        widths=[40, 40],
+        heights=[30, 30],
+        box_image=[0, 1],
+        box_cls=[0, 1],
+        box_coords=[[0.5, 0.5, 0.2, 0.2], [0.3, 0.3, 0.1, 0.1]],
+        box_format=BoxFormat.CXCYWH_NORM,
+    )
+    back = read_darknet(write_darknet(ds, tmp_path / "out", images="copy"), cache=False)
+    assert back.boxes.cls.tolist() == [0, 1]  # x.jpg's box was lost to x.png's label file
+    assert np.allclose(back.boxes.coords, [[0.5, 0.5, 0.2, 0.2], [0.3, 0.3, 0.1, 0.1]])
+
+
 def test_cache_reuses_and_notices_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(5):
         _img(tmp_path / "d" / f"{i}.png", (20 + i, 10))

@@ -12,6 +12,7 @@ import numpy as np
 from detforge.data.boxes import BoxFormat
 from detforge.data.dataset import SPLITS, Dataset
 from detforge.errors import DetforgeError
+from detforge.formats.common import unique_file_names
 from detforge.formats.darknet.files import (
     DataFile,
     write_data_file,
@@ -20,27 +21,6 @@ from detforge.formats.darknet.files import (
 )
 from detforge.formats.darknet.labels import format_label_lines
 from detforge.utils.io import ImageMode, atomic_write_text, place_file
-
-
-def _unique_names(paths: Sequence[str]) -> list[str]:
-    """Output file names for ``paths``: the base name, prefixed with the parent folder(s) and
-    finally a counter where base names collide."""
-    base = [os.path.basename(p) for p in paths]
-    seen: dict[str, int] = {}
-    out = []
-    for p, b in zip(paths, base, strict=True):
-        name = b
-        if name in seen:
-            parent = os.path.basename(os.path.dirname(p))
-            name = f"{parent}_{b}" if parent else b
-            k = 1
-            while name in seen:
-                stem, ext = os.path.splitext(b)
-                name = f"{stem}_{k}{ext}"
-                k += 1
-        seen[name] = 1
-        out.append(name)
-    return out
 
 
 def write_darknet(
@@ -76,7 +56,7 @@ def write_darknet(
         again = _repeats(ds, idx, starts)
         fresh = [i for i in idx if i not in again]
         written: dict[int, str] = {}
-        for i, name in zip(fresh, _unique_names([src_paths[i] for i in fresh]), strict=True):
+        for i, name in zip(fresh, unique_file_names([src_paths[i] for i in fresh]), strict=True):
             dst = out / s / name
             place_file(src_paths[i], dst, images)
             a, b = starts[i], starts[i + 1]
