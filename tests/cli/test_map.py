@@ -151,3 +151,51 @@ def test_map_and_val_refuse_other_classes_in_one_line(
         assert message in err and "warning" not in err
         assert len(err) - len(argv[1]) - len(argv[2]) < 300  # bounded, whatever the names
         assert not (tmp_path / "x").exists()
+
+
+def test_classes_by_index_scores_class_k_as_class_k(
+    setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same labels under other names (ant, bee, cow -> bee, ant, cow): refused by name,
+    scored by index with --classes-by-index, to the same numbers per index as under the
+    model's own names; with another class count the option is refused in one line."""
+    ckpt, data = setup
+    names = data.parent / "other.names"
+    names.write_text("bee\nant\ncow\n")
+    other = tmp_path / "o.data"
+    other.write_text(f"classes = 3\nvalid = {data.parent / 'valid.txt'}\nnames = {names}\n")
+    for command in ("map", "val"):
+        argv = [command, str(ckpt), str(other)]
+        out_opt = ["--out", str(tmp_path / f"{command}-x")] if command == "map" else []
+        assert main([*argv, *out_opt]) == 2
+        assert "or pass --classes-by-index if class k is" in capsys.readouterr().err
+        runs = {}
+        for d in (data, other):
+            js = tmp_path / f"{command}-{d.stem}.json"
+            opt = ["--out", str(tmp_path / f"{command}-{d.stem}"), "--no-plots"]
+            if command == "val":
+                opt = ["--json", str(js)]
+            assert main([command, str(ckpt), str(d), "--classes-by-index", *opt]) == 0
+            err = capsys.readouterr().err
+            if d == other:
+                assert (
+                    "note: scoring by class index (--classes-by-index): 'ant' as 'bee', "
+                    "'bee' as 'ant'\n" in err
+                )
+            else:
+                assert "--classes-by-index" not in err  # the names agree: nothing to say
+            if command == "map":
+                js = tmp_path / f"{command}-{d.stem}" / "metrics.json"
+            runs[d] = json.loads(js.read_text())
+        own, renamed = runs[data]["darknet"], runs[other]["darknet"]
+        assert renamed["mAP"] == pytest.approx(own["mAP"], abs=1e-12)
+        ap_own = [c["AP"] for c in own["per_class"]]
+        ap_renamed = [c["AP"] for c in renamed["per_class"]]
+        assert ap_renamed == pytest.approx(ap_own, abs=1e-12)
+        assert [c["name"] for c in renamed["per_class"]] == ["bee", "ant", "cow"]
+    many = random_checkpoint(tmp_path / "many.pt", num_classes=4)
+    argv = ["val", str(many), str(other), "--classes-by-index"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == (f"detforge val: error: {other}: --classes-by-index needs as many classes "
+                   f"in the model as in the dataset ({many}: 4, the dataset: 3)\n")  # fmt: skip

@@ -211,6 +211,7 @@ def test_refuse_other_classes_is_one_bounded_line() -> None:
     with pytest.raises(DetforgeError) as info:
         refuse_other_classes(["motorbike"], ["car"], model="m", data="d", names_option="c.names")
     assert "leave out --names c.names to take the dataset's names" in str(info.value)
+    assert "or pass --classes-by-index if class k is the same class in both" in str(info.value)
     long_name = ["y" * 5000 + "\n"]
     with pytest.raises(DetforgeError) as info:
         refuse_other_classes(long_name, ["cat"], model="m.pt", data="d.data")

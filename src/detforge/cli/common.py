@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -102,6 +103,45 @@ def adopt_dataset_names(model: Any, names: Any, dataset_names: Sequence[str]) ->
     fits = len(dataset_names) == len(getattr(model, "class_names", ()))
     if isinstance(model, DarknetPredictor) and names is None and fits:
         model.class_names = tuple(dataset_names)
+
+
+def add_class_match_option(parser: argparse.ArgumentParser) -> None:
+    """``--classes-by-index`` for the commands that score a model on a dataset."""
+    parser.add_argument(
+        "--classes-by-index", action="store_true",
+        help="score the model's class k as the dataset's class k although their names differ, "
+        "as Darknet does (the class counts must be equal)",
+    )  # fmt: skip
+
+
+def match_dataset_classes(
+    model: Any, names: Any, dataset_names: Sequence[str], *, by_index: bool, model_path: Any,
+    data: Any,
+) -> None:  # fmt: skip
+    """Make ``model`` predict ``dataset_names`` before it is scored on that dataset, or refuse.
+
+    A Darknet model without ``--names`` takes the dataset's names (:func:`adopt_dataset_names`);
+    with ``by_index`` (``--classes-by-index``) any model whose class count fits does, and a
+    note on stderr lists each renamed class; otherwise names that differ are refused
+    (:func:`~detforge.eval.api.refuse_other_classes`): scored by name, they would be wrong."""
+    from detforge.eval.api import refuse_other_classes
+
+    adopt_dataset_names(model, names, dataset_names)
+    own, theirs = [str(n) for n in model.class_names], [str(n) for n in dataset_names]
+    if by_index and own != theirs:
+        if len(own) != len(theirs):
+            raise DetforgeError(
+                f"--classes-by-index needs as many classes in the model as in the dataset "
+                f"({model_path}: {len(own)}, the dataset: {len(theirs)})",
+                path=data,
+            )
+        pairs = [f"{a!r} as {b!r}" for a, b in zip(own, theirs, strict=True) if a != b]
+        shown = ", ".join(pairs[:5]) + (f" and {len(pairs) - 5} more" if len(pairs) > 5 else "")
+        print(f"note: scoring by class index (--classes-by-index): {shown}", file=sys.stderr)
+        model.class_names = tuple(theirs)
+    refuse_other_classes(
+        model.class_names, dataset_names, model=model_path, data=data, names_option=names
+    )
 
 
 _MODEL_SUFFIXES = (".pt", ".pth", ".onnx", ".weights")

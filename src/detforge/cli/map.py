@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 from detforge.cli.common import (
+    add_class_match_option,
     add_darknet_model_options,
     add_darknet_protocol_options,
     add_path_map_option,
-    adopt_dataset_names,
     fraction,
+    match_dataset_classes,
     order_model_data,
     parse_path_map,
     split_name,
@@ -83,12 +84,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_options(parser, "map", out_help="results folder (see above)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     add_darknet_model_options(parser)
+    add_class_match_option(parser)
     add_path_map_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from detforge.data.validity import left_out_note
-    from detforge.eval.api import check_points, evaluate, jsonable, refuse_other_classes
+    from detforge.eval.api import check_points, evaluate, jsonable
     from detforge.eval.report import format_report
     from detforge.formats.coco import dump_json
     from detforge.formats.detect import read_ground_truth
@@ -118,10 +120,10 @@ def run(args: argparse.Namespace) -> int:
         args.weights, device=args.device, imgsz=args.imgsz, half=args.half, cfg=cfg,
         names=args.names,
     )  # fmt: skip
-    adopt_dataset_names(model, args.names, ds.class_names)
-    refuse_other_classes(
-        model.class_names, ds.class_names, model=args.weights, data=data, names_option=args.names
-    )
+    match_dataset_classes(
+        model, args.names, ds.class_names, by_index=args.classes_by_index,
+        model_path=args.weights, data=data,
+    )  # fmt: skip
     pred = model.predict_dataset(
         ds, conf=args.min_score, iou=args.nms_iou, max_det=args.max_det, batch=args.batch
     )

@@ -34,6 +34,7 @@ cfg's nms_kind at 0.45; class names from --names, else the dataset's.
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from detforge.cli.common import (
+        add_class_match_option,
         add_darknet_model_options,
         add_path_map_option,
         split_name,
@@ -73,15 +74,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write the predictions as COCO results (+ FILE.meta.json), as 'predict' does",
     )  # fmt: skip
     add_darknet_model_options(parser)
+    add_class_match_option(parser)
     add_path_map_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
 
-    from detforge.cli.common import adopt_dataset_names, parse_path_map, require_model_first
+    from detforge.cli.common import (
+        match_dataset_classes,
+        parse_path_map,
+        require_model_first,
+    )
     from detforge.data.dataset import canonical_split
     from detforge.data.validity import left_out_note
-    from detforge.eval.api import evaluate, jsonable, refuse_other_classes
+    from detforge.eval.api import evaluate, jsonable
     from detforge.eval.report import format_report
     from detforge.formats.coco import dump_json
     from detforge.formats.detect import read_ground_truth
@@ -107,10 +113,9 @@ def run(args: argparse.Namespace) -> int:
     if part.num_images == 0:
         raise DetforgeError(f"the dataset has no {split!r} images", path=args.data)
     _refuse_inputs(args, part)
-    adopt_dataset_names(model, args.names, part.class_names)
-    refuse_other_classes(
-        model.class_names, part.class_names, model=args.weights, data=args.data,
-        names_option=args.names,
+    match_dataset_classes(
+        model, args.names, part.class_names, by_index=args.classes_by_index,
+        model_path=args.weights, data=args.data,
     )  # fmt: skip
     pred = model.predict_dataset(
         part, conf=args.conf, iou=args.iou, max_det=args.max_det, batch=args.batch

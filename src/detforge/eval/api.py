@@ -245,8 +245,10 @@ def refuse_other_classes(
         else:
             parts.append(f"class {k} is {_few([m[k]])} in the model, {_few([d[k]])} in the dataset")
     advice = "evaluate on the dataset the model was trained for"
-    if names_option is not None and len(m) == len(d):
-        advice = f"leave out --names {names_option} to take the dataset's names, or {advice}"
+    if len(m) == len(d):
+        advice = f"{advice}, or pass --classes-by-index if class k is the same class in both"
+        if names_option is not None:
+            advice = f"leave out --names {names_option} to take the dataset's names, or {advice}"
     raise DetforgeError(
         f"the model's classes differ from the dataset's ({model}: {len(m)}, the dataset: "
         f"{len(d)}; {'; '.join(parts)}); {advice}",
