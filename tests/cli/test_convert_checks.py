@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from detforge.cli.main import main
+from tests.formats.fmt_helpers import make_split_sources
 
 
 def _jpg(path: Path, size: tuple[int, int]) -> Path:
@@ -150,3 +151,26 @@ def test_undecodable_embedded_image_is_an_error_naming_the_record(
     err = _one_error(capsys)
     assert "train.record: record 2" in err and "not a readable image (image-" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_coco_folder_refuses_the_left_out_boxes_of_every_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """instances_train.json's zero-size boxes stop convert as instances_val.json's do (they
+    were dropped silently: only the last JSON's left-out boxes were kept); --skip-bad lists
+    all 3 (2 of train, 1 of valid)."""
+    coco = make_split_sources(tmp_path / "src")["coco"]
+    argv = ["convert", str(coco), str(tmp_path / "out"), "--to", "darknet"]
+    assert main(argv) == 2
+    assert _one_error(capsys) == (
+        "detforge convert: error: 3 invalid box(es) or image size(s) (box-zero-size), first: "
+        f"{coco}/annotations/instances_train.json: annotation #1 (id 2): box-zero-size: 'cat' "
+        "box bbox=[5, 5, 0, 10]; fix them (see detforge check) or pass --skip-bad to convert "
+        "without them"
+    )
+    assert main([*argv, "--skip-bad"]) == 0
+    out = capsys.readouterr().out
+    assert [x.split(": annotation")[0] for x in out.splitlines() if "left out" in x] == [
+        f"note: left out: {coco}/annotations/instances_{s}.json" for s in ("train",) * 2 + ("val",)
+    ]
+    assert "converted 3 images, 3 boxes" in out

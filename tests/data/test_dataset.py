@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -80,3 +82,22 @@ def test_source_classes_travel_with_the_dataset() -> None:
     assert concat_datasets([ds, other]).source_classes is None  # the parts disagree
     with pytest.raises(ValueError, match="repeats an id"):
         make_dataset(["a", "b"], paths=[], source_classes=(("a", 1), ("b", 1)))
+
+
+def test_concat_stacks_what_each_part_left_out_and_per_image_lists() -> None:
+    """One part per split (a COCO folder, one JSON each): every part's left-out boxes, notes
+    and label paths stay (the last part's used to replace the others')."""
+    ds = _tiny()
+    train = replace(ds.split("train"), meta={
+        "source": "instances_train.json", "invalid_boxes": ["t1", "t2"], "notes": ["n"],
+        "label_paths": ["a.txt", "c.txt"], "coco_licenses": [{"id": 1}],
+    })  # fmt: skip
+    valid = replace(ds.split("valid"), meta={
+        "source": "instances_val.json", "invalid_boxes": ["v1"], "coco_licenses": [{"id": 1}],
+    })  # fmt: skip
+    meta = concat_datasets([train, valid]).meta
+    assert meta["invalid_boxes"] == ["t1", "t2", "v1"] and meta["notes"] == ["n"]
+    assert "label_paths" not in meta  # one entry per image, and valid has none
+    assert meta["source"] == "instances_val.json" and meta["coco_licenses"] == [{"id": 1}]
+    valid = replace(valid, meta={**valid.meta, "label_paths": ["b.txt"]})
+    assert concat_datasets([train, valid]).meta["label_paths"] == ["a.txt", "c.txt", "b.txt"]

@@ -117,3 +117,57 @@ def make_oversampled_list(root: Path) -> Path:
     lst = root / "train.txt"
     lst.write_text("a.jpg\nb.jpg\n./a.jpg\n# oversampled\na.jpg\n")
     return lst
+
+
+SPLIT_STEMS = {"train": "a", "valid": "b", "test": "c"}
+"""The image of each split in :func:`make_split_sources`: ``a`` holds 2 zero-size boxes
+besides its good one, ``b`` 1, ``c`` none."""
+
+
+def make_split_sources(root: Path) -> dict[str, Path]:
+    """The same three-split dataset as Pascal VOC (``ImageSets/Main`` lists), a COCO folder
+    (``annotations/instances_<split>.json``, images in ``<split>/``) and an Ultralytics
+    ``data.yaml``: one 100x50 image per split (:data:`SPLIT_STEMS`), each with one good
+    ``cat`` box (x 10..30, y 10..30 px) and the zero-size boxes the readers leave out."""
+    import json
+
+    from PIL import Image
+
+    bad = {"train": 2, "valid": 1, "test": 0}
+    voc, coco, ul = root / "voc", root / "coco", root / "ul"
+    for d in (voc / "Annotations", voc / "JPEGImages", voc / "ImageSets" / "Main"):
+        d.mkdir(parents=True)
+    obj = "<object><name>cat</name><bndbox><xmin>{}</xmin><ymin>11</ymin><xmax>{}</xmax>"
+    obj += "<ymax>30</ymax></bndbox></object>"
+    for split, stem in SPLIT_STEMS.items():
+        short = {"valid": "val"}.get(split, split)
+        xs = [(11, 30), (40, 40), (60, 60)][: 1 + bad[split]]
+        Image.new("RGB", (100, 50)).save(voc / "JPEGImages" / f"{stem}.jpg")
+        (voc / "Annotations" / f"{stem}.xml").write_text(
+            f"<annotation><filename>{stem}.jpg</filename><size><width>100</width><height>50"
+            f"</height></size>{''.join(obj.format(*x) for x in xs)}</annotation>"
+        )
+        (voc / "ImageSets" / "Main" / f"{short}.txt").write_text(f"{stem}\n")
+        bboxes = [[10, 10, 20, 20], [5, 5, 0, 10], [5, 5, 10, 0]][: 1 + bad[split]]
+        (coco / "annotations").mkdir(parents=True, exist_ok=True)
+        (coco / short).mkdir()
+        Image.new("RGB", (100, 50)).save(coco / short / f"{stem}.jpg")
+        doc = {
+            "images": [{"id": 1, "file_name": f"{stem}.jpg", "width": 100, "height": 50}],
+            "annotations": [
+                {"id": k + 1, "image_id": 1, "category_id": 1, "bbox": b, "iscrowd": 0}
+                for k, b in enumerate(bboxes)
+            ],
+            "categories": [{"id": 1, "name": "cat"}],
+        }
+        (coco / "annotations" / f"instances_{short}.json").write_text(json.dumps(doc))
+        lines = ["0 0.2 0.4 0.2 0.4", "0 0.5 0.5 0 0.2", "0 0.5 0.5 0.2 0"][: 1 + bad[split]]
+        for kind in ("images", "labels"):
+            (ul / kind / short).mkdir(parents=True)
+        Image.new("RGB", (100, 50)).save(ul / "images" / short / f"{stem}.jpg")
+        (ul / "labels" / short / f"{stem}.txt").write_text("\n".join(lines) + "\n")
+    yaml = ul / "data.yaml"
+    yaml.write_text(f"path: {ul}\ntrain: images/train\nval: images/val\ntest: images/test\n")
+    with yaml.open("a") as f:
+        f.write("names: [cat]\n")
+    return {"voc": voc, "coco": coco, "ultralytics": yaml}

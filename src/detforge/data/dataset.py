@@ -278,9 +278,18 @@ def make_dataset(
     return ds
 
 
+STACKED_META = ("invalid_boxes", "unscorable_boxes", "repeated_entries", "notes", "warnings")
+"""``meta`` lists of what a reader left out or noted, entry by entry: :func:`concat_datasets`
+stacks them (a part without one adds nothing)."""
+PER_IMAGE_META = ("label_paths", "xml_paths", "records")
+"""``meta`` lists with one entry per image: :func:`concat_datasets` stacks them when every
+part has them and drops them otherwise."""
+
+
 def concat_datasets(parts: Sequence[Dataset]) -> Dataset:
     """Stack datasets that share class names and box format (e.g. one per split);
-    ``source_classes`` are kept when every part has the same."""
+    ``source_classes`` are kept when every part has the same; ``meta``: see
+    :func:`_merge_meta`."""
     if not parts:
         raise ValueError("nothing to concatenate")
     first = parts[0]
@@ -299,15 +308,30 @@ def concat_datasets(parts: Sequence[Dataset]) -> Dataset:
         [p.boxes.image + o for p, o in zip(parts_f, offsets, strict=False)]
     )
     box_cols["coords"] = box_cols["coords"].reshape(-1, 4)
-    meta: dict[str, Any] = {}
-    for p in parts:
-        meta.update(p.meta)
     return Dataset(
         first.class_names,
         Images(**img_cols),
         Boxes(format=first.boxes.format, **box_cols),
-        meta,
+        _merge_meta(parts),
         first.source_classes
         if all(p.source_classes == first.source_classes for p in parts)
         else None,
     )
+
+
+def _merge_meta(parts: Sequence[Dataset]) -> dict[str, Any]:
+    """The ``meta`` of :func:`concat_datasets`: :data:`STACKED_META` lists stacked in part
+    order, :data:`PER_IMAGE_META` lists too when every part has them (else left out), any
+    other value the last part's that has it."""
+    meta: dict[str, Any] = {}
+    for p in parts:
+        meta.update(p.meta)
+    for key in STACKED_META:
+        if any(key in p.meta for p in parts):
+            meta[key] = [e for p in parts for e in p.meta.get(key) or []]
+    for key in PER_IMAGE_META:
+        if all(key in p.meta for p in parts):
+            meta[key] = [e for p in parts for e in p.meta[key]]
+        else:
+            meta.pop(key, None)
+    return meta
