@@ -1,6 +1,7 @@
 """Ground truth the reference tools score but a user should hear about (boxes wholly outside
-their image), ground truth nothing can be scored against (no images, no classes), and the
-model/dataset class check of ``val`` and ``map``."""
+their image, boxes the reader left out of the split scored), ground truth nothing can be
+scored against (no images, no classes), and the model/dataset class check of ``val`` and
+``map``."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from detforge.data.dataset import make_dataset
 from detforge.errors import DetforgeError
 from detforge.eval.api import outside_image, refuse_other_classes
 from tests.eval.test_cli import darknet_set
+from tests.formats.fmt_helpers import SPLIT_STEMS, make_split_sources
 
 OUTSIDE = "ground-truth box(es) lie wholly outside their image and count as misses"
 
@@ -263,3 +265,70 @@ def _voc_with_a_box_beyond_the_width(tmp_path: Path, *, stated_size: bool) -> Pa
         f"{obj.format(121, 140)}</annotation>"
     )
     return voc
+
+
+LEFT_OUT = (
+    "note: {n} ground-truth box(es) or image size(s) of the {split!r} split the reader left "
+    "out are not scored (first: {first}; see detforge check)"
+)
+FIRST_LEFT_OUT = {  # the first zero-size box of 'train' and of 'valid', as each reader says
+    "voc": (
+        "voc/Annotations/{stem}.xml: object 2: box-zero-size: 'cat' box xmin=40 xmax=40 "
+        "ymin=11 ymax=30"
+    ),
+    "coco": (
+        "coco/annotations/instances_{short}.json: annotation #1 (id 2): box-zero-size: 'cat' "
+        "box bbox=[5, 5, 0, 10]"
+    ),
+    "ultralytics": "ul/labels/{short}/{stem}.txt: box 2: box-zero-size: 0 0.5 0.5 0 0.2",
+}
+
+
+@pytest.mark.parametrize("fmt", ["voc", "coco", "ultralytics"])
+def test_left_out_note_counts_the_boxes_of_the_split_scored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    """train holds 2 zero-size boxes, valid 1, test none: each split's note counts its own (it
+    counted all 3, for any split), as the first line of the notes in the console and JSON."""
+    gt = make_split_sources(tmp_path)[fmt]
+    for split, n in (("train", 2), ("valid", 1), ("test", 0), (None, 1)):
+        stem = SPLIT_STEMS[split or "valid"]
+        pred = tmp_path / f"pred_{split}"
+        pred.mkdir()
+        (pred / f"{stem}.txt").write_text("0 0.2 0.4 0.2 0.4 0.9\n")  # the good box
+        out = tmp_path / f"{split}.json"
+        argv = ["eval", str(gt), str(pred), "--protocol", "darknet", "--json", str(out)]
+        assert main(argv + (["--split", split] if split else [])) == 0
+        lines = capsys.readouterr().out.splitlines()
+        short = {None: "val", "valid": "val"}.get(split, split)
+        first = f"{tmp_path}/" + FIRST_LEFT_OUT[fmt].format(stem=stem, short=short)
+        notes = [LEFT_OUT.format(n=n, split=split or "valid", first=first)] if n else []
+        assert [x for x in lines if x.startswith("note: ")] == notes
+        metrics = json.loads(out.read_text())
+        assert metrics["notes"] == [x.removeprefix("note: ") for x in notes]
+        assert metrics["darknet"]["mAP"] == 1.0
+
+
+def test_coco_boxes_eval_cannot_score_refuse_only_their_split(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A negative width in instances_train.json stops eval of 'train' naming that file, not of
+    'valid' (each split of a COCO folder is its own JSON file)."""
+    coco = make_split_sources(tmp_path)["coco"]
+    js = coco / "annotations" / "instances_train.json"
+    doc = json.loads(js.read_text())
+    doc["annotations"].append({"id": 9, "image_id": 1, "category_id": 1, "bbox": [5, 5, -5, 9]})
+    js.write_text(json.dumps(doc))
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    for stem in ("a", "b"):
+        (pred / f"{stem}.txt").write_text("0 0.2 0.4 0.2 0.4 0.9\n")
+    assert main(["eval", str(coco), str(pred), "--split", "train"]) == 2
+    assert capsys.readouterr().err == (
+        f"detforge eval: error: {js}: 1 ground-truth box(es) cannot be scored (first: "
+        "annotation #3 (id 9): 'cat' box bbox=[5, 5, -5, 9]: a box has a negative width or "
+        "height); fix them (see detforge check): pycocotools would use them as written\n"
+    )
+    argv = ["eval", str(coco), str(pred), "--split", "valid", "--ignore-unmatched"]
+    assert main(argv) == 0
+    assert "cannot be scored" not in capsys.readouterr().err

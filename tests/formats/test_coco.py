@@ -232,8 +232,9 @@ def test_boxes_eval_cannot_score_and_a_missing_annotations_key_are_marked(
     for bbox, why in (([10, 10, -5, 20], "negative width"), ([1, 1, 1e308, 2], "beyond 1e+07")):
         doc["annotations"][0]["bbox"] = bbox
         js.write_text(json.dumps(doc))
-        (line,) = read_coco(js).meta["unscorable_boxes"]
-        assert line.startswith("annotation #0 (id 1): 'dog' box bbox=[") and why in line
+        (entry,) = read_coco(js).meta["unscorable_boxes"]
+        assert entry.record == "annotation #0 (id 1)" and entry.path == str(js)
+        assert entry.detail.startswith("'dog' box bbox=[") and why in entry.detail
     del doc["annotations"]
     js.write_text(json.dumps(doc))
     assert read_coco(js).meta["coco_image_info"] is True

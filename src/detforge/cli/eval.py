@@ -91,7 +91,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from detforge.cli.common import parse_path_map
-    from detforge.data.validity import left_out_note
     from detforge.eval.api import (
         check_ground_truth,
         check_points,
@@ -127,9 +126,6 @@ def run(args: argparse.Namespace) -> int:
         conf=args.conf, every=args.every, ignore_unmatched=args.ignore_unmatched,
     )  # fmt: skip
     print(format_report(result))
-    left_out = left_out_note(gt)  # the one box rule: not scored, never silently
-    if left_out:
-        print(left_out)
     out = None
     if args.out or results is not None or args.plots:
         out = results_dir(

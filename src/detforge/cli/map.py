@@ -89,7 +89,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from detforge.data.validity import left_out_note
     from detforge.eval.api import check_points, evaluate, jsonable
     from detforge.eval.report import format_report
     from detforge.formats.coco import dump_json
@@ -134,9 +133,6 @@ def run(args: argparse.Namespace) -> int:
 
         write_plots(result, ds, pred, out, iou=args.iou, conf=args.conf)
     print(format_report(result))
-    left_out = left_out_note(ds)
-    if left_out:
-        print(left_out)
     atomic_write_bytes(out / "metrics.json", dump_json(jsonable(result)))
     save_predictions(
         out / "predictions.json", pred, ds, written_by="detforge map", dataset=data,

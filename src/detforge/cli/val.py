@@ -86,7 +86,6 @@ def run(args: argparse.Namespace) -> int:
         require_model_first,
     )
     from detforge.data.dataset import canonical_split
-    from detforge.data.validity import left_out_note
     from detforge.eval.api import evaluate, jsonable
     from detforge.eval.report import format_report
     from detforge.formats.coco import dump_json
@@ -107,8 +106,7 @@ def run(args: argparse.Namespace) -> int:
         names=args.names,
     )  # fmt: skip
     split = canonical_split(args.split)
-    # The ground truth 'eval' and 'map' read (for a .data file only the split's list), so the
-    # left-out note counts the boxes of this split, not of the whole dataset.
+    # The ground truth 'eval' and 'map' read (for a .data file only the split's list).
     part, _ = read_ground_truth(args.data, split=split, path_map=parse_path_map(args.path_map))
     if part.num_images == 0:
         raise DetforgeError(f"the dataset has no {split!r} images", path=args.data)
@@ -122,9 +120,6 @@ def run(args: argparse.Namespace) -> int:
     )
     report: dict[str, Any] = evaluate(part, pred, protocol=args.protocol)
     print(format_report(report))
-    left_out = left_out_note(part)
-    if left_out:
-        print(left_out)
     if args.protocol in ("coco", "all"):
         m, m50 = coco_map(report)
         print(f"{split}: {part.num_images} images, mAP50-95 {m:.4f}, mAP50 {m50:.4f} (COCO)")

@@ -65,6 +65,12 @@ class InvalidBox:
     """Which entry of that file: ``line 3``, ``annotation id 17``, ``object 2``, ``record 5``."""
     detail: str
     """The values as written."""
+    image: str = ""
+    """The image it belongs to (its ``images.path``; ``""``: not known, then it belongs to
+    every part of the dataset)."""
+    split: str = ""
+    """That image's split as read: with ``image`` it tells which part of a dataset cut to a
+    split (or to some images) the entry belongs to (:func:`of_images`)."""
 
     def message(self) -> str:
         return f"{self.path}: {self.record}: {self.code}: {self.detail}"
@@ -153,7 +159,9 @@ def screen_boxes(
     listed: list[InvalidBox] = list(ds.meta.get("invalid_boxes", []))
     for j in bad.tolist():
         path, record, detail = where(j)
-        listed.append(InvalidBox(str(codes[j]), path, record, detail))
+        i = int(ds.boxes.image[j])
+        image, split = str(ds.images.path[i]), str(ds.images.split[i])
+        listed.append(InvalidBox(str(codes[j]), path, record, detail, image, split))
     keep = np.flatnonzero(codes == "")
     meta = {**ds.meta, "invalid_boxes": listed}
     return replace(ds, boxes=ds.boxes.take(keep), meta=meta)
@@ -177,21 +185,35 @@ def screen_label_boxes(ds: Dataset, label_paths: Sequence[str]) -> Dataset:
     return screen_boxes(ds, codes, where=where)
 
 
+def of_images(ds: Dataset, entries: Sequence[InvalidBox]) -> list[InvalidBox]:
+    """The ``entries`` that belong to an image ``ds`` holds (same path and split; an entry
+    without an image belongs to every part): a dataset read whole and then cut to a split,
+    or to some images, keeps the reader's whole lists in ``meta``, and counts only these."""
+    if not entries:
+        return []
+    held = set(zip(ds.images.path.tolist(), ds.images.split.tolist(), strict=True))
+    return [b for b in entries if not b.image or (b.image, b.split) in held]
+
+
 def invalid_boxes(ds: Dataset) -> list[InvalidBox]:
-    """What the reader of ``ds`` left out (empty for a clean dataset)."""
-    return list(ds.meta.get("invalid_boxes", []))
+    """What the reader of ``ds`` left out of the images ``ds`` holds (:func:`of_images`;
+    empty for a clean dataset)."""
+    return of_images(ds, ds.meta.get("invalid_boxes") or [])
 
 
 def left_out_note(ds: Dataset) -> str | None:
-    """The one line every evaluating command prints when the reader of its ground truth left
-    boxes (or image sizes) out: they are not scored, and never silently; None when none were.
-    (A dataset read whole and then cut to a split counts the whole dataset's.)"""
+    """The one note (without ``note: ``) on the boxes (or image sizes) the reader of the
+    ground truth ``ds`` left out of its images, named with the split when ``ds`` holds one:
+    they are not scored, and never silently. ``None`` when none were. ``evaluate`` adds it to
+    its result's notes for the images it scores."""
     left = invalid_boxes(ds)
     if not left:
         return None
+    splits = ds.splits()
+    where = f" of the {splits[0]!r} split" if len(splits) == 1 and splits[0] else ""
     return (
-        f"note: {len(left)} ground-truth box(es) or image size(s) the reader left out are not "
-        f"scored (first: {left[0].message()}; see detforge check)"
+        f"{len(left)} ground-truth box(es) or image size(s){where} the reader left out are "
+        f"not scored (first: {left[0].message()}; see detforge check)"
     )
 
 

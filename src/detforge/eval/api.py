@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 
 from detforge.data.boxes import BoxFormat, convert_boxes, cxcywh_to_xyxy
 from detforge.data.dataset import Dataset
-from detforge.data.validity import wholly_outside
+from detforge.data.validity import invalid_boxes, left_out_note, of_images, wholly_outside
 from detforge.errors import DetforgeError, clip
 
 PROTOCOLS = ("coco", "darknet", "all")
@@ -72,8 +72,8 @@ def check_ground_truth(gt: Dataset) -> None:
     """A one-line DetforgeError when ``gt`` cannot be scored like the reference tools would:
     no images or no classes (nothing to score; darknet's mAP would divide by zero), a COCO
     file without ``annotations`` (an image-info / test-dev file: no ground truth), or with
-    boxes its reader left out for another reason than a zero width or height (negative size,
-    not finite, huge: ``meta["unscorable_boxes"]``, see
+    boxes its reader left out of ``gt``'s images for another reason than a zero width or
+    height (negative size, not finite, huge: ``meta["unscorable_boxes"]``, see
     :func:`detforge.formats.coco.read_coco`), which pycocotools would use as written."""
     source = gt.meta.get("source")
     if gt.num_images == 0:
@@ -90,12 +90,13 @@ def check_ground_truth(gt: Dataset) -> None:
             "truth; evaluate against an instances file with annotations",
             path=source,
         )
-    bad = gt.meta.get("unscorable_boxes") or []
+    bad = of_images(gt, gt.meta.get("unscorable_boxes") or [])
     if bad:
         raise DetforgeError(
-            f"{len(bad)} ground-truth box(es) cannot be scored (first: {bad[0]}); fix them "
-            "(see detforge check): pycocotools would use them as written",
-            path=source,
+            f"{len(bad)} ground-truth box(es) cannot be scored (first: {bad[0].record}: "
+            f"{bad[0].detail}); fix them (see detforge check): pycocotools would use them as "
+            "written",
+            path=bad[0].path,
         )
 
 
@@ -105,7 +106,7 @@ def refuse_no_boxes(gt: Dataset) -> None:
     truth (labels not found, the wrong split) rather than something to score. Training's
     validation, ``map`` and reports still score such a split (:func:`evaluate` allows it)."""
     if gt.num_images and not gt.num_boxes:
-        left_out = len(gt.meta.get("invalid_boxes") or [])
+        left_out = len(invalid_boxes(gt))
         why = f" ({left_out} invalid box(es) left out, see detforge check)" if left_out else ""
         raise DetforgeError(
             f"the ground truth has {gt.num_images} image(s) but no boxes{why}: no AP can be "
@@ -297,7 +298,8 @@ def evaluate(
         (:data:`ARRAY_KEYS`) are dropped by :func:`jsonable`. ``gt_outside_image`` counts the
         scored truths lying wholly outside their image (:func:`outside_image`; still scored,
         as darknet and pycocotools score them), and ``notes`` then says so
-        (:func:`outside_note`).
+        (:func:`outside_note`); ``notes`` also counts the boxes the reader left out of the
+        scored images (:func:`~detforge.data.validity.left_out_note`).
     """
     if protocol not in PROTOCOLS:
         raise DetforgeError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
@@ -349,9 +351,9 @@ def evaluate(
     counted = ~gt.boxes.crowd & (~gt.boxes.difficult if protocol == "darknet" else True)
     outside = outside_image(gt) & counted
     result["gt_outside_image"] = int(outside.sum())
-    note = outside_note(gt, outside)
-    if note:
-        result["notes"].append(note)
+    for note in (outside_note(gt, outside), left_out_note(gt)):  # never silently
+        if note:
+            result["notes"].append(note)
     if split:
         result["split"] = split
     if pred.meta.get("darknet_valid"):

@@ -190,10 +190,10 @@ def read_coco(
 
     Boxes the one rule refuses (:mod:`detforge.data.validity`) are left out and listed in
     ``meta["invalid_boxes"]``; those refused for another reason than a zero width or height
-    (not finite, huge, negative size) are also in ``meta["unscorable_boxes"]`` (one line
-    each), and ``meta["coco_image_info"]`` says the file has no ``annotations`` at all (an
-    image-info / test-dev file): evaluation refuses both as ground truth
-    (:func:`detforge.eval.api.check_ground_truth`).
+    (not finite, huge, negative size) are also in ``meta["unscorable_boxes"]`` (their
+    ``detail`` says why), and ``meta["coco_image_info"]`` says the file has no
+    ``annotations`` at all (an image-info / test-dev file): evaluation refuses both as ground
+    truth (:func:`detforge.eval.api.check_ground_truth`).
     """
     path = Path(json_path)
     data = load_json(path)
@@ -264,7 +264,8 @@ def read_coco(
         )
     box_image[:] = order[pos] if m else box_image
 
-    widths, heights, bad_sizes = _sizes(stated_w, stated_h, img_ids, path)
+    paths = [os.path.join(root, f) for f in files]
+    widths, heights, bad_sizes = _sizes(stated_w, stated_h, img_ids, path, paths, split_name)
     meta: dict[str, Any] = {
         "source": str(path),
         "format": "coco",
@@ -276,7 +277,7 @@ def read_coco(
             meta[f"coco_{key}"] = data[key]
     ds = make_dataset(
         [names_by_id[c] for c in cat_ids],
-        paths=[os.path.join(root, f) for f in files],
+        paths=paths,
         widths=widths,
         heights=heights,
         splits=split_name,
@@ -309,10 +310,14 @@ def read_coco(
     if len(unscorable):
         negative = "a box has a negative width or height"
         out.meta["unscorable_boxes"] = [
-            f"{rec}: {detail}: {negative if codes[j] == 'box-zero-size' else CODES[codes[j]]}"
+            InvalidBox(
+                str(codes[j]), str(path), rec,
+                f"{detail}: {negative if codes[j] == 'box-zero-size' else CODES[codes[j]]}",
+                paths[int(ds.boxes.image[j])], split_name,
+            )
             for j in unscorable.tolist()
             for _, rec, detail in [where(j)]
-        ]
+        ]  # fmt: skip
     return out
 
 
@@ -370,10 +375,13 @@ def _int_id(value: Any) -> int:
 def _sizes(
     stated_w: list[float],
     stated_h: list[float],
-    img_ids: np.ndarray,
-    path: Path,  # type: ignore[type-arg]
+    img_ids: np.ndarray,  # type: ignore[type-arg]
+    path: Path,
+    paths: list[str],
+    split: str,
 ) -> tuple[list[int], list[int], list[InvalidBox]]:
-    """Stated image sizes checked by the one rule: impossible ones become unknown (0)."""
+    """Stated image sizes checked by the one rule: impossible ones become unknown (0); each
+    listed with its image (``paths``) and ``split``."""
     widths, heights, bad = [], [], []
     for i, (w, h) in enumerate(zip(stated_w, stated_h, strict=True)):
         if size_ok(w) and size_ok(h):
@@ -388,6 +396,8 @@ def _sizes(
                 str(path),
                 f"image #{i} (id {int(img_ids[i])})",
                 f"width={w:g} height={h:g}",
+                paths[i],
+                split,
             )
         )
     return widths, heights, bad

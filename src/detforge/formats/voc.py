@@ -39,7 +39,7 @@ from xml.etree.ElementTree import Element
 import numpy as np
 
 from detforge.data.boxes import BoxFormat
-from detforge.data.dataset import Dataset, make_dataset
+from detforge.data.dataset import Dataset, canonical_split, make_dataset
 from detforge.data.imageformats import IMAGE_EXTENSIONS_ANY_CASE
 from detforge.data.validity import InvalidBox, box_codes, parse_size, screen_boxes, size_ok
 from detforge.errors import DetforgeError
@@ -256,8 +256,11 @@ def read_voc(root: str | os.PathLike[str], *, class_names: Sequence[str] | None 
         if filename and os.path.basename(paths[-1]) != filename:
             renamed.append(f"{xml.name} says {filename}, read as {os.path.basename(paths[-1])}")
         if not (size_ok(w) and size_ok(h)):
+            split = canonical_split(split_of.get(image_id, ""))
             bad_sizes.append(
-                InvalidBox("image-size-impossible", str(xml), "<size>", f"{w:g} x {h:g}")
+                InvalidBox(
+                    "image-size-impossible", str(xml), "<size>", f"{w:g} x {h:g}", paths[-1], split
+                )
             )
             w = h = 0  # unknown: read from the image header when needed
         widths.append(int(w))

@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detforge.data.boxes import BoxFormat, xyxy_to_cxcywh
-from detforge.data.dataset import Dataset, make_dataset
+from detforge.data.dataset import Dataset, canonical_split, make_dataset
 from detforge.data.validity import InvalidBox, box_codes, screen_boxes, size_ok
 from detforge.errors import DetforgeError
 from detforge.formats.labelmap import label_map_names
@@ -220,8 +220,9 @@ def read_tfod(
     for i, (w, h) in enumerate(zip(widths, heights, strict=True)):
         if not (size_ok(w) and size_ok(h)):
             rec_file, number = acc.records[i]
+            at = (str(acc.paths[i]), canonical_split(acc.splits[i]))
             bad_sizes.append(
-                InvalidBox("image-size-impossible", rec_file, f"record {number}", f"{w} x {h}")
+                InvalidBox("image-size-impossible", rec_file, f"record {number}", f"{w} x {h}", *at)
             )
             widths[i] = heights[i] = 0
     meta["invalid_boxes"] = bad_sizes
