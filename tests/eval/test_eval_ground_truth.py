@@ -300,6 +300,9 @@ def test_left_out_note_counts_the_boxes_of_the_split_scored(
         argv = ["eval", str(gt), str(pred), "--protocol", "darknet", "--json", str(out)]
         assert main(argv + (["--split", split] if split else [])) == 0
         lines = capsys.readouterr().out.splitlines()
+        assert lines[0] == (
+            "scored: 1 ground-truth image (1 with predictions), 1 ground-truth box, 1 prediction"
+        )
         short = {None: "val", "valid": "val"}.get(split, split)
         first = f"{tmp_path}/" + FIRST_LEFT_OUT[fmt].format(stem=stem, short=short)
         notes = [LEFT_OUT.format(n=n, split=split or "valid", first=first)] if n else []

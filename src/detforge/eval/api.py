@@ -292,9 +292,13 @@ def evaluate(
     provenance sidecar) and ``gt`` holds several splits, only that split is scored.
 
     Returns:
-        ``{"images", "gt_boxes", "pred_boxes", "unmatched", "notes", "gt_outside_image",
+        ``{"images", "gt_images", "pred_images", "every", "gt_boxes", "pred_boxes",
+        "unmatched", "notes", "gt_outside_image",
         "coco": {"stats": {12 names}, "per_class": [...], "precision", "recall_array",
-        "scores"}, "darknet": {"mAP", ..., "per_class": [...], "curves"}}``. The numpy entries
+        "scores"}, "darknet": {"mAP", ..., "per_class": [...], "curves"}}``. ``images``: the
+        ground-truth images scored, 1 in ``every`` of the ``gt_images`` (all of ``gt``, or of
+        the predictions' split); ``pred_images``: how many of them hold a scored prediction;
+        ``gt_boxes``, ``pred_boxes``: the boxes on the scored images. The numpy entries
         (:data:`ARRAY_KEYS`) are dropped by :func:`jsonable`. ``gt_outside_image`` counts the
         scored truths lying wholly outside their image (:func:`outside_image`; still scored,
         as darknet and pycocotools score them), and ``notes`` then says so
@@ -318,7 +322,8 @@ def evaluate(
     check_unmatched(unmatched, ignore=ignore_unmatched, source=pred.meta.get("source"))
 
     split = pred.meta.get("split")
-    keep_rows = _rows_to_score(gt, split, every)
+    of_split = _rows_to_score(gt, split)
+    keep_rows = of_split[::every]
     new_row = np.full(gt.num_images + 1, -1, dtype=np.int64)
     new_row[keep_rows] = np.arange(len(keep_rows))
     if len(keep_rows) != gt.num_images:
@@ -336,6 +341,8 @@ def evaluate(
 
     result: dict[str, Any] = {
         "images": gt.num_images,
+        "gt_images": len(of_split),
+        "pred_images": len(np.unique(p_img)),
         "every": every,
         "gt_boxes": gt.num_boxes,
         "pred_boxes": len(keep),
@@ -383,11 +390,12 @@ def _unmatched(
     return unmatched
 
 
-def _rows_to_score(gt: Dataset, split: str | None, every: int) -> NDArray[np.int64]:
-    """GT rows scored: those of ``split`` when ``gt`` holds it among others, 1 in ``every``."""
+def _rows_to_score(gt: Dataset, split: str | None) -> NDArray[np.int64]:
+    """GT rows to score (before ``every``): those of ``split`` when ``gt`` holds it among
+    others, else all."""
     restrict = bool(split) and split in gt.splits() and len(gt.splits()) > 1
     base = np.flatnonzero(gt.images.split == split) if restrict else np.arange(gt.num_images)
-    return base[::every].astype(np.int64)
+    return base.astype(np.int64)
 
 
 def check_unmatched(unmatched: dict[str, Any], *, ignore: bool = False, source: Any = None) -> None:

@@ -81,13 +81,29 @@ def format_darknet(res: dict[str, Any], *, valid_files: bool = False) -> str:
     return "\n".join(lines)
 
 
+def _n(count: int, noun: str) -> str:
+    """``1 image``, ``2 images``, ``1 box``, ``0 boxes``."""
+    if count == 1:
+        return f"1 {noun}"
+    return f"{count} {noun}{'es' if noun.endswith(('s', 'x')) else 's'}"
+
+
+def _images_scored(result: dict[str, Any]) -> str:
+    """``3 ground-truth images (2 with predictions)``, or with ``every`` above 1 ``2 of 5
+    ground-truth images (1 in every 2; 1 with predictions)``."""
+    n, every = result["images"], int(result.get("every", 1))
+    with_pred = f"{result['pred_images']} with predictions"
+    if every == 1:
+        return f"{_n(n, 'ground-truth image')} ({with_pred})"
+    total = _n(result["gt_images"], "ground-truth image")
+    return f"{n} of {total} (1 in every {every}; {with_pred})"
+
+
 def format_report(result: dict[str, Any]) -> str:
     """Everything for the console: counts, unmatched predictions, both protocols."""
     um = result.get("unmatched") or {}
-    head = (
-        f"{result['images']} images (1 in {result['every']}), {result['gt_boxes']} ground-truth "
-        f"boxes, {result['pred_boxes']} predictions"
-    )
+    head = f"scored: {_images_scored(result)}, {_n(result['gt_boxes'], 'ground-truth box')}, "
+    head += _n(result["pred_boxes"], "prediction")
     if result.get("split"):
         head += f" (the {result['split']!r} split the predictions were made on)"
     parts = [head]
