@@ -19,6 +19,26 @@ def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return random_checkpoint(tmp_path_factory.mktemp("model") / "m.pt")
 
 
+def test_images_sharing_a_stem_get_distinct_outputs(tmp_path: Path, ckpt: Path) -> None:
+    """a/x.jpg, b/x.png and b/X.jpg: three label files and three pictures, none written over
+    another, not even on a case-insensitive file system (x.txt and X.txt are one file there)."""
+    src = tmp_path / "src"
+    for rel, im in zip(("a/x.jpg", "b/x.png", "b/X.jpg"), scenes(3, seed=4), strict=True):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(im).save(src / rel)
+    out = tmp_path / "out"
+    argv = ["predict", str(ckpt), str(src), "--out", str(out), "--conf", "0.3", "--save-txt",
+            "--save-images", "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 0
+    assert sorted(p.name for p in (out / "labels").glob("*.txt")) == [
+        "a_x.txt", "b_X.txt", "b_x_1.txt"
+    ]  # fmt: skip
+    assert sorted(p.name for p in out.glob("*.jpg")) == ["a_x.jpg", "b_X.jpg", "b_x_1.jpg"]
+    ref = detforge.load(ckpt, device="cpu").predict(src, conf=0.3)  # sorted: a/x, b/X, b/x
+    for name, pred in zip(("a_x", "b_X", "b_x_1"), ref, strict=True):
+        assert len((out / "labels" / f"{name}.txt").read_text().splitlines()) == len(pred)
+
+
 def test_predict_folder_writes_txt_json_images(tmp_path: Path, ckpt: Path) -> None:
     src = tmp_path / "photos"
     src.mkdir()

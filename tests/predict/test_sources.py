@@ -57,9 +57,28 @@ def test_folder_list_and_image(tmp_path: Path) -> None:
     src = open_source(tmp_path / "imgs")
     assert [Path(p).name for p in src.paths] == ["a.jpg", "b.png", "a.png"]
     names = [f.name for f in src]
-    assert len(set(names)) == 3  # the two 'a' stems are told apart
+    assert names == src.names == ["imgs_a", "b", "sub_a"]  # the two 'a' stems told apart
     one = list(open_source(tmp_path / "imgs" / "b.png"))
     assert len(one) == 1 and one[0].image.shape == (10, 20, 3) and one[0].image[0, 0, 0] == 7
+
+
+def test_image_names_differ_in_more_than_case(tmp_path: Path) -> None:
+    """Output stems follow formats.common.unique_file_names: x, X and x clash (a
+    case-insensitive file system keeps one of x.txt and X.txt), so each gets its folder's
+    name, then a counter; a prefixed stem too long for a file name is shortened with a hash."""
+    for rel in ("a/x.jpg", "b/x.png", "b/X.jpg", f"c/{'n' * 251}.jpg", f"d/{'n' * 251}.jpg"):
+        _img(tmp_path / "imgs" / rel)
+    src = open_source(tmp_path / "imgs")
+    assert [Path(p).relative_to(tmp_path / "imgs").as_posix() for p in src.paths][:3] == [
+        "a/x.jpg", "b/X.jpg", "b/x.png"
+    ]  # fmt: skip
+    names = src.names
+    assert names[:3] == ["a_x", "b_X", "b_x_1"]
+    assert names[3] != names[4]
+    for name in names[3:]:
+        assert name.startswith(("c_nnn", "d_nnn")) and len(name) + len(".txt") <= 255
+    assert [f.name for f in src] == names
+    assert open_source(tmp_path / "imgs" / "a" / "x.jpg").names == ["x"]
 
 
 def test_errors_are_clear(tmp_path: Path) -> None:

@@ -173,11 +173,10 @@ def _planned_outputs(
     """Every file this run will write (known before the model runs): what the input guard
     checks up front, so that a refusal comes before any work and before any file is written."""
     from detforge.formats.predictions import sidecar_path
-    from detforge.predict.sources import _unique_names
 
     planned: list[Path] = []
     if out is not None and source.kind == "images":
-        names = _unique_names(source.paths)
+        names = source.names
         if save_txt:
             planned += [out / "labels" / f"{n}.txt" for n in names]
             planned.append(sidecar_path(out / "labels"))

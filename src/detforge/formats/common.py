@@ -1,5 +1,5 @@
-"""Small helpers the format writers share: image sizes, unique file names, crowd boxes,
-images listed twice."""
+"""Small helpers the format writers share: image sizes, unique file names (the one rule for
+naming outputs after images, ``predict`` included), crowd boxes, images listed twice."""
 
 from __future__ import annotations
 
@@ -70,6 +70,9 @@ def unique_file_names(paths: Sequence[str]) -> list[str]:
     when its stem is unique; a clash gets the parent folder's name prefixed, then a counter, so
     ``a/img.jpg`` and ``b/img.jpg`` become ``a_img.jpg`` and ``b_img.jpg``. A name (or its
     label name) longer than :data:`NAME_MAX` bytes is shortened with a hash (:func:`_fit_name`).
+    The names depend only on ``paths`` and their order. Every writer that names files after
+    images uses it: the dataset writers, and ``predict`` (its output stems,
+    :attr:`detforge.predict.sources.Source.names`).
     """
     slashed = [p.replace("\\", "/").rstrip("/") for p in paths]
     names = [p.rpartition("/")[2] or f"image{i}" for i, p in enumerate(slashed)]

@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 from detforge.data.imageformats import IMAGE_EXTENSIONS
 from detforge.data.images import load_image
 from detforge.errors import DetforgeError
+from detforge.formats.common import unique_file_names
 
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
@@ -42,8 +43,9 @@ VIDEO_SUFFIXES = frozenset(
 class Frame:
     """One image to predict on.
 
-    ``image`` is ``(H, W, 3)`` uint8 RGB. ``name`` is a file-name stem unique within the source
-    (the image stem, or ``<video stem>_<frame index, 6 digits>``) used for output files.
+    ``image`` is ``(H, W, 3)`` uint8 RGB. ``name`` is a file-name stem unique within the source,
+    case-insensitively (:attr:`Source.names` for images, ``<video stem>_<frame index, 6
+    digits>`` for video frames) used for output files.
     ``path`` is the image file (``None`` for video frames and in-memory images); ``index`` is
     the position in the source (the frame number for videos, counting every decoded frame).
     ``orig_shape`` is ``(h0, w0)`` of the full-resolution image when ``image`` was decoded
@@ -72,25 +74,6 @@ def _import_av() -> Any:
     return av
 
 
-def _unique_names(paths: Sequence[str]) -> list[str]:
-    """Output stems for ``paths``: file stems, made unique by the parent folder name or a count."""
-    stems = [Path(p).stem for p in paths]
-    seen: dict[str, int] = {}
-    for s in stems:
-        seen[s] = seen.get(s, 0) + 1
-    names: list[str] = []
-    used: set[str] = set()
-    for p, s in zip(paths, stems, strict=True):
-        name = s if seen[s] == 1 else f"{Path(p).parent.name}_{s}"
-        base, k = name, 1
-        while name in used:
-            k += 1
-            name = f"{base}_{k}"
-        used.add(name)
-        names.append(name)
-    return names
-
-
 @dataclass(frozen=True, eq=False)
 class Source:
     """A sequence of frames: image files (``kind="images"``) or one video (``kind="video"``).
@@ -114,14 +97,20 @@ class Source:
     def __iter__(self) -> Iterator[Frame]:
         return self.frames()
 
+    @property
+    def names(self) -> list[str]:
+        """The output stem of each image file (``Frame.name``; ``[]`` for a video): the names
+        every dataset writer gives them (:func:`~detforge.formats.common.unique_file_names`)
+        less the suffix, so ``a/x.jpg``, ``b/x.png`` and ``b/X.jpg`` write ``a_x``, ``b_x``
+        and ``b_X_1`` (``.txt``, ``.jpg``): no two differ only in case, none too long."""
+        return [os.path.splitext(n)[0] for n in unique_file_names(self.paths)]
+
     def frames(self, *, fit: int | tuple[int, int] | None = None) -> Iterator[Frame]:
         """Iterate the frames; with ``fit`` (a model's input shape) image files are decoded
         straight to the size the letterbox needs (``load_image(..., fit=...)``: what every
         command feeds the model); videos are unaffected."""
         if self.kind == "images":
-            for path, name, i in zip(
-                self.paths, _unique_names(self.paths), range(len(self.paths)), strict=True
-            ):
+            for path, name, i in zip(self.paths, self.names, range(len(self.paths)), strict=True):
                 image, orig = load_image(path, fit=fit)
                 yield Frame(image, name, path, i, orig if fit is not None else None)
         else:
