@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,31 @@ def test_images_sharing_a_stem_get_distinct_outputs(tmp_path: Path, ckpt: Path) 
     ref = detforge.load(ckpt, device="cpu").predict(src, conf=0.3)  # sorted: a/x, b/X, b/x
     for name, pred in zip(("a_x", "b_X", "b_x_1"), ref, strict=True):
         assert len((out / "labels" / f"{name}.txt").read_text().splitlines()) == len(pred)
+
+
+@pytest.mark.parametrize(("out", "expect"), [("x/..", "../proj-2"), (".", "../proj-2"),
+                                             ("x/", "x-2")])  # fmt: skip
+def test_out_spelled_with_dots_or_a_slash(
+    tmp_path: Path,
+    ckpt: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    out: str,
+    expect: str,
+) -> None:
+    """An existing --out spelled ``x/..``, ``.`` or ``x/`` is numbered by its real name: no
+    folder ``..-2`` inside x, no traceback for ``.``."""
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.fromarray(scenes(1, seed=2)[0]).save(src / "p.png")
+    (tmp_path / "proj" / "x").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "proj")
+    assert main(["predict", str(ckpt), str(src), "--out", out, "--save-txt"]) == 0
+    said = capsys.readouterr().out.strip().splitlines()[-1]
+    dest = (tmp_path / "proj" / expect).resolve()
+    assert said == f"labels: {dest if out != 'x/' else expect}/labels/"
+    assert (dest / "labels" / "p.txt").is_file()
+    assert os.listdir(tmp_path / "proj" / "x") == []
 
 
 def test_predict_folder_writes_txt_json_images(tmp_path: Path, ckpt: Path) -> None:

@@ -13,6 +13,7 @@ from detforge.cli.main import main
 from detforge.errors import DetforgeError
 from detforge.utils.outdir import (
     MANIFEST,
+    out_folder,
     output_dir,
     read_manifest,
     refuse_incomplete,
@@ -198,3 +199,39 @@ def test_removed_on_error_removes_only_what_the_block_made(tmp_path: Path) -> No
     with removed_on_error(old):
         (old / "kept.txt").write_text("done")  # no error: everything stays
     assert (old / "kept.txt").is_file()
+
+
+def test_out_folder_spells_out_as_the_folder_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path.resolve()
+    (root / "proj" / "x").mkdir(parents=True)
+    (root / "deep" / "real").mkdir(parents=True)
+    os.symlink(root / "deep" / "real", root / "lnk")
+    monkeypatch.chdir(root / "proj")
+    assert out_folder("x/") == out_folder("x/.") == out_folder("./x") == Path("x")
+    for here in ("x/..", ".", "", "nx/..", "x/../x/.."):
+        assert out_folder(here) == root / "proj", here
+    assert out_folder("x/../y/") == root / "proj" / "y"
+    assert out_folder("runs/a") == Path("runs/a")  # kept as typed
+    # `..` after a link is the folder above the link's target, as the system reads it
+    assert out_folder(root / "lnk" / "..") == root / "deep"
+    assert out_folder(root / "lnk") == root / "lnk"  # a link named as OUT stays a link
+    assert out_folder("/") == Path("/")
+
+
+@pytest.mark.parametrize(("out", "where"), [("nx/..", "."), (".", "."), ("sub/", "sub")])
+def test_convert_out_spelled_with_dots_or_a_slash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, out: str, where: str
+) -> None:
+    """OUT ``nx/..`` (nx missing), ``.`` and ``sub/`` is the folder it names: written there,
+    and no folder ``nx`` made on the way."""
+    data = darknet_project(tmp_path / "proj")
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    assert main(["convert", str(data), out, "--to", "coco", "--images", "none"]) == 0
+    dest = (tmp_path / "here" / where).resolve()
+    assert read_manifest(dest) is not None and (dest / "annotations").is_dir()
+    assert sorted(os.listdir(tmp_path / "here")) == (
+        [MANIFEST, "annotations"] if where == "." else ["sub"]
+    )

@@ -283,8 +283,10 @@ def fix_dataset(
     prepare_output_dir(out_dir, overwrite=overwrite, read_folders=[source])
     fmt = detect_format(source)
     if fmt == "tfrecord":
-        with output_dir(out_dir, command="check --fix", overwrite=overwrite, read_folders=[source]):
-            return _salvage_records(source, out_dir, label_map=label_map)
+        with output_dir(
+            out_dir, command="check --fix", overwrite=overwrite, read_folders=[source]
+        ) as o:
+            return _salvage_records(source, o, label_map=label_map)
     earlier: list[dict[str, Any]] = []
     if fmt in ("darknet", "ultralytics"):
         scan = scan_darknet(source, path_map=path_map, cache=cache, reuse=False)
@@ -298,8 +300,8 @@ def fix_dataset(
         overwrite=overwrite,
         read_folders=[source],
         file_folders=_scan_folders(scan),
-    ):
-        return repair_scan(scan, out_dir, earlier=earlier)
+    ) as o:
+        return repair_scan(scan, o, earlier=earlier)
 
 
 def invalid_changes(loaded: LoadedScan) -> list[dict[str, Any]]:

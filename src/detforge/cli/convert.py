@@ -153,12 +153,16 @@ def _image_options(args: argparse.Namespace) -> tuple[str, str | None]:
 
 
 def _pipeline(
-    args: argparse.Namespace, ds_names: tuple[str, ...], files: list[Path], eval_examples: int
+    args: argparse.Namespace,
+    out: Path,
+    ds_names: tuple[str, ...],
+    files: list[Path],
+    eval_examples: int,
 ) -> None:
     from detforge.formats.tfrecord.pipeline import write_pipeline
     from detforge.formats.tfrecord.tfod import split_from_record_name
 
-    out = Path(args.out).resolve()
+    out = out.resolve()
     by_split: dict[str, list[Path]] = {}
     for f in files:
         if f.suffix != ".pbtxt":
@@ -209,10 +213,10 @@ def run(args: argparse.Namespace) -> int:
     if fmt == "tfrecord":  # images are extracted into OUT while reading
         with output_dir(
             out, command="convert", overwrite=args.overwrite, read_folders=[src], note=_note
-        ):
-            extract = out / "source_images" if mode != "none" else None
+        ) as o:
+            extract = o / "source_images" if mode != "none" else None
             ds = read_any(src, extract_images_to=extract, **read)  # type: ignore[arg-type]
-            return _write(args, ds, fmt, mode)
+            return _write(args, o, ds, fmt, mode)
     ds = read_any(src, **read)  # type: ignore[arg-type]
     with output_dir(
         out,
@@ -221,15 +225,16 @@ def run(args: argparse.Namespace) -> int:
         read_folders=[src],
         file_folders=source_file_folders(ds),
         note=_note,
-    ):
-        return _write(args, ds, fmt, mode)
+    ) as o:
+        return _write(args, o, ds, fmt, mode)
 
 
 def _note(text: str) -> None:
     print(f"note: {text}")
 
 
-def _write(args: argparse.Namespace, ds: Dataset, fmt: str, mode: str) -> int:
+def _write(args: argparse.Namespace, out: Path, ds: Dataset, fmt: str, mode: str) -> int:
+    """Write ``ds`` into ``out`` (the folder :func:`~detforge.utils.outdir.output_dir` yields)."""
     from detforge.data.validity import refuse_invalid
     from detforge.formats.common import settle_repeated_entries
     from detforge.formats.detect import write_any
@@ -251,7 +256,6 @@ def _write(args: argparse.Namespace, ds: Dataset, fmt: str, mode: str) -> int:
     ds = checked.ds
     for text in checked.notes:
         _note(text)
-    out = Path(args.out)
     result = write_any(
         ds,
         out,
@@ -273,5 +277,5 @@ def _write(args: argparse.Namespace, ds: Dataset, fmt: str, mode: str) -> int:
     if args.pipeline:
         eval_split = "valid" if "valid" in ds.splits() else "test"
         n_eval = int((ds.images.split == eval_split).sum())
-        _pipeline(args, ds.class_names, result.files, n_eval)
+        _pipeline(args, out, ds.class_names, result.files, n_eval)
     return 0

@@ -7,7 +7,6 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from detforge.cli.common import add_path_map_option, non_negative_int, parse_path_map
@@ -157,7 +156,6 @@ def run(args: argparse.Namespace) -> int:
     splits = assign_splits(keys, ratios, seed=args.seed, presence=presence)
     ds = ds.with_splits(splits)
 
-    out = Path(args.out).resolve()
     split_arr = np.asarray(splits, dtype=object)
     lists = {}
     for s in SPLITS:
@@ -172,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         read_folders=args.sources,
         file_folders=read,
-    ):
+    ) as o:
+        out = o.resolve()
         data_path = write_data_files(out, lists, ds.class_names)
 
     key_arr = np.asarray(keys, dtype=object)

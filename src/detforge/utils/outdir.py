@@ -1,5 +1,7 @@
 """The one rule for output folders: detforge only replaces what it made itself.
 
+OUT is first spelled as the folder it is (:func:`out_folder`: ``x/``, ``x/..``, ``.``), by every
+command that takes an output folder, so that a name derived from it is never ``..`` or empty.
 Every command that writes a dataset folder (``convert``, ``check --fix``, ``split``) goes
 through :func:`output_dir`:
 
@@ -35,6 +37,30 @@ MANIFEST = ".detforge-output.json"
 """The marker file detforge writes into every output folder it makes."""
 
 _FORMAT = "detforge-output/1"
+
+
+def out_folder(out: str | os.PathLike[str]) -> Path:
+    """OUT spelled as the folder it names, so that its last part is that folder's own name.
+
+    ``x/`` and ``x/.`` are ``x``; in a path with ``..`` (``x/..``, ``runs/a/../b``) everything
+    up to the last ``..`` is resolved as the system resolves it (``os.path.realpath``: ``link/..``
+    is the folder above the link's target), the rest kept as given; ``.`` (and ``""``) is the
+    current folder, made absolute. Any other OUT is kept as given (a relative one stays
+    relative, a link is not replaced by its target), so messages show what was typed.
+
+    Every command that takes an output folder goes through it (:func:`output_dir`,
+    :func:`prepare_output_dir`, :func:`detforge.utils.outputs.results_dir`): the numbered
+    ``DIR-2`` of an existing folder and the folder written to then never come out as
+    ``x/..-2``, a crash on an empty name, or a folder ``x`` made on the way to ``x/..``.
+    """
+    p = Path(os.fspath(out))
+    parts = p.parts
+    if ".." in parts:
+        last = len(parts) - parts[::-1].index("..")
+        return Path(os.path.realpath(Path(*parts[:last])), *parts[last:])
+    if not p.name:  # ".", "" or "/"
+        return Path(os.path.realpath(p))
+    return p
 
 
 def _walk_files(root: Path) -> set[str]:
@@ -184,7 +210,7 @@ def prepare_output_dir(
     file_folders: Iterable[str | os.PathLike[str]] = (),
 ) -> None:
     """Every check of :func:`output_dir` that needs no write (call it before slow work)."""
-    o = Path(out)
+    o = out_folder(out)
     if o.is_symlink() and not o.exists():
         raise DetforgeError("OUT is a broken symbolic link", path=o)
     if o.exists() and not o.is_dir():
@@ -223,13 +249,14 @@ def output_dir(
     file_folders: Iterable[str | os.PathLike[str]] = (),
     note: Callable[[str], None] | None = None,
 ) -> Iterator[Path]:
-    """Claim ``out`` for writing (see the module rules) and yield it.
+    """Claim ``out`` for writing (see the module rules) and yield it, spelled as
+    :func:`out_folder` spells it: write into the folder yielded, not ``out`` as given.
 
     On success the manifest lists every file written; on a :class:`DetforgeError` or other
     exception the files this run wrote are removed (and ``out`` itself when this run made it);
     a kill leaves ``out`` marked incomplete.
     """
-    o = Path(out)
+    o = out_folder(out)
     prepare_output_dir(o, overwrite=overwrite, read_folders=read_folders, file_folders=file_folders)
     created = not o.exists()
     manifest = None if created else read_manifest(o)

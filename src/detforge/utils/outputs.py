@@ -24,16 +24,24 @@ from pathlib import Path
 
 from detforge.errors import DetforgeError
 from detforge.utils.io import WriteError, blocking_file
+from detforge.utils.outdir import out_folder
 
 RUNS = Path("runs")
 """Results of every command go under ``runs/<command>/`` by default."""
 
 
 def next_run_dir(base: str | os.PathLike[str]) -> Path:
-    """The first of ``base``, ``base-2``, ``base-3`` ... that does not exist yet."""
-    base = Path(base)
+    """The first of ``base``, ``base-2``, ``base-3`` ... that does not exist yet (``base``
+    spelled by :func:`~detforge.utils.outdir.out_folder`: ``x/..`` is numbered by the real
+    name of the folder it is, ``.`` by the current folder's name)."""
+    base = out_folder(base)
     if not base.exists():
         return base
+    if not base.name:
+        raise DetforgeError(
+            "the root folder exists and cannot be numbered; give a new folder, or --exist-ok",
+            path=base,
+        )
     n = 2
     while True:
         cand = base.with_name(f"{base.name}-{n}")
@@ -44,14 +52,16 @@ def next_run_dir(base: str | os.PathLike[str]) -> Path:
 
 def run_name(source: str | os.PathLike[str] | None, default: str = "exp") -> str:
     """The name of a run from what it reads: ``obj`` for ``data/obj.data`` or
-    ``best.pt``, a folder's own name for a folder, ``default`` without a source.
+    ``best.pt``, a folder's own name for a folder (``photos/``, ``.`` and ``photos/x/..``
+    included: :func:`~detforge.utils.outdir.out_folder`), ``default`` without a source.
     A ``DATA:split`` source keeps only the file's name."""
     text = os.fspath(source) if source is not None else ""
     if text.lower().rpartition(":")[0].endswith(".data"):
         text = text.rpartition(":")[0]
-    p = Path(text.rstrip("/\\")) if text else None
-    if p is None:
+    text = text.rstrip("/\\")
+    if not text:
         return default
+    p = out_folder(text)
     name = p.stem if p.suffix else p.name
     return name if name not in ("", ".", "..") else default
 
@@ -67,16 +77,18 @@ def results_dir(
 ) -> Path:
     """The folder ``command`` writes into (see the module rule); not created here.
 
-    ``out``: ``--out DIR``; ``source``: what names the run (:func:`run_name`; ``name`` instead
-    when given); ``base``: a Darknet ``results=`` folder (then ``<base>/<command>``). Without
-    ``exist_ok`` an existing folder is never reused: the next numbered one is returned.
+    ``out``: ``--out DIR``, spelled as :func:`~detforge.utils.outdir.out_folder` spells it
+    (``x/..``, ``.``, ``x/``: the folder they are, numbered by its real name); ``source``: what
+    names the run (:func:`run_name`; ``name`` instead when given); ``base``: a Darknet
+    ``results=`` folder (then ``<base>/<command>``). Without ``exist_ok`` an existing folder is
+    never reused: the next numbered one is returned.
 
     A file where the folder, or a folder above it, has to be (``runs`` a file, ``--out a/b``
     with ``a`` a file, ``results=`` naming a file) is a :class:`WriteError` naming that file
     and what to do, raised here, before anything is written.
     """
     if out is not None and os.fspath(out) != "":
-        folder = Path(out)
+        folder = out_folder(out)
         if folder.exists() and not folder.is_dir():
             raise DetforgeError("--out is an existing file; --out names a folder", path=folder)
         fix = "give another --out"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from detforge.cli.common import non_negative_int
 from detforge.cli.demo import data as demo_data
@@ -27,6 +26,7 @@ from detforge.cli.demo.basics import (
 )
 from detforge.errors import DetforgeError
 from detforge.utils.io import make_folder
+from detforge.utils.outdir import out_folder
 
 HELP = "generate a small dataset and run every command on it (the whole job end to end)"
 DESCRIPTION = """\
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         chosen = ["generate", *chosen]  # every step needs the dataset
     if args.images < 10:
         raise DetforgeError("--images must be at least 10")
-    out = Path(args.out or time.strftime("detforge-demo-%Y%m%d-%H%M%S"))
+    out = out_folder(args.out or time.strftime("detforge-demo-%Y%m%d-%H%M%S"))
     make_folder(out)  # a file in the way: one line naming it
     state = DemoRun(
         out=out.resolve(), images=args.images, seed=args.seed, train_seconds=args.train_seconds
