@@ -93,6 +93,23 @@ def test_a_repeat_in_the_valid_list_is_scored_twice_not_trained_on(make_darknet)
     assert len(found) == 1 and "it is scored twice in valid" in found[0].message
 
 
+def test_an_image_listed_through_a_link_to_its_folder_is_a_duplicate(make_darknet) -> None:
+    """img/a.jpg, then lnk/a.jpg (lnk -> img) and img/../img/b.jpg: the same images, so
+    list-duplicate, worded with the spelling the list uses; the dataset has 2 images."""
+    data = make_darknet({"a": BOX, "b": BOX})
+    os.symlink(data.parent / "img", data.parent / "lnk")
+    with open(data.parent / "train.txt", "a") as f:
+        f.write("lnk/a.jpg\nimg/../img/b.jpg\n")  # lines 3 and 4
+    report = check_dataset(data)
+    dups = sorted(
+        (f.line, f.message) for f in report.findings if f.code == "list-duplicate"
+    )  # fmt: skip
+    assert [line for line, _ in dups] == [3, 4]
+    assert dups[0][1].startswith(f"{data.parent / 'lnk' / 'a.jpg'} is already listed on line 1")
+    assert report.summary["images"] == 2 and report.summary["splits"] == {"train": 2}
+    assert not [f for f in report.findings if f.code == "label-orphan"]
+
+
 def test_split_leaks(make_darknet) -> None:
     labels = {f"clip{c}_f{i}": BOX for c in range(2) for i in range(2)}
     data = make_darknet(

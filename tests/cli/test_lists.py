@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -168,3 +169,25 @@ def test_lists_writes_repeated_entries_and_counts_them(
     assert note in capsys.readouterr().err
     assert main(["lists", str(tmp_path / "b.txt"), "-o", str(tmp_path / "o2.txt")]) == 0
     assert "note:" not in capsys.readouterr().out
+
+
+def test_lists_sees_an_image_through_a_link_to_its_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Folders ``img`` and ``lnk`` (a link to img): each image once; lists naming one image
+    as ``lnk/a.jpg`` and ``img/a.jpg``: written twice as given, and counted as a repeat."""
+    img = tmp_path / "img"
+    img.mkdir()
+    for s in ("a", "b"):
+        (img / f"{s}.jpg").write_bytes(b"x")
+    os.symlink(img, tmp_path / "lnk")
+    out = tmp_path / "out.txt"
+    assert main(["lists", str(img), str(tmp_path / "lnk"), "-o", str(out)]) == 0
+    assert read_image_list(out) == [str(img / "a.jpg"), str(img / "b.jpg")]  # "img" < "lnk"
+    assert capsys.readouterr().out == f"2 images -> {out}\n"
+    (tmp_path / "a.txt").write_text("lnk/a.jpg\nimg/b.jpg\nimg/a.jpg\n")
+    assert main(["lists", str(tmp_path / "a.txt"), "-o", str(tmp_path / "o2.txt")]) == 0
+    assert read_image_list(tmp_path / "o2.txt") == [
+        str(tmp_path / "lnk" / "a.jpg"), str(img / "b.jpg"), str(img / "a.jpg")
+    ]  # fmt: skip
+    assert capsys.readouterr().out.endswith(f"first: {img / 'a.jpg'}, line 3 (first on line 1)\n")

@@ -3,6 +3,7 @@ of SOURCE (a relative folder or image given from inside the dataset included).""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,37 @@ def test_every_other_writer_into_the_dataset_is_refused(
     assert main([*base, "--out", "images"]) == 2  # annotated a0.jpg over images/a0.jpg
     assert main([*base, "--out", "images", "--save-images", "--save-txt"]) == 2
     assert main([*base, "--out", "labels/..", "--save-txt"]) == 2
+    assert _files(tmp_path / "dl") == before
+
+
+@pytest.mark.parametrize(
+    ("source", "out"),
+    [
+        ("imgs", "dl"),  # the images through a link to their folder
+        ("dl/images/../images", "dl"),
+        ("dl/images", "dl-link"),  # OUT through a link to the dataset
+        ("imgs", "dl-link/images"),  # annotated pictures over the images, both through links
+    ],
+)
+def test_a_link_to_the_folder_does_not_get_around_the_guard(
+    tmp_path: Path,
+    ckpt: Path,
+    source: str,
+    out: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    before = _darknet_layout(tmp_path / "dl")
+    os.symlink(tmp_path / "dl" / "images", tmp_path / "imgs")
+    os.symlink(tmp_path / "dl", tmp_path / "dl-link")
+    monkeypatch.chdir(tmp_path)
+    save = "--save-images" if out.endswith("images") else "--save-txt"
+    argv = ["predict", str(ckpt), source, "--out", out, save, "--exist-ok", "--device", "cpu"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "refusing to overwrite an input file" in err[0]
+    named = f"{out}/a0.jpg" if save == "--save-images" else f"{out}/labels/a0.txt"
+    assert f"error: {named}:" in err[0]  # named as the user spelled OUT
     assert _files(tmp_path / "dl") == before
 
 

@@ -96,6 +96,22 @@ def test_first_entries_counts_an_image_listed_twice_once(
     assert first_entries([]) == []
 
 
+def test_an_image_through_a_link_to_its_folder_is_one_image(tmp_path: Path) -> None:
+    """``real/a.jpg``, ``lnk/a.jpg`` (lnk -> real) and ``real/../real/a.jpg``: one image,
+    listed once by ``list_images`` over both folders, the first spelling kept."""
+    for name in ("a.jpg", "b.jpg"):
+        _touch(tmp_path / "real" / name)
+    os.symlink(tmp_path / "real", tmp_path / "lnk")
+    a = str(tmp_path / "real" / "a.jpg")
+    paths = [str(tmp_path / "lnk" / "a.jpg"), a, str(tmp_path / "real/../real/a.jpg")]
+    assert first_entries(paths) == [0]
+    assert repeated_entries(paths) == [(1, 0), (2, 0)]
+    assert first_entries(paths, ["train", "valid", "valid"]) == [0, 1]  # a leak, not a repeat
+    got = list_images([tmp_path / "real", tmp_path / "lnk"])
+    assert got == [str(tmp_path / "lnk" / n) for n in ("a.jpg", "b.jpg")]  # "lnk" sorts first
+    assert list_images([tmp_path / "lnk"]) == got  # one root: every image as found
+
+
 def test_repeated_entries_point_at_the_first_and_collapse_per_split(tmp_path: Path) -> None:
     a, b = str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg")
     bad = InvalidBox("box-zero-size", "a.txt", "box 2", "0 0.5 0.5 0 0.2")  # listed per entry

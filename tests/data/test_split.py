@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -99,6 +100,20 @@ def test_find_leaks(tmp_path: Path) -> None:
     kinds = sorted((lk.kind, lk.split_a, lk.split_b) for lk in leaks)
     assert kinds == [("same content", "train", "valid"), ("same path", "train", "test")]
     assert find_leaks(p[:2], ["train", "train"]) == []  # a duplicate within a split is no leak
+
+
+def test_find_leaks_sees_through_a_link_to_the_folder(tmp_path: Path) -> None:
+    """The same image in train and valid, once through a link to its folder: a "same path"
+    leak (found without reading it), the paths named as they were listed."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "1.jpg").write_bytes(b"one")
+    (tmp_path / "a" / "2.jpg").write_bytes(b"two")
+    os.symlink(tmp_path / "a", tmp_path / "lnk")
+    p = [str(tmp_path / "a" / "1.jpg"), str(tmp_path / "lnk" / "1.jpg"), str(tmp_path / "a/2.jpg")]
+    leaks = find_leaks(p, ["train", "valid", "valid"])
+    assert [(lk.kind, lk.split_a, lk.path_a, lk.split_b, lk.path_b) for lk in leaks] == [
+        ("same path", "train", p[0], "valid", p[1])
+    ]  # fmt: skip
 
 
 def test_find_leaks_compares_whole_files_after_equal_heads(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ stem, strict parsing, writers read back by pycocotools."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -353,6 +354,25 @@ def test_sidecar_matches_by_path_and_is_ignored_once_the_file_changes(tmp_path: 
     pred = read_predictions(p, gt)
     assert pred.meta["unmatched"]["boxes"] == 1  # id 7 is no image of this GT
     assert any("another version" in n for n in pred.meta["notes"])
+
+
+def test_sidecar_path_through_a_link_to_the_folder_is_the_same_image(tmp_path: Path) -> None:
+    """Predictions made on lnk/b/one.jpg (lnk -> data) belong to data/b/one.jpg, not to the
+    first image named one (data/a/one.jpg), which the stem alone would pick."""
+    from detforge.formats.predictions import Provenance
+
+    for sub in ("a", "b"):
+        (tmp_path / "data" / sub).mkdir(parents=True)
+    os.symlink(tmp_path / "data", tmp_path / "lnk")
+    gt = darknet_like([str(tmp_path / "data" / s / "one.jpg") for s in ("a", "b")])  # ids 0, 1
+    prov = Provenance(
+        written_by="test", images={7: str(tmp_path / "lnk" / "b" / "one.jpg")}, category_ids=[1, 2]
+    )
+    p = tmp_path / "dets.json"
+    write_coco_results(
+        p, coco_records([7], [[40, 15, 60, 35]], [0], [0.9], [1, 2]), provenance=prov
+    )
+    assert read_predictions(p, gt).boxes.image.tolist() == [1]
 
 
 def test_a_folder_with_comp4_and_per_image_files_is_refused(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from detforge.utils.outdir import (
     output_dir,
     read_manifest,
     refuse_incomplete,
+    refuse_overlap,
     removed_on_error,
 )
 from tests.reliability.builders import darknet_project, tree_digest
@@ -235,3 +236,44 @@ def test_convert_out_spelled_with_dots_or_a_slash(
     assert sorted(os.listdir(tmp_path / "here")) == (
         [MANIFEST, "annotations"] if where == "." else ["sub"]
     )
+
+
+def test_overlap_guard_sees_through_a_link_to_the_folder(tmp_path: Path) -> None:
+    """OUT inside the source reached through a link (either way round) is refused, named as
+    it was given; a link beside the source is not the source."""
+    (tmp_path / "src" / "images").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "src", tmp_path / "lnk")
+    os.symlink(tmp_path / "elsewhere", tmp_path / "other")
+    for out, read in [
+        (tmp_path / "lnk" / "images" / "out", tmp_path / "src"),  # OUT through the link
+        (tmp_path / "src" / "out", tmp_path / "lnk"),  # the source through the link
+        (tmp_path / "lnk" / ".." / "src" / "out", tmp_path / "src"),
+        (tmp_path / "lnk", tmp_path / "src" / "images"),  # OUT holds the source
+    ]:
+        with pytest.raises(DetforgeError, match="OUT overlaps a folder") as err:
+            refuse_overlap(out, [read])
+        assert err.value.path == str(out)
+    refuse_overlap(tmp_path / "other" / "out", [tmp_path / "lnk"])  # no overlap: no error
+
+
+def test_convert_into_the_image_folder_through_a_link_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The list names the images through a link to their folder (and OUT uses the real
+    name), or OUT goes through the link: refused both ways, nothing written."""
+    data = darknet_project(tmp_path / "proj")
+    os.symlink(tmp_path / "proj" / "data", tmp_path / "lnk")
+    for lst in ("train.txt", "valid.txt"):
+        f = data.parent / lst
+        f.write_text(f.read_text().replace(str(tmp_path / "proj" / "data"), str(tmp_path / "lnk")))
+    before = tree_digest(tmp_path / "proj")
+    for out in (tmp_path / "proj" / "data" / "coco", tmp_path / "lnk" / "coco"):
+        assert main(["convert", str(data), str(out), "--to", "coco"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [
+            f"detforge convert: error: {out}: OUT overlaps a folder the source is read from "
+            f"({(tmp_path / 'proj' / 'data').resolve()}); detforge never writes where its "
+            "input lives. Choose a folder outside the dataset"
+        ]
+    assert tree_digest(tmp_path / "proj") == before

@@ -93,10 +93,13 @@ class DarknetScan:
 
 def _orphans(scan: DarknetScan) -> list[Finding]:
     """``label-orphan``: ``.txt`` files beside the used labels that belong to no image."""
+    from detforge.utils.paths import PathResolver
+
+    same = PathResolver().key  # a list reached through a link to its folder is still the list
     claimed = {p for p in scan.label_paths if p}
-    skip = {os.path.normpath(p) for p in scan.lists.values()}
+    skip = {same(p) for p in scan.lists.values()}
     if scan.names_path:
-        skip.add(os.path.normpath(scan.names_path))
+        skip.add(same(scan.names_path))
     folders = {p.rpartition(os.sep)[0] for p in claimed}
     out = []
     for folder in sorted(folders):
@@ -115,7 +118,7 @@ def _orphans(scan: DarknetScan) -> list[Finding]:
         for n in sorted(unclaimed):
             p = os.path.join(folder, n)
             stem = os.path.splitext(p)[0]
-            if os.path.normpath(p) in skip or os.path.splitext(n)[0] in present:
+            if same(p) in skip or os.path.splitext(n)[0] in present:
                 continue  # a list, or the label of an image that is not listed
             alt = [
                 stem.replace(f"{os.sep}labels{os.sep}", f"{os.sep}{d}{os.sep}")
@@ -139,11 +142,19 @@ def _orphans(scan: DarknetScan) -> list[Finding]:
 def _unique_images(scan: DarknetScan, entries: list[Entry]) -> dict[int, tuple[str, int | None]]:
     """Fill ``scan.images`` (unique, first-listed order) and the ``entry_*`` columns; report
     ``list-duplicate`` (an image on two lines of one list file, the list given as ``source``
-    too; a folder's images come once each). Returns where each image was first listed."""
+    too; a folder's images come once each). One image is any spelling of its path, a link to
+    its folder included (:mod:`detforge.utils.paths`); ``scan.images`` keeps the first
+    spelling. Returns where each image was first listed."""
+    from detforge.utils.paths import PathResolver
+
+    resolver = PathResolver()
     index: dict[str, int] = {}
+    spelled: list[str] = []
     seen_in_list: dict[tuple[str, int], int | None] = {}
     for img, split, lp, line in entries:
-        i = index.setdefault(img, len(index))
+        i = index.setdefault(resolver.key(img), len(index))
+        if i == len(spelled):
+            spelled.append(img)
         key = (lp, i)
         if key in seen_in_list and line is not None:
             first = seen_in_list[key]
@@ -166,7 +177,7 @@ def _unique_images(scan: DarknetScan, entries: list[Entry]) -> dict[int, tuple[s
         scan.entry_image.append(i)
         scan.entry_split.append(split)
         scan.entry_origin.append((lp, line))
-    scan.images = list(index)
+    scan.images = spelled
     first_origin: dict[int, tuple[str, int | None]] = {}
     for i, o in zip(scan.entry_image, scan.entry_origin, strict=True):
         first_origin.setdefault(i, o)

@@ -98,7 +98,9 @@ def list_images(
     max_depth: int | None = None,
     include_hidden: bool = False,
 ) -> list[str]:
-    """All images under ``roots``, sorted by code point, duplicates removed."""
+    """All images under ``roots``, sorted by code point, each image once: roots that overlap
+    (``data`` and ``data/sub``, or a link to a folder beside the folder) list it under the
+    spelling that sorts first (:func:`first_entries`)."""
     out: list[str] = []
     for r in roots:
         out.extend(
@@ -108,7 +110,7 @@ def list_images(
         )
     out.sort()
     if len(roots) > 1:
-        out = [p for i, p in enumerate(out) if i == 0 or out[i - 1] != p]
+        out = [out[i] for i in first_entries(out)]
     return out
 
 
@@ -126,18 +128,21 @@ def shuffle_paths(paths: Sequence[str], *, seed: int = 0) -> list[str]:
 
 
 def _first_of(paths: Sequence[str], groups: Sequence[str] | None) -> list[int]:
-    """Per entry, the index of the first entry naming the same image in the same group."""
+    """Per entry, the index of the first entry naming the same image in the same group
+    (the same image: :mod:`detforge.utils.paths`)."""
+    from detforge.utils.paths import identity_keys
+
     seen: dict[tuple[str, str], int] = {}
     out: list[int] = []
-    for i, p in enumerate(paths):
-        key = ("" if groups is None else groups[i], os.path.normcase(os.path.abspath(p)))
-        out.append(seen.setdefault(key, i))
+    for i, key in enumerate(identity_keys(paths)):
+        out.append(seen.setdefault(("" if groups is None else groups[i], key), i))
     return out
 
 
 def first_entries(paths: Sequence[str], groups: Sequence[str] | None = None) -> list[int]:
     """Indices of the first entry of each image in ``paths``, in order: an image listed twice
-    (any spelling of its path: ``os.path.abspath``, ``normcase``) is one image. With
+    (any spelling of its path, a link to its folder included: :mod:`detforge.utils.paths`)
+    is one image. With
     ``groups`` (per entry, e.g. its split) entries of different groups never collapse: the
     same image in two splits is a leak, reported as such, not a duplicate. The rule of
     ``split`` (all sources one pool) and ``info`` (per split)."""

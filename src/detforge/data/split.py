@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detforge.errors import DetforgeError
+from detforge.utils.paths import identity_keys
 
 SPLIT_ORDER: tuple[str, ...] = ("train", "valid", "test")
 
@@ -187,15 +188,15 @@ def _same_content(groups: list[list[tuple[str, str]]]) -> list[Leak]:
 def find_leaks(
     paths: Sequence[str], splits: Sequence[str], *, max_report: int = 1000
 ) -> list[Leak]:
-    """Files that sit in more than one split: the same (normalized) path, or byte-identical
-    content under different paths. Only files whose sizes collide across splits are read (their
-    first 64 KiB, and whole files only where those match too).
+    """Files that sit in more than one split: the same path (any spelling, a link to its
+    folder included: :mod:`detforge.utils.paths`), or byte-identical content under different
+    paths. Only files whose sizes collide across splits are read (their first 64 KiB, and
+    whole files only where those match too).
     Unreadable files are ignored here (the checker reports them). At most ``max_report``."""
     leaks: list[Leak] = []
     first: dict[str, tuple[str, str]] = {}
     by_size: dict[int, list[tuple[str, str]]] = defaultdict(list)
-    for p, s in zip(paths, splits, strict=True):
-        key = os.path.normcase(os.path.abspath(p))
+    for p, s, key in zip(paths, splits, identity_keys(paths), strict=True):
         if key in first:
             if first[key][0] != s:
                 leaks.append(Leak("same path", first[key][0], first[key][1], s, p))

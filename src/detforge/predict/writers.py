@@ -35,7 +35,8 @@ class InputGuard:
 
     ``files``: other files the command reads (a ``.data`` file, its lists and names, an input
     list); ``folders``: folders it walks, in which every existing file is an input. Paths are
-    compared with their folders resolved, so a link to a folder does not get around it.
+    compared as :mod:`detforge.utils.paths` compares them (absolute, their folders resolved),
+    so a link to a folder, or ``a/../a``, does not get around it.
 
     The label rules (:func:`~detforge.formats.darknet.label_path_candidates`) are applied to
     each image path made absolute, as given and with its folder resolved: a relative
@@ -52,25 +53,22 @@ class InputGuard:
         folders: Iterable[str | os.PathLike[str]] = (),
     ) -> None:
         from detforge.formats.darknet import label_path_candidates
+        from detforge.utils.paths import PathResolver
 
-        self._real_dirs: dict[str, str] = {}
+        self._resolver = PathResolver()
         protected: set[str] = set()
         for p in image_paths:
-            key = self._key(p)
-            protected.add(key)
-            for form in {os.path.abspath(p), key}:
+            protected.add(self._key(p))
+            for form in {os.path.abspath(p), self._resolver.real(p)}:
                 protected.update(self._key(c) for c in label_path_candidates(form))
         protected.update(self._key(f) for f in files)
         self._protected = protected
-        self._folders = [os.path.realpath(f) for f in folders]
+        self._folders = [os.path.normcase(self._resolver.folder(f)) for f in folders]
 
     def _key(self, path: str | os.PathLike[str]) -> str:
-        """``path`` absolute, its folder resolved (one ``realpath`` per folder)."""
-        head, name = os.path.split(os.path.abspath(path))
-        real = self._real_dirs.get(head)
-        if real is None:
-            real = self._real_dirs[head] = os.path.realpath(head)
-        return os.path.join(real, name)
+        """What ``path`` shares with every other spelling of it
+        (:meth:`~detforge.utils.paths.PathResolver.key`)."""
+        return self._resolver.key(path)
 
     def protects(self, path: str | os.PathLike[str]) -> bool:
         """Whether writing ``path`` could replace one of the inputs."""

@@ -189,10 +189,17 @@ def refuse_overlap(
     JSON) does not count: OUT beside ``obj.data`` is fine when it is not in an image or label
     folder nor in the folder holding ``images/`` and ``labels/`` (``data/obj.data`` with
     images and labels in ``data/obj/``: ``data/coco`` is allowed).
+
+    Every folder is compared resolved (:meth:`~detforge.utils.paths.PathResolver.folder`):
+    OUT or a source reached through a link to a folder, or spelled with ``..``, is caught
+    too; the message names OUT as it was given.
     """
-    o = Path(os.path.realpath(out))
-    read = {Path(os.path.realpath(f)) for f in read_folders}
-    listed = {Path(os.path.realpath(f)) for f in file_folders}
+    from detforge.utils.paths import PathResolver
+
+    real = PathResolver().folder  # links and `..` resolved: a link to the source is the source
+    o = Path(real(out))
+    read = {Path(real(f)) for f in read_folders}
+    listed = {Path(real(f)) for f in file_folders}
     for f in sorted(read | listed | _dataset_roots(listed), reverse=True):  # deepest named
         if _inside(f, o) or _inside(o, f):
             raise DetforgeError(

@@ -209,11 +209,8 @@ def _repeated_entries(
 ) -> list[RepeatedEntry]:
     """Every entry that names an image an earlier entry of its split names (kept: Darknet
     trains on it once per entry), with its list file and line
-    (:func:`~detforge.data.lists.repeated_entries`). Listed paths are already normalized, so
-    a set of them tells at once that there are none (the common case, 100,000 entries in
-    milliseconds)."""
-    if len(set(paths)) == len(paths):
-        return []
+    (:func:`~detforge.data.lists.repeated_entries`: any spelling of an image, a link to its
+    folder included)."""
     origins = [found.origins[i] for i in kept.tolist()]
     out = []
     for i, f in repeated_entries(paths, splits):

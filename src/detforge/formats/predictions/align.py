@@ -23,7 +23,6 @@ image), or with a negative width or height. Zero-size boxes are predictions like
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import PurePath
 from typing import Any
@@ -34,6 +33,7 @@ from numpy.typing import NDArray
 from detforge.data.boxes import BoxFormat
 from detforge.data.dataset import Boxes, Dataset
 from detforge.data.validity import MAX_COORD, MAX_IMAGE_SIDE
+from detforge.utils.paths import PathResolver
 
 MAX_NORMALIZED = MAX_COORD / MAX_IMAGE_SIDE
 """Largest absolute normalized prediction value (about 9.5 image sizes): times the largest
@@ -168,7 +168,8 @@ def match_image_keys(
     stems = stem_index(gt)
     known = np.zeros(n, dtype=bool)  # ids whose image the sidecar names: no other guess
     if recorded:  # the image each id was made on: exact path, else that id with its stem
-        where = {os.path.normpath(os.path.abspath(p)): i for i, p in enumerate(gt.images.path)}
+        resolver = PathResolver()  # the same image, however its path is spelled
+        where = {resolver.key(p): i for i, p in enumerate(gt.images.path)}
         rows = np.arange(gt.num_images, dtype=np.int64)
         by_id = _lookup(gt.images.id, rows, ints)
         for j in np.flatnonzero(is_int):
@@ -176,7 +177,7 @@ def match_image_keys(
             if not p:  # not recorded, or a video frame (no file)
                 continue
             known[j] = True
-            r = where.get(os.path.normpath(os.path.abspath(p)), -1)
+            r = where.get(resolver.key(p), -1)
             if r < 0 and by_id[j] >= 0 and file_stem(gt.images.path[by_id[j]]) == file_stem(p):
                 r = int(by_id[j])
             out[j] = r if r >= 0 else stems.get(file_stem(p), -1)
