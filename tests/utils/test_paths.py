@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from detforge.utils.paths import PathResolver, identity_keys
+from detforge.utils.paths import PathResolver, identity_keys, surely_distinct
 
 
 def test_links_to_folders_and_dotdot_are_seen_through(
@@ -41,3 +41,17 @@ def test_links_to_folders_and_dotdot_are_seen_through(
     )
     assert r.real("imgs/..") == str(root / "ds") and r.real(".") == str(root)
     assert identity_keys([]) == []
+
+
+def test_surely_distinct_answers_maybe_for_a_linked_folder(tmp_path: Path) -> None:
+    """Distinct texts in folders resolving apart: surely distinct; a repeated text or two
+    folder spellings of one folder: maybe (the caller then compares identity_keys)."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "data", target_is_directory=True)
+    a, b = str(tmp_path / "data" / "x.jpg"), str(tmp_path / "other" / "x.jpg")
+    linked = str(tmp_path / "link" / "x.jpg")
+    assert surely_distinct([a, b, str(tmp_path / "data" / "y.jpg")])
+    assert not surely_distinct([a, a])
+    assert not surely_distinct([a, str(tmp_path / "link" / "y.jpg")])  # maybe: same folder
+    assert len(set(identity_keys([a, linked]))) == 1 and not surely_distinct([a, linked])
