@@ -62,6 +62,7 @@ def test_broken_files(tmp_path: Path) -> None:
     data = big.read_bytes()
     cases = {
         "empty.jpg": b"",
+        "zeros.jpg": b"\0" * 4096,
         "page.jpg": b"<!DOCTYPE html><html><body>404 Not Found</body></html>",
         "photo.jpg": b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64,
         "half.jpg": data[: len(data) // 2],
@@ -78,7 +79,18 @@ def test_broken_files(tmp_path: Path) -> None:
     got = {n: inspect_image(str(tmp_path / n)) for n in names}
     assert got["empty.jpg"].problem == "image-empty"
     assert got["page.jpg"].problem == "image-not-image"
-    assert "HTML" in got["page.jpg"].detail
+    assert got["page.jpg"].detail == (
+        "content is an HTML page (a failed download?), not a JPEG, PNG, GIF, BMP, WebP, TIFF or PNM"
+    )
+    assert got["zeros.jpg"][4:6] == (
+        "image-not-image",
+        "all 4096 bytes are zero (not an image: an interrupted copy or download?)",
+    )
+    assert got["empty.jpg"].detail == "the file is empty (zero bytes)"
+    assert got["head.jpg"].detail == "the file ends inside the JPEG header (truncated?)"
+    assert got["notes.png"].detail == (
+        'content is text ("plain text, no image"), not a JPEG, PNG, GIF, BMP, WebP, TIFF or PNM'
+    )
     assert got["photo.jpg"].problem == "image-unsupported"
     assert got["half.jpg"].problem == "image-truncated"
     assert (got["half.jpg"].width, got["half.jpg"].height) == (400, 300)

@@ -55,6 +55,33 @@ def test_errors_exit_1_with_grouped_output_and_json(
     assert (first["code"], first["line"], first["severity"]) == ("label-fields", 1, "error")
 
 
+def test_an_all_zero_jpg_is_called_so_even_from_an_older_cache(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _dataset(tmp_path / "ds", {"a": "0 0.5 0.5 0.2 0.2\n"})
+    (tmp_path / "ds" / "img" / "a.jpg").write_bytes(b"\0" * 4096)
+    assert main(["check", str(data)]) == 1
+    out = capsys.readouterr().out
+    assert "ERROR image-not-image (1): file is not an image" in out
+    assert (
+        f"{tmp_path / 'ds' / 'img' / 'a.jpg'}: all 4096 bytes are zero (not an image: an "
+        "interrupted copy or download?); replace it with the real image or remove it from the "
+        "dataset (--fix drops the image from the lists)"
+    ) in out
+    # another detforge's words for the same unchanged file: the per-file image results and the
+    # whole-check record of this run are not read by a version with other rules
+    from detforge.check import files, resultcache
+    from detforge.data import imageformats
+
+    monkeypatch.setattr(imageformats, "not_image_detail", lambda head, size: "other words")
+    assert main(["check", str(data)]) == 1
+    assert "other words" not in capsys.readouterr().out  # same rules: cached
+    for mod in (files, resultcache):
+        monkeypatch.setattr(mod, "RULES_VERSION", files.RULES_VERSION + 1)
+    assert main(["check", str(data)]) == 1
+    assert "a.jpg: other words;" in capsys.readouterr().out
+
+
 def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", str(tmp_path / "nothing.data")]) == 2
     err = capsys.readouterr().err.strip().splitlines()

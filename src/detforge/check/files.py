@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detforge.check.dataset import file_digest
-from detforge.check.findings import Finding, finding
+from detforge.check.findings import RULES_VERSION, Finding, finding
 from detforge.check.images import ImageInfo, inspect_images
 from detforge.data.cache import FileIndexCache
 from detforge.utils.filestat import Stamps, stat_many
@@ -141,7 +141,9 @@ def cached_images(
     any image is read); else it is made here."""
     n = len(images)
     infos: list[ImageInfo | None] = [None] * n
-    cache = FileIndexCache.for_source(src, kind="check-images") if use_cache else None
+    cache = (
+        FileIndexCache.for_source(src, kind=f"check-images-r{RULES_VERSION}") if use_cache else None
+    )
     note = cache.damaged if cache is not None else None
     warm = cache is not None and len(cache) > 0 and cache.has("problem")
     size, mtime, ctime = stats if stats is not None else stat_many(images, ctime=True)

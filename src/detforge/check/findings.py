@@ -15,6 +15,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+RULES_VERSION = 2
+"""Raised when what a check finds or says about a file changes (a rule, a message): the
+per-file image results and the whole-check records (:mod:`detforge.check.files`,
+:mod:`detforge.check.resultcache`) carry it in their names, so a check after an upgrade never
+shows an older version's messages for unchanged files. (2: what a non-image file holds.)"""
+
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
 
@@ -56,7 +62,7 @@ CODES: dict[str, CodeInfo] = {
     "image-missing": _c("error", "listed image does not exist"),
     "image-empty": _c("error", "image file is zero bytes"),
     "image-unreadable": _c("error", "image file cannot be opened"),
-    "image-truncated": _c("error", "image file is truncated (end marker missing)"),
+    "image-truncated": _c("error", "image file is cut off (header or end marker missing)"),
     "image-not-image": _c("error", "file is not an image"),
     "image-unsupported": _c("error", "image format is not supported"),
     "image-decode-failed": _c("error", "image data is corrupt or does not decode"),

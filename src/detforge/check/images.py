@@ -1,8 +1,9 @@
 """Image file integrity from the bytes on disk, without decoding pixels (unless ``deep``).
 
-:func:`inspect_image` reads the head and the tail of a file and tells apart: a zero-byte file,
-a file that is not an image at all (text, an HTML error page from a failed download), an image
-in a format detforge cannot decode (HEIC, AVIF, JPEG 2000, PSD, SVG), a truncated file (a JPEG
+:func:`inspect_image` reads the head and the tail of a file and tells apart: an empty file, a
+file that is not an image at all (all zero bytes, text, an HTML error page from a failed
+download; :func:`~detforge.data.imageformats.not_image_detail` says which), an image in a
+format detforge cannot decode (HEIC, AVIF, JPEG 2000, PSD, SVG), a truncated file (a JPEG
 without its ``FFD9`` end marker, a PNG without ``IEND``, a GIF without its trailer, a BMP or
 WebP shorter than its header says), and otherwise returns the stored width and height in pixels
 and the EXIF orientation (1 = none). ``deep=True`` also decodes every pixel with Pillow.

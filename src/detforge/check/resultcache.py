@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from detforge.check.findings import CODES, Finding
+from detforge.check.findings import CODES, RULES_VERSION, Finding
 from detforge.data.cache import default_cache_dir
 from detforge.utils.filestat import Stamps, stat_many
 from detforge.utils.io import atomic_write_text
@@ -45,7 +45,8 @@ VERSION = 3  # raised when the rules or the record change: an older record is ne
 def _record_path(source: str) -> Path:
     key = os.path.abspath(source).encode("utf-8", "surrogateescape")
     return (
-        default_cache_dir() / f"check-result-v{VERSION}-{hashlib.sha1(key).hexdigest()[:20]}.json"
+        default_cache_dir()
+        / f"check-result-v{VERSION}-r{RULES_VERSION}-{hashlib.sha1(key).hexdigest()[:20]}.json"
     )
 
 

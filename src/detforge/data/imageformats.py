@@ -18,6 +18,8 @@ lossless, extended), TIFF and PNM. Problems raise :class:`HeaderError`, whose ``
 
 from __future__ import annotations
 
+import codecs
+import re
 import struct
 from collections.abc import Callable
 from typing import NamedTuple
@@ -261,6 +263,62 @@ def _fixed(fmt: str, head: bytes) -> tuple[int, int]:
     return 0, 0
 
 
+_ZERO_CAUSE = "an interrupted copy or download?"
+_ZERO_HINT = f"not an image: {_ZERO_CAUSE}"
+_NOT_IMAGE = "not a JPEG, PNG, GIF, BMP, WebP, TIFF or PNM"
+_SNIFF = 4096  # bytes of a file's start looked at to tell text from binary data
+
+
+def _as_text(head: bytes, whole: bool) -> str | None:
+    """The first :data:`_SNIFF` bytes as text (UTF-8, an optional BOM), or ``None`` when they
+    hold a byte no text file has (NUL and the other control characters but tab, newline,
+    carriage return, form feed and vertical tab). A character cut at the end is no fault
+    unless ``whole`` (the bytes are the whole file)."""
+    sample = head[:_SNIFF]
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    try:
+        text = decoder.decode(sample, final=whole and len(sample) == len(head))
+    except UnicodeDecodeError:
+        return None
+    if any((ord(c) < 32 and c not in "\t\n\r\f\v") or c == "\x7f" for c in text):
+        return None
+    return text
+
+
+def not_image_detail(head: bytes, size: int) -> str:
+    """What a file whose magic bytes are no image's holds, for the ``image-not-image``
+    message: zero bytes (a copy or download that never wrote its data), an HTML page (an
+    error or login page saved under the image's name), other markup, a Git LFS pointer, text
+    (quoted from its first line), or unknown binary data. ``head``: the file's first bytes,
+    ``size`` its length (all of it was read when ``len(head) >= size``)."""
+    whole = len(head) >= size
+    if not head.strip(b"\0"):
+        if whole:
+            many = f"all {size} bytes are" if size > 1 else "its one byte is"
+            return f"{many} zero ({_ZERO_HINT})"
+        return f"the first {len(head)} bytes are all zero ({_ZERO_HINT})"
+    text = _as_text(head, whole)
+    if text is None:
+        return f"content is unknown binary data, {_NOT_IMAGE}"
+    low = text.lstrip().lower()
+    if low.startswith("version https://git-lfs.github.com/spec/"):
+        return (
+            "content is a Git LFS pointer, not the image (the repository was cloned without "
+            "'git lfs pull'?)"
+        )
+    if low.startswith(("<!doctype html", "<html")) or (
+        low.startswith("<") and re.search(r"<(html|head|body)[\s>]", low[:_SNIFF])
+    ):
+        return f"content is an HTML page (a failed download?), {_NOT_IMAGE}"
+    if low.startswith("<"):
+        return f"content is XML or other markup, {_NOT_IMAGE}"
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    if not first:
+        return f"content is only blank space, {_NOT_IMAGE}"
+    quote = first if len(first) <= 40 else first[:40] + "..."
+    return f'content is text ("{quote}"), {_NOT_IMAGE}'
+
+
 def parse_header(head: bytes, size: int, more: ReadMore, *, to_scan: bool = False) -> Header:
     """Identify an image from ``head`` (its first bytes; ``size`` is the file's length) and read
     its stored size and orientation; ``more`` reads on after ``head`` when a JPEG header or a
@@ -272,12 +330,7 @@ def parse_header(head: bytes, size: int, more: ReadMore, *, to_scan: bool = Fals
     if fmt.startswith("unsupported:"):
         raise HeaderError("image-unsupported", f"{fmt[12:]} image", fmt[12:])
     if not fmt:
-        kind = "text" if head[:256].isascii() else "unknown binary data"
-        if head.lstrip()[:1] == b"<":
-            kind = "HTML/XML text (a failed download?)"
-        raise HeaderError(
-            "image-not-image", f"content is {kind}, not a JPEG, PNG, GIF, BMP, WebP, TIFF or PNM"
-        )
+        raise HeaderError("image-not-image", not_image_detail(head, size))
     if fmt == "jpeg":
         return _jpeg(_Bytes(head, size, more), to_scan)
     orient = 1
@@ -348,5 +401,7 @@ def inspect_header(head: bytes, tail: bytes, size: int, more: ReadMore) -> Image
         detail = f"corrupt JPEG marker at byte {hdr.garbage}"
         return ImageInfo(hdr.width, hdr.height, "jpeg", 1, "image-decode-failed", detail)
     end = _end_problem(hdr, tail, size)
+    if end and tail and not tail.strip(b"\0"):
+        end += f" (the last {len(tail)} bytes are zero: {_ZERO_CAUSE})"
     problem = "image-truncated" if end else ""
     return ImageInfo(hdr.width, hdr.height, hdr.format, hdr.orientation, problem, end)
