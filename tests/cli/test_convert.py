@@ -177,3 +177,26 @@ def test_label_map_with_a_name_twice_is_one_line_naming_it(
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{lm}:2: class name 'raccoon' appears twice" in err
+
+
+def test_label_map_as_a_class_list_or_a_yaml_list(
+    ref_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = ref_data / "raccoon-tfrecord" / "test.record"
+    names = tmp_path / "classes.txt"
+    names.write_text("raccoon\n")  # id 1, the id the records use
+    args = ["convert", str(src), str(tmp_path / "dk"), "--to", "darknet", "--label-map"]
+    assert main([*args, str(names)]) == 0
+    assert (tmp_path / "dk" / "obj.names").read_text() == "raccoon\n"
+    capsys.readouterr()
+    yaml = tmp_path / "classes.yaml"
+    yaml.write_text("- raccoon\n")
+    assert main(["convert", str(src), str(tmp_path / "dk2"), "--to", "darknet", "--label-map",
+                 str(yaml)]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert err == (
+        f"detforge convert: error: {yaml}:1: '- raccoon' is not a class name (it looks like a "
+        "YAML list item); expected a TF label map (item { id: 1 name: 'cat' }) or a class list, "
+        "one name a line (the k-th name is id k)\n"
+    )
+    assert not (tmp_path / "dk2").exists()

@@ -91,3 +91,105 @@ def test_textproto_keeps_spans() -> None:
     assert text[num.value_start : num.value_end] == "90" and num.line == 1
     assert nodes[1].value == "ab" and nodes[1].line == 2
     assert text[nodes[1].start : nodes[1].value_end] == 'x: "a" "b"'
+
+
+_EXPECTED = (
+    "expected a TF label map (item { id: 1 name: 'cat' }) or a class list, one name a line "
+    "(the k-th name is id k)"
+)
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".names", ".pbtxt"])
+def test_a_class_list_is_read_as_ids_1_to_n(tmp_path: Path, suffix: str) -> None:
+    p = tmp_path / f"classes{suffix}"
+    p.write_bytes(b"\xef\xbb\xbfraccoon\r\n\r\n  traffic light \r\nitem\r\n")
+    assert read_label_map(p) == {1: "raccoon", 2: "traffic light", 3: "item"}
+    assert label_map_names(read_label_map(p)) == ["raccoon", "traffic light", "item"]
+
+
+def test_a_text_format_map_is_told_by_its_first_item_whatever_its_name(tmp_path: Path) -> None:
+    p = tmp_path / "labels.txt"
+    p.write_text(
+        "# made by hand\n\nitem\n{\n  id: 2\n  name: 'dog'\n}\nitem { id: 1 name: 'cat' }\n"
+    )
+    assert read_label_map(p) == {1: "cat", 2: "dog"}
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        (
+            "- raccoon\n- dog\n",
+            1,
+            "'- raccoon' is not a class name (it looks like a YAML list item)",
+        ),
+        (
+            "names:\n  0: raccoon\n",
+            1,
+            "'names:' is not a class name (it looks like a YAML or text-format 'key: value' line)",
+        ),
+        (
+            '["raccoon", "dog"]\n',
+            1,
+            '\'["raccoon", "dog"]\' is not a class name (it looks like JSON, YAML or a '
+            "text-format label map)",
+        ),
+        (
+            '[\n  "raccoon",\n  "dog"\n]\n',
+            1,
+            "'[' is not a class name (it looks like JSON, YAML or a text-format label map)",
+        ),
+        (
+            'cat\n"dog",\n',
+            2,
+            "'\"dog\",' is not a class name (it looks like a quoted or comma-separated "
+            "JSON/YAML entry)",
+        ),
+        (
+            "cat\n  id: 2\n",
+            2,
+            "'id: 2' is not a class name (it looks like a YAML or text-format 'key: value' line)",
+        ),
+        ("# classes\ncat\n", 1, "'# classes' is not a class name (it looks like a comment)"),
+        (
+            "\n???\ncat\n",
+            2,
+            "'???' is not a class name (it looks like a TFLite background entry (id 0))",
+        ),
+        (
+            "0 cat\n1 dog\n",
+            1,
+            "'0 cat' starts with a number: a numbered list is not read (its ids could start at 0 "
+            "or 1)",
+        ),
+    ],
+)
+def test_other_formats_are_refused_at_their_line(
+    tmp_path: Path, text: str, line: int, message: str
+) -> None:
+    p = tmp_path / "label_map.txt"
+    p.write_text(text)
+    with pytest.raises(DetforgeError) as e:
+        read_label_map(p)
+    assert (e.value.path, e.value.line) == (str(p), line)
+    assert e.value.message == f"{message}; {_EXPECTED}"
+
+
+def test_unreadable_label_map_files(tmp_path: Path) -> None:
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n \n")
+    with pytest.raises(DetforgeError) as e:
+        read_label_map(blank)
+    assert str(e.value) == f"{blank}: label map has no class names; {_EXPECTED}"
+    binary = tmp_path / "lm.pbtxt"
+    binary.write_bytes(b"item\0\x01")
+    with pytest.raises(DetforgeError) as e:
+        read_label_map(binary)
+    assert str(e.value) == f"{binary}: label map expected, but this is a binary file"
+    with pytest.raises(DetforgeError) as e:
+        read_label_map(tmp_path / "none.pbtxt")
+    assert str(e.value) == f"{tmp_path / 'none.pbtxt'}: label map not found"
+    # a class that is a numbered name among names is a name
+    mixed = tmp_path / "mixed.txt"
+    mixed.write_text("3 wheeler\ncar\n")
+    assert read_label_map(mixed) == {1: "3 wheeler", 2: "car"}

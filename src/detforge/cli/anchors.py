@@ -24,6 +24,7 @@ examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from detforge.cli.common import (
+        add_label_map_option,
         add_path_map_option,
         add_source_format_option,
         non_negative_int,
@@ -43,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="size boxes as in a letterboxed input (aspect kept) [stretched, as Darknet]",
     )
     add_source_format_option(parser)
-    parser.add_argument("--label-map", metavar="FILE", help="TFRecord label map / VOC class list")
+    add_label_map_option(parser, "TFRecord label map / VOC class list")
     add_path_map_option(parser)
 
 

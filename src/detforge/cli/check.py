@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from detforge.cli.common import add_path_map_option, parse_path_map
+from detforge.cli.common import add_label_map_option, add_path_map_option, parse_path_map
 from detforge.utils.outputs import add_exist_ok_option, claim_file
 
 HELP = "check a dataset for every fault (bad label lines, corrupt images, leaks) and repair it"
@@ -64,9 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --fix: replace an earlier detforge output in OUT (only its own files)",
     )
-    parser.add_argument(
-        "--label-map", metavar="PBTXT", help="TF label map to compare with the class names"
-    )
+    add_label_map_option(parser, "TF label map to compare with the class names")
     parser.add_argument(
         "--group-by",
         metavar="parent|REGEX",

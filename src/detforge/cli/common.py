@@ -24,6 +24,15 @@ def add_path_map_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_label_map_option(parser: argparse.ArgumentParser, role: str) -> None:
+    """``--label-map FILE``: ``role`` says what the command does with it; every command reads
+    it with :func:`detforge.formats.labelmap.read_label_map`, so the help ends with the two
+    formats that reads."""
+    from detforge.formats.labelmap import LABEL_MAP_FORMATS
+
+    parser.add_argument("--label-map", metavar="FILE", help=f"{role}. FILE is {LABEL_MAP_FORMATS}")
+
+
 def add_source_format_option(
     parser: argparse.ArgumentParser, *, dest: str = "source_format"
 ) -> None:

@@ -6,7 +6,12 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from detforge.cli.common import add_path_map_option, add_source_format_option, parse_path_map
+from detforge.cli.common import (
+    add_label_map_option,
+    add_path_map_option,
+    add_source_format_option,
+    parse_path_map,
+)
 from detforge.errors import DetforgeError
 
 if TYPE_CHECKING:
@@ -79,14 +84,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="COCO source: the folder its file_name entries are relative to",
     )
-    parser.add_argument(
-        "--label-map",
-        metavar="FILE",
-        help=(
-            "TFRecord source: its label_map.pbtxt [one found beside the records]; "
-            "TFRecord target: a label map the class names must match; VOC source: a class "
-            "list (.pbtxt or one name a line) fixing the class order"
-        ),
+    add_label_map_option(
+        parser,
+        "TFRecord source: its label map [a label_map.pbtxt found beside the records]; "
+        "TFRecord target: a label map the class names must match; VOC source: a class list "
+        "fixing the class order",
     )
     parser.add_argument(
         "--shards", type=int, default=1, metavar="N", help="TFRecord target: files per split [1]"

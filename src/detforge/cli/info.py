@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from detforge.cli.common import add_path_map_option, parse_path_map
+from detforge.cli.common import add_label_map_option, add_path_map_option, parse_path_map
 
 HELP = "count images, negatives, boxes and classes per split"
 DESCRIPTION = """\
@@ -43,12 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="error",
         help="a listed image that does not exist: stop or skip it [error]",
     )
-    parser.add_argument(
-        "--label-map",
-        default=None,
-        metavar="FILE",
-        help="TFRecords: the .pbtxt label map; VOC: a class list fixing the order",
-    )
+    add_label_map_option(parser, "TFRecords: the label map; VOC: a class list fixing the order")
     add_path_map_option(parser)
 
 

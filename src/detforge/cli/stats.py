@@ -29,14 +29,18 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from detforge.cli.common import add_path_map_option, add_source_format_option
+    from detforge.cli.common import (
+        add_label_map_option,
+        add_path_map_option,
+        add_source_format_option,
+    )
     from detforge.utils.outputs import add_exist_ok_option
 
     parser.add_argument("dataset", metavar="DATASET", help="the dataset (format detected)")
     parser.add_argument("--out", metavar="DIR", help="write stats.json and PNG plots here")
     add_exist_ok_option(parser)
     add_source_format_option(parser)
-    parser.add_argument("--label-map", metavar="FILE", help="TFRecord label map / VOC class list")
+    add_label_map_option(parser, "TFRecord label map / VOC class list")
     parser.add_argument("--images-dir", metavar="DIR", help="COCO: folder of the images")
     add_path_map_option(parser)
 

@@ -90,16 +90,12 @@ def detect_format(path: str | os.PathLike[str]) -> str:
 
 
 def load_class_list(path: str | os.PathLike[str]) -> list[str]:
-    """Class names from a ``.pbtxt`` label map (id order) or a one-name-a-line file
-    (:func:`~detforge.formats.darknet.files.read_class_list`); a name given twice is a
-    :class:`DetforgeError` naming the file and line."""
-    from detforge.formats.darknet.files import read_class_list
+    """Class names in id order from a TF label map or a one-name-a-line class list, whatever
+    the file's suffix (:func:`~detforge.formats.labelmap.read_label_map`); a name given twice
+    or a line of another format is a :class:`DetforgeError` naming the file and line."""
     from detforge.formats.labelmap import label_map_names, read_label_map
 
-    p = Path(path)
-    if p.suffix.lower() in (".pbtxt", ".pbtx", ".prototxt"):
-        return label_map_names(read_label_map(p), path=str(p))
-    return read_class_list(p, "class list / label map")
+    return label_map_names(read_label_map(path), path=os.fspath(path))
 
 
 def read_any(

@@ -11,15 +11,23 @@ A label map is text-format protobuf::
 detforge class ``k`` (0-based) is label-map id ``k + 1``. The API decodes a record's
 ``image/object/class/text`` through the label map, so a label map whose names differ from the
 records' names (the guide's NaN loss) is an error detforge reports before training, not after.
+
+:func:`read_label_map` also reads a plain class list (a Darknet ``.names`` file): one name a
+line, blank lines skipped, the ``k``-th name (1-based) is id ``k``, as the API numbers classes.
+A file is a text-format label map when its first line that is not blank or a ``#`` comment
+starts with ``item``; anything else is read as a class list, and a line that looks like
+another format (YAML, JSON, a text-format fragment, numbered ids, a TFLite background entry)
+is refused with its line rather than taken for a name.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from detforge.errors import DetforgeError
+from detforge.errors import DetforgeError, clip
 from detforge.formats.tfrecord.textproto import parse, quote
 from detforge.utils.io import atomic_write_text
 
@@ -77,12 +85,82 @@ def parse_label_map(text: str, *, path: str | None = None) -> dict[int, str]:
     return out
 
 
+LABEL_MAP_FORMATS = (
+    "a TF label map (item { id: 1 name: 'cat' }) or a class list, one name a line (the k-th "
+    "name is id k)"
+)
+"""What :func:`read_label_map` reads, in the words of its messages and of ``--help``."""
+
+_TEXTPROTO = re.compile(r"item\s*[:{<]")
+_NUMBERED = re.compile(r"\d+\s+\S")
+_BACKGROUND = ("???", "background", "__background__")
+
+
+def _foreign(line: str) -> str:
+    """What a class-list line looks like when it is no class name (``""`` when it is one)."""
+    if line.startswith("#"):
+        return "a comment"
+    if line.startswith("- ") or line == "-":
+        return "a YAML list item"
+    if line[0] in "'\"" or line.endswith(","):
+        return "a quoted or comma-separated JSON/YAML entry"
+    if any(c in line for c in "{}[]<>"):
+        return "JSON, YAML or a text-format label map"
+    if line.endswith(":") or ": " in line:
+        return "a YAML or text-format 'key: value' line"
+    return ""
+
+
+def _class_list(lines: list[str], path: str) -> dict[int, str]:
+    """``{k: name}`` from one name a line (the ``k``-th name is id ``k``); see the module."""
+    from detforge.formats.darknet.files import refuse_duplicate_names  # not at the top: a cycle
+
+    names: list[str] = []
+    numbers: list[int | None] = []
+    for n, raw in enumerate(lines, start=1):
+        name = raw.strip()
+        if not name:
+            continue
+        kind = _foreign(name)
+        if not names and name.lower() in _BACKGROUND:
+            kind = "a TFLite background entry (id 0)"
+        if kind:
+            raise DetforgeError(
+                f"{clip(name)!r} is not a class name (it looks like {kind}); expected "
+                f"{LABEL_MAP_FORMATS}",
+                path=path,
+                line=n,
+            )
+        names.append(name)
+        numbers.append(n)
+    if not names:
+        raise DetforgeError(
+            f"label map has no class names; expected {LABEL_MAP_FORMATS}", path=path
+        )
+    if all(_NUMBERED.match(name) for name in names):
+        raise DetforgeError(
+            f"{clip(names[0])!r} starts with a number: a numbered list is not read (its ids could "
+            f"start at 0 or 1); expected {LABEL_MAP_FORMATS}",
+            path=path,
+            line=numbers[0],
+        )
+    refuse_duplicate_names(names, numbers, path=path)
+    return {k: name for k, name in enumerate(names, start=1)}
+
+
 def read_label_map(path: str | os.PathLike[str]) -> dict[int, str]:
-    """Read a ``label_map.pbtxt`` file into ``{id: name}``."""
-    p = Path(path)
-    if not p.is_file():
-        raise DetforgeError("label map file not found", path=p)
-    return parse_label_map(p.read_text(encoding="utf-8"), path=str(p))
+    """Read a label map file into ``{id: name}`` (ids 1-based, detforge class ``id - 1``):
+    a TF ``label_map.pbtxt``, or a class list with one name a line whose ``k``-th name is id
+    ``k`` (the module docstring says how the two are told apart). Anything else is a one-line
+    :class:`DetforgeError` naming the file and line."""
+    from detforge.utils.textfile import read_text_lines
+
+    p = str(path)
+    lines = read_text_lines(path, "label map")
+    meaningful = (ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#"))
+    if _TEXTPROTO.match(" ".join(next(meaningful, "") for _ in range(2))):
+        return parse_label_map("\n".join(lines), path=p)
+    return _class_list(lines, p)
 
 
 def label_map_names(mapping: dict[int, str], *, path: str | None = None) -> list[str]:
