@@ -126,6 +126,10 @@ def test_explicit_anchors_and_subdivisions(
     assert "must divide batch=64" in capsys.readouterr().err
     assert main([*base, "--imgsz", "500"]) == 2
     assert "multiples of 32" in capsys.readouterr().err
+    assert main([*base, "--imgsz", "100000"]) == 2  # a cfg every command would refuse
+    assert capsys.readouterr().err == (
+        "detforge darknet-cfg: error: --imgsz 100000: width and height must be at most 8192\n"
+    )
     assert main([*base, "--anchors", "auto"]) == 2
     assert "needs the dataset" in capsys.readouterr().err
     assert not (tmp_path / "new.cfg").exists() and out.read_text() == text

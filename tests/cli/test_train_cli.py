@@ -183,14 +183,15 @@ def test_a_missing_weights_or_cfg_file_fails_before_the_run_folder(
 def test_a_cfg_refused_while_building_leaves_no_empty_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A cfg the network builder refuses (here: far past the parameter limit) is one line,
-    exit 2, and the run folder made for it is gone again (it used to keep an empty
-    ``weights/``); a folder that holds files is never emptied."""
+    """A cfg the network builder refuses (here: each key in its range, the parameters far
+    past the limit) is one line, exit 2, and the run folder made for it is gone again (it
+    used to keep an empty ``weights/``); a folder that holds files is never emptied."""
     from tests.train._darknet_tiny import tiny_cfg_text
 
     data = _data(tmp_path)
     cfg = tmp_path / "huge.cfg"
-    cfg.write_text(tiny_cfg_text(3).replace("filters=8\n", "filters=100000000\n", 1))
+    text = tiny_cfg_text(3).replace("filters=8\n", "filters=16384\n", 1)
+    cfg.write_text(text.replace("filters=16\n", "filters=16384\n", 1))  # 2.4e9 parameters
     out = tmp_path / "run"
     assert main(["train", str(data), "--out", str(out), *FAST, "--cfg", str(cfg)]) == 2
     err = capsys.readouterr().err.strip()

@@ -74,9 +74,11 @@ def add_darknet_protocol_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def parse_wh(text: str, *, option: str = "--imgsz", multiple: int = 1) -> tuple[int, int]:
+def parse_wh(
+    text: str, *, option: str = "--imgsz", multiple: int = 1, maximum: int | None = None
+) -> tuple[int, int]:
     """``"W"`` or ``"W,H"`` (also ``WxH``) -> ``(W, H)`` positive ints, each a multiple of
-    ``multiple``; anything else is a usage error naming ``option``."""
+    ``multiple`` and at most ``maximum``; anything else is a usage error naming ``option``."""
     parts = text.replace("x", ",").replace("X", ",").split(",")
     try:
         values = [int(p.strip()) for p in parts]
@@ -88,6 +90,8 @@ def parse_wh(text: str, *, option: str = "--imgsz", multiple: int = 1) -> tuple[
         raise DetforgeError(f"{option} expects W or W,H (positive pixels), got {text!r}")
     if multiple > 1 and any(v % multiple for v in values):
         raise DetforgeError(f"{option} {text}: width and height must be multiples of {multiple}")
+    if maximum is not None and max(values) > maximum:
+        raise DetforgeError(f"{option} {text}: width and height must be at most {maximum}")
     return values[0], values[1]
 
 

@@ -67,7 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="training images (max_batches is at least this)",
     )
-    parser.add_argument("--imgsz", metavar="W[,H]", help="network input size (multiples of 32)")
+    parser.add_argument(
+        "--imgsz", metavar="W[,H]", help="network input size (multiples of 32, at most 8192)"
+    )
     parser.add_argument(
         "--anchors",
         metavar="auto|LIST",
@@ -159,11 +161,12 @@ def run(args: argparse.Namespace) -> int:
     from detforge.cli.common import parse_wh
     from detforge.formats.darknet.cfg import cfg_net_size, default_max_batches, rewrite_cfg
     from detforge.models.darknet.cfg import read_cfg_text
+    from detforge.models.darknet.cfgkeys import MAX_INPUT
 
     require_file(args.cfg, "cfg")
     _claim_output(args)
     classes, train_images = _classes_and_images(args)
-    size = parse_wh(args.imgsz, multiple=32) if args.imgsz else None
+    size = parse_wh(args.imgsz, multiple=32, maximum=MAX_INPUT) if args.imgsz else None
     text = read_cfg_text(args.cfg)  # predict's reader: binary files refused, a BOM dropped
     anchors = _anchors(args, size or cfg_net_size(text))
     changes = rewrite_cfg(

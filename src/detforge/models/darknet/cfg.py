@@ -7,7 +7,9 @@ network computes and that detforge does not implement, or a key Darknet does not
 :class:`~detforge.errors.DetforgeError` naming the file and line. Training-only keys (learning
 rate, augmentation, loss normalizers, ...) are kept and ignored at inference, but every number
 in the file must be finite (``nan``, ``inf``, ``1e400`` are errors at their line). Integer keys
-are whole numbers in Darknet's 32-bit ``int`` range. A UTF-8 byte order mark is ignored.
+are whole numbers in Darknet's 32-bit ``int`` range, and the keys that size the network (the
+input size, ``filters``, window ``size``, ``stride``...) lie in the ranges of
+:data:`~detforge.models.darknet.cfgkeys.LIMITS`. A UTF-8 byte order mark is ignored.
 Errors quote at most :data:`~detforge.errors.MAX_QUOTED` characters of the user's input
 (:func:`~detforge.errors.clip`).
 """
@@ -20,194 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from detforge.errors import DetforgeError, clip
-
-"""Errors quote at most this many characters of a cfg value, key or line (then ``...``)."""
+from detforge.models.darknet.cfgkeys import ALIASES, LIMITS, SECTION_KEYS
 
 _INT_RANGE = (-(2**31), 2**31 - 1)  # Darknet reads integer keys into a C int
 _BOM = "\ufeff"
-
-
-# Keys every layer section may carry that do not change the forward pass.
-_COMMON_TRAIN = frozenset(
-    {
-        "stopbackward",
-        "train_only_bn",
-        "dont_update",
-        "burnin_update",
-        "learning_rate",
-        "onlyforward",
-        "show_receptive_field",
-        "clip",
-        "stream",
-        "wait_stream",
-    }
-)
-
-_NET_KEYS = frozenset(
-    {
-        "width",
-        "height",
-        "channels",
-        "letter_box",
-        # training / augmentation settings (no effect on inference)
-        "adam",
-        "adversarial_lr",
-        "angle",
-        "aspect",
-        "attention",
-        "augment_speed",
-        "badlabels_rejection_percentage",
-        "batch",
-        "blur",
-        "burn_in",
-        "contrastive",
-        "contrastive_color",
-        "contrastive_jit_flip",
-        "cutmix",
-        "decay",
-        "dynamic_minibatch",
-        "ema_alpha",
-        "eps",
-        "equidistant_point",
-        "exposure",
-        "flip",
-        "gamma",
-        "gaussian_noise",
-        "hue",
-        "label_smooth_eps",
-        "learning_rate",
-        "learning_rate_min",
-        "loss_scale",
-        "max_batches",
-        "max_chart_loss",
-        "max_crop",
-        "min_crop",
-        "mixup",
-        "momentum",
-        "mosaic",
-        "mosaic_bound",
-        "num_sigmas_reject_badlabels",
-        "optimized_memory",
-        "policy",
-        "power",
-        "resize_step",
-        "saturation",
-        "scale",
-        "scales",
-        "seq_scales",
-        "sequential_subdivisions",
-        "sgdr_cycle",
-        "sgdr_mult",
-        "step",
-        "steps",
-        "subdivisions",
-        "time_steps",
-        "track",
-        "try_fix_nan",
-        "unsupervised",
-        "use_cuda_graph",
-        "weights_reject_freq",
-        "B1",
-        "B2",
-        "random",
-        "max_epochs",
-    }
-)
-
-_YOLO_TRAIN = frozenset(
-    {
-        "cls_normalizer",
-        "counters_per_class",
-        "delta_normalizer",
-        "dets_for_show",
-        "dets_for_track",
-        "focal_loss",
-        "ignore_thresh",
-        "iou_loss",
-        "iou_normalizer",
-        "iou_thresh",
-        "iou_thresh_kind",
-        "jitter",
-        "label_smooth_eps",
-        "max",
-        "max_delta",
-        "obj_normalizer",
-        "objectness_smooth",
-        "random",
-        "resize",
-        "show_details",
-        "sim_thresh",
-        "track_ciou_norm",
-        "track_history_size",
-        "truth_thresh",
-    }
-)
-
-_REGION_TRAIN = frozenset(
-    {
-        "absolute",
-        "bias_match",
-        "class_scale",
-        "classfix",
-        "coord_scale",
-        "focal_loss",
-        "jitter",
-        "log",
-        "mask_scale",
-        "max",
-        "noobject_scale",
-        "object_scale",
-        "random",
-        "rescore",
-        "resize",
-        "sqrt",
-        "thresh",
-    }
-)
-
-# section name -> keys that are implemented (value affects the network) | ignored ones
-SECTION_KEYS: dict[str, frozenset[str]] = {
-    "net": _NET_KEYS,
-    "convolutional": frozenset(
-        {
-            "filters",
-            "size",
-            "stride",
-            "stride_x",
-            "stride_y",
-            "pad",
-            "padding",
-            "groups",
-            "activation",
-            "batch_normalize",
-        }
-    )
-    | _COMMON_TRAIN,
-    "maxpool": frozenset({"size", "stride", "stride_x", "stride_y", "padding"}) | _COMMON_TRAIN,
-    "route": frozenset({"layers", "groups", "group_id"}) | _COMMON_TRAIN,
-    "shortcut": frozenset({"from", "activation"}) | _COMMON_TRAIN,
-    "upsample": frozenset({"stride", "scale"}) | _COMMON_TRAIN,
-    "yolo": frozenset(
-        {"mask", "anchors", "classes", "num", "scale_x_y", "new_coords", "nms_kind", "beta_nms"}
-    )
-    | _YOLO_TRAIN
-    | _COMMON_TRAIN,
-    "region": frozenset({"anchors", "classes", "coords", "num", "softmax"})
-    | _REGION_TRAIN
-    | _COMMON_TRAIN,
-    "sam": frozenset({"from", "activation"}) | _COMMON_TRAIN,
-    "scale_channels": frozenset({"from", "scale_wh", "activation"}) | _COMMON_TRAIN,
-    "dropout": frozenset({"probability"}) | _COMMON_TRAIN,
-}
-
-# Darknet's short section names (parser.c: string_to_layer_type).
-_ALIASES = {
-    "network": "net",
-    "conv": "convolutional",
-    "max": "maxpool",
-    "dropout": "dropout",
-    "upsample": "upsample",
-}
 
 
 @dataclass
@@ -316,7 +134,7 @@ def parse_cfg_text(text: str, *, path: str | os.PathLike[str] = "<cfg>") -> Dark
                     f"bad section header {clip(raw_line.strip())!r}", path=name, line=number
                 )
             kind = line[1:-1].lower()
-            sections.append(Section(_ALIASES.get(kind, kind), number, path=name))
+            sections.append(Section(ALIASES.get(kind, kind), number, path=name))
             continue
         if "=" not in line:
             raise DetforgeError(
@@ -352,13 +170,26 @@ def parse_cfg_text(text: str, *, path: str | os.PathLike[str] = "<cfg>") -> Dark
                 path=name,
                 line=section.line,
             )
+        limits = LIMITS.get(section.name, {})
         for key in section.options:
             if key not in allowed:
                 raise section.error(f"key {clip(key)!r} is not supported by detforge", key)
             _check_finite(section, key)
+            if key in limits:
+                _check_range(section, key, *limits[key])
     if len(sections) < 2:
         raise DetforgeError("the cfg has no layers after [net]", path=name, line=sections[0].line)
     return DarknetCfg(path=name, net=sections[0], layers=sections[1:], text=text)
+
+
+def _check_range(section: Section, key: str, low: int, high: int) -> None:
+    """``key`` is a whole number in ``low..high`` (:data:`~.cfgkeys.LIMITS`)."""
+    value = section.get_int(key, low)
+    if not low <= value <= high:
+        raise section.error(
+            f"{key}={clip(section.options[key])} is out of range: detforge accepts {low}..{high}",
+            key,
+        )
 
 
 def _check_finite(section: Section, key: str) -> None:

@@ -6,21 +6,22 @@ order; :mod:`detforge.models.darknet.decode` turns them into boxes. Layer indice
 (0-based, ``[net]`` not counted), so ``net.layers[i]`` is cfg layer ``i``.
 
 Building checks the geometry before allocating anything: ``channels=3`` (detforge feeds RGB
-images), no negative padding, no window larger than its padded input, and two size limits,
-:data:`MAX_PARAM_BYTES` (the float32 parameters and BatchNorm statistics) and
-:data:`MAX_ACTIVATION_BYTES` (one image's float32 activations: every layer's output, as
-training keeps them, plus the padded copy a padded ``[maxpool]`` makes). A cfg past either is
-an error at the layer where the total crosses it, with the estimate.
+images), no negative padding, no window larger than its padded input, one size for the layers
+a ``[route]``/``[shortcut]``/``[sam]`` joins, and the network's totals -- parameters, one
+image's activations and multiply-adds -- against the limits of
+:mod:`detforge.models.darknet.budget` (``MAX_PARAM_BYTES``, ``MAX_ACTIVATION_BYTES``,
+``MAX_MACS``), computed layer by layer from the shapes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from detforge.errors import clip
+from detforge.models.darknet.budget import Build, Shape
 from detforge.models.darknet.cfg import DarknetCfg, Section
 from detforge.models.darknet.layers import (
     ACTIVATIONS,
@@ -37,16 +38,6 @@ from detforge.models.darknet.layers import (
 )
 
 NMS_KINDS = ("default", "greedynms", "diounms")
-
-MAX_PARAM_BYTES = 4 * 2**30
-"""The largest network detforge builds, in bytes of float32 parameters (4 GiB; the biggest
-stock cfg, yolov4, has about 250 MiB)."""
-
-MAX_ACTIVATION_BYTES = 8 * 2**30
-"""The most float32 activation memory one image may need, in bytes (8 GiB: yolov4 at 608x608
-needs 0.6 GiB, at 1280x1280 2.9 GiB; yolov3-tiny at 8192x8192 would need 12 GiB)."""
-
-_FLOAT_BYTES = 4
 
 
 @dataclass(frozen=True)
@@ -82,49 +73,6 @@ class WeightsHeader:
         return self.major * 10 + self.minor >= 2
 
 
-@dataclass
-class _Shape:
-    c: int
-    h: int
-    w: int
-
-
-def _gib(nbytes: int) -> str:
-    return f"{nbytes / 2**30:,.1f} GiB"
-
-
-@dataclass
-class _Build:
-    shapes: list[_Shape] = field(default_factory=list)
-    heads: list[HeadSpec] = field(default_factory=list)
-    params: int = 0  # float32 values so far
-    activations: int = 0
-
-    def charge(
-        self, section: Section, *, params: int = 0, activations: int = 0, commit: bool = True
-    ) -> None:
-        """Add ``params`` parameters and ``activations`` activation values (float32 counts) of
-        ``section``; a total past :data:`MAX_PARAM_BYTES` / :data:`MAX_ACTIVATION_BYTES` is an
-        error at its line. ``commit=False`` only checks."""
-        total_params = (self.params + params) * _FLOAT_BYTES
-        if total_params > MAX_PARAM_BYTES:
-            raise section.error(
-                f"the network would have about {_gib(total_params)} of parameters, above "
-                f"detforge's limit of {_gib(MAX_PARAM_BYTES)}: check filters= and size="
-            )
-        total = (self.activations + activations) * _FLOAT_BYTES
-        if total > MAX_ACTIVATION_BYTES:
-            where = "its input" if section.name == "net" else "the layers up to this one"
-            raise section.error(
-                f"one image would need about {_gib(total)} of activations for {where}, "
-                f"above detforge's limit of {_gib(MAX_ACTIVATION_BYTES)}: lower width/height "
-                "in [net]" + ("" if section.name == "net" else " or this layer's size/padding")
-            )
-        if commit:
-            self.params += params
-            self.activations += activations
-
-
 def _activation(section: Section, default: str) -> str:
     kind = section.get_str("activation", default)
     if kind not in ACTIVATIONS:
@@ -149,7 +97,7 @@ def _sources(section: Section, key: str, i: int) -> list[int]:
     return [_index(section, key, v, i) for v in values]
 
 
-def _build_layer(section: Section, i: int, prev: _Shape, b: _Build) -> tuple[DarknetLayer, _Shape]:
+def _build_layer(section: Section, i: int, prev: Shape, b: Build) -> tuple[DarknetLayer, Shape]:
     kind = section.name
     if kind == "convolutional":
         filters = section.get_int("filters", 1)
@@ -169,16 +117,19 @@ def _build_layer(section: Section, i: int, prev: _Shape, b: _Build) -> tuple[Dar
                 "groups",
             )
         bn = section.get_int("batch_normalize", 0) != 0
-        out = _Shape(
+        out = prev.strided(
             filters,
             (prev.h + 2 * padding - size) // sy + 1,
             (prev.w + 2 * padding - size) // sx + 1,
+            sx,
+            sy,
         )
         # weights, then the conv bias or BatchNorm's scale, bias, mean and variance; checked
         # with the output before torch allocates anything
         weights = filters * (prev.c // groups) * size * size + filters * (4 if bn else 1)
+        macs = out.h * out.w * filters * (prev.c // groups) * size * size
         b.charge(section, params=weights, activations=out.c * out.h * out.w, commit=False)
-        b.charge(section, params=weights)
+        b.charge(section, params=weights, macs=macs)
         conv = ConvLayer(
             prev.c,
             filters,
@@ -202,7 +153,8 @@ def _build_layer(section: Section, i: int, prev: _Shape, b: _Build) -> tuple[Dar
             b.charge(section, activations=prev.c * (prev.h + padding) * (prev.w + padding))
         pool = MaxPoolLayer(size, (sy, sx), padding)
         oh, ow = pool.out_size(prev.h, prev.w)
-        return pool, _Shape(prev.c, oh, ow)
+        b.charge(section, macs=prev.c * oh * ow * size * size)
+        return pool, prev.strided(prev.c, oh, ow, sx, sy)
     if kind == "route":
         srcs = _sources(section, "layers", i)
         groups, group_id = section.get_int("groups", 1), section.get_int("group_id", 0)
@@ -213,17 +165,23 @@ def _build_layer(section: Section, i: int, prev: _Shape, b: _Build) -> tuple[Dar
         for s in srcs:
             shape = b.shapes[s]
             if (shape.h, shape.w) != (first.h, first.w):
-                raise section.error(f"layers {clip(str(srcs))} have different sizes", "layers")
+                joined = [b.shapes[k] for k in srcs]
+                raise b.size_mismatch(section, "layers", f"layers {clip(str(srcs))}", joined)
             if shape.c % groups:
                 raise section.error(
                     f"groups={groups} does not divide layer {s}'s {shape.c} channels"
                 )
             c += shape.c // groups
-        return RouteLayer(srcs, groups, group_id), _Shape(c, first.h, first.w)
+        need = tuple(max(b.shapes[k].need[a] for k in srcs) for a in (0, 1))
+        out = Shape(c, first.h, first.w, first.stride, (need[0], need[1]))
+        return RouteLayer(srcs, groups, group_id), out
     if kind == "shortcut":
         srcs = _sources(section, "from", i)
         for s in srcs:
-            if (b.shapes[s].c, b.shapes[s].h, b.shapes[s].w) != (prev.c, prev.h, prev.w):
+            if (b.shapes[s].h, b.shapes[s].w) != (prev.h, prev.w):
+                joined = [b.shapes[s], prev]
+                raise b.size_mismatch(section, "from", f"layers {s} and {i - 1}", joined)
+            if b.shapes[s].c != prev.c:
                 raise section.error(
                     f"layer {s}'s output shape differs from the previous layer's", "from"
                 )
@@ -233,13 +191,15 @@ def _build_layer(section: Section, i: int, prev: _Shape, b: _Build) -> tuple[Dar
         if stride < 1:
             raise section.error("only positive upsample strides are supported", "stride")
         layer = UpsampleLayer(stride, section.get_float("scale", 1.0))
-        return layer, _Shape(prev.c, prev.h * stride, prev.w * stride)
+        return layer, prev.upsampled(stride)
     if kind in ("sam", "scale_channels"):
         src = _sources(section, "from", i)[0]
         other = b.shapes[src]
         act = _activation(section, "linear")
         if kind == "sam":
-            if (other.c, other.h, other.w) != (prev.c, prev.h, prev.w):
+            if (other.h, other.w) != (prev.h, prev.w):
+                raise b.size_mismatch(section, "from", f"layers {src} and {i - 1}", [other, prev])
+            if other.c != prev.c:
                 raise section.error(
                     f"layer {src}'s output shape differs from the previous layer's", "from"
                 )
@@ -262,7 +222,7 @@ def _build_layer(section: Section, i: int, prev: _Shape, b: _Build) -> tuple[Dar
     raise section.error("unsupported layer")  # pragma: no cover - cfg.py rejects it first
 
 
-def _window_fits(section: Section, size: int, prev: _Shape, padding: int) -> None:
+def _window_fits(section: Section, size: int, prev: Shape, padding: int) -> None:
     """A ``size`` window must fit the input padded by ``padding`` (both sides together)."""
     if size > min(prev.h, prev.w) + padding:
         raise section.error(
@@ -271,7 +231,7 @@ def _window_fits(section: Section, size: int, prev: _Shape, padding: int) -> Non
         )
 
 
-def _head_spec(section: Section, i: int, prev: _Shape) -> HeadSpec:
+def _head_spec(section: Section, i: int, prev: Shape) -> HeadSpec:
     classes = section.get_int("classes", 20)
     num = section.get_int("num", 1)
     anchors = section.get_floats("anchors") or []
@@ -339,8 +299,8 @@ class DarknetNetwork(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.header = WeightsHeader()
-        b = _Build()
-        shape = _Shape(cfg.channels, cfg.height, cfg.width)
+        b = Build(cfg.net, cfg.width, cfg.height)
+        shape = Shape(cfg.channels, cfg.height, cfg.width)
         if min(shape.c, shape.h, shape.w) < 1:
             raise cfg.net.error("width, height and channels must be positive")
         if shape.c != 3:
