@@ -46,7 +46,7 @@ def _record_path(source: str) -> Path:
     key = os.path.abspath(source).encode("utf-8", "surrogateescape")
     return (
         default_cache_dir()
-        / f"check-result-v{VERSION}-r{RULES_VERSION}-{hashlib.sha1(key).hexdigest()[:20]}.json"
+        / f"check-result-r{RULES_VERSION}-v{VERSION}-{hashlib.sha1(key).hexdigest()[:20]}.json"
     )
 
 
