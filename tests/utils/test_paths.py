@@ -43,7 +43,9 @@ def test_links_to_folders_and_dotdot_are_seen_through(
     assert identity_keys([]) == []
 
 
-def test_surely_distinct_answers_maybe_for_a_linked_folder(tmp_path: Path) -> None:
+def test_surely_distinct_answers_maybe_for_a_linked_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Distinct texts in folders resolving apart: surely distinct; a repeated text or two
     folder spellings of one folder: maybe (the caller then compares identity_keys)."""
     (tmp_path / "data").mkdir()
@@ -55,3 +57,9 @@ def test_surely_distinct_answers_maybe_for_a_linked_folder(tmp_path: Path) -> No
     assert not surely_distinct([a, a])
     assert not surely_distinct([a, str(tmp_path / "link" / "y.jpg")])  # maybe: same folder
     assert len(set(identity_keys([a, linked]))) == 1 and not surely_distinct([a, linked])
+    # unnormalized and relative spellings of one folder are resolved with it
+    assert not surely_distinct([a, str(tmp_path / "data" / "." / "x.jpg")])
+    assert not surely_distinct([a, str(tmp_path / "other" / ".." / "data" / "x.jpg")])
+    monkeypatch.chdir(tmp_path / "data")
+    assert not surely_distinct(["x.jpg", a])  # relative to the current folder
+    assert surely_distinct(["x.jpg", b])

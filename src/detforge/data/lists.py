@@ -130,8 +130,10 @@ def shuffle_paths(paths: Sequence[str], *, seed: int = 0) -> list[str]:
 def _first_of(paths: Sequence[str], groups: Sequence[str] | None) -> list[int]:
     """Per entry, the index of the first entry naming the same image in the same group
     (the same image: :mod:`detforge.utils.paths`)."""
-    from detforge.utils.paths import identity_keys
+    from detforge.utils.paths import identity_keys, surely_distinct
 
+    if surely_distinct(paths):  # the common case, without resolving each path
+        return list(range(len(paths)))
     seen: dict[tuple[str, str], int] = {}
     out: list[int] = []
     for i, key in enumerate(identity_keys(paths)):

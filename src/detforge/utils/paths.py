@@ -74,8 +74,9 @@ def identity_keys(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
 def surely_distinct(paths: Sequence[str]) -> bool:
     """``True`` when no two of ``paths`` can name the same file, found without resolving each
     path: their texts differ and their distinct folders (few, for an image list) resolve to
-    distinct folders. For paths already normalized (``os.path.normpath``: no ``.`` or ``..``
-    inside) naming files, not folders. ``False`` means "maybe": compare
+    distinct folders (``.``, ``..`` and links inside a folder are resolved with it, so
+    ``a/x.jpg`` and ``a/./x.jpg`` answer "maybe"). For paths of files: a last part ``.`` or
+    ``..`` (a folder) is not looked at. ``False`` means "maybe": compare
     :func:`identity_keys` (100,000 paths: ~0.03 s here against ~0.1 s)."""
     if os.path.normcase("A") != "A" or len(set(paths)) != len(paths):
         return False

@@ -210,12 +210,7 @@ def _repeated_entries(
     """Every entry that names an image an earlier entry of its split names (kept: Darknet
     trains on it once per entry), with its list file and line
     (:func:`~detforge.data.lists.repeated_entries`: any spelling of an image, a link to its
-    folder included). Listed paths are already normalized, so when their folders resolve
-    apart there are none (the common case, 100,000 entries in ~0.03 s)."""
-    from detforge.utils.paths import surely_distinct
-
-    if surely_distinct(paths):
-        return []
+    folder included)."""
     origins = [found.origins[i] for i in kept.tolist()]
     out = []
     for i, f in repeated_entries(paths, splits):
