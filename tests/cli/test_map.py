@@ -198,4 +198,17 @@ def test_classes_by_index_scores_class_k_as_class_k(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err == (f"detforge val: error: {other}: --classes-by-index needs as many classes "
-                   f"in the model as in the dataset ({many}: 4, the dataset: 3)\n")  # fmt: skip
+                   f"in {many} as in the dataset (4 and 3)\n")  # fmt: skip
+    # eval of a COCO results file made under the model's names scores its category ids
+    # as the dataset's classes (COCO's rule), whatever the dataset calls them
+    js = tmp_path / "dets.json"
+    argv = ["predict", str(ckpt), f"{data}:valid", "--conf", "0.001", "--save-json", str(js)]
+    assert main(argv) == 0
+    capsys.readouterr()
+    scores = []
+    for d in (data, other):
+        out = tmp_path / f"e-{d.stem}.json"
+        assert main(["eval", str(d), str(js), "--json", str(out)]) == 0
+        scores.append(json.loads(out.read_text())["darknet"]["mAP"])
+    assert scores[1] == pytest.approx(scores[0], abs=1e-12)
+    assert scores[0] == pytest.approx(runs[data]["darknet"]["mAP"], abs=1e-9)  # val's own

@@ -134,24 +134,18 @@ def match_dataset_classes(
     """Make ``model`` predict ``dataset_names`` before it is scored on that dataset, or refuse.
 
     A Darknet model without ``--names`` takes the dataset's names (:func:`adopt_dataset_names`);
-    with ``by_index`` (``--classes-by-index``) any model whose class count fits does, and a
-    note on stderr lists each renamed class; otherwise names that differ are refused
+    with ``by_index`` (``--classes-by-index``) any model whose class count fits does
+    (:func:`~detforge.eval.api.classes_by_index`); otherwise names that differ are refused
     (:func:`~detforge.eval.api.refuse_other_classes`): scored by name, they would be wrong."""
-    from detforge.eval.api import refuse_other_classes
+    from detforge.eval.api import classes_by_index, refuse_other_classes
 
     adopt_dataset_names(model, names, dataset_names)
-    own, theirs = [str(n) for n in model.class_names], [str(n) for n in dataset_names]
-    if by_index and own != theirs:
-        if len(own) != len(theirs):
-            raise DetforgeError(
-                f"--classes-by-index needs as many classes in the model as in the dataset "
-                f"({model_path}: {len(own)}, the dataset: {len(theirs)})",
-                path=data,
-            )
-        pairs = [f"{a!r} as {b!r}" for a, b in zip(own, theirs, strict=True) if a != b]
-        shown = ", ".join(pairs[:5]) + (f" and {len(pairs) - 5} more" if len(pairs) > 5 else "")
-        print(f"note: scoring by class index (--classes-by-index): {shown}", file=sys.stderr)
-        model.class_names = tuple(theirs)
+    if by_index:
+        model.class_names, note = classes_by_index(
+            model.class_names, dataset_names, what=model_path, data=data
+        )
+        if note:
+            print(note, file=sys.stderr)
     refuse_other_classes(
         model.class_names, dataset_names, model=model_path, data=data, names_option=names
     )

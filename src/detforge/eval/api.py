@@ -215,6 +215,28 @@ def _outside_label_line(image: str) -> str | None:
     return None
 
 
+def classes_by_index(
+    own: Sequence[str], theirs: Sequence[str], *, what: Any, data: Any
+) -> tuple[tuple[str, ...], str | None]:
+    """``(names, note)``: ``theirs`` (the dataset's class names) in place of ``own`` (a
+    model's or a prediction file's), class k as class k (``--classes-by-index``, Darknet's
+    rule: it never reads names), and a note listing each renamed class; ``own`` and ``None``
+    when they agree. Different class counts are a DetforgeError naming ``what`` and
+    ``data``."""
+    a, b = [str(n) for n in own], [str(n) for n in theirs]
+    if a == b:
+        return tuple(own), None
+    if len(a) != len(b):
+        raise DetforgeError(
+            f"--classes-by-index needs as many classes in {what} as in the dataset "
+            f"({len(a)} and {len(b)})",
+            path=data,
+        )
+    pairs = [f"{x!r} as {y!r}" for x, y in zip(a, b, strict=True) if x != y]
+    shown = ", ".join(pairs[:5]) + (f" and {len(pairs) - 5} more" if len(pairs) > 5 else "")
+    return tuple(theirs), f"note: scoring by class index (--classes-by-index): {shown}"
+
+
 def refuse_other_classes(
     model_names: Sequence[str],
     data_names: Sequence[str],
