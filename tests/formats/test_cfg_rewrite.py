@@ -139,3 +139,40 @@ def test_bom_and_non_utf8_bytes(tmp_path: Path) -> None:
 def test_max_batches_must_be_positive(max_batches: int) -> None:
     with pytest.raises(DetforgeError, match="--max-batches must be at least 1"):
         rewrite_cfg_text(TINY, classes=2, max_batches=max_batches)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("width=416", "width=0", "x.cfg:5: width=0 is out of range: detforge accepts 1..8192"),
+        ("height=416", "height=-8", "x.cfg:6: height=-8 is out of range: detforge accepts 1..8192"),
+        ("width=416", "width=0x1a0", "x.cfg:5: width='0x1a0' is not a whole number"),
+        ("batch=64", "batch=abc", "x.cfg:3: batch='abc' is not a whole number"),
+        (
+            "subdivisions=1",
+            "subdivisions=0",
+            "x.cfg:4: subdivisions=0 is out of range: detforge accepts at least 1",
+        ),
+    ],
+)
+def test_bad_net_numbers_name_file_and_line(old: str, new: str, message: str) -> None:
+    """width=0 was a ZeroDivisionError traceback, batch=abc a ValueError traceback, and
+    width=0x1a0 'width= is not an integer' without the file or line."""
+    with pytest.raises(DetforgeError) as err:
+        rewrite_cfg_text(TINY.replace(old, new, 1), classes=3, path="x.cfg")
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize(
+    ("num", "message"),
+    [
+        ("abc", "x.cfg:6: num='abc' is not a whole number"),
+        ("-5", "x.cfg:6: num=-5 is out of range: detforge accepts at least 1"),
+    ],
+)
+def test_bad_region_num_names_file_and_line(num: str, message: str) -> None:
+    """num=abc was a ValueError traceback; num=-5 wrote filters=-35 into the new cfg."""
+    cfg = f"[net]\n[convolutional]\nfilters=425\n[region]\nclasses=80\nnum={num}\n"
+    with pytest.raises(DetforgeError) as err:
+        rewrite_cfg_text(cfg, classes=2, path="x.cfg")
+    assert str(err.value) == message

@@ -145,7 +145,7 @@ def _anchors(args: argparse.Namespace, size: tuple[int, int]) -> str | None:
         from detforge.data.anchors import anchors_for_dataset
         from detforge.formats.detect import read_any
 
-        boxed = cfg_letter_box(text)  # boxes sized as the network will see them
+        boxed = cfg_letter_box(text, path=args.cfg)  # boxes sized as the network will see them
         res = anchors_for_dataset(read_any(args.data), count, size[0], size[1], seed=args.seed,
                                   letter_box=boxed)  # fmt: skip
         how = " (letterboxed, as the cfg's letter_box=1)" if boxed else ""
@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     classes, train_images = _classes_and_images(args)
     size = parse_wh(args.imgsz, multiple=32, maximum=MAX_INPUT) if args.imgsz else None
     text = read_cfg_text(args.cfg)  # predict's reader: binary files refused, a BOM dropped
-    anchors = _anchors(args, size or cfg_net_size(text))
+    anchors = _anchors(args, size or cfg_net_size(text, path=args.cfg))
     changes = rewrite_cfg(
         args.cfg,
         args.output,

@@ -31,6 +31,7 @@ _SECTION = re.compile(r"^\s*\[([^\]]+)\]")
 _KEY = re.compile(r"^(\s*)([A-Za-z_][A-Za-z0-9_]*)(\s*=\s*)([^#;\r\n]*?)(\s*(?:[#;].*)?)$")
 _COMMENTED = re.compile(r"^\s*[#;]\s*(batch|subdivisions)\s*=\s*(\d+)\s*$", re.IGNORECASE)
 _HEADS = {"yolo": 5, "gaussian_yolo": 9, "region": 5}
+_INT_MAX = 2**31 - 1  # Darknet reads these keys into a C int
 
 
 @dataclass(frozen=True)
@@ -65,15 +66,54 @@ def sensible_subdivisions(
     return batch
 
 
-def _int_value(lines: list[str], start: int, end: int, key: str) -> tuple[int, int] | None:
-    """``(line_index, value)`` of an integer ``key=`` in a section, ``None`` when absent."""
+def _int_value(
+    lines: list[str],
+    start: int,
+    end: int,
+    key: str,
+    *,
+    path: str | os.PathLike[str] | None,
+    low: int,
+    high: int = _INT_MAX,
+) -> tuple[int, int] | None:
+    """``(line_index, value)`` of an integer ``key=`` in a section, ``None`` when absent.
+
+    Every whole number the rewrite reads goes through here: one that is not an integer, or is
+    outside ``low..high``, is a :class:`DetforgeError` naming ``path`` and the key's line.
+    """
     found = _find_key(lines, start, end, key)
     if found is None:
         return None
+    raw = found[1].group(4).strip()
     try:
-        return found[0], int(found[1].group(4).strip())
+        value = int(raw)
     except ValueError:
-        raise DetforgeError(f"{key}= is not an integer", line=found[0] + 1) from None
+        raise DetforgeError(
+            f"{key}={raw[:40]!r} is not a whole number", path=path, line=found[0] + 1
+        ) from None
+    if not low <= value <= high:
+        accepted = f"{low}..{high}" if high < _INT_MAX else f"at least {low}"
+        raise DetforgeError(
+            f"{key}={value} is out of range: detforge accepts {accepted}",
+            path=path,
+            line=found[0] + 1,
+        )
+    return found[0], value
+
+
+def _net_wh(
+    lines: list[str], net: tuple[int, int], path: str | os.PathLike[str] | None
+) -> tuple[int, int]:
+    """``(width, height)`` of the [net] section ``net`` (416 when absent), each in the range
+    the network parser accepts (:data:`~detforge.models.darknet.cfgkeys.LIMITS`)."""
+    from detforge.models.darknet.cfgkeys import LIMITS
+
+    wh = []
+    for key in ("width", "height"):
+        low, high = LIMITS["net"][key]
+        found = _int_value(lines, net[0], net[1], key, path=path, low=low, high=high)
+        wh.append(found[1] if found else 416)
+    return wh[0], wh[1]
 
 
 def _commented_training(lines: list[str], start: int, end: int) -> dict[str, int]:
@@ -87,20 +127,18 @@ def _commented_training(lines: list[str], start: int, end: int) -> dict[str, int
     return out
 
 
-def cfg_net_size(text: str) -> tuple[int, int]:
+def cfg_net_size(text: str, *, path: str | os.PathLike[str] | None = None) -> tuple[int, int]:
     """``(width, height)`` of the ``[net]`` section (Darknet's defaults 416 when absent)."""
     lines = text.splitlines(keepends=True)
     net = next(((s, e) for n, s, e in _sections(lines) if n in ("net", "network")), (0, 0))
-    w = _int_value(lines, net[0], net[1], "width")
-    h = _int_value(lines, net[0], net[1], "height")
-    return (w[1] if w else 416, h[1] if h else 416)
+    return _net_wh(lines, net, path)
 
 
-def cfg_letter_box(text: str) -> bool:
+def cfg_letter_box(text: str, *, path: str | os.PathLike[str] | None = None) -> bool:
     """Whether the ``[net]`` section says ``letter_box=1`` (Darknet's default 0)."""
     lines = text.splitlines(keepends=True)
     net = next(((s, e) for n, s, e in _sections(lines) if n in ("net", "network")), (0, 0))
-    value = _int_value(lines, net[0], net[1], "letter_box")
+    value = _int_value(lines, net[0], net[1], "letter_box", path=path, low=0)
     return bool(value and value[1])
 
 
@@ -110,7 +148,7 @@ def cfg_anchor_count(text: str, *, path: str | None = None) -> int:
     nums = set()
     for name, start, end in _sections(lines):
         if name in _HEADS:
-            num = _int_value(lines, start, end, "num")
+            num = _int_value(lines, start, end, "num", path=path, low=1)
             if num is None:
                 raise DetforgeError(f"[{name}] section has no num=", path=path, line=start + 1)
             nums.add(num[1])
@@ -246,11 +284,11 @@ def _rewrite_head(
             raise DetforgeError(f"[{name}] has no anchors= line", path=path, line=start + 1)
         change(anc[0], anc[1], name, anchors)
     mask = _find_key(lines, start, end, "mask")
-    num = _find_key(lines, start, end, "num")
+    num = _int_value(lines, start, end, "num", path=path, low=1)
     if name != "region" and mask is not None:
         count = len([v for v in mask[1].group(4).split(",") if v.strip()])
     elif num is not None:
-        count = int(num[1].group(4).strip())
+        count = num[1]
     else:
         raise DetforgeError(
             f"[{name}] section has neither mask= nor num=", path=path, line=start + 1
@@ -279,10 +317,7 @@ def _net_size_and_batch(
 ) -> None:
     """Set ``width``/``height`` and ``batch``/``subdivisions`` in the [net] section."""
     start, end = net
-    old = (
-        (_int_value(lines, start, end, "width") or (0, 416))[1],
-        (_int_value(lines, start, end, "height") or (0, 416))[1],
-    )
+    old = _net_wh(lines, net, path)
     new = size or old
     if size is not None:
         for key, value in (("width", size[0]), ("height", size[1])):
@@ -292,9 +327,11 @@ def _net_size_and_batch(
             change(found[0], found[1], "net", str(value))
     batch = _find_key(lines, start, end, "batch")
     subs = _find_key(lines, start, end, "subdivisions")
-    if batch is None or subs is None:
+    b_value = _int_value(lines, start, end, "batch", path=path, low=1)
+    s_value = _int_value(lines, start, end, "subdivisions", path=path, low=1)
+    if batch is None or subs is None or b_value is None or s_value is None:
         return
-    b, s = int(batch[1].group(4).strip() or 1), int(subs[1].group(4).strip() or 1)
+    b, s = b_value[1], s_value[1]
     if b <= 1:  # "Testing" settings active: train with the commented "Training" ones
         trained = _commented_training(lines, start, end)
         b, s = trained.get("batch", 64), trained.get("subdivisions", 16)
