@@ -239,8 +239,14 @@ def _head_spec(section: Section, i: int, prev: Shape) -> HeadSpec:
         raise section.error(
             f"anchors={clip(section.get_str('anchors', ''))} must be positive", "anchors"
         )
+    if len(anchors) % 2:
+        raise section.error(
+            f"anchors= has {len(anchors)} numbers; they come in width,height pairs", "anchors"
+        )
     if num < 1:
         raise section.error(f"num={num} must be positive", "num")
+    if classes < 1:
+        raise section.error(f"classes={classes} must be positive", "classes")
     pairs = [(anchors[2 * k], anchors[2 * k + 1]) for k in range(len(anchors) // 2)]
     if section.name == "region":
         if section.get_int("coords", 4) != 4:
@@ -280,7 +286,7 @@ def _head_spec(section: Section, i: int, prev: Shape) -> HeadSpec:
             beta_nms=section.get_float("beta_nms", 0.6),
         )
     need = len(spec.anchors) * (classes + 5)
-    if classes < 1 or prev.c != need:
+    if prev.c != need:
         raise section.error(
             f"the layer before has filters={prev.c}, but classes={classes} with "
             f"{len(spec.anchors)} anchors needs filters={need}"
