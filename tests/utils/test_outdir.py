@@ -211,7 +211,7 @@ def test_out_folder_spells_out_as_the_folder_it_is(
     os.symlink(root / "deep" / "real", root / "lnk")
     monkeypatch.chdir(root / "proj")
     assert out_folder("x/") == out_folder("x/.") == out_folder("./x") == Path("x")
-    for here in ("x/..", ".", "", "nx/..", "x/../x/.."):
+    for here in ("x/..", ".", "nx/..", "x/../x/.."):
         assert out_folder(here) == root / "proj", here
     assert out_folder("x/../y/") == root / "proj" / "y"
     assert out_folder("runs/a") == Path("runs/a")  # kept as typed
@@ -277,3 +277,56 @@ def test_convert_into_the_image_folder_through_a_link_is_refused(
             "input lives. Choose a folder outside the dataset"
         ]
     assert tree_digest(tmp_path / "proj") == before
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["convert", "DATA", "", "--to", "coco"],
+        ["check", "DATA", "--fix", ""],
+        ["stats", "DATA", "--out", ""],
+        ["show", "DATA", "--out", ""],
+        ["split", "DATA", "--out", ""],
+    ],
+)
+def test_an_empty_out_is_one_error_in_every_command(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+) -> None:
+    """``--out ''`` (an unset shell variable) meant the current folder for convert,
+    ``runs/<command>`` for show, and nothing at all for ``check --fix ''`` and
+    ``stats --out ''`` (exit 0, no output written): now one error, nothing written."""
+    data = darknet_project(tmp_path / "proj")
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    before = tree_digest(tmp_path)
+    assert main([str(data) if a == "DATA" else a for a in argv]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"detforge {argv[0]}: error: OUT is an empty name (an unset shell variable?); give a "
+        "folder ('.' for this one)"
+    ]
+    assert tree_digest(tmp_path) == before and os.listdir(tmp_path / "here") == []
+
+
+def test_out_the_system_cannot_look_up_is_one_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder name over the system's length limit, or a path through a loop of links, was
+    an OSError traceback from every command that takes an output folder."""
+    long = tmp_path / ("n" * 300)
+    with pytest.raises(DetforgeError) as err:
+        out_folder(long)
+    assert str(err.value) == f"{long}: OUT cannot be used (File name too long)"
+    os.symlink("loop", tmp_path / "loop")
+    with pytest.raises(DetforgeError) as err:
+        out_folder(tmp_path / "loop" / "x")
+    assert (
+        str(err.value)
+        == f"{tmp_path}/loop/x: OUT cannot be used (Too many levels of symbolic links)"
+    )
+    data = darknet_project(tmp_path / "proj")
+    assert main(["convert", str(data), str(long), "--to", "coco"]) == 2
+    assert main(["show", str(data), "--out", str(long)]) == 2
+    assert capsys.readouterr().err.count("OUT cannot be used (File name too long)") == 2

@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
 
             guard = input_guard(args.dataset, path_map=path_map, label_map=args.label_map)
             guard.check(args.json, option="--json")
-    if args.fix:
+    if args.fix is not None:
         from detforge.utils.outdir import prepare_output_dir
 
         prepare_output_dir(args.fix, overwrite=args.overwrite, read_folders=[args.dataset])
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         write_json(report, args.json)
         print(f"findings written to {args.json}")
-    if not args.fix:
+    if args.fix is None:
         return 1 if report.errors else 0
     from detforge.check.fix import fix_dataset
 

@@ -197,10 +197,10 @@ def _pipeline(
 
 def run(args: argparse.Namespace) -> int:
     from detforge.formats.detect import detect_format, read_any, source_file_folders
-    from detforge.utils.outdir import output_dir, prepare_output_dir
+    from detforge.utils.outdir import out_folder, output_dir, prepare_output_dir
 
     mode, images_dir = _image_options(args)
-    src, out = Path(args.source), Path(args.out)
+    src, out = Path(args.source), out_folder(args.out)  # not Path(""): that is "."
     if args.pipeline and args.to != "tfrecord":
         raise DetforgeError("--pipeline goes with --to tfrecord")
     fmt = args.source_format or detect_format(src)

@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     print(format_report(result))
     out = None
-    if args.out or results is not None or args.plots:
+    if args.out is not None or results is not None or args.plots:
         out = results_dir(
             "eval", out=args.out, source=args.gt, base=results, exist_ok=args.exist_ok
         )

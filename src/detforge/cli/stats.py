@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     notes = [n for n in (repeated, cross_split_note(ds)) if n]
     for n in notes:
         print(f"note: {n}")
-    if args.out:
+    if args.out is not None:
         from detforge.data.stats_plots import plot_stats
         from detforge.utils.outputs import results_dir, say_saved
 

@@ -94,8 +94,9 @@ def new_run_dir(out: str, data: str, *, exist_ok: bool = False) -> Path:
     """The folder of a new run: ``out`` (or ``runs/train/<dataset name>``), numbered
     ``-2``, ``-3`` ... when it exists, unless ``exist_ok`` (then reused as it is); a file
     where it or a folder above it must go is an error naming that file
-    (:func:`detforge.utils.outputs.results_dir`, the rule of every command)."""
-    return results_dir("train", out=out, exist_ok=exist_ok, name=default_run_name(data))
+    (:func:`detforge.utils.outputs.results_dir`, the rule of every command). ``out`` ``""``
+    is the config's "not set"."""
+    return results_dir("train", out=out or None, exist_ok=exist_ok, name=default_run_name(data))
 
 
 def remove_empty_run(root: Path) -> None:

@@ -44,22 +44,39 @@ def out_folder(out: str | os.PathLike[str]) -> Path:
 
     ``x/`` and ``x/.`` are ``x``; in a path with ``..`` (``x/..``, ``runs/a/../b``) everything
     up to the last ``..`` is resolved as the system resolves it (``os.path.realpath``: ``link/..``
-    is the folder above the link's target), the rest kept as given; ``.`` (and ``""``) is the
-    current folder, made absolute. Any other OUT is kept as given (a relative one stays
+    is the folder above the link's target), the rest kept as given; ``.`` is the current
+    folder, made absolute. Any other OUT is kept as given (a relative one stays
     relative, a link is not replaced by its target), so messages show what was typed.
+
+    An empty OUT (``--out ''``, often an unset shell variable) is a :class:`DetforgeError`,
+    as is one the system cannot even look up (a name longer than it allows, a loop of
+    links, a folder on the way that may not be read): every command then says so in one
+    line, instead of one writing into the current folder, another into ``runs/`` and
+    ``check --fix ''`` writing nothing at all.
 
     Every command that takes an output folder goes through it (:func:`output_dir`,
     :func:`prepare_output_dir`, :func:`detforge.utils.outputs.results_dir`): the numbered
     ``DIR-2`` of an existing folder and the folder written to then never come out as
     ``x/..-2``, a crash on an empty name, or a folder ``x`` made on the way to ``x/..``.
     """
-    p = Path(os.fspath(out))
+    text = os.fspath(out)
+    if text == "":
+        raise DetforgeError(
+            "OUT is an empty name (an unset shell variable?); give a folder ('.' for this one)"
+        )
+    p = Path(text)
     parts = p.parts
     if ".." in parts:
         last = len(parts) - parts[::-1].index("..")
-        return Path(os.path.realpath(Path(*parts[:last])), *parts[last:])
-    if not p.name:  # ".", "" or "/"
-        return Path(os.path.realpath(p))
+        p = Path(os.path.realpath(Path(*parts[:last])), *parts[last:])
+    elif not p.name:  # "." or "/"
+        p = Path(os.path.realpath(p))
+    try:
+        os.lstat(p)
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # a new folder, or a file on the way: the writer says which
+    except OSError as exc:  # too long a name, a loop of links, no permission
+        raise DetforgeError(f"OUT cannot be used ({exc.strerror or exc})", path=text) from None
     return p
 
 

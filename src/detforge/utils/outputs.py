@@ -87,7 +87,7 @@ def results_dir(
     with ``a`` a file, ``results=`` naming a file) is a :class:`WriteError` naming that file
     and what to do, raised here, before anything is written.
     """
-    if out is not None and os.fspath(out) != "":
+    if out is not None:
         folder = out_folder(out)
         if folder.exists() and not folder.is_dir():
             raise DetforgeError("--out is an existing file; --out names a folder", path=folder)

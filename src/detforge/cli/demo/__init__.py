@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         chosen = ["generate", *chosen]  # every step needs the dataset
     if args.images < 10:
         raise DetforgeError("--images must be at least 10")
-    out = out_folder(args.out or time.strftime("detforge-demo-%Y%m%d-%H%M%S"))
+    out = out_folder(time.strftime("detforge-demo-%Y%m%d-%H%M%S") if args.out is None else args.out)
     make_folder(out)  # a file in the way: one line naming it
     state = DemoRun(
         out=out.resolve(), images=args.images, seed=args.seed, train_seconds=args.train_seconds
