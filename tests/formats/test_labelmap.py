@@ -193,3 +193,12 @@ def test_unreadable_label_map_files(tmp_path: Path) -> None:
     mixed = tmp_path / "mixed.txt"
     mixed.write_text("3 wheeler\ncar\n")
     assert read_label_map(mixed) == {1: "3 wheeler", 2: "car"}
+
+
+def test_mismatch_quotes_huge_names_clipped() -> None:
+    """A 5 MB name was quoted whole in each mismatch sentence."""
+    huge = "n" * 5_000_000
+    assert label_map_problems({1: huge, 2: huge + "x"}, [huge + "y"]) == [
+        f"id 1 is '{'n' * 77}...' in the label map but '{'n' * 77}...' in the data",
+        f"label map id 2 ('{'n' * 77}...') is not a dataset class",
+    ]

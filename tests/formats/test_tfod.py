@@ -213,3 +213,16 @@ def test_boxes_tensorflow_hates_are_refused_or_clipped(tmp_path: Path) -> None:
     ex = decode_example(next(read_records(written["train"][0])))
     assert float_values(ex, "image/object/bbox/xmin") == pytest.approx([0.0, 0.2])
     assert float_values(ex, "image/object/bbox/xmax") == pytest.approx([0.3, 0.4])
+
+
+def test_a_huge_class_name_is_quoted_clipped(tmp_path: Path) -> None:
+    """A 5 MB line in a --label-map class list came back whole in the mismatch error (a 5 MB
+    'error line'); every name quoted there is cut to detforge.errors.MAX_QUOTED."""
+    rec = _one_record(tmp_path / "train.record", labels=[1], texts=["r" * 5_000_000])
+    with pytest.raises(DetforgeError) as info:
+        read_tfod(rec, label_map={1: "m" * 5_000_000})
+    assert str(info.value) == (
+        f"{rec}: record 1 (a.jpg): box 1: class/label 1 is '{'m' * 77}...' in the label map "
+        f"but class/text says '{'r' * 77}...' -- the guide's NaN-loss mismatch; fix the record "
+        "or the label map -- 'detforge check --fix OUT' salvages the intact records"
+    )

@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detforge.check.findings import Finding, finding
+from detforge.errors import clip
 
 IMBALANCE_RATIO = 100.0
 """``class-imbalance`` fires when the largest class has this many times the boxes of the
@@ -125,9 +126,9 @@ def check_label_map_names(
     for k, name in enumerate(names):
         got = mapping.get(k + 1)
         if got is None:
-            msg = f"class {k} {name!r} needs id {k + 1}, which the label map lacks"
+            msg = f"class {k} {clip(name)!r} needs id {k + 1}, which the label map lacks"
         elif got != name:
-            msg = f"id {k + 1} is {got!r} in the label map but class {k} is {name!r}"
+            msg = f"id {k + 1} is {clip(got)!r} in the label map but class {k} is {clip(name)!r}"
         else:
             continue
         out.append(

@@ -33,7 +33,7 @@ from detforge.check.limits import DEFAULT_LIMITS, CheckLimits
 from detforge.check.rows import LabelRows
 from detforge.data.validity import CODES as RULE
 from detforge.data.validity import box_codes, size_ok
-from detforge.errors import DetforgeError
+from detforge.errors import DetforgeError, clip
 from detforge.formats.labelmap import find_label_map
 from detforge.formats.tfrecord.example import (
     bytes_values,
@@ -129,8 +129,8 @@ def _check_example(
         elif mapping is not None and text is not None and mapping[lab] != text:
             bad(
                 "tfrecord-class",
-                f"{tag}: class/label {lab} is {mapping[lab]!r} in the label map but "
-                f"class/text says {text!r} -- the guide's NaN-loss mismatch",
+                f"{tag}: class/label {lab} is {clip(mapping[lab])!r} in the label map but "
+                f"class/text says {clip(text)!r} -- the guide's NaN-loss mismatch",
             )
     if not (size_ok(width) and size_ok(height)):
         bad(

@@ -195,15 +195,19 @@ def label_map_problems(mapping: dict[int, str], names: Sequence[str]) -> list[st
     for k, name in enumerate(names):
         got = mapping.get(k + 1)
         if got is None:
-            problems.append(f"class {name!r} needs id {k + 1}, which the label map lacks")
+            problems.append(f"class {clip(name)!r} needs id {k + 1}, which the label map lacks")
         elif got != name:
-            problems.append(f"id {k + 1} is {got!r} in the label map but {name!r} in the data")
+            problems.append(
+                f"id {k + 1} is {clip(got)!r} in the label map but {clip(name)!r} in the data"
+            )
     for item_id in sorted(set(mapping) - set(range(1, len(names) + 1))):
-        problems.append(f"label map id {item_id} ({mapping[item_id]!r}) is not a dataset class")
+        problems.append(
+            f"label map id {item_id} ({clip(mapping[item_id])!r}) is not a dataset class"
+        )
     for k, name in enumerate(names):
         if name != name.strip() or " " in name:
             problems.append(
-                f"class {k} name {name!r} contains spaces, which some TF tools mishandle"
+                f"class {k} name {clip(name)!r} contains spaces, which some TF tools mishandle"
             )
     return problems
 

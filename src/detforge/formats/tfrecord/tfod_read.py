@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from detforge.data.boxes import BoxFormat, xyxy_to_cxcywh
 from detforge.data.dataset import Dataset, canonical_split, make_dataset
 from detforge.data.validity import InvalidBox, box_codes, screen_boxes, size_ok
-from detforge.errors import DetforgeError
+from detforge.errors import DetforgeError, clip
 from detforge.formats.labelmap import label_map_names
 from detforge.formats.tfrecord.example import (
     Feature,
@@ -110,13 +110,14 @@ def _parse(
         if text and known is not None and known != text:
             said = "the label map" if label_map is not None else "earlier boxes"
             raise DetforgeError(
-                f"{where}: box {j + 1}: class/label {lab} is {known!r} in {said} but class/text "
-                f"says {text!r} -- the guide's NaN-loss mismatch; fix the record or the label map"
+                f"{where}: box {j + 1}: class/label {lab} is {clip(known)!r} in {said} but "
+                f"class/text says {clip(text)!r} -- the guide's NaN-loss mismatch; fix the record "
+                "or the label map"
             )
         if label_map is not None and text and known is None:
             raise DetforgeError(
-                f"{where}: box {j + 1}: class/label {lab} (class/text {text!r}) is not in the "
-                "label map"
+                f"{where}: box {j + 1}: class/label {lab} (class/text {clip(text)!r}) is not in "
+                "the label map"
             )
         if label_map is None and known is None and text:
             rec.new_names[lab] = text
