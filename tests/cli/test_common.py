@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from detforge.cli.common import non_negative_int
+from detforge.cli.common import match_dataset_classes, non_negative_int
 from detforge.cli.main import build_parser, main
 
 
@@ -87,3 +88,16 @@ def test_a_pipe_or_folder_given_as_a_model_or_cfg_file_is_named_as_such(
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and words in err, err
+
+
+def test_classes_by_index_note_clips_long_names(capsys: pytest.CaptureFixture[str]) -> None:
+    """The note listing each renamed class quoted every name whole (a 1 MB name, a 1 MB
+    note); it quotes them as every message does, clipped, and the model takes the names."""
+    model = SimpleNamespace(class_names=("a" * 1_000_000, "same"))
+    match_dataset_classes(
+        model, None, ["b" * 1_000_000, "same"], by_index=True, model_path="m.pt", data="d"
+    )
+    assert capsys.readouterr().err == (
+        f"note: scoring by class index (--classes-by-index): '{'a' * 77}...' as '{'b' * 77}...'\n"
+    )
+    assert model.class_names == ("b" * 1_000_000, "same")

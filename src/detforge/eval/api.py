@@ -232,7 +232,7 @@ def classes_by_index(
             f"({len(a)} and {len(b)})",
             path=data,
         )
-    pairs = [f"{x!r} as {y!r}" for x, y in zip(a, b, strict=True) if x != y]
+    pairs = [f"{clip(x)!r} as {clip(y)!r}" for x, y in zip(a, b, strict=True) if x != y]
     shown = ", ".join(pairs[:5]) + (f" and {len(pairs) - 5} more" if len(pairs) > 5 else "")
     return tuple(theirs), f"note: scoring by class index (--classes-by-index): {shown}"
 
