@@ -76,3 +76,26 @@ def test_export_never_writes_into_or_over_an_input(
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and needle in err and "Traceback" not in err, err
     assert {p: p.read_bytes() for p in before} == before
+
+
+def test_export_out_empty_or_too_long_is_one_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``-o ''`` wrote the ONNX file into the current folder (Path('') is '.'), and a name
+    longer than the system allows was an OSError traceback; both are one error now."""
+    from tests.predict.helpers import random_checkpoint
+
+    ckpt = random_checkpoint(tmp_path / "m.pt")
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    long = "n" * 300
+    for out in ("", long, f"{long}.onnx"):
+        assert main(["export", str(ckpt), "-o", out, "--no-verify"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "detforge export: error: OUT is an empty name (an unset shell variable?); give a "
+        "folder ('.' for this one)",
+        f"detforge export: error: {long}: OUT cannot be used (File name too long)",
+        f"detforge export: error: {long}.onnx: OUT cannot be used (File name too long)",
+    ]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["here", "m.pt"]

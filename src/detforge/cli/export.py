@@ -110,7 +110,9 @@ def _input_guard(args: argparse.Namespace) -> InputGuard:
 def _out_folder(args: argparse.Namespace, guard: InputGuard) -> None:
     """Refuse an ``-o`` that is one of the inputs, or an existing file where a folder is meant."""
     from detforge.utils.io import blocking_file
+    from detforge.utils.outdir import out_folder
 
+    out_folder(args.out)  # '' (not "."), a name the system cannot look up: one error
     guard.check(args.out, option="-o/--out")
     blocker = blocking_file(args.out)
     if blocker is not None:
@@ -190,13 +192,14 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from detforge.utils.io import make_folder
+    from detforge.utils.outdir import out_folder
     from detforge.utils.outputs import claim_file, say_saved
 
     require_file(args.weights, "weights")
     guard = _input_guard(args)
     target = Path(args.weights).with_suffix(".onnx")
     if args.out is not None:
-        out = Path(args.out)
+        out = Path(out_folder(args.out))  # '' or a name too long: one error, not "." or an OSError
         if out.suffix.lower() != ".onnx":
             _out_folder(args, guard)
         target = out if out.suffix.lower() == ".onnx" else out / target.name
