@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from detforge.data.boxes import BoxFormat
-from detforge.data.dataset import canonical_split, concat_datasets, make_dataset
+from detforge.data.dataset import (
+    canonical_split,
+    concat_datasets,
+    make_dataset,
+    per_image,
+    source_of,
+)
 
 
 def _tiny():
@@ -101,3 +107,22 @@ def test_concat_stacks_what_each_part_left_out_and_per_image_lists() -> None:
     assert meta["source"] == "instances_val.json" and meta["coco_licenses"] == [{"id": 1}]
     valid = replace(valid, meta={**valid.meta, "label_paths": ["b.txt"]})
     assert concat_datasets([train, valid]).meta["label_paths"] == ["a.txt", "c.txt", "b.txt"]
+
+
+def test_select_keeps_the_per_image_lists_of_the_images_it_keeps() -> None:
+    """Each image's annotation file (``json_paths`` ...) follows it through select/split; a
+    list not one entry per image is dropped (it belongs to other images)."""
+    ds = replace(_tiny(), meta={
+        "source": "coco", "json_paths": ["t.json", "v.json", "t.json"],
+        "records": [("t.rec", 0), ("v.rec", 0), ("t.rec", 1)], "label_paths": ["a.txt"],
+        "invalid_boxes": ["kept whole"],
+    })  # fmt: skip
+    sub = ds.select([2, 0])
+    assert sub.meta["json_paths"] == ["t.json", "t.json"] and "label_paths" not in sub.meta
+    assert sub.meta["records"] == [("t.rec", 1), ("t.rec", 0)]
+    assert sub.meta["invalid_boxes"] == ["kept whole"] and ds.meta["json_paths"][1] == "v.json"
+    assert per_image(ds.split("val"), "json_paths") == ["v.json"]
+    assert per_image(ds, "label_paths") is None  # 1 entry for 3 images
+    assert source_of(ds.split("train")) == "t.json" and source_of(ds) == "coco"
+    assert source_of(replace(ds.split("val"), meta={"records": [("v.rec", 0)]})) == "v.rec"
+    assert source_of(replace(ds, meta={})) is None

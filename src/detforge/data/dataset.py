@@ -163,7 +163,8 @@ class Dataset:
         return replace(self, boxes=boxes)
 
     def select(self, image_idx: ArrayLike) -> Dataset:
-        """A dataset of the given images (indices or a boolean mask), boxes re-indexed."""
+        """A dataset of the given images (indices or a boolean mask), boxes re-indexed;
+        the :data:`PER_IMAGE_META` lists follow the images (other ``meta`` is kept whole)."""
         idx = np.asarray(image_idx)
         if idx.dtype == bool:
             idx = np.flatnonzero(idx)
@@ -177,7 +178,8 @@ class Dataset:
         order = np.argsort(new_img, kind="stable")
         boxes = boxes.take(order)
         boxes = replace(boxes, image=new_img[order])
-        return replace(self, images=self.images.take(idx), boxes=boxes)
+        meta = _select_meta(self, idx.tolist())
+        return replace(self, images=self.images.take(idx), boxes=boxes, meta=meta)
 
     def split(self, name: str) -> Dataset:
         """Only the images of split ``name`` (canonicalised, so ``val`` finds ``valid``)."""
@@ -280,10 +282,45 @@ def make_dataset(
 
 STACKED_META = ("invalid_boxes", "unscorable_boxes", "repeated_entries", "notes", "warnings")
 """``meta`` lists of what a reader left out or noted, entry by entry: :func:`concat_datasets`
-stacks them (a part without one adds nothing)."""
-PER_IMAGE_META = ("label_paths", "xml_paths", "records")
-"""``meta`` lists with one entry per image: :func:`concat_datasets` stacks them when every
-part has them and drops them otherwise."""
+stacks them (a part without one adds nothing); ``select`` keeps them whole."""
+PER_IMAGE_META = ("label_paths", "xml_paths", "json_paths", "records")
+"""``meta`` lists with one entry per image, where the reader found its annotation: its
+Darknet/Ultralytics label file (``""`` when none), VOC XML file, COCO JSON file or
+``(record file, record number)``. ``select`` keeps the selected images' entries;
+:func:`concat_datasets` stacks them when every part has them and drops them otherwise.
+Read them with :func:`per_image`."""
+
+
+def per_image(ds: Dataset, key: str) -> list[Any] | None:
+    """``ds.meta[key]``, a :data:`PER_IMAGE_META` list, when it holds one entry per image of
+    ``ds`` (else ``None``: the reader keeps none, or ``ds`` was not cut by ``select``)."""
+    values = ds.meta.get(key)
+    return list(values) if values is not None and len(values) == ds.num_images else None
+
+
+def source_of(ds: Dataset) -> str | None:
+    """The file to name for a fact about all of ``ds`` (no boxes, no annotations): the one
+    COCO JSON or record file every image came from (a split of a folder of per-split files),
+    else ``meta["source"]`` (the file or folder read; ``None`` when unknown)."""
+    for files in (per_image(ds, "json_paths"), [f for f, _ in per_image(ds, "records") or ()]):
+        if files and len(set(files)) == 1:
+            return str(files[0])
+    source = ds.meta.get("source")
+    return None if source is None else str(source)
+
+
+def _select_meta(ds: Dataset, idx: list[int]) -> dict[str, Any]:
+    """``ds.meta`` for ``ds.select(idx)``: each :data:`PER_IMAGE_META` list cut to the images
+    ``idx`` (one that is not one entry per image is dropped: it belongs to other images)."""
+    meta = dict(ds.meta)
+    for key in PER_IMAGE_META:
+        if key in meta:
+            values = per_image(ds, key)
+            if values is None:
+                del meta[key]
+            else:
+                meta[key] = [values[i] for i in idx]
+    return meta
 
 
 def concat_datasets(parts: Sequence[Dataset]) -> Dataset:

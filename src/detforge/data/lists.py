@@ -184,20 +184,19 @@ class RepeatedEntry:
 
 def one_entry_per_image(ds: Dataset) -> tuple[Dataset, int]:
     """``ds`` with each image once per split (:func:`first_entries`, the first entry kept) and
-    how many entries were left out; ``meta["label_paths"]`` follows the images,
-    ``meta["invalid_boxes"]`` names each left-out box once (the reader listed it once per
-    entry) and ``meta["repeated_entries"]`` is dropped (nothing is repeated any more)."""
+    how many entries were left out; the per-image ``meta`` lists (``label_paths`` ...) follow
+    the images (``select``), ``meta["invalid_boxes"]`` names each left-out box once (the
+    reader listed it once per entry) and ``meta["repeated_entries"]`` is dropped (nothing is
+    repeated any more)."""
     keep = first_entries(ds.images.path.tolist(), ds.images.split.tolist())
     dropped = ds.num_images - len(keep)
     if not dropped:
         return ds, 0
-    meta = {k: v for k, v in ds.meta.items() if k != "repeated_entries"}
-    label_paths = meta.get("label_paths")
-    if label_paths is not None and len(label_paths) == ds.num_images:
-        meta["label_paths"] = [label_paths[i] for i in keep]
+    out = ds.select(keep)
+    meta = {k: v for k, v in out.meta.items() if k != "repeated_entries"}
     if meta.get("invalid_boxes"):
         meta["invalid_boxes"] = list(dict.fromkeys(meta["invalid_boxes"]))
-    return replace(ds.select(keep), meta=meta), dropped
+    return replace(out, meta=meta), dropped
 
 
 def repeated_note(ds: Dataset, effect: str) -> str | None:

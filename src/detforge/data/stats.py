@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detforge.data.boxes import BoxFormat
-from detforge.data.dataset import Dataset
+from detforge.data.dataset import Dataset, per_image
 
 SIZE_EDGES_PX: tuple[float, ...] = (0, 8, 16, 32, 64, 96, 128, 256, 512, np.inf)
 """Bins for the size table (pixels); 32 and 96 are COCO's small/medium/large limits."""
@@ -225,10 +225,10 @@ def summarize(ds: Dataset) -> dict[str, Any]:
     plus ``classes`` and the reader's ``notes``.
     """
     per_img = ds.boxes_per_image()
-    label_paths = ds.meta.get("label_paths")
+    label_paths = per_image(ds, "label_paths")
     no_file = (
         np.array([not lp for lp in label_paths], dtype=bool)
-        if label_paths is not None and len(label_paths) == ds.num_images
+        if label_paths is not None
         else np.zeros(ds.num_images, dtype=bool)
     )
     split_col = ds.images.split
