@@ -174,3 +174,20 @@ def test_coco_folder_refuses_the_left_out_boxes_of_every_json(
         f"note: left out: {coco}/annotations/instances_{s}.json" for s in ("train",) * 2 + ("val",)
     ]
     assert "converted 3 images, 3 boxes" in out
+
+
+def test_coco_folder_names_the_json_that_lists_a_missing_image(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An image of instances_train.json that is not there was said to be listed in
+    instances_val.json (the last JSON read named every image)."""
+    coco = make_split_sources(tmp_path / "src")["coco"]
+    (coco / "train" / "a.jpg").unlink()
+    argv = ["convert", str(coco), str(tmp_path / "out"), "--to", "darknet", "--skip-bad"]
+    assert main(argv) == 2
+    image = coco / "train" / "a.jpg"
+    assert _one_error(capsys) == (
+        f"detforge convert: error: {coco}/annotations/instances_train.json: image id 1 "
+        f"({image}): image {image} not found; cannot link it"
+    )
+    assert not (tmp_path / "out").exists()

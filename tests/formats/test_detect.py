@@ -11,7 +11,11 @@ from detforge.data.dataset import make_dataset
 from detforge.errors import DetforgeError
 from detforge.formats.common import settle_repeated_entries
 from detforge.formats.detect import detect_format, load_class_list, read_any, write_any
-from tests.formats.fmt_helpers import make_image_dataset, make_oversampled_list
+from tests.formats.fmt_helpers import (
+    make_image_dataset,
+    make_oversampled_list,
+    make_split_sources,
+)
 
 
 def test_detects_each_layout(tmp_path: Path, ref_data: Path) -> None:
@@ -138,3 +142,16 @@ def test_class_lists_refuse_a_name_given_twice(tmp_path: Path) -> None:
     with pytest.raises(DetforgeError) as e:
         load_class_list(tmp_path / "lm.pbtxt")
     assert e.value.path == str(tmp_path / "lm.pbtxt") and e.value.line == 2
+
+
+def test_a_coco_folder_is_its_source_and_each_image_keeps_its_json(tmp_path: Path) -> None:
+    """``meta["source"]`` was the last JSON read (instances_val.json) for the images of every
+    file; it is the folder, and ``json_paths`` names each image's own file."""
+    coco = make_split_sources(tmp_path)["coco"]
+    ds = read_any(coco)
+    ann = coco / "annotations"
+    assert ds.meta["source"] == str(coco)
+    got = list(zip(ds.images.split.tolist(), ds.meta["json_paths"], strict=True))
+    files = {"test": "test", "train": "train", "valid": "val"}
+    assert got == [(s, str(ann / f"instances_{f}.json")) for s, f in files.items()]
+    assert read_any(ann / "instances_val.json").meta["source"] == str(ann / "instances_val.json")

@@ -43,7 +43,7 @@ def _ds(
         box_cls=[0] * len(coords),
         box_coords=np.asarray(coords, dtype=np.float64).reshape(-1, 4),
         box_format=fmt,
-        meta=meta or {"format": "coco", "source": "x.json"},
+        meta=meta or {"format": "coco", "source": "x.json", "json_paths": ["x.json"]},
     )
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path, PurePath
+from pathlib import PurePath
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from detforge.data.boxes import BoxFormat, convert_boxes, cxcywh_to_xyxy
-from detforge.data.dataset import Dataset
+from detforge.data.dataset import Dataset, per_image, source_of
 from detforge.data.validity import invalid_boxes, left_out_note, of_images, wholly_outside
 from detforge.errors import DetforgeError, clip
 
@@ -75,7 +75,7 @@ def check_ground_truth(gt: Dataset) -> None:
     boxes its reader left out of ``gt``'s images for another reason than a zero width or
     height (negative size, not finite, huge: ``meta["unscorable_boxes"]``, see
     :func:`detforge.formats.coco.read_coco`), which pycocotools would use as written."""
-    source = gt.meta.get("source")
+    source = source_of(gt)
     if gt.num_images == 0:
         raise DetforgeError("the ground truth has no images: nothing to evaluate", path=source)
     if gt.num_classes == 0:
@@ -112,7 +112,7 @@ def refuse_no_boxes(gt: Dataset) -> None:
             f"the ground truth has {gt.num_images} image(s) but no boxes{why}: no AP can be "
             "computed; are the label files beside the images (see detforge check), or is "
             "this the wrong split?",
-            path=gt.meta.get("source"),
+            path=source_of(gt),
         )
 
 
@@ -176,14 +176,14 @@ def _where_box(gt: Dataset, j: int) -> str:
         cx, cy, w, h = gt.boxes.coords[j].tolist()
         return f"{image}: {name!r} box cx={cx:g} cy={cy:g} w={w:g} h={h:g}"
     size = f"in the {int(gt.images.width[i])}x{int(gt.images.height[i])} image"
-    source = str(gt.meta.get("source") or image)
-    if gt.meta.get("format") == "voc":
-        xml = Path(source) / "Annotations" / (PurePath(image).stem + ".xml")
+    xmls, jsons = per_image(gt, "xml_paths"), per_image(gt, "json_paths")
+    if xmls is not None:  # VOC
         box = f"xmin={x1 + 1:g} ymin={y1 + 1:g} xmax={x2:g} ymax={y2:g}"
-        return f"{xml if xml.is_file() else image}: {name!r} box {box} {size}"
-    if gt.meta.get("format") == "coco":
+        return f"{xmls[i] or image}: {name!r} box {box} {size}"
+    if jsons is not None:  # COCO: the image's own JSON in a folder of per-split files
         box = ", ".join(f"{v:g}" for v in (x1, y1, x2 - x1, y2 - y1))
-        return f"{source}: image {PurePath(image).name!r}: {name!r} box bbox=[{box}] {size}"
+        return f"{jsons[i]}: image {PurePath(image).name!r}: {name!r} box bbox=[{box}] {size}"
+    source = str(gt.meta.get("source") or image)
     box = ", ".join(f"{v:g}" for v in (x1, y1, x2, y2))
     return f"{source}: image {image!r}: {name!r} box x1,y1,x2,y2=[{box}] px {size}"
 

@@ -194,6 +194,8 @@ def read_coco(
     ``detail`` says why), and ``meta["coco_image_info"]`` says the file has no
     ``annotations`` at all (an image-info / test-dev file): evaluation refuses both as ground
     truth (:func:`detforge.eval.api.check_ground_truth`).
+    ``meta["json_paths"]`` names the JSON file per image (it stays right when a folder's
+    per-split files are read into one dataset).
     """
     path = Path(json_path)
     data = load_json(path)
@@ -269,6 +271,7 @@ def read_coco(
     meta: dict[str, Any] = {
         "source": str(path),
         "format": "coco",
+        "json_paths": [str(path)] * len(paths),
         "invalid_boxes": bad_sizes,
         "coco_image_info": data.get("annotations") is None,
     }

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -192,6 +192,9 @@ def read_ground_truth(
 
 
 def _read_coco_any(src: Path, images_dir: str | os.PathLike[str] | None) -> Dataset:
+    """A COCO JSON, or a folder of per-split ``instances_<split>.json`` files read into one
+    dataset whose ``meta["source"]`` is the folder (``meta["json_paths"]``: each image's
+    file)."""
     from detforge.formats.coco import read_coco
 
     if src.is_file():
@@ -208,7 +211,8 @@ def _read_coco_any(src: Path, images_dir: str | os.PathLike[str] | None) -> Data
     names = parts[0].class_names
     if any(p.class_names != names for p in parts):
         raise DetforgeError("the per-split COCO files have different categories", path=src)
-    return concat_datasets(parts)
+    merged = concat_datasets(parts)  # each image's JSON file: meta["json_paths"]
+    return replace(merged, meta={**merged.meta, "source": str(src)})
 
 
 def source_file_folders(ds: Dataset) -> list[str]:

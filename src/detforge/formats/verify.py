@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from detforge.data.boxes import BoxFormat, cxcywh_to_xyxy, xyxy_to_cxcywh
-from detforge.data.dataset import Dataset
+from detforge.data.dataset import Dataset, per_image
 from detforge.errors import DetforgeError
 
 PIXEL_TARGETS = frozenset({"coco", "voc", "tfrecord"})
@@ -56,18 +56,18 @@ def origins(ds: Dataset) -> list[str]:
     ``Annotations/a.xml``, ``instances.json image id 7``, a Darknet label file, else the
     image path."""
     paths = [str(p) for p in ds.images.path]
-    records = ds.meta.get("records")
-    if records is not None and len(records) == len(paths):
+    records = per_image(ds, "records")
+    if records is not None:
         return [f"{f}: record {n}" for f, n in records]
-    xmls = ds.meta.get("xml_paths")
-    if xmls is not None and len(xmls) == len(paths):
+    xmls = per_image(ds, "xml_paths")
+    if xmls is not None:
         return [str(x) for x in xmls]
-    if ds.meta.get("format") == "coco":
-        src = ds.meta.get("source", "")
+    jsons = per_image(ds, "json_paths")  # each image's own file in a folder of per-split JSONs
+    if jsons is not None:
         ids = ds.images.id.tolist()
-        return [f"{src}: image id {i} ({p})" for i, p in zip(ids, paths, strict=True)]
-    labels = ds.meta.get("label_paths")
-    if labels is not None and len(labels) == len(paths):
+        return [f"{js}: image id {i} ({p})" for js, i, p in zip(jsons, ids, paths, strict=True)]
+    labels = per_image(ds, "label_paths")
+    if labels is not None:
         return [str(lab) or p for lab, p in zip(labels, paths, strict=True)]
     return paths
 
