@@ -126,3 +126,18 @@ def test_select_keeps_the_per_image_lists_of_the_images_it_keeps() -> None:
     assert source_of(ds.split("train")) == "t.json" and source_of(ds) == "coco"
     assert source_of(replace(ds.split("val"), meta={"records": [("v.rec", 0)]})) == "v.rec"
     assert source_of(replace(ds, meta={})) is None
+
+
+def test_concat_stacks_each_files_image_info_flag_and_json_paths() -> None:
+    """A COCO folder whose val file has no annotations: that file is listed, train's is not
+    (the last file's flag stood for every file)."""
+    ds = _tiny()
+    train = replace(ds.split("train"), meta={
+        "source": "t.json", "json_paths": ["t.json"] * 2, "coco_image_info": [],
+    })  # fmt: skip
+    valid = replace(ds.split("valid"), meta={
+        "source": "v.json", "json_paths": ["v.json"], "coco_image_info": ["v.json"],
+    })  # fmt: skip
+    meta = concat_datasets([train, valid]).meta
+    assert meta["coco_image_info"] == ["v.json"]
+    assert meta["json_paths"] == ["t.json", "t.json", "v.json"]

@@ -1,6 +1,6 @@
 """``eval`` on a COCO folder of per-split JSON files (``annotations/instances_<split>.json``):
 what :mod:`detforge.eval.api` says about the ground truth names the JSON file of the split
-scored."""
+scored, and a file without ``annotations`` stops only its own split."""
 
 from __future__ import annotations
 
@@ -11,6 +11,11 @@ import pytest
 
 from detforge.cli.main import main
 from tests.formats.fmt_helpers import SPLIT_STEMS, make_split_sources
+
+IMAGE_INFO = (
+    "no 'annotations' key: this looks like an image-info/test file without ground truth; "
+    "evaluate against an instances file with annotations"
+)
 
 
 def _coco_folder(root: Path, edit: str, change: object) -> tuple[Path, Path]:
@@ -31,6 +36,25 @@ def _eval(root: Path, coco: Path, split: str) -> list[str]:
     pred.mkdir(exist_ok=True)
     (pred / f"{SPLIT_STEMS[split]}.txt").write_text("0 0.2 0.4 0.2 0.4 0.9\n")
     return ["eval", str(coco), str(pred), "--protocol", "darknet", "--split", split]
+
+
+@pytest.mark.parametrize(("info", "other"), [("train", "valid"), ("valid", "train")])
+def test_a_file_without_annotations_refuses_only_its_split_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], info: str, other: str
+) -> None:
+    """Whether any split was refused, and which file was named, followed the last JSON read
+    (instances_val.json): 'train' of a folder whose val file has no annotations was refused
+    naming instances_val.json, and with train's file without annotations 'train' was refused
+    for having no boxes, again naming instances_val.json."""
+    short = {"valid": "val"}.get(info, info)
+    coco, js = _coco_folder(tmp_path, short, lambda doc: doc.pop("annotations"))
+    assert main(_eval(tmp_path, coco, info)) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"detforge eval: error: {js}: {IMAGE_INFO}\n"
+    assert main(_eval(tmp_path, coco, other)) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("scored: 1 ground-truth image (1 with predictions), 1 ground-truth")
+    assert "mean average precision (mAP@0.50) = 1.000000" in out and err == ""
 
 
 def test_no_boxes_and_outside_boxes_name_the_json_of_the_split_scored(

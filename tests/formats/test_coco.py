@@ -228,7 +228,7 @@ def test_boxes_eval_cannot_score_and_a_missing_annotations_key_are_marked(
     js.write_text(json.dumps(doc))
     ds = read_coco(js)
     assert [b.code for b in ds.meta["invalid_boxes"]] == ["box-zero-size"]
-    assert not ds.meta.get("unscorable_boxes") and ds.meta["coco_image_info"] is False
+    assert not ds.meta.get("unscorable_boxes") and ds.meta["coco_image_info"] == []
     for bbox, why in (([10, 10, -5, 20], "negative width"), ([1, 1, 1e308, 2], "beyond 1e+07")):
         doc["annotations"][0]["bbox"] = bbox
         js.write_text(json.dumps(doc))
@@ -237,4 +237,4 @@ def test_boxes_eval_cannot_score_and_a_missing_annotations_key_are_marked(
         assert entry.detail.startswith("'dog' box bbox=[") and why in entry.detail
     del doc["annotations"]
     js.write_text(json.dumps(doc))
-    assert read_coco(js).meta["coco_image_info"] is True
+    assert read_coco(js).meta["coco_image_info"] == [str(js)]  # the file, named by eval

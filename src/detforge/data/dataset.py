@@ -280,7 +280,14 @@ def make_dataset(
     return ds
 
 
-STACKED_META = ("invalid_boxes", "unscorable_boxes", "repeated_entries", "notes", "warnings")
+STACKED_META = (
+    "invalid_boxes",
+    "unscorable_boxes",
+    "repeated_entries",
+    "notes",
+    "warnings",
+    "coco_image_info",
+)
 """``meta`` lists of what a reader left out or noted, entry by entry: :func:`concat_datasets`
 stacks them (a part without one adds nothing); ``select`` keeps them whole."""
 PER_IMAGE_META = ("label_paths", "xml_paths", "json_paths", "records")

@@ -84,11 +84,12 @@ def check_ground_truth(gt: Dataset) -> None:
             "classes is no number",
             path=source,
         )
-    if gt.meta.get("coco_image_info"):
+    info_file = _image_info_file(gt)
+    if info_file is not None:
         raise DetforgeError(
             "no 'annotations' key: this looks like an image-info/test file without ground "
             "truth; evaluate against an instances file with annotations",
-            path=source,
+            path=info_file,
         )
     bad = of_images(gt, gt.meta.get("unscorable_boxes") or [])
     if bad:
@@ -98,6 +99,18 @@ def check_ground_truth(gt: Dataset) -> None:
             "written",
             path=bad[0].path,
         )
+
+
+def _image_info_file(gt: Dataset) -> str | None:
+    """The first COCO file without ``annotations`` (``meta["coco_image_info"]``) that an
+    image of ``gt`` came from (``meta["json_paths"]``; any such file when they are unknown):
+    in a folder of per-split files only the split read from that file has no ground truth."""
+    info = [str(f) for f in gt.meta.get("coco_image_info") or ()]
+    files = per_image(gt, "json_paths")
+    if files is None:
+        return info[0] if info else None
+    held = set(files)
+    return next((f for f in info if f in held), None)
 
 
 def refuse_no_boxes(gt: Dataset) -> None:

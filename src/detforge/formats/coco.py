@@ -191,9 +191,9 @@ def read_coco(
     Boxes the one rule refuses (:mod:`detforge.data.validity`) are left out and listed in
     ``meta["invalid_boxes"]``; those refused for another reason than a zero width or height
     (not finite, huge, negative size) are also in ``meta["unscorable_boxes"]`` (their
-    ``detail`` says why), and ``meta["coco_image_info"]`` says the file has no
-    ``annotations`` at all (an image-info / test-dev file): evaluation refuses both as ground
-    truth (:func:`detforge.eval.api.check_ground_truth`).
+    ``detail`` says why), and ``meta["coco_image_info"]`` lists the file when it has no
+    ``annotations`` at all (an image-info / test-dev file; ``[]`` otherwise): evaluation
+    refuses both as ground truth (:func:`detforge.eval.api.check_ground_truth`).
     ``meta["json_paths"]`` names the JSON file per image (it stays right when a folder's
     per-split files are read into one dataset).
     """
@@ -273,7 +273,7 @@ def read_coco(
         "format": "coco",
         "json_paths": [str(path)] * len(paths),
         "invalid_boxes": bad_sizes,
-        "coco_image_info": data.get("annotations") is None,
+        "coco_image_info": [str(path)] if data.get("annotations") is None else [],
     }
     for key in ("info", "licenses"):
         if key in data:
