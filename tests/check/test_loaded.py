@@ -65,3 +65,18 @@ def test_coco_boxes_sizes_and_missing_images(tmp_path: Path, jpeg) -> None:
     gt.write_text("{not json")
     broken = check_dataset(gt)
     assert [f.code for f in broken.findings] == ["read-error"]
+
+
+def test_voc_findings_name_the_xml_file_the_reader_read(tmp_path: Path, jpeg) -> None:
+    """An XML named unlike its image (``Annotations/x.xml`` for ``a.jpg``): findings named the
+    image, as no ``Annotations/a.xml`` was there to guess; they name the XML read for it."""
+    (tmp_path / "Annotations").mkdir()
+    jpeg(tmp_path / "JPEGImages" / "a.jpg", size=(80, 80))
+    (tmp_path / "Annotations" / "x.xml").write_text(
+        "<annotation><filename>a.jpg</filename><size><width>100</width><height>50</height>"
+        "</size><object><name>cat</name><bndbox><xmin>11</xmin><ymin>11</ymin><xmax>30</xmax>"
+        "<ymax>30</ymax></bndbox></object></annotation>"
+    )
+    (mismatch,) = check_dataset(tmp_path).by_code("image-size-mismatch")
+    assert mismatch.path == str(tmp_path / "Annotations" / "x.xml")
+    assert mismatch.message.startswith("the annotation says 100 x 50 px but the image is 80 x 80")

@@ -38,7 +38,7 @@ from detforge.check.labels import BoxVerdict, check_boxes
 from detforge.check.limits import DEFAULT_LIMITS, CheckLimits
 from detforge.check.rows import LabelRows
 from detforge.data.boxes import BoxFormat, convert_boxes
-from detforge.data.dataset import Dataset
+from detforge.data.dataset import Dataset, per_image
 from detforge.data.validity import stated_size_matches
 from detforge.errors import DetforgeError
 
@@ -57,16 +57,14 @@ class LoadedScan:
     """Images whose stated size is not their real size (``--fix`` leaves them out)."""
 
 
-def _where(ds: Dataset, fmt: str, source: Path) -> list[str]:
+def _where(ds: Dataset) -> list[str]:
+    """The file each image's findings name: its VOC XML file (``meta["xml_paths"]``), else
+    the image (COCO box findings name the image)."""
     paths = [str(p) for p in ds.images.path]
-    if fmt != "voc":
+    xmls = per_image(ds, "xml_paths")
+    if xmls is None:
         return paths
-    ann = source / "Annotations"
-    out = []
-    for p in paths:
-        xml = ann / (Path(p).stem + ".xml")
-        out.append(str(xml) if xml.is_file() else p)
-    return out
+    return [str(x) or p for x, p in zip(xmls, paths, strict=True)]
 
 
 # Over 80 lines on purpose: the check's passes in order, as scan_darknet.
@@ -91,7 +89,7 @@ def scan_loaded(
         ds = read_any(source, format=fmt)
     src = Path(source)
     paths = [str(p) for p in ds.images.path]
-    where = _where(ds, fmt, src)
+    where = _where(ds)
     table = cached_images(str(src), paths, deep, cache)
     infos = table.infos
     findings = image_findings(paths, infos, tiny=limits.tiny_image_px)
