@@ -119,7 +119,7 @@ def class_multipliers(
     if counters is None:
         return None
     try:
-        values = [max(int(float(v)), 1) for v in counters.split("#")[0].split(",")]
+        values = [max(int(float(v)), 1) for v in counters.split(",")]
     except ValueError:
         raise DetforgeError(
             f"{where}: counters_per_class={counters} is not a list of box counts"

@@ -152,6 +152,34 @@ def test_utf8_bom_is_ignored(tmp_path: Path) -> None:
     assert DarknetNetwork(cfg).out_shapes == DarknetNetwork(parse_cfg_text(GOOD)).out_shapes
 
 
+def test_inline_comments_end_a_value(tmp_path: Path) -> None:
+    """``filters=255 # (classes + 5) * 3`` as tutorials write it: Darknet's atoi stops at the
+    ``#`` (and strings keep none of it), so every key of yolov3-tiny with a comment after its
+    value builds the same network, heads and all; a value that is only a comment is one
+    error at its line."""
+    text = (CFG_DIR / "yolov3-tiny.cfg").read_text()
+    lines = [
+        f"{line}  {'#' if k % 2 else ';'} was {line.split('=')[0].strip()} (x + 5) * 3"
+        if "=" in line and not line.lstrip().startswith(("#", ";")) else line
+        for k, line in enumerate(text.splitlines())
+    ]  # fmt: skip
+    commented = tmp_path / "commented.cfg"
+    commented.write_text("\n".join(lines) + "\n")
+    a, b = read_cfg(CFG_DIR / "yolov3-tiny.cfg"), read_cfg(commented)
+    assert [s.options for s in b.layers] == [s.options for s in a.layers]
+    assert b.net.options == a.net.options
+    net_a, net_b = DarknetNetwork(a), DarknetNetwork(b)
+    assert net_b.out_shapes == net_a.out_shapes
+    assert [h.anchors for h in net_b.heads] == [h.anchors for h in net_a.heads]
+    shapes = {k: v.shape for k, v in net_a.state_dict().items()}
+    assert {k: v.shape for k, v in net_b.state_dict().items()} == shapes
+    bad = tmp_path / "bad.cfg"
+    bad.write_text(GOOD.replace("filters=21", "filters= # (classes + 5) * 3"))
+    line = GOOD.splitlines().index("filters=21") + 1
+    with pytest.raises(DetforgeError, match=rf"bad.cfg:{line}: \[convolutional\]: filters= is "):
+        read_cfg(bad)
+
+
 @pytest.mark.parametrize(
     "edit",
     [

@@ -55,6 +55,32 @@ def test_fine_tuned_export_reloads_with_equal_outputs(
     assert_rows_match(ours, ref)
 
 
+def test_export_cuts_comments_after_values(
+    yolov3_tiny: Path, tmp_path: Path, photo: np.ndarray
+) -> None:
+    """A cfg with a comment after every value (``activation=leaky # x``: detforge reads
+    leaky, darknet and OpenCV would not) is written back without them: OpenCV's importer
+    builds the same network from the exported cfg, comment lines kept."""
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    lines = (yolov3_tiny / "yolov3-tiny.cfg").read_text().splitlines()
+    commented = [
+        f"{line}   # was {line.split('=')[0].strip()}" if "=" in line and line[:1] != "#" else line
+        for line in lines
+    ]
+    cfg = tmp_path / "commented.cfg"
+    cfg.write_text("# a comment line\n" + "\r\n".join(commented) + "\r\n")
+    net = load_darknet(cfg, yolov3_tiny / "yolov3-tiny.weights")
+    names = (yolov3_tiny / "coco.names").read_text().splitlines()
+    paths = export_darknet(net, tmp_path / "out", "clean", names)
+    text = paths["cfg"].read_bytes().decode()
+    assert text.startswith("# a comment line\n") and "# was" not in text
+    assert "activation=leaky\r\n" in text  # line endings kept
+    x = darknet_input(photo, *net.input_size)
+    ours, ref = ours_and_opencv(net, paths["cfg"], paths["weights"], x)
+    assert_rows_match(ours, ref)
+
+
 def test_export_refuses_overwrite_and_wrong_names(yolov3_tiny: Path, tmp_path: Path) -> None:
     net = load_darknet(yolov3_tiny / "yolov3-tiny.cfg")
     with pytest.raises(DetforgeError, match="3 class names for a network with classes=80"):

@@ -2,14 +2,15 @@
 
 The grammar is Darknet's (``parser.c: read_cfg``): ``[section]`` headers, ``key=value`` lines,
 ``#`` / ``;`` comment lines, blank lines; whitespace inside a line is ignored (Darknet strips
-it before splitting on ``=``). Keys are checked per section: a key that changes what the
-network computes and that detforge does not implement, or a key Darknet does not know, is a
-:class:`~detforge.errors.DetforgeError` naming the file and line. Training-only keys (learning
-rate, augmentation, loss normalizers, ...) are kept and ignored at inference, but every number
-in the file must be finite (``nan``, ``inf``, ``1e400`` are errors at their line). Integer keys
-are whole numbers in Darknet's 32-bit ``int`` range, and the keys that size the network (the
-input size, ``filters``, window ``size``, ``stride``...) lie in the ranges of
-:data:`~detforge.models.darknet.cfgkeys.LIMITS`. A UTF-8 byte order mark is ignored.
+it before splitting on ``=``). A value ends at a ``#`` or ``;`` (``filters=18 # (classes + 5) *
+3``, as tutorials write it: Darknet's ``atoi`` stops there too). Keys are checked per section:
+a key that changes what the network computes and that detforge does not implement, or a key
+Darknet does not know, is a :class:`~detforge.errors.DetforgeError` naming the file and line.
+Training-only keys (learning rate, augmentation, loss normalizers, ...) are kept and ignored at
+inference, but every number in the file must be finite (``nan``, ``inf``, ``1e400`` are errors
+at their line). Integer keys are whole numbers in Darknet's 32-bit ``int`` range, and the keys
+that size the network (the input size, ``filters``, window ``size``, ``stride``...) lie in the
+ranges of :data:`~detforge.models.darknet.cfgkeys.LIMITS`. A UTF-8 byte order mark is ignored.
 Errors quote at most :data:`~detforge.errors.MAX_QUOTED` characters of the user's input
 (:func:`~detforge.errors.clip`).
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,7 +85,7 @@ class Section:
         raw = self.options.get(key)
         if raw is None:
             return None
-        return raw, [v for v in raw.split("#")[0].split(",") if v != ""]
+        return raw, [v for v in raw.split(",") if v != ""]
 
     def get_ints(self, key: str) -> list[int] | None:
         found = self._items(key)
@@ -145,6 +147,7 @@ def parse_cfg_text(text: str, *, path: str | os.PathLike[str] = "<cfg>") -> Dark
         if not sections:
             raise DetforgeError("key=value before the first [section]", path=name, line=number)
         key, value = line.split("=", 1)
+        value = re.split("[#;]", value, maxsplit=1)[0]  # an inline comment, as darknet's atoi
         section = sections[-1]
         if key in section.options:
             earlier = section.lines[key]
@@ -195,13 +198,29 @@ def _check_range(section: Section, key: str, low: int, high: int) -> None:
 def _check_finite(section: Section, key: str) -> None:
     """Every number in ``key``'s value (a list's items too) is finite, whether or not detforge
     reads the key: ``nan``/``inf`` in a training setting is as wrong as in ``filters``."""
-    for item in section.options[key].split("#")[0].split(","):
+    for item in section.options[key].split(","):
         try:
             value = float(item)
         except ValueError:
             continue
         if not math.isfinite(value):
             raise section.error(f"{key}={clip(section.options[key])} is not a finite number", key)
+
+
+def without_inline_comments(text: str) -> str:
+    """``text`` with the comment after each value cut (``activation=leaky # x`` ->
+    ``activation=leaky``), comment lines and line endings kept: what detforge reads, spelled
+    so that Darknet reads it the same (its ``atoi`` stops at the ``#``, but a string value
+    keeps it: ``leaky#x`` is an unknown activation, which darknet replaces by ReLU)."""
+    out = []
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\r\n")
+        head = body.lstrip()
+        if "=" in body and head[:1] not in ("#", ";", "["):
+            cut = re.split("[#;]", body, maxsplit=1)[0].rstrip()
+            line = cut + line[len(body) :]
+        out.append(line)
+    return "".join(out)
 
 
 def read_cfg_text(path: str | os.PathLike[str], *, exact: bool = False) -> str:

@@ -1,7 +1,8 @@
 """Give a Darknet network back as Darknet files: ``DIR/<name>.cfg``, ``.weights``, ``.names``.
 
 The ``.cfg`` is the network's own cfg text (as loaded, or as rewritten for a new class count
-by the trainer), so Darknet and OpenCV build exactly the layers whose weights we write.
+by the trainer), so Darknet and OpenCV build exactly the layers whose weights we write; only
+the comments after values are cut (Darknet would read ``activation=leaky # x`` as ReLU).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from detforge.errors import DetforgeError
-from detforge.models.darknet.cfg import parse_cfg_text
+from detforge.models.darknet.cfg import parse_cfg_text, without_inline_comments
 from detforge.models.darknet.network import DarknetNetwork
 from detforge.models.darknet.weights import weights_bytes
 
@@ -45,7 +46,8 @@ def export_darknet(
     if [tuple(s) for s in check.out_shapes] != [tuple(s) for s in net.out_shapes]:
         raise DetforgeError("the network no longer matches its cfg text", path=net.cfg.path)
     make_folder(out)
-    text = net.cfg.text if net.cfg.text.endswith("\n") else net.cfg.text + "\n"
+    text = without_inline_comments(net.cfg.text)  # darknet reads `leaky # x` as ReLU
+    text = text if text.endswith("\n") else text + "\n"
     atomic_write_text(paths["cfg"], text)
     atomic_write_bytes(paths["weights"], weights_bytes(net))
     atomic_write_text(paths["names"], "".join(f"{n}\n" for n in class_names))
