@@ -9,7 +9,8 @@ import pytest
 from detforge.cli.main import main
 
 CFG = "[net]\nmax_batches=500200\nsteps=400000,450000\n[convolutional]\nfilters=255\n" \
-      "[yolo]\nmask=0,1,2\nclasses=80\nnum=9\n"  # fmt: skip
+      "[yolo]\nmask=0,1,2\nclasses=80\nnum=9\nanchors=1,2, 3,4, 5,6, 7,8, 9,10, 11,12, 13,14, " \
+      "15,16, 17,18\n"  # fmt: skip
 
 
 def test_classes_from_flag_and_from_data_file(
@@ -279,3 +280,153 @@ def test_an_error_in_the_data_names_is_not_said_to_come_from_the_cfg(
     err = capsys.readouterr().err.strip()
     assert err.endswith("empty.names: names file is empty; put one class name per line"), err
     assert not out.exists()
+
+
+TWO_HEADS = """[net]
+width=64
+height=64
+channels=3
+max_batches=500200
+
+[convolutional]
+filters=8
+size=3
+pad=1
+activation=leaky
+
+[shortcut]
+from=-1
+
+[convolutional]
+filters=255
+size=1
+activation=linear
+
+[yolo]
+mask=0,1,2
+anchors=10,14, 23,27, 37,58, 81,82, 135,169, 344,319
+classes=80
+num=6
+
+[route]
+layers=-4
+
+[convolutional]
+filters=255
+size=1
+activation=linear
+
+[yolo]
+mask=3,4,5
+anchors=10,14, 23,27, 37,58, 81,82, 135,169, 344,319
+classes=80
+num=6
+"""
+
+
+def _refused(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str], *opts: str) -> str:
+    """The one-line error ``darknet-cfg in.cfg opts -o refused.cfg`` gives for cfg ``text``,
+    without its ``<prog>: error: <in.cfg>:`` prefix; nothing is written."""
+    (tmp_path / "in.cfg").write_text(text)
+    out = tmp_path / "refused.cfg"
+    assert main(["darknet-cfg", str(tmp_path / "in.cfg"), *opts, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    prefix = f"detforge darknet-cfg: error: {tmp_path / 'in.cfg'}:"
+    assert err.startswith(prefix) and err.count("\n") == 1, err
+    assert not out.exists()
+    return err[len(prefix) :].rstrip("\n")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("mask=3,4,5", "mask=3,4,6", "36: [yolo]: mask=3,4,6 names anchors beyond the 6 given"),
+        (
+            "layers=-4",
+            "layers=5",
+            "28: [route]: layers refers to layer 5, which is not an earlier layer",
+        ),
+        (
+            "layers=-4",
+            "layers=-9",
+            "28: [route]: layers refers to layer -9, which is not an earlier layer",
+        ),
+        (
+            "from=-1",
+            "from=-3",
+            "14: [shortcut]: from refers to layer -3, which is not an earlier layer",
+        ),
+        (
+            "size=3",
+            "size=99",
+            "9: [convolutional]: size=99 is out of range: detforge accepts 1..31",
+        ),
+    ],
+)
+def test_the_cfg_written_is_checked_as_predict_reads_it(
+    old: str, new: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mask beyond the anchors, a route or shortcut to a later or missing layer were
+    written (exit 0) and refused only by predict/train: now one error at IN.cfg's line."""
+    assert _refused(tmp_path, TWO_HEADS.replace(old, new), capsys, "--classes", "3") == message
+
+
+def test_an_error_the_options_cause_names_the_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A value the rewrite wrote is not the input's: the error says which option set it."""
+    said = _refused(tmp_path, TWO_HEADS, capsys, "--classes", "6000")
+    assert said == (
+        "17: [convolutional]: filters=18015 is out of range: detforge accepts 1..16384 "
+        "(filters=18015 on this line comes from --classes 6000)"
+    )
+    # stride 64 (a stride-2 conv, 5 max-pools), upsampled (layer 6) and joined with layer 4:
+    # 160 is a multiple of 32 that --imgsz accepts, and the joined layers come out 6x6 and 5x5
+    pools = "[maxpool]\nsize=2\nstride=2\n\n" * 5
+    deep = TWO_HEADS.replace(
+        "[shortcut]\nfrom=-1\n", f"{pools}[upsample]\n\n[route]\nlayers=-1,4\n"
+    )
+    deep = deep.replace("size=3\npad=1\n", "size=3\nstride=2\npad=1\n").replace("-4", "-10")
+    said = _refused(tmp_path, deep, capsys, "--classes", "3", "--imgsz", "160")
+    assert said == (
+        "2: [net]: width=160 is not a multiple of 64, the stride this network reaches: layers "
+        "[6, 4], joined by [route] on line 36, come out with different sizes -- use width=128 "
+        "or 192 (width=160 on this line comes from --imgsz)"
+    )
+    assert main(["darknet-cfg", str(tmp_path / "in.cfg"), "--classes", "3", "--imgsz", "192",
+                 "-o", str(tmp_path / "out.cfg")]) == 0  # fmt: skip
+
+
+def test_layers_detforge_does_not_run_are_noted_and_the_rest_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """[Gaussian_yolo] (which the model parser refuses) is kept as an opaque layer: the
+    cfg is written with a note, and what does not need its output is still checked."""
+    gauss = TWO_HEADS.replace("[yolo]", "[Gaussian_yolo]")
+    (tmp_path / "in.cfg").write_text(gauss)
+    out = tmp_path / "out.cfg"
+    assert main(["darknet-cfg", str(tmp_path / "in.cfg"), "--classes", "3", "-o", str(out)]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert said[0] == (
+        f"note: {tmp_path / 'in.cfg'} was checked only in part: [gaussian_yolo]: a layer type "
+        "detforge does not run (lines 21, 35); what depends on it was not checked"
+    )
+    assert out.read_text().count("filters=36\n") == 2  # (3 + 9) * 3
+    assert _refused(tmp_path, gauss.replace("layers=-4", "layers=5"), capsys, "--classes", "3") \
+        == "28: [route]: layers refers to layer 5, which is not an earlier layer"  # fmt: skip
+    bad_mask = gauss.replace("mask=3,4,5", "mask=3,4,9")
+    assert _refused(tmp_path, bad_mask, capsys, "--classes", "3") == (
+        "36: [gaussian_yolo]: mask=3,4,9 names anchors beyond the 6 given"
+    )
+    # a [reorg] in place of the shortcut: the layers after it are fed an unknown shape, yet
+    # a [yolo] mask beyond the anchors is still an error
+    reorg = TWO_HEADS.replace("[shortcut]\nfrom=-1\n", "[reorg]\nstride=2\n")
+    said = _refused(tmp_path, reorg.replace("mask=0,1,2", "mask=0,1,7"), capsys, "--classes", "3")
+    assert said == "22: [yolo]: mask=0,1,7 names anchors beyond the 6 given"
+    (tmp_path / "in.cfg").write_text(reorg)
+    assert main(["darknet-cfg", str(tmp_path / "in.cfg"), "--classes", "3", "-o", str(out),
+                 "--exist-ok"]) == 0  # fmt: skip
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"note: {tmp_path / 'in.cfg'} was checked only in part: [reorg]: a layer type detforge "
+        "does not run (line 13); what depends on it was not checked"
+    )

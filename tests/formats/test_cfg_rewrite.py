@@ -40,7 +40,7 @@ classes=80
 num=6
 
 [route]
-layers = -4
+layers = -3
 
 [convolutional]
 size=1
@@ -51,6 +51,7 @@ activation=linear
 mask = 0,1,2
 classes=80
 num=6
+anchors = 10,14,  23,27,  37,58,  81,82,  135,169,  344,319
 """
 
 

@@ -30,7 +30,9 @@ asks for by hand:
                              with the input area so a mini-batch needs no more memory than the
                              cfg's own setting (--subdivisions N sets it)
 
-Everything else (comments, spacing, other settings) is kept byte for byte. The input is
+Everything else (comments, spacing, other settings) is kept byte for byte. The cfg is checked
+with the rules of 'detforge predict'/'train' before it is written (layers that Darknet runs
+but not detforge, as [Gaussian_yolo], are kept, with a note). The input is
 never modified. An existing OUT.cfg is replaced only with --exist-ok, and never when it is one
 of the inputs (IN.cfg, --names, or a file of --data). The class count comes from --classes,
 or from --names / --data.
@@ -100,6 +102,8 @@ def _claim_output(args: argparse.Namespace) -> None:
 
 
 def _classes_and_images(args: argparse.Namespace) -> tuple[int, int]:
+    """The class count (from ``--classes``, ``--names`` or ``--data``) and the number of
+    training images (``--train-images``, else that of ``--data``; 0 when unknown)."""
     from detforge.formats.darknet.files import read_data_file, read_image_list, read_names
 
     train_images = int(args.train_images)
@@ -128,6 +132,13 @@ def _classes_and_images(args: argparse.Namespace) -> tuple[int, int]:
             return int(df.classes), train_images
         raise DetforgeError("the .data file has neither classes= nor a names file", path=args.data)
     raise DetforgeError("give the class count: --classes N, --names FILE or --data FILE")
+
+
+def _classes_option(args: argparse.Namespace) -> str:
+    """The option the class count came from, as :func:`_classes_and_images` picks it."""
+    if args.classes is not None:
+        return f"--classes {args.classes}"
+    return f"--names {args.names}" if args.names else f"--data {args.data}"
 
 
 def _anchors(args: argparse.Namespace, size: tuple[int, int]) -> str | None:
@@ -178,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
         size=size,
         anchors=anchors,
         subdivisions=args.subdivisions,
+        classes_from=_classes_option(args),
+        note=lambda text: print(f"note: {text}"),
     )
     for c in changes:
         print(c)

@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     import torch
 
     from detforge.data.dataset import Dataset
-    from detforge.models.darknet.network import DarknetNetwork, HeadSpec
+    from detforge.models.darknet.heads import HeadSpec
+    from detforge.models.darknet.network import DarknetNetwork
 
 # (x (B, 3, net_h, net_w), thresh) -> each image's rows with objectness above thresh
 RowsAbove = Callable[["torch.Tensor", float], list["torch.Tensor"]]
@@ -75,7 +76,7 @@ class DarknetSettings:
     @classmethod
     def from_meta(cls, meta: Any, *, path: str | os.PathLike[str] | None = None) -> DarknetSettings:
         """:meth:`to_meta` read back; anything missing or out of range is a DetforgeError."""
-        from detforge.models.darknet.network import NMS_KINDS
+        from detforge.models.darknet.heads import NMS_KINDS
 
         try:
             w, h = (int(v) for v in meta["input_size"])
@@ -98,7 +99,7 @@ class DarknetSettings:
 
 def _head_from_meta(d: Any) -> HeadSpec:
     """One ``heads`` entry of the metadata (``dataclasses.asdict`` of a HeadSpec) read back."""
-    from detforge.models.darknet.network import HeadSpec
+    from detforge.models.darknet.heads import HeadSpec
 
     return HeadSpec(
         kind=str(d["kind"]),

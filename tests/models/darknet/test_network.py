@@ -83,3 +83,60 @@ def test_huge_num_without_mask_is_refused_not_allocated() -> None:
     text = GOOD.replace("mask = 0,1,2\n", "").replace("num=3", "num=2147483647")
     err = _error(text)
     assert err.line == 18 and "num=2147483647 needs 2147483647 anchors" in str(err)
+
+
+# GOOD with [reorg] and a [route] back to layer 0 after the head: 0 conv, 1 reorg, 2 conv,
+# 3 yolo, 4 route, 5 conv, 6 yolo; [reorg] is on line 15
+OPAQUE = GOOD.replace(
+    "\n[yolo]\n", "\n[reorg]\nstride=2\n\n[convolutional]\nfilters=21\n\n[yolo]\n"
+)
+OPAQUE += "\n[route]\nlayers=0\n\n[convolutional]\nfilters=21\n\n[yolo]\nmask=0\n" \
+    "anchors=1,2\nclasses=16\nnum=1\n"  # fmt: skip
+
+
+def test_a_cfg_parsed_opaque_is_walked_around_what_detforge_does_not_run() -> None:
+    """What Darknet runs and detforge does not is an error for the model, and for a cfg
+    rewrite an opaque layer: its output is unknown, the checks that need it are skipped, the
+    rest (references, anchors and masks, shapes of the known layers) made."""
+    from detforge.models.darknet.cfg import Unsupported
+    from detforge.models.darknet.network import walk_cfg
+
+    with pytest.raises(Unsupported) as err:
+        parse_cfg_text(OPAQUE, path="n.cfg")
+    assert str(err.value).startswith("n.cfg:15: layer [reorg] is not supported by detforge")
+    walk = walk_cfg(parse_cfg_text(OPAQUE, path="n.cfg", opaque=True))
+    assert walk.unchecked == [(15, "[reorg]: a layer type detforge does not run")]
+    assert [m is not None for m in walk.makers] == [True, False, False, False, True, True, True]
+    assert [h.index for h in walk.build.heads] == [6]  # the head fed by layer 0's shape
+    assert walk.build.shapes[5].c == 21 and walk.build.shapes[5].h == 32
+    with pytest.raises(Unsupported) as err:
+        DarknetNetwork(parse_cfg_text(OPAQUE, path="n.cfg", opaque=True))
+    assert str(err.value) == "n.cfg:15: [reorg]: a layer type detforge does not run"
+    # past the opaque layer: a head's mask, a reference; and a known layer's filters
+    for old, new, line, words in [
+        ("mask = 0,1,2", "mask = 0,1,3", 22, "mask=0,1,3 names anchors beyond the 3 given"),
+        ("layers=0", "layers=9", 31, "layers refers to layer 9, which is not an earlier layer"),
+        ("classes=16", "classes=15", 36, "the layer before has filters=21, but classes=15"),
+    ]:
+        with pytest.raises(DetforgeError) as err:
+            walk_cfg(parse_cfg_text(OPAQUE.replace(old, new), path="n.cfg", opaque=True))
+        assert err.value.line == line and words in str(err.value), str(err.value)
+
+
+def test_an_unknown_key_or_activation_makes_the_layer_opaque() -> None:
+    from detforge.models.darknet.network import walk_cfg
+
+    text = GOOD.replace("activation=leaky", "activation=hard_mish\ndilation=2")
+    walk = walk_cfg(parse_cfg_text(text, path="n.cfg", opaque=True))
+    assert walk.unchecked == [(8, "[convolutional]: detforge does not run key 'dilation'")]
+    walk = walk_cfg(parse_cfg_text(GOOD.replace("leaky", "hard_mish"), path="n.cfg", opaque=True))
+    assert walk.unchecked == [
+        (13, "[convolutional]: activation=hard_mish is not supported (supported: leaky, mish, "
+         "swish, logistic, linear, relu, tanh)")
+    ]  # fmt: skip
+    assert build_error(GOOD.replace("leaky", "hard_mish")).line == 13
+    gray = parse_cfg_text(GOOD.replace("channels=3", "channels=1"), path="n.cfg", opaque=True)
+    assert walk_cfg(gray).unchecked == [
+        (5, "[net]: channels=1 is not supported: detforge feeds the network RGB images "
+         "(channels=3)")
+    ]  # fmt: skip

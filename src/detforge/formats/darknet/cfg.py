@@ -355,10 +355,16 @@ def rewrite_cfg(
     size: tuple[int, int] | None = None,
     anchors: str | None = None,
     subdivisions: int | None = None,
+    classes_from: str = "--classes",
+    note: Callable[[str], None] | None = None,
 ) -> list[CfgChange]:
     """Read ``src``, write the rewritten cfg to ``dst`` atomically; returns the changes.
 
-    ``src`` is never modified; ``dst`` equal to ``src`` is refused.
+    ``src`` is never modified; ``dst`` equal to ``src`` is refused. Before anything is
+    written, the new cfg is checked with the rules predict and train apply
+    (:func:`~detforge.formats.darknet.cfg_check.check_rewritten`: a :class:`DetforgeError`
+    naming ``src`` and the line, and, on a changed line, the option -- ``classes_from`` for
+    the class count); ``note`` gets each note on what could not be checked.
     """
     s, d = Path(src), Path(dst)
     require_file(s, "cfg")
@@ -379,6 +385,11 @@ def rewrite_cfg(
         subdivisions=subdivisions,
         path=str(s),
     )
+    from detforge.formats.darknet.cfg_check import check_rewritten
+
+    for line in check_rewritten(new, changes, path=str(s), classes_from=classes_from):
+        if note is not None:
+            note(line)
     with atomic_open(d, "w", newline="", errors="surrogateescape") as f:
         f.write(new)
     return changes

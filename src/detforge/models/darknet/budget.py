@@ -24,7 +24,7 @@ from detforge.errors import DetforgeError
 from detforge.models.darknet.cfg import Section
 
 if TYPE_CHECKING:
-    from detforge.models.darknet.network import HeadSpec
+    from detforge.models.darknet.heads import HeadSpec
 
 MAX_PARAM_BYTES = 4 * 2**30
 """The largest network detforge builds, in bytes of float32 parameters (4 GiB; the biggest

@@ -13,6 +13,13 @@ that size the network (the input size, ``filters``, window ``size``, ``stride``.
 ranges of :data:`~detforge.models.darknet.cfgkeys.LIMITS`. A UTF-8 byte order mark is ignored.
 Errors quote at most :data:`~detforge.errors.MAX_QUOTED` characters of the user's input
 (:func:`~detforge.errors.clip`).
+
+What Darknet runs and detforge does not (a layer type of
+:data:`~detforge.models.darknet.cfgkeys.DARKNET_ONLY`, a key detforge does not know, an
+activation it does not implement) is an :class:`Unsupported` error; parsed with
+``opaque=True`` (a cfg rewrite, which checks what it writes without running it) such a section
+is kept as an *opaque* layer instead: :attr:`Section.opaque` says why, and the network walk
+(:func:`detforge.models.darknet.network.walk_cfg`) skips the checks that need its output.
 """
 
 from __future__ import annotations
@@ -24,25 +31,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from detforge.errors import DetforgeError, clip
-from detforge.models.darknet.cfgkeys import ALIASES, LIMITS, SECTION_KEYS
+from detforge.models.darknet.cfgkeys import ALIASES, DARKNET_ONLY, LIMITS, SECTION_KEYS
 
 _INT_RANGE = (-(2**31), 2**31 - 1)  # Darknet reads integer keys into a C int
 _BOM = "\ufeff"
 
 
+class Unsupported(DetforgeError):
+    """The cfg asks for something Darknet runs and detforge does not: a layer type, a key, an
+    activation, ``channels`` other than 3. An error for a model; a cfg rewrite (which parses
+    with ``opaque=True``) notes it and checks the rest."""
+
+
 @dataclass
 class Section:
-    """One ``[name]`` block: ``options`` maps key -> raw value, ``lines`` key -> line number."""
+    """One ``[name]`` block: ``options`` maps key -> raw value, ``lines`` key -> line number.
+
+    ``opaque``: why detforge cannot run this section (empty when it can); only a cfg parsed
+    with ``opaque=True`` has opaque sections."""
 
     name: str
     line: int
     options: dict[str, str] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict)
     path: str = ""
+    opaque: str = ""
 
     def error(self, message: str, key: str | None = None) -> DetforgeError:
         line = self.lines.get(key, self.line) if key is not None else self.line
         return DetforgeError(f"[{clip(self.name)}]: {message}", path=self.path, line=line)
+
+    def unsupported(self, message: str, key: str | None = None) -> Unsupported:
+        """:meth:`error` for what Darknet runs and detforge does not."""
+        line = self.lines.get(key, self.line) if key is not None else self.line
+        return Unsupported(f"[{clip(self.name)}]: {message}", path=self.path, line=line)
 
     def has(self, key: str) -> bool:
         return key in self.options
@@ -98,12 +120,14 @@ class Section:
 
 @dataclass
 class DarknetCfg:
-    """A parsed cfg: ``net`` is the ``[net]`` section, ``layers`` the rest in file order."""
+    """A parsed cfg: ``net`` is the ``[net]`` section, ``layers`` the rest in file order;
+    ``opaque``: parsed with ``opaque=True`` (what detforge does not run is noted, not refused)."""
 
     path: str
     net: Section
     layers: list[Section]
     text: str
+    opaque: bool = False
 
     @property
     def width(self) -> int:
@@ -122,8 +146,13 @@ class DarknetCfg:
         return self.net.get_int("letter_box", 0) != 0
 
 
-def parse_cfg_text(text: str, *, path: str | os.PathLike[str] = "<cfg>") -> DarknetCfg:
-    """Parse cfg text; errors name ``path`` and the 1-based line."""
+def parse_cfg_text(
+    text: str, *, path: str | os.PathLike[str] = "<cfg>", opaque: bool = False
+) -> DarknetCfg:
+    """Parse cfg text; errors name ``path`` and the 1-based line. With ``opaque``, a Darknet
+    layer detforge does not run (:data:`~.cfgkeys.DARKNET_ONLY`) or a section with a key it
+    does not know is kept with :attr:`Section.opaque` set instead of an :class:`Unsupported`
+    error; every other rule holds."""
     name = os.fspath(path)
     sections: list[Section] = []
     for number, raw_line in enumerate(text.splitlines(), start=1):
@@ -165,24 +194,37 @@ def parse_cfg_text(text: str, *, path: str | os.PathLike[str] = "<cfg>") -> Dark
         if section.name == "net":
             raise DetforgeError("a second [net] section", path=name, line=section.line)
     for section in sections:
-        allowed = SECTION_KEYS.get(section.name)
-        if allowed is None:
-            raise DetforgeError(
-                f"layer [{clip(section.name)}] is not supported by detforge "
-                f"(supported: {', '.join('[' + s + ']' for s in SECTION_KEYS if s != 'net')})",
-                path=name,
-                line=section.line,
-            )
-        limits = LIMITS.get(section.name, {})
-        for key in section.options:
-            if key not in allowed:
-                raise section.error(f"key {clip(key)!r} is not supported by detforge", key)
-            _check_finite(section, key)
-            if key in limits:
-                _check_range(section, key, *limits[key])
+        _check_keys(section, opaque)
     if len(sections) < 2:
         raise DetforgeError("the cfg has no layers after [net]", path=name, line=sections[0].line)
-    return DarknetCfg(path=name, net=sections[0], layers=sections[1:], text=text)
+    return DarknetCfg(path=name, net=sections[0], layers=sections[1:], text=text, opaque=opaque)
+
+
+def _check_keys(section: Section, opaque: bool) -> None:
+    """``section`` is a layer detforge runs and its keys are known, finite and in range; with
+    ``opaque``, a Darknet layer or key detforge does not run marks it opaque instead."""
+    allowed = SECTION_KEYS.get(section.name)
+    if allowed is None:
+        if opaque and section.name in DARKNET_ONLY:
+            section.opaque = "a layer type detforge does not run"
+            for key in section.options:  # its numbers are still numbers
+                _check_finite(section, key)
+            return
+        raise Unsupported(
+            f"layer [{clip(section.name)}] is not supported by detforge "
+            f"(supported: {', '.join('[' + s + ']' for s in SECTION_KEYS if s != 'net')})",
+            path=section.path,
+            line=section.line,
+        )
+    limits = LIMITS.get(section.name, {})
+    for key in section.options:
+        if key not in allowed:
+            if not opaque:
+                raise section.unsupported(f"key {clip(key)!r} is not supported by detforge", key)
+            section.opaque = section.opaque or f"detforge does not run key {clip(key)!r}"
+        _check_finite(section, key)
+        if key in limits:
+            _check_range(section, key, *limits[key])
 
 
 def _check_range(section: Section, key: str, low: int, high: int) -> None:

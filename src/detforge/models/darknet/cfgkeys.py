@@ -229,3 +229,44 @@ ALIASES = {
     "dropout": "dropout",
     "upsample": "upsample",
 }
+
+DARKNET_ONLY = frozenset(
+    {
+        "activation",
+        "avg",
+        "avgpool",
+        "batchnorm",
+        "contrastive",
+        "conv_lstm",
+        "conn",
+        "connected",
+        "cost",
+        "crnn",
+        "crop",
+        "deconv",
+        "deconvolutional",
+        "detection",
+        "empty",
+        "gaussian_yolo",
+        "gru",
+        "history",
+        "implicit",
+        "implicit_add",
+        "implicit_mul",
+        "local",
+        "local_avg",
+        "local_avgpool",
+        "lrn",
+        "lstm",
+        "normalization",
+        "reorg",
+        "reorg3d",
+        "rnn",
+        "silence",
+        "soft",
+        "softmax",
+    }
+)
+"""Layer sections Darknet reads (``parser.c: string_to_layer_type``, lower-cased as detforge
+reads section names) and detforge does not run: the model parser refuses them; a cfg
+rewrite keeps them as opaque layers (:func:`detforge.models.darknet.cfg.parse_cfg_text`)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from detforge.models.darknet.network import HeadSpec
+from detforge.models.darknet.heads import HeadSpec
 
 
 def decode_head(raw: torch.Tensor, head: HeadSpec, net_w: int, net_h: int) -> torch.Tensor:

@@ -5,9 +5,11 @@
 order; :mod:`detforge.models.darknet.decode` turns them into boxes. Layer indices are Darknet's
 (0-based, ``[net]`` not counted), so ``net.layers[i]`` is cfg layer ``i``.
 
-Building checks the geometry before allocating anything: ``channels=3`` (detforge feeds RGB
-images), no negative padding, no window larger than its padded input, one size for the layers
-a ``[route]``/``[shortcut]``/``[sam]`` joins, and the network's totals -- parameters, one
+Building checks the geometry before allocating anything (:func:`walk_cfg`, which a cfg
+rewrite runs on its own to check what it writes): ``channels=3`` (detforge feeds RGB images),
+references to earlier layers only, heads whose ``mask`` picks given anchors, no negative
+padding, no window larger than its padded input, one size for the layers a
+``[route]``/``[shortcut]``/``[sam]`` joins, and the network's totals -- parameters, one
 image's activations and multiply-adds -- against the limits of
 :mod:`detforge.models.darknet.budget` (``MAX_PARAM_BYTES``, ``MAX_ACTIVATION_BYTES``,
 ``MAX_MACS``), computed layer by layer from the shapes.
@@ -15,14 +17,17 @@ image's activations and multiply-adds -- against the limits of
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 from torch import nn
 
 from detforge.errors import clip
 from detforge.models.darknet.budget import Build, Shape
-from detforge.models.darknet.cfg import DarknetCfg, Section
+from detforge.models.darknet.cfg import DarknetCfg, Section, Unsupported
+from detforge.models.darknet.heads import HeadSpec, head_spec
 from detforge.models.darknet.layers import (
     ACTIVATIONS,
     ConvLayer,
@@ -37,26 +42,9 @@ from detforge.models.darknet.layers import (
     UpsampleLayer,
 )
 
-NMS_KINDS = ("default", "greedynms", "diounms")
-
-
-@dataclass(frozen=True)
-class HeadSpec:
-    """What one ``[yolo]`` / ``[region]`` layer needs to decode its input.
-
-    ``anchors`` are this head's (w, h) pairs: input pixels for ``[yolo]`` (already picked by
-    ``mask``), grid cells for ``[region]``.
-    """
-
-    kind: str
-    index: int
-    classes: int
-    anchors: tuple[tuple[float, float], ...]
-    scale_x_y: float = 1.0
-    new_coords: bool = False
-    nms_kind: str = "default"
-    beta_nms: float = 0.6
-    softmax: bool = False
+LayerMaker = Callable[[], DarknetLayer]
+"""Makes one layer's module (allocating its weights)."""
+_UNKNOWN = Shape(0, 0, 0)  # in Build.shapes for a layer whose output is not known
 
 
 @dataclass
@@ -76,7 +64,7 @@ class WeightsHeader:
 def _activation(section: Section, default: str) -> str:
     kind = section.get_str("activation", default)
     if kind not in ACTIVATIONS:
-        raise section.error(
+        raise section.unsupported(
             f"activation={clip(kind)} is not supported (supported: {', '.join(ACTIVATIONS)})",
             "activation",
         )
@@ -97,7 +85,19 @@ def _sources(section: Section, key: str, i: int) -> list[int]:
     return [_index(section, key, v, i) for v in values]
 
 
-def _build_layer(section: Section, i: int, prev: Shape, b: Build) -> tuple[DarknetLayer, Shape]:
+def _inputs(section: Section, i: int) -> list[int]:
+    """The earlier layers (0-based) a ``[route]``/``[shortcut]``/``[sam]``/
+    ``[scale_channels]`` reads besides the previous one; each must exist and come before."""
+    if section.name == "route":
+        return _sources(section, "layers", i)
+    if section.name in ("shortcut", "sam", "scale_channels"):
+        return _sources(section, "from", i)
+    return []
+
+
+def _build_layer(section: Section, i: int, prev: Shape, b: Build) -> tuple[LayerMaker, Shape]:
+    """Check layer ``i`` on its input ``prev`` (and ``b.shapes`` of the layers it reads);
+    its module's maker and output shape."""
     kind = section.name
     if kind == "convolutional":
         filters = section.get_int("filters", 1)
@@ -130,7 +130,8 @@ def _build_layer(section: Section, i: int, prev: Shape, b: Build) -> tuple[Darkn
         macs = out.h * out.w * filters * (prev.c // groups) * size * size
         b.charge(section, params=weights, activations=out.c * out.h * out.w, commit=False)
         b.charge(section, params=weights, macs=macs)
-        conv = ConvLayer(
+        conv = partial(
+            ConvLayer,
             prev.c,
             filters,
             size,
@@ -151,10 +152,10 @@ def _build_layer(section: Section, i: int, prev: Shape, b: Build) -> tuple[Darkn
         _window_fits(section, size, prev, padding)
         if padding:  # the forward pass pads a copy of its input with -inf
             b.charge(section, activations=prev.c * (prev.h + padding) * (prev.w + padding))
-        pool = MaxPoolLayer(size, (sy, sx), padding)
+        pool = MaxPoolLayer(size, (sy, sx), padding)  # no weights
         oh, ow = pool.out_size(prev.h, prev.w)
         b.charge(section, macs=prev.c * oh * ow * size * size)
-        return pool, prev.strided(prev.c, oh, ow, sx, sy)
+        return (lambda: pool), prev.strided(prev.c, oh, ow, sx, sy)
     if kind == "route":
         srcs = _sources(section, "layers", i)
         groups, group_id = section.get_int("groups", 1), section.get_int("group_id", 0)
@@ -174,7 +175,7 @@ def _build_layer(section: Section, i: int, prev: Shape, b: Build) -> tuple[Darkn
             c += shape.c // groups
         need = tuple(max(b.shapes[k].need[a] for k in srcs) for a in (0, 1))
         out = Shape(c, first.h, first.w, first.stride, (need[0], need[1]))
-        return RouteLayer(srcs, groups, group_id), out
+        return partial(RouteLayer, srcs, groups, group_id), out
     if kind == "shortcut":
         srcs = _sources(section, "from", i)
         for s in srcs:
@@ -185,12 +186,12 @@ def _build_layer(section: Section, i: int, prev: Shape, b: Build) -> tuple[Darkn
                 raise section.error(
                     f"layer {s}'s output shape differs from the previous layer's", "from"
                 )
-        return ShortcutLayer(srcs, _activation(section, "linear")), prev
+        return partial(ShortcutLayer, srcs, _activation(section, "linear")), prev
     if kind == "upsample":
         stride = section.get_int("stride", 2)
         if stride < 1:
             raise section.error("only positive upsample strides are supported", "stride")
-        layer = UpsampleLayer(stride, section.get_float("scale", 1.0))
+        layer = partial(UpsampleLayer, stride, section.get_float("scale", 1.0))
         return layer, prev.upsampled(stride)
     if kind in ("sam", "scale_channels"):
         src = _sources(section, "from", i)[0]
@@ -203,22 +204,22 @@ def _build_layer(section: Section, i: int, prev: Shape, b: Build) -> tuple[Darkn
                 raise section.error(
                     f"layer {src}'s output shape differs from the previous layer's", "from"
                 )
-            return SamLayer(src, act), prev
+            return partial(SamLayer, src, act), prev
         scale_wh = section.get_int("scale_wh", 0) != 0
         want = (1, other.h, other.w) if scale_wh else (other.c, 1, 1)
         if (prev.c, prev.h, prev.w) != want:
             raise section.error(
                 f"the previous layer must output {want[0]}x{want[1]}x{want[2]} to scale layer {src}"
             )
-        return ScaleChannelsLayer(src, scale_wh, act), other
+        return partial(ScaleChannelsLayer, src, scale_wh, act), other
     if kind == "dropout":
         p = section.get_float("probability", 0.2)
         if not 0 <= p < 1:
             raise section.error("probability must be in [0, 1)", "probability")
-        return DropoutLayer(p), prev
+        return partial(DropoutLayer, p), prev
     if kind in ("yolo", "region"):
-        b.heads.append(_head_spec(section, i, prev))
-        return HeadLayer(kind), prev
+        b.heads.append(head_spec(section, i, prev))
+        return partial(HeadLayer, kind), prev
     raise section.error("unsupported layer")  # pragma: no cover - cfg.py rejects it first
 
 
@@ -231,67 +232,86 @@ def _window_fits(section: Section, size: int, prev: Shape, padding: int) -> None
         )
 
 
-def _head_spec(section: Section, i: int, prev: Shape) -> HeadSpec:
-    classes = section.get_int("classes", 20)
-    num = section.get_int("num", 1)
-    anchors = section.get_floats("anchors") or []
-    if any(a <= 0 for a in anchors):
-        raise section.error(
-            f"anchors={clip(section.get_str('anchors', ''))} must be positive", "anchors"
+@dataclass
+class Walk:
+    """A cfg's layers walked once, allocating nothing: ``build`` (each layer's output shape,
+    the heads, the totals); ``makers[i]`` makes layer ``i``'s module, ``None`` when the
+    layer's output is not known (an opaque layer, or one fed by one); ``unchecked``:
+    ``(line, why)`` of each part of the cfg detforge does not run. (``build.shapes[i]`` of a
+    layer without a maker is a placeholder.)"""
+
+    build: Build
+    makers: list[LayerMaker | None] = field(default_factory=list)
+    unchecked: list[tuple[int, str]] = field(default_factory=list)
+
+
+def walk_cfg(cfg: DarknetCfg) -> Walk:
+    """Check ``cfg`` as building its network does, without allocating the network.
+
+    A cfg parsed with ``opaque=True`` may hold what detforge does not run (opaque sections,
+    an unsupported activation or ``channels``): each is noted in ``unchecked`` instead of
+    raised, its output is unknown, and a layer fed by an unknown output gets only the checks
+    that need no shape (which layers it reads, a head's anchors and mask); the rest is
+    checked in full. Otherwise the first :class:`DetforgeError` is raised."""
+    b = Build(cfg.net, cfg.width, cfg.height)
+    walk = Walk(b)
+    shape: Shape | None = Shape(cfg.channels, cfg.height, cfg.width)
+    assert shape is not None
+    if min(shape.c, shape.h, shape.w) < 1:
+        raise cfg.net.error("width, height and channels must be positive")
+    if cfg.net.opaque:
+        walk.unchecked.append((cfg.net.line, f"[net]: {cfg.net.opaque}"))
+    if shape.c != 3:
+        err = cfg.net.unsupported(
+            f"channels={shape.c} is not supported: detforge feeds the network RGB images "
+            "(channels=3)",
+            "channels",
         )
-    if len(anchors) % 2:
-        raise section.error(
-            f"anchors= has {len(anchors)} numbers; they come in width,height pairs", "anchors"
-        )
-    if num < 1:
-        raise section.error(f"num={num} must be positive", "num")
-    if classes < 1:
-        raise section.error(f"classes={classes} must be positive", "classes")
-    pairs = [(anchors[2 * k], anchors[2 * k + 1]) for k in range(len(anchors) // 2)]
-    if section.name == "region":
-        if section.get_int("coords", 4) != 4:
-            raise section.error("only coords=4 is supported", "coords")
-        chosen = pairs[:num]
-        if len(chosen) < num:
-            raise section.error(
-                f"anchors= has {len(pairs)} pairs, num={num} needs {num}", "anchors"
-            )
-        spec = HeadSpec(
-            "region", i, classes, tuple(chosen), softmax=section.get_int("softmax", 0) != 0
-        )
-    else:
-        mask = section.get_ints("mask")
-        if mask is None and num > len(pairs):
-            raise section.error(f"num={num} needs {num} anchors, anchors= has {len(pairs)}", "num")
-        mask = list(range(num)) if mask is None else mask
-        if any(not 0 <= m < len(pairs) for m in mask):
-            raise section.error(
-                f"mask={clip(section.get_str('mask', ''))} names anchors beyond the "
-                f"{len(pairs)} given",
-                "mask",
-            )
-        nms_kind = section.get_str("nms_kind", "default")
-        if nms_kind not in NMS_KINDS:
-            raise section.error(
-                f"nms_kind={clip(nms_kind)} is not supported ({', '.join(NMS_KINDS)})", "nms_kind"
-            )
-        spec = HeadSpec(
-            "yolo",
-            i,
-            classes,
-            tuple(pairs[m] for m in mask),
-            scale_x_y=section.get_float("scale_x_y", 1.0),
-            new_coords=section.get_int("new_coords", 0) != 0,
-            nms_kind=nms_kind,
-            beta_nms=section.get_float("beta_nms", 0.6),
-        )
-    need = len(spec.anchors) * (classes + 5)
-    if prev.c != need:
-        raise section.error(
-            f"the layer before has filters={prev.c}, but classes={classes} with "
-            f"{len(spec.anchors)} anchors needs filters={need}"
-        )
-    return spec
+        if not cfg.opaque:
+            raise err
+        walk.unchecked.append((err.line or cfg.net.line, err.message))
+    b.charge(cfg.net, activations=shape.c * shape.h * shape.w)
+    for i, section in enumerate(cfg.layers):
+        try:
+            shape = _walk_layer(walk, section, i, shape)
+        except Unsupported as exc:
+            if not cfg.opaque:
+                raise
+            walk.unchecked.append((exc.line or section.line, exc.message))
+            walk.makers.append(None)
+            b.shapes.append(_UNKNOWN)
+            shape = None
+    if not b.heads and not walk.unchecked:
+        raise cfg.net.error("the cfg has no [yolo] or [region] layer")
+    return walk
+
+
+def _walk_layer(walk: Walk, section: Section, i: int, prev: Shape | None) -> Shape | None:
+    """Check layer ``i`` (input ``prev``, ``None``: not known) and add it to ``walk``; its
+    output shape (``None``: not known)."""
+    b = walk.build
+    if section.opaque:
+        if section.name == "gaussian_yolo":  # Darknet reads its mask, anchors... as [yolo]'s
+            head_spec(section, i, None)
+        raise section.unsupported(section.opaque)
+    srcs = _inputs(section, i)
+    if any(walk.makers[s] is None for s in srcs) or (prev is None and section.name != "route"):
+        if section.name in ("yolo", "region"):
+            head_spec(section, i, None)
+        if section.has("activation"):
+            _activation(section, "linear")
+        walk.makers.append(None)
+        b.shapes.append(_UNKNOWN)
+        return None
+    # only a [route] gets here with an unknown ``prev``, and it does not read it
+    make, shape = _build_layer(section, i, _UNKNOWN if prev is None else prev, b)
+    if min(shape.c, shape.h, shape.w) < 1:
+        raise section.error(f"the layer's output would be empty ({shape.c}x{shape.h}x{shape.w})")
+    if section.name not in ("yolo", "region"):  # a head passes its input on as it is
+        b.charge(section, activations=shape.c * shape.h * shape.w)
+    walk.makers.append(make)
+    b.shapes.append(shape)
+    return shape
 
 
 class DarknetNetwork(nn.Module):
@@ -305,30 +325,12 @@ class DarknetNetwork(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.header = WeightsHeader()
-        b = Build(cfg.net, cfg.width, cfg.height)
-        shape = Shape(cfg.channels, cfg.height, cfg.width)
-        if min(shape.c, shape.h, shape.w) < 1:
-            raise cfg.net.error("width, height and channels must be positive")
-        if shape.c != 3:
-            raise cfg.net.error(
-                f"channels={shape.c} is not supported: detforge feeds the network RGB images "
-                "(channels=3)",
-                "channels",
-            )
-        b.charge(cfg.net, activations=shape.c * shape.h * shape.w)
-        layers: list[DarknetLayer] = []
-        for i, section in enumerate(cfg.layers):
-            layer, shape = _build_layer(section, i, shape, b)
-            if min(shape.c, shape.h, shape.w) < 1:
-                raise section.error(
-                    f"the layer's output would be empty ({shape.c}x{shape.h}x{shape.w})"
-                )
-            if not isinstance(layer, HeadLayer):  # a head passes its input on as it is
-                b.charge(section, activations=shape.c * shape.h * shape.w)
-            layers.append(layer)
-            b.shapes.append(shape)
-        if not b.heads:
-            raise cfg.net.error("the cfg has no [yolo] or [region] layer")
+        walk = walk_cfg(cfg)
+        if walk.unchecked:  # only a cfg parsed with opaque=True gets here
+            line, why = walk.unchecked[0]
+            raise Unsupported(why, path=cfg.path, line=line)
+        b = walk.build
+        layers = [make() for make in walk.makers if make is not None]
         self.layers = nn.ModuleList(layers)
         self.heads: tuple[HeadSpec, ...] = tuple(b.heads)
         self.out_shapes = [(s.c, s.h, s.w) for s in b.shapes]
