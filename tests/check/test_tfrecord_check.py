@@ -131,6 +131,25 @@ def test_example_contents_are_validated(tmp_path: Path) -> None:
     assert "class 0 box (cx 0.3000, cy 0.3000, w 0.4000, h 0.4000) appears twice" in dup.message
 
 
+def test_without_a_label_map_labels_must_agree_with_earlier_records(tmp_path: Path) -> None:
+    """check said nothing of a class/label named 'cat' in one record and 'dog' in the next,
+    which read_tfod (so convert, train ...) refuses: one rule now, and check reports it."""
+    good = [0.1, 0.1, 0.5, 0.5]
+    rec = tmp_path / "train.record"
+    write_records(rec, [_example([good], [1], ["cat"]), _example([good], [1], ["dog"])])
+    report = check_dataset(rec)
+    assert [(f.code, f.line, f.message) for f in report.findings] == [
+        (
+            "tfrecord-class",
+            2,
+            "record 2 (x.jpg): box 1: class/label 1 is 'cat' in earlier boxes but class/text "
+            "says 'dog' -- the guide's NaN-loss mismatch; fix the record or the label map",
+        )
+    ]
+    with pytest.raises(DetforgeError, match=r"record 2 \(x.jpg\): box 1: class/label 1 is 'cat'"):
+        read_tfod(rec)
+
+
 def test_fix_salvages_the_intact_records(ref_data: Path, tmp_path: Path) -> None:
     src = ref_data / "raccoon-tfrecord"
     data = (src / "test.record").read_bytes()

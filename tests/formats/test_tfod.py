@@ -126,6 +126,9 @@ def _one_record(path: Path, *, labels: list[int] | None, texts: list[str] | None
         ([1], ["dog"], {1: "raccoon"}, "class/label 1 is 'raccoon' in the label map but "
                                        "class/text says 'dog'"),
         (None, ["raccoon"], {1: "raccoon"}, "1 boxes but no image/object/class/label"),
+        # without class/text an id the label map lacks was only a 'records use class ids'
+        # error on the whole source; now, as check, an error at its record
+        ([7], None, {1: "raccoon"}, "box 1: class/label 7 is not in the label map --"),
         (None, None, None, "1 boxes but no image/object/class/label"),
     ],
 )  # fmt: skip
@@ -147,6 +150,35 @@ def test_one_label_with_two_texts_across_records_is_an_error(tmp_path: Path) -> 
     _one_record(tmp_path / "tf" / "valid.record", labels=[1], texts=["dog"])
     with pytest.raises(DetforgeError, match="class/label 1 is 'raccoon' in earlier boxes"):
         read_tfod(tmp_path / "tf")
+
+
+def test_class_problems_is_the_one_label_vs_text_rule() -> None:
+    """One rule for the reader (first problem refuses the record) and check (each reported)."""
+    from detforge.formats.tfrecord.tfod import class_problems
+
+    names = {1: "cat", 2: "dog"}
+    got = class_problems([1, 0, 3, 2, 3], ["cat", "", "", "cow", "x"], names, label_map=True)
+    assert got == (
+        [
+            (1, "class/label 0 is not 1-based (0 is the background in the TF OD API)"),
+            (2, "class/label 3 is not in the label map"),
+            (3, "class/label 2 is 'dog' in the label map but class/text says 'cow' -- the "
+                "guide's NaN-loss mismatch; fix the record or the label map"),
+            (4, "class/label 3 (class/text 'x') is not in the label map"),
+        ],
+        {},
+    )  # fmt: skip
+    # without a label map the first text of an id names it, for later boxes of the record too
+    assert class_problems([3, 3, 1], ["cow", "cow", "cat"], names, label_map=False) == (
+        [],
+        {3: "cow"},
+    )
+    assert class_problems([3, 3], ["cow", "ox"], {}, label_map=False) == (
+        [(1, "class/label 3 is 'cow' in earlier boxes but class/text says 'ox' -- the guide's "
+             "NaN-loss mismatch; fix the record or the label map")],
+        {3: "cow"},
+    )  # fmt: skip
+    assert class_problems([3], [], {}, label_map=False) == ([], {})  # no text: nothing learned
 
 
 def test_truncated_record_file_is_reported(raccoon: Path, tmp_path: Path) -> None:

@@ -6,7 +6,9 @@ reported as an interrupted write (``tfrecord-truncated``), a bad data CRC as ``t
 framing cannot be resynchronised). Every payload is parsed as a ``tf.train.Example``; its
 embedded image is checked like an image file (truncated JPEG, size vs ``image/width`` and
 ``image/height``), its boxes (normalized ``xmin, ymin, xmax, ymax``) with the same checks as
-Darknet lines, and its ``class/label`` (1-based) and ``class/text`` against the label map.
+Darknet lines, and its ``class/label`` (1-based) and ``class/text`` against the label map, or
+without one against the earlier records (the reader's rule,
+:func:`~detforge.formats.tfrecord.tfod.class_problems`).
 
 Findings name the record file; ``line`` is the 1-based record number.
 """
@@ -33,7 +35,7 @@ from detforge.check.limits import DEFAULT_LIMITS, CheckLimits
 from detforge.check.rows import LabelRows
 from detforge.data.validity import CODES as RULE
 from detforge.data.validity import box_codes, size_ok
-from detforge.errors import DetforgeError, clip
+from detforge.errors import DetforgeError
 from detforge.formats.labelmap import find_label_map
 from detforge.formats.tfrecord.example import (
     bytes_values,
@@ -42,6 +44,7 @@ from detforge.formats.tfrecord.example import (
     int64_values,
 )
 from detforge.formats.tfrecord.framing import expand_record_paths, iter_records
+from detforge.formats.tfrecord.tfod import class_problems, split_from_record_name
 
 
 def scan_frames(path: str | os.PathLike[str]) -> Iterator[tuple[int, bytes | None, Finding | None]]:
@@ -75,9 +78,16 @@ class _Acc:
 
 
 def _check_example(
-    data: bytes, path: str, no: int, mapping: dict[int, str] | None, deep: bool, acc: _Acc
+    data: bytes,
+    path: str,
+    no: int,
+    names: dict[int, str],
+    label_map: bool,
+    deep: bool,
+    acc: _Acc,
 ) -> tuple[list[Finding], str]:
-    """Findings of one record and a digest of its image bytes."""
+    """Findings of one record and a digest of its image bytes. ``names``: class ids -> names,
+    the label map's (``label_map``) or else those earlier records taught (updated here)."""
     out: list[Finding] = []
 
     def bad(code: str, msg: str) -> None:
@@ -120,18 +130,11 @@ def _check_example(
             f"{[len(b) for b in box[1:]] + [len(labels), len(texts)]}; the lists must agree",
         )
         return out, ""
-    for j, lab in enumerate(labels):
-        text = texts[j] if texts else None
-        if lab < 1:
-            bad("tfrecord-class", f"{tag}: class/label {lab}: ids start at 1 (0 is background)")
-        elif mapping is not None and lab not in mapping:
-            bad("tfrecord-class", f"{tag}: class/label {lab} is not in the label map")
-        elif mapping is not None and text is not None and mapping[lab] != text:
-            bad(
-                "tfrecord-class",
-                f"{tag}: class/label {lab} is {clip(mapping[lab])!r} in the label map but "
-                f"class/text says {clip(text)!r} -- the guide's NaN-loss mismatch",
-            )
+    problems, learned = class_problems(labels, texts, names, label_map=label_map)
+    for j, problem in problems:
+        bad("tfrecord-class", f"{tag}: box {j + 1}: {problem}")
+    if not problems:  # as the reader, which takes a record's names only when it takes it
+        names.update(learned)
     if not (size_ok(width) and size_ok(height)):
         bad(
             "image-size-impossible",
@@ -169,7 +172,6 @@ def check_tfrecords(
     """Check a TFRecord file, a shard set or a folder of records (see the module docstring);
     ``limits``: thresholds of the heuristic warnings."""
     from detforge.formats.labelmap import read_label_map
-    from detforge.formats.tfrecord.tfod import split_from_record_name
 
     t0 = time.perf_counter()
     files = [str(p) for p in expand_record_paths(source)]
@@ -183,6 +185,7 @@ def check_tfrecords(
         except DetforgeError as exc:
             findings.append(finding("read-error", exc.message, path=str(lm), line=exc.line))
     acc = _Acc()
+    seen = dict(mapping or {})  # class names by id: the label map's, or the records'
     rec_paths: list[str] = []
     rec_splits: list[str] = []
     digests: list[str] = []
@@ -195,7 +198,7 @@ def check_tfrecords(
                 findings.append(problem)
                 continue
             assert data is not None
-            got, digest = _check_example(data, file, no, mapping, deep, acc)
+            got, digest = _check_example(data, file, no, seen, mapping is not None, deep, acc)
             findings += got
             rec_paths.append(f"{file}:{no}")
             rec_splits.append(split)

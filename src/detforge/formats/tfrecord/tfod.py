@@ -15,8 +15,9 @@ The feature keys are exactly those the API's ``TfExampleDecoder`` reads for boxe
 
 Reading turns the normalized corners straight into ``CXCYWH_NORM`` (no pixel round trip).
 A box's ``class/label`` and ``class/text`` must agree with the label map (or, without one,
-with the other records): a disagreement, a text the label map lacks and a record without
-``class/label`` are errors naming the record, as ``detforge check`` reports them. The split
+with the other records): a disagreement, an id the label map lacks (:func:`class_problems`,
+the one rule reading and ``detforge check`` apply) and a record without ``class/label`` are
+errors naming the record, as ``detforge check`` reports them. The split
 of a file comes from its name: ``train.record``, ``val.record-00000-of-00002`` ...
 (``all.record``, or a name that is no split such as ``raccoon.record``, means no split).
 
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ import numpy as np
 
 from detforge.data.boxes import BoxFormat, cxcywh_to_xyxy, xyxy_to_cxcywh
 from detforge.data.dataset import SPLITS, Dataset, canonical_split
-from detforge.errors import DetforgeError
+from detforge.errors import DetforgeError, clip
 from detforge.formats.common import ensure_sizes, split_file_name
 from detforge.formats.labelmap import check_label_map, write_label_map
 from detforge.formats.tfrecord.example import (
@@ -82,6 +83,44 @@ def split_from_record_name(name: str) -> str:
             break
     split = canonical_split(stem)
     return split if split in SPLITS else ""
+
+
+def class_problems(
+    labels: Sequence[int], texts: Sequence[str], names: Mapping[int, str], *, label_map: bool
+) -> tuple[list[tuple[int, str]], dict[int, str]]:
+    """What is wrong with one record's ``class/label`` ids (1-based) and ``class/text`` names
+    (empty when the record has none), and the names it teaches.
+
+    ``names`` maps ids to names: the label map's (``label_map=True``), or those the records
+    read so far taught. A box is wrong when its id is below 1 (0 is the TF OD API's
+    background), not in the label map, or named otherwise by its text than by ``names`` (or
+    by an earlier box of this record) -- the mismatch behind the guide's NaN loss. Returns
+    ``([(box index (0-based), message without the record's name), ...], {id: text})``, the
+    second the ids ``names`` lacks with their first text (always empty with a label map):
+    the reader refuses the record at its first problem, ``detforge check`` reports each.
+    """
+    problems: list[tuple[int, str]] = []
+    learned: dict[int, str] = {}
+    for j, lab in enumerate(labels):
+        text = texts[j] if j < len(texts) else ""
+        known = names.get(lab, learned.get(lab))
+        if lab < 1:
+            problem = f"class/label {lab} is not 1-based (0 is the background in the TF OD API)"
+        elif label_map and known is None:
+            shown = f" (class/text {clip(text)!r})" if text else ""
+            problem = f"class/label {lab}{shown} is not in the label map"
+        elif text and known is not None and known != text:
+            said = "the label map" if label_map else "earlier boxes"
+            problem = (
+                f"class/label {lab} is {clip(known)!r} in {said} but class/text says "
+                f"{clip(text)!r} -- the guide's NaN-loss mismatch; fix the record or the label map"
+            )
+        else:
+            if known is None and text:
+                learned[lab] = text
+            continue
+        problems.append((j, problem))
+    return problems, learned
 
 
 def example_from_image(

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from detforge.data.boxes import BoxFormat, xyxy_to_cxcywh
 from detforge.data.dataset import Dataset, canonical_split, make_dataset
 from detforge.data.validity import InvalidBox, box_codes, screen_boxes, size_ok
-from detforge.errors import DetforgeError, clip
+from detforge.errors import DetforgeError
 from detforge.formats.labelmap import label_map_names
 from detforge.formats.tfrecord.example import (
     Feature,
@@ -30,7 +30,7 @@ from detforge.formats.tfrecord.example import (
     int64_values,
 )
 from detforge.formats.tfrecord.framing import expand_record_paths, iter_records
-from detforge.formats.tfrecord.tfod import split_from_record_name
+from detforge.formats.tfrecord.tfod import class_problems, split_from_record_name
 from detforge.utils.progress import progress
 
 
@@ -99,29 +99,13 @@ def _parse(
         width=_scalar(ex, "image/width"),
         height=_scalar(ex, "image/height"),
     )
-    for j, lab in enumerate(labels):
-        text = texts[j] if j < len(texts) else ""
-        if lab < 1:
-            raise DetforgeError(
-                f"{where}: class label {lab} is not 1-based (0 is the background in the TF OD API)"
-            )
-        # as check's tfrecord-class: a label and a text that disagree have no right answer
-        known = names_by_id.get(lab, rec.new_names.get(lab))
-        if text and known is not None and known != text:
-            said = "the label map" if label_map is not None else "earlier boxes"
-            raise DetforgeError(
-                f"{where}: box {j + 1}: class/label {lab} is {clip(known)!r} in {said} but "
-                f"class/text says {clip(text)!r} -- the guide's NaN-loss mismatch; fix the record "
-                "or the label map"
-            )
-        if label_map is not None and text and known is None:
-            raise DetforgeError(
-                f"{where}: box {j + 1}: class/label {lab} (class/text {clip(text)!r}) is not in "
-                "the label map"
-            )
-        if label_map is None and known is None and text:
-            rec.new_names[lab] = text
-        rec.labels.append(lab)
+    problems, rec.new_names = class_problems(
+        labels, texts, names_by_id, label_map=label_map is not None
+    )
+    if problems:
+        j, problem = problems[0]
+        raise DetforgeError(f"{where}: box {j + 1}: {problem}")
+    rec.labels = list(labels)
     d = int64_values(ex, "image/object/difficult")[:k]
     t = int64_values(ex, "image/object/truncated")[:k]
     rec.difficult = d + [0] * (k - len(d))
@@ -196,14 +180,8 @@ def read_tfod(
             acc.add(rec, path, split)
             acc.records.append((str(file), scan.number))
             acc.warnings += [f"{file.name} {w}" for w in rec.warnings]
-    if label_map is not None:
+    if label_map is not None:  # every id read is in it (class_problems)
         names = label_map_names(names_by_id)
-        bad = sorted({lab for lab in acc.labels if lab > len(names)})
-        if bad:
-            raise DetforgeError(
-                f"records use class ids {bad[:10]} that the label map does not have",
-                path=str(source),
-            )
     else:
         top = max([*names_by_id, *acc.labels], default=0)
         names = [names_by_id.get(i, f"class{i}") for i in range(1, top + 1)]
