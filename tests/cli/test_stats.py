@@ -78,3 +78,17 @@ def test_stats_says_when_an_image_in_two_splits_is_counted_in_each(
     assert doc["splits"][-1]["split"] == "all"
     assert doc["splits"][-1]["images"] == info_all == 4
     assert doc["notes"] == [note]
+
+
+def test_stats_of_an_empty_list_prints_zeros(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "obj.names").write_text("a\n")
+    (tmp_path / "list.txt").write_text("")
+    data = tmp_path / "obj.data"
+    data.write_text("classes=1\ntrain=list.txt\nnames=obj.names\n")
+    assert main(["stats", str(data), "--out", str(tmp_path / "st")]) == 0
+    out = capsys.readouterr().out
+    assert "\nimages                   0\n" in out and "classes without boxes: a" in out
+    doc = json.loads((tmp_path / "st" / "stats.json").read_text())
+    assert [(s["split"], s["images"], s["boxes"]) for s in doc["splits"]] == [("all", 0, 0)]

@@ -73,3 +73,13 @@ def test_many_classes_plot_stays_readable(tmp_path: Path) -> None:
 
     with Image.open(paths[0]) as im:
         assert im.width < 3500  # 60 classes shown, not 300
+
+
+def test_dataset_without_images_is_all_zeros(tmp_path: Path) -> None:
+    ds = make_dataset(["a", "b"], paths=[])
+    stats = compute_stats(ds)
+    assert [(s.name, s.images, s.negatives, s.boxes) for s in stats] == [("all", 0, 0, 0)]
+    assert stats[0].class_counts.tolist() == [0, 0]
+    text = format_stats(stats, ("a", "b"))
+    assert "classes without boxes: a, b" in text
+    assert len(plot_stats(stats, ds.class_names, tmp_path)) == 4

@@ -116,14 +116,15 @@ def _split_stats(ds: Dataset, name: str, pixel: bool) -> SplitStats:
 
 
 def compute_stats(ds: Dataset) -> list[SplitStats]:
-    """Statistics of every split, then of the whole dataset (``"all"``) when it has several."""
+    """Statistics of every split, then of the whole dataset (``"all"``) when it has several;
+    a dataset without images has only the ``"all"`` entry (all zeros)."""
     used = np.unique(ds.boxes.image)
     pixel = bool(
         len(used) == 0 or (np.all(ds.images.width[used] > 0) and np.all(ds.images.height[used] > 0))
     )
     splits = ds.splits()
     out = [_split_stats(ds.select(ds.images.split == s), s or "(none)", pixel) for s in splits]
-    if len(splits) > 1:
+    if len(splits) != 1:
         out.append(_split_stats(ds, "all", pixel))
     return out
 
