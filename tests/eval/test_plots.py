@@ -8,7 +8,7 @@ import numpy as np
 
 from detforge.data.boxes import BoxFormat
 from detforge.data.dataset import make_dataset
-from detforge.eval.plots import confusion_matrix, write_plots
+from detforge.eval.plots import confusion_matrix, top_confusion, write_plots
 
 
 def _gt_pred():
@@ -29,6 +29,27 @@ def test_confusion_matrix_hand_counted() -> None:
     # rows true (cat, dog, background), columns predicted (cat, dog, background)
     np.testing.assert_array_equal(cm, [[1, 0, 0], [1, 0, 0], [0, 0, 0]])
     assert confusion_matrix(gt, pred, conf=0.7).tolist() == [[0, 0, 1], [1, 0, 0], [0, 0, 0]]
+
+
+def test_top_confusion_sums_the_other_classes() -> None:
+    # classes 0..3, background last; weights (row + column sums): 0: 2, 1: 7, 2: 0, 3: 9
+    cm = np.array([
+        [1, 0, 0, 0, 0],
+        [0, 2, 0, 1, 1],
+        [0, 0, 0, 0, 0],
+        [0, 1, 0, 3, 2],
+        [0, 0, 0, 1, 0],
+    ])  # fmt: skip
+    assert top_confusion(cm, 4) == ([0, 1, 2, 3], cm)
+    shown, small = top_confusion(cm, 2)
+    assert shown == [1, 3]  # id order; 0 and 2 summed as 'other'
+    assert small.tolist() == [
+        [2, 1, 0, 1],  # 1
+        [1, 3, 0, 2],  # 3
+        [0, 0, 1, 0],  # other (0 and 2)
+        [0, 1, 0, 0],  # background
+    ]  # fmt: skip
+    assert small.sum() == cm.sum()
 
 
 def test_best_f1_threshold_is_the_top_of_the_plateau(tmp_path: Path) -> None:

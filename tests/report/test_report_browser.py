@@ -264,3 +264,33 @@ def test_without_predictions_pages_through_all_images(site: dict[str, Any]) -> N
             assert row in [r[:4] for r in table]
         assert page.locator("#dataset .findings").count() == 0  # --no-check
     assert all(u.startswith("file:") for u in requests)
+
+
+def test_many_classes_confusion_matrix_is_cut_to_the_busiest(tmp_path: Path) -> None:
+    """3000 classes made a 3001 x 3001 table that hung the browser for minutes: the page
+    shows the 40 classes with the most boxes and sums the others in one row and column."""
+    n = 3000
+    (tmp_path / "obj.names").write_text("".join(f"c{k}\n" for k in range(n)))
+    (tmp_path / "preds").mkdir()
+    lines = []
+    for i in range(10):
+        img = tmp_path / f"im{i}.jpg"
+        Image.new("RGB", (64, 48), (20 * i, 0, 0)).save(img)
+        lines.append(str(img))
+        ks = [7 * i + j for j in range(5)]  # 50 classes with a box, 2950 without
+        (tmp_path / f"im{i}.txt").write_text("".join(f"{k} 0.5 0.5 0.3 0.3\n" for k in ks))
+        det = "".join(f"{k} 0.5 0.5 0.3 0.3 0.9\n" for k in ks)
+        (tmp_path / "preds" / f"im{i}.txt").write_text(det)
+    (tmp_path / "list.txt").write_text("".join(s + "\n" for s in lines))
+    data = tmp_path / "obj.data"
+    data.write_text(f"classes={n}\nvalid=list.txt\nnames=obj.names\n")
+    out = tmp_path / "site"
+    assert main(["report", str(data), "--pred", str(tmp_path / "preds"), "--out", str(out)]) == 0
+    requests: list[str] = []
+    with browser_page(out / "index.html", requests) as page:
+        heads = page.eval_on_selector_all(
+            "table.confusion thead th", "els => els.map(e => e.textContent)"
+        )
+        assert len(heads) == 1 + 40 + 2 and heads[-2:] == ["2960 other classes", "background"]
+        cells = page.eval_on_selector_all("table.confusion td[data-v]", "els => els.length")
+        assert cells == 40 + 1  # the diagonal of the 40 shown, and the 10 others summed

@@ -74,6 +74,28 @@ def confusion_matrix(
     return cm
 
 
+def top_confusion(cm: NDArray[np.int64], limit: int) -> tuple[list[int], NDArray[np.int64]]:
+    """The part of a ``(K+1, K+1)`` :func:`confusion_matrix` that a reader can look at.
+
+    With ``K <= limit`` classes, ``(all class ids, cm)``. With more, the ``limit`` classes
+    holding the most boxes in ``cm`` (row plus column sum; ties by class id), in id order, and
+    the matrix over those classes, then one row and column summing every other class, then
+    background: ``(S+2, S+2)``. Every count stays in the matrix, so row and column totals of
+    the shown classes and of background are those of ``cm``.
+    """
+    k = cm.shape[0] - 1
+    if k <= limit:
+        return list(range(k)), cm
+    weight = cm[:k, :].sum(axis=1) + cm[:, :k].sum(axis=0)
+    shown = np.sort(np.argsort(-weight, kind="stable")[:limit])
+    group = np.full(k + 1, limit, dtype=np.int64)  # every other class: row/column ``limit``
+    group[shown] = np.arange(limit)
+    group[k] = limit + 1  # background stays last
+    onehot = np.zeros((k + 1, limit + 2), dtype=np.int64)
+    onehot[np.arange(k + 1), group] = 1
+    return shown.tolist(), onehot.T @ cm @ onehot
+
+
 def _monotone(prec: F64) -> F64:
     """The precision envelope AP uses: ``max(prec[i:])`` at each ``i`` (same shape as ``prec``)."""
     return np.maximum.accumulate(prec[::-1])[::-1]

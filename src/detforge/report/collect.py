@@ -21,6 +21,9 @@ from detforge.data.dataset import Dataset
 F64 = NDArray[np.float64]
 SIZE_BINS = 24
 """Log-spaced bins of the box-size histogram."""
+CONFUSION_CLASSES = 40
+"""Classes the page's confusion matrix shows at most (a table of thousands of classes would
+hang the browser); the others are summed into one row and column."""
 
 
 def _r(x: Any, nd: int = 4) -> Any:
@@ -112,13 +115,16 @@ def model_evaluation(
     name: str, gt: Dataset, pred: Dataset, *, iou: float, conf: float, points: int = 0
 ) -> dict[str, Any]:
     """One model's numbers: the 12 COCO stats, Darknet's mAP and totals, per-class rows, PR and
-    F1-confidence curves (101 points) and the confusion matrix at ``conf``.
+    F1-confidence curves (101 points) and the confusion matrix at ``conf`` as ``{"classes":
+    [ids], "other": N, "matrix": [[...]]}``: rows and columns are those classes, then (when
+    ``N > 0``) the ``N`` other classes summed, then background
+    (:func:`~detforge.eval.plots.top_confusion`, at most :data:`CONFUSION_CLASSES`).
 
     ``pred`` shares ``gt``'s image table (:func:`detforge.eval.read_predictions`); the call is
     :func:`detforge.eval.evaluate` with ``detforge eval``'s defaults, so the numbers are the same.
     """
     from detforge.eval.api import evaluate, jsonable
-    from detforge.eval.plots import confusion_matrix, f1_curve
+    from detforge.eval.plots import confusion_matrix, f1_curve, top_confusion
 
     res = evaluate(gt, pred, protocol="all", iou=iou, points=points, conf=conf)
     clean = jsonable(res)
@@ -128,6 +134,7 @@ def model_evaluation(
     mean_f1, per_f1 = f1_curve(dk["curves"], gts, grid)
     best = len(mean_f1) - 1 - int(np.argmax(mean_f1[::-1]))
     pr = [_pr_sampled(p, r, grid) for p, r, _ in dk["curves"]]
+    shown, cm = top_confusion(confusion_matrix(gt, pred, iou=iou, conf=conf), CONFUSION_CLASSES)
     coco_rows = {int(r["class"]): r for r in clean["coco"]["per_class"]}
     rows = []
     for r in dk["per_class"]:  # raw rows: jsonable() drops keys named like numpy entries
@@ -158,5 +165,9 @@ def model_evaluation(
             "best_conf": _r(grid[best]),
             "best_f1": _r(mean_f1[best]),
         },
-        "confusion": confusion_matrix(gt, pred, iou=iou, conf=conf).tolist(),
+        "confusion": {
+            "classes": shown,
+            "other": gt.num_classes - len(shown),
+            "matrix": cm.tolist(),
+        },
     }

@@ -114,7 +114,8 @@
       h += lineChart(f1, {title: "F1–confidence, " + m.name, xlabel: "confidence threshold", ylabel: "F1", vline: m.f1.best_conf});
     });
     h += "</div><h3>Confusion matrices</h3><div class=\"models\">";
-    M.forEach(function (m) { h += '<div class="model"><h4>' + esc(m.name) + ' <span class="muted">(conf &gt; ' + R.conf + ", IoU &gt; " + R.iou + ")</span></h4>" + confusion(m.confusion) + "</div>"; });
+    M.forEach(function (m) { h += '<div class="model"><h4>' + esc(m.name) + ' <span class="muted">(conf &gt; ' + R.conf + ", IoU &gt; " + R.iou + ")</span></h4>" + confusion(m.confusion) +
+      (m.confusion.other ? '<p class="muted">The ' + m.confusion.classes.length + " classes with the most boxes here; the " + m.confusion.other + " others are summed in one row and column.</p>" : "") + "</div>"; });
     body.innerHTML = h + "</div>";
     body.querySelectorAll("table.confusion td[data-v]").forEach(function (td) {
       var v = parseFloat(td.getAttribute("data-v"));
@@ -122,8 +123,12 @@
       if (v > 0.55) { td.style.color = "#fff"; }
     });
   }
-  function confusion(cm) {
-    var labels = R.classes.map(function (c) { return c.name; }).concat(["background"]);
+  // c = {classes: [ids], other: N, matrix}: rows/columns are those classes, then the N other
+  // classes summed (when N > 0), then background.
+  function confusion(c) {
+    var cm = c.matrix, labels = c.classes.map(function (k) { return cname(k); });
+    if (c.other) { labels.push(c.other + " other classes"); }
+    labels.push("background");
     var colsum = labels.map(function (_, j) { return cm.reduce(function (a, r) { return a + r[j]; }, 0); });
     var h = '<table class="num confusion"><thead><tr><th class="corner">true ↓ / predicted →</th>' + labels.map(function (l) { return "<th>" + esc(l) + "</th>"; }).join("") + "</tr></thead><tbody>";
     cm.forEach(function (row, i) {
