@@ -100,6 +100,29 @@ def test_user_mistakes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["report", str(data), "--out", str(tmp_path / "empty"), "--no-check"]) == 0
 
 
+def test_predictions_of_other_images_are_refused_unless_ignore_unmatched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The refusal names --ignore-unmatched, as eval's does: report has that option too."""
+    data = generate_shapes_dataset(tmp_path / "ds", num_images=10, seed=4)
+    valid = sorted((tmp_path / "ds" / "images" / "valid").glob("*.jpg"))
+    preds = tmp_path / "preds"
+    preds.mkdir()
+    (preds / f"{valid[0].stem}.txt").write_text("0 0.5 0.5 0.2 0.2 0.9\n")
+    for k in range(3):  # another dataset's images
+        (preds / f"elsewhere_{k}.txt").write_text("0 0.5 0.5 0.2 0.2 0.9\n")
+    out = tmp_path / "site"
+    argv = ["report", str(data), "--pred", str(preds), "--no-check", "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith(f"detforge report: error: {preds}: 3 of 4 predictions (75.0%)")
+    assert err[-1].endswith("(--ignore-unmatched scores the rest) (reading " + str(data) + ")")
+    assert not out.exists()
+    assert main([*argv, "--ignore-unmatched"]) == 0
+    model = _data_js(out)["models"][0]
+    assert model["pred_boxes"] == 1 and model["unmatched"]["boxes"] == 3
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-0.1", "1.5"])
 def test_out_of_range_high_is_a_usage_error(
     value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -74,6 +74,16 @@ def add_darknet_protocol_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def add_ignore_unmatched_option(parser: argparse.ArgumentParser) -> None:
+    """``--ignore-unmatched``: score the predictions that fit the ground truth even when more
+    than :data:`~detforge.eval.api.MAX_UNMATCHED_SHARE` of them do not (the option the refusal
+    of :func:`~detforge.eval.api.check_unmatched` names)."""
+    parser.add_argument(
+        "--ignore-unmatched", action="store_true",
+        help="score the predictions that fit the GT even when many do not",
+    )  # fmt: skip
+
+
 def parse_wh(
     text: str, *, option: str = "--imgsz", multiple: int = 1, maximum: int | None = None
 ) -> tuple[int, int]:

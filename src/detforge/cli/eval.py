@@ -58,6 +58,7 @@ examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from detforge.cli.common import (
         add_darknet_protocol_options,
+        add_ignore_unmatched_option,
         add_path_map_option,
         split_name,
     )
@@ -82,10 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="FILE", help="write the metrics as JSON to FILE")
     parser.add_argument("--plots", action="store_true", help="write PR/F1 curves, confusion matrix")
     parser.add_argument("--images-dir", help="COCO GT: folder the file_name entries are in")
-    parser.add_argument(
-        "--ignore-unmatched", action="store_true",
-        help="score the predictions that fit the GT even when many do not",
-    )  # fmt: skip
+    add_ignore_unmatched_option(parser)
     add_path_map_option(parser)
 
 

@@ -48,6 +48,7 @@ examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from detforge.cli.common import (
         add_darknet_protocol_options,
+        add_ignore_unmatched_option,
         add_path_map_option,
         fraction,
         split_name,
@@ -70,6 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--images-dir", help="COCO GT: folder the file_name entries are in")
     add_darknet_protocol_options(parser)
+    add_ignore_unmatched_option(parser)
     parser.add_argument(
         "--high", type=fraction, default=0.5,
         help="score a prediction needs to contradict a label (likely label mistakes) [0.5]",
@@ -144,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
     index = build_report(
         gt, out, title=args.title, models=models, dataset=full, check=check,
         run_dir=args.run, source=args.gt, conf=args.conf, iou=args.iou, points=args.points,
-        high=args.high, note=lambda m: print(m, file=sys.stderr),
+        high=args.high, ignore_unmatched=args.ignore_unmatched,
+        note=lambda m: print(m, file=sys.stderr),
     )  # fmt: skip
     say_saved("report", index)
     print(f"open it in a browser: {index.resolve().as_uri()}")

@@ -43,6 +43,7 @@ def report_data(
     points: int = 0,
     high: float = 0.5,
     max_suspects: int = 1000,
+    ignore_unmatched: bool = False,
     workers: int | None = None,
     note: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
@@ -51,8 +52,9 @@ def report_data(
     ``gt`` is the evaluated ground truth (the gallery's images); ``dataset`` the whole dataset
     for the summary (default ``gt``); ``check`` a :class:`~detforge.check.CheckReport` or
     ``None``; ``conf``/``iou``/``points`` are ``detforge eval``'s options; ``high`` is the
-    score a prediction needs to contradict a label; ``note`` receives warnings (images that
-    could not be read are shown as a placeholder).
+    score a prediction needs to contradict a label; ``ignore_unmatched`` scores a model whose
+    predictions mostly fit no image or class, as ``detforge eval --ignore-unmatched`` does;
+    ``note`` receives warnings (images that could not be read are shown as a placeholder).
     """
     from detforge import __version__
     from detforge.predict.draw import class_color
@@ -75,7 +77,10 @@ def report_data(
     model_out = []
     first: list[dict[str, Any]] | None = None
     for m in models:
-        ev = model_evaluation(m.name, gt, m.pred, iou=iou, conf=conf, points=points)
+        ev = model_evaluation(
+            m.name, gt, m.pred, iou=iou, conf=conf, points=points,
+            ignore_unmatched=ignore_unmatched,
+        )  # fmt: skip
         recs, sus = model_records(gt, m.pred, iou=iou, conf=conf, high=high)
         first = recs if first is None else first
         ev["source"] = m.source

@@ -112,7 +112,14 @@ def _pr_sampled(prec: F64, rec: F64, grid: F64) -> list[float | None]:
 
 
 def model_evaluation(
-    name: str, gt: Dataset, pred: Dataset, *, iou: float, conf: float, points: int = 0
+    name: str,
+    gt: Dataset,
+    pred: Dataset,
+    *,
+    iou: float,
+    conf: float,
+    points: int = 0,
+    ignore_unmatched: bool = False,
 ) -> dict[str, Any]:
     """One model's numbers: the 12 COCO stats, Darknet's mAP and totals, per-class rows, PR and
     F1-confidence curves (101 points) and the confusion matrix at ``conf`` as ``{"classes":
@@ -126,7 +133,10 @@ def model_evaluation(
     from detforge.eval.api import evaluate, jsonable
     from detforge.eval.plots import confusion_matrix, f1_curve, top_confusion
 
-    res = evaluate(gt, pred, protocol="all", iou=iou, points=points, conf=conf)
+    res = evaluate(
+        gt, pred, protocol="all", iou=iou, points=points, conf=conf,
+        ignore_unmatched=ignore_unmatched,
+    )  # fmt: skip
     clean = jsonable(res)
     dk = res["darknet"]
     grid = np.linspace(0.0, 1.0, 101)
