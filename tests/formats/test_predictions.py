@@ -97,8 +97,12 @@ def test_txt_reader_is_strict_with_line_numbers(tmp_path: Path) -> None:
     assert e.value.line == 2
     (d / "one.txt").write_text("0 0.5 0.5 0.2 0.4 0.9\n7 0.5 0.5 0.2 0.4 0.8\n")
     pred = read_predictions(d, gt)
-    assert pred.num_boxes == 1 and pred.meta["unmatched"]["classes"] == [7.0]
+    assert pred.num_boxes == 1 and pred.meta["unmatched"]["classes"] == [7]
+    assert [type(c) for c in pred.meta["unmatched"]["classes"]] == [int]  # named '7', not '7.0'
     assert np.allclose(pred.boxes.coords, [[0.5, 0.5, 0.2, 0.4]])
+    (d / "one.txt").write_text("7 0.5 0.5 0.2 0.4 0.8\n9 0.5 0.5 0.2 0.4 0.8\n")
+    with pytest.raises(DetforgeError, match=r"\(class 7 is not in the ground truth\)"):
+        evaluate(gt, read_predictions(d, gt))
 
 
 def test_comp4_coordinates_are_one_based(tmp_path: Path) -> None:

@@ -177,7 +177,8 @@ def read_txt_predictions(
     image = row_of[np.concatenate(imgs)] if imgs else np.zeros(0, dtype=np.int64)
     cls = data[:, 0].astype(np.int64)
     bad = (cls < 0) | (cls >= gt.num_classes) | (cls != data[:, 0])
-    unmatched["classes"] = sorted(set(data[bad, 0].tolist()))
+    # as written: class 7, not 7.0 (the column is read as floats)
+    unmatched["classes"] = sorted({int(v) if v.is_integer() else v for v in data[bad, 0].tolist()})
     cls = np.where(bad, -1, cls)
     meta = {"source": str(root), "provenance": provenance}
     fmt = BoxFormat.CXCYWH_NORM
