@@ -95,6 +95,27 @@ def test_show_never_overwrites_inputs(tmp_path: Path) -> None:
     assert (data / "a.jpg").read_bytes() == before
 
 
+def test_show_long_names_in_two_folders(tmp_path: Path) -> None:
+    """Two images named by the longest stem a file system takes (251 bytes + '.jpg') in two
+    folders: the second picture's name was that stem + '_2.jpg', 257 bytes, and show died
+    with an OSError traceback. Pictures are named as every writer names files after images."""
+    stem = "n" * 251
+    lines = []
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        Image.new("RGB", (40, 30)).save(tmp_path / sub / f"{stem}.jpg")
+        (tmp_path / sub / f"{stem}.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+        lines.append(str(tmp_path / sub / f"{stem}.jpg"))
+    (tmp_path / "list.txt").write_text("".join(s + "\n" for s in lines))
+    (tmp_path / "obj.names").write_text("x\n")
+    (tmp_path / "obj.data").write_text("classes=1\ntrain=list.txt\nnames=obj.names\n")
+    out = tmp_path / "out"
+    assert main(["show", str(tmp_path / "obj.data"), "--out", str(out)]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert len(names) == 2 and all(len(n) <= 255 and n.endswith(".jpg") for n in names)
+    assert names[0].startswith("a_nnn") and names[1].startswith("b_nnn")
+
+
 @pytest.mark.parametrize(
     "option",
     [

@@ -30,7 +30,8 @@ COCO JSON, TFRecords). PRED is what 'detforge eval' reads: a COCO results JSON, 
 'class cx cy w h conf' files (detforge predict --save-txt), or Darknet comp4 files.
 
 Pictures go to --out (default runs/show/<dataset name>, numbered -2, -3 ... when it exists;
---exist-ok writes into an existing one) as <image name>.jpg; --grid also writes contact
+--exist-ok writes into an existing one) as <image name>.jpg (two images of one name:
+<folder>_<image name>.jpg, as convert and predict name them); --grid also writes contact
 sheets grid_000.jpg, ... of --grid-size pictures each.
 
 examples:

@@ -71,8 +71,9 @@ def unique_file_names(paths: Sequence[str]) -> list[str]:
     ``a/img.jpg`` and ``b/img.jpg`` become ``a_img.jpg`` and ``b_img.jpg``. A name (or its
     label name) longer than :data:`NAME_MAX` bytes is shortened with a hash (:func:`_fit_name`).
     The names depend only on ``paths`` and their order. Every writer that names files after
-    images uses it: the dataset writers, and ``predict`` (its output stems,
-    :attr:`detforge.predict.sources.Source.names`).
+    images uses it: the dataset writers, ``predict`` (its output stems,
+    :attr:`detforge.predict.sources.Source.names`) and ``show``
+    (:func:`detforge.predict.gallery.render_dataset`).
     """
     slashed = [p.replace("\\", "/").rstrip("/") for p in paths]
     names = [p.rpartition("/")[2] or f"image{i}" for i, p in enumerate(slashed)]

@@ -8,6 +8,7 @@ recorded sizes are wrong still draws where the labels point.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from detforge.data.boxes import BoxFormat, convert_boxes
 from detforge.data.dataset import Dataset
 from detforge.data.images import load_image
 from detforge.errors import DetforgeError
+from detforge.formats.common import unique_file_names
 from detforge.predict.draw import draw_boxes, draw_comparison, match_boxes
 
 
@@ -34,17 +36,6 @@ class Rendered:
     image: Any
     caption: str
     error: str | None = None
-
-
-def _unique_stems(paths: Sequence[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for p in paths:
-        stem = Path(p).stem
-        k = seen.get(stem, 0)
-        seen[stem] = k + 1
-        out.append(stem if k == 0 else f"{stem}_{k + 1}")
-    return out
 
 
 def _slices(image_col: NDArray[np.int64], n: int) -> NDArray[np.int64]:
@@ -77,7 +68,8 @@ def render_dataset(
     if pred is not None and pred.images is not gt.images and pred.num_images != gt.num_images:
         raise DetforgeError("predictions are not aligned to the dataset's images")
     n = gt.num_images
-    names = _unique_stems([str(p) for p in gt.images.path])
+    # named as every writer names files after images: unique stems that fit NAME_MAX
+    names = [os.path.splitext(f)[0] for f in unique_file_names([str(p) for p in gt.images.path])]
     g_at = _slices(gt.boxes.image, n)
     p_at = _slices(pred.boxes.image, n) if pred is not None else None
     for i in range(n) if rows is None else rows:
