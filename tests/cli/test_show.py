@@ -27,6 +27,19 @@ def _close(px: np.ndarray, color: tuple[int, int, int], tol: int = 40) -> bool:
     return bool(np.abs(px.astype(int) - np.array(color)).max() <= tol)
 
 
+def test_a_contact_sheet_never_replaces_a_picture(tmp_path: Path) -> None:
+    """An image named grid_000 keeps its picture grid_000.jpg: the sheet of that number is
+    grid_000-sheet.jpg (it replaced the picture, and show said it drew both images)."""
+    data = _dataset(tmp_path / "ds")
+    (data / "img1.png").rename(data / "grid_000.png")
+    (data / "img1.txt").rename(data / "grid_000.txt")
+    out = tmp_path / "out"
+    assert main(["show", str(data), "--out", str(out), "--grid", "--grid-size", "1"]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["grid_000-sheet.jpg", "grid_000.jpg", "grid_001.jpg", "img0.jpg"]
+    assert Image.open(out / "grid_000.jpg").size == (100, 80)  # the picture, not a sheet
+
+
 def test_show_ground_truth_boxes_at_label_pixels(tmp_path: Path) -> None:
     data = _dataset(tmp_path / "ds")
     out = tmp_path / "out"

@@ -32,7 +32,8 @@ COCO JSON, TFRecords). PRED is what 'detforge eval' reads: a COCO results JSON, 
 Pictures go to --out (default runs/show/<dataset name>, numbered -2, -3 ... when it exists;
 --exist-ok writes into an existing one) as <image name>.jpg (two images of one name:
 <folder>_<image name>.jpg, as convert and predict name them); --grid also writes contact
-sheets grid_000.jpg, ... of --grid-size pictures each.
+sheets grid_000.jpg, ... of --grid-size pictures each (grid_000-sheet.jpg where an image's
+picture is grid_000.jpg).
 
 examples:
   detforge show data/obj.data --split train --limit 50 --grid
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
     from detforge.formats.detect import read_any, read_ground_truth
     from detforge.predict.draw import contact_sheet
-    from detforge.predict.gallery import render_dataset
+    from detforge.predict.gallery import picture_names, render_dataset
     from detforge.predict.writers import InputGuard, save_image
     from detforge.utils.progress import progress
 
@@ -111,14 +112,20 @@ def run(args: argparse.Namespace) -> int:
             rows = rows[: args.limit]
     out = results_dir("show", out=args.out, source=args.dataset, exist_ok=args.exist_ok)
     guard = InputGuard([str(p) for p in ds.images.path])
+    names = picture_names(ds)
     sheet: list[tuple[object, str]] = []
     sheets = written = 0
     failed: list[str] = []
 
+    taken = {names[i] for i in rows.tolist()}  # a picture named grid_000 keeps its name
+
     def flush() -> None:
         nonlocal sheets
         pics, caps = [p for p, _ in sheet], [c for _, c in sheet]
-        sheet_path = guard.check(out / f"grid_{sheets:03d}.jpg")
+        name = f"grid_{sheets:03d}"
+        while name in taken:
+            name = f"{name}-sheet"
+        sheet_path = guard.check(out / f"{name}.jpg")
         save_image(sheet_path, contact_sheet(pics, captions=caps))
         sheets += 1
         sheet.clear()

@@ -49,6 +49,12 @@ def _xyxy(ds: Dataset, sl: slice, w: int, h: int) -> NDArray[np.float64]:
     )
 
 
+def picture_names(gt: Dataset) -> list[str]:
+    """The name (no extension) of each image's picture, as every writer names files after
+    images: unique stems that fit NAME_MAX (:func:`unique_file_names`)."""
+    return [os.path.splitext(f)[0] for f in unique_file_names([str(p) for p in gt.images.path])]
+
+
 def render_dataset(
     gt: Dataset,
     pred: Dataset | None = None,
@@ -68,8 +74,7 @@ def render_dataset(
     if pred is not None and pred.images is not gt.images and pred.num_images != gt.num_images:
         raise DetforgeError("predictions are not aligned to the dataset's images")
     n = gt.num_images
-    # named as every writer names files after images: unique stems that fit NAME_MAX
-    names = [os.path.splitext(f)[0] for f in unique_file_names([str(p) for p in gt.images.path])]
+    names = picture_names(gt)
     g_at = _slices(gt.boxes.image, n)
     p_at = _slices(pred.boxes.image, n) if pred is not None else None
     for i in range(n) if rows is None else rows:
