@@ -63,3 +63,30 @@ def test_best_f1_threshold_is_the_top_of_the_plateau(tmp_path: Path) -> None:
     for name in ("pr_curves.png", "pr_curves_per_class.png", "f1_curve.png",
                  "confusion_matrix.png"):  # fmt: skip
         assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_plots_of_a_thousand_classes_stay_readable_sizes(tmp_path: Path) -> None:
+    """1,000 classes drew a 352-inch confusion matrix (38,000 px a side at 110 dpi, gigabytes
+    of memory; beyond 2^16 px matplotlib refuses) and 200 rows of PR panels; the matrix
+    shows CONFUSION_CLASSES classes and one row of the others summed, the panels the
+    PR_PANELS classes with the most boxes."""
+    from PIL import Image
+
+    from detforge.eval.plots import CONFUSION_CLASSES, PR_PANELS
+
+    k, n = 1000, 120
+    names = [f"c{i}" for i in range(k)]
+    kw = dict(paths=[f"{i}.jpg" for i in range(n)], widths=[100] * n, heights=[100] * n,
+              box_format=BoxFormat.XYXY_PIXEL)  # fmt: skip
+    cls = [i * 7 % k for i in range(n)]
+    boxes = [[10, 10, 50, 50]] * n
+    gt = make_dataset(names, box_image=list(range(n)), box_cls=cls, box_coords=boxes, **kw)
+    pred = make_dataset(names, box_image=list(range(n)), box_cls=cls, box_coords=boxes,
+                        score=[0.9] * n, **kw)  # fmt: skip
+    info = write_plots({}, gt, pred, tmp_path, iou=0.5, conf=0.25)
+    assert np.asarray(info["confusion_matrix"]).shape == (k + 1, k + 1)  # every count kept
+    side = (0.35 * (CONFUSION_CLASSES + 2) + 2) * 110
+    w, h = Image.open(tmp_path / "confusion_matrix.png").size
+    assert w <= side + 1 and h <= side + 1, (w, h)
+    w, h = Image.open(tmp_path / "pr_curves_per_class.png").size
+    assert h <= 2.3 * 110 * (PR_PANELS // 5) + 1, (w, h)

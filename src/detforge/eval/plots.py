@@ -74,6 +74,13 @@ def confusion_matrix(
     return cm
 
 
+CONFUSION_CLASSES = 40
+"""Classes a confusion matrix shows (plot and report); the others are summed into one row
+and column (:func:`top_confusion`)."""
+PR_PANELS = 60
+"""Per-class PR panels drawn: those of the classes with the most ground-truth boxes."""
+
+
 def top_confusion(cm: NDArray[np.int64], limit: int) -> tuple[list[int], NDArray[np.int64]]:
     """The part of a ``(K+1, K+1)`` :func:`confusion_matrix` that a reader can look at.
 
@@ -130,11 +137,17 @@ def _pr_figures(
     if ax.get_legend_handles_labels()[0]:  # none without curves (matplotlib would warn)
         ax.legend(fontsize=7, loc="lower left")
 
-    cols = min(5, max(1, len(names)))
-    rows = max(1, (len(names) + cols - 1) // cols)
+    panels = _most_boxes(gts, PR_PANELS)
+    cols = min(5, max(1, len(panels)))
+    rows = max(1, (len(panels) + cols - 1) // cols)
     per_fig = Figure(figsize=(2.6 * cols, 2.3 * rows))
-    for k, (prec, rec, _) in enumerate(curves):
-        axk = per_fig.add_subplot(rows, cols, k + 1)
+    if len(panels) < len(names):
+        per_fig.suptitle(
+            f"the {len(panels)} classes with the most ground-truth boxes (of {len(names)})"
+        )
+    for at, k in enumerate(panels):
+        prec, rec, _ = curves[k]
+        axk = per_fig.add_subplot(rows, cols, at + 1)
         if len(rec):
             mono = _monotone(prec)
             axk.plot(np.r_[0.0, rec], np.r_[mono[0], mono], lw=1.2, drawstyle="steps-pre")
@@ -143,6 +156,14 @@ def _pr_figures(
         axk.tick_params(labelsize=6)
     per_fig.tight_layout()
     return fig, per_fig
+
+
+def _most_boxes(gts: list[int], limit: int) -> list[int]:
+    """Class ids, in id order: all of them, or the ``limit`` with the most ground-truth boxes
+    ``gts`` (ties by class id)."""
+    if len(gts) <= limit:
+        return list(range(len(gts)))
+    return sorted(np.argsort(-np.asarray(gts), kind="stable")[:limit].tolist())
 
 
 def _f1_figure(grid: F64, mean_f1: F64, per: F64, best: int) -> Any:
@@ -164,10 +185,14 @@ def _f1_figure(grid: F64, mean_f1: F64, per: F64, best: int) -> Any:
 
 def _confusion_figure(cm: NDArray[np.int64], names: list[str], iou: float, conf: float) -> Any:
     """The ``(K+1, K+1)`` matrix ``cm`` shown column-normalised (each predicted class sums to
-    1), with the raw counts written in the cells when there are at most 30 labels."""
+    1), with the raw counts written in the cells when there are at most 30 labels; beyond
+    :data:`CONFUSION_CLASSES` classes the others are summed into one (:func:`top_confusion`)."""
     from matplotlib.figure import Figure
 
-    labels = [*names, "background"]
+    shown, cm = top_confusion(cm, CONFUSION_CLASSES)
+    others = len(names) - len(shown)
+    labels = [names[k] for k in shown] + ([f"{others} other classes"] if others else [])
+    labels.append("background")
     size = max(5.0, 0.35 * len(labels) + 2)
     fig = Figure(figsize=(size, size))
     ax = fig.add_subplot(1, 1, 1)

@@ -21,9 +21,6 @@ from detforge.data.dataset import Dataset
 F64 = NDArray[np.float64]
 SIZE_BINS = 24
 """Log-spaced bins of the box-size histogram."""
-CONFUSION_CLASSES = 40
-"""Classes the page's confusion matrix shows at most (a table of thousands of classes would
-hang the browser); the others are summed into one row and column."""
 
 
 def _r(x: Any, nd: int = 4) -> Any:
@@ -125,13 +122,19 @@ def model_evaluation(
     F1-confidence curves (101 points) and the confusion matrix at ``conf`` as ``{"classes":
     [ids], "other": N, "matrix": [[...]]}``: rows and columns are those classes, then (when
     ``N > 0``) the ``N`` other classes summed, then background
-    (:func:`~detforge.eval.plots.top_confusion`, at most :data:`CONFUSION_CLASSES`).
+    (:func:`~detforge.eval.plots.top_confusion`, at most
+    :data:`~detforge.eval.plots.CONFUSION_CLASSES`: a table of thousands would hang the page).
 
     ``pred`` shares ``gt``'s image table (:func:`detforge.eval.read_predictions`); the call is
     :func:`detforge.eval.evaluate` with ``detforge eval``'s defaults, so the numbers are the same.
     """
     from detforge.eval.api import evaluate, jsonable
-    from detforge.eval.plots import confusion_matrix, f1_curve, top_confusion
+    from detforge.eval.plots import (
+        CONFUSION_CLASSES,
+        confusion_matrix,
+        f1_curve,
+        top_confusion,
+    )
 
     res = evaluate(
         gt, pred, protocol="all", iou=iou, points=points, conf=conf,
