@@ -64,6 +64,8 @@ def test_train_help_has_examples_and_documented_defaults(
         (["train", "nowhere/obj.data"], "dataset not found"),
         (["train", "x.data", "--imgsz", "100"], "multiple of 32"),
         (["train", "--resume", "nowhere"], "nothing to resume"),
+        (["train", "x.data", "--nominal-batch", "0"], "--nominal-batch must be"),
+        (["train", "x.data", "--warmup-epochs", "nan"], "--warmup-epochs must be"),
         (["train", "x.data", "--device", "cuda:7"] if not torch.cuda.is_available() else
          ["train", "x.data", "--device", "tpu"], "--device"),
     ],

@@ -35,6 +35,52 @@ def test_bad_options_are_user_errors(change: dict[str, object], words: str) -> N
         TrainConfig(**change).validate()  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"nominal_batch": 0}, "--nominal-batch must be a whole number >= 1, got 0"),
+        ({"workers": -1}, "--workers must be a whole number >= 0, got -1"),
+        ({"warmup_epochs": float("nan")}, "--warmup-epochs must be a number >= 0, got nan"),
+        ({"time_budget": float("inf")}, "--time-budget must be a number >= 0, got inf"),
+        ({"time_budget": -5.0}, "--time-budget must be a number >= 0, got -5.0"),
+        ({"weight_decay": -1.0}, "--weight-decay must be a number >= 0, got -1.0"),
+        ({"momentum": 1.0}, "--momentum must be a number in [0, 1), got 1.0"),
+        ({"fliplr": 2.0}, "--fliplr must be a number in [0, 1], got 2.0"),
+        ({"mosaic": -1.0}, "--mosaic must be a number in [0, 1], got -1.0"),
+        ({"scale": 1.0}, "--scale must be a number in [0, 1), got 1.0"),
+        ({"translate": 2.0}, "--translate must be a number in [0, 1), got 2.0"),
+        ({"degrees": float("nan")}, "--degrees must be a number in [0, 180], got nan"),
+        ({"box": float("nan")}, "--box must be a number >= 0, got nan"),
+        ({"conf": 2.0}, "--conf must be a number in [0, 1], got 2.0"),
+        ({"iou": 0.0}, "--iou must be a number in (0, 1], got 0.0"),
+        ({"max_det": 0}, "--max-det must be a whole number >= 1, got 0"),
+        ({"patience": -1}, "--patience must be a whole number >= 0, got -1"),
+        ({"ema_tau": 0.0}, "--ema-tau must be a number > 0, got 0.0"),
+        ({"ema_decay": 2.0}, "--ema-decay must be a number in [0, 1], got 2.0"),
+        ({"nan_lr_factor": 5.0}, "--nan-lr-factor must be a number in (0, 1], got 5.0"),
+        ({"preview_images": -1}, "--preview-images must be a whole number >= 0, got -1"),
+        ({"lr_find_steps": 3}, "--lr-find-steps must be a whole number >= 10, got 3"),
+        ({"clip_grad": -1.0}, "--clip-grad must be a number >= 0, got -1.0"),
+    ],
+)
+def test_numbers_outside_their_range_are_refused_not_used(
+    change: dict[str, object], message: str
+) -> None:
+    # These used to train (negative patience stopped after epoch 1, 'no improvement for -1
+    # epochs'; --fliplr 2, --scale 5 and --box nan trained on nothing) or died with a
+    # traceback (--nominal-batch 0: ZeroDivisionError; --warmup-epochs nan: ValueError).
+    with pytest.raises(DetforgeError) as info:
+        TrainConfig(**change).validate()  # type: ignore[arg-type]
+    assert str(info.value) == message
+
+
+def test_range_edges_that_make_sense_are_accepted() -> None:
+    TrainConfig(
+        workers=0, patience=0, time_budget=0.0, mosaic=1.0, fliplr=0.0, conf=0.0, iou=1.0,
+        clip_grad=0.0, momentum=0.0, preview_images=0, ema_decay=1.0, nan_rollbacks=0,
+    ).validate()  # fmt: skip
+
+
 def test_yaml_round_trip(tmp_path: Path) -> None:
     cfg = TrainConfig(data="x.data", batch="auto", lr=0.02, path_map=[("G:/a", "/mnt/a")])
     write_config(tmp_path / "config.yaml", cfg, {"world_size": 2})

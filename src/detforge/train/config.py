@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -164,7 +165,10 @@ class TrainConfig:
     """Path prefix rewrites ``(old, new)`` applied to lists and ``.data`` files."""
 
     def validate(self) -> None:
-        """Raise :class:`DetforgeError` for options no run could use."""
+        """Raise :class:`DetforgeError` for options no run could use (every number must be
+        finite and inside its :data:`RANGES` interval; nothing is clamped)."""
+        for name, (low, high, open_low, open_high) in RANGES.items():
+            _check_range(name, getattr(self, name), low, high, open_low, open_high)
         if self.model not in ("n", "s", "m"):
             raise DetforgeError(f"--model must be n, s or m, not {self.model!r}")
         if self.epochs < 1:
@@ -215,6 +219,69 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         d["path_map"] = [list(p) for p in self.path_map]
         return d
+
+
+RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    # name: (low, high, low excluded, high excluded); ints are whole numbers
+    "workers": (0, math.inf, False, True),
+    "seed": (0, math.inf, False, True),
+    "nominal_batch": (1, math.inf, False, True),
+    "lr_find_steps": (10, math.inf, False, True),  # as 'detforge lr-find --steps'
+    "lr_final": (0.0, 1.0, False, False),
+    "momentum": (0.0, 1.0, False, True),  # Adam's beta1 < 1
+    "weight_decay": (0.0, math.inf, False, True),
+    "warmup_epochs": (0.0, math.inf, False, True),
+    "warmup_min_iters": (0, math.inf, False, True),
+    "warmup_bias_lr": (0.0, math.inf, False, True),
+    "warmup_momentum": (0.0, 1.0, False, True),
+    "ema_decay": (0.0, 1.0, False, False),
+    "ema_tau": (0.0, math.inf, True, True),
+    "clip_grad": (0.0, math.inf, False, True),
+    "box": (0.0, math.inf, False, True),
+    "cls": (0.0, math.inf, False, True),
+    "dfl": (0.0, math.inf, False, True),
+    "mosaic": (0.0, 1.0, False, False),
+    "close_mosaic": (0, math.inf, False, True),
+    "hsv_h": (0.0, 1.0, False, False),
+    "hsv_s": (0.0, 1.0, False, False),
+    "hsv_v": (0.0, 1.0, False, False),
+    "fliplr": (0.0, 1.0, False, False),
+    "flipud": (0.0, 1.0, False, False),
+    "degrees": (0.0, 180.0, False, False),
+    "translate": (0.0, 1.0, False, True),  # a whole image's shift leaves nothing
+    "scale": (0.0, 1.0, False, True),  # gains 1 - scale .. 1 + scale stay above 0
+    "patience": (0, math.inf, False, True),
+    "conf": (0.0, 1.0, False, False),
+    "iou": (0.0, 1.0, True, False),
+    "max_det": (1, math.inf, False, True),
+    "time_budget": (0.0, math.inf, False, True),
+    "nan_skip_limit": (1, math.inf, False, True),
+    "nan_rollbacks": (0, math.inf, False, True),
+    "nan_lr_factor": (0.0, 1.0, True, False),
+    "preview_images": (0, math.inf, False, True),
+}
+"""The interval of each numeric option that :meth:`TrainConfig.validate` checks here (the
+others have their own rules there): ``(low, high, low excluded, high excluded)``."""
+
+
+def _check_range(
+    name: str, value: Any, low: float, high: float, open_low: bool, open_high: bool
+) -> None:
+    """A one-line error naming ``--name`` unless ``value`` is a finite number in the interval
+    (ints for options whose bounds are whole numbers)."""
+    whole = isinstance(low, int) and not isinstance(low, bool)
+    ok = isinstance(value, int) if whole else isinstance(value, (int, float))
+    ok = ok and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if open_low else value >= low)
+    ok = ok and (value < high if open_high else value <= high)
+    if ok:
+        return
+    lo, hi = "(" if open_low else "[", ")" if open_high else "]"
+    if math.isinf(high):
+        what = f"{'a whole number' if whole else 'a number'} {'>' if open_low else '>='} {low:g}"
+    else:
+        what = f"a number in {lo}{low:g}, {high:g}{hi}"
+    raise DetforgeError(f"--{name.replace('_', '-')} must be {what}, got {value!r}")
 
 
 def config_from_dict(values: dict[str, Any]) -> TrainConfig:
