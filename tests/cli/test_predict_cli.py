@@ -150,6 +150,14 @@ def test_predict_bad_input_exits_2(
     assert main(["predict", str(ckpt), str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
     assert "source not found" in err and len(err.strip().splitlines()) == 1
+    # an input side of 100000 px (30 GB per image) was a RuntimeError traceback from torch
+    Image.fromarray(scenes(1)[0]).save(tmp_path / "a.png")
+    assert main(["predict", str(ckpt), str(tmp_path / "a.png"), "--imgsz", "100000"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "detforge predict: error: the input size must be a multiple of 32 from 32 to 8192 "
+        "(e.g. 416, 640), got 100000"
+    ]
 
 
 def test_predict_corrupt_image_is_one_line(

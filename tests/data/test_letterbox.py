@@ -10,7 +10,9 @@ from PIL import Image
 
 from detforge.data.letterbox import (
     FILL,
+    MAX_INPUT,
     InputRule,
+    check_input_size,
     fit_size,
     letterbox,
     resize,
@@ -135,3 +137,17 @@ def test_input_rule_metadata_round_trip_and_errors() -> None:
         InputRule.from_meta({"resize": "stretch", "shape": [64, 64]}, path="m.onnx")
     with pytest.raises(DetforgeError, match="unknown preprocessing rule"):
         InputRule.from_meta({"resize": "letterbox"})
+
+
+@pytest.mark.parametrize("side", [0, -64, 100, 8224, 100_000])
+def test_input_sides_outside_32_to_8192_are_refused(side: int) -> None:
+    # 100000 used to be accepted: predict --imgsz 100000 asked torch for 30 GB and died with
+    # a RuntimeError traceback.
+    with pytest.raises(DetforgeError) as info:
+        InputRule.square(side)
+    assert str(info.value) == (
+        f"the input size must be a multiple of 32 from 32 to 8192 (e.g. 416, 640), got {side}"
+    )
+    with pytest.raises(DetforgeError, match=f"^--imgsz must be .* got 64x{side}$"):
+        check_input_size(64, side, name="--imgsz")
+    check_input_size(32, MAX_INPUT)  # both ends are sizes

@@ -22,6 +22,7 @@ def test_every_option_has_a_default_and_a_doc() -> None:
     ("change", "words"),
     [
         ({"imgsz": 100}, "multiple of 32"),
+        ({"imgsz": 8224}, "--imgsz must be a multiple of 32 from 32 to 8192"),
         ({"batch": "many"}, "--batch"),
         ({"batch": 0}, "at least 1"),
         ({"lr": "fast"}, "--lr"),

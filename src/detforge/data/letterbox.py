@@ -39,6 +39,23 @@ FILL = 114
 STRIDE = 32
 """The detector's largest stride: input sides are multiples of it."""
 
+MAX_INPUT = 8192
+"""Largest network input side, in pixels (``--imgsz`` of every command, a Darknet cfg's
+``width``/``height``): one 8192x8192 float32 input is already 805 MB."""
+
+
+def check_input_size(height: int, width: int, *, name: str = "the input size") -> None:
+    """One line naming ``name`` unless both sides are multiples of :data:`STRIDE` from
+    ``STRIDE`` to :data:`MAX_INPUT` (the rule of ``--imgsz`` in train, predict, val, export
+    and of :class:`InputRule`)."""
+    for side in (height, width):
+        if side < STRIDE or side % STRIDE or side > MAX_INPUT:
+            got = f"{height}" if height == width else f"{height}x{width}"
+            raise DetforgeError(
+                f"{name} must be a multiple of {STRIDE} from {STRIDE} to {MAX_INPUT} "
+                f"(e.g. 416, 640), got {got}"
+            )
+
 
 def as_boxes(boxes: Any) -> FloatArray:
     """``(K, 4)`` float64 boxes from ``None`` (no boxes) or anything array-like."""
@@ -166,12 +183,7 @@ class InputRule:
     fill: int = FILL
 
     def __post_init__(self) -> None:
-        for side in (self.height, self.width):
-            if side < STRIDE or side % STRIDE:
-                raise DetforgeError(
-                    f"the input size must be a multiple of {STRIDE} (e.g. 416, 640), got "
-                    f"{self.height}x{self.width}"
-                )
+        check_input_size(self.height, self.width)
 
     @classmethod
     def square(cls, size: int) -> InputRule:

@@ -55,9 +55,10 @@ def _resolve(
 
 
 def _check_imgsz(imgsz: int | tuple[int, int]) -> tuple[int, int]:
+    from detforge.data.letterbox import check_input_size
+
     h, w = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
-    if h <= 0 or w <= 0 or h % 32 or w % 32:
-        raise DetforgeError(f"--imgsz must be a positive multiple of 32, got {imgsz}")
+    check_input_size(h, w, name="--imgsz")
     return int(h), int(w)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from detforge.data.letterbox import check_input_size
 from detforge.errors import DetforgeError
 
 AUTO = "auto"
@@ -173,8 +174,7 @@ class TrainConfig:
             raise DetforgeError(f"--model must be n, s or m, not {self.model!r}")
         if self.epochs < 1:
             raise DetforgeError(f"--epochs must be at least 1, got {self.epochs}")
-        if self.imgsz < 32 or self.imgsz % 32:
-            raise DetforgeError(f"--imgsz must be a multiple of 32 (>= 32), got {self.imgsz}")
+        check_input_size(self.imgsz, self.imgsz, name="--imgsz")
         if isinstance(self.batch, str) and self.batch != AUTO:
             raise DetforgeError(f"--batch must be a number or 'auto', not {self.batch!r}")
         if isinstance(self.batch, int) and self.batch < 1:

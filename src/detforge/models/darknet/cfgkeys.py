@@ -14,8 +14,9 @@ network builder then bounds the totals: parameters, activations and multiply-add
 
 from __future__ import annotations
 
-MAX_INPUT = 8192
-"""Largest ``width``/``height`` of ``[net]``, in pixels."""
+# Largest width/height of [net]: the one bound of every network input side.
+from detforge.data.letterbox import MAX_INPUT as MAX_INPUT
+
 MAX_CHANNELS = 16384
 """Largest ``filters`` and ``groups`` of a layer (stock cfgs: at most 1024 filters)."""
 MAX_WINDOW = 31
