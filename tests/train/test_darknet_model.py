@@ -90,6 +90,24 @@ def test_wrong_weights_file_is_one_error(tmp_path: Path) -> None:
         load_darknet_weights(model, w, tiny_cfg_text(2), "tiny.cfg")
 
 
+@pytest.mark.parametrize("n", [15, 16])
+def test_freeze_of_every_weighted_layer_is_refused(n: int) -> None:
+    # layers 0-14 hold the weights (14: the second head's conv, 15: its [yolo]); freezing them
+    # all used to end the first step with torch's 'element 0 of tensors does not require grad'
+    model = DarknetDetector(cfg_for_classes(tiny_cfg_text(2), 2)[0])
+    with pytest.raises(DetforgeError) as info:
+        freeze_layers(model, n)
+    assert str(info.value) == (
+        f"--freeze {n} fixes every layer with weights (the last is layer 14), so nothing "
+        "would train; use --freeze 14 or less"
+    )
+    assert all(p.requires_grad for p in model.parameters())  # refused before any change
+    freeze_layers(model, 14)
+    assert [
+        i for i, m in enumerate(model.net.layers) if any(p.requires_grad for p in m.parameters())
+    ] == [14]
+
+
 def test_freeze_and_eval_contract() -> None:
     model = DarknetDetector(cfg_for_classes(tiny_cfg_text(2), 2)[0])
     n = freeze_layers(model, 4)

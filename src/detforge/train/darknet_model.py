@@ -287,6 +287,14 @@ def freeze_layers(model: DarknetDetector, n: int) -> int:
         raise DetforgeError(f"--freeze must be 0 or more, got {n}")
     if n > len(model.net.layers):
         raise DetforgeError(f"--freeze {n}: the network has {len(model.net.layers)} layers")
+    weighted = [
+        i for i, layer in enumerate(model.net.layers) if next(layer.parameters(), None) is not None
+    ]
+    if weighted and n > weighted[-1]:  # no gradient would reach any weight: a torch error
+        raise DetforgeError(
+            f"--freeze {n} fixes every layer with weights (the last is layer {weighted[-1]}), "
+            f"so nothing would train; use --freeze {weighted[-1]} or less"
+        )
     count = 0
     for layer in list(model.net.layers)[:n]:
         for p in layer.parameters():
