@@ -89,12 +89,30 @@ def test_resume_path_accepts_the_folder_or_a_checkpoint_and_old_layouts(tmp_path
         resume_checkpoint_path(run)
     (run / "weights").mkdir(parents=True)
     (run / "weights" / "last.pt").write_bytes(b"x")
+    (run / "config.yaml").write_text("data: obj.data\n")
     assert resume_checkpoint_path(run) == run / "weights" / "last.pt"
     assert run_dir_of(resume_checkpoint_path(run / "weights" / "last.pt")) == run
     old = tmp_path / "old"
     old.mkdir()
     (old / "last.pt").write_bytes(b"x")  # runs written before weights/ existed
     assert resume_checkpoint_path(old) == old / "last.pt" and run_dir_of(old / "last.pt") == old
+
+
+@pytest.mark.parametrize("name", ["yolov4.weights", "obj.data", "weights/best.pt"])
+def test_resume_of_a_file_outside_a_run_names_that_file(tmp_path: Path, name: str) -> None:
+    # it used to read '<its folder>/config.yaml' and say "config.yaml: the run's config not
+    # found", naming a file the user never gave
+    given = tmp_path / name
+    given.parent.mkdir(parents=True, exist_ok=True)
+    given.write_bytes(b"x")
+    with pytest.raises(DetforgeError) as info:
+        resume_checkpoint_path(given)
+    assert info.value.path == str(given)
+    assert str(info.value).endswith(
+        "not a file of a detforge run (no config.yaml in its run folder): --resume takes a "
+        "run folder such as runs/train/obj, or its weights/last.pt; to start a new run from a "
+        "checkpoint, use --weights"
+    )
 
 
 def test_stale_temporary_files_of_a_killed_write_are_removed(tmp_path: Path) -> None:

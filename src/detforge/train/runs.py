@@ -123,6 +123,13 @@ def resume_checkpoint_path(run: str | Path) -> Path:
             "first epoch ended?); start a new run instead",
             path=ckpt,
         )
+    if not p.is_dir() and not RunPaths(run_dir_of(ckpt)).config.is_file():
+        raise DetforgeError(
+            "not a file of a detforge run (no config.yaml in its run folder): --resume takes "
+            "a run folder such as runs/train/obj, or its weights/last.pt; to start a new run "
+            "from a checkpoint, use --weights",
+            path=p,
+        )
     return ckpt
 
 
