@@ -231,3 +231,24 @@ def test_lr_find_plot_never_replaces_a_file_or_an_input(
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and needle in err, err
         assert (plot.read_bytes() if plot.is_file() else None) == before
+
+
+@pytest.mark.slow
+def test_resume_from_another_folder_and_data_spelled_another_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run started with a relative DATA resumes from any working directory, and DATA given
+    again as ./ds/obj.data is the run's own dataset (both were refused)."""
+    _data(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "ds/obj.data", *FAST, "--epochs", "1", "--out", "run"]) == 0
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["train", "--resume", "../run", "--epochs", "2"]) == 0
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["train", "./ds/obj.data", "--resume", "run", "--epochs", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "done: 3 epoch(s)" in out
+    meta = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert meta["data"] == str(tmp_path / "ds" / "obj.data") and meta["epochs"] == 3

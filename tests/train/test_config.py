@@ -88,3 +88,20 @@ def test_yaml_round_trip(tmp_path: Path) -> None:
     back = read_config(tmp_path / "config.yaml")
     assert back == cfg
     assert "world_size: 2" in (tmp_path / "config.yaml").read_text()
+
+
+def test_config_yaml_holds_existing_paths_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run started as 'detforge train ds/obj.data' kept 'data: ds/obj.data': --resume from
+    # any other folder said 'ds/obj.data: dataset not found'.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "obj.data").write_text("classes = 1\n")
+    (tmp_path / "net.cfg").write_text("[net]\n")
+    cfg = TrainConfig(data="ds/../ds/obj.data", cfg="net.cfg", backbone_weights="imagenet")
+    write_config(tmp_path / "config.yaml", cfg)
+    back = read_config(tmp_path / "config.yaml")
+    assert back.data == str(tmp_path / "ds" / "obj.data")
+    assert back.cfg == str(tmp_path / "net.cfg")
+    assert back.backbone_weights == "imagenet" and back.weights is None  # not paths here

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from detforge.errors import DetforgeError
@@ -130,7 +131,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
     if "resume" in given:
         run = run_dir_of(resume_checkpoint_path(given["resume"]))
         cfg = read_config(run / "config.yaml")
-        if data and data != cfg.data:
+        if data and Path(data).resolve() != Path(cfg.data).resolve():
             raise DetforgeError(
                 f"--resume continues the run's own dataset ({cfg.data}); drop DATA, or start a "
                 "new run with --weights to train on another dataset"

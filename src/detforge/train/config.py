@@ -296,13 +296,26 @@ def config_from_dict(values: dict[str, Any]) -> TrainConfig:
     return TrainConfig(**kwargs)
 
 
+PATH_OPTIONS = ("data", "cfg", "weights", "backbone_weights")
+"""Options naming a file or folder; the run's ``config.yaml`` holds them as absolute paths."""
+
+
 def write_config(path: Path, cfg: TrainConfig, extra: dict[str, Any] | None = None) -> None:
-    """Write the resolved config (plus ``extra`` facts such as the world size) as YAML."""
+    """Write the resolved config (plus ``extra`` facts such as the world size) as YAML.
+
+    The :data:`PATH_OPTIONS` that name an existing file or folder are written absolute, so
+    that ``--resume`` (and every reader of the run) finds them from any working directory;
+    other values (``imagenet``, a path missing here) are written as given."""
+    import os
+
     import yaml
 
     from detforge.utils.io import atomic_write_text
 
     doc = cfg.to_dict()
+    for key in PATH_OPTIONS:
+        if doc[key] and os.path.exists(doc[key]):
+            doc[key] = os.path.abspath(doc[key])
     if extra:
         doc["resolved"] = extra
     atomic_write_text(path, yaml.safe_dump(doc, sort_keys=False))
