@@ -51,3 +51,23 @@ def test_weights_of_another_architecture_are_refused(tmp_path: Path) -> None:
     cfg = tiny_config(tiny_data(tmp_path / "ds"), tmp_path / "run", weights=str(ckpt))
     with pytest.raises(DetforgeError, match="--model n"):
         train(cfg)
+
+
+def test_a_darknet_checkpoint_without_its_cfg_says_so_in_one_short_line(tmp_path: Path) -> None:
+    # The message used to quote model_args whole: the network's entire cfg file in one line.
+    from detforge.models.checkpoint import save_checkpoint
+    from detforge.train.darknet_model import DarknetDetector, cfg_for_classes
+
+    from ._darknet_tiny import tiny_cfg_text
+
+    ckpt = tmp_path / "best.pt"
+    net = DarknetDetector(cfg_for_classes(tiny_cfg_text(3), 3)[0])
+    save_checkpoint(ckpt, model=net, epoch=0, class_names=["a", "b", "c"])
+    cfg = tiny_config(tiny_data(tmp_path / "ds"), tmp_path / "run", weights=str(ckpt))
+    with pytest.raises(DetforgeError) as info:
+        train(cfg)
+    assert str(info.value) == (
+        f"{ckpt}: a Darknet network trained with --cfg, not a --model n detector: fine-tune "
+        "it with its network, --cfg CFG (e.g. the .cfg 'detforge export --to darknet' writes "
+        "for it)"
+    )

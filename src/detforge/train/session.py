@@ -99,16 +99,26 @@ def build_model_and_loss(
 def load_pretrained(model: torch.nn.Module, cfg: TrainConfig, log: Callable[[str], None]) -> None:
     """``--weights``: copy the checkpoint's matching tensors into ``model`` (EMA preferred)."""
     from detforge.models.checkpoint import load_checkpoint
+    from detforge.train.darknet_model import ARCH
     from detforge.train.setup import load_weights_into
 
     assert cfg.weights
     src = load_checkpoint(cfg.weights)
     got, total = load_weights_into(model, src["ema"] or src["model"])
-    if got < total / 2:  # a new class count changes only the last class layers
+    built = src["model_args"]
+    if got < total / 2 and built.get("arch") == ARCH and not cfg.cfg:
         raise DetforgeError(
-            f"only {got} of {total} weight tensors of the checkpoint fit a --model "
-            f"{cfg.model} detector (it was built as {src['model_args']}); pass the "
-            "--model/--backbone it was trained with",
+            f"a Darknet network trained with --cfg, not a --model {cfg.model} detector: "
+            "fine-tune it with its network, --cfg CFG (e.g. the .cfg 'detforge export --to "
+            "darknet' writes for it)",
+            path=cfg.weights,
+        )
+    if got < total / 2:  # a new class count changes only the last class layers
+        shown = {k: v for k, v in built.items() if k != "cfg"}  # a cfg is a whole file
+        raise DetforgeError(
+            f"only {got} of {total} weight tensors of the checkpoint fit a "
+            f"{'--cfg network' if cfg.cfg else f'--model {cfg.model} detector'} (it was "
+            f"built as {shown}); pass the --model/--backbone or --cfg it was trained with",
             path=cfg.weights,
         )
     log(f"--weights {cfg.weights}: {got} of {total} tensors loaded; starting at epoch 0")
