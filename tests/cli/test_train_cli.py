@@ -168,7 +168,9 @@ def test_a_missing_weights_or_cfg_file_fails_before_the_run_folder(
         ["--cfg", str(tmp_path / "nothing.cfg")],
         ["--cfg", cfg, "--weights", str(text)],  # there, but no model file
         ["--weights", str(weights)],  # a Darknet file without its --cfg
+        ["--weights", str(tmp_path / "nothing.d")],  # a folder: it said 'was not found'
     ]
+    (tmp_path / "nothing.d").mkdir()
     errs = []
     for i, extra in enumerate(cases):
         out = tmp_path / f"run{i}"
@@ -178,7 +180,8 @@ def test_a_missing_weights_or_cfg_file_fails_before_the_run_folder(
         assert ("nothing." in err or "tiny.weights" in err) and "(reading" not in err, err
         assert not out.exists(), extra
         errs.append(err)
-    assert "the --weights file was not found" in errs[0] and "not found" in errs[1]
+    assert "nothing.pt: --weights file not found" in errs[0] and "not found" in errs[1]
+    assert errs[5].endswith("nothing.d: is a folder; give the --weights file")
     assert "not a model file" in errs[3] and "a Darknet weights file" in errs[4]
 
 

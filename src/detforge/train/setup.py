@@ -96,10 +96,11 @@ def require_model_files(*, weights: str | None, cfg: str | None) -> None:
     ``weights`` is not a model file this run can start from (a detforge checkpoint, or a
     Darknet one with ``cfg``), so that a wrong path fails before a run folder is made."""
     from detforge.models.filekind import describe_foreign_model, is_darknet_weights
+    from detforge.utils.textfile import require_file
 
     for option, path in (("weights", weights), ("cfg", cfg)):
-        if path and not Path(path).is_file():
-            raise DetforgeError(f"the --{option} file was not found", path=path)
+        if path:
+            require_file(path, f"--{option}")
     if weights and not (cfg and is_darknet_weights(weights)):
         foreign = describe_foreign_model(weights)
         if foreign is not None:
