@@ -82,8 +82,18 @@ def test_image_names_differ_in_more_than_case(tmp_path: Path) -> None:
 
 
 def test_errors_are_clear(tmp_path: Path) -> None:
-    with pytest.raises(DetforgeError, match="source not found"):
+    with pytest.raises(DetforgeError, match="source not found: give an image, folder, image"):
         open_source(tmp_path / "nope.jpg")
+    hints = {  # what a missing source looks like says what to give instead
+        "https://example.com/cat.jpg": "local files only, never a URL: download it first",
+        str(tmp_path / "*.jpg"): "a pattern is not expanded here: give its folder",
+        "-": "standard input is not read",
+    }
+    for src, hint in hints.items():
+        with pytest.raises(DetforgeError) as info:
+            open_source(src)
+        assert str(info.value).startswith(f"{src}: source not found: "), str(info.value)
+        assert hint in str(info.value), str(info.value)
     (tmp_path / "empty").mkdir()
     with pytest.raises(DetforgeError, match="no images found"):
         open_source(tmp_path / "empty")

@@ -189,6 +189,20 @@ def split_data_arg(source: str, split: str | None) -> tuple[str, str | None]:
     return source, split
 
 
+def _not_found_hint(src: str) -> str:
+    """What to give instead of a missing ``src``, for what it looks like: a URL (nothing is
+    downloaded), a pattern the shell did not expand, standard input, or a plain path."""
+    import re
+
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", src):
+        return "detforge reads local files only, never a URL: download it first"
+    if any(c in src for c in "*?["):
+        return "a pattern is not expanded here: give its folder, or an image list"
+    if src == "-":
+        return "standard input is not read: give an image, folder, image list, .data or video"
+    return "give an image, folder, image list, .data or video"
+
+
 def open_source(
     source: str | os.PathLike[str],
     *,
@@ -207,9 +221,7 @@ def open_source(
     src, split = split_data_arg(os.fspath(source), split)
     p = Path(src)
     if not p.exists():
-        raise DetforgeError(
-            "source not found: give an image, folder, image list, .data or video", path=src
-        )
+        raise DetforgeError(f"source not found: {_not_found_hint(src)}", path=src)
     suffix = p.suffix.lower()
     if p.is_dir() or suffix in (".data", ".txt", ".list", ".lst"):
         paths = _named_images(p, split, path_map)
