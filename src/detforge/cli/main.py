@@ -113,13 +113,17 @@ def _given_paths(args: argparse.Namespace) -> list[str]:
 
 
 def _option_paths(args: argparse.Namespace) -> list[str]:
-    """The values of the options the user typed that may name files (``--cfg``, ``--weights``)."""
+    """The values of the options the user typed that may name files (``--cfg``, ``--weights``;
+    each value of a repeated option such as ``report --pred``)."""
     inputs = set(getattr(args, "_inputs", []))
-    return [
-        os.fspath(v)
-        for k, v in vars(args).items()
-        if k not in inputs and not k.startswith("_") and isinstance(v, (str, os.PathLike))
-    ]
+    out = []
+    for k, v in vars(args).items():
+        if k in inputs or k.startswith("_"):
+            continue
+        for item in v if isinstance(v, (list, tuple)) else [v]:
+            if isinstance(item, (str, os.PathLike)):
+                out.append(os.fspath(item))
+    return out
 
 
 def main_exit() -> None:

@@ -101,6 +101,7 @@ def _model_names(preds: list[str], names: list[str]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from detforge.cli.common import parse_path_map
+    from detforge.eval.api import check_unmatched
     from detforge.formats.common import ensure_sizes
     from detforge.formats.detect import read_any, read_ground_truth
     from detforge.formats.predictions import read_predictions, read_provenance
@@ -126,7 +127,11 @@ def run(args: argparse.Namespace) -> int:
     models = []
     for name, p in zip(names, args.pred, strict=True):
         pred = read_predictions(p, gt)
-        lost = int((pred.meta.get("unmatched") or {}).get("boxes", 0))
+        unmatched = dict(pred.meta.get("unmatched") or {})
+        unmatched["total"] = max(int(unmatched.get("total", 0)), pred.num_boxes)  # as evaluate
+        # refused here in one line, before a warning about the same boxes
+        check_unmatched(unmatched, ignore=args.ignore_unmatched, source=p)
+        lost = int(unmatched.get("boxes", 0))
         if lost:
             print(f"warning: {p}: {lost} predictions match no image or class of the ground "
                   "truth; they are counted as 'detforge eval' counts them and not drawn",
