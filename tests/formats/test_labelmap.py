@@ -181,6 +181,13 @@ def test_unreadable_label_map_files(tmp_path: Path) -> None:
     with pytest.raises(DetforgeError) as e:
         read_label_map(blank)
     assert str(e.value) == f"{blank}: label map has no class names; {_EXPECTED}"
+    comments = tmp_path / "comments.txt"
+    comments.write_text("# classes of the 2024 survey\n\n  # none yet\n")
+    with pytest.raises(DetforgeError) as e:
+        read_label_map(comments)
+    assert str(e.value) == (
+        f"{comments}: label map has no class names, only comment lines; {_EXPECTED}"
+    )
     binary = tmp_path / "lm.pbtxt"
     binary.write_bytes(b"item\0\x01")
     with pytest.raises(DetforgeError) as e:

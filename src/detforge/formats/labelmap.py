@@ -117,6 +117,12 @@ def _class_list(lines: list[str], path: str) -> dict[int, str]:
 
     names: list[str] = []
     numbers: list[int | None] = []
+    filled = [raw.strip() for raw in lines if raw.strip()]
+    if filled and all(line.startswith("#") for line in filled):
+        raise DetforgeError(
+            f"label map has no class names, only comment lines; expected {LABEL_MAP_FORMATS}",
+            path=path,
+        )
     for n, raw in enumerate(lines, start=1):
         name = raw.strip()
         if not name:
