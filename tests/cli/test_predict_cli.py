@@ -167,9 +167,17 @@ def test_predict_corrupt_image_is_one_line(
     src.mkdir()
     Image.fromarray(scenes(1)[0]).save(src / "a.png")
     (src / "b.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    assert main(["predict", str(ckpt), str(src), "--save-txt", "--out", str(tmp_path / "o")]) == 2
+    # the other images are still predicted; the bad one is named in one warning, exit 1
+    assert main(["predict", str(ckpt), str(src), "--save-txt", "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "b.jpg" in err and "cannot decode" in err
+    assert err.startswith("warning: 1 images could not be read and have no predictions, e.g. ")
+    assert sorted(p.name for p in (tmp_path / "o" / "labels").iterdir()) == ["a.txt"]
+    # none readable: one error line, exit 2
+    (src / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n cut")
+    assert main(["predict", str(ckpt), str(src), "--save-txt", "--out", str(tmp_path / "n")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no image could be read; the first: " in err, err
 
 
 def test_predict_never_overwrites_inputs(tmp_path: Path, ckpt: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -36,6 +37,8 @@ line), a Darknet .data file (its valid split, or --split / 'obj.data:test'), or 
 
 Outputs go into one folder: --out DIR, default runs/predict/<source name>; a folder that
 exists is numbered DIR-2, DIR-3 ... unless --exist-ok. The last lines say where they went.
+An image that cannot be decoded is left out (no outputs for it) and a warning counts them,
+naming the first; the exit status is then 1 (2 when no image could be read).
   --save-images  annotated pictures <name>.jpg (boxes, class names, scores); for a video an
                  annotated video <video>.mp4. The default when no --save-* option is given.
   --save-txt     labels/<name>.txt with one 'class cx cy w h conf' line per box
@@ -327,7 +330,9 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     # Images are decoded straight to the input size (the rule every command shares); the
     # full-resolution picture is decoded again only to draw on it.
-    frames = source.frames(fit=None if model.full_resolution else model.rule.shape)
+    skipped: list[str] = []  # images that cannot be decoded: left out, said at the end
+    frames = source.frames(fit=None if model.full_resolution else model.rule.shape,
+                           skipped=skipped)  # fmt: skip
     stream = model.predict_frames(
         frames, conf=args.conf, iou=args.iou, max_det=args.max_det, batch=args.batch
     )
@@ -356,6 +361,8 @@ def run(args: argparse.Namespace) -> int:
     if video is not None:
         video.close()
     elapsed = time.perf_counter() - start
+    if skipped and n_frames == 0:
+        raise DetforgeError(f"no image could be read; the first: {skipped[0]}")
     files.finish()
 
     names = model.class_names
@@ -374,4 +381,8 @@ def run(args: argparse.Namespace) -> int:
     ):
         if where is not None:
             say_saved(what, where)
+    if skipped:
+        print(f"warning: {len(skipped)} images could not be read and have no predictions, "
+              f"e.g. {skipped[0]}", file=sys.stderr)  # fmt: skip
+        return 1
     return 0

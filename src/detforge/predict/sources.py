@@ -105,13 +105,23 @@ class Source:
         and ``b_X_1`` (``.txt``, ``.jpg``): no two differ only in case, none too long."""
         return [os.path.splitext(n)[0] for n in unique_file_names(self.paths)]
 
-    def frames(self, *, fit: int | tuple[int, int] | None = None) -> Iterator[Frame]:
+    def frames(
+        self, *, fit: int | tuple[int, int] | None = None, skipped: list[str] | None = None
+    ) -> Iterator[Frame]:
         """Iterate the frames; with ``fit`` (a model's input shape) image files are decoded
         straight to the size the letterbox needs (``load_image(..., fit=...)``: what every
-        command feeds the model); videos are unaffected."""
+        command feeds the model); videos are unaffected. An image file that cannot be
+        decoded raises its one-line DetforgeError, or with ``skipped`` (a list) is left out
+        and its message appended there."""
         if self.kind == "images":
             for path, name, i in zip(self.paths, self.names, range(len(self.paths)), strict=True):
-                image, orig = load_image(path, fit=fit)
+                try:
+                    image, orig = load_image(path, fit=fit)
+                except DetforgeError as exc:
+                    if skipped is None:
+                        raise
+                    skipped.append(str(exc))
+                    continue
                 yield Frame(image, name, path, i, orig if fit is not None else None)
         else:
             yield from iter_video(self.video or "", every=self.every)
