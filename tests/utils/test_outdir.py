@@ -330,3 +330,20 @@ def test_out_the_system_cannot_look_up_is_one_error(
     assert main(["convert", str(data), str(long), "--to", "coco"]) == 2
     assert main(["show", str(data), "--out", str(long)]) == 2
     assert capsys.readouterr().err.count("OUT cannot be used (File name too long)") == 2
+
+
+def test_out_with_a_control_character_is_one_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pasted line break in OUT made a folder whose name split every line naming it."""
+    with pytest.raises(DetforgeError) as err:
+        out_folder(tmp_path / "a\nb")
+    assert str(err.value) == (
+        f"OUT {str(tmp_path / 'a')!r}"[:-1] + "\\nb' holds a control character (a line "
+        "break?); give a folder name without one"
+    )
+    data = darknet_project(tmp_path / "proj")
+    assert main(["convert", str(data), str(tmp_path / "x\ty"), "--to", "coco"]) == 2
+    err_lines = capsys.readouterr().err.strip().splitlines()
+    assert len(err_lines) == 1 and "holds a control character" in err_lines[0], err_lines
+    assert not any("\t" in p.name or "\n" in p.name for p in tmp_path.iterdir())

@@ -49,9 +49,10 @@ def out_folder(out: str | os.PathLike[str]) -> Path:
     relative, a link is not replaced by its target), so messages show what was typed.
 
     An empty OUT (``--out ''``, often an unset shell variable) is a :class:`DetforgeError`,
-    as is one the system cannot even look up (a name longer than it allows, a loop of
-    links, a folder on the way that may not be read): every command then says so in one
-    line, instead of one writing into the current folder, another into ``runs/`` and
+    as is one holding a control character (a pasted line break would split every line that
+    names the folder) and one the system cannot even look up (a name longer than it allows,
+    a loop of links, a folder on the way that may not be read): every command then says so
+    in one line, instead of one writing into the current folder, another into ``runs/`` and
     ``check --fix ''`` writing nothing at all.
 
     Every command that takes an output folder goes through it (:func:`output_dir`,
@@ -63,6 +64,11 @@ def out_folder(out: str | os.PathLike[str]) -> Path:
     if text == "":
         raise DetforgeError(
             "OUT is an empty name (an unset shell variable?); give a folder ('.' for this one)"
+        )
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):  # a pasted line break, a tab ...
+        raise DetforgeError(
+            f"OUT {text!r} holds a control character (a line break?); give a folder name "
+            "without one"
         )
     p = Path(text)
     parts = p.parts
