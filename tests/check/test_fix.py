@@ -116,3 +116,30 @@ def test_fix_records_each_repeated_list_entry_it_drops(
     ]
     assert dropped == [("list-duplicate", str(lst), 2), ("list-duplicate", str(lst), 4)]
     assert read_darknet(out / "obj.data").num_images == 2
+
+
+def test_names_file_without_names_is_names_missing_and_fix_records_invented_names(
+    make_darknet, tmp_path: Path
+) -> None:
+    """A names file of blank lines only used to read as 0 classes: every box 'out of range',
+    'set classes=0', and --fix wrote classes=0, which its own re-check refused."""
+    data = make_darknet({"a": "0 0.5 0.5 0.2 0.2\n", "b": "1 0.5 0.5 0.2 0.2\n"}, classes=2)
+    names = data.parent / "obj.names"
+    names.write_text("\n\n\n")
+    report = check_dataset(data)
+    assert [(f.code, f.path, f.line) for f in report.findings] == [("names-missing", str(data), 3)]
+    assert report.findings[0].message == f"names file {names} has no class names"
+    fixed = fix_dataset(data, tmp_path / "fixed")
+    assert check_dataset(fixed.data_file).errors == []
+    assert read_darknet(fixed.data_file).class_names == ("class_0", "class_1")
+    record = json.loads((tmp_path / "fixed" / "fixes.json").read_text())
+    assert record["boxes"] == {"kept": 2, "input": 2}
+    assert record["changes"] == [
+        {
+            "action": "write-names",
+            "reason": "names-missing",
+            "path": str(names),
+            "line": None,
+            "detail": "class_0..class_1 (2 names: classes=2)",
+        }
+    ]

@@ -11,8 +11,9 @@ What the repair does (each change is recorded in ``OUT/fixes.json`` with its fin
 * an image listed twice in one list is listed once (a ``drop-list-entry`` change names each
   dropped list line); an image in two splits stays only in the earliest (train, then
   valid, then test);
-* class names: empty -> ``class_k``, whitespace -> ``_``, duplicates get ``_k``; ``classes=``
-  is set to the number of names;
+* class names: empty -> ``class_k``, whitespace -> ``_``, duplicates get ``_k``; no names
+  (a missing or blank names file) -> ``class_0``.. (``write-names``); ``classes=`` is set to
+  the number of names;
 * TFRecords are salvaged: the images of the intact records are extracted, records with a bad
   checksum or that are not valid examples are dropped, and a file cut off by an interrupted
   write keeps every record before the cut (``drop-record`` changes name file and record).
@@ -126,11 +127,16 @@ def repair_scan(
         split_of[i] = s
     # --- names
     raw_names = scan.names
-    if raw_names is None:
+    if raw_names is None:  # names-missing: invented, and said so
         k = scan.num_classes
+        why = f"classes={k}"
         if k is None:
             k = int(scan.rows.cls.max()) + 1 if len(scan.rows) else 1
+            why = "the largest class id in the labels + 1"
         raw_names = [f"class_{j}" for j in range(k)]
+        df = scan.data_file
+        at = scan.names_path or (df.names if df is not None else None)
+        note("write-names", "names-missing", at, None, f"class_0..class_{k - 1} ({k} names: {why})")
     names = fixed_names(raw_names)
     names_file = scan.names_path or ""
     by_line = names_file.endswith((".names", ".txt"))  # a YAML or label map has no name lines

@@ -90,8 +90,15 @@ def gather_sources(source: str | os.PathLike[str], *, path_map: PathMap = ()) ->
             out.findings.append(
                 finding("read-error", f"cannot read the names: {why}", path=out.names_path)
             )
-        else:
+        elif raw_name_lines(text):
             out.names = raw_name_lines(text)
+        else:  # 0 classes is no dataset: read as a missing file, not as every id out of range
+            df = out.data_file
+            at = (str(df.path), df.lines.get("names")) if df is not None else (None, None)
+            msg = f"names file {out.names_path} has no class names"
+            out.findings.append(
+                finding("names-missing", msg, path=at[0] or out.names_path, line=at[1])
+            )
     return out
 
 
