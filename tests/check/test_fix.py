@@ -143,3 +143,26 @@ def test_names_file_without_names_is_names_missing_and_fix_records_invented_name
             "detail": "class_0..class_1 (2 names: classes=2)",
         }
     ]
+
+
+def test_fix_keeps_eval_and_map_and_records_the_data_keys_it_leaves_out(
+    make_darknet, tmp_path: Path
+) -> None:
+    """--fix used to drop eval=coco (Darknet's COCO-style mAP), map=, difficult= and unknown
+    keys from the copy's .data without a word in fixes.json."""
+    data = make_darknet({"a": "0 0.5 0.5 0.2 0.2\n", "b": "1 0.5 0.5 0.2 0.2\n"})
+    (data.parent / "coco.map").write_text("0\n1\n")
+    with open(data, "a") as f:
+        f.write("eval = coco\nmap = coco.map\ndifficult = train.txt\nbakup = backup/\n")
+    fixed = fix_dataset(data, tmp_path / "fixed")
+    text = fixed.data_file.read_text()
+    assert "eval = coco\n" in text
+    assert f"map = {data.parent / 'coco.map'}\n" in text
+    assert "difficult" not in text and "bakup" not in text
+    record = json.loads((tmp_path / "fixed" / "fixes.json").read_text())
+    assert [(c["action"], c["reason"], c["line"], c["detail"]) for c in record["changes"]] == [
+        ("drop-key", "difficult-not-carried", 6, f"difficult = {data.parent / 'train.txt'}"),
+        ("drop-key", "data-unknown-key", 7, "bakup = backup/"),
+    ]
+    assert all(c["path"] == str(data) for c in record["changes"])
+    assert check_dataset(fixed.data_file).errors == []

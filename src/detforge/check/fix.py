@@ -14,6 +14,8 @@ What the repair does (each change is recorded in ``OUT/fixes.json`` with its fin
 * class names: empty -> ``class_k``, whitespace -> ``_``, duplicates get ``_k``; no names
   (a missing or blank names file) -> ``class_0``.. (``write-names``); ``classes=`` is set to
   the number of names;
+* the ``.data`` file's ``eval=`` and ``map=`` are kept; ``difficult=`` and unknown keys are
+  left out (``drop-key``);
 * TFRecords are salvaged: the images of the intact records are extracted, records with a bad
   checksum or that are not valid examples are dropped, and a file cut off by an interrupted
   write keeps every record before the cut (``drop-record`` changes name file and record).
@@ -29,7 +31,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,13 @@ from detforge.check.images import oriented_size
 from detforge.check.loaded import LoadedScan, scan_loaded
 from detforge.check.rows import LabelRows
 from detforge.data.dataset import make_dataset
-from detforge.formats.darknet import PathMap, write_darknet
+from detforge.formats.darknet import (
+    DataFile,
+    PathMap,
+    read_data_file,
+    write_darknet,
+    write_data_file,
+)
 from detforge.utils.io import atomic_write_text
 
 
@@ -225,6 +233,8 @@ def repair_scan(
     )
     out = Path(out_dir)
     data_path = write_darknet(ds, out, images="link")
+    if scan.data_file is not None:
+        _carry_data_keys(scan.data_file, data_path, note)
     record = {
         "source": scan.source,
         "out": str(data_path),
@@ -234,6 +244,22 @@ def repair_scan(
     }
     atomic_write_text(out / "fixes.json", json.dumps(record, indent=1) + "\n")
     return FixReport(data_file=data_path, changes=changes)
+
+
+def _carry_data_keys(
+    df: DataFile, data_path: Path, note: Callable[[str, str, str, int | None, str], None]
+) -> None:
+    """Keep the source ``.data`` file's ``eval=`` and ``map=`` in the copy's; the keys it
+    cannot keep are ``drop-key`` changes: ``difficult=`` (it pairs lines of the original
+    ``valid`` list, which the copy renames and may shorten) and unknown keys."""
+    if df.eval is not None or df.map is not None:
+        out = read_data_file(data_path)
+        out.eval, out.map = df.eval, df.map
+        write_data_file(data_path, out)
+    dropped = [("difficult", df.difficult, "difficult-not-carried")] if df.difficult else []
+    dropped += [(k, v, "data-unknown-key") for k, v in df.extra.items()]
+    for key, value, why in dropped:
+        note("drop-key", why, str(df.path), df.lines.get(key), f"{key} = {value}")
 
 
 def _as_scan(loaded: LoadedScan) -> DarknetScan:
