@@ -191,3 +191,26 @@ def test_lists_sees_an_image_through_a_link_to_its_folder(
         str(tmp_path / "lnk" / "a.jpg"), str(img / "b.jpg"), str(img / "a.jpg")
     ]  # fmt: skip
     assert capsys.readouterr().out.endswith(f"first: {img / 'a.jpg'}, line 3 (first on line 1)\n")
+
+
+def test_lists_refuses_a_data_file_or_a_label_file_given_as_a_list(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both used to be read as image lists: 'lists obj.data' wrote '<dir>/classes = 2' as an
+    image path, 'lists a.txt' wrote '<dir>/0 0.5 0.5 0.2 0.2', exit 0."""
+    (tmp_path / "obj.data").write_text("classes = 1\ntrain = train.txt\n")
+    (tmp_path / "a.txt").write_text("\n0 0.5 0.5 0.2 0.2\n")
+    out = tmp_path / "out.txt"
+    assert main(["lists", str(tmp_path / "obj.data"), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"detforge lists: error: {tmp_path / 'obj.data'}: a .data file, not an image list; "
+        "give the lists it names (train = ..., valid = ...)\n"
+    )
+    assert main(["lists", str(tmp_path / "a.txt"), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"detforge lists: error: {tmp_path / 'a.txt'}:2: '0 0.5 0.5 0.2 0.2' is a Darknet label "
+        "line (class cx cy w h): this is a label file, not an image list\n"
+    )
+    assert not out.exists()

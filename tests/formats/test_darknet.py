@@ -337,7 +337,7 @@ def test_wrong_kind_of_file_as_list(tmp_path: Path) -> None:
         read_image_list(png)
     lab = tmp_path / "a.txt"
     lab.write_text("0 0.5 0.5 0.25 0.25\n")
-    with pytest.raises(DetforgeError, match="looks like a label") as e:
+    with pytest.raises(DetforgeError, match="is a Darknet label line") as e:
         read_darknet(lab, cache=False)
     assert e.value.line == 1
     odd = tmp_path / "odd.txt"

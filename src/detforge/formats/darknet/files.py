@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from detforge.errors import DetforgeError
+from detforge.formats.darknet.labels import is_label_number, split_label_fields
 from detforge.utils.io import atomic_write_bytes, atomic_write_text
 
 PathMap = Sequence[tuple[str, str]]
@@ -327,12 +328,22 @@ def read_image_list_lines(
 def read_image_list_entries(
     path: str | os.PathLike[str], *, path_map: PathMap = ()
 ) -> tuple[list[str], list[int], list[bool]]:
-    """Resolved paths, 1-based line numbers and whether each entry was written relative."""
+    """Resolved paths, 1-based line numbers and whether each entry was written relative.
+
+    A ``.data`` file or a label file (its first entry a ``class cx cy w h`` line) is a
+    :class:`DetforgeError`, not a list of images named ``classes = 2`` or ``0 0.5 ...``.
+    """
     p = Path(path)
     base = p.parent
     prefix = os.path.abspath(base) + "/"
     fast = os.sep == "/" and not path_map
+    if p.suffix.lower() == ".data":
+        raise DetforgeError(
+            "a .data file, not an image list; give the lists it names (train = ..., valid = ...)",
+            path=p,
+        )
     lines = _text_lines(p, "image list")
+    _refuse_label_file(p, lines)
     if fast:
         got = _plain_entries(lines, prefix)
         if got is not None:
@@ -356,6 +367,19 @@ def read_image_list_entries(
         numbers.append(n)
         relative.append(rel)
     return paths, numbers, relative
+
+
+def _refuse_label_file(path: Path, lines: list[str]) -> None:
+    """A :class:`DetforgeError` when the first entry of ``lines`` is a Darknet label line."""
+    n, first = next(((n, s.strip()) for n, s in enumerate(lines, 1) if s.strip()), (0, ""))
+    fields = split_label_fields(first)
+    if len(fields) == 5 and all(map(is_label_number, fields)):
+        raise DetforgeError(
+            f"{first!r} is a Darknet label line (class cx cy w h): this is a label file, not "
+            "an image list",
+            path=path,
+            line=n,
+        )
 
 
 def _plain_entries(lines: list[str], prefix: str) -> tuple[list[str], list[int], list[bool]] | None:

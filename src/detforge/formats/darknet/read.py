@@ -22,7 +22,6 @@ parsed labels, so a second load only stats files.
 from __future__ import annotations
 
 import os
-import re
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -349,7 +348,6 @@ def _class_names(found: Sources) -> list[str] | None:
 def _raise_missing(found: Sources, i: int, count: int) -> None:
     paths = found.paths
     f, line = found.origins[i]
-    looks_like_label = re.fullmatch(r"\d+( +[-+.\deE]+){4}", os.path.basename(paths[i]))
     raise DetforgeError(
         f"image not found: {paths[i]}"
         + (f" ({count} listed images are missing)" if count > 1 else "")
@@ -358,12 +356,6 @@ def _raise_missing(found: Sources, i: int, count: int) -> None:
             f"; relative entries are resolved against the list's folder "
             f"({found.list_dirs[i]}), then against the folder Darknet would run from"
             if found.list_dirs[i]
-            else ""
-        )
-        + (
-            "; this line looks like a label ('class cx cy w h'): is this a label file "
-            "rather than an image list?"
-            if looks_like_label
             else ""
         ),
         path=f,
