@@ -260,3 +260,13 @@ def test_a_pipe_named_like_a_label_is_reported_not_waited_on(make_darknet) -> No
     os.mkfifo(data.parent / "img" / "b.txt")
     found = _codes(check_dataset(data))
     assert found == {("label-unreadable", "b.txt", None)}
+
+
+def test_data_file_without_any_list_is_list_missing(make_darknet) -> None:
+    """A .data file with no train=, valid= or test= used to check clean: '0 images', exit 0."""
+    data = make_darknet({"a": BOX})
+    data.write_text("classes = 2\nnames = obj.names\n")
+    report = check_dataset(data)
+    assert [(f.code, f.path, f.line, f.message) for f in report.errors] == [
+        ("list-missing", str(data), None, "the .data file names no train=, valid= or test= list")
+    ]

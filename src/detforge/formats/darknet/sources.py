@@ -245,6 +245,9 @@ def _from_data_file(out: Sources, src: Path, path_map: PathMap, only: Sequence[s
     if df.extra:
         out.notes.append(f"{src}: keys Darknet does not use, kept: {', '.join(df.extra)}")
     keys = DATA_SPLITS if only is None else [canonical_split(k) for k in only]
+    if only is None and all(getattr(df, k) is None for k in DATA_SPLITS):
+        msg = "the .data file names no train=, valid= or test= list"
+        out._problem(Problem("list-missing", msg, str(src), None))
     shared = valid_is_test(df) and "test" in keys
     for key in keys:
         if key not in DATA_SPLITS:
