@@ -166,3 +166,32 @@ def test_fix_keeps_eval_and_map_and_records_the_data_keys_it_leaves_out(
     ]
     assert all(c["path"] == str(data) for c in record["changes"])
     assert check_dataset(fixed.data_file).errors == []
+
+
+def test_a_label_file_with_a_byte_order_mark_is_label_bom_and_fix_writes_it_without(
+    make_darknet, tmp_path: Path
+) -> None:
+    """Darknet's fscanf stops at a BOM and trains the image with no boxes; detforge's
+    readers skip it, so check passed the file without a word and --fix dropped the BOM
+    without recording it."""
+    data = make_darknet({"a": "0 0.5 0.5 0.2 0.2\n1 0.3 0.3 0.1 0.1\n", "b": "1 0.5 0.5 0.2 0.2\n"})
+    label = data.parent / "img" / "a.txt"
+    label.write_bytes(b"\xef\xbb\xbf" + label.read_bytes())
+    before = _tree_digest(data.parent)
+    report = check_dataset(data)
+    bom = [f for f in report.findings if f.code == "label-bom"]
+    assert [(f.path, f.line, f.severity) for f in bom] == [(str(label), 1, "error")]
+    assert "Darknet's reader stops at it and trains this image with no boxes" in bom[0].message
+    assert not any(f.code.startswith("label-") and f.code != "label-bom" for f in report.findings)
+    out = tmp_path / "fixed"
+    fixed = fix_dataset(data, out)
+    assert _tree_digest(data.parent) == before
+    written = next(out.rglob("a.txt")).read_bytes()
+    assert not written.startswith(b"\xef\xbb\xbf")
+    ds = read_darknet(fixed.data_file)
+    assert ds.num_boxes == 3  # both boxes of a kept
+    log = json.loads((out / "fixes.json").read_text())
+    assert [(c["action"], c["reason"], c["line"]) for c in log["changes"]] == [
+        ("rewrite-label", "label-bom", 1)
+    ]
+    assert not [f for f in check_dataset(fixed.data_file).findings if f.code == "label-bom"]

@@ -32,8 +32,11 @@ from detforge.utils.progress import progress
 _NO_STAT = (-1, -1, -1)
 
 
-def read_text_stat(path: str) -> tuple[str | None, str, tuple[int, int, int]]:
-    """``(text, "", stat)`` or ``(None, why, stat)`` for a small text file (UTF-8, BOM ok);
+def read_text_stat(
+    path: str, *, keep_bom: bool = False
+) -> tuple[str | None, str, tuple[int, int, int]]:
+    """``(text, "", stat)`` or ``(None, why, stat)`` for a small text file (UTF-8, BOM ok:
+    dropped, or with ``keep_bom`` kept as ``"\ufeff"`` for the caller to report);
     ``stat`` is ``(size, mtime_ns, ctime_ns)`` from the ``fstat`` made before the read
     (``-1`` each if none)."""
     try:  # O_NONBLOCK: a FIFO named like a label must not hang the check
@@ -56,7 +59,7 @@ def read_text_stat(path: str) -> tuple[str | None, str, tuple[int, int, int]]:
     if b"\0" in data:
         return None, "it contains NUL bytes (a binary file, not text)", got
     try:
-        return data.decode("utf-8-sig"), "", got
+        return data.decode("utf-8" if keep_bom else "utf-8-sig"), "", got
     except UnicodeDecodeError as exc:
         return None, f"it is not UTF-8 text ({exc.reason} at byte {exc.start})", got
 
@@ -227,7 +230,10 @@ def label_texts(
     present = [p for p in label_paths if p]
     texts: dict[str, str] = {}
     errors: dict[str, str] = {}
-    cache = FileIndexCache.for_source(src, kind="check-labels") if use_cache else None
+    # texts as read, a byte order mark kept (parse_label_texts reports it): the rules version
+    # names the cache, so texts cached without it are read again
+    kind = f"check-labels-r{RULES_VERSION}"
+    cache = FileIndexCache.for_source(src, kind=kind) if use_cache else None
     if cache is not None and cache.damaged and notes is not None:
         notes.append(cache.damaged)
     reused = 0
@@ -249,7 +255,7 @@ def label_texts(
     todo = [p for p in present if p not in texts and p not in errors]
     where = {p: i for i, p in enumerate(present)} if not warm else {}
     for p in progress(todo, total=len(todo), desc="reading labels", unit="file"):
-        text, why, got = read_text_stat(p)
+        text, why, got = read_text_stat(p, keep_bom=True)
         if not warm:
             size[where[p]], mtime[where[p]], ctime[where[p]] = got
         if text is None:

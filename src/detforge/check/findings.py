@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-RULES_VERSION = 2
+RULES_VERSION = 3
 """Raised when what a check finds or says about a file changes (a rule, a message): the
 per-file image results and the whole-check records (:mod:`detforge.check.files`,
 :mod:`detforge.check.resultcache`) carry it in their names, so a check after an upgrade never
@@ -56,6 +56,7 @@ CODES: dict[str, CodeInfo] = {
     "box-duplicate": _c("warning", "exact duplicate label line"),
     "box-near-duplicate": _c("warning", "two boxes of one class overlap almost completely"),
     "label-unreadable": _c("error", "label file cannot be read or is not text"),
+    "label-bom": _c("error", "label file starts with a byte order mark (Darknet reads no box)"),
     # --- files
     "label-missing": _c("info", "image has no label file (treated as a negative image)"),
     "label-orphan": _c("warning", "label file has no image"),

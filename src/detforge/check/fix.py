@@ -214,6 +214,8 @@ def repair_scan(
     for f, text in enumerate(scan.label_texts):
         if text is None or drop_img[f]:
             continue
+        if text.startswith("\ufeff"):
+            note("rewrite-label", "label-bom", where[f], 1, "written without the byte order mark")
         for ln, raw in enumerate(text.splitlines(), 1):
             if raw.strip() and (f, ln) not in parsed:
                 note("drop-line", "unparseable", where[f], ln, raw.strip()[:80])

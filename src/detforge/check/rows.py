@@ -59,10 +59,24 @@ def parse_label_texts(
 ) -> tuple[LabelRows, list[Finding]]:
     """Parse label file contents (``None`` = no file) into rows plus findings for bad lines.
 
-    Reports ``label-fields``, ``label-not-number`` and ``label-not-finite``; blank lines are
-    ignored. Everything else about the values is left to :func:`check_boxes`.
+    Reports ``label-bom`` (a byte order mark, which Darknet does not skip), ``label-fields``,
+    ``label-not-number`` and ``label-not-finite``; blank lines are ignored. Everything else
+    about the values is left to :func:`check_boxes`.
     """
     findings: list[Finding] = []
+    for k, t in enumerate(texts):
+        if t and t.startswith("\ufeff"):
+            findings.append(
+                finding(
+                    "label-bom",
+                    "the file starts with a UTF-8 byte order mark: Darknet's reader stops at "
+                    "it and trains this image with no boxes; save it without one (--fix "
+                    "writes it without)",
+                    path=paths[k],
+                    line=1,
+                )
+            )
+    texts = [t[1:] if t and t.startswith("\ufeff") else t for t in texts]
     per_file = [_split_lines(t) if t else [] for t in texts]
     counts = np.fromiter(map(len, per_file), dtype=np.int64, count=len(per_file))
     lines = list(chain.from_iterable(per_file))
