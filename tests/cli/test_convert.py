@@ -72,6 +72,23 @@ def test_convert_to_tfrecord_with_pipeline_and_back(
     assert all(Path(p).is_file() for p in back.images.path)
 
 
+def test_tfrecord_to_darknet_folder_reads_each_image_once(tmp_path: Path) -> None:
+    """The images extracted from the records stayed in OUT/source_images/<split>/ beside the
+    ones linked into OUT/<split>/: the Darknet output read as a folder (detforge info OUT,
+    convert OUT) had every image twice, the copies as unlabelled negatives. They are removed
+    once every image is linked or copied into place."""
+    from detforge.formats.detect import write_any
+
+    ds = make_image_dataset(tmp_path, num_images=5, num_classes=3, negatives=1)
+    tf = write_any(ds, tmp_path / "tf", to="tfrecord").path.parent
+    for mode in ("link", "copy"):
+        out = tmp_path / f"dk-{mode}"
+        assert main(["convert", str(tf), str(out), "--to", "darknet", "--images", mode]) == 0
+        assert not (out / "source_images").exists()
+        assert_same_dataset(ds, read_any(out))
+        assert_same_dataset(ds, read_any(out / "obj.data"))
+
+
 def test_label_map_mismatch_and_bad_input_are_one_line_errors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

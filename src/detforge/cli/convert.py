@@ -218,7 +218,10 @@ def run(args: argparse.Namespace) -> int:
         ) as o:
             extract = o / "source_images" if mode != "none" else None
             ds = read_any(src, extract_images_to=extract, **read)  # type: ignore[arg-type]
-            return _write(args, o, ds, fmt, mode)
+            status = _write(args, o, ds, fmt, mode)
+            if extract is not None:
+                _drop_extracted(o, extract)
+            return status
     ds = read_any(src, **read)  # type: ignore[arg-type]
     with output_dir(
         out,
@@ -229,6 +232,23 @@ def run(args: argparse.Namespace) -> int:
         note=_note,
     ) as o:
         return _write(args, o, ds, fmt, mode)
+
+
+def _drop_extracted(out: Path, extract: Path) -> None:
+    """Remove the images extracted from TFRecords into ``extract`` (inside ``out``) once the
+    written dataset no longer needs them: every image it names was hard-linked or copied into
+    place (they are kept when one is a symlink into ``extract``). Left there, a Darknet output
+    read as a folder counted each image twice, the extracted copy as an unlabelled negative.
+    """
+    import shutil
+
+    if not extract.is_dir():
+        return
+    root = extract.resolve()
+    for p in out.rglob("*"):
+        if p.is_symlink() and p.resolve().is_relative_to(root):
+            return
+    shutil.rmtree(extract)
 
 
 def _note(text: str) -> None:
