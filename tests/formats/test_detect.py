@@ -155,3 +155,29 @@ def test_a_coco_folder_is_its_source_and_each_image_keeps_its_json(tmp_path: Pat
     files = {"test": "test", "train": "train", "valid": "val"}
     assert got == [(s, str(ann / f"instances_{f}.json")) for s, f in files.items()]
     assert read_any(ann / "instances_val.json").meta["source"] == str(ann / "instances_val.json")
+
+
+def test_coco_masks_and_keypoints_left_out_are_counted(tmp_path: Path) -> None:
+    """COCO segmentation masks and keypoints vanished in every conversion (detforge writes
+    boxes only) without a word; the note counts them, over every JSON of a folder."""
+    import json
+
+    coco = make_split_sources(tmp_path)["coco"]
+    for short, extra in (("train", {"segmentation": [[10, 10, 30, 10, 30, 30]]}),
+                         ("val", {"segmentation": {"counts": "abc", "size": [50, 100]},
+                                  "keypoints": [12, 12, 2], "num_keypoints": 1})):  # fmt: skip
+        jf = coco / "annotations" / f"instances_{short}.json"
+        doc = json.loads(jf.read_text())
+        doc["annotations"][0].update(extra)
+        doc["annotations"][1]["segmentation"] = []  # an empty mask is no loss
+        jf.write_text(json.dumps(doc))
+    ds = read_any(coco)
+    for to in ("darknet", "coco"):
+        res = write_any(ds, tmp_path / to, to=to, images="none")
+        assert res.notes == [
+            "left out 2 segmentation mask(s) and 1 keypoint set(s) of the COCO annotations "
+            f"(first: {coco / 'annotations' / 'instances_train.json'}, annotation id 1): "
+            "detforge converts boxes only"
+        ]
+    plain = read_any(make_split_sources(tmp_path / "plain")["coco"])
+    assert write_any(plain, tmp_path / "plain-dk", to="darknet", images="none").notes == []

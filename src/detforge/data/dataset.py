@@ -287,6 +287,7 @@ STACKED_META = (
     "notes",
     "warnings",
     "coco_image_info",
+    "coco_shapes",
 )
 """``meta`` lists of what a reader left out or noted, entry by entry: :func:`concat_datasets`
 stacks them (a part without one adds nothing); ``select`` keeps them whole."""

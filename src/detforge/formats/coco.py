@@ -147,6 +147,20 @@ def _read_annotations_slowly(
     return ann_img, ann_cat, coords, crowd, area
 
 
+def _shapes(anns: list[Any], path: Path) -> list[dict[str, Any]]:
+    """``meta["coco_shapes"]``: ``[{"path", "masks", "keypoints", "first"}]`` when annotations
+    of ``path`` hold a non-empty ``segmentation`` or ``keypoints`` (detforge keeps boxes
+    only; ``first`` is the first such annotation's id), else ``[]``."""
+    masks = [bool(a.get("segmentation")) if isinstance(a, dict) else False for a in anns]
+    points = [bool(a.get("keypoints")) if isinstance(a, dict) else False for a in anns]
+    if not any(masks) and not any(points):
+        return []
+    first = next(a for a, m, k in zip(anns, masks, points, strict=True) if m or k)
+    return [
+        {"path": str(path), "masks": sum(masks), "keypoints": sum(points), "first": first.get("id")}
+    ]
+
+
 def _plain_annotations(
     boxes: list[Any],
     coords: np.ndarray,  # type: ignore[type-arg]
@@ -274,6 +288,7 @@ def read_coco(
         "json_paths": [str(path)] * len(paths),
         "invalid_boxes": bad_sizes,
         "coco_image_info": [str(path)] if data.get("annotations") is None else [],
+        "coco_shapes": _shapes(anns, path),
     }
     for key in ("info", "licenses"):
         if key in data:

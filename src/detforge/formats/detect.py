@@ -267,7 +267,8 @@ def write_any(
     Crowd boxes are dropped for formats without a crowd flag and counted in the result.
     Images listed twice in a split (``ds.meta["repeated_entries"]``) are written once for
     COCO, VOC and TFRecord and kept for Darknet and Ultralytics, with a note
-    (:func:`~detforge.formats.common.settle_repeated_entries`).
+    (:func:`~detforge.formats.common.settle_repeated_entries`). COCO segmentation masks and
+    keypoints (``ds.meta["coco_shapes"]``) are never written, for any target: a note counts them.
     """
     if to not in FORMATS:
         raise DetforgeError(f"unknown target format {to!r}; choose one of {', '.join(FORMATS)}")
@@ -280,6 +281,14 @@ def write_any(
     ds, repeated = settle_repeated_entries(ds, to)
     if repeated:
         notes.append(repeated)
+    shapes = ds.meta.get("coco_shapes") or []
+    if shapes:
+        masks, points = (sum(int(e[k]) for e in shapes) for k in ("masks", "keypoints"))
+        notes.append(
+            f"left out {masks} segmentation mask(s) and {points} keypoint set(s) of the COCO "
+            f"annotations (first: {shapes[0]['path']}, annotation id {shapes[0]['first']}): "
+            "detforge converts boxes only"
+        )
     dropped = 0
     if to in _CROWDLESS:
         ds, dropped = drop_crowd(ds)
