@@ -181,3 +181,32 @@ def test_coco_masks_and_keypoints_left_out_are_counted(tmp_path: Path) -> None:
         ]
     plain = read_any(make_split_sources(tmp_path / "plain")["coco"])
     assert write_any(plain, tmp_path / "plain-dk", to="darknet", images="none").notes == []
+
+
+def test_difficult_and_truncated_flags_a_format_cannot_hold_are_counted(tmp_path: Path) -> None:
+    """VOC's difficult boxes became ordinary Darknet/Ultralytics/COCO boxes (and truncated
+    flags vanished) without a word; VOC and TFRecord keep both flags, so no note there."""
+    from PIL import Image
+
+    Image.new("RGB", (20, 10)).save(tmp_path / "a.png")
+    ds = make_dataset(
+        ["cat"],
+        paths=[str(tmp_path / "a.png")],
+        widths=[20],
+        heights=[10],
+        splits=["valid"],
+        box_image=[0, 0, 0],
+        box_cls=[0, 0, 0],
+        box_coords=[[1, 1, 4, 4], [2, 2, 8, 6], [0, 0, 20, 10]],
+        box_format=BoxFormat.XYWH_PIXEL,
+        difficult=[True, True, False],
+        truncated=[False, True, False],
+    )
+    for to in ("darknet", "ultralytics", "coco"):
+        res = write_any(ds, tmp_path / to, to=to, images="none")
+        assert res.notes == [
+            f"wrote 2 difficult box(es) as ordinary boxes and left out 1 truncated flag(s): "
+            f"{to} cannot mark them"
+        ]
+    for to in ("voc", "tfrecord"):
+        assert write_any(ds, tmp_path / to, to=to).notes == []

@@ -34,6 +34,9 @@ from detforge.utils.io import ImageMode
 FormatName = Literal["darknet", "ultralytics", "coco", "voc", "tfrecord"]
 FORMATS: tuple[str, ...] = ("darknet", "ultralytics", "coco", "voc", "tfrecord")
 _CROWDLESS = frozenset({"darknet", "ultralytics", "voc", "tfrecord"})
+_FLAGLESS = frozenset({"darknet", "ultralytics", "coco"})
+"""Targets without VOC's difficult / truncated flags: difficult boxes are written as
+ordinary ones, truncated flags are lost (a note counts both)."""
 
 
 def _is_record_name(name: str) -> bool:
@@ -268,7 +271,8 @@ def write_any(
     Images listed twice in a split (``ds.meta["repeated_entries"]``) are written once for
     COCO, VOC and TFRecord and kept for Darknet and Ultralytics, with a note
     (:func:`~detforge.formats.common.settle_repeated_entries`). COCO segmentation masks and
-    keypoints (``ds.meta["coco_shapes"]``) are never written, for any target: a note counts them.
+    keypoints (``ds.meta["coco_shapes"]``) are never written, for any target, nor difficult /
+    truncated flags for Darknet, Ultralytics and COCO: a note counts them.
     """
     if to not in FORMATS:
         raise DetforgeError(f"unknown target format {to!r}; choose one of {', '.join(FORMATS)}")
@@ -294,6 +298,12 @@ def write_any(
         ds, dropped = drop_crowd(ds)
         if dropped:
             notes.append(f"dropped {dropped} crowd boxes: {to} cannot mark boxes as crowd")
+    n_diff, n_trunc = int(ds.boxes.difficult.sum()), int(ds.boxes.truncated.sum())
+    if to in _FLAGLESS and (n_diff or n_trunc):
+        notes.append(
+            f"wrote {n_diff} difficult box(es) as ordinary boxes and left out {n_trunc} "
+            f"truncated flag(s): {to} cannot mark them"
+        )
     out_dir = Path(out)
     if to == "darknet":
         from detforge.formats.darknet import write_darknet
