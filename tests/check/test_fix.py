@@ -195,3 +195,28 @@ def test_a_label_file_with_a_byte_order_mark_is_label_bom_and_fix_writes_it_with
         ("rewrite-label", "label-bom", 1)
     ]
     assert not [f for f in check_dataset(fixed.data_file).findings if f.code == "label-bom"]
+
+
+def test_fix_records_a_split_it_empties(make_darknet, tmp_path: Path) -> None:
+    """Every valid image also in train: the copy has no valid split, and fixes.json said
+    only that each image left valid (a drop-split change now says the split is gone)."""
+    data = make_darknet(
+        {"a": "0 0.5 0.5 0.2 0.2\n", "b": "0 0.5 0.5 0.2 0.2\n"},
+        splits={"train": ["a", "b"], "valid": ["b"]},
+    )
+    out = tmp_path / "fixed"
+    fixed = fix_dataset(data, out)
+    log = json.loads((out / "fixes.json").read_text())
+    split_changes = [c for c in log["changes"] if c["action"] == "drop-split"]
+    line = next(n for n, t in enumerate(data.read_text().splitlines(), 1) if t.startswith("valid"))
+    assert split_changes == [
+        {
+            "action": "drop-split",
+            "reason": "split-emptied",
+            "path": str(data),
+            "line": line,
+            "detail": "every image listed in valid was left out (see the changes above): "
+            "the copy has no valid split",
+        }
+    ]
+    assert "valid" not in read_darknet(fixed.data_file).splits()

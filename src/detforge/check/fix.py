@@ -133,6 +133,12 @@ def repair_scan(
                 )
             continue
         split_of[i] = s
+    df = scan.data_file
+    for s in sorted(set(scan.entry_split) - set(split_of.values()), key=split_rank):
+        where_ = (str(df.path), df.lines.get(s)) if df is not None else (scan.source, None)
+        note("drop-split", "split-emptied", *where_,
+             f"every image listed in {s} was left out (see the changes above): the copy has "
+             f"no {s} split")  # fmt: skip
     # --- names
     raw_names = scan.names
     if raw_names is None:  # names-missing: invented, and said so
