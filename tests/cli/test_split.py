@@ -122,3 +122,26 @@ def test_split_bad_ratios_are_one_line_errors(
         assert len(err) == 1 and err[0].startswith("detforge split: error: --ratios"), err
         assert needle in err[0]
     assert not Path(out).exists()
+
+
+def test_split_tells_repeated_entries_from_images_in_two_source_splits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An image in both train.txt and valid.txt of the source was reported as a 'duplicate
+    list entry (same path)', the words for an image listed twice in one list."""
+    data = tmp_path / "data"
+    imgs = _clips(data, clips=2, frames=2)
+    (data / "train.txt").write_text(f"{imgs[0]}\n{imgs[1]}\n{imgs[1]}\n{imgs[2]}\n")
+    (data / "valid.txt").write_text(f"{imgs[2]}\n{imgs[3]}\n")
+    (data / "obj.data").write_text(
+        "classes = 2\ntrain = train.txt\nvalid = valid.txt\nnames = obj.names\n"
+    )
+    argv = ["split", str(data / "obj.data"), "--out", str(tmp_path / "s"), "--ratios", "0.5,0.5"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "4 images" in out.splitlines()[0]
+    assert "  1 duplicate list entries (an image listed again in its split) counted once\n" in out
+    assert (
+        "  1 images listed in more than one split of the sources (a leak there) counted once\n"
+        in out
+    )

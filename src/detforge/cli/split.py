@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from detforge.data.dataset import SPLITS
-    from detforge.data.lists import first_entries
+    from detforge.data.lists import first_entries, repeated_entries
     from detforge.data.split import assign_splits, find_leaks, group_keys, parse_ratios
     from detforge.formats.darknet import read_names
     from detforge.formats.darknet.write import write_data_files
@@ -144,6 +144,9 @@ def run(args: argparse.Namespace) -> int:
         )
     keep = first_entries(ds.images.path.tolist())  # an image listed twice is one image
     dropped = ds.num_images - len(keep)
+    # of those, the entries repeating an image within one split of the sources; the rest
+    # repeat an image of another split (a leak in the sources, undone by the new split)
+    repeats = len(repeated_entries(ds.images.path.tolist(), ds.images.split.tolist()))
     ds = ds.select(keep)
     if ds.num_images == 0:
         raise DetforgeError("no images found in " + ", ".join(args.sources))
@@ -177,8 +180,12 @@ def run(args: argparse.Namespace) -> int:
     key_arr = np.asarray(keys, dtype=object)
     per_img = ds.boxes_per_image()
     print(f"{ds.num_images} images, {len(set(keys))} groups -> {out}")
-    if dropped:
-        print(f"  {dropped} duplicate list entries (same path) counted once")
+    if repeats:
+        print(f"  {repeats} duplicate list entries (an image listed again in its split) "
+              "counted once")  # fmt: skip
+    if dropped - repeats:
+        print(f"  {dropped - repeats} images listed in more than one split of the sources (a "
+              "leak there) counted once")  # fmt: skip
     if unmatched:
         print(f"  note: --group-by matched no group in {unmatched} paths; each is its own group")
     print(f"  {'split':<6} {'images':>8} {'groups':>7} {'negatives':>9} {'boxes':>8}  share")
