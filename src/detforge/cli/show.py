@@ -131,8 +131,9 @@ def run(args: argparse.Namespace) -> int:
         sheet.clear()
 
     rendered = render_dataset(
-        ds, pred, rows=rows.tolist(), conf=args.conf, iou=args.iou, line_width=args.line_width
-    )
+        ds, pred, rows=rows.tolist(), conf=args.conf, iou=args.iou, line_width=args.line_width,
+        names=names,
+    )  # fmt: skip
     for r in progress(rendered, total=len(rows), desc="show", unit="img"):
         if r.error is not None:
             failed.append(r.error)

@@ -63,8 +63,10 @@ def render_dataset(
     conf: float = 0.25,
     iou: float = 0.5,
     line_width: int | None = None,
+    names: Sequence[str] | None = None,
 ) -> Iterator[Rendered]:
-    """Draw the images ``rows`` of ``gt`` (default: all).
+    """Draw the images ``rows`` of ``gt`` (default: all); ``names``: :func:`picture_names`
+    of ``gt`` when the caller has them already.
 
     Without ``pred``: ground-truth boxes in class colours with class names. With ``pred`` (a
     Dataset on ``gt``'s image table, as :func:`detforge.eval.read_predictions` returns, boxes
@@ -74,7 +76,7 @@ def render_dataset(
     if pred is not None and pred.images is not gt.images and pred.num_images != gt.num_images:
         raise DetforgeError("predictions are not aligned to the dataset's images")
     n = gt.num_images
-    names = picture_names(gt)
+    names = picture_names(gt) if names is None else names
     g_at = _slices(gt.boxes.image, n)
     p_at = _slices(pred.boxes.image, n) if pred is not None else None
     for i in range(n) if rows is None else rows:
