@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from detforge.data.boxes import BoxFormat
-from detforge.data.dataset import make_dataset
+from detforge.data.dataset import Dataset, make_dataset
 from detforge.errors import DetforgeError
 from detforge.formats.common import settle_repeated_entries
 from detforge.formats.detect import detect_format, load_class_list, read_any, write_any
@@ -43,12 +43,14 @@ def test_detects_each_layout(tmp_path: Path, ref_data: Path) -> None:
     assert detect_format(tmp_path / "plain") == "darknet"
 
 
-def test_crowd_boxes_dropped_and_counted_where_format_cannot_hold_them(tmp_path: Path) -> None:
+def _three_boxes(tmp_path: Path, name: str, **flags: list[bool]) -> Dataset:
+    """One 20x10 image (a.png, written) with three boxes of class ``name`` and the per-box
+    ``flags`` (crowd, difficult, truncated)."""
     from PIL import Image
 
     Image.new("RGB", (20, 10)).save(tmp_path / "a.png")
-    ds = make_dataset(
-        ["person"],
+    return make_dataset(
+        [name],
         paths=[str(tmp_path / "a.png")],
         widths=[20],
         heights=[10],
@@ -57,8 +59,12 @@ def test_crowd_boxes_dropped_and_counted_where_format_cannot_hold_them(tmp_path:
         box_cls=[0, 0, 0],
         box_coords=[[1, 1, 4, 4], [2, 2, 8, 6], [0, 0, 20, 10]],
         box_format=BoxFormat.XYWH_PIXEL,
-        crowd=[False, True, False],
+        **flags,
     )
+
+
+def test_crowd_boxes_dropped_and_counted_where_format_cannot_hold_them(tmp_path: Path) -> None:
+    ds = _three_boxes(tmp_path, "person", crowd=[False, True, False])
     res = write_any(ds, tmp_path / "voc", to="voc", images="none")
     assert res.dropped_crowd == 1 and "crowd" in res.notes[0]
     assert read_any(res.path).num_boxes == 2
@@ -186,21 +192,8 @@ def test_coco_masks_and_keypoints_left_out_are_counted(tmp_path: Path) -> None:
 def test_difficult_and_truncated_flags_a_format_cannot_hold_are_counted(tmp_path: Path) -> None:
     """VOC's difficult boxes became ordinary Darknet/Ultralytics/COCO boxes (and truncated
     flags vanished) without a word; VOC and TFRecord keep both flags, so no note there."""
-    from PIL import Image
-
-    Image.new("RGB", (20, 10)).save(tmp_path / "a.png")
-    ds = make_dataset(
-        ["cat"],
-        paths=[str(tmp_path / "a.png")],
-        widths=[20],
-        heights=[10],
-        splits=["valid"],
-        box_image=[0, 0, 0],
-        box_cls=[0, 0, 0],
-        box_coords=[[1, 1, 4, 4], [2, 2, 8, 6], [0, 0, 20, 10]],
-        box_format=BoxFormat.XYWH_PIXEL,
-        difficult=[True, True, False],
-        truncated=[False, True, False],
+    ds = _three_boxes(
+        tmp_path, "cat", difficult=[True, True, False], truncated=[False, True, False]
     )
     for to in ("darknet", "ultralytics", "coco"):
         res = write_any(ds, tmp_path / to, to=to, images="none")
