@@ -8,7 +8,7 @@ DEMO_OUT ?= demo-run
 
 .PHONY: demo test lint bench-help clean chromium
 
-$(STAMP): pyproject.toml src/detforge/utils/_cstat.c
+$(STAMP): pyproject.toml src/detforge/utils/_cstat.c src/detforge/models/darknet/_resize.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# The exact torch/torchvision builds first, so no other build is ever pulled in.
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
