@@ -270,3 +270,33 @@ def test_data_file_without_any_list_is_list_missing(make_darknet) -> None:
     assert [(f.code, f.path, f.line, f.message) for f in report.errors] == [
         ("list-missing", str(data), None, "the .data file names no train=, valid= or test= list")
     ]
+
+
+def test_list_lines_darknet_reads_as_other_paths(make_darknet) -> None:
+    """Darknet's get_paths keeps every list line but its line end: a blank line, a '#' line,
+    spaces around a path and a byte order mark name files that do not exist (it trains a
+    blank 10x10 image for each). detforge reads the same list as the three images."""
+    data = make_darknet({"a": BOX, "b": BOX, "c": BOX}, names="cat\n")
+    lst = data.parent / "train.txt"
+    lst.write_bytes(b"\xef\xbb\xbfimg/a.jpg\r\n\r\n# the second\r\nimg/b.jpg \r\n\timg/c.jpg\r\n")
+    report = check_dataset(data)
+    lines = sorted(
+        (f.line, f.severity, f.message) for f in report.findings if f.code == "list-line"
+    )
+    assert [(n, sev) for n, sev, _ in lines] == [(n, "warning") for n in range(1, 6)]
+    text = dict((n, m) for n, _, m in lines)
+    assert text[1].startswith("the list starts with a byte order mark: Darknet reads it as part "
+                              "of the first path, '\\ufeffimg/a.jpg', cannot load it")  # fmt: skip
+    assert text[2].startswith("a blank line: Darknet reads it as an image path ('')")
+    assert text[3].startswith("Darknet lists have no comments: it reads '# the second' as")
+    assert text[4].startswith("spaces around the path: Darknet reads it with them, 'img/b.jpg '")
+    assert text[5].startswith("spaces around the path: Darknet reads it with them, '\\timg/c.jpg'")
+    assert all("trains a blank 10x10 image in its place" in m for m in text.values())
+    assert report.summary["images"] == 3
+    assert {f.code for f in report.findings} == {"list-line"}
+
+
+def test_plain_lists_have_no_list_line_findings(make_darknet) -> None:
+    data = make_darknet({"a": BOX, "b": BOX}, names="cat\n")
+    (data.parent / "train.txt").write_bytes(b"img/a.jpg\r\nimg/b.jpg")  # CRLF, no final end
+    assert check_dataset(data).findings == []

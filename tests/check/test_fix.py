@@ -220,3 +220,25 @@ def test_fix_records_a_split_it_empties(make_darknet, tmp_path: Path) -> None:
         }
     ]
     assert "valid" not in read_darknet(fixed.data_file).splits()
+
+
+def test_fix_writes_lists_darknet_reads_as_written(make_darknet, tmp_path: Path) -> None:
+    data = make_darknet({"a": "0 0.5 0.5 0.2 0.2\n", "b": "0 0.5 0.5 0.2 0.2\n"}, names="cat\n")
+    lst = data.parent / "train.txt"
+    lst.write_text("# made by hand\nimg/a.jpg  \n\nimg/b.jpg\n")
+    before = _tree_digest(data.parent)
+    out = tmp_path / "fixed"
+    fixed = fix_dataset(data, out)
+    assert _tree_digest(data.parent) == before
+    log = json.loads((out / "fixes.json").read_text())
+    keys = ("action", "reason", "path", "line", "detail")
+    changes = [tuple(c[k] for k in keys) for c in log["changes"]]
+    assert changes == [
+        ("rewrite-list-line", "list-line", str(lst), 1, "Darknet lists have no comments"),
+        ("rewrite-list-line", "list-line", str(lst), 2, "spaces around the path"),
+        ("rewrite-list-line", "list-line", str(lst), 3, "a blank line"),
+    ]
+    written = (out / "train.txt").read_text().splitlines()
+    assert len(written) == 2 and all(s == s.strip() and s and s[0] != "#" for s in written)
+    assert read_darknet(fixed.data_file).num_images == 2
+    assert check_dataset(fixed.data_file).findings == []

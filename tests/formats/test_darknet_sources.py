@@ -112,6 +112,10 @@ def test_crlf_bom_lists_and_path_maps(tmp_path: Path) -> None:
     got = _consumers(data, split="valid", path_map=pm)
     assert got["reader"] == got["checker"] == got["trainer"] == sorted([a, b, c])
     assert got["predictor"] == got["eval"] == got["reader_split"] == [c]
+    # ... and check tells that Darknet reads the BOM, the comment and the blank line as paths
+    misread = [(f.code, f.line) for f in check_dataset(data, path_map=pm).findings
+               if f.code == "list-line"]  # fmt: skip
+    assert misread == [("list-line", 1), ("list-line", 2), ("list-line", 3)]
 
 
 def test_missing_names_every_consumer_refuses(tmp_path: Path) -> None:

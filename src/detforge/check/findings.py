@@ -15,11 +15,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-RULES_VERSION = 3
+RULES_VERSION = 4
 """Raised when what a check finds or says about a file changes (a rule, a message): the
 per-file image results and the whole-check records (:mod:`detforge.check.files`,
 :mod:`detforge.check.resultcache`) carry it in their names, so a check after an upgrade never
-shows an older version's messages for unchanged files. (2: what a non-image file holds.)"""
+shows an older version's messages for unchanged files. (2: what a non-image file holds;
+4: ``list-line``.)"""
 
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
@@ -73,6 +74,7 @@ CODES: dict[str, CodeInfo] = {
     "image-size-mismatch": _c("error", "the size the annotation states is not the image's"),
     "list-missing": _c("error", "image list named by the .data file does not exist"),
     "list-duplicate": _c("warning", "image listed more than once in one list"),
+    "list-line": _c("warning", "list line that Darknet reads as another path (spaces, blank, #)"),
     # --- dataset
     "read-error": _c("error", "a dataset file could not be read"),
     "names-missing": _c("error", "class names file is missing"),

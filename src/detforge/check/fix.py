@@ -11,6 +11,8 @@ What the repair does (each change is recorded in ``OUT/fixes.json`` with its fin
 * an image listed twice in one list is listed once (a ``drop-list-entry`` change names each
   dropped list line); an image in two splits stays only in the earliest (train, then
   valid, then test);
+* list lines Darknet reads as other paths (blank, ``#``, spaces around the path, a byte
+  order mark) are not in the copy's lists (``rewrite-list-line``);
 * class names: empty -> ``class_k``, whitespace -> ``_``, duplicates get ``_k``; no names
   (a missing or blank names file) -> ``class_0``.. (``write-names``); ``classes=`` is set to
   the number of names;
@@ -115,6 +117,9 @@ def repair_scan(
         if found.code == "list-duplicate":
             detail = found.message.partition(";")[0]
             note("drop-list-entry", found.code, found.path, found.line, detail)
+        elif found.code == "list-line":  # the copy's lists are written from the paths read
+            detail = found.message.partition(":")[0]
+            note("rewrite-list-line", found.code, found.path, found.line, detail)
     # --- one split per image, earliest first
     split_of: dict[int, str] = {}
     for i, s in sorted(

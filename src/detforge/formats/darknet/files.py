@@ -326,12 +326,17 @@ def read_image_list_lines(
 
 
 def read_image_list_entries(
-    path: str | os.PathLike[str], *, path_map: PathMap = ()
+    path: str | os.PathLike[str],
+    *,
+    path_map: PathMap = (),
+    misreads: list[tuple[int, str, str]] | None = None,
 ) -> tuple[list[str], list[int], list[bool]]:
     """Resolved paths, 1-based line numbers and whether each entry was written relative.
 
     A ``.data`` file or a label file (its first entry a ``class cx cy w h`` line) is a
     :class:`DetforgeError`, not a list of images named ``classes = 2`` or ``0 0.5 ...``.
+    ``misreads``: where given, the lines Darknet reads otherwise are appended to it
+    (:func:`darknet_misreads`).
     """
     p = Path(path)
     base = p.parent
@@ -347,7 +352,11 @@ def read_image_list_entries(
     if fast:
         got = _plain_entries(lines, prefix)
         if got is not None:
+            if misreads is not None:  # plain lines: only a byte order mark can be misread
+                misreads += darknet_misreads(p, lines, plain=True)
             return got
+    if misreads is not None:
+        misreads += darknet_misreads(p, lines)
     paths: list[str] = []
     numbers: list[int] = []
     relative: list[bool] = []
@@ -367,6 +376,35 @@ def read_image_list_entries(
         numbers.append(n)
         relative.append(rel)
     return paths, numbers, relative
+
+
+def darknet_misreads(
+    path: Path, lines: list[str], *, plain: bool = False
+) -> list[tuple[int, str, str]]:
+    """The lines of the image list ``path`` (its ``lines`` as read) that Darknet reads as
+    another path than detforge, as ``(line, kind, as Darknet reads it)``, ``kind`` one of
+    ``blank``, ``comment``, ``spaces`` and ``bom``. Darknet's ``get_paths`` keeps every line
+    as written but its line end: a blank line, a ``#`` line and spaces around a path are paths
+    of files that do not exist, and a byte order mark is part of the first path; it then
+    trains a blank 10x10 image for each (``load_image`` and ``bad.list``). ``plain``: the
+    lines are known to be plain paths (only the byte order mark is looked for)."""
+    out: list[tuple[int, str, str]] = []
+    for n, raw in enumerate(() if plain else lines, start=1):
+        s = raw.strip()
+        if not s:
+            out.append((n, "blank", raw))
+        elif s[0] == "#":
+            out.append((n, "comment", raw))
+        elif s != raw:
+            out.append((n, "spaces", raw))
+    try:
+        with open(path, "rb") as f:
+            bom = f.read(3) == b"\xef\xbb\xbf"
+    except OSError:  # the lines were read: a file gone since is not a misread
+        bom = False
+    if bom and lines and not (out and out[0][0] == 1):
+        out.insert(0, (1, "bom", "\ufeff" + lines[0]))
+    return out
 
 
 def _refuse_label_file(path: Path, lines: list[str]) -> None:

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from detforge.data.dataset import SPLITS, canonical_split
 from detforge.data.lists import list_images
-from detforge.errors import DetforgeError
+from detforge.errors import DetforgeError, clip
 from detforge.formats.darknet.files import (
     DataFile,
     PathMap,
@@ -81,8 +81,8 @@ def find_names(folder: Path) -> str | None:
 class Problem:
     """Something wrong with what a source names; ``code`` is a ``detforge check`` finding code
     (``list-missing``, ``names-missing``, ``read-error``, ``data-unknown-key``,
-    ``split-overlap``). ``fatal`` problems raise in strict mode; the others are also in
-    :attr:`Sources.notes`."""
+    ``split-overlap``, ``list-line``). ``fatal`` problems raise in strict mode; the others are
+    also in :attr:`Sources.notes`."""
 
     code: str
     message: str
@@ -223,13 +223,37 @@ def resolve_sources(
 
 
 def _read_list(out: Sources, list_path: str, split: str, path_map: PathMap) -> None:
+    misreads: list[tuple[int, str, str]] | None = None if out.strict else []
     try:
-        got, lines, rel = read_image_list_entries(list_path, path_map=path_map)
+        got, lines, rel = read_image_list_entries(list_path, path_map=path_map, misreads=misreads)
     except DetforgeError as exc:
         out._problem(Problem("read-error", exc.message, path=list_path, line=exc.line))
         return
     out.lists[split] = list_path
     out._add(got, split, list_path, lines, rel)
+    for n, kind, raw in misreads or ():
+        out._problem(Problem("list-line", _MISREAD[kind].format(clip(repr(raw))), list_path, n,
+                             fatal=False))  # fmt: skip
+
+
+_DARKNET_FAILS = (
+    "cannot load it and trains a blank 10x10 image in its place (it says 'Cannot load image' "
+    "and adds it to bad.list)"
+)
+_MISREAD = {
+    "blank": "a blank line: Darknet reads it as an image path ({}), "
+    + _DARKNET_FAILS
+    + "; --fix writes the list without it",
+    "comment": "Darknet lists have no comments: it reads {} as an image path, "
+    + _DARKNET_FAILS
+    + "; --fix writes the list without it",
+    "spaces": "spaces around the path: Darknet reads it with them, {}, "
+    + _DARKNET_FAILS
+    + "; detforge trims them and --fix writes the list without them",
+    "bom": "the list starts with a byte order mark: Darknet reads it as part of the first "
+    "path, {}, " + _DARKNET_FAILS + "; --fix writes the list without it",
+}
+"""``list-line`` messages per kind of :func:`darknet_misreads` line (``{}``: the line)."""
 
 
 def _from_data_file(out: Sources, src: Path, path_map: PathMap, only: Sequence[str] | None) -> None:
