@@ -100,3 +100,45 @@ def test_load_packs_a_cpu_darknet_model(tmp_path: Path) -> None:
     assert packed is not None and plain is not None
     assert all(c.packed is not None for c in _convs(packed))
     assert all(c.packed is None for c in _convs(plain))
+
+
+def test_one_thread_streams_get_a_copy_packed_on_one_thread(tmp_path: Path) -> None:
+    """oneDNN's packed layout suits the thread count it was packed under: the predictor's
+    one-thread CPU streams ran the 2-thread packing (on a Zen 3 CPU 2.2x slower a forward
+    pass). They now run their own copy, packed on one thread, with the same outputs; the
+    network itself stays as it was."""
+    import detforge
+    from detforge.models.darknet.weights import write_weights
+    from detforge.utils.cpu import torch_threads
+
+    _, x = _net(tmp_path, BODIES["activations"])
+    raw = load_darknet(tmp_path / "net.cfg")
+    weights = write_weights(raw, tmp_path / "net.weights")
+    with torch_threads(2):
+        model = detforge.load(weights, device="cpu").model
+        main_net = model.network
+        assert main_net is not None
+        packed_main = [c.packed for c in _convs(main_net)]
+        streams = model.one_thread_above()  # partial(forward_above, the network it runs)
+    one = streams.args[0]
+    assert isinstance(one, DarknetNetwork) and one is not main_net
+    assert model.one_thread_above().args[0] is one  # made once
+    assert all(c.packed is not None for c in _convs(one))
+    assert [c.packed for c in _convs(main_net)] == packed_main  # untouched
+    assert all(a is not b for a, b in zip(_convs(one), _convs(main_net), strict=True))
+    ref = model.rows_above(x, 0.0)[0]
+    with torch_threads(1):
+        got = streams(x, 0.0)[0]
+    np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=1e-5, rtol=1e-5)
+    # a network loaded unpacked (fuse=False) runs its streams on itself
+    plain = detforge.load(weights, device="cpu", fuse=False).model
+    assert plain.one_thread_above() is plain.above
+
+
+def test_packed_for_one_thread_packs_a_copy(tmp_path: Path) -> None:
+    net, x = _net(tmp_path, BODIES["route"])
+    ref = forward_rows(net, x)
+    one = cpu_pack.packed_for_one_thread(net)
+    assert one is not net and all(c.packed is None for c in _convs(net))
+    assert all(c.packed is not None for c in _convs(one))
+    np.testing.assert_allclose(forward_rows(one, x).numpy(), ref.numpy(), atol=1e-5, rtol=1e-5)
