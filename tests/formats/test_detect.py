@@ -203,3 +203,62 @@ def test_difficult_and_truncated_flags_a_format_cannot_hold_are_counted(tmp_path
         ]
     for to in ("voc", "tfrecord"):
         assert write_any(ds, tmp_path / to, to=to).notes == []
+
+
+def test_voc_pose_occluded_and_parts_left_out_are_counted(tmp_path: Path) -> None:
+    """VOC's <pose>, <occluded> and person-layout <part> boxes vanished in every conversion,
+    VOC to VOC included (write_voc writes pose Unspecified), without a word."""
+    voc = make_split_sources(tmp_path)["voc"]
+    xmls = sorted((voc / "Annotations").glob("*.xml"))
+    first = xmls[0].read_text()
+    extra = (
+        "<pose>Left</pose><occluded>1</occluded>"
+        "<part><name>head</name><bndbox><xmin>2</xmin><ymin>2</ymin><xmax>5</xmax>"
+        "<ymax>5</ymax></bndbox></part><part><name>hand</name><bndbox><xmin>1</xmin>"
+        "<ymin>1</ymin><xmax>3</xmax><ymax>3</ymax></bndbox></part>"
+    )
+    assert first.count("<object>") >= 1
+    xmls[0].write_text(first.replace("<pose>Unspecified</pose>", "", 1).replace(
+        "<object>", "<object>" + extra, 1))  # fmt: skip
+    last = xmls[-1].read_text()  # Unspecified, an empty pose and occluded 0 are no loss
+    xmls[-1].write_text(last.replace("<object>", "<object><occluded>0</occluded>", 1))
+    ds = read_any(voc)
+    assert ds.num_boxes == read_any(make_split_sources(tmp_path / "p")["voc"]).num_boxes
+    for to in ("darknet", "voc", "coco"):
+        res = write_any(ds, tmp_path / to, to=to, images="none")
+        assert res.notes == [
+            f"left out 1 pose value(s), 1 occluded flag(s), 2 part box(es) of the VOC "
+            f"annotations (first: {xmls[0]}): detforge converts boxes with their difficult and "
+            "truncated flags only"
+        ]
+    plain = read_any(make_split_sources(tmp_path / "plain")["voc"])
+    assert write_any(plain, tmp_path / "plain-dk", to="darknet", images="none").notes == []
+
+
+def test_category_ids_a_format_cannot_keep_are_said(tmp_path: Path) -> None:
+    """COCO category id 7 became Darknet class 0 and came back as COCO id 1 without a word."""
+    import json
+
+    coco = make_split_sources(tmp_path)["coco"]
+    for jf in (coco / "annotations").glob("*.json"):
+        doc = json.loads(jf.read_text())
+        doc["categories"] = [{"id": 7, "name": "cat"}]
+        for a in doc["annotations"]:
+            a["category_id"] = 7
+        jf.write_text(json.dumps(doc))
+    ds = read_any(coco)
+    expected = {
+        "darknet": "0..0",
+        "ultralytics": "0..0",
+        "voc": "by name",
+        "tfrecord": "1..1 in the label map",
+    }
+    for to, numbered in expected.items():
+        res = write_any(ds, tmp_path / to, to=to, images="none" if to != "tfrecord" else "link")
+        assert res.notes == [
+            f"the source's category ids (7) are not kept: {to} numbers the 1 class(es) {numbered}, "
+            "so converting back to COCO gives ids 1..1"
+        ], to
+    assert write_any(ds, tmp_path / "coco", to="coco", images="none").notes == []
+    plain = read_any(make_split_sources(tmp_path / "plain")["coco"])  # id 1: nothing lost
+    assert write_any(plain, tmp_path / "plain-dk", to="darknet", images="none").notes == []

@@ -288,6 +288,7 @@ STACKED_META = (
     "warnings",
     "coco_image_info",
     "coco_shapes",
+    "voc_extras",
 )
 """``meta`` lists of what a reader left out or noted, entry by entry: :func:`concat_datasets`
 stacks them (a part without one adds nothing); ``select`` keeps them whole."""

@@ -24,7 +24,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from detforge.data.dataset import SPLITS, Dataset, canonical_split, concat_datasets
 from detforge.errors import DetforgeError
@@ -252,6 +252,37 @@ class WriteResult:
     notes: list[str] = field(default_factory=list)
 
 
+def _voc_extras_note(extras: list[dict[str, Any]]) -> str:
+    """The note on VOC ``<pose>``, ``<occluded>`` and ``<part>`` entries a conversion leaves
+    out (``meta["voc_extras"]`` of :func:`~detforge.formats.voc.read_voc`)."""
+    labels = {"pose": "pose value(s)", "occluded": "occluded flag(s)", "parts": "part box(es)"}
+    what = [
+        f"{n} {label}"
+        for key, label in labels.items()
+        if (n := sum(int(e.get(key, 0)) for e in extras))
+    ]
+    return (
+        f"left out {', '.join(what)} of the VOC annotations (first: {extras[0]['path']}): "
+        "detforge converts boxes with their difficult and truncated flags only"
+    )
+
+
+def _category_ids_note(ds: Dataset, to: str) -> str | None:
+    """The note on category ids other than ``1..K`` (COCO's, from ``ds.source_classes``) that
+    ``to`` cannot keep, else ``None``."""
+    from detforge.formats.coco import coco_category_ids
+
+    ids, k = coco_category_ids(ds), ds.num_classes
+    if ids == list(range(1, k + 1)):
+        return None
+    shown = ", ".join(map(str, ids[:8])) + (", ..." if k > 8 else "")
+    numbered = {"voc": "by name", "tfrecord": f"1..{k} in the label map"}.get(to, f"0..{k - 1}")
+    return (
+        f"the source's category ids ({shown}) are not kept: {to} numbers the {k} class(es) "
+        f"{numbered}, so converting back to COCO gives ids 1..{k}"
+    )
+
+
 def write_any(
     ds: Dataset,
     out: str | os.PathLike[str],
@@ -271,8 +302,9 @@ def write_any(
     Images listed twice in a split (``ds.meta["repeated_entries"]``) are written once for
     COCO, VOC and TFRecord and kept for Darknet and Ultralytics, with a note
     (:func:`~detforge.formats.common.settle_repeated_entries`). COCO segmentation masks and
-    keypoints (``ds.meta["coco_shapes"]``) are never written, for any target, nor difficult /
-    truncated flags for Darknet, Ultralytics and COCO: a note counts them.
+    keypoints (``ds.meta["coco_shapes"]``) and VOC poses, occluded flags and parts
+    (``ds.meta["voc_extras"]``) are never written, for any target, nor difficult / truncated
+    flags for Darknet, Ultralytics and COCO: a note counts them.
     """
     if to not in FORMATS:
         raise DetforgeError(f"unknown target format {to!r}; choose one of {', '.join(FORMATS)}")
@@ -293,6 +325,13 @@ def write_any(
             f"annotations (first: {shapes[0]['path']}, annotation id {shapes[0]['first']}): "
             "detforge converts boxes only"
         )
+    extras = ds.meta.get("voc_extras") or []
+    if extras:
+        notes.append(_voc_extras_note(extras))
+    if to != "coco" and ds.source_classes is not None:
+        ids_note = _category_ids_note(ds, to)
+        if ids_note:
+            notes.append(ids_note)
     dropped = 0
     if to in _CROWDLESS:
         ds, dropped = drop_crowd(ds)

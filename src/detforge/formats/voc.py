@@ -13,8 +13,11 @@ which are exact inverses (integer boxes stay integers; non-integer values are wr
 significant digits). This is the VOC devkit's convention (box width ``xmax - xmin + 1``). It
 differs from Darknet's ``voc_label.py``, which shifts the centre by one pixel as well.
 
-Kept per box: ``difficult`` and ``truncated`` (and ``occluded``/``pose`` are ignored). XML is
-parsed with ``defusedxml``, so entity-expansion and external-entity files are refused.
+Kept per box: ``difficult`` and ``truncated``. A ``<pose>`` other than ``Unspecified``, an
+``<occluded>`` flag and ``<part>`` boxes (VOC's person layout) are not kept: their counts are
+in ``meta["voc_extras"]`` (``[{"path", "pose", "occluded", "parts"}]``, ``path`` the first XML
+holding one), and ``convert`` says what it left out. XML is parsed with ``defusedxml``, so
+entity-expansion and external-entity files are refused.
 
 Images: ``JPEGImages/<id>.<suffix>``, the image named like the XML file, as the VOC devkit
 reads them; ``<filename>`` only when no such image exists (a differing ``<filename>`` is
@@ -70,13 +73,18 @@ def _flag(el: Element, tag: str, path: Path) -> bool:
         raise DetforgeError(f"<{tag}> must be 0 or 1, got {raw!r}", path=path) from None
 
 
+VocObject = tuple[str, list[float], bool, bool]
+"""``(name, [x1, y1, x2, y2], difficult, truncated)``."""
+
+
 def parse_voc_xml(
-    path: str | os.PathLike[str],
-) -> tuple[str, float, float, list[tuple[str, list[float], bool, bool]]]:
+    path: str | os.PathLike[str], *, extras: dict[str, int] | None = None
+) -> tuple[str, float, float, list[VocObject]]:
     """Parse one annotation XML.
 
     Returns ``(filename, width, height, objects)`` with objects
-    ``(name, [x1, y1, x2, y2], difficult, truncated)``.
+    ``(name, [x1, y1, x2, y2], difficult, truncated)``. ``extras``: where given, the counts of
+    what is not kept are added to its ``pose``, ``occluded`` and ``parts`` entries.
 
     Coordinates are already shifted to detforge's continuous pixels (see module docstring);
     sizes are ``0`` when the XML lacks them, and as written otherwise (``read_voc`` judges
@@ -111,6 +119,12 @@ def parse_voc_xml(
             ) from None
         box = [xmin - 1.0, ymin - 1.0, xmax, ymax]
         objects.append((name, box, _flag(obj, "difficult", p), _flag(obj, "truncated", p)))
+        if extras is not None:
+            pose = _text(obj, "pose").lower()
+            extras["pose"] = extras.get("pose", 0) + (pose not in ("", "unspecified"))
+            occluded = _text(obj, "occluded", "0")
+            extras["occluded"] = extras.get("occluded", 0) + (occluded not in ("0", "0.0"))
+            extras["parts"] = extras.get("parts", 0) + len(obj.findall("part"))
     return _text(root, "filename"), width, height, objects
 
 
@@ -243,6 +257,8 @@ def read_voc(root: str | os.PathLike[str], *, class_names: Sequence[str] | None 
     coords: list[list[float]] = []
     diff: list[bool] = []
     trunc: list[bool] = []
+    extras: dict[str, int] = {}
+    first_extra: str | None = None
     for i, image_id in enumerate(progress(order, total=len(order), desc="reading VOC", unit="xml")):
         xml = ann / f"{image_id}.xml"
         if not xml.is_file():
@@ -250,7 +266,10 @@ def read_voc(root: str | os.PathLike[str], *, class_names: Sequence[str] | None 
                 f"image id {image_id!r} is listed in ImageSets/Main but has no annotation",
                 path=xml,
             )
-        filename, w, h, objects = parse_voc_xml(xml)
+        before = sum(extras.values())
+        filename, w, h, objects = parse_voc_xml(xml, extras=extras)
+        if first_extra is None and sum(extras.values()) > before:
+            first_extra = str(xml)
         paths.append(_find_image(folder, present, image_id, filename))
         xml_paths.append(str(xml))
         if filename and os.path.basename(paths[-1]) != filename:
@@ -307,6 +326,7 @@ def read_voc(root: str | os.PathLike[str], *, class_names: Sequence[str] | None 
             "warnings": warnings,
             "invalid_boxes": bad_sizes,
             "xml_paths": xml_paths,
+            "voc_extras": [] if first_extra is None else [{"path": first_extra, **extras}],
         },
     )
     # judged as written: (xmin, ymin, xmax - xmin, ymax - ymin); xmin == xmax is no box
