@@ -141,8 +141,8 @@ def detforge_delta(cfg_text_: str, raw: np.ndarray, truths: np.ndarray) -> np.nd
     import torch
 
     from detforge.models.darknet.cfg import parse_cfg_text
+    from detforge.models.darknet.loss_spec import YoloLossSpec
     from detforge.train.darknet_loss import DarknetYoloLoss
-    from detforge.train.yolo_loss_spec import YoloLossSpec
 
     cfg = parse_cfg_text(cfg_text_)
     yolo = next(s for s in cfg.layers if s.name == "yolo")

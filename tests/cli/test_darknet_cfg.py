@@ -430,3 +430,25 @@ def test_layers_detforge_does_not_run_are_noted_and_the_rest_checked(
         f"note: {tmp_path / 'in.cfg'} was checked only in part: [reorg]: a layer type detforge "
         "does not run (line 13); what depends on it was not checked"
     )
+
+
+@pytest.mark.parametrize(
+    ("add", "message"),
+    [
+        (
+            "counters_per_class=100,20\n",
+            "26: [yolo]: counters_per_class has 2 values for classes=3; give one box count per "
+            "class",
+        ),
+        ("max_delta=0\n", "26: [yolo]: max_delta=0 must be > 0"),
+        ("iou_normalizer=x\n", "26: [yolo]: iou_normalizer=x is not a number"),
+    ],
+)
+def test_the_yolo_loss_keys_train_reads_are_checked_too(
+    add: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A counters_per_class that no longer has one count per class after --classes (or a
+    bad loss key) was written (exit 0) and refused only when training started."""
+    text = TWO_HEADS.replace("classes=80\nnum=6\n", "classes=80\nnum=6\n" + add, 1)
+    assert text.splitlines()[25] == add.rstrip("\n")  # line 26 of in.cfg, the first [yolo]
+    assert _refused(tmp_path, text, capsys, "--classes", "3") == message

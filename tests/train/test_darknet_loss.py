@@ -482,3 +482,16 @@ def test_truth_thresh_with_objectness_smooth_targets_the_iou_squared() -> None:
     iou = 0.2025 / 0.2975
     assert float(g[1, 4, 1, 0]) == pytest.approx(0.5 - iou**2, abs=1e-6)
     assert float(g[1, 5, 1, 0]) == pytest.approx(-0.5)
+
+
+def test_spec_errors_name_the_cfg_file_and_line() -> None:
+    """train's [yolo] loss keys said '[yolo] 2: max_delta=-1 must be > 0', no file, no line."""
+    from detforge.models.darknet.cfg import parse_cfg_text
+
+    text = "[net]\nwidth=32\nheight=32\n[convolutional]\nfilters=6\n[yolo]\nanchors=1,1\n" \
+           "classes=1\nmax_delta=-1\n"  # fmt: skip
+    section = next(s for s in parse_cfg_text(text, path="x.cfg").layers if s.name == "yolo")
+    with pytest.raises(DetforgeError) as e:
+        YoloLossSpec.of_section(section)
+    assert (e.value.path, e.value.line) == ("x.cfg", 9)
+    assert e.value.message == "[yolo]: max_delta=-1 must be > 0"

@@ -42,7 +42,7 @@ Rules, learned from AlexeyAB/darknet ``forward_yolo_layer`` / ``process_batch``:
   the logistic, and Darknet's delta passes back through it: there they are ``(p - target)^2 / 2``.
   Objectness times ``obj_normalizer``; ``cls_normalizer`` acts only with
   ``counters_per_class`` (below), as in Darknet (training notes a ``cls_normalizer`` without
-  it: :func:`~detforge.train.yolo_loss_spec.ineffective_keys`).
+  it: :func:`~detforge.models.darknet.loss_spec.ineffective_keys`).
 * ``focal_loss=1`` (``delta_yolo_class``): a cell's first truth sets every class delta to
   ``(y - p) * 0.5 * g(pt)``, ``g(pt) = -(1 - pt)(2 pt ln pt + pt - 1)`` with ``pt`` the
   probability of its class, unsmoothed targets; ``g`` is a weight, not differentiated.
@@ -81,7 +81,7 @@ from torch import Tensor
 
 from detforge.errors import DetforgeError
 from detforge.models.box_ops import box_iou_kind
-from detforge.train.yolo_loss_spec import YoloLossSpec, ineffective_keys
+from detforge.models.darknet.loss_spec import YoloLossSpec, ineffective_keys
 from detforge.train.yolo_targets import (
     BestIous,
     TruthHits,

@@ -78,12 +78,12 @@ class DarknetDetector(nn.Module):
                 raise section.error(
                     "fine-tuning supports [yolo] heads only (not yolov2's [region])"
                 )
-            specs.append(YoloLossSpec.from_options(section.options, where=f"[yolo] {head.index}"))
+            specs.append(YoloLossSpec.of_section(section))
         return specs
 
     def ineffective(self) -> list[str]:
         """``[yolo]`` settings of the cfg that do not change training, as in Darknet (for a
-        note: :func:`~detforge.train.yolo_loss_spec.ineffective_keys`)."""
+        note: :func:`~detforge.models.darknet.loss_spec.ineffective_keys`)."""
         out: list[str] = []
         for head in self.net.heads:
             out += ineffective_keys(self.net.cfg.layers[head.index].options)

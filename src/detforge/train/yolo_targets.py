@@ -15,7 +15,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from detforge.train.yolo_loss_spec import YoloLossSpec
+from detforge.models.darknet.loss_spec import YoloLossSpec
 
 
 class BestIous(NamedTuple):

@@ -3,8 +3,9 @@
 The rewrite (:func:`detforge.formats.darknet.cfg.rewrite_cfg_text`) edits values in place, so
 the new text has the input's lines: an error names the input cfg and its line, and, when
 that line is one the rewrite changed, which option the new value comes from. The rules are
-those of ``detforge predict``/``train`` (:mod:`detforge.models.darknet.cfg` and
-:func:`detforge.models.darknet.network.walk_cfg`); what Darknet runs and detforge does not
+those of ``detforge predict``/``train`` (:mod:`detforge.models.darknet.cfg`,
+:func:`detforge.models.darknet.network.walk_cfg` and the ``[yolo]`` loss keys of
+:mod:`detforge.models.darknet.loss_spec`); what Darknet runs and detforge does not
 (``[Gaussian_yolo]``, ``[reorg]``, a key detforge does not know ...) is kept as an opaque
 layer, and a note says the cfg could be checked only in part.
 """
@@ -47,12 +48,17 @@ def check_rewritten(
     A :class:`DetforgeError` names ``path`` and the line; on a changed line it adds which
     option set the value there (``classes_from`` for ``classes=``/``filters=``)."""
     from detforge.models.darknet.cfg import parse_cfg_text
+    from detforge.models.darknet.loss_spec import YoloLossSpec
     from detforge.models.darknet.network import walk_cfg
 
     # as predict reads it: bytes that are not UTF-8 are U+FFFD, not lone surrogates
     shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     try:
-        walk = walk_cfg(parse_cfg_text(shown, path=path, opaque=True))
+        cfg = parse_cfg_text(shown, path=path, opaque=True)
+        walk = walk_cfg(cfg)
+        for section in cfg.layers:  # train's [yolo] loss keys (counters_per_class, ...)
+            if section.name == "yolo":
+                YoloLossSpec.of_section(section)
     except DetforgeError as exc:
         raise _blamed(exc, changes, classes_from) from None
     grouped: dict[str, list[int]] = {}

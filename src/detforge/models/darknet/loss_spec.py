@@ -1,13 +1,18 @@
 """A ``[yolo]`` section's training settings (:class:`YoloLossSpec`), read as Darknet's
-``parser.c`` reads them, for :class:`~detforge.train.darknet_loss.DarknetYoloLoss`."""
+``parser.c`` reads them, for :class:`~detforge.train.darknet_loss.DarknetYoloLoss`; also run
+by ``darknet-cfg`` on the cfg it writes (:mod:`detforge.formats.darknet.cfg_check`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from detforge.errors import DetforgeError
 from detforge.models.box_ops import IOU_KINDS
+
+if TYPE_CHECKING:
+    from detforge.models.darknet.cfg import Section
 
 
 @dataclass(frozen=True)
@@ -38,8 +43,21 @@ class YoloLossSpec:
     None without it."""
 
     @classmethod
+    def of_section(cls, section: Section) -> YoloLossSpec:
+        """From a parsed ``[yolo]`` section: a bad value is a DetforgeError naming the cfg file
+        and the line of its key."""
+        try:
+            return cls.from_options(section.options, where="")
+        except _BadKey as exc:
+            raise section.error(exc.message, exc.key) from None
+
+    @classmethod
     def from_options(cls, options: Mapping[str, str], *, where: str = "[yolo]") -> YoloLossSpec:
-        """From a ``[yolo]`` section's raw ``key -> value`` strings."""
+        """From a ``[yolo]`` section's raw ``key -> value`` strings (errors start with
+        ``where``)."""
+
+        def fail(key: str, message: str) -> _BadKey:
+            return _BadKey(f"{where}: {message}" if where else message, key)
 
         def num(key: str, default: float) -> float:
             raw = options.get(key)
@@ -48,28 +66,35 @@ class YoloLossSpec:
             try:
                 return float(raw)
             except ValueError:
-                raise DetforgeError(f"{where}: {key}={raw} is not a number") from None
+                raise fail(key, f"{key}={raw} is not a number") from None
 
         def nums(key: str) -> list[float]:
             raw = options.get(key, "")
             try:
                 return [float(v) for v in raw.split(",") if v.strip()]
             except ValueError:
-                raise DetforgeError(f"{where}: {key}={raw} is not a list of numbers") from None
+                raise fail(key, f"{key}={raw} is not a list of numbers") from None
 
         values = nums("anchors")
         anchors = tuple((values[2 * k], values[2 * k + 1]) for k in range(len(values) // 2))
         total = int(num("num", 1))
         mask = tuple(int(m) for m in nums("mask")) or tuple(range(total))
         if not anchors or any(not 0 <= m < len(anchors) for m in mask):
-            raise DetforgeError(f"{where}: mask= names anchors beyond the {len(anchors)} given")
+            raise fail("mask", f"mask= names anchors beyond the {len(anchors)} given")
         kind = options.get("iou_loss", "mse").lower()
         max_delta = num("max_delta", 0.0) if "max_delta" in options else None
         if max_delta is not None and not max_delta > 0:
-            raise DetforgeError(f"{where}: max_delta={options['max_delta']} must be > 0")
+            raise fail("max_delta", f"max_delta={options['max_delta']} must be > 0")
+        classes = int(num("classes", 20))
+        try:
+            multipliers = class_multipliers(
+                options.get("counters_per_class"), classes, max_delta, where=""
+            )
+        except DetforgeError as exc:
+            raise fail("counters_per_class", exc.message.removeprefix(": ")) from None
         thresh_kind = options.get("iou_thresh_kind", "iou").lower()
         return cls(
-            classes=int(num("classes", 20)),
+            classes=classes,
             anchors=anchors,
             mask=mask,
             ignore_thresh=num("ignore_thresh", 0.5),
@@ -86,10 +111,16 @@ class YoloLossSpec:
             max_delta=max_delta,
             focal_loss=int(num("focal_loss", 0)) != 0,
             truth_thresh=num("truth_thresh", 1.0),
-            class_multipliers=class_multipliers(
-                options.get("counters_per_class"), int(num("classes", 20)), max_delta, where=where
-            ),
+            class_multipliers=multipliers,
         )
+
+
+class _BadKey(DetforgeError):
+    """A bad value of ``key`` (:meth:`YoloLossSpec.of_section` names its line)."""
+
+    def __init__(self, message: str, key: str) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 def ineffective_keys(options: Mapping[str, str]) -> list[str]:
