@@ -232,28 +232,31 @@ def _read_list(out: Sources, list_path: str, split: str, path_map: PathMap) -> N
     out.lists[split] = list_path
     out._add(got, split, list_path, lines, rel)
     for n, kind, raw in misreads or ():
-        out._problem(Problem("list-line", _MISREAD[kind].format(clip(repr(raw))), list_path, n,
-                             fatal=False))  # fmt: skip
+        out._problem(Problem("list-line", _misread(kind, raw), list_path, n, fatal=False))
 
 
-_DARKNET_FAILS = (
-    "cannot load it and trains a blank 10x10 image in its place (it says 'Cannot load image' "
-    "and adds it to bad.list)"
-)
 _MISREAD = {
-    "blank": "a blank line: Darknet reads it as an image path ({}), "
-    + _DARKNET_FAILS
-    + "; --fix writes the list without it",
-    "comment": "Darknet lists have no comments: it reads {} as an image path, "
-    + _DARKNET_FAILS
-    + "; --fix writes the list without it",
-    "spaces": "spaces around the path: Darknet reads it with them, {}, "
-    + _DARKNET_FAILS
-    + "; detforge trims them and --fix writes the list without them",
-    "bom": "the list starts with a byte order mark: Darknet reads it as part of the first "
-    "path, {}, " + _DARKNET_FAILS + "; --fix writes the list without it",
+    "blank": ("a blank line: Darknet reads it as an image path ({})", "it"),
+    "comment": ("Darknet lists have no comments: it reads {} as an image path", "it"),
+    "spaces": ("spaces around the path: Darknet reads it with them, {}", "them"),
+    "bom": (
+        "the list starts with a byte order mark: Darknet reads it as part of the first path, {}",
+        "it",
+    ),
 }
-"""``list-line`` messages per kind of :func:`darknet_misreads` line (``{}``: the line)."""
+"""``list-line`` messages per kind of :func:`darknet_misreads` line: what Darknet reads
+(``{}``: the line) and what ``--fix`` leaves out."""
+
+
+def _misread(kind: str, raw: str) -> str:
+    """The ``list-line`` message of a list line of ``kind`` that reads ``raw``."""
+    what, fixed = _MISREAD[kind]
+    trimmed = "detforge trims them and " if kind == "spaces" else ""
+    return (
+        f"{what.format(clip(repr(raw)))}, cannot load it and trains a blank 10x10 image in its "
+        f"place (it says 'Cannot load image' and adds it to bad.list); {trimmed}--fix writes "
+        f"the list without {fixed}"
+    )
 
 
 def _from_data_file(out: Sources, src: Path, path_map: PathMap, only: Sequence[str] | None) -> None:
