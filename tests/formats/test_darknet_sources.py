@@ -8,6 +8,7 @@ not computed by the resolver.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -199,3 +200,24 @@ def test_classes_must_count_the_names_for_readers_not_the_checker(tmp_path: Path
         assert "classes = 4 but the names file" in err.value.message
     scan = scan_darknet(data, cache=False)
     assert "classes-mismatch" in {f.code for f in scan.findings}
+
+
+def test_a_linked_folder_then_dotdot_reads_the_file_the_system_opens(tmp_path: Path) -> None:
+    """A list entry ``link/../img/a.jpg`` (``link`` a link to another folder) names the image
+    beside the link's target; read as text it was another image with other labels."""
+    real = tmp_path / "store" / "sub"
+    real.mkdir(parents=True)
+    ds_dir = tmp_path / "ds"
+    ds_dir.mkdir()
+    os.symlink(real, ds_dir / "link")
+    target = _image(tmp_path / "store" / "img" / "a.jpg", cls=0)
+    _image(ds_dir / "img" / "a.jpg", cls=1)  # what the text 'link/..' would name
+    (ds_dir / "train.txt").write_text("link/../img/a.jpg\n")
+    (ds_dir / "obj.names").write_text("cat\ndog\n")
+    data = ds_dir / "obj.data"
+    data.write_text("classes = 2\ntrain = train.txt\nnames = obj.names\n")
+    ds = read_darknet(data, cache=False)
+    assert ds.images.path.tolist() == [target]
+    assert ds.boxes.cls.tolist() == [0]  # the label beside the image the system opens
+    assert scan_darknet(data, cache=False).images == [target]
+    assert list(open_source(data, split="train").paths) == [target]

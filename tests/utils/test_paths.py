@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from detforge.utils.paths import PathResolver, identity_keys, surely_distinct
+from detforge.utils.paths import PathResolver, identity_keys, normalize_path, surely_distinct
 
 
 def test_links_to_folders_and_dotdot_are_seen_through(
@@ -63,3 +63,30 @@ def test_surely_distinct_answers_maybe_for_a_linked_folder(
     monkeypatch.chdir(tmp_path / "data")
     assert not surely_distinct(["x.jpg", a])  # relative to the current folder
     assert surely_distinct(["x.jpg", b])
+
+
+def test_normalize_path_collapses_dotdot_as_the_system_opens_it(tmp_path: Path) -> None:
+    """``link/../a.jpg`` is the a.jpg beside the link's target, which is what open() reads;
+    os.path.normpath makes it the a.jpg beside the link: another file."""
+    root = tmp_path.resolve()
+    (root / "real" / "sub").mkdir(parents=True)
+    (root / "data").mkdir()
+    os.symlink(root / "real" / "sub", root / "data" / "link")
+    (root / "real" / "a.jpg").write_bytes(b"beside the target")
+    (root / "data" / "a.jpg").write_bytes(b"beside the link")
+    (root / "real" / "sub" / "b.jpg").write_bytes(b"b")
+    links: dict[str, str | None] = {}
+    for spelled in ["data/link/../a.jpg", "data/link/./../a.jpg", "data//link/../sub/b.jpg",
+                    "data/link/../sub/../a.jpg", "data/../data/a.jpg", "real/sub/../a.jpg",
+                    "data/link/b.jpg", "data/link/../../data/a.jpg"]:  # fmt: skip
+        path = str(root / spelled)
+        got = normalize_path(path, links)
+        assert Path(got).read_bytes() == Path(path).read_bytes(), spelled  # the OS as judge
+        assert ".." not in got.split(os.sep) and "//" not in got, got
+    assert os.path.normpath(str(root / "data/link/../a.jpg")) == str(root / "data" / "a.jpg")
+    assert normalize_path(str(root / "data/link/../a.jpg")) == str(root / "real" / "a.jpg")
+    assert links[str(root / "data" / "link")] == str(root / "real" / "sub")  # checked once
+    # without links (or a path that does not exist) it is os.path.normpath
+    for text in ["/a/./b//c/../d", "a/../../x", "/..", "/../x", "./x", "x/..", "..", "",
+                 "a/b/../../..", "/a/b/../../..", "a/b"]:  # fmt: skip
+        assert normalize_path(text) == os.path.normpath(text), text

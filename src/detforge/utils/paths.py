@@ -83,3 +83,41 @@ def surely_distinct(paths: Sequence[str]) -> bool:
     folders = {p.rpartition(os.sep)[0] for p in paths}
     resolver = PathResolver()
     return len({resolver.folder(f or os.curdir) for f in folders}) == len(folders)
+
+
+def normalize_path(path: str, links: dict[str, str | None] | None = None) -> str:
+    """``path`` without ``.`` parts and repeated separators, each ``x/..`` collapsed as the
+    system reads it: lexically, except where ``x`` is a symbolic link, whose ``..`` is its
+    target's parent (``link/../a.jpg`` is ``a.jpg`` beside the target, not beside the link;
+    ``os.path.normpath`` alone would name another file). ``links`` caches, per folder, its
+    resolved target (``None``: not a link): one check per distinct folder before a ``..``.
+    Windows paths are collapsed lexically."""
+    if os.name == "nt" or (".." not in path):
+        return os.path.normpath(path)
+    absolute = path.startswith(os.sep)
+    stack: list[str] = []
+    for part in path.split(os.sep):
+        if part in ("", "."):
+            continue
+        if part != "..":
+            stack.append(part)
+        elif stack and stack[-1] != "..":
+            folder = (os.sep if absolute else "") + os.sep.join(stack)
+            target = _link_target(folder, links)
+            if target is not None:
+                stack, absolute = [p for p in target.split(os.sep) if p], True
+            stack.pop()  # the parent of the folder, or of the link's target
+        elif not absolute:
+            stack.append("..")  # above a relative start; '/..' is '/'
+    out = os.sep.join(stack)
+    return os.sep + out if absolute else out or os.curdir
+
+
+def _link_target(folder: str, links: dict[str, str | None] | None) -> str | None:
+    """``os.path.realpath(folder)`` when ``folder`` is a symbolic link, else ``None``."""
+    if links is not None and folder in links:
+        return links[folder]
+    target = os.path.realpath(folder) if os.path.islink(folder) else None
+    if links is not None:
+        links[folder] = target
+    return target

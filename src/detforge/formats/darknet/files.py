@@ -27,6 +27,7 @@ from pathlib import Path
 from detforge.errors import DetforgeError
 from detforge.formats.darknet.labels import is_label_number, split_label_fields
 from detforge.utils.io import atomic_write_bytes, atomic_write_text
+from detforge.utils.paths import normalize_path
 
 PathMap = Sequence[tuple[str, str]]
 """``[(OLD, NEW), ...]`` prefix rewrites, applied in order; the first match wins."""
@@ -118,10 +119,14 @@ def apply_path_map(path: str, path_map: PathMap) -> str:
     return path
 
 
-def resolve_path(value: str, base_dir: Path, path_map: PathMap = ()) -> str:
+def resolve_path(
+    value: str, base_dir: Path, path_map: PathMap = (), links: dict[str, str | None] | None = None
+) -> str:
     """Apply ``path_map``, then resolve a relative ``value`` against ``base_dir``.
 
-    Returns a string path (normalized, not symlink-resolved). Windows absolute paths left after
+    Returns a string path, normalized as the system reads it
+    (:func:`~detforge.utils.paths.normalize_path`: a link's ``..`` is its target's parent;
+    ``links`` its cache), not otherwise symlink-resolved. Windows absolute paths left after
     mapping are returned with forward slashes and not joined to ``base_dir``.
     """
     p = apply_path_map(value.strip(), path_map)
@@ -131,7 +136,7 @@ def resolve_path(value: str, base_dir: Path, path_map: PathMap = ()) -> str:
         return p
     if not os.path.isabs(p):
         p = os.path.join(base_dir, p)
-    return os.path.normpath(p)
+    return normalize_path(p, links)
 
 
 def missing_hint(path: str) -> str:
@@ -360,6 +365,7 @@ def read_image_list_entries(
     paths: list[str] = []
     numbers: list[int] = []
     relative: list[bool] = []
+    links: dict[str, str | None] = {}  # folders before a '..': one link check each
     for n, raw in enumerate(lines, start=1):
         s = raw.strip()
         if not s or s[0] == "#":
@@ -368,11 +374,11 @@ def read_image_list_entries(
             # the common case, without the general resolver's per-entry overhead
             rel = s[0] != "/"
             q = prefix + s if rel else s
-            paths.append(os.path.normpath(q) if "/." in q or "//" in q else q)
+            paths.append(normalize_path(q, links) if "/." in q or "//" in q else q)
         else:
             mapped = apply_path_map(s, path_map)
             rel = not (os.path.isabs(mapped.replace("\\", "/")) or is_windows_absolute(mapped))
-            paths.append(resolve_path(s, base, path_map))
+            paths.append(resolve_path(s, base, path_map, links))
         numbers.append(n)
         relative.append(rel)
     return paths, numbers, relative

@@ -52,6 +52,7 @@ from detforge.formats.darknet.files import (
     read_names,
 )
 from detforge.formats.labelmap import find_label_map
+from detforge.utils.paths import normalize_path
 
 DATA_SPLITS = ("train", "valid", "test")
 """The ``.data`` keys that name images, in order."""
@@ -158,7 +159,7 @@ class Sources:
         fixed = []
         for i in rel:
             tail = os.path.relpath(self.paths[i], self.list_dirs[i])
-            alt = os.path.normpath(os.path.join(root, tail))
+            alt = normalize_path(os.path.join(root, tail))
             if os.path.isfile(alt):
                 self.paths[i] = alt
                 fixed.append(i)
