@@ -153,7 +153,6 @@ def repair_scan(
             k = int(scan.rows.cls.max()) + 1 if len(scan.rows) else 1
             why = "the largest class id in the labels + 1"
         raw_names = [f"class_{j}" for j in range(k)]
-        df = scan.data_file
         at = scan.names_path or (df.names if df is not None else None)
         note("write-names", "names-missing", at, None, f"class_0..class_{k - 1} ({k} names: {why})")
     names = fixed_names(raw_names)
@@ -167,7 +166,6 @@ def repair_scan(
                 reason = "name-whitespace"
             line = j + 1 if by_line else None
             note("rename-class", reason, scan.names_path, line, f"{a!r} -> {b!r}")
-    df = scan.data_file
     if df is not None and df.classes is not None and df.classes != len(names):
         note(
             "set-classes",

@@ -7,11 +7,10 @@ is refused; anything else -> a detforge checkpoint). New model kinds plug in at
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -173,7 +172,7 @@ def _torch_darknet(net: Any, class_names: Sequence[str], *, fuse: bool = True) -
         if next(net.parameters()).device.type == "cpu" and pack_for_cpu(net):
             # oneDNN-packed weights, fused activations: ~25% faster; the one-thread CPU
             # streams get a copy packed on one thread (made when first used)
-            one_thread = functools.cache(partial(packed_for_one_thread, net))
+            one_thread = cache(partial(packed_for_one_thread, net))
     return _darknet_loaded(DarknetModel.of_network(net, one_thread=one_thread), class_names)
 
 

@@ -8,8 +8,8 @@
  * including one quirk: the last output row takes only (1 - dy) * part[iy], so where
  * (h - 1) * h_scale rounds below src_h - 1 that row is nearly black (e.g. 440 rows -> 416).
  *
- * In PyTorch the same resize (one thread, uint8 HWC -> float CHW) takes about 2.2 ms for a
- * 600x512 photo at 416x416; here about 0.4 ms, and the GIL is released, so concurrent CPU
+ * In PyTorch the same resize (one thread, uint8 HWC -> float CHW) takes about 1.8-2.2 ms for a
+ * 600x512 photo at 416x416; here about 0.7 ms, and the GIL is released, so concurrent CPU
  * streams resize in parallel.
  *
  * Optional: detforge/models/darknet/preprocess.py falls back to a PyTorch version of the same

@@ -13,7 +13,7 @@ own training letterbox, which is why it lives with the Darknet models.
 equals Darknet's bit for bit, including a quirk of ``resize_image``: its last output row takes
 only ``(1 - dy) * part[iy]``, so where ``(out_h - 1) * scale`` rounds below ``in_h - 1`` (440
 rows to 416, for one) that row is nearly black. It runs in the optional C helper
-:mod:`detforge.models.darknet._resize` (0.4 ms for a 600x512 photo at 416x416, without the
+:mod:`detforge.models.darknet._resize` (0.7 ms for a 600x512 photo at 416x416, without the
 GIL), else in PyTorch (the same numbers, one operation at a time).
 """
 
