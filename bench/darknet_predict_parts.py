@@ -8,9 +8,11 @@
 them, yolov4-tiny with random weights whose heads give tens of one-class boxes), median of
 ``--calls`` calls each (the parts take turns in rounds of 10 calls), in milliseconds:
 
-* ``resize``: detforge's ``darknet_input`` (darknet's ``resize_image``) on every torch thread,
-  and on one thread (what the onnxruntime backend runs beside onnxruntime); OpenCV's
-  ``blobFromImage``;
+* ``resize``: detforge's ``darknet_input`` (darknet's ``resize_image`` bit for bit: the C
+  helper where it was built, one thread, as ``predict`` runs it), the same arithmetic in
+  PyTorch (its fallback without a C compiler) and PyTorch's align-corners ``interpolate`` (the
+  resize before commit a0765ab), both on one torch thread (what the onnxruntime backend ran
+  beside onnxruntime); OpenCV's ``blobFromImage``;
 * ``decode``: every row decoded then filtered by objectness (``decode_all`` + ``rows_above``)
   against only the rows above 0.25 decoded (``decode_above``, what ``predict`` runs), on the
   network's raw head outputs;
@@ -67,7 +69,7 @@ def bench_parts(name: str, cfg: Path, weights: Path | None, args: argparse.Names
     from detforge.models.darknet.decode import decode_above, decode_all, rows_above
     from detforge.models.darknet.model import load_darknet
     from detforge.models.darknet.nms import darknet_detections
-    from detforge.models.darknet.preprocess import darknet_input
+    from detforge.models.darknet.preprocess import darknet_input, native_available, resize_into
     from detforge.models.darknet.weights import write_weights
     from detforge.utils.cpu import torch_threads
 
@@ -90,9 +92,19 @@ def bench_parts(name: str, cfg: Path, weights: Path | None, args: argparse.Names
     cvnet.setInput(cv2.dnn.blobFromImage(photo, 1 / 255.0, (416, 416), swapRB=False))
     cv_rows = np.concatenate(cvnet.forward(cvnet.getUnconnectedOutLayersNames()), 0)
 
-    def resize_one_thread() -> object:
-        with torch_threads(1):
-            return darknet_input(photo, 416, 416)
+    def one_thread(fn: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            with torch_threads(1):
+                return fn()
+
+        return run
+
+    out = np.empty((3, 416, 416), np.float32)
+
+    def interpolate() -> object:
+        t = torch.from_numpy(photo.copy()).permute(2, 0, 1)[None].float().div_(255.0)
+        return torch.nn.functional.interpolate(t, size=(416, 416), mode="bilinear",
+                                               align_corners=True)  # fmt: skip
 
     def thread() -> None:
         t = threading.Thread(target=lambda: None)
@@ -100,8 +112,13 @@ def bench_parts(name: str, cfg: Path, weights: Path | None, args: argparse.Names
         t.join()
 
     parts: dict[str, Callable[[], object]] = {
-        "resize, detforge (every torch thread)": lambda: darknet_input(photo, 416, 416),
-        "resize, detforge (one torch thread)": resize_one_thread,
+        f"resize, detforge ({'C helper' if native_available() else 'no C helper'})": lambda: (
+            darknet_input(photo, 416, 416)
+        ),
+        "resize, detforge's PyTorch fallback (one torch thread)": one_thread(
+            partial(resize_into, photo, out, native=False)
+        ),
+        "resize, PyTorch interpolate align_corners (one torch thread)": one_thread(interpolate),
         "resize, OpenCV blobFromImage": lambda: cv2.dnn.blobFromImage(
             photo, 1 / 255.0, (416, 416), swapRB=False
         ),
